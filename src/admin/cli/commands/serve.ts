@@ -1,0 +1,42 @@
+import { loadConfig } from '../../../config/index.ts';
+import { createLogger } from '../../../log/index.ts';
+import { startGateway } from '../../../server/index.ts';
+import type { Command } from '../command.ts';
+
+export const command: Command = {
+  name: 'serve',
+  summary: { en: 'Run the gateway (store, HTTP API, health endpoint)', de: 'Gateway starten (Speicher, HTTP-API, Health-Endpunkt)' },
+  help: {
+    en: `Usage: mailbridge serve [--port N]
+
+Runs the long-running gateway with the store from mailbridge.yaml (embedded SQLite by default)
+and serves GET /health. Stops cleanly on Ctrl-C or SIGTERM.
+
+Options:
+  --port N   listen on this port instead of server.port`,
+    de: `Aufruf: mailbridge serve [--port N]
+
+Startet das dauerhaft laufende Gateway mit dem Speicher aus mailbridge.yaml (standardmäßig
+eingebettetes SQLite) und stellt GET /health bereit. Beendet sich sauber mit Strg-C oder SIGTERM.
+
+Optionen:
+  --port N   auf diesem Port statt server.port lauschen`,
+  },
+  async run(ctx) {
+    const { config, path } = await loadConfig(ctx.configPath, ctx.env);
+    const i = ctx.args.indexOf('--port');
+    if (i >= 0) config.server.port = Number(ctx.args[i + 1]);
+    const log = createLogger({ level: config.log.level });
+    const gw = await startGateway(config, log);
+    const de = ctx.lang === 'de';
+    ctx.out.line(
+      de
+        ? `mailbridge läuft: ${gw.url}/health (Konfiguration: ${path ?? 'Standardwerte'}, Speicher: ${config.store.driver})`
+        : `mailbridge is running: ${gw.url}/health (config: ${path ?? 'defaults'}, store: ${config.store.driver})`,
+    );
+    const sig = await ctx.stopSignal;
+    ctx.out.line(de ? `${sig} empfangen, mailbridge wird beendet.` : `${sig} received, stopping mailbridge.`);
+    await gw.close();
+    return 0;
+  },
+};

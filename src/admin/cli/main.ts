@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * mailbridge CLI entry. Global options (--lang, --config, --help) are taken here; everything else
+ * belongs to the command. Errors are rendered from the catalogue in the admin's language, and every
+ * byte printed passes the secret scrubber (see output.ts).
+ */
+import { createInterface } from 'node:readline';
+import { detectLang, tr, type Lang } from '../../i18n/index.ts';
+import { MbError, renderText, toMbError } from '../../errors/index.ts';
+import { createOutput } from './output.ts';
+import { commands } from './commands/index.ts';
+import type { CommandContext } from './command.ts';
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { rest, lang: langFlag, config } = takeGlobals(argv);
+  const lang = detectLang(langFlag, env);
+  const out = createOutput(lang);
+  const name = rest[0];
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      out.line(await overview(lang));
+      return 0;
+    }
+    if (name === '--version' || name === '-v') {
+      out.line('mailbridge 0.1.0');
+      return 0;
+    }
+    const load = commands[name];
+    if (!load) throw new MbError('MB_CLI_UNKNOWN_COMMAND', { command: name });
+    const command = await load();
+    const args = rest.slice(1);
+    if (args.includes('--help') || args.includes('-h')) {
+      out.line(tr(command.help, lang));
+      return 0;
+    }
+    const ctx: CommandContext = {
+      args,
+      lang,
+      out,
+      configPath: config ?? env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml',
+      env,
+      prompt,
+      stopSignal: stopSignal(),
+    };
+    return await command.run(ctx);
+  } catch (err) {
+    const e = toMbError(err);
+    out.error(renderText(e.explain(lang), lang));
+    if (e.code === 'MB_INTERNAL' && env.MAILBRIDGE_DEBUG) out.error(String((err as Error).stack));
+    return e.code.startsWith('MB_CLI_') ? 2 : 1;
+  }
+}
+
+function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: string } {
+  const rest: string[] = [];
+  let lang: string | undefined;
+  let config: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--lang' || a === '--config' || a === '-c') {
+      const v = argv[++i];
+      if (v === undefined) throw new MbError('MB_CLI_USAGE', { detail: `${a} needs a value`, command: '' });
+      if (a === '--lang') lang = v;
+      else config = v;
+    } else if (a.startsWith('--lang=')) lang = a.slice(7);
+    else if (a.startsWith('--config=')) config = a.slice(9);
+    else rest.push(a);
+  }
+  return { rest, lang, config };
+}
+
+async function overview(lang: Lang): Promise<string> {
+  const head =
+    lang === 'de'
+      ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] <befehl> [optionen]\n\nBefehle:'
+      : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] <command> [options]\n\nCommands:';
+  const rows: string[] = [];
+  for (const [name, load] of Object.entries(commands)) {
+    const c = await load();
+    rows.push(`  ${name.padEnd(10)} ${tr(c.summary, lang)}`);
+  }
+  const tail =
+    lang === 'de'
+      ? '\n`mailbridge <befehl> --help` zeigt die Optionen eines Befehls.'
+      : '\n`mailbridge <command> --help` shows the options of a command.';
+  return [head, ...rows, tail].join('\n');
+}
+
+async function prompt(question: string, options: { secret?: boolean } = {}): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY) });
+  if (options.secret && process.stdin.isTTY) {
+    // Echo nothing while a secret is typed.
+    (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+      if (s.includes(question)) process.stderr.write(question);
+    };
+  } else if (!process.stdin.isTTY) {
+    // Piped input: read the first line, print no prompt.
+    return new Promise((resolve) => {
+      let answered = false;
+      rl.once('line', (l) => {
+        answered = true;
+        rl.close();
+        resolve(l);
+      });
+      rl.once('close', () => {
+        if (!answered) resolve('');
+      });
+    });
+  }
+  return new Promise((resolve) =>
+    rl.question(question, (answer) => {
+      rl.close();
+      if (options.secret) process.stderr.write('\n');
+      resolve(answer);
+    }),
+  );
+}
+
+function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

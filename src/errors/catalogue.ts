@@ -1,0 +1,22 @@
+/**
+ * The error catalogue: every failure an admin can meet has an MB code, a plain cause and the fix,
+ * in English and German. Sections live in ./entries/ (one per capability) so that each capability
+ * owns its texts; this file is the one place that joins them, and the code type is derived from it,
+ * so `new MbError('MB_TYPO')` does not compile.
+ */
+import { core } from './entries/core.ts';
+import { store } from './entries/store.ts';
+import { config } from './entries/config.ts';
+import type { CatalogueEntry } from './types.ts';
+
+export const catalogue = {
+  ...core,
+  ...store,
+  ...config,
+} as const;
+
+export type MbCode = keyof typeof catalogue;
+
+export function entryFor(code: string): CatalogueEntry | undefined {
+  return (catalogue as Record<string, CatalogueEntry>)[code];
+}

@@ -1,0 +1,82 @@
+/**
+ * MbError: the single error type that crosses module boundaries. It carries a catalogue code and
+ * the parameters for its texts; rendering (language, CLI vs. API) happens at the edge.
+ *
+ * Secrets never reach an MbError: parameters are scrubbed of every registered secret value when
+ * the error is built, so even a careless `String(err)` cannot leak one.
+ */
+import { format, type Lang } from '../i18n/index.ts';
+import { scrub } from '../log/redact.ts';
+import { catalogue, entryFor, type MbCode } from './catalogue.ts';
+
+export { catalogue, type MbCode } from './catalogue.ts';
+
+export type ErrorParams = Record<string, string | number | boolean | undefined>;
+
+export interface Explanation {
+  code: string;
+  title: string;
+  cause: string;
+  fix: string;
+  /** Extra facts an admin may need to quote to Microsoft support (trace IDs and the like). */
+  details?: Record<string, string>;
+}
+
+export class MbError extends Error {
+  readonly code: MbCode;
+  readonly params: ErrorParams;
+  readonly details: Record<string, string>;
+
+  constructor(code: MbCode, params: ErrorParams = {}, options: { cause?: unknown; details?: Record<string, string> } = {}) {
+    const clean = scrubParams(params);
+    super(`${code}: ${format(catalogue[code].title.en, clean)}: ${format(catalogue[code].cause.en, clean)}`, {
+      cause: options.cause,
+    });
+    this.name = 'MbError';
+    this.code = code;
+    this.params = clean;
+    this.details = Object.fromEntries(Object.entries(options.details ?? {}).map(([k, v]) => [k, scrub(v)]));
+  }
+
+  get http(): number {
+    return catalogue[this.code].http;
+  }
+
+  explain(lang: Lang = 'en'): Explanation {
+    return explain(this.code, this.params, lang, this.details);
+  }
+}
+
+export function explain(code: string, params: ErrorParams, lang: Lang, details?: Record<string, string>): Explanation {
+  const entry = entryFor(code) ?? catalogue.MB_INTERNAL;
+  const p = scrubParams(params);
+  const out: Explanation = {
+    code,
+    title: format(entry.title[lang], p),
+    cause: format(entry.cause[lang], p),
+    fix: format(entry.fix[lang], p),
+  };
+  if (details && Object.keys(details).length > 0) out.details = details;
+  return out;
+}
+
+/** Any thrown value → MbError, so the edges have one shape to render. */
+export function toMbError(err: unknown): MbError {
+  if (err instanceof MbError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new MbError('MB_INTERNAL', { detail }, { cause: err });
+}
+
+/** Text block for terminals and logs: code and title, then cause and fix on their own lines. */
+export function renderText(e: Explanation, lang: Lang): string {
+  const label = lang === 'de' ? { cause: 'Ursache', fix: 'Behebung' } : { cause: 'Cause', fix: 'Fix' };
+  const lines = [`${e.code}: ${e.title}`, `  ${label.cause}: ${e.cause}`, `  ${label.fix}: ${e.fix}`];
+  for (const [k, v] of Object.entries(e.details ?? {})) lines.push(`  ${k}: ${v}`);
+  return lines.join('\n');
+}
+
+function scrubParams(params: ErrorParams): ErrorParams {
+  const out: ErrorParams = {};
+  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'string' ? scrub(v) : v;
+  return out;
+}

@@ -1,0 +1,26 @@
+/**
+ * i18n: every text an admin reads exists in English and German.
+ *
+ * Texts are plain objects `{ en, de }` kept next to the code that uses them (commands, error entries),
+ * so a missing translation is a type error, not a runtime surprise. `{name}` placeholders are filled
+ * by `format`.
+ */
+export const LANGS = ['en', 'de'] as const;
+export type Lang = (typeof LANGS)[number];
+export type Text = Record<Lang, string>;
+
+/** --lang wins, then LC_ALL, LC_MESSAGES, LANG (POSIX order); anything starting with "de" is German. */
+export function detectLang(explicit?: string, env: NodeJS.ProcessEnv = process.env): Lang {
+  const pick = explicit ?? env.MAILBRIDGE_LANG ?? env.LC_ALL ?? env.LC_MESSAGES ?? env.LANG ?? 'en';
+  return pick.toLowerCase().startsWith('de') ? 'de' : 'en';
+}
+
+export function format(template: string, params: Record<string, unknown> = {}): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) =>
+    key in params && params[key] !== undefined ? String(params[key]) : whole,
+  );
+}
+
+export function tr(text: Text, lang: Lang, params?: Record<string, unknown>): string {
+  return format(text[lang], params);
+}

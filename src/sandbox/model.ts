@@ -1,0 +1,88 @@
+/**
+ * The sandbox tenant file (sandbox.yaml): tenants, their app registrations and credentials, users,
+ * and the Exchange Online side (service principals registered with New-ServicePrincipal, mailboxes
+ * and their permissions). Sandbox Entra ID and the Exchange Online front read the same directory,
+ * so a permission granted at run time is seen by both at once.
+ */
+import { z } from 'zod';
+import { CLOUDS } from '../config/schema.ts';
+
+const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a GUID');
+
+export const sandboxSecretSchema = z.object({
+  keyId: guid,
+  value: z.string().min(1),
+  /** ISO date-time; a secret past it yields AADSTS7000222. */
+  endDateTime: z.string(),
+});
+
+export const sandboxCertificateSchema = z.object({
+  /** Public certificate (PEM) registered on the app (keyCredentials, usage Verify). */
+  pem: z.string().includes('BEGIN CERTIFICATE'),
+});
+
+export const sandboxAppSchema = z.object({
+  appId: guid,
+  /** Object ID of the app registration. */
+  objectId: guid,
+  /** Object ID of the enterprise application (service principal) in this tenant. New-ServicePrincipal needs this one. */
+  servicePrincipalId: guid,
+  displayName: z.string().default('mailbridge'),
+  publicClient: z.boolean().default(false),
+  disabled: z.boolean().default(false),
+  redirectUris: z.array(z.string()).default([]),
+  secrets: z.array(sandboxSecretSchema).default([]),
+  certificates: z.array(sandboxCertificateSchema).default([]),
+  /** Application permissions with admin consent, per resource ("exchange" = Office 365 Exchange Online). */
+  appRoles: z.object({ exchange: z.array(z.string()).default([]), graph: z.array(z.string()).default([]) }).default({ exchange: [], graph: [] }),
+  /** Delegated scopes consented for the tenant, full form (https://outlook.office.com/IMAP.AccessAsUser.All, offline_access, …). */
+  delegatedConsent: z.array(z.string()).default([]),
+});
+
+export const sandboxUserSchema = z.object({
+  objectId: guid,
+  upn: z.string(),
+  displayName: z.string().default(''),
+  /** Password for the sandbox sign-in page (auth code and device code flows). */
+  password: z.string().default('sandbox'),
+});
+
+export const sandboxMailboxSchema = z.object({
+  address: z.string(),
+  type: z.enum(['user', 'shared']).default('user'),
+  displayName: z.string().default(''),
+  /** Set-CASMailbox -SmtpClientAuthenticationDisabled; null follows the tenant setting. */
+  smtpClientAuthenticationDisabled: z.boolean().nullable().default(null),
+  /** Add-MailboxPermission -AccessRights FullAccess: Exchange service principal object IDs or user UPNs. */
+  fullAccess: z.array(z.string()).default([]),
+  /** Add-RecipientPermission -AccessRights SendAs: trustees. */
+  sendAs: z.array(z.string()).default([]),
+});
+
+export const sandboxTenantSchema = z.object({
+  id: guid,
+  name: z.string().default('Sandbox'),
+  domains: z.array(z.string()).min(1),
+  cloud: z.enum(CLOUDS).default('global'),
+  /** false: the tenant has no Exchange Online (tokens for it fail with AADSTS500011). */
+  exchangeOnline: z.boolean().default(true),
+  /** Set-TransportConfig -SmtpClientAuthenticationDisabled. */
+  smtpClientAuthenticationDisabled: z.boolean().default(false),
+  apps: z.array(sandboxAppSchema).default([]),
+  users: z.array(sandboxUserSchema).default([]),
+  exchange: z
+    .object({
+      /** New-ServicePrincipal registrations: the app ID and the object ID given to the cmdlet. */
+      servicePrincipals: z.array(z.object({ appId: guid, objectId: guid, displayName: z.string().default('') })).default([]),
+      mailboxes: z.array(sandboxMailboxSchema).default([]),
+    })
+    .default({ servicePrincipals: [], mailboxes: [] }),
+});
+
+export const sandboxFileSchema = z.object({ tenants: z.array(sandboxTenantSchema).default([]) });
+
+export type SandboxFile = z.infer<typeof sandboxFileSchema>;
+export type SandboxTenant = z.infer<typeof sandboxTenantSchema>;
+export type SandboxApp = z.infer<typeof sandboxAppSchema>;
+export type SandboxUser = z.infer<typeof sandboxUserSchema>;
+export type SandboxMailbox = z.infer<typeof sandboxMailboxSchema>;

@@ -1,0 +1,34 @@
+/**
+ * Store: the one interface through which mailbridge keeps state. Callers see small, async,
+ * capability-shaped repositories; which database sits behind them (SQLite embedded by default,
+ * PostgreSQL for several nodes) is decided once, in `openStore`.
+ *
+ * Everything is async even though node:sqlite is synchronous, so that a PostgreSQL implementation
+ * can follow without changing a single caller.
+ */
+export interface KeyValue {
+  get(namespace: string, key: string): Promise<string | undefined>;
+  set(namespace: string, key: string, value: string): Promise<void>;
+  delete(namespace: string, key: string): Promise<boolean>;
+  list(namespace: string): Promise<Array<{ key: string; value: string; updatedAt: string }>>;
+}
+
+export interface Store {
+  readonly driver: 'sqlite' | 'postgres';
+  /** Small named values: the identity token cache, sign-in state, checkpoints of later features. */
+  readonly kv: KeyValue;
+  /** Throws when the database cannot answer; used by the health endpoint and `check`. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type StoreConfig = { driver: 'sqlite'; path: string } | { driver: 'postgres'; url: string };
+
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.driver === 'sqlite') {
+    const { openSqliteStore } = await import('./sqlite.ts');
+    return openSqliteStore(config.path);
+  }
+  const { MbError } = await import('../errors/index.ts');
+  throw new MbError('MB_STORE_DRIVER_UNAVAILABLE', { driver: config.driver });
+}

@@ -1,0 +1,86 @@
+/**
+ * SQLite store (node:sqlite), the embedded default. WAL with synchronous=FULL: a write that
+ * returned has been fsynced, which later features rely on before they acknowledge anything.
+ * Migrations are numbered and applied in order inside one transaction each.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { MbError } from '../errors/index.ts';
+import type { KeyValue, Store } from './index.ts';
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE kv (
+     namespace TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (namespace, key)
+   ) STRICT`,
+];
+
+export function openSqliteStore(path: string): Store {
+  let db: DatabaseSync;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new DatabaseSync(path);
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    migrate(db);
+  } catch (err) {
+    throw new MbError('MB_STORE_OPEN_FAILED', { path, detail: err instanceof Error ? err.message : String(err) }, { cause: err });
+  }
+
+  const stmts = {
+    get: db.prepare('SELECT value FROM kv WHERE namespace = ? AND key = ?'),
+    set: db.prepare(
+      `INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    ),
+    del: db.prepare('DELETE FROM kv WHERE namespace = ? AND key = ?'),
+    list: db.prepare('SELECT key, value, updated_at FROM kv WHERE namespace = ? ORDER BY key'),
+  };
+
+  const kv: KeyValue = {
+    async get(namespace, key) {
+      const row = stmts.get.get(namespace, key) as { value: string } | undefined;
+      return row?.value;
+    },
+    async set(namespace, key, value) {
+      stmts.set.run(namespace, key, value, new Date().toISOString());
+    },
+    async delete(namespace, key) {
+      return Number(stmts.del.run(namespace, key).changes) > 0;
+    },
+    async list(namespace) {
+      const rows = stmts.list.all(namespace) as Array<{ key: string; value: string; updated_at: string }>;
+      return rows.map((r) => ({ key: r.key, value: r.value, updatedAt: r.updated_at }));
+    },
+  };
+
+  return {
+    driver: 'sqlite',
+    kv,
+    async ping() {
+      db.prepare('SELECT 1').get();
+    },
+    async close() {
+      if (db.isOpen) db.close();
+    },
+  };
+}
+
+function migrate(db: DatabaseSync): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT');
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };
+  for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[v - 1]!);
+      db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v);
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
