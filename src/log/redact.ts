@@ -12,12 +12,11 @@ const MIN_SECRET_LENGTH = 4;
 export function registerSecret(value: string | undefined | null): void {
   if (!value || value.length < MIN_SECRET_LENGTH || known.has(value)) return;
   known.add(value);
+  // Secrets also travel URL-encoded (form bodies); mask that spelling too.
+  known.add(encodeURIComponent(value));
   // Longest first, so a secret that contains another is masked whole.
   const parts = [...known].sort((a, b) => b.length - a.length).map(escapeRegExp);
   pattern = new RegExp(parts.join('|'), 'g');
-  // Secrets also travel URL- and base64-encoded (form bodies, SASL); register those spellings too.
-  const encoded = encodeURIComponent(value);
-  if (encoded !== value) registerSecret(encoded);
 }
 
 export const MASK = '********';

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { openStore } from '../../src/store/index.ts';
+import { MbError } from '../../src/errors/index.ts';
+
+test('kv values survive close and reopen, and the database runs in WAL with synchronous FULL', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-store-'));
+  try {
+    const path = join(dir, 'nested', 'mb.db');
+    const a = await openStore({ driver: 'sqlite', path });
+    await a.kv.set('tokens', 'contoso', 'v1');
+    await a.kv.set('tokens', 'contoso', 'v2');
+    await a.kv.set('tokens', 'fabrikam', 'x');
+    await a.kv.set('other', 'contoso', 'y');
+    assert.equal(await a.kv.delete('tokens', 'fabrikam'), true);
+    assert.equal(await a.kv.delete('tokens', 'fabrikam'), false);
+    await a.close();
+
+    const b = await openStore({ driver: 'sqlite', path });
+    assert.equal(await b.kv.get('tokens', 'contoso'), 'v2');
+    assert.equal(await b.kv.get('tokens', 'fabrikam'), undefined);
+    const rows = await b.kv.list('tokens');
+    assert.deepEqual(rows.map((r) => [r.key, r.value]), [['contoso', 'v2']]);
+    assert.match(rows[0]!.updatedAt, /^\d{4}-\d\d-\d\dT/);
+    await b.ping();
+    await b.close();
+
+    const raw = new DatabaseSync(path);
+    assert.equal((raw.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
+    assert.equal((raw.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number }).v, 1);
+    raw.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unopenable path gives MB_STORE_OPEN_FAILED naming the path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-store-'));
+  try {
+    // A directory where the database file should be cannot be opened as a database.
+    await assert.rejects(openStore({ driver: 'sqlite', path: dir }), (err: unknown) => {
+      assert.ok(err instanceof MbError);
+      assert.equal(err.code, 'MB_STORE_OPEN_FAILED');
+      assert.ok(err.explain('de').cause.includes(dir));
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the postgres driver is refused with a catalogue error until it exists', async () => {
+  await assert.rejects(openStore({ driver: 'postgres', url: 'postgres://x' }), { code: 'MB_STORE_DRIVER_UNAVAILABLE' });
+});
