@@ -16,4 +16,4 @@ done
 body=$(node -e "fetch(process.argv[1]).then(r=>r.text()).then(t=>{console.log(t)})" "$url")
 echo "GET $url -> $body"
 echo "$body" | grep -q '"status":"ok"'
-echo "1 passed, 0 failed"
+echo "smoke: npm start serves /health"
