@@ -9,14 +9,21 @@ import { DatabaseSync } from 'node:sqlite';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
 
-const MIGRATIONS: string[] = [
-  `CREATE TABLE kv (
-     namespace TEXT NOT NULL,
-     key TEXT NOT NULL,
-     value TEXT NOT NULL,
-     updated_at TEXT NOT NULL,
-     PRIMARY KEY (namespace, key)
-   ) STRICT`,
+/**
+ * Migrations by name, applied once each in list order. Each capability appends its own entries
+ * (named `<area>-<n>`), so work on different areas never competes for the same number.
+ */
+export const MIGRATIONS: Array<{ id: string; sql: string }> = [
+  {
+    id: 'core-1',
+    sql: `CREATE TABLE kv (
+       namespace TEXT NOT NULL,
+       key TEXT NOT NULL,
+       value TEXT NOT NULL,
+       updated_at TEXT NOT NULL,
+       PRIMARY KEY (namespace, key)
+     ) STRICT`,
+  },
 ];
 
 export function openSqliteStore(path: string): Store {
@@ -70,13 +77,14 @@ export function openSqliteStore(path: string): Store {
 }
 
 function migrate(db: DatabaseSync): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT');
-  const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };
-  for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
+  db.exec('CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL) STRICT');
+  const applied = new Set((db.prepare('SELECT id FROM migrations').all() as Array<{ id: string }>).map((r) => r.id));
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.id)) continue;
     db.exec('BEGIN IMMEDIATE');
     try {
-      db.exec(MIGRATIONS[v - 1]!);
-      db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v);
+      db.exec(m.sql);
+      db.prepare('INSERT INTO migrations (id, applied_at) VALUES (?, ?)').run(m.id, new Date().toISOString());
       db.exec('COMMIT');
     } catch (err) {
       db.exec('ROLLBACK');

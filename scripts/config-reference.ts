@@ -1,0 +1,88 @@
+/**
+ * Renders the configuration reference (README, between the config-reference markers) from the
+ * zod schema, so the documentation cannot drift from what mailbridge accepts.
+ *   node scripts/config-reference.ts           print the table
+ *   node scripts/config-reference.ts --write   update README.md in place
+ * test/scripts/config-reference.test.ts fails when README.md is stale.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import { configSchema } from '../src/config/schema.ts';
+
+type JsonSchema = {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  const?: unknown;
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  format?: string;
+  secret?: boolean;
+};
+
+export function renderReference(): string {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  const rows: string[] = ['| key | type | default | meaning |', '|---|---|---|---|'];
+  walk(schema, '', rows);
+  return rows.join('\n');
+}
+
+function walk(node: JsonSchema, path: string, rows: string[]): void {
+  const variants = node.anyOf ?? node.oneOf;
+  if (variants && !node.properties) {
+    // Discriminated unions (store.driver): list each variant's keys under the same path.
+    for (const v of variants) walk(v, path, rows);
+    return;
+  }
+  if (node.properties) {
+    for (const [key, child] of Object.entries(node.properties)) {
+      const p = path ? `${path}.${key}` : key;
+      if (child.properties || typeof child.additionalProperties === 'object' || ((child.anyOf ?? child.oneOf) && !child.enum)) {
+        if (child.description) rows.push(row(p, child));
+        walk(child, p, rows);
+      } else {
+        rows.push(row(p, child));
+      }
+    }
+    return;
+  }
+  if (node.additionalProperties && typeof node.additionalProperties === 'object') {
+    walk(node.additionalProperties, `${path}.<name>`, rows);
+  }
+}
+
+function row(path: string, node: JsonSchema): string {
+  const type = node.enum
+    ? node.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
+    : node.const !== undefined
+      ? `\`${String(node.const)}\``
+      : node.type === 'array'
+        ? `list of ${node.items?.type ?? 'values'}`
+        : [node.type ?? 'object'].flat().join(' \\| ') + (node.format ? ` (${node.format})` : '');
+  const def = node.default === undefined || typeof node.default === 'object' ? '' : `\`${String(node.default)}\``;
+  return `| \`${path}\` | ${type} | ${def} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
+}
+
+export const START = '<!-- config-reference:start -->';
+export const END = '<!-- config-reference:end -->';
+
+export function spliceReadme(readme: string, table: string): string {
+  const a = readme.indexOf(START);
+  const b = readme.indexOf(END);
+  if (a < 0 || b < a) throw new Error('README.md has no config-reference markers');
+  return `${readme.slice(0, a + START.length)}\n${table}\n${readme.slice(b)}`;
+}
+
+if (import.meta.main) {
+  const table = renderReference();
+  if (process.argv.includes('--write')) {
+    const file = new URL('../README.md', import.meta.url);
+    writeFileSync(file, spliceReadme(readFileSync(file, 'utf8'), table));
+  } else {
+    console.log(table);
+  }
+}
