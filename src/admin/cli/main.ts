@@ -116,11 +116,21 @@ async function prompt(question: string, options: { secret?: boolean } = {}): Pro
   );
 }
 
+/**
+ * The first Ctrl-C or SIGTERM asks the command to stop cleanly; a second one ends the process at
+ * once. The listeners stay installed so that library hooks (Dovecot's runner) see that somebody
+ * handles the signal and do not end the process themselves.
+ */
 function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const on = (sig: string) => () => resolve(sig);
-    process.once('SIGINT', on('SIGINT'));
-    process.once('SIGTERM', on('SIGTERM'));
+    let seen = false;
+    const on = (sig: string) => () => {
+      if (seen) process.exit(130);
+      seen = true;
+      resolve(sig);
+    };
+    process.on('SIGINT', on('SIGINT'));
+    process.on('SIGTERM', on('SIGTERM'));
   });
 }
 

@@ -1,0 +1,176 @@
+/**
+ * The sandbox tenant, all of it: sandbox Entra ID (every national cloud), the Exchange Online SMTP
+ * and IMAP fronts, and a private real Dovecot behind them, plus the run-time admin API. Admins use it
+ * to try mailbridge without a tenant; tests use the parts one by one.
+ *
+ * State lives in one folder (default .sandbox/): the CA (kept, so clients stay trusting across
+ * restarts), sandbox.yaml (tenants, apps, mailboxes, permissions; rewritten after every admin
+ * change), the demo app's certificate, Dovecot's mail, and an example mailbridge.yaml whose client
+ * secret is stored encrypted with its own key file. Nothing secret is printed: the example config is
+ * written to a file and shown with secrets masked.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import type { CloudName } from '../config/schema.ts';
+import { openSecretBox } from '../config/secrets.ts';
+import type { Logger } from '../log/index.ts';
+import { silentLogger } from '../log/index.ts';
+import { createSandboxCa, type KeyAndCert } from './ca.ts';
+import { demoTenant } from './demo.ts';
+import { SandboxDirectory } from './directory.ts';
+import { startDovecot, type Dovecot } from './dovecot.ts';
+import { startEntraSandbox, type EntraSandbox } from './entra/index.ts';
+import { startImapFront, type ImapFront } from './exchange/imap.ts';
+import { startSmtpFront, type SmtpFront } from './exchange/smtp.ts';
+import { startSandboxAdmin, type SandboxAdmin } from './admin.ts';
+
+export interface SandboxOptions {
+  /** State folder (default .sandbox). */
+  dir?: string;
+  /** A sandbox file to use instead of the demo tenant (copied into the state folder on first start). */
+  file?: string;
+  host?: string;
+  ports?: { smtp?: number; imap?: number; admin?: number; entra?: Partial<Record<CloudName, number>> };
+  log?: Logger;
+}
+
+export interface Sandbox {
+  dir: string;
+  directory: SandboxDirectory;
+  entra: EntraSandbox;
+  dovecot: Dovecot;
+  smtp: SmtpFront;
+  imap: ImapFront;
+  admin: SandboxAdmin;
+  caFile: string;
+  /** Path of the example mailbridge.yaml written for this sandbox. */
+  configFile: string;
+  /** Human-readable endpoint list. */
+  endpoints(): Array<[string, string]>;
+  close(): Promise<void>;
+}
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const dir = resolve(options.dir ?? '.sandbox');
+  const log = options.log ?? silentLogger;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+
+  const ca = createSandboxCa(readPair(join(dir, 'ca.key'), join(dir, 'ca.pem')));
+  writePair(join(dir, 'ca.key'), join(dir, 'ca.pem'), ca);
+  const appCert = readPair(join(dir, 'app-cert.key'), join(dir, 'app-cert.pem')) ?? ca.issueSelfSigned('mailbridge sandbox app');
+  writePair(join(dir, 'app-cert.key'), join(dir, 'app-cert.pem'), appCert);
+
+  const sandboxFile = join(dir, 'sandbox.yaml');
+  if (!existsSync(sandboxFile)) {
+    const initial = options.file ? readFileSync(options.file, 'utf8') : stringify(demoTenant(appCert.certPem));
+    writeFileSync(sandboxFile, initial, { mode: 0o600 });
+  }
+  const directory = await SandboxDirectory.fromFile(sandboxFile);
+  const persist = () => writeFileSync(sandboxFile, stringify(directory.data), { mode: 0o600 });
+
+  const host = options.host ?? '127.0.0.1';
+  const started: Array<{ close?: () => Promise<void>; stop?: () => Promise<void> }> = [];
+  try {
+    const entra = await startEntraSandbox({ directory, ca, host, ports: options.ports?.entra });
+    started.push(entra);
+    const dovecot = await startDovecot({ dir: join(dir, 'dovecot'), tls: ca.issueServer() });
+    started.push(dovecot);
+    const jwks = () => entra.jwks();
+    const tls = ca.issueServer(['localhost', '127.0.0.1', '::1', 'smtp.office365.com', 'outlook.office365.com']);
+    const smtp = await startSmtpFront({ directory, jwks, tls, dovecot, host, port: options.ports?.smtp, log });
+    started.push(smtp);
+    const imap = await startImapFront({ directory, jwks, tls, dovecot, host, port: options.ports?.imap, log });
+    started.push(imap);
+    const admin = await startSandboxAdmin({
+      directory,
+      dovecot,
+      host,
+      port: options.ports?.admin,
+      urlFile: join(dir, 'admin-url'),
+      onChange: persist,
+      log,
+    });
+    started.push(admin);
+
+    const caFile = join(dir, 'ca.pem');
+    const configFile = join(dir, 'mailbridge.yaml');
+    await writeExampleConfig(configFile, directory, entra, caFile);
+
+    return {
+      dir,
+      directory,
+      entra,
+      dovecot,
+      smtp,
+      imap,
+      admin,
+      caFile,
+      configFile,
+      endpoints: () => [
+        ['Entra ID (global)', `${entra.urls.global}/<tenant>/oauth2/v2.0/token`],
+        ...(['gcc', 'gcc-high', 'dod', 'china'] as const).map((c): [string, string] => [`Entra ID (${c})`, entra.urls[c]]),
+        ['Exchange Online SMTP (STARTTLS)', `${host}:${smtp.port}`],
+        ['Exchange Online IMAP (TLS)', `${host}:${imap.port}`],
+        ['Dovecot IMAP / LMTP', `127.0.0.1:${dovecot.ports.imap} / 127.0.0.1:${dovecot.ports.lmtp}`],
+        ['Sandbox admin API', admin.url],
+        ['CA certificate', caFile],
+      ],
+      async close() {
+        await closeAll(started);
+      },
+    };
+  } catch (err) {
+    await closeAll(started);
+    throw err;
+  }
+}
+
+/** An example mailbridge.yaml for the first tenant's first app, secret sealed with a key file next to it. */
+async function writeExampleConfig(path: string, directory: SandboxDirectory, entra: EntraSandbox, caFile: string): Promise<void> {
+  const tenant = directory.data.tenants.find((t) => t.apps.length > 0);
+  const app = tenant?.apps[0];
+  const box = await openSecretBox({ keyFile: join(path, '..', 'mailbridge.key'), env: {} });
+  const connections: Record<string, unknown> = {};
+  if (tenant && app) {
+    const base = {
+      cloud: tenant.cloud,
+      tenantId: tenant.id,
+      clientId: app.appId,
+      tokenEndpoint: `${entra.urls[tenant.cloud]}/#TenantID#/oauth2/v2.0/token`,
+      caFile,
+    };
+    const secret = app.secrets[0];
+    if (secret) {
+      connections.sandbox = { ...base, clientSecret: box.seal(secret.value), clientSecretExpires: secret.endDateTime.slice(0, 10) };
+    }
+    connections['sandbox-cert'] = { ...base, certificate: { path: join(path, '..', 'app-cert.pem'), privateKeyPath: join(path, '..', 'app-cert.key') } };
+  }
+  const doc = {
+    secrets: { keyFile: 'mailbridge.key' },
+    store: { driver: 'sqlite', path: join(path, '..', 'mailbridge.db') },
+    connections,
+  };
+  writeFileSync(path, `# Written by \`mailbridge sandbox\`: a configuration that works against this sandbox.\n${stringify(doc)}`, { mode: 0o600 });
+}
+
+function readPair(keyPath: string, certPath: string): KeyAndCert | undefined {
+  if (!existsSync(keyPath) || !existsSync(certPath)) return undefined;
+  return { keyPem: readFileSync(keyPath, 'utf8'), certPem: readFileSync(certPath, 'utf8') };
+}
+
+function writePair(keyPath: string, certPath: string, pair: KeyAndCert): void {
+  writeFileSync(keyPath, pair.keyPem, { mode: 0o600 });
+  chmodSync(keyPath, 0o600);
+  writeFileSync(certPath, pair.certPem);
+}
+
+async function closeAll(items: Array<{ close?: () => Promise<void>; stop?: () => Promise<void> }>): Promise<void> {
+  for (const item of items.reverse()) {
+    try {
+      await (item.close ?? item.stop)?.call(item);
+    } catch {
+      // Keep closing the rest; a half-stopped sandbox must not leave Dovecot running.
+    }
+  }
+}
