@@ -1,35 +1,243 @@
 /**
  * Loading mailbridge.yaml: read the file (a missing file means "all defaults"), apply environment
- * overrides, validate against the schema. Errors name the path in the file and the fix.
+ * overrides (MAILBRIDGE__<PATH>, see env.ts), validate against the schema. Validation collects
+ * every error, not just the first; each names the path in the file, where it is (line and column,
+ * or the environment variable), what is wrong and the fix, in English and German (problems.ts).
+ * Warnings (plain-text secrets, expiring client secrets, connections without credential) do not
+ * stop loading.
+ *
+ * Secrets stay as stored (enc:v1:… or plain text) in the returned config; whoever needs one in
+ * clear opens the SecretBox (secrets.ts) with `keyFile` and reveals it for a moment. Plain-text
+ * secrets are registered with the log scrubber here, as soon as they are read.
  */
 import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isPair, isScalar, isSeq, type Node } from 'yaml';
 import { MbError } from '../errors/index.ts';
+import { detectLang, type Lang } from '../i18n/index.ts';
+import type { Logger } from '../log/index.ts';
+import { registerSecret } from '../log/redact.ts';
+import { applyEnvOverrides } from './env.ts';
+import { describeLocation, makeProblem, problemsFromIssues, warningsFor, type ConfigProblem, type Locate, type ProblemLocation } from './problems.ts';
+import { secretSlots } from './schema-walk.ts';
 import { configSchema, type Config } from './schema.ts';
+import { isEncrypted, openSecretBox } from './secrets.ts';
+import { parseForEdit } from './yaml-edit.ts';
 
 export type { Config, ConnectionConfig, CertificateConfig } from './schema.ts';
+export type { ConfigProblem, ProblemLocation } from './problems.ts';
+export { describeLocation } from './problems.ts';
 
 export interface LoadedConfig {
   config: Config;
   /** Absolute or relative path the config came from, or undefined when no file exists. */
   path?: string;
+  /** The key file for secrets: `secrets.keyFile` resolved against the config file's folder. */
+  keyFile: string;
+  /** Dotted paths whose value came from the environment → the variable that set it. */
+  fromEnv: Map<string, string>;
+  /** Warnings found while loading (see `checkConfig`). */
+  warnings: ConfigProblem[];
 }
 
-export async function loadConfig(path: string, _env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
-  let raw: unknown = {};
-  let found: string | undefined;
+export interface LoadOptions {
+  /** Language of the thrown error's detail; default: the file's `lang`, else the environment (LANG). */
+  lang?: Lang;
+  /** "Today" for expiry warnings (tests). */
+  now?: Date;
+  /** Warnings are logged here (one line each, with code and path). */
+  log?: Logger;
+}
+
+export interface CheckOptions extends LoadOptions {
+  /**
+   * Also try to decrypt every encrypted secret with the configured key (default true), so a wrong
+   * or missing key shows up in `config check` and not at the first sign-in. Never creates a key.
+   */
+  verifySecrets?: boolean;
+}
+
+export interface ConfigReport {
+  errors: ConfigProblem[];
+  warnings: ConfigProblem[];
+  /** The validated configuration, when there are no errors. */
+  config?: Config;
+  /** The file read, or undefined when it does not exist (defaults and environment only). */
+  path?: string;
+  /** The file asked for (for messages when it does not exist). */
+  file: string;
+  keyFile: string;
+  fromEnv: Map<string, string>;
+  /** The configuration as written plus environment overrides, before validation and defaults. */
+  raw: Record<string, unknown>;
+}
+
+/** Load and validate; throws MB_CONFIG_INVALID (naming the first error and the count) on errors. */
+export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<LoadedConfig> {
+  const report = await analyzeConfig(path, env, options);
+  if (report.errors.length || !report.config) throw invalid(report, langFor(report, env, options));
+  for (const w of report.warnings) options.log?.warn({ code: w.code, path: w.path }, w.message.en);
+  return { config: report.config, path: report.path, keyFile: report.keyFile, fromEnv: report.fromEnv, warnings: report.warnings };
+}
+
+/** Every error and warning of the configuration at `path` with the environment `env`; never throws for content. */
+export async function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env, options: CheckOptions = {}): Promise<ConfigReport> {
+  const report = await analyzeConfig(path, env, options);
+  if (options.verifySecrets !== false && report.errors.length === 0) report.errors.push(...(await verifySecrets(report, env)));
+  return report;
+}
+
+/** The key file path for a configuration file and its `secrets.keyFile` value. */
+export function keyFileFor(configPath: string, keyFile: string = 'mailbridge.key'): string {
+  return isAbsolute(keyFile) ? keyFile : resolve(dirname(resolve(configPath)), keyFile);
+}
+
+async function readSource(path: string): Promise<string | undefined> {
   try {
-    raw = parse(await readFile(path, 'utf8')) ?? {};
-    found = path;
+    return await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new MbError('MB_CONFIG_UNREADABLE', { path, detail: (err as Error).message }, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new MbError('MB_CONFIG_UNREADABLE', { path, detail: (err as Error).message }, { cause: err });
+  }
+}
+
+async function analyzeConfig(path: string, env: NodeJS.ProcessEnv, options: LoadOptions): Promise<ConfigReport> {
+  const text = await readSource(path);
+  return analyzeText(text, path, env, options);
+}
+
+/** The pure part of loading: text of the file (undefined: no file) → report. For tests and tools with the text in hand. */
+export function analyzeText(text: string | undefined, file: string, env: NodeJS.ProcessEnv, options: LoadOptions = {}): ConfigReport {
+  const errors: ConfigProblem[] = [];
+  let fileRaw: unknown = {};
+  let locateInFile: Locate = () => ({});
+  if (text !== undefined) {
+    const { doc, lines, errors: syntax } = parseForEdit(text);
+    if (syntax.length) {
+      const fileName = basename(file);
+      // The yaml package often reports one mistake twice at the same place.
+      const seen = new Set<string>();
+      for (const e of syntax) {
+        if (seen.has(`${e.line}:${e.column}`)) continue;
+        seen.add(`${e.line}:${e.column}`);
+        errors.push(
+          makeProblem('error', 'MB_CONFIG_YAML_SYNTAX', '', { file: fileName, line: e.line, column: e.column, detail: e.message }, { line: e.line, column: e.column }),
+        );
+      }
+      return { errors, warnings: [], path: file, file, keyFile: keyFileFor(file), fromEnv: new Map(), raw: {} };
+    }
+    fileRaw = doc.toJS() ?? {};
+    locateInFile = (p) => {
+      const offset = offsetOf(doc.contents as Node | null, p);
+      if (offset === undefined) return {};
+      const pos = lines.linePos(offset);
+      return { line: pos.line, column: pos.col };
+    };
+  }
+  // Plain-text secrets exist in memory from here on: register them before anything can print them.
+  for (const slot of secretSlots(fileRaw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
+  const overridden = applyEnvOverrides(fileRaw, env, file);
+  errors.push(...overridden.problems);
+  const raw = overridden.raw;
+  for (const slot of secretSlots(raw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
+
+  const locate: Locate = (p) => {
+    // The deepest path set from the environment that covers p wins over the file.
+    for (let n = p.length; n > 0; n--) {
+      const name = overridden.fromEnv.get(p.slice(0, n).map(String).join('.'));
+      if (name) return { env: name };
+    }
+    return locateInFile(p);
+  };
+  // A file that is a list or a single value cannot take overrides; validate it as written.
+  const isSection = typeof fileRaw === 'object' && fileRaw !== null && !Array.isArray(fileRaw);
+  const input = isSection ? raw : fileRaw;
+  const result = configSchema.safeParse(input, { reportInput: true });
+  const keyFile = keyFileFor(file, keyFileSetting(raw));
+  const base = { path: text === undefined ? undefined : file, file, keyFile, fromEnv: overridden.fromEnv, raw };
+  if (!result.success) {
+    errors.push(...problemsFromIssues(result.error.issues, input, file, locate));
+    return { ...base, errors: inFileOrder(errors), warnings: [] };
+  }
+  const warnings = warningsFor(result.data, { file, now: options.now ?? new Date(), locate, fromEnv: overridden.fromEnv });
+  return { ...base, errors: inFileOrder(errors), warnings: inFileOrder(warnings), config: errors.length ? undefined : result.data };
+}
+
+/** Problems top to bottom as they appear in the file; those from the environment after them. */
+function inFileOrder(problems: ConfigProblem[]): ConfigProblem[] {
+  const placed = (p: ConfigProblem) => (p.line === undefined ? 1 : 0);
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => placed(a.p) - placed(b.p) || (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i)
+    .map(({ p }) => p);
+}
+
+function keyFileSetting(raw: Record<string, unknown>): string | undefined {
+  const s = raw.secrets;
+  const k = typeof s === 'object' && s !== null ? (s as Record<string, unknown>).keyFile : undefined;
+  return typeof k === 'string' && k !== '' ? k : undefined;
+}
+
+/** Offset in the file of the deepest existing node on the path: the key's position if there is one. */
+function offsetOf(root: Node | null, path: ReadonlyArray<PropertyKey>): number | undefined {
+  let node: Node | null = root;
+  let best = root?.range?.[0];
+  for (const k of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isPair(it) && (isScalar(it.key) ? it.key.value : it.key) === k);
+      if (!pair) break;
+      const key = pair.key as Node | null;
+      best = key?.range?.[0] ?? best;
+      node = pair.value as Node | null;
+    } else if (isSeq(node) && typeof k === 'number') {
+      const item = node.items[k] as Node | undefined;
+      if (!item) break;
+      best = item.range?.[0] ?? best;
+      node = item;
+    } else {
+      break;
     }
   }
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const first = result.error.issues[0]!;
-    throw new MbError('MB_CONFIG_INVALID', { path, field: first.path.join('.'), detail: first.message });
+  return best;
+}
+
+async function verifySecrets(report: ConfigReport, env: NodeJS.ProcessEnv): Promise<ConfigProblem[]> {
+  const slots = secretSlots(report.config ?? report.raw).filter((s) => isEncrypted(s.value));
+  if (slots.length === 0) return [];
+  const where = (p: string[]): ProblemLocation => {
+    const name = report.fromEnv.get(p.join('.'));
+    return name ? { env: name } : {};
+  };
+  let box;
+  try {
+    box = await openSecretBox({ keyFile: report.keyFile, env });
+  } catch (err) {
+    const e = err instanceof MbError ? err : undefined;
+    if (!e) throw err;
+    const at = env.MAILBRIDGE_KEY ? { env: 'MAILBRIDGE_KEY' } : where(['secrets', 'keyFile']);
+    return [makeProblem('error', e.code, 'secrets.keyFile', e.params, at)];
   }
-  return { config: result.data, path: found };
+  const out: ConfigProblem[] = [];
+  for (const slot of slots) {
+    try {
+      box.reveal(slot.value as string, slot.path);
+    } catch (err) {
+      if (!(err instanceof MbError)) throw err;
+      out.push(makeProblem('error', err.code, slot.path, err.params, where(slot.segments)));
+    }
+  }
+  return out;
+}
+
+function langFor(report: ConfigReport, env: NodeJS.ProcessEnv, options: LoadOptions): Lang {
+  if (options.lang) return options.lang;
+  const l = report.raw.lang;
+  return l === 'en' || l === 'de' ? l : detectLang(undefined, env);
+}
+
+function invalid(report: ConfigReport, lang: Lang): MbError {
+  const first = report.errors[0];
+  if (!first) return new MbError('MB_INTERNAL', { detail: 'configuration invalid without a reported error' });
+  const detail = `${first.message[lang]} ${first.fix[lang]} (${describeLocation(first, report.file, lang)})`;
+  return new MbError('MB_CONFIG_INVALID', { path: report.file, count: report.errors.length, field: first.path || basename(report.file), detail });
 }

@@ -3,9 +3,12 @@
  * code uses, defaults, and the JSON Schema printed by `mailbridge config schema` for editors.
  *
  * Secret fields hold either an encrypted value (`enc:v1:…`, written by `mailbridge secret set`) or,
- * tolerated with a warning from `config check`, plain text.
+ * tolerated with a warning from `config check`, plain text. They are marked `.meta({ secret: true })`;
+ * config/schema-walk.ts derives the list of secret paths from that mark, so a new secret field needs
+ * nothing but the mark (use `secretField`).
  */
 import { z } from 'zod';
+import { relaySchema } from '../relay/config.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
 export type CloudName = (typeof CLOUDS)[number];
@@ -40,12 +43,14 @@ export const connectionSchema = z
       .enum(['client-credentials', 'auth-code', 'device-code'])
       .default('client-credentials')
       .meta({ description: 'client-credentials: app-only; auth-code / device-code: delegated sign-in of a user' }),
-    clientSecret: secretField.optional(),
+    // `credential: true` marks the ways a connection proves who it is; `config check` warns when a
+    // flow that needs one has none. A new kind of credential only needs the same mark.
+    clientSecret: secretField.optional().meta({ credential: true }),
     clientSecretExpires: z.iso
       .date()
       .optional()
       .meta({ description: 'Expiry date of the client secret (YYYY-MM-DD), as the Entra portal shows it' }),
-    certificate: certificateSchema.optional(),
+    certificate: certificateSchema.optional().meta({ credential: true }),
     redirectUri: z
       .url()
       .optional()
@@ -93,6 +98,7 @@ export const configSchema = z
       .strict()
       .default({ listen: '127.0.0.1', port: 8080 }),
     connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
+    relay: relaySchema.optional(),
   })
   .strict();
 

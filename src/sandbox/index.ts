@@ -54,7 +54,10 @@ export interface Sandbox {
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const dir = resolve(options.dir ?? '.sandbox');
   const log = options.log ?? silentLogger;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true });
+  // Dovecot delivers as the vmail user into dir/dovecot: it must be able to pass through this folder
+  // (x), not list it; the files with secrets in it are 0600 each.
+  chmodSync(dir, 0o711);
 
   const ca = createSandboxCa(readPair(join(dir, 'ca.key'), join(dir, 'ca.pem')));
   writePair(join(dir, 'ca.key'), join(dir, 'ca.pem'), ca);

@@ -1,0 +1,201 @@
+/**
+ * Secrets in mailbridge.yaml: which settings are secret, storing one encrypted (`secret set`), and
+ * the state of each (`secret list`).
+ *
+ * These work on the configuration as written plus environment overrides, without requiring it to
+ * validate: setting the client secret of a connection whose tenantId is not filled in yet is a
+ * normal step of setting one up. The secret settings are those the schema marks secret
+ * (schema-walk.ts), so this file lists none by name.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { MbError, type MbCode } from '../errors/index.ts';
+import { mask, MASK } from '../log/redact.ts';
+import { applyEnvOverrides } from './env.ts';
+import { keyFileFor } from './index.ts';
+import { isSecretSchema, resolvePath, secretPatterns, secretSlots } from './schema-walk.ts';
+import { isEncrypted, openSecretBox, type KeyedSecretBox } from './secrets.ts';
+import { parseForEdit, setInYaml } from './yaml-edit.ts';
+
+export interface RawConfig {
+  /** The file's text, undefined when it does not exist. */
+  text?: string;
+  /** As written, with environment overrides applied; not validated. */
+  raw: Record<string, unknown>;
+  /** As written in the file only. */
+  fileRaw: Record<string, unknown>;
+  fromEnv: Map<string, string>;
+  keyFile: string;
+}
+
+/** Read the file leniently (only YAML syntax must be right). */
+export async function readRawConfig(configPath: string, env: NodeJS.ProcessEnv): Promise<RawConfig> {
+  let text: string | undefined;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new MbError('MB_CONFIG_UNREADABLE', { path: configPath, detail: (err as Error).message }, { cause: err });
+    }
+  }
+  let fileRaw: Record<string, unknown> = {};
+  if (text !== undefined) {
+    const { doc, errors } = parseForEdit(text);
+    if (errors.length) {
+      const e = errors[0]!;
+      throw new MbError('MB_CONFIG_YAML_SYNTAX', { file: basename(configPath), line: e.line, column: e.column, detail: e.message });
+    }
+    const js: unknown = doc.toJS();
+    if (typeof js === 'object' && js !== null && !Array.isArray(js)) fileRaw = js as Record<string, unknown>;
+  }
+  const { raw, fromEnv } = applyEnvOverrides(fileRaw, env, configPath);
+  const s = raw.secrets;
+  const k = typeof s === 'object' && s !== null ? (s as Record<string, unknown>).keyFile : undefined;
+  return { text, raw, fileRaw, fromEnv, keyFile: keyFileFor(configPath, typeof k === 'string' && k ? k : undefined) };
+}
+
+/** The secret settings, as patterns (connections.<name>.clientSecret, …). */
+export function secretSettings(): string[] {
+  return secretPatterns();
+}
+
+/**
+ * The schema's spelling of a secret path an admin typed (keys case-insensitive, connection names
+ * as in the file). Throws MB_SECRET_NOT_A_SECRET, listing the secret settings, for anything else.
+ */
+export function secretPathFor(given: string, raw: unknown): string[] {
+  const r = resolvePath(given.split('.'), raw);
+  if (!r.ok && r.reason === 'name') {
+    throw new MbError('MB_CONFIG_BAD_NAME', { field: r.segments.slice(0, r.at).join('.'), found: JSON.stringify(r.segments[r.at]) });
+  }
+  if (!r.ok || r.schemas.length === 0 || !isSecretSchema(r.schemas[r.schemas.length - 1]!)) {
+    throw new MbError('MB_SECRET_NOT_A_SECRET', { field: given, valid: secretPatterns().join(', ') });
+  }
+  return r.segments;
+}
+
+export interface StoredSecret {
+  path: string;
+  file: string;
+  /** The file did not exist and was created. */
+  fileCreated: boolean;
+  keyFile: string;
+  keySource: 'env' | 'file';
+  /** The key file was created for this secret. */
+  keyCreated: boolean;
+  /** Hint as Entra ID shows it (first three characters of long secrets), never the value. */
+  hint: string;
+  /** An environment variable that overrides what was just stored. */
+  overriddenBy?: string;
+}
+
+/** Encrypt `clear` and write it at `segments` into the file, keeping the rest of the file as it is. */
+export async function storeSecret(configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv): Promise<StoredSecret> {
+  const current = await readRawConfig(configPath, env);
+  const box = await openSecretBox({ keyFile: current.keyFile, env });
+  const sealed = box.seal(clear);
+  // Prove the round trip before the file changes.
+  if (box.reveal(sealed) !== clear) throw new MbError('MB_INTERNAL', { detail: 'encrypted secret did not decrypt to the same value' });
+  const text = setInYaml(current.text ?? '', segments, sealed, basename(configPath));
+  const target = await writeAtomic(configPath, text);
+  if (box.created) await giveToOwnerOf(box.keyFile, target);
+  const path = segments.join('.');
+  return {
+    path,
+    file: target,
+    fileCreated: current.text === undefined,
+    keyFile: box.keyFile,
+    keySource: box.keySource,
+    keyCreated: box.created,
+    hint: mask(clear),
+    overriddenBy: current.fromEnv.get(path),
+  };
+}
+
+export type SecretState = 'encrypted' | 'plain' | 'missing';
+
+export interface SecretInfo {
+  path: string;
+  state: SecretState;
+  /** The environment variable the value comes from, if not the file. */
+  env?: string;
+  /** Masked hint (abc********) or the mask alone; empty when missing. */
+  hint: string;
+  /** Why an encrypted value cannot be decrypted (MB_SECRET_*). */
+  problem?: MbCode;
+}
+
+/** Every secret setting the configuration has room for, with its state; values never leave this function. */
+export async function listSecrets(configPath: string, env: NodeJS.ProcessEnv): Promise<SecretInfo[]> {
+  const current = await readRawConfig(configPath, env);
+  const slots = secretSlots(current.raw);
+  let box: KeyedSecretBox | undefined;
+  let boxProblem: MbCode | undefined;
+  if (slots.some((s) => isEncrypted(s.value))) {
+    try {
+      box = await openSecretBox({ keyFile: current.keyFile, env });
+    } catch (err) {
+      if (!(err instanceof MbError)) throw err;
+      boxProblem = err.code;
+    }
+  }
+  return slots.map((slot) => {
+    const info: SecretInfo = { path: slot.path, state: 'missing', hint: '' };
+    const name = current.fromEnv.get(slot.path);
+    if (name) info.env = name;
+    const v = slot.value;
+    if (typeof v !== 'string' || v === '') return info;
+    if (!isEncrypted(v)) return { ...info, state: 'plain', hint: mask(v) };
+    info.state = 'encrypted';
+    info.hint = MASK;
+    if (!box) return { ...info, problem: boxProblem };
+    try {
+      info.hint = mask(box.reveal(v, slot.path));
+    } catch (err) {
+      if (!(err instanceof MbError)) throw err;
+      info.problem = err.code;
+    }
+    return info;
+  });
+}
+
+/**
+ * Replace the file in one step (temporary file in the same folder, fsync, rename), keeping its
+ * mode and owner; a symlinked config is written through the link. A new file gets mode 0600.
+ */
+async function writeAtomic(configPath: string, text: string): Promise<string> {
+  const target = await realpath(configPath).catch(() => resolve(configPath));
+  const before = await stat(target).catch(() => undefined);
+  const mode = before ? before.mode & 0o777 : 0o600;
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await chmod(tmp, mode);
+    if (before && process.getuid?.() === 0) await chown(tmp, before.uid, before.gid);
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw new MbError('MB_CONFIG_WRITE_FAILED', { path: target, detail: (err as Error).message }, { cause: err });
+  }
+  try {
+    const dir = await open(dirname(target), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch {
+    // directories cannot be fsynced everywhere; the file itself is synced
+  }
+  return target;
+}
+
+/** Run as root, a new key file goes to the owner of the config file, who runs the service. */
+async function giveToOwnerOf(keyFile: string, configFile: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const st = await stat(configFile).catch(() => undefined);
+  if (st && st.uid !== 0) await chown(keyFile, st.uid, st.gid).catch(() => {});
+}

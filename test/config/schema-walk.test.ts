@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { closest, resolvePath, secretPatterns, secretSlots } from '../../src/config/schema-walk.ts';
+import { secretField } from '../../src/config/schema.ts';
+import { secretPathFor } from '../../src/config/secret-file.ts';
+import { MbError } from '../../src/errors/index.ts';
+
+test('the secret settings are derived from the schema marks', () => {
+  assert.deepEqual(secretPatterns().sort(), ['connections.<name>.certificate.password', 'connections.<name>.clientSecret', 'store.url']);
+  // A schema with a new secret somewhere (as a later relay section will have) needs only the mark.
+  const other = z.object({
+    relay: z.object({ users: z.record(z.string(), z.object({ password: secretField, name: z.string() })) }).optional(),
+    plain: z.string().meta({ description: 'not secret' }),
+    wrapped: z.object({ token: z.string().meta({ secret: true }).optional().default('x') }).default({ token: 'x' }),
+  });
+  assert.deepEqual(secretPatterns(other).sort(), ['relay.users.<name>.password', 'wrapped.token']);
+});
+
+test('secret slots follow the configuration: connections, certificates, the postgres store only', () => {
+  const raw = {
+    store: { driver: 'postgres', url: 'enc:v1:xyz' },
+    connections: { a: { clientSecret: 'p' }, b: { certificate: { path: 'x.pfx' } } },
+  };
+  assert.deepEqual(
+    secretSlots(raw).map((s) => [s.path, s.value]),
+    [
+      ['store.url', 'enc:v1:xyz'],
+      ['connections.a.clientSecret', 'p'],
+      ['connections.b.clientSecret', undefined],
+      ['connections.b.certificate.password', undefined],
+    ],
+  );
+  assert.deepEqual(
+    secretSlots({ store: { driver: 'sqlite' } }).map((s) => s.path),
+    [],
+  );
+});
+
+test('paths resolve case-insensitively to the schema spelling; connection names to the file spelling', () => {
+  const raw = { connections: { Contoso: {} } };
+  const r = resolvePath(['CONNECTIONS', 'contoso', 'CERTIFICATE', 'password'], raw);
+  assert.ok(r.ok);
+  assert.deepEqual(r.segments, ['connections', 'Contoso', 'certificate', 'password']);
+  const fresh = resolvePath(['CONNECTIONS', 'FABRIKAM', 'TENANTID'], raw, { foldNewNames: true });
+  assert.ok(fresh.ok && fresh.segments[1] === 'fabrikam');
+  const bad = resolvePath(['server', 'prot'], raw);
+  assert.ok(!bad.ok && bad.reason === 'unknown' && bad.known.includes('port'));
+  // union sections: keys of the selected driver first, of any driver otherwise
+  const url = resolvePath(['store', 'URL'], { store: { driver: 'postgres' } });
+  assert.ok(url.ok && url.segments.join('.') === 'store.url');
+});
+
+test('closest: typos, case, separators; nothing for unrelated words', () => {
+  const keys = ['tenantId', 'clientId', 'clientSecret', 'clientSecretExpires', 'certificate'];
+  assert.equal(closest('tenantID', keys), 'tenantId');
+  assert.equal(closest('client_secret', keys), 'clientSecret');
+  assert.equal(closest('clientScret', keys), 'clientSecret');
+  assert.equal(closest('certifcate', keys), 'certificate');
+  assert.equal(closest('bananas', keys), undefined);
+});
+
+test('secret set refuses settings that are not secret, listing the secret ones', () => {
+  assert.deepEqual(secretPathFor('Connections.contoso.ClientSecret', {}), ['connections', 'contoso', 'clientSecret']);
+  for (const path of ['connections.contoso.tenantId', 'server.port', 'nonsense', 'connections.contoso']) {
+    assert.throws(() => secretPathFor(path, {}), (err: unknown) => {
+      assert.ok(err instanceof MbError);
+      assert.equal(err.code, 'MB_SECRET_NOT_A_SECRET');
+      assert.match(err.explain('en').fix, /connections\.<name>\.clientSecret/);
+      assert.match(err.explain('de').fix, /store\.url/);
+      return true;
+    });
+  }
+  assert.throws(() => secretPathFor('connections.bad name.clientSecret', {}), { code: 'MB_CONFIG_BAD_NAME' });
+});
