@@ -45,6 +45,10 @@ export const sandboxUserSchema = z.object({
   displayName: z.string().default(''),
   /** Password for the sandbox sign-in page (auth code and device code flows). */
   password: z.string().default('sandbox'),
+  /** accountEnabled = false in Entra: sign-in and token refresh fail with AADSTS50057. */
+  disabled: z.boolean().optional(),
+  /** signInSessionsValidFromDateTime (ISO): refresh tokens granted before it fail with AADSTS50173 (Revoke-MgUserSignInSession). */
+  signInSessionsValidFrom: z.string().optional(),
 });
 
 export const sandboxMailboxSchema = z.object({

@@ -1,0 +1,341 @@
+/**
+ * `mailbridge sandbox-admin <op> …`: run-time administration of a running sandbox tenant through
+ * its loopback admin API (src/sandbox/admin.ts). The API's URL comes from --url or from the file
+ * .sandbox/admin-url that the sandbox writes on start. Each Exchange operation prints the
+ * PowerShell line it stands for, so the admin learns the real fix while testing.
+ */
+import { readFile } from 'node:fs/promises';
+import { MbError } from '../../../errors/index.ts';
+import type { Lang } from '../../../i18n/index.ts';
+import type { Command, CommandContext } from '../command.ts';
+
+interface Call {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  /** The Exchange Online PowerShell (or portal) step this operation emulates. */
+  equivalent?: string;
+  /** Print the response body as it is (message source). */
+  raw?: boolean;
+}
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+const VALUE_FLAGS = new Set(['--url', '--name', '--tenant', '--resource', '--from', '--folder']);
+const BOOL_FLAGS = new Set(['--shared', '--json']);
+
+export const command: Command = {
+  name: 'sandbox-admin',
+  summary: {
+    en: 'Change a running sandbox tenant (permissions, service principals, mailboxes, mail)',
+    de: 'Laufenden Sandbox-Mandanten ändern (Berechtigungen, Dienstprinzipale, Postfächer, Mails)',
+  },
+  help: {
+    en: `Usage: mailbridge sandbox-admin <operation> [arguments] [--url URL] [--json]
+
+Talks to the admin API of a running sandbox (\`npm run sandbox\`). The URL is taken from --url,
+otherwise from the file .sandbox/admin-url that the sandbox writes when it starts.
+
+Operations:
+  state                                   tenants, apps, service principals and mailboxes
+  grant-full-access <mailbox> <trustee>   Add-MailboxPermission … -AccessRights FullAccess
+  revoke-full-access <mailbox> <trustee>  Remove-MailboxPermission … -AccessRights FullAccess
+  grant-send-as <mailbox> <trustee>       Add-RecipientPermission … -AccessRights SendAs
+  revoke-send-as <mailbox> <trustee>      Remove-RecipientPermission … -AccessRights SendAs
+  register-sp <appId> <objectId> [--name N] [--tenant T]
+                                          New-ServicePrincipal (objectId: the enterprise application's)
+  remove-sp <appId|objectId>              Remove-ServicePrincipal
+  smtp-auth-tenant <tenant> on|off        Set-TransportConfig -SmtpClientAuthenticationDisabled
+  smtp-auth-mailbox <mailbox> on|off|default
+                                          Set-CASMailbox -SmtpClientAuthenticationDisabled
+  add-mailbox <address> [--shared] [--name N]
+                                          New-Mailbox (a user or shared mailbox)
+  grant-role <appId> <role> [--resource exchange|graph] [--tenant T]
+                                          application permission with admin consent
+  revoke-role <appId> <role> [--resource exchange|graph] [--tenant T]
+  deliver <mailbox> <file|-> [--from ADDRESS]
+                                          put a message (RFC 5322 file, or stdin) into the mailbox
+  list <mailbox> [--folder F]             UIDs, flags and subjects of a folder (default INBOX)
+  show-message <mailbox> <uid> [--folder F]
+                                          print a message's source
+
+Options:
+  --url URL   the sandbox admin API (default: contents of .sandbox/admin-url)
+  --json      print the API's JSON answer`,
+    de: `Aufruf: mailbridge sandbox-admin <vorgang> [argumente] [--url URL] [--json]
+
+Spricht mit der Admin-API einer laufenden Sandbox (\`npm run sandbox\`). Die URL kommt aus --url,
+sonst aus der Datei .sandbox/admin-url, die die Sandbox beim Start schreibt.
+
+Vorgänge:
+  state                                   Mandanten, Apps, Dienstprinzipale und Postfächer
+  grant-full-access <postfach> <berechtigter>   Add-MailboxPermission … -AccessRights FullAccess
+  revoke-full-access <postfach> <berechtigter>  Remove-MailboxPermission … -AccessRights FullAccess
+  grant-send-as <postfach> <berechtigter>       Add-RecipientPermission … -AccessRights SendAs
+  revoke-send-as <postfach> <berechtigter>      Remove-RecipientPermission … -AccessRights SendAs
+  register-sp <appId> <objectId> [--name N] [--tenant T]
+                                          New-ServicePrincipal (objectId: die der Unternehmensanwendung)
+  remove-sp <appId|objectId>              Remove-ServicePrincipal
+  smtp-auth-tenant <mandant> on|off       Set-TransportConfig -SmtpClientAuthenticationDisabled
+  smtp-auth-mailbox <postfach> on|off|default
+                                          Set-CASMailbox -SmtpClientAuthenticationDisabled
+  add-mailbox <adresse> [--shared] [--name N]
+                                          New-Mailbox (Benutzer- oder freigegebenes Postfach)
+  grant-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
+                                          Anwendungsberechtigung mit Administratorzustimmung
+  revoke-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
+  deliver <postfach> <datei|-> [--from ADRESSE]
+                                          eine Nachricht (RFC-5322-Datei oder stdin) ins Postfach legen
+  list <postfach> [--folder F]            UIDs, Flags und Betreffzeilen eines Ordners (Standard INBOX)
+  show-message <postfach> <uid> [--folder F]
+                                          Quelltext einer Nachricht ausgeben
+
+Optionen:
+  --url URL   die Admin-API der Sandbox (Standard: Inhalt von .sandbox/admin-url)
+  --json      die JSON-Antwort der API ausgeben`,
+  },
+  async run(ctx) {
+    const args = parseArgs(ctx.args);
+    const [op, ...rest] = args.positional;
+    if (!op) throw usage('an operation is missing, e.g. `mailbridge sandbox-admin state`');
+    const call = await buildCall(op, rest, args);
+    const base = await adminUrl(args, ctx);
+    let res: Response;
+    try {
+      res = await fetch(new URL(call.path, base), {
+        method: call.method,
+        headers: call.body === undefined ? {} : { 'content-type': 'application/json' },
+        body: call.body === undefined ? undefined : JSON.stringify(call.body),
+      });
+    } catch (err) {
+      throw new MbError('MB_SANDBOX_ADMIN_UNREACHABLE', { url: String(base), detail: (err as Error).message }, { cause: err });
+    }
+    if (call.raw && res.ok) {
+      ctx.out.line((await res.text()).replace(/\r?\n$/, ''));
+      return 0;
+    }
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (!res.ok) {
+      const e = (body.error ?? {}) as { code?: string; message?: string; explain?: Record<Lang, { cause: string; fix: string }> };
+      // Catalogue-shaped errors come in both languages; Exchange-style ones carry Exchange's English text.
+      const text = e.explain ? `${e.explain[ctx.lang].cause} ${e.explain[ctx.lang].fix}` : (e.message ?? res.statusText);
+      throw new MbError('MB_SANDBOX_ADMIN_REFUSED', { op, code: e.code ?? String(res.status), detail: text });
+    }
+    if (args.flags.has('--json')) {
+      ctx.out.json(body);
+      return 0;
+    }
+    printResult(ctx, op, call, body);
+    return 0;
+  },
+};
+
+function parseArgs(argv: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    if (VALUE_FLAGS.has(name)) {
+      const v = eq > 0 && a.startsWith('--') ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw usage(`${name} needs a value`);
+      flags.set(name, v);
+    } else if (BOOL_FLAGS.has(a)) flags.set(a, true);
+    else if (a.startsWith('--')) throw usage(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function usage(detail: string): MbError {
+  return new MbError('MB_CLI_USAGE', { detail, command: 'sandbox-admin' });
+}
+
+function flag(args: Parsed, name: string): string | undefined {
+  const v = args.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function need(rest: string[], names: string[], op: string): string[] {
+  if (rest.length !== names.length) throw usage(`${op} takes ${names.map((n) => `<${n}>`).join(' ') || 'no arguments'}`);
+  return rest;
+}
+
+function onOff(v: string, allowDefault: boolean): boolean | null {
+  // SmtpClientAuthenticationDisabled is the inverse of "SMTP AUTH on".
+  if (v === 'on') return false;
+  if (v === 'off') return true;
+  if (allowDefault && v === 'default') return null;
+  throw usage(`expected on|off${allowDefault ? '|default' : ''}, not "${v}"`);
+}
+
+async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call> {
+  const tenant = flag(args, '--tenant');
+  const folder = flag(args, '--folder');
+  const q = folder ? `?folder=${encodeURIComponent(folder)}` : '';
+  switch (op) {
+    case 'state':
+      need(rest, [], op);
+      return { method: 'GET', path: '/state' };
+    case 'grant-full-access':
+    case 'revoke-full-access': {
+      const [identity, user] = need(rest, ['mailbox', 'trustee'], op);
+      const verb = op.startsWith('grant') ? 'Add' : 'Remove';
+      return {
+        method: 'POST',
+        path: `/exchange/${verb}-MailboxPermission`,
+        body: { identity, user, accessRights: 'FullAccess' },
+        equivalent: `${verb}-MailboxPermission -Identity "${identity}" -User ${user} -AccessRights FullAccess`,
+      };
+    }
+    case 'grant-send-as':
+    case 'revoke-send-as': {
+      const [identity, trustee] = need(rest, ['mailbox', 'trustee'], op);
+      const verb = op.startsWith('grant') ? 'Add' : 'Remove';
+      return {
+        method: 'POST',
+        path: `/exchange/${verb}-RecipientPermission`,
+        body: { identity, trustee, accessRights: 'SendAs' },
+        equivalent: `${verb}-RecipientPermission -Identity "${identity}" -Trustee ${trustee} -AccessRights SendAs`,
+      };
+    }
+    case 'register-sp': {
+      const [appId, objectId] = need(rest, ['appId', 'objectId'], op);
+      const name = flag(args, '--name') ?? '';
+      return {
+        method: 'POST',
+        path: '/exchange/New-ServicePrincipal',
+        body: { appId, objectId, displayName: name, tenant },
+        equivalent: `New-ServicePrincipal -AppId ${appId} -ObjectId ${objectId}${name ? ` -DisplayName "${name}"` : ''}`,
+      };
+    }
+    case 'remove-sp': {
+      const [identity] = need(rest, ['appId|objectId'], op);
+      return { method: 'POST', path: '/exchange/Remove-ServicePrincipal', body: { identity, tenant }, equivalent: `Remove-ServicePrincipal -Identity ${identity}` };
+    }
+    case 'smtp-auth-tenant': {
+      const [t, v] = need(rest, ['tenant', 'on|off'], op);
+      const disabled = onOff(v!, false)!;
+      return {
+        method: 'POST',
+        path: '/exchange/Set-TransportConfig',
+        body: { tenant: t, smtpClientAuthenticationDisabled: disabled },
+        equivalent: `Set-TransportConfig -SmtpClientAuthenticationDisabled $${disabled}`,
+      };
+    }
+    case 'smtp-auth-mailbox': {
+      const [identity, v] = need(rest, ['mailbox', 'on|off|default'], op);
+      const disabled = onOff(v!, true);
+      return {
+        method: 'POST',
+        path: '/exchange/Set-CASMailbox',
+        body: { identity, smtpClientAuthenticationDisabled: disabled },
+        equivalent: `Set-CASMailbox -Identity "${identity}" -SmtpClientAuthenticationDisabled $${disabled === null ? 'null' : disabled}`,
+      };
+    }
+    case 'add-mailbox': {
+      const [address] = need(rest, ['address'], op);
+      const shared = args.flags.has('--shared');
+      const name = flag(args, '--name') ?? '';
+      return {
+        method: 'POST',
+        path: '/exchange/New-Mailbox',
+        body: { address, shared, displayName: name },
+        equivalent: `New-Mailbox${shared ? ' -Shared' : ''} -Name "${name || address!.split('@')[0]}" -PrimarySmtpAddress ${address!}`,
+      };
+    }
+    case 'grant-role':
+    case 'revoke-role': {
+      const [appId, role] = need(rest, ['appId', 'role'], op);
+      const resource = flag(args, '--resource') ?? 'exchange';
+      if (resource !== 'exchange' && resource !== 'graph') throw usage(`--resource is exchange or graph, not "${resource}"`);
+      const api = resource === 'exchange' ? 'Office 365 Exchange Online' : 'Microsoft Graph';
+      return {
+        method: 'POST',
+        path: op === 'grant-role' ? '/entra/app-role-assignments' : '/entra/app-role-assignments/remove',
+        body: { appId, role, resource, tenant },
+        equivalent:
+          op === 'grant-role'
+            ? `Entra admin center → App registrations → ${appId} → API permissions → ${api} → Application permissions → ${role} → Grant admin consent`
+            : `Entra admin center → App registrations → ${appId} → API permissions → ${api} → ${role} → Remove permission`,
+      };
+    }
+    case 'deliver': {
+      const [mailbox, file] = need(rest, ['mailbox', 'file|-'], op);
+      const raw = file === '-' ? await readStdin() : await readFile(file!, 'utf8').catch((err: Error) => {
+        throw usage(`cannot read ${file}: ${err.message}`);
+      });
+      if (raw.length === 0) throw usage('the message is empty');
+      return { method: 'POST', path: `/mailboxes/${encodeURIComponent(mailbox!)}/messages`, body: { raw, from: flag(args, '--from') } };
+    }
+    case 'list': {
+      const [mailbox] = need(rest, ['mailbox'], op);
+      return { method: 'GET', path: `/mailboxes/${encodeURIComponent(mailbox!)}/messages${q}` };
+    }
+    case 'show-message': {
+      const [mailbox, uid] = need(rest, ['mailbox', 'uid'], op);
+      return { method: 'GET', path: `/mailboxes/${encodeURIComponent(mailbox!)}/messages/${encodeURIComponent(uid!)}${q}`, raw: true };
+    }
+    default:
+      throw usage(`unknown operation "${op}"`);
+  }
+}
+
+async function adminUrl(args: Parsed, ctx: CommandContext): Promise<string> {
+  const given = flag(args, '--url');
+  if (given) return given;
+  try {
+    const url = (await readFile('.sandbox/admin-url', 'utf8')).trim();
+    if (url) return url;
+  } catch {
+    // fall through to the usage error
+  }
+  throw usage(
+    ctx.lang === 'de'
+      ? 'keine Sandbox-URL: --url fehlt und .sandbox/admin-url gibt es nicht (läuft `npm run sandbox` in diesem Ordner?)'
+      : 'no sandbox URL: --url is missing and .sandbox/admin-url does not exist (is `npm run sandbox` running in this folder?)',
+  );
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function printResult(ctx: CommandContext, op: string, call: Call, body: Record<string, unknown>): void {
+  const de = ctx.lang === 'de';
+  if (op === 'state') {
+    for (const t of (body.tenants ?? []) as {
+      id: string;
+      name: string;
+      domains: string[];
+      apps: { appId: string; servicePrincipalId: string; displayName: string; appRoles: { exchange: string[]; graph: string[] } }[];
+      servicePrincipals: { appId: string; objectId: string }[];
+      mailboxes: { address: string; type: string; fullAccess: string[]; sendAs: string[] }[];
+    }[]) {
+      ctx.out.line(`${t.name} (${t.id}) ${t.domains.join(', ')}`);
+      for (const a of t.apps)
+        ctx.out.line(`  app ${a.displayName} appId=${a.appId} servicePrincipalId=${a.servicePrincipalId} roles=${[...a.appRoles.exchange, ...a.appRoles.graph].join(',') || '-'}`);
+      for (const sp of t.servicePrincipals) ctx.out.line(`  New-ServicePrincipal appId=${sp.appId} objectId=${sp.objectId}`);
+      for (const m of t.mailboxes)
+        ctx.out.line(`  ${de ? 'Postfach' : 'mailbox'} ${m.address} (${m.type}) FullAccess=${m.fullAccess.join(',') || '-'} SendAs=${m.sendAs.join(',') || '-'}`);
+    }
+    return;
+  }
+  if (op === 'list') {
+    const messages = (body.messages ?? []) as { uid: number; flags: string[]; subject: string }[];
+    if (messages.length === 0) ctx.out.line(de ? `${body.folder} ist leer.` : `${body.folder} is empty.`);
+    for (const m of messages) ctx.out.line(`${String(m.uid).padStart(6)}  ${(m.flags.join(' ') || '-').padEnd(20)}  ${m.subject}`);
+    return;
+  }
+  if (op === 'deliver') {
+    ctx.out.line(de ? `Zugestellt an ${body.mailbox}.` : `Delivered to ${body.mailbox}.`);
+    return;
+  }
+  ctx.out.line(de ? `Erledigt: ${call.equivalent}` : `Done: ${call.equivalent}`);
+}
