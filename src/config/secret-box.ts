@@ -10,4 +10,9 @@ export interface SecretBox {
    * returned is registered with the log scrubber first, so it can never be printed.
    */
   reveal(stored: string): string;
+  /**
+   * Decrypt without registering the clear text with the scrubber: for sealed blobs that are never
+   * printed whole (the identity token cache), whose secret parts the caller registers itself.
+   */
+  open(stored: string): string;
 }

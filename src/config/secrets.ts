@@ -50,6 +50,7 @@ export interface KeyedSecretBox extends SecretBox {
   readonly created: boolean;
   /** `field` names the setting in errors (e.g. connections.contoso.clientSecret). */
   reveal(stored: string, field?: string): string;
+  open(stored: string, field?: string): string;
 }
 
 /** True for values in the encrypted form (any version); everything else is plain text. */
@@ -93,10 +94,12 @@ export async function openSecretBox(options: SecretBoxOptions): Promise<KeyedSec
       return ENC_PREFIX + Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64url');
     },
     reveal(stored: string, field?: string): string {
-      if (!isEncrypted(stored)) {
-        registerSecret(stored);
-        return stored;
-      }
+      const clear = box.open(stored, field);
+      registerSecret(clear);
+      return clear;
+    },
+    open(stored: string, field?: string): string {
+      if (!isEncrypted(stored)) return stored;
       const name = field ?? `${stored.slice(0, ENC_PREFIX.length + 8)}…`;
       const body = stored.startsWith(ENC_PREFIX) ? stored.slice(ENC_PREFIX.length) : undefined;
       if (body === undefined || !/^[A-Za-z0-9_-]+$/.test(body)) throw new MbError('MB_SECRET_MALFORMED', { field: name });
@@ -112,7 +115,6 @@ export async function openSecretBox(options: SecretBoxOptions): Promise<KeyedSec
       } catch (err) {
         throw new MbError('MB_SECRET_UNDECRYPTABLE', { field: name, source }, { cause: err });
       }
-      registerSecret(clear);
       return clear;
     },
   };

@@ -5,18 +5,36 @@
  * Pattern rules catch what was never registered (bearer tokens, JWTs, PEM keys in foreign error text).
  */
 const known = new Set<string>();
+/** Values registered under a slot: a new value for the slot replaces the old one (rotating tokens). */
+const slots = new Map<string, string>();
 let pattern: RegExp | undefined;
 
 const MIN_SECRET_LENGTH = 4;
 
-export function registerSecret(value: string | undefined | null): void {
-  if (!value || value.length < MIN_SECRET_LENGTH || known.has(value)) return;
+/**
+ * Register a clear secret so that `scrub` masks it from now on. Values that rotate (refresh tokens)
+ * pass a `slot`: the slot's previous value is forgotten, so a long-running gateway does not collect
+ * every token it ever held.
+ */
+export function registerSecret(value: string | undefined | null, slot?: string): void {
+  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  if (slot !== undefined) {
+    const previous = slots.get(slot);
+    if (previous === value) return;
+    if (previous !== undefined) {
+      known.delete(previous);
+      known.delete(encodeURIComponent(previous));
+    }
+    slots.set(slot, value);
+  } else if (known.has(value)) {
+    return;
+  }
   known.add(value);
   // Secrets also travel URL-encoded (form bodies); mask that spelling too.
   known.add(encodeURIComponent(value));
   // Longest first, so a secret that contains another is masked whole.
   const parts = [...known].sort((a, b) => b.length - a.length).map(escapeRegExp);
-  pattern = new RegExp(parts.join('|'), 'g');
+  pattern = parts.length > 0 ? new RegExp(parts.join('|'), 'g') : undefined;
 }
 
 export const MASK = '********';

@@ -15,7 +15,12 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+export interface GatewayOptions {
+  /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
+  keyFile?: string;
+}
+
+export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const store = await openStore(config.store);
   const http = Fastify({ loggerInstance: log as FastifyBaseLogger });
   const started = new Date().toISOString();
@@ -29,6 +34,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     }
   });
 
+  await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile });
   await http.listen({ host: config.server.listen, port: config.server.port });
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;

@@ -45,3 +45,13 @@ test('log lines and MbError texts never carry a registered secret', () => {
   assert.ok(!err.message.includes(secret));
   assert.ok(!JSON.stringify(err.explain('de')).includes(secret));
 });
+
+test('a slot keeps only its newest value: rotated tokens do not pile up, the current one is masked', () => {
+  const first = 'refresh-token-generation-one-abc';
+  const second = 'refresh-token-generation-two-xyz';
+  registerSecret(first, 'conn:RefreshToken:a');
+  assert.ok(!scrub(first).includes(first));
+  registerSecret(second, 'conn:RefreshToken:a');
+  assert.ok(!scrub(second).includes(second));
+  assert.equal(scrub(first), first, 'the replaced value is no longer tracked');
+});

@@ -23,11 +23,11 @@ Optionen:
   --port N   auf diesem Port statt server.port lauschen`,
   },
   async run(ctx) {
-    const { config, path } = await loadConfig(ctx.configPath, ctx.env);
+    const { config, path, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
     const i = ctx.args.indexOf('--port');
     if (i >= 0) config.server.port = Number(ctx.args[i + 1]);
     const log = createLogger({ level: config.log.level });
-    const gw = await startGateway(config, log);
+    const gw = await startGateway(config, log, { keyFile });
     const de = ctx.lang === 'de';
     ctx.out.line(
       de
