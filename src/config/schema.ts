@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { relaySchema } from '../relay/config.ts';
+import { connectorsSchema } from '../connector/config.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
 export type CloudName = (typeof CLOUDS)[number];
@@ -99,6 +100,7 @@ export const configSchema = z
       .default({ listen: '127.0.0.1', port: 8080 }),
     connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
     relay: relaySchema.optional(),
+    connectors: connectorsSchema.optional(),
   })
   .strict();
 

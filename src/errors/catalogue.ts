@@ -7,12 +7,20 @@
 import { core } from './entries/core.ts';
 import { store } from './entries/store.ts';
 import { config } from './entries/config.ts';
+import { identity } from './entries/identity.ts';
+import { connector } from './entries/connector.ts';
+import { relay } from './entries/relay.ts';
+import { sandbox } from './entries/sandbox.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
   ...core,
   ...store,
   ...config,
+  ...identity,
+  ...connector,
+  ...relay,
+  ...sandbox,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

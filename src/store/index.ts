@@ -6,6 +6,11 @@
  * Everything is async even though node:sqlite is synchronous, so that a PostgreSQL implementation
  * can follow without changing a single caller.
  */
+import type { QueueRepository } from './queue.ts';
+import type { CheckpointRepository } from './checkpoints.ts';
+
+export type { CheckpointRepository } from './checkpoints.ts';
+
 export interface KeyValue {
   get(namespace: string, key: string): Promise<string | undefined>;
   set(namespace: string, key: string, value: string): Promise<void>;
@@ -17,6 +22,10 @@ export interface Store {
   readonly driver: 'sqlite' | 'postgres';
   /** Small named values: the identity token cache, sign-in state, checkpoints of later features. */
   readonly kv: KeyValue;
+  /** Mailbox connector: what was delivered from which folder (src/store/checkpoints.ts). */
+  readonly checkpoints: CheckpointRepository;
+  /** The relay's queue of accepted messages (envelopes; bodies live in the relay's spool). */
+  readonly queue: QueueRepository;
   /** Throws when the database cannot answer; used by the health endpoint and `check`. */
   ping(): Promise<void>;
   close(): Promise<void>;

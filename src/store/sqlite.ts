@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
+import { CHECKPOINT_MIGRATIONS, createSqliteCheckpoints } from './checkpoints-sqlite.ts';
+import { createSqliteQueueRepository, queueMigrations } from './queue-sqlite.ts';
 
 /**
  * Migrations by name, applied once each in list order. Each capability appends its own entries
@@ -24,6 +26,8 @@ export const MIGRATIONS: Array<{ id: string; sql: string }> = [
        PRIMARY KEY (namespace, key)
      ) STRICT`,
   },
+  ...queueMigrations,
+  ...CHECKPOINT_MIGRATIONS,
 ];
 
 export function openSqliteStore(path: string): Store {
@@ -67,6 +71,8 @@ export function openSqliteStore(path: string): Store {
   return {
     driver: 'sqlite',
     kv,
+    checkpoints: createSqliteCheckpoints(db),
+    queue: createSqliteQueueRepository(db),
     async ping() {
       db.prepare('SELECT 1').get();
     },

@@ -1,0 +1,192 @@
+/**
+ * The `connectors` section of mailbridge.yaml: per connector, where mail comes from (IMAP or Graph,
+ * with the connection whose tokens it uses), which mailboxes and folders, where it goes, and what
+ * happens to a message in the mailbox once the destination acknowledged it.
+ *
+ * ```yaml
+ * connectors:
+ *   scans:
+ *     connection: contoso
+ *     mailboxes: [scanner@contoso.com, { address: invoices@contoso.com, folders: [INBOX, Inbox/Scans] }]
+ *     destination: { kind: lmtp, host: 127.0.0.1, port: 24, recipients: { domain: intern.example } }
+ *     after: { action: move, folder: Archive }
+ * ```
+ */
+import { z } from 'zod';
+
+// Defined here rather than imported from config/schema.ts, which imports this file (a cycle would
+// leave one of them undefined at load time). The `secret` mark is what config/schema-walk.ts reads.
+const secret = z
+  .string()
+  .min(1)
+  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
+
+const folderName = z.string().min(1).meta({ description: 'Folder as Exchange names it: INBOX, or "Inbox/Scans" for a subfolder' });
+
+const mailboxEntry = z.union([
+  z.string().min(3).meta({ description: 'Mailbox address (user or shared mailbox); it is the IMAP/SASL user' }),
+  z
+    .object({
+      address: z.string().min(3).meta({ description: 'Mailbox address (user or shared mailbox)' }),
+      folders: z.array(folderName).min(1).optional().meta({ description: 'Folders of this mailbox (default: the connector\'s folders)' }),
+    })
+    .strict(),
+]);
+
+const imapSourceSchema = z
+  .object({
+    kind: z.literal('imap'),
+    host: z.string().min(1).default('outlook.office365.com').meta({ description: 'IMAP server (Exchange Online: outlook.office365.com; the cloud decides for connections of national clouds)' }),
+    port: z.int().min(1).max(65535).default(993),
+    tls: z
+      .enum(['implicit', 'starttls', 'none'])
+      .default('implicit')
+      .meta({ description: 'implicit: TLS from the start (993); starttls: upgrade on 143; none: cleartext, only for a server on this machine' }),
+    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. of a TLS-inspecting proxy or the sandbox' }),
+    servername: z.string().optional().meta({ description: 'TLS server name, when host is an IP address' }),
+    idle: z.boolean().default(true).meta({ description: 'Use IMAP IDLE to pick up new mail at once (the poll interval stays as a fallback)' }),
+    idleRestartSeconds: z.int().min(60).max(1740).default(600).meta({ description: 'Restart IDLE this often (Exchange ends IDLE after 29 minutes)' }),
+  })
+  .strict();
+
+const graphSourceSchema = z
+  .object({
+    kind: z.literal('graph'),
+    baseUrl: z.url().optional().meta({ description: 'Graph endpoint (default: from the connection\'s cloud, https://graph.microsoft.com/v1.0)' }),
+    pageSize: z.int().min(1).max(1000).default(50).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
+    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust' }),
+  })
+  .strict();
+
+const recipients = z
+  .object({
+    to: z.array(z.string().min(3)).min(1).optional().meta({ description: 'Fixed envelope recipients for every message' }),
+    map: z
+      .record(z.string(), z.array(z.string().min(3)).min(1))
+      .optional()
+      .meta({ description: 'Envelope recipients per source mailbox, e.g. { "scanner@contoso.com": ["scans@intern.example"] }' }),
+    domain: z.string().min(1).optional().meta({ description: 'Deliver to <local part of the source mailbox>@<domain>' }),
+  })
+  .strict()
+  .default({})
+  .meta({ description: 'Envelope recipients: map, else to, else domain, else the source mailbox address' });
+
+const smtpLike = {
+  host: z.string().min(1).default('127.0.0.1'),
+  tls: z.enum(['auto', 'implicit', 'starttls', 'none']).default('auto').meta({ description: 'auto: STARTTLS if offered' }),
+  caFile: z.string().optional(),
+  auth: z.object({ user: z.string().min(1), pass: secret }).strict().optional().meta({ description: 'Login at the local server, if it wants one' }),
+  recipients,
+  from: z
+    .string()
+    .default('return-path')
+    .meta({ description: 'Envelope sender: return-path (from the message, else its From), empty (<>), or an address' }),
+  name: z.string().optional().meta({ description: 'Name given in EHLO/LHLO (default: this host name)' }),
+  timeoutSeconds: z.int().min(1).max(3600).default(60),
+  deliveryIdHeader: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Add X-Mailbridge-Delivery-Id (stable per message) for receivers that deduplicate by it; the message is then no longer byte for byte' }),
+};
+
+const destinationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('lmtp'), port: z.int().min(1).max(65535).default(24), ...smtpLike }).strict(),
+  z.object({ kind: z.literal('smtp'), port: z.int().min(1).max(65535).default(25), ...smtpLike }).strict(),
+  z
+    .object({
+      kind: z.literal('maildir'),
+      path: z.string().min(1).meta({ description: 'Maildir directory (with tmp/, new/, cur/)' }),
+      create: z.boolean().default(true).meta({ description: 'Create the maildir if it is missing' }),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('http'),
+      url: z.url().meta({ description: 'Receiver of one POST per message (JSON)' }),
+      secret: secret.meta({ description: 'HMAC-SHA256 key for the X-Mailbridge-Signature header', secret: true }),
+      timeoutSeconds: z.int().min(1).max(3600).default(30),
+      headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers' }),
+      includeRaw: z.boolean().default(true).meta({ description: 'Include the raw message (base64) in the JSON' }),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('command'),
+      command: z.array(z.string().min(1)).min(1).meta({ description: 'Program and arguments (no shell); gets the message on stdin. Exit 0 = delivered, 75 = retry later, other = refused' }),
+      timeoutSeconds: z.int().min(1).max(3600).default(300),
+      env: z.record(z.string(), z.string()).optional().meta({ description: 'Extra environment variables' }),
+    })
+    .strict(),
+]);
+
+const afterSchema = z
+  .discriminatedUnion('action', [
+    z.object({ action: z.literal('seen') }).strict(),
+    z.object({ action: z.literal('move'), folder: folderName }).strict(),
+    z.object({ action: z.literal('delete') }).strict(),
+    z.object({ action: z.literal('none') }).strict(),
+  ])
+  .default({ action: 'seen' })
+  .meta({ description: 'After the destination acknowledged a message: seen (keep, mark read), move to a folder, delete (expunge), none' });
+
+export const connectorSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    connection: z.string().min(1).meta({ description: 'Name of the connection (connections.<name>) whose tokens open the mailboxes' }),
+    source: z
+      .discriminatedUnion('kind', [imapSourceSchema, graphSourceSchema])
+      .default({ kind: 'imap', host: 'outlook.office365.com', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 }),
+    mailboxes: z.array(mailboxEntry).min(1),
+    folders: z.array(folderName).min(1).default(['INBOX']),
+    destination: destinationSchema,
+    after: afterSchema,
+    pollSeconds: z.int().min(5).max(3600).default(60).meta({ description: 'Look for new mail at least this often (also when IDLE is on)' }),
+    maxMessageBytes: z
+      .int()
+      .min(1)
+      .max(157_286_400)
+      .default(157_286_400)
+      .meta({ description: 'Larger messages stay in the mailbox and are reported (Exchange Online allows 150 MB)' }),
+    concurrency: z
+      .object({
+        window: z.int().min(1).max(32).default(4).meta({ description: 'Messages handed to the destination at once, per mailbox folder' }),
+        mailboxes: z.int().min(1).max(10_000).default(32).meta({ description: 'Mailboxes fetched at once per connection (idle mailboxes do not count)' }),
+        logins: z.int().min(1).max(100).default(4).meta({ description: 'Logins in progress at once per connection' }),
+        sessionsPerMailbox: z
+          .int()
+          .min(1)
+          .max(20)
+          .default(4)
+          .meta({ description: 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)' }),
+      })
+      .strict()
+      .default({ window: 4, mailboxes: 32, logins: 4, sessionsPerMailbox: 4 }),
+    retry: z
+      .object({
+        initialSeconds: z.number().min(0.01).max(3600).default(1),
+        maxSeconds: z.number().min(0.01).max(86_400).default(300),
+      })
+      .strict()
+      .default({ initialSeconds: 1, maxSeconds: 300 })
+      .meta({ description: 'Pauses between attempts when a destination or mailbox is unavailable (doubling)' }),
+    keepDays: z
+      .int()
+      .min(1)
+      .max(3650)
+      .default(30)
+      .meta({ description: 'How long records of moved or deleted messages are kept' }),
+  })
+  .strict();
+
+export const connectorsSchema = z
+  .record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectorSchema)
+  .meta({ description: 'Mailbox connectors: fetch mail from Microsoft 365 mailboxes into local systems, exactly once' });
+
+export type ConnectorConfig = z.infer<typeof connectorSchema>;
+export type ConnectorInput = z.input<typeof connectorSchema>;
+export type DestinationConfig = z.infer<typeof destinationSchema>;
+
+/** Each mailbox with its folders. */
+export function mailboxesOf(c: ConnectorConfig): Array<{ address: string; folders: string[] }> {
+  return c.mailboxes.map((m) => (typeof m === 'string' ? { address: m, folders: c.folders } : { address: m.address, folders: m.folders ?? c.folders }));
+}

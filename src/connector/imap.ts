@@ -1,0 +1,261 @@
+/**
+ * IMAP source (imapflow): one authenticated session per mailbox, user or shared alike: the SASL user
+ * is the mailbox address and the token comes from the TokenProvider (app-only with IMAP.AccessAsApp,
+ * or delegated with FullAccess on the shared mailbox). imapflow picks OAUTHBEARER when a server
+ * offers it and XOAUTH2 otherwise; Exchange Online offers only XOAUTH2.
+ *
+ * Strategies: UIDs only (never sequence numbers); new mail is listed with `UID FETCH n:* (UID
+ * RFC822.SIZE)` and fetched with BODY.PEEK[] in batches bounded by bytes, so nothing is marked \Seen
+ * before the destination acknowledged it. New-mail notification is IDLE (restarted every
+ * `idleRestartMs`, below Exchange's 29-minute limit) with the poll interval as a fallback and as the
+ * only mechanism when IDLE is off or not offered. COMPRESS is not used (Exchange does not offer it
+ * and on a LAN it costs CPU). Exchange's replies (not connected, throttled) are classified in
+ * exchange.ts; the throttling hint is also taken from imapflow's log, because imapflow turns the
+ * throttled reply into a connection error once the server hangs up.
+ *
+ * Limits: one selected folder at a time per session; IDLE watches only the folder it was started on.
+ */
+import { ImapFlow, type ImapFlowOptions, type Logger as ImapLogger } from 'imapflow';
+import type { Logger } from '../log/index.ts';
+import { silentLogger } from '../log/index.ts';
+import { registerSecret } from '../log/redact.ts';
+import { classifyImapError, type ImapErrorContext } from './exchange.ts';
+import { ConnectorError, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+
+export interface ImapSourceOptions {
+  connector: string;
+  host: string;
+  port: number;
+  /** implicit: TLS from the start (993); starttls: upgrade required; none: cleartext (loopback tests only). */
+  tls: 'implicit' | 'starttls' | 'none';
+  /** Extra CA certificates (PEM) to trust. */
+  ca?: string;
+  servername?: string;
+  tokens: TokenProvider;
+  idle: boolean;
+  /** Break and restart IDLE this often (ms). */
+  idleRestartMs?: number;
+  /** Raw bytes fetched per FETCH command (at least one message). */
+  fetchBytes?: number;
+  /** Messages listed per batch. */
+  batchSize?: number;
+  connectTimeoutMs?: number;
+  log?: Logger;
+}
+
+export function imapSource(options: ImapSourceOptions): SourceFactory {
+  return {
+    kind: 'imap',
+    description: `imap ${options.host}:${options.port}`,
+    open: (mailbox, signal) => openImapSession(options, mailbox, signal),
+  };
+}
+
+export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal): Promise<ImapSession> {
+  const ctx: ImapErrorContext = { connector: o.connector, mailbox, host: o.host, port: o.port };
+  const token = await o.tokens(mailbox);
+  registerSecret(token);
+  ctx.token = token;
+  const log = (o.log ?? silentLogger).child({ mailbox });
+  const idleRestartMs = o.idleRestartMs ?? 600_000;
+  const options: ImapFlowOptions = {
+    host: o.host,
+    port: o.port,
+    secure: o.tls === 'implicit',
+    doSTARTTLS: o.tls === 'starttls' ? true : o.tls === 'none' ? false : undefined,
+    servername: o.servername,
+    tls: { ca: o.ca, servername: o.servername, minVersion: 'TLSv1.2' },
+    auth: { user: mailbox, accessToken: token },
+    logger: imapLogger(log, ctx),
+    clientInfo: { name: 'mailbridge', version: '0.1.0' },
+    disableAutoIdle: true,
+    disableCompression: true,
+    maxIdleTime: idleRestartMs,
+    socketTimeout: idleRestartMs + 60_000,
+    connectionTimeout: o.connectTimeoutMs ?? 30_000,
+    greetingTimeout: 16_000,
+  };
+  const client = new ImapFlow(options);
+  const session = new ImapSession(client, mailbox, o, ctx);
+  const onAbort = () => client.close();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await client.connect();
+  } catch (err) {
+    client.close();
+    if (signal.aborted) throw signal.reason;
+    ctx.byeReason = client.byeReason;
+    throw classifyImapError(err, ctx);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  return session;
+}
+
+/** imapflow's log goes to ours at trace level; the throttling hint is kept for the error. */
+function imapLogger(log: Logger, ctx: ImapErrorContext): ImapLogger {
+  const pass = (obj: unknown) => {
+    const o = obj as { msg?: string; throttleDelay?: number };
+    if (o && o.msg === 'Throttling detected' && typeof o.throttleDelay === 'number') ctx.throttleHintMs = o.throttleDelay;
+    if (log.isLevelEnabled('trace')) log.trace({ imap: obj }, 'imapflow');
+  };
+  return { trace: pass, debug: pass, info: pass, warn: pass, error: pass, fatal: pass };
+}
+
+export class ImapSession implements SourceSession {
+  readonly mailbox: string;
+  private readonly client: ImapFlow;
+  private readonly o: ImapSourceOptions;
+  private readonly ctx: ImapErrorContext;
+  private selected: string | undefined;
+  private changed = false;
+  private wake: (() => void) | undefined;
+  closed = false;
+
+  constructor(client: ImapFlow, mailbox: string, o: ImapSourceOptions, ctx: ImapErrorContext) {
+    this.client = client;
+    this.mailbox = mailbox;
+    this.o = o;
+    this.ctx = ctx;
+    client.on('exists', () => {
+      this.changed = true;
+      this.wake?.();
+    });
+    client.on('close', () => {
+      this.closed = true;
+      this.ctx.byeReason = client.byeReason;
+      this.wake?.();
+    });
+    // imapflow emits at most one error and closes; the next command reports it as NoConnection.
+    client.on('error', () => undefined);
+  }
+
+  /** Runs an IMAP step and turns its failure into a classified ConnectorError. */
+  private async step<T>(folder: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw classifyImapError(err, { ...this.ctx, folder, byeReason: this.client.byeReason ?? this.ctx.byeReason });
+    }
+  }
+
+  private async select(folder: string): Promise<FolderState> {
+    const mb = await this.step(folder, () => this.client.mailboxOpen(folder));
+    this.selected = folder;
+    return { epoch: mb.uidValidity.toString(), next: mb.uidNext };
+  }
+
+  async open(folder: string): Promise<FolderState> {
+    this.changed = false;
+    return this.select(folder);
+  }
+
+  private async ensure(folder: string): Promise<void> {
+    if (this.selected !== folder || !this.client.mailbox) await this.select(folder);
+  }
+
+  async *list(folder: string, from: { position: number }): AsyncIterable<Batch> {
+    await this.ensure(folder);
+    const mb = this.client.mailbox;
+    // Nothing new since the checkpoint: skip the round trip (UIDNEXT is at most one beyond the last UID).
+    if (mb && mb.path === folder && mb.uidNext <= from.position + 1 && !this.changed) return;
+    const listed = await this.step(folder, () => this.client.fetchAll(`${from.position + 1}:*`, { uid: true, size: true }, { uid: true }));
+    // `n:*` also returns the highest message when it is below n.
+    const items: ListedItem[] = listed
+      .filter((m) => m.uid > from.position)
+      .sort((a, b) => a.uid - b.uid)
+      .map((m) => ({ item: String(m.uid), uid: m.uid, size: m.size }));
+    const per = this.o.batchSize ?? 200;
+    for (let i = 0; i < items.length; i += per) {
+      const part = items.slice(i, i + per);
+      yield { items: part, advance: { position: part[part.length - 1]!.uid! } };
+    }
+  }
+
+  async fetch(folder: string, items: ListedItem[]): Promise<FetchedMessage[]> {
+    if (items.length === 0) return [];
+    await this.ensure(folder);
+    const uids = items.map((i) => i.uid ?? Number(i.item));
+    const got = await this.step(folder, () => this.client.fetchAll(uids.join(','), { uid: true, source: true, internalDate: true }, { uid: true }));
+    const out: FetchedMessage[] = [];
+    for (const m of got) {
+      if (!m.source) continue;
+      const internalDate = m.internalDate instanceof Date ? m.internalDate : m.internalDate ? new Date(m.internalDate) : undefined;
+      out.push({ item: String(m.uid), uid: m.uid, raw: m.source, internalDate });
+    }
+    return out.sort((a, b) => a.uid! - b.uid!);
+  }
+
+  async act(folder: string, action: AfterAction, items: string[]): Promise<void> {
+    if (items.length === 0 || action.action === 'none') return;
+    await this.ensure(folder);
+    const range = items.join(',');
+    const fail = (detail: string) =>
+      new ConnectorError('MB_CONNECTOR_AFTER_ACTION_FAILED', { mailbox: this.mailbox, folder, count: items.length, action: describeAction(action), detail });
+    if (action.action === 'seen') {
+      const ok = await this.step(folder, () => this.client.messageFlagsAdd(range, ['\\Seen'], { uid: true, silent: true }));
+      if (!ok && this.closed) throw fail('connection closed');
+      if (!ok) throw fail('the server refused STORE +FLAGS (\\Seen)');
+      return;
+    }
+    if (action.action === 'delete') {
+      const ok = await this.step(folder, () => this.client.messageDelete(range, { uid: true }));
+      if (!ok) throw fail(this.closed ? 'connection closed' : 'the server refused STORE \\Deleted / EXPUNGE');
+      return;
+    }
+    let moved = await this.step(folder, () => this.client.messageMove(range, action.folder, { uid: true }));
+    if (!moved && !this.closed) {
+      // The usual reason is a target folder that does not exist yet ([TRYCREATE]): create it once.
+      await this.step(folder, async () => {
+        try {
+          await this.client.mailboxCreate(action.folder);
+        } catch {
+          // exists already, or may not be created: the second MOVE tells
+        }
+      });
+      moved = await this.step(folder, () => this.client.messageMove(range, action.folder, { uid: true }));
+    }
+    if (!moved) throw fail(this.closed ? 'connection closed' : `MOVE to "${action.folder}" was refused`);
+  }
+
+  async wait(folder: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout' | 'closed'> {
+    if (this.closed) return 'closed';
+    if (this.changed) return 'changed';
+    await this.ensure(folder);
+    if (this.o.idle && this.client.capabilities.has('IDLE')) {
+      // Runs until the next command breaks it (imapflow sends DONE first); EXISTS arrives as an event.
+      this.client.idle().catch(() => undefined);
+    }
+    const result = await new Promise<'changed' | 'timeout' | 'closed'>((resolve) => {
+      const done = (r: 'changed' | 'timeout' | 'closed') => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.wake = undefined;
+        resolve(r);
+      };
+      const timer = setTimeout(() => done('timeout'), ms);
+      const onAbort = () => done('timeout');
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.wake = () => done(this.closed ? 'closed' : 'changed');
+      if (this.closed) done('closed');
+      else if (this.changed) done('changed');
+    });
+    return result;
+  }
+
+  async close(): Promise<void> {
+    this.wake?.();
+    if (this.closed) return;
+    try {
+      await Promise.race([this.client.logout(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    } catch {
+      // logging out of a dead session fails; closing below is what matters
+    }
+    this.client.close();
+    this.closed = true;
+  }
+}
+
+export function describeAction(a: AfterAction): string {
+  return a.action === 'move' ? `move to ${a.folder}` : a.action;
+}

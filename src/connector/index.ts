@@ -1,0 +1,47 @@
+/**
+ * The mailbox connector: delivers mail from Microsoft 365 mailboxes into local systems, exactly once.
+ *
+ * What it does. For each configured connector, a worker per mailbox (user or shared) opens the
+ * chosen folders with OAuth2 (IMAP XOAUTH2 with app-only IMAP.AccessAsApp or delegated tokens),
+ * hands every new message unchanged to a destination (SMTP/LMTP to a local mail server, a maildir,
+ * an HTTP POST signed with HMAC, or a command on stdin), and once the destination acknowledged it
+ * marks it \Seen, moves it to a folder or deletes it.
+ *
+ * Strategies.
+ *  - Exactly once (pipeline.ts): a checkpoint per mailbox folder in the store (UIDVALIDITY + the
+ *    highest UID up to which everything is finished, a row per message, and an in-flight record).
+ *    Order: in-flight noted → destination acknowledges → outcome recorded (fsynced) → after-action.
+ *    After kill -9 nothing acknowledged and recorded is delivered again; the one unavoidable window
+ *    (acknowledged, not yet recorded) is bounded by the in-flight record and closed where the
+ *    destination allows: deterministic maildir file names, a stable Idempotency-Key for HTTP and
+ *    MAILBRIDGE_DELIVERY_ID for commands, the unchanged Message-ID for SMTP/LMTP.
+ *  - A UIDVALIDITY change resynchronises by Message-ID (or content hash) without duplicates.
+ *  - A destination that is down keeps the message in the mailbox and is retried with backoff; a
+ *    permanent refusal is recorded and leaves the message untouched (`--retry-rejected` tries again).
+ *  - New mail is picked up at once with IDLE; polling remains as the fallback. Exchange's
+ *    "authenticated but not connected" and throttling replies become MB codes with the exact
+ *    New-ServicePrincipal / Add-MailboxPermission lines (exchange.ts), and the suggested backoff is
+ *    honoured.
+ *  - Bounded concurrency per connection and per mailbox (runner.ts) for hundreds of mailboxes.
+ *
+ * Limits. The token comes from a TokenProvider (wired to identity by the caller, e.g. the `fetch`
+ * command); the connector knows nothing of Entra ID. The Graph source is not part of this build.
+ * IDLE watches a mailbox's first folder; its other folders are looked at every poll interval.
+ */
+export { runConnector, createSharedLimits, type ConnectorDeps, type RunOptions, type RunSummary, type SharedLimits } from './runner.ts';
+export { syncFolder, type PipelineOptions, type SyncResult } from './pipeline.ts';
+export { imapSource, openImapSession, type ImapSourceOptions } from './imap.ts';
+export { classifyImapError, tokenFacts, throttleHint, notConnectedError } from './exchange.ts';
+export { createDestination, type DestinationContext } from './destinations/index.ts';
+export { connectorSchema, connectorsSchema, mailboxesOf, type ConnectorConfig, type ConnectorInput, type DestinationConfig } from './config.ts';
+export { deliveryIdOf, messageKey, messageIdOf, mimeProblem } from './message.ts';
+export {
+  ConnectorError,
+  type AfterAction,
+  type ConnectorEvent,
+  type Delivery,
+  type Destination,
+  type SourceFactory,
+  type SourceSession,
+  type TokenProvider,
+} from './types.ts';

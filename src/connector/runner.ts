@@ -1,0 +1,242 @@
+/**
+ * Runs one connector: a worker per mailbox that connects, syncs its folders through the pipeline,
+ * waits for new mail (IDLE or the poll interval), and reconnects with backoff when anything fails.
+ *
+ * Concurrency is bounded three ways, so that hundreds of mailboxes per instance stay within
+ * Exchange Online's limits (facts 3.5) and this machine's: logins in progress per connection
+ * (`concurrency.logins`), mailboxes being fetched per connection (`concurrency.mailboxes`; a mailbox
+ * waiting in IDLE holds no slot), and IMAP sessions per mailbox across connectors
+ * (`concurrency.sessionsPerMailbox`, below Exchange's ~20). Within a folder at most
+ * `concurrency.window` messages are in flight to the destination. Processes that run several
+ * connectors pass one `SharedLimits` to all of them.
+ *
+ * A lease in the store keeps a second process from running the same connector at the same time;
+ * the lease of a process that died on this host is taken over at once, one of another host expires.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { MbError, toMbError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import { silentLogger } from '../log/index.ts';
+import type { CheckpointRepository } from '../store/checkpoints.ts';
+import { mailboxesOf, type ConnectorConfig } from './config.ts';
+import { createDestination } from './destinations/index.ts';
+import { imapSource } from './imap.ts';
+import { Backoff, KeyedLimits, sleep } from './limits.ts';
+import { syncFolder, type PipelineOptions } from './pipeline.ts';
+import { ConnectorError, type ConnectorEvent, type Destination, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+
+export interface SharedLimits {
+  /** Per connection: logins in progress. */
+  logins: KeyedLimits;
+  /** Per connection: mailboxes being fetched. */
+  busy: KeyedLimits;
+  /** Per mailbox address: open sessions. */
+  sessions: KeyedLimits;
+}
+
+export function createSharedLimits(c: { logins: number; mailboxes: number; sessionsPerMailbox: number }): SharedLimits {
+  return { logins: new KeyedLimits(c.logins), busy: new KeyedLimits(c.mailboxes), sessions: new KeyedLimits(c.sessionsPerMailbox) };
+}
+
+export interface ConnectorDeps {
+  name: string;
+  config: ConnectorConfig;
+  repo: CheckpointRepository;
+  tokens: TokenProvider;
+  /** Default: built from config.source. */
+  source?: SourceFactory;
+  /** Default: built from config.destination. */
+  destination?: Destination;
+  /** Reads config files named in the section (caFile); default: fs. */
+  readFile?: (path: string) => string;
+  /** Clear value of a stored secret (enc:v1:…); default: the value as is. */
+  reveal?: (stored: string, field: string) => string;
+  limits?: SharedLimits;
+  log?: Logger;
+  onEvent?: (e: ConnectorEvent) => void;
+}
+
+export interface RunOptions {
+  /** Sync every folder once and return (mailbridge fetch --once). */
+  once?: boolean;
+  signal?: AbortSignal;
+  /** Deliver again the messages a destination refused for good before. */
+  retryRejected?: boolean;
+  /** In once mode: temporary delivery failures of one message before the run gives up on its folder (default 3). */
+  onceAttempts?: number;
+}
+
+export interface RunSummary {
+  mailboxes: number;
+  delivered: number;
+  bytes: number;
+  rejected: number;
+  duplicates: number;
+  redelivered: number;
+  errors: Array<{ mailbox: string; folder?: string; error: MbError }>;
+  warnings: MbError[];
+  seconds: number;
+}
+
+const LEASE_TTL_MS = 60_000;
+
+export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): Promise<RunSummary> {
+  const c = deps.config;
+  const log = (deps.log ?? silentLogger).child({ connector: deps.name });
+  const controller = new AbortController();
+  const outer = opts.signal;
+  const onOuterAbort = () => controller.abort(outer?.reason);
+  if (outer?.aborted) controller.abort(outer.reason);
+  outer?.addEventListener('abort', onOuterAbort, { once: true });
+  const signal = controller.signal;
+  const started = Date.now();
+  const summary: RunSummary = { mailboxes: 0, delivered: 0, bytes: 0, rejected: 0, duplicates: 0, redelivered: 0, errors: [], warnings: [], seconds: 0 };
+  const emit = (e: ConnectorEvent) => {
+    if (e.type === 'warning') summary.warnings.push(e.error);
+    try {
+      deps.onEvent?.(e);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'connector event handler failed');
+    }
+  };
+
+  // One run per connector at a time, across processes.
+  const leaseName = `connector:${deps.name}`;
+  const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const lease = await deps.repo.claim(leaseName, owner, LEASE_TTL_MS, deadOnThisHost);
+  if (!lease.ok) throw new ConnectorError('MB_CONNECTOR_BUSY', { connector: deps.name, owner: lease.owner, seconds: Math.ceil((lease.expiresAt - Date.now()) / 1000) });
+  const renew = setInterval(() => {
+    deps.repo.claim(leaseName, owner, LEASE_TTL_MS).catch((err: unknown) => log.error({ err: (err as Error).message }, 'lease renewal failed'));
+  }, LEASE_TTL_MS / 3);
+  renew.unref();
+
+  const ownDestination = !deps.destination;
+  const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal });
+  const source = deps.source ?? sourceFromConfig(deps, log);
+  const limits = deps.limits ?? createSharedLimits(c.concurrency);
+  const pipeline: Omit<PipelineOptions, 'signal'> = {
+    connector: deps.name,
+    repo: deps.repo,
+    destination,
+    after: c.after,
+    window: c.concurrency.window,
+    maxMessageBytes: c.maxMessageBytes,
+    fetchBytes: 8 * 1024 * 1024,
+    retry: { initialMs: c.retry.initialSeconds * 1000, maxMs: c.retry.maxSeconds * 1000, attempts: opts.once ? (opts.onceAttempts ?? 3) : undefined },
+    keepMs: c.keepDays * 86_400_000,
+    emit,
+    log,
+    retryRejected: opts.retryRejected,
+  };
+  const pollMs = c.pollSeconds * 1000;
+
+  const worker = async (mb: { address: string; folders: string[] }) => {
+    const backoff = new Backoff({ initialMs: c.retry.initialSeconds * 1000, maxMs: c.retry.maxSeconds * 1000 });
+    const sessionSlot = limits.sessions.get(mb.address.toLowerCase());
+    while (!signal.aborted) {
+      let session: SourceSession | undefined;
+      let folder: string | undefined;
+      try {
+        await sessionSlot.acquire(signal);
+        try {
+          await limits.logins.get(c.connection).with(async () => {
+            session = await source.open(mb.address, signal);
+          }, signal);
+          emit({ type: 'connected', connector: deps.name, mailbox: mb.address });
+          let toSync = mb.folders;
+          let lastFull = 0;
+          for (;;) {
+            await limits.busy.get(c.connection).with(async () => {
+              for (const f of toSync) {
+                folder = f;
+                const r = await syncFolder({ ...pipeline, signal }, session!, f);
+                summary.delivered += r.delivered;
+                summary.bytes += r.bytes;
+                summary.rejected += r.rejected;
+                summary.duplicates += r.duplicates;
+                summary.redelivered += r.redelivered;
+              }
+              folder = undefined;
+            }, signal);
+            backoff.reset();
+            if (toSync.length === mb.folders.length) lastFull = Date.now();
+            if (opts.once) return;
+            emit({ type: 'waiting', connector: deps.name, mailbox: mb.address, folder: mb.folders[0]! });
+            const why = await session!.wait(mb.folders[0]!, Math.max(1000, lastFull + pollMs - Date.now()), signal);
+            if (signal.aborted) return;
+            if (why === 'closed') throw new ConnectorError('MB_CONNECTOR_SESSION_LOST', { mailbox: mb.address, detail: 'the server closed the connection' });
+            // IDLE reports only the folder it watches; the others are looked at every poll interval.
+            toSync = why === 'changed' && Date.now() - lastFull < pollMs ? [mb.folders[0]!] : mb.folders;
+          }
+        } finally {
+          await session?.close().catch(() => undefined);
+          sessionSlot.release();
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = err instanceof MbError ? err : toMbError(err);
+        const retryAfter = err instanceof ConnectorError ? (err.retryAfterMs ?? 0) : 0;
+        const delay = Math.max(retryAfter, backoff.next());
+        emit({ type: 'error', connector: deps.name, mailbox: mb.address, folder, error: e, retryInMs: opts.once ? undefined : delay });
+        log.warn({ code: e.code, mailbox: mb.address, folder, retryInMs: opts.once ? undefined : delay }, e.message);
+        if (opts.once) {
+          summary.errors.push({ mailbox: mb.address, folder, error: e });
+          return;
+        }
+        await sleep(delay, signal).catch(() => undefined);
+      }
+    }
+  };
+
+  const boxes = mailboxesOf(c);
+  summary.mailboxes = boxes.length;
+  try {
+    await Promise.all(boxes.map((mb) => worker(mb)));
+  } finally {
+    clearInterval(renew);
+    outer?.removeEventListener('abort', onOuterAbort);
+    if (ownDestination) await destination.close().catch(() => undefined);
+    await deps.repo.release(leaseName, owner).catch(() => undefined);
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}
+
+function sourceFromConfig(deps: ConnectorDeps, log: Logger): SourceFactory {
+  const s = deps.config.source;
+  const read = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  if (s.kind === 'imap') {
+    return imapSource({
+      connector: deps.name,
+      host: s.host,
+      port: s.port,
+      tls: s.tls,
+      ca: s.caFile ? read(s.caFile) : undefined,
+      servername: s.servername,
+      tokens: deps.tokens,
+      idle: s.idle,
+      idleRestartMs: s.idleRestartSeconds * 1000,
+      log,
+    });
+  }
+  throw new ConnectorError('MB_CONNECTOR_GRAPH_FAILED', {
+    status: 501,
+    code: 'NotImplemented',
+    mailbox: '',
+    detail: 'the Graph source is not available in this build; use source.kind imap',
+  });
+}
+
+/** A lease owner `host:pid:…` on this host whose process no longer exists. */
+function deadOnThisHost(owner: string): boolean {
+  const [host, pid] = owner.split(':');
+  if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The connector's seams: where mail comes from (a mailbox source session), where it goes (a
+ * destination), and what a run reports (events). Sources and destinations know nothing of each
+ * other or of checkpoints; the pipeline (pipeline.ts) joins them.
+ */
+import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
+
+/** An access token for the mailbox (the SASL user of XOAUTH2, or the Graph user). Called on every (re)connect. */
+export type TokenProvider = (mailbox: string) => Promise<string>;
+
+/**
+ * An MbError with what the connector needs to decide the next step: wait this long before the next
+ * attempt (throttling, Retry-After), or give up on this one message for good (`permanent`).
+ */
+export class ConnectorError extends MbError {
+  readonly retryAfterMs: number | undefined;
+  readonly permanent: boolean;
+  /** A delivery failed in a way that leaves open whether the destination got the message (timeout, cut connection). */
+  readonly uncertain: boolean;
+
+  constructor(
+    code: MbCode,
+    params: ErrorParams,
+    options: { cause?: unknown; retryAfterMs?: number; permanent?: boolean; uncertain?: boolean; details?: Record<string, string> } = {},
+  ) {
+    super(code, params, { cause: options.cause, details: options.details });
+    this.name = 'ConnectorError';
+    this.retryAfterMs = options.retryAfterMs;
+    this.permanent = options.permanent ?? false;
+    this.uncertain = options.uncertain ?? false;
+  }
+}
+
+export type AfterAction = { action: 'seen' } | { action: 'move'; folder: string } | { action: 'delete' } | { action: 'none' };
+
+export interface FolderState {
+  /** IMAP UIDVALIDITY (decimal), or "graph". */
+  epoch: string;
+  /** IMAP UIDNEXT; 0 where numbering does not apply. */
+  next: number;
+}
+
+/** A message the source has, before its content is fetched. */
+export interface ListedItem {
+  /** Stable within the epoch: the IMAP UID (decimal) or the Graph message id. */
+  item: string;
+  /** IMAP: the UID, used for the position watermark. */
+  uid?: number;
+  /** Size in bytes when the source tells it up front (IMAP RFC822.SIZE). */
+  size?: number;
+}
+
+/** One listing step: items to handle and where the checkpoint may move once all of them are finished. */
+export interface Batch {
+  items: ListedItem[];
+  advance: { position?: number; cursor?: string | null };
+}
+
+export interface FetchedMessage {
+  item: string;
+  uid?: number;
+  raw: Buffer;
+  internalDate?: Date;
+}
+
+/** One authenticated session on one mailbox. */
+export interface SourceSession {
+  readonly mailbox: string;
+  /** Selects the folder and tells its epoch. */
+  open(folder: string): Promise<FolderState>;
+  /** New items after the checkpoint, in order, in batches. */
+  list(folder: string, from: { position: number; cursor?: string }): AsyncIterable<Batch>;
+  /** Contents of these items; items that no longer exist are missing from the result. */
+  fetch(folder: string, items: ListedItem[]): Promise<FetchedMessage[]>;
+  /** The after-delivery action for these items (all acknowledged by the destination). */
+  act(folder: string, action: AfterAction, items: string[]): Promise<void>;
+  /**
+   * Waits until the folder may have new mail (IMAP IDLE, or simply the poll interval), the session
+   * ends, or the signal aborts. Returns why.
+   */
+  wait(folder: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout' | 'closed'>;
+  /** True once the server or the network ended the session. */
+  readonly closed: boolean;
+  close(): Promise<void>;
+}
+
+export interface SourceFactory {
+  readonly kind: 'imap' | 'graph';
+  /** Describes the endpoint for messages ("imap outlook.office365.com:993"). */
+  readonly description: string;
+  open(mailbox: string, signal: AbortSignal): Promise<SourceSession>;
+}
+
+/** What a destination gets for one message. */
+export interface Delivery {
+  raw: Buffer;
+  /** Stable for this message in this folder epoch: the idempotency key a destination may dedupe by. */
+  deliveryId: string;
+  connector: string;
+  mailbox: string;
+  folder: string;
+  item: string;
+  /** The Message-ID header, if any. */
+  messageId?: string;
+  internalDate?: Date;
+  /** True when an earlier attempt may have reached the destination (a crash while it was in flight). */
+  redelivery: boolean;
+}
+
+export interface Destination {
+  /** Short text for messages, e.g. "lmtp 127.0.0.1:24" or "maildir /var/mail/scans". */
+  readonly description: string;
+  /** Whether a redelivery with the same deliveryId can never produce a second copy. */
+  readonly idempotent: boolean;
+  /**
+   * Resolves when the destination has taken responsibility for the message. Throws a
+   * ConnectorError: `permanent` when it refused this message for good, else a temporary failure.
+   */
+  deliver(delivery: Delivery): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ScopeRef {
+  connector: string;
+  mailbox: string;
+  folder: string;
+}
+
+export type ConnectorEvent =
+  | { type: 'connected'; connector: string; mailbox: string }
+  | { type: 'delivered'; scope: ScopeRef; item: string; bytes: number; deliveryId: string; redelivery: boolean }
+  | { type: 'duplicate'; scope: ScopeRef; item: string; key: string }
+  | { type: 'rejected'; scope: ScopeRef; item: string; error: MbError }
+  | { type: 'warning'; scope: ScopeRef; item?: string; error: MbError }
+  | { type: 'retry'; scope: ScopeRef; item: string; error: MbError; delayMs: number; attempt: number }
+  | { type: 'acted'; scope: ScopeRef; action: AfterAction['action']; count: number }
+  | { type: 'synced'; scope: ScopeRef; delivered: number; pending: number }
+  | { type: 'error'; connector: string; mailbox: string; folder?: string; error: MbError; retryInMs?: number }
+  | { type: 'waiting'; connector: string; mailbox: string; folder: string };

@@ -1,0 +1,175 @@
+/**
+ * The `relay:` section of mailbridge.yaml. Relay user passwords are stored as scrypt hashes (made
+ * by `mailbridge relay-user add|passwd`), which are not secrets; the listener's TLS key is a path.
+ */
+import { z } from 'zod';
+import { parsePasswordHash } from './password.ts';
+import { isSenderPattern, parseCidr } from './policy.ts';
+import { parseSchedule } from './queue/schedule.ts';
+
+const cidr = z
+  .string()
+  .refine((s) => parseCidr(s) !== undefined, { message: 'not an IP address or CIDR block / keine IP-Adresse und kein CIDR-Block (10.0.0.0/24, fd00::/64)' })
+  .meta({ description: 'IPv4 or IPv6 address or CIDR block, e.g. 192.168.10.0/24 or fd00::/64' });
+
+const senderPattern = z
+  .string()
+  .refine(isSenderPattern, { message: 'not an address or @domain / keine Adresse und keine @Domain (name@contoso.com, @contoso.com)' })
+  .meta({ description: 'An address (name@domain) or a whole domain (@domain)' });
+
+export const listenerSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1').meta({ description: 'Address to listen on; 0.0.0.0 or :: for all' }),
+    port: z.int().min(0).max(65535).meta({ description: 'TCP port (587 submission, 465 implicit TLS, 25); 0 picks a free port' }),
+    tls: z
+      .enum(['starttls', 'implicit', 'none'])
+      .default('starttls')
+      .meta({ description: 'starttls: plain connection with STARTTLS offered; implicit: TLS from the first byte (port 465); none: no TLS at all' }),
+    allowPlainAuth: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Accept AUTH without TLS (old devices that cannot do TLS; the password crosses the network readable)' }),
+  })
+  .strict();
+
+export const relayUserSchema = z
+  .object({
+    passwordHash: z
+      .string()
+      .refine((s) => parsePasswordHash(s) !== undefined, { message: 'not a scrypt hash / kein scrypt-Hash: `mailbridge relay-user passwd <name>`' })
+      .meta({ description: 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`' }),
+    allowedSenders: z.array(senderPattern).min(1).meta({ description: 'Sender addresses (MAIL FROM) this user may use: name@domain or @domain' }),
+    allowedIps: z.array(cidr).optional().meta({ description: 'If set, this user may log in only from these addresses' }),
+    disabled: z.boolean().default(false).meta({ description: 'Refuse logins of this user without deleting it' }),
+  })
+  .strict();
+
+export const relayNetworkSchema = z
+  .object({
+    cidrs: z.array(cidr).min(1).meta({ description: 'Client addresses that may relay without logging in' }),
+    allowedSenders: z.array(senderPattern).min(1).meta({ description: 'Sender addresses (MAIL FROM) these clients may use: name@domain or @domain' }),
+  })
+  .strict();
+
+const name = z.string().regex(/^[A-Za-z0-9._-]+$/);
+
+export const relaySchema = z
+  .object({
+    hostname: z.string().min(1).optional().meta({ description: 'Name in the SMTP greeting and in bounce reports (default: the machine name)' }),
+    dataDir: z
+      .string()
+      .min(1)
+      .default('data/relay')
+      .meta({ description: 'Folder for the spool (message files) and the generated TLS certificate' }),
+    listeners: z
+      .array(listenerSchema)
+      .min(1)
+      .default([{ host: '127.0.0.1', port: 2525, tls: 'starttls', allowPlainAuth: false }])
+      .meta({ description: 'SMTP ports the applications connect to' }),
+    tls: z
+      .object({
+        certPath: z.string().min(1).meta({ description: 'PEM certificate (chain) for the listeners' }),
+        keyPath: z.string().min(1).meta({ description: 'PEM private key of that certificate (a path; the key never goes into this file)' }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'Listener certificate; without it mailbridge generates a self-signed one at first start and keeps it in dataDir/tls' }),
+    maxMessageSize: z
+      .int()
+      .min(1024)
+      .max(157_286_400)
+      .default(36_700_160)
+      .meta({ description: 'Largest message accepted, in bytes (advertised as SIZE; default 35 MiB, Exchange Online allows at most 150 MB)' }),
+    maxRecipients: z.int().min(1).max(1000).default(500).meta({ description: 'Recipients per message (Exchange Online: 500)' }),
+    maxClients: z.int().min(1).max(10_000).default(200).meta({ description: 'Concurrent client connections per listener' }),
+    users: z.record(name, relayUserSchema).default({}).meta({ description: 'Relay users applications log in as (SMTP AUTH PLAIN/LOGIN)' }),
+    networks: z.record(name, relayNetworkSchema).default({}).meta({ description: 'Networks whose clients may relay without logging in' }),
+    authBackoff: z
+      .object({
+        maxFailures: z.int().min(1).max(1000).default(5).meta({ description: 'Failed logins from one address before its logins are refused' }),
+        windowSeconds: z.int().min(1).default(900).meta({ description: 'Failures older than this are forgotten' }),
+        lockSeconds: z.int().min(1).default(900).meta({ description: 'How long logins from that address are refused (454 4.7.0)' }),
+        baseDelayMs: z.int().min(0).max(60_000).default(500).meta({ description: 'Delay of the reply to a failed login; doubles with each failure' }),
+        maxDelayMs: z.int().min(0).max(120_000).default(8_000).meta({ description: 'Longest such delay' }),
+      })
+      .strict()
+      .default({ maxFailures: 5, windowSeconds: 900, lockSeconds: 900, baseDelayMs: 500, maxDelayMs: 8_000 })
+      .meta({ description: 'Slowing down password guessing, per client address' }),
+    queue: z
+      .object({
+        retrySchedule: z
+          .string()
+          .refine(validSchedule, { message: 'not a retry schedule / kein Wiederholungsplan ("1m, 5m*2, 1h*3")' })
+          .default('1m, 5m*2, 15m*2, 1h*6, 4h*4')
+          .meta({ description: 'Waits between attempts after temporary failures (Haraka notation); when used up, the message bounces' }),
+        concurrencyPerMailbox: z
+          .int()
+          .min(1)
+          .max(16)
+          .default(3)
+          .meta({ description: 'Deliveries at once per sending mailbox (Exchange Online allows 3 SMTP connections per mailbox)' }),
+        ratePerMinute: z
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(30)
+          .meta({ description: 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)' }),
+        maxConcurrency: z.int().min(1).max(1000).default(20).meta({ description: 'Deliveries at once over all mailboxes' }),
+        sendTimeoutSeconds: z.int().min(1).max(3600).default(300).meta({ description: 'A delivery attempt that takes longer counts as a temporary failure' }),
+        pollSeconds: z.int().min(1).max(3600).default(10).meta({ description: 'How often the queue looks for changes made by `mailbridge queue` in another process' }),
+        keepDays: z.int().min(0).max(3650).default(7).meta({ description: 'Days that sent and bounced entries stay listed' }),
+      })
+      .strict()
+      .default({
+        retrySchedule: '1m, 5m*2, 15m*2, 1h*6, 4h*4',
+        concurrencyPerMailbox: 3,
+        ratePerMinute: 30,
+        maxConcurrency: 20,
+        sendTimeoutSeconds: 300,
+        pollSeconds: 10,
+        keepDays: 7,
+      })
+      .meta({ description: 'Delivery: retries and Microsoft 365 per-mailbox limits' }),
+    bounces: z
+      .object({
+        notify: z
+          .enum(['sender', 'admin', 'both', 'none'])
+          .default('sender')
+          .meta({ description: 'Who gets the bounce report (RFC 3464) of a message that cannot be delivered' }),
+        adminAddress: z.email().optional().meta({ description: 'Admin address for bounce reports (notify: admin or both)' }),
+        from: z
+          .email()
+          .optional()
+          .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
+      })
+      .strict()
+      .default({ notify: 'sender' })
+      .meta({ description: 'Bounce reports for messages that cannot be delivered' }),
+  })
+  .strict()
+  .superRefine((relay, ctx) => {
+    if ((relay.bounces.notify === 'admin' || relay.bounces.notify === 'both') && !relay.bounces.adminAddress) {
+      ctx.addIssue({ code: 'custom', path: ['bounces', 'adminAddress'], message: `bounces.notify: ${relay.bounces.notify} → adminAddress needed / adminAddress erforderlich` });
+    }
+    const seen = new Set<string>();
+    relay.listeners.forEach((l, i) => {
+      const key = `${l.host}:${l.port}`;
+      if (l.port !== 0 && seen.has(key)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `${key} is listed twice / ist doppelt eingetragen` });
+      seen.add(key);
+    });
+  })
+  .meta({ description: 'SMTP relay: applications send over plain SMTP, mailbridge delivers to Microsoft 365' });
+
+export type RelayConfig = z.infer<typeof relaySchema>;
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type RelayUserConfig = z.infer<typeof relayUserSchema>;
+export type RelayNetworkConfig = z.infer<typeof relayNetworkSchema>;
+
+function validSchedule(text: string): boolean {
+  try {
+    parseSchedule(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The queue manager (Postfix's qmgr): picks ready messages and hands them to the transport, within
+ * Microsoft's per-mailbox limits — at most `concurrencyPerMailbox` deliveries at once and
+ * `ratePerMinute` starts per mailbox (MailboxPacer), and `maxConcurrency` over all mailboxes.
+ *
+ * Strategy: a "pump" asks the store for due messages of mailboxes that may start now (oldest first),
+ * claims each (compare-and-set incoming/deferred → active) and starts it. It runs when a message
+ * arrives, when a delivery ends, at the next due time or rate-limit slot (a timer on the injected
+ * clock), and every `pollMs` to see changes made by `mailbridge queue` in another process. What a
+ * result means for the message (deferred, bounced, sent) is decided by the queue, not here.
+ * A temporary result with `retryAfter` (429, 432) also pauses the whole mailbox for that long.
+ *
+ * Limits: in-process only — with several nodes on one database the per-mailbox limits hold per node.
+ */
+import type { Logger } from '../../log/index.ts';
+import type { QueueRecord } from '../../store/queue.ts';
+import type { Clock } from '../clock.ts';
+import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
+import type { AttemptFailure, Queue } from './index.ts';
+import { MailboxPacer } from './pacing.ts';
+
+export interface ManagerOptions {
+  queue: Queue;
+  transport: Transport;
+  log: Logger;
+  clock: Clock;
+  concurrencyPerMailbox: number;
+  ratePerMinute: number;
+  maxConcurrency: number;
+  sendTimeoutMs: number;
+  pollMs: number;
+}
+
+const PURGE_EVERY_MS = 3_600_000;
+
+export class QueueManager {
+  private readonly o: ManagerOptions;
+  private readonly pacer: MailboxPacer;
+  private readonly inFlight = new Map<string, { rec: QueueRecord; controller: AbortController; done: Promise<void> }>();
+  private running = false;
+  private stopping = false;
+  private pumping = false;
+  private pumpAgain = false;
+  private cancelWake: (() => void) | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private lastPurge = -Infinity;
+  private readonly onReady = () => void this.pump();
+
+  constructor(options: ManagerOptions) {
+    this.o = options;
+    this.pacer = new MailboxPacer({ concurrency: options.concurrencyPerMailbox, perMinute: options.ratePerMinute });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopping = false;
+    this.o.queue.on('ready', this.onReady);
+    void this.pump();
+  }
+
+  /**
+   * Stops picking messages, lets running attempts finish for up to `graceMs` (real time), then aborts
+   * the rest; an aborted attempt goes back to deferred without counting.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopping = true;
+    this.o.queue.off('ready', this.onReady);
+    this.cancelWake?.();
+    const all = () => Promise.all([...this.inFlight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const f of this.inFlight.values()) f.controller.abort(new Error('mailbridge is stopping'));
+    await all();
+    this.resolveIdle();
+  }
+
+  /** Resolves when nothing is in flight and nothing more can start at the clock's current time. */
+  whenIdle(): Promise<void> {
+    const p = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    void this.pump();
+    return p;
+  }
+
+  /** Deliveries running now, per mailbox (for status output and tests). */
+  inFlightByMailbox(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { rec } of this.inFlight.values()) out.set(rec.mailbox, (out.get(rec.mailbox) ?? 0) + 1);
+    return out;
+  }
+
+  private async pump(): Promise<void> {
+    if (!this.running) return this.resolveIdle();
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        let free = this.o.maxConcurrency - this.inFlight.size;
+        if (free <= 0) break;
+        const now = this.o.clock.now();
+        const blocked = [...this.pacer.blocked(now).keys()];
+        const rows = await this.o.queue.ready(Math.min(free * 4, 200), blocked);
+        let started = 0;
+        for (const row of rows) {
+          if (free <= 0 || !this.running) break;
+          if (!this.pacer.canStart(row.mailbox, this.o.clock.now())) continue;
+          const rec = await this.o.queue.claim(row.id);
+          if (!rec) continue; // moved by someone else (queue hold in another process)
+          this.launch(rec);
+          started++;
+          free--;
+        }
+        if (started > 0 && free > 0) this.pumpAgain = true;
+      } while (this.pumpAgain && this.running);
+      await this.maybePurge();
+      await this.scheduleWake();
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'relay: queue manager could not read the queue; retrying at the next poll');
+      this.scheduleFallbackWake();
+    } finally {
+      this.pumping = false;
+    }
+    if (this.inFlight.size === 0) this.resolveIdle();
+  }
+
+  private launch(rec: QueueRecord): void {
+    const controller = new AbortController();
+    this.pacer.start(rec.mailbox, this.o.clock.now());
+    const entry = { rec, controller, done: Promise.resolve() };
+    entry.done = this.deliver(rec, controller).finally(() => {
+      this.inFlight.delete(rec.id);
+      this.pacer.finish(rec.mailbox);
+      void this.pump();
+    });
+    this.inFlight.set(rec.id, entry);
+  }
+
+  private async deliver(rec: QueueRecord, controller: AbortController): Promise<void> {
+    const { queue, transport, clock, log } = this.o;
+    try {
+      if (!(await queue.spool.exists(rec.id))) return await queue.markCorrupt(rec);
+      let timedOut = false;
+      const cancelTimeout = clock.setTimer(this.o.sendTimeoutMs, () => {
+        timedOut = true;
+        controller.abort(new Error('timeout'));
+      });
+      const message: OutboundMessage = {
+        id: rec.id,
+        sender: rec.sender,
+        recipients: rec.recipients,
+        mailbox: rec.mailbox,
+        ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}),
+        ...(rec.clientIp !== undefined ? { clientIp: rec.clientIp } : {}),
+        size: rec.size,
+        bodyType: rec.bodyType,
+        smtpUtf8: rec.smtpUtf8,
+        receivedAt: new Date(rec.receivedAt),
+        attempt: rec.attempts + 1,
+        isBounce: rec.kind === 'dsn',
+        body: () => queue.spool.openBody(rec.id),
+        readBody: () => queue.spool.readBody(rec.id),
+        signal: controller.signal,
+      };
+      let result: SendResult;
+      try {
+        result = await Promise.race([transport.send(message), aborted(controller.signal)]);
+      } catch (err) {
+        const detail = err instanceof Error ? err.message : String(err);
+        result = { temporary: true, mbCode: 'MB_RELAY_TRANSPORT_FAILED', params: { transport: transport.name, detail }, detail };
+      } finally {
+        cancelTimeout();
+      }
+      if (controller.signal.aborted && !timedOut) {
+        await queue.interrupted(rec);
+        return;
+      }
+      if (timedOut) {
+        const seconds = Math.round(this.o.sendTimeoutMs / 1000);
+        result = { temporary: true, mbCode: 'MB_RELAY_TRANSPORT_TIMEOUT', params: { transport: transport.name, seconds }, detail: `no result after ${seconds} s` };
+      }
+      if ('ok' in result) return await queue.delivered(rec, result.detail);
+      const failure: AttemptFailure = { kind: 'temporary' in result ? 'temporary' : 'permanent', mbCode: result.mbCode, detail: result.detail };
+      if (result.params) failure.params = result.params;
+      if (result.code) failure.code = result.code;
+      if ('temporary' in result && result.retryAfter) {
+        failure.retryAfter = result.retryAfter;
+        this.pacer.pause(rec.mailbox, clock.now() + result.retryAfter * 1000);
+      }
+      await queue.failed(rec, failure);
+    } catch (err) {
+      // The store or spool failed while recording the result: the row stays active and goes back
+      // to deferred at the next start (at-least-once), so nothing is lost.
+      log.error({ id: rec.id, err: (err as Error).message }, 'relay: could not record a delivery result');
+    }
+  }
+
+  private async scheduleWake(): Promise<void> {
+    if (!this.running) return;
+    const now = this.o.clock.now();
+    const blocked = this.pacer.blocked(now);
+    let next = now + this.o.pollMs;
+    const due = await this.o.queue.nextDue([...blocked.keys()]);
+    if (due !== undefined && due > now) next = Math.min(next, due);
+    for (const at of blocked.values()) if (at !== undefined && at > now) next = Math.min(next, at);
+    this.setWake(next - now);
+  }
+
+  private scheduleFallbackWake(): void {
+    if (this.running) this.setWake(this.o.pollMs);
+  }
+
+  private setWake(ms: number): void {
+    this.cancelWake?.();
+    this.cancelWake = this.o.clock.setTimer(ms, () => {
+      this.cancelWake = undefined;
+      void this.pump();
+    });
+  }
+
+  private async maybePurge(): Promise<void> {
+    const now = this.o.clock.now();
+    if (now - this.lastPurge < PURGE_EVERY_MS) return;
+    this.lastPurge = now;
+    const n = await this.o.queue.purge();
+    if (n) this.o.log.info({ removed: n }, 'relay: removed old sent and bounced entries');
+  }
+
+  private resolveIdle(): void {
+    if (this.pumping || (this.inFlight.size > 0 && !this.stopping)) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}

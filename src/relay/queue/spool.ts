@@ -1,0 +1,170 @@
+/**
+ * The spool: one file per queued message, `<id>.eml`, holding the message exactly as received.
+ * A file is written under `<id>.tmp`, fsynced, renamed, and the directory fsynced, so after a crash
+ * a `.eml` file is complete and a `.tmp` file is garbage. Whether a message exists is decided by its
+ * row in the store, committed after the rename (see queue/index.ts for the recovery rules).
+ *
+ * A lock file keeps two mailbridge processes off one spool: recovery deletes files without a row,
+ * which would eat the other process's messages in flight.
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { MbError } from '../../errors/index.ts';
+
+const BODY = '.eml';
+const TEMP = '.tmp';
+const LOCK = '.lock';
+
+export class Spool {
+  readonly dir: string;
+  private locked = false;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Creates the directory and takes the lock (MB_RELAY_SPOOL_LOCKED if a live process holds it). */
+  async open(options: { lock?: boolean } = {}): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new MbError('MB_RELAY_SPOOL_WRITE_FAILED', { path: this.dir, detail: (err as Error).message }, { cause: err });
+    }
+    if (options.lock !== false) await this.lock();
+  }
+
+  async close(): Promise<void> {
+    if (!this.locked) return;
+    this.locked = false;
+    await unlink(join(this.dir, LOCK)).catch(() => undefined);
+  }
+
+  path(id: string): string {
+    return join(this.dir, id + BODY);
+  }
+
+  tempPath(id: string): string {
+    return join(this.dir, id + TEMP);
+  }
+
+  /**
+   * A stream for a new message's temp file. `flush: true` makes the stream fsync the file before it
+   * closes, so 'finish'/'close' mean the bytes are on disk.
+   */
+  createTempWriter(id: string): WriteStream {
+    return createWriteStream(this.tempPath(id), { flags: 'wx', mode: 0o600, flush: true });
+  }
+
+  /** Temp file → final name. Durable only after the next `syncDir()`. */
+  async commitTemp(id: string): Promise<void> {
+    await rename(this.tempPath(id), this.path(id));
+  }
+
+  async syncDir(): Promise<void> {
+    const fh = await open(this.dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Writes a whole file durably (bounce reports): temp, fsync, rename, directory fsync. */
+  async writeDurable(id: string, data: Buffer): Promise<void> {
+    const fh = await open(this.tempPath(id), 'wx', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await this.commitTemp(id);
+    await this.syncDir();
+  }
+
+  openBody(id: string): Readable {
+    return createReadStream(this.path(id));
+  }
+
+  readBody(id: string): Promise<Buffer> {
+    return readFile(this.path(id));
+  }
+
+  /** The header block of a stored message (up to the first empty line), at most `max` bytes. */
+  async readHeaders(id: string, max = 64 * 1024): Promise<Buffer> {
+    const fh = await open(this.path(id), 'r');
+    try {
+      const buf = Buffer.alloc(max);
+      const { bytesRead } = await fh.read(buf, 0, max, 0);
+      const head = buf.subarray(0, bytesRead);
+      const end = head.indexOf('\r\n\r\n');
+      return end >= 0 ? head.subarray(0, end + 2) : head;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async exists(id: string): Promise<boolean> {
+    try {
+      const fh = await open(this.path(id), 'r');
+      await fh.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    await unlink(this.path(id)).catch(ignoreMissing);
+  }
+
+  async removeTemp(id: string): Promise<void> {
+    await unlink(this.tempPath(id)).catch(ignoreMissing);
+  }
+
+  /** IDs of complete bodies and of leftover temp files. */
+  async scan(): Promise<{ bodies: string[]; temps: string[] }> {
+    const bodies: string[] = [];
+    const temps: string[] = [];
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith(BODY)) bodies.push(name.slice(0, -BODY.length));
+      else if (name.endsWith(TEMP)) temps.push(name.slice(0, -TEMP.length));
+    }
+    return { bodies, temps };
+  }
+
+  private async lock(): Promise<void> {
+    const file = join(this.dir, LOCK);
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new MbError('MB_RELAY_SPOOL_WRITE_FAILED', { path: this.dir, detail: (err as Error).message }, { cause: err });
+        }
+      }
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (pid && pid !== process.pid && alive(pid)) throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid, path: this.dir });
+      // Left behind by a process that died (kill -9, power loss): take it over.
+      await unlink(file).catch(ignoreMissing);
+    }
+    throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid: '?', path: this.dir });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}

@@ -1,0 +1,128 @@
+/**
+ * Sandbox Microsoft Graph (mail): an HTTPS emulator of the Graph v1.0 mail endpoints mailbridge
+ * uses, on loopback, backed by the same real Dovecot mailboxes as the Exchange Online IMAP and SMTP
+ * fronts, so mail sent through Graph is read over IMAP and the other way round. Faithful to
+ * microsoft-facts.md §4.6–4.8 down to status codes, error bodies and limits; where no source shows
+ * Graph's exact text, errors.ts says so.
+ *
+ * Endpoints (also under /me for delegated tokens; `users('x')` and `mailFolders('x')` forms too):
+ *   POST   /v1.0/users/{id|upn}/sendMail                          JSON or MIME (text/plain, base64) → 202
+ *   GET    /v1.0/users/{id}/mailFolders[/{id|wellKnownName}]      unreadItemCount, totalItemCount, …
+ *   GET    /v1.0/users/{id}/mailFolders/{id}/messages/delta       $select, changeType, $top, $filter
+ *                                                                  (receivedDateTime ge|gt), Prefer:
+ *                                                                  odata.maxpagesize; $skiptoken/$deltatoken
+ *   GET    /v1.0/users/{id}/messages/{id}[/$value]                resource ($select) / raw MIME
+ *   PATCH  /v1.0/users/{id}/messages/{id}                         { isRead, flag } → 200
+ *   DELETE /v1.0/users/{id}/messages/{id}                         → Deleted Items (204)
+ *   POST   /v1.0/users/{id}/messages/{id}/move | /permanentDelete
+ *
+ * Strategies (one module each): token and permission checks against the sandbox Entra's JWKS and
+ * the SandboxDirectory (auth.ts); per app+mailbox concurrency and rate limits with test hooks
+ * (throttle.ts); one IMAP connection per mailbox to Dovecot, logged in with the backend token
+ * (store.ts); delta rounds computed from CONDSTORE/QRESYNC (delta.ts); message resources parsed with
+ * mailparser and sendMail JSON composed with nodemailer (message.ts); routing, headers and the
+ * error envelope (server.ts). sendMail delivers into sandbox mailboxes over LMTP before answering
+ * 202 (so tests need not poll; Exchange delivers shortly after); other recipients are recorded in
+ * `stats.outbound`, never sent.
+ *
+ * Limits and approximations: one listener for all clouds (a token's audience must be Graph of its
+ * own tenant's cloud, but the host is not checked); application access policies, Conditional Access
+ * and the 150 MB / 5 min upload limit are not modelled; only fileAttachment; PATCH changes isRead
+ * and flag only; no message listing, $search or change-notification subscriptions yet (facts
+ * §4.1–4.5: a subscriptions module can hang off the same store, routes and token cache).
+ */
+import type { Logger } from '../../log/index.ts';
+import { silentLogger } from '../../log/index.ts';
+import type { KeyAndCert } from '../ca.ts';
+import type { SandboxDirectory } from '../directory.ts';
+import type { JwksSource } from './auth.ts';
+import { TokenCache } from './delta.ts';
+import { buildGraphServer, type GraphContext, type GraphStats } from './server.ts';
+import { MailStore, type GraphBackend } from './store.ts';
+import { Throttle, type GraphLimits } from './throttle.ts';
+
+export type { JwksLike, JwksSource } from './auth.ts';
+export { GraphError, graphErrors } from './errors.ts';
+export type { GraphStats, OutboundMessage, SentRecord } from './server.ts';
+export { MAX_REQUEST_BYTES } from './server.ts';
+export type { GraphBackend } from './store.ts';
+export type { GraphLimits } from './throttle.ts';
+
+export interface GraphSandboxOptions {
+  directory: SandboxDirectory;
+  /** Key set access tokens are verified against: the sandbox Entra's JWKS (object or function). */
+  jwks: JwksSource;
+  /** Server certificate and key from the sandbox CA. */
+  tls: KeyAndCert;
+  /** The sandbox Dovecot (src/sandbox/dovecot.ts satisfies it). */
+  dovecot: GraphBackend;
+  /** Listen address (default 127.0.0.1). */
+  host?: string;
+  /** Listen port (default 0: any free port). */
+  port?: number;
+  /** Clock (ms since the epoch) for token expiry, throttling windows and dates. */
+  now?: () => number;
+  limits?: GraphLimits;
+  /** Delta tokens kept (Exchange: "dependent on the size of the internal delta token cache"); default 1000. */
+  deltaTokenCacheSize?: number;
+  log?: Logger;
+}
+
+export interface GraphSandbox {
+  /** https://127.0.0.1:PORT — what mailbridge uses in place of https://graph.microsoft.com. */
+  url: string;
+  /** Test hook: the next `count` requests on `mailbox` (any app) fail with 429 ApplicationThrottled and this Retry-After. */
+  throttle(mailbox: string, count: number, retryAfterSeconds: number): void;
+  /** Test hook: hold admitted requests on `mailbox` inside their concurrency slots until the returned function is called. */
+  hold(mailbox: string): () => void;
+  /** Requests in flight on `mailbox` (all apps). */
+  inFlight(mailbox: string): number;
+  /** Test hook: forget every delta and skip token; their next use gets 410 SyncStateNotFound. */
+  expireDeltaTokens(): void;
+  stats: GraphStats;
+  close(): Promise<void>;
+}
+
+export async function startGraphSandbox(options: GraphSandboxOptions): Promise<GraphSandbox> {
+  const now = options.now ?? Date.now;
+  const host = options.host ?? '127.0.0.1';
+  const store = new MailStore(options.dovecot);
+  const throttle = new Throttle(options.limits, now);
+  const ctx: GraphContext = {
+    directory: options.directory,
+    jwks: options.jwks,
+    backend: options.dovecot,
+    store,
+    throttle,
+    tokens: new TokenCache(options.deltaTokenCacheSize),
+    now,
+    stats: { responses: {}, throttled: 0, sent: [], outbound: [] },
+    log: options.log ?? silentLogger,
+    modified: new Map(),
+  };
+  const app = buildGraphServer(ctx, options.tls);
+  try {
+    await app.listen({ host, port: options.port ?? 0 });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  let closed = false;
+  return {
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    throttle: (mailbox, count, retryAfterSeconds) => throttle.force(mailbox, count, retryAfterSeconds),
+    hold: (mailbox) => throttle.hold(mailbox),
+    inFlight: (mailbox) => throttle.inFlight(mailbox),
+    expireDeltaTokens: () => ctx.tokens.expire(),
+    stats: ctx.stats,
+    async close() {
+      if (closed) return;
+      closed = true;
+      throttle.releaseAll();
+      await app.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,286 @@
+/**
+ * SQLite implementation of the connector checkpoints (see checkpoints.ts). Each method is one
+ * transaction; with the store's WAL + synchronous = FULL a resolved promise means fsynced.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type {
+  Checkpoint,
+  CheckpointRepository,
+  CheckpointScope,
+  InFlightEntry,
+  LeaseResult,
+  MessageOutcome,
+  MessageRecord,
+  MessageState,
+} from './checkpoints.ts';
+
+/** Appended to MIGRATIONS in sqlite.ts. */
+export const CHECKPOINT_MIGRATIONS: Array<{ id: string; sql: string }> = [
+  {
+    id: 'connector-1',
+    sql: `CREATE TABLE connector_checkpoint (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       position INTEGER NOT NULL DEFAULT 0,
+       cursor TEXT,
+       dedupe_below INTEGER NOT NULL DEFAULT 0,
+       updated_at TEXT NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder)
+     ) STRICT;
+     CREATE TABLE connector_message (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       item TEXT NOT NULL,
+       key TEXT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('delivered', 'done', 'rejected')),
+       code TEXT,
+       size INTEGER NOT NULL,
+       at TEXT NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder, epoch, item)
+     ) STRICT;
+     CREATE INDEX connector_message_key ON connector_message (connector, mailbox, folder, key);
+     CREATE INDEX connector_message_state ON connector_message (connector, mailbox, folder, epoch, state);
+     CREATE TABLE connector_inflight (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       item TEXT NOT NULL,
+       key TEXT NOT NULL,
+       delivery_id TEXT NOT NULL,
+       started_at TEXT NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder, epoch, item)
+     ) STRICT;
+     CREATE TABLE connector_lease (
+       name TEXT PRIMARY KEY,
+       owner TEXT NOT NULL,
+       expires_at INTEGER NOT NULL
+     ) STRICT`,
+  },
+];
+
+type Row = Record<string, string | number | null>;
+
+/** SQLite limits bound parameters; query long item/key lists in slices. */
+const SLICE = 500;
+
+export function createSqliteCheckpoints(db: DatabaseSync): CheckpointRepository {
+  const stmt = (() => {
+    const cache = new Map<string, StatementSync>();
+    return (sql: string): StatementSync => {
+      let s = cache.get(sql);
+      if (!s) {
+        s = db.prepare(sql);
+        cache.set(sql, s);
+      }
+      return s;
+    };
+  })();
+  const now = () => new Date().toISOString();
+  const S = 'connector = ? AND mailbox = ? AND folder = ?';
+  const sv = (s: CheckpointScope) => [s.connector, s.mailbox, s.folder] as const;
+
+  const tx = <T>(fn: () => T): T => {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  };
+
+  const advanceIn = (scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
+    if (to.position !== undefined) {
+      stmt(`UPDATE connector_checkpoint SET position = MAX(position, ?), updated_at = ? WHERE ${S}`).run(to.position, now(), ...sv(scope));
+    }
+    if (to.cursor !== undefined) {
+      stmt(`UPDATE connector_checkpoint SET cursor = ?, updated_at = ? WHERE ${S}`).run(to.cursor, now(), ...sv(scope));
+    }
+  };
+
+  const toRecord = (r: Row): MessageRecord => ({
+    epoch: String(r.epoch),
+    item: String(r.item),
+    key: String(r.key),
+    state: r.state as MessageState,
+    code: r.code === null ? undefined : String(r.code),
+    size: Number(r.size),
+    at: String(r.at),
+  });
+
+  const slices = <T>(list: T[]): T[][] => {
+    const out: T[][] = [];
+    for (let i = 0; i < list.length; i += SLICE) out.push(list.slice(i, i + SLICE));
+    return out;
+  };
+
+  return {
+    async get(scope) {
+      const r = stmt(`SELECT epoch, position, cursor, dedupe_below, updated_at FROM connector_checkpoint WHERE ${S}`).get(...sv(scope)) as Row | undefined;
+      if (!r) return undefined;
+      const cp: Checkpoint = {
+        epoch: String(r.epoch),
+        position: Number(r.position),
+        dedupeBelow: Number(r.dedupe_below),
+        updatedAt: String(r.updated_at),
+      };
+      if (r.cursor !== null) cp.cursor = String(r.cursor);
+      return cp;
+    },
+
+    async setEpoch(scope, epoch, dedupeBelow) {
+      tx(() => {
+        stmt(
+          `INSERT INTO connector_checkpoint (connector, mailbox, folder, epoch, position, cursor, dedupe_below, updated_at)
+           VALUES (?, ?, ?, ?, 0, NULL, ?, ?)
+           ON CONFLICT (connector, mailbox, folder) DO UPDATE SET epoch = excluded.epoch, position = 0, cursor = NULL,
+             dedupe_below = excluded.dedupe_below, updated_at = excluded.updated_at`,
+        ).run(...sv(scope), epoch, dedupeBelow, now());
+        // In-flight entries of an older epoch name items that no longer exist under that number.
+        stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch <> ?`).run(...sv(scope), epoch);
+      });
+    },
+
+    async advance(scope, to) {
+      tx(() => advanceIn(scope, to));
+    },
+
+    async begin(scope, e) {
+      stmt(
+        `INSERT INTO connector_inflight (connector, mailbox, folder, epoch, item, key, delivery_id, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, delivery_id = excluded.delivery_id`,
+      ).run(...sv(scope), e.epoch, e.item, e.key, e.deliveryId, now());
+    },
+
+    async inFlight(scope) {
+      const rows = stmt(`SELECT epoch, item, key, delivery_id, started_at FROM connector_inflight WHERE ${S} ORDER BY started_at, item`).all(
+        ...sv(scope),
+      ) as Row[];
+      return rows.map(
+        (r): InFlightEntry => ({
+          epoch: String(r.epoch),
+          item: String(r.item),
+          key: String(r.key),
+          deliveryId: String(r.delivery_id),
+          startedAt: String(r.started_at),
+        }),
+      );
+    },
+
+    async abandon(scope, epoch, item) {
+      stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch = ? AND item = ?`).run(...sv(scope), epoch, item);
+    },
+
+    async record(scope, o: MessageOutcome, to) {
+      tx(() => {
+        stmt(
+          `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, state = excluded.state,
+             code = excluded.code, size = excluded.size, at = excluded.at`,
+        ).run(...sv(scope), o.epoch, o.item, o.key, o.state, o.code ?? null, o.size, now());
+        stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch = ? AND item = ?`).run(...sv(scope), o.epoch, o.item);
+        if (to) advanceIn(scope, to);
+      });
+    },
+
+    async lookup(scope, epoch, items) {
+      const out = new Map<string, MessageRecord>();
+      for (const part of slices(items)) {
+        const rows = stmt(
+          `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = ? AND item IN (${part.map(() => '?').join(',')})`,
+        ).all(...sv(scope), epoch, ...part) as Row[];
+        for (const r of rows) out.set(String(r.item), toRecord(r));
+      }
+      return out;
+    },
+
+    async deliveredKeys(scope, keys, exceptEpoch) {
+      const out = new Set<string>();
+      for (const part of slices([...new Set(keys)])) {
+        const rows = stmt(
+          `SELECT DISTINCT key FROM connector_message WHERE ${S} AND epoch <> ? AND state IN ('delivered', 'done') AND key IN (${part.map(() => '?').join(',')})`,
+        ).all(...sv(scope), exceptEpoch, ...part) as Row[];
+        for (const r of rows) out.add(String(r.key));
+      }
+      return out;
+    },
+
+    async byState(scope, epoch, state) {
+      const rows = stmt(`SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = ? AND state = ? ORDER BY at, item`).all(
+        ...sv(scope),
+        epoch,
+        state,
+      ) as Row[];
+      return rows.map(toRecord);
+    },
+
+    async markDone(scope, epoch, items) {
+      tx(() => {
+        const s = stmt(`UPDATE connector_message SET state = 'done', at = ? WHERE ${S} AND epoch = ? AND item = ? AND state = 'delivered'`);
+        const t = now();
+        for (const item of items) s.run(t, ...sv(scope), epoch, item);
+      });
+    },
+
+    async prune(scope, before, states) {
+      if (states.length === 0) return 0;
+      const r = stmt(`DELETE FROM connector_message WHERE ${S} AND at < ? AND state IN (${states.map(() => '?').join(',')})`).run(
+        ...sv(scope),
+        before.toISOString(),
+        ...states,
+      );
+      return Number(r.changes);
+    },
+
+    async list(connector) {
+      const rows = stmt(
+        `SELECT c.mailbox, c.folder, c.epoch, c.position, c.cursor, c.dedupe_below, c.updated_at,
+           (SELECT COUNT(*) FROM connector_message m WHERE m.connector = c.connector AND m.mailbox = c.mailbox AND m.folder = c.folder AND m.state IN ('delivered', 'done')) AS delivered,
+           (SELECT COUNT(*) FROM connector_message m WHERE m.connector = c.connector AND m.mailbox = c.mailbox AND m.folder = c.folder AND m.state = 'rejected') AS rejected,
+           (SELECT COUNT(*) FROM connector_inflight i WHERE i.connector = c.connector AND i.mailbox = c.mailbox AND i.folder = c.folder) AS inflight
+         FROM connector_checkpoint c WHERE c.connector = ? ORDER BY c.mailbox, c.folder`,
+      ).all(connector) as Row[];
+      return rows.map((r) => ({
+        connector,
+        mailbox: String(r.mailbox),
+        folder: String(r.folder),
+        epoch: String(r.epoch),
+        position: Number(r.position),
+        ...(r.cursor === null ? {} : { cursor: String(r.cursor) }),
+        dedupeBelow: Number(r.dedupe_below),
+        updatedAt: String(r.updated_at),
+        delivered: Number(r.delivered),
+        rejected: Number(r.rejected),
+        inFlight: Number(r.inflight),
+      }));
+    },
+
+    async claim(name, owner, ttlMs, steal): Promise<LeaseResult> {
+      return tx((): LeaseResult => {
+        const t = Date.now();
+        const cur = stmt('SELECT owner, expires_at FROM connector_lease WHERE name = ?').get(name) as Row | undefined;
+        if (cur && String(cur.owner) !== owner && Number(cur.expires_at) > t && !steal?.(String(cur.owner))) {
+          return { ok: false, owner: String(cur.owner), expiresAt: Number(cur.expires_at) };
+        }
+        stmt(
+          `INSERT INTO connector_lease (name, owner, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
+        ).run(name, owner, t + ttlMs);
+        return { ok: true };
+      });
+    },
+
+    async release(name, owner) {
+      stmt('DELETE FROM connector_lease WHERE name = ? AND owner = ?').run(name, owner);
+    },
+  };
+}

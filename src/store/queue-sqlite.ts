@@ -1,0 +1,249 @@
+/**
+ * The relay queue on SQLite. Each call is one statement or one IMMEDIATE transaction; with the
+ * store's synchronous=FULL a call that returned is on disk, which the relay relies on before it
+ * answers 250 to DATA.
+ */
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { QUEUE_STATES, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
+
+export const queueMigrations: Array<{ id: string; sql: string }> = [
+  {
+    id: 'relay-1',
+    sql: `CREATE TABLE relay_queue (
+       id TEXT PRIMARY KEY,
+       state TEXT NOT NULL CHECK (state IN ('incoming', 'active', 'deferred', 'held', 'sent', 'bounced')),
+       kind TEXT NOT NULL CHECK (kind IN ('message', 'dsn')),
+       sender TEXT NOT NULL,
+       recipients TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       relay_user TEXT,
+       client_ip TEXT,
+       size INTEGER NOT NULL,
+       body_type TEXT NOT NULL,
+       smtputf8 INTEGER NOT NULL,
+       received_at INTEGER NOT NULL,
+       attempts INTEGER NOT NULL,
+       next_attempt_at INTEGER NOT NULL,
+       last_attempt_at INTEGER,
+       last_error TEXT,
+       hold_reason TEXT,
+       origin_id TEXT,
+       updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX relay_queue_ready ON relay_queue (state, next_attempt_at);
+     CREATE INDEX relay_queue_mailbox ON relay_queue (mailbox, state);`,
+  },
+];
+
+interface Row {
+  id: string;
+  state: QueueState;
+  kind: 'message' | 'dsn';
+  sender: string;
+  recipients: string;
+  mailbox: string;
+  relay_user: string | null;
+  client_ip: string | null;
+  size: number;
+  body_type: '7bit' | '8bitmime';
+  smtputf8: number;
+  received_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  hold_reason: string | null;
+  origin_id: string | null;
+  updated_at: number;
+}
+
+const READY_STATES = ['incoming', 'deferred'] as const;
+
+export function createSqliteQueueRepository(db: DatabaseSync): QueueRepository {
+  const insertStmt = db.prepare(
+    `INSERT INTO relay_queue (id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
+       received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const getStmt = db.prepare('SELECT * FROM relay_queue WHERE id = ?');
+
+  function insertRows(records: QueueRecord[]): void {
+    for (const r of records) {
+      insertStmt.run(
+        r.id,
+        r.state,
+        r.kind,
+        r.sender,
+        JSON.stringify(r.recipients),
+        r.mailbox,
+        r.relayUser ?? null,
+        r.clientIp ?? null,
+        r.size,
+        r.bodyType,
+        r.smtpUtf8 ? 1 : 0,
+        r.receivedAt,
+        r.attempts,
+        r.nextAttemptAt,
+        r.lastAttemptAt ?? null,
+        r.lastError ? JSON.stringify(r.lastError) : null,
+        r.holdReason ?? null,
+        r.originId ?? null,
+        r.updatedAt,
+      );
+    }
+  }
+
+  function transaction<T>(fn: () => T): T {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  function update(id: string | undefined, from: readonly QueueState[], u: QueueUpdate): Row[] {
+    const sets: string[] = ['state = ?', 'updated_at = ?'];
+    const values: SQLInputValue[] = [u.state, u.updatedAt];
+    if (u.attempts !== undefined) {
+      sets.push('attempts = ?');
+      values.push(u.attempts);
+    }
+    if (u.nextAttemptAt !== undefined) {
+      sets.push('next_attempt_at = ?');
+      values.push(u.nextAttemptAt);
+    }
+    if (u.lastAttemptAt !== undefined) {
+      sets.push('last_attempt_at = ?');
+      values.push(u.lastAttemptAt);
+    }
+    if (u.lastError !== undefined) {
+      sets.push('last_error = ?');
+      values.push(u.lastError ? JSON.stringify(u.lastError) : null);
+    }
+    if (u.holdReason !== undefined) {
+      sets.push('hold_reason = ?');
+      values.push(u.holdReason);
+    }
+    const where = [`state IN (${placeholders(from)})`];
+    const whereValues: SQLInputValue[] = [...from];
+    if (id !== undefined) {
+      where.unshift('id = ?');
+      whereValues.unshift(id);
+    }
+    const sql = `UPDATE relay_queue SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`;
+    return db.prepare(sql).all(...values, ...whereValues) as unknown as Row[];
+  }
+
+  return {
+    async insert(records) {
+      if (records.length === 0) return;
+      transaction(() => insertRows(records));
+    },
+    async get(id) {
+      const row = getStmt.get(id) as Row | undefined;
+      return row && toRecord(row);
+    },
+    async list(query: QueueListQuery = {}) {
+      const where: string[] = [];
+      const values: SQLInputValue[] = [];
+      if (query.states?.length) {
+      where.push(`state IN (${placeholders(query.states)})`);
+      values.push(...query.states);
+    }
+      if (query.after) {
+      where.push('id > ?');
+      values.push(query.after);
+    }
+      const sql = `SELECT * FROM relay_queue ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
+      const rows = db.prepare(sql).all(...values, query.limit ?? 100) as unknown as Row[];
+      return rows.map(toRecord);
+    },
+    async counts() {
+      const out = Object.fromEntries(QUEUE_STATES.map((s) => [s, 0])) as Record<QueueState, number>;
+      const rows = db.prepare('SELECT state, COUNT(*) AS n FROM relay_queue GROUP BY state').all() as Array<{ state: QueueState; n: number }>;
+      for (const r of rows) out[r.state] = r.n;
+      return out;
+    },
+    async ids(states) {
+      if (states.length === 0) return [];
+      const rows = db.prepare(`SELECT id FROM relay_queue WHERE state IN (${placeholders(states)})`).all(...states) as Array<{ id: string }>;
+      return rows.map((r) => r.id);
+    },
+    async ready(now, limit, exclude = []) {
+      const notIn = exclude.length ? `AND mailbox NOT IN (${placeholders(exclude)})` : '';
+      const rows = db
+        .prepare(
+          `SELECT * FROM relay_queue WHERE state IN ('incoming', 'deferred') AND next_attempt_at <= ? ${notIn}
+           ORDER BY next_attempt_at, id LIMIT ?`,
+        )
+        .all(now, ...exclude, limit) as unknown as Row[];
+      return rows.map(toRecord);
+    },
+    async nextDue(exclude = []) {
+      const notIn = exclude.length ? `AND mailbox NOT IN (${placeholders(exclude)})` : '';
+      const row = db
+        .prepare(`SELECT MIN(next_attempt_at) AS due FROM relay_queue WHERE state IN (${placeholders(READY_STATES)}) ${notIn}`)
+        .get(...READY_STATES, ...exclude) as { due: number | null };
+      return row.due ?? undefined;
+    },
+    async transition(id, from, u) {
+      const rows = update(id, from, u);
+      return rows[0] && toRecord(rows[0]);
+    },
+    async transitionAndInsert(id, from, u, records) {
+      return transaction(() => {
+        const rows = update(id, from, u);
+        if (!rows[0]) return undefined;
+        insertRows(records);
+        return toRecord(rows[0]);
+      });
+    },
+    async transitionAll(from, u) {
+      return update(undefined, from, u).length;
+    },
+    async delete(id, from) {
+      const r = db.prepare(`DELETE FROM relay_queue WHERE id = ? AND state IN (${placeholders(from)})`).run(id, ...from);
+      return Number(r.changes) > 0;
+    },
+    async purge(states, before) {
+      if (states.length === 0) return [];
+      const rows = db
+        .prepare(`DELETE FROM relay_queue WHERE state IN (${placeholders(states)}) AND updated_at < ? RETURNING id`)
+        .all(...states, before) as Array<{ id: string }>;
+      return rows.map((r) => r.id);
+    },
+  };
+}
+
+function placeholders(list: readonly unknown[]): string {
+  return list.map(() => '?').join(', ');
+}
+
+function toRecord(r: Row): QueueRecord {
+  const rec: QueueRecord = {
+    id: r.id,
+    state: r.state,
+    kind: r.kind,
+    sender: r.sender,
+    recipients: JSON.parse(r.recipients) as string[],
+    mailbox: r.mailbox,
+    size: r.size,
+    bodyType: r.body_type,
+    smtpUtf8: r.smtputf8 === 1,
+    receivedAt: r.received_at,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.relay_user !== null) rec.relayUser = r.relay_user;
+  if (r.client_ip !== null) rec.clientIp = r.client_ip;
+  if (r.last_attempt_at !== null) rec.lastAttemptAt = r.last_attempt_at;
+  if (r.last_error !== null) rec.lastError = JSON.parse(r.last_error) as QueueRecord['lastError'];
+  if (r.hold_reason !== null) rec.holdReason = r.hold_reason;
+  if (r.origin_id !== null) rec.originId = r.origin_id;
+  return rec;
+}

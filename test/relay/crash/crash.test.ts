@@ -1,0 +1,178 @@
+/**
+ * kill -9 crash test: a child process runs the listener and the queue; clients send messages while
+ * the test kills the child with SIGKILL at random moments, several times, restarting it each time.
+ * After the last restart and drain, every message that got a 250 must have been delivered at least
+ * once. Duplicates are counted and reported; they are allowed only for messages in flight at a kill
+ * (delivered upstream, not yet marked sent), so never twice within one run of the child and never
+ * more per kill than deliveries can run at once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import nodemailer from 'nodemailer';
+import { tempDir } from '../helpers/index.ts';
+
+const CHILD = new URL('./child.ts', import.meta.url).pathname;
+const KILLS = 5;
+const MAX_IN_FLIGHT = 20; // the child's relay.queue.maxConcurrency
+const SENDERS = 6;
+
+/** Small seeded PRNG (mulberry32), so a failing run can be repeated with CRASH_SEED. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function start(dir: string, log: string, round: number): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CHILD, dir, log, String(round)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]), exited });
+    });
+    void exited.then((code) => reject(new Error(`child exited (${code}) before it was ready: ${err}`)));
+  });
+}
+
+test('kill -9 at random moments loses no acknowledged message; duplicates only from in-flight deliveries', { timeout: 240_000 }, async (t) => {
+  const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
+  const random = prng(seed);
+  const dir = tempDir('mb-crash-');
+  const log = join(dir.path, 'delivered.log');
+  const acked = new Set<number>();
+  let nextSeq = 1;
+  let child: ChildProcess | undefined;
+  try {
+    for (let round = 0; round <= KILLS; round++) {
+      const started = await start(dir.path, log, round);
+      child = started.child;
+      const transport = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port: started.port,
+        pool: true,
+        maxConnections: SENDERS,
+        maxMessages: Infinity,
+        connectionTimeout: 3_000,
+        greetingTimeout: 3_000,
+        socketTimeout: 5_000,
+      });
+      let stop = false;
+      const send = async () => {
+        while (!stop) {
+          const seq = nextSeq++;
+          const size = 200 + Math.floor(random() * 20_000);
+          try {
+            await transport.sendMail({
+              envelope: { from: `app${seq % 4}@crash.test`, to: [`rcpt${seq}@example.com`, `bcc${seq}@example.org`] },
+              raw: `From: app${seq % 4}@crash.test\r\nTo: rcpt${seq}@example.com\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n${'z'.repeat(size)}\r\n`,
+            });
+            acked.add(seq);
+          } catch {
+            // No 250: the message is the client's to resend; not counted.
+            if (round < KILLS) return;
+          }
+        }
+      };
+      const senders = Array.from({ length: SENDERS }, send);
+      if (round < KILLS) {
+        await new Promise((r) => setTimeout(r, 150 + random() * 600));
+        started.child.kill('SIGKILL');
+        await started.exited;
+        stop = true;
+        await Promise.allSettled(senders);
+        transport.close();
+        continue;
+      }
+      // Last run: some more mail, then let everything drain.
+      await new Promise((r) => setTimeout(r, 300));
+      stop = true;
+      await Promise.allSettled(senders);
+      transport.close();
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const seen = new Set(deliveredSeqs(log).map((d) => d.seq));
+        if ([...acked].every((s) => seen.has(s)) && pendingRows(dir.path) === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      started.child.kill('SIGTERM');
+      assert.equal(await started.exited, 0, 'the child stops cleanly on SIGTERM');
+      child = undefined;
+    }
+
+    const delivered = deliveredSeqs(log);
+    const byseq = new Map<number, number[]>();
+    for (const d of delivered) byseq.set(d.seq, [...(byseq.get(d.seq) ?? []), d.round]);
+    const lost = [...acked].filter((s) => !byseq.has(s)).sort((a, b) => a - b);
+    const duplicates = [...byseq].filter(([, rounds]) => rounds.length > 1);
+    const unackedDelivered = [...byseq.keys()].filter((s) => !acked.has(s)).length;
+    const summary =
+      `seed ${seed}: ${KILLS} kills, ${acked.size} messages acknowledged (250), ${byseq.size} distinct delivered, ` +
+      `${delivered.length} deliveries, ${duplicates.length} duplicates` +
+      (duplicates.length ? ` [${duplicates.map(([s, r]) => `${s}@rounds ${r.join(',')}`).join('; ')}]` : '') +
+      `, ${unackedDelivered} delivered without a 250 (client saw the kill), lost: ${lost.length ? lost.join(',') : 'none'}`;
+    t.diagnostic(summary);
+
+    assert.ok(acked.size >= 20, `the test sent enough mail to mean something — ${summary}`);
+    assert.deepEqual(lost, [], `every acknowledged message delivered at least once — ${summary}`);
+    for (const [seq, rounds] of duplicates) {
+      assert.equal(new Set(rounds).size, rounds.length, `message ${seq} delivered twice within one run — ${summary}`);
+      assert.ok(rounds.slice(0, -1).every((r) => r < KILLS), `duplicate of ${seq} not explained by a kill — ${summary}`);
+    }
+    for (let r = 0; r < KILLS; r++) {
+      const fromRound = duplicates.filter(([, rounds]) => rounds[0] === r).length;
+      assert.ok(fromRound <= MAX_IN_FLIGHT, `kill ${r + 1}: ${fromRound} duplicates, more than can be in flight — ${summary}`);
+    }
+    assert.equal(pendingRows(dir.path), 0, `queue drained — ${summary}`);
+    assert.deepEqual(
+      (readdirSafe(join(dir.path, 'relay', 'spool')) ?? []).filter((f) => !f.startsWith('.')),
+      [],
+      'no spool files left after the drain',
+    );
+  } finally {
+    child?.kill('SIGKILL');
+    dir.remove();
+  }
+});
+
+function deliveredSeqs(log: string): Array<{ round: number; seq: number }> {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => /^\d+ \d+ /.test(l))
+    .map((l) => {
+      const [round, seq] = l.split(' ');
+      return { round: Number(round), seq: Number(seq) };
+    });
+}
+
+function pendingRows(dir: string): number {
+  const db = new DatabaseSync(join(dir, 'mb.db'), { readOnly: true });
+  try {
+    const row = db.prepare("SELECT COUNT(*) AS n FROM relay_queue WHERE state NOT IN ('sent', 'bounced')").get() as { n: number };
+    return row.n;
+  } finally {
+    db.close();
+  }
+}
+
+function readdirSafe(path: string): string[] | undefined {
+  try {
+    return readdirSync(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,248 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { unlinkSync } from 'node:fs';
+import { simpleParser } from 'mailparser';
+import { QueueManager } from '../../../src/relay/queue/manager.ts';
+import type { SendResult } from '../../../src/relay/transport.ts';
+import { collectingLogger, RecordingTransport } from '../helpers/index.ts';
+import { queueFixture, type QueueFixture } from '../helpers/queue.ts';
+
+const MIN = 60_000;
+
+function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ perMailbox: number; perMinute: number; max: number; timeoutMs: number }> = {}) {
+  const m = new QueueManager({
+    queue: f.queue,
+    transport,
+    log: collectingLogger().log,
+    clock: f.clock,
+    concurrencyPerMailbox: o.perMailbox ?? 3,
+    ratePerMinute: o.perMinute ?? 30,
+    maxConcurrency: o.max ?? 20,
+    sendTimeoutMs: o.timeoutMs ?? 300_000,
+    pollMs: 10_000,
+  });
+  m.start();
+  return m;
+}
+
+test('temporary failure → deferred with the next attempt per schedule (manual clock), then sent', async () => {
+  const f = await queueFixture({ schedule: '1m, 5m*2' });
+  const t = new RecordingTransport();
+  const results: SendResult[] = [
+    { temporary: true, code: '451 4.7.500 Server busy', mbCode: 'MB_RELAY_UPSTREAM_TEMPORARY', params: { detail: '451 4.7.500 Server busy' }, detail: 'busy' },
+    { temporary: true, code: '451 4.7.500 Server busy', mbCode: 'MB_RELAY_UPSTREAM_TEMPORARY', params: { detail: '451 4.7.500 Server busy' }, detail: 'busy' },
+    { ok: true },
+  ];
+  t.behave = () => results.shift()!;
+  const m = manager(f, t);
+  try {
+    const start = f.clock.now();
+    const msg = await f.enqueue();
+    await m.whenIdle();
+    let rec = await f.queue.get(msg.id);
+    assert.equal(rec?.state, 'deferred');
+    assert.equal(rec?.attempts, 1);
+    assert.equal(rec?.nextAttemptAt, start + MIN);
+    assert.equal(rec?.lastError?.code, 'MB_RELAY_UPSTREAM_TEMPORARY');
+    assert.equal(rec?.lastError?.reply, '451 4.7.500 Server busy');
+
+    f.clock.advance(MIN - 1);
+    await m.whenIdle();
+    assert.equal(t.attempts.length, 1, 'not before its time');
+    f.clock.advance(1);
+    await m.whenIdle();
+    assert.equal(t.attempts.length, 2);
+    rec = await f.queue.get(msg.id);
+    assert.equal(rec?.nextAttemptAt, start + MIN + 5 * MIN);
+
+    f.clock.advance(5 * MIN);
+    await m.whenIdle();
+    rec = await f.queue.get(msg.id);
+    assert.equal(rec?.state, 'sent');
+    assert.equal(rec?.attempts, 3);
+    assert.deepEqual(t.attempts.map((a) => a.attempt), [1, 2, 3]);
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
+
+test('permanent failure → bounced, and the bounce report is delivered (null sender) to the sender with the MB code', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  t.behave = (msg) =>
+    msg.isBounce
+      ? { ok: true }
+      : { permanent: true, code: '550 5.7.60 SMTP; Client does not have permissions to send as this sender', mbCode: 'MB_RELAY_UPSTREAM_REJECTED', params: { detail: '550 5.7.60 …' }, detail: 'send-as' };
+  const m = manager(f, t);
+  try {
+    const msg = await f.enqueue({ sender: 'dms@contoso.com', recipients: ['a@example.com'] });
+    await m.whenIdle();
+    assert.equal((await f.queue.get(msg.id))?.state, 'bounced');
+    assert.equal(t.deliveries.length, 1);
+    const report = t.deliveries[0]!;
+    assert.equal(report.isBounce, true);
+    assert.equal(report.sender, '');
+    assert.deepEqual(report.recipients, ['dms@contoso.com']);
+    const parsed = await simpleParser(report.body);
+    assert.match(parsed.text ?? '', /MB_RELAY_UPSTREAM_REJECTED/);
+    assert.match(report.body.toString(), /Status: 5\.7\.60/);
+    assert.deepEqual(await f.queue.counts(), { incoming: 0, active: 0, deferred: 0, held: 0, sent: 1, bounced: 1 });
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
+
+test('per-mailbox concurrency: never more than 3 deliveries at once per mailbox, and all are delivered', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  const running = new Map<string, number>();
+  const peak = new Map<string, number>();
+  const pending: Array<{ mailbox: string; release: () => void }> = [];
+  t.behave = (msg) => {
+    running.set(msg.mailbox, (running.get(msg.mailbox) ?? 0) + 1);
+    peak.set(msg.mailbox, Math.max(peak.get(msg.mailbox) ?? 0, running.get(msg.mailbox)!));
+    return new Promise<SendResult>((resolve) =>
+      pending.push({
+        mailbox: msg.mailbox,
+        release: () => {
+          running.set(msg.mailbox, running.get(msg.mailbox)! - 1);
+          resolve({ ok: true });
+        },
+      }),
+    );
+  };
+  const m = manager(f, t, { perMinute: 1000 });
+  try {
+    for (let i = 0; i < 8; i++) await f.enqueue({ sender: 'a@contoso.com' });
+    for (let i = 0; i < 8; i++) await f.enqueue({ sender: 'b@contoso.com' });
+    // Each round: wait until every slot that may be busy is busy, check, then finish one delivery.
+    const left = new Map([['a@contoso.com', 8], ['b@contoso.com', 8]]);
+    for (let round = 0; round < 16; round++) {
+      const expected = [...left.values()].reduce((sum, n) => sum + Math.min(3, n), 0);
+      for (let waited = 0; pending.length < expected; waited++) {
+        if (waited > 5_000) throw new Error(`only ${pending.length} of ${expected} deliveries started`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const byMailbox = m.inFlightByMailbox();
+      for (const n of byMailbox.values()) assert.ok(n <= 3, `in flight per mailbox: ${[...byMailbox]}`);
+      const next = pending.shift()!;
+      left.set(next.mailbox, left.get(next.mailbox)! - 1);
+      next.release();
+    }
+    await m.whenIdle();
+    assert.equal(t.deliveries.length, 16);
+    assert.deepEqual(Object.fromEntries(peak), { 'a@contoso.com': 3, 'b@contoso.com': 3 }, 'the limit is reached and never exceeded');
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
+
+test('per-mailbox pacing: 30 messages per minute per mailbox; other mailboxes are not held up', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  const m = manager(f, t, { perMinute: 30 });
+  try {
+    for (let i = 0; i < 45; i++) await f.enqueue({ sender: 'erp@contoso.com' });
+    await m.whenIdle();
+    assert.equal(t.deliveries.length, 30, '30 in the first minute');
+    for (let i = 0; i < 5; i++) await f.enqueue({ sender: 'hr@contoso.com' });
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'hr@contoso.com').length, 5);
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'erp@contoso.com').length, 30);
+    f.clock.advance(MIN - 1);
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'erp@contoso.com').length, 30, 'still within the same minute');
+    f.clock.advance(1);
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'erp@contoso.com').length, 45);
+    assert.equal((await f.queue.counts()).sent, 50);
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
+
+test('Retry-After pauses the whole mailbox; a throwing transport and a hanging one count as temporary failures', async () => {
+  const f = await queueFixture({ schedule: '1m*5' });
+  const t = new RecordingTransport();
+  let mode: 'throttle' | 'throw' | 'hang' | 'ok' = 'throttle';
+  t.behave = () => {
+    if (mode === 'throttle') {
+      mode = 'ok';
+      return { temporary: true, code: 'HTTP 429 ApplicationThrottled', mbCode: 'MB_RELAY_UPSTREAM_TEMPORARY', params: { detail: '429' }, detail: 'MailboxConcurrency', retryAfter: 300 };
+    }
+    if (mode === 'throw') throw new Error('socket hang up');
+    if (mode === 'hang') return new Promise<SendResult>(() => undefined);
+    return { ok: true };
+  };
+  const m = manager(f, t, { timeoutMs: 30_000 });
+  try {
+    await f.enqueue({ sender: 'erp@contoso.com' });
+    await m.whenIdle();
+    await f.enqueue({ sender: 'erp@contoso.com' });
+    await m.whenIdle();
+    assert.equal(t.attempts.length, 1, 'the mailbox is paused after 429');
+    f.clock.advance(5 * MIN);
+    await m.whenIdle();
+    assert.equal(t.deliveries.length, 2);
+
+    mode = 'throw';
+    const thrown = await f.enqueue({ sender: 'x@contoso.com' });
+    await m.whenIdle();
+    const r1 = await f.queue.get(thrown.id);
+    assert.equal(r1?.state, 'deferred');
+    assert.equal(r1?.lastError?.code, 'MB_RELAY_TRANSPORT_FAILED');
+    assert.match(r1?.lastError?.detail ?? '', /socket hang up/);
+
+    mode = 'hang';
+    const hung = await f.enqueue({ sender: 'y@contoso.com' });
+    while (t.attempts.filter((a) => a.id === hung.id).length === 0) await new Promise((r) => setTimeout(r, 5));
+    f.clock.advance(30_000);
+    await m.whenIdle();
+    const r2 = await f.queue.get(hung.id);
+    assert.equal(r2?.state, 'deferred');
+    assert.equal(r2?.lastError?.code, 'MB_RELAY_TRANSPORT_TIMEOUT');
+  } finally {
+    await m.stop(0);
+    await f.close();
+  }
+});
+
+test('a message whose body vanished is held as corrupt and never handed to the transport', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  try {
+    const msg = await f.enqueue();
+    unlinkSync(f.spool.path(msg.id));
+    const m = manager(f, t);
+    await m.whenIdle();
+    await m.stop();
+    const rec = await f.queue.get(msg.id);
+    assert.equal(rec?.state, 'held');
+    assert.equal(rec?.lastError?.code, 'MB_RELAY_BODY_MISSING');
+    assert.equal(t.attempts.length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+test('stop() aborts a hanging attempt after the grace time; the message goes back to deferred without counting the attempt', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  t.behave = (msg) => new Promise<SendResult>((_, reject) => msg.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+  const m = manager(f, t);
+  try {
+    const msg = await f.enqueue();
+    while (t.attempts.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await m.stop(10);
+    const rec = await f.queue.get(msg.id);
+    assert.equal(rec?.state, 'deferred');
+    assert.equal(rec?.attempts, 0);
+    assert.equal(rec?.nextAttemptAt, f.clock.now());
+  } finally {
+    await f.close();
+  }
+});
