@@ -1,6 +1,6 @@
 /**
  * The sandbox tenant, all of it: sandbox Entra ID (every national cloud), the Exchange Online SMTP
- * and IMAP fronts, and a private real Dovecot behind them, plus the run-time admin API. Admins use it
+ * and IMAP fronts, the Graph mail API, and a private real Dovecot behind them, plus the run-time admin API. Admins use it
  * to try mailbridge without a tenant; tests use the parts one by one.
  *
  * State lives in one folder (default .sandbox/): the CA (kept, so clients stay trusting across
@@ -24,6 +24,7 @@ import { startEntraSandbox, type EntraSandbox } from './entra/index.ts';
 import { startImapFront, type ImapFront } from './exchange/imap.ts';
 import { startSmtpFront, type SmtpFront } from './exchange/smtp.ts';
 import { startSandboxAdmin, type SandboxAdmin } from './admin.ts';
+import { startGraphSandbox, type GraphSandbox } from './graph/index.ts';
 
 export interface SandboxOptions {
   /** State folder (default .sandbox). */
@@ -31,7 +32,7 @@ export interface SandboxOptions {
   /** A sandbox file to use instead of the demo tenant (copied into the state folder on first start). */
   file?: string;
   host?: string;
-  ports?: { smtp?: number; imap?: number; admin?: number; entra?: Partial<Record<CloudName, number>> };
+  ports?: { smtp?: number; imap?: number; graph?: number; admin?: number; entra?: Partial<Record<CloudName, number>> };
   log?: Logger;
 }
 
@@ -42,6 +43,7 @@ export interface Sandbox {
   dovecot: Dovecot;
   smtp: SmtpFront;
   imap: ImapFront;
+  graph: GraphSandbox;
   admin: SandboxAdmin;
   caFile: string;
   /** Path of the example mailbridge.yaml written for this sandbox. */
@@ -85,6 +87,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     started.push(smtp);
     const imap = await startImapFront({ directory, jwks, tls, dovecot, host, port: options.ports?.imap, log });
     started.push(imap);
+    const graph = await startGraphSandbox({ directory, jwks, tls, dovecot, host, port: options.ports?.graph, log });
+    started.push(graph);
     const admin = await startSandboxAdmin({
       directory,
       dovecot,
@@ -107,6 +111,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       dovecot,
       smtp,
       imap,
+      graph,
       admin,
       caFile,
       configFile,
@@ -115,6 +120,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ...(['gcc', 'gcc-high', 'dod', 'china'] as const).map((c): [string, string] => [`Entra ID (${c})`, entra.urls[c]]),
         ['Exchange Online SMTP (STARTTLS)', `${host}:${smtp.port}`],
         ['Exchange Online IMAP (TLS)', `${host}:${imap.port}`],
+        ['Microsoft Graph', `${graph.url}/v1.0`],
         ['Dovecot IMAP / LMTP', `127.0.0.1:${dovecot.ports.imap} / 127.0.0.1:${dovecot.ports.lmtp}`],
         ['Sandbox admin API', admin.url],
         ['CA certificate', caFile],

@@ -1,8 +1,8 @@
 /**
  * The whole sandbox as an admin starts it: one call brings up Entra ID, both Exchange fronts, Dovecot
  * and the admin API; a token from sandbox Entra ID sends through the SMTP front and reads back
- * through the IMAP front (nodemailer and imapflow as the clients, not mailbridge code); closing
- * leaves no Dovecot behind; a restart keeps the CA and the tenant's IDs.
+ * through the IMAP front (nodemailer and imapflow as the clients, not mailbridge code),
+ * and the Graph API sees the same mailbox; closing leaves no Dovecot behind; a restart keeps the CA and the tenant's IDs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +87,24 @@ test('sandbox: app token from Entra ID → SMTP front → Dovecot → IMAP front
       lock.release();
       await imap.logout();
     }
+
+    // The same mailbox through the Graph API, with a Graph token from the same app.
+    const graphToken = await fetch(`${sandbox.entra.urls.global}/${tenant.id}/oauth2/v2.0/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: app.appId,
+        client_secret: app.secrets[0]!.value,
+        scope: 'https://graph.microsoft.com/.default',
+      }),
+      dispatcher: new Agent({ connect: { ca } }),
+    }).then(async (r) => ((await r.json()) as { access_token: string }).access_token);
+    const folder = await fetch(`${sandbox.graph.url}/v1.0/users/alice@contoso.test/mailFolders/inbox`, {
+      headers: { authorization: `Bearer ${graphToken}` },
+      dispatcher: new Agent({ connect: { ca } }),
+    });
+    assert.equal(folder.status, 200);
+    assert.equal(((await folder.json()) as { totalItemCount: number }).totalItemCount, 1);
 
     const pid = sandbox.dovecot.pid;
     const tenantId = tenant.id;

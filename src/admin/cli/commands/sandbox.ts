@@ -12,7 +12,7 @@ export const command: Command = {
 
 Starts an emulated Microsoft 365 tenant on this machine: Entra ID for every national cloud, Exchange
 Online's SMTP (STARTTLS, AUTH XOAUTH2) and IMAP (TLS, XOAUTH2) with Microsoft's authorization rules
-and replies, a private Dovecot that stores the mail, and an admin API to change permissions at run
+and replies, the Microsoft Graph mail API (sendMail, delta), a private Dovecot that stores the mail, and an admin API to change permissions at run
 time (mailbridge sandbox-admin). Prints the endpoints and writes a mailbridge.yaml that works against
 them. Stops everything it started on Ctrl-C.
 
@@ -26,7 +26,8 @@ Needs Dovecot (Debian: scripts/dovecot/install.sh, as root).`,
 
 Startet einen nachgebildeten Microsoft-365-Tenant auf diesem Rechner: Entra ID für jede nationale
 Cloud, SMTP (STARTTLS, AUTH XOAUTH2) und IMAP (TLS, XOAUTH2) von Exchange Online mit den
-Berechtigungsregeln und Antworten von Microsoft, ein eigenes Dovecot, das die Mails speichert, und
+Berechtigungsregeln und Antworten von Microsoft, die Mail-API von Microsoft Graph (sendMail, Delta),
+ein eigenes Dovecot, das die Mails speichert, und
 eine Admin-API, um Berechtigungen zur Laufzeit zu ändern (mailbridge sandbox-admin). Gibt die
 Endpunkte aus und schreibt eine dazu passende mailbridge.yaml. Beendet mit Strg-C alles, was es
 gestartet hat.
