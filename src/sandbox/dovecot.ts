@@ -15,28 +15,30 @@
  * CRLF line ends so a message reads back byte for byte.
  *
  * Processes. `dovecot -c conf` is launched detached with stdio to a file (a daemon holding the
- * caller's pipes would hang it); the master PID comes from base_dir/master.pid. `stop()` sends
- * SIGTERM to the master, waits for it and its children to exit (SIGKILL after 10 s) and treats
- * zombies as gone, since PID 1 here may not reap them. A watchdog shell kills the master when this
- * Node process disappears without calling stop() (test runner killed), and an exit/signal hook
- * stops every Dovecot this process started.
+ * caller's pipes would hang it); the master PID comes from base_dir/master.pid. Start returns once
+ * every service greets (a Dovecot stopped while its services still handshake with stats takes 5 s
+ * to go). `stop()` sends SIGTERM to the master and its service processes, waits for all of them
+ * (SIGKILL after 10 s) and treats zombies as gone, since PID 1 here may not reap them: about 0.1 s.
+ * A watchdog shell kills the master when this Node process disappears without calling stop()
+ * (test runner killed), and an exit/signal hook stops every Dovecot this process started.
  *
  * Dovecot submission only relays over SMTP (pitfall 9), so by default the runner also starts an
  * in-process relay on loopback that hands submitted mail to Dovecot's LMTP; mail submitted on
  * `ports.submission` therefore lands in the Maildirs like on a real server.
  *
- * Limits: Debian's Dovecot 2.3 (scripts/dovecot/install.sh); as root mail is owned by `vmail`, as
- * another user Dovecot runs entirely as that user. Tokens must carry no `azp` claim (the key is
- * looked up under keys/default/RS256/<kid>).
+ * Limits: Debian's Dovecot 2.3 (scripts/dovecot/install.sh); as root mail is owned by `vmail` and
+ * every directory above `dir` must be world-executable (the auth process runs as `dovecot`); as
+ * another user Dovecot runs entirely as that user, without chroot. Tokens must carry no `azp` claim
+ * (the key is looked up under keys/default/RS256/<kid>).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { rm, readFile, mkdtemp } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { SignJWT } from 'jose';
 import nodemailer from 'nodemailer';
@@ -140,13 +142,18 @@ export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
     if (ownDir) await rm(dir, { recursive: true, force: true });
     throw lastError;
   }
-  const entry: { pid: number; watchdog?: number } = { pid, watchdog: options.persistent ? undefined : startWatchdog(pid, layout.logDir) };
+  const entry: { pid: number; watchdog?: number } = { pid, watchdog: options.persistent ? undefined : startWatchdog(pid, layout.logDir, ownDir ? dir : undefined) };
   if (!options.persistent) {
     running.add(entry);
     installExitHook();
   }
   try {
-    await Promise.all(Object.values(ports).map((p) => waitForPort(p, 10_000)));
+    await Promise.all([
+      waitForService(ports.imap, true, 10_000),
+      waitForService(ports.imaps, false, 10_000),
+      waitForService(ports.lmtp, true, 10_000),
+      waitForService(ports.submission, true, 10_000),
+    ]);
   } catch (err) {
     await stopMaster(entry);
     await relay?.close();
@@ -224,6 +231,7 @@ function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: stri
     key: join(dir, 'tls', 'server.key'),
   };
   mkdirSync(dir, { recursive: true });
+  if (isRoot()) requireTraversable(dir);
   // Dovecot's unprivileged processes (auth as dovecot, mail as vmail) must traverse the tree.
   chmodSync(dir, 0o755);
   // A stale base_dir (sockets of an earlier run) makes the first auth hang for 5 s (pitfall 2).
@@ -240,6 +248,20 @@ function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: stri
   const { uid, gid } = mailOwner();
   if (isRoot()) chownSync(l.mail, uid, gid);
   return l;
+}
+
+/**
+ * Dovecot's auth process (user dovecot) reads the key files and mail processes (vmail) write the
+ * Maildirs, so every directory above `dir` must let others through. Say so instead of letting
+ * every login fail with "Permission denied" in Dovecot's log.
+ */
+function requireTraversable(dir: string): void {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) {
+      throw new Error(`Dovecot's unprivileged processes cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}); use a directory whose parents are world-executable (chmod o+x ${d})`);
+    }
+    if (d === dirname(d)) return;
+  }
 }
 
 /** Dovecot escapes '%' and '/' in azp and kid when it builds the key path. */
@@ -270,7 +292,8 @@ function renderConfig(l: Layout, ports: DovecotPorts, options: DovecotOptions, i
   // As a normal user Dovecot cannot switch users: every service runs as the caller.
   const users = isRoot()
     ? ''
-    : `default_internal_user = ${owner.user}\ndefault_internal_group = ${execFileSync('id', ['-gn']).toString().trim()}\ndefault_login_user = ${owner.user}\n`;
+    : `# Not root: no user switching and no chroot for the login and anvil processes.\ndefault_internal_user = ${owner.user}\ndefault_internal_group = ${execFileSync('id', ['-gn']).toString().trim()}\ndefault_login_user = ${owner.user}\n`;
+  const chroot = isRoot() ? '' : '  chroot =\n';
   writeFileSync(
     l.oauthConf,
     [
@@ -333,7 +356,7 @@ service imap-login {
     port = ${ports.imaps}
     ssl = yes
   }
-  service_count = 0
+${chroot}  service_count = 0
   process_min_avail = 1
   client_limit = 2000
   vsz_limit = 1G
@@ -348,7 +371,7 @@ protocol imap {
 mailbox_idle_check_interval = 1 secs
 
 service submission-login {
-  inet_listener submission {
+${chroot}  inet_listener submission {
     address = 127.0.0.1
     port = ${ports.submission}
   }
@@ -374,7 +397,7 @@ protocol lmtp {
 # Fast negative tests: no failure delay, no per-IP penalty (mode 0: the listener is not created).
 auth_failure_delay = 0
 service anvil {
-  unix_listener anvil-auth-penalty {
+${chroot}  unix_listener anvil-auth-penalty {
     mode = 0
   }
 }
@@ -426,13 +449,26 @@ async function launch(l: Layout): Promise<number> {
 
 /**
  * A detached shell that stops the master if this Node process dies without stop() (SIGKILL, a
- * crashed test runner). It exits by itself once the master is gone.
+ * crashed test runner, or the exit hook's SIGTERM), then removes the temp dir this runner made.
+ * It exits by itself once the master is gone; stop() kills it first.
  */
-function startWatchdog(masterPid: number, logDir: string): number | undefined {
-  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${masterPid} 2>/dev/null; do sleep 1; done; kill -TERM ${masterPid} 2>/dev/null; exit 0`;
+function startWatchdog(masterPid: number, logDir: string, removeDir: string | undefined): number | undefined {
+  const script = [
+    `gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null; }`,
+    `while ! gone ${process.pid} && ! gone ${masterPid}; do sleep 1; done`,
+    `kill -TERM ${masterPid} 2>/dev/null`,
+    `i=0; while ! gone ${masterPid} && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`,
+    `gone ${masterPid} || kill -KILL ${masterPid} 2>/dev/null`,
+    `if [ -n "$MB_DOVECOT_DIR" ]; then rm -rf -- "$MB_DOVECOT_DIR"; fi`,
+    'exit 0',
+  ].join('\n');
   const out = openSync(join(logDir, 'watchdog.log'), 'a');
   try {
-    const child = spawn('sh', ['-c', script], { detached: true, stdio: ['ignore', out, out] });
+    const child = spawn('sh', ['-c', script], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MB_DOVECOT_DIR: removeDir ?? '' },
+    });
     child.unref();
     return child.pid;
   } finally {
@@ -493,17 +529,20 @@ function descendants(pid: number): number[] {
 
 async function stopMaster(entry: { pid: number; watchdog?: number }): Promise<void> {
   running.delete(entry);
-  if (entry.watchdog) signal(entry.watchdog, 'SIGKILL');
+  // The watchdog leads its own process group (detached): take its `sleep` along.
+  if (entry.watchdog) signal(-entry.watchdog, 'SIGKILL');
   const children = descendants(entry.pid);
   signal(entry.pid, 'SIGTERM');
+  // Dovecot's master stops its services one by one, and a service still waiting for its
+  // stats-writer handshake holds the shutdown up for 5 s; told directly, each exits at once.
+  await sleep(50);
+  for (const c of children) signal(c, 'SIGTERM');
   const deadline = Date.now() + 10_000;
-  while (alive(entry.pid) && Date.now() < deadline) await sleep(20);
-  if (alive(entry.pid)) signal(entry.pid, 'SIGKILL');
-  // The master waits for its children, but make sure: nothing of this instance may survive.
+  while ((alive(entry.pid) || children.some(alive)) && Date.now() < deadline) await sleep(20);
+  // Nothing of this instance may survive.
+  for (const pid of [entry.pid, ...children]) if (alive(pid)) signal(pid, 'SIGKILL');
   const late = Date.now() + 2_000;
-  while (children.some(alive) && Date.now() < late) await sleep(20);
-  for (const c of children) if (alive(c)) signal(c, 'SIGKILL');
-  while ((alive(entry.pid) || children.some(alive)) && Date.now() < late + 2_000) await sleep(20);
+  while ((alive(entry.pid) || children.some(alive)) && Date.now() < late) await sleep(20);
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -520,10 +559,8 @@ function installExitHook(): void {
   if (hookInstalled) return;
   hookInstalled = true;
   const killAll = () => {
-    for (const e of running) {
-      signal(e.pid, 'SIGTERM');
-      if (e.watchdog) signal(e.watchdog, 'SIGKILL');
-    }
+    // The watchdogs see their masters go and remove the temp dirs.
+    for (const e of running) signal(e.pid, 'SIGTERM');
     running.clear();
   };
   process.on('exit', killAll);
@@ -538,18 +575,37 @@ function installExitHook(): void {
   }
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits until a service greets (not just accepts): Dovecot's login and LMTP processes answer only
+ * once their auth and stats connections are up, and a Dovecot stopped before that point takes 5 s
+ * to shut down. Implicit TLS ports are checked by connecting only.
+ */
+async function waitForService(port: number, greets: boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
+        if (!greets) {
+          s.destroy();
+          resolve(true);
+        }
       });
-      s.on('error', () => resolve(false));
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 2_000);
+      s.on('data', (d: Buffer) => {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(/^(\* OK|220 )/.test(d.toString()));
+      });
+      s.on('error', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`dovecot is not listening on 127.0.0.1:${port}`);
+    if (Date.now() > deadline) throw new Error(`dovecot is not serving on 127.0.0.1:${port}`);
     await sleep(25);
   }
 }

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -175,6 +175,7 @@ test('two instances run side by side; stop() ends the master and every child and
 test('a given dir is kept and reused; stale runtime state does not get in the way', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-dovecot-keep-'));
   try {
+    chmodSync(dir, 0o755);
     const first = await startDovecot({ dir, tls: ca.issueServer() });
     await first.deliver({ from: 'a@example.org', to: ['gina@contoso.test'] }, 'Subject: one\r\n\r\n1\r\n');
     await first.stop();
@@ -194,27 +195,65 @@ test('no Dovecot survives the process that started it: exit without stop(), and 
     import { startDovecot } from ${JSON.stringify(join(ROOT, 'src', 'sandbox', 'dovecot.ts'))};
     import { createSandboxCa } from ${JSON.stringify(join(ROOT, 'src', 'sandbox', 'ca.ts'))};
     const d = await startDovecot({ tls: createSandboxCa().issueServer() });
-    console.log(d.pid);
-    if (process.argv[2] === 'exit') process.exit(1);
+    console.log(JSON.stringify({ pid: d.pid, dir: d.dir }));
+    // node -e puts the first extra argument at argv[1].
+    if (process.argv.includes('exit')) process.exit(1);
     setInterval(() => {}, 1000);
   `;
   for (const mode of ['exit', 'kill'] as const) {
     const child = spawn(NODE, ['--input-type=module', '-e', script, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-      child.on('exit', (code) => reject(new Error(`child exited (${code}) before starting Dovecot`)));
+    const exited = new Promise((r) => child.once('exit', r));
+    // Never leave the child behind, whatever fails below.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const { pid, dir } = await new Promise<{ pid: number; dir: string }>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as { pid: number; dir: string }));
+      void exited.then(() => reject(new Error('child exited before starting Dovecot')));
     });
-    assert.ok(pid > 0 && isRunning(pid), `${mode}: Dovecot started`);
+    // The child prints once startDovecot() returned, i.e. Dovecot served; in exit mode it may be gone already.
+    assert.ok(pid > 0 && (mode === 'exit' || isRunning(pid)), `${mode}: Dovecot started`);
     if (mode === 'kill') child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await exited;
+    clearTimeout(guard);
     // exit: the exit hook sends SIGTERM at once; SIGKILL: the watchdog notices within a second.
     assert.equal(await waitGone(pid, 15_000), true, `${mode}: Dovecot ${pid} stopped`);
+    // …and the watchdog removes the temp dir the runner made.
+    const deadline = Date.now() + 15_000;
+    while (existsSync(dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(dir), false, `${mode}: ${dir} removed`);
   }
 });
 
+test('runs without root too: as an unprivileged user Dovecot needs no user switch and no chroot', async () => {
+  const script = `
+    import { startDovecot } from ${JSON.stringify(join(ROOT, 'src', 'sandbox', 'dovecot.ts'))};
+    import { createSandboxCa } from ${JSON.stringify(join(ROOT, 'src', 'sandbox', 'ca.ts'))};
+    import { ImapFlow } from 'imapflow';
+    const ca = createSandboxCa();
+    const d = await startDovecot({ tls: ca.issueServer() });
+    await d.deliver({ from: 'a@example.org', to: ['ivy@contoso.test'] }, 'Subject: hi\\r\\n\\nbody\\r\\n');
+    const c = new ImapFlow({ host: '127.0.0.1', port: d.ports.imaps, secure: true, tls: { ca: ca.certPem },
+      auth: { user: 'ivy@contoso.test', accessToken: await d.mintToken('ivy@contoso.test') }, logger: false });
+    await c.connect();
+    const box = await c.mailboxOpen('INBOX');
+    await c.logout();
+    await d.stop();
+    console.log(JSON.stringify({ uid: process.getuid(), exists: box.exists }));
+  `;
+  // As root (this machine, CI containers) run the child as nobody; otherwise we are unprivileged already.
+  const [cmd, args] = process.getuid?.() === 0 ? ['runuser', ['-u', 'nobody', '--', NODE]] : [NODE, []];
+  const { stdout } = await run(cmd, [...args, '--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, HOME: tmpdir() }, timeout: 60_000 });
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { uid: number; exists: number };
+  assert.notEqual(result.uid, 0);
+  assert.equal(result.exists, 1);
+});
+
 test('scripts/dovecot/start.sh starts from nothing, its token logs in, stop.sh leaves no process', async () => {
-  const dir = join(mkdtempSync(join(tmpdir(), 'mb-dovecot-script-')), 'fresh');
+  const parent = mkdtempSync(join(tmpdir(), 'mb-dovecot-script-'));
+  const dir = join(parent, 'fresh');
   try {
+    // A parent Dovecot's auth process cannot enter is refused with a clear message.
+    await assert.rejects(run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir], { cwd: ROOT }), /cannot enter .*chmod o\+x/s);
+    chmodSync(parent, 0o755);
     const { stdout } = await run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir, '--user', 'hank@contoso.test'], { cwd: ROOT });
     const values = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     const pid = Number(values.pid);
@@ -228,7 +267,9 @@ test('scripts/dovecot/start.sh starts from nothing, its token logs in, stop.sh l
       auth: { user: 'hank@contoso.test', accessToken: values['token(hank@contoso.test)']! },
       logger: false,
     });
-    await c.connect();
+    await c.connect().catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${readFileSync(join(dir, 'log', 'dovecot.log'), 'utf8')}`);
+    });
     await c.logout();
     // A second start refuses while the first runs.
     await assert.rejects(run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir], { cwd: ROOT }), /already running/);
@@ -239,6 +280,8 @@ test('scripts/dovecot/start.sh starts from nothing, its token logs in, stop.sh l
     const again = await run('bash', [join(ROOT, 'scripts', 'dovecot', 'stop.sh'), dir]);
     assert.match(again.stdout, /no Dovecot running/);
   } finally {
+    // Whatever failed above, the daemon goes before its directory does.
+    await run('bash', [join(ROOT, 'scripts', 'dovecot', 'stop.sh'), dir]).catch(() => undefined);
     rmSync(join(dir, '..'), { recursive: true, force: true });
   }
 });

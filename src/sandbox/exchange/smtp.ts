@@ -285,7 +285,8 @@ export async function startSmtpFront(options: SmtpFrontOptions): Promise<SmtpFro
     callback: (err?: Error | null, message?: string) => void,
   ) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    // Past SIZE the message is refused anyway: stop keeping it.
+    stream.on('data', (c: Buffer) => (stream.sizeExceeded ? undefined : chunks.push(c)));
     stream.on('end', () => {
       if (stream.sizeExceeded) return callback(); // smtp-server answers 552 itself (rejectOversized)
       const raw = Buffer.concat(chunks);

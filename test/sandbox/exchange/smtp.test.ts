@@ -111,8 +111,7 @@ async function inbox(address: string): Promise<Buffer[]> {
     const lock = await client.getMailboxLock('INBOX');
     try {
       const out: Buffer[] = [];
-      const status = await client.status('INBOX', { messages: true });
-      if (!status.messages) return out;
+      if (!client.mailbox || client.mailbox.exists === 0) return out;
       for await (const m of client.fetch('1:*', { source: true })) if (m.source) out.push(m.source);
       return out;
     } finally {
