@@ -11,6 +11,7 @@ import { identity } from './entries/identity.ts';
 import { connector } from './entries/connector.ts';
 import { relay } from './entries/relay.ts';
 import { sandbox } from './entries/sandbox.ts';
+import { notify } from './entries/notify.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -21,6 +22,7 @@ export const catalogue = {
   ...connector,
   ...relay,
   ...sandbox,
+  ...notify,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

@@ -8,6 +8,7 @@
  */
 import type { QueueRepository } from './queue.ts';
 import type { CheckpointRepository } from './checkpoints.ts';
+import type { NotifyRepository } from './notify.ts';
 
 export type { CheckpointRepository } from './checkpoints.ts';
 
@@ -26,6 +27,8 @@ export interface Store {
   readonly checkpoints: CheckpointRepository;
   /** The relay's queue of accepted messages (envelopes; bodies live in the relay's spool). */
   readonly queue: QueueRepository;
+  /** New-mail notifications: subscriptions, events and their durable delivery queue (src/store/notify.ts). */
+  readonly notify: NotifyRepository;
   /** Throws when the database cannot answer; used by the health endpoint and `check`. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
 import { CHECKPOINT_MIGRATIONS, createSqliteCheckpoints } from './checkpoints-sqlite.ts';
 import { createSqliteQueueRepository, queueMigrations } from './queue-sqlite.ts';
+import { createSqliteNotifyRepository, notifyMigrations } from './notify-sqlite.ts';
 
 /**
  * Migrations by name, applied once each in list order. Each capability appends its own entries
@@ -28,6 +29,7 @@ export const MIGRATIONS: Array<{ id: string; sql: string }> = [
   },
   ...queueMigrations,
   ...CHECKPOINT_MIGRATIONS,
+  ...notifyMigrations,
 ];
 
 export function openSqliteStore(path: string): Store {
@@ -73,6 +75,7 @@ export function openSqliteStore(path: string): Store {
     kv,
     checkpoints: createSqliteCheckpoints(db),
     queue: createSqliteQueueRepository(db),
+    notify: createSqliteNotifyRepository(db),
     async ping() {
       db.prepare('SELECT 1').get();
     },

@@ -1,0 +1,113 @@
+import type { CatalogueSection } from '../types.ts';
+
+/** New-mail notifications: subscriptions and the sinks that carry events to apps and devices. */
+export const notify = {
+  MB_NOTIFY_SUBSCRIPTION_INVALID: {
+    http: 400,
+    title: { en: 'Invalid notification subscription', de: 'Ungültiges Benachrichtigungs-Abonnement' },
+    cause: {
+      en: 'The subscription request was refused: {detail}',
+      de: 'Die Abonnement-Anfrage wurde abgelehnt: {detail}',
+    },
+    fix: {
+      en: 'Correct the named field and send the request again. POST /api/v1/subscriptions takes {"mailboxes": [...], "sink": {"kind": "webhook" | "webpush" | "apns" | "fcm", ...}}.',
+      de: 'Korrigieren Sie das genannte Feld und senden Sie die Anfrage erneut. POST /api/v1/subscriptions erwartet {"mailboxes": [...], "sink": {"kind": "webhook" | "webpush" | "apns" | "fcm", ...}}.',
+    },
+  },
+  MB_NOTIFY_SUBSCRIPTION_NOT_FOUND: {
+    http: 404,
+    title: { en: 'Notification subscription not found', de: 'Benachrichtigungs-Abonnement nicht gefunden' },
+    cause: {
+      en: 'There is no subscription with the id {id}. It was deleted, or its sink reported the device or endpoint as gone.',
+      de: 'Es gibt kein Abonnement mit der ID {id}. Es wurde gelöscht, oder sein Ziel hat das Gerät bzw. den Endpunkt als nicht mehr vorhanden gemeldet.',
+    },
+    fix: {
+      en: 'List the subscriptions with GET /api/v1/subscriptions and subscribe again if needed.',
+      de: 'Listen Sie die Abonnements mit GET /api/v1/subscriptions auf und abonnieren Sie bei Bedarf neu.',
+    },
+  },
+  MB_NOTIFY_SINK_NOT_CONFIGURED: {
+    http: 400,
+    title: { en: 'Notification sink not configured', de: 'Benachrichtigungsziel nicht eingerichtet' },
+    cause: {
+      en: 'The sink "{kind}" is not set up in the notify section of mailbridge.yaml, so no subscription can use it.',
+      de: 'Das Ziel „{kind}“ ist im Abschnitt notify von mailbridge.yaml nicht eingerichtet, daher kann kein Abonnement es verwenden.',
+    },
+    fix: {
+      en: 'Add notify.{kind} to mailbridge.yaml (see `mailbridge config schema`) and restart mailbridge.',
+      de: 'Ergänzen Sie notify.{kind} in mailbridge.yaml (siehe `mailbridge config schema`) und starten Sie mailbridge neu.',
+    },
+  },
+  MB_NOTIFY_SINK_CONFIG_INVALID: {
+    http: 500,
+    title: { en: 'Notification sink settings are invalid', de: 'Einstellungen des Benachrichtigungsziels ungültig' },
+    cause: {
+      en: 'The settings of the {kind} sink cannot be used: {detail}',
+      de: 'Die Einstellungen des Ziels {kind} sind nicht verwendbar: {detail}',
+    },
+    fix: {
+      en: 'Check notify.{kind} in mailbridge.yaml: keys must be the PEM or base64url values the provider issued (APNs: the .p8 key from Apple Developer > Certificates, IDs & Profiles > Keys; FCM: the service-account JSON from Firebase console > Project settings > Service accounts; Web Push: a P-256 VAPID key pair).',
+      de: 'Prüfen Sie notify.{kind} in mailbridge.yaml: Schlüssel müssen die PEM- bzw. base64url-Werte des Anbieters sein (APNs: der .p8-Schlüssel aus Apple Developer > Certificates, IDs & Profiles > Keys; FCM: die Dienstkonto-JSON aus Firebase-Konsole > Projekteinstellungen > Dienstkonten; Web Push: ein P-256-VAPID-Schlüsselpaar).',
+    },
+  },
+  MB_NOTIFY_UNREACHABLE: {
+    http: 502,
+    title: { en: 'Notification target unreachable', de: 'Benachrichtigungsziel nicht erreichbar' },
+    cause: {
+      en: 'mailbridge could not deliver to {target}: {detail}. The event stays queued and is retried with back-off.',
+      de: 'mailbridge konnte nicht an {target} zustellen: {detail}. Das Ereignis bleibt in der Warteschlange und wird mit wachsendem Abstand erneut versucht.',
+    },
+    fix: {
+      en: 'Check that {target} resolves and accepts HTTPS connections from the mailbridge host (firewall, proxy, certificate), and that it answers within notify.webhook.timeoutSeconds.',
+      de: 'Prüfen Sie, ob {target} auflösbar ist und HTTPS-Verbindungen vom mailbridge-Host annimmt (Firewall, Proxy, Zertifikat) und ob es innerhalb von notify.webhook.timeoutSeconds antwortet.',
+    },
+  },
+  MB_NOTIFY_REJECTED: {
+    http: 502,
+    title: { en: 'Notification refused by the receiver', de: 'Benachrichtigung vom Empfänger abgelehnt' },
+    cause: {
+      en: 'The {kind} receiver {target} answered {status} {reason}. The event stays queued and is retried with back-off.',
+      de: 'Der {kind}-Empfänger {target} antwortete {status} {reason}. Das Ereignis bleibt in der Warteschlange und wird mit wachsendem Abstand erneut versucht.',
+    },
+    fix: {
+      en: 'A 5xx or 429 is the receiver\'s own trouble and passes. A 401/403 means it refused mailbridge\'s signature or token: compare the webhook secret, the VAPID key, the APNs key id and team id, or the FCM service account with what the app was set up with.',
+      de: 'Ein 5xx oder 429 ist ein Problem des Empfängers und geht vorüber. Ein 401/403 heißt, er lehnt mailbridges Signatur oder Token ab: Vergleichen Sie Webhook-Geheimnis, VAPID-Schlüssel, APNs-Schlüssel-ID und Team-ID bzw. das FCM-Dienstkonto mit der Einrichtung der App.',
+    },
+  },
+  MB_NOTIFY_GONE: {
+    http: 410,
+    title: { en: 'Notification target no longer exists', de: 'Benachrichtigungsziel existiert nicht mehr' },
+    cause: {
+      en: 'The {kind} receiver {target} reported the subscription as gone ({status} {reason}); mailbridge stopped delivering to it.',
+      de: 'Der {kind}-Empfänger {target} meldete das Abonnement als nicht mehr vorhanden ({status} {reason}); mailbridge stellt nicht mehr dorthin zu.',
+    },
+    fix: {
+      en: 'Nothing to do when the app was uninstalled or the browser unsubscribed. Otherwise the app must subscribe again with POST /api/v1/subscriptions.',
+      de: 'Nichts zu tun, wenn die App deinstalliert oder das Browser-Abonnement beendet wurde. Andernfalls muss die App sich mit POST /api/v1/subscriptions neu anmelden.',
+    },
+  },
+  MB_NOTIFY_TOKEN_FAILED: {
+    http: 502,
+    title: { en: 'Push provider token could not be obtained', de: 'Token des Push-Anbieters nicht erhältlich' },
+    cause: {
+      en: 'The {kind} token endpoint {target} refused mailbridge\'s service-account assertion: {detail}',
+      de: 'Der {kind}-Token-Endpunkt {target} lehnte die Dienstkonto-Anmeldung von mailbridge ab: {detail}',
+    },
+    fix: {
+      en: 'Check the service account in notify.fcm: it must exist, have a current key, and hold the role "Firebase Cloud Messaging API Admin" (Google Cloud console > IAM & Admin > IAM).',
+      de: 'Prüfen Sie das Dienstkonto in notify.fcm: Es muss existieren, einen gültigen Schlüssel haben und die Rolle „Firebase Cloud Messaging API Admin“ besitzen (Google Cloud Console > IAM & Verwaltung > IAM).',
+    },
+  },
+  MB_NOTIFY_DELIVERY_EXPIRED: {
+    http: 504,
+    title: { en: 'Notification given up', de: 'Benachrichtigung aufgegeben' },
+    cause: {
+      en: 'Event {eventId} could not be delivered to subscription {subscriptionId} within {hours} hours ({attempts} attempts); last error: {last}',
+      de: 'Ereignis {eventId} ließ sich innerhalb von {hours} Stunden ({attempts} Versuche) nicht an Abonnement {subscriptionId} zustellen; letzter Fehler: {last}',
+    },
+    fix: {
+      en: 'Repair the receiver (see the last error), then let the app resynchronise. Raise notify.retry.giveUpAfterHours to keep events longer.',
+      de: 'Reparieren Sie den Empfänger (siehe letzter Fehler) und lassen Sie die App neu synchronisieren. Mit notify.retry.giveUpAfterHours bleiben Ereignisse länger erhalten.',
+    },
+  },
+} satisfies CatalogueSection;

@@ -1,0 +1,84 @@
+/**
+ * The `notify:` section of mailbridge.yaml: how long and how often to retry, and the settings of
+ * each sink. A sink without its section is off; subscriptions asking for it are refused with
+ * MB_NOTIFY_SINK_NOT_CONFIGURED. Keys are secrets (marked `secret: true`, stored enc:v1:…).
+ */
+import { z } from 'zod';
+
+// Defined here rather than imported from config/schema.ts: the root schema will import this file.
+const secret = z
+  .string()
+  .min(1)
+  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
+
+export const retrySchema = z
+  .object({
+    initialSeconds: z.number().min(0.1).max(3600).default(5).meta({ description: 'Wait before the first retry' }),
+    factor: z.number().min(1).max(10).default(2).meta({ description: 'Each wait is this many times the one before' }),
+    maxSeconds: z.number().min(1).max(86400).default(3600).meta({ description: 'Longest wait between two attempts' }),
+    giveUpAfterHours: z.number().min(0.01).max(720).default(24).meta({ description: 'Stop retrying an event this long after it was published' }),
+    jitter: z.number().min(0).max(1).default(0.2).meta({ description: 'Spread waits randomly by up to this fraction, so receivers are not hit in waves' }),
+  })
+  .strict();
+
+export const webhookSinkSchema = z
+  .object({
+    timeoutSeconds: z.number().min(1).max(120).default(10).meta({ description: 'A receiver that has not answered by then is retried later' }),
+    requireHttps: z.boolean().default(true).meta({ description: 'Refuse http:// webhook URLs (signatures protect integrity, not confidentiality)' }),
+  })
+  .strict();
+
+export const webPushSinkSchema = z
+  .object({
+    vapid: z
+      .object({
+        subject: z.string().regex(/^(mailto:|https:)/).meta({ description: 'Contact for push services: mailto:admin@contoso.com or https://…' }),
+        publicKey: z.string().min(80).meta({ description: 'VAPID public key, uncompressed P-256 point in base64url (the applicationServerKey browsers use)' }),
+        privateKey: secret.meta({ description: 'VAPID private key, 32 bytes in base64url', secret: true }),
+      })
+      .strict(),
+    ttlSeconds: z.int().min(0).max(2419200).default(86400).meta({ description: 'How long a push service keeps a message for an offline browser' }),
+    urgency: z.enum(['very-low', 'low', 'normal', 'high']).default('normal'),
+    timeoutSeconds: z.number().min(1).max(120).default(10),
+    requireHttps: z.boolean().default(true).meta({ description: 'Refuse http:// push endpoints (every real push service is HTTPS)' }),
+  })
+  .strict();
+
+export const apnsSinkSchema = z
+  .object({
+    teamId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'Apple Developer team ID (10 characters)' }),
+    keyId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'ID of the APNs authentication key (.p8)' }),
+    privateKey: secret.meta({ description: 'The .p8 key (PEM, PKCS#8, P-256)', secret: true }),
+    topic: z.string().min(1).meta({ description: 'The app bundle ID, e.g. com.contoso.mail' }),
+    environment: z.enum(['production', 'sandbox']).default('production'),
+    url: z.url().optional().meta({ description: 'Override the APNs origin (tests, proxies); default from environment' }),
+    timeoutSeconds: z.number().min(1).max(120).default(10),
+  })
+  .strict();
+
+export const fcmSinkSchema = z
+  .object({
+    projectId: z.string().min(1).optional().meta({ description: 'Firebase project ID; default: project_id of the service account' }),
+    serviceAccount: secret.meta({ description: 'Service-account key JSON (client_email, private_key, token_uri)', secret: true }),
+    url: z.url().default('https://fcm.googleapis.com').meta({ description: 'FCM origin (override for tests and proxies)' }),
+    timeoutSeconds: z.number().min(1).max(120).default(10),
+  })
+  .strict();
+
+export const notifySchema = z
+  .object({
+    retry: retrySchema.default(retrySchema.parse({})),
+    retentionHours: z.number().min(1).max(8760).default(168).meta({ description: 'Keep delivered events (and their ids, for deduplication) this long' }),
+    webhook: webhookSinkSchema.optional(),
+    webpush: webPushSinkSchema.optional(),
+    apns: apnsSinkSchema.optional(),
+    fcm: fcmSinkSchema.optional(),
+  })
+  .strict();
+
+export type NotifyConfig = z.infer<typeof notifySchema>;
+export type RetryConfig = z.infer<typeof retrySchema>;
+export type WebhookSinkConfig = z.infer<typeof webhookSinkSchema>;
+export type WebPushSinkConfig = z.infer<typeof webPushSinkSchema>;
+export type ApnsSinkConfig = z.infer<typeof apnsSinkSchema>;
+export type FcmSinkConfig = z.infer<typeof fcmSinkSchema>;

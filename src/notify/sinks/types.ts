@@ -1,0 +1,66 @@
+/**
+ * The one small interface every sink implements: deliver one event to one subscription and say
+ * what happened. The dispatcher (../dispatcher.ts) owns everything around it — order, retries,
+ * back-off, giving up, durability — so a sink is only the protocol of its receiver.
+ *
+ * - `ok`: the receiver took the event (webhook 2xx, push service 201, APNs 200, FCM 200).
+ * - `retry`: try again later; `afterMs` is the receiver's own wish (Retry-After), if it had one.
+ * - `gone`: the receiver says this subscription no longer exists (webhook 410, push 404/410,
+ *   APNs 410 Unregistered, FCM UNREGISTERED); the subscription is retired and its queue dropped.
+ *
+ * A sink never throws for a delivery failure; a throw is treated as `retry` all the same.
+ */
+import type { z } from 'zod';
+import { MbError } from '../../errors/index.ts';
+import type { NotifySubscriptionRecord } from '../../store/notify.ts';
+import type { NotifyEvent } from '../events.ts';
+
+export type SinkResult = { kind: 'ok' } | { kind: 'retry'; afterMs?: number; error: MbError } | { kind: 'gone'; error: MbError };
+
+export type Subscription = NotifySubscriptionRecord;
+
+export interface Sink {
+  readonly kind: string;
+  deliver(event: NotifyEvent, subscription: Subscription): Promise<SinkResult>;
+  /** Checks a subscriber's sink parameters; returns them normalised, or throws MB_NOTIFY_SUBSCRIPTION_INVALID. */
+  parseParams(input: unknown): Record<string, unknown>;
+  /** The parameters as an API response may show them: no secrets, long tokens shortened. */
+  publicParams(params: Record<string, unknown>): Record<string, unknown>;
+  /** Closes pooled connections (APNs HTTP/2 sessions). */
+  close?(): Promise<void>;
+}
+
+/** Runs a zod schema over sink parameters; a failure becomes MB_NOTIFY_SUBSCRIPTION_INVALID naming the field. */
+export function parseWith<T>(schema: z.ZodType<T>, input: unknown): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const path = ['sink', ...(issue?.path ?? []).map(String)].join('.');
+  throw new MbError('MB_NOTIFY_SUBSCRIPTION_INVALID', { detail: `${path}: ${issue?.message ?? 'invalid'}` });
+}
+
+/** First and last characters of a device token or key, for listings. */
+export function shorten(value: unknown): string {
+  const s = String(value ?? '');
+  return s.length <= 12 ? '…' : `${s.slice(0, 6)}…${s.slice(-4)}`;
+}
+
+/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now`. */
+export function retryAfterMs(value: string | null | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+/** Host (and path start) of a URL for messages: enough to recognise the receiver, no query secrets. */
+export function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    const path = u.pathname.length > 24 ? `${u.pathname.slice(0, 24)}…` : u.pathname;
+    return `${u.protocol}//${u.host}${path}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * Notify rows on SQLite. Each call is one statement or one IMMEDIATE transaction; with the store's
+ * synchronous=FULL a publish that returned is on disk, so a watcher may advance its own checkpoint
+ * (delta link, watermark) after it.
+ */
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import {
+  DELIVERY_STATES,
+  type DeliveryState,
+  type DueDelivery,
+  type NotifyDeliveryRecord,
+  type NotifyEventRecord,
+  type NotifyRepository,
+  type NotifySubscriptionRecord,
+  type SubscriptionState,
+} from './notify.ts';
+
+export const notifyMigrations: Array<{ id: string; sql: string }> = [
+  {
+    id: 'notify-1',
+    sql: `CREATE TABLE notify_subscriptions (
+       id TEXT PRIMARY KEY,
+       kind TEXT NOT NULL,
+       events TEXT NOT NULL,
+       params TEXT NOT NULL,
+       privacy TEXT NOT NULL CHECK (privacy IN ('full', 'minimal')),
+       label TEXT,
+       state TEXT NOT NULL CHECK (state IN ('active', 'gone')),
+       gone_reason TEXT,
+       created_at INTEGER NOT NULL,
+       updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE notify_subscription_mailboxes (
+       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+       mailbox TEXT NOT NULL,
+       PRIMARY KEY (mailbox, subscription_id)
+     ) STRICT;
+     CREATE TABLE notify_mailboxes (
+       mailbox TEXT PRIMARY KEY,
+       last_seq INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE notify_events (
+       id TEXT PRIMARY KEY,
+       mailbox TEXT NOT NULL,
+       seq INTEGER NOT NULL,
+       type TEXT NOT NULL,
+       body TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       UNIQUE (mailbox, seq)
+     ) STRICT;
+     CREATE INDEX notify_events_created ON notify_events (created_at);
+     CREATE TABLE notify_deliveries (
+       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+       event_id TEXT NOT NULL REFERENCES notify_events (id),
+       mailbox TEXT NOT NULL,
+       seq INTEGER NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'expired', 'dropped')),
+       attempts INTEGER NOT NULL,
+       created_at INTEGER NOT NULL,
+       next_attempt_at INTEGER NOT NULL,
+       last_attempt_at INTEGER,
+       last_error TEXT,
+       updated_at INTEGER NOT NULL,
+       PRIMARY KEY (subscription_id, event_id)
+     ) STRICT;
+     CREATE INDEX notify_deliveries_line ON notify_deliveries (subscription_id, mailbox, state, seq);
+     CREATE INDEX notify_deliveries_due ON notify_deliveries (state, next_attempt_at);
+     CREATE INDEX notify_deliveries_event ON notify_deliveries (event_id);`,
+  },
+];
+
+interface SubRow {
+  id: string;
+  kind: string;
+  events: string;
+  params: string;
+  privacy: 'full' | 'minimal';
+  label: string | null;
+  state: SubscriptionState;
+  gone_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+interface DeliveryRow {
+  subscription_id: string;
+  event_id: string;
+  mailbox: string;
+  seq: number;
+  state: DeliveryState;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  updated_at: number;
+}
+
+interface EventRow {
+  id: string;
+  mailbox: string;
+  seq: number;
+  type: string;
+  body: string;
+  created_at: number;
+}
+
+function toEvent(r: EventRow): NotifyEventRecord {
+  return { id: r.id, mailbox: r.mailbox, seq: r.seq, type: r.type, body: r.body, createdAt: r.created_at };
+}
+
+function toDelivery(r: DeliveryRow): NotifyDeliveryRecord {
+  const out: NotifyDeliveryRecord = {
+    subscriptionId: r.subscription_id,
+    eventId: r.event_id,
+    mailbox: r.mailbox,
+    seq: r.seq,
+    state: r.state,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+    nextAttemptAt: r.next_attempt_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.last_attempt_at !== null) out.lastAttemptAt = r.last_attempt_at;
+  if (r.last_error !== null) out.lastError = JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError'];
+  return out;
+}
+
+// A line head: no earlier pending delivery for the same subscription and mailbox.
+const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
+   WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
+
+export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository {
+  const s = {
+    insertSub: db.prepare(
+      `INSERT INTO notify_subscriptions (id, kind, events, params, privacy, label, state, gone_reason, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    insertSubMailbox: db.prepare('INSERT OR IGNORE INTO notify_subscription_mailboxes (subscription_id, mailbox) VALUES (?, ?)'),
+    getSub: db.prepare('SELECT * FROM notify_subscriptions WHERE id = ?'),
+    subMailboxes: db.prepare('SELECT mailbox FROM notify_subscription_mailboxes WHERE subscription_id = ? ORDER BY mailbox'),
+    deleteSub: db.prepare('DELETE FROM notify_subscriptions WHERE id = ?'),
+    goneSub: db.prepare(`UPDATE notify_subscriptions SET state = 'gone', gone_reason = ?, updated_at = ? WHERE id = ? AND state = 'active'`),
+    dropPending: db.prepare(`UPDATE notify_deliveries SET state = 'dropped', updated_at = ? WHERE subscription_id = ? AND state = 'pending'`),
+    eventById: db.prepare('SELECT * FROM notify_events WHERE id = ?'),
+    bumpSeq: db.prepare(
+      `INSERT INTO notify_mailboxes (mailbox, last_seq) VALUES (?, 1)
+       ON CONFLICT (mailbox) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`,
+    ),
+    insertEvent: db.prepare('INSERT INTO notify_events (id, mailbox, seq, type, body, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    fanOut: db.prepare(
+      `INSERT INTO notify_deliveries (subscription_id, event_id, mailbox, seq, state, attempts, created_at, next_attempt_at, updated_at)
+       SELECT s.id, ?, ?, ?, 'pending', 0, ?, ?, ? FROM notify_subscriptions s
+       JOIN notify_subscription_mailboxes m ON m.subscription_id = s.id
+       WHERE m.mailbox = ? AND s.state = 'active'
+         AND (s.events = '[]' OR EXISTS (SELECT 1 FROM json_each(s.events) WHERE json_each.value = ?))`,
+    ),
+    due: db.prepare(
+      `SELECT d.* FROM notify_deliveries d
+       JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+       WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND ${HEAD}
+       ORDER BY d.next_attempt_at, d.seq LIMIT ?`,
+    ),
+    nextDue: db.prepare(
+      `SELECT MIN(d.next_attempt_at) AS t FROM notify_deliveries d
+       JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+       WHERE d.state = 'pending' AND ${HEAD}`,
+    ),
+    complete: db.prepare(
+      `UPDATE notify_deliveries SET state = 'done', attempts = attempts + 1, last_attempt_at = ?, updated_at = ?
+       WHERE subscription_id = ? AND event_id = ? AND state = 'pending'`,
+    ),
+    defer: db.prepare(
+      `UPDATE notify_deliveries SET attempts = ?, next_attempt_at = ?, last_attempt_at = ?, last_error = ?, updated_at = ?
+       WHERE subscription_id = ? AND event_id = ? AND state = 'pending'`,
+    ),
+    expire: db.prepare(
+      `UPDATE notify_deliveries SET state = 'expired', attempts = ?, last_attempt_at = ?, last_error = ?, updated_at = ?
+       WHERE subscription_id = ? AND event_id = ? AND state = 'pending'`,
+    ),
+    getDelivery: db.prepare('SELECT * FROM notify_deliveries WHERE subscription_id = ? AND event_id = ?'),
+    counts: db.prepare('SELECT state, COUNT(*) AS n FROM notify_deliveries GROUP BY state'),
+    purgeDeliveries: db.prepare(`DELETE FROM notify_deliveries WHERE state <> 'pending' AND updated_at < ?`),
+    purgeEvents: db.prepare(
+      `DELETE FROM notify_events WHERE created_at < ?
+       AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event_id = notify_events.id)`,
+    ),
+  };
+
+  function transaction<T>(fn: () => T): T {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  function toSub(r: SubRow): NotifySubscriptionRecord {
+    const out: NotifySubscriptionRecord = {
+      id: r.id,
+      kind: r.kind,
+      mailboxes: (s.subMailboxes.all(r.id) as Array<{ mailbox: string }>).map((m) => m.mailbox),
+      events: JSON.parse(r.events) as string[],
+      params: JSON.parse(r.params) as Record<string, unknown>,
+      privacy: r.privacy,
+      state: r.state,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
+    if (r.label !== null) out.label = r.label;
+    if (r.gone_reason !== null) out.goneReason = r.gone_reason;
+    return out;
+  }
+
+  return {
+    async createSubscription(r) {
+      transaction(() => {
+        s.insertSub.run(r.id, r.kind, JSON.stringify(r.events), JSON.stringify(r.params), r.privacy, r.label ?? null, r.state, r.goneReason ?? null, r.createdAt, r.updatedAt);
+        for (const m of r.mailboxes) s.insertSubMailbox.run(r.id, m.toLowerCase());
+      });
+    },
+    async getSubscription(id) {
+      const row = s.getSub.get(id) as SubRow | undefined;
+      return row ? toSub(row) : undefined;
+    },
+    async listSubscriptions(query = {}) {
+      const where: string[] = [];
+      const values: SQLInputValue[] = [];
+      if (query.mailbox !== undefined) {
+        where.push('id IN (SELECT subscription_id FROM notify_subscription_mailboxes WHERE mailbox = ?)');
+        values.push(query.mailbox.toLowerCase());
+      }
+      if (query.states && query.states.length > 0) {
+        where.push(`state IN (${query.states.map(() => '?').join(', ')})`);
+        values.push(...query.states);
+      }
+      const sql = `SELECT * FROM notify_subscriptions${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`;
+      return (db.prepare(sql).all(...values) as unknown as SubRow[]).map(toSub);
+    },
+    async deleteSubscription(id) {
+      return transaction(() => Number(s.deleteSub.run(id).changes) > 0);
+    },
+    async markGone(id, reason, now) {
+      return transaction(() => {
+        const changed = Number(s.goneSub.run(reason, now, id).changes) > 0;
+        if (changed) s.dropPending.run(now, id);
+        return changed;
+      });
+    },
+    async publish(event, now) {
+      return transaction(() => {
+        const existing = s.eventById.get(event.id) as EventRow | undefined;
+        if (existing) return { event: toEvent(existing), duplicate: true, deliveries: 0 };
+        const mailbox = event.mailbox.toLowerCase();
+        const { last_seq: seq } = s.bumpSeq.get(mailbox) as { last_seq: number };
+        s.insertEvent.run(event.id, mailbox, seq, event.type, event.body, now);
+        const deliveries = Number(s.fanOut.run(event.id, mailbox, seq, now, now, now, mailbox, event.type).changes);
+        return { event: { id: event.id, mailbox, seq, type: event.type, body: event.body, createdAt: now }, duplicate: false, deliveries };
+      });
+    },
+    async due(now, limit, busy) {
+      const extra = busy?.size ?? 0;
+      const rows = s.due.all(now, limit + extra) as unknown as DeliveryRow[];
+      const out: DueDelivery[] = [];
+      for (const r of rows) {
+        if (out.length >= limit) break;
+        if (busy?.has(`${r.subscription_id}\n${r.mailbox}`)) continue;
+        const ev = s.eventById.get(r.event_id) as EventRow | undefined;
+        const sub = s.getSub.get(r.subscription_id) as SubRow | undefined;
+        if (!ev || !sub) continue;
+        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSub(sub) });
+      }
+      return out;
+    },
+    async nextDue() {
+      const row = s.nextDue.get() as { t: number | null } | undefined;
+      return row?.t ?? undefined;
+    },
+    async complete(subscriptionId, eventId, now) {
+      return Number(s.complete.run(now, now, subscriptionId, eventId).changes) > 0;
+    },
+    async defer(subscriptionId, eventId, u, now) {
+      return Number(s.defer.run(u.attempts, u.nextAttemptAt, now, JSON.stringify(u.lastError), now, subscriptionId, eventId).changes) > 0;
+    },
+    async expire(subscriptionId, eventId, u, now) {
+      return Number(s.expire.run(u.attempts, now, JSON.stringify(u.lastError), now, subscriptionId, eventId).changes) > 0;
+    },
+    async getDelivery(subscriptionId, eventId) {
+      const row = s.getDelivery.get(subscriptionId, eventId) as DeliveryRow | undefined;
+      return row ? toDelivery(row) : undefined;
+    },
+    async listDeliveries(query = {}) {
+      const where: string[] = [];
+      const values: SQLInputValue[] = [];
+      if (query.subscriptionId !== undefined) {
+        where.push('subscription_id = ?');
+        values.push(query.subscriptionId);
+      }
+      if (query.states && query.states.length > 0) {
+        where.push(`state IN (${query.states.map(() => '?').join(', ')})`);
+        values.push(...query.states);
+      }
+      values.push(query.limit ?? 1000);
+      const sql = `SELECT * FROM notify_deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY mailbox, seq, subscription_id LIMIT ?`;
+      return (db.prepare(sql).all(...values) as unknown as DeliveryRow[]).map(toDelivery);
+    },
+    async counts() {
+      const out = Object.fromEntries(DELIVERY_STATES.map((st) => [st, 0])) as Record<DeliveryState, number>;
+      for (const r of s.counts.all() as Array<{ state: DeliveryState; n: number }>) out[r.state] = r.n;
+      return out;
+    },
+    async purge(before) {
+      return transaction(() => {
+        s.purgeDeliveries.run(before);
+        return Number(s.purgeEvents.run(before).changes);
+      });
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Notify rows: subscriptions (who wants events of which mailboxes, through which sink), published
+ * events, and one delivery row per event and subscription. This is the repository behind
+ * `Store.notify`; it knows rows and atomic updates. The rules (back-off, when to give up, what a
+ * sink's answer means) live in src/notify/dispatcher.ts.
+ *
+ * Guarantees the repository gives its caller:
+ * - `publish` is idempotent on the event id: the same change reported twice is stored once and
+ *   fanned out once;
+ * - the per-mailbox sequence and the delivery rows are written in the same transaction as the
+ *   event, so a crash never leaves an event without its deliveries;
+ * - `due` returns only the head of each (subscription, mailbox) line: a later event is not handed
+ *   out while an earlier one of the same line is still pending.
+ */
+
+export const SUBSCRIPTION_STATES = ['active', 'gone'] as const;
+export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
+
+export const DELIVERY_STATES = ['pending', 'done', 'expired', 'dropped'] as const;
+/** pending: to be delivered; done: the sink took it; expired: retried until the window closed; dropped: the subscription went away. */
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
+
+export interface NotifySubscriptionRecord {
+  /** `sub_…` */
+  id: string;
+  /** Sink kind: webhook, webpush, apns, fcm. */
+  kind: string;
+  /** Watched mailboxes (lower case). */
+  mailboxes: string[];
+  /** Event types wanted; empty means all. */
+  events: string[];
+  /** Sink parameters (URL, keys, device token); may hold a secret (the webhook signing secret). */
+  params: Record<string, unknown>;
+  privacy: 'full' | 'minimal';
+  label?: string;
+  state: SubscriptionState;
+  /** Why the sink said it is gone (MB code and detail). */
+  goneReason?: string;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NotifyEventRecord {
+  id: string;
+  mailbox: string;
+  seq: number;
+  type: string;
+  /** The event as JSON (without seq, which is the column). */
+  body: string;
+  createdAt: number;
+}
+
+export interface DeliveryError {
+  code: string;
+  params?: Record<string, string | number | boolean | undefined>;
+  detail?: string;
+}
+
+export interface NotifyDeliveryRecord {
+  subscriptionId: string;
+  eventId: string;
+  mailbox: string;
+  seq: number;
+  state: DeliveryState;
+  attempts: number;
+  createdAt: number;
+  nextAttemptAt: number;
+  lastAttemptAt?: number;
+  lastError?: DeliveryError;
+  updatedAt: number;
+}
+
+export interface DueDelivery {
+  delivery: NotifyDeliveryRecord;
+  event: NotifyEventRecord;
+  subscription: NotifySubscriptionRecord;
+}
+
+export interface PublishResult {
+  event: NotifyEventRecord;
+  /** True when an event with this id was already stored; nothing was added. */
+  duplicate: boolean;
+  /** Delivery rows created (one per matching active subscription). */
+  deliveries: number;
+}
+
+export interface NotifyRepository {
+  createSubscription(record: NotifySubscriptionRecord): Promise<void>;
+  getSubscription(id: string): Promise<NotifySubscriptionRecord | undefined>;
+  /** All subscriptions, or those watching `mailbox`; oldest first. */
+  listSubscriptions(query?: { mailbox?: string; states?: readonly SubscriptionState[] }): Promise<NotifySubscriptionRecord[]>;
+  /** Deletes the subscription and its delivery rows. */
+  deleteSubscription(id: string): Promise<boolean>;
+  /** The sink said the subscription no longer exists: mark it gone and drop its pending deliveries. */
+  markGone(id: string, reason: string, now: number): Promise<boolean>;
+  /** Stores the event with the mailbox's next seq and fans it out, in one transaction. `body` is JSON. */
+  publish(event: { id: string; mailbox: string; type: string; body: string }, now: number): Promise<PublishResult>;
+  /** Heads of (subscription, mailbox) lines that are due, earliest first; lines in `busy` (`sub\nmailbox`) are skipped. */
+  due(now: number, limit: number, busy?: ReadonlySet<string>): Promise<DueDelivery[]>;
+  /** Earliest nextAttemptAt among line heads, or undefined when nothing is pending. */
+  nextDue(): Promise<number | undefined>;
+  /** pending → done. False if the row is no longer pending. */
+  complete(subscriptionId: string, eventId: string, now: number): Promise<boolean>;
+  /** Records a failed attempt; the row stays pending until `nextAttemptAt`. */
+  defer(subscriptionId: string, eventId: string, update: { attempts: number; nextAttemptAt: number; lastError: DeliveryError }, now: number): Promise<boolean>;
+  /** pending → expired (retried until the window closed). */
+  expire(subscriptionId: string, eventId: string, update: { attempts: number; lastError: DeliveryError }, now: number): Promise<boolean>;
+  getDelivery(subscriptionId: string, eventId: string): Promise<NotifyDeliveryRecord | undefined>;
+  listDeliveries(query?: { subscriptionId?: string; states?: readonly DeliveryState[]; limit?: number }): Promise<NotifyDeliveryRecord[]>;
+  counts(): Promise<Record<DeliveryState, number>>;
+  /** Deletes finished deliveries and events older than `before` that no pending delivery needs; the number of events deleted. */
+  purge(before: number): Promise<number>;
+}
