@@ -57,7 +57,7 @@ async function waitForPasswordLogin(port: number, user: string, pass: string): P
       return;
     } catch (err) {
       c.close();
-      if (Date.now() > deadline) throw new Error(`password login to the bench Dovecot does not work: ${(err as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`password login to the bench Dovecot does not work: ${(err as Error).message}`, { cause: err });
       await new Promise((r) => setTimeout(r, 200));
     }
   }

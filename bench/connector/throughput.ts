@@ -8,8 +8,9 @@
  *    settings (4 messages in flight per folder), checkpoints in a SQLite store on disk (fsync per
  *    message: the exactly-once bookkeeping is part of what is measured).
  *  - fetchmail: Debian's package (6.4, no OAuth2), password login via the bench's second passdb,
- *    `fetchall nokeep` (deletes after delivery), LMTP to the same port, `invisible` so it adds no
- *    Received header.
+ *    `fetchall nokeep` (deletes after delivery) with `expunge 0` (one EXPUNGE per session, its
+ *    fastest setting: the default expunges after every message and measured about 30 % slower
+ *    here), LMTP to the same port, `invisible` so it adds no Received header.
  * Each round fills two fresh source mailboxes with identical messages; rounds alternate which tool
  * goes first. Both results are checked (every message in its sink, the source empty) before the
  * figures are printed.
@@ -81,7 +82,7 @@ async function fetchmail(r: number): Promise<number> {
       "  sslproto ''",
       `  smtphost "127.0.0.1/${rig!.dovecot.ports.lmtp}" lmtp`,
       `  smtpname "${sink}"`,
-      '  fetchall nokeep no rewrite no mimedecode',
+      '  fetchall nokeep no rewrite no mimedecode expunge 0',
       '',
     ].join('\n'),
     { mode: 0o600 },

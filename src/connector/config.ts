@@ -36,7 +36,11 @@ const mailboxEntry = z.union([
 const imapSourceSchema = z
   .object({
     kind: z.literal('imap'),
-    host: z.string().min(1).default('outlook.office365.com').meta({ description: 'IMAP server (Exchange Online: outlook.office365.com; the cloud decides for connections of national clouds)' }),
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "IMAP server (default: the connection's cloud, e.g. outlook.office365.com; outlook.office365.us for GCC High)" }),
     port: z.int().min(1).max(65535).default(993),
     tls: z
       .enum(['implicit', 'starttls', 'none'])
@@ -52,7 +56,7 @@ const imapSourceSchema = z
 const graphSourceSchema = z
   .object({
     kind: z.literal('graph'),
-    baseUrl: z.url().optional().meta({ description: 'Graph endpoint (default: from the connection\'s cloud, https://graph.microsoft.com/v1.0)' }),
+    baseUrl: z.url().optional().meta({ description: "Graph endpoint (default: the connection's cloud, e.g. https://graph.microsoft.com/v1.0)" }),
     pageSize: z.int().min(1).max(1000).default(50).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust' }),
   })
@@ -131,13 +135,15 @@ const afterSchema = z
 
 export const connectorSchema = z
   .object({
-    enabled: z.boolean().default(true),
     connection: z.string().min(1).meta({ description: 'Name of the connection (connections.<name>) whose tokens open the mailboxes' }),
     source: z
       .discriminatedUnion('kind', [imapSourceSchema, graphSourceSchema])
-      .default({ kind: 'imap', host: 'outlook.office365.com', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 }),
-    mailboxes: z.array(mailboxEntry).min(1),
-    folders: z.array(folderName).min(1).default(['INBOX']),
+      .default({ kind: 'imap', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 }),
+    mailboxes: z
+      .array(mailboxEntry)
+      .min(1)
+      .meta({ description: 'Mailboxes to fetch from (user or shared): an address, or { address, folders }' }),
+    folders: z.array(folderName).min(1).default(['INBOX']).meta({ description: 'Folders of every mailbox that names none itself' }),
     destination: destinationSchema,
     after: afterSchema,
     pollSeconds: z.int().min(5).max(3600).default(60).meta({ description: 'Look for new mail at least this often (also when IDLE is on)' }),

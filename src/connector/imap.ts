@@ -20,7 +20,7 @@ import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { registerSecret } from '../log/redact.ts';
 import { classifyImapError, type ImapErrorContext } from './exchange.ts';
-import { ConnectorError, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
 
 export interface ImapSourceOptions {
   connector: string;
@@ -77,17 +77,26 @@ export async function openImapSession(o: ImapSourceOptions, mailbox: string, sig
   };
   const client = new ImapFlow(options);
   const session = new ImapSession(client, mailbox, o, ctx);
-  const onAbort = () => client.close();
-  signal.addEventListener('abort', onAbort, { once: true });
+  // Neither a stop nor a server that stops answering during the login may hold the worker: the
+  // login is bounded as a whole (imapflow's own timeouts cover connect and greeting, not AUTHENTICATE).
+  const loginMs = (o.connectTimeoutMs ?? 30_000) * 2;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer to the login within ${loginMs / 1000} s`), { code: 'ETIMEDOUT' })), loginMs);
+  });
   try {
-    await client.connect();
+    await Promise.race([client.connect(), stopped]);
   } catch (err) {
     client.close();
     if (signal.aborted) throw signal.reason;
     ctx.byeReason = client.byeReason;
     throw classifyImapError(err, ctx);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
   }
   return session;
 }
@@ -243,19 +252,26 @@ export class ImapSession implements SourceSession {
     return result;
   }
 
-  async close(): Promise<void> {
+  private closing: Promise<void> | undefined;
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     this.wake?.();
     if (this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([this.client.logout(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      // A server that no longer answers must not hold the shutdown: two seconds for LOGOUT.
+      await Promise.race([this.client.logout(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
     } catch {
       // logging out of a dead session fails; closing below is what matters
+    } finally {
+      clearTimeout(timer);
     }
     this.client.close();
     this.closed = true;
   }
-}
-
-export function describeAction(a: AfterAction): string {
-  return a.action === 'move' ? `move to ${a.folder}` : a.action;
 }

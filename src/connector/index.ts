@@ -24,13 +24,18 @@
  *    honoured.
  *  - Bounded concurrency per connection and per mailbox (runner.ts) for hundreds of mailboxes.
  *
+ *  - Graph (graph.ts): messages delta per folder with $skiptoken/$deltatoken paging saved as the
+ *    cursor, the raw MIME from /$value, a new round on 410/syncStateNotFound, Retry-After honoured.
+ *
  * Limits. The token comes from a TokenProvider (wired to identity by the caller, e.g. the `fetch`
- * command); the connector knows nothing of Entra ID. The Graph source is not part of this build.
- * IDLE watches a mailbox's first folder; its other folders are looked at every poll interval.
+ * command); the connector knows nothing of Entra ID. IDLE watches a mailbox's first folder; its
+ * other folders are looked at every poll interval. The Graph source polls (no change notifications
+ * yet) and takes folders as well-known names or ids.
  */
 export { runConnector, createSharedLimits, type ConnectorDeps, type RunOptions, type RunSummary, type SharedLimits } from './runner.ts';
 export { syncFolder, type PipelineOptions, type SyncResult } from './pipeline.ts';
 export { imapSource, openImapSession, type ImapSourceOptions } from './imap.ts';
+export { graphSource, type GraphSourceOptions } from './graph.ts';
 export { classifyImapError, tokenFacts, throttleHint, notConnectedError } from './exchange.ts';
 export { createDestination, type DestinationContext } from './destinations/index.ts';
 export { connectorSchema, connectorsSchema, mailboxesOf, type ConnectorConfig, type ConnectorInput, type DestinationConfig } from './config.ts';

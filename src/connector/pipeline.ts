@@ -30,6 +30,7 @@ import { Backoff, Semaphore, sleep } from './limits.ts';
 import { deliveryIdOf, messageIdOf, messageKey, mimeProblem } from './message.ts';
 import {
   ConnectorError,
+  describeAction,
   type AfterAction,
   type ConnectorEvent,
   type Destination,
@@ -37,7 +38,6 @@ import {
   type ListedItem,
   type SourceSession,
 } from './types.ts';
-import { describeAction } from './imap.ts';
 
 export interface PipelineOptions {
   connector: string;
@@ -126,6 +126,10 @@ export async function syncFolder(o: PipelineOptions, session: SourceSession, fol
 
   for await (const batch of session.list(folder, { position: cp.position, cursor: cp.cursor })) {
     o.signal.throwIfAborted();
+    if (batch.warning) {
+      o.emit({ type: 'warning', scope, error: batch.warning });
+      log.warn({ code: batch.warning.code }, batch.warning.message);
+    }
     await processItems(o, session, scope, epoch, cp.dedupeBelow, batch.items, crashed, result, log, false);
     await o.repo.advance(scope, batch.advance);
   }
@@ -136,7 +140,7 @@ export async function syncFolder(o: PipelineOptions, session: SourceSession, fol
   if (o.after.action === 'move' || o.after.action === 'delete') {
     await o.repo.prune(scope, new Date(Date.now() - o.keepMs), ['done']);
   }
-  o.emit({ type: 'synced', scope, delivered: result.delivered, pending: 0 });
+  o.emit({ type: 'synced', scope, delivered: result.delivered });
   return result;
 }
 
@@ -237,6 +241,19 @@ async function deliverGroup(
     await window.acquire();
     try {
       if (failure || o.signal.aborted) return;
+      if (m.raw.length > o.maxMessageBytes) {
+        // Sources that do not tell the size up front (Graph) are checked once the message is here.
+        const error = new ConnectorError(
+          'MB_CONNECTOR_MESSAGE_TOO_LARGE',
+          { item: m.item, mailbox: scope.mailbox, folder: scope.folder, size: m.raw.length, limit: o.maxMessageBytes, connector: o.connector },
+          { permanent: true },
+        );
+        await o.repo.record(scope, { epoch, item: m.item, key, state: 'rejected', code: error.code, size: m.raw.length }, pos(mark.finish(m.uid)));
+        crashed.delete(m.item);
+        result.rejected++;
+        o.emit({ type: 'rejected', scope, item: m.item, error });
+        return;
+      }
       if (seen.has(key)) {
         await o.repo.record(scope, { epoch, item: m.item, key, state: stateAfter(o), size: m.raw.length }, pos(mark.finish(m.uid)));
         crashed.delete(m.item);

@@ -22,6 +22,7 @@ import { silentLogger } from '../log/index.ts';
 import type { CheckpointRepository } from '../store/checkpoints.ts';
 import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
+import { graphSource } from './graph.ts';
 import { imapSource } from './imap.ts';
 import { Backoff, KeyedLimits, sleep } from './limits.ts';
 import { syncFolder, type PipelineOptions } from './pipeline.ts';
@@ -94,7 +95,14 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   const started = Date.now();
   const summary: RunSummary = { mailboxes: 0, delivered: 0, bytes: 0, rejected: 0, duplicates: 0, redelivered: 0, errors: [], warnings: [], seconds: 0 };
   const emit = (e: ConnectorEvent) => {
+    // Counted from events, so that what a folder delivered before a failure or a stop is counted too.
     if (e.type === 'warning') summary.warnings.push(e.error);
+    else if (e.type === 'delivered') {
+      summary.delivered++;
+      summary.bytes += e.bytes;
+      if (e.redelivery) summary.redelivered++;
+    } else if (e.type === 'rejected') summary.rejected++;
+    else if (e.type === 'duplicate') summary.duplicates++;
     try {
       deps.onEvent?.(e);
     } catch (err) {
@@ -114,7 +122,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
 
   const ownDestination = !deps.destination;
   const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal });
-  const source = deps.source ?? sourceFromConfig(deps, log);
+  const source = deps.source ?? sourceFromConfig(deps, log, emit);
   const limits = deps.limits ?? createSharedLimits(c.concurrency);
   const pipeline: Omit<PipelineOptions, 'signal'> = {
     connector: deps.name,
@@ -138,12 +146,18 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     while (!signal.aborted) {
       let session: SourceSession | undefined;
       let folder: string | undefined;
+      let dropAbort = () => {};
       try {
         await sessionSlot.acquire(signal);
         try {
           await limits.logins.get(c.connection).with(async () => {
             session = await source.open(mb.address, signal);
           }, signal);
+          // Stopping ends the session at once, also in the middle of a command the server does not answer.
+          const s = session!;
+          const onAbort = () => void s.close().catch(() => undefined);
+          signal.addEventListener('abort', onAbort, { once: true });
+          dropAbort = () => signal.removeEventListener('abort', onAbort);
           emit({ type: 'connected', connector: deps.name, mailbox: mb.address });
           let toSync = mb.folders;
           let lastFull = 0;
@@ -151,12 +165,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
             await limits.busy.get(c.connection).with(async () => {
               for (const f of toSync) {
                 folder = f;
-                const r = await syncFolder({ ...pipeline, signal }, session!, f);
-                summary.delivered += r.delivered;
-                summary.bytes += r.bytes;
-                summary.rejected += r.rejected;
-                summary.duplicates += r.duplicates;
-                summary.redelivered += r.redelivered;
+                await syncFolder({ ...pipeline, signal }, session!, f);
               }
               folder = undefined;
             }, signal);
@@ -171,6 +180,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
             toSync = why === 'changed' && Date.now() - lastFull < pollMs ? [mb.folders[0]!] : mb.folders;
           }
         } finally {
+          dropAbort();
           await session?.close().catch(() => undefined);
           sessionSlot.release();
         }
@@ -198,19 +208,20 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     clearInterval(renew);
     outer?.removeEventListener('abort', onOuterAbort);
     if (ownDestination) await destination.close().catch(() => undefined);
+    if (!deps.source) await source.close?.().catch(() => undefined);
     await deps.repo.release(leaseName, owner).catch(() => undefined);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
 }
 
-function sourceFromConfig(deps: ConnectorDeps, log: Logger): SourceFactory {
+function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorEvent) => void): SourceFactory {
   const s = deps.config.source;
   const read = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   if (s.kind === 'imap') {
     return imapSource({
       connector: deps.name,
-      host: s.host,
+      host: s.host ?? 'outlook.office365.com',
       port: s.port,
       tls: s.tls,
       ca: s.caFile ? read(s.caFile) : undefined,
@@ -221,11 +232,14 @@ function sourceFromConfig(deps: ConnectorDeps, log: Logger): SourceFactory {
       log,
     });
   }
-  throw new ConnectorError('MB_CONNECTOR_GRAPH_FAILED', {
-    status: 501,
-    code: 'NotImplemented',
-    mailbox: '',
-    detail: 'the Graph source is not available in this build; use source.kind imap',
+  return graphSource({
+    connector: deps.name,
+    baseUrl: s.baseUrl ?? 'https://graph.microsoft.com/v1.0',
+    tokens: deps.tokens,
+    ca: s.caFile ? read(s.caFile) : undefined,
+    pageSize: s.pageSize,
+    concurrency: Math.min(4, deps.config.concurrency.window),
+    notice: (mailbox, error) => emit({ type: 'warning', scope: { connector: deps.name, mailbox, folder: '' }, error }),
   });
 }
 

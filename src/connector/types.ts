@@ -33,6 +33,11 @@ export class ConnectorError extends MbError {
 
 export type AfterAction = { action: 'seen' } | { action: 'move'; folder: string } | { action: 'delete' } | { action: 'none' };
 
+/** The action as messages name it: "seen", "move to Archive", "delete", "none". */
+export function describeAction(a: AfterAction): string {
+  return a.action === 'move' ? `move to ${a.folder}` : a.action;
+}
+
 export interface FolderState {
   /** IMAP UIDVALIDITY (decimal), or "graph". */
   epoch: string;
@@ -54,6 +59,8 @@ export interface ListedItem {
 export interface Batch {
   items: ListedItem[];
   advance: { position?: number; cursor?: string | null };
+  /** Something the run should report (e.g. Graph asked for a resynchronisation). */
+  warning?: MbError;
 }
 
 export interface FetchedMessage {
@@ -89,6 +96,8 @@ export interface SourceFactory {
   /** Describes the endpoint for messages ("imap outlook.office365.com:993"). */
   readonly description: string;
   open(mailbox: string, signal: AbortSignal): Promise<SourceSession>;
+  /** Frees what the factory holds across sessions (HTTP connection pools). */
+  close?(): Promise<void>;
 }
 
 /** What a destination gets for one message. */
@@ -134,6 +143,6 @@ export type ConnectorEvent =
   | { type: 'warning'; scope: ScopeRef; item?: string; error: MbError }
   | { type: 'retry'; scope: ScopeRef; item: string; error: MbError; delayMs: number; attempt: number }
   | { type: 'acted'; scope: ScopeRef; action: AfterAction['action']; count: number }
-  | { type: 'synced'; scope: ScopeRef; delivered: number; pending: number }
+  | { type: 'synced'; scope: ScopeRef; delivered: number }
   | { type: 'error'; connector: string; mailbox: string; folder?: string; error: MbError; retryInMs?: number }
   | { type: 'waiting'; connector: string; mailbox: string; folder: string };

@@ -191,7 +191,7 @@ test('limits: the semaphore never exceeds its limit and hands slots on in order;
 
 test('config: defaults, one-line registration in the root schema, secrets marked, mailbox entries with own folders', () => {
   const c = connectorSchema.parse({ connection: 'contoso', mailboxes: ['a@x.test', { address: 'b@x.test', folders: ['Inbox/Scans'] }], destination: { kind: 'lmtp' } });
-  assert.deepEqual(c.source, { kind: 'imap', host: 'outlook.office365.com', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 });
+  assert.deepEqual(c.source, { kind: 'imap', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 });
   assert.deepEqual(c.after, { action: 'seen' });
   assert.equal(c.destination.kind === 'lmtp' && c.destination.port, 24);
   assert.deepEqual(mailboxesOf(c), [

@@ -11,7 +11,7 @@ import type { Config } from '../../../config/schema.ts';
 import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummary, type TokenProvider } from '../../../connector/index.ts';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
-import { createIdentity } from '../../../identity/index.ts';
+import { cloudFor, createIdentity } from '../../../identity/index.ts';
 import { createLogger } from '../../../log/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -235,7 +235,12 @@ export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) 
     const connectors = env.config.connectors ?? {};
     const c = connectors[name];
     if (!c) throw new MbError('MB_CONNECTOR_UNKNOWN', { connector: name, known: Object.keys(connectors).join(', ') || '–' });
-    if (!env.config.connections?.[c.connection]) throw new MbError('MB_CONNECTOR_CONNECTION_UNKNOWN', { connector: name, connection: c.connection });
+    const connection = env.config.connections?.[c.connection];
+    if (!connection) throw new MbError('MB_CONNECTOR_CONNECTION_UNKNOWN', { connector: name, connection: c.connection });
+    // Endpoints follow the connection's cloud unless the section names them.
+    const cloud = cloudFor(connection.cloud ?? 'global');
+    if (c.source.kind === 'imap') c.source.host ??= cloud.exchange.imap.host;
+    else c.source.baseUrl ??= `https://${cloud.graphHost}/v1.0`;
 
     if (status) {
       const rows = await env.store.checkpoints.list(name);
