@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { relaySchema } from '../relay/config.ts';
 import { connectorsSchema } from '../connector/config.ts';
+import { notifySchema } from '../notify/config.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
 export type CloudName = (typeof CLOUDS)[number];
@@ -101,6 +102,7 @@ export const configSchema = z
     connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
     relay: relaySchema.optional(),
     connectors: connectorsSchema.optional(),
+    notify: notifySchema.optional(),
   })
   .strict();
 

@@ -1,7 +1,8 @@
 /**
  * The `notify:` section of mailbridge.yaml: how long and how often to retry, and the settings of
  * each sink. A sink without its section is off; subscriptions asking for it are refused with
- * MB_NOTIFY_SINK_NOT_CONFIGURED. Keys are secrets (marked `secret: true`, stored enc:v1:…).
+ * MB_NOTIFY_SINK_NOT_CONFIGURED. Keys are secrets (marked `secret: true`, stored enc:v1:…), and so are
+ * the bearer keys of the subscriptions API (`api.keys.<name>`).
  */
 import { z } from 'zod';
 
@@ -65,8 +66,18 @@ export const fcmSinkSchema = z
   })
   .strict();
 
+export const notifyApiSchema = z
+  .object({
+    keys: z
+      .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), secret.meta({ description: 'An API key (at least 16 random characters) that apps send as `Authorization: Bearer <key>`', secret: true }))
+      .default({})
+      .meta({ description: 'Named API keys for /api/v1/subscriptions, e.g. keys.mdm; set each with `mailbridge secret set notify.api.keys.<name>`' }),
+  })
+  .strict();
+
 export const notifySchema = z
   .object({
+    api: notifyApiSchema.default({ keys: {} }).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
     retry: retrySchema.default(retrySchema.parse({})),
     retentionHours: z.number().min(1).max(8760).default(168).meta({ description: 'Keep delivered events (and their ids, for deduplication) this long' }),
     webhook: webhookSinkSchema.optional(),
@@ -82,3 +93,4 @@ export type WebhookSinkConfig = z.infer<typeof webhookSinkSchema>;
 export type WebPushSinkConfig = z.infer<typeof webPushSinkSchema>;
 export type ApnsSinkConfig = z.infer<typeof apnsSinkSchema>;
 export type FcmSinkConfig = z.infer<typeof fcmSinkSchema>;
+export type NotifyApiConfig = z.infer<typeof notifyApiSchema>;

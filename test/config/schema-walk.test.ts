@@ -7,7 +7,17 @@ import { secretPathFor } from '../../src/config/secret-file.ts';
 import { MbError } from '../../src/errors/index.ts';
 
 test('the secret settings are derived from the schema marks', () => {
-  assert.deepEqual(secretPatterns().sort(), ['connections.<name>.certificate.password', 'connections.<name>.clientSecret', 'store.url']);
+  assert.deepEqual(secretPatterns().sort(), [
+    'connections.<name>.certificate.password',
+    'connections.<name>.clientSecret',
+    'connectors.<name>.destination.auth.pass',
+    'connectors.<name>.destination.secret',
+    'notify.api.keys.<name>',
+    'notify.apns.privateKey',
+    'notify.fcm.serviceAccount',
+    'notify.webpush.vapid.privateKey',
+    'store.url',
+  ]);
   // A schema with a new secret somewhere (as a later relay section will have) needs only the mark.
   const other = z.object({
     relay: z.object({ users: z.record(z.string(), z.object({ password: secretField, name: z.string() })) }).optional(),

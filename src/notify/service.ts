@@ -1,0 +1,108 @@
+/**
+ * The notify service as the gateway runs it: the configured sinks (secrets revealed through the
+ * SecretBox, so they are registered with the scrubber), the dispatcher delivering in the
+ * background, and the subscriptions API as a Fastify plugin to register.
+ *
+ * `buildSinks` is also what `mailbridge notify test` uses, so the test sends through exactly the
+ * sink the gateway would use.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { SecretBox } from '../config/secret-box.ts';
+import { silentLogger, type Logger } from '../log/index.ts';
+import type { Store } from '../store/index.ts';
+import { notifyApi } from './api.ts';
+import type { NotifyConfig } from './config.ts';
+import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import type { Sink } from './sinks/types.ts';
+
+type Reveal = (stored: string, field: string) => string;
+
+function revealer(box: SecretBox | Reveal): Reveal {
+  return typeof box === 'function' ? box : (stored, field) => (box.reveal as (s: string, f?: string) => string)(stored, field);
+}
+
+export const SINK_KINDS = ['webhook', 'webpush', 'apns', 'fcm'] as const;
+export type SinkKind = (typeof SINK_KINDS)[number];
+
+export function isSinkKind(kind: string): kind is SinkKind {
+  return (SINK_KINDS as readonly string[]).includes(kind);
+}
+
+/**
+ * The sink of one kind as configured, or undefined when its section is missing. A bad key fails
+ * here with its MB code (MB_NOTIFY_SINK_CONFIG_INVALID, MB_SECRET_…).
+ */
+export async function buildSink(kind: SinkKind, config: NotifyConfig, box: SecretBox | Reveal): Promise<Sink | undefined> {
+  const reveal = revealer(box);
+  switch (kind) {
+    case 'webhook': {
+      if (!config.webhook) return undefined;
+      const { createWebhookSink } = await import('./sinks/webhook.ts');
+      return createWebhookSink({ config: config.webhook });
+    }
+    case 'webpush': {
+      const c = config.webpush;
+      if (!c) return undefined;
+      const { createWebPushSink } = await import('./sinks/webpush.ts');
+      return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } } });
+    }
+    case 'apns': {
+      if (!config.apns) return undefined;
+      const { createApnsSink } = await import('./sinks/apns.ts');
+      return createApnsSink({ config: { ...config.apns, privateKey: reveal(config.apns.privateKey, 'notify.apns.privateKey') } });
+    }
+    case 'fcm': {
+      if (!config.fcm) return undefined;
+      const { createFcmSink } = await import('./sinks/fcm.ts');
+      return createFcmSink({ config: { ...config.fcm, serviceAccount: reveal(config.fcm.serviceAccount, 'notify.fcm.serviceAccount') } });
+    }
+  }
+}
+
+/** One sink per configured section; a section's bad key fails here, at start, with its MB code. */
+export async function buildSinks(config: NotifyConfig, box: SecretBox | Reveal): Promise<Map<string, Sink>> {
+  const sinks = new Map<string, Sink>();
+  for (const kind of SINK_KINDS) {
+    const sink = await buildSink(kind, config, box);
+    if (sink) sinks.set(kind, sink);
+  }
+  return sinks;
+}
+
+export interface NotifyService {
+  dispatcher: Dispatcher;
+  sinks: ReadonlyMap<string, Sink>;
+  /** The subscriptions API; register it on the gateway's Fastify instance. */
+  routes(http: FastifyInstance): Promise<void>;
+  /** Stops the dispatcher (waiting for deliveries in flight) and closes the sinks. */
+  close(): Promise<void>;
+}
+
+export interface NotifyServiceOptions {
+  config: NotifyConfig;
+  store: Store;
+  secretBox: SecretBox | Reveal;
+  log?: Logger;
+  now?: () => number;
+}
+
+export async function startNotifyService(options: NotifyServiceOptions): Promise<NotifyService> {
+  const { config, store } = options;
+  const log = options.log ?? silentLogger;
+  const reveal = revealer(options.secretBox);
+  const sinks = await buildSinks(config, reveal);
+  const apiKeys = Object.fromEntries(Object.entries(config.api.keys).map(([name, stored]) => [name, reveal(stored, `notify.api.keys.${name}`)]));
+  if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
+  const dispatcher = createDispatcher({ repo: store.notify, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}) });
+  dispatcher.start();
+  log.info({ sinks: [...sinks.keys()] }, 'notify: dispatcher started');
+  return {
+    dispatcher,
+    sinks,
+    routes: (http) => notifyApi(http, { repo: store.notify, sinks, apiKeys, ...(options.now ? { now: options.now } : {}) }),
+    async close() {
+      await dispatcher.stop();
+      for (const s of sinks.values()) await s.close?.();
+    },
+  };
+}
