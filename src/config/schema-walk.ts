@@ -210,7 +210,11 @@ export function secretSlots(raw: unknown, root: AnySchema = configSchema): Secre
     if (type === 'object') shape = shapeOf(inner as z.core.$ZodObject);
     else if (type === 'record') {
       const vt = (inner._zod.def as z.core.$ZodRecordDef).valueType as AnySchema;
-      for (const [k, v] of Object.entries(value)) walk(vt, v, [...path, k]);
+      for (const [k, v] of Object.entries(value)) {
+        // A map of secrets (notify.api.keys.<name>): each entry is a slot of its own.
+        if (isSecretSchema(vt)) out.push({ path: [...path, k].join('.'), segments: [...path, k], value: v });
+        else walk(vt, v, [...path, k]);
+      }
       return;
     } else {
       const u = objectOptions(inner);

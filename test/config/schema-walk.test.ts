@@ -83,3 +83,14 @@ test('secret set refuses settings that are not secret, listing the secret ones',
   }
   assert.throws(() => secretPathFor('connections.bad name.clientSecret', {}), { code: 'MB_CONFIG_BAD_NAME' });
 });
+
+test('secrets kept in a map (notify.api.keys.<name>) are slots one by one', () => {
+  const slots = secretSlots({ notify: { api: { keys: { mdm: 'enc:v1:abc', crm: 'plain' } } } });
+  assert.deepEqual(
+    slots.filter((s) => s.path.startsWith('notify.api.keys.')).map((s) => [s.path, s.value]),
+    [
+      ['notify.api.keys.mdm', 'enc:v1:abc'],
+      ['notify.api.keys.crm', 'plain'],
+    ],
+  );
+});
