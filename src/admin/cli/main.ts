@@ -74,11 +74,9 @@ async function overview(lang: Lang): Promise<string> {
     lang === 'de'
       ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] <befehl> [optionen]\n\nBefehle:'
       : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] <command> [options]\n\nCommands:';
-  const rows: string[] = [];
-  for (const [name, load] of Object.entries(commands)) {
-    const c = await load();
-    rows.push(`  ${name.padEnd(10)} ${tr(c.summary, lang)}`);
-  }
+  const loaded = await Promise.all(Object.entries(commands).map(async ([name, load]) => [name, await load()] as const));
+  const width = Math.max(...loaded.map(([name]) => name.length)) + 2;
+  const rows = loaded.map(([name, c]) => `  ${name.padEnd(width)}${tr(c.summary, lang)}`);
   const tail =
     lang === 'de'
       ? '\n`mailbridge <befehl> --help` zeigt die Optionen eines Befehls.'
