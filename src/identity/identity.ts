@@ -20,6 +20,7 @@ import {
 import type { Config, ConnectionConfig } from '../config/schema.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
+import type { Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import type { KeyValue } from '../store/index.ts';
@@ -158,6 +159,12 @@ const PERMISSIONS: Record<Resource, { api: string; permissions: string }> = {
 };
 const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
 
+/** The few words describe() puts into its texts, in the admin's language. */
+const DESCRIBE_WORDS: Record<Lang, { secret: string; certificate: string; expires: string; publicClient: string; direct: string }> = {
+  en: { secret: 'client secret', certificate: 'certificate', expires: 'expires', publicClient: 'none (public client)', direct: 'none (direct)' },
+  de: { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', expires: 'läuft ab', publicClient: 'keine (öffentlicher Client)', direct: 'keiner (direkt)' },
+};
+
 export class Identity {
   private readonly opts: IdentityOptions;
   private readonly log: Logger;
@@ -207,7 +214,7 @@ export class Identity {
   }
 
   /** What an admin needs to know about a connection's token (never the token itself). */
-  async describe(name: string, options: GetTokenOptions & { resource?: Resource } = {}): Promise<TokenDescription> {
+  async describe(name: string, options: GetTokenOptions & { resource?: Resource; lang?: Lang } = {}): Promise<TokenDescription> {
     const resource = options.resource ?? 'exchange';
     const rt = await this.runtime(name);
     const token = await this.getToken(name, resource, options);
@@ -242,12 +249,13 @@ export class Identity {
       }
     }
     const c = rt.credential;
+    const w = DESCRIBE_WORDS[options.lang ?? 'en'];
     const credential =
       c.kind === 'secret'
-        ? `client secret${c.expires ? ` (expires ${c.expires.toISOString().slice(0, 10)})` : ''}`
+        ? `${w.secret}${c.expires ? ` (${w.expires} ${c.expires.toISOString().slice(0, 10)})` : ''}`
         : c.kind === 'certificate'
-          ? `certificate ${c.certificate.algorithm === 'PS256' ? 'PS256, x5t#S256' : 'RS256, x5t'} ${c.certificate.thumbprintSha1.toUpperCase()} (${c.certificate.subject}, expires ${c.certificate.notAfter.toISOString().slice(0, 10)})`
-          : 'none (public client)';
+          ? `${w.certificate} ${c.certificate.algorithm === 'PS256' ? 'PS256, x5t#S256' : 'RS256, x5t'} ${c.certificate.thumbprintSha1.toUpperCase()} (${c.certificate.subject}, ${w.expires} ${c.certificate.notAfter.toISOString().slice(0, 10)})`
+          : w.publicClient;
     return {
       connection: name,
       flow: rt.conn.flow,
@@ -265,7 +273,7 @@ export class Identity {
       expiresOn: token.expiresOn.toISOString(),
       endpoint: rt.lastEndpoint,
       authority: rt.endpoints.authority,
-      proxy: rt.network.proxyDescription ?? 'none (direct)',
+      proxy: rt.network.proxyDescription ?? w.direct,
       caFile: rt.conn.caFile,
       fromCache: token.fromCache,
       warnings: (await this.warnings(name)).filter((n) => n.severity === 'warning').map((n) => n.error),

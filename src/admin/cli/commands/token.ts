@@ -166,7 +166,7 @@ Exit-Code 0: Token erhalten und verwendbar; 1: fehlgeschlagen oder mit Problemen
     const name = oneConnection(ctx, args, 'token');
     const opened = await openIdentity(ctx);
     try {
-      const d = await opened.identity.describe(name, { resource: resource as Resource, account });
+      const d = await opened.identity.describe(name, { resource: resource as Resource, account, lang: ctx.lang });
       const lang = ctx.lang;
       if (asJson) {
         ctx.out.json({ ...d, warnings: d.warnings.map((w) => w.explain(lang)), problems: d.problems.map((p) => p.explain(lang)) });
