@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { parsePasswordHash } from './password.ts';
 import { isSenderPattern, parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
+import { routesSchema } from './routing.ts';
+import { adminMailSchema } from './transports/admin-mail.ts';
 
 const cidr = z
   .string()
@@ -84,6 +86,8 @@ export const relaySchema = z
     maxClients: z.int().min(1).max(10_000).default(200).meta({ description: 'Concurrent client connections per listener' }),
     users: z.record(name, relayUserSchema).default({}).meta({ description: 'Relay users applications log in as (SMTP AUTH PLAIN/LOGIN)' }),
     networks: z.record(name, relayNetworkSchema).default({}).meta({ description: 'Networks whose clients may relay without logging in' }),
+    routes: routesSchema,
+    adminMail: adminMailSchema.optional(),
     authBackoff: z
       .object({
         maxFailures: z.int().min(1).max(1000).default(5).meta({ description: 'Failed logins from one address before its logins are refused' }),

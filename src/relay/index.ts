@@ -11,8 +11,10 @@
  * times.
  *
  * Limits: one relay process per spool directory (a lock file enforces it); per-mailbox limits are
- * per process. Routing (which connection and mailbox sends a sender's mail) comes with the
- * transports; until then the sending mailbox is the envelope sender.
+ * per process. Routing (which connection, mailbox and transport send a sender's mail) lives in
+ * routing.ts and transports/ (RoutedTransport, with `mailboxFor` for the queue's pacing key);
+ * transports/service.ts starts the relay with them, as `serve` does. Without `mailboxFor` the
+ * sending mailbox is the envelope sender.
  */
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';

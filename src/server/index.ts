@@ -1,23 +1,34 @@
 /**
  * The long-running gateway: opens the store and serves HTTP (health now; the REST API, sign-in
  * redirects and notification endpoints of later features hang on the same Fastify instance).
+ * With a `relay:` section it also runs the SMTP relay (listeners, queue, transports), sharing one
+ * Identity with the sign-in routes.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import type { Logger } from '../log/index.ts';
+import type { Identity } from '../identity/index.ts';
+import type { RelayService } from '../relay/transports/service.ts';
+import type { NotifyService } from '../notify/service.ts';
 
 export interface Gateway {
   http: FastifyInstance;
   store: Store;
   /** The address actually bound (port 0 in config picks a free port). */
   url: string;
-  close(): Promise<void>;
+  /** The SMTP relay, when mailbridge.yaml has a `relay:` section. */
+  relay?: RelayService;
+  /** New-mail notifications (dispatcher, sinks, subscriptions API), when mailbridge.yaml has a `notify:` section. */
+  notify?: NotifyService;
+  /** `reason` (e.g. the signal) goes into the relay's stop mail. */
+  close(reason?: string): Promise<void>;
 }
 
 export interface GatewayOptions {
   /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
   keyFile?: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -34,8 +45,58 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     }
   });
 
-  await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile });
-  await http.listen({ host: config.server.listen, port: config.server.port });
+  let identity: Identity | undefined;
+  let relay: RelayService | undefined;
+  if (config.relay) {
+    try {
+      const [{ openSecretBox }, { keyFileFor }, { createIdentity }, { startRelayService }] = await Promise.all([
+        import('../config/secrets.ts'),
+        import('../config/index.ts'),
+        import('../identity/index.ts'),
+        import('../relay/transports/service.ts'),
+      ]);
+      const env = options.env ?? process.env;
+      const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
+      const secretBox = await openSecretBox({ keyFile, env });
+      identity = createIdentity({ config, kv: store.kv, secretBox, log, env });
+      relay = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity, env });
+    } catch (err) {
+      await identity?.close();
+      await store.close();
+      throw err;
+    }
+  }
+
+  let notify: NotifyService | undefined;
+  if (config.notify) {
+    try {
+      const [{ openSecretBox }, { keyFileFor }, { startNotifyService }] = await Promise.all([
+        import('../config/secrets.ts'),
+        import('../config/index.ts'),
+        import('../notify/service.ts'),
+      ]);
+      const env = options.env ?? process.env;
+      const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
+      notify = await startNotifyService({ config: config.notify, store, log, secretBox: await openSecretBox({ keyFile, env }) });
+    } catch (err) {
+      await relay?.close('start failed', 0);
+      await identity?.close();
+      await store.close();
+      throw err;
+    }
+  }
+
+  await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
+  try {
+    if (notify) await http.register(notify.routes);
+    await http.listen({ host: config.server.listen, port: config.server.port });
+  } catch (err) {
+    await notify?.close();
+    await relay?.close('start failed', 0);
+    await identity?.close();
+    await store.close();
+    throw err;
+  }
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.listen.includes(':') ? `[${config.server.listen}]` : config.server.listen;
@@ -43,8 +104,13 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     http,
     store,
     url: `http://${host}:${port}`,
-    async close() {
+    ...(relay ? { relay } : {}),
+    ...(notify ? { notify } : {}),
+    async close(reason?: string) {
+      await relay?.close(reason);
       await http.close();
+      await notify?.close();
+      await identity?.close();
       await store.close();
     },
   };

@@ -309,4 +309,306 @@ export const relay = {
       de: 'Prüfen Sie den Zustand mit `mailbridge queue show {id}`; eine Nachricht in Zustellung (active) lässt sich nach dem Versuch ändern.',
     },
   },
+  // ── Transports, routing and sender rules (src/relay/transports, src/relay/routing.ts) ─────────
+  // Configuration and permission failures at Microsoft (5.7.3, 5.7.139, SendAsDenied, Graph 401/403)
+  // are deferred, not bounced at once: an admin fixes them with one line, Exchange may take up to an
+  // hour to apply a permission, and a bounce would have to travel the same broken route (Postfix
+  // defers 535 replies by default for the same reason: smtp_sasl_auth_soft_bounce).
+  MB_RELAY_NO_ROUTE: {
+    http: 500,
+    title: { en: 'No route for the sender', de: 'Keine Route für den Absender' },
+    cause: {
+      en: 'No entry in relay.routes matches the sender "{sender}" (relay user: {user}), so mailbridge does not know which connection and mailbox send the message. It stays in the queue.',
+      de: 'Kein Eintrag in relay.routes passt zum Absender „{sender}“ (Relay-Benutzer: {user}); mailbridge weiß daher nicht, mit welcher Verbindung und welchem Postfach die Nachricht gesendet wird. Sie bleibt in der Warteschlange.',
+    },
+    fix: {
+      en: 'Add a route to relay.routes in mailbridge.yaml, e.g. `- { senders: ["@{domain}"], connection: <name>, mailbox: <sending mailbox> }`, and restart mailbridge; the queued messages are then sent.',
+      de: 'Tragen Sie in mailbridge.yaml eine Route unter relay.routes ein, z. B. `- { senders: ["@{domain}"], connection: <name>, mailbox: <sendendes Postfach> }`, und starten Sie mailbridge neu; dann werden die wartenden Nachrichten gesendet.',
+    },
+  },
+  MB_RELAY_ROUTE_CONNECTION_UNKNOWN: {
+    http: 500,
+    title: { en: 'Route names an unknown connection', de: 'Route nennt eine unbekannte Verbindung' },
+    cause: {
+      en: 'The route {route} in relay.routes sends with the connection "{connection}", which is not defined under connections.',
+      de: 'Die Route {route} in relay.routes sendet mit der Verbindung „{connection}“, die unter connections nicht definiert ist.',
+    },
+    fix: {
+      en: 'Correct the connection name in the route, or add connections.{connection} (tenantId, clientId and a credential) to mailbridge.yaml.',
+      de: 'Korrigieren Sie den Verbindungsnamen in der Route oder ergänzen Sie connections.{connection} (tenantId, clientId und ein Anmeldeverfahren) in mailbridge.yaml.',
+    },
+  },
+  MB_RELAY_ROUTE_SENDER_DENIED: {
+    http: 403,
+    title: { en: 'Sender not allowed on this route', de: 'Absender auf dieser Route nicht erlaubt' },
+    cause: {
+      en: 'The route {route} sends as {mailbox} and may use only these senders: {allowed}. The message names "{address}" as its sender (envelope or From), so it was not sent.',
+      de: 'Die Route {route} sendet als {mailbox} und darf nur diese Absender verwenden: {allowed}. Die Nachricht nennt „{address}“ als Absender (Umschlag oder From) und wurde daher nicht gesendet.',
+    },
+    fix: {
+      en: 'Set an allowed sender address in the application, add "{address}" to sendAs of the route (after granting it in Exchange: Add-RecipientPermission -Identity {address} -Trustee <app or mailbox> -AccessRights SendAs), or set rewriteFrom: true on the route to send such mail as {mailbox} with the original address as Reply-To.',
+      de: 'Stellen Sie in der Anwendung eine erlaubte Absenderadresse ein, ergänzen Sie „{address}“ in sendAs der Route (nachdem Sie es in Exchange erlaubt haben: Add-RecipientPermission -Identity {address} -Trustee <App oder Postfach> -AccessRights SendAs) oder setzen Sie rewriteFrom: true an der Route, um solche Nachrichten als {mailbox} mit der ursprünglichen Adresse als Reply-To zu senden.',
+    },
+  },
+  MB_RELAY_SMTP_AUTH_REFUSED: {
+    http: 502,
+    title: { en: 'Exchange Online refused the app login (535 5.7.3)', de: 'Exchange Online hat die App-Anmeldung abgelehnt (535 5.7.3)' },
+    cause: {
+      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of the app {appId}. Usual reasons: the app lacks the SMTP.SendAsApp permission or its admin consent, the app is not registered in Exchange with New-ServicePrincipal (or was registered with the app registration\'s object ID instead of the enterprise application\'s), or it has no FullAccess on {mailbox}. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token der App {appId} „535 5.7.3 Authentication unsuccessful“ geantwortet. Übliche Gründe: Der App fehlt die Berechtigung SMTP.SendAsApp oder deren Administratorzustimmung, die App ist in Exchange nicht mit New-ServicePrincipal registriert (oder mit der Objekt-ID der App-Registrierung statt der Unternehmensanwendung), oder sie hat keinen Vollzugriff auf {mailbox}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Entra admin center › App registrations › your app › API permissions › Office 365 Exchange Online › Application permissions › SMTP.SendAsApp › Grant admin consent. Then in Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}): New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge"; Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. {objectId} is the Object ID of the Enterprise application (Enterprise applications › your app › Overview), not of the App registration.',
+      de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Office 365 Exchange Online › Anwendungsberechtigungen › SMTP.SendAsApp › Administratorzustimmung erteilen. Dann in der Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}): New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge"; Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. {objectId} ist die Objekt-ID der Unternehmensanwendung (Unternehmensanwendungen › Ihre App › Übersicht), nicht die der App-Registrierung.',
+    },
+  },
+  MB_RELAY_SMTP_AUTH_REFUSED_DELEGATED: {
+    http: 502,
+    title: { en: 'Exchange Online refused the user login (535 5.7.3)', de: 'Exchange Online hat die Benutzeranmeldung abgelehnt (535 5.7.3)' },
+    cause: {
+      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of {user}: the token lacks SMTP.Send, or {user} has no FullAccess on {mailbox}. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token von {user} „535 5.7.3 Authentication unsuccessful“ geantwortet: Dem Token fehlt SMTP.Send, oder {user} hat keinen Vollzugriff auf {mailbox}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Give the app the delegated permission Office 365 Exchange Online › SMTP.Send (with consent) and sign in again (`mailbridge signin <connection>`). For a shared mailbox: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess.',
+      de: 'Geben Sie der App die delegierte Berechtigung Office 365 Exchange Online › SMTP.Send (mit Zustimmung) und melden Sie sich erneut an (`mailbridge signin <verbindung>`). Für ein freigegebenes Postfach: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess.',
+    },
+  },
+  MB_RELAY_SMTP_AUTH_DISABLED_TENANT: {
+    http: 502,
+    title: { en: 'SMTP AUTH is disabled for the organization (5.7.139)', de: 'SMTP AUTH ist für die Organisation abgeschaltet (5.7.139)' },
+    cause: {
+      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant" for {mailbox}: SMTP AUTH is off organization-wide and the mailbox has no setting of its own. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant“ geantwortet: SMTP AUTH ist organisationsweit abgeschaltet und das Postfach hat keine eigene Einstellung. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Allow it for this mailbox only (recommended): Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false. Or for the whole organization: Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Security Defaults block SMTP AUTH regardless; or use transport: graph for this route.',
+      de: 'Nur für dieses Postfach erlauben (empfohlen): Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false. Oder für die ganze Organisation: Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Sicherheitsstandards (Security Defaults) sperren SMTP AUTH trotzdem; alternativ transport: graph für diese Route verwenden.',
+    },
+  },
+  MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX: {
+    http: 502,
+    title: { en: 'SMTP AUTH is disabled for the mailbox (5.7.139)', de: 'SMTP AUTH ist für das Postfach abgeschaltet (5.7.139)' },
+    cause: {
+      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox" for {mailbox}. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox“ geantwortet. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false (Microsoft 365 admin center › Users › {mailbox} › Mail › Manage email apps › Authenticated SMTP). Changes can take up to an hour; or use transport: graph for this route.',
+      de: 'Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false (Microsoft 365 Admin Center › Benutzer › {mailbox} › E-Mail › E-Mail-Apps verwalten › Authentifiziertes SMTP). Änderungen können bis zu einer Stunde dauern; alternativ transport: graph für diese Route verwenden.',
+    },
+  },
+  MB_RELAY_SMTP_AUTH_BLOCKED: {
+    http: 502,
+    title: { en: 'Exchange Online blocked the SMTP login (5.7.139)', de: 'Exchange Online hat die SMTP-Anmeldung gesperrt (5.7.139)' },
+    cause: {
+      en: 'Exchange Online refused the login for {mailbox}: {reply}. This comes from a policy (Security Defaults, Conditional Access, a disabled account), not from the token. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat die Anmeldung für {mailbox} abgelehnt: {reply}. Das kommt von einer Richtlinie (Sicherheitsstandards, bedingter Zugriff, ein gesperrtes Konto), nicht vom Token. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Entra admin center › Overview › Properties › Manage security defaults (SMTP AUTH does not work with Security Defaults), or exclude the mailbox from the Conditional Access policy that blocks it; or use transport: graph for this route.',
+      de: 'Entra Admin Center › Übersicht › Eigenschaften › Sicherheitsstandards verwalten (SMTP AUTH funktioniert nicht mit Sicherheitsstandards), oder nehmen Sie das Postfach von der sperrenden Richtlinie für bedingten Zugriff aus; alternativ transport: graph für diese Route verwenden.',
+    },
+  },
+  MB_RELAY_SMTP_NOT_AUTHENTICATED: {
+    http: 502,
+    title: { en: 'Server wants a login mailbridge could not do (530 5.7.57)', de: 'Server verlangt eine Anmeldung, die mailbridge nicht durchführen konnte (530 5.7.57)' },
+    cause: {
+      en: '{host} answered "{reply}": the message was offered without a successful login, usually because the server did not offer AUTH XOAUTH2 (no STARTTLS before it, or not an Exchange Online host).',
+      de: '{host} antwortete „{reply}“: Die Nachricht wurde ohne erfolgreiche Anmeldung angeboten, meist weil der Server AUTH XOAUTH2 nicht angeboten hat (kein STARTTLS davor oder kein Exchange-Online-Server).',
+    },
+    fix: {
+      en: 'Leave smtp.host and smtp.tls of the route at their defaults (smtp.office365.com, starttls) unless you know better; check that nothing between mailbridge and Microsoft (a TLS-inspecting firewall) strips STARTTLS.',
+      de: 'Lassen Sie smtp.host und smtp.tls der Route auf den Standardwerten (smtp.office365.com, starttls), sofern nicht bekannt ist, dass es anders sein muss; prüfen Sie, ob etwas zwischen mailbridge und Microsoft (eine TLS-prüfende Firewall) STARTTLS entfernt.',
+    },
+  },
+  MB_RELAY_SEND_AS_DENIED: {
+    http: 403,
+    title: { en: 'Not allowed to send as this address (SendAsDenied)', de: 'Senden als diese Adresse nicht erlaubt (SendAsDenied)' },
+    cause: {
+      en: 'Exchange Online refused the message: {mailbox} may not send as "{from}" (envelope sender or From), because {trustee} has no SendAs permission on it. The message stays in the queue and is retried.',
+      de: 'Exchange Online hat die Nachricht abgelehnt: {mailbox} darf nicht als „{from}“ senden (Umschlag-Absender oder From), weil {trustee} darauf keine SendAs-Berechtigung hat. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Add-RecipientPermission -Identity {from} -Trustee {trustee} -AccessRights SendAs (Exchange admin center › Mailboxes › {from} › Delegation › Send as). It can take up to an hour to apply. Or let the application send as {mailbox}, or set rewriteFrom: true on the route.',
+      de: 'Add-RecipientPermission -Identity {from} -Trustee {trustee} -AccessRights SendAs (Exchange Admin Center › Postfächer › {from} › Delegierung › Senden als). Es kann bis zu einer Stunde dauern. Oder lassen Sie die Anwendung als {mailbox} senden, oder setzen Sie rewriteFrom: true an der Route.',
+    },
+  },
+  MB_RELAY_SMTP_CONCURRENCY: {
+    http: 503,
+    title: { en: 'Too many connections on the mailbox (432 4.3.2)', de: 'Zu viele Verbindungen auf dem Postfach (432 4.3.2)' },
+    cause: {
+      en: 'Exchange Online allows 3 SMTP connections per mailbox at once and refused another one for {mailbox}; another program probably sends with the same mailbox. mailbridge waits {seconds} s before it uses the mailbox again.',
+      de: 'Exchange Online erlaubt 3 gleichzeitige SMTP-Verbindungen je Postfach und hat für {mailbox} eine weitere abgelehnt; vermutlich sendet ein anderes Programm mit demselben Postfach. mailbridge wartet {seconds} s, bevor es das Postfach wieder verwendet.',
+    },
+    fix: {
+      en: 'Nothing is lost. If it repeats, give the other program its own mailbox, or lower smtp.maxConnections of the route and relay.queue.concurrencyPerMailbox.',
+      de: 'Es geht nichts verloren. Tritt es wiederholt auf, geben Sie dem anderen Programm ein eigenes Postfach oder senken Sie smtp.maxConnections der Route und relay.queue.concurrencyPerMailbox.',
+    },
+  },
+  MB_RELAY_DAILY_LIMIT: {
+    http: 429,
+    title: { en: 'Daily recipient limit of the mailbox reached', de: 'Tägliche Empfängergrenze des Postfachs erreicht' },
+    cause: {
+      en: 'Exchange Online refused the message with SubmissionQuotaExceeded: {mailbox} sent to 10,000 recipients within the last 24 hours, and Exchange blocks it until older sends leave that rolling window. mailbridge waits {seconds} s before it uses the mailbox again, and keeps retrying, because the window frees up piece by piece.',
+      de: 'Exchange Online hat die Nachricht mit SubmissionQuotaExceeded abgelehnt: {mailbox} hat in den letzten 24 Stunden an 10.000 Empfänger gesendet, und Exchange sperrt es, bis ältere Sendungen aus diesem gleitenden Zeitfenster fallen. mailbridge wartet {seconds} s, bevor es das Postfach wieder verwendet, und versucht es weiter, weil das Fenster nach und nach frei wird.',
+    },
+    fix: {
+      en: 'Nothing is lost while the retry schedule lasts (relay.queue.retrySchedule). For large volumes spread the mail over several mailboxes (one route each) or use a bulk mail service; Exchange Online is not meant for mass mailing.',
+      de: 'Solange der Wiederholungsplan reicht (relay.queue.retrySchedule), geht nichts verloren. Verteilen Sie große Mengen auf mehrere Postfächer (je eine Route) oder nutzen Sie einen Massenversanddienst; Exchange Online ist nicht für Massenversand gedacht.',
+    },
+  },
+  MB_RELAY_UPSTREAM_UNREACHABLE: {
+    http: 502,
+    title: { en: 'Microsoft 365 not reachable', de: 'Microsoft 365 nicht erreichbar' },
+    cause: {
+      en: 'mailbridge could not connect to {host}:{port}: {detail}. The message stays in the queue and is retried.',
+      de: 'mailbridge konnte keine Verbindung zu {host}:{port} herstellen: {detail}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Check that this server may open outbound connections to {host} port {port} (firewall; SMTP port 587 is often blocked) and that the name resolves.',
+      de: 'Prüfen Sie, ob dieser Server ausgehende Verbindungen zu {host} Port {port} öffnen darf (Firewall; SMTP-Port 587 ist oft gesperrt) und der Name aufgelöst wird.',
+    },
+  },
+  MB_RELAY_UPSTREAM_TLS: {
+    http: 502,
+    title: { en: 'Certificate of Microsoft 365 not trusted', de: 'Zertifikat von Microsoft 365 nicht vertrauenswürdig' },
+    cause: {
+      en: 'The TLS connection to {host}:{port} failed: {detail}. Usually a TLS-inspecting firewall or proxy presents its own certificate.',
+      de: 'Die TLS-Verbindung zu {host}:{port} ist fehlgeschlagen: {detail}. Meist zeigt eine TLS-prüfende Firewall oder ein Proxy ein eigenes Zertifikat.',
+    },
+    fix: {
+      en: 'Put the CA certificate of that firewall (PEM) into connections.{connection}.caFile, or exempt Microsoft 365 from TLS inspection.',
+      de: 'Tragen Sie das CA-Zertifikat dieser Firewall (PEM) in connections.{connection}.caFile ein oder nehmen Sie Microsoft 365 von der TLS-Prüfung aus.',
+    },
+  },
+  MB_RELAY_UPSTREAM_TIMEOUT: {
+    http: 504,
+    title: { en: 'Microsoft 365 stopped answering', de: 'Microsoft 365 antwortet nicht mehr' },
+    cause: {
+      en: '{host} did not answer within {seconds} s ({stage}). If this happened after the message was sent, it may arrive twice when mailbridge retries.',
+      de: '{host} hat nicht innerhalb von {seconds} s geantwortet ({stage}). Geschah das nach dem Senden der Nachricht, kann sie beim erneuten Versuch doppelt ankommen.',
+    },
+    fix: {
+      en: 'mailbridge retries on schedule. If it repeats, check the network path (proxy, firewall that drops idle connections); raise smtp.timeoutSeconds or graph.timeoutSeconds of the route for very large messages.',
+      de: 'mailbridge wiederholt nach Plan. Tritt es wiederholt auf, prüfen Sie den Netzweg (Proxy, Firewall, die ruhende Verbindungen trennt); erhöhen Sie smtp.timeoutSeconds oder graph.timeoutSeconds der Route für sehr große Nachrichten.',
+    },
+  },
+  MB_RELAY_GRAPH_THROTTLED: {
+    http: 429,
+    title: { en: 'Microsoft Graph throttles the mailbox (429)', de: 'Microsoft Graph drosselt das Postfach (429)' },
+    cause: {
+      en: 'Graph answered 429 for {mailbox} ({detail}) and asked to wait {seconds} s; mailbridge pauses the mailbox that long. Graph allows 4 requests at once and 10,000 per 10 minutes per app and mailbox.',
+      de: 'Graph hat für {mailbox} mit 429 geantwortet ({detail}) und {seconds} s Wartezeit verlangt; so lange pausiert mailbridge das Postfach. Graph erlaubt 4 gleichzeitige Anfragen und 10.000 je 10 Minuten je App und Postfach.',
+    },
+    fix: {
+      en: 'Nothing is lost. If it happens often, lower relay.queue.concurrencyPerMailbox (at most 4 for Graph) or spread the mail over several mailboxes.',
+      de: 'Es geht nichts verloren. Tritt es oft auf, senken Sie relay.queue.concurrencyPerMailbox (für Graph höchstens 4) oder verteilen Sie die Nachrichten auf mehrere Postfächer.',
+    },
+  },
+  MB_RELAY_GRAPH_UNAVAILABLE: {
+    http: 503,
+    title: { en: 'Microsoft Graph temporarily unavailable', de: 'Microsoft Graph vorübergehend nicht verfügbar' },
+    cause: {
+      en: 'Graph answered HTTP {status} ({detail}); mailbridge retries after {seconds} s.',
+      de: 'Graph antwortete mit HTTP {status} ({detail}); mailbridge versucht es nach {seconds} s erneut.',
+    },
+    fix: {
+      en: 'Nothing to do if it passes; check https://admin.microsoft.com › Health › Service health if it lasts.',
+      de: 'Nichts zu tun, wenn es vorübergeht; hält es an, prüfen Sie https://admin.microsoft.com › Status › Dienststatus.',
+    },
+  },
+  MB_RELAY_GRAPH_TOKEN_REJECTED: {
+    http: 502,
+    title: { en: 'Microsoft Graph refused the token (401)', de: 'Microsoft Graph hat das Token abgelehnt (401)' },
+    cause: {
+      en: 'Graph answered 401 for {mailbox}: {detail}. The token of connection {connection} is not one for Microsoft Graph of this tenant and cloud. The message stays in the queue and is retried.',
+      de: 'Graph antwortete für {mailbox} mit 401: {detail}. Das Token der Verbindung {connection} gilt nicht für Microsoft Graph dieses Mandanten und dieser Cloud. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Check cloud and scopes.graph of connections.{connection} (`mailbridge token {connection} --resource graph` shows the audience) and graph.url of the route.',
+      de: 'Prüfen Sie cloud und scopes.graph von connections.{connection} (`mailbridge token {connection} --resource graph` zeigt die Zielgruppe) sowie graph.url der Route.',
+    },
+  },
+  MB_RELAY_GRAPH_ACCESS_DENIED: {
+    http: 403,
+    title: { en: 'Microsoft Graph denied sending (403)', de: 'Microsoft Graph hat das Senden verweigert (403)' },
+    cause: {
+      en: 'Graph answered 403 ErrorAccessDenied for {mailbox}: the app {appId} lacks the Mail.Send permission (or its admin consent), or an application access policy keeps it away from {mailbox}. The message stays in the queue and is retried.',
+      de: 'Graph antwortete für {mailbox} mit 403 ErrorAccessDenied: Der App {appId} fehlt die Berechtigung Mail.Send (oder deren Administratorzustimmung), oder eine Anwendungszugriffsrichtlinie hält sie von {mailbox} fern. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Entra admin center › App registrations › your app › API permissions › Microsoft Graph › Application permissions › Mail.Send › Grant admin consent. If access is limited with an application access policy: Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {appId}.',
+      de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Microsoft Graph › Anwendungsberechtigungen › Mail.Send › Administratorzustimmung erteilen. Ist der Zugriff per Anwendungszugriffsrichtlinie begrenzt: Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {appId}.',
+    },
+  },
+  MB_RELAY_GRAPH_MAILBOX_UNKNOWN: {
+    http: 404,
+    title: { en: 'Sending mailbox not found in Graph', de: 'Sendendes Postfach in Graph nicht gefunden' },
+    cause: {
+      en: 'Graph does not know {mailbox} as a mailbox of this tenant ({detail}). The message stays in the queue and is retried.',
+      de: 'Graph kennt {mailbox} nicht als Postfach dieses Mandanten ({detail}). Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+    },
+    fix: {
+      en: 'Check mailbox of the route (it must be an Exchange Online mailbox with a license, or a shared mailbox) and that the connection belongs to the same tenant.',
+      de: 'Prüfen Sie mailbox der Route (es muss ein lizenziertes Exchange-Online-Postfach oder ein freigegebenes Postfach sein) und ob die Verbindung zum selben Mandanten gehört.',
+    },
+  },
+  MB_RELAY_GRAPH_REJECTED: {
+    http: 502,
+    title: { en: 'Microsoft Graph refused the message', de: 'Microsoft Graph hat die Nachricht abgelehnt' },
+    cause: {
+      en: 'Graph answered HTTP {status} {code}: {detail}',
+      de: 'Graph antwortete mit HTTP {status} {code}: {detail}',
+    },
+    fix: {
+      en: 'Correct the message in the application (recipients, content) and send it again; the reply above names what Graph did not accept.',
+      de: 'Korrigieren Sie die Nachricht in der Anwendung (Empfänger, Inhalt) und senden Sie sie erneut; die Antwort oben nennt, was Graph nicht angenommen hat.',
+    },
+  },
+  MB_RELAY_GRAPH_TOO_LARGE: {
+    http: 413,
+    title: { en: 'Message too large for Microsoft Graph', de: 'Nachricht zu groß für Microsoft Graph' },
+    cause: {
+      en: 'The message has {size} bytes; Graph sendMail takes at most 4 MB per request, which leaves {limit} bytes of MIME after base64 encoding.',
+      de: 'Die Nachricht hat {size} Bytes; Graph sendMail nimmt höchstens 4 MB pro Anfrage an, was nach der Base64-Kodierung {limit} Bytes MIME zulässt.',
+    },
+    fix: {
+      en: 'Set graph.fallback: smtp on the route to send such messages over SMTP AUTH XOAUTH2 (up to 150 MB), or send smaller attachments.',
+      de: 'Setzen Sie graph.fallback: smtp an der Route, um solche Nachrichten über SMTP AUTH XOAUTH2 zu senden (bis 150 MB), oder senden Sie kleinere Anhänge.',
+    },
+  },
+  MB_RELAY_GRAPH_HEADER_RECIPIENTS: {
+    http: 400,
+    title: { en: 'To/Cc addresses removed for Graph', de: 'To/Cc-Adressen für Graph entfernt' },
+    cause: {
+      en: 'The message names {addresses} in To/Cc, but the application did not give them as recipients (RCPT TO). Graph sends to every address in To/Cc/Bcc, so mailbridge removed them from the header to keep to the envelope.',
+      de: 'Die Nachricht nennt {addresses} in To/Cc, aber die Anwendung hat sie nicht als Empfänger (RCPT TO) angegeben. Graph sendet an jede Adresse in To/Cc/Bcc; mailbridge hat sie daher aus dem Kopf entfernt, um sich an den Umschlag zu halten.',
+    },
+    fix: {
+      en: 'Nothing to do if that is right. To keep the header as written, set graph.fallback: smtp on the route: such messages then go over SMTP, which delivers to the envelope only.',
+      de: 'Nichts zu tun, wenn das so richtig ist. Um den Kopf unverändert zu lassen, setzen Sie graph.fallback: smtp an der Route: Solche Nachrichten gehen dann über SMTP, das nur an den Umschlag zustellt.',
+    },
+  },
+  MB_RELAY_RECIPIENTS_PARTLY_REFUSED: {
+    http: 502,
+    title: { en: 'Some recipients refused', de: 'Einige Empfänger abgelehnt' },
+    cause: {
+      en: 'The upstream server accepted the message for some recipients and refused {refused}: {detail}',
+      de: 'Der Zielserver hat die Nachricht für einige Empfänger angenommen und {refused} abgelehnt: {detail}',
+    },
+    fix: {
+      en: 'Send the message again to the refused recipients once the reason above is fixed.',
+      de: 'Senden Sie die Nachricht an die abgelehnten Empfänger erneut, sobald der obige Grund behoben ist.',
+    },
+  },
+  MB_RELAY_ATTACHMENT_UNREADABLE: {
+    http: 400,
+    title: { en: 'Attachment not readable', de: 'Anhang nicht lesbar' },
+    cause: { en: 'mailbridge could not read {path}: {detail}', de: 'mailbridge konnte {path} nicht lesen: {detail}' },
+    fix: {
+      en: 'Give the path of a readable file to --attach.',
+      de: 'Geben Sie bei --attach den Pfad einer lesbaren Datei an.',
+    },
+  },
 } satisfies CatalogueSection;

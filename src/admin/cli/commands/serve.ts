@@ -10,14 +10,17 @@ export const command: Command = {
     en: `Usage: mailbridge serve [--port N]
 
 Runs the long-running gateway with the store from mailbridge.yaml (embedded SQLite by default)
-and serves GET /health. Stops cleanly on Ctrl-C or SIGTERM.
+and serves GET /health. With a relay: section it also runs the SMTP relay (listeners, queue,
+delivery to Microsoft 365 by relay.routes). Stops cleanly on Ctrl-C or SIGTERM.
 
 Options:
   --port N   listen on this port instead of server.port`,
     de: `Aufruf: mailbridge serve [--port N]
 
 Startet das dauerhaft laufende Gateway mit dem Speicher aus mailbridge.yaml (standardmäßig
-eingebettetes SQLite) und stellt GET /health bereit. Beendet sich sauber mit Strg-C oder SIGTERM.
+eingebettetes SQLite) und stellt GET /health bereit. Mit einem Abschnitt relay: läuft auch das
+SMTP-Relay (Listener, Warteschlange, Zustellung an Microsoft 365 nach relay.routes). Beendet sich
+sauber mit Strg-C oder SIGTERM.
 
 Optionen:
   --port N   auf diesem Port statt server.port lauschen`,
@@ -27,16 +30,21 @@ Optionen:
     const i = ctx.args.indexOf('--port');
     if (i >= 0) config.server.port = Number(ctx.args[i + 1]);
     const log = createLogger({ level: config.log.level });
-    const gw = await startGateway(config, log, { keyFile });
+    const gw = await startGateway(config, log, { keyFile, env: ctx.env });
     const de = ctx.lang === 'de';
     ctx.out.line(
       de
         ? `mailbridge läuft: ${gw.url}/health (Konfiguration: ${path ?? 'Standardwerte'}, Speicher: ${config.store.driver})`
         : `mailbridge is running: ${gw.url}/health (config: ${path ?? 'defaults'}, store: ${config.store.driver})`,
     );
+    if (gw.relay) {
+      const ports = gw.relay.relay.listeners.map((l) => `${l.host}:${l.port} (${l.tls})`).join(', ');
+      const routes = gw.relay.transport.router.size;
+      ctx.out.line(de ? `SMTP-Relay lauscht auf ${ports}; ${routes} Route(n).` : `SMTP relay listening on ${ports}; ${routes} route(s).`);
+    }
     const sig = await ctx.stopSignal;
     ctx.out.line(de ? `${sig} empfangen, mailbridge wird beendet.` : `${sig} received, stopping mailbridge.`);
-    await gw.close();
+    await gw.close(sig);
     return 0;
   },
 };

@@ -1,0 +1,309 @@
+/**
+ * Benchmark (not a test): end-to-end relay throughput of 10 KB messages from 4 concurrent clients,
+ * mailbridge against Postfix (Debian's package), in one run, to the same upstream on this machine.
+ *
+ * The upstream: Postfix cannot log in with XOAUTH2 to the sandbox's Exchange Online front (there is
+ * no token flow in it without sasl-xoauth2), so both relay to one plain upstream instead — an SMTP
+ * server in this process (smtp-server) offering STARTTLS with the sandbox CA's certificate and
+ * optional AUTH, which hands every message to the sandbox's real Dovecot over LMTP (a pool of
+ * LMTP connections). Both relays must use STARTTLS to it; mailbridge logs in with XOAUTH2 (its
+ * transport always does; the upstream does not check the token), Postfix sends without AUTH.
+ *
+ *  - mailbridge: the relay (listener, durable queue: fsync + SQLite commit before 250, SMTP XOAUTH2
+ *    transport with pooled connections) in a child process; clients come from an allowed network
+ *    (no AUTH, no TLS, like Postfix's mynetworks). Each client sends as its own mailbox, and
+ *    mailbridge keeps Exchange's limit of 3 connections per mailbox (4 clients → up to 12
+ *    connections upstream); the 30-per-minute pacing is lifted (the upstream is not Exchange).
+ *  - Postfix: a private instance (bench/relay/postfix.ts): smtpd for 127.0.0.0/8, its queue
+ *    (fsync before 250), relayhost = the upstream with smtp_tls_security_level = encrypt and
+ *    smtp_destination_concurrency_limit = 12 (the same number of upstream connections).
+ *
+ * Each client holds one SMTP connection and sends its share back to back (MAIL, RCPT, DATA);
+ * acceptance latency is the time from MAIL FROM to the 250 after DATA. Throughput is messages per
+ * second from the first MAIL FROM until the upstream has delivered the last message into Dovecot.
+ * Memory is the peak of the summed proportional set size (PSS: resident memory, shared pages split
+ * among their sharers) of the relay's processes (mailbridge: its one process; Postfix: master and
+ * all its daemons), sampled every 200 ms. A warm-up of 100 messages
+ * per tool opens the connections first. Rounds alternate which tool goes first. Every message is
+ * checked in its sink mailbox in Dovecot before figures are printed.
+ *
+ * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix]
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import nodemailer from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { SMTPServer } from 'smtp-server';
+import { createSandboxCa } from '../../src/sandbox/ca.ts';
+import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
+import { alive, pss, startPostfix, type Postfix } from './postfix.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '2000' },
+    size: { type: 'string', default: '10240' },
+    clients: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '100' },
+    keep: { type: 'boolean', default: false },
+    tools: { type: 'string', default: 'mailbridge,postfix' },
+  },
+});
+const N = Number(values.messages);
+const SIZE = Number(values.size);
+const CLIENTS = Number(values.clients);
+const ROUNDS = Number(values.rounds);
+const WARMUP = Number(values.warmup);
+
+type Tool = 'mailbridge' | 'postfix';
+interface RunResult {
+  tool: Tool;
+  seconds: number;
+  acceptSeconds: number;
+  latencies: number[];
+  peakRss: number;
+}
+
+execFileSync('bash', [join(ROOT, 'bench', 'relay', 'setup.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+const work = mkdtempSync(join(tmpdir(), 'mb-relay-bench-'));
+const ca = createSandboxCa();
+const caFile = join(work, 'ca.pem');
+writeFileSync(caFile, ca.certPem);
+
+let dovecot: Dovecot | undefined;
+let upstream: SMTPServer | undefined;
+let lmtp: ReturnType<typeof nodemailer.createTransport> | undefined;
+const cleanups: Array<() => Promise<void>> = [];
+const delivered = new Map<string, number>();
+const waiters: Array<{ sink: string; n: number; resolve: () => void }> = [];
+
+function count(sink: string, n: number): void {
+  delivered.set(sink, (delivered.get(sink) ?? 0) + n);
+  for (const w of [...waiters]) {
+    if ((delivered.get(w.sink) ?? 0) >= w.n) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  }
+}
+
+function deliveredTo(sink: string, n: number): Promise<void> {
+  if ((delivered.get(sink) ?? 0) >= n) return Promise.resolve();
+  return new Promise((resolve) => waiters.push({ sink, n, resolve }));
+}
+
+async function startUpstream(d: Dovecot): Promise<number> {
+  lmtp = nodemailer.createTransport({ host: '127.0.0.1', port: d.ports.lmtp, lmtp: true, ignoreTLS: true, pool: true, maxConnections: 16, maxMessages: Infinity });
+  const tls = ca.issueServer();
+  upstream = new SMTPServer({
+    key: tls.keyPem,
+    cert: tls.certPem,
+    authOptional: true,
+    authMethods: ['XOAUTH2'],
+    size: 50 * 1024 * 1024,
+    disableReverseLookup: true,
+    logger: false,
+    maxClients: 1000,
+    onAuth: (auth, _session, cb) => cb(null, { user: auth.username }),
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const to = session.envelope.rcptTo.map((r) => r.address);
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        lmtp!.sendMail({ envelope: { from, to }, raw: Buffer.concat(chunks) }).then(
+          (info) => {
+            for (const r of info.accepted ?? []) count(String(r).toLowerCase(), 1);
+            cb();
+          },
+          (err: Error) => cb(err),
+        );
+      });
+    },
+  });
+  upstream.on('error', () => undefined);
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream.server, 'listening');
+  return (upstream.server.address() as AddressInfo).port;
+}
+
+function message(i: number, from: string, to: string, tag: string): Buffer {
+  const head = [`From: <${from}>`, `To: <${to}>`, `Subject: bench ${tag} ${i}`, `Message-ID: <${tag}.${i}@bench.test>`, 'Date: Mon, 02 Nov 2026 10:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=us-ascii', '', ''].join('\r\n');
+  const line = 'x'.repeat(76) + '\r\n';
+  let body = '';
+  while (head.length + body.length + line.length <= SIZE) body += line;
+  return Buffer.from(head + body);
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** `clients` connections, each sending its share back to back; returns the acceptance latencies (ms). */
+async function submit(port: number, total: number, sink: string, tag: string): Promise<number[]> {
+  const latencies: number[] = [];
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, c) => {
+      const from = `app${c}@bench.test`;
+      const conn = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false, socketTimeout: 120_000 });
+      conn.on('error', () => undefined);
+      await new Promise<void>((res, rej) => {
+        conn.once('error', rej);
+        conn.connect(() => res());
+      });
+      for (let i = c; i < total; i += CLIENTS) {
+        const raw = message(i, from, sink, tag);
+        const t0 = performance.now();
+        await new Promise<void>((res, rej) => conn.send({ from, to: [sink] }, raw, (err) => (err ? rej(err) : res())));
+        latencies.push(performance.now() - t0);
+      }
+      conn.quit();
+    }),
+  );
+  return latencies;
+}
+
+interface Running {
+  port: number;
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+async function startMailbridge(dir: string, upstreamPort: number): Promise<Running> {
+  mkdirSync(dir, { recursive: true });
+  const child: ChildProcess = spawn(
+    join(ROOT, 'node_modules', '.bin', 'node'),
+    [join(ROOT, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`mailbridge exited with ${code}`)));
+  });
+  const pid = child.pid!;
+  return {
+    port,
+    pids: () => [pid],
+    async stop() {
+      if (!alive(pid)) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function startPeer(dir: string, upstreamPort: number): Promise<Running> {
+  const pf: Postfix = await startPostfix({ dir, port: await freePort(), relay: { host: '127.0.0.1', port: upstreamPort }, caFile, concurrency: 3 * CLIENTS });
+  return { port: pf.port, pids: pf.pids, stop: pf.stop };
+}
+
+async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<RunResult> {
+  const dir = join(work, `${tool}-${round}`);
+  const relay = tool === 'mailbridge' ? await startMailbridge(dir, upstreamPort) : await startPeer(dir, upstreamPort);
+  cleanups.push(relay.stop);
+  try {
+    const warm = `warm-${tool}-${round}@bench.test`;
+    if (WARMUP > 0) {
+      await submit(relay.port, WARMUP, warm, `warm-${tool}-${round}`);
+      await deliveredTo(warm, WARMUP);
+    }
+    let peak = 0;
+    // Sampling reads /proc (smaps_rollup walks page tables): every 200 ms, process list every second,
+    // so the bench process (which also runs the upstream) does not steal much CPU from the relays.
+    let pids = relay.pids();
+    let listedAt = performance.now();
+    const sample = () => {
+      if (performance.now() - listedAt > 1000) {
+        pids = relay.pids();
+        listedAt = performance.now();
+      }
+      peak = Math.max(peak, pids.reduce((sum, p) => sum + pss(p), 0));
+    };
+    const sampler = setInterval(sample, 200);
+    sample();
+    const sink = `sink-${tool}-${round}@bench.test`;
+    const t0 = performance.now();
+    const latencies = await submit(relay.port, N, sink, `${tool}-${round}`);
+    const tAccepted = performance.now();
+    await deliveredTo(sink, N);
+    const t1 = performance.now();
+    clearInterval(sampler);
+    sample();
+    return { tool, seconds: (t1 - t0) / 1000, acceptSeconds: (tAccepted - t0) / 1000, latencies, peakRss: peak };
+  } finally {
+    await relay.stop();
+    cleanups.splice(cleanups.indexOf(relay.stop), 1);
+  }
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+try {
+  dovecot = await startDovecot({ tls: ca.issueServer() });
+  const upstreamPort = await startUpstream(dovecot);
+  const results: RunResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const tools = values.tools.split(',').filter((t): t is Tool => t === 'mailbridge' || t === 'postfix');
+    const order: Tool[] = r % 2 === 0 ? tools : [...tools].reverse();
+    for (const tool of order) {
+      const res = await runOne(tool, r, upstreamPort);
+      results.push(res);
+      console.error(`round ${r + 1} ${tool}: ${(N / res.seconds).toFixed(0)} msg/s`);
+    }
+  }
+  // Every message is in its sink mailbox, once.
+  for (const res of results) {
+    const round = results.filter((x) => x.tool === res.tool).indexOf(res);
+    const files = dovecot.inboxFiles(`sink-${res.tool}-${round}@bench.test`);
+    if (files.length !== N) throw new Error(`${res.tool} round ${round}: ${files.length} of ${N} messages in the sink mailbox`);
+  }
+  const summary = (tool: Tool) => {
+    const rs = results.filter((x) => x.tool === tool);
+    const lat = rs.flatMap((x) => x.latencies).sort((a, b) => a - b);
+    const rate = rs.reduce((s, x) => s + N / x.seconds, 0) / rs.length;
+    const acceptRate = rs.reduce((s, x) => s + N / x.acceptSeconds, 0) / rs.length;
+    return { rate, acceptRate, p50: pct(lat, 50), p99: pct(lat, 99), peak: Math.max(...rs.map((x) => x.peakRss)) };
+  };
+  if (results.some((x) => x.tool === 'mailbridge') !== results.some((x) => x.tool === 'postfix')) {
+    for (const x of results) console.log(`${x.tool}: ${(N / x.seconds).toFixed(0)} messages/s end to end, ${(N / x.acceptSeconds).toFixed(0)} accepted`);
+    throw new Error('run both tools (--tools mailbridge,postfix) for the side-by-side table');
+  }
+  const mb = summary('mailbridge');
+  const pf = summary('postfix');
+  const row = (label: string, a: string, b: string) => console.log(`${label.padEnd(34)} ${a.padStart(12)} ${b.padStart(12)}`);
+  console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s), warm-up ${WARMUP}`);
+  console.log('Upstream for both: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in both relays\n');
+  row('', 'mailbridge', 'postfix');
+  row('messages/s end to end', mb.rate.toFixed(0), pf.rate.toFixed(0));
+  row('messages/s accepted', mb.acceptRate.toFixed(0), pf.acceptRate.toFixed(0));
+  row('acceptance latency p50 (ms)', mb.p50.toFixed(1), pf.p50.toFixed(1));
+  row('acceptance latency p99 (ms)', mb.p99.toFixed(1), pf.p99.toFixed(1));
+  row('peak memory (MB PSS, all processes)', (mb.peak / 1048576).toFixed(1), (pf.peak / 1048576).toFixed(1));
+  console.log(`\nratio mailbridge / postfix (end to end): ${(mb.rate / pf.rate).toFixed(2)}×  — target ≥ 1.00`);
+} finally {
+  for (const stop of cleanups.reverse()) await stop().catch(() => undefined);
+  if (upstream) await new Promise<void>((r) => upstream!.close(() => r()));
+  lmtp?.close();
+  await dovecot?.stop();
+  if (values.keep) console.error(`kept ${work} (logs: */postfix.log, */mailbridge.log)`);
+  else rmSync(work, { recursive: true, force: true });
+}

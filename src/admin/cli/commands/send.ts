@@ -1,0 +1,191 @@
+/**
+ * `mailbridge send --from … --to … [--subject …] [--attach …] [--via smtp|graph]`: sends a test
+ * mail through the route relay.routes picks for the sender — the same transport, token and mailbox
+ * the relay would use, but directly (not through the queue), so each step shows as it happens:
+ * route, token, connect, auth, send, accept. A failing step prints its MB code with cause and fix
+ * (the PowerShell line). Exit code 0 when Microsoft accepted the message, 1 otherwise.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { hostname } from 'node:os';
+import { Readable } from 'node:stream';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { createLogger } from '../../../log/index.ts';
+import { MbError, explain, renderText } from '../../../errors/index.ts';
+import type { Lang } from '../../../i18n/index.ts';
+import { relaySchema } from '../../../relay/config.ts';
+import { RoutedTransport, type StepEvent, type StepName } from '../../../relay/transports/index.ts';
+import type { OutboundMessage } from '../../../relay/transport.ts';
+import type { Command } from '../command.ts';
+import { openIdentity, takeFlag, takeOption } from './token.ts';
+
+const STEP: Record<StepName, Record<Lang, string>> = {
+  route: { en: 'route', de: 'Route' },
+  token: { en: 'token', de: 'Token' },
+  connect: { en: 'connect', de: 'Verbindung' },
+  auth: { en: 'auth', de: 'Anmeldung' },
+  send: { en: 'send', de: 'Senden' },
+  accept: { en: 'accept', de: 'Annahme' },
+};
+
+export const command: Command = {
+  name: 'send',
+  summary: { en: 'Send a test mail through the configured route', de: 'Testnachricht über die eingerichtete Route senden' },
+  help: {
+    en: `Usage: mailbridge send --from ADDRESS --to ADDRESS [options]
+
+Sends a test mail the way the relay would: the first route in relay.routes that matches the sender
+(and --user) chooses the connection, the sending mailbox and the transport. Each step is shown as it
+happens (route, token, connect, auth, send, accept); a failure shows its MB code, cause and fix.
+The message does not go through the queue.
+
+Options:
+  --from ADDRESS      envelope sender and From (required)
+  --to ADDRESS        recipient; repeat or separate with commas (required)
+  --cc ADDRESS        copy recipient (in the Cc header)
+  --bcc ADDRESS       blind copy recipient (envelope only)
+  --subject TEXT      subject (default: "mailbridge test message")
+  --body TEXT         text of the message (default: a short note with host and time)
+  --attach FILE       attach a file; repeat for more
+  --via smtp|graph    use this transport instead of the route's
+  --user NAME         route as if relay user NAME had sent it
+  --json              print the steps and the result as JSON`,
+    de: `Aufruf: mailbridge send --from ADRESSE --to ADRESSE [Optionen]
+
+Sendet eine Testnachricht so, wie das Relay es täte: Die erste Route in relay.routes, die zum
+Absender (und --user) passt, wählt Verbindung, sendendes Postfach und Transport. Jeder Schritt wird
+angezeigt, sobald er geschieht (Route, Token, Verbindung, Anmeldung, Senden, Annahme); ein Fehler
+zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über die Warteschlange.
+
+Optionen:
+  --from ADRESSE      Umschlag-Absender und From (erforderlich)
+  --to ADRESSE        Empfänger; wiederholen oder mit Kommas trennen (erforderlich)
+  --cc ADRESSE        Kopie-Empfänger (im Cc-Kopf)
+  --bcc ADRESSE       Blindkopie-Empfänger (nur im Umschlag)
+  --subject TEXT      Betreff (Standard: "mailbridge test message")
+  --body TEXT         Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)
+  --attach DATEI      eine Datei anhängen; für weitere wiederholen
+  --via smtp|graph    diesen Transport statt dem der Route verwenden
+  --user NAME         so routen, als hätte der Relay-Benutzer NAME gesendet
+  --json              Schritte und Ergebnis als JSON ausgeben`,
+  },
+  async run(ctx) {
+    const args = [...ctx.args];
+    const many = (name: string) => {
+      const out: string[] = [];
+      for (let v = takeOption(ctx, args, name, 'send'); v !== undefined; v = takeOption(ctx, args, name, 'send')) {
+        out.push(...v.split(',').map((s) => s.trim()).filter(Boolean));
+      }
+      return out;
+    };
+    const from = takeOption(ctx, args, '--from', 'send');
+    const to = many('--to');
+    const cc = many('--cc');
+    const bcc = many('--bcc');
+    const attach = many('--attach');
+    const subject = takeOption(ctx, args, '--subject', 'send') ?? 'mailbridge test message';
+    const bodyText = takeOption(ctx, args, '--body', 'send');
+    const via = takeOption(ctx, args, '--via', 'send');
+    const user = takeOption(ctx, args, '--user', 'send');
+    const json = takeFlag(args, '--json');
+    const de = ctx.lang === 'de';
+    if (args.length > 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? `unbekanntes Argument ${args[0]}` : `unknown argument ${args[0]}` });
+    if (!from || to.length === 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? '--from und --to sind erforderlich' : '--from and --to are required' });
+    if (via !== undefined && via !== 'smtp' && via !== 'graph') throw new MbError('MB_CLI_USAGE', { command: 'send', detail: '--via smtp|graph' });
+
+    const attachments = [];
+    for (const path of attach) {
+      try {
+        attachments.push({ filename: basename(path), content: await readFile(path) });
+      } catch (err) {
+        throw new MbError('MB_RELAY_ATTACHMENT_UNREADABLE', { path, detail: (err as Error).message });
+      }
+    }
+    const now = new Date();
+    const text =
+      bodyText ??
+      `This is a test message from mailbridge on ${hostname()}, sent ${now.toISOString()} with \`mailbridge send\`.\n\n` +
+        `Dies ist eine Testnachricht von mailbridge auf ${hostname()}, gesendet ${now.toISOString()} mit \`mailbridge send\`.\n`;
+    const raw = await new MailComposer({
+      from,
+      to,
+      ...(cc.length ? { cc } : {}),
+      subject,
+      text,
+      attachments,
+      date: now,
+      messageId: `<${randomBytes(12).toString('hex')}@${from.split('@')[1] ?? 'mailbridge.invalid'}>`,
+      headers: { 'X-Mailer': 'mailbridge send' },
+      newline: '\r\n',
+    })
+      .compile()
+      .build();
+
+    const opened = await openIdentity(ctx);
+    const relay = opened.config.relay ?? relaySchema.parse({});
+    const controller = new AbortController();
+    void ctx.stopSignal.then(() => controller.abort(new Error('interrupted')));
+    const steps: StepEvent[] = [];
+    const transport = new RoutedTransport({
+      config: opened.config,
+      routes: relay.routes,
+      tokens: opened.identity,
+      hostname: relay.hostname ?? hostname(),
+      log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
+      env: ctx.env,
+    });
+    try {
+      const message: OutboundMessage = {
+        id: `SEND${randomBytes(6).toString('hex').toUpperCase()}`,
+        sender: from,
+        recipients: [...to, ...cc, ...bcc],
+        mailbox: from.toLowerCase(),
+        ...(user !== undefined ? { relayUser: user } : {}),
+        size: raw.length,
+        bodyType: raw.some((b) => b >= 0x80) ? '8bitmime' : '7bit',
+        smtpUtf8: false,
+        receivedAt: now,
+        attempt: 1,
+        isBounce: false,
+        body: () => Readable.from([raw]),
+        readBody: async () => raw,
+        signal: controller.signal,
+      };
+      if (!json) ctx.out.line(de ? `Sende ${raw.length} Bytes von ${from} an ${message.recipients.join(', ')}` : `Sending ${raw.length} bytes from ${from} to ${message.recipients.join(', ')}`);
+      const result = await transport.deliver(message, {
+        ...(via ? { via } : {}),
+        onStep: (e) => {
+          steps.push(e);
+          if (!json) ctx.out.line(`${e.ok ? '✔' : '✖'} ${STEP[e.step][ctx.lang].padEnd(10)} ${e.detail ?? ''}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
+        },
+      });
+      if ('ok' in result) {
+        if (json) ctx.out.json({ ok: true, steps, reply: result.detail });
+        else ctx.out.line(de ? 'Microsoft 365 hat die Nachricht angenommen.' : 'Microsoft 365 accepted the message.');
+        return 0;
+      }
+      const e = explain(result.mbCode, result.params ?? {}, ctx.lang);
+      if (json) {
+        ctx.out.json({ ok: false, temporary: 'temporary' in result, steps, error: e, reply: result.code, retryAfter: 'temporary' in result ? result.retryAfter : undefined });
+      } else {
+        ctx.out.line();
+        ctx.out.line(renderText(e, ctx.lang));
+        if (result.code) ctx.out.line(`  ${de ? 'Antwort des Servers' : 'Server reply'}: ${result.code}`);
+        ctx.out.line(
+          'temporary' in result
+            ? de
+              ? '  Der Relay würde diese Nachricht zurückstellen und erneut versuchen.'
+              : '  The relay would defer this message and try again.'
+            : de
+              ? '  Der Relay würde diese Nachricht mit einem Unzustellbarkeitsbericht zurückweisen.'
+              : '  The relay would bounce this message with a delivery report.',
+        );
+      }
+      return 1;
+    } finally {
+      await transport.close();
+      await opened.close();
+    }
+  },
+};

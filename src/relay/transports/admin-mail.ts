@@ -1,0 +1,99 @@
+/**
+ * Admin mails, as enaio's administrative mails do: a short message to an admin address when the
+ * relay starts and when it stops (host, listeners, queue counts, what recovery found), in English
+ * and German. They go through the relay's own queue and routes like any message, so they are
+ * durable and use the same mailbox and transport; a start mail written while Microsoft is
+ * unreachable goes out when it is reachable again. Bounce reports to an admin are not repeated
+ * here: relay.bounces.notify: admin|both sends the RFC 3464 report itself to bounces.adminAddress.
+ *
+ * Stop mails are queued and given a short grace (`stopWaitMs`) to be delivered before the relay
+ * closes; one that does not make it stays queued and goes out at the next start.
+ */
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type { Queue } from '../queue/index.ts';
+
+export const adminMailSchema = z
+  .object({
+    to: z.array(z.email()).min(1).meta({ description: 'Admin addresses that get the mails' }),
+    from: z.email().meta({ description: 'Sender of the mails; routed by relay.routes like any sender (it must be allowed to send)' }),
+    events: z
+      .array(z.enum(['start', 'stop']))
+      .min(1)
+      .default(['start', 'stop'])
+      .meta({ description: 'When to send one (for bounce reports to an admin use relay.bounces.notify: admin or both)' }),
+    stopWaitSeconds: z.int().min(0).max(60).default(10).meta({ description: 'How long a stopping relay waits for the stop mail to be sent' }),
+  })
+  .strict()
+  .meta({ description: 'Mails to an admin when the relay starts and stops' });
+
+export type AdminMailConfig = z.infer<typeof adminMailSchema>;
+
+export interface AdminMailFacts {
+  hostname: string;
+  version: string;
+  listeners: string[];
+  counts: Record<string, number>;
+  /** Start: what recovery did (requeued, corrupt); stop: the reason (signal). */
+  note?: string;
+  uptimeSeconds?: number;
+}
+
+/** Builds and queues one admin mail; returns its queue ID. */
+export async function queueAdminMail(queue: Queue, config: AdminMailConfig, event: 'start' | 'stop', facts: AdminMailFacts, now = new Date()): Promise<string> {
+  const subject =
+    event === 'start'
+      ? `mailbridge started on ${facts.hostname} / mailbridge gestartet auf ${facts.hostname}`
+      : `mailbridge stopping on ${facts.hostname} / mailbridge wird beendet auf ${facts.hostname}`;
+  const counts = Object.entries(facts.counts)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const en = [
+    event === 'start' ? `mailbridge ${facts.version} started the SMTP relay on ${facts.hostname} at ${now.toISOString()}.` : `mailbridge ${facts.version} is stopping the SMTP relay on ${facts.hostname} at ${now.toISOString()}.`,
+    '',
+    `Listeners: ${facts.listeners.join(', ') || '-'}`,
+    `Queue: ${counts || 'empty'}`,
+    ...(facts.uptimeSeconds !== undefined ? [`Running for: ${facts.uptimeSeconds} s`] : []),
+    ...(facts.note ? [`Note: ${facts.note}`] : []),
+  ];
+  const de = [
+    event === 'start' ? `mailbridge ${facts.version} hat das SMTP-Relay auf ${facts.hostname} um ${now.toISOString()} gestartet.` : `mailbridge ${facts.version} beendet das SMTP-Relay auf ${facts.hostname} um ${now.toISOString()}.`,
+    '',
+    `Listener: ${facts.listeners.join(', ') || '-'}`,
+    `Warteschlange: ${counts || 'leer'}`,
+    ...(facts.uptimeSeconds !== undefined ? [`Laufzeit: ${facts.uptimeSeconds} s`] : []),
+    ...(facts.note ? [`Hinweis: ${facts.note}`] : []),
+  ];
+  const domain = config.from.split('@')[1] ?? 'mailbridge.invalid';
+  const raw = await new MailComposer({
+    from: { name: 'mailbridge', address: config.from },
+    to: config.to,
+    subject,
+    text: `${en.join('\n')}\n\n---- Deutsch ----\n\n${de.join('\n')}\n`,
+    date: now,
+    messageId: `<${randomBytes(12).toString('hex')}@${domain}>`,
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Mailbridge-Event': event },
+    newline: '\r\n',
+  })
+    .compile()
+    .build();
+  const id = queue.newId();
+  const w = queue.spool.createTempWriter(id);
+  w.end(raw);
+  await once(w, 'close');
+  await queue.accept({ id, sender: config.from, recipients: [...config.to], size: raw.length, bodyType: '7bit', smtpUtf8: false });
+  return id;
+}
+
+/** Resolves when the message is sent (true) or after `ms` (false). Polls the queue. */
+export async function waitSent(queue: Queue, id: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const rec = await queue.get(id);
+    if (rec?.state === 'sent') return true;
+    if (!rec || rec.state === 'bounced' || Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

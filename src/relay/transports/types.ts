@@ -1,0 +1,95 @@
+/**
+ * What the transports share: the resolved target of one delivery (route, connection, mailbox,
+ * endpoints), the token source (Identity satisfies it), progress steps for `mailbridge send`, and
+ * the facts an access token tells about who it is for (to fill the PowerShell lines of fixes).
+ */
+import { decodeJwt } from 'jose';
+import type { ConnectionConfig } from '../../config/schema.ts';
+import { MbError } from '../../errors/index.ts';
+import type { Cloud } from '../../identity/clouds.ts';
+import type { RouteConfig } from '../routing.ts';
+import type { SendResult } from '../transport.ts';
+
+export interface TokenSource {
+  getToken(
+    connection: string,
+    resource: 'exchange' | 'graph',
+    options?: { forceRefresh?: boolean },
+  ): Promise<{ accessToken: string; expiresOn: Date; fromCache: boolean }>;
+}
+
+export interface DeliveryTarget {
+  /** Route name (for logs and `mailbridge send`). */
+  route: string;
+  connection: string;
+  conn: ConnectionConfig;
+  cloud: Cloud;
+  /** Sending mailbox, normalized. */
+  mailbox: string;
+  smtp: RouteConfig['smtp'];
+  graph: RouteConfig['graph'];
+}
+
+export type StepName = 'route' | 'token' | 'connect' | 'auth' | 'send' | 'accept';
+
+export interface StepEvent {
+  step: StepName;
+  ok: boolean;
+  /** What happened: host:port, reused connection, reply line, … (never a secret). */
+  detail?: string;
+  /** Milliseconds the step took. */
+  ms?: number;
+}
+
+export interface DeliverHooks {
+  onStep?(event: StepEvent): void;
+}
+
+export interface TokenFacts {
+  appOnly: boolean;
+  appId?: string;
+  /** App-only: the enterprise application (service principal) object ID; delegated: the user's. */
+  objectId?: string;
+  tenantId?: string;
+  user?: string;
+}
+
+/** What a token says about who it is for; nothing is verified, it only names things for fix texts. */
+export function tokenFacts(token: string | undefined): TokenFacts | undefined {
+  if (!token) return undefined;
+  try {
+    const c = decodeJwt(token) as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+    const out: TokenFacts = { appOnly: c.scp === undefined };
+    const appId = str(c.appid) ?? str(c.azp);
+    const objectId = str(c.oid);
+    const tenantId = str(c.tid);
+    const user = str(c.upn) ?? str(c.unique_name) ?? str(c.preferred_username);
+    if (appId) out.appId = appId;
+    if (objectId) out.objectId = objectId;
+    if (tenantId) out.tenantId = tenantId;
+    if (user) out.user = user;
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Placeholders for fix texts when the token could not be read (never empty PowerShell arguments). */
+export const PLACEHOLDER = {
+  appId: '<Application (client) ID>',
+  objectId: '<Enterprise application object ID>',
+  tenantId: '<tenant ID>',
+};
+
+/** A token failure (MbError from identity) as a delivery result: deferred, the admin reads the identity code. */
+export function tokenFailure(err: unknown): SendResult {
+  if (err instanceof MbError) return { temporary: true, mbCode: err.code, params: err.params, detail: err.message };
+  const detail = err instanceof Error ? err.message : String(err);
+  return { temporary: true, mbCode: 'MB_RELAY_TRANSPORT_FAILED', params: { transport: 'token', detail }, detail };
+}
+
+/** Milliseconds since `t0`, rounded. */
+export function since(t0: number): number {
+  return Math.round(performance.now() - t0);
+}
