@@ -9,27 +9,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { Agent, fetch } from 'undici';
 import { startSandbox } from '../../src/sandbox/index.ts';
 
 const N = Number(process.argv[2] ?? 50);
 const dir = mkdtempSync(join(tmpdir(), 'mb-bench-idle-'));
 const sandbox = await startSandbox({ dir });
 try {
-  const tenant = sandbox.directory.data.tenants[0]!;
-  const app = tenant.apps[0]!;
   const ca = readFileSync(sandbox.caFile, 'utf8');
-  const tokenRes = await fetch(`${sandbox.entra.urls.global}/${tenant.id}/oauth2/v2.0/token`, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: app.appId,
-      client_secret: app.secrets[0]!.value,
-      scope: 'https://outlook.office365.com/.default',
-    }),
-    dispatcher: new Agent({ connect: { ca } }),
-  });
-  const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+  const token = await sandbox.appToken('https://outlook.office365.com/.default');
   const mailbox = 'bob@contoso.test';
 
   const front = new ImapFlow({ host: '127.0.0.1', port: sandbox.imap.port, secure: true, tls: { ca }, auth: { user: mailbox, accessToken: token }, logger: false });

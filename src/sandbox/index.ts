@@ -11,6 +11,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Agent, fetch } from 'undici';
 import { stringify } from 'yaml';
 import type { CloudName } from '../config/schema.ts';
 import { openSecretBox } from '../config/secrets.ts';
@@ -50,6 +51,11 @@ export interface Sandbox {
   configFile: string;
   /** Human-readable endpoint list. */
   endpoints(): Array<[string, string]>;
+  /**
+   * An app-only token of the first tenant's first app, from sandbox Entra ID over HTTPS with its
+   * client secret (for tests, benchmarks and trying a front by hand).
+   */
+  appToken(scope: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -125,6 +131,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ['Sandbox admin API', admin.url],
         ['CA certificate', caFile],
       ],
+      async appToken(scope) {
+        const tenant = directory.data.tenants.find((t) => t.apps[0]?.secrets[0]);
+        const app = tenant?.apps[0];
+        if (!tenant || !app) throw new Error('the sandbox has no app with a client secret');
+        const res = await fetch(`${entra.urls[tenant.cloud]}/${tenant.id}/oauth2/v2.0/token`, {
+          method: 'POST',
+          body: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: app.secrets[0]!.value, scope }),
+          dispatcher: new Agent({ connect: { ca: ca.certPem } }),
+        });
+        const body = (await res.json()) as { access_token?: string; error_description?: string };
+        if (!body.access_token) throw new Error(`sandbox token: ${res.status} ${body.error_description ?? ''}`);
+        return body.access_token;
+      },
       async close() {
         await closeAll(started);
       },

@@ -31,18 +31,7 @@ test('sandbox: app token from Entra ID → SMTP front → Dovecot → IMAP front
     const tenant = sandbox.directory.data.tenants[0]!;
     const app = tenant.apps[0]!;
     const ca = readFileSync(sandbox.caFile, 'utf8');
-    const res = await fetch(`${sandbox.entra.urls.global}/${tenant.id}/oauth2/v2.0/token`, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: app.appId,
-        client_secret: app.secrets[0]!.value,
-        scope: 'https://outlook.office365.com/.default',
-      }),
-      dispatcher: new Agent({ connect: { ca } }),
-    });
-    assert.equal(res.status, 200);
-    const token = ((await res.json()) as { access_token: string }).access_token;
+    const token = await sandbox.appToken('https://outlook.office365.com/.default');
 
     const raw = [
       'From: Scanner <scanner@contoso.test>',
@@ -89,16 +78,7 @@ test('sandbox: app token from Entra ID → SMTP front → Dovecot → IMAP front
     }
 
     // The same mailbox through the Graph API, with a Graph token from the same app.
-    const graphToken = await fetch(`${sandbox.entra.urls.global}/${tenant.id}/oauth2/v2.0/token`, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: app.appId,
-        client_secret: app.secrets[0]!.value,
-        scope: 'https://graph.microsoft.com/.default',
-      }),
-      dispatcher: new Agent({ connect: { ca } }),
-    }).then(async (r) => ((await r.json()) as { access_token: string }).access_token);
+    const graphToken = await sandbox.appToken('https://graph.microsoft.com/.default');
     const folder = await fetch(`${sandbox.graph.url}/v1.0/users/alice@contoso.test/mailFolders/inbox`, {
       headers: { authorization: `Bearer ${graphToken}` },
       dispatcher: new Agent({ connect: { ca } }),
