@@ -271,6 +271,17 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
   writer.on('error', (err) => (writeError ??= err));
   let size = 0;
 
+  // Throws the message away (refused, or not stored). A writer that has closed already (after a
+  // write error, or at the normal end before `accept` failed) emits no second 'close', so waiting
+  // for one would hang the session and the client would never get its reply.
+  const discard = async () => {
+    if (!writer.closed) {
+      writer.destroy();
+      await once(writer, 'close').catch(() => undefined);
+    }
+    await queue.spool.removeTemp(id).catch(() => undefined);
+  };
+
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       check.feed(chunk);
@@ -287,16 +298,9 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
     check.end();
   } catch (err) {
     // The client went away mid-message: nothing was acknowledged.
-    writer.destroy();
-    await queue.spool.removeTemp(id).catch(() => undefined);
+    await discard();
     throw err;
   }
-
-  const discard = async () => {
-    writer.destroy();
-    await once(writer, 'close').catch(() => undefined);
-    await queue.spool.removeTemp(id).catch(() => undefined);
-  };
 
   if (check.violation) {
     await discard();

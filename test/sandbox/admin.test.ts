@@ -254,7 +254,7 @@ test('without --url and without .sandbox/admin-url the CLI says how to start the
     assert.ok(!existsSync(join(empty, '.sandbox')));
     r = await cli(['sandbox-admin', '--url', 'http://127.0.0.1:9', 'state'], { cwd: empty }).done;
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^MB_SANDBOX_ADMIN_UNREACHABLE: .*\n  Cause: The sandbox admin API at http:\/\/127.0.0.1:9 does not answer/);
+    assert.match(r.stderr, /^MB_SANDBOX_ADMIN_UNREACHABLE: .*\n {2}Cause: The sandbox admin API at http:\/\/127.0.0.1:9 does not answer/);
   } finally {
     rmSync(empty, { recursive: true, force: true });
   }

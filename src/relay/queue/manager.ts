@@ -127,6 +127,10 @@ export class QueueManager {
     } finally {
       this.pumping = false;
     }
+    // A message that arrived (or a delivery that ended) while the purge or the wake-up above was
+    // awaited only set pumpAgain, after the loop had stopped looking at it: pump once more, or that
+    // message would wait for the next poll.
+    if (this.pumpAgain && this.running) return this.pump();
     if (this.inFlight.size === 0) this.resolveIdle();
   }
 

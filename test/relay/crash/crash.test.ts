@@ -32,7 +32,17 @@ function prng(seed: number): () => number {
   };
 }
 
-function start(dir: string, log: string, round: number): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+interface Started {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+  /** The child's recovery report (READY line). */
+  recovery: string;
+  /** What the child logged (warnings and errors), for the report of a failed run. */
+  stderr: () => string;
+}
+
+function start(dir: string, log: string, round: number): Promise<Started> {
   const child = spawn(process.execPath, [CHILD, dir, log, String(round)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
@@ -41,8 +51,8 @@ function start(dir: string, log: string, round: number): Promise<{ child: ChildP
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d) => {
       out += d;
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), exited });
+      const m = /READY (\d+) (.*)\n/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]), exited, recovery: m[2]!, stderr: () => err });
     });
     void exited.then((code) => reject(new Error(`child exited (${code}) before it was ready: ${err}`)));
   });
@@ -54,11 +64,15 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
   const dir = tempDir('mb-crash-');
   const log = join(dir.path, 'delivered.log');
   const acked = new Set<number>();
+  /** Queue ID from each 250 ("Message queued as <id>"), to look a lost message up in the store. */
+  const ids = new Map<number, string>();
+  const starts: Array<{ recovery: string; stderr: () => string }> = [];
   let nextSeq = 1;
   let child: ChildProcess | undefined;
   try {
     for (let round = 0; round <= KILLS; round++) {
       const started = await start(dir.path, log, round);
+      starts.push(started);
       child = started.child;
       const transport = nodemailer.createTransport({
         host: '127.0.0.1',
@@ -76,11 +90,13 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
           const seq = nextSeq++;
           const size = 200 + Math.floor(random() * 20_000);
           try {
-            await transport.sendMail({
+            const info = await transport.sendMail({
               envelope: { from: `app${seq % 4}@crash.test`, to: [`rcpt${seq}@example.com`, `bcc${seq}@example.org`] },
               raw: `From: app${seq % 4}@crash.test\r\nTo: rcpt${seq}@example.com\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n${'z'.repeat(size)}\r\n`,
             });
             acked.add(seq);
+            const id = /queued as (\w+)/.exec(String(info.response))?.[1];
+            if (id) ids.set(seq, id);
           } catch {
             // No 250: the message is the client's to resend; not counted.
             if (round < KILLS) return;
@@ -127,7 +143,7 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
     t.diagnostic(summary);
 
     assert.ok(acked.size >= 20, `the test sent enough mail to mean something — ${summary}`);
-    assert.deepEqual(lost, [], `every acknowledged message delivered at least once — ${summary}`);
+    assert.deepEqual(lost, [], `every acknowledged message delivered at least once — ${summary}${lost.length ? '\n' + explain(dir.path, lost, ids, starts) : ''}`);
     for (const [seq, rounds] of duplicates) {
       assert.equal(new Set(rounds).size, rounds.length, `message ${seq} delivered twice within one run — ${summary}`);
       assert.ok(rounds.slice(0, -1).every((r) => r < KILLS), `duplicate of ${seq} not explained by a kill — ${summary}`);
@@ -157,6 +173,39 @@ function deliveredSeqs(log: string): Array<{ round: number; seq: number }> {
       const [round, seq] = l.split(' ');
       return { round: Number(round), seq: Number(seq) };
     });
+}
+
+/**
+ * Where each lost message is: its row (state, attempts, when due, last error) or no row, and whether
+ * its body is in the spool; then each start's recovery report and what the children logged. A lost
+ * message without a row had its 250 before its commit; one held or deferred was mishandled after.
+ */
+function explain(dir: string, lost: number[], ids: Map<number, string>, starts: Array<{ recovery: string; stderr: () => string }>): string {
+  const db = new DatabaseSync(join(dir, 'mb.db'), { readOnly: true });
+  const spool = new Set(readdirSafe(join(dir, 'relay', 'spool')) ?? []);
+  const lines: string[] = [];
+  try {
+    const get = db.prepare('SELECT state, attempts, next_attempt_at, last_error, hold_reason FROM relay_queue WHERE id = ?');
+    for (const seq of lost) {
+      const id = ids.get(seq);
+      const row = id ? (get.get(id) as Record<string, unknown> | undefined) : undefined;
+      const where = !id
+        ? 'no queue id in its 250'
+        : row
+          ? `${row.state}, ${row.attempts} attempt(s), due ${Math.round((Number(row.next_attempt_at) - Date.now()) / 1000)} s from now` +
+            (row.hold_reason ? `, held: ${row.hold_reason}` : '') +
+            (row.last_error ? `, last error ${row.last_error}` : '')
+          : 'no row';
+      lines.push(`  ${seq} ${id ?? '?'}: ${where}; body ${id && spool.has(`${id}.eml`) ? 'in the spool' : 'not in the spool'}`);
+    }
+  } finally {
+    db.close();
+  }
+  starts.forEach((r, i) => {
+    lines.push(`  start ${i}: recovery ${r.recovery}`);
+    for (const l of r.stderr().split('\n').filter(Boolean).slice(0, 20)) lines.push(`    ${l}`);
+  });
+  return lines.join('\n');
 }
 
 function pendingRows(dir: string): number {

@@ -230,6 +230,11 @@ export class RawSmtp {
     return this.reply();
   }
 
+  /** Everything received and not yet read with reply(): complete replies, then any partial line. */
+  peek(): string[] {
+    return [...this.replies, ...(this.buffer ? [this.buffer] : [])];
+  }
+
   async nextReplies(n: number): Promise<Array<string | undefined>> {
     const out: Array<string | undefined> = [];
     for (let i = 0; i < n; i++) out.push(await this.reply());

@@ -2,10 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
+import { Queue } from '../../../src/relay/queue/index.ts';
 import { QueueManager } from '../../../src/relay/queue/manager.ts';
 import type { SendResult } from '../../../src/relay/transport.ts';
+import type { QueueRepository } from '../../../src/store/queue.ts';
 import { collectingLogger, RecordingTransport } from '../helpers/index.ts';
-import { queueFixture, type QueueFixture } from '../helpers/queue.ts';
+import { enqueue, queueFixture, type QueueFixture } from '../helpers/queue.ts';
 
 const MIN = 60_000;
 
@@ -243,6 +245,39 @@ test('stop() aborts a hanging attempt after the grace time; the message goes bac
     assert.equal(rec?.attempts, 0);
     assert.equal(rec?.nextAttemptAt, f.clock.now());
   } finally {
+    await f.close();
+  }
+});
+
+test('a message that arrives while a pass of the manager is finishing starts at once, not at the next poll', async () => {
+  const f = await queueFixture();
+  // Hold the manager's first pass at its very end, where it works out when to wake up next.
+  const reached = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  const repo: QueueRepository = {
+    ...f.store.queue,
+    async nextDue(exclude) {
+      reached.resolve();
+      await gate.promise;
+      return f.store.queue.nextDue(exclude);
+    },
+  };
+  const queue = new Queue({ repo, spool: f.spool, log: collectingLogger().log, clock: f.clock, retrySchedule: [MIN], hostname: 'relay.test', bounces: { notify: 'none' } });
+  const t = new RecordingTransport();
+  const m = new QueueManager({ queue, transport: t, log: collectingLogger().log, clock: f.clock, concurrencyPerMailbox: 3, ratePerMinute: 30, maxConcurrency: 20, sendTimeoutMs: 300_000, pollMs: 10_000 });
+  m.start();
+  try {
+    await reached.promise;
+    // Arrives (and says so with 'ready') while that pass is still running; the manual clock never
+    // reaches the poll, so only the manager itself can pick it up.
+    const msg = await enqueue(queue);
+    gate.resolve();
+    for (let turn = 0; turn < 10 && (await queue.get(msg.id))?.state === 'incoming'; turn++) await new Promise((r) => setImmediate(r));
+    assert.notEqual((await queue.get(msg.id))?.state, 'incoming', 'claimed without waiting for the poll');
+    await t.delivered(1);
+    assert.equal(t.deliveries[0]!.id, msg.id);
+  } finally {
+    await m.stop(0);
     await f.close();
   }
 });
