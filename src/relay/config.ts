@@ -118,6 +118,12 @@ export const relaySchema = z
           .max(100_000)
           .default(30)
           .meta({ description: 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)' }),
+        recipientsPerDay: z
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .default(10_000)
+          .meta({ description: 'Recipients per sending mailbox in any 24 hours (Exchange Online: 10,000); more wait in the queue instead of getting the mailbox blocked' }),
         maxConcurrency: z.int().min(1).max(1000).default(20).meta({ description: 'Deliveries at once over all mailboxes' }),
         sendTimeoutSeconds: z.int().min(1).max(3600).default(300).meta({ description: 'A delivery attempt that takes longer counts as a temporary failure' }),
         pollSeconds: z.int().min(1).max(3600).default(10).meta({ description: 'How often the queue looks for changes made by `mailbridge queue` in another process' }),
@@ -128,6 +134,7 @@ export const relaySchema = z
         retrySchedule: '1m, 5m*2, 15m*2, 1h*6, 4h*4',
         concurrencyPerMailbox: 3,
         ratePerMinute: 30,
+        recipientsPerDay: 10_000,
         maxConcurrency: 20,
         sendTimeoutSeconds: 300,
         pollSeconds: 10,

@@ -102,6 +102,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       clock,
       concurrencyPerMailbox: config.queue.concurrencyPerMailbox,
       ratePerMinute: config.queue.ratePerMinute,
+      recipientsPerDay: config.queue.recipientsPerDay,
       maxConcurrency: config.queue.maxConcurrency,
       sendTimeoutMs: config.queue.sendTimeoutSeconds * 1000,
       pollMs: config.queue.pollSeconds * 1000,

@@ -228,6 +228,11 @@ export function createSqliteQueueRepository(db: DatabaseSync): QueueRepository {
       const r = db.prepare(`DELETE FROM relay_queue WHERE id = ? AND state IN (${placeholders(from)})`).run(id, ...from);
       return Number(r.changes) > 0;
     },
+    async sentSince(since) {
+      return db
+        .prepare(`SELECT mailbox, json_array_length(recipients) AS recipients, updated_at AS at FROM relay_queue WHERE state = 'sent' AND updated_at >= ?`)
+        .all(since) as Array<{ mailbox: string; recipients: number; at: number }>;
+    },
     async purge(states, before) {
       if (states.length === 0) return [];
       const rows = db

@@ -94,6 +94,8 @@ export interface QueueRepository {
   transitionAll(from: readonly QueueState[], update: QueueUpdate): Promise<number>;
   /** Deletes the row if it is in one of `from`. */
   delete(id: string, from: readonly QueueState[]): Promise<boolean>;
+  /** Sent messages whose delivery ended at or after `since`: mailbox, recipient count, when (for pacing). */
+  sentSince(since: number): Promise<Array<{ mailbox: string; recipients: number; at: number }>>;
   /** Deletes rows in `states` last updated before `before`; returns their ids. */
   purge(states: readonly QueueState[], before: number): Promise<string[]>;
 }

@@ -458,6 +458,18 @@ export const relay = {
       de: 'Solange der Wiederholungsplan reicht (relay.queue.retrySchedule), geht nichts verloren. Verteilen Sie große Mengen auf mehrere Postfächer (je eine Route) oder nutzen Sie einen Massenversanddienst; Exchange Online ist nicht für Massenversand gedacht.',
     },
   },
+  MB_RELAY_DAILY_BUDGET: {
+    http: 429,
+    title: { en: 'Mailbox paced: recipients per day used up', de: 'Postfach gedrosselt: Empfänger pro Tag aufgebraucht' },
+    cause: {
+      en: '{mailbox} started deliveries to {recipientsPerDay} recipients within the last 24 hours (relay.queue.recipientsPerDay). Its messages wait in the queue, unattempted, until {resumesAt}, when older sends leave the rolling window; Exchange Online would otherwise block the mailbox with 554 5.2.0 SubmissionQuotaExceeded.',
+      de: '{mailbox} hat in den letzten 24 Stunden Zustellungen an {recipientsPerDay} Empfänger begonnen (relay.queue.recipientsPerDay). Seine Nachrichten warten unversucht in der Warteschlange bis {resumesAt}, wenn ältere Sendungen aus dem gleitenden Zeitfenster fallen; sonst würde Exchange Online das Postfach mit 554 5.2.0 SubmissionQuotaExceeded sperren.',
+    },
+    fix: {
+      en: 'Nothing is lost and no retry is used up. For more volume spread the mail over several mailboxes (one route each); raise relay.queue.recipientsPerDay only if your tenant has a higher limit.',
+      de: 'Es geht nichts verloren, und kein Wiederholungsversuch wird verbraucht. Für mehr Volumen verteilen Sie die Nachrichten auf mehrere Postfächer (je eine Route); erhöhen Sie relay.queue.recipientsPerDay nur, wenn Ihr Tenant eine höhere Grenze hat.',
+    },
+  },
   MB_RELAY_UPSTREAM_UNREACHABLE: {
     http: 502,
     title: { en: 'Microsoft 365 not reachable', de: 'Microsoft 365 nicht erreichbar' },

@@ -188,6 +188,11 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     return this.repo.nextDue(excludeMailboxes);
   }
 
+  /** Sent messages since `since` (mailbox, recipients, when), to seed the daily recipient budget. */
+  sentSince(since: number): Promise<Array<{ mailbox: string; recipients: number; at: number }>> {
+    return this.repo.sentSince(since);
+  }
+
   /** incoming/deferred → active; undefined if someone else moved it first. */
   claim(id: string): Promise<QueueRecord | undefined> {
     return this.move(id, 'claim', {});

@@ -1,7 +1,8 @@
 /**
  * The queue manager (Postfix's qmgr): picks ready messages and hands them to the transport, within
- * Microsoft's per-mailbox limits — at most `concurrencyPerMailbox` deliveries at once and
- * `ratePerMinute` starts per mailbox (MailboxPacer), and `maxConcurrency` over all mailboxes.
+ * Microsoft's per-mailbox limits — at most `concurrencyPerMailbox` deliveries at once,
+ * `ratePerMinute` starts and `recipientsPerDay` recipients in 24 hours per mailbox (MailboxPacer),
+ * and `maxConcurrency` over all mailboxes.
  *
  * Strategy: a "pump" asks the store for due messages of mailboxes that may start now (oldest first),
  * claims each (compare-and-set incoming/deferred → active) and starts it. It runs when a message
@@ -12,6 +13,7 @@
  *
  * Limits: in-process only — with several nodes on one database the per-mailbox limits hold per node.
  */
+import { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { QueueRecord } from '../../store/queue.ts';
 import type { Clock } from '../clock.ts';
@@ -26,6 +28,8 @@ export interface ManagerOptions {
   clock: Clock;
   concurrencyPerMailbox: number;
   ratePerMinute: number;
+  /** Recipients per mailbox in any 24 hours (Exchange Online: 10,000). */
+  recipientsPerDay: number;
   maxConcurrency: number;
   sendTimeoutMs: number;
   pollMs: number;
@@ -44,11 +48,14 @@ export class QueueManager {
   private cancelWake: (() => void) | undefined;
   private idleWaiters: Array<() => void> = [];
   private lastPurge = -Infinity;
+  private seeded = false;
+  /** Mailboxes whose 24-hour budget is used up and that were reported as such (once per exhaustion). */
+  private readonly overBudget = new Set<string>();
   private readonly onReady = () => void this.pump();
 
   constructor(options: ManagerOptions) {
     this.o = options;
-    this.pacer = new MailboxPacer({ concurrency: options.concurrencyPerMailbox, perMinute: options.ratePerMinute });
+    this.pacer = new MailboxPacer({ concurrency: options.concurrencyPerMailbox, perMinute: options.ratePerMinute, recipientsPerDay: options.recipientsPerDay });
   }
 
   start(): void {
@@ -100,6 +107,12 @@ export class QueueManager {
     }
     this.pumping = true;
     try {
+      if (!this.seeded) {
+        // Recipients sent in the last 24 h count against today's budget, across restarts.
+        const now = this.o.clock.now();
+        this.pacer.seed(await this.o.queue.sentSince(now - 86_400_000));
+        this.seeded = true;
+      }
       do {
         this.pumpAgain = false;
         let free = this.o.maxConcurrency - this.inFlight.size;
@@ -110,7 +123,13 @@ export class QueueManager {
         let started = 0;
         for (const row of rows) {
           if (free <= 0 || !this.running) break;
-          if (!this.pacer.canStart(row.mailbox, this.o.clock.now())) continue;
+          const now = this.o.clock.now();
+          const at = this.pacer.nextStart(row.mailbox, now, row.recipients.length);
+          if (at !== now) {
+            if (at !== undefined && row.recipients.length > this.pacer.remainingToday(row.mailbox, now)) this.waitForBudget(row, at);
+            continue;
+          }
+          this.overBudget.delete(row.mailbox);
           const rec = await this.o.queue.claim(row.id);
           if (!rec) continue; // moved by someone else (queue hold in another process)
           this.launch(rec);
@@ -136,7 +155,7 @@ export class QueueManager {
 
   private launch(rec: QueueRecord): void {
     const controller = new AbortController();
-    this.pacer.start(rec.mailbox, this.o.clock.now());
+    this.pacer.start(rec.mailbox, this.o.clock.now(), rec.recipients.length);
     const entry = { rec, controller, done: Promise.resolve() };
     entry.done = this.deliver(rec, controller).finally(() => {
       this.inFlight.delete(rec.id);
@@ -203,6 +222,18 @@ export class QueueManager {
       // to deferred at the next start (at-least-once), so nothing is lost.
       log.error({ id: rec.id, err: (err as Error).message }, 'relay: could not record a delivery result');
     }
+  }
+
+  /**
+   * The mailbox's 24-hour recipient budget has no room for this message: the mailbox waits (it is
+   * paused until then, so the pump does not look at its messages again) and the admin is told once.
+   */
+  private waitForBudget(row: QueueRecord, at: number): void {
+    this.pacer.pause(row.mailbox, at);
+    if (this.overBudget.has(row.mailbox)) return;
+    this.overBudget.add(row.mailbox);
+    const e = new MbError('MB_RELAY_DAILY_BUDGET', { mailbox: row.mailbox, recipientsPerDay: this.o.recipientsPerDay, resumesAt: new Date(at).toISOString() });
+    this.o.log.warn({ code: e.code, mailbox: row.mailbox, id: row.id, resumesAt: new Date(at).toISOString() }, e.message);
   }
 
   private async scheduleWake(): Promise<void> {

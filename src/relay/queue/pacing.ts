@@ -1,32 +1,72 @@
 /**
- * Per-mailbox pacing for the queue manager: at most `concurrency` deliveries at once per sending
- * mailbox (Exchange Online allows 3 SMTP connections per mailbox; Graph 4 concurrent requests) and
- * at most `perMinute` deliveries started in any 60 seconds (Exchange Online: 30 messages per minute).
+ * Per-mailbox pacing for the queue manager, within Exchange Online's sending limits (facts 3.5):
+ * - at most `concurrency` deliveries at once per sending mailbox (3 SMTP connections per mailbox;
+ *   Graph allows 4 concurrent requests);
+ * - at most `perMinute` deliveries started in any 60 seconds (30 messages per minute);
+ * - at most `recipientsPerDay` recipients in deliveries started in any 24 hours (10,000 recipients
+ *   per day). Exchange answers the 10,001st with 554 5.2.0 SubmissionQuotaExceeded and blocks the
+ *   mailbox for up to a day; pacing locally keeps the message waiting here, deferred but safe,
+ *   instead of provoking that block.
  * A mailbox can also be paused, when Microsoft answered 429 or 432 with a time to wait.
  *
- * Sliding window: a start is allowed when fewer than `perMinute` starts happened in the last 60 s
- * of the injected clock; the next slot opens 60 s after the oldest of them.
+ * Sliding windows on the injected clock: a start is allowed when fewer than `perMinute` starts
+ * happened in the last 60 s and the recipients started in the last 24 h plus this message's stay
+ * within the budget; the next slot opens when enough of the oldest starts leave their window.
+ * Recipients are counted when a delivery starts (a failed attempt counts too: Exchange may have
+ * counted it), and the day window is seeded at start from the queue's sent messages, so a restart
+ * does not grant a fresh budget.
  */
-const WINDOW_MS = 60_000;
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+interface DayWindow {
+  /** [start time, recipients] of starts in the last 24 h, oldest first. */
+  starts: Array<[number, number]>;
+  total: number;
+}
+
+export interface PacerOptions {
+  concurrency: number;
+  perMinute: number;
+  /** Recipients per mailbox in any 24 hours; Infinity: unpaced. */
+  recipientsPerDay?: number;
+}
 
 export class MailboxPacer {
   private readonly active = new Map<string, number>();
   private readonly starts = new Map<string, number[]>();
+  private readonly days = new Map<string, DayWindow>();
   private readonly pausedUntil = new Map<string, number>();
   private readonly concurrency: number;
   private readonly perMinute: number;
+  private readonly perDay: number;
 
-  constructor(options: { concurrency: number; perMinute: number }) {
+  constructor(options: PacerOptions) {
     this.concurrency = options.concurrency;
     this.perMinute = options.perMinute;
+    this.perDay = options.recipientsPerDay ?? Infinity;
+  }
+
+  /** Counts deliveries that started before this process did (the queue's sent messages of the last 24 h). */
+  seed(entries: Iterable<{ mailbox: string; recipients: number; at: number }>): void {
+    const sorted = [...entries].sort((a, b) => a.at - b.at);
+    for (const e of sorted) this.countRecipients(e.mailbox, e.at, e.recipients);
   }
 
   running(mailbox: string): number {
     return this.active.get(mailbox) ?? 0;
   }
 
-  /** When the mailbox may start its next delivery: `now` if it may now, undefined if only a finishing delivery frees it. */
-  nextStart(mailbox: string, now: number): number | undefined {
+  /** Recipients the mailbox may still start within its 24-hour budget now. */
+  remainingToday(mailbox: string, now: number): number {
+    return this.perDay - this.day(mailbox, now).total;
+  }
+
+  /**
+   * When the mailbox may start its next delivery (of `recipients` recipients): `now` if it may now,
+   * undefined if only a finishing delivery frees it.
+   */
+  nextStart(mailbox: string, now: number, recipients = 1): number | undefined {
     if (this.running(mailbox) >= this.concurrency) return undefined;
     let at = now;
     const paused = this.pausedUntil.get(mailbox);
@@ -34,20 +74,21 @@ export class MailboxPacer {
       if (paused > now) at = paused;
       else this.pausedUntil.delete(mailbox);
     }
-    const recent = this.window(mailbox, now);
-    if (recent.length >= this.perMinute) at = Math.max(at, recent[recent.length - this.perMinute]! + WINDOW_MS);
-    return at;
+    const recent = this.minute(mailbox, now);
+    if (recent.length >= this.perMinute) at = Math.max(at, recent[recent.length - this.perMinute]! + MINUTE_MS);
+    return Math.max(at, this.dayBudgetAt(mailbox, now, recipients));
   }
 
-  canStart(mailbox: string, now: number): boolean {
-    return this.nextStart(mailbox, now) === now;
+  canStart(mailbox: string, now: number, recipients = 1): boolean {
+    return this.nextStart(mailbox, now, recipients) === now;
   }
 
-  start(mailbox: string, now: number): void {
+  start(mailbox: string, now: number, recipients = 1): void {
     this.active.set(mailbox, this.running(mailbox) + 1);
-    const list = this.window(mailbox, now);
+    const list = this.minute(mailbox, now);
     list.push(now);
     this.starts.set(mailbox, list);
+    this.countRecipients(mailbox, now, recipients);
   }
 
   finish(mailbox: string): void {
@@ -63,19 +104,52 @@ export class MailboxPacer {
   /** Mailboxes that cannot start now, with the time they can (undefined: when a delivery finishes). */
   blocked(now: number): Map<string, number | undefined> {
     const out = new Map<string, number | undefined>();
-    for (const mb of new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys()])) {
+    for (const mb of new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.days.keys()])) {
       const at = this.nextStart(mb, now);
       if (at !== now) out.set(mb, at);
       // Forget idle mailboxes so the maps do not grow with every sender ever seen.
-      if (at === now && !this.active.has(mb) && (this.starts.get(mb)?.length ?? 0) === 0) this.starts.delete(mb);
+      if (at === now && !this.active.has(mb)) {
+        if ((this.starts.get(mb)?.length ?? 0) === 0) this.starts.delete(mb);
+        if (this.day(mb, now).starts.length === 0) this.days.delete(mb);
+      }
     }
     return out;
   }
 
-  private window(mailbox: string, now: number): number[] {
+  /** When `recipients` more fit into the mailbox's 24-hour budget. */
+  private dayBudgetAt(mailbox: string, now: number, recipients: number): number {
+    const w = this.day(mailbox, now);
+    let excess = w.total + recipients - this.perDay;
+    if (excess <= 0) return now;
+    // A message with more recipients than the whole budget goes out once the window is empty;
+    // Exchange then decides (it would never fit otherwise).
+    for (const [at, n] of w.starts) {
+      excess -= n;
+      if (excess <= 0) return at + DAY_MS;
+    }
+    return (w.starts[w.starts.length - 1]?.[0] ?? now - DAY_MS) + DAY_MS;
+  }
+
+  private countRecipients(mailbox: string, at: number, n: number): void {
+    if (this.perDay === Infinity) return;
+    const w = this.day(mailbox, at);
+    w.starts.push([at, n]);
+    w.total += n;
+    this.days.set(mailbox, w);
+  }
+
+  private day(mailbox: string, now: number): DayWindow {
+    const w = this.days.get(mailbox) ?? { starts: [], total: 0 };
+    let drop = 0;
+    while (drop < w.starts.length && w.starts[drop]![0] <= now - DAY_MS) w.total -= w.starts[drop++]![1];
+    if (drop > 0) w.starts.splice(0, drop);
+    return w;
+  }
+
+  private minute(mailbox: string, now: number): number[] {
     const list = this.starts.get(mailbox) ?? [];
     let drop = 0;
-    while (drop < list.length && list[drop]! <= now - WINDOW_MS) drop++;
+    while (drop < list.length && list[drop]! <= now - MINUTE_MS) drop++;
     if (drop > 0) list.splice(0, drop);
     return list;
   }

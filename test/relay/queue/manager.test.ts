@@ -10,6 +10,8 @@ import { collectingLogger, RecordingTransport } from '../helpers/index.ts';
 import { enqueue, queueFixture, type QueueFixture } from '../helpers/queue.ts';
 
 const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
 
 function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ perMailbox: number; perMinute: number; max: number; timeoutMs: number }> = {}) {
   const m = new QueueManager({
@@ -19,6 +21,7 @@ function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ pe
     clock: f.clock,
     concurrencyPerMailbox: o.perMailbox ?? 3,
     ratePerMinute: o.perMinute ?? 30,
+    recipientsPerDay: 10_000,
     maxConcurrency: o.max ?? 20,
     sendTimeoutMs: o.timeoutMs ?? 300_000,
     pollMs: 10_000,
@@ -264,7 +267,7 @@ test('a message that arrives while a pass of the manager is finishing starts at 
   };
   const queue = new Queue({ repo, spool: f.spool, log: collectingLogger().log, clock: f.clock, retrySchedule: [MIN], hostname: 'relay.test', bounces: { notify: 'none' } });
   const t = new RecordingTransport();
-  const m = new QueueManager({ queue, transport: t, log: collectingLogger().log, clock: f.clock, concurrencyPerMailbox: 3, ratePerMinute: 30, maxConcurrency: 20, sendTimeoutMs: 300_000, pollMs: 10_000 });
+  const m = new QueueManager({ queue, transport: t, log: collectingLogger().log, clock: f.clock, concurrencyPerMailbox: 3, ratePerMinute: 30, recipientsPerDay: 10_000, maxConcurrency: 20, sendTimeoutMs: 300_000, pollMs: 10_000 });
   m.start();
   try {
     await reached.promise;
@@ -278,6 +281,61 @@ test('a message that arrives while a pass of the manager is finishing starts at 
     assert.equal(t.deliveries[0]!.id, msg.id);
   } finally {
     await m.stop(0);
+    await f.close();
+  }
+});
+
+test('recipients per day: messages over the 24-hour budget wait unattempted (no retry used), the admin is told once, a restart keeps the count', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  const logged = collectingLogger();
+  const options = (log = logged.log) => ({
+    queue: f.queue,
+    transport: t,
+    log,
+    clock: f.clock,
+    concurrencyPerMailbox: 3,
+    ratePerMinute: 30,
+    recipientsPerDay: 10,
+    maxConcurrency: 20,
+    sendTimeoutMs: 300_000,
+    pollMs: 10_000,
+  });
+  let m = new QueueManager(options());
+  m.start();
+  const four = ['a@x.test', 'b@x.test', 'c@x.test', 'd@x.test'];
+  try {
+    const start = f.clock.now();
+    const msgs = [];
+    for (let i = 0; i < 4; i++) msgs.push(await f.enqueue({ sender: 'erp@contoso.com', recipients: four }));
+    await m.whenIdle();
+    assert.equal(t.deliveries.length, 2, '8 of 10 recipients used; the third message (4 more) does not fit');
+    const waiting = await f.queue.get(msgs[2]!.id);
+    assert.equal(waiting?.state, 'incoming');
+    assert.equal(waiting?.attempts, 0, 'waiting for the budget is not an attempt');
+    const warnings = logged.lines.filter((l) => l.code === 'MB_RELAY_DAILY_BUDGET');
+    assert.equal(warnings.length, 1, 'told once, not once per message or pass');
+    assert.match(String(warnings[0]?.msg), /erp@contoso\.com started deliveries to 10 recipients within the last 24 hours/);
+
+    // Other mailboxes are not held up.
+    await f.enqueue({ sender: 'hr@contoso.com', recipients: four });
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'hr@contoso.com').length, 1);
+
+    // A restart does not grant a fresh budget: the sent rows of the last 24 h are counted.
+    await m.stop();
+    m = new QueueManager(options(collectingLogger().log));
+    m.start();
+    f.clock.advance(HOUR);
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'erp@contoso.com').length, 2, 'still paced after the restart');
+
+    f.clock.advance(start + DAY - f.clock.now());
+    await m.whenIdle();
+    assert.equal(t.deliveries.filter((d) => d.mailbox === 'erp@contoso.com').length, 4, 'the window moved on: both go out');
+    for (const msg of msgs) assert.equal((await f.queue.get(msg.id))?.state, 'sent');
+  } finally {
+    await m.stop();
     await f.close();
   }
 });
