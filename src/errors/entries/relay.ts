@@ -174,6 +174,18 @@ export const relay = {
       de: 'Stellen Sie die Datei aus einer Sicherung wieder her und führen Sie `mailbridge queue release {id}` aus, oder entfernen Sie den Eintrag mit `mailbridge queue delete {id}`. Prüfen Sie, dass nichts anderes {path} aufräumt.',
     },
   },
+  MB_RELAY_SPOOL_UNREADABLE: {
+    http: 503,
+    title: { en: 'Queued message cannot be read right now', de: 'Eingereihte Nachricht gerade nicht lesbar' },
+    cause: {
+      en: 'The message file of {id} in {path} exists but could not be opened ({detail}); the attempt counts as a temporary failure and the message is retried on schedule.',
+      de: 'Die Nachrichtendatei von {id} in {path} ist vorhanden, ließ sich aber nicht öffnen ({detail}); der Versuch zählt als vorübergehender Fehler, und die Nachricht wird planmäßig erneut versucht.',
+    },
+    fix: {
+      en: 'Check the disk and the file system of {path} (dmesg, free space, permissions for the mailbridge user). Nothing is lost while the retry schedule lasts; `mailbridge queue retry {id}` tries again at once.',
+      de: 'Prüfen Sie Datenträger und Dateisystem von {path} (dmesg, freier Platz, Rechte des mailbridge-Benutzers). Solange der Wiederholungsplan reicht, geht nichts verloren; `mailbridge queue retry {id}` versucht es sofort erneut.',
+    },
+  },
   MB_RELAY_TLS_UNREADABLE: {
     http: 500,
     title: { en: 'Relay TLS certificate unreadable', de: 'TLS-Zertifikat des Relays nicht lesbar' },

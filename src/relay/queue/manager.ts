@@ -168,7 +168,14 @@ export class QueueManager {
   private async deliver(rec: QueueRecord, controller: AbortController): Promise<void> {
     const { queue, transport, clock, log } = this.o;
     try {
-      if (!(await queue.spool.exists(rec.id))) return await queue.markCorrupt(rec);
+      let present: boolean;
+      try {
+        present = await queue.spool.exists(rec.id);
+      } catch (err) {
+        const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        return await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
+      }
+      if (!present) return await queue.markCorrupt(rec);
       let timedOut = false;
       const cancelTimeout = clock.setTimer(this.o.sendTimeoutMs, () => {
         timedOut = true;
@@ -219,7 +226,8 @@ export class QueueManager {
       await queue.failed(rec, failure);
     } catch (err) {
       // The store or spool failed while recording the result: the row stays active and goes back
-      // to deferred at the next start (at-least-once), so nothing is lost.
+      // to deferred at the next start (at-least-once), so nothing is lost. Not retried here: the
+      // attempt may have been delivered, and a store that keeps failing would resend it in a loop.
       log.error({ id: rec.id, err: (err as Error).message }, 'relay: could not record a delivery result');
     }
   }

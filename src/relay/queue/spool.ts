@@ -111,8 +111,12 @@ export class Spool {
       const fh = await open(this.path(id), 'r');
       await fh.close();
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      // Only a missing file means "no body"; an I/O or permission error is temporary and must not
+      // get the message held as corrupt.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw err;
     }
   }
 

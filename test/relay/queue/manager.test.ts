@@ -339,3 +339,30 @@ test('recipients per day: messages over the 24-hour budget wait unattempted (no 
     await f.close();
   }
 });
+
+test('a body that exists but cannot be read (I/O error) is a temporary failure, not a corrupt message; it goes out once readable', async () => {
+  const f = await queueFixture({ schedule: '1m' });
+  const t = new RecordingTransport();
+  const m = manager(f, t);
+  const spool = f.queue.spool;
+  const realExists = spool.exists.bind(spool);
+  spool.exists = async () => {
+    throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
+  };
+  try {
+    const msg = await f.enqueue();
+    await m.whenIdle();
+    const rec = await f.queue.get(msg.id);
+    assert.equal(rec?.state, 'deferred');
+    assert.equal(rec?.lastError?.code, 'MB_RELAY_SPOOL_UNREADABLE');
+    assert.equal(rec?.holdReason, undefined, 'not held as corrupt');
+    assert.equal(t.attempts.length, 0, 'never handed to the transport');
+    spool.exists = realExists;
+    f.clock.advance(MIN);
+    await m.whenIdle();
+    assert.equal((await f.queue.get(msg.id))?.state, 'sent');
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
