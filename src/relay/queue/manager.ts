@@ -173,7 +173,8 @@ export class QueueManager {
         present = await queue.spool.exists(rec.id);
       } catch (err) {
         const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        return await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
+        await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
+        return;
       }
       if (!present) return await queue.markCorrupt(rec);
       let timedOut = false;
