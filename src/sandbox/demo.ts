@@ -1,7 +1,8 @@
 /**
  * The demo tenant the sandbox creates when it is started without a sandbox file: one Exchange
  * Online tenant set up the way the vendor guides end up (app registration with a client secret and
- * a certificate, admin consent for SMTP.SendAsApp / IMAP.AccessAsApp / Mail.Send / Mail.Read,
+ * a certificate, admin consent for SMTP.SendAsApp / IMAP.AccessAsApp / full_access_as_app (EWS) / Mail.Send /
+ * Mail.Read,
  * New-ServicePrincipal done with the enterprise application's object ID, FullAccess and SendAs on
  * the mailboxes), plus one GCC High tenant to show cloud separation. IDs are random per sandbox
  * folder and kept in its sandbox.yaml, so a restarted sandbox keeps them.
@@ -39,7 +40,7 @@ export function demoTenant(certificatePem: string): SandboxFile {
             // Entra secret values are 40 characters from this alphabet; the sandbox's are random too.
             secrets: [{ keyId: randomUUID(), value: secretValue(), endDateTime: yearAhead }],
             certificates: [{ pem: certificatePem }],
-            appRoles: { exchange: ['SMTP.SendAsApp', 'IMAP.AccessAsApp'], graph: ['Mail.Send', 'Mail.Read'] },
+            appRoles: { exchange: ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'full_access_as_app'], graph: ['Mail.Send', 'Mail.Read'] },
             delegatedConsent: [
               'openid',
               'profile',

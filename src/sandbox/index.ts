@@ -26,6 +26,9 @@ import { startImapFront, type ImapFront } from './exchange/imap.ts';
 import { startSmtpFront, type SmtpFront } from './exchange/smtp.ts';
 import { startSandboxAdmin, type SandboxAdmin } from './admin.ts';
 import { startGraphSandbox, type GraphSandbox } from './graph/index.ts';
+import { DovecotFeed } from './feed/dovecot.ts';
+import { SyntheticMailboxes } from './feed/synthetic.ts';
+import { startEwsSandbox, type SandboxEws } from './ews/index.ts';
 
 export interface SandboxOptions {
   /** State folder (default .sandbox). */
@@ -33,7 +36,12 @@ export interface SandboxOptions {
   /** A sandbox file to use instead of the demo tenant (copied into the state folder on first start). */
   file?: string;
   host?: string;
-  ports?: { smtp?: number; imap?: number; graph?: number; admin?: number; entra?: Partial<Record<CloudName, number>> };
+  ports?: { smtp?: number; imap?: number; graph?: number; ews?: number; admin?: number; entra?: Partial<Record<CloudName, number>> };
+  /**
+   * In-memory mailboxes for scale tests (user00001@domain …, default domain synthetic.test), in the
+   * first tenant (or `tenant`), served by Graph (and EWS) next to the Dovecot ones; not written to sandbox.yaml.
+   */
+  synthetic?: { mailboxes: number; domain?: string; tenant?: string };
   log?: Logger;
 }
 
@@ -45,7 +53,13 @@ export interface Sandbox {
   smtp: SmtpFront;
   imap: ImapFront;
   graph: GraphSandbox;
+  /** EWS (on-premises Exchange 2019) and Autodiscover, with test hooks (src/sandbox/ews/). */
+  ews: SandboxEws;
   admin: SandboxAdmin;
+  /** Change feed of the Dovecot mailboxes (src/sandbox/mailfeed.ts), shared by Graph notifications and EWS. */
+  feed: DovecotFeed;
+  /** The synthetic mailboxes (a MailFeed too), when started with `synthetic`. */
+  synthetic?: SyntheticMailboxes;
   caFile: string;
   /** Path of the example mailbridge.yaml written for this sandbox. */
   configFile: string;
@@ -93,8 +107,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     started.push(smtp);
     const imap = await startImapFront({ directory, jwks, tls, dovecot, host, port: options.ports?.imap, log });
     started.push(imap);
-    const graph = await startGraphSandbox({ directory, jwks, tls, dovecot, host, port: options.ports?.graph, log });
+    const feed = new DovecotFeed(dovecot, { log });
+    started.push(feed);
+    const synthetic = options.synthetic ? new SyntheticMailboxes(options.synthetic) : undefined;
+    if (synthetic) {
+      const tenant = options.synthetic?.tenant ? directory.tenant(options.synthetic.tenant) : directory.data.tenants[0];
+      if (!tenant) throw new Error('synthetic mailboxes need a tenant in the sandbox');
+      directory.addSynthetic(tenant.id, synthetic);
+    }
+    const graph = await startGraphSandbox({ directory, jwks, tls, dovecot, host, port: options.ports?.graph, log, feed, synthetic, trust: [ca.certPem] });
     started.push(graph);
+    const ews = await startEwsSandbox({ directory, jwks, tls, feed, dovecot, synthetic, host, port: options.ports?.ews, pushCa: ca.certPem, log });
+    started.push(ews);
     const admin = await startSandboxAdmin({
       directory,
       dovecot,
@@ -118,7 +142,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       smtp,
       imap,
       graph,
+      ews,
       admin,
+      feed,
+      ...(synthetic ? { synthetic } : {}),
       caFile,
       configFile,
       endpoints: () => [
@@ -127,6 +154,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ['Exchange Online SMTP (STARTTLS)', `${host}:${smtp.port}`],
         ['Exchange Online IMAP (TLS)', `${host}:${imap.port}`],
         ['Microsoft Graph', `${graph.url}/v1.0`],
+        ['EWS (Exchange Server 2019)', ews.url],
+        ['Autodiscover', ews.autodiscoverUrl],
         ['Dovecot IMAP / LMTP', `127.0.0.1:${dovecot.ports.imap} / 127.0.0.1:${dovecot.ports.lmtp}`],
         ['Sandbox admin API', admin.url],
         ['CA certificate', caFile],

@@ -25,4 +25,16 @@ export const sandbox = {
       de: 'Prüfen Sie Namen und IDs mit `mailbridge sandbox-admin state` und führen Sie den Vorgang erneut aus.',
     },
   },
+  MB_SANDBOX_EWS_LISTEN: {
+    http: 500,
+    title: { en: 'Sandbox EWS cannot listen', de: 'Sandbox-EWS kann nicht lauschen' },
+    cause: {
+      en: 'The sandbox EWS (Exchange Web Services and Autodiscover) could not open {address}: {detail}',
+      de: 'Die Sandbox-EWS (Exchange Web Services und Autodiscover) konnte {address} nicht öffnen: {detail}',
+    },
+    fix: {
+      en: 'Free the port (another sandbox may still run: `npm run sandbox` prints its endpoints) or start the sandbox with another EWS port (ports.ews).',
+      de: 'Geben Sie den Port frei (eventuell läuft noch eine Sandbox: `npm run sandbox` zeigt ihre Endpunkte) oder starten Sie die Sandbox mit einem anderen EWS-Port (ports.ews).',
+    },
+  },
 } satisfies CatalogueSection;

@@ -125,8 +125,11 @@ export interface ResolvedMailbox {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Step 2: the mailbox named in the path (`me` for /me). Throws a GraphError (400/404). */
-export function resolveMailbox(principal: Principal, userSegment: string | 'me'): ResolvedMailbox {
+/**
+ * Step 2: the mailbox named in the path (`me` for /me). Throws a GraphError (400/404). With the
+ * directory, synthetic mailboxes (addresses and user object ids) are found too.
+ */
+export function resolveMailbox(principal: Principal, userSegment: string | 'me', directory?: SandboxDirectory): ResolvedMailbox {
   const { tenant } = principal;
   let key: string;
   if (userSegment === 'me') {
@@ -137,10 +140,11 @@ export function resolveMailbox(principal: Principal, userSegment: string | 'me')
   }
   if (GUID.test(key)) {
     const user = tenant.users.find((u) => u.objectId.toLowerCase() === key.toLowerCase());
-    if (!user) throw graphErrors.invalidUser(key);
-    key = user.upn;
+    const synthetic = user ? undefined : directory?.syntheticAddressOfUserId(tenant, key);
+    if (!user && !synthetic) throw graphErrors.invalidUser(key);
+    key = user ? user.upn : (synthetic as string);
   }
-  const mailbox = tenant.exchange.mailboxes.find((m) => m.address.toLowerCase() === key.toLowerCase());
+  const mailbox = tenant.exchange.mailboxes.find((m) => m.address.toLowerCase() === key.toLowerCase()) ?? directory?.syntheticMailbox(tenant, key);
   if (!mailbox) {
     if (tenant.users.some((u) => u.upn.toLowerCase() === key.toLowerCase())) throw graphErrors.mailboxNotEnabled();
     throw graphErrors.invalidUser(userSegment === 'me' ? key : userSegment);

@@ -151,6 +151,31 @@ export const graphErrors = {
       `The sync state generation is not found; generation=${generation};[highest=${highest}][${highest}][${Math.max(0, highest - 2)}][${Math.max(0, highest - 1)}].`,
     ),
 
+  // --- change-notification subscriptions (facts §4.1–4.2) --------------------------------------------
+  /** The endpoint did not answer the validation request with 200 and the token. [DOC + OBS text, facts §4.1] */
+  validationFailed: () =>
+    new GraphError(400, 'InvalidRequest', 'Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.'),
+  /** notificationUrl (or lifecycleNotificationUrl) over http. [OBS microsoftgraph/microsoft-graph-docs#2751] */
+  urlScheme: (scheme: string) => new GraphError(400, 'InvalidRequest', `NotificationUrl scheme='${scheme}' is not supported.`),
+  /** A notification URL that does not parse. [OBS microsoftgraph/nodejs-webhooks-sample#9] */
+  urlInvalid: (url: string) => new GraphError(400, 'InvalidRequest', `Invalid notification url='${url}'.`),
+  /** expirationDateTime beyond the resource's maximum. [OBS microsoft-graph-docs#2988 for 4230; the 1440 (resource data) text is the same pattern, an approximation] */
+  expirationTooFar: (minutes: number) => new GraphError(400, 'ExtensionError', `Subscription expiration can only be ${minutes} minutes in the future.`),
+  /** 1,000 Outlook subscriptions on the mailbox (facts §4.1). Text observed for OneDrive's limit; for Outlook an approximation. */
+  subscriptionLimit: () =>
+    new GraphError(403, 'ExtensionError', 'Operation: Create; Exception: [Status Code: Forbidden; Reason: Maximum number of subscriptions has been reached]'),
+  /** PATCH with neither property. [OBS microsoftgraph/msgraph-sdk-java#2323] */
+  patchNothing: () =>
+    new GraphError(400, 'InvalidRequest', "Subscription must contain either the 'expirationDateTime' or 'notificationUrl' property and its value."),
+  /** Unknown or foreign subscription id, or one that expired. Approximation: no capture shows Graph's exact text. */
+  subscriptionNotFound: () => new GraphError(404, 'ResourceNotFound', 'The object was not found.'),
+  /**
+   * Every other malformed subscription request (missing property, bad changeType, clientState over
+   * 128 characters, unsupported resource, lifecycleNotificationUrl in PATCH, rich notifications
+   * without a certificate). Approximation: Graph's code for this class, the sandbox's words.
+   */
+  subscriptionInvalid: (message: string) => new GraphError(400, 'InvalidRequest', message),
+
   internal: () => new GraphError(500, 'UnknownError', ''),
 };
 

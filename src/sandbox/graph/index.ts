@@ -15,6 +15,9 @@
  *   PATCH  /v1.0/users/{id}/messages/{id}                         { isRead, flag } → 200
  *   DELETE /v1.0/users/{id}/messages/{id}                         → Deleted Items (204)
  *   POST   /v1.0/users/{id}/messages/{id}/move | /permanentDelete
+ *   POST   /v1.0/subscriptions                                   change notifications for messages
+ *   GET    /v1.0/subscriptions[/{id}]   PATCH, DELETE /v1.0/subscriptions/{id}
+ *   POST   /v1.0/subscriptions/{id}/reauthorize                  (subscriptions.ts, facts §4.1–4.5)
  *
  * Strategies (one module each): token and permission checks against the sandbox Entra's JWKS and
  * the SandboxDirectory (auth.ts); per app+mailbox concurrency and rate limits with test hooks
@@ -23,13 +26,16 @@
  * mailparser and sendMail JSON composed with nodemailer (message.ts); routing, headers and the
  * error envelope (server.ts). sendMail delivers into sandbox mailboxes over LMTP before answering
  * 202 (so tests need not poll; Exchange delivers shortly after); other recipients are recorded in
- * `stats.outbound`, never sent.
+ * `stats.outbound`, never sent. Change notifications come from a mail feed (src/sandbox/feed/:
+ * Dovecot IDLE + CONDSTORE per watched folder) and are POSTed to the subscriber with retries
+ * (subscriptions.ts). With `synthetic`, thousands of in-memory mailboxes (src/sandbox/feed/synthetic.ts)
+ * are served by the same routes (RoutedStore picks the store per mailbox) and notify at once.
  *
  * Limits and approximations: one listener for all clouds (a token's audience must be Graph of its
  * own tenant's cloud, but the host is not checked); application access policies, Conditional Access
  * and the 150 MB / 5 min upload limit are not modelled; only fileAttachment; PATCH changes isRead
- * and flag only; no message listing, $search or change-notification subscriptions yet (facts
- * §4.1–4.5: a subscriptions module can hang off the same store, routes and token cache).
+ * and flag only; no message listing or $search; subscriptions cover message resources only and
+ * live in memory (limits in subscriptions.ts).
  */
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
@@ -37,8 +43,12 @@ import type { KeyAndCert } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import type { JwksSource } from './auth.ts';
 import { TokenCache } from './delta.ts';
+import { DovecotFeed } from '../feed/dovecot.ts';
+import type { SyntheticMailboxes } from '../feed/synthetic.ts';
+import type { MailFeed } from '../mailfeed.ts';
 import { buildGraphServer, type GraphContext, type GraphStats } from './server.ts';
-import { MailStore, type GraphBackend } from './store.ts';
+import { MailStore, RoutedStore, type GraphBackend, type GraphMailStore } from './store.ts';
+import { Subscriptions, type LifecycleEvent, type NotificationStats, type SubscriptionInfo, type Timers } from './subscriptions.ts';
 import { Throttle, type GraphLimits } from './throttle.ts';
 
 export type { JwksLike, JwksSource } from './auth.ts';
@@ -47,6 +57,8 @@ export type { GraphStats, OutboundMessage, SentRecord } from './server.ts';
 export { MAX_REQUEST_BYTES } from './server.ts';
 export type { GraphBackend } from './store.ts';
 export type { GraphLimits } from './throttle.ts';
+export type { LifecycleEvent, NotificationStats, SubscriptionInfo, Timers } from './subscriptions.ts';
+export { graphDateTime } from './subscriptions.ts';
 
 export interface GraphSandboxOptions {
   directory: SandboxDirectory;
@@ -65,6 +77,16 @@ export interface GraphSandboxOptions {
   limits?: GraphLimits;
   /** Delta tokens kept (Exchange: "dependent on the size of the internal delta token cache"); default 1000. */
   deltaTokenCacheSize?: number;
+  /** The Dovecot mail feed for change notifications (default: one of its own, closed with the sandbox). */
+  feed?: MailFeed;
+  /** Synthetic mailboxes served next to the Dovecot ones (their tenant registered in the directory by the caller). */
+  synthetic?: SyntheticMailboxes;
+  /** CA certificates (PEM) trusted for notification URLs besides the system roots, e.g. the sandbox CA. */
+  trust?: string[];
+  /** Timers for notification retries and subscription expiry (tests inject fake ones). */
+  timers?: Timers;
+  /** Deadlines (ms): validation answer (Graph 10 s), notification POST (Graph 3 s). */
+  notificationTimeouts?: { validationMs?: number; deliveryMs?: number };
   log?: Logger;
 }
 
@@ -79,6 +101,17 @@ export interface GraphSandbox {
   inFlight(mailbox: string): number;
   /** Test hook: forget every delta and skip token; their next use gets 410 SyncStateNotFound. */
   expireDeltaTokens(): void;
+  /** Live change-notification subscriptions (tests, admin). */
+  subscriptions(): SubscriptionInfo[];
+  /** Test hook: sends a lifecycle notification for a subscription (false: it has no lifecycleNotificationUrl). */
+  lifecycle(subscriptionId: string, event: LifecycleEvent): boolean;
+  /** Test hook: drops the next `count` notifications of a subscription (or of every subscription on a mailbox), then sends `missed`. */
+  dropNotifications(subscriptionIdOrMailbox: string, count: number): void;
+  /** Test hook: Exchange removes a subscription: it is deleted and `subscriptionRemoved` is sent. */
+  removeSubscription(subscriptionId: string): void;
+  /** Resolves once no notification is being built or POSTed (retries waiting on timers excepted). */
+  notificationsSettled(): Promise<void>;
+  notificationStats: NotificationStats;
   stats: GraphStats;
   close(): Promise<void>;
 }
@@ -86,24 +119,56 @@ export interface GraphSandbox {
 export async function startGraphSandbox(options: GraphSandboxOptions): Promise<GraphSandbox> {
   const now = options.now ?? Date.now;
   const host = options.host ?? '127.0.0.1';
-  const store = new MailStore(options.dovecot);
+  const log = options.log ?? silentLogger;
+  const synthetic = options.synthetic;
+  const dovecotStore = new MailStore(options.dovecot);
+  const store: GraphMailStore = synthetic ? new RoutedStore(dovecotStore, synthetic) : dovecotStore;
+  const ownFeed = options.feed ? undefined : new DovecotFeed(options.dovecot, { now, log });
+  const feed = options.feed ?? (ownFeed as DovecotFeed);
   const throttle = new Throttle(options.limits, now);
+  const subscriptions = new Subscriptions({
+    directory: options.directory,
+    store,
+    feedFor: (mailbox) => (synthetic?.has(mailbox) ? synthetic : feed),
+    now,
+    timers: options.timers,
+    trust: options.trust,
+    validationTimeoutMs: options.notificationTimeouts?.validationMs,
+    deliveryTimeoutMs: options.notificationTimeouts?.deliveryMs,
+    log,
+  });
+  const backend: Pick<GraphBackend, 'deliver'> = synthetic
+    ? {
+        // sendMail to synthetic recipients lands in their in-memory Inbox; the rest goes over LMTP.
+        async deliver(envelope, raw) {
+          const mine = envelope.to.filter((a) => synthetic.has(a));
+          const rest = envelope.to.filter((a) => !synthetic.has(a));
+          const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(typeof raw === 'string' ? raw : '');
+          for (const a of mine) synthetic.deliverRaw(a, buf);
+          const r = rest.length ? await options.dovecot.deliver({ from: envelope.from, to: rest }, buf) : { accepted: [], rejected: [] };
+          return { accepted: [...mine, ...r.accepted], rejected: r.rejected };
+        },
+      }
+    : options.dovecot;
   const ctx: GraphContext = {
     directory: options.directory,
     jwks: options.jwks,
-    backend: options.dovecot,
+    backend,
     store,
+    subscriptions,
     throttle,
     tokens: new TokenCache(options.deltaTokenCacheSize),
     now,
     stats: { responses: {}, throttled: 0, sent: [], outbound: [] },
-    log: options.log ?? silentLogger,
+    log,
     modified: new Map(),
   };
   const app = buildGraphServer(ctx, options.tls);
   try {
     await app.listen({ host, port: options.port ?? 0 });
   } catch (err) {
+    await subscriptions.close();
+    await ownFeed?.close();
     await store.close();
     throw err;
   }
@@ -116,12 +181,20 @@ export async function startGraphSandbox(options: GraphSandboxOptions): Promise<G
     hold: (mailbox) => throttle.hold(mailbox),
     inFlight: (mailbox) => throttle.inFlight(mailbox),
     expireDeltaTokens: () => ctx.tokens.expire(),
+    subscriptions: () => subscriptions.list(),
+    lifecycle: (id, event) => subscriptions.lifecycle(id, event),
+    dropNotifications: (target, count) => subscriptions.dropNotifications(target, count),
+    removeSubscription: (id) => subscriptions.removeSubscription(id),
+    notificationsSettled: () => subscriptions.settled(),
+    notificationStats: subscriptions.stats,
     stats: ctx.stats,
     async close() {
       if (closed) return;
       closed = true;
       throttle.releaseAll();
       await app.close();
+      await subscriptions.close();
+      await ownFeed?.close();
       await store.close();
     },
   };

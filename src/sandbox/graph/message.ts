@@ -79,7 +79,7 @@ export interface ResourceOptions {
 
 export async function messageResource(m: MessageInput, options: ResourceOptions = {}): Promise<Record<string, unknown>> {
   const parsed = await simpleParser(m.raw, { keepCidLinks: true });
-  const changeKey = Buffer.from(`mailbridge-sandbox:${m.modseq}`).toString('base64');
+  const changeKey = changeKeyOf(m.modseq);
   const from = addresses(parsed.from)[0];
   const sender = addresses(parsed.headers.get('sender') as AddressObject | undefined)[0] ?? from;
   const text = (parsed.text ?? '').trim();
@@ -128,6 +128,11 @@ export async function messageResource(m: MessageInput, options: ResourceOptions 
   const out: Record<string, unknown> = { '@odata.etag': `W/"${changeKey}"`, id: m.id };
   for (const name of [...MESSAGE_PROPERTIES, ...SELECT_ONLY]) if (names.includes(name)) out[name] = full[name];
   return out;
+}
+
+/** A message's changeKey (its @odata.etag is W/"<changeKey>"), derived from its MODSEQ. */
+export function changeKeyOf(modseq: bigint | string): string {
+  return Buffer.from(`mailbridge-sandbox:${modseq}`).toString('base64');
 }
 
 /** mailparser folds Importance, Priority and X-Priority into one `priority` header value. */

@@ -19,7 +19,8 @@ import { incrementalEntries, initialEntries, knownAfter, type ChangeType, type D
 import { errorBody, GraphError, graphErrors } from './errors.ts';
 import { folderId, messageId, parseFolderId, parseMessageId, WELL_KNOWN_FOLDERS, wellKnownByPath, type MessageRef } from './ids.ts';
 import { composeMessage, decodeBase64, isAddress, messageResource, parseSelect, prop, readMimeEnvelope, stripBcc } from './message.ts';
-import { FolderMissing, type GraphBackend, type MailStore, type StoredMessage } from './store.ts';
+import { FolderMissing, type GraphBackend, type GraphMailStore, type StoredMessage } from './store.ts';
+import type { Subscriptions } from './subscriptions.ts';
 import type { Throttle } from './throttle.ts';
 
 /** Graph's request size limit: 4 MB (see graphErrors.tooLarge for the sources). */
@@ -66,8 +67,10 @@ export interface GraphStats {
 export interface GraphContext {
   directory: SandboxDirectory;
   jwks: JwksSource;
-  backend: GraphBackend;
-  store: MailStore;
+  /** Delivery into sandbox mailboxes (sendMail): Dovecot's LMTP, or the synthetic mailboxes for theirs. */
+  backend: Pick<GraphBackend, 'deliver'>;
+  store: GraphMailStore;
+  subscriptions: Subscriptions;
   throttle: Throttle;
   tokens: TokenCache;
   now: () => number;
@@ -167,9 +170,16 @@ export function buildGraphServer(ctx: GraphContext, tls: KeyAndCert) {
 async function handle(ctx: GraphContext, req: FastifyRequest): Promise<Result> {
   const url = new URL(req.url, 'https://graph.sandbox.invalid');
   const principal = await verifyToken(ctx.directory, ctx.jwks, header(req, 'authorization'), ctx.now());
+  const subscriptions = subscriptionPath(url.pathname);
+  if (subscriptions) {
+    // Subscriptions are the app's, not a mailbox's: no mailbox in the path, no mailbox throttle slot.
+    const body = req.body instanceof Buffer ? req.body : undefined;
+    const origin = `https://${req.headers.host ?? 'graph.microsoft.com'}`;
+    return await ctx.subscriptions.handle({ method: req.method, ids: subscriptions.ids, body, principal, origin });
+  }
   const path = parsePath(url.pathname);
   const op = operation(path.route, req.method);
-  const target = resolveMailbox(principal, path.user === 'me' ? 'me' : path.user);
+  const target = resolveMailbox(principal, path.user === 'me' ? 'me' : path.user, ctx.directory);
   requirePermission(principal, target, op);
   const slot = ctx.throttle.acquire(principal.appId, target.address);
   if (slot instanceof GraphError) throw slot;
@@ -231,6 +241,13 @@ function segments(pathname: string): string[] {
     else out.push(seg);
   }
   return out;
+}
+
+/** /v1.0/subscriptions[/{id}[/reauthorize]]: the segments after `subscriptions`, or undefined for other paths. */
+function subscriptionPath(pathname: string): { ids: string[] } | undefined {
+  const segs = segments(pathname);
+  if (segs[0]?.toLowerCase() !== 'v1.0' || segs[1]?.toLowerCase() !== 'subscriptions') return undefined;
+  return { ids: segs.slice(2) };
 }
 
 function parsePath(pathname: string): ParsedPath {

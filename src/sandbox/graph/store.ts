@@ -12,7 +12,12 @@
  * Exchange's standard folders (Sent Items, Deleted Items, Drafts, Junk Email, Archive, Outbox) are
  * created on the first connection to a mailbox, as every Exchange mailbox has them.
  *
- * Limits: no IDLE (the store only answers requests); folder hierarchy is Dovecot's ('.' separated).
+ * Limits: no IDLE (the store only answers requests; change feeds are src/sandbox/feed/); folder
+ * hierarchy is Dovecot's ('.' separated).
+ *
+ * `GraphMailStore` is what the Graph routes need from a store: MailStore implements it over Dovecot,
+ * the synthetic mailboxes (src/sandbox/feed/synthetic.ts) in memory, and `RoutedStore` picks one
+ * per mailbox, so the same routes serve both.
  */
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
 import type { Dovecot } from '../dovecot.ts';
@@ -53,7 +58,79 @@ interface Session {
 /** Thrown when a folder does not exist (and is not one the store creates). */
 export class FolderMissing extends Error {}
 
-export class MailStore {
+/** Header summary of one message (the mail feeds' `message`). */
+export interface StoredSummary {
+  uid: number;
+  flags: Set<string>;
+  modseq: bigint;
+  internalDate: Date;
+  size: number;
+  from?: { address: string; name?: string };
+  subject?: string;
+  messageId?: string;
+}
+
+/** What the Graph routes need from a mail store (Dovecot-backed or synthetic). */
+export interface GraphMailStore {
+  listFolders(mailbox: string): Promise<Array<{ path: string; parentPath: string; name: string }>>;
+  status(mailbox: string, path: string): Promise<FolderStatus | undefined>;
+  snapshot(mailbox: string, path: string): Promise<{ uidValidity: string; modseq: bigint; messages: ListedMessage[] }>;
+  changesSince(mailbox: string, path: string, modseq: bigint): Promise<{ uidValidity: string; modseq: bigint; changed: ListedMessage[]; vanished: number[] }>;
+  fetch(mailbox: string, path: string, uidValidity: string, uids: number[]): Promise<StoredMessage[]>;
+  setFlags(mailbox: string, path: string, uidValidity: string, uid: number, add: string[], remove: string[]): Promise<boolean>;
+  move(mailbox: string, path: string, uidValidity: string, uid: number, destination: string): Promise<{ uid: number; uidValidity: string } | undefined>;
+  expunge(mailbox: string, path: string, uidValidity: string, uid: number): Promise<boolean>;
+  append(mailbox: string, path: string, raw: Buffer, flags: string[], date: Date): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Sends each mailbox to the synthetic store when it owns it, else to the Dovecot one. */
+export class RoutedStore implements GraphMailStore {
+  private readonly main: GraphMailStore;
+  private readonly other: GraphMailStore & { has(mailbox: string): boolean };
+
+  constructor(main: GraphMailStore, other: GraphMailStore & { has(mailbox: string): boolean }) {
+    this.main = main;
+    this.other = other;
+  }
+
+  private pick(mailbox: string): GraphMailStore {
+    return this.other.has(mailbox) ? this.other : this.main;
+  }
+
+  listFolders(mailbox: string) {
+    return this.pick(mailbox).listFolders(mailbox);
+  }
+  status(mailbox: string, path: string) {
+    return this.pick(mailbox).status(mailbox, path);
+  }
+  snapshot(mailbox: string, path: string) {
+    return this.pick(mailbox).snapshot(mailbox, path);
+  }
+  changesSince(mailbox: string, path: string, modseq: bigint) {
+    return this.pick(mailbox).changesSince(mailbox, path, modseq);
+  }
+  fetch(mailbox: string, path: string, uidValidity: string, uids: number[]) {
+    return this.pick(mailbox).fetch(mailbox, path, uidValidity, uids);
+  }
+  setFlags(mailbox: string, path: string, uidValidity: string, uid: number, add: string[], remove: string[]) {
+    return this.pick(mailbox).setFlags(mailbox, path, uidValidity, uid, add, remove);
+  }
+  move(mailbox: string, path: string, uidValidity: string, uid: number, destination: string) {
+    return this.pick(mailbox).move(mailbox, path, uidValidity, uid, destination);
+  }
+  expunge(mailbox: string, path: string, uidValidity: string, uid: number) {
+    return this.pick(mailbox).expunge(mailbox, path, uidValidity, uid);
+  }
+  append(mailbox: string, path: string, raw: Buffer, flags: string[], date: Date) {
+    return this.pick(mailbox).append(mailbox, path, raw, flags, date);
+  }
+  async close(): Promise<void> {
+    await Promise.all([this.main.close(), this.other.close()]);
+  }
+}
+
+export class MailStore implements GraphMailStore {
   private readonly backend: GraphBackend;
   private readonly sessions = new Map<string, Session>();
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -204,6 +281,27 @@ export class MailStore {
         size: m.size ?? m.source?.length ?? 0,
         source: m.source ?? Buffer.alloc(0),
       }));
+    });
+  }
+
+  /** Header summary of one message (envelope, flags, MODSEQ), or undefined when it is gone. */
+  summary(mailbox: string, path: string, uid: number): Promise<StoredSummary | undefined> {
+    return this.run(mailbox, async (client) => {
+      const box = await this.open(client, path);
+      if (box.exists === 0) return undefined;
+      const [m] = await client.fetchAll(String(uid), { uid: true, flags: true, internalDate: true, size: true, envelope: true }, { uid: true });
+      if (!m || m.uid !== uid) return undefined;
+      const from = m.envelope?.from?.[0];
+      return {
+        uid: m.uid,
+        flags: m.flags ?? new Set<string>(),
+        modseq: m.modseq ?? 0n,
+        internalDate: toDate(m.internalDate),
+        size: m.size ?? 0,
+        from: from?.address ? { address: from.address, ...(from.name ? { name: from.name } : {}) } : undefined,
+        subject: m.envelope?.subject,
+        messageId: m.envelope?.messageId,
+      };
     });
   }
 

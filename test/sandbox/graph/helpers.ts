@@ -12,7 +12,8 @@ import { Agent, fetch } from 'undici';
 import { createSandboxCa, type KeyAndCert, type SandboxCa } from '../../../src/sandbox/ca.ts';
 import { SandboxDirectory } from '../../../src/sandbox/directory.ts';
 import { startDovecot, type Dovecot } from '../../../src/sandbox/dovecot.ts';
-import { startGraphSandbox, type GraphLimits, type GraphSandbox } from '../../../src/sandbox/graph/index.ts';
+import { SyntheticMailboxes } from '../../../src/sandbox/feed/synthetic.ts';
+import { startGraphSandbox, type GraphLimits, type GraphSandbox, type Timers } from '../../../src/sandbox/graph/index.ts';
 
 export const T = {
   contoso: '1c000000-0000-4000-8000-000000000001',
@@ -108,6 +109,8 @@ export interface Rig {
   dovecot: Dovecot;
   directory: SandboxDirectory;
   graph: GraphSandbox;
+  /** Synthetic mailboxes in tenant Contoso, when started with `synthetic`. */
+  synthetic?: SyntheticMailboxes;
   jwks: JSONWebKeySet;
   /** Clock the Graph sandbox reads; tests move it forward. */
   clock: { offsetMs: number };
@@ -122,7 +125,17 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export async function startRig(options: { limits?: GraphLimits; deltaTokenCacheSize?: number } = {}): Promise<Rig> {
+export interface RigOptions {
+  limits?: GraphLimits;
+  deltaTokenCacheSize?: number;
+  /** Synthetic mailboxes (user00001@domain …) added to tenant Contoso. */
+  synthetic?: { mailboxes: number; domain?: string };
+  /** Timers for notification retries and subscription expiry. */
+  timers?: Timers;
+  notificationTimeouts?: { validationMs?: number; deliveryMs?: number };
+}
+
+export async function startRig(options: RigOptions = {}): Promise<Rig> {
   const ca = createSandboxCa();
   const tls = ca.issueServer();
   const signer = await generateKeyPair('RS256', { extractable: true });
@@ -132,10 +145,25 @@ export async function startRig(options: { limits?: GraphLimits; deltaTokenCacheS
   const directory = sandboxDirectory();
   const clock = { offsetMs: 0 };
   const now = () => Date.now() + clock.offsetMs;
+  const synthetic = options.synthetic ? new SyntheticMailboxes({ ...options.synthetic, now }) : undefined;
+  if (synthetic) directory.addSynthetic(T.contoso, synthetic);
   const dovecot = await startDovecot({ tls });
   let graph: GraphSandbox;
   try {
-    graph = await startGraphSandbox({ directory, jwks, tls, dovecot, now, limits: options.limits, deltaTokenCacheSize: options.deltaTokenCacheSize });
+    graph = await startGraphSandbox({
+      directory,
+      jwks,
+      tls,
+      dovecot,
+      now,
+      limits: options.limits,
+      deltaTokenCacheSize: options.deltaTokenCacheSize,
+      synthetic,
+      // Notification receivers in tests hold certificates from this CA.
+      trust: [ca.certPem],
+      timers: options.timers,
+      notificationTimeouts: options.notificationTimeouts,
+    });
   } catch (err) {
     await dovecot.stop();
     throw err;
@@ -159,6 +187,7 @@ export async function startRig(options: { limits?: GraphLimits; deltaTokenCacheS
     dovecot,
     directory,
     graph,
+    ...(synthetic ? { synthetic } : {}),
     jwks,
     clock,
     appToken(app = APP.relay, claims = {}, o = {}) {
