@@ -12,6 +12,9 @@ import { connector } from './entries/connector.ts';
 import { relay } from './entries/relay.ts';
 import { sandbox } from './entries/sandbox.ts';
 import { notify } from './entries/notify.ts';
+import { watchGraph } from './entries/watch-graph.ts';
+import { watchEws } from './entries/watch-ews.ts';
+import { watchImap } from './entries/watch-imap.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -23,6 +26,9 @@ export const catalogue = {
   ...relay,
   ...sandbox,
   ...notify,
+  ...watchGraph,
+  ...watchEws,
+  ...watchImap,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

@@ -5,6 +5,7 @@
  * the bearer keys of the subscriptions API (`api.keys.<name>`).
  */
 import { z } from 'zod';
+import { watchSchema } from './watchers/config.ts';
 
 // Defined here rather than imported from config/schema.ts: the root schema will import this file.
 const secret = z
@@ -84,6 +85,7 @@ export const notifySchema = z
     webpush: webPushSinkSchema.optional(),
     apns: apnsSinkSchema.optional(),
     fcm: fcmSinkSchema.optional(),
+    watch: watchSchema.optional().meta({ description: 'Watched mailboxes: Graph change notifications, EWS streaming/push, IMAP IDLE' }),
   })
   .strict();
 

@@ -47,6 +47,8 @@ export interface NewMessageEvent extends EventBase {
   subject?: string;
   /** When the message arrived in the mailbox (ISO 8601). */
   receivedAt: string;
+  /** Unread messages in the mailbox's inbox after the arrival (the badge count), when the watcher knows it. */
+  unreadCount?: number;
 }
 
 export interface ReadStateEvent extends EventBase {
@@ -93,6 +95,7 @@ export function newMessage(input: EventInput<NewMessageEvent>, now = new Date())
   };
   if (input.sender) out.sender = input.sender.name ? { address: input.sender.address, name: input.sender.name } : { address: input.sender.address };
   if (input.subject !== undefined) out.subject = input.subject;
+  if (input.unreadCount !== undefined) out.unreadCount = input.unreadCount;
   return out;
 }
 

@@ -13,6 +13,7 @@ import type { Store } from '../store/index.ts';
 import { notifyApi } from './api.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import { sealedNotifyRepository } from './sealed.ts';
 import type { Sink } from './sinks/types.ts';
 
 type Reveal = (stored: string, field: string) => string;
@@ -93,14 +94,27 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   const sinks = await buildSinks(config, reveal);
   const apiKeys = Object.fromEntries(Object.entries(config.api.keys).map(([name, stored]) => [name, reveal(stored, `notify.api.keys.${name}`)]));
   if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
-  const dispatcher = createDispatcher({ repo: store.notify, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}) });
+  // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.
+  const repo = typeof options.secretBox === 'function' ? store.notify : sealedNotifyRepository(store.notify, options.secretBox);
+  const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}) });
   dispatcher.start();
   log.info({ sinks: [...sinks.keys()] }, 'notify: dispatcher started');
+  // Delivered events (and with them their ids, the memory of deduplication) are kept retentionHours.
+  const now = options.now ?? Date.now;
+  const purge = () =>
+    store.notify
+      .purge(now() - config.retentionHours * 3_600_000)
+      .then((n) => n > 0 && log.info({ events: n }, 'notify: purged delivered events past notify.retentionHours'))
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'notify: purge failed; retrying in an hour'));
+  void purge();
+  const purgeTimer = setInterval(() => void purge(), 3_600_000);
+  purgeTimer.unref();
   return {
     dispatcher,
     sinks,
-    routes: (http) => notifyApi(http, { repo: store.notify, sinks, apiKeys, ...(options.now ? { now: options.now } : {}) }),
+    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, ...(options.now ? { now: options.now } : {}) }),
     async close() {
+      clearInterval(purgeTimer);
       await dispatcher.stop();
       for (const s of sinks.values()) await s.close?.();
     },

@@ -11,6 +11,7 @@ import type { Logger } from '../log/index.ts';
 import type { Identity } from '../identity/index.ts';
 import type { RelayService } from '../relay/transports/service.ts';
 import type { NotifyService } from '../notify/service.ts';
+import type { WatchService } from '../notify/watchers/service.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -21,6 +22,8 @@ export interface Gateway {
   relay?: RelayService;
   /** New-mail notifications (dispatcher, sinks, subscriptions API), when mailbridge.yaml has a `notify:` section. */
   notify?: NotifyService;
+  /** The watchers of notify.watch (Graph, EWS, IMAP IDLE), when groups are configured. */
+  watch?: WatchService;
   /** `reason` (e.g. the signal) goes into the relay's stop mail. */
   close(reason?: string): Promise<void>;
 }
@@ -47,43 +50,49 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
 
   let identity: Identity | undefined;
   let relay: RelayService | undefined;
-  if (config.relay) {
-    try {
-      const [{ openSecretBox }, { keyFileFor }, { createIdentity }, { startRelayService }] = await Promise.all([
-        import('../config/secrets.ts'),
-        import('../config/index.ts'),
-        import('../identity/index.ts'),
-        import('../relay/transports/service.ts'),
-      ]);
+  let notify: NotifyService | undefined;
+  let watch: WatchService | undefined;
+  const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
+  try {
+    if (config.relay || config.notify) {
+      const [{ openSecretBox }, { keyFileFor }, { createIdentity }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts'), import('../identity/index.ts')]);
       const env = options.env ?? process.env;
       const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
       const secretBox = await openSecretBox({ keyFile, env });
-      identity = createIdentity({ config, kv: store.kv, secretBox, log, env });
-      relay = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity, env });
-    } catch (err) {
-      await identity?.close();
-      await store.close();
-      throw err;
+      if (config.relay || watchGroups) identity = createIdentity({ config, kv: store.kv, secretBox, log, env });
+      if (config.relay) {
+        const { startRelayService } = await import('../relay/transports/service.ts');
+        relay = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity!, env });
+      }
+      if (config.notify) {
+        const { startNotifyService } = await import('../notify/service.ts');
+        notify = await startNotifyService({ config: config.notify, store, log, secretBox });
+        if (watchGroups && config.notify.watch) {
+          const { startWatchService } = await import('../notify/watchers/service.ts');
+          const tokens = identity!;
+          const dispatcher = notify.dispatcher;
+          watch = await startWatchService({
+            config: config.notify.watch,
+            ...(config.server.publicUrl ? { serverPublicUrl: config.server.publicUrl } : {}),
+            connections: config.connections,
+            kv: store.kv,
+            publish: async (e) => ({ duplicate: (await dispatcher.publish(e)).duplicate }),
+            token: async (connection, resource) => (await tokens.getToken(connection, resource)).accessToken,
+            reveal: (stored) => secretBox.reveal(stored),
+            seal: (plain) => secretBox.seal(plain),
+            open: (sealed) => secretBox.open(sealed),
+            log,
+          });
+        }
+      }
     }
-  }
-
-  let notify: NotifyService | undefined;
-  if (config.notify) {
-    try {
-      const [{ openSecretBox }, { keyFileFor }, { startNotifyService }] = await Promise.all([
-        import('../config/secrets.ts'),
-        import('../config/index.ts'),
-        import('../notify/service.ts'),
-      ]);
-      const env = options.env ?? process.env;
-      const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
-      notify = await startNotifyService({ config: config.notify, store, log, secretBox: await openSecretBox({ keyFile, env }) });
-    } catch (err) {
-      await relay?.close('start failed', 0);
-      await identity?.close();
-      await store.close();
-      throw err;
-    }
+  } catch (err) {
+    await watch?.close();
+    await notify?.close();
+    await relay?.close('start failed', 0);
+    await identity?.close();
+    await store.close();
+    throw err;
   }
 
   await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
@@ -91,6 +100,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     if (notify) await http.register(notify.routes);
     await http.listen({ host: config.server.listen, port: config.server.port });
   } catch (err) {
+    await watch?.close();
     await notify?.close();
     await relay?.close('start failed', 0);
     await identity?.close();
@@ -106,9 +116,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     url: `http://${host}:${port}`,
     ...(relay ? { relay } : {}),
     ...(notify ? { notify } : {}),
+    ...(watch ? { watch } : {}),
     async close(reason?: string) {
       await relay?.close(reason);
       await http.close();
+      // Watchers first: nothing publishes into a stopped dispatcher.
+      await watch?.close();
       await notify?.close();
       await identity?.close();
       await store.close();

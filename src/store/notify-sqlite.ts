@@ -308,6 +308,21 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       const sql = `SELECT * FROM notify_deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY mailbox, seq, subscription_id LIMIT ?`;
       return (db.prepare(sql).all(...values) as unknown as DeliveryRow[]).map(toDelivery);
     },
+    async listEvents(query = {}) {
+      const where: string[] = ['rowid > ?'];
+      const values: SQLInputValue[] = [query.after ?? 0];
+      if (query.mailbox !== undefined) {
+        where.push('mailbox = ?');
+        values.push(query.mailbox.toLowerCase());
+      }
+      if (query.after === undefined && query.last !== undefined) {
+        // The newest `last` events, returned oldest first (what `mailbridge watch` shows on start).
+        const rows = db.prepare(`SELECT rowid AS cursor, * FROM notify_events WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT ?`).all(...values, query.last) as unknown as Array<EventRow & { cursor: number }>;
+        return rows.reverse().map((r) => ({ ...toEvent(r), cursor: r.cursor }));
+      }
+      const rows = db.prepare(`SELECT rowid AS cursor, * FROM notify_events WHERE ${where.join(' AND ')} ORDER BY rowid LIMIT ?`).all(...values, query.limit ?? 1000) as unknown as Array<EventRow & { cursor: number }>;
+      return rows.map((r) => ({ ...toEvent(r), cursor: r.cursor }));
+    },
     async counts() {
       const out = Object.fromEntries(DELIVERY_STATES.map((st) => [st, 0])) as Record<DeliveryState, number>;
       for (const r of s.counts.all() as Array<{ state: DeliveryState; n: number }>) out[r.state] = r.n;

@@ -109,6 +109,11 @@ export interface NotifyRepository {
   getDelivery(subscriptionId: string, eventId: string): Promise<NotifyDeliveryRecord | undefined>;
   listDeliveries(query?: { subscriptionId?: string; states?: readonly DeliveryState[]; limit?: number }): Promise<NotifyDeliveryRecord[]>;
   counts(): Promise<Record<DeliveryState, number>>;
+  /**
+   * Published events in publication order, after a cursor (for `mailbridge watch`): `after` the
+   * cursor of the last event seen, or the `last` n events when there is no cursor yet.
+   */
+  listEvents(query?: { after?: number; last?: number; limit?: number; mailbox?: string }): Promise<Array<NotifyEventRecord & { cursor: number }>>;
   /** Deletes finished deliveries and events older than `before` that no pending delivery needs; the number of events deleted. */
   purge(before: number): Promise<number>;
 }

@@ -122,4 +122,28 @@ export const notify = {
       de: 'Senden Sie den Header „Authorization: Bearer <Schlüssel>“. Legen Sie einen Schlüssel mit `mailbridge secret set notify.api.keys.<name>` an (mindestens 16 Zufallszeichen) und starten Sie mailbridge neu.',
     },
   },
+  MB_NOTIFY_POOL_FULL: {
+    http: 400,
+    title: { en: 'Listener pool full', de: 'Listener-Pool voll' },
+    cause: {
+      en: 'The watch group {group} has {mailboxes} mailboxes, but its {listeners} listener(s) hold {capacity} together; {missing} mailbox(es) would not be watched, so the group was not started.',
+      de: 'Die Überwachungsgruppe {group} hat {mailboxes} Postfächer, ihre {listeners} Listener fassen zusammen aber nur {capacity}; {missing} Postfach/Postfächer würden nicht überwacht, deshalb wurde die Gruppe nicht gestartet.',
+    },
+    fix: {
+      en: 'Add a listener to notify.watch.groups.{group}.listeners (another connection or service account, capacity up to 1,250 each, as MaaS360 listener accounts), raise a listener\'s capacity, or move mailboxes to another group. Then run `mailbridge config check` and restart.',
+      de: 'Fügen Sie notify.watch.groups.{group}.listeners einen Listener hinzu (eine weitere Verbindung oder ein Dienstkonto, je bis zu 1.250 Postfächer, wie MaaS360-Listener-Konten), erhöhen Sie die Kapazität eines Listeners oder verschieben Sie Postfächer in eine andere Gruppe. Danach `mailbridge config check` ausführen und neu starten.',
+    },
+  },
+  MB_NOTIFY_WATCH_NO_CONNECTION: {
+    http: 400,
+    title: { en: 'Listener without a connection', de: 'Listener ohne Verbindung' },
+    cause: {
+      en: 'The listener {listener} of watch group {group} needs an access token (Graph, or IMAP with XOAUTH2), but it names an account instead of a connection.',
+      de: 'Der Listener {listener} der Überwachungsgruppe {group} braucht ein Zugriffstoken (Graph oder IMAP mit XOAUTH2), nennt aber ein Konto statt einer Verbindung.',
+    },
+    fix: {
+      en: 'Give the listener `connection: <name>` (a connection under connections:), or for IMAP set imap.auth to password login. Accounts with a password work for EWS on premises and IMAP only.',
+      de: 'Geben Sie dem Listener `connection: <Name>` (eine Verbindung unter connections:) oder stellen Sie für IMAP imap.auth auf Passwort-Anmeldung. Konten mit Passwort gehen nur für EWS on-premises und IMAP.',
+    },
+  },
 } satisfies CatalogueSection;

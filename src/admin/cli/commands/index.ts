@@ -15,6 +15,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   'relay-user': async () => (await import('./relay-user.ts')).command,
   fetch: async () => (await import('./fetch.ts')).command,
   notify: async () => (await import('./notify.ts')).command,
+  watch: async () => (await import('./watch.ts')).command,
   sandbox: async () => (await import('./sandbox.ts')).command,
   'sandbox-admin': async () => (await import('./sandbox-admin.ts')).command,
 };

@@ -16,6 +16,7 @@ import { MbError, renderText, toMbError } from '../../../errors/index.ts';
 import type { Text } from '../../../i18n/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import { forSubscription, newMessage } from '../../../notify/events.ts';
+import { sealedNotifyRepository } from '../../../notify/sealed.ts';
 import { buildSink, isSinkKind, SINK_KINDS } from '../../../notify/service.ts';
 import type { Sink } from '../../../notify/sinks/types.ts';
 import { openStore, type Store } from '../../../store/index.ts';
@@ -138,7 +139,7 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
     let subscription: NotifySubscriptionRecord;
     if (isSub) {
       store = await openStore(config.store);
-      const found = await store.notify.getSubscription(target);
+      const found = await sealedNotifyRepository(store.notify, await openSecretBox({ keyFile, env: ctx.env })).getSubscription(target);
       if (!found) return fail(new MbError('MB_NOTIFY_SUBSCRIPTION_NOT_FOUND', { id: target }));
       subscription = found;
     } else {

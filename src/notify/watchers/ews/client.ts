@@ -1,0 +1,199 @@
+/**
+ * HTTP for the EWS watcher: one undici Agent per watcher (keep-alive sockets shared by every
+ * mailbox and group), SOAP POSTs with the headers Exchange routes by, and the hanging
+ * GetStreamingEvents response read as text chunks.
+ *
+ * Headers (facts §5.4–5.5): `Authorization` (whatever the caller's provider returns: Bearer or
+ * Basic), `X-AnchorMailbox` (the mailbox, or the group's anchor), `X-PreferServerAffinity: true` and
+ * `Cookie: X-BackEndOverrideCookie=…` for a subscription group, the ExchangeImpersonation SOAP header
+ * for app-only access. The affinity cookie of a response is handed back to the caller, who keeps
+ * it per group.
+ *
+ * Back-off: ErrorServerBusy (either shape) and HTTP 503 are retried after BackOffMilliseconds
+ * (capped, default 30 s when Exchange names none), a few times, before the error goes up.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import { registerSecret } from '../../../log/redact.ts';
+import { envelope, EwsError, soapBody } from './soap.ts';
+import type { XEl, XNode } from './xml.ts';
+
+export interface EwsTarget {
+  url: string;
+  /** The mailbox whose credentials are used (and impersonated when `impersonate`). */
+  mailbox: string;
+  /** X-AnchorMailbox; default: `mailbox`. */
+  anchor?: string;
+  /** Subscription-group requests: X-PreferServerAffinity and the group's cookie. */
+  affinity?: boolean;
+  cookie?: string;
+}
+
+export interface ClientOptions {
+  version: string;
+  impersonation: boolean;
+  authorization: (mailbox: string) => Promise<string>;
+  ca?: string;
+  /** Per request (not the stream): headers and body. */
+  timeoutMs: number;
+  /** Longest wait honoured for one back-off. */
+  maxBackOffMs: number;
+  busyRetries: number;
+  /** Told of every back-off before it is waited out. */
+  onBusy?: (target: EwsTarget, ms: number, err: EwsError) => void;
+  signal: AbortSignal;
+  /** Slot name for registerSecret (one per watcher). */
+  secretSlot: string;
+}
+
+export interface CallResult {
+  body: XNode;
+  /** `X-BackEndOverrideCookie=…` when the response set one. */
+  affinityCookie?: string;
+}
+
+export class EwsClient {
+  readonly agent: Agent;
+  private readonly o: ClientOptions;
+  private lastSecret = '';
+
+  constructor(o: ClientOptions) {
+    this.o = o;
+    this.agent = new Agent({ connect: o.ca ? { ca: o.ca } : {}, keepAliveTimeout: 60_000 });
+  }
+
+  private async headers(t: EwsTarget): Promise<Record<string, string>> {
+    const auth = await this.o.authorization(t.mailbox);
+    // Bearer tokens are masked by the logger's patterns; a Basic value is a password in disguise.
+    if (!/^Bearer /i.test(auth) && auth !== this.lastSecret) {
+      registerSecret(auth, this.o.secretSlot);
+      registerSecret(auth.replace(/^Basic\s+/i, ''), `${this.o.secretSlot}:b64`);
+      this.lastSecret = auth;
+    }
+    const h: Record<string, string> = {
+      'content-type': 'text/xml; charset=utf-8',
+      accept: 'text/xml',
+      authorization: auth,
+      'x-anchormailbox': t.anchor ?? t.mailbox,
+    };
+    if (t.affinity) h['x-preferserveraffinity'] = 'true';
+    if (t.cookie) h.cookie = t.cookie;
+    return h;
+  }
+
+  private body(t: EwsTarget, op: XEl): string {
+    return envelope({ version: this.o.version, impersonate: this.o.impersonation ? t.mailbox : undefined }, op);
+  }
+
+  /** One SOAP request; ErrorServerBusy is waited out and retried. Throws EwsError. */
+  async call(t: EwsTarget, op: XEl): Promise<CallResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(t, op);
+      } catch (err) {
+        if (!(err instanceof EwsError) || !isBusy(err) || attempt >= this.o.busyRetries) throw err;
+        const ms = this.backOffMs(err);
+        this.o.onBusy?.(t, ms, err);
+        await sleep(ms, this.o.signal);
+      }
+    }
+  }
+
+  backOffMs(err: EwsError): number {
+    return Math.min(this.o.maxBackOffMs, Math.max(0, err.backOffMs ?? 30_000));
+  }
+
+  private async once(t: EwsTarget, op: XEl): Promise<CallResult> {
+    const res = await this.send(t, op, this.o.timeoutMs, this.o.signal);
+    const text = await res.body.text();
+    const body = soapBody(text, res.statusCode);
+    if (res.statusCode !== 200) throw new EwsError(`Http${res.statusCode}`, `EWS answered HTTP ${res.statusCode}`, { status: res.statusCode });
+    const cookie = affinityCookie(res.headers);
+    return cookie ? { body, affinityCookie: cookie } : { body };
+  }
+
+  /**
+   * Opens GetStreamingEvents. Resolves once the response headers are in (200), with the affinity
+   * cookie if set; `onText` then gets every chunk until the server ends the response, the signal
+   * aborts, or an error, which `done` reports (resolves on a clean end).
+   */
+  async stream(t: EwsTarget, op: XEl, signal: AbortSignal, onText: (text: string) => void): Promise<{ affinityCookie?: string; done: Promise<void> }> {
+    const res = await this.send(t, op, 0, signal);
+    if (res.statusCode !== 200) {
+      const text = await res.body.text();
+      soapBody(text, res.statusCode); // throws the fault when there is one
+      throw new EwsError(`Http${res.statusCode}`, `EWS answered HTTP ${res.statusCode}`, { status: res.statusCode });
+    }
+    res.body.setEncoding('utf8');
+    const done = (async () => {
+      try {
+        for await (const chunk of res.body) onText(chunk as string);
+      } catch (err) {
+        throw err instanceof EwsError ? err : new EwsError('Network', `streaming connection lost: ${(err as Error).message}`, { cause: err });
+      }
+    })();
+    const cookie = affinityCookie(res.headers);
+    return cookie ? { affinityCookie: cookie, done } : { done };
+  }
+
+  private async send(t: EwsTarget, op: XEl, timeoutMs: number, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const headers = await this.headers(t);
+    try {
+      const res = await request(t.url, {
+        method: 'POST',
+        headers,
+        body: this.body(t, op),
+        dispatcher: this.agent,
+        signal,
+        headersTimeout: timeoutMs || this.o.timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        await res.body.dump();
+        throw new EwsError(`Http${res.statusCode}`, `EWS refused the credentials (HTTP ${res.statusCode})`, { status: res.statusCode });
+      }
+      if (res.statusCode === 503) {
+        await res.body.dump();
+        // Facts §5.5: 503 = requests queued in IIS; treated like ErrorServerBusy without a hint.
+        throw new EwsError('ErrorServerBusy', 'EWS answered HTTP 503 (server busy)', { status: 503 });
+      }
+      return res;
+    } catch (err) {
+      if (err instanceof EwsError) throw err;
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new EwsError('Aborted', 'aborted');
+      throw new EwsError('Network', `${t.url}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
+  }
+}
+
+export function isBusy(err: unknown): err is EwsError {
+  return err instanceof EwsError && err.code === 'ErrorServerBusy';
+}
+
+function affinityCookie(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const raw = headers['set-cookie'];
+  for (const c of Array.isArray(raw) ? raw : raw ? [raw] : []) {
+    const m = /^\s*(X-BackEndOverrideCookie=[^;]*)/i.exec(c);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

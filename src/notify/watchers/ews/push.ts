@@ -1,0 +1,205 @@
+/**
+ * EWS push notifications (facts §5.3): each mailbox gets a PushSubscriptionRequest whose URL is a
+ * route on the inbound listener; Exchange POSTs SendNotification there and the watcher answers
+ * `SubscriptionStatus OK` (or `Unsubscribe` for a subscription it does not know, which ends
+ * Exchange's retries for it).
+ *
+ * Durability: a notification's events are published before its last watermark is saved (kv
+ * `push:<mailbox>`) and before the answer; if publishing fails the answer is HTTP 500, and Exchange
+ * sends the notification again. Subscriptions are made with the saved watermark, so a restart
+ * (or a resubscribe) replays what happened since; ErrorInvalidWatermark (too old) falls back to a
+ * new subscription. Each subscribe is followed by a SyncFolderItems catch-up (mailbox.ts), as in
+ * streaming mode; stable event ids keep the overlap from being delivered twice.
+ *
+ * Liveness: Exchange sends a StatusEvent every StatusFrequency minutes when idle and gives up after
+ * its retries; a subscription silent for more than 2 × StatusFrequency is made again from the last
+ * watermark.
+ *
+ * The callback URL carries a random token (kept in kv, sealed when the SecretBox is available):
+ * Exchange push has no authentication of its own, and the token keeps strangers from injecting
+ * notifications for a known subscription id.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { registerSecret } from '../../../log/redact.ts';
+import type { EwsClient } from './client.ts';
+import { catchUp, explainEws, handleEvents, KV_NAMESPACE, prepare, target, type Core, type Member } from './mailbox.ts';
+import { EwsError, parseSendNotification, parseSubscribe, sendNotificationResult, subscribePush } from './soap.ts';
+import type { Limiter } from './streaming.ts';
+
+export interface PushTiming {
+  statusFrequencyMinutes: number;
+  /** How often silence is checked (default: a quarter of StatusFrequency). */
+  watchdogMs: number;
+  subscribeRetryMs: number;
+}
+
+export class PushWatch {
+  private readonly core: Core;
+  private readonly members: Member[];
+  private readonly timing: PushTiming;
+  private readonly limiter: Limiter;
+  private readonly bySub = new Map<string, Member>();
+  private readonly route: string;
+  private readonly inbound: { publicUrl: string };
+  private token?: Buffer;
+  private watchdog?: ReturnType<typeof setInterval>;
+  /** Notifications answered (tests and `mailbridge watch`). */
+  readonly stats = { notifications: 0, unsubscribed: 0, resubscribed: 0 };
+
+  constructor(core: Core, members: Member[], timing: PushTiming, limiter: Limiter, inbound: { http: FastifyInstance; publicUrl: string }) {
+    this.core = core;
+    this.members = members;
+    this.timing = timing;
+    this.limiter = limiter;
+    this.route = `/notify/ews/${encodeURIComponent(core.listener)}`;
+    // Read when subscribing, not now: the service may learn its public URL only once it listens.
+    this.inbound = inbound;
+    this.register(inbound.http);
+  }
+
+  private get client(): EwsClient {
+    return this.core.client;
+  }
+
+  private register(http: FastifyInstance): void {
+    // Scoped plugin: the text/xml parser stays inside it, so other routes of the inbound listener are not affected.
+    void http.register(async (scope) => {
+      scope.addContentTypeParser(['text/xml', 'application/soap+xml'], { parseAs: 'string', bodyLimit: 4 * 1024 * 1024 }, (_req, body, done) => done(null, body));
+      scope.post(`${this.route}/:token`, async (req, reply) => {
+        const given = Buffer.from(String((req.params as { token?: string }).token ?? ''));
+        if (!this.token || given.length !== this.token.length || !timingSafeEqual(given, this.token)) return reply.code(404).send();
+        const { status, body } = await this.onNotification(String(req.body ?? ''));
+        return reply.code(status).header('content-type', 'text/xml; charset=utf-8').send(body);
+      });
+    });
+  }
+
+  private now(): number {
+    return this.core.ctx.now();
+  }
+
+  private async loadToken(): Promise<void> {
+    const { kv, seal, reveal } = this.core.ctx;
+    const key = `push-token:${this.core.listener}`;
+    const stored = await kv.get(KV_NAMESPACE, key);
+    let token = stored ? (reveal && stored.startsWith('sealed:') ? reveal(stored.slice(7)) : stored) : undefined;
+    if (!token) {
+      token = randomBytes(24).toString('base64url');
+      await kv.set(KV_NAMESPACE, key, seal ? `sealed:${seal(token)}` : token);
+    }
+    registerSecret(token);
+    this.token = Buffer.from(token);
+  }
+
+  callbackUrl(): string {
+    return `${this.inbound.publicUrl.replace(/\/+$/, '')}${this.route}/${this.token!.toString()}`;
+  }
+
+  async start(): Promise<void> {
+    await this.loadToken();
+    await Promise.all(this.members.map((m) => this.limiter.run(() => m.run(() => this.subscribe(m)))));
+    this.watchdog = setInterval(() => this.checkSilence(), this.timing.watchdogMs);
+    this.watchdog.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const m of this.members) m.set('stopped', this.now());
+  }
+
+  /** Subscribes (from the saved watermark when there is one), then catches up. */
+  private async subscribe(m: Member): Promise<void> {
+    if (this.core.signal.aborted) return;
+    const key = `push:${m.address}`;
+    try {
+      await prepare(this.core, m);
+      const saved = await this.core.ctx.kv.get(KV_NAMESPACE, key);
+      let watermark = saved ? (JSON.parse(saved) as { watermark?: string }).watermark : undefined;
+      let res;
+      for (;;) {
+        try {
+          res = await this.client.call(
+            target(m),
+            subscribePush({ folders: m.folders, mailbox: this.core.impersonation ? undefined : m.address, url: this.callbackUrl(), statusFrequency: this.timing.statusFrequencyMinutes, watermark }),
+          );
+          break;
+        } catch (err) {
+          if (watermark && err instanceof EwsError && (err.code === 'ErrorInvalidWatermark' || err.code === 'ErrorExpiredWatermark')) {
+            watermark = undefined; // too old: a new subscription, and the catch-up covers the gap
+            continue;
+          }
+          throw err;
+        }
+      }
+      const sub = parseSubscribe(res.body);
+      if (m.subId) this.bySub.delete(m.subId);
+      m.subId = sub.subscriptionId;
+      m.lastHeard = this.now();
+      this.bySub.set(sub.subscriptionId, m);
+      await this.core.ctx.kv.set(KV_NAMESPACE, key, JSON.stringify({ id: sub.subscriptionId, watermark: sub.watermark ?? watermark }));
+      m.set('catching-up', this.now());
+      await catchUp(this.core, m);
+      m.set('watching', this.now());
+    } catch (err) {
+      if (this.core.signal.aborted) return;
+      const e = explainEws(err, { operation: 'Subscribe', mailbox: m.address, url: m.url });
+      m.retryAt = this.now() + this.timing.subscribeRetryMs;
+      m.set('failed', this.now(), e);
+      this.core.report(m, e);
+    }
+  }
+
+  private checkSilence(): void {
+    const limit = 2 * this.timing.statusFrequencyMinutes * 60_000;
+    for (const m of this.members) {
+      const silent = m.subId ? this.now() - m.lastHeard > limit : m.retryAt <= this.now();
+      if (!silent || m.state === 'catching-up') continue;
+      m.lastHeard = this.now(); // one resubscribe per silence period
+      m.set('reconnecting', this.now());
+      this.stats.resubscribed++;
+      void this.limiter.run(() => m.run(() => this.subscribe(m)));
+    }
+  }
+
+  /** Test hook: run the silence check now. */
+  checkNow(): void {
+    this.checkSilence();
+  }
+
+  async onNotification(xml: string): Promise<{ status: number; body: string }> {
+    let notes;
+    try {
+      notes = parseSendNotification(xml);
+    } catch (err) {
+      this.core.ctx.log.warn({ err }, 'ews push: unreadable SendNotification');
+      return { status: 400, body: '' };
+    }
+    let unknown = false;
+    for (const n of notes) {
+      const m = this.bySub.get(n.subscriptionId);
+      if (!m) {
+        unknown = true;
+        continue;
+      }
+      m.lastHeard = this.now();
+      this.stats.notifications++;
+      try {
+        await m.run(async () => {
+          await handleEvents(this.core, m, n.events);
+          const last = [...n.events].reverse().find((e) => e.watermark)?.watermark;
+          if (last && m.subId === n.subscriptionId) {
+            await this.core.ctx.kv.set(KV_NAMESPACE, `push:${m.address}`, JSON.stringify({ id: n.subscriptionId, watermark: last }));
+          }
+        });
+        if (m.state !== 'catching-up') m.set('watching', this.now());
+      } catch (err) {
+        // Not answered OK: Exchange sends the notification again (its retry schedule, facts §5.3).
+        this.core.report(m, explainEws(err, { operation: 'SendNotification', mailbox: m.address, url: m.url }));
+        return { status: 500, body: '' };
+      }
+    }
+    if (unknown) this.stats.unsubscribed++;
+    return { status: 200, body: sendNotificationResult(unknown && notes.every((n) => !this.bySub.has(n.subscriptionId)) ? 'Unsubscribe' : 'OK') };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Settings of the IMAP IDLE watcher (one block per watch listener that uses IMAP). The lead's watch
+ * configuration embeds this schema; defaults fit Exchange Online on 993 with XOAUTH2.
+ */
+import { z } from 'zod';
+
+// The `secret` mark is what config/schema-walk.ts reads (same definition as in connector/config.ts).
+const secret = z
+  .string()
+  .min(1)
+  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
+
+export const imapWatchSchema = z
+  .object({
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "IMAP server (default: the connection's cloud, e.g. outlook.office365.com)" }),
+    port: z.int().min(1).max(65535).default(993),
+    tls: z
+      .enum(['implicit', 'starttls', 'none'])
+      .default('implicit')
+      .meta({ description: 'implicit: TLS from the start (993); starttls: upgrade on 143; none: cleartext, only for a server on this machine' }),
+    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. of an on-premises server or a TLS-inspecting proxy' }),
+    servername: z.string().optional().meta({ description: 'TLS server name, when host is an IP address' }),
+    auth: z
+      .union([
+        z.literal('xoauth2'),
+        z
+          .object({
+            user: z
+              .string()
+              .min(1)
+              .default('{mailbox}')
+              .meta({ description: 'Login name; {mailbox} stands for the watched address (e.g. "{mailbox}*master" for a Dovecot master user)' }),
+            password: secret,
+          })
+          .strict(),
+      ])
+      .default('xoauth2')
+      .meta({ description: "xoauth2: the connection's token, user = the mailbox (Exchange Online, IMAP.AccessAsApp); or { user, password } for on-premises servers" }),
+    idleRestartSeconds: z
+      .int()
+      .min(60)
+      .max(1740)
+      .default(600)
+      .meta({ description: 'Restart IDLE this often (Exchange ends IDLE after 29 minutes; 10 minutes is known to work well)' }),
+    resyncSeconds: z
+      .int()
+      .min(30)
+      .max(86_400)
+      .default(900)
+      .meta({ description: 'Look at each folder this often even without a word from the server (a safety net for servers that drop IDLE notifications; the only mechanism without IDLE)' }),
+    reconnect: z
+      .object({
+        initialSeconds: z.number().positive().max(3600).default(2),
+        maxSeconds: z.number().positive().max(3600).default(300),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'Back-off between reconnect attempts of one folder: initial, doubled per failure, capped at max (with 20 % jitter)' }),
+    concurrentLogins: z
+      .int()
+      .min(1)
+      .max(200)
+      .default(10)
+      .meta({ description: 'Logins (and first catch-ups) in progress at once per listener, so that many mailboxes do not storm the server at start or after an outage' }),
+    connectTimeoutSeconds: z.int().min(1).max(300).default(30),
+  })
+  .strict();
+
+export type ImapWatchOptions = z.infer<typeof imapWatchSchema>;

@@ -1,0 +1,236 @@
+/**
+ * The watch service: turns `notify.watch` into running watchers. Per group it builds the listener
+ * pool (pools.ts), creates one watcher per listener with that listener's credentials, and opens the
+ * inbound listener that Graph change notifications and EWS push callbacks reach (only when a group
+ * needs one). Events go to `publish` — the dispatcher, which stores them (deduplicated by id)
+ * before any sink sees them.
+ *
+ * Status: every watcher's per-mailbox state and the last problems are kept in memory for the API
+ * and written to the store every few seconds, so that `mailbridge watch` in another process can
+ * show them.
+ */
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { MbError, toMbError } from '../../errors/index.ts';
+import { silentLogger, type Logger } from '../../log/index.ts';
+import { registerSecret } from '../../log/redact.ts';
+import type { CloudName } from '../../config/schema.ts';
+import { cloudFor } from '../../identity/clouds.ts';
+import type { KeyValue } from '../../store/index.ts';
+import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
+import { assignMailboxes, type PoolListener } from './pools.ts';
+import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
+
+export type Resource = 'graph' | 'exchange';
+
+export interface WatchServiceOptions {
+  config: WatchConfig;
+  /** server.publicUrl, the default for notify.watch.publicUrl. */
+  serverPublicUrl?: string;
+  /** The connections (cloud, caFile): a group's Graph URL, IMAP host and extra CA default to its listener's connection. */
+  connections?: Record<string, { cloud: CloudName; caFile?: string | undefined }>;
+  kv: KeyValue;
+  publish: Publish;
+  /** An access token of a connection for a resource (Identity.getToken). */
+  token: (connection: string, resource: Resource) => Promise<string>;
+  /** Clear value of a stored secret (enc:v1:…). */
+  reveal: (stored: string, field: string) => string;
+  /** Seal and open small secrets watchers keep in the store (Graph clientState). */
+  seal?: (plain: string) => string;
+  open?: (sealed: string) => string;
+  log?: Logger;
+  now?: () => number;
+  readFile?: (path: string) => string;
+  /** How often the status is written to the store for `mailbridge watch` (ms; default 5,000). */
+  statusEveryMs?: number;
+}
+
+export interface WatchProblem {
+  at: string;
+  group: string;
+  listener: string;
+  mailbox?: string;
+  code: string;
+  message: string;
+}
+
+export interface GroupStatus {
+  group: string;
+  kind: string;
+  listeners: number;
+  mailboxes: number;
+  /** Mailboxes per state (watching, catching-up, reconnecting, failed, …). */
+  states: Record<string, number>;
+}
+
+export interface WatchStatus {
+  updatedAt: string;
+  /** https URL Microsoft calls, when the inbound listener runs. */
+  publicUrl?: string;
+  groups: GroupStatus[];
+  /** Mailboxes not in the `watching` state (at most 200), for the admin's attention. */
+  attention: Array<MailboxStatus & { group: string }>;
+  problems: WatchProblem[];
+  stopped?: boolean;
+}
+
+export interface WatchService {
+  watchers: readonly Watcher[];
+  /** The inbound listener's bound address, when one runs. */
+  inboundUrl?: string;
+  status(): WatchStatus;
+  close(): Promise<void>;
+}
+
+export const STATUS_NAMESPACE = 'notify.watch';
+export const STATUS_KEY = 'status';
+const MAX_PROBLEMS = 100;
+const MAX_ATTENTION = 200;
+
+interface Built {
+  group: string;
+  kind: WatchGroupConfig['kind'];
+  watcher: Watcher;
+}
+
+function listenerName(l: WatchListenerConfig): string {
+  return l.name ?? l.connection ?? l.username!;
+}
+
+function mailboxesOf(g: WatchGroupConfig): WatchedMailbox[] {
+  return g.mailboxes.map((m) => (typeof m === 'string' ? { address: m, folders: [...g.folders] } : { address: m.address, folders: [...(m.folders ?? g.folders)] }));
+}
+
+function needsInbound(g: WatchGroupConfig): boolean {
+  return g.kind === 'graph' || (g.kind === 'ews' && g.ews.mode === 'push');
+}
+
+export async function startWatchService(o: WatchServiceOptions): Promise<WatchService> {
+  const log = (o.log ?? silentLogger).child({ component: 'watch' });
+  const now = o.now ?? Date.now;
+  const readFile = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const groups = Object.entries(o.config.groups);
+  const problems: WatchProblem[] = [];
+
+  // Pools first: a group that does not fit fails the start with its MB code, before anything connects.
+  const plans = groups.map(([name, g]) => {
+    const listeners = g.listeners.map((l) => ({ id: `${name}/${listenerName(l)}`, capacity: l.capacity, config: l }) satisfies PoolListener & { config: WatchListenerConfig });
+    return { name, group: g, assignments: assignMailboxes(name, mailboxesOf(g), listeners) };
+  });
+
+  let inbound: { http: FastifyInstance; publicUrl: string } | undefined;
+  if (groups.some(([, g]) => needsInbound(g))) {
+    const { listen } = o.config;
+    const tls = listen.certFile && listen.keyFile ? { cert: readFile(listen.certFile), key: readFile(listen.keyFile) } : undefined;
+    const http = tls ? Fastify({ https: tls, loggerInstance: log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) : Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 });
+    const publicUrl = (o.config.publicUrl ?? o.serverPublicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
+    inbound = { http, publicUrl };
+  }
+
+  const built: Built[] = [];
+  const close = async () => {
+    await Promise.allSettled(built.map((b) => b.watcher.close()));
+    await inbound?.http.close();
+  };
+  try {
+    for (const plan of plans) {
+      const g = plan.group;
+      for (const { listener, mailboxes } of plan.assignments) {
+        const l = listener.config;
+        const report = (mailbox: string | undefined, error: MbError) => {
+          const p: WatchProblem = { at: new Date(now()).toISOString(), group: plan.name, listener: listener.id, code: error.code, message: error.message };
+          if (mailbox) p.mailbox = mailbox;
+          problems.push(p);
+          if (problems.length > MAX_PROBLEMS) problems.shift();
+          log.warn({ code: error.code, group: plan.name, listener: listener.id, mailbox }, error.message);
+        };
+        const publish: Publish = g.privacy === 'minimal' ? (e) => o.publish(e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e) : o.publish;
+        const ctx: WatcherContext = {
+          publish,
+          kv: o.kv,
+          log: log.child({ group: plan.name, listener: listener.id }),
+          now,
+          problem: report,
+          ...(inbound ? { inbound } : {}),
+          ...(o.seal ? { seal: o.seal } : {}),
+          ...(o.open ? { reveal: o.open } : {}),
+        };
+        const password = l.password !== undefined ? o.reveal(l.password, `notify.watch.groups.${plan.name}.listeners.password`) : undefined;
+        if (password) registerSecret(password);
+        const tokens = (resource: Resource) => async () => {
+          if (!l.connection) throw new MbError('MB_NOTIFY_WATCH_NO_CONNECTION', { group: plan.name, listener: listener.id });
+          return o.token(l.connection, resource);
+        };
+        // Defaults from the listener's connection: its cloud's hosts and its extra CA (the sandbox's).
+        const conn = l.connection ? o.connections?.[l.connection] : undefined;
+        const cloud = conn ? cloudFor(conn.cloud) : undefined;
+        const caOf = (file: string | undefined) => {
+          const path = file ?? conn?.caFile;
+          return path ? readFile(path) : undefined;
+        };
+        let watcher: Watcher;
+        if (g.kind === 'graph') {
+          const { createGraphWatcher } = await import('./graph/index.ts');
+          const ca = caOf(g.graph.caFile);
+          const options = { ...g.graph, ...(g.graph.baseUrl === undefined && cloud ? { baseUrl: `https://${cloud.graphHost}/v1.0` } : {}) };
+          watcher = createGraphWatcher({ listener: listener.id, mailboxes, tokens: tokens('graph'), options, ctx, ...(ca ? { ca } : {}) });
+        } else if (g.kind === 'ews') {
+          const { createEwsWatcher } = await import('./ews/index.ts');
+          const ca = caOf(g.ews.caFile);
+          const basic = l.username && password ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
+          if (basic) registerSecret(basic.slice(6));
+          const bearer = tokens('exchange');
+          const authorization = basic ? async () => basic : async () => `Bearer ${await bearer()}`;
+          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, options: g.ews, ctx, ...(ca ? { ca } : {}) });
+        } else {
+          const { createImapWatcher } = await import('./imap/index.ts');
+          const ca = caOf(g.imap.caFile);
+          const options = { ...g.imap, ...(g.imap.host === undefined && cloud ? { host: cloud.exchange.imap.host } : {}) };
+          watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
+        }
+        built.push({ group: plan.name, kind: g.kind, watcher });
+      }
+    }
+    let inboundUrl: string | undefined;
+    if (inbound) {
+      inboundUrl = await inbound.http.listen({ host: o.config.listen.host, port: o.config.listen.port });
+      log.info({ url: inboundUrl, publicUrl: inbound.publicUrl }, 'watch: inbound listener for Graph notifications / EWS push is up');
+    }
+    for (const b of built) {
+      b.watcher.start().catch((err: unknown) => log.error({ listener: b.watcher.listener, err: toMbError(err).message }, 'watch: a watcher failed to start'));
+    }
+
+    const status = (): WatchStatus => {
+      const byGroup = new Map<string, GroupStatus>();
+      const attention: WatchStatus['attention'] = [];
+      for (const b of built) {
+        const gs = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {} };
+        gs.listeners++;
+        for (const s of b.watcher.status()) {
+          gs.mailboxes++;
+          gs.states[s.state] = (gs.states[s.state] ?? 0) + 1;
+          if (s.state !== 'watching' && attention.length < MAX_ATTENTION) attention.push({ ...s, group: b.group });
+        }
+        byGroup.set(b.group, gs);
+      }
+      return { updatedAt: new Date(now()).toISOString(), ...(inbound ? { publicUrl: inbound.publicUrl } : {}), groups: [...byGroup.values()], attention, problems: [...problems] };
+    };
+    const writeStatus = () => o.kv.set(STATUS_NAMESPACE, STATUS_KEY, JSON.stringify(status())).catch((err: unknown) => log.debug({ err: (err as Error).message }, 'watch: status not written'));
+    const timer = setInterval(writeStatus, o.statusEveryMs ?? 5_000);
+    timer.unref();
+    log.info({ groups: groups.length, watchers: built.length, mailboxes: plans.reduce((n, p) => n + p.assignments.reduce((k, a) => k + a.mailboxes.length, 0), 0) }, 'watch: started');
+    return {
+      watchers: built.map((b) => b.watcher),
+      ...(inboundUrl ? { inboundUrl } : {}),
+      status,
+      async close() {
+        clearInterval(timer);
+        await close();
+        await o.kv.set(STATUS_NAMESPACE, STATUS_KEY, JSON.stringify({ ...status(), stopped: true })).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

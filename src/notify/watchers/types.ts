@@ -1,0 +1,80 @@
+/**
+ * What every watcher (Graph change notifications + delta, EWS streaming/push, IMAP IDLE) shares:
+ * how it is given its mailboxes, where it hands events, where it keeps its cursors, and how it
+ * reports its state. The watch service (src/notify/watchers/service.ts) builds the pools, the
+ * inbound HTTPS listener and one watcher per listener; each watcher only knows its protocol.
+ *
+ * Rules every watcher keeps
+ * - Publish before advancing a cursor: an event is handed to `publish` (durable in the store once it
+ *   resolves) before the delta link, watermark or MODSEQ that covers it is saved. A crash between
+ *   the two reports the change again after the restart, with the same event id, and the store keeps
+ *   it once (no duplicate is delivered).
+ * - Event ids come from src/notify/events.ts (newMessage, readStateChanged, messageDeleted), built
+ *   from what happened (mailbox, message id, change key), never from when it was seen.
+ * - Errors are MbErrors with catalogue codes (src/errors/entries/notify.ts), reported through
+ *   `problem` and the watcher's status; a watcher never throws out of its background loops.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { MbError } from '../../errors/index.ts';
+import type { Logger } from '../../log/index.ts';
+import type { KeyValue } from '../../store/index.ts';
+import type { NotifyEvent } from '../events.ts';
+
+export const WATCHER_KINDS = ['graph', 'ews', 'imap'] as const;
+export type WatcherKind = (typeof WATCHER_KINDS)[number];
+
+/** A watched mailbox and its folders (Graph well-known names such as `inbox`, or IMAP paths). */
+export interface WatchedMailbox {
+  /** Lower-case primary SMTP address. */
+  address: string;
+  folders: string[];
+}
+
+/** Bearer token for a mailbox (app-only tokens ignore the mailbox; delegated ones check it). */
+export type TokenProvider = (mailbox: string) => Promise<string>;
+
+/** Hands an event to the dispatcher; resolves once it is stored (duplicate: already stored before). */
+export type Publish = (event: NotifyEvent) => Promise<{ duplicate: boolean }>;
+
+export type WatchState = 'starting' | 'watching' | 'catching-up' | 'reconnecting' | 'failed' | 'stopped';
+
+export interface MailboxStatus {
+  mailbox: string;
+  /** The listener (pool member) watching it. */
+  listener: string;
+  state: WatchState;
+  /** ISO 8601: when the state last changed. */
+  since: string;
+  /** The last problem, rendered for admins; cleared when watching again. */
+  error?: { code: string; message: string };
+}
+
+export interface WatcherContext {
+  publish: Publish;
+  /** Cursors (delta links, watermarks, subscription ids, MODSEQs); namespace per watcher kind. */
+  kv: KeyValue;
+  log: Logger;
+  /** Epoch milliseconds; injectable for tests. */
+  now: () => number;
+  /** Called for every problem (also logged); the service shows them in `mailbridge watch` and the API. */
+  problem?: (mailbox: string | undefined, error: MbError) => void;
+  /**
+   * The inbound HTTPS listener for Graph notifications and EWS push callbacks: register routes on
+   * it while the watcher is built (before it listens); `publicUrl` is how Microsoft reaches it.
+   */
+  inbound?: { http: FastifyInstance; publicUrl: string };
+  /** Seal and reveal small secrets kept in `kv` (clientState, push keys) with the SecretBox. */
+  seal?: (plain: string) => string;
+  reveal?: (sealed: string) => string;
+}
+
+export interface Watcher {
+  readonly kind: WatcherKind;
+  /** Listener id (pool member) this watcher serves. */
+  readonly listener: string;
+  /** Starts watching in the background; resolves once every mailbox was set up once (or has a failed status). */
+  start(): Promise<void>;
+  status(): MailboxStatus[];
+  /** Stops every connection and timer; events already published stay published. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,170 @@
+/**
+ * The watchers as `mailbridge serve` runs them: startGateway with notify.watch groups of all three
+ * kinds against the sandbox tenant (Graph change notifications to the gateway's own HTTPS listener,
+ * EWS streaming, IMAP IDLE through the Exchange Online front), tokens from sandbox Entra ID through
+ * the configured connection, and a webhook subscription for all mailboxes. One message into each
+ * watched mailbox gives exactly one new-mail event with its unread count; reading updates it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as netServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImapFlow } from 'imapflow';
+import { parse } from 'yaml';
+import { configSchema, type Config } from '../../../src/config/schema.ts';
+import { openSecretBox } from '../../../src/config/secrets.ts';
+import { MbError } from '../../../src/errors/index.ts';
+import { silentLogger } from '../../../src/log/index.ts';
+import type { NotifyEvent } from '../../../src/notify/events.ts';
+import { sealedNotifyRepository } from '../../../src/notify/sealed.ts';
+import { createSandboxCa } from '../../../src/sandbox/ca.ts';
+import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
+import { startGateway, type Gateway } from '../../../src/server/index.ts';
+import { openStore } from '../../../src/store/index.ts';
+
+const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
+
+let dir: string;
+let sandbox: Sandbox;
+let receiver: Server;
+const events: NotifyEvent[] = [];
+let config: (groups?: Record<string, unknown>) => Promise<Config>;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mb-watch-svc-'));
+  chmodSync(dir, 0o711); // Dovecot's unprivileged processes traverse it
+  sandbox = await startSandbox({ dir: join(dir, 'sandbox') });
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
+  const inbound = ca.issueServer(['127.0.0.1']);
+  writeFileSync(join(dir, 'inbound.pem'), inbound.certPem);
+  writeFileSync(join(dir, 'inbound.key'), inbound.keyPem);
+  const port = await new Promise<number>((resolve) => {
+    const s = netServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
+  config = async (groups) =>
+    configSchema.parse({
+      secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
+      store: { driver: 'sqlite', path: join(dir, 'mb.db') },
+      server: { port: 0 },
+      connections: example.connections,
+      notify: {
+        webhook: { requireHttps: false },
+        retry: { initialSeconds: 0.2, jitter: 0 },
+        watch: {
+          publicUrl: `https://127.0.0.1:${port}`,
+          listen: { host: '127.0.0.1', port, certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+          groups: groups ?? {
+            cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.graph], graph: { baseUrl: `${sandbox.graph.url}/v1.0` } },
+            legacy: { kind: 'imap', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.imap], imap: { host: '127.0.0.1', port: sandbox.imap.port, tls: 'implicit', servername: 'outlook.office365.com' } },
+            plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.ews], ews: { url: sandbox.ews.url } },
+          },
+        },
+      },
+    });
+  // One webhook subscription for the three mailboxes, stored sealed as the API would.
+  const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
+  const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
+  await sealedNotifyRepository(store.notify, box).createSubscription({
+    id: 'sub_all',
+    kind: 'webhook',
+    mailboxes: Object.values(WATCHED),
+    events: [],
+    params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}` },
+    privacy: 'full',
+    state: 'active',
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+  });
+  await store.close();
+});
+
+after(async () => {
+  receiver?.closeAllConnections();
+  receiver?.close();
+  await sandbox?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s; events: ${JSON.stringify(events)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const mail = (to: string, subject: string) =>
+  sandbox.dovecot.deliver({ from: 'bob@fabrikam.test', to: [to] }, `From: Bob <bob@fabrikam.test>\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@fabrikam.test>\r\n\r\nHallo\r\n`);
+
+test('serve with graph, ews and imap groups: one new-mail event per delivered message with the unread count; reading updates it', async () => {
+  const gw: Gateway = await startGateway(await config(), silentLogger);
+  try {
+    await until('all three groups watching', () => {
+      const s = gw.watch!.status();
+      return s.groups.length === 3 && s.groups.every((g) => g.states.watching === 1);
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${JSON.stringify(gw.watch!.status(), null, 1)}`);
+    });
+    assert.equal(gw.watch!.status().publicUrl?.startsWith('https://127.0.0.1:'), true);
+    for (const [kind, mb] of Object.entries(WATCHED)) await mail(mb, `Auftrag ${kind}`);
+    await until('three new-mail events', () => events.filter((e) => e.type === 'message.new').length >= 3);
+    // Give late duplicates (a notification and a catch-up of the same change) the chance to show.
+    await new Promise((r) => setTimeout(r, 1500));
+    const news = events.filter((e) => e.type === 'message.new');
+    assert.equal(news.length, 3, JSON.stringify(news));
+    for (const [kind, mb] of Object.entries(WATCHED)) {
+      const e = news.find((n) => n.mailbox === mb);
+      assert.ok(e && e.type === 'message.new', `${kind}: an event for ${mb}`);
+      assert.equal(e.subject, `Auftrag ${kind}`);
+      assert.equal(e.sender?.address, 'bob@fabrikam.test');
+      assert.equal(e.unreadCount, 1, `${kind}: one unread message`);
+    }
+
+    // Read the Graph-watched message over IMAP (Dovecot directly): a read-state event with 0 unread.
+    const client = new ImapFlow({ host: '127.0.0.1', port: sandbox.dovecot.ports.imap, secure: false, doSTARTTLS: false, auth: { user: WATCHED.graph, accessToken: await sandbox.dovecot.mintToken(WATCHED.graph) }, logger: false });
+    await client.connect();
+    await client.mailboxOpen('INBOX');
+    await client.messageFlagsAdd('1:*', ['\\Seen']);
+    await client.logout();
+    await until('the read-state event', () => events.some((e) => e.type === 'message.read-state' && e.mailbox === WATCHED.graph));
+    const read = events.find((e) => e.type === 'message.read-state' && e.mailbox === WATCHED.graph);
+    assert.ok(read?.type === 'message.read-state');
+    assert.equal(read.read, true);
+    assert.equal(read.unreadCount, 0);
+  } finally {
+    await gw.close();
+  }
+});
+
+test('a group with more mailboxes than its listeners hold fails the start with MB_NOTIFY_POOL_FULL, before anything connects', async () => {
+  const groups = { big: { kind: 'imap', listeners: [{ connection: 'sandbox', capacity: 1 }], mailboxes: ['alice@contoso.test', 'bob@contoso.test'] } };
+  await assert.rejects(
+    startGateway(await config(groups), silentLogger),
+    (e: unknown) => e instanceof MbError && e.code === 'MB_NOTIFY_POOL_FULL' && /big has 2 mailboxes, but its 1 listener\(s\) hold 1/.test(e.message),
+  );
+});
+
+test('config: a mailbox in two groups is refused with both group names', async () => {
+  const groups = {
+    a: { kind: 'imap', listeners: [{ connection: 'sandbox' }], mailboxes: ['alice@contoso.test'] },
+    b: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes: ['Alice@contoso.test'] },
+  };
+  await assert.rejects(config(groups), /alice@contoso\.test is already watched by group a/);
+});
