@@ -132,7 +132,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     const caFile = join(dir, 'ca.pem');
     const configFile = join(dir, 'mailbridge.yaml');
-    await writeExampleConfig(configFile, directory, entra, caFile);
+    await writeExampleConfig(configFile, directory, entra, caFile, { graphUrl: graph.url, inbound: ca.issueServer(['127.0.0.1', 'localhost']) });
 
     return {
       dir,
@@ -184,7 +184,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 }
 
 /** An example mailbridge.yaml for the first tenant's first app, secret sealed with a key file next to it. */
-async function writeExampleConfig(path: string, directory: SandboxDirectory, entra: EntraSandbox, caFile: string): Promise<void> {
+async function writeExampleConfig(path: string, directory: SandboxDirectory, entra: EntraSandbox, caFile: string, watch: { graphUrl: string; inbound: KeyAndCert }): Promise<void> {
   const tenant = directory.data.tenants.find((t) => t.apps.length > 0);
   const app = tenant?.apps[0];
   const box = await openSecretBox({ keyFile: join(path, '..', 'mailbridge.key'), env: {} });
@@ -203,10 +203,29 @@ async function writeExampleConfig(path: string, directory: SandboxDirectory, ent
     }
     connections['sandbox-cert'] = { ...base, certificate: { path: join(path, '..', 'app-cert.pem'), privateKeyPath: join(path, '..', 'app-cert.key') } };
   }
+  // New-mail notifications for the first mailbox over Graph change notifications: `mailbridge serve`
+  // with this file and `mailbridge watch` show events as mail arrives. The listener's certificate is
+  // issued by the sandbox CA, which the sandbox's Graph trusts, as Microsoft trusts public CAs.
+  const certFile = join(path, '..', 'notify-inbound.pem');
+  const keyFile = join(path, '..', 'notify-inbound.key');
+  writePair(keyFile, certFile, watch.inbound);
+  const first = tenant?.exchange.mailboxes[0]?.address;
+  const notify =
+    connections.sandbox && first
+      ? {
+          webhook: {},
+          watch: {
+            publicUrl: 'https://127.0.0.1:8443',
+            listen: { host: '127.0.0.1', port: 8443, certFile, keyFile },
+            groups: { sandbox: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes: [first], graph: { baseUrl: `${watch.graphUrl}/v1.0` } } },
+          },
+        }
+      : undefined;
   const doc = {
     secrets: { keyFile: 'mailbridge.key' },
     store: { driver: 'sqlite', path: join(path, '..', 'mailbridge.db') },
     connections,
+    ...(notify ? { notify } : {}),
   };
   writeFileSync(path, `# Written by \`mailbridge sandbox\`: a configuration that works against this sandbox.\n${stringify(doc)}`, { mode: 0o600 });
 }

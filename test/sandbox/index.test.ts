@@ -13,6 +13,7 @@ import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { Agent, fetch } from 'undici';
 import { parse } from 'yaml';
+import { configSchema } from '../../src/config/schema.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 
 /** Running, not a zombie: a stopped daemon whose parent is gone may linger as a zombie until PID 1 reaps it. */
@@ -92,6 +93,10 @@ test('sandbox: app token from Entra ID → SMTP front → Dovecot → IMAP front
     const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, { clientSecret?: string }> };
     assert.match(example.connections.sandbox!.clientSecret!, /^enc:v1:/, 'the example config holds the secret sealed');
     assert.ok(!readFileSync(sandbox.configFile, 'utf8').includes(app.secrets[0]!.value));
+    // It is a valid mailbridge.yaml, with a Graph watch group for the first mailbox to try notifications.
+    const checked = configSchema.safeParse(example);
+    assert.ok(checked.success, JSON.stringify(checked.error?.issues));
+    assert.deepEqual(checked.data.notify?.watch?.groups.sandbox?.mailboxes, ['alice@contoso.test']);
     await sandbox.close();
     assert.equal(alive(pid), false, 'Dovecot stopped');
 

@@ -1,0 +1,63 @@
+/**
+ * mailbridge's gateway in its own process for the notify benchmark, so that its memory is its own:
+ * the real `startGateway` with the notify dispatcher, a webhook sink and the watch service.
+ *
+ * Memory per watched mailbox: the gateway is started once without watch groups (store, identity,
+ * dispatcher, sinks, HTTP — everything but the watchers) and measured, then stopped and started again
+ * with the groups and measured once every mailbox is watching; the difference over the mailbox
+ * count is what watching costs. Both measurements after two full GCs.
+ *
+ * argv[2]: JSON { configFile, withoutWatchFile, mailboxes }. Prints `READY <json>` once every
+ * mailbox is watching (or `FAILED <json>` after the deadline), stops on SIGTERM.
+ */
+import { loadConfig } from '../../src/config/index.ts';
+import { createLogger } from '../../src/log/index.ts';
+import { startGateway } from '../../src/server/index.ts';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const o = JSON.parse(process.argv[2] ?? '{}') as { configFile: string; withoutWatchFile: string; mailboxes: number; deadlineSeconds: number; settleSeconds?: number };
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+const measure = async () => {
+  // Settle first: V8's memory reducer gives back heap pages that a burst (the start-up: one HTTPS
+  // exchange per subscription) left committed only after some idle time.
+  for (let i = 0; i < (o.settleSeconds ?? 10); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    gc();
+  }
+  const m = process.memoryUsage();
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: m.rss, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') + kb('RssShmem'), heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external + m.arrayBuffers, fds: readdirSync('/proc/self/fd').length };
+};
+const logFile = createWriteStream(join(dirname(o.configFile), 'mailbridge-bench.log'));
+const log = createLogger({ level: 'warn', destination: logFile });
+
+const plain = await loadConfig(o.withoutWatchFile, process.env);
+let gw = await startGateway(plain.config, log, { keyFile: plain.keyFile });
+const before = await measure();
+await gw.close();
+
+const full = await loadConfig(o.configFile, process.env);
+const started = Date.now();
+gw = await startGateway(full.config, log, { keyFile: full.keyFile });
+const deadline = started + o.deadlineSeconds * 1000;
+let watching: number;
+for (;;) {
+  const s = gw.watch?.status();
+  watching = s?.groups.reduce((n, g) => n + (g.states.watching ?? 0), 0) ?? 0;
+  if (watching >= o.mailboxes || Date.now() > deadline) break;
+  await new Promise((r) => setTimeout(r, 250));
+}
+const setupSeconds = (Date.now() - started) / 1000;
+const after = await measure();
+const report = { watching, setupSeconds, before, after, problems: gw.watch?.status().problems.slice(-3) ?? [] };
+process.stdout.write(`${watching >= o.mailboxes ? 'READY' : 'FAILED'} ${JSON.stringify(report)}\n`);
+const peak = setInterval(() => process.stdout.write(`MEM ${JSON.stringify(process.memoryUsage())}\n`), 5000);
+process.on('SIGTERM', () => {
+  clearInterval(peak);
+  void gw.close('SIGTERM').finally(() => {
+    logFile.end();
+    process.exit(0);
+  });
+});
