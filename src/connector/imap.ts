@@ -77,28 +77,38 @@ export async function openImapSession(o: ImapSourceOptions, mailbox: string, sig
   };
   const client = new ImapFlow(options);
   const session = new ImapSession(client, mailbox, o, ctx);
-  // Neither a stop nor a server that stops answering during the login may hold the worker: the
-  // login is bounded as a whole (imapflow's own timeouts cover connect and greeting, not AUTHENTICATE).
-  const loginMs = (o.connectTimeoutMs ?? 30_000) * 2;
+  try {
+    await connectWithin(client, signal, (o.connectTimeoutMs ?? 30_000) * 2);
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    ctx.byeReason = client.byeReason;
+    throw classifyImapError(err, ctx);
+  }
+  return session;
+}
+
+/**
+ * Connects and logs in, bounded as a whole: neither a stop nor a server that stops answering during
+ * the login may hold the caller (imapflow's own timeouts cover connect and greeting, not
+ * AUTHENTICATE). On any failure the client is closed and the error goes up unchanged.
+ */
+export async function connectWithin(client: ImapFlow, signal: AbortSignal, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
     onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer to the login within ${loginMs / 1000} s`), { code: 'ETIMEDOUT' })), loginMs);
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer to the login within ${ms / 1000} s`), { code: 'ETIMEDOUT' })), ms);
   });
   try {
     await Promise.race([client.connect(), stopped]);
   } catch (err) {
     client.close();
-    if (signal.aborted) throw signal.reason;
-    ctx.byeReason = client.byeReason;
-    throw classifyImapError(err, ctx);
+    throw err;
   } finally {
     clearTimeout(timer);
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
-  return session;
 }
 
 /** imapflow's log goes to ours at trace level; the throttling hint is kept for the error. */

@@ -86,20 +86,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         }
       }
     }
-  } catch (err) {
-    await watch?.close();
-    await notify?.close();
-    await relay?.close('start failed', 0);
-    await identity?.close();
-    await store.close();
-    throw err;
-  }
-
-  await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
-  try {
+    await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
     if (notify) await http.register(notify.routes);
     await http.listen({ host: config.server.listen, port: config.server.port });
   } catch (err) {
+    // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
     await watch?.close();
     await notify?.close();
     await relay?.close('start failed', 0);

@@ -36,6 +36,7 @@ import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type Logger as
 import { MbError, toMbError } from '../../../errors/index.ts';
 import type { Logger } from '../../../log/index.ts';
 import { classifyImapError, type ImapErrorContext } from '../../../connector/exchange.ts';
+import { connectWithin } from '../../../connector/imap.ts';
 import { Backoff, sleep, type Semaphore } from '../../../connector/limits.ts';
 import { ConnectorError } from '../../../connector/types.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
@@ -292,25 +293,7 @@ export class FolderWatch {
     );
     this.client = client;
     this.connects++;
-    // A stop, or a server that stops answering during the login, must not hold the loop: the login
-    // is bounded as a whole (imapflow's own timeouts cover connect and greeting, not AUTHENTICATE).
-    const loginMs = o.connectTimeoutSeconds * 2000;
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => reject(Object.assign(new Error(`no answer to the login within ${loginMs / 1000} s`), { code: 'ETIMEDOUT' })), loginMs);
-    });
-    try {
-      await Promise.race([client.connect(), stopped]);
-    } catch (err) {
-      client.close();
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-    }
+    await connectWithin(client, signal, o.connectTimeoutSeconds * 2000);
     if (!client.capabilities.has('IDLE') && !this.noIdleReported) {
       this.noIdleReported = true;
       const e = new MbError('MB_WATCH_IMAP_NO_IDLE', { host: this.d.host, mailbox: this.mailbox, seconds: o.resyncSeconds, listener: this.d.listener });
