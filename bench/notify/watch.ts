@@ -172,6 +172,7 @@ try {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
   });
   let peakRss = 0;
+  let lastRss = 0;
   const ready = await new Promise<{ watching: number; setupSeconds: number; before: Mem; after: Mem; problems: unknown[] }>((resolve, reject) => {
     let buf = '';
     child!.stdout!.on('data', (c: Buffer) => {
@@ -182,7 +183,10 @@ try {
         buf = buf.slice(i + 1);
         if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)));
         else if (line.startsWith('FAILED ')) reject(new Error(`not every mailbox is watched: ${line.slice(7)}`));
-        else if (line.startsWith('MEM ')) peakRss = Math.max(peakRss, (JSON.parse(line.slice(4)) as { rss: number }).rss);
+        else if (line.startsWith('MEM ')) {
+          lastRss = (JSON.parse(line.slice(4)) as { rss: number }).rss;
+          peakRss = Math.max(peakRss, lastRss);
+        }
       }
     });
     child!.once('exit', (code) => reject(new Error(`mailbridge exited with ${code}`)));
@@ -298,7 +302,7 @@ try {
   console.log(`latency p50              ${ms(percentile(got, 50)).padEnd(25)}${ms(percentile(floor, 50)).padEnd(23)}${(percentile(got, 50) / percentile(floor, 50)).toFixed(2)}`);
   console.log(`latency p99              ${ms(percentile(got, 99)).padEnd(25)}${ms(percentile(floor, 99)).padEnd(23)}${(percentile(got, 99) / percentile(floor, 99)).toFixed(2)}`);
   console.log(`events                   ${got.length}/${total} (lost ${lost}, duplicates ${duplicates})`);
-  console.log(`memory per mailbox       RSS ${kb(perMailbox)}, JS heap ${kb(heapPerMailbox)}, buffers ${kb(externalPerMailbox)} (RSS ${(ready.before.rss / 2 ** 20).toFixed(0)} → ${(ready.after.rss / 2 ** 20).toFixed(0)} MB: anonymous ${(ready.before.rssAnon / 2 ** 20).toFixed(0)} → ${(ready.after.rssAnon / 2 ** 20).toFixed(0)} MB, file/shared ${(ready.before.rssFile / 2 ** 20).toFixed(0)} → ${(ready.after.rssFile / 2 ** 20).toFixed(0)} MB, V8 heap committed ${(ready.before.heapTotal / 2 ** 20).toFixed(0)} → ${(ready.after.heapTotal / 2 ** 20).toFixed(0)} MB, open files ${ready.before.fds} → ${ready.after.fds}; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB)`);
+  console.log(`memory per mailbox       RSS ${kb(perMailbox)}, JS heap ${kb(heapPerMailbox)}, buffers ${kb(externalPerMailbox)} (RSS ${(ready.before.rss / 2 ** 20).toFixed(0)} → ${(ready.after.rss / 2 ** 20).toFixed(0)} MB: anonymous ${(ready.before.rssAnon / 2 ** 20).toFixed(0)} → ${(ready.after.rssAnon / 2 ** 20).toFixed(0)} MB, file/shared ${(ready.before.rssFile / 2 ** 20).toFixed(0)} → ${(ready.after.rssFile / 2 ** 20).toFixed(0)} MB, V8 heap committed ${(ready.before.heapTotal / 2 ** 20).toFixed(0)} → ${(ready.after.heapTotal / 2 ** 20).toFixed(0)} MB, open files ${ready.before.fds} → ${ready.after.fds}; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB, at the end of the run ${(lastRss / 2 ** 20).toFixed(0)} MB = ${kb((lastRss - ready.before.rss) / N)} per mailbox)`);
   console.log(`targets                  p99 < 1 s: ${percentile(got, 99) < 1000 ? 'yes' : 'NO'}; < 20 KB per mailbox: ${perMailbox < 20 * 1024 ? 'yes' : 'NO'}; every event once: ${lost === 0 && duplicates === 0 ? 'yes' : 'NO'}`);
   receiver.close();
 } finally {
