@@ -95,6 +95,11 @@ export const watchSchema = z
   .superRefine((w, ctx) => {
     const owner = new Map<string, string>();
     for (const [name, g] of Object.entries(w.groups)) {
+      if (g.kind === 'graph') {
+        g.listeners.forEach((l, i) => {
+          if (!l.connection) ctx.addIssue({ code: 'custom', path: ['groups', name, 'listeners', i, 'connection'], message: 'Graph needs a connection (app registration), not an account / Graph braucht eine Verbindung (App-Registrierung), kein Konto' });
+        });
+      }
       for (const m of g.mailboxes) {
         const address = (typeof m === 'string' ? m : m.address).toLowerCase();
         const other = owner.get(address);

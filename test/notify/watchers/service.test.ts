@@ -168,3 +168,8 @@ test('config: a mailbox in two groups is refused with both group names', async (
   };
   await assert.rejects(config(groups), /alice@contoso\.test is already watched by group a/);
 });
+
+test('config: a Graph listener must be a connection, not an on-premises account', async () => {
+  const groups = { cloud: { kind: 'graph', listeners: [{ username: 'svc@contoso.test', password: 'x' }], mailboxes: ['alice@contoso.test'] } };
+  await assert.rejects(config(groups), /Graph needs a connection/);
+});
