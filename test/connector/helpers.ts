@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { SignJWT } from 'jose';
 import { connectorSchema, type ConnectorConfig, type ConnectorInput } from '../../src/connector/config.ts';
 import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts';
 import { createSandboxCa, type SandboxCa } from '../../src/sandbox/ca.ts';
@@ -255,4 +256,31 @@ export async function closedPort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** An app-only access token for Exchange Online shaped as Entra ID issues it (v1, roles), signed with a test key. */
+export async function exchangeAppToken(
+  key: Parameters<SignJWT['sign']>[0],
+  o: { kid: string; tenantId: string; app: { appId: string; servicePrincipalId: string } },
+  claims: Record<string, unknown> = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({
+    aud: 'https://outlook.office365.com',
+    iss: `https://sts.windows.net/${o.tenantId}/`,
+    tid: o.tenantId,
+    appid: o.app.appId,
+    appidacr: '1',
+    idtyp: 'app',
+    oid: o.app.servicePrincipalId,
+    sub: o.app.servicePrincipalId,
+    roles: ['IMAP.AccessAsApp'],
+    ver: '1.0',
+    ...claims,
+  })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: o.kid })
+    .setIssuedAt(now - 60)
+    .setNotBefore(now - 60)
+    .setExpirationTime(now + 3600)
+    .sign(key);
 }

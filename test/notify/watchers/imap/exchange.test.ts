@@ -10,14 +10,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
+import { exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
 import { ImapFlow } from 'imapflow';
 import { SandboxDirectory } from '../../../../src/sandbox/directory.ts';
 import { startImapFront, type ImapFront } from '../../../../src/sandbox/exchange/imap.ts';
 import { IMAP_KV_NAMESPACE, imapCheckpointKey, type StoredCheckpoint } from '../../../../src/notify/watchers/imap/index.ts';
 import type { ReadStateEvent } from '../../../../src/notify/events.ts';
 import { ConnectorError } from '../../../../src/connector/types.ts';
-import { append, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
+import { append, exchangeAppToken, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
 import { startPipeline, waitFor, watcherFor, type Pipeline } from './helpers.ts';
 
 let rig: Rig;
@@ -61,26 +61,8 @@ after(async () => {
   await rig?.close();
 });
 
-async function token(claims: Record<string, unknown> = {}): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({
-    aud: 'https://outlook.office365.com',
-    iss: `https://sts.windows.net/${tenantId}/`,
-    tid: tenantId,
-    appid: app.appId,
-    appidacr: '1',
-    idtyp: 'app',
-    oid: app.servicePrincipalId,
-    sub: app.servicePrincipalId,
-    roles: ['IMAP.AccessAsApp'],
-    ver: '1.0',
-    ...claims,
-  })
-    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid })
-    .setIssuedAt(now - 60)
-    .setNotBefore(now - 60)
-    .setExpirationTime(now + 3600)
-    .sign(signer.privateKey);
+function token(claims: Record<string, unknown> = {}): Promise<string> {
+  return exchangeAppToken(signer.privateKey, { kid, tenantId, app }, claims);
 }
 
 async function pipeline(mailboxes: string[]): Promise<Pipeline> {
