@@ -122,7 +122,9 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
   if (groups.some(([, g]) => needsInbound(g))) {
     const { listen } = o.config;
     const tls = listen.certFile && listen.keyFile ? { cert: readFile(listen.certFile), key: readFile(listen.keyFile) } : undefined;
-    const http = tls ? Fastify({ https: tls, loggerInstance: log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) : Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 });
+    // No line per request: Graph and EWS call it once per change of every watched mailbox.
+    const common = { loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 4 * 1024 * 1024 };
+    const http = tls ? Fastify({ ...common, https: tls }) : Fastify(common);
     const publicUrl = (o.config.publicUrl ?? o.serverPublicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
     inbound = { http, publicUrl };
   }

@@ -65,6 +65,15 @@ function describe(e: NotifyEvent, de: boolean): string {
   }
 }
 
+const STATE_DE: Record<string, string> = {
+  starting: 'startet',
+  watching: 'überwacht',
+  'catching-up': 'holt auf',
+  reconnecting: 'verbindet neu',
+  failed: 'fehlgeschlagen',
+  stopped: 'gestoppt',
+};
+
 function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: number): void {
   const de = ctx.lang === 'de';
   if (!status || status.stopped || now - Date.parse(status.updatedAt) > STALE_MS) {
@@ -77,13 +86,15 @@ function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: 
     return;
   }
   if (status.publicUrl) ctx.out.line(de ? `Benachrichtigungs-URL für Microsoft: ${status.publicUrl}` : `Notification URL for Microsoft: ${status.publicUrl}`);
+  const state = (s: string) => (de ? (STATE_DE[s] ?? s) : s);
   for (const g of status.groups) {
     const states = Object.entries(g.states)
-      .map(([s, n]) => `${s} ${n}`)
+      .map(([s, n]) => `${state(s)} ${n}`)
       .join(', ');
-    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${de ? 'Postfächer' : 'mailboxes'}, ${g.listeners} Listener — ${states}`);
+    const boxes = de ? (g.mailboxes === 1 ? 'Postfach' : 'Postfächer') : g.mailboxes === 1 ? 'mailbox' : 'mailboxes';
+    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${boxes}, ${g.listeners} Listener — ${states}`);
   }
-  for (const m of status.attention.slice(0, 20)) ctx.out.line(`  ${m.mailbox} [${m.group}] ${m.state}${m.error ? `: ${m.error.code} ${m.error.message}` : ''}`);
+  for (const m of status.attention.slice(0, 20)) ctx.out.line(`  ${m.mailbox} [${m.group}] ${state(m.state)}${m.error ? `: ${m.error.code} ${m.error.message}` : ''}`);
   for (const p of status.problems.slice(-5)) ctx.out.line(`  ! ${p.at} ${p.mailbox ?? p.listener}: ${p.message}`);
 }
 
