@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-MAILBRIDGE__SERVER__PORT=0 MAILBRIDGE__STORE__PATH="$work/mb.db" npm start --silent >"$work/out" 2>"$work/err" &
+# npm does not pass SIGTERM on to the node it started: run it in its own process group and stop the
+# whole group, so no gateway outlives the check.
+trap 'kill -- -"$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+MAILBRIDGE__SERVER__PORT=0 MAILBRIDGE__STORE__PATH="$work/mb.db" setsid npm start --silent >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 1 100); do
   url=$(grep -oE 'http://[^ ]+/health' "$work/out" || true)
