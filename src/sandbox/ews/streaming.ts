@@ -40,6 +40,7 @@ export class StreamConn {
   #profile: EwsProfile;
   #sched: Scheduler;
   #heartbeatMs: number;
+  #heartbeatPending = false;
   #stats: StreamStats;
   #writing = false;
   #pendingFlush = false;
@@ -183,7 +184,10 @@ export class StreamConn {
       return true;
     } finally {
       this.#writing = false;
-      if (this.#pendingFlush) {
+      if (this.#heartbeatPending && !this.#finishing && !this.#closed) {
+        this.#heartbeatPending = false;
+        this.#sendHeartbeat();
+      } else if (this.#pendingFlush) {
         this.#pendingFlush = false;
         this.kick();
       }
@@ -202,10 +206,18 @@ export class StreamConn {
     if (this.#closed) return;
     this.#cancelHeartbeat = this.#sched.after(this.#heartbeatMs, () => {
       this.#cancelHeartbeat = undefined;
-      if (this.#writing || this.#finishing) return this.#armHeartbeat();
-      this.#stats.heartbeats++;
-      void this.#writeEnvelopes([this.#status('OK')]);
+      if (this.#finishing) return;
+      // Due while the previous envelope is still being flushed: send it right after, rather than
+      // a whole interval later (the interval counts from when an envelope was sent).
+      if (this.#writing) this.#heartbeatPending = true;
+      else this.#sendHeartbeat();
     });
+  }
+
+  #sendHeartbeat(): void {
+    this.#stats.heartbeats++;
+    // Its own write's `finally` picks up a flush that was asked for meanwhile.
+    void this.#writeEnvelopes([this.#status('OK')]);
   }
 
   /** ConnectionTimeout reached (or no subscriptions left): Closed, then end. */
