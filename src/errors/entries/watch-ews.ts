@@ -126,12 +126,12 @@ export const watchEws = {
     http: 400,
     title: { en: 'EWS in Exchange Online is being retired', de: 'EWS in Exchange Online wird abgeschaltet' },
     cause: {
-      en: 'The EWS watcher talks to Exchange Online ({host}). Microsoft blocks EWS for non-Microsoft apps from 1 October 2026 and shuts it down on 1 April 2027; watching keeps working until then.',
-      de: 'Der EWS-Watcher spricht mit Exchange Online ({host}). Microsoft sperrt EWS für Nicht-Microsoft-Apps ab dem 1. Oktober 2026 und schaltet es am 1. April 2027 ab; bis dahin funktioniert die Überwachung weiter.',
+      en: 'The EWS watcher talks to Exchange Online ({host}). Since 1 October 2026 Exchange Online answers EWS only for apps on the tenant\'s allow list, and on 1 April 2027 it shuts EWS down for good; watching over EWS stops then at the latest.',
+      de: 'Der EWS-Watcher spricht mit Exchange Online ({host}). Seit dem 1. Oktober 2026 beantwortet Exchange Online EWS nur noch für Apps auf der Zulassungsliste des Tenants, und am 1. April 2027 schaltet es EWS endgültig ab; die Überwachung über EWS endet spätestens dann.',
     },
     fix: {
-      en: 'Watch Exchange Online mailboxes with a Graph listener instead: in mailbridge.yaml set the watch listener\'s kind to graph (Graph change notifications with delta catch-up, application permission Mail.Read). Keep EWS for on-premises Exchange Server.',
-      de: 'Überwachen Sie Exchange-Online-Postfächer stattdessen mit einem Graph-Listener: Setzen Sie in mailbridge.yaml die Art des Watch-Listeners auf graph (Graph-Änderungsbenachrichtigungen mit Delta-Abgleich, Anwendungsberechtigung Mail.Read). Verwenden Sie EWS weiter für Exchange Server on-premises.',
+      en: 'Watch Exchange Online mailboxes over Graph instead: set notify.watch.groups.<group>.kind to graph with a connection that has the application permission Mail.Read (admin consent). Until you switch, the app must be on the allow list: Set-OrganizationConfig -EwsAllowedAppIDs @{Add="<application (client) ID>"}. Keep EWS for Exchange Server on premises.',
+      de: 'Überwachen Sie Exchange-Online-Postfächer stattdessen über Graph: Setzen Sie notify.watch.groups.<Gruppe>.kind auf graph, mit einer Verbindung, die die Anwendungsberechtigung Mail.Read (mit Administratorzustimmung) hat. Bis zur Umstellung muss die App auf der Zulassungsliste stehen: Set-OrganizationConfig -EwsAllowedAppIDs @{Add="<Anwendungs-ID (Client-ID)>"}. Verwenden Sie EWS weiter für Exchange Server on-premises.',
     },
   },
   MB_EWS_FOLDER_UNSUPPORTED: {

@@ -14,7 +14,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { registerSecret } from '../../../log/redact.ts';
-import { envelope, EwsError, soapBody } from './soap.ts';
+import { envelope, EwsError, soapBody, soapEnvelope } from './soap.ts';
 import type { XEl, XNode } from './xml.ts';
 
 export interface EwsTarget {
@@ -38,6 +38,8 @@ export interface ClientOptions {
   /** Longest wait honoured for one back-off. */
   maxBackOffMs: number;
   busyRetries: number;
+  /** Told of the server version each answer reports (to recognise Exchange Online behind any host name). */
+  onServerVersion?: (target: EwsTarget, version: { major: number; minor: number }) => void;
   /** Told of every back-off before it is waited out. */
   onBusy?: (target: EwsTarget, ms: number, err: EwsError) => void;
   signal: AbortSignal;
@@ -105,8 +107,9 @@ export class EwsClient {
   private async once(t: EwsTarget, op: XEl): Promise<CallResult> {
     const res = await this.send(t, op, this.o.timeoutMs, this.o.signal);
     const text = await res.body.text();
-    const body = soapBody(text, res.statusCode);
+    const { body, version } = soapEnvelope(text, res.statusCode);
     if (res.statusCode !== 200) throw new EwsError(`Http${res.statusCode}`, `EWS answered HTTP ${res.statusCode}`, { status: res.statusCode });
+    if (version) this.o.onServerVersion?.(t, version);
     const cookie = affinityCookie(res.headers);
     return cookie ? { body, affinityCookie: cookie } : { body };
   }

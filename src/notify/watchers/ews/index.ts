@@ -30,7 +30,7 @@ import { EwsClient } from './client.ts';
 import { KV_NAMESPACE, Member, safeHost, type Core } from './mailbox.ts';
 import { PushWatch } from './push.ts';
 import type { EwsWatchOptions } from './config.ts';
-import { distinguishedFolder } from './soap.ts';
+import { distinguishedFolder, isExchangeOnlineVersion } from './soap.ts';
 import { StreamGroup, type Limiter } from './streaming.ts';
 
 export { ewsWatchSchema, EWS_VERSIONS, type EwsWatchOptions } from './config.ts';
@@ -124,7 +124,15 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     signal: abort.signal,
     secretSlot: `ews:${listener}`,
     onBusy: (t, ms, err) => core.report(undefined, new MbError('MB_EWS_SERVER_BUSY', { url: safeHost(t.url), seconds: Math.round(ms / 1000) }, { cause: err })),
+    // Exchange Online behind a host name of its own (a proxy, a vanity name) shows in its version.
+    onServerVersion: (t, v) => {
+      const host = safeHost(t.url);
+      if (!isExchangeOnlineVersion(v) || retiringWarned.has(host)) return;
+      retiringWarned.add(host);
+      core.report(undefined, new MbError('MB_EWS_EXCHANGE_ONLINE_RETIRING', { host }));
+    },
   });
+  const retiringWarned = new Set<string>();
 
   const core: Core = {
     listener,
@@ -229,7 +237,12 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     }
 
     const eol = [...new Set(members.map((m) => m.url).filter(isExchangeOnline))];
-    for (const url of eol) core.report(undefined, new MbError('MB_EWS_EXCHANGE_ONLINE_RETIRING', { host: new URL(url).host }));
+    for (const url of eol) {
+      const host = safeHost(url);
+      if (retiringWarned.has(host)) continue;
+      retiringWarned.add(host);
+      core.report(undefined, new MbError('MB_EWS_EXCHANGE_ONLINE_RETIRING', { host }));
+    }
 
     if (push && pushMembers) {
       pushMembers.push(...members);

@@ -180,6 +180,14 @@ function backOff(node: XNode | undefined): number | undefined {
 
 /** The SOAP body of a response; throws EwsError for a SOAP fault. */
 export function soapBody(xml: string, status = 200): XNode {
+  return soapEnvelope(xml, status).body;
+}
+
+/**
+ * The Body and the server's version from the header (s:Header/h:ServerVersionInfo MajorVersion,
+ * MinorVersion): Exchange Online answers with 15.20 builds, Exchange Server 2013–2019 with 15.0–15.2.
+ */
+export function soapEnvelope(xml: string, status = 200): { body: XNode; version?: { major: number; minor: number } } {
   let root: XNode;
   try {
     root = parseXml(xml);
@@ -195,7 +203,15 @@ export function soapBody(xml: string, status = 200): XNode {
     const message = textAt(detail, 'Message') ?? textAt(fault, 'faultstring') ?? code;
     throw new EwsError(code, message, { status, backOffMs: backOff(child(detail, 'MessageXml')) });
   }
-  return body;
+  const info = child(child(root, 'Header'), 'ServerVersionInfo');
+  const major = Number(info?.attrs.MajorVersion);
+  const minor = Number(info?.attrs.MinorVersion);
+  return Number.isInteger(major) && Number.isInteger(minor) ? { body, version: { major, minor } } : { body };
+}
+
+/** Exchange Online's builds are 15.20 and later; on premises Exchange Server 2019 is 15.2. */
+export function isExchangeOnlineVersion(v: { major: number; minor: number }): boolean {
+  return v.major > 15 || (v.major === 15 && v.minor >= 20);
 }
 
 export interface ResponseMessage {

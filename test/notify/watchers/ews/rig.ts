@@ -69,7 +69,7 @@ export function ewsDirectory(): SandboxDirectory {
   });
 }
 
-export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number } = {}): Promise<Rig> {
+export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number; profile?: 'exchange2016' | 'exchange2019' | 'online' } = {}): Promise<Rig> {
   const ca = createSandboxCa();
   const tls = ca.issueServer(['localhost', '127.0.0.1']);
   const signer = await generateKeyPair('RS256', { extractable: true });
@@ -79,7 +79,7 @@ export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number 
   const dovecot = await startDovecot({ tls });
   const feed = new DovecotFeed(dovecot, { reconnectDelays: [50] });
   const lister = new MailStore(dovecot);
-  const ews = await startEwsSandbox({ directory, jwks, tls, feed, lister, scheduler: o.scheduler, heartbeatMs: o.heartbeatMs, pushCa: ca.certPem, streamingLifetimeMs: 30 * 60_000 });
+  const ews = await startEwsSandbox({ directory, jwks, tls, feed, lister, scheduler: o.scheduler, heartbeatMs: o.heartbeatMs, pushCa: ca.certPem, streamingLifetimeMs: 30 * 60_000, ...(o.profile ? { profile: o.profile } : {}) });
   const store = await tempStore();
 
   const received: Received[] = [];
