@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -25,6 +24,7 @@ import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
+import { freePort } from '../../identity/sandbox-fixture.ts';
 
 const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
 
@@ -51,12 +51,7 @@ before(async () => {
   const inbound = ca.issueServer(['127.0.0.1']);
   writeFileSync(join(dir, 'inbound.pem'), inbound.certPem);
   writeFileSync(join(dir, 'inbound.key'), inbound.keyPem);
-  const port = await new Promise<number>((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   config = async (groups) =>
     configSchema.parse({

@@ -112,7 +112,8 @@ Options:
   --mailbox A  only events of this mailbox
   --last N     events shown at the start (default 10)
   --once       print the state and the last events, then exit
-  --json       one JSON object per event (as sinks receive it)`,
+  --json       one JSON object per event (as sinks receive it)
+  --poll-ms N  how often to look for new events (default 500)`,
     de: `Aufruf: mailbridge watch [--mailbox ADRESSE] [--last N] [--once] [--json]
 
 Zeigt den Zustand der Watcher, die \`mailbridge serve\` betreibt (je Gruppe: Postfächer, die
@@ -124,7 +125,8 @@ Optionen:
   --mailbox A  nur Ereignisse dieses Postfachs
   --last N     beim Start gezeigte Ereignisse (Standard 10)
   --once       Zustand und letzte Ereignisse ausgeben, dann beenden
-  --json       ein JSON-Objekt je Ereignis (wie Ziele es erhalten)`,
+  --json       ein JSON-Objekt je Ereignis (wie Ziele es erhalten)
+  --poll-ms N  wie oft nach neuen Ereignissen gesehen wird (Standard 500)`,
   },
   async run(ctx) {
     const o = options(ctx.args);

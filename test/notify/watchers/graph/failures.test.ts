@@ -6,7 +6,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { MbError } from '../../../../src/errors/index.ts';
 import { silentLogger } from '../../../../src/log/index.ts';
@@ -15,7 +14,7 @@ import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../.
 import { subscribeFailed } from '../../../../src/notify/watchers/graph/subscriptions.ts';
 import type { TokenProvider, WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { recorder, tempStore, until, type Recorder, type TempStore } from './helpers.ts';
+import { freePort, type Recorder, recorder, type TempStore, tempStore, until } from './helpers.ts';
 
 let rig: Rig;
 let t: TempStore;
@@ -32,13 +31,6 @@ after(async () => {
   await t?.cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function build(http: FastifyInstance, publicUrl: string, mailbox: string, tokens: TokenProvider, problems: MbError[], listener: string): GraphWatcher {
   const ctx: WatcherContext = { publish: rec.publish, kv: t.store.kv, log: silentLogger, now, problem: (_m, e) => problems.push(e), inbound: { http, publicUrl } };

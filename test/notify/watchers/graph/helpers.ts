@@ -1,37 +1,24 @@
 /**
- * Shared by the Graph watcher tests: a store in a temporary directory, a publish function through
- * the real dispatcher (so the store deduplicates by event id as in production) that records what
- * was new, and a Graph client for the sandbox rig. Kept apart from ../../helpers.ts so these tests
- * do not load the notify config (and with it every watcher's config module).
+ * Shared by the Graph watcher tests: a publish function through the real dispatcher (so the store
+ * deduplicates by event id as in production) that records what was new, mail into a sandbox
+ * mailbox, and waiting until everything in flight has landed. The temporary store and the retry
+ * settings are the notify tests' own (../../helpers.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import { createDispatcher } from '../../../../src/notify/dispatcher.ts';
-import type { RetryConfig } from '../../../../src/notify/config.ts';
 import type { NotifyEvent } from '../../../../src/notify/events.ts';
 import type { Publish } from '../../../../src/notify/watchers/types.ts';
-import { openStore, type Store } from '../../../../src/store/index.ts';
+import type { Store } from '../../../../src/store/index.ts';
+import { rfc822, type Rig } from '../../../sandbox/graph/helpers.ts';
+import { noJitter } from '../../helpers.ts';
 
-export const noJitter: RetryConfig = { initialSeconds: 5, factor: 2, maxSeconds: 3600, giveUpAfterHours: 24, jitter: 0 };
+export { noJitter, tempStore, type TempStore } from '../../helpers.ts';
+export { freePort } from '../../../identity/sandbox-fixture.ts';
 
-export interface TempStore {
-  store: Store;
-  dir: string;
-  cleanup(): Promise<void>;
-}
-
-export async function tempStore(): Promise<TempStore> {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-watch-graph-'));
-  const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
-  return {
-    store,
-    dir,
-    async cleanup() {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** A message from Anna Schmidt into a sandbox mailbox, over Dovecot's LMTP. */
+export async function deliver(rig: Rig, address: string, subject: string): Promise<void> {
+  const r = await rig.dovecot.deliver({ from: 'anna@fabrikam.test', to: [address] }, Buffer.from(rfc822({ from: '"Anna Schmidt" <anna@fabrikam.test>', to: address, subject })));
+  assert.deepEqual(r.accepted, [address]);
 }
 
 export interface Recorder {

@@ -7,7 +7,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fetch } from 'undici';
 import type { MbError } from '../../../../src/errors/index.ts';
@@ -16,8 +15,8 @@ import { keyRecordKey } from '../../../../src/notify/watchers/graph/crypto.ts';
 import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../../../src/notify/watchers/graph/index.ts';
 import { KV_NAMESPACE } from '../../../../src/notify/watchers/graph/sync.ts';
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
-import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { recorder, tempStore, until, type Recorder, type TempStore } from './helpers.ts';
+import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
+import { deliver, freePort, type Recorder, recorder, type TempStore, tempStore, until } from './helpers.ts';
 
 let rig: Rig;
 let t: TempStore;
@@ -35,13 +34,6 @@ after(async () => {
   await t?.cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A rich watcher behind its own HTTPS listener; `tamper` rewrites notification bodies before the watcher sees them. */
 async function startWatcher(mailbox: string, port: number, tamper?: (body: { value: Array<Record<string, unknown>> }) => void): Promise<{ w: GraphWatcher; http: FastifyInstance; stop(): Promise<void> }> {
@@ -83,10 +75,6 @@ async function startWatcher(mailbox: string, port: number, tamper?: (body: { val
   };
 }
 
-async function deliver(address: string, subject: string): Promise<void> {
-  const r = await rig.dovecot.deliver({ from: 'anna@fabrikam.test', to: [address] }, Buffer.from(rfc822({ from: 'Anna Schmidt <anna@fabrikam.test>', to: address, subject })));
-  assert.deepEqual(r.accepted, [address]);
-}
 
 async function settle(w: GraphWatcher): Promise<void> {
   for (let i = 0; i < 3; i++) {
@@ -110,7 +98,7 @@ test('new mail is reported from the decrypted notification without a delta reque
     assert.doesNotMatch(stored.key, /PRIVATE KEY/);
 
     const rounds = run.w.stats.rounds;
-    await deliver(mailbox, 'Rich one');
+    await deliver(rig, mailbox, 'Rich one');
     await until(() => news('Rich one').length > 0, 20_000, 'rich message.new');
     await settle(run.w);
     assert.equal(news('Rich one').length, 1);
@@ -133,7 +121,7 @@ test('new mail is reported from the decrypted notification without a delta reque
     assert.equal(news('Rich one').length, 1, 'the delta round replaying the message adds nothing');
 
     await run.stop();
-    await deliver(mailbox, 'While down');
+    await deliver(rig, mailbox, 'While down');
     run = await startWatcher(mailbox, port);
     assert.equal(run.w.subscriptionOf(mailbox, 'inbox')?.id, sub.id, 'the rich subscription is reused');
     assert.equal(run.w.stats.created, 0);
@@ -155,7 +143,7 @@ test('a tampered encrypted item is refused with MB_WATCH_GRAPH_RICH_INVALID and 
   });
   try {
     const before = problems.length;
-    await deliver(mailbox, 'Tampered');
+    await deliver(rig, mailbox, 'Tampered');
     await until(() => news('Tampered').length > 0, 20_000, 'event by delta');
     await settle(run.w);
     assert.equal(news('Tampered').length, 1);

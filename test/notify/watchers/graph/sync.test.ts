@@ -10,8 +10,8 @@ import type { MbError } from '../../../../src/errors/index.ts';
 import { GraphClient } from '../../../../src/notify/watchers/graph/client.ts';
 import { cursorKey, KV_NAMESPACE, syncFolder, type SyncDeps } from '../../../../src/notify/watchers/graph/sync.ts';
 import type { Publish } from '../../../../src/notify/watchers/types.ts';
-import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { recorder as storeRecorder, tempStore, type TempStore } from './helpers.ts';
+import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
+import { deliver, recorder as storeRecorder, type TempStore, tempStore } from './helpers.ts';
 
 let rig: Rig;
 let t: TempStore;
@@ -39,10 +39,6 @@ function deps(c: GraphClient, publish: Publish, problems: MbError[] = []): SyncD
   return { client: c, kv: t.store.kv, publish, now: Date.now, pageSize: 2, changeTypes: ['created', 'updated', 'deleted'], problem: (_m, e) => problems.push(e) };
 }
 
-async function deliver(address: string, subject: string): Promise<void> {
-  const r = await rig.dovecot.deliver({ from: 'anna@fabrikam.test', to: [address] }, Buffer.from(rfc822({ from: '"Anna Schmidt" <anna@fabrikam.test>', to: address, subject })));
-  assert.deepEqual(r.accepted, [address]);
-}
 
 async function unread(address: string): Promise<number> {
   const res = await rig.call('GET', `/v1.0/users/${address}/mailFolders/inbox`, { token: await rig.appToken(APP.relay) });
@@ -51,7 +47,7 @@ async function unread(address: string): Promise<number> {
 
 test('baseline reports nothing; new mail is one message.new with sender, subject, receivedAt and the unread count; a repeat round reports nothing', async () => {
   const mailbox = USER.alice.upn;
-  await deliver(mailbox, 'Before watching');
+  await deliver(rig, mailbox, 'Before watching');
   const c = client();
   const rec = storeRecorder(t.store);
   try {
@@ -59,8 +55,8 @@ test('baseline reports nothing; new mail is one message.new with sender, subject
     assert.equal(first.baseline, true);
     assert.equal(rec.events.length, 0);
 
-    await deliver(mailbox, 'Rechnung März');
-    await deliver(mailbox, 'Second one');
+    await deliver(rig, mailbox, 'Rechnung März');
+    await deliver(rig, mailbox, 'Second one');
     const second = await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
     assert.equal(second.published, 2);
     const bySubject = new Map(rec.events.map((e) => [e.type === 'message.new' ? e.subject : '', e]));
@@ -88,8 +84,8 @@ test('marking read gives one read-state event with the new count; a flag change 
   const token = await rig.appToken(APP.relay);
   try {
     await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
-    await deliver(mailbox, 'Read me');
-    await deliver(mailbox, 'Keep me');
+    await deliver(rig, mailbox, 'Read me');
+    await deliver(rig, mailbox, 'Keep me');
     await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
     const created = rec.events.filter((e) => e.type === 'message.new');
     assert.equal(created.length, 2);
@@ -133,13 +129,13 @@ test('a lost delta state (410) resynchronises: mail that came during the gap is 
   const rec = storeRecorder(t.store);
   const problems: MbError[] = [];
   try {
-    await deliver(mailbox, 'Old');
+    await deliver(rig, mailbox, 'Old');
     await syncFolder(deps(c, rec.publish, problems), mailbox, 'inbox');
-    await deliver(mailbox, 'Announced');
+    await deliver(rig, mailbox, 'Announced');
     await syncFolder(deps(c, rec.publish, problems), mailbox, 'inbox');
     assert.equal(rec.events.length, 1);
 
-    await deliver(mailbox, 'During the gap');
+    await deliver(rig, mailbox, 'During the gap');
     rig.graph.expireDeltaTokens();
     const r = await syncFolder(deps(c, rec.publish, problems), mailbox, 'inbox');
     assert.equal(r.resync, true);
@@ -161,7 +157,7 @@ test('the cursor moves only after the events were published: a failed publish re
   try {
     await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
     const saved = await t.store.kv.get(KV_NAMESPACE, cursorKey(mailbox, 'inbox'));
-    await deliver(mailbox, 'Publish fails once');
+    await deliver(rig, mailbox, 'Publish fails once');
     let calls = 0;
     const flaky: Publish = async (e) => {
       calls++;

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fetch } from 'undici';
 import type { MbError } from '../../../../src/errors/index.ts';
@@ -22,8 +22,8 @@ import { KV_NAMESPACE } from '../../../../src/notify/watchers/graph/sync.ts';
 import { subscriptionKey } from '../../../../src/notify/watchers/graph/subscriptions.ts';
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
-import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { noJitter, tempStore, until, type TempStore } from './helpers.ts';
+import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
+import { deliver, freePort, noJitter, type TempStore, tempStore, until } from './helpers.ts';
 
 /** Sandbox notification retries run only when the test says so. */
 class ManualTimers implements Timers {
@@ -104,13 +104,6 @@ after(async () => {
   await t?.cleanup();
 });
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Running {
   watcher: GraphWatcher;
@@ -160,10 +153,6 @@ async function startWatcher(mailboxes: string[], options: { port?: number; liste
   };
 }
 
-async function deliver(address: string, subject: string): Promise<void> {
-  const r = await rig.dovecot.deliver({ from: 'anna@fabrikam.test', to: [address] }, Buffer.from(rfc822({ from: 'Anna Schmidt <anna@fabrikam.test>', to: address, subject })));
-  assert.deepEqual(r.accepted, [address]);
-}
 
 async function graphUnread(address: string): Promise<number> {
   const res = await rig.call('GET', `/v1.0/users/${address}/mailFolders/inbox`, { token: await rig.appToken(APP.relay) });
@@ -239,7 +228,7 @@ test('new mail → exactly one message.new with the unread count; marking it rea
   const w = await startWatcher([mailbox]);
   try {
     assert.deepEqual(w.watcher.status().map((s) => [s.mailbox, s.state]), [[mailbox, 'watching']]);
-    await deliver(mailbox, 'Rechnung 4711');
+    await deliver(rig, mailbox, 'Rechnung 4711');
     await until(() => newMail(mailbox, 'Rechnung 4711').length > 0, 20_000, 'message.new at the receiver');
     await settle(w.watcher);
     const [created] = newMail(mailbox, 'Rechnung 4711');
@@ -270,8 +259,8 @@ test('a `missed` lifecycle event (dropped notifications) ends with each change r
   try {
     const rounds = w.watcher.stats.rounds;
     rig.graph.dropNotifications(mailbox, 2);
-    await deliver(mailbox, 'Dropped 1');
-    await deliver(mailbox, 'Dropped 2');
+    await deliver(rig, mailbox, 'Dropped 1');
+    await deliver(rig, mailbox, 'Dropped 2');
     await until(() => newMail(mailbox, 'Dropped 2').length > 0 && newMail(mailbox, 'Dropped 1').length > 0, 20_000, 'events after missed');
     await settle(w.watcher);
     assert.equal(rig.graph.notificationStats.droppedByHook, 2);
@@ -293,13 +282,13 @@ test('a removed subscription is recreated and the gap is caught up: nothing lost
     assert.ok(old);
     rig.graph.removeSubscription(old.id);
     // Mail while Graph has no subscription: no notification can report it.
-    await deliver(mailbox, 'While removed');
+    await deliver(rig, mailbox, 'While removed');
     await until(() => {
       const s = w.watcher.subscriptionOf(mailbox, 'inbox');
       return !!s && s.id !== old.id;
     }, 20_000, 'a new subscription');
     await until(() => newMail(mailbox, 'While removed').length > 0, 20_000, 'the gap caught up');
-    await deliver(mailbox, 'After recreate');
+    await deliver(rig, mailbox, 'After recreate');
     await until(() => newMail(mailbox, 'After recreate').length > 0, 20_000, 'notification on the new subscription');
     await settle(w.watcher);
     assert.ok(rig.graph.subscriptions().some((s) => s.id === w.watcher.subscriptionOf(mailbox, 'inbox')?.id));
@@ -318,7 +307,7 @@ test('a restart with events in flight reuses the subscription and reports every 
   const port = w.port;
   const sub = w.watcher.subscriptionOf(mailbox, 'inbox');
   assert.ok(sub);
-  await deliver(mailbox, 'Before stop');
+  await deliver(rig, mailbox, 'Before stop');
   await until(() => newMail(mailbox, 'Before stop').length > 0, 20_000, 'first event');
   await settle(w.watcher);
   const before = newMail(mailbox, 'Before stop')[0]!.event;
@@ -327,8 +316,8 @@ test('a restart with events in flight reuses the subscription and reports every 
   // While stopped: two messages arrive and the first is read; the sandbox's notifications fail.
   const failedPosts = () => rig.graph.notificationStats.posts - rig.graph.notificationStats.postsOk;
   const failedBefore = failedPosts();
-  await deliver(mailbox, 'While down 1');
-  await deliver(mailbox, 'While down 2');
+  await deliver(rig, mailbox, 'While down 1');
+  await deliver(rig, mailbox, 'While down 2');
   const res = await rig.call('PATCH', `/v1.0/users/${mailbox}/messages/${before.messageId}`, { token: await rig.appToken(APP.relay), json: { isRead: true } });
   assert.equal(res.status, 200);
   await until(() => failedPosts() > failedBefore, 20_000, 'a notification that could not be delivered');
@@ -376,7 +365,7 @@ test('reauthorizationRequired is answered with POST …/reauthorize; the subscri
     assert.ok((rig.graph.stats.responses[204] ?? 0) > answered204, 'reauthorize was called (204)');
     assert.equal(w.watcher.subscriptionOf(mailbox, 'inbox')?.id, sub.id);
     assert.equal(w.watcher.stats.created, 1);
-    await deliver(mailbox, 'After reauthorize');
+    await deliver(rig, mailbox, 'After reauthorize');
     await until(() => newMail(mailbox, 'After reauthorize').length > 0, 20_000, 'event after reauthorize');
     await settle(w.watcher);
     assert.equal(newMail(mailbox, 'After reauthorize').length, 1);
@@ -409,7 +398,7 @@ test('subscriptions are renewed before they expire (injectable clock) and keep n
 
     // Past the original expiry, the subscription still delivers.
     rig.clock.offsetMs += 60 * 60_000;
-    await deliver(mailbox, 'After first expiry');
+    await deliver(rig, mailbox, 'After first expiry');
     await until(() => newMail(mailbox, 'After first expiry').length > 0, 20_000, 'event after renewal');
     await settle(w.watcher);
     assert.equal(newMail(mailbox, 'After first expiry').length, 1);
