@@ -41,6 +41,6 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     const { openSqliteStore } = await import('./sqlite.ts');
     return openSqliteStore(config.path);
   }
-  const { MbError } = await import('../errors/index.ts');
-  throw new MbError('MB_STORE_DRIVER_UNAVAILABLE', { driver: config.driver });
+  const { openPostgresStore } = await import('./postgres.ts');
+  return openPostgresStore(config.url);
 }

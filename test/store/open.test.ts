@@ -54,6 +54,20 @@ test('an unopenable path gives MB_STORE_OPEN_FAILED naming the path', async () =
   }
 });
 
-test('the postgres driver is refused with a catalogue error until it exists', async () => {
-  await assert.rejects(openStore({ driver: 'postgres', url: 'postgres://x' }), { code: 'MB_STORE_DRIVER_UNAVAILABLE' });
+test('a PostgreSQL server that cannot be reached gives MB_STORE_POSTGRES_FAILED naming the server, never the password', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-store-'));
+  try {
+    // A socket directory with no server in it: the connection is refused at once.
+    const url = `postgresql://mailbridge:s3cret-pass@localhost/mb?host=${encodeURIComponent(dir)}`;
+    await assert.rejects(openStore({ driver: 'postgres', url }), (err: unknown) => {
+      assert.ok(err instanceof MbError);
+      assert.equal(err.code, 'MB_STORE_POSTGRES_FAILED');
+      const text = JSON.stringify([err.message, err.explain('en'), err.explain('de')]);
+      assert.ok(text.includes(dir), text);
+      assert.ok(!text.includes('s3cret-pass'), text);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,0 +1,237 @@
+/**
+ * The connector checkpoints on PostgreSQL (see checkpoints.ts; the SQLite version is
+ * checkpoints-sqlite.ts). Each method is one transaction and has committed when it resolves.
+ */
+import type pg from 'pg';
+import type { Checkpoint, CheckpointRepository, CheckpointScope, InFlightEntry, LeaseResult, MessageRecord, MessageState } from './checkpoints.ts';
+import type { Transaction } from './postgres.ts';
+
+/** Timestamps are ISO strings as in SQLite; COLLATE "C" keeps their order (and the items') byte-wise. */
+export const checkpointMigrationsPg: Array<{ id: string; sql: string }> = [
+  {
+    id: 'connector-1',
+    sql: `CREATE TABLE connector_checkpoint (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       position BIGINT NOT NULL DEFAULT 0,
+       cursor TEXT,
+       dedupe_below BIGINT NOT NULL DEFAULT 0,
+       updated_at TEXT NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder)
+     );
+     CREATE TABLE connector_message (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       item TEXT COLLATE "C" NOT NULL,
+       key TEXT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('delivered', 'done', 'rejected')),
+       code TEXT,
+       size BIGINT NOT NULL,
+       at TEXT COLLATE "C" NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder, epoch, item)
+     );
+     CREATE INDEX connector_message_key ON connector_message (connector, mailbox, folder, key);
+     CREATE INDEX connector_message_state ON connector_message (connector, mailbox, folder, epoch, state);
+     CREATE TABLE connector_inflight (
+       connector TEXT NOT NULL,
+       mailbox TEXT NOT NULL,
+       folder TEXT NOT NULL,
+       epoch TEXT NOT NULL,
+       item TEXT COLLATE "C" NOT NULL,
+       key TEXT NOT NULL,
+       delivery_id TEXT NOT NULL,
+       started_at TEXT COLLATE "C" NOT NULL,
+       PRIMARY KEY (connector, mailbox, folder, epoch, item)
+     );
+     CREATE TABLE connector_lease (
+       name TEXT PRIMARY KEY,
+       owner TEXT NOT NULL,
+       expires_at BIGINT NOT NULL
+     )`,
+  },
+];
+
+type Row = Record<string, string | number | null>;
+const S = 'connector = $1 AND mailbox = $2 AND folder = $3';
+const sv = (s: CheckpointScope): unknown[] => [s.connector, s.mailbox, s.folder];
+const now = () => new Date().toISOString();
+
+const toRecord = (r: Row): MessageRecord => ({
+  epoch: String(r.epoch),
+  item: String(r.item),
+  key: String(r.key),
+  state: r.state as MessageState,
+  code: r.code === null ? undefined : String(r.code),
+  size: Number(r.size),
+  at: String(r.at),
+});
+
+export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction): CheckpointRepository {
+  const advanceIn = async (db: pg.PoolClient, scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
+    if (to.position !== undefined) {
+      await db.query(`UPDATE connector_checkpoint SET position = GREATEST(position, $4), updated_at = $5 WHERE ${S}`, [...sv(scope), to.position, now()]);
+    }
+    if (to.cursor !== undefined) {
+      await db.query(`UPDATE connector_checkpoint SET cursor = $4, updated_at = $5 WHERE ${S}`, [...sv(scope), to.cursor, now()]);
+    }
+  };
+
+  return {
+    async get(scope) {
+      const { rows } = await pool.query<Row>(`SELECT epoch, position, cursor, dedupe_below, updated_at FROM connector_checkpoint WHERE ${S}`, sv(scope));
+      const r = rows[0];
+      if (!r) return undefined;
+      const cp: Checkpoint = { epoch: String(r.epoch), position: Number(r.position), dedupeBelow: Number(r.dedupe_below), updatedAt: String(r.updated_at) };
+      if (r.cursor !== null) cp.cursor = String(r.cursor);
+      return cp;
+    },
+
+    async setEpoch(scope, epoch, dedupeBelow) {
+      await transaction(async (db) => {
+        await db.query(
+          `INSERT INTO connector_checkpoint (connector, mailbox, folder, epoch, position, cursor, dedupe_below, updated_at)
+           VALUES ($1, $2, $3, $4, 0, NULL, $5, $6)
+           ON CONFLICT (connector, mailbox, folder) DO UPDATE SET epoch = excluded.epoch, position = 0, cursor = NULL,
+             dedupe_below = excluded.dedupe_below, updated_at = excluded.updated_at`,
+          [...sv(scope), epoch, dedupeBelow, now()],
+        );
+        await db.query(`DELETE FROM connector_inflight WHERE ${S} AND epoch <> $4`, [...sv(scope), epoch]);
+      });
+    },
+
+    async advance(scope, to) {
+      await transaction((db) => advanceIn(db, scope, to));
+    },
+
+    async begin(scope, e) {
+      await pool.query(
+        `INSERT INTO connector_inflight (connector, mailbox, folder, epoch, item, key, delivery_id, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, delivery_id = excluded.delivery_id`,
+        [...sv(scope), e.epoch, e.item, e.key, e.deliveryId, now()],
+      );
+    },
+
+    async inFlight(scope) {
+      const { rows } = await pool.query<Row>(`SELECT epoch, item, key, delivery_id, started_at FROM connector_inflight WHERE ${S} ORDER BY started_at, item`, sv(scope));
+      return rows.map(
+        (r): InFlightEntry => ({
+          epoch: String(r.epoch),
+          item: String(r.item),
+          key: String(r.key),
+          deliveryId: String(r.delivery_id),
+          startedAt: String(r.started_at),
+        }),
+      );
+    },
+
+    async abandon(scope, epoch, item) {
+      await pool.query(`DELETE FROM connector_inflight WHERE ${S} AND epoch = $4 AND item = $5`, [...sv(scope), epoch, item]);
+    },
+
+    async record(scope, o, to) {
+      await transaction(async (db) => {
+        await db.query(
+          `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, state = excluded.state,
+             code = excluded.code, size = excluded.size, at = excluded.at`,
+          [...sv(scope), o.epoch, o.item, o.key, o.state, o.code ?? null, o.size, now()],
+        );
+        await db.query(`DELETE FROM connector_inflight WHERE ${S} AND epoch = $4 AND item = $5`, [...sv(scope), o.epoch, o.item]);
+        if (to) await advanceIn(db, scope, to);
+      });
+    },
+
+    async lookup(scope, epoch, items) {
+      const out = new Map<string, MessageRecord>();
+      if (items.length === 0) return out;
+      const { rows } = await pool.query<Row>(
+        `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = $4 AND item = ANY($5)`,
+        [...sv(scope), epoch, items],
+      );
+      for (const r of rows) out.set(String(r.item), toRecord(r));
+      return out;
+    },
+
+    async deliveredKeys(scope, keys, exceptEpoch) {
+      if (keys.length === 0) return new Set();
+      const { rows } = await pool.query<Row>(
+        `SELECT DISTINCT key FROM connector_message WHERE ${S} AND epoch <> $4 AND state IN ('delivered', 'done') AND key = ANY($5)`,
+        [...sv(scope), exceptEpoch, [...new Set(keys)]],
+      );
+      return new Set(rows.map((r) => String(r.key)));
+    },
+
+    async byState(scope, epoch, state) {
+      const { rows } = await pool.query<Row>(
+        `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = $4 AND state = $5 ORDER BY at, item`,
+        [...sv(scope), epoch, state],
+      );
+      return rows.map(toRecord);
+    },
+
+    async markDone(scope, epoch, items) {
+      if (items.length === 0) return;
+      await pool.query(`UPDATE connector_message SET state = 'done', at = $6 WHERE ${S} AND epoch = $4 AND item = ANY($5) AND state = 'delivered'`, [
+        ...sv(scope),
+        epoch,
+        items,
+        now(),
+      ]);
+    },
+
+    async prune(scope, before, states) {
+      if (states.length === 0) return 0;
+      const r = await pool.query(`DELETE FROM connector_message WHERE ${S} AND at < $4 AND state = ANY($5)`, [...sv(scope), before.toISOString(), states]);
+      return r.rowCount ?? 0;
+    },
+
+    async list(connector) {
+      const { rows } = await pool.query<Row>(
+        `SELECT c.mailbox, c.folder, c.epoch, c.position, c.cursor, c.dedupe_below, c.updated_at,
+           (SELECT COUNT(*) FROM connector_message m WHERE m.connector = c.connector AND m.mailbox = c.mailbox AND m.folder = c.folder AND m.state IN ('delivered', 'done')) AS delivered,
+           (SELECT COUNT(*) FROM connector_message m WHERE m.connector = c.connector AND m.mailbox = c.mailbox AND m.folder = c.folder AND m.state = 'rejected') AS rejected,
+           (SELECT COUNT(*) FROM connector_inflight i WHERE i.connector = c.connector AND i.mailbox = c.mailbox AND i.folder = c.folder) AS inflight
+         FROM connector_checkpoint c WHERE c.connector = $1 ORDER BY c.mailbox, c.folder`,
+        [connector],
+      );
+      return rows.map((r) => ({
+        connector,
+        mailbox: String(r.mailbox),
+        folder: String(r.folder),
+        epoch: String(r.epoch),
+        position: Number(r.position),
+        ...(r.cursor === null ? {} : { cursor: String(r.cursor) }),
+        dedupeBelow: Number(r.dedupe_below),
+        updatedAt: String(r.updated_at),
+        delivered: Number(r.delivered),
+        rejected: Number(r.rejected),
+        inFlight: Number(r.inflight),
+      }));
+    },
+
+    async claim(name, owner, ttlMs, steal): Promise<LeaseResult> {
+      return transaction(async (db): Promise<LeaseResult> => {
+        const t = Date.now();
+        // Make sure a row exists, then lock it: two nodes claiming a new lease take turns here.
+        await db.query('INSERT INTO connector_lease (name, owner, expires_at) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING', [name, owner]);
+        const { rows } = await db.query<Row>('SELECT owner, expires_at FROM connector_lease WHERE name = $1 FOR UPDATE', [name]);
+        const cur = rows[0]!;
+        if (String(cur.owner) !== owner && Number(cur.expires_at) > t && !steal?.(String(cur.owner))) {
+          return { ok: false, owner: String(cur.owner), expiresAt: Number(cur.expires_at) };
+        }
+        await db.query('UPDATE connector_lease SET owner = $2, expires_at = $3 WHERE name = $1', [name, owner, t + ttlMs]);
+        return { ok: true };
+      });
+    },
+
+    async release(name, owner) {
+      await pool.query('DELETE FROM connector_lease WHERE name = $1 AND owner = $2', [name, owner]);
+    },
+  };
+}

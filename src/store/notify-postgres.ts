@@ -1,0 +1,353 @@
+/**
+ * Notify rows on PostgreSQL: the same tables and promises as the SQLite version
+ * (src/store/notify-sqlite.ts). JSON columns stay text, as there, so what a caller stores is what
+ * it reads back byte for byte.
+ *
+ * Publishing takes a row lock on the mailbox's sequence first, so two nodes publishing for the same
+ * mailbox take turns, and an event id published by both is stored once. Event cursors (for
+ * `mailbridge watch`) come from a sequence: across several nodes a cursor can be handed out before
+ * an earlier one commits, so `watch` may skip an event published concurrently on another node (the
+ * event itself is stored and delivered; only the live view can miss it).
+ */
+import type pg from 'pg';
+import {
+  DELIVERY_STATES,
+  type DeliveryState,
+  type DueDelivery,
+  type NotifyDeliveryRecord,
+  type NotifyEventRecord,
+  type NotifyRepository,
+  type NotifySubscriptionRecord,
+  type SubscriptionState,
+} from './notify.ts';
+import type { Queryable, Transaction } from './postgres.ts';
+
+export const notifyMigrationsPg: Array<{ id: string; sql: string }> = [
+  {
+    id: 'notify-1',
+    sql: `CREATE TABLE notify_subscriptions (
+       id TEXT COLLATE "C" PRIMARY KEY,
+       kind TEXT NOT NULL,
+       events TEXT NOT NULL,
+       params TEXT NOT NULL,
+       privacy TEXT NOT NULL CHECK (privacy IN ('full', 'minimal')),
+       label TEXT,
+       state TEXT NOT NULL CHECK (state IN ('active', 'gone')),
+       gone_reason TEXT,
+       created_at BIGINT NOT NULL,
+       updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE notify_subscription_mailboxes (
+       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+       mailbox TEXT COLLATE "C" NOT NULL,
+       PRIMARY KEY (mailbox, subscription_id)
+     );
+     CREATE INDEX notify_subscription_mailboxes_sub ON notify_subscription_mailboxes (subscription_id);
+     CREATE TABLE notify_mailboxes (
+       mailbox TEXT PRIMARY KEY,
+       last_seq BIGINT NOT NULL
+     );
+     CREATE TABLE notify_events (
+       cursor BIGSERIAL UNIQUE,
+       id TEXT PRIMARY KEY,
+       mailbox TEXT COLLATE "C" NOT NULL,
+       seq BIGINT NOT NULL,
+       type TEXT NOT NULL,
+       body TEXT NOT NULL,
+       created_at BIGINT NOT NULL,
+       UNIQUE (mailbox, seq)
+     );
+     CREATE INDEX notify_events_created ON notify_events (created_at);
+     CREATE TABLE notify_deliveries (
+       subscription_id TEXT COLLATE "C" NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+       event_id TEXT NOT NULL REFERENCES notify_events (id),
+       mailbox TEXT COLLATE "C" NOT NULL,
+       seq BIGINT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'expired', 'dropped')),
+       attempts INTEGER NOT NULL,
+       created_at BIGINT NOT NULL,
+       next_attempt_at BIGINT NOT NULL,
+       last_attempt_at BIGINT,
+       last_error TEXT,
+       updated_at BIGINT NOT NULL,
+       PRIMARY KEY (subscription_id, event_id)
+     );
+     CREATE INDEX notify_deliveries_line ON notify_deliveries (subscription_id, mailbox, state, seq);
+     CREATE INDEX notify_deliveries_due ON notify_deliveries (state, next_attempt_at);
+     CREATE INDEX notify_deliveries_event ON notify_deliveries (event_id);`,
+  },
+];
+
+interface SubRow {
+  id: string;
+  kind: string;
+  events: string;
+  params: string;
+  privacy: 'full' | 'minimal';
+  label: string | null;
+  state: SubscriptionState;
+  gone_reason: string | null;
+  created_at: number;
+  updated_at: number;
+  mailboxes: string[] | null;
+}
+
+interface DeliveryRow {
+  subscription_id: string;
+  event_id: string;
+  mailbox: string;
+  seq: number;
+  state: DeliveryState;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  updated_at: number;
+}
+
+interface EventRow {
+  id: string;
+  mailbox: string;
+  seq: number;
+  type: string;
+  body: string;
+  created_at: number;
+}
+
+/** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
+const SUB = `SELECT s.*, ARRAY(SELECT m.mailbox FROM notify_subscription_mailboxes m WHERE m.subscription_id = s.id ORDER BY m.mailbox) AS mailboxes
+  FROM notify_subscriptions s`;
+
+const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
+   WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
+
+function toEvent(r: EventRow): NotifyEventRecord {
+  return { id: r.id, mailbox: r.mailbox, seq: r.seq, type: r.type, body: r.body, createdAt: r.created_at };
+}
+
+function toDelivery(r: DeliveryRow): NotifyDeliveryRecord {
+  const out: NotifyDeliveryRecord = {
+    subscriptionId: r.subscription_id,
+    eventId: r.event_id,
+    mailbox: r.mailbox,
+    seq: r.seq,
+    state: r.state,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+    nextAttemptAt: r.next_attempt_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.last_attempt_at !== null) out.lastAttemptAt = r.last_attempt_at;
+  if (r.last_error !== null) out.lastError = JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError'];
+  return out;
+}
+
+function toSub(r: SubRow): NotifySubscriptionRecord {
+  const out: NotifySubscriptionRecord = {
+    id: r.id,
+    kind: r.kind,
+    mailboxes: r.mailboxes ?? [],
+    events: JSON.parse(r.events) as string[],
+    params: JSON.parse(r.params) as Record<string, unknown>,
+    privacy: r.privacy,
+    state: r.state,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+  if (r.label !== null) out.label = r.label;
+  if (r.gone_reason !== null) out.goneReason = r.gone_reason;
+  return out;
+}
+
+export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction): NotifyRepository {
+  const getSub = async (db: Queryable, id: string) => (await db.query<SubRow>(`${SUB} WHERE s.id = $1`, [id])).rows[0];
+
+  return {
+    async createSubscription(r) {
+      await transaction(async (db) => {
+        await db.query(
+          `INSERT INTO notify_subscriptions (id, kind, events, params, privacy, label, state, gone_reason, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+          [r.id, r.kind, JSON.stringify(r.events), JSON.stringify(r.params), r.privacy, r.label ?? null, r.state, r.goneReason ?? null, r.createdAt, r.updatedAt],
+        );
+        await db.query(
+          `INSERT INTO notify_subscription_mailboxes (subscription_id, mailbox)
+           SELECT $1, m FROM unnest($2::text[]) AS m ON CONFLICT DO NOTHING`,
+          [r.id, r.mailboxes.map((m) => m.toLowerCase())],
+        );
+      });
+    },
+    async getSubscription(id) {
+      const row = await getSub(pool, id);
+      return row ? toSub(row) : undefined;
+    },
+    async listSubscriptions(query = {}) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      if (query.mailbox !== undefined) {
+        values.push(query.mailbox.toLowerCase());
+        where.push(`s.id IN (SELECT subscription_id FROM notify_subscription_mailboxes WHERE mailbox = $${values.length})`);
+      }
+      if (query.states && query.states.length > 0) {
+        values.push([...query.states]);
+        where.push(`s.state = ANY($${values.length})`);
+      }
+      const { rows } = await pool.query<SubRow>(`${SUB}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s.created_at, s.id`, values);
+      return rows.map(toSub);
+    },
+    async deleteSubscription(id) {
+      const r = await pool.query('DELETE FROM notify_subscriptions WHERE id = $1', [id]);
+      return (r.rowCount ?? 0) > 0;
+    },
+    async markGone(id, reason, now) {
+      return transaction(async (db) => {
+        const r = await db.query(`UPDATE notify_subscriptions SET state = 'gone', gone_reason = $1, updated_at = $2 WHERE id = $3 AND state = 'active'`, [
+          reason,
+          now,
+          id,
+        ]);
+        const changed = (r.rowCount ?? 0) > 0;
+        if (changed) await db.query(`UPDATE notify_deliveries SET state = 'dropped', updated_at = $1 WHERE subscription_id = $2 AND state = 'pending'`, [now, id]);
+        return changed;
+      });
+    },
+    async publish(event, now) {
+      const mailbox = event.mailbox.toLowerCase();
+      return transaction(async (db) => {
+        // Lock the mailbox's sequence row first: publishers of one mailbox take turns, so the
+        // duplicate check below sees an event another node committed a moment ago.
+        await db.query('INSERT INTO notify_mailboxes (mailbox, last_seq) VALUES ($1, 0) ON CONFLICT (mailbox) DO NOTHING', [mailbox]);
+        await db.query('SELECT last_seq FROM notify_mailboxes WHERE mailbox = $1 FOR UPDATE', [mailbox]);
+        const existing = (await db.query<EventRow>('SELECT id, mailbox, seq, type, body, created_at FROM notify_events WHERE id = $1', [event.id])).rows[0];
+        if (existing) return { event: toEvent(existing), duplicate: true, deliveries: 0 };
+        const { rows } = await db.query<{ last_seq: number }>('UPDATE notify_mailboxes SET last_seq = last_seq + 1 WHERE mailbox = $1 RETURNING last_seq', [mailbox]);
+        const seq = rows[0]!.last_seq;
+        await db.query('INSERT INTO notify_events (id, mailbox, seq, type, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+          event.id,
+          mailbox,
+          seq,
+          event.type,
+          event.body,
+          now,
+        ]);
+        const fan = await db.query(
+          `INSERT INTO notify_deliveries (subscription_id, event_id, mailbox, seq, state, attempts, created_at, next_attempt_at, updated_at)
+           SELECT s.id, $1, $2, $3, 'pending', 0, $4, $4, $4 FROM notify_subscriptions s
+           JOIN notify_subscription_mailboxes m ON m.subscription_id = s.id
+           WHERE m.mailbox = $2 AND s.state = 'active' AND (s.events = '[]' OR s.events::jsonb ? $5)`,
+          [event.id, mailbox, seq, now, event.type],
+        );
+        return { event: { id: event.id, mailbox, seq, type: event.type, body: event.body, createdAt: now }, duplicate: false, deliveries: fan.rowCount ?? 0 };
+      });
+    },
+    async due(now, limit, busy) {
+      const extra = busy?.size ?? 0;
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT d.* FROM notify_deliveries d
+         JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${HEAD}
+         ORDER BY d.next_attempt_at, d.seq LIMIT $2`,
+        [now, limit + extra],
+      );
+      const out: DueDelivery[] = [];
+      for (const r of rows) {
+        if (out.length >= limit) break;
+        if (busy?.has(`${r.subscription_id}\n${r.mailbox}`)) continue;
+        const ev = (await pool.query<EventRow>('SELECT id, mailbox, seq, type, body, created_at FROM notify_events WHERE id = $1', [r.event_id])).rows[0];
+        const sub = await getSub(pool, r.subscription_id);
+        if (!ev || !sub) continue;
+        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSub(sub) });
+      }
+      return out;
+    },
+    async nextDue() {
+      const { rows } = await pool.query<{ t: number | null }>(
+        `SELECT MIN(d.next_attempt_at) AS t FROM notify_deliveries d
+         JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+         WHERE d.state = 'pending' AND ${HEAD}`,
+      );
+      return rows[0]?.t ?? undefined;
+    },
+    async complete(subscriptionId, eventId, now) {
+      const r = await pool.query(
+        `UPDATE notify_deliveries SET state = 'done', attempts = attempts + 1, last_attempt_at = $1, updated_at = $1
+         WHERE subscription_id = $2 AND event_id = $3 AND state = 'pending'`,
+        [now, subscriptionId, eventId],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async defer(subscriptionId, eventId, u, now) {
+      const r = await pool.query(
+        `UPDATE notify_deliveries SET attempts = $1, next_attempt_at = $2, last_attempt_at = $3, last_error = $4, updated_at = $3
+         WHERE subscription_id = $5 AND event_id = $6 AND state = 'pending'`,
+        [u.attempts, u.nextAttemptAt, now, JSON.stringify(u.lastError), subscriptionId, eventId],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async expire(subscriptionId, eventId, u, now) {
+      const r = await pool.query(
+        `UPDATE notify_deliveries SET state = 'expired', attempts = $1, last_attempt_at = $2, last_error = $3, updated_at = $2
+         WHERE subscription_id = $4 AND event_id = $5 AND state = 'pending'`,
+        [u.attempts, now, JSON.stringify(u.lastError), subscriptionId, eventId],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async getDelivery(subscriptionId, eventId) {
+      const { rows } = await pool.query<DeliveryRow>('SELECT * FROM notify_deliveries WHERE subscription_id = $1 AND event_id = $2', [subscriptionId, eventId]);
+      return rows[0] ? toDelivery(rows[0]) : undefined;
+    },
+    async listDeliveries(query = {}) {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      if (query.subscriptionId !== undefined) {
+        values.push(query.subscriptionId);
+        where.push(`subscription_id = $${values.length}`);
+      }
+      if (query.states && query.states.length > 0) {
+        values.push([...query.states]);
+        where.push(`state = ANY($${values.length})`);
+      }
+      values.push(query.limit ?? 1000);
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT * FROM notify_deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY mailbox, seq, subscription_id LIMIT $${values.length}`,
+        values,
+      );
+      return rows.map(toDelivery);
+    },
+    async listEvents(query = {}) {
+      const values: unknown[] = [query.after ?? 0];
+      const where = ['cursor > $1'];
+      if (query.mailbox !== undefined) {
+        values.push(query.mailbox.toLowerCase());
+        where.push(`mailbox = $${values.length}`);
+      }
+      const newestFirst = query.after === undefined && query.last !== undefined;
+      values.push(newestFirst ? query.last : (query.limit ?? 1000));
+      const { rows } = await pool.query<EventRow & { cursor: number }>(
+        `SELECT cursor, id, mailbox, seq, type, body, created_at FROM notify_events WHERE ${where.join(' AND ')}
+         ORDER BY cursor ${newestFirst ? 'DESC' : ''} LIMIT $${values.length}`,
+        values,
+      );
+      // The newest `last` events are returned oldest first (what `mailbridge watch` shows on start).
+      if (newestFirst) rows.reverse();
+      return rows.map((r) => ({ ...toEvent(r), cursor: r.cursor }));
+    },
+    async counts() {
+      const out = Object.fromEntries(DELIVERY_STATES.map((st) => [st, 0])) as Record<DeliveryState, number>;
+      const { rows } = await pool.query<{ state: DeliveryState; n: number }>('SELECT state, COUNT(*) AS n FROM notify_deliveries GROUP BY state');
+      for (const r of rows) out[r.state] = r.n;
+      return out;
+    },
+    async purge(before) {
+      return transaction(async (db) => {
+        await db.query(`DELETE FROM notify_deliveries WHERE state <> 'pending' AND updated_at < $1`, [before]);
+        const r = await db.query(
+          `DELETE FROM notify_events WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event_id = notify_events.id)`,
+          [before],
+        );
+        return r.rowCount ?? 0;
+      });
+    },
+  };
+}

@@ -1,0 +1,293 @@
+/**
+ * The store's repositories hold the same promises on SQLite and on PostgreSQL: each test runs on
+ * both drivers (test/support/stores.ts starts a private PostgreSQL server for this file).
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { QueueRecord } from '../../src/store/queue.ts';
+import { storeDrivers } from '../support/stores.ts';
+
+const drivers = storeDrivers();
+after(() => drivers.close());
+
+function rec(id: string, over: Partial<QueueRecord> = {}): QueueRecord {
+  return {
+    id,
+    state: 'incoming',
+    kind: 'message',
+    sender: 'app@contoso.test',
+    recipients: ['a@example.com', 'b@example.com'],
+    mailbox: 'app@contoso.test',
+    size: 1234,
+    bodyType: '8bitmime',
+    smtpUtf8: false,
+    receivedAt: 1_700_000_000_000,
+    attempts: 0,
+    nextAttemptAt: 1_700_000_000_000,
+    updatedAt: 1_700_000_000_000,
+    ...over,
+  };
+}
+
+for (const d of drivers.list) {
+  describe(`store contract (${d.name})`, () => {
+    test('kv: set, overwrite, list per namespace, delete; values survive a reopen', async () => {
+      const a = await d.open();
+      await a.kv.set('tokens', 'contoso', 'v1');
+      await a.kv.set('tokens', 'contoso', 'v2');
+      await a.kv.set('tokens', 'fabrikam', 'x');
+      await a.kv.set('other', 'contoso', 'y');
+      assert.equal(await a.kv.delete('tokens', 'fabrikam'), true);
+      assert.equal(await a.kv.delete('tokens', 'fabrikam'), false);
+      await a.close();
+      const b = await d.reopen();
+      assert.equal(await b.kv.get('tokens', 'contoso'), 'v2');
+      assert.equal(await b.kv.get('tokens', 'fabrikam'), undefined);
+      const rows = await b.kv.list('tokens');
+      assert.deepEqual(rows.map((r) => [r.key, r.value]), [['contoso', 'v2']]);
+      assert.match(rows[0]!.updatedAt, /^\d{4}-\d\d-\d\dT/);
+      await b.ping();
+      assert.equal(b.driver, d.name);
+    });
+
+    test('queue: rows round-trip with every optional field; list pages by id; counts per state', async () => {
+      const s = await d.open();
+      const full = rec('q1', {
+        relayUser: 'scanner',
+        clientIp: '192.0.2.7',
+        smtpUtf8: true,
+        lastAttemptAt: 1_700_000_000_500,
+        lastError: { code: 'MB_RELAY_X', params: { n: 1, ok: true }, reply: '451 4.7.0 try later', detail: 'd' },
+        holdReason: 'admin',
+        originId: 'q0',
+        state: 'held',
+      });
+      await s.queue.insert([full, rec('q2'), rec('q3', { state: 'deferred' })]);
+      assert.deepEqual(await s.queue.get('q1'), full);
+      assert.equal(await s.queue.get('nope'), undefined);
+      assert.deepEqual((await s.queue.list({ limit: 2 })).map((r) => r.id), ['q1', 'q2']);
+      assert.deepEqual((await s.queue.list({ after: 'q1' })).map((r) => r.id), ['q2', 'q3']);
+      assert.deepEqual((await s.queue.list({ states: ['deferred', 'held'] })).map((r) => r.id), ['q1', 'q3']);
+      const counts = await s.queue.counts();
+      assert.equal(counts.incoming, 1);
+      assert.equal(counts.held, 1);
+      assert.equal(counts.deferred, 1);
+      assert.equal(counts.sent, 0);
+      assert.deepEqual((await s.queue.ids(['incoming', 'deferred'])).sort(), ['q2', 'q3']);
+      assert.deepEqual(await s.queue.ids([]), []);
+    });
+
+    test('queue: an insert of several rows is all or nothing', async () => {
+      const s = await d.open();
+      await s.queue.insert([rec('dup')]);
+      await assert.rejects(s.queue.insert([rec('new1'), rec('dup')]));
+      assert.equal(await s.queue.get('new1'), undefined);
+    });
+
+    test('queue: ready and nextDue honour due time, state and excluded mailboxes, oldest first', async () => {
+      const s = await d.open();
+      await s.queue.insert([
+        rec('a', { nextAttemptAt: 30 }),
+        rec('b', { nextAttemptAt: 10, mailbox: 'other@contoso.test' }),
+        rec('c', { nextAttemptAt: 20, state: 'deferred' }),
+        rec('d', { nextAttemptAt: 5, state: 'held' }),
+        rec('e', { nextAttemptAt: 100 }),
+      ]);
+      assert.deepEqual((await s.queue.ready(50, 10)).map((r) => r.id), ['b', 'c', 'a']);
+      assert.deepEqual((await s.queue.ready(50, 2)).map((r) => r.id), ['b', 'c']);
+      assert.deepEqual((await s.queue.ready(50, 10, ['other@contoso.test'])).map((r) => r.id), ['c', 'a']);
+      assert.equal(await s.queue.nextDue(), 10);
+      assert.equal(await s.queue.nextDue(['other@contoso.test']), 20);
+      assert.equal(await s.queue.nextDue(['other@contoso.test', 'app@contoso.test']), undefined);
+    });
+
+    test('queue: transition is a compare-and-set; of two racing claims exactly one wins', async () => {
+      const s = await d.open();
+      await s.queue.insert([rec('m')]);
+      const claims = await Promise.all(
+        Array.from({ length: 6 }, () => s.queue.transition('m', ['incoming', 'deferred'], { state: 'active', updatedAt: 2 })),
+      );
+      assert.equal(claims.filter(Boolean).length, 1);
+      const sent = await s.queue.transition('m', ['active'], { state: 'sent', attempts: 1, lastAttemptAt: 3, lastError: null, updatedAt: 3 });
+      assert.equal(sent?.state, 'sent');
+      assert.equal(sent?.attempts, 1);
+      assert.equal(await s.queue.transition('m', ['active'], { state: 'deferred', updatedAt: 4 }), undefined);
+      const held = await s.queue.transition('m', ['sent'], { state: 'held', holdReason: 'admin', lastError: { code: 'MB_X' }, updatedAt: 5 });
+      assert.deepEqual([held?.holdReason, held?.lastError], ['admin', { code: 'MB_X' }]);
+      const cleared = await s.queue.transition('m', ['held'], { state: 'deferred', holdReason: null, lastError: null, updatedAt: 6 });
+      assert.equal(cleared?.holdReason, undefined);
+      assert.equal(cleared?.lastError, undefined);
+    });
+
+    test('queue: transitionAndInsert moves and inserts together, or does neither', async () => {
+      const s = await d.open();
+      await s.queue.insert([rec('orig', { state: 'active' })]);
+      const bounced = await s.queue.transitionAndInsert('orig', ['active'], { state: 'bounced', updatedAt: 9 }, [
+        rec('dsn1', { kind: 'dsn', sender: '', originId: 'orig' }),
+      ]);
+      assert.equal(bounced?.state, 'bounced');
+      assert.equal((await s.queue.get('dsn1'))?.originId, 'orig');
+      const again = await s.queue.transitionAndInsert('orig', ['active'], { state: 'bounced', updatedAt: 10 }, [rec('dsn2', { kind: 'dsn', sender: '' })]);
+      assert.equal(again, undefined);
+      assert.equal(await s.queue.get('dsn2'), undefined);
+    });
+
+    test('queue: transitionAll, delete by state, sentSince and purge', async () => {
+      const s = await d.open();
+      await s.queue.insert([rec('x1', { state: 'active' }), rec('x2', { state: 'active' }), rec('x3', { recipients: ['1@e.x', '2@e.x', '3@e.x'] })]);
+      assert.equal(await s.queue.transitionAll(['active'], { state: 'deferred', updatedAt: 50 }), 2);
+      assert.equal(await s.queue.delete('x1', ['held']), false);
+      assert.equal(await s.queue.delete('x1', ['deferred']), true);
+      await s.queue.transition('x3', ['incoming'], { state: 'sent', updatedAt: 200 });
+      await s.queue.transition('x2', ['deferred'], { state: 'sent', updatedAt: 100 });
+      assert.deepEqual(
+        (await s.queue.sentSince(150)).map((r) => [r.mailbox, r.recipients, r.at]),
+        [['app@contoso.test', 3, 200]],
+      );
+      assert.deepEqual(await s.queue.purge(['sent'], 150), ['x2']);
+      assert.deepEqual(await s.queue.purge([], 150), []);
+      assert.deepEqual((await s.queue.list()).map((r) => r.id), ['x3']);
+    });
+
+    test('checkpoints: epoch, advance (never backward), cursor, in-flight, record, lookup, keys of earlier epochs', async () => {
+      const s = await d.open();
+      const c = s.checkpoints;
+      const scope = { connector: 'scans', mailbox: 'alice@contoso.test', folder: 'INBOX' };
+      assert.equal(await c.get(scope), undefined);
+      await c.setEpoch(scope, '100', 0);
+      await c.advance(scope, { position: 5, cursor: 'link-1' });
+      await c.advance(scope, { position: 3 });
+      let cp = await c.get(scope);
+      assert.deepEqual([cp?.epoch, cp?.position, cp?.cursor, cp?.dedupeBelow], ['100', 5, 'link-1', 0]);
+      await c.advance(scope, { cursor: null });
+      assert.equal((await c.get(scope))?.cursor, undefined);
+
+      await c.begin(scope, { epoch: '100', item: '6', key: '<m6@x>', deliveryId: 'd6' });
+      await c.begin(scope, { epoch: '100', item: '7', key: '<m7@x>', deliveryId: 'd7' });
+      assert.deepEqual((await c.inFlight(scope)).map((e) => [e.item, e.deliveryId]), [['6', 'd6'], ['7', 'd7']]);
+      await c.record(scope, { epoch: '100', item: '6', key: '<m6@x>', state: 'delivered', size: 10 }, { position: 6 });
+      await c.abandon(scope, '100', '7');
+      assert.deepEqual(await c.inFlight(scope), []);
+      await c.record(scope, { epoch: '100', item: '8', key: '<m8@x>', state: 'rejected', code: 'MB_X', size: 3 });
+      cp = await c.get(scope);
+      assert.equal(cp?.position, 6);
+      const found = await c.lookup(scope, '100', ['6', '8', '9']);
+      assert.deepEqual([...found.keys()].sort(), ['6', '8']);
+      assert.equal(found.get('8')?.code, 'MB_X');
+      assert.equal(found.get('6')?.code, undefined);
+      assert.deepEqual((await c.byState(scope, '100', 'delivered')).map((m) => m.item), ['6']);
+      await c.markDone(scope, '100', ['6', '8']);
+      assert.equal((await c.lookup(scope, '100', ['6'])).get('6')?.state, 'done');
+      assert.equal((await c.lookup(scope, '100', ['8'])).get('8')?.state, 'rejected');
+
+      // A new epoch: position and cursor start over, in-flight of the old epoch is dropped, keys stay.
+      await c.begin(scope, { epoch: '100', item: '9', key: '<m9@x>', deliveryId: 'd9' });
+      await c.setEpoch(scope, '200', 10);
+      cp = await c.get(scope);
+      assert.deepEqual([cp?.epoch, cp?.position, cp?.cursor, cp?.dedupeBelow], ['200', 0, undefined, 10]);
+      assert.deepEqual(await c.inFlight(scope), []);
+      assert.deepEqual([...(await c.deliveredKeys(scope, ['<m6@x>', '<m8@x>', '<none@x>'], '200'))], ['<m6@x>']);
+      assert.deepEqual([...(await c.deliveredKeys(scope, ['<m6@x>'], '100'))], []);
+
+      const listed = await c.list('scans');
+      assert.equal(listed.length, 1);
+      assert.deepEqual([listed[0]!.delivered, listed[0]!.rejected, listed[0]!.inFlight], [1, 1, 0]);
+      assert.equal(await c.prune(scope, new Date(Date.now() + 60_000), ['rejected']), 1);
+      assert.equal(await c.prune(scope, new Date(Date.now() + 60_000), []), 0);
+    });
+
+    test('checkpoints: a lease has one owner until it expires, is renewed by its owner, and can be stolen only when allowed', async () => {
+      const s = await d.open();
+      const c = s.checkpoints;
+      assert.deepEqual(await c.claim('connector:scans', 'node-a', 60_000), { ok: true });
+      assert.deepEqual(await c.claim('connector:scans', 'node-a', 60_000), { ok: true });
+      const refused = await c.claim('connector:scans', 'node-b', 60_000);
+      assert.equal(refused.ok, false);
+      assert.equal(refused.ok === false && refused.owner, 'node-a');
+      assert.deepEqual(await c.claim('connector:scans', 'node-b', 60_000, (owner) => owner === 'node-a'), { ok: true });
+      await c.release('connector:scans', 'node-a');
+      assert.equal((await c.claim('connector:scans', 'node-a', 60_000)).ok, false);
+      await c.release('connector:scans', 'node-b');
+      assert.deepEqual(await c.claim('connector:scans', 'node-a', 1), { ok: true });
+      await new Promise((r) => setTimeout(r, 5));
+      // Expired: another owner may take it.
+      assert.deepEqual(await c.claim('connector:scans', 'node-c', 60_000), { ok: true });
+      // Concurrent first claims of a new lease: exactly one wins.
+      const racers = await Promise.all(['x', 'y', 'z', 'w'].map((o) => c.claim('connector:new', o, 60_000)));
+      assert.equal(racers.filter((r) => r.ok).length, 1);
+    });
+
+    test('notify: subscriptions, publish fans out once per event id, line heads in order, complete/defer/expire, gone, purge', async () => {
+      const s = await d.open();
+      const n = s.notify;
+      const sub = (id: string, mailboxes: string[], events: string[] = []) => ({
+        id,
+        kind: 'webhook',
+        mailboxes,
+        events,
+        params: { url: 'https://hooks.example/x', secret: 'sealed:abc', nested: { b: 1, a: [2] } },
+        privacy: 'full' as const,
+        state: 'active' as const,
+        createdAt: 1,
+        updatedAt: 1,
+      });
+      await n.createSubscription({ ...sub('sub_1', ['Alice@Contoso.test', 'bob@contoso.test']), label: 'dms' });
+      await n.createSubscription(sub('sub_2', ['alice@contoso.test'], ['message.read-state']));
+      const got = await n.getSubscription('sub_1');
+      assert.deepEqual(got?.mailboxes, ['alice@contoso.test', 'bob@contoso.test']);
+      assert.deepEqual(got?.params, { url: 'https://hooks.example/x', secret: 'sealed:abc', nested: { b: 1, a: [2] } });
+      assert.equal(got?.label, 'dms');
+      assert.deepEqual((await n.listSubscriptions({ mailbox: 'ALICE@contoso.test' })).map((x) => x.id), ['sub_1', 'sub_2']);
+      assert.deepEqual((await n.listSubscriptions({ mailbox: 'bob@contoso.test' })).map((x) => x.id), ['sub_1']);
+
+      const p1 = await n.publish({ id: 'ev1', mailbox: 'Alice@contoso.test', type: 'message.new', body: '{"a":1}' }, 100);
+      assert.deepEqual([p1.duplicate, p1.deliveries, p1.event.seq, p1.event.mailbox], [false, 1, 1, 'alice@contoso.test']);
+      const again = await n.publish({ id: 'ev1', mailbox: 'alice@contoso.test', type: 'message.new', body: '{"a":1}' }, 101);
+      assert.deepEqual([again.duplicate, again.deliveries], [true, 0]);
+      const p2 = await n.publish({ id: 'ev2', mailbox: 'alice@contoso.test', type: 'message.read-state', body: '{}' }, 102);
+      assert.deepEqual([p2.event.seq, p2.deliveries], [2, 2]);
+      // Same id published concurrently (two nodes): stored once.
+      const racing = await Promise.all([1, 2, 3].map(() => n.publish({ id: 'ev3', mailbox: 'bob@contoso.test', type: 'message.new', body: '{}' }, 103)));
+      assert.equal(racing.filter((r) => !r.duplicate).length, 1);
+
+      // Line heads: sub_1/alice has ev1 then ev2; only ev1 is due until it is done.
+      let due = await n.due(200, 10);
+      assert.deepEqual(due.map((x) => `${x.subscription.id}:${x.event.id}`).sort(), ['sub_1:ev1', 'sub_1:ev3', 'sub_2:ev2']);
+      assert.equal(due.find((x) => x.event.id === 'ev1')?.subscription.params.url, 'https://hooks.example/x');
+      due = await n.due(200, 10, new Set(['sub_1\nbob@contoso.test']));
+      assert.deepEqual(due.map((x) => `${x.subscription.id}:${x.event.id}`).sort(), ['sub_1:ev1', 'sub_2:ev2']);
+      assert.equal(await n.nextDue(), 100);
+      assert.equal(await n.complete('sub_1', 'ev1', 300), true);
+      assert.equal(await n.complete('sub_1', 'ev1', 301), false);
+      assert.equal(await n.defer('sub_1', 'ev2', { attempts: 1, nextAttemptAt: 5000, lastError: { code: 'MB_NOTIFY_X', detail: 'HTTP 500' } }, 310), true);
+      assert.deepEqual((await n.getDelivery('sub_1', 'ev2'))?.lastError, { code: 'MB_NOTIFY_X', detail: 'HTTP 500' });
+      assert.deepEqual((await n.due(400, 10)).map((x) => x.event.id).sort(), ['ev2', 'ev3']);
+      assert.equal(await n.expire('sub_2', 'ev2', { attempts: 9, lastError: { code: 'MB_NOTIFY_Y' } }, 320), true);
+      const counts = await n.counts();
+      assert.deepEqual([counts.done, counts.pending, counts.expired, counts.dropped], [1, 2, 1, 0]);
+      assert.deepEqual((await n.listDeliveries({ subscriptionId: 'sub_1', states: ['pending'] })).map((x) => x.eventId), ['ev2', 'ev3']);
+
+      // Events in publication order, and the newest n oldest first.
+      const all = await n.listEvents();
+      assert.deepEqual(all.map((e) => e.id), ['ev1', 'ev2', 'ev3']);
+      assert.deepEqual((await n.listEvents({ after: all[0]!.cursor })).map((e) => e.id), ['ev2', 'ev3']);
+      assert.deepEqual((await n.listEvents({ last: 2 })).map((e) => e.id), ['ev2', 'ev3']);
+      assert.deepEqual((await n.listEvents({ mailbox: 'BOB@contoso.test' })).map((e) => e.id), ['ev3']);
+
+      assert.equal(await n.markGone('sub_1', 'MB_NOTIFY_GONE: 410', 500), true);
+      assert.equal(await n.markGone('sub_1', 'again', 501), false);
+      assert.equal((await n.getSubscription('sub_1'))?.goneReason, 'MB_NOTIFY_GONE: 410');
+      assert.equal((await n.counts()).dropped, 2);
+      assert.deepEqual(await n.due(10_000, 10), []);
+      assert.equal(await n.nextDue(), undefined);
+      // Every delivery is finished now (done, expired, dropped): an early purge keeps them, a later one takes them and their events.
+      assert.equal(await n.purge(200), 0);
+      assert.equal((await n.listDeliveries()).length, 4);
+      assert.equal(await n.purge(10_000), 3);
+      assert.deepEqual(await n.listEvents(), []);
+      assert.deepEqual(await n.listDeliveries(), []);
+      assert.equal(await n.deleteSubscription('sub_1'), true);
+      assert.equal(await n.deleteSubscription('sub_1'), false);
+    });
+  });
+}
