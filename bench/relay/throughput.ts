@@ -184,7 +184,7 @@ async function startMailbridge(dir: string, upstreamPort: number): Promise<Runni
   mkdirSync(dir, { recursive: true });
   const child: ChildProcess = spawn(
     join(ROOT, 'node_modules', '.bin', 'node'),
-    [join(ROOT, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
+    [...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []), join(ROOT, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {

@@ -61,7 +61,12 @@ const READY_STATES = ['incoming', 'deferred'] as const;
 
 const RELAXED_STATES: ReadonlySet<QueueState> = new Set<QueueState>(['active', 'sent']);
 
-export function createSqliteQueueRepository(db: DatabaseSync): QueueRepository {
+/**
+ * `syncWal`, when given: an insert commits without SQLite's own fsync and then awaits this flush of
+ * the write-ahead log (see sqlite.ts), so the event loop keeps accepting and delivering while the
+ * disk works; the promise still resolves only once the rows are on disk.
+ */
+export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Promise<void>): QueueRepository {
   const insertStmt = db.prepare(
     `INSERT INTO relay_queue (id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
        received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, updated_at)
@@ -160,7 +165,9 @@ export function createSqliteQueueRepository(db: DatabaseSync): QueueRepository {
   return {
     async insert(records) {
       if (records.length === 0) return;
-      transaction(() => insertRows(records));
+      if (!syncWal) return transaction(() => insertRows(records));
+      relaxed(() => transaction(() => insertRows(records)));
+      await syncWal();
     },
     async get(id) {
       const row = getStmt.get(id) as Row | undefined;
