@@ -1,9 +1,10 @@
 /**
  * Logging: pino, JSON lines on stderr (or a file), every line scrubbed of secrets before it is
- * written. Redaction sits in the stream, not in call sites, so no log call can forget it.
+ * written. Redaction sits in the stream, not in call sites, so no log call can forget it; it also
+ * masks secret-looking query parameters (the code and state of /oauth/callback in request logs).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { scrub } from './redact.ts';
+import { scrubLogLine } from './redact.ts';
 
 export type { Logger } from 'pino';
 
@@ -15,7 +16,7 @@ export interface LogOptions {
 
 export function createLogger(options: LogOptions = {}): Logger {
   const target = options.destination ?? process.stderr;
-  const stream: DestinationStream = { write: (line: string) => void target.write(scrub(line)) };
+  const stream: DestinationStream = { write: (line: string) => void target.write(scrubLogLine(line)) };
   return pino(
     {
       level: options.level ?? process.env.MAILBRIDGE_LOG_LEVEL ?? 'info',

@@ -9,15 +9,28 @@ const known = new Set<string>();
 const slots = new Map<string, string>();
 let pattern: RegExp | undefined;
 
-const MIN_SECRET_LENGTH = 4;
+/**
+ * `scrub` masks a registered secret wherever it occurs, as a substring: a secret can sit anywhere in
+ * a URL, a form body or a foreign library's error message. That is only sound for values that do
+ * not occur in ordinary text. A short one does: with the certificate password `mail` registered,
+ * every `mailbridge` in help texts, errors and suggested fix commands became `********bridge`. So
+ * only secrets of this length or more are scrubbed from free text (Entra ID's minimum password
+ * length; client secrets have 40 characters, tokens hundreds).
+ *
+ * A shorter secret is still never printed: the places that show a secret field know the field is
+ * secret and print `mask()`/`MASK` instead of the value (config show and check, secret list, the
+ * pino `redact` paths in log/index.ts), and nothing else prints secret values as free text.
+ */
+export const MIN_SCRUB_LENGTH = 8;
 
 /**
- * Register a clear secret so that `scrub` masks it from now on. Values that rotate (refresh tokens)
- * pass a `slot`: the slot's previous value is forgotten, so a long-running gateway does not collect
- * every token it ever held.
+ * Register a clear secret so that `scrub` masks it from now on (secrets shorter than
+ * MIN_SCRUB_LENGTH are left to the places that print secret fields, see above). Values that rotate
+ * (refresh tokens) pass a `slot`: the slot's previous value is forgotten, so a long-running gateway
+ * does not collect every token it ever held.
  */
 export function registerSecret(value: string | undefined | null, slot?: string): void {
-  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  if (!value || value.length < MIN_SCRUB_LENGTH) return;
   if (slot !== undefined) {
     const previous = slots.get(slot);
     if (previous === value) return;
@@ -53,6 +66,23 @@ export function scrub(text: string): string {
   if (pattern) out = out.replace(pattern, MASK);
   for (const [re, replacement] of GENERIC) out = out.replace(re, replacement);
   return out;
+}
+
+/**
+ * Query parameters that carry credentials or one-time grants in URLs: the authorization code and
+ * state of /oauth/callback (a code can be redeemed by whoever reads it first, within minutes),
+ * tokens and secrets sent as query parameters. Matched only after `?` or `&`, so ordinary text
+ * ("exit code=1") is left alone.
+ */
+const SECRET_QUERY = /([?&](?:code|state|session_state|id_token|access_token|refresh_token|token|client_secret|client_assertion|code_verifier|password)=)[^&\s"'#]+/gi;
+
+/**
+ * For lines written to a log: `scrub` plus the values of secret-looking query parameters (request
+ * logs carry full URLs). Not for CLI output, where the sign-in link the admin must open carries its
+ * state on purpose.
+ */
+export function scrubLogLine(text: string): string {
+  return scrub(text).replace(SECRET_QUERY, `$1${MASK}`);
 }
 
 /** Entra ID shows the first three characters of a secret as its "hint"; mailbridge does the same. */

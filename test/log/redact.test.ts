@@ -55,3 +55,29 @@ test('a slot keeps only its newest value: rotated tokens do not pile up, the cur
   assert.ok(!scrub(second).includes(second));
   assert.equal(scrub(first), first, 'the replaced value is no longer tracked');
 });
+
+test('a short secret is not scrubbed out of ordinary text: with the password "mail" registered, "mailbridge" stays intact', () => {
+  registerSecret('mail');
+  const text = 'Fix: run `mailbridge secret set connections.crm.certificate.password`';
+  assert.equal(scrub(text), text);
+  // Long secrets are still masked anywhere, also inside other text.
+  const long = 'Pfx-Passw0rd-long-enough';
+  registerSecret(long);
+  assert.equal(scrub(`x${long}y`), `x${MASK}y`);
+});
+
+test('log lines mask the code, state and tokens in URLs; CLI scrubbing keeps a sign-in link usable', () => {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const log = createLogger({ level: 'info', destination: sink });
+  log.info({ req: { url: '/oauth/callback?code=0.AXoA-authcode-123&state=st4te-xyz&session_state=ss-999' } }, 'incoming request');
+  log.info('GET https://example.test/cb?foo=1&access_token=tok-abc&client_secret=cs-def#frag');
+  log.info('process exited with code=1 and state=ready');
+  const all = lines.join('');
+  for (const value of ['0.AXoA-authcode-123', 'st4te-xyz', 'ss-999', 'tok-abc', 'cs-def']) assert.ok(!all.includes(value), `${value} in ${all}`);
+  assert.match(all, /\/oauth\/callback\?code=\*{8}&state=\*{8}&session_state=\*{8}/);
+  assert.match(all, /foo=1&access_token=\*{8}/);
+  assert.match(all, /code=1 and state=ready/, 'ordinary text is left alone');
+  const link = 'https://login.microsoftonline.com/t/oauth2/v2.0/authorize?client_id=a&state=abc123';
+  assert.equal(scrub(link), link);
+});
