@@ -14,7 +14,7 @@ import { AuthError, InteractionRequiredAuthError, ServerError } from '@azure/msa
 import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import type { EntraErrorBody, Observation } from './network.ts';
 
-/** AADSTS number → MB code (microsoft-facts.md §1.3–1.8). */
+/** AADSTS number → MB code (microsoft-facts.md §1.3–1.8, docs/microsoft-facts-addendum.md). */
 export const AADSTS_CODES: Record<string, MbCode> = {
   '7000215': 'MB_ENTRA_SECRET_INVALID',
   '7000222': 'MB_ENTRA_SECRET_EXPIRED',
@@ -49,6 +49,11 @@ export const AADSTS_CODES: Record<string, MbCode> = {
   '50011': 'MB_ENTRA_REDIRECT_MISMATCH',
   '9001023': 'MB_ENTRA_GRANT_ON_COMMON',
   '65004': 'MB_SIGNIN_DECLINED',
+  // Users and assignment (docs/microsoft-facts-addendum.md)
+  '50126': 'MB_ENTRA_WRONG_PASSWORD',
+  '50057': 'MB_ENTRA_USER_DISABLED',
+  '50105': 'MB_ENTRA_USER_NOT_ASSIGNED',
+  '7000114': 'MB_ENTRA_OBO_NOT_ALLOWED',
 };
 
 /** OAuth `error` words without an AADSTS number (device flow, other authorities) → MB code. */

@@ -30,6 +30,10 @@ export const sandboxAppSchema = z.object({
   displayName: z.string().default('mailbridge'),
   publicClient: z.boolean().default(false),
   disabled: z.boolean().default(false),
+  /** Enterprise application › Properties › "Assignment required?": only assignedUsers sign in (else AADSTS50105). */
+  assignmentRequired: z.boolean().optional(),
+  /** Users and groups assigned to the enterprise application (UPNs or object IDs). */
+  assignedUsers: z.array(z.string()).optional(),
   redirectUris: z.array(z.string()).default([]),
   secrets: z.array(sandboxSecretSchema).default([]),
   certificates: z.array(sandboxCertificateSchema).default([]),

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthError, InteractionRequiredAuthError, ServerError } from '@azure/msal-node';
 import { catalogue, MbError, renderText } from '../../src/errors/index.ts';
+import { AadstsError, errorBody } from '../../src/sandbox/entra/aadsts.ts';
 import { AADSTS_CODES, aadstsOf, fromEntraBody, plainDescription, toIdentityError, type ErrorContext } from '../../src/identity/entra-errors.ts';
 
 const ctx: ErrorContext = {
@@ -140,5 +141,27 @@ test('every identity catalogue entry is complete in both languages', () => {
       assert.ok(entry[part].en.trim() && entry[part].de.trim(), `${c}.${part}`);
       if (part !== 'title') assert.notEqual(entry[part].en, entry[part].de, `${c}.${part} not translated`);
     }
+  }
+});
+
+test('AADSTS50126, 50057, 50105 and 7000114, as the sandbox Entra ID sends them, each get their own MB code with cause and fix', () => {
+  const trace = { traceId: '0000aaaa-11bb-cccc-dd33-eeeeee333333', correlationId: 'aaaa0000-bb11-2222-33cc-444444dddddd', at: Date.UTC(2026, 11, 7) };
+  const params = { appId: ctx.clientId, appName: 'mailbridge', upn: 'alice@contoso.example' };
+  const expected: Record<number, string> = {
+    50126: 'MB_ENTRA_WRONG_PASSWORD',
+    50057: 'MB_ENTRA_USER_DISABLED',
+    50105: 'MB_ENTRA_USER_NOT_ASSIGNED',
+    7000114: 'MB_ENTRA_OBO_NOT_ALLOWED',
+  };
+  for (const [aadsts, code] of Object.entries(expected)) {
+    const e = fromEntraBody(errorBody(new AadstsError(Number(aadsts), params), trace, 'https://login.sandbox.test') as never, { ...ctx, account: 'alice@contoso.example' });
+    assert.equal(e.code, code, `AADSTS${aadsts}`);
+    for (const lang of ['en', 'de'] as const) {
+      const x = e.explain(lang);
+      assert.match(x.title, new RegExp(`AADSTS${aadsts}`));
+      for (const part of [x.title, x.cause, x.fix]) assert.ok(!/\{\w+\}/.test(part), `${code} ${lang}: unfilled placeholder in "${part}"`);
+    }
+    assert.notEqual(e.explain('en').cause, e.explain('de').cause);
+    assert.equal(e.details.correlationId, trace.correlationId);
   }
 });

@@ -743,6 +743,54 @@ export const identity = {
       de: 'Setzen Sie connections.{connection}.tenantId auf die Verzeichnis-ID (Mandant) und behalten Sie #TenantID# in tokenEndpoint bei.',
     },
   },
+  MB_ENTRA_WRONG_PASSWORD: {
+    http: 401,
+    title: { en: 'Wrong user name or password (AADSTS50126)', de: 'Falscher Benutzername oder falsches Kennwort (AADSTS50126)' },
+    cause: {
+      en: 'Entra ID did not accept the user name or password of {account} for connection "{connection}" (a typo, or the password was changed or has expired).',
+      de: 'Entra ID hat Benutzername oder Kennwort von {account} für Verbindung „{connection}“ nicht akzeptiert (Tippfehler, oder das Kennwort wurde geändert oder ist abgelaufen).',
+    },
+    fix: {
+      en: 'Sign in again with the mailbox account\'s current password: `mailbridge signin {connection}`. If it is unknown, reset it at Entra admin center › Users › <user> › Reset password.',
+      de: 'Melden Sie sich mit dem aktuellen Kennwort des Postfachkontos erneut an: `mailbridge signin {connection}`. Ist es unbekannt, setzen Sie es unter Entra Admin Center › Benutzer › <Benutzer> › Kennwort zurücksetzen zurück.',
+    },
+  },
+  MB_ENTRA_USER_DISABLED: {
+    http: 403,
+    title: { en: 'User account disabled (AADSTS50057)', de: 'Benutzerkonto deaktiviert (AADSTS50057)' },
+    cause: {
+      en: 'The user account {account} of connection "{connection}" is disabled in tenant {tenantId}, so Entra ID signs it in no more and renews none of its tokens.',
+      de: 'Das Benutzerkonto {account} der Verbindung „{connection}“ ist im Mandanten {tenantId} deaktiviert; Entra ID meldet es nicht mehr an und erneuert keine seiner Tokens.',
+    },
+    fix: {
+      en: 'Entra admin center ({portal}) › Users › <user> › Edit properties › Settings › "Account enabled"; or PowerShell: Update-MgUser -UserId <UPN> -AccountEnabled:$true. Then `mailbridge signin {connection}`.',
+      de: 'Entra Admin Center ({portal}) › Benutzer › <Benutzer> › Eigenschaften bearbeiten › Einstellungen › „Konto aktiviert“; oder PowerShell: Update-MgUser -UserId <UPN> -AccountEnabled:$true. Danach `mailbridge signin {connection}`.',
+    },
+  },
+  MB_ENTRA_USER_NOT_ASSIGNED: {
+    http: 403,
+    title: { en: 'User not assigned to the app (AADSTS50105)', de: 'Benutzer der App nicht zugewiesen (AADSTS50105)' },
+    cause: {
+      en: 'The enterprise application of app {clientId} requires assignment, and {account} (connection "{connection}") is neither assigned to it directly nor through a group (nested groups do not count).',
+      de: 'Die Unternehmensanwendung der App {clientId} verlangt eine Zuweisung, und {account} (Verbindung „{connection}“) ist ihr weder direkt noch über eine Gruppe zugewiesen (verschachtelte Gruppen zählen nicht).',
+    },
+    fix: {
+      en: 'Entra admin center ({portal}) › Enterprise applications › <app> › Users and groups › Add user/group: assign the mailbox account; then `mailbridge signin {connection}`.',
+      de: 'Entra Admin Center ({portal}) › Unternehmensanwendungen › <App> › Benutzer und Gruppen › Benutzer/Gruppe hinzufügen: das Postfachkonto zuweisen; danach `mailbridge signin {connection}`.',
+    },
+  },
+  MB_ENTRA_OBO_NOT_ALLOWED: {
+    http: 400,
+    title: { en: 'On-behalf-of refused for an app-only token (AADSTS7000114)', de: 'On-Behalf-Of für ein reines App-Token abgelehnt (AADSTS7000114)' },
+    cause: {
+      en: 'Entra ID refused an on-behalf-of exchange for app {clientId} (connection "{connection}"): on-behalf-of needs a user\'s token, and the token presented was app-only (client credentials or a managed identity). mailbridge does not make on-behalf-of calls itself; the token endpoint or a broker in front of it did.',
+      de: 'Entra ID hat einen On-Behalf-Of-Tausch für die App {clientId} abgelehnt (Verbindung „{connection}“): On-Behalf-Of braucht das Token eines Benutzers, vorgelegt wurde aber ein reines App-Token (Client-Anmeldeinformationen oder verwaltete Identität). mailbridge selbst macht keine On-Behalf-Of-Aufrufe; das tat der Token-Endpunkt oder ein vorgeschalteter Vermittler.',
+    },
+    fix: {
+      en: 'For app-only access use `flow: client-credentials` with application permissions and the default token endpoint (remove connections.{connection}.tokenEndpoint); to act as a user use `flow: auth-code` or `device-code` and `mailbridge signin {connection}`.',
+      de: 'Für reinen App-Zugriff `flow: client-credentials` mit Anwendungsberechtigungen und den Standard-Token-Endpunkt verwenden (connections.{connection}.tokenEndpoint entfernen); um als Benutzer zu handeln, `flow: auth-code` oder `device-code` und `mailbridge signin {connection}` verwenden.',
+    },
+  },
   MB_ENTRA_UNKNOWN: {
     http: 502,
     title: { en: 'Entra ID refused the token request', de: 'Entra ID hat die Tokenanfrage abgelehnt' },

@@ -55,6 +55,8 @@ export const AADSTS: Record<number, AadstsDef> = {
     text: "Application with identifier '{appId}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
   },
   7000112: { error: 'unauthorized_client', status: 400, text: "Application '{appId}'({appName}) is disabled." },
+  // On-behalf-of with an app-only assertion (reference-error-codes.md; `error` approx.). The sandbox has no OBO grant; tests build the body.
+  7000114: { error: 'invalid_grant', status: 400, text: "Application '{appId}' is not allowed to make application on-behalf-of calls." },
   // Client authentication (HTTP 401)
   7000215: {
     error: 'invalid_client',
@@ -173,6 +175,12 @@ export const AADSTS: Record<number, AadstsDef> = {
   },
   50126: { error: 'invalid_grant', status: 400, text: 'Error validating credentials due to invalid username or password.' },
   50057: { error: 'invalid_grant', status: 400, text: 'The user account is disabled.' },
+  // approx.: the text Entra shows since 2023; the doc's short form is "The signed in user isn't assigned to a role for the signed in app."
+  50105: {
+    error: 'invalid_grant',
+    status: 400,
+    text: "Your administrator has configured the application {appName} ('{appId}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user '{upn}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application.",
+  },
   50058: { error: 'login_required', status: 400, text: 'A silent sign-in request was sent but no user is signed in.' },
   50011: {
     error: 'invalid_request',

@@ -249,6 +249,16 @@ export function addUser(
   return created;
 }
 
+/**
+ * Enterprise application › Properties › "Assignment required?" and its Users and groups: with
+ * `required`, only the `users` (UPNs) sign in and refresh; the others get AADSTS50105.
+ */
+export function setAppAssignment(dir: SandboxDirectory, tenant: string, appId: string, required: boolean, users: string[] = []): void {
+  const app = appOf(dir, tenant, appId);
+  app.assignmentRequired = required;
+  app.assignedUsers = users;
+}
+
 /** accountEnabled = false: sign-in and token redemption fail with AADSTS50057. */
 export function setUserDisabled(dir: SandboxDirectory, tenant: string, upn: string, disabled: boolean): void {
   userOf(dir, tenant, upn).disabled = disabled;

@@ -38,7 +38,7 @@ import {
   type ResponseMode,
 } from './state.ts';
 import { appOnlyToken, clientInfo, userTokens, type AppIdAcr, type Minter } from './tokens.ts';
-import { checkUserSignIn, findUser, sameSecret } from './users.ts';
+import { checkAssignment, checkUserSignIn, findUser, sameSecret } from './users.ts';
 
 export const ENDPOINTS = ['token', 'devicecode', 'authorize', 'discovery', 'openid', 'jwks', 'devicelogin'] as const;
 export type EndpointName = (typeof ENDPOINTS)[number];
@@ -268,10 +268,12 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
 
   type Auth = { form: Form; basic: ReturnType<typeof parseBasic>; tenant: SandboxTenant; app: SandboxApp; clientId: string };
 
-  const userOf = (tenant: SandboxTenant, oid: string) => {
+  const userOf = (tenant: SandboxTenant, client: SandboxApp, oid: string) => {
     const user = findUser(tenant, oid);
     if (!user) throw new AadstsError(70000);
     if (user.disabled) throw new AadstsError(50057);
+    // An admin who turns on "Assignment required?" after the sign-in stops the refresh too.
+    checkAssignment(client, user);
     return user;
   };
 
@@ -296,7 +298,7 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
       if (!verifier || computed !== rec.codeChallenge) throw new AadstsError(501481);
     }
     rec.redeemed = true;
-    const user = userOf(tenant, rec.userOid);
+    const user = userOf(tenant, client, rec.userOid);
     const requested = mergeOidc(parseDelegatedScopes(form.scope || rec.scope, tenant), parseDelegatedScopes(rec.scope, tenant));
     const grant = grantDelegated(requested, client, tenant);
     return userTokens(minter, {
@@ -322,7 +324,7 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const rec = state.refreshTokens.get(form.refresh_token);
     if (!rec) throw new AadstsError(9002313);
     if (rec.appId !== client.appId || rec.tenantId !== tenant.id) throw new AadstsError(70000);
-    const user = userOf(tenant, rec.userOid);
+    const user = userOf(tenant, client, rec.userOid);
     const now = shared.now();
     const validFrom = user.signInSessionsValidFrom ? Date.parse(user.signInSessionsValidFrom) : NaN;
     if (validFrom > rec.authTime) {
@@ -361,7 +363,7 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     if (shared.now() > rec.expiresAt) throw new AadstsError(70019);
     if (rec.status === 'declined') throw new AadstsError(65004, {}, { error: 'authorization_declined' });
     if (rec.status === 'pending' || !rec.userOid) throw new AadstsError(70016);
-    const user = userOf(tenant, rec.userOid);
+    const user = userOf(tenant, client, rec.userOid);
     const requested = parseDelegatedScopes(rec.scope, tenant);
     const grant = grantDelegated(requested, client, tenant);
     rec.status = 'redeemed';

@@ -1,7 +1,8 @@
 /**
  * User sign-in checks shared by the authorize page, the device-login page and the test helpers:
  * the account must exist in the app's tenant (50034; 50020 when it lives in another sandbox
- * tenant), be enabled (50057) and, when a password is checked, match (50126).
+ * tenant), be enabled (50057), be assigned to the app when it requires assignment (50105) and,
+ * when a password is checked, match (50126).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { SandboxDirectory } from '../directory.ts';
@@ -32,5 +33,14 @@ export function checkUserSignIn(directory: SandboxDirectory, tenant: SandboxTena
   }
   if (password !== undefined && !sameSecret(password, user.password)) throw new AadstsError(50126);
   if (user.disabled) throw new AadstsError(50057);
+  checkAssignment(app, user);
   return user;
+}
+
+/** "Assignment required?" on the enterprise application: Entra refuses sign-in and refresh of unassigned users. */
+export function checkAssignment(app: SandboxApp, user: SandboxUser): void {
+  if (!app.assignmentRequired) return;
+  const ids = new Set((app.assignedUsers ?? []).map((u) => u.toLowerCase()));
+  if (ids.has(user.upn.toLowerCase()) || ids.has(user.objectId.toLowerCase())) return;
+  throw new AadstsError(50105, { appId: app.appId, appName: app.displayName, upn: user.upn });
 }
