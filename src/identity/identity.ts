@@ -56,9 +56,19 @@ export interface AccessToken {
   /** UPN of the signed-in user (delegated flows). */
   account?: string;
   tenantId: string;
-  /** True when the token came from mailbridge's cache without a request to Entra ID. */
+  /** True when the token came from a cache (mailbridge's memory or the sealed persistent one) without a request to Entra ID. */
   fromCache: boolean;
+  /** Where the token came from; see TokenSource. */
+  source: TokenSource;
 }
+
+/**
+ * Where a token came from: `memory` (this process's token cache), `persistent` (the access token
+ * kept in the sealed MSAL cache in the store, e.g. after a restart), `refresh` (redeemed the
+ * stored refresh token at Entra ID), `requested` (a new request to Entra ID: client credentials,
+ * an authorization code or a device code).
+ */
+export type TokenSource = 'memory' | 'persistent' | 'refresh' | 'requested';
 
 export interface GetTokenOptions {
   /** Delegated flows: which signed-in account (UPN); default: the connection's `account`, or the only one. */
@@ -91,6 +101,7 @@ export interface TokenDescription {
   proxy: string;
   caFile?: string;
   fromCache: boolean;
+  source: TokenSource;
   /** Things to act on before they fail (expiring credentials). */
   warnings: MbError[];
   /** Things that make the token useless already (no roles, wrong audience, missing scopes). */
@@ -202,7 +213,7 @@ export class Identity {
     const account = delegated ? (options.account ?? conn.account)?.toLowerCase() : undefined;
     const key = `${name}\u0000${resource}\u0000${account ?? ''}`;
     const cached = this.tokens.get(key);
-    if (cached && !options.forceRefresh && this.clock() < cached.expiresAt) return { ...cached.token, fromCache: true };
+    if (cached && !options.forceRefresh && this.clock() < cached.expiresAt) return { ...cached.token, fromCache: true, source: 'memory' };
     let flight = this.inflight.get(key);
     if (!flight) {
       flight = this.acquire(name, resource, account, key, Boolean(cached) || Boolean(options.forceRefresh)).finally(() =>
@@ -254,7 +265,13 @@ export class Identity {
       c.kind === 'secret'
         ? `${w.secret}${c.expires ? ` (${w.expires} ${c.expires.toISOString().slice(0, 10)})` : ''}`
         : c.kind === 'certificate'
-          ? `${w.certificate} ${c.certificate.algorithm === 'PS256' ? 'PS256, x5t#S256' : 'RS256, x5t'} ${c.certificate.thumbprintSha1.toUpperCase()} (${c.certificate.subject}, ${w.expires} ${c.certificate.notAfter.toISOString().slice(0, 10)})`
+          ? // The thumbprint the assertion header carries: SHA-256 for x5t#S256, SHA-1 for x5t. The
+            // portal lists certificates by SHA-1, so PS256 names that one too, to compare with it.
+            `${w.certificate} ${
+              c.certificate.algorithm === 'PS256'
+                ? `PS256, x5t#S256 ${c.certificate.thumbprintSha256.toUpperCase()} (SHA-1 ${c.certificate.thumbprintSha1.toUpperCase()}, `
+                : `RS256, x5t ${c.certificate.thumbprintSha1.toUpperCase()} (`
+            }${c.certificate.subject}, ${w.expires} ${c.certificate.notAfter.toISOString().slice(0, 10)})`
           : w.publicClient;
     return {
       connection: name,
@@ -276,6 +293,7 @@ export class Identity {
       proxy: rt.network.proxyDescription ?? w.direct,
       caFile: rt.conn.caFile,
       fromCache: token.fromCache,
+      source: token.source,
       warnings: (await this.warnings(name)).filter((n) => n.severity === 'warning').map((n) => n.error),
       problems,
     };
@@ -391,7 +409,7 @@ export class Identity {
       }
       if (!result?.account) throw new MbError('MB_IDENTITY_MSAL', { ...ctx, code: 'no_account', detail: 'the token response named no account' });
       const account = result.account.username;
-      this.remember(rt, 'exchange', account.toLowerCase(), result);
+      this.remember(rt, 'exchange', account.toLowerCase(), result, 'requested');
       const warnings: MbError[] = [];
       if (rt.conn.account && rt.conn.account.toLowerCase() !== account.toLowerCase()) {
         warnings.push(new MbError('MB_SIGNIN_ACCOUNT_MISMATCH', { connection: rec.connection, expected: rt.conn.account, actual: account }));
@@ -490,7 +508,7 @@ export class Identity {
       const result = await rt.publicApp().acquireTokenByDeviceCode(request);
       if (!result?.account) throw new MbError('MB_IDENTITY_MSAL', { ...ctx, code: 'no_account', detail: 'the token response named no account' });
       const account = result.account.username;
-      this.remember(rt, 'exchange', account.toLowerCase(), result);
+      this.remember(rt, 'exchange', account.toLowerCase(), result, 'requested');
       const warnings: MbError[] = [];
       if (rt.conn.account && rt.conn.account.toLowerCase() !== account.toLowerCase()) {
         warnings.push(new MbError('MB_SIGNIN_ACCOUNT_MISMATCH', { connection: name, expected: rt.conn.account, actual: account }));
@@ -498,6 +516,9 @@ export class Identity {
       this.log.info({ connection: name, account }, 'delegated sign-in (device code) completed');
       return { connection: name, account, warnings };
     } catch (err) {
+      // A cancel ends MSAL's polling between two "authorization pending" answers; the last answer
+      // the network layer kept is that pending one, but what happened is the cancel.
+      if (options.signal?.aborted) throw new MbError('MB_SIGNIN_CANCELLED', { connection: name }, { cause: err });
       throw toIdentityError(err, ctx, rt.network.peek(correlationId));
     } finally {
       this.pendingListeners.delete(correlationId);
@@ -663,7 +684,10 @@ export class Identity {
       if (!result?.accessToken) {
         throw new MbError('MB_IDENTITY_MSAL', { ...ctx, code: 'empty_result', detail: 'MSAL returned no access token' });
       }
-      const token = this.remember(rt, resource, account, result, key);
+      // MSAL answers a silent request from the sealed cache when its access token is still good
+      // (fromCache), else it redeemed the stored refresh token.
+      const source: TokenSource = !rt.delegated ? 'requested' : result.fromCache ? 'persistent' : 'refresh';
+      const token = this.remember(rt, resource, account, result, source, key);
       this.log.debug({ connection: name, resource, expiresOn: token.expiresOn.toISOString() }, 'access token acquired');
       return token;
     } catch (err) {
@@ -697,7 +721,7 @@ export class Identity {
     return exp - rt.conn.graceSeconds * 1000;
   }
 
-  private remember(rt: Runtime, resource: Resource, account: string | undefined, result: AuthenticationResult, key?: string): AccessToken {
+  private remember(rt: Runtime, resource: Resource, account: string | undefined, result: AuthenticationResult, source: TokenSource, key?: string): AccessToken {
     const token: AccessToken = {
       accessToken: result.accessToken,
       tokenType: result.tokenType || 'Bearer',
@@ -707,7 +731,8 @@ export class Identity {
       connection: rt.name,
       account: rt.delegated ? result.account?.username : undefined,
       tenantId: result.tenantId || rt.conn.tenantId,
-      fromCache: false,
+      fromCache: source === 'persistent',
+      source,
     };
     this.tokens.set(key ?? `${rt.name}\u0000${resource}\u0000${account ?? ''}`, { token, expiresAt: this.expiresAt(rt, result) });
     return token;

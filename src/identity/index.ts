@@ -37,6 +37,7 @@ export type {
   SignInLink,
   SignInResult,
   TokenDescription,
+  TokenSource,
 } from './identity.ts';
 export { clouds, cloudFor, defaultScopes, defaultTokenEndpoint, RESOURCES, type Cloud, type CloudName, type Resource } from './clouds.ts';
 export { resolveEndpoints, type Endpoints } from './endpoints.ts';

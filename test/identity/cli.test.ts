@@ -6,9 +6,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { fetch } from 'undici';
+import { makePfx } from './helpers.ts';
 import { ALICE, APP, SECRET, startFixture, T, type Fixture } from './sandbox-fixture.ts';
 
 const NODE = process.execPath;
@@ -20,6 +22,8 @@ const children = new Set<ChildProcess>();
 before(async () => {
   f = await startFixture();
   const conn = { tenantId: T.contoso, tokenEndpoint: f.endpoint(), caFile: f.caFile };
+  // A certificate password of four letters that ordinary text contains ("mailbridge").
+  const pfx = f.files.file('short-password.pfx', makePfx(f.certs.registered, 'mail'));
   configPath = f.files.file(
     'mailbridge.yaml',
     stringify({
@@ -30,6 +34,8 @@ before(async () => {
         fresh: { ...conn, clientId: APP.noRoles, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01' },
         mailbox: { ...conn, flow: 'auth-code', clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01', redirectUri: f.redirectUri },
         desk: { ...conn, flow: 'device-code', clientId: APP.desk },
+        pfx: { ...conn, clientId: APP.cc, certificate: { path: pfx, password: 'mail' } },
+        pfxsha1: { ...conn, clientId: APP.cc, certificate: { path: pfx, password: 'mail', algorithm: 'RS256' } },
       },
     }),
   );
@@ -103,7 +109,7 @@ test('token: wrong usage exits 2, an unknown connection 1, each with its MB code
   const unknown = await run(['token', 'nope']).done;
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /MB_IDENTITY_UNKNOWN_CONNECTION: Unknown connection/);
-  assert.match(unknown.stderr, /crm, fresh, mailbox, desk/);
+  assert.match(unknown.stderr, /crm, fresh, mailbox, desk, pfx, pfxsha1/);
 });
 
 test('help texts exist in English and German', async () => {
@@ -130,6 +136,8 @@ test('signin: prints the link, serves the redirect itself when no gateway runs, 
   const t = await run(['token', 'mailbox']).done;
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, /Account\s+alice@contoso\.example/);
+  // A new process: the token comes from the sealed cache in the store, not from Entra ID.
+  assert.match(t.stdout, /Token from\s+persistent cache \(sealed in the store\)/);
   assert.match(t.stdout, /Scopes\s+(IMAP\.AccessAsUser\.All SMTP\.Send|SMTP\.Send IMAP\.AccessAsUser\.All)/);
 });
 
@@ -141,4 +149,43 @@ test('signin --device-code: prints the code, waits while pending, succeeds once 
   const r = await p.done;
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Signed in: alice@contoso\.example \(connection desk\)/);
+});
+
+test('token: the certificate is named by the thumbprint its header carries (x5t#S256: SHA-256, x5t: SHA-1)', async () => {
+  const cert = new X509Certificate(f.certs.registered.certPem);
+  const sha256 = cert.fingerprint256.replace(/:/g, '');
+  const sha1 = cert.fingerprint.replace(/:/g, '');
+  const ps = await run(['token', 'pfx']).done;
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.match(ps.stdout, new RegExp(`Credential\\s+certificate PS256, x5t#S256 ${sha256} \\(SHA-1 ${sha1}, `));
+  assert.match(ps.stdout, /Token from\s+requested from Entra ID/);
+  const rs = await run(['token', 'pfxsha1']).done;
+  assert.equal(rs.code, 0, rs.stderr);
+  assert.match(rs.stdout, new RegExp(`Credential\\s+certificate RS256, x5t ${sha1} \\(`));
+});
+
+test('a four-letter certificate password ("mail") is never printed, and "mailbridge" is printed intact', async () => {
+  const standalone = /(?<![A-Za-z0-9])mail(?![A-Za-z0-9])/;
+  const token = await run(['token', 'pfx']).done;
+  const check = await run(['config', 'check']).done;
+  const show = await run(['config', 'show']).done;
+  const json = await run(['config', 'show', '--json']).done;
+  for (const r of [token, check, show, json]) {
+    assert.ok(!standalone.test(r.stdout + r.stderr), r.stdout + r.stderr);
+    assert.ok(!(r.stdout + r.stderr).includes('********bridge'), r.stdout + r.stderr);
+  }
+  assert.match(token.stdout, /\(mailbridge\)/);
+  // The plain-text warning's fix names the command with the product's name whole.
+  assert.match(check.stdout, /mailbridge secret set connections\.pfx\.certificate\.password/);
+  assert.match(show.stdout, /password: "?\*{8}"?/);
+});
+
+test('signin --device-code: SIGTERM while polling cancels cleanly (MB_SIGNIN_CANCELLED, exit status 143)', async () => {
+  const p = run(['signin', 'desk', '--device-code']);
+  await p.waitFor(/Waiting for the sign-in \(AADSTS70016\)/);
+  p.child.kill('SIGTERM');
+  const r = await p.done;
+  assert.equal(r.code, 143, r.stdout + r.stderr);
+  assert.match(r.stderr, /MB_SIGNIN_CANCELLED: Sign-in cancelled/);
+  assert.ok(!/AUTHORIZATION_PENDING/.test(r.stderr), r.stderr);
 });

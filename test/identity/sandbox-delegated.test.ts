@@ -12,6 +12,7 @@ import { openSecretBox } from '../../src/config/secrets.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { createIdentity, type Identity } from '../../src/identity/index.ts';
 import { CACHE_NAMESPACE } from '../../src/identity/cache-plugin.ts';
+import { setAppAssignment, setUserDisabled } from '../../src/sandbox/entra/ops.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
@@ -155,7 +156,43 @@ describe('auth code + PKCE, redirect served by the gateway', () => {
     const t = await restarted.getToken('mailbox', 'exchange', { forceRefresh: true });
     assert.equal(t.account, ALICE.upn);
     assert.equal(recorded(f, from)[0]?.grant_type, 'refresh_token');
+    assert.equal(t.source, 'refresh');
     assert.deepEqual(await restarted.accounts('mailbox'), [ALICE.upn]);
+  });
+
+  test('each token says truthfully where it came from: the sealed persistent cache, then memory', async () => {
+    const restarted = cliIdentity();
+    const calls = f.tokenCalls();
+    const first = await restarted.getToken('mailbox');
+    assert.equal(f.tokenCalls(), calls, 'no request to Entra ID');
+    assert.equal(first.source, 'persistent');
+    assert.equal(first.fromCache, true);
+    const second = await restarted.getToken('mailbox');
+    assert.equal(second.source, 'memory');
+    assert.equal((await restarted.describe('mailbox')).source, 'memory');
+  });
+
+  test('a disabled user (AADSTS50057) and a user not assigned to the app (AADSTS50105) get their own codes', async () => {
+    const restarted = cliIdentity();
+    setUserDisabled(f.dir, T.contoso, ALICE.upn, true);
+    try {
+      await assert.rejects(restarted.getToken('mailbox', 'exchange', { forceRefresh: true }), expectMb('MB_ENTRA_USER_DISABLED'));
+    } finally {
+      setUserDisabled(f.dir, T.contoso, ALICE.upn, false);
+    }
+    setAppAssignment(f.dir, T.contoso, APP.cc, true, []);
+    try {
+      await assert.rejects(restarted.getToken('mailbox', 'exchange', { forceRefresh: true }), (e: unknown) => {
+        expectMb('MB_ENTRA_USER_NOT_ASSIGNED')(e);
+        assert.match((e as MbError).explain('en').fix, /Enterprise applications › <app> › Users and groups/);
+        assert.match((e as MbError).explain('de').fix, /Unternehmensanwendungen › <App> › Benutzer und Gruppen/);
+        return true;
+      });
+      setAppAssignment(f.dir, T.contoso, APP.cc, true, [ALICE.upn]);
+      assert.equal((await restarted.getToken('mailbox', 'exchange', { forceRefresh: true })).account, ALICE.upn);
+    } finally {
+      setAppAssignment(f.dir, T.contoso, APP.cc, false);
+    }
   });
 
   test('a redirect with an error (user cancelled) shows MB_SIGNIN_DECLINED and fails the waiting side', async () => {
@@ -203,6 +240,16 @@ describe('device code', () => {
     // Later tokens are silent.
     const t = await id.getToken('desk');
     assert.equal(t.account, ALICE.upn);
+  });
+
+  test('a cancel while Entra answers "pending" ends with MB_SIGNIN_CANCELLED, not the pending notice', async () => {
+    const id = createIdentity({ config, kv: memoryKv(), secretBox: testBox, env: {} });
+    open.push(id);
+    const abort = new AbortController();
+    await assert.rejects(
+      id.signInWithDeviceCode('desk', { signal: abort.signal, onCode: () => {}, onPending: () => abort.abort() }),
+      expectMb('MB_SIGNIN_CANCELLED'),
+    );
   });
 
   test('a device code nobody enters expires → MB_ENTRA_DEVICE_CODE_EXPIRED (AADSTS70019)', async () => {

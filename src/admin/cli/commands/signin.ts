@@ -42,7 +42,7 @@ sign-in (encrypted) and renews it by itself from then on.
   --account UPN   Suggest this account on the sign-in page.
   --timeout M     Give up after M minutes (default 15).
 
-Press Ctrl-C to cancel.`,
+Press Ctrl-C to cancel (exit status 130; 143 after SIGTERM).`,
     de: `Aufruf: mailbridge signin <verbindung> [--device-code] [--account UPN] [--timeout MINUTEN]
 
 Meldet einen Benutzer für eine Verbindung mit dem Ablauf auth-code oder device-code an;
@@ -59,7 +59,7 @@ mailbridge bewahrt die Anmeldung (verschlüsselt) auf und erneuert sie danach se
   --account UPN   Dieses Konto auf der Anmeldeseite vorschlagen.
   --timeout M     Nach M Minuten aufgeben (Standard 15).
 
-Abbrechen mit Strg-C.`,
+Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
   },
   async run(ctx) {
     const args = [...ctx.args];
@@ -74,9 +74,9 @@ Abbrechen mit Strg-C.`,
     const de = ctx.lang === 'de';
     const opened = await openIdentity(ctx);
     const abort = new AbortController();
-    let stopped = false;
-    void ctx.stopSignal.then(() => {
-      stopped = true;
+    let stopped: string | undefined;
+    void ctx.stopSignal.then((signal) => {
+      stopped = signal;
       abort.abort();
     });
     const timer = setTimeout(() => abort.abort(), timeoutMinutes * 60_000);
@@ -127,6 +127,12 @@ Abbrechen mit Strg-C.`,
       if (abort.signal.aborted && !stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
         // The timer fired, not Ctrl-C.
         throw new MbError('MB_SIGNIN_TIMEOUT', { connection: name, minutes: timeoutMinutes, redirectUri: '-' });
+      }
+      if (stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
+        // Cancelled by Ctrl-C or SIGTERM: say so, and exit as a shell reports a process ended by
+        // that signal (128 + 2, 128 + 15), so scripts can tell a cancel from a failed sign-in.
+        ctx.out.error(renderText(err.explain(ctx.lang), ctx.lang));
+        return stopped === 'SIGINT' ? 130 : 143;
       }
       throw err;
     } finally {

@@ -86,9 +86,13 @@ const LABELS = {
     endpoint: 'Endpoint',
     proxy: 'Proxy',
     ca: 'Extra CA',
-    cached: 'From cache',
-    yes: 'yes',
-    no: 'no',
+    source: 'Token from',
+    sources: {
+      memory: 'memory cache (this process)',
+      persistent: 'persistent cache (sealed in the store)',
+      refresh: 'refreshed with the stored sign-in',
+      requested: 'requested from Entra ID',
+    },
     ok: 'Token obtained; it looks usable.',
     problems: 'The token was issued, but will not work:',
     warnings: 'Act on these before they fail:',
@@ -111,9 +115,13 @@ const LABELS = {
     endpoint: 'Endpunkt',
     proxy: 'Proxy',
     ca: 'Zusätzliche CA',
-    cached: 'Aus dem Cache',
-    yes: 'ja',
-    no: 'nein',
+    source: 'Token aus',
+    sources: {
+      memory: 'Speicher-Cache (dieser Prozess)',
+      persistent: 'dauerhaftem Cache (verschlüsselt in der Datenbank)',
+      refresh: 'Erneuerung mit der gespeicherten Anmeldung',
+      requested: 'neuer Anfrage bei Entra ID',
+    },
     ok: 'Token erhalten; es scheint verwendbar.',
     problems: 'Das Token wurde ausgestellt, wird aber nicht funktionieren:',
     warnings: 'Bitte vor dem Ausfall handeln:',
@@ -189,7 +197,7 @@ Exit-Code 0: Token erhalten und verwendbar; 1: fehlgeschlagen oder mit Problemen
         [L.endpoint, d.endpoint],
         [L.proxy, d.proxy],
         [L.ca, d.caFile],
-        [L.cached, d.fromCache ? L.yes : L.no],
+        [L.source, L.sources[d.source]],
       ];
       const width = Math.max(...rows.map(([k]) => k.length)) + 2;
       for (const [k, v] of rows) if (v !== undefined) ctx.out.line(`${k.padEnd(width)}${v}`);
