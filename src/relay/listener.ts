@@ -27,6 +27,7 @@ import { LineEndingCheck } from './guard.ts';
 import { AddressList, SenderRules } from './policy.ts';
 import type { Queue } from './queue/index.ts';
 import type { TlsMaterial } from './tls.ts';
+import { listenOn } from '../errors/listen.ts';
 
 export interface ListenerDeps {
   config: RelayConfig;
@@ -235,7 +236,7 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 
   server.on('error', (err) => log.debug({ err: err.message }, 'relay: client connection error'));
 
-  await new Promise<void>((resolve, reject) => {
+  await listenOn(`relay listener ${l.host}:${l.port}`, l.host, l.port, () => new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => {
       server.server.off('listening', onListening);
       reject(new MbError('MB_RELAY_LISTEN_FAILED', { host: l.host, port: l.port, detail: err.message }, { cause: err }));
@@ -247,7 +248,7 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
     server.server.once('error', onError);
     server.server.once('listening', onListening);
     server.listen(l.port, l.host);
-  });
+  }));
   const addr = server.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : l.port;
   where = `${l.host}:${port}`;

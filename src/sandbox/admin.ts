@@ -42,6 +42,7 @@ import type { SandboxMailbox, SandboxTenant } from './model.ts';
 import * as exchangeOps from './exchange/ops.ts';
 import * as entraOps from './entra/ops.ts';
 import { SandboxOpError } from './entra/op-errors.ts';
+import { listenOn } from '../errors/listen.ts';
 
 /** What the admin API needs from the sandbox Dovecot. */
 export type AdminBackend = Pick<Dovecot, 'host' | 'ports' | 'mintToken' | 'deliver'>;
@@ -221,7 +222,7 @@ export async function startSandboxAdmin(options: SandboxAdminOptions): Promise<S
     return reply.type('message/rfc822').send(source);
   });
 
-  await http.listen({ host, port: options.port ?? 0 });
+  await listenOn('sandbox admin API', host, options.port ?? 0, () => http.listen({ host, port: options.port ?? 0 }));
   const port = (http.server.address() as { port: number }).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (options.urlFile) {

@@ -12,6 +12,7 @@ import type { Identity } from '../identity/index.ts';
 import type { RelayService } from '../relay/transports/service.ts';
 import type { NotifyService } from '../notify/service.ts';
 import type { WatchService } from '../notify/watchers/service.ts';
+import { listenOn } from '../errors/listen.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -88,7 +89,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     }
     await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
     if (notify) await http.register(notify.routes);
-    await http.listen({ host: config.server.listen, port: config.server.port });
+    await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
     await watch?.close();

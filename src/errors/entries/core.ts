@@ -14,6 +14,43 @@ export const core = {
       de: 'Prüfen Sie das Protokoll zu diesem Zeitpunkt und melden Sie das Problem mit den Protokollzeilen.',
     },
   },
+  // Listeners (gateway, relay, notify inbound, sandbox): one helper turns bind failures into these (errors/listen.ts).
+  MB_PORT_IN_USE: {
+    http: 500,
+    title: { en: 'Port already in use', de: 'Port bereits belegt' },
+    cause: {
+      en: '{what} cannot listen on {host}:{port}: another program (or another listener of this configuration) holds the port. Held by: {holder}.',
+      de: '{what} kann nicht auf {host}:{port} lauschen: Ein anderes Programm (oder ein anderer Listener dieser Konfiguration) belegt den Port. Belegt von: {holder}.',
+    },
+    fix: {
+      en: 'Stop that program (find it with `ss -ltnp \'sport = :{port}\'`), or give {what} another port in mailbridge.yaml; `mailbridge config check` reports ports the configuration uses twice.',
+      de: 'Beenden Sie dieses Programm (finden mit `ss -ltnp \'sport = :{port}\'`) oder geben Sie {what} in mailbridge.yaml einen anderen Port; `mailbridge config check` meldet Ports, die die Konfiguration doppelt verwendet.',
+    },
+  },
+  MB_PORT_NOT_PERMITTED: {
+    http: 500,
+    title: { en: 'Port needs privileges', de: 'Port erfordert Berechtigungen' },
+    cause: {
+      en: '{what} may not listen on {host}:{port}: ports below 1024 need root or the capability CAP_NET_BIND_SERVICE.',
+      de: '{what} darf nicht auf {host}:{port} lauschen: Ports unter 1024 erfordern root oder die Berechtigung CAP_NET_BIND_SERVICE.',
+    },
+    fix: {
+      en: 'Use a port of 1024 or above, or grant the capability: `sudo setcap cap_net_bind_service=+ep $(readlink -f $(command -v node))` (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE).',
+      de: 'Verwenden Sie einen Port ab 1024 oder vergeben Sie die Berechtigung: `sudo setcap cap_net_bind_service=+ep $(readlink -f $(command -v node))` (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE).',
+    },
+  },
+  MB_ADDRESS_NOT_AVAILABLE: {
+    http: 500,
+    title: { en: 'Address not on this machine', de: 'Adresse nicht auf diesem Rechner' },
+    cause: {
+      en: '{what} cannot listen on {host}:{port}: no network interface of this machine has the address {host}.',
+      de: '{what} kann nicht auf {host}:{port} lauschen: Keine Netzwerkschnittstelle dieses Rechners hat die Adresse {host}.',
+    },
+    fix: {
+      en: 'Use an address this machine has (`ip -brief address`), 127.0.0.1 for this machine only, or 0.0.0.0 for all interfaces.',
+      de: 'Verwenden Sie eine Adresse dieses Rechners (`ip -brief address`), 127.0.0.1 nur für diesen Rechner oder 0.0.0.0 für alle Schnittstellen.',
+    },
+  },
   MB_CLI_USAGE: {
     http: 400,
     title: { en: 'Invalid command line', de: 'Ungültiger Befehlsaufruf' },

@@ -20,6 +20,7 @@ import type { KeyValue } from '../../store/index.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
+import { listenOn } from '../../errors/listen.ts';
 
 export type Resource = 'graph' | 'exchange';
 
@@ -195,7 +196,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     }
     let inboundUrl: string | undefined;
     if (inbound) {
-      inboundUrl = await inbound.http.listen({ host: o.config.listen.host, port: o.config.listen.port });
+      const { host, port } = o.config.listen;
+      inboundUrl = await listenOn('notify.watch.listen', host, port, () => inbound.http.listen({ host, port }));
       log.info({ url: inboundUrl, publicUrl: inbound.publicUrl }, 'watch: inbound listener for Graph notifications / EWS push is up');
     }
     for (const b of built) {

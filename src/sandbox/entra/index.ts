@@ -66,6 +66,7 @@ import { buildCloudServer, ENDPOINTS, type EntraShared } from './server.ts';
 import { EntraState } from './state.ts';
 import { v1Issuer } from './tokens.ts';
 import { checkUserSignIn } from './users.ts';
+import { listenOn } from '../../errors/listen.ts';
 
 export { AadstsError } from './aadsts.ts';
 export { SandboxOpError } from './op-errors.ts';
@@ -111,7 +112,8 @@ export async function startEntraSandbox(options: {
     for (const cloud of CLOUDS) {
       const server = buildCloudServer(shared, cloud, tls);
       servers.set(cloud, server);
-      await server.listen({ host, port: options.ports?.[cloud] ?? 0 });
+      const want = options.ports?.[cloud] ?? 0;
+      await listenOn(`sandbox Entra ID (${cloud})`, host, want, () => server.listen({ host, port: want }));
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       shared.urls[cloud] = `https://${urlHost}:${port}`;

@@ -40,6 +40,7 @@ import { Hub } from './hub.ts';
 import type { FolderLister, Limits } from './operations.ts';
 import { PushSender } from './push.ts';
 import { buildEwsServer, type EwsStats, type ServerContext } from './server.ts';
+import { listenOn } from '../../errors/listen.ts';
 
 export type { EwsMailboxInfo, JwksSource, MailboxResolver } from './auth.ts';
 export type { EwsProfile, EwsProfileName } from './backends.ts';
@@ -150,7 +151,7 @@ export async function startEwsSandbox(options: EwsSandboxOptions): Promise<Sandb
   };
   const app = buildEwsServer(ctx, options.tls);
   try {
-    await app.listen({ host, port: options.port ?? 0 });
+    await listenOn('sandbox EWS', host, options.port ?? 0, () => app.listen({ host, port: options.port ?? 0 }));
   } catch (err) {
     await ownStore?.close();
     throw new MbError('MB_SANDBOX_EWS_LISTEN', { address: `${host}:${options.port ?? 0}`, detail: (err as Error).message });

@@ -43,6 +43,7 @@ import type { SandboxDirectory } from '../directory.ts';
 import type { Dovecot } from '../dovecot.ts';
 import { authorize, type AuthzResult, type JwksSource } from './authz.ts';
 import { ImapSplitter, chomp, parseXoauth2, xoauth2, type SegmentInfo } from './imap-wire.ts';
+import { listenOn, listenServer } from '../../errors/listen.ts';
 
 /** What the front needs from the sandbox Dovecot: where its IMAP listens and a backend credential per mailbox. */
 export type ImapBackend = Pick<Dovecot, 'host' | 'ports' | 'mintToken'>;
@@ -148,13 +149,7 @@ export async function startImapFront(options: ImapFrontOptions): Promise<ImapFro
     new Session(socket, ctx).start();
   });
   server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'imap front: TLS handshake failed'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn('sandbox IMAP front', host, options.port ?? 0, () => listenServer(server, options.port ?? 0, host));
   const port = (server.address() as AddressInfo).port;
   log.info({ host, port }, 'imap front listening');
 

@@ -31,7 +31,6 @@
  * addresses outside the sandbox is recorded in `outbound`, not sent anywhere.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
@@ -40,6 +39,7 @@ import { silentLogger } from '../../log/index.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import type { DeliveryResult } from '../dovecot.ts';
 import { authorize, maySendAs, type AuthzGranted, type AuthzResult, type JwksSource } from './authz.ts';
+import { listenOn, listenServer } from '../../errors/listen.ts';
 
 export interface SmtpLimits {
   /** Authenticated connections per mailbox before submissions fail with 432 4.3.2 (Exchange: 3). */
@@ -396,8 +396,7 @@ export async function startSmtpFront(options: SmtpFrontOptions): Promise<SmtpFro
   })();
   server.connections = connections;
 
-  server.listen(options.port ?? 0, listenHost);
-  await once(server.server, 'listening');
+  await listenOn('sandbox SMTP front', listenHost, options.port ?? 0, () => listenServer(server.server, options.port ?? 0, listenHost));
   const port = (server.server.address() as AddressInfo).port;
   log.info({ host: listenHost, port, fqdn: shape.fqdn }, 'smtp front: listening');
 

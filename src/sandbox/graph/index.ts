@@ -50,6 +50,7 @@ import { buildGraphServer, type GraphContext, type GraphStats } from './server.t
 import { MailStore, RoutedStore, type GraphBackend, type GraphMailStore } from './store.ts';
 import { Subscriptions, type LifecycleEvent, type NotificationStats, type SubscriptionInfo, type Timers } from './subscriptions.ts';
 import { Throttle, type GraphLimits } from './throttle.ts';
+import { listenOn } from '../../errors/listen.ts';
 
 export type { JwksLike, JwksSource } from './auth.ts';
 export { GraphError, graphErrors } from './errors.ts';
@@ -165,7 +166,7 @@ export async function startGraphSandbox(options: GraphSandboxOptions): Promise<G
   };
   const app = buildGraphServer(ctx, options.tls);
   try {
-    await app.listen({ host, port: options.port ?? 0 });
+    await listenOn('sandbox Graph', host, options.port ?? 0, () => app.listen({ host, port: options.port ?? 0 }));
   } catch (err) {
     await subscriptions.close();
     await ownFeed?.close();

@@ -16,6 +16,7 @@ import { createLogger } from '../../../log/index.ts';
 import { signinRoutes } from '../../../server/signin.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { oneConnection, openIdentity, takeFlag, takeOption } from './token.ts';
+import { listenOn } from '../../../errors/listen.ts';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
@@ -156,7 +157,7 @@ async function serveRedirectIfNeeded(
   await http.register(signinRoutes, { config: opened.config, store: opened.store, log: createLogger({ level: 'warn' }), identity: opened.identity });
   const host = target.hostname === 'localhost' ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, '');
   try {
-    await http.listen({ host, port: Number(target.port || 80) });
+    await listenOn('redirect URI', host, Number(target.port || 80), () => http.listen({ host, port: Number(target.port || 80) }));
   } catch (err) {
     await http.close();
     ctx.out.error(
