@@ -17,6 +17,7 @@ import { MbError } from '../errors/index.ts';
 import { detectLang, type Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';
 import { registerSecret } from '../log/redact.ts';
+import { consistencyErrors } from './consistency.ts';
 import { applyEnvOverrides } from './env.ts';
 import { describeLocation, makeProblem, problemsFromIssues, warningsFor, type ConfigProblem, type Locate, type ProblemLocation } from './problems.ts';
 import { secretSlots } from './schema-walk.ts';
@@ -159,6 +160,8 @@ export function analyzeText(text: string | undefined, file: string, env: NodeJS.
     errors.push(...problemsFromIssues(result.error.issues, input, file, locate));
     return { ...base, errors: inFileOrder(errors), warnings: [] };
   }
+  // What the schema cannot see: IDs, endpoints, proxies, listeners on one port (consistency.ts).
+  errors.push(...consistencyErrors(result.data, locate));
   const warnings = warningsFor(result.data, { file, now: options.now ?? new Date(), locate, fromEnv: overridden.fromEnv });
   return { ...base, errors: inFileOrder(errors), warnings: inFileOrder(warnings), config: errors.length ? undefined : result.data };
 }

@@ -239,7 +239,8 @@ export function warningsFor(config: unknown, ctx: WarningContext): ConfigProblem
       else if (when > limit.getTime()) out.push(makeProblem('warning', 'MB_CONFIG_SECRET_EXPIRY_TOO_FAR', field, params, ctx.locate(at)));
     }
     const flow = typeof c.flow === 'string' ? c.flow : 'client-credentials';
-    if (!FLOWS_WITHOUT_CREDENTIAL.has(flow) && !credentialKeys.some((k) => c[k] !== undefined && c[k] !== null)) {
+    // client-credentials without one is an error (consistency.ts); a delegated flow may still work as a public client.
+    if (!FLOWS_WITHOUT_CREDENTIAL.has(flow) && flow !== 'client-credentials' && !credentialKeys.some((k) => c[k] !== undefined && c[k] !== null)) {
       out.push(makeProblem('warning', 'MB_CONFIG_NO_CREDENTIAL', base, { field: base, flow }, ctx.locate(['connections', name])));
     }
   }

@@ -45,6 +45,8 @@ export function resolveEndpoints(
   const filled = template.replace(/#TenantID#/gi, encodeURIComponent(conn.tenantId));
   const invalid = (detail: string) =>
     new MbError('MB_IDENTITY_TOKEN_ENDPOINT_INVALID', { connection, endpoint: template, detail });
+  // "login.microsoftonline.com:443/…" would even parse, with "login.microsoftonline.com:" as its scheme.
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(template)) throw invalid('it has no scheme; write it with https://');
   let url: URL;
   try {
     url = new URL(filled);

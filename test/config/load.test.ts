@@ -36,20 +36,20 @@ test('environment overrides: any path, case-insensitive, YAML scalars, text kept
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(
     file,
-    'server:\n  port: 8080\nsecrets:\n  keyFile: keys/mb.key\nconnections:\n  Contoso:\n    tenantId: from-file\n    clientId: app\n    clientSecret: file-secret-value\n',
+    'server:\n  port: 8080\nsecrets:\n  keyFile: keys/mb.key\nconnections:\n  Contoso:\n    tenantId: from-file.example\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: file-secret-value\n',
   );
   const loaded = await loadConfig(file, {
     MAILBRIDGE__SERVER__PORT: '9000',
     mailbridge__server__listen: '0.0.0.0',
     MAILBRIDGE__LOG__LEVEL: 'debug',
     // the file's name is Contoso: matched whatever the case
-    MAILBRIDGE__CONNECTIONS__CONTOSO__TENANTID: '0123',
+    MAILBRIDGE__CONNECTIONS__CONTOSO__ACCOUNT: '0123',
     MAILBRIDGE__CONNECTIONS__CONTOSO__CLIENTSECRET: 'env-secret-value-0001',
     MAILBRIDGE__CONNECTIONS__CONTOSO__GRACESECONDS: '120',
     MAILBRIDGE__CONNECTIONS__CONTOSO__SCOPES__GRAPH: '[https://graph.microsoft.com/.default]',
     // a connection only in the environment, named in capitals → lower case
     MAILBRIDGE__CONNECTIONS__FABRIKAM__TENANTID: 'fabrikam.onmicrosoft.com',
-    MAILBRIDGE__CONNECTIONS__FABRIKAM__CLIENTID: 'app2',
+    MAILBRIDGE__CONNECTIONS__FABRIKAM__CLIENTID: '9a8b7c6d-1e2f-4a3b-8c5d-6e7f8a9b0c1d',
     MAILBRIDGE__CONNECTIONS__FABRIKAM__FLOW: 'device-code',
     // the store section is missing in the file: its default is the base (driver stays sqlite)
     MAILBRIDGE__STORE__PATH: '/var/lib/mailbridge/mb.db',
@@ -61,11 +61,11 @@ test('environment overrides: any path, case-insensitive, YAML scalars, text kept
   assert.equal(c.server.port, 9000);
   assert.equal(c.server.listen, '0.0.0.0');
   assert.equal(c.log.level, 'debug');
-  assert.equal(c.connections.Contoso?.tenantId, '0123', 'text fields keep the text, no number conversion');
+  assert.equal(c.connections.Contoso?.account, '0123', 'text fields keep the text, no number conversion');
   assert.equal(c.connections.Contoso?.clientSecret, 'env-secret-value-0001');
   assert.equal(c.connections.Contoso?.graceSeconds, 120);
   assert.deepEqual(c.connections.Contoso?.scopes.graph, ['https://graph.microsoft.com/.default']);
-  assert.equal(c.connections.Contoso?.clientId, 'app', 'values not overridden stay');
+  assert.equal(c.connections.Contoso?.clientId, '5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35', 'values not overridden stay');
   assert.equal(c.connections.fabrikam?.flow, 'device-code');
   assert.deepEqual(c.store, { driver: 'sqlite', path: '/var/lib/mailbridge/mb.db' });
   assert.equal(loaded.keyFile, '/etc/mailbridge/mb.key');
@@ -108,8 +108,8 @@ test('validation reports ALL errors, each with path, place, message and fix in E
     '    clientSecretExpires: 30.06.2027', // 12
     '    scopes: x', // 13
     '  "bad name":', // 14
-    '    tenantId: t', // 15
-    '    clientId: c', // 16
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24', // 15
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35', // 16
   ].join('\n');
   const r = analyzeText(text, '/etc/mailbridge/mailbridge.yaml', { MAILBRIDGE__CONNECTIONS__CONTOSO__FLOW: 'implicit' });
   const expected: Array<[string, string, number | string]> = [
@@ -210,33 +210,33 @@ test('warnings: plain-text secret, expiring, expired, implausibly far expiry, no
   const text = [
     'connections:',
     '  soon:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    clientSecret: plain-text-secret-0815',
     '    clientSecretExpires: 2026-03-20',
     '  gone:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    clientSecret: enc:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
     '    clientSecretExpires: 2026-02-28',
     '  far:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    certificate:',
     '      path: /etc/mb/far.pfx',
     '    clientSecretExpires: 2028-03-02',
     '  ok:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    certificate: { path: /etc/mb/ok.pfx }',
     '    clientSecretExpires: 2028-03-01',
     '  nocred:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    flow: auth-code',
     '  device:',
-    '    tenantId: t',
-    '    clientId: c',
+    '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+    '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
     '    flow: device-code',
   ].join('\n');
   const r = analyzeText(text, 'mailbridge.yaml', { MAILBRIDGE__CONNECTIONS__OK__CLIENTSECRET: 'env-plain-is-fine-1' }, { now: NOW });
@@ -278,7 +278,7 @@ test('warnings: plain-text secret, expiring, expired, implausibly far expiry, no
 test('checkConfig verifies encrypted secrets against the key without creating one', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'mailbridge.yaml');
-  writeFileSync(file, 'connections:\n  x:\n    tenantId: t\n    clientId: c\n    clientSecret: enc:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n');
+  writeFileSync(file, 'connections:\n  x:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: enc:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n');
   const r = await checkConfig(file, {});
   assert.deepEqual(
     r.errors.map((e) => [e.code, e.path]),

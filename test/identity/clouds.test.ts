@@ -60,7 +60,9 @@ test('unusable token endpoints are refused with MB_IDENTITY_TOKEN_ENDPOINT_INVAL
     ['http://login.microsoftonline.com/#TenantID#/oauth2/v2.0/token', /https/],
     ['https://login.microsoftonline.com/#TenantID#/oauth2/token', /v1\.0/],
     ['https://login.microsoftonline.com/#TenantID#/token', /\/oauth2\/v2\.0\/token/],
-    ['not a url', /not a URL/],
+    ['not a url', /no scheme/],
+    ['login.microsoftonline.com:443/#TenantID#/oauth2/v2.0/token', /no scheme/],
+    ['https://login.microsoftonline.com:bad/#TenantID#/oauth2/v2.0/token', /not a URL/],
     ['https://login.microsoftonline.com/oauth2/v2.0/token', /no tenant/],
   ];
   for (const [tokenEndpoint, reason] of bad) {

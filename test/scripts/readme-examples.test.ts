@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { analyzeText } from '../../src/config/index.ts';
 import { configSchema } from '../../src/config/schema.ts';
 
 test('every mailbridge.yaml example in README.md is valid against the schema', () => {
@@ -9,8 +10,14 @@ test('every mailbridge.yaml example in README.md is valid against the schema', (
   const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
   assert.ok(blocks.length >= 2, 'README has its configuration examples');
   for (const block of blocks) {
-    // Placeholders such as "0b7c3f3e-…" stand for real IDs; enc:v1:… for sealed secrets.
+    // enc:v1:… stands for a sealed secret. IDs are real-looking GUIDs: an admin who copies the
+    // example and forgets one gets a config check error, not a placeholder that looks valid.
     const result = configSchema.safeParse(parse(block));
     assert.ok(result.success, `${block}\n${JSON.stringify(result.error?.issues, null, 2)}`);
+    const connections = (parse(block) as { connections?: unknown }).connections;
+    if (connections) {
+      const problems = analyzeText(block, 'README.md', {}).errors.filter((p) => p.path.startsWith('connections.'));
+      assert.deepEqual(problems.map((p) => `${p.code} ${p.path}`), [], block);
+    }
   }
 });

@@ -263,6 +263,66 @@ export const config = {
       de: 'Übernehmen Sie das Datum aus Entra Admin Center › App-Registrierungen › Ihre App › Zertifikate & Geheimnisse › Gültig bis.',
     },
   },
+  MB_CONFIG_CLIENT_ID_INVALID: {
+    http: 500,
+    title: { en: 'Client ID is not an application ID', de: 'Client-ID ist keine Anwendungs-ID' },
+    cause: {
+      en: '{field} is {found}; Entra ID knows an app only by its Application (client) ID, a GUID like 5d1e2a44-7c1b-4f0e-9a3d-2b8c6e4f1a07.',
+      de: '{field} ist {found}; Entra ID kennt eine App nur über ihre Anwendungs-ID (Client-ID), eine GUID wie 5d1e2a44-7c1b-4f0e-9a3d-2b8c6e4f1a07.',
+    },
+    fix: {
+      en: 'Copy it from Entra admin center › App registrations › <app> › Overview › Application (client) ID.',
+      de: 'Kopieren Sie sie aus Entra Admin Center › App-Registrierungen › <App> › Übersicht › Anwendungs-ID (Client).',
+    },
+  },
+  MB_CONFIG_TENANT_ID_INVALID: {
+    http: 500,
+    title: { en: 'Tenant ID is neither a GUID nor a domain', de: 'Mandanten-ID ist weder GUID noch Domäne' },
+    cause: {
+      en: '{field} is {found}; Entra ID needs the Directory (tenant) ID, a GUID, or a verified domain of the tenant such as contoso.onmicrosoft.com.',
+      de: '{field} ist {found}; Entra ID braucht die Verzeichnis-ID (Mandanten-ID), eine GUID, oder eine verifizierte Domäne des Mandanten wie contoso.onmicrosoft.com.',
+    },
+    fix: {
+      en: 'Copy it from Entra admin center › Overview › Tenant ID (or App registrations › <app> › Overview › Directory (tenant) ID).',
+      de: 'Kopieren Sie sie aus Entra Admin Center › Übersicht › Mandanten-ID (oder App-Registrierungen › <App> › Übersicht › Verzeichnis-ID (Mandant)).',
+    },
+  },
+  MB_CONFIG_CLOUD_MISMATCH: {
+    http: 500,
+    title: { en: 'Token endpoint of another cloud', de: 'Token-Endpunkt einer anderen Cloud' },
+    cause: {
+      en: 'Connection "{connection}" is in cloud {cloud}, but its token endpoint host {host} belongs to {hostCloud}; tokens of one cloud are not accepted by another, and the tenant is not found there (AADSTS90002).',
+      de: 'Verbindung „{connection}“ liegt in der Cloud {cloud}, aber der Host ihres Token-Endpunkts {host} gehört zu {hostCloud}; Tokens einer Cloud nimmt keine andere an, und der Mandant wird dort nicht gefunden (AADSTS90002).',
+    },
+    fix: {
+      en: 'Remove {field} to use the cloud default (https://{expected}/#TenantID#/oauth2/v2.0/token), or correct cloud if the tenant lives in {hostCloud}.',
+      de: 'Entfernen Sie {field}, um den Standard der Cloud zu nutzen (https://{expected}/#TenantID#/oauth2/v2.0/token), oder korrigieren Sie cloud, falls der Mandant in {hostCloud} liegt.',
+    },
+  },
+  MB_CONFIG_PROXY_SCHEME: {
+    http: 500,
+    title: { en: 'Proxy without http:// or https://', de: 'Proxy ohne http:// oder https://' },
+    cause: {
+      en: '{field} is {found}; a proxy is an http:// or https:// URL (host:port alone is read as a URL scheme and would fail at the first connection).',
+      de: '{field} ist {found}; ein Proxy ist eine http://- oder https://-URL (host:port allein wird als URL-Schema gelesen und scheitert bei der ersten Verbindung).',
+    },
+    fix: {
+      en: 'Write it as http://proxy.example:3128 (https:// only if the proxy itself speaks TLS).',
+      de: 'Schreiben Sie ihn als http://proxy.example:3128 (https:// nur, wenn der Proxy selbst TLS spricht).',
+    },
+  },
+  MB_CONFIG_PORT_TWICE: {
+    http: 500,
+    title: { en: 'Two listeners on one port', de: 'Zwei Listener auf einem Port' },
+    cause: {
+      en: '{field} ({host}:{port}) and {other} ({otherHost}:{port}) would listen on the same address and port; the second would fail at start.',
+      de: '{field} ({host}:{port}) und {other} ({otherHost}:{port}) würden auf derselben Adresse und demselben Port lauschen; der zweite schlüge beim Start fehl.',
+    },
+    fix: {
+      en: 'Give one of them another port in mailbridge.yaml.',
+      de: 'Geben Sie einem der beiden in mailbridge.yaml einen anderen Port.',
+    },
+  },
   MB_CONFIG_NO_CREDENTIAL: {
     http: 500,
     title: { en: 'Connection without credential', de: 'Verbindung ohne Anmeldeinformation' },

@@ -22,8 +22,8 @@ const BROKEN = [
   '  prot: 9000',
   'connections:',
   '  contoso:',
-  '    tenantId: t',
-  '    clientId: c',
+  '    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24',
+  '    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35',
   '    cloud: globel',
   '    clientSecret: plain-secret-in-file-1',
 ].join('\n');
@@ -58,7 +58,7 @@ test('config check prints every error with path, place, cause and fix, and exits
 test('config check: warnings alone exit 0; a YAML syntax error names line and column', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'mailbridge.yaml');
-  writeFileSync(file, 'connections:\n  contoso:\n    tenantId: t\n    clientId: c\n    clientSecret: plain-secret-in-file-2\n');
+  writeFileSync(file, 'connections:\n  contoso:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: plain-secret-in-file-2\n');
   const ok = await runCli(['--config', file, 'config', 'check']);
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /0 errors, 1 warning\n/);
@@ -97,7 +97,7 @@ test('config show: effective values with environment overrides and defaults, sec
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(
     file,
-    'server:\n  port: 8080\n  proxy: http://svc:Pr0xyPassw0rd@proxy.example:3128\nconnections:\n  contoso:\n    tenantId: t\n    clientId: c\n    clientSecret: plain-secret-in-file-3-long\n',
+    'server:\n  port: 8080\n  proxy: http://svc:Pr0xyPassw0rd@proxy.example:3128\nconnections:\n  contoso:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: plain-secret-in-file-3-long\n',
   );
   const r = await runCli(['--config', file, 'config', 'show'], { env: { MAILBRIDGE__SERVER__PORT: '9000', MAILBRIDGE__CONNECTIONS__CONTOSO__CLOUD: 'gcc-high' } });
   assert.equal(r.code, 0, r.stderr);

@@ -126,7 +126,7 @@ test('leak test: a secret set via the CLI never appears in clear output, logs, e
     seen.push([`${what} stdout`, r.stdout], [`${what} stderr`, r.stderr]);
     return r;
   };
-  const valid = { MAILBRIDGE__CONNECTIONS__X__TENANTID: 'contoso.onmicrosoft.com', MAILBRIDGE__CONNECTIONS__X__CLIENTID: 'app' };
+  const valid = { MAILBRIDGE__CONNECTIONS__X__TENANTID: 'contoso.onmicrosoft.com', MAILBRIDGE__CONNECTIONS__X__CLIENTID: '5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35' };
 
   const set = record('secret set', await runCli(['--config', file, 'secret', 'set', 'connections.x.clientSecret'], { input: `${secret}\n` }));
   assert.equal(set.code, 0, set.stderr);
