@@ -14,6 +14,9 @@ import { MbError } from '../../src/errors/index.ts';
 import { listenOn, listenServer } from '../../src/errors/listen.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import { startGateway } from '../../src/server/index.ts';
+import { createSandboxCa } from '../../src/sandbox/ca.ts';
+import { SandboxDirectory } from '../../src/sandbox/directory.ts';
+import { startEntraSandbox } from '../../src/sandbox/entra/index.ts';
 
 async function occupy(): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -66,4 +69,14 @@ test('an address the machine does not have: MB_ADDRESS_NOT_AVAILABLE; other fail
   });
   const other = new Error('something else');
   await assert.rejects(listenOn('server.port', '127.0.0.1', 1, () => Promise.reject(other)), (e: unknown) => e === other);
+});
+
+test('a sandbox port pinned to a busy port: the same coded error, naming the sandbox part', async () => {
+  const busy = await occupy();
+  try {
+    const directory = new SandboxDirectory({ tenants: [{ id: '72f988bf-86f1-41af-91ab-2d7cd011db47', domains: ['contoso.test'] }] });
+    await assert.rejects(startEntraSandbox({ directory, ca: createSandboxCa(), ports: { gcc: busy.port } }), expectBusy(busy.port, 'sandbox Entra ID (gcc)'));
+  } finally {
+    busy.server.close();
+  }
 });
