@@ -61,7 +61,13 @@ test('start-up failures name their MB code: unreadable certificate, port in use,
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as { port: number }).port;
     try {
-      await assert.rejects(startRelay({ config: relayConfig(join(dir.path, 'b'), { listeners: [{ port }] }), store, log, transport }), { code: 'MB_RELAY_LISTEN_FAILED' });
+      await assert.rejects(startRelay({ config: relayConfig(join(dir.path, 'b'), { listeners: [{ port }] }), store, log, transport }), (e: unknown) => {
+        // A busy port is the shared listener error, naming the port and who holds it (this process).
+        assert.equal((e as { code?: string }).code, 'MB_PORT_IN_USE');
+        assert.equal((e as { params: { port: number } }).params.port, port);
+        if (process.platform === 'linux') assert.match((e as Error).message + JSON.stringify((e as { params: unknown }).params), new RegExp(`PID ${process.pid}`));
+        return true;
+      });
     } finally {
       busy.close();
     }
