@@ -106,6 +106,11 @@ test('two listeners on one address and port: a relay listener on server.port, a 
   const twoRelay = check({ ...conn(), relay: { listeners: [{ host: '0.0.0.0', port: 2525 }, { host: '127.0.0.1', port: 2525 }] } }).errors;
   expectError(twoRelay, 'MB_CONFIG_PORT_TWICE', 'relay.listeners.1.port');
   assert.deepEqual(check({ ...conn(), server: { port: 8080 }, relay: { listeners: [{ host: '127.0.0.1', port: 2525 }] } }).errors, []);
+  // The notify inbound listener (0.0.0.0:8443 by default) runs for Graph groups.
+  const watch = { webhook: {}, watch: { publicUrl: 'https://gw.example:8443', groups: { g: { kind: 'graph', listeners: [{ connection: 'contoso' }], mailboxes: ['a@contoso.test'] } } } };
+  const notify = check({ ...conn(), server: { port: 8443 }, notify: watch }).errors;
+  assert.match(expectError(notify, 'MB_CONFIG_PORT_TWICE', 'notify.watch.listen.port').message.de, /notify\.watch\.listen\.port \(0\.0\.0\.0:8443\) und server\.port/);
+  assert.deepEqual(check({ ...conn(), server: { port: 8080 }, notify: watch }).errors, []);
   // Port 0 picks a free port each time: never a clash.
   assert.deepEqual(check({ ...conn(), server: { port: 0 }, relay: { listeners: [{ host: '127.0.0.1', port: 0 }] } }).errors, []);
 });
