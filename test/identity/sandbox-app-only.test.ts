@@ -90,7 +90,9 @@ describe('credential kinds', () => {
     assert.equal(Number(claims.exp) - Number(claims.nbf), 600);
     assert.ok(Math.abs(Number(claims.nbf) - Date.now() / 1000) < 120);
     const d = await id.describe('crm');
-    assert.match(d.credential, new RegExp(`certificate PS256, x5t#S256 ${x509.fingerprint.replace(/:/g, '')}`));
+    // The thumbprint shown is the one the header carries (x5t#S256, as hex), with the portal's SHA-1 beside it.
+    const shown = Buffer.from(String(header['x5t#S256']), 'base64url').toString('hex').toUpperCase();
+    assert.match(d.credential, new RegExp(`certificate PS256, x5t#S256 ${shown} \\(SHA-1 ${x509.fingerprint.replace(/:/g, '')}, `));
   });
 
   test('PFX with password, RS256 selected: assertion header alg RS256 + SHA-1 x5t', async () => {
