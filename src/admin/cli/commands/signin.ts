@@ -160,10 +160,12 @@ async function serveRedirectIfNeeded(
     await listenOn('redirect URI', host, Number(target.port || 80), () => http.listen({ host, port: Number(target.port || 80) }));
   } catch (err) {
     await http.close();
+    // MB_PORT_IN_USE names who holds the port, in the admin's language.
+    const why = err instanceof MbError ? err.explain(ctx.lang).cause : (err as Error).message;
     ctx.out.error(
       ctx.lang === 'de'
-        ? `Hinweis: ${target.host} ist belegt und antwortet nicht wie mailbridge (${(err as Error).message}).`
-        : `Note: ${target.host} is taken and does not answer like mailbridge (${(err as Error).message}).`,
+        ? `Hinweis: ${target.host} ist belegt und antwortet nicht wie mailbridge (${why}).`
+        : `Note: ${target.host} is taken and does not answer like mailbridge (${why}).`,
     );
     return undefined;
   }
