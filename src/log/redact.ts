@@ -8,29 +8,42 @@ const known = new Set<string>();
 /** Values registered under a slot: a new value for the slot replaces the old one (rotating tokens). */
 const slots = new Map<string, string>();
 let pattern: RegExp | undefined;
+/** Secrets shorter than MIN_SCRUB_LENGTH: masked only as whole words (see below). */
+const short = new Set<string>();
+let shortPattern: RegExp | undefined;
 
 /**
  * `scrub` masks a registered secret wherever it occurs, as a substring: a secret can sit anywhere in
  * a URL, a form body or a foreign library's error message. That is only sound for values that do
  * not occur in ordinary text. A short one does: with the certificate password `mail` registered,
- * every `mailbridge` in help texts, errors and suggested fix commands became `********bridge`. So
- * only secrets of this length or more are scrubbed from free text (Entra ID's minimum password
- * length; client secrets have 40 characters, tokens hundreds).
- *
- * A shorter secret is still never printed: the places that show a secret field know the field is
- * secret and print `mask()`/`MASK` instead of the value (config show and check, secret list, the
- * pino `redact` paths in log/index.ts), and nothing else prints secret values as free text.
+ * every `mailbridge` in help texts, errors and suggested fix commands became `********bridge`. So a
+ * secret shorter than this (Entra ID's minimum password length; client secrets have 40 characters,
+ * tokens hundreds) is masked only where it stands as a word of its own, not inside a longer word:
+ * `password=mail` and `"mail"` are masked, `mailbridge` is left alone. The places that show a secret
+ * field print `mask()`/`MASK` whatever its length (config show and check, secret list, the pino
+ * `redact` paths in log/index.ts).
  */
 export const MIN_SCRUB_LENGTH = 8;
 
+/** Shorter than this, a secret is too likely to be part of ordinary words (see `scrub` below). */
+const MIN_SECRET_LENGTH = 4;
+
 /**
  * Register a clear secret so that `scrub` masks it from now on (secrets shorter than
- * MIN_SCRUB_LENGTH are left to the places that print secret fields, see above). Values that rotate
+ * MIN_SCRUB_LENGTH only as whole words, see above). Values that rotate
  * (refresh tokens) pass a `slot`: the slot's previous value is forgotten, so a long-running gateway
  * does not collect every token it ever held.
  */
 export function registerSecret(value: string | undefined | null, slot?: string): void {
-  if (!value || value.length < MIN_SCRUB_LENGTH) return;
+  if (!value || value.length < MIN_SECRET_LENGTH) return;
+  if (value.length < MIN_SCRUB_LENGTH) {
+    if (short.has(value)) return;
+    short.add(value);
+    const parts = [...short].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    // Not preceded or followed by a letter or digit: a word of its own, wherever it stands.
+    shortPattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${parts.join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+    return;
+  }
   if (slot !== undefined) {
     const previous = slots.get(slot);
     if (previous === value) return;
@@ -64,6 +77,7 @@ const GENERIC: Array<[RegExp, string]> = [
 export function scrub(text: string): string {
   let out = text;
   if (pattern) out = out.replace(pattern, MASK);
+  if (shortPattern) out = out.replace(shortPattern, MASK);
   for (const [re, replacement] of GENERIC) out = out.replace(re, replacement);
   return out;
 }

@@ -60,6 +60,10 @@ test('a short secret is not scrubbed out of ordinary text: with the password "ma
   registerSecret('mail');
   const text = 'Fix: run `mailbridge secret set connections.crm.certificate.password`';
   assert.equal(scrub(text), text);
+  // Where the short secret stands as a word of its own (a foreign error quoting it), it is masked.
+  assert.equal(scrub('openssl: bad password "mail" for pfx; password=mail'), `openssl: bad password "${MASK}" for pfx; password=${MASK}`);
+  // The price of that rule: the secret as a word of its own in ordinary text is masked too.
+  assert.equal(scrub('Mailbox: mail-server mailing'), `Mailbox: ${MASK}-server mailing`);
   // Long secrets are still masked anywhere, also inside other text.
   const long = 'Pfx-Passw0rd-long-enough';
   registerSecret(long);
