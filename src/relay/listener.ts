@@ -166,21 +166,33 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
       const ip = session.remoteAddress;
       const username = auth.username ?? '';
       if (!session.secure && !l.allowPlainAuth) return callback(reply(538, '5.7.11', 'Encryption required: issue STARTTLS first'));
-      const lockedMs = s.guard.lockedFor(ip);
-      if (lockedMs > 0) {
+      const refuseLocked = (lockedMs: number, busy: boolean) => {
         const seconds = Math.ceil(lockedMs / 1000);
+        if (busy) {
+          refuse('MB_RELAY_AUTH_LOCKED', { ip, user: username, seconds }, 'login refused, too many logins at once from this address');
+          return callback(reply(454, '4.7.0', `Too many logins at once from ${ip}; try again later`));
+        }
         refuse('MB_RELAY_AUTH_LOCKED', { ip, user: username, seconds }, 'login refused, too many failures from this address');
         return callback(reply(454, '4.7.0', `Too many failed logins from ${ip}; try again in ${seconds} s`));
-      }
-      s.users
-        .verify(username, auth.password ?? '', ip)
-        .then((result) => {
+      };
+      // The slot is taken before the password is checked, so parallel guesses count at once.
+      s.guard
+        .acquire(ip)
+        .then(async (slot) => {
+          if (!('success' in slot)) return refuseLocked(slot.lockedMs, slot.busy === true);
+          let result: Awaited<ReturnType<RelayUsers['verify']>>;
+          try {
+            result = await s.users.verify(username, auth.password ?? '', ip);
+          } catch (err) {
+            slot.abandon();
+            throw err;
+          }
           if ('user' in result) {
-            s.guard.success(ip);
+            slot.success();
             log.info({ ip, user: username, method: auth.method }, 'relay: client logged in');
             return callback(null, { user: result.user });
           }
-          const f = s.guard.failure(ip);
+          const f = slot.failure();
           refuse('MB_RELAY_AUTH_FAILED', { ip, user: username, reason: result.reason, failures: f.failures }, 'login failed');
           setTimeout(() => {
             if (!f.locked) return callback(reply(535, '5.7.8', 'Authentication credentials invalid'));

@@ -119,20 +119,113 @@ test('back-off: failures delay growing replies; after maxFailures the connection
   }
 });
 
-test('LoginGuard: the delay doubles up to its cap, failures outside the window are forgotten', () => {
+test('back-off over the wire: 20 parallel wrong guesses get only maxFailures checked; a success in between does not reset the count', async () => {
+  const config = {
+    listeners: [{ host: '127.0.0.1', port: 0, tls: 'none', allowPlainAuth: true }],
+    users: { app: await testUser(['scanner@contoso.com']), other: await testUser(['scanner@contoso.com']) },
+    authBackoff: { maxFailures: 5, windowSeconds: 900, lockSeconds: 900, baseDelayMs: 1, maxDelayMs: 2 },
+  };
+  const parallel = await startTestRelay({ config });
+  try {
+    const conns = await Promise.all(Array.from({ length: 20 }, () => RawSmtp.open(parallel.port)));
+    await Promise.all(conns.map((c) => c.cmd('EHLO guesser.test')));
+    const replies = await Promise.all(conns.map((c, i) => c.cmd(`AUTH PLAIN ${plain('app', `guess-${i}`)}`)));
+    for (const c of conns) c.close();
+    const checked = parallel.lines.filter((l) => l.mb === 'MB_RELAY_AUTH_FAILED');
+    assert.equal(checked.length, 5, `passwords checked: ${checked.length}`);
+    assert.equal(replies.filter((r) => /^(535|421) /.test(r ?? '')).length, 5);
+    assert.equal(replies.filter((r) => /^454 4\.7\.0 Too many failed logins/.test(r ?? '')).length, 15, JSON.stringify(replies));
+  } finally {
+    await parallel.close();
+  }
+
+  const mixed = await startTestRelay({ config });
+  try {
+    const replies: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const good = await RawSmtp.open(mixed.port);
+      await good.cmd('EHLO app.test');
+      replies.push((await good.cmd(`AUTH PLAIN ${plain('other', PASSWORD)}`)) ?? '');
+      good.close();
+      const bad = await RawSmtp.open(mixed.port);
+      await bad.cmd('EHLO app.test');
+      replies.push((await bad.cmd(`AUTH PLAIN ${plain('app', `guess-${i}`)}`)) ?? '');
+      bad.close();
+    }
+    assert.equal(mixed.lines.filter((l) => l.mb === 'MB_RELAY_AUTH_FAILED').length, 5, 'a success from the same address did not reset the failures');
+    assert.match(replies.at(-1)!, /^454 4\.7\.0 /);
+  } finally {
+    await mixed.close();
+  }
+});
+
+/** One login through the guard: the ticket's outcome, or the refusal. */
+async function attempt(g: LoginGuard, ip: string, ok: boolean) {
+  const slot = await g.acquire(ip);
+  if (!('success' in slot)) return slot;
+  if (ok) {
+    slot.success();
+    return { ok: true as const };
+  }
+  return slot.failure();
+}
+
+test('LoginGuard: the delay doubles up to its cap, failures outside the window are forgotten', async () => {
   const clock = new ManualClock();
   const g = new LoginGuard({ maxFailures: 5, windowMs: 60_000, lockMs: 300_000, baseDelayMs: 500, maxDelayMs: 3_000 }, clock);
-  assert.deepEqual([1, 2, 3, 4].map(() => g.failure('192.0.2.1').delayMs), [500, 1000, 2000, 3000]);
+  const delays = [];
+  for (let i = 0; i < 4; i++) delays.push(((await attempt(g, '192.0.2.1', false)) as { delayMs: number }).delayMs);
+  assert.deepEqual(delays, [500, 1000, 2000, 3000]);
   assert.equal(g.lockedFor('192.0.2.1'), 0);
-  const locked = g.failure('192.0.2.1');
+  const locked = (await attempt(g, '192.0.2.1', false)) as { locked: boolean };
   assert.equal(locked.locked, true);
   assert.equal(g.lockedFor('192.0.2.1'), 300_000);
+  assert.deepEqual(await g.acquire('192.0.2.1'), { lockedMs: 300_000 }, 'locked: no ticket, the password is not checked');
   assert.equal(g.lockedFor('192.0.2.2'), 0, 'other addresses are not affected');
   clock.advance(300_000);
   assert.equal(g.lockedFor('192.0.2.1'), 0);
-  g.failure('198.51.100.7');
+  await attempt(g, '198.51.100.7', false);
   clock.advance(61_000);
-  assert.equal(g.failure('198.51.100.7').failures, 1, 'the old failure left the window');
+  assert.equal(((await attempt(g, '198.51.100.7', false)) as { failures: number }).failures, 1, 'the old failure left the window');
+});
+
+test('LoginGuard: a success does not wipe out the failures of the same address (rolling window)', async () => {
+  const clock = new ManualClock();
+  const g = new LoginGuard({ maxFailures: 5, windowMs: 600_000, lockMs: 900_000, baseDelayMs: 1, maxDelayMs: 1 }, clock);
+  let evaluated = 0;
+  for (let i = 0; i < 12; i++) {
+    // An attacker with one valid account logs in between guesses at another one.
+    await attempt(g, '203.0.113.9', true);
+    const r = await attempt(g, '203.0.113.9', false);
+    if ('failures' in r) evaluated++;
+    clock.advance(1_000);
+  }
+  assert.equal(evaluated, 5, 'only maxFailures guesses were checked before the lock');
+  assert.ok(g.lockedFor('203.0.113.9') > 0);
+});
+
+test('LoginGuard: parallel logins reserve a slot first, so no more than maxFailures guesses are checked before the lock', async () => {
+  const clock = new ManualClock();
+  const g = new LoginGuard({ maxFailures: 5, windowMs: 600_000, lockMs: 900_000, baseDelayMs: 1, maxDelayMs: 1 }, clock);
+  const slots = await Promise.all(Array.from({ length: 5 }, () => g.acquire('203.0.113.7')));
+  assert.ok(slots.every((s) => 'success' in s), 'the first five get a slot');
+  // Fifteen more arrive while those five are being checked: they wait, nothing is evaluated.
+  const waiting = Array.from({ length: 15 }, () => g.acquire('203.0.113.7'));
+  for (const s of slots) if ('success' in s) s.failure();
+  const later = await Promise.all(waiting);
+  assert.ok(later.every((s) => !('success' in s) && s.lockedMs === 900_000), 'all waiting logins see the lock');
+
+  // Legitimate parallel logins from another address all get through, one slot after the other.
+  const legit = await Promise.all(
+    Array.from({ length: 12 }, async () => {
+      const s = await g.acquire('192.0.2.50');
+      if (!('success' in s)) return false;
+      await new Promise((r) => setImmediate(r));
+      s.success();
+      return true;
+    }),
+  );
+  assert.ok(legit.every(Boolean));
 });
 
 test('per-user rules: allowedIps limits where a user may log in; a disabled user cannot log in; senders are checked per user', async () => {
