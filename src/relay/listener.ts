@@ -7,8 +7,15 @@
  *   get 530 5.7.0. mailbridge is never an open relay.
  * - send only as its allowed senders (550 5.7.1 otherwise), never with the null sender.
  * - send messages up to maxMessageSize (SIZE advertised; bigger: 552 5.3.4, nothing queued).
- * - send only lines ending in <CR><LF> (SMTP smuggling: 554 5.5.2, nothing queued; see guard.ts).
- * - guess passwords only slowly (auth.ts: growing delay, then 454 4.7.0 / 421 4.7.0).
+ * - send only lines ending in <CR><LF> (SMTP smuggling: 554 5.5.2, nothing queued; see guard.ts),
+ *   and no NUL bytes (554 5.6.0).
+ * - use only the MAIL/RCPT parameters advertised (555 5.5.4), and non-ASCII addresses only with
+ *   SMTPUTF8 (553 5.6.7).
+ * - guess passwords only slowly (auth.ts: a rolling window per address, then 454 4.7.0 / 421 4.7.0).
+ *
+ * Each accepted message gets a Received header, and its Bcc/Resent-Bcc fields are dropped
+ * (cleanup.ts). SMTPUTF8 is advertised because it can be delivered: the SMTP transport passes it on
+ * to Exchange Online, which offers SMTPUTF8 (microsoft-facts.md §3.2).
  *
  * A message gets its 250 only after its body is fsynced in the spool and its row is committed
  * (Queue.accept). Replies carry enhanced status codes (RFC 2034); smtp-server picks one per reply
@@ -17,14 +24,16 @@
  * refusal an admin may need to investigate is logged with its MB code, client address and user.
  */
 import { once } from 'node:events';
-import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { domainToASCII } from 'node:url';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { MbError, type MbCode } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { LoginGuard, RelayUsers, type RelayUser } from './auth.ts';
+import { HeaderCleanup, receivedHeader } from './cleanup.ts';
 import type { Clock } from './clock.ts';
 import type { ListenerConfig, RelayConfig } from './config.ts';
 import { LineEndingCheck } from './guard.ts';
-import { AddressList, SenderRules } from './policy.ts';
+import { AddressList, isAscii, SenderRules } from './policy.ts';
 import type { Queue } from './queue/index.ts';
 import type { TlsMaterial } from './tls.ts';
 import { listenOn } from '../errors/listen.ts';
@@ -61,6 +70,13 @@ interface Principal {
 type SmtpReplyError = Error & { responseCode: number; text: string };
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+/**
+ * MAIL FROM parameters of the extensions mailbridge advertises (SIZE, 8BITMIME, SMTPUTF8, and AUTH
+ * per RFC 4954 section 5). DSN and REQUIRETLS are not offered, so RET, ENVID, REQUIRETLS, and RCPT
+ * TO's NOTIFY and ORCPT are unknown here like any other.
+ */
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
+const NO_PARAMETERS = new Set<string>();
 /** Policy refusals (530, 550) one connection may collect before it is closed: probing gets slow. */
 const MAX_REFUSALS = 10;
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -121,6 +137,36 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
   const refuse = (code: MbCode, fields: Record<string, unknown>, message: string) =>
     log.warn({ mb: code, listener: where, ...fields }, `relay: ${message}`);
 
+  // Addresses whose MAIL/RCPT command carried non-ASCII bytes (smtp-server turns an IDNA A-label
+  // into Unicode, so the parsed address alone cannot tell a legal xn-- domain from raw UTF-8).
+  const rawUtf8 = new WeakSet<SMTPServerAddress>();
+  let parserHooked = true;
+
+  /**
+   * Protocol checks shared by MAIL and RCPT: unknown parameters (RFC 5321 section 4.1.1.11: 555) and
+   * non-ASCII addresses outside an SMTPUTF8 transaction (RFC 5321's Mailbox is ASCII; RFC 6531
+   * section 3.5 and its enhanced code X.6.7: 553 5.6.7). In an ASCII transaction an IDNA domain is
+   * kept as the A-label the client sent, so nothing downstream sees UTF-8 it did not ask for.
+   */
+  const protocolError = (command: 'MAIL FROM' | 'RCPT TO', address: SMTPServerAddress, session: SMTPServerSession, allowed: ReadonlySet<string>) => {
+    const ip = session.remoteAddress;
+    const args = (address.args || {}) as Record<string, unknown>;
+    const unknown = Object.keys(args).filter((k) => !allowed.has(k) || (k === 'AUTH' && !authPossible));
+    if (unknown.length > 0) {
+      refuse('MB_RELAY_PARAMETER_UNKNOWN', { ip, command, parameters: unknown.join(' ') }, 'command with an unknown parameter refused');
+      return reply(555, '5.5.4', `${command} parameter ${unknown.join(' ')} not recognized`);
+    }
+    if (session.envelope.smtpUtf8) return undefined;
+    if (rawUtf8.has(address) || !isAscii(address.address.split('@')[0] ?? '') || (!parserHooked && !isAscii(address.address))) {
+      refuse('MB_RELAY_UTF8_WITHOUT_SMTPUTF8', { ip, command, address: address.address }, 'non-ASCII address without SMTPUTF8 refused');
+      // The address is not echoed: a reply must not carry UTF-8 to a client that did not ask for it.
+      return reply(553, '5.6.7', `${command === 'MAIL FROM' ? 'Sender' : 'Recipient'} address with non-ASCII characters needs SMTPUTF8 on MAIL FROM`);
+    }
+    const at = address.address.lastIndexOf('@');
+    if (at > 0 && !isAscii(address.address.slice(at + 1))) address.address = `${address.address.slice(0, at)}@${domainToASCII(address.address.slice(at + 1))}`;
+    return undefined;
+  };
+
   // A refused MAIL/RCPT answers `err`; the MAX_REFUSALS-th one on a connection closes it instead.
   const refusals = new WeakMap<SMTPServerSession, number>();
   const policyRefusal = (session: SMTPServerSession, err: SmtpReplyError): SmtpReplyError => {
@@ -153,12 +199,14 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
     logger: false,
 
     onConnect(session, callback) {
-      useOwnEnhancedCodes(server, session, (code, text) => {
+      if (!hookConnection(server, session, rawUtf8, (code, text) => {
         const ip = session.remoteAddress;
         if (code === 538) refuse('MB_RELAY_TLS_REQUIRED', { ip }, 'login attempted without TLS');
         else if (code === 452 && /too many recipients/i.test(text)) refuse('MB_RELAY_TOO_MANY_RECIPIENTS', { ip, limit: config.maxRecipients }, 'recipient over the limit refused');
         else if (code === 421 && !/shutting down|timeout/i.test(text)) refuse('MB_RELAY_PROTOCOL_ABUSE', { ip, reply: `${code} ${text}` }, 'client disconnected');
-      });
+      })) {
+        parserHooked = false;
+      }
       callback();
     },
 
@@ -210,6 +258,8 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 
     onMailFrom(address, session, callback) {
       const ip = session.remoteAddress;
+      const bad = protocolError('MAIL FROM', address, session, MAIL_PARAMETERS);
+      if (bad) return callback(bad);
       const who = principalOf(session);
       if (!who) {
         refuse('MB_RELAY_AUTH_REQUIRED', { ip, sender: address.address }, 'unauthenticated client outside the allowed networks');
@@ -228,6 +278,8 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 
     onRcptTo(address, session, callback) {
       const ip = session.remoteAddress;
+      const bad = protocolError('RCPT TO', address, session, NO_PARAMETERS);
+      if (bad) return callback(bad);
       if (!principalOf(session)) {
         refuse('MB_RELAY_AUTH_REQUIRED', { ip, recipient: address.address }, 'unauthenticated client outside the allowed networks');
         return callback(policyRefusal(session, reply(530, '5.7.0', 'Authentication required')));
@@ -268,7 +320,8 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 }
 
 /**
- * DATA: stream the message into a temp spool file while checking line endings and size, then make
+ * DATA: stream the message into a temp spool file (with the cleanup edits: Received on top, Bcc
+ * dropped) while checking line endings, NUL bytes and size, then make
  * it durable (Queue.accept). The stream is always read to its end — smtp-server replies only then —
  * but after a refusal nothing more is written.
  */
@@ -279,10 +332,37 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
   const sender = envelope.mailFrom ? envelope.mailFrom.address : '';
   const id = queue.newId();
   const check = new LineEndingCheck();
+  const cleanup = new HeaderCleanup(
+    receivedHeader({
+      helo: session.hostNameAppearsAs,
+      ip,
+      hostname: s.hostname,
+      esmtp: session.openingCommand === 'EHLO',
+      tls: session.secure,
+      authenticated: Boolean(session.user),
+      smtpUtf8: Boolean(envelope.smtpUtf8),
+      queueId: id,
+      recipients: envelope.rcptTo.map((r) => r.address),
+      date: new Date(s.clock.now()),
+    }),
+  );
   const writer = queue.spool.createTempWriter(id);
   let writeError: Error | undefined;
   writer.on('error', (err) => (writeError ??= err));
   let size = 0;
+  const store = async (parts: Buffer[]) => {
+    for (const part of parts) {
+      if (part.length === 0 || writeError) continue;
+      size += part.length;
+      if (!writer.write(part)) {
+        try {
+          await once(writer, 'drain');
+        } catch (err) {
+          writeError ??= err as Error;
+        }
+      }
+    }
+  };
 
   // Throws the message away (refused, or not stored). A writer that has closed already (after a
   // write error, or at the normal end before `accept` failed) emits no second 'close', so waiting
@@ -299,22 +379,22 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       check.feed(chunk);
       if (check.violation || stream.sizeExceeded || writeError) continue;
-      size += chunk.length;
-      if (!writer.write(chunk)) {
-        try {
-          await once(writer, 'drain');
-        } catch (err) {
-          writeError ??= err as Error;
-        }
-      }
+      await store(cleanup.push(chunk));
     }
     check.end();
+    if (!check.violation && !stream.sizeExceeded) await store(cleanup.end());
   } catch (err) {
     // The client went away mid-message: nothing was acknowledged.
     await discard();
     throw err;
   }
 
+  if (check.violation?.what === 'NUL') {
+    await discard();
+    const v = check.violation;
+    log.warn({ mb: 'MB_RELAY_NUL_BYTE', ip, user: who?.user, sender, line: v.line }, 'relay: message refused, NUL byte');
+    throw reply(554, '5.6.0', `Message refused: NUL byte in line ${v.line}; mail text must not contain NUL`);
+  }
   if (check.violation) {
     await discard();
     const v = check.violation;
@@ -366,12 +446,27 @@ function reply(code: number, enhanced: string, text: string): SmtpReplyError {
   return err;
 }
 
+/** The parts of smtp-server's connection object the listener hooks into (not in its typings). */
+interface HookableConnection {
+  _parseAddressCommand?: (name: string, command: Buffer | string) => SMTPServerAddress | false;
+}
+
 /**
- * smtp-server adds an enhanced status code chosen by the reply code alone. When our reply text
- * already starts with one, send it without the automatic one. Per connection (not the prototype),
- * so other smtp-server instances in the process (the sandbox) are untouched.
+ * Per-connection hooks (not the prototype, so other smtp-server instances in the process — the
+ * sandbox — are untouched):
+ * - smtp-server adds an enhanced status code chosen by the reply code alone. When our reply text
+ *   already starts with one, send it without the automatic one; refusals the library makes on its
+ *   own are reported to `onLibraryRefusal`.
+ * - MAIL/RCPT commands whose address has non-ASCII bytes are remembered in `rawUtf8` (see
+ *   protocolError). If a later smtp-server lacks the method, every non-ASCII address counts as raw
+ *   UTF-8: an A-label domain without SMTPUTF8 would then be refused, never UTF-8 let through.
  */
-function useOwnEnhancedCodes(server: SMTPServer, session: SMTPServerSession, onLibraryRefusal: (code: number, text: string) => void): void {
+function hookConnection(
+  server: SMTPServer,
+  session: SMTPServerSession,
+  rawUtf8: WeakSet<SMTPServerAddress>,
+  onLibraryRefusal: (code: number, text: string) => void,
+): boolean {
   for (const conn of server.connections) {
     if (conn.session !== session) continue;
     const send = conn.send.bind(conn);
@@ -381,8 +476,19 @@ function useOwnEnhancedCodes(server: SMTPServer, session: SMTPServerSession, onL
       if (!ours && code >= 400) onLibraryRefusal(code, Array.isArray(data) ? data.join(' ') : (data ?? ''));
       send(code, data, ours ? false : context);
     };
-    return;
+    const hookable = conn as unknown as HookableConnection;
+    const parse = hookable._parseAddressCommand?.bind(conn);
+    if (parse) {
+      hookable._parseAddressCommand = (name, command) => {
+        const parsed = parse(name, command);
+        const path = /<([^>]*)>/.exec(String(command))?.[1] ?? '';
+        if (parsed && !isAscii(path)) rawUtf8.add(parsed);
+        return parsed;
+      };
+    }
+    return parse !== undefined;
   }
+  return false;
 }
 
 function closeServer(server: SMTPServer): Promise<void> {

@@ -126,6 +126,42 @@ export const relay = {
       de: 'Lassen Sie die Anwendung jede Zeile mit CR LF beenden, wie RFC 5321 es verlangt. Gehört der Client nicht zu Ihnen, sperren Sie ihn: So sieht ein Angriff aus.',
     },
   },
+  MB_RELAY_NUL_BYTE: {
+    http: 400,
+    title: { en: 'Message refused: NUL byte', de: 'Nachricht abgelehnt: NUL-Byte' },
+    cause: {
+      en: 'The message from {ip} contains a NUL byte (line {line}). Mail text must not contain NUL (RFC 5322, RFC 2045); servers further on cut such a message short or refuse it, so mailbridge refuses it before accepting it (554 5.6.0).',
+      de: 'Die Nachricht von {ip} enthält ein NUL-Byte (Zeile {line}). Mail-Text darf kein NUL enthalten (RFC 5322, RFC 2045); nachfolgende Server kürzen eine solche Nachricht oder lehnen sie ab, daher lehnt mailbridge sie schon vor der Annahme ab (554 5.6.0).',
+    },
+    fix: {
+      en: 'Make the application encode binary content (attachments) as base64 instead of sending raw bytes; check its character set setting (UTF-16 text contains NUL bytes).',
+      de: 'Lassen Sie die Anwendung binäre Inhalte (Anhänge) als Base64 kodieren statt Rohbytes zu senden; prüfen Sie ihre Zeichensatz-Einstellung (UTF-16-Text enthält NUL-Bytes).',
+    },
+  },
+  MB_RELAY_PARAMETER_UNKNOWN: {
+    http: 400,
+    title: { en: 'SMTP command with an unknown parameter', de: 'SMTP-Befehl mit unbekanntem Parameter' },
+    cause: {
+      en: 'The client {ip} sent {command} with the parameter {parameters}, which mailbridge does not offer (it offers SIZE, BODY=8BITMIME, SMTPUTF8 and AUTH); the command was refused with 555 5.5.4 instead of silently ignoring what the client asked for.',
+      de: 'Der Client {ip} hat {command} mit dem Parameter {parameters} gesendet, den mailbridge nicht anbietet (angeboten werden SIZE, BODY=8BITMIME, SMTPUTF8 und AUTH); der Befehl wurde mit 555 5.5.4 abgelehnt, statt stillschweigend zu übergehen, was der Client verlangt hat.',
+    },
+    fix: {
+      en: 'Turn the option off in the application (e.g. delivery status notifications: DSN, RET, NOTIFY; REQUIRETLS); a client should only use parameters the server lists in its EHLO reply.',
+      de: 'Schalten Sie die Option in der Anwendung ab (z. B. Zustellbenachrichtigungen: DSN, RET, NOTIFY; REQUIRETLS); ein Client soll nur Parameter verwenden, die der Server in seiner EHLO-Antwort nennt.',
+    },
+  },
+  MB_RELAY_UTF8_WITHOUT_SMTPUTF8: {
+    http: 400,
+    title: { en: 'Non-ASCII address without SMTPUTF8', de: 'Nicht-ASCII-Adresse ohne SMTPUTF8' },
+    cause: {
+      en: 'The client {ip} sent {command} with the address {address}, which contains non-ASCII characters, without announcing SMTPUTF8 on MAIL FROM (RFC 6531). Such an address is refused with 553 5.6.7: passed on, it could be garbled or reach the wrong mailbox.',
+      de: 'Der Client {ip} hat {command} mit der Adresse {address} gesendet, die Nicht-ASCII-Zeichen enthält, ohne SMTPUTF8 bei MAIL FROM anzukündigen (RFC 6531). Eine solche Adresse wird mit 553 5.6.7 abgelehnt: Weitergereicht könnte sie verstümmelt werden oder das falsche Postfach erreichen.',
+    },
+    fix: {
+      en: 'Enable SMTPUTF8 (internationalized email) in the application. Without it only ASCII addresses work: write the domain in its xn-- form (bücher.example → xn--bcher-kva.example) and use an ASCII local part (joerg instead of jörg).',
+      de: 'Aktivieren Sie SMTPUTF8 (internationalisierte E-Mail) in der Anwendung. Ohne SMTPUTF8 funktionieren nur ASCII-Adressen: Schreiben Sie die Domäne in ihrer xn--Form (bücher.example → xn--bcher-kva.example) und verwenden Sie einen ASCII-Namen vor dem @ (joerg statt jörg).',
+    },
+  },
   MB_RELAY_SPOOL_WRITE_FAILED: {
     http: 503,
     title: { en: 'Message could not be stored', de: 'Nachricht konnte nicht gespeichert werden' },

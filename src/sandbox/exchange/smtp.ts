@@ -26,6 +26,11 @@
  *  - 10,000 recipients per rolling 24 h per mailbox: `554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; …`
  *  - SIZE 157286400 (552 5.3.4 above it), 500 recipients per message (452 4.5.3).
  *
+ * The message is delivered to the envelope recipients as submitted: a Bcc (or Resent-Bcc) header
+ * in the submitted MIME is neither used for addressing nor removed, so every recipient sees it —
+ * what Exchange does with client-submitted MIME (docs/microsoft-facts-addendum.md, "Bcc header in
+ * SMTP-submitted MIME"). A client must leave Bcc out itself; mailbridge's relay does.
+ *
  * Limits: smtp-server fixes the order of the EHLO keywords and has no BDAT, so BINARYMIME and
  * CHUNKING are not advertised; the diagnostic tails of the 554 replies are shortened; mail to
  * addresses outside the sandbox is recorded in `outbound`, not sent anywhere.

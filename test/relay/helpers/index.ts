@@ -2,6 +2,7 @@
  * Shared pieces of the relay tests: a manual clock, a recording transport, a relay on a temporary
  * store and spool, a raw SMTP client over node:net, and a log collector.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -157,6 +158,18 @@ export async function startTestRelay(
       owned?.remove();
     },
   };
+}
+
+/**
+ * Splits off the Received header the relay puts on top of every accepted message (src/relay/
+ * cleanup.ts): the test can then compare the rest with what the application sent, byte for byte.
+ */
+export function withoutReceived(body: Buffer | string): { received: string; rest: Buffer } {
+  const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const m = /^Received: from [^\r\n]*\r\n(?:\t[^\r\n]*\r\n)+/.exec(buf.toString('latin1'));
+  assert.ok(m, `the message starts with the relay's Received header: ${JSON.stringify(buf.subarray(0, 200).toString('latin1'))}`);
+  assert.match(m[0], /\tby relay\.test \(mailbridge\) with /);
+  return { received: buf.subarray(0, m[0].length).toString('utf8'), rest: buf.subarray(m[0].length) };
 }
 
 export function spoolFiles(t: TestRelay): string[] {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawSmtp, startTestRelay, spoolFiles, type TestRelay } from '../helpers/index.ts';
+import { RawSmtp, startTestRelay, spoolFiles, withoutReceived, type TestRelay } from '../helpers/index.ts';
 
 const lan = { lan: { cidrs: ['127.0.0.0/8'], allowedSenders: ['@contoso.com', '@bücher.example'] } };
 
@@ -151,7 +151,7 @@ test('8-bit and SMTPUTF8 messages over a raw connection are queued and handed on
     c.close();
     await t.transport.delivered(1);
     const d = t.transport.deliveries[0]!;
-    assert.ok(d.body.equals(body));
+    assert.ok(withoutReceived(d.body).rest.equals(body));
     assert.equal(d.sender, 'jörg@bücher.example');
     assert.deepEqual(d.recipients, ['josé@exämple.com']);
     const rec = await t.store.queue.get(d.id);
@@ -185,6 +185,46 @@ test('size limit: SIZE is advertised; too big at MAIL FROM or in DATA gets 552 5
     assert.match(await fits.cmd('.') ?? '', /^250 /);
     fits.close();
     await t.transport.delivered(1);
+  } finally {
+    await t.close();
+  }
+});
+
+test('unknown MAIL/RCPT parameters get 555 5.5.4; non-ASCII addresses without SMTPUTF8 get 553 5.6.7 (an xn-- domain is fine); a NUL byte refuses the message with 554 5.6.0', async () => {
+  const t = await startTestRelay({ config: { networks: lan } });
+  try {
+    const c = await RawSmtp.open(t.port);
+    await c.cmd('EHLO app.test');
+    assert.match(await c.cmd('MAIL FROM:<scanner@contoso.com> FOO=BAR') ?? '', /^555 5\.5\.4 MAIL FROM parameter FOO not recognized$/);
+    // DSN and REQUIRETLS are not offered, so their parameters are unknown too; AUTH= needs AUTH offered.
+    assert.match(await c.cmd('MAIL FROM:<scanner@contoso.com> RET=HDRS ENVID=x') ?? '', /^555 5\.5\.4 MAIL FROM parameter RET ENVID not recognized$/);
+    assert.match(await c.cmd('MAIL FROM:<scanner@contoso.com> AUTH=<>') ?? '', /^555 5\.5\.4 /);
+    assert.match(await c.cmd('MAIL FROM:<jörg@bücher.example>') ?? '', /^553 5\.6\.7 Sender address with non-ASCII characters needs SMTPUTF8 on MAIL FROM$/);
+    assert.match(await c.cmd('MAIL FROM:<scanner@contoso.com> SIZE=100 BODY=8BITMIME') ?? '', /^250 /);
+    assert.match(await c.cmd('RCPT TO:<alice@example.com> NOTIFY=NEVER') ?? '', /^555 5\.5\.4 RCPT TO parameter NOTIFY not recognized$/);
+    assert.match(await c.cmd('RCPT TO:<josé@example.com>') ?? '', /^553 5\.6\.7 /);
+    assert.match(await c.cmd('RCPT TO:<anna@bücher.example>') ?? '', /^553 5\.6\.7 /, 'a raw UTF-8 domain needs SMTPUTF8 too');
+    assert.match(await c.cmd('RCPT TO:<anna@xn--bcher-kva.example>') ?? '', /^250 /, 'the A-label of the same domain is ASCII');
+    assert.match(await c.cmd('DATA') ?? '', /^354 /);
+    assert.match(await c.cmd('Subject: idna\r\n\r\nhi\r\n.') ?? '', /^250 /);
+    await t.transport.delivered(1);
+    assert.deepEqual(t.transport.deliveries[0]!.recipients, ['anna@xn--bcher-kva.example'], 'kept as the client sent it, not turned into UTF-8');
+
+    // NUL bytes: refused like bare line ends, nothing queued, the session goes on.
+    assert.match(await c.cmd('MAIL FROM:<scanner@contoso.com>') ?? '', /^250 /);
+    assert.match(await c.cmd('RCPT TO:<alice@example.com>') ?? '', /^250 /);
+    assert.match(await c.cmd('DATA') ?? '', /^354 /);
+    c.write(Buffer.from('Subject: nul\r\n\r\nfirst line\r\nsecond\x00line\r\n.\r\n', 'latin1'));
+    assert.match((await c.reply()) ?? '', /^554 5\.6\.0 Message refused: NUL byte in line 4; mail text must not contain NUL$/);
+    assert.match(await c.cmd('NOOP') ?? '', /^250 /);
+    c.close();
+
+    const counts = await t.store.queue.counts();
+    assert.equal(counts.incoming + counts.active + counts.deferred + counts.sent, 1, 'only the IDNA message was queued');
+    assert.equal(t.transport.attempts.length, 1);
+    assert.ok(t.lines.some((l) => l.mb === 'MB_RELAY_PARAMETER_UNKNOWN' && l.parameters === 'FOO'));
+    assert.ok(t.lines.some((l) => l.mb === 'MB_RELAY_UTF8_WITHOUT_SMTPUTF8' && l.address === 'josé@example.com'));
+    assert.ok(t.lines.some((l) => l.mb === 'MB_RELAY_NUL_BYTE' && l.line === 4));
   } finally {
     await t.close();
   }

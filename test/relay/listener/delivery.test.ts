@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
-import { startTestRelay, PASSWORD, testUser, spoolFiles } from '../helpers/index.ts';
+import { startTestRelay, PASSWORD, testUser, spoolFiles, withoutReceived } from '../helpers/index.ts';
 
 /** Builds a message exactly as nodemailer would send it (CRLF), so the test knows every byte. */
 async function compose(mail: SendMailOptions): Promise<{ raw: Buffer; envelope: { from: string; to: string[] } }> {
@@ -41,7 +41,10 @@ test('mail from nodemailer (STARTTLS + AUTH PLAIN) reaches the transport byte fo
 
     await t.transport.delivered(1);
     const d = t.transport.deliveries[0]!;
-    assert.ok(d.body.equals(raw), 'the transport gets exactly the bytes the application sent');
+    const { received, rest } = withoutReceived(d.body);
+    assert.ok(rest.equals(raw), 'the transport gets exactly the bytes the application sent, below the Received header');
+    // Three recipients: no "for" clause (it would name the BCC recipient to everyone).
+    assert.match(received, new RegExp(`^Received: from \\S+ \\(\\[127\\.0\\.0\\.1\\]\\)\r\n\tby relay\\.test \\(mailbridge\\) with ESMTPSA id ${d.id};\r\n\t\\w{3}, \\d\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\r\n$`));
     assert.equal(d.sender, 'scanner@contoso.com');
     assert.deepEqual([...d.recipients].sort(), ['alice@example.com', 'bob@example.com', 'hidden@example.org']);
     await t.relay.manager.whenIdle();
@@ -114,7 +117,9 @@ test('8-bit and SMTPUTF8 mail from nodemailer arrives intact (UTF-8 addresses, 8
     assert.match(info.response, /^250 /);
     await t.transport.delivered(1);
     const d = t.transport.deliveries[0]!;
-    assert.ok(d.body.equals(raw), '8-bit bytes unchanged');
+    const { received, rest } = withoutReceived(d.body);
+    assert.ok(rest.equals(raw), '8-bit bytes unchanged');
+    assert.match(received, /with UTF8SMTPSA id \S+\r\n\tfor <josé@example\.com>;\r\n/, 'RFC 6531 protocol name; the one recipient named');
     assert.equal(d.sender, 'jörg@bücher.example');
     assert.deepEqual(d.recipients, ['josé@example.com']);
     const rec = await t.store.queue.get(d.id);

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { explain } from '../../../src/errors/index.ts';
 import { grantSendAs, revokeSendAs } from '../../../src/sandbox/exchange/ops.ts';
 import { GRAPH_MAX_MIME_BYTES } from '../../../src/relay/transports/graph.ts';
-import { message, startRelayRig, startTenant, type RelayRig, type TenantRig } from './rig.ts';
+import { message, startRelayRig, startTenant, stored, type RelayRig, type TenantRig } from './rig.ts';
 
 const SCANNER = 'scanner@contoso.test';
 const ALICE = 'alice@contoso.test';
@@ -54,7 +54,9 @@ describe('delivery', () => {
     for (const who of [ALICE, INFO, BOB]) {
       const got = await copies(who, 'graph scan');
       assert.equal(got.length, 1, `${who} got one copy`);
-      assert.equal(got[0], `Return-Path: <scanner@contoso.test>\r\n${raw}`, `${who}: byte for byte, no Bcc header`);
+      const parts = stored(got[0]!);
+      assert.equal(parts.returnPath, 'Return-Path: <scanner@contoso.test>\r\n');
+      assert.equal(parts.rest, raw, `${who}: byte for byte below the relay's Received header, no Bcc header`);
     }
     const sent = t.graph.stats.sent.at(-1)!;
     assert.equal(sent.form, 'mime');
@@ -64,13 +66,17 @@ describe('delivery', () => {
     assert.match(saved, /\r\nBcc: bob@contoso\.test\r\n/);
   });
 
-  test('a Bcc header the application wrote reaches only envelope recipients', async () => {
-    const raw = message({ from: SCANNER, to: ALICE, subject: 'app bcc', extra: [`Bcc: ${INFO}, ${BOB}`] });
+  test('a Bcc header the application wrote reaches only envelope recipients, and no recipient sees a Bcc or Resent-Bcc header', async () => {
+    const raw = message({ from: SCANNER, to: ALICE, subject: 'app bcc', extra: [`Bcc: ${INFO}, ${BOB}`, `Resent-Bcc: ${BOB}`] });
     await r.submit({ from: SCANNER, to: [ALICE, BOB] }, raw);
     await r.settle();
-    assert.equal((await copies(ALICE, 'app bcc')).length, 1);
-    assert.equal((await copies(BOB, 'app bcc')).length, 1);
+    for (const who of [ALICE, BOB]) {
+      const got = await copies(who, 'app bcc');
+      assert.equal(got.length, 1, `${who} got the message`);
+      assert.doesNotMatch(got[0]!, /^(Resent-)?Bcc:/im, `${who}: no Bcc header`);
+    }
     assert.equal((await copies(INFO, 'app bcc')).length, 0, 'info was only in the header, not in RCPT TO');
+    assert.deepEqual(t.graph.stats.sent.at(-1)!.bcc, [BOB], 'Graph was told the envelope-only recipient, not the header list');
   });
 
   test('To/Cc addresses outside the envelope are removed (and logged), not sent to', async () => {
@@ -90,7 +96,8 @@ describe('delivery', () => {
     await r.submit({ from: BOB, to: [ALICE] }, raw);
     await r.settle();
     const [got] = await copies(ALICE, 'fallback header');
-    assert.equal(got, `Return-Path: <bob@contoso.test>\r\n${raw}`);
+    assert.equal(stored(got!).returnPath, 'Return-Path: <bob@contoso.test>\r\n');
+    assert.equal(stored(got!).rest, raw);
     assert.equal((await copies(INFO, 'fallback header')).length, 0, 'SMTP delivers to the envelope only');
     assert.equal(t.graph.stats.sent.length, graphSends, 'Graph was not used');
   });

@@ -29,7 +29,7 @@ import type { QueueRecord } from '../../../src/relay/queue/index.ts';
 import type { OutboundMessage } from '../../../src/relay/transport.ts';
 import { startRelayService, type RelayService } from '../../../src/relay/transports/service.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
-import { collectingLogger, ManualClock, PASSWORD, tempDir, testUser, type LogLine } from '../helpers/index.ts';
+import { collectingLogger, ManualClock, PASSWORD, tempDir, testUser, withoutReceived, type LogLine } from '../helpers/index.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -227,6 +227,18 @@ export async function startRelayRig(t: TenantRig, options: { routes: unknown[]; 
       await store.close();
     },
   };
+}
+
+/**
+ * A message as Dovecot stored it, taken apart: the Return-Path final delivery adds, the relay's
+ * Received header, and the rest (what the application sent, after the relay's cleanup).
+ */
+export function stored(got: Buffer | string): { returnPath: string; received: string; rest: string } {
+  const text = typeof got === 'string' ? got : got.toString('utf8');
+  const m = /^Return-Path: <[^>]*>\r\n/.exec(text);
+  if (!m) throw new Error(`no Return-Path on top: ${text.slice(0, 200)}`);
+  const { received, rest } = withoutReceived(text.slice(m[0].length));
+  return { returnPath: m[0], received, rest: rest.toString('utf8') };
 }
 
 /** A CRLF message. */

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { message, startRelayRig, startTenant, type RelayRig, type TenantRig } from './rig.ts';
+import { message, startRelayRig, startTenant, stored, type RelayRig, type TenantRig } from './rig.ts';
 
 let t: TenantRig;
 let r: RelayRig;
@@ -37,15 +37,29 @@ test('a message reaches To, Cc and BCC recipients over SMTP XOAUTH2, headers and
   );
   await r.submit({ from: 'scanner@contoso.test', to: ['alice@contoso.test', 'info@contoso.test', 'bob@contoso.test'] }, raw);
   await r.settle();
-  const expected = `Return-Path: <scanner@contoso.test>\r\n${raw}`;
   for (const who of ['alice@contoso.test', 'info@contoso.test', 'bob@contoso.test']) {
     const box = await t.inbox(who);
     assert.equal(box.length, 1, `${who} got one copy`);
-    assert.equal(box[0]!.toString('utf8'), expected, `${who}: byte for byte`);
+    const got = stored(box[0]!);
+    assert.equal(got.returnPath, 'Return-Path: <scanner@contoso.test>\r\n');
+    assert.equal(got.rest, raw, `${who}: byte for byte below the relay's Received header`);
   }
   const [rec] = await r.records();
   assert.equal(rec?.state, 'sent');
   assert.equal(rec?.mailbox, 'scanner@contoso.test');
+});
+
+test("an application's Bcc header reaches nobody: the To recipient's copy has no Bcc or Resent-Bcc, the Bcc recipient still gets the mail", async () => {
+  const raw = message({ from: 'scanner@contoso.test', to: 'alice@contoso.test', subject: 'smtp bcc header', extra: ['Bcc: Bob <bob@contoso.test>,', ' info@contoso.test', 'Resent-Bcc: info@contoso.test'] });
+  await r.submit({ from: 'scanner@contoso.test', to: ['alice@contoso.test', 'bob@contoso.test', 'info@contoso.test'] }, raw);
+  await r.settle();
+  for (const who of ['alice@contoso.test', 'bob@contoso.test', 'info@contoso.test']) {
+    const got = (await t.inbox(who)).map((b) => b.toString('utf8')).filter((m) => m.includes('Subject: smtp bcc header'));
+    assert.equal(got.length, 1, `${who} got the message`);
+    assert.doesNotMatch(got[0]!, /^(Resent-)?Bcc:/im, `${who}: no Bcc header`);
+    assert.ok(!got[0]!.includes('bob@contoso.test>,'), `${who}: the Bcc list is nowhere in the message`);
+    assert.equal(stored(got[0]!).rest, raw.replace('Bcc: Bob <bob@contoso.test>,\r\n info@contoso.test\r\nResent-Bcc: info@contoso.test\r\n', ''), `${who}: everything else unchanged`);
+  }
 });
 
 test('connections are logged in once and reused; never more than 3 per mailbox', async () => {
@@ -66,7 +80,7 @@ test('connections are logged in once and reused; never more than 3 per mailbox',
   assert.ok(r.service.transport.smtp.connections('scanner@contoso.test') >= 1, 'an idle connection is kept for reuse');
   assert.equal(t.entra.stats.tokenRequests.length, tokensBefore, 'the cached token was used');
   const sent = (await r.records()).filter((x) => x.state === 'sent');
-  assert.equal(sent.length, 13);
+  assert.equal(sent.length, 14);
 });
 
 test('rewriteFrom: a foreign sender goes out as the mailbox, the original kept as Reply-To', async () => {
@@ -75,7 +89,7 @@ test('rewriteFrom: a foreign sender goes out as the mailbox, the original kept a
   await r.settle();
   const got = (await t.inbox('bob@contoso.test')).map((b) => b.toString('utf8')).find((m) => m.includes('invoice 42'));
   assert.ok(got, 'bob got the invoice');
-  assert.match(got, /^Return-Path: <scanner@contoso\.test>\r\n/, 'envelope sender rewritten');
+  assert.equal(stored(got).returnPath, 'Return-Path: <scanner@contoso.test>\r\n', 'envelope sender rewritten');
   assert.match(got, /\r\nFrom: "ERP System" <scanner@contoso\.test>\r\nReply-To: "ERP System" <erp@legacy\.example>\r\n/);
   assert.ok(got.endsWith('\r\n\r\nInvoice attached.\r\n'), 'body untouched');
   assert.ok(got.includes('Message-ID: <inv-42@legacy.example>'));

@@ -201,6 +201,15 @@ test('a message submitted with an app token arrives in the recipients\' Dovecot 
   assert.ok(f.outbound[0]!.raw.equals(raw));
 });
 
+test('a Bcc header in the submitted MIME is delivered as submitted, to every envelope recipient (as Exchange Online does: docs/microsoft-facts-addendum.md)', async (t) => {
+  const f = await front(t, makeDirectory());
+  const raw = rawMessage('alice@contoso.test', 'bob@contoso.test', 'bcc kept', 'Bcc: info@contoso.test\r\n');
+  await send(f, 'alice@contoso.test', await appToken(signer), { from: 'alice@contoso.test', to: ['bob@contoso.test', 'info@contoso.test'] }, raw);
+  // The envelope decides who gets it; the header block is not edited, so the To recipient sees the Bcc line too.
+  assert.ok((await inbox('bob@contoso.test')).at(-1)!.equals(stored('alice@contoso.test', raw)));
+  assert.ok((await inbox('info@contoso.test')).at(-1)!.equals(stored('alice@contoso.test', raw)));
+});
+
 test('bad tokens get 535 5.7.3 and nothing is delivered', async (t) => {
   const f = await front(t, makeDirectory());
   const before = dovecot.inboxFiles('bob@contoso.test').length;

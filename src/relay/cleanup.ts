@@ -1,0 +1,125 @@
+/**
+ * What the relay changes in a message as it arrives, before it is spooled (Postfix's cleanup
+ * daemon does the same):
+ *
+ * - a Received header is put on top (RFC 5321 section 4.4: every SMTP server that accepts a
+ *   message for relaying MUST add one): who handed it over (HELO name and address literal), this
+ *   relay, the protocol (RFC 3848 / RFC 6531 section 3.7.3: ESMTP, ESMTPS, ESMTPA, ESMTPSA,
+ *   UTF8SMTP…), the queue ID, the recipient only when there is exactly one (naming more would tell
+ *   every recipient about the others, BCC ones included — Postfix does the same), and the time.
+ * - Bcc and Resent-Bcc header fields are dropped, as Postfix's `message_drop_headers` default does.
+ *   An application that writes its BCC recipients into a Bcc header (many ERP and scanner mailers
+ *   do) would otherwise show them to every recipient: Exchange Online hands submitted MIME on as it
+ *   is (docs/microsoft-facts-addendum.md). The envelope is not touched, so BCC recipients still
+ *   get the message; Graph routes rebuild the one Bcc header Graph needs from the envelope.
+ *
+ * Everything else stays byte for byte. The header section is held in memory until its end (the
+ * first empty line), bounded by relay.maxMessageSize; the body streams through.
+ */
+
+const CRLF = Buffer.from('\r\n');
+const HEADER_END = Buffer.from('\r\n\r\n');
+/** Header fields mailbridge drops (lower case, Postfix's message_drop_headers minus content-length). */
+const DROPPED = new Set(['bcc', 'resent-bcc']);
+
+export class HeaderCleanup {
+  private head: Buffer[] = [];
+  private headLength = 0;
+  private inBody = false;
+  private readonly received: Buffer;
+
+  /** `received`: the whole Received field, CRLF-terminated (see receivedHeader). */
+  constructor(received: string) {
+    this.received = Buffer.from(received, 'utf8');
+  }
+
+  /** The next chunk of the message as received; returns what to store. */
+  push(chunk: Buffer): Buffer[] {
+    if (this.inBody) return [chunk];
+    // The blank line may straddle chunks: look from 3 bytes before the new chunk.
+    const from = Math.max(0, this.headLength - 3);
+    this.head.push(chunk);
+    this.headLength += chunk.length;
+    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
+    this.head = [all];
+    // A message that starts with the empty line has no header section at all.
+    const end = all.subarray(0, 2).equals(CRLF) ? 0 : all.indexOf(HEADER_END, from);
+    if (end === -1) return [];
+    this.inBody = true;
+    const split = end === 0 ? 0 : end + 2;
+    this.head = [];
+    return [this.received, dropFields(all.subarray(0, split)), all.subarray(split)];
+  }
+
+  /** The end of the message: a message without an empty line is all header. */
+  end(): Buffer[] {
+    if (this.inBody) return [];
+    this.inBody = true;
+    const all = Buffer.concat(this.head);
+    this.head = [];
+    return [this.received, dropFields(all)];
+  }
+}
+
+/** The header section without the dropped fields (each with its folded continuation lines). */
+function dropFields(head: Buffer): Buffer {
+  let dropping = false;
+  let inField = false;
+  let changed = false;
+  const kept: string[] = [];
+  for (const line of head.toString('latin1').split(/(?<=\r\n)/)) {
+    // A line starting with white space continues the field before it.
+    if (inField && /^[ \t]/.test(line)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    inField = true;
+    const name = /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
+    dropping = name !== undefined && DROPPED.has(name);
+    if (dropping) changed = true;
+    else kept.push(line);
+  }
+  return changed ? Buffer.from(kept.join(''), 'latin1') : head;
+}
+
+export interface ReceivedInput {
+  /** The name the client gave in HELO/EHLO (false/empty if none). */
+  helo: string | false | undefined;
+  /** The client's IP address. */
+  ip: string;
+  /** This relay's name (relay.hostname). */
+  hostname: string;
+  esmtp: boolean;
+  tls: boolean;
+  authenticated: boolean;
+  smtpUtf8: boolean;
+  queueId: string;
+  recipients: readonly string[];
+  date: Date;
+}
+
+/** `Received: from … by … with … id …[ for <…>]; date` with its CRLF, folded. */
+export function receivedHeader(r: ReceivedInput): string {
+  const literal = addressLiteral(r.ip);
+  const helo = typeof r.helo === 'string' ? r.helo : '';
+  // RFC 5321 Extended-Domain: the HELO name (if it is one) with the address literal as TCP-info.
+  const from = DOMAIN.test(helo) || /^\[[0-9A-Fa-f.:Iv]+\]$/.test(helo) ? `${helo} (${literal})` : literal;
+  const protocol = `${r.smtpUtf8 ? 'UTF8SMTP' : r.esmtp ? 'ESMTP' : 'SMTP'}${r.tls ? 'S' : ''}${r.authenticated ? 'A' : ''}`;
+  const lines = [`Received: from ${from}`, `\tby ${r.hostname} (mailbridge) with ${protocol} id ${r.queueId}`];
+  if (r.recipients.length === 1) lines.push(`\tfor <${r.recipients[0]}>;`);
+  else lines[lines.length - 1] += ';';
+  lines.push(`\t${rfc5322Date(r.date)}`);
+  return lines.join('\r\n') + '\r\n';
+}
+
+const DOMAIN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function addressLiteral(ip: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  if (v4) return `[${v4}]`;
+  return ip.includes(':') ? `[IPv6:${ip}]` : `[${ip}]`;
+}
+
+export function rfc5322Date(d: Date): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
