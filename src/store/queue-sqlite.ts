@@ -33,6 +33,10 @@ export const queueMigrations: Array<{ id: string; sql: string }> = [
      CREATE INDEX relay_queue_ready ON relay_queue (state, next_attempt_at);
      CREATE INDEX relay_queue_mailbox ON relay_queue (mailbox, state);`,
   },
+  {
+    id: 'relay-2',
+    sql: `ALTER TABLE relay_queue ADD COLUMN retry_requested_at INTEGER`,
+  },
 ];
 
 interface Row {
@@ -54,6 +58,7 @@ interface Row {
   last_error: string | null;
   hold_reason: string | null;
   origin_id: string | null;
+  retry_requested_at: number | null;
   updated_at: number;
 }
 
@@ -152,6 +157,10 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       sets.push('hold_reason = ?');
       values.push(u.holdReason);
     }
+    if (u.retryRequestedAt !== undefined) {
+      sets.push('retry_requested_at = ?');
+      values.push(u.retryRequestedAt);
+    }
     const where = [`state IN (${placeholders(from)})`];
     const whereValues: SQLInputValue[] = [...from];
     if (id !== undefined) {
@@ -240,6 +249,14 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
         .prepare(`SELECT mailbox, json_array_length(recipients) AS recipients, updated_at AS at FROM relay_queue WHERE state = 'sent' AND updated_at >= ?`)
         .all(since) as Array<{ mailbox: string; recipients: number; at: number }>;
     },
+    async retriedSince(since) {
+      return db
+        .prepare(
+          `SELECT mailbox, MAX(retry_requested_at) AS at FROM relay_queue
+           WHERE state IN ('incoming', 'deferred') AND retry_requested_at >= ? GROUP BY mailbox`,
+        )
+        .all(since) as Array<{ mailbox: string; at: number }>;
+    },
     async purge(states, before) {
       if (states.length === 0) return [];
       const rows = db
@@ -276,5 +293,6 @@ function toRecord(r: Row): QueueRecord {
   if (r.last_error !== null) rec.lastError = JSON.parse(r.last_error) as QueueRecord['lastError'];
   if (r.hold_reason !== null) rec.holdReason = r.hold_reason;
   if (r.origin_id !== null) rec.originId = r.origin_id;
+  if (r.retry_requested_at !== null) rec.retryRequestedAt = r.retry_requested_at;
   return rec;
 }

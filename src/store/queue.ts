@@ -52,6 +52,11 @@ export interface QueueRecord {
   holdReason?: string;
   /** For bounce reports: the message they report on. */
   originId?: string;
+  /**
+   * When an admin last asked for this message to be tried now (`queue retry`, `queue release`).
+   * The queue manager, possibly in another process, lifts its mailbox's pause for such a message.
+   */
+  retryRequestedAt?: number;
   updatedAt: number;
 }
 
@@ -63,6 +68,7 @@ export interface QueueUpdate {
   lastAttemptAt?: number;
   lastError?: QueueError | null;
   holdReason?: string | null;
+  retryRequestedAt?: number | null;
   updatedAt: number;
 }
 
@@ -96,6 +102,8 @@ export interface QueueRepository {
   delete(id: string, from: readonly QueueState[]): Promise<boolean>;
   /** Sent messages whose delivery ended at or after `since`: mailbox, recipient count, when (for pacing). */
   sentSince(since: number): Promise<Array<{ mailbox: string; recipients: number; at: number }>>;
+  /** Mailboxes with incoming/deferred messages an admin asked to retry at or after `since`, with the latest such time. */
+  retriedSince(since: number): Promise<Array<{ mailbox: string; at: number }>>;
   /** Deletes rows in `states` last updated before `before`; returns their ids. */
   purge(states: readonly QueueState[], before: number): Promise<string[]>;
 }

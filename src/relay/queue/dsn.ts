@@ -39,11 +39,39 @@ export interface DsnInput {
   originalHeaders: Buffer;
 }
 
-/** RFC 3463 status for the report: the reply's own 5.x.y, 5.4.7 for an expired message, else 5.0.0. */
+/**
+ * RFC 3463 status of failures mailbridge decides itself, without an SMTP reply to quote (before
+ * sending, or from an HTTP answer of Graph).
+ */
+const LOCAL_STATUS: Partial<Record<string, string>> = {
+  // Message too big for system.
+  MB_RELAY_GRAPH_TOO_LARGE: '5.3.4',
+  MB_RELAY_MESSAGE_TOO_LARGE: '5.3.4',
+  // Delivery not authorized, message refused.
+  MB_RELAY_ROUTE_SENDER_DENIED: '5.7.1',
+};
+
+/**
+ * RFC 3463 status for the report: 5.4.7 for an expired message, the reply's own 5.x.y, the status
+ * of a failure mailbridge decided itself (LOCAL_STATUS), else 5.0.0.
+ */
 export function dsnStatus(failure: DsnFailure): string {
   if (failure.expired) return '5.4.7';
   const m = /\b5\.(\d{1,3})\.(\d{1,3})\b/.exec(failure.reply ?? '');
-  return m ? `5.${m[1]}.${m[2]}` : '5.0.0';
+  return m ? `5.${m[1]}.${m[2]}` : (LOCAL_STATUS[failure.code] ?? '5.0.0');
+}
+
+/**
+ * RFC 3464 Diagnostic-Code: an SMTP reply as the server gave it (type smtp); anything else — an
+ * HTTP answer of Graph, or a failure mailbridge decided itself — as x-mailbridge, naming the MB
+ * code so the line alone says where to look.
+ */
+export function dsnDiagnostic(failure: DsnFailure): string {
+  const reply = failure.reply?.replace(/[\r\n]+/g, ' ').trim();
+  if (reply && /^\d{3}[ -]/.test(reply)) return `smtp; ${reply}`;
+  const title = explain(failure.code, failure.params ?? {}, 'en').title;
+  // The delivery-status part is 7-bit: a Graph error text may not be.
+  return `x-mailbridge; ${failure.code} (${title})${reply ? `: ${reply}` : ''}`.replace(/[^\x20-\x7e]/g, '?');
 }
 
 export async function buildDsn(input: DsnInput): Promise<Buffer> {
@@ -104,8 +132,7 @@ function humanText(input: DsnInput, lang: Lang): string {
 function deliveryStatus(input: DsnInput, utf8: boolean): string {
   const addrType = utf8 ? 'utf-8' : 'rfc822';
   const status = dsnStatus(input.failure);
-  const reply = input.failure.reply?.replace(/[\r\n]+/g, ' ').trim();
-  const diag = reply ? `Diagnostic-Code: ${/^\d{3}[ -]/.test(reply) ? 'smtp' : 'x-mailbridge'}; ${reply}` : undefined;
+  const diag = `Diagnostic-Code: ${dsnDiagnostic(input.failure)}`;
   const blocks = [
     [`Reporting-MTA: dns; ${input.reportingMta}`, `X-Mailbridge-Queue-ID: ${input.queueId}`, `Arrival-Date: ${rfc5322Date(input.arrival)}`].join('\r\n'),
     ...input.failedRecipients.map((r) =>
@@ -113,7 +140,7 @@ function deliveryStatus(input: DsnInput, utf8: boolean): string {
         `Final-Recipient: ${addrType}; ${r}`,
         'Action: failed',
         `Status: ${status}`,
-        ...(diag ? [diag] : []),
+        diag,
         `X-Mailbridge-Code: ${input.failure.code}`,
         `Last-Attempt-Date: ${rfc5322Date(input.lastAttempt)}`,
       ].join('\r\n'),

@@ -193,6 +193,11 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     return this.repo.sentSince(since);
   }
 
+  /** Mailboxes with messages an admin asked to retry at or after `since` (see retry). */
+  retriedSince(since: number): Promise<Array<{ mailbox: string; at: number }>> {
+    return this.repo.retriedSince(since);
+  }
+
   /** incoming/deferred → active; undefined if someone else moved it first. */
   claim(id: string): Promise<QueueRecord | undefined> {
     return this.move(id, 'claim', {});
@@ -258,13 +263,21 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     if (rec?.state === 'held' && !(await this.spool.exists(id))) {
       throw new MbError('MB_RELAY_BODY_MISSING', { id, path: this.spool.dir });
     }
-    const out = await this.admin(id, 'release', { holdReason: null, nextAttemptAt: this.clock.now() });
+    const now = this.clock.now();
+    const out = await this.admin(id, 'release', { holdReason: null, nextAttemptAt: now, retryRequestedAt: now });
     this.emit('ready');
     return out;
   }
 
+  /**
+   * Due now, and marked as asked for by an admin: the queue manager (here or in the `serve`
+   * process) then also lifts the mailbox's pause after a failure (535, 5.7.139, 432, 429…), since
+   * the admin retries because the cause is fixed. The per-minute rate, the concurrency limit and
+   * the daily recipient budget still apply.
+   */
   async retry(id: string): Promise<QueueRecord> {
-    const out = await this.admin(id, 'retry', { nextAttemptAt: this.clock.now() });
+    const now = this.clock.now();
+    const out = await this.admin(id, 'retry', { nextAttemptAt: now, retryRequestedAt: now });
     this.emit('ready');
     return out;
   }
@@ -272,7 +285,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
   /** Every incoming/deferred message due now; returns how many. */
   async retryAll(): Promise<number> {
     const now = this.clock.now();
-    const n = await this.repo.transitionAll(MOVES.retry.from, { state: MOVES.retry.to, nextAttemptAt: now, updatedAt: now });
+    const n = await this.repo.transitionAll(MOVES.retry.from, { state: MOVES.retry.to, nextAttemptAt: now, retryRequestedAt: now, updatedAt: now });
     this.emit('ready');
     return n;
   }

@@ -9,7 +9,11 @@
  * arrives, when a delivery ends, at the next due time or rate-limit slot (a timer on the injected
  * clock), and every `pollMs` to see changes made by `mailbridge queue` in another process. What a
  * result means for the message (deferred, bounced, sent) is decided by the queue, not here.
- * A temporary result with `retryAfter` (429, 432) also pauses the whole mailbox for that long.
+ * A temporary result with `retryAfter` (429, 432, a refused login) also pauses the whole mailbox
+ * for that long. An admin's `queue retry` or `queue release` of one of its messages lifts that pause
+ * (the admin retries because the cause is fixed; waiting out the rest of the minute would only
+ * delay the message): the manager sees the request in the store — at once in this process, within
+ * `pollMs` when `mailbridge queue` ran in another one.
  *
  * Limits: in-process only — with several nodes on one database the per-mailbox limits hold per node.
  */
@@ -117,6 +121,7 @@ export class QueueManager {
         this.pumpAgain = false;
         let free = this.o.maxConcurrency - this.inFlight.size;
         if (free <= 0) break;
+        await this.liftPausesRetried();
         const now = this.o.clock.now();
         const blocked = [...this.pacer.blocked(now).keys()];
         const rows = await this.o.queue.ready(Math.min(free * 4, 200), blocked);
@@ -222,7 +227,7 @@ export class QueueManager {
       if (result.code) failure.code = result.code;
       if ('temporary' in result && result.retryAfter) {
         failure.retryAfter = result.retryAfter;
-        this.pacer.pause(rec.mailbox, clock.now() + result.retryAfter * 1000);
+        this.pacer.pause(rec.mailbox, clock.now() + result.retryAfter * 1000, clock.now());
       }
       await queue.failed(rec, failure);
     } catch (err) {
@@ -233,12 +238,25 @@ export class QueueManager {
     }
   }
 
+  /** Ends the pause of every mailbox with a message an admin asked to retry since the pause began. */
+  private async liftPausesRetried(): Promise<void> {
+    const paused = this.pacer.paused(this.o.clock.now());
+    if (paused.size === 0) return;
+    const since = Math.min(...paused.values());
+    for (const { mailbox, at } of await this.o.queue.retriedSince(since)) {
+      const from = paused.get(mailbox);
+      if (from === undefined || at < from) continue;
+      this.pacer.resume(mailbox);
+      this.o.log.info({ mailbox, retryRequestedAt: new Date(at).toISOString() }, 'relay: mailbox pause lifted by an admin retry');
+    }
+  }
+
   /**
    * The mailbox's 24-hour recipient budget has no room for this message: the mailbox waits (it is
    * paused until then, so the pump does not look at its messages again) and the admin is told once.
    */
   private waitForBudget(row: QueueRecord, at: number): void {
-    this.pacer.pause(row.mailbox, at);
+    this.pacer.pause(row.mailbox, at, this.o.clock.now());
     if (this.overBudget.has(row.mailbox)) return;
     this.overBudget.add(row.mailbox);
     const e = new MbError('MB_RELAY_DAILY_BUDGET', { mailbox: row.mailbox, recipientsPerDay: this.o.recipientsPerDay, resumesAt: new Date(at).toISOString() });

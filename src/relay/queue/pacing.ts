@@ -7,7 +7,8 @@
  *   per day). Exchange answers the 10,001st with 554 5.2.0 SubmissionQuotaExceeded and blocks the
  *   mailbox for up to a day; pacing locally keeps the message waiting here, deferred but safe,
  *   instead of provoking that block.
- * A mailbox can also be paused, when Microsoft answered 429 or 432 with a time to wait.
+ * A mailbox can also be paused, when Microsoft answered 429 or 432 with a time to wait, or after a
+ * refused login (535, 5.7.139: a minute); `resume` ends a pause early (an admin's `queue retry`).
  *
  * Sliding windows on the injected clock: a start is allowed when fewer than `perMinute` starts
  * happened in the last 60 s and the recipients started in the last 24 h plus this message's stay
@@ -37,6 +38,8 @@ export class MailboxPacer {
   private readonly starts = new Map<string, number[]>();
   private readonly days = new Map<string, DayWindow>();
   private readonly pausedUntil = new Map<string, number>();
+  /** When each current pause began. */
+  private readonly pausedFrom = new Map<string, number>();
   private readonly concurrency: number;
   private readonly perMinute: number;
   private readonly perDay: number;
@@ -72,7 +75,7 @@ export class MailboxPacer {
     const paused = this.pausedUntil.get(mailbox);
     if (paused !== undefined) {
       if (paused > now) at = paused;
-      else this.pausedUntil.delete(mailbox);
+      else this.resume(mailbox);
     }
     const recent = this.minute(mailbox, now);
     if (recent.length >= this.perMinute) at = Math.max(at, recent[recent.length - this.perMinute]! + MINUTE_MS);
@@ -97,8 +100,21 @@ export class MailboxPacer {
     else this.active.delete(mailbox);
   }
 
-  pause(mailbox: string, until: number): void {
+  pause(mailbox: string, until: number, now = until): void {
+    if (!this.pausedUntil.has(mailbox)) this.pausedFrom.set(mailbox, now);
     this.pausedUntil.set(mailbox, Math.max(until, this.pausedUntil.get(mailbox) ?? 0));
+  }
+
+  resume(mailbox: string): void {
+    this.pausedUntil.delete(mailbox);
+    this.pausedFrom.delete(mailbox);
+  }
+
+  /** Mailboxes paused now, with the time each pause began. */
+  paused(now: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [mb, until] of this.pausedUntil) if (until > now) out.set(mb, this.pausedFrom.get(mb) ?? now);
+    return out;
   }
 
   /** Mailboxes that cannot start now, with the time they can (undefined: when a delivery finishes). */

@@ -216,6 +216,51 @@ test('Retry-After pauses the whole mailbox; a throwing transport and a hanging o
   }
 });
 
+test("an admin's queue retry lifts the mailbox's pause after a refused login: the message goes out now, not up to a minute later", async () => {
+  const f = await queueFixture({ schedule: '1m*5' });
+  const t = new RecordingTransport();
+  let refuse = true;
+  const refused: SendResult = {
+    temporary: true,
+    code: '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.',
+    mbCode: 'MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX',
+    params: { mailbox: 'scanner@contoso.com' },
+    detail: '535 5.7.139',
+    retryAfter: 60,
+  };
+  t.behave = () => (refuse ? refused : { ok: true });
+  const m = manager(f, t);
+  const cli = await f.reopen(); // `mailbridge queue` runs in another process: its retry emits nothing here
+  try {
+    const first = await f.enqueue({ sender: 'scanner@contoso.com' });
+    await m.whenIdle();
+    assert.equal((await f.queue.get(first.id))?.state, 'deferred');
+    // The admin runs Set-CASMailbox … -SmtpClientAuthenticationDisabled $false, then queue retry.
+    refuse = false;
+    await cli.retry(first.id);
+    f.clock.advance(10_000); // the manager's poll (pollMs), far less than the minute's pause
+    await m.whenIdle();
+    assert.equal((await f.queue.get(first.id))?.state, 'sent', 'delivered at the next poll, the pause was lifted');
+
+    // In the same process (the retry wakes the manager at once), without any time passing.
+    refuse = true;
+    const second = await f.enqueue({ sender: 'scanner@contoso.com' });
+    await m.whenIdle();
+    assert.equal((await f.queue.get(second.id))?.state, 'deferred');
+    const other = await f.enqueue({ sender: 'scanner@contoso.com' });
+    await m.whenIdle();
+    assert.equal((await f.queue.get(other.id))?.attempts, 0, 'without a retry the pause holds for the mailbox');
+    refuse = false;
+    await f.queue.retry(second.id);
+    await m.whenIdle();
+    assert.equal((await f.queue.get(second.id))?.state, 'sent');
+    assert.equal((await f.queue.get(other.id))?.state, 'sent', 'the mailbox as a whole is no longer paused');
+  } finally {
+    await m.stop(0);
+    await f.close();
+  }
+});
+
 test('a message whose body vanished is held as corrupt and never handed to the transport', async () => {
   const f = await queueFixture();
   const t = new RecordingTransport();

@@ -202,6 +202,29 @@ test('permanent failure: bounced at once, a report with the MB code, cause and f
   }
 });
 
+test('a bounce mailbridge decided itself (too large for Graph, sender refused by the route) has its own status and a Diagnostic-Code naming the MB code', async () => {
+  const f = await queueFixture();
+  try {
+    const report = async (failure: Parameters<typeof f.queue.failed>[1]) => {
+      const m = await f.enqueue({ sender: 'erp@contoso.com', recipients: ['kunde@example.com'] });
+      await f.queue.failed((await f.queue.claim(m.id))!, failure);
+      const r = (await f.queue.list({ states: ['incoming'] })).find((x) => x.originId === m.id)!;
+      return (await f.spool.readBody(r.id)).toString();
+    };
+    const big = await report({ kind: 'permanent', mbCode: 'MB_RELAY_GRAPH_TOO_LARGE', params: { size: 5_000_000, limit: 3_145_728 }, detail: '5000000 bytes > 3145728' });
+    assert.match(big, /\r\nStatus: 5\.3\.4\r\n/, 'message too big for system');
+    assert.match(big, /\r\nDiagnostic-Code: x-mailbridge; MB_RELAY_GRAPH_TOO_LARGE \(Message too large for Microsoft Graph\)\r\n/);
+    const graph413 = await report({ kind: 'permanent', mbCode: 'MB_RELAY_GRAPH_TOO_LARGE', params: { size: 1, limit: 1 }, code: 'HTTP 413 ErrorMessageSizeExceeded: too big (request-id x)', detail: '413' });
+    assert.match(graph413, /\r\nStatus: 5\.3\.4\r\n/);
+    assert.match(graph413, /\r\nDiagnostic-Code: x-mailbridge; MB_RELAY_GRAPH_TOO_LARGE \(Message too large for Microsoft Graph\): HTTP 413 ErrorMessageSizeExceeded/);
+    const denied = await report({ kind: 'permanent', mbCode: 'MB_RELAY_ROUTE_SENDER_DENIED', params: { route: 'r', mailbox: 'm@contoso.com', allowed: '@contoso.com', address: 'x@other.example' }, detail: 'no' });
+    assert.match(denied, /\r\nStatus: 5\.7\.1\r\n/);
+    assert.match(denied, /\r\nDiagnostic-Code: x-mailbridge; MB_RELAY_ROUTE_SENDER_DENIED /);
+  } finally {
+    await f.close();
+  }
+});
+
 test('bounces.notify none: bounced without a report', async () => {
   const f = await queueFixture({ bounces: { notify: 'none' } });
   try {

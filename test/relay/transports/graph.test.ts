@@ -120,6 +120,8 @@ describe('size', () => {
     assert.equal((await copies(ALICE, 'too big')).length, 0);
     const report = (await t.inbox(SCANNER)).map(String).find((m) => m.includes('X-Mailbridge-Code: MB_RELAY_GRAPH_TOO_LARGE'));
     assert.ok(report, 'the sender got a bounce report naming the reason');
+    assert.match(report, /\r\nStatus: 5\.3\.4\r\n/, 'message too big for system, not 5.0.0');
+    assert.match(report, /\r\nDiagnostic-Code: x-mailbridge; MB_RELAY_GRAPH_TOO_LARGE /);
   });
 
   test('with graph.fallback: smtp it goes over SMTP XOAUTH2', async () => {
