@@ -12,6 +12,10 @@
  *   do) would otherwise show them to every recipient: Exchange Online hands submitted MIME on as it
  *   is (docs/microsoft-facts-addendum.md). The envelope is not touched, so BCC recipients still
  *   get the message; Graph routes rebuild the one Bcc header Graph needs from the envelope.
+ * - a message without a Message-ID gets `<queue ID@relay hostname>`, at the end of its header
+ *   section. Every delivery attempt then carries the same ID, so a receiver can drop the duplicate a
+ *   crash during delivery may cause (the relay delivers at least once); Exchange would otherwise
+ *   stamp a new one on each attempt.
  *
  * Everything else stays byte for byte. The header section is held in memory until its end (the
  * first empty line), bounded by relay.maxMessageSize; the body streams through.
@@ -27,10 +31,15 @@ export class HeaderCleanup {
   private headLength = 0;
   private inBody = false;
   private readonly received: Buffer;
+  private readonly messageId: Buffer | undefined;
 
-  /** `received`: the whole Received field, CRLF-terminated (see receivedHeader). */
-  constructor(received: string) {
+  /**
+   * `received`: the whole Received field, CRLF-terminated (see receivedHeader); `messageId`: the
+   * Message-ID to add (with angle brackets) if the message has none.
+   */
+  constructor(received: string, messageId?: string) {
     this.received = Buffer.from(received, 'utf8');
+    if (messageId) this.messageId = Buffer.from(`Message-ID: ${messageId}\r\n`, 'latin1');
   }
 
   /** The next chunk of the message as received; returns what to store. */
@@ -48,7 +57,7 @@ export class HeaderCleanup {
     this.inBody = true;
     const split = end === 0 ? 0 : end + 2;
     this.head = [];
-    return [this.received, dropFields(all.subarray(0, split)), all.subarray(split)];
+    return [this.received, ...this.header(all.subarray(0, split)), all.subarray(split)];
   }
 
   /** The end of the message: a message without an empty line is all header. */
@@ -57,12 +66,18 @@ export class HeaderCleanup {
     this.inBody = true;
     const all = Buffer.concat(this.head);
     this.head = [];
-    return [this.received, dropFields(all)];
+    return [this.received, ...this.header(all)];
+  }
+
+  private header(head: Buffer): Buffer[] {
+    const { kept, messageId } = dropFields(head);
+    return messageId || !this.messageId ? [kept] : [kept, this.messageId];
   }
 }
 
-/** The header section without the dropped fields (each with its folded continuation lines). */
-function dropFields(head: Buffer): Buffer {
+/** The header section without the dropped fields (each with its folded continuation lines); whether it has a Message-ID. */
+function dropFields(head: Buffer): { kept: Buffer; messageId: boolean } {
+  let messageId = false;
   let dropping = false;
   let inField = false;
   let changed = false;
@@ -76,10 +91,11 @@ function dropFields(head: Buffer): Buffer {
     inField = true;
     const name = /^([!-9;-~]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
     dropping = name !== undefined && DROPPED.has(name);
+    if (name === 'message-id') messageId = true;
     if (dropping) changed = true;
     else kept.push(line);
   }
-  return changed ? Buffer.from(kept.join(''), 'latin1') : head;
+  return { kept: changed ? Buffer.from(kept.join(''), 'latin1') : head, messageId };
 }
 
 export interface ReceivedInput {

@@ -13,8 +13,8 @@
  *   SMTPUTF8 (553 5.6.7).
  * - guess passwords only slowly (auth.ts: a rolling window per address, then 454 4.7.0 / 421 4.7.0).
  *
- * Each accepted message gets a Received header, and its Bcc/Resent-Bcc fields are dropped
- * (cleanup.ts). SMTPUTF8 is advertised because it can be delivered: the SMTP transport passes it on
+ * Each accepted message gets a Received header (and a Message-ID if it has none), and its
+ * Bcc/Resent-Bcc fields are dropped (cleanup.ts). SMTPUTF8 is advertised because it can be delivered: the SMTP transport passes it on
  * to Exchange Online, which offers SMTPUTF8 (microsoft-facts.md §3.2).
  *
  * A message gets its 250 only after its body is fsynced in the spool and its row is committed
@@ -345,6 +345,7 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
       recipients: envelope.rcptTo.map((r) => r.address),
       date: new Date(s.clock.now()),
     }),
+    `<${id}@${s.hostname}>`,
   );
   const writer = queue.spool.createTempWriter(id);
   let writeError: Error | undefined;

@@ -1,6 +1,6 @@
 /**
  * The process the crash test kills: a relay (listener + queue + manager) on the test's store and
- * spool, with an "upstream" transport that appends `<round> <seq> <queue id>` to a file and fsyncs
+ * spool, with an "upstream" transport that appends `<round> <seq> <queue id> <Message-ID>` to a file and fsyncs
  * it before it reports success — once that line is on disk, the message counts as delivered.
  * Usage: node child.ts <dir> <delivered-log> <round>
  */
@@ -21,8 +21,9 @@ const transport: Transport = {
   async send(m) {
     const body = (await m.readBody()).toString('latin1');
     const seq = m.isBounce ? 'dsn' : (/^X-Seq: (\d+)\r$/m.exec(body)?.[1] ?? 'unknown');
+    const messageId = /^Message-ID: (\S+)\r$/im.exec(body)?.[1] ?? '-';
     await pause(Math.random() * 4); // network time before upstream accepts
-    writeSync(out, `${round} ${seq} ${m.id}\n`);
+    writeSync(out, `${round} ${seq} ${m.id} ${messageId}\n`);
     fsyncSync(out);
     await pause(Math.random() * 3); // upstream accepted; our bookkeeping has not happened yet
     return { ok: true };

@@ -4,7 +4,8 @@
  * After the last restart and drain, every message that got a 250 must have been delivered at least
  * once. Duplicates are counted and reported; they are allowed only for messages in flight at a kill
  * (delivered upstream, not yet marked sent), so never twice within one run of the child and never
- * more per kill than deliveries can run at once.
+ * more per kill than deliveries can run at once. A duplicate carries the same Message-ID as its
+ * first delivery (the relay adds one to messages without), which is what a receiver deduplicates on.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,6 +133,8 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
     const delivered = deliveredSeqs(log);
     const byseq = new Map<number, number[]>();
     for (const d of delivered) byseq.set(d.seq, [...(byseq.get(d.seq) ?? []), d.round]);
+    const messageIds = new Map<number, Set<string>>();
+    for (const d of delivered) messageIds.set(d.seq, (messageIds.get(d.seq) ?? new Set()).add(d.messageId));
     const lost = [...acked].filter((s) => !byseq.has(s)).sort((a, b) => a - b);
     const duplicates = [...byseq].filter(([, rounds]) => rounds.length > 1);
     const unackedDelivered = [...byseq.keys()].filter((s) => !acked.has(s)).length;
@@ -144,6 +147,8 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
 
     assert.ok(acked.size >= 20, `the test sent enough mail to mean something — ${summary}`);
     assert.deepEqual(lost, [], `every acknowledged message delivered at least once — ${summary}${lost.length ? '\n' + explain(dir.path, lost, ids, starts) : ''}`);
+    for (const [seq, ids] of messageIds) assert.ok(ids.size === 1 && !ids.has('-'), `message ${seq}: one Message-ID on every delivery (${[...ids].join(', ')})`);
+    assert.equal(new Set([...messageIds.values()].map((ids) => [...ids][0])).size, messageIds.size, 'distinct messages have distinct Message-IDs');
     for (const [seq, rounds] of duplicates) {
       assert.equal(new Set(rounds).size, rounds.length, `message ${seq} delivered twice within one run — ${summary}`);
       assert.ok(rounds.slice(0, -1).every((r) => r < KILLS), `duplicate of ${seq} not explained by a kill — ${summary}`);
@@ -164,14 +169,14 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
   }
 });
 
-function deliveredSeqs(log: string): Array<{ round: number; seq: number }> {
+function deliveredSeqs(log: string): Array<{ round: number; seq: number; messageId: string }> {
   if (!existsSync(log)) return [];
   return readFileSync(log, 'utf8')
     .split('\n')
     .filter((l) => /^\d+ \d+ /.test(l))
     .map((l) => {
-      const [round, seq] = l.split(' ');
-      return { round: Number(round), seq: Number(seq) };
+      const [round, seq, , messageId] = l.split(' ');
+      return { round: Number(round), seq: Number(seq), messageId: messageId ?? '-' };
     });
 }
 

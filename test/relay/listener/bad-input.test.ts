@@ -142,7 +142,7 @@ test('8-bit and SMTPUTF8 messages over a raw connection are queued and handed on
     assert.match(await c.cmd('RCPT TO:<josé@exämple.com>') ?? '', /^250 /);
     assert.match(await c.cmd('DATA') ?? '', /^354 /);
     const body = Buffer.concat([
-      Buffer.from('From: jörg@bücher.example\r\nSubject: Grüße\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n', 'utf8'),
+      Buffer.from('From: jörg@bücher.example\r\nSubject: Grüße\r\nMessage-ID: <g1@bücher.example>\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n', 'utf8'),
       Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x20, 0xe4, 0xf6, 0x0d, 0x0a]), // "Grüße äö" in Latin-1
       Buffer.from('UTF-8 too: 日本語 €\r\n', 'utf8'),
     ]);

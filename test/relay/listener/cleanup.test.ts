@@ -10,7 +10,7 @@ import { ManualClock, RawSmtp, startTestRelay, withoutReceived } from '../helper
 
 const lan = { lan: { cidrs: ['127.0.0.0/8'], allowedSenders: ['@contoso.com'] } };
 
-test('every accepted message gets a Received header: HELO name and address, this relay, ESMTP, queue ID, the single recipient, the time', async () => {
+test('every accepted message gets a Received header (HELO name and address, this relay, ESMTP, queue ID, the single recipient, the time) and, if it has none, a Message-ID', async () => {
   const clock = new ManualClock(Date.UTC(2026, 10, 2, 9, 30, 5));
   const t = await startTestRelay({ clock, config: { networks: lan } });
   try {
@@ -28,7 +28,8 @@ test('every accepted message gets a Received header: HELO name and address, this
       received,
       `Received: from scanner-3.lan.contoso.com ([127.0.0.1])\r\n\tby relay.test (mailbridge) with ESMTP id ${id}\r\n\tfor <alice@example.com>;\r\n\tMon, 02 Nov 2026 09:30:05 +0000\r\n`,
     );
-    assert.equal(rest.toString(), 'Subject: one\r\n\r\nbody\r\n');
+    // No Message-ID from the application: one that stays the same on every delivery attempt.
+    assert.equal(rest.toString(), `Subject: one\r\nMessage-ID: <${id}@relay.test>\r\n\r\nbody\r\n`);
   } finally {
     await t.close();
   }
@@ -45,7 +46,7 @@ test('Bcc and Resent-Bcc header fields are dropped as the message arrives; the e
     // Written in pieces that cut through the header block, as a slow client would.
     const pieces = [
       'From: erp@contoso.com\r\nTo: alice@example.com\r\nBc',
-      'c: boss@example.com,\r\n\taudit@example.com\r\nSubject: invoice\r\nresent-bcc : x@example.com\r\nX-Bcc-Note: kept\r',
+      'c: boss@example.com,\r\n\taudit@example.com\r\nSubject: invoice\r\nresent-bcc : x@example.com\r\nMessage-Id: <inv-7@erp>\r\nX-Bcc-Note: kept\r',
       '\n\r\nBcc: this line is body text and stays\r\n',
     ];
     for (const p of pieces) c.write(p);
@@ -56,7 +57,7 @@ test('Bcc and Resent-Bcc header fields are dropped as the message arrives; the e
     const { received, rest } = withoutReceived(d.body);
     assert.match(received, /with SMTP id /, 'HELO (not EHLO): SMTP');
     assert.doesNotMatch(received, /\tfor /, 'several recipients: none named');
-    assert.equal(rest.toString(), 'From: erp@contoso.com\r\nTo: alice@example.com\r\nSubject: invoice\r\nX-Bcc-Note: kept\r\n\r\nBcc: this line is body text and stays\r\n');
+    assert.equal(rest.toString(), 'From: erp@contoso.com\r\nTo: alice@example.com\r\nSubject: invoice\r\nMessage-Id: <inv-7@erp>\r\nX-Bcc-Note: kept\r\n\r\nBcc: this line is body text and stays\r\n', 'the own Message-ID kept, none added');
     assert.deepEqual(d.recipients, ['alice@example.com', 'boss@example.com', 'audit@example.com']);
   } finally {
     await t.close();
@@ -90,6 +91,10 @@ test('HeaderCleanup: the same result wherever the chunks are cut; a message with
   }
   const headOnly = new HeaderCleanup('R: x\r\n');
   assert.equal(Buffer.concat([...headOnly.push(Buffer.from('Subject: s\r\nBcc: y\r\n')), ...headOnly.end()]).toString(), 'R: x\r\nSubject: s\r\n');
+  const withId = new HeaderCleanup('R: x\r\n', '<Q1@relay.test>');
+  assert.equal(Buffer.concat([...withId.push(Buffer.from('Subject: s\r\n\r\nb\r\n')), ...withId.end()]).toString(), 'R: x\r\nSubject: s\r\nMessage-ID: <Q1@relay.test>\r\n\r\nb\r\n');
+  const hasId = new HeaderCleanup('R: x\r\n', '<Q1@relay.test>');
+  assert.equal(Buffer.concat([...hasId.push(Buffer.from('MESSAGE-ID:\r\n <own@app>\r\n\r\nb\r\n')), ...hasId.end()]).toString(), 'R: x\r\nMESSAGE-ID:\r\n <own@app>\r\n\r\nb\r\n');
   const noHead = new HeaderCleanup('R: x\r\n');
   assert.equal(Buffer.concat([...noHead.push(Buffer.from('\r\nBcc: body\r\n')), ...noHead.end()]).toString(), 'R: x\r\n\r\nBcc: body\r\n');
   assert.match(receivedHeader({ helo: 'bad name!', ip: '2001:db8::1', hostname: 'r', esmtp: true, tls: false, authenticated: true, smtpUtf8: true, queueId: 'I', recipients: [], date: new Date(0) }), /^Received: from \[IPv6:2001:db8::1\]\r\n\tby r \(mailbridge\) with UTF8SMTPA id I;/);

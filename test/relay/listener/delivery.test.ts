@@ -98,6 +98,7 @@ test('8-bit and SMTPUTF8 mail from nodemailer arrives intact (UTF-8 addresses, 8
         'From: Jörg <jörg@bücher.example>',
         'To: José <josé@example.com>',
         'Subject: Grüße aus Köln',
+        'Message-ID: <koeln-1@bücher.example>',
         'MIME-Version: 1.0',
         'Content-Type: text/plain; charset=utf-8',
         'Content-Transfer-Encoding: 8bit',
