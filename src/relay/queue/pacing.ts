@@ -100,7 +100,8 @@ export class MailboxPacer {
     else this.active.delete(mailbox);
   }
 
-  pause(mailbox: string, until: number, now = until): void {
+  /** Pauses the mailbox from `now` until `until` (a longer pause already running wins). */
+  pause(mailbox: string, until: number, now: number): void {
     if (!this.pausedUntil.has(mailbox)) this.pausedFrom.set(mailbox, now);
     this.pausedUntil.set(mailbox, Math.max(until, this.pausedUntil.get(mailbox) ?? 0));
   }
