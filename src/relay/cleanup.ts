@@ -18,17 +18,21 @@
  *   stamp a new one on each attempt.
  *
  * Everything else stays byte for byte. The header section is held in memory until its end (the
- * first empty line), bounded by relay.maxMessageSize; the body streams through.
+ * first empty line), at most HEADER_LIMIT; the body streams through.
  */
 
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
+/** Header sections longer than this are not held whole (Postfix's header_size_limit is 100 KiB). */
+const HEADER_LIMIT = 1024 * 1024;
 /** Header fields mailbridge drops (lower case, Postfix's message_drop_headers minus content-length). */
 const DROPPED = new Set(['bcc', 'resent-bcc']);
 
 export class HeaderCleanup {
   private head: Buffer[] = [];
   private headLength = 0;
+  /** The last bytes of the held header, so an empty line split across chunks is found. */
+  private tail = Buffer.alloc(0);
   private inBody = false;
   private readonly received: Buffer;
   private readonly messageId: Buffer | undefined;
@@ -45,28 +49,61 @@ export class HeaderCleanup {
   /** The next chunk of the message as received; returns what to store. */
   push(chunk: Buffer): Buffer[] {
     if (this.inBody) return [chunk];
-    // The blank line may straddle chunks: look from 3 bytes before the new chunk.
-    const from = Math.max(0, this.headLength - 3);
+    const before = this.headLength;
+    const probe = Buffer.concat([this.tail, chunk]);
     this.head.push(chunk);
     this.headLength += chunk.length;
-    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
-    this.head = [all];
     // A message that starts with the empty line has no header section at all.
-    const end = all.subarray(0, 2).equals(CRLF) ? 0 : all.indexOf(HEADER_END, from);
-    if (end === -1) return [];
-    this.inBody = true;
-    const split = end === 0 ? 0 : end + 2;
-    this.head = [];
+    let end = before < 2 && probe.subarray(0, 2).equals(CRLF) && this.tail.length === before ? -2 : -1;
+    if (end === -1) {
+      const at = probe.indexOf(HEADER_END);
+      if (at !== -1) end = before - this.tail.length + at;
+    }
+    if (end === -1) {
+      this.tail = probe.subarray(Math.max(0, probe.length - 3));
+      // An endless header section is not held in memory: past HEADER_LIMIT, the complete fields so
+      // far are cleaned and the rest passes as it is.
+      return this.headLength > HEADER_LIMIT ? this.overflow() : [];
+    }
+    const all = Buffer.concat(this.head);
+    this.release();
+    const split = end === -2 ? 0 : end + 2;
     return [this.received, ...this.header(all.subarray(0, split)), all.subarray(split)];
   }
 
   /** The end of the message: a message without an empty line is all header. */
   end(): Buffer[] {
     if (this.inBody) return [];
-    this.inBody = true;
     const all = Buffer.concat(this.head);
-    this.head = [];
+    this.release();
     return [this.received, ...this.header(all)];
+  }
+
+  private overflow(): Buffer[] {
+    const all = Buffer.concat(this.head);
+    // Cut where a field starts (CRLF, then neither space nor tab), so no field is split.
+    let cut = -1;
+    for (let from = all.length - 3; from >= 0; ) {
+      const at = all.lastIndexOf(CRLF, from);
+      if (at < 0) break;
+      if (all[at + 2] !== 0x20 && all[at + 2] !== 0x09) {
+        cut = at;
+        break;
+      }
+      from = at - 1;
+    }
+    if (cut < 0) {
+      this.release();
+      return [this.received, all];
+    }
+    this.release();
+    return [this.received, ...this.header(all.subarray(0, cut + 2)), all.subarray(cut + 2)];
+  }
+
+  private release(): void {
+    this.inBody = true;
+    this.head = [];
+    this.tail = Buffer.alloc(0);
   }
 
   private header(head: Buffer): Buffer[] {

@@ -95,6 +95,16 @@ test('HeaderCleanup: the same result wherever the chunks are cut; a message with
   assert.equal(Buffer.concat([...withId.push(Buffer.from('Subject: s\r\n\r\nb\r\n')), ...withId.end()]).toString(), 'R: x\r\nSubject: s\r\nMessage-ID: <Q1@relay.test>\r\n\r\nb\r\n');
   const hasId = new HeaderCleanup('R: x\r\n', '<Q1@relay.test>');
   assert.equal(Buffer.concat([...hasId.push(Buffer.from('MESSAGE-ID:\r\n <own@app>\r\n\r\nb\r\n')), ...hasId.end()]).toString(), 'R: x\r\nMESSAGE-ID:\r\n <own@app>\r\n\r\nb\r\n');
+  // A header section over 1 MiB is not held whole: the fields so far are cleaned, the rest passes.
+  const pad = Array.from({ length: 20_000 }, (_, i) => `X-Pad-${i}: ${'p'.repeat(50)}\r\n`).join('');
+  const huge = Buffer.from(`Bcc: early@example.com\r\n${pad}Subject: s\r\n\r\nbody\r\n`);
+  const big = new HeaderCleanup('R: x\r\n', '<Q2@relay.test>');
+  const bigOut: Buffer[] = [];
+  for (let i = 0; i < huge.length; i += 65_536) bigOut.push(...big.push(huge.subarray(i, i + 65_536)));
+  bigOut.push(...big.end());
+  const bigText = Buffer.concat(bigOut).toString();
+  assert.ok(bigText.startsWith('R: x\r\nX-Pad-0: '), 'the early Bcc is gone');
+  assert.equal(bigText.replace(/Message-ID: <Q2@relay\.test>\r\n/, ''), `R: x\r\n${pad}Subject: s\r\n\r\nbody\r\n`, 'nothing else changed; the Message-ID sits between two fields');
   const noHead = new HeaderCleanup('R: x\r\n');
   assert.equal(Buffer.concat([...noHead.push(Buffer.from('\r\nBcc: body\r\n')), ...noHead.end()]).toString(), 'R: x\r\n\r\nBcc: body\r\n');
   assert.match(receivedHeader({ helo: 'bad name!', ip: '2001:db8::1', hostname: 'r', esmtp: true, tls: false, authenticated: true, smtpUtf8: true, queueId: 'I', recipients: [], date: new Date(0) }), /^Received: from \[IPv6:2001:db8::1\]\r\n\tby r \(mailbridge\) with UTF8SMTPA id I;/);
