@@ -36,6 +36,10 @@ export const queueMigrationsPg: Array<{ id: string; sql: string }> = [
      CREATE INDEX relay_queue_ready ON relay_queue (state, next_attempt_at);
      CREATE INDEX relay_queue_mailbox ON relay_queue (mailbox, state);`,
   },
+  {
+    id: 'relay-2',
+    sql: `ALTER TABLE relay_queue ADD COLUMN retry_requested_at BIGINT`,
+  },
 ];
 
 interface Row {
@@ -57,11 +61,12 @@ interface Row {
   last_error: QueueRecord['lastError'] | null;
   hold_reason: string | null;
   origin_id: string | null;
+  retry_requested_at: number | null;
   updated_at: number;
 }
 
 const COLUMNS = `id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
-  received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, updated_at`;
+  received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, retry_requested_at, updated_at`;
 
 /** Same reasoning as the SQLite version's `relaxed`: these two updates may be lost only to a database crash, which resends. */
 const RELAXED_STATES: ReadonlySet<QueueState> = new Set<QueueState>(['active', 'sent']);
@@ -90,6 +95,7 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
         r.lastError ? JSON.stringify(r.lastError) : null,
         r.holdReason ?? null,
         r.originId ?? null,
+        r.retryRequestedAt ?? null,
         r.updatedAt,
       ];
       const base = values.length;
@@ -111,6 +117,7 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
     if (u.lastAttemptAt !== undefined) set('last_attempt_at', u.lastAttemptAt);
     if (u.lastError !== undefined) set('last_error', u.lastError ? JSON.stringify(u.lastError) : null);
     if (u.holdReason !== undefined) set('hold_reason', u.holdReason);
+    if (u.retryRequestedAt !== undefined) set('retry_requested_at', u.retryRequestedAt);
     values.push([...from]);
     const where = [`state = ANY($${values.length})`];
     if (id !== undefined) {
@@ -202,6 +209,14 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
       );
       return rows;
     },
+    async retriedSince(since) {
+      const { rows } = await pool.query<{ mailbox: string; at: number }>(
+        `SELECT mailbox, MAX(retry_requested_at) AS at FROM relay_queue
+         WHERE state IN ('incoming', 'deferred') AND retry_requested_at >= $1 GROUP BY mailbox`,
+        [since],
+      );
+      return rows.map((r) => ({ mailbox: r.mailbox, at: r.at }));
+    },
     async purge(states, before) {
       if (states.length === 0) return [];
       const { rows } = await pool.query<{ id: string }>('DELETE FROM relay_queue WHERE state = ANY($1) AND updated_at < $2 RETURNING id', [
@@ -235,5 +250,6 @@ function toRecord(r: Row): QueueRecord {
   if (r.last_error !== null) rec.lastError = r.last_error;
   if (r.hold_reason !== null) rec.holdReason = r.hold_reason;
   if (r.origin_id !== null) rec.originId = r.origin_id;
+  if (r.retry_requested_at !== null) rec.retryRequestedAt = r.retry_requested_at;
   return rec;
 }

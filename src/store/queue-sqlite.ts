@@ -74,8 +74,8 @@ const RELAXED_STATES: ReadonlySet<QueueState> = new Set<QueueState>(['active', '
 export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Promise<void>): QueueRepository {
   const insertStmt = db.prepare(
     `INSERT INTO relay_queue (id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
-       received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, retry_requested_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const getStmt = db.prepare('SELECT * FROM relay_queue WHERE id = ?');
 
@@ -100,6 +100,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
         r.lastError ? JSON.stringify(r.lastError) : null,
         r.holdReason ?? null,
         r.originId ?? null,
+        r.retryRequestedAt ?? null,
         r.updatedAt,
       );
     }
@@ -250,12 +251,13 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
         .all(since) as Array<{ mailbox: string; recipients: number; at: number }>;
     },
     async retriedSince(since) {
-      return db
+      const rows = db
         .prepare(
           `SELECT mailbox, MAX(retry_requested_at) AS at FROM relay_queue
            WHERE state IN ('incoming', 'deferred') AND retry_requested_at >= ? GROUP BY mailbox`,
         )
         .all(since) as Array<{ mailbox: string; at: number }>;
+      return rows.map((r) => ({ mailbox: r.mailbox, at: r.at }));
     },
     async purge(states, before) {
       if (states.length === 0) return [];

@@ -60,6 +60,7 @@ for (const d of drivers.list) {
         lastError: { code: 'MB_RELAY_X', params: { n: 1, ok: true }, reply: '451 4.7.0 try later', detail: 'd' },
         holdReason: 'admin',
         originId: 'q0',
+        retryRequestedAt: 1_700_000_000_600,
         state: 'held',
       });
       await s.queue.insert([full, rec('q2'), rec('q3', { state: 'deferred' })]);
@@ -147,6 +148,24 @@ for (const d of drivers.list) {
       assert.deepEqual(await s.queue.purge(['sent'], 150), ['x2']);
       assert.deepEqual(await s.queue.purge([], 150), []);
       assert.deepEqual((await s.queue.list()).map((r) => r.id), ['x3']);
+    });
+
+    test('queue: retryRequestedAt is set by an update; retriedSince names the mailboxes of retried incoming/deferred rows with the latest time', async () => {
+      const s = await d.open();
+      await s.queue.insert([
+        rec('r1', { state: 'deferred', mailbox: 'a@contoso.test' }),
+        rec('r2', { state: 'deferred', mailbox: 'a@contoso.test' }),
+        rec('r3', { state: 'deferred', mailbox: 'b@contoso.test' }),
+        rec('r4', { state: 'held', mailbox: 'c@contoso.test', retryRequestedAt: 900 }),
+      ]);
+      await s.queue.transition('r1', ['deferred'], { state: 'deferred', retryRequestedAt: 500, updatedAt: 500 });
+      await s.queue.transition('r2', ['deferred'], { state: 'deferred', retryRequestedAt: 700, updatedAt: 700 });
+      await s.queue.transition('r3', ['deferred'], { state: 'deferred', retryRequestedAt: 300, updatedAt: 300 });
+      assert.equal((await s.queue.get('r2'))?.retryRequestedAt, 700);
+      assert.deepEqual(await s.queue.retriedSince(400), [{ mailbox: 'a@contoso.test', at: 700 }], 'b too early, c held');
+      await s.queue.transition('r2', ['deferred'], { state: 'deferred', retryRequestedAt: null, updatedAt: 800 });
+      assert.deepEqual(await s.queue.retriedSince(400), [{ mailbox: 'a@contoso.test', at: 500 }]);
+      assert.equal((await s.queue.get('r2'))?.retryRequestedAt, undefined);
     });
 
     test('checkpoints: epoch, advance (never backward), cursor, in-flight, record, lookup, keys of earlier epochs', async () => {
