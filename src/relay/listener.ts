@@ -14,8 +14,9 @@
  * - guess passwords only slowly (auth.ts: a rolling window per address, then 454 4.7.0 / 421 4.7.0).
  *
  * Each accepted message gets a Received header (and a Message-ID if it has none), and its
- * Bcc/Resent-Bcc fields are dropped (cleanup.ts). SMTPUTF8 is advertised because it can be delivered: the SMTP transport passes it on
- * to Exchange Online, which offers SMTPUTF8 (microsoft-facts.md §3.2).
+ * Bcc/Resent-Bcc fields are dropped (cleanup.ts). SMTPUTF8 is advertised because it can be
+ * delivered: the SMTP transport passes it on to Exchange Online, which offers SMTPUTF8
+ * (microsoft-facts.md §3.2).
  *
  * A message gets its 250 only after its body is fsynced in the spool and its row is committed
  * (Queue.accept). Replies carry enhanced status codes (RFC 2034); smtp-server picks one per reply
@@ -321,9 +322,9 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 
 /**
  * DATA: stream the message into a temp spool file (with the cleanup edits: Received on top, Bcc
- * dropped) while checking line endings, NUL bytes and size, then make
- * it durable (Queue.accept). The stream is always read to its end — smtp-server replies only then —
- * but after a refusal nothing more is written.
+ * dropped) while checking line endings, NUL bytes and size, then make it durable (Queue.accept).
+ * The stream is always read to its end — smtp-server replies only then — but after a refusal
+ * nothing more is written.
  */
 async function receive(stream: SMTPServerDataStream, session: SMTPServerSession, who: Principal | undefined, s: Shared): Promise<string> {
   const { queue, log, config } = s;
