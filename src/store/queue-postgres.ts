@@ -40,6 +40,11 @@ export const queueMigrationsPg: Array<{ id: string; sql: string }> = [
     id: 'relay-2',
     sql: `ALTER TABLE relay_queue ADD COLUMN retry_requested_at BIGINT`,
   },
+  {
+    // See the SQLite migration of the same name: "what is due next" without sorting the backlog.
+    id: 'relay-3',
+    sql: `CREATE INDEX relay_queue_due ON relay_queue (next_attempt_at, id) WHERE state IN ('incoming', 'deferred')`,
+  },
 ];
 
 interface Row {
