@@ -67,6 +67,7 @@ function describe(e: NotifyEvent, de: boolean): string {
 
 const STATE_DE: Record<string, string> = {
   starting: 'startet',
+  subscribed: 'abonniert, noch kein Rückruf von Exchange',
   watching: 'überwacht',
   'catching-up': 'holt auf',
   reconnecting: 'verbindet neu',
@@ -86,7 +87,7 @@ function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: 
     return;
   }
   if (status.publicUrl) ctx.out.line(de ? `Benachrichtigungs-URL für Microsoft: ${status.publicUrl}` : `Notification URL for Microsoft: ${status.publicUrl}`);
-  const state = (s: string) => (de ? (STATE_DE[s] ?? s) : s);
+  const state = (s: string) => (de ? (STATE_DE[s] ?? s) : s === 'subscribed' ? 'subscribed, no call from Exchange yet' : s);
   for (const g of status.groups) {
     const states = Object.entries(g.states)
       .map(([s, n]) => `${state(s)} ${n}`)

@@ -88,7 +88,7 @@ export class Member {
       this.since = now;
     }
     if (error) this.error = error;
-    else if (state === 'watching') this.error = undefined;
+    else if (state === 'watching' || state === 'subscribed') this.error = undefined;
   }
 
   status(listener: string): MailboxStatus {
