@@ -41,7 +41,7 @@ export interface EwsWatchHooks {
   autodiscoverCandidates?: (domain: string) => Array<Candidate | string>;
   resolveSrv?: (name: string) => Promise<Array<{ name: string; port: number; priority: number; weight: number }>>;
   /** Overrides of the timings derived from the options. */
-  timing?: { readTimeoutMs?: number; minRetryMs?: number; maxRetryMs?: number; subscribeRetryMs?: number; watchdogMs?: number };
+  timing?: { readTimeoutMs?: number; minRetryMs?: number; maxRetryMs?: number; subscribeRetryMs?: number; watchdogMs?: number; healthyMs?: number };
 }
 
 export interface EwsWatcherDeps {
@@ -263,6 +263,7 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
       minRetryMs: hooks.timing?.minRetryMs ?? 1000,
       maxRetryMs: hooks.timing?.maxRetryMs ?? 60_000,
       subscribeRetryMs: hooks.timing?.subscribeRetryMs ?? 300_000,
+      healthyMs: hooks.timing?.healthyMs ?? 10_000,
     };
     for (const list of byKey.values()) {
       list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
