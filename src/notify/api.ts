@@ -15,6 +15,8 @@
  *   configuration shows its kind only.
  * - Errors are `{error: {code, title, cause, fix}}` from the catalogue, in the language of
  *   Accept-Language (de → German, else English), with the catalogue's HTTP status.
+ * - A subscription for mailboxes no watch group watches is created (a group may follow), and the
+ *   201 answer carries `warnings: [{code: MB_NOTIFY_MAILBOX_NOT_WATCHED, …}]`; the log says so too.
  *
  * The plugin is encapsulated (its own auth hook and error handler apply to these routes only).
  */
@@ -24,6 +26,7 @@ import { z } from 'zod';
 import { MbError, toMbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
 import type { NotifyRepository, NotifySubscriptionRecord } from '../store/notify.ts';
+import { unwatched } from './check.ts';
 import { EVENT_TYPES } from './events.ts';
 import type { Sink } from './sinks/types.ts';
 
@@ -34,6 +37,8 @@ export interface NotifyApiOptions {
   sinks: ReadonlyMap<string, Sink>;
   /** API keys in clear, by name (revealed from notify.api.keys). */
   apiKeys: Readonly<Record<string, string>>;
+  /** Mailboxes some watch group watches: a subscription for others gets a warning (no event would come). */
+  watched?: ReadonlySet<string>;
   now?: () => number;
 }
 
@@ -151,7 +156,16 @@ export async function notifyApi(http: FastifyInstance, opts: NotifyApiOptions): 
     if (r.data.label !== undefined) rec.label = r.data.label;
     await opts.repo.createSubscription(rec);
     req.log.info({ subscription: rec.id, kind, mailboxes: rec.mailboxes.length }, 'notify: subscription created');
-    return reply.code(201).header('location', `${SUBSCRIPTIONS_PATH}/${rec.id}`).header('cache-control', 'no-store').send(view((await opts.repo.getSubscription(rec.id)) ?? rec));
+    const body = view((await opts.repo.getSubscription(rec.id)) ?? rec);
+    const missing = opts.watched ? unwatched(rec.mailboxes, opts.watched) : [];
+    if (missing.length) {
+      const shown = missing.length > 10 ? `${missing.slice(0, 10).join(', ')} (+${missing.length - 10})` : missing.join(', ');
+      const w = new MbError('MB_NOTIFY_MAILBOX_NOT_WATCHED', { mailboxes: shown, count: missing.length });
+      req.log.warn({ code: w.code, subscription: rec.id, mailboxes: missing.length }, w.message);
+      const { code, title, cause, fix } = w.explain(langFromHeader(req.headers['accept-language']));
+      body.warnings = [{ code, title, cause, fix }];
+    }
+    return reply.code(201).header('location', `${SUBSCRIPTIONS_PATH}/${rec.id}`).header('cache-control', 'no-store').send(body);
   });
 
   http.get(SUBSCRIPTIONS_PATH, async (req, reply) => {

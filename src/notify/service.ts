@@ -11,6 +11,7 @@ import type { SecretBox } from '../config/secret-box.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
 import { notifyApi } from './api.ts';
+import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type Dispatcher } from './dispatcher.ts';
 import { sealedNotifyRepository } from './sealed.ts';
@@ -112,7 +113,7 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   return {
     dispatcher,
     sinks,
-    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, ...(options.now ? { now: options.now } : {}) }),
+    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, watched: watchedMailboxes(config.watch), ...(options.now ? { now: options.now } : {}) }),
     async close() {
       clearInterval(purgeTimer);
       await dispatcher.stop();

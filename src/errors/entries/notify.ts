@@ -14,6 +14,18 @@ export const notify = {
       de: 'Korrigieren Sie das genannte Feld und senden Sie die Anfrage erneut. POST /api/v1/subscriptions erwartet {"mailboxes": [...], "sink": {"kind": "webhook" | "webpush" | "apns" | "fcm", ...}}.',
     },
   },
+  MB_NOTIFY_MAILBOX_NOT_WATCHED: {
+    http: 200,
+    title: { en: 'Mailbox not watched', de: 'Postfach wird nicht überwacht' },
+    cause: {
+      en: 'The subscription was created, but no group under notify.watch watches {mailboxes}: until one does, no event will come for them.',
+      de: 'Das Abonnement wurde angelegt, aber keine Gruppe unter notify.watch überwacht {mailboxes}: Bis eine Gruppe sie überwacht, kommen für sie keine Ereignisse.',
+    },
+    fix: {
+      en: 'Add the mailboxes to a group in mailbridge.yaml (notify.watch.groups.<group>.mailboxes), run `mailbridge config check` and restart `mailbridge serve`; or check the address in the subscription for a typo.',
+      de: 'Tragen Sie die Postfächer in eine Gruppe in mailbridge.yaml ein (notify.watch.groups.<Gruppe>.mailboxes), führen Sie `mailbridge config check` aus und starten Sie `mailbridge serve` neu; oder prüfen Sie die Adresse im Abonnement auf Tippfehler.',
+    },
+  },
   MB_NOTIFY_SUBSCRIPTION_NOT_FOUND: {
     http: 404,
     title: { en: 'Notification subscription not found', de: 'Benachrichtigungs-Abonnement nicht gefunden' },

@@ -170,6 +170,18 @@ export const watchEws = {
       de: 'Richten Sie den eingehenden Listener ein (watch.inbound mit einer publicUrl, die von den Exchange-Servern erreichbar ist), oder setzen Sie für diesen Listener mode: streaming.',
     },
   },
+  MB_EWS_MAILBOX_NOT_ON_SERVERS: {
+    http: 400,
+    title: { en: 'Mailbox outside the servers scope', de: 'Postfach außerhalb des servers-Bereichs' },
+    cause: {
+      en: '{mailbox} is listed in this EWS group, but autodiscover places it on {server}, which is not in ews.servers ({servers}); listener {listener} does not watch it, and no other listener of the group will.',
+      de: '{mailbox} steht in dieser EWS-Gruppe, laut Autodiscover liegt es aber auf {server}, und der steht nicht in ews.servers ({servers}); Listener {listener} überwacht es nicht, und kein anderer Listener der Gruppe wird es tun.',
+    },
+    fix: {
+      en: 'Move the mailbox to the group that watches {server}, add {server} to ews.servers, or check where it lives: Get-Mailbox {mailbox} | Format-List ServerName,Database',
+      de: 'Verschieben Sie das Postfach in die Gruppe, die {server} überwacht, nehmen Sie {server} in ews.servers auf, oder prüfen Sie, wo es liegt: Get-Mailbox {mailbox} | Format-List ServerName,Database',
+    },
+  },
   MB_EWS_PUSH_SILENT: {
     http: 502,
     title: { en: 'Exchange does not call the push URL', de: 'Exchange ruft die Push-URL nicht auf' },
