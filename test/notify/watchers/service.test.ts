@@ -166,6 +166,28 @@ test('serve with an EWS push group (listener id group/name): Exchange\'s pushes 
   }
 });
 
+test('a watcher warning is logged once (with group and listener) and listed once in the status', async () => {
+  const { startWatchService } = await import('../../../src/notify/watchers/service.ts');
+  const { createLogger } = await import('../../../src/log/index.ts');
+  const store = await openStore({ driver: 'sqlite', path: join(dir, 'warn.db') });
+  const lines: Array<{ level: number; code?: string; group?: string; listener?: string }> = [];
+  const log = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l) as (typeof lines)[number]) } });
+  const watch = (await config({ plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [{ address: WATCHED.ews, folders: ['inbox', 'Inbox/Orders'] }], ews: { url: sandbox.ews.url } } })).notify!.watch!;
+  const svc = await startWatchService({ config: { ...watch, groups: watch.groups }, kv: store.kv, publish: async () => ({ duplicate: false }), token: async () => 'not-used', reveal: (v) => v, log });
+  try {
+    await until('the problem is listed', () => svc.status().problems.some((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED'));
+    assert.equal(svc.status().problems.filter((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED').length, 1);
+    const logged = lines.filter((l) => l.code === 'MB_EWS_FOLDER_UNSUPPORTED');
+    assert.equal(logged.length, 1, JSON.stringify(logged));
+    assert.equal(logged[0]!.level, 40);
+    assert.equal(logged[0]!.group, 'plant');
+    assert.equal(logged[0]!.listener, 'plant/sandbox');
+  } finally {
+    await svc.close();
+    await store.close();
+  }
+});
+
 test('a group with more mailboxes than its listeners hold fails the start with MB_NOTIFY_POOL_FULL, before anything connects', async () => {
   const groups = { big: { kind: 'imap', listeners: [{ connection: 'sandbox', capacity: 1 }], mailboxes: ['alice@contoso.test', 'bob@contoso.test'] } };
   await assert.rejects(

@@ -52,7 +52,7 @@ export interface Core {
   impersonation: boolean;
   signal: AbortSignal;
   /** Reports and logs a problem; the member's status shows it. */
-  report(member: Member | undefined, err: MbError): void;
+  report(member: Pick<Member, 'address'> | undefined, err: MbError): void;
 }
 
 export class Member {
