@@ -9,7 +9,9 @@
  * - Every call needs `Authorization: Bearer <key>` with one of notify.api.keys (compared in
  *   constant time); otherwise 401 MB_NOTIFY_API_UNAUTHORIZED.
  * - Sink parameters are checked by the sink itself (`parseParams`); a sink that is not configured
- *   is refused with MB_NOTIFY_SINK_NOT_CONFIGURED.
+ *   is refused with MB_NOTIFY_SINK_NOT_CONFIGURED. URLs the subscriber chose go through the egress
+ *   policy (src/net/egress.ts): internal targets, credentials in URLs and mailbridge's own
+ *   listeners are refused with MB_NOTIFY_EGRESS_* (400).
  * - Answers show sink parameters only through the sink's `publicParams`: never the webhook secret,
  *   never a full device token or push key. A subscription whose sink was taken out of the
  *   configuration shows its kind only.
@@ -25,6 +27,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MbError, toMbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
+import type { EgressPolicy } from '../net/egress.ts';
 import type { NotifyRepository, NotifySubscriptionRecord } from '../store/notify.ts';
 import { unwatched } from './check.ts';
 import { EVENT_TYPES } from './events.ts';
@@ -39,6 +42,8 @@ export interface NotifyApiOptions {
   apiKeys: Readonly<Record<string, string>>;
   /** Mailboxes some watch group watches: a subscription for others gets a warning (no event would come). */
   watched?: ReadonlySet<string>;
+  /** Judges the URLs subscribers choose (webhook URL, push endpoint); refused ones get 400 with the MB code. */
+  egress?: Pick<EgressPolicy, 'check'>;
   now?: () => number;
 }
 
@@ -141,6 +146,8 @@ export async function notifyApi(http: FastifyInstance, opts: NotifyApiOptions): 
     const sink = opts.sinks.get(kind);
     if (!sink) throw new MbError('MB_NOTIFY_SINK_NOT_CONFIGURED', { kind });
     const params = sink.parseParams(given);
+    // Refused now, on the URL and what its name resolves to; each connection is judged again.
+    if (opts.egress) for (const url of sink.destinations?.(params) ?? []) await opts.egress.check(url);
     const t = now();
     const rec: NotifySubscriptionRecord = {
       id: `sub_${randomBytes(16).toString('base64url')}`,
