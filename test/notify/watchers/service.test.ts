@@ -25,6 +25,7 @@ import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { freePort } from '../../identity/sandbox-fixture.ts';
+import { loopbackEgressConfig } from '../../support/egress.ts';
 
 const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
 /** Watched over EWS push by a listener whose id has a slash, as every id under serve does. */
@@ -63,6 +64,7 @@ before(async () => {
       connections: example.connections,
       notify: {
         webhook: { requireHttps: false },
+        egress: loopbackEgressConfig,
         retry: { initialSeconds: 0.2, jitter: 0 },
         watch: {
           publicUrl: `https://127.0.0.1:${port}`,

@@ -24,6 +24,7 @@ import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
 import { deliver, freePort, noJitter, type TempStore, tempStore, until } from './helpers.ts';
+import { loopbackEgress } from '../../../support/egress.ts';
 
 /** Sandbox notification retries run only when the test says so. */
 class ManualTimers implements Timers {
@@ -82,7 +83,7 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   receiver = { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got };
-  const sink = createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false } });
+  const sink = createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false }, egress: loopbackEgress() });
   const params = sink.parseParams({ url: receiver.url, secret: `whsec_${randomBytes(32).toString('base64')}` });
   await t.store.notify.createSubscription({
     id: 'sub_graphwatch',

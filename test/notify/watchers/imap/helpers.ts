@@ -15,6 +15,7 @@ import { createImapWatcher, imapWatchSchema, type ImapWatcher } from '../../../.
 import type { TokenProvider, WatchedMailbox, WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { KeyValue } from '../../../../src/store/index.ts';
 import { noJitter, subscription, tempStore, type TempStore } from '../../helpers.ts';
+import { loopbackEgress } from '../../../support/egress.ts';
 
 export interface Received {
   id: string;
@@ -73,7 +74,7 @@ export async function startPipeline(mailboxes: string[]): Promise<Pipeline> {
   );
   const dispatcher = createDispatcher({
     repo: store.store.notify,
-    sinks: [createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false } })],
+    sinks: [createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false }, egress: loopbackEgress() })],
     retry: noJitter,
   });
   dispatcher.start();
