@@ -73,6 +73,8 @@ const V6: Array<[string, number]> = [
 ];
 
 const CIDR_RE = /^(.+)\/(\d{1,3})$/;
+/** How long the subscription-time check waits for a name to resolve. */
+const LOOKUP_TIMEOUT_MS = 5000;
 const HOST_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** Whether an allow-list entry is usable: a CIDR or a host name (for the config schema). */
@@ -188,10 +190,14 @@ export class EgressPolicy {
     const host = bare(u.hostname).toLowerCase();
     if (isIP(host)) return;
     let addresses: LookupAddress[];
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      addresses = await this.resolve(host);
+      // A resolver that hangs must not hang the API call; the connection-time check still applies.
+      addresses = await Promise.race([this.resolve(host), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('lookup timed out')), LOOKUP_TIMEOUT_MS)))]);
     } catch {
       return;
+    } finally {
+      clearTimeout(timer);
     }
     const target = `${u.protocol}//${u.host}`;
     for (const a of addresses) {

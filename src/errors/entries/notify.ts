@@ -15,7 +15,8 @@ export const notify = {
     },
   },
   MB_NOTIFY_MAILBOX_NOT_WATCHED: {
-    http: 200,
+    // A warning in a 201 answer, never an error status; 400 is what it would be if it were refused.
+    http: 400,
     title: { en: 'Mailbox not watched', de: 'Postfach wird nicht überwacht' },
     cause: {
       en: 'The subscription was created, but no group under notify.watch watches {mailboxes}: until one does, no event will come for them.',
