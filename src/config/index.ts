@@ -23,6 +23,7 @@ import { describeLocation, makeProblem, problemsFromIssues, warningsFor, type Co
 import { secretSlots } from './schema-walk.ts';
 import { configSchema, type Config } from './schema.ts';
 import { isEncrypted, openSecretBox } from './secrets.ts';
+import { notifyConfigProblems } from '../notify/check.ts';
 import { parseForEdit } from './yaml-edit.ts';
 
 export type { Config, ConnectionConfig, CertificateConfig } from './schema.ts';
@@ -163,6 +164,8 @@ export function analyzeText(text: string | undefined, file: string, env: NodeJS.
   // What the schema cannot see: IDs, endpoints, proxies, listeners on one port (consistency.ts).
   errors.push(...consistencyErrors(result.data, locate));
   const warnings = warningsFor(result.data, { file, now: options.now ?? new Date(), locate, fromEnv: overridden.fromEnv });
+  // Settings that validate but would fail at start (a listener pool over capacity): errors here, so serve refuses them too.
+  for (const p of notifyConfigProblems(result.data, locate)) (p.severity === 'error' ? errors : warnings).push(p);
   return { ...base, errors: inFileOrder(errors), warnings: inFileOrder(warnings), config: errors.length ? undefined : result.data };
 }
 

@@ -9,12 +9,16 @@
  * - Every call needs `Authorization: Bearer <key>` with one of notify.api.keys (compared in
  *   constant time); otherwise 401 MB_NOTIFY_API_UNAUTHORIZED.
  * - Sink parameters are checked by the sink itself (`parseParams`); a sink that is not configured
- *   is refused with MB_NOTIFY_SINK_NOT_CONFIGURED.
+ *   is refused with MB_NOTIFY_SINK_NOT_CONFIGURED. URLs the subscriber chose go through the egress
+ *   policy (src/net/egress.ts): internal targets, credentials in URLs and mailbridge's own
+ *   listeners are refused with MB_NOTIFY_EGRESS_* (400).
  * - Answers show sink parameters only through the sink's `publicParams`: never the webhook secret,
  *   never a full device token or push key. A subscription whose sink was taken out of the
  *   configuration shows its kind only.
  * - Errors are `{error: {code, title, cause, fix}}` from the catalogue, in the language of
  *   Accept-Language (de → German, else English), with the catalogue's HTTP status.
+ * - A subscription for mailboxes no watch group watches is created (a group may follow), and the
+ *   201 answer carries `warnings: [{code: MB_NOTIFY_MAILBOX_NOT_WATCHED, …}]`; the log says so too.
  *
  * The plugin is encapsulated (its own auth hook and error handler apply to these routes only).
  */
@@ -23,7 +27,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MbError, toMbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
+import type { EgressPolicy } from '../net/egress.ts';
 import type { NotifyRepository, NotifySubscriptionRecord } from '../store/notify.ts';
+import { unwatched } from './check.ts';
 import { EVENT_TYPES } from './events.ts';
 import type { Sink } from './sinks/types.ts';
 
@@ -34,6 +40,10 @@ export interface NotifyApiOptions {
   sinks: ReadonlyMap<string, Sink>;
   /** API keys in clear, by name (revealed from notify.api.keys). */
   apiKeys: Readonly<Record<string, string>>;
+  /** Mailboxes some watch group watches: a subscription for others gets a warning (no event would come). */
+  watched?: ReadonlySet<string>;
+  /** Judges the URLs subscribers choose (webhook URL, push endpoint); refused ones get 400 with the MB code. */
+  egress?: Pick<EgressPolicy, 'check'>;
   now?: () => number;
 }
 
@@ -136,6 +146,8 @@ export async function notifyApi(http: FastifyInstance, opts: NotifyApiOptions): 
     const sink = opts.sinks.get(kind);
     if (!sink) throw new MbError('MB_NOTIFY_SINK_NOT_CONFIGURED', { kind });
     const params = sink.parseParams(given);
+    // Refused now, on the URL and what its name resolves to; each connection is judged again.
+    if (opts.egress) for (const url of sink.destinations?.(params) ?? []) await opts.egress.check(url);
     const t = now();
     const rec: NotifySubscriptionRecord = {
       id: `sub_${randomBytes(16).toString('base64url')}`,
@@ -151,7 +163,16 @@ export async function notifyApi(http: FastifyInstance, opts: NotifyApiOptions): 
     if (r.data.label !== undefined) rec.label = r.data.label;
     await opts.repo.createSubscription(rec);
     req.log.info({ subscription: rec.id, kind, mailboxes: rec.mailboxes.length }, 'notify: subscription created');
-    return reply.code(201).header('location', `${SUBSCRIPTIONS_PATH}/${rec.id}`).header('cache-control', 'no-store').send(view((await opts.repo.getSubscription(rec.id)) ?? rec));
+    const body = view((await opts.repo.getSubscription(rec.id)) ?? rec);
+    const missing = opts.watched ? unwatched(rec.mailboxes, opts.watched) : [];
+    if (missing.length) {
+      const shown = missing.length > 10 ? `${missing.slice(0, 10).join(', ')} (+${missing.length - 10})` : missing.join(', ');
+      const w = new MbError('MB_NOTIFY_MAILBOX_NOT_WATCHED', { mailboxes: shown, count: missing.length });
+      req.log.warn({ code: w.code, subscription: rec.id, mailboxes: missing.length }, w.message);
+      const { code, title, cause, fix } = w.explain(langFromHeader(req.headers['accept-language']));
+      body.warnings = [{ code, title, cause, fix }];
+    }
+    return reply.code(201).header('location', `${SUBSCRIPTIONS_PATH}/${rec.id}`).header('cache-control', 'no-store').send(body);
   });
 
   http.get(SUBSCRIPTIONS_PATH, async (req, reply) => {

@@ -5,6 +5,7 @@
  * the bearer keys of the subscriptions API (`api.keys.<name>`).
  */
 import { z } from 'zod';
+import { isAllowEntry } from '../net/egress.ts';
 import { watchSchema } from './watchers/config.ts';
 
 // Defined here rather than imported from config/schema.ts: the root schema will import this file.
@@ -76,11 +77,24 @@ export const notifyApiSchema = z
   })
   .strict();
 
+export const egressSchema = z
+  .object({
+    allow: z
+      .array(z.string().refine(isAllowEntry, { message: 'expected a CIDR such as 10.20.0.0/16 or a host name / erwartet ein CIDR wie 10.20.0.0/16 oder einen Hostnamen' }))
+      .default([])
+      .meta({
+        description:
+          "Internal receivers that webhook URLs and Web Push endpoints may reach: CIDRs (10.20.0.0/16, fd00:1::/64) or exact host names. Everything else internal is refused (loopback, private, link-local, multicast, unspecified, IPv4 inside IPv6), and so are the gateway's own listeners",
+      }),
+  })
+  .strict();
+
 export const notifySchema = z
   .object({
     api: notifyApiSchema.default({ keys: {} }).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
     retry: retrySchema.default(retrySchema.parse({})),
     retentionHours: z.number().min(1).max(8760).default(168).meta({ description: 'Keep delivered events (and their ids, for deduplication) this long' }),
+    egress: egressSchema.default({ allow: [] }).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
     webhook: webhookSinkSchema.optional(),
     webpush: webPushSinkSchema.optional(),
     apns: apnsSinkSchema.optional(),
@@ -96,3 +110,4 @@ export type WebPushSinkConfig = z.infer<typeof webPushSinkSchema>;
 export type ApnsSinkConfig = z.infer<typeof apnsSinkSchema>;
 export type FcmSinkConfig = z.infer<typeof fcmSinkSchema>;
 export type NotifyApiConfig = z.infer<typeof notifyApiSchema>;
+export type EgressConfig = z.infer<typeof egressSchema>;

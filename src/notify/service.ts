@@ -9,8 +9,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { SecretBox } from '../config/secret-box.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
+import { EgressPolicy } from '../net/egress.ts';
 import type { Store } from '../store/index.ts';
 import { notifyApi } from './api.ts';
+import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type Dispatcher } from './dispatcher.ts';
 import { sealedNotifyRepository } from './sealed.ts';
@@ -29,23 +31,40 @@ export function isSinkKind(kind: string): kind is SinkKind {
   return (SINK_KINDS as readonly string[]).includes(kind);
 }
 
+export type Listener = { host: string; port: number };
+
+/**
+ * The egress policy for subscribers' URLs: notify.egress.allow, and the gateway's own listeners
+ * (the inbound watch listener and its public URL here; `serve` adds the API and relay listeners).
+ */
+export function egressPolicy(config: NotifyConfig, own: readonly Listener[] = []): EgressPolicy {
+  const listen = config.watch?.listen;
+  const mine = [...own];
+  if (listen && listen.port > 0) mine.push({ host: listen.host, port: listen.port });
+  if (config.watch?.publicUrl) {
+    const u = new URL(config.watch.publicUrl);
+    mine.push({ host: u.hostname, port: u.port ? Number(u.port) : 443 });
+  }
+  return new EgressPolicy({ allow: config.egress.allow, own: mine });
+}
+
 /**
  * The sink of one kind as configured, or undefined when its section is missing. A bad key fails
  * here with its MB code (MB_NOTIFY_SINK_CONFIG_INVALID, MB_SECRET_…).
  */
-export async function buildSink(kind: SinkKind, config: NotifyConfig, box: SecretBox | Reveal): Promise<Sink | undefined> {
+export async function buildSink(kind: SinkKind, config: NotifyConfig, box: SecretBox | Reveal, egress: EgressPolicy = egressPolicy(config)): Promise<Sink | undefined> {
   const reveal = revealer(box);
   switch (kind) {
     case 'webhook': {
       if (!config.webhook) return undefined;
       const { createWebhookSink } = await import('./sinks/webhook.ts');
-      return createWebhookSink({ config: config.webhook });
+      return createWebhookSink({ config: config.webhook, egress });
     }
     case 'webpush': {
       const c = config.webpush;
       if (!c) return undefined;
       const { createWebPushSink } = await import('./sinks/webpush.ts');
-      return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } } });
+      return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } }, egress });
     }
     case 'apns': {
       if (!config.apns) return undefined;
@@ -61,10 +80,10 @@ export async function buildSink(kind: SinkKind, config: NotifyConfig, box: Secre
 }
 
 /** One sink per configured section; a section's bad key fails here, at start, with its MB code. */
-export async function buildSinks(config: NotifyConfig, box: SecretBox | Reveal): Promise<Map<string, Sink>> {
+export async function buildSinks(config: NotifyConfig, box: SecretBox | Reveal, egress: EgressPolicy = egressPolicy(config)): Promise<Map<string, Sink>> {
   const sinks = new Map<string, Sink>();
   for (const kind of SINK_KINDS) {
-    const sink = await buildSink(kind, config, box);
+    const sink = await buildSink(kind, config, box, egress);
     if (sink) sinks.set(kind, sink);
   }
   return sinks;
@@ -85,13 +104,16 @@ export interface NotifyServiceOptions {
   secretBox: SecretBox | Reveal;
   log?: Logger;
   now?: () => number;
+  /** The gateway's own listeners (API, relay): never a target for subscribers' URLs. */
+  ownListeners?: readonly Listener[];
 }
 
 export async function startNotifyService(options: NotifyServiceOptions): Promise<NotifyService> {
   const { config, store } = options;
   const log = options.log ?? silentLogger;
   const reveal = revealer(options.secretBox);
-  const sinks = await buildSinks(config, reveal);
+  const egress = egressPolicy(config, options.ownListeners);
+  const sinks = await buildSinks(config, reveal, egress);
   const apiKeys = Object.fromEntries(Object.entries(config.api.keys).map(([name, stored]) => [name, reveal(stored, `notify.api.keys.${name}`)]));
   if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
   // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.
@@ -112,11 +134,12 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   return {
     dispatcher,
     sinks,
-    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, ...(options.now ? { now: options.now } : {}) }),
+    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, watched: watchedMailboxes(config.watch), egress, ...(options.now ? { now: options.now } : {}) }),
     async close() {
       clearInterval(purgeTimer);
       await dispatcher.stop();
       for (const s of sinks.values()) await s.close?.();
+      await egress.close();
     },
   };
 }

@@ -67,7 +67,13 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       }
       if (config.notify) {
         const { startNotifyService } = await import('../notify/service.ts');
-        notify = await startNotifyService({ config: config.notify, store, log, secretBox });
+        // Subscribers' URLs must never lead back to the gateway: its API, its relay listeners and public URL.
+        const ownListeners = [{ host: config.server.listen, port: config.server.port }, ...(config.relay?.listeners ?? []).map((l) => ({ host: l.host, port: l.port }))];
+        if (config.server.publicUrl) {
+          const u = new URL(config.server.publicUrl);
+          ownListeners.push({ host: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 });
+        }
+        notify = await startNotifyService({ config: config.notify, store, log, secretBox, ownListeners });
         if (watchGroups && config.notify.watch) {
           const { startWatchService } = await import('../notify/watchers/service.ts');
           const tokens = identity!;

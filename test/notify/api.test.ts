@@ -13,7 +13,7 @@ import { tempStore } from './helpers.ts';
 const KEY = randomBytes(24).toString('base64url');
 const OTHER_KEY = randomBytes(24).toString('base64url');
 
-async function api() {
+async function api(extra: { watched?: ReadonlySet<string> } = {}) {
   const t = await tempStore();
   const apnsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const sinks = new Map<string, Sink>([
@@ -21,7 +21,7 @@ async function api() {
     ['apns', createApnsSink({ config: apnsSinkSchema.parse({ teamId: 'TEAM123456', keyId: 'KEY1234567', privateKey: apnsKey, topic: 'com.contoso.mail' }) })],
   ]);
   const http = Fastify();
-  await http.register(notifyApi, { repo: t.store.notify, sinks, apiKeys: { mdm: KEY, erp: OTHER_KEY } });
+  await http.register(notifyApi, { repo: t.store.notify, sinks, apiKeys: { mdm: KEY, erp: OTHER_KEY }, ...extra });
   await http.ready();
   const bodies: string[] = [];
   const call = async (o: InjectOptions & { key?: string | null; lang?: string }) => {
@@ -199,6 +199,26 @@ test('bad requests are refused with MB_NOTIFY_SUBSCRIPTION_INVALID or MB_NOTIFY_
     assert.equal(text.status, 400);
     assert.equal(text.json!.error.code, 'MB_NOTIFY_SUBSCRIPTION_INVALID');
     assert.deepEqual(await a.t.store.notify.listSubscriptions(), []);
+  } finally {
+    await a.close();
+  }
+});
+
+test('a subscription for mailboxes no watch group watches is created with a warning that names them, in the caller\'s language', async () => {
+  const a = await api({ watched: new Set(['anna@contoso.com']) });
+  try {
+    const sink = { kind: 'webhook', url: 'https://erp.contoso.com/hook', secret: secret() };
+    const watched = await a.call({ method: 'POST', url: '/api/v1/subscriptions', payload: { mailboxes: ['Anna@contoso.com'], sink } });
+    assert.equal(watched.status, 201);
+    assert.equal(watched.json!.warnings, undefined, 'a watched mailbox: no warning');
+    const typo = await a.call({ method: 'POST', url: '/api/v1/subscriptions', lang: 'de', payload: { mailboxes: ['anna@contoso.com', 'ana@contoso.com'], sink } });
+    assert.equal(typo.status, 201);
+    const warnings = typo.json!.warnings as Array<{ code: string; cause: string; fix: string }>;
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.code, 'MB_NOTIFY_MAILBOX_NOT_WATCHED');
+    assert.match(warnings[0]!.cause, /überwacht ana@contoso\.com:/);
+    assert.ok(!warnings[0]!.cause.includes('anna@'), 'only the unwatched one is named');
+    assert.match(warnings[0]!.fix, /notify\.watch\.groups/);
   } finally {
     await a.close();
   }

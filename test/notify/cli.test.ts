@@ -10,6 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { openStore } from '../../src/store/index.ts';
 import { runCli } from '../admin/cli/harness.ts';
 import { subscription } from './helpers.ts';
+import { loopbackEgressConfig } from '../support/egress.ts';
 
 /** `mailbridge notify test` as a child process against a local webhook receiver. */
 const dir = mkdtempSync(join(tmpdir(), 'mb-notify-cli-'));
@@ -32,7 +33,7 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   hook = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/mail`;
-  writeFileSync(cfg, JSON.stringify({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, notify: { webhook: { requireHttps: false } } }));
+  writeFileSync(cfg, JSON.stringify({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, notify: { webhook: { requireHttps: false }, egress: loopbackEgressConfig } }));
   const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
   await store.notify.createSubscription({ ...sub, params: { url: hook, secret } });
   await store.close();

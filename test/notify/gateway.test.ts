@@ -12,6 +12,7 @@ import { openSecretBox } from '../../src/config/secrets.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { mail } from './helpers.ts';
+import { loopbackEgressConfig } from '../support/egress.ts';
 
 test('the gateway with a notify section: a webhook subscription made through the API receives a published event, signed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-notify-gw-'));
@@ -37,7 +38,7 @@ test('the gateway with a notify section: a webhook subscription made through the
   const config = configSchema.parse({
     store: { driver: 'sqlite', path: join(dir, 'mb.db') },
     server: { port: 0 },
-    notify: { webhook: { requireHttps: false }, api: { keys: { erp: sealed } } },
+    notify: { webhook: { requireHttps: false }, egress: loopbackEgressConfig, api: { keys: { erp: sealed } } },
   });
   const gw = await startGateway(config, silentLogger, { keyFile, env: {} });
   try {

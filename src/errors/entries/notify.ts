@@ -14,6 +14,55 @@ export const notify = {
       de: 'Korrigieren Sie das genannte Feld und senden Sie die Anfrage erneut. POST /api/v1/subscriptions erwartet {"mailboxes": [...], "sink": {"kind": "webhook" | "webpush" | "apns" | "fcm", ...}}.',
     },
   },
+  MB_NOTIFY_MAILBOX_NOT_WATCHED: {
+    // A warning in a 201 answer, never an error status; 400 is what it would be if it were refused.
+    http: 400,
+    title: { en: 'Mailbox not watched', de: 'Postfach wird nicht überwacht' },
+    cause: {
+      en: 'The subscription was created, but no group under notify.watch watches {mailboxes}: until one does, no event will come for them.',
+      de: 'Das Abonnement wurde angelegt, aber keine Gruppe unter notify.watch überwacht {mailboxes}: Bis eine Gruppe sie überwacht, kommen für sie keine Ereignisse.',
+    },
+    fix: {
+      en: 'Add the mailboxes to a group in mailbridge.yaml (notify.watch.groups.<group>.mailboxes), run `mailbridge config check` and restart `mailbridge serve`; or check the address in the subscription for a typo.',
+      de: 'Tragen Sie die Postfächer in eine Gruppe in mailbridge.yaml ein (notify.watch.groups.<Gruppe>.mailboxes), führen Sie `mailbridge config check` aus und starten Sie `mailbridge serve` neu; oder prüfen Sie die Adresse im Abonnement auf Tippfehler.',
+    },
+  },
+  MB_NOTIFY_EGRESS_REFUSED: {
+    http: 400,
+    title: { en: 'Notification target is internal', de: 'Benachrichtigungsziel ist intern' },
+    cause: {
+      en: '{target} leads to {address}, which lies in {range}: a loopback, private, link-local, multicast or otherwise internal range. mailbridge does not send to internal addresses that an API caller or subscriber chose, so its signed requests cannot be turned against the network it runs in.',
+      de: '{target} führt zu {address}, und das liegt in {range}: einem Loopback-, privaten, Link-Local-, Multicast- oder sonst internen Bereich. mailbridge sendet nicht an interne Adressen, die ein API-Aufrufer oder Abonnent gewählt hat, damit seine signierten Anfragen nicht gegen das eigene Netz gerichtet werden können.',
+    },
+    fix: {
+      en: 'Use a public receiver URL. If the receiver really is on the internal network, add it to notify.egress.allow in mailbridge.yaml (its host name, or a CIDR such as {range}), run `mailbridge config check` and restart.',
+      de: 'Verwenden Sie eine öffentliche Empfänger-URL. Liegt der Empfänger wirklich im internen Netz, tragen Sie ihn in notify.egress.allow in mailbridge.yaml ein (seinen Hostnamen oder ein CIDR wie {range}), führen Sie `mailbridge config check` aus und starten Sie neu.',
+    },
+  },
+  MB_NOTIFY_EGRESS_OWN_LISTENER: {
+    http: 400,
+    title: { en: 'Notification target is mailbridge itself', de: 'Benachrichtigungsziel ist mailbridge selbst' },
+    cause: {
+      en: '{target} leads to mailbridge\'s own listener {listener}. Events are never sent to the gateway itself, even when the allow list covers its address.',
+      de: '{target} führt zu mailbridges eigenem Listener {listener}. Ereignisse werden nie an das Gateway selbst gesendet, auch wenn die Freigabeliste seine Adresse abdeckt.',
+    },
+    fix: {
+      en: 'Give the URL of the application that should receive the events, not mailbridge\'s.',
+      de: 'Geben Sie die URL der Anwendung an, die die Ereignisse empfangen soll, nicht die von mailbridge.',
+    },
+  },
+  MB_NOTIFY_EGRESS_CREDENTIALS: {
+    http: 400,
+    title: { en: 'Credentials in a notification URL', de: 'Zugangsdaten in einer Benachrichtigungs-URL' },
+    cause: {
+      en: 'The URL for {target} carries a user name or password. They would be sent with every event and shown wherever the URL is, so mailbridge refuses such URLs.',
+      de: 'Die URL für {target} enthält einen Benutzernamen oder ein Kennwort. Sie würden mit jedem Ereignis gesendet und überall sichtbar, wo die URL steht; deshalb lehnt mailbridge solche URLs ab.',
+    },
+    fix: {
+      en: 'Remove user:password@ from the URL; webhook receivers check the webhook-signature header with the subscription\'s whsec_ secret instead.',
+      de: 'Entfernen Sie user:password@ aus der URL; Webhook-Empfänger prüfen stattdessen den Header webhook-signature mit dem whsec_-Geheimnis des Abonnements.',
+    },
+  },
   MB_NOTIFY_SUBSCRIPTION_NOT_FOUND: {
     http: 404,
     title: { en: 'Notification subscription not found', de: 'Benachrichtigungs-Abonnement nicht gefunden' },

@@ -170,4 +170,28 @@ export const watchEws = {
       de: 'Richten Sie den eingehenden Listener ein (watch.inbound mit einer publicUrl, die von den Exchange-Servern erreichbar ist), oder setzen Sie für diesen Listener mode: streaming.',
     },
   },
+  MB_EWS_MAILBOX_NOT_ON_SERVERS: {
+    http: 400,
+    title: { en: 'Mailbox outside the servers scope', de: 'Postfach außerhalb des servers-Bereichs' },
+    cause: {
+      en: '{mailbox} is listed in this EWS group, but autodiscover places it on {server}, which is not in ews.servers ({servers}); listener {listener} does not watch it, and no other listener of the group will.',
+      de: '{mailbox} steht in dieser EWS-Gruppe, laut Autodiscover liegt es aber auf {server}, und der steht nicht in ews.servers ({servers}); Listener {listener} überwacht es nicht, und kein anderer Listener der Gruppe wird es tun.',
+    },
+    fix: {
+      en: 'Move the mailbox to the group that watches {server}, add {server} to ews.servers, or check where it lives: Get-Mailbox {mailbox} | Format-List ServerName,Database',
+      de: 'Verschieben Sie das Postfach in die Gruppe, die {server} überwacht, nehmen Sie {server} in ews.servers auf, oder prüfen Sie, wo es liegt: Get-Mailbox {mailbox} | Format-List ServerName,Database',
+    },
+  },
+  MB_EWS_PUSH_SILENT: {
+    http: 502,
+    title: { en: 'Exchange does not call the push URL', de: 'Exchange ruft die Push-URL nicht auf' },
+    cause: {
+      en: 'The push subscription of {mailbox} has had no call from Exchange in {minutes} minutes, not even a status notification, although Exchange sends one at least every StatusFrequency. Its calls to {url} do not arrive (wrong publicUrl, firewall, reverse proxy, or a certificate Exchange does not trust). mailbridge subscribes again; events are caught up after each subscribe, not live.',
+      de: 'Das Push-Abonnement von {mailbox} hat seit {minutes} Minuten keinen Aufruf von Exchange erhalten, nicht einmal eine Statusbenachrichtigung, obwohl Exchange spätestens nach StatusFrequency eine sendet. Seine Aufrufe an {url} kommen nicht an (falsche publicUrl, Firewall, Reverse Proxy oder ein Zertifikat, dem Exchange nicht vertraut). mailbridge abonniert erneut; Ereignisse werden nach jedem Abonnieren nachgeholt, nicht sofort gemeldet.',
+    },
+    fix: {
+      en: 'From an Exchange server, run Invoke-WebRequest -Method Post -Uri {url} (the path without the token answers 404 when it reaches mailbridge); fix notify.watch.publicUrl, the firewall or the certificate, or set ews.mode: streaming for this group.',
+      de: 'Führen Sie auf einem Exchange-Server Invoke-WebRequest -Method Post -Uri {url} aus (der Pfad ohne Token antwortet mit 404, wenn er mailbridge erreicht); korrigieren Sie notify.watch.publicUrl, die Firewall oder das Zertifikat, oder setzen Sie ews.mode: streaming für diese Gruppe.',
+    },
+  },
 } as const satisfies CatalogueSection;

@@ -122,4 +122,28 @@ export const watchGraph = {
       de: 'Nichts zu tun, wenn es selten ist: Keine Änderung geht verloren. Scheitert jede Benachrichtigung, wurden die Abonnements mit einem anderen Schlüssel angelegt (Schlüssel der SecretBox geändert oder Store zurückgespielt): Starten Sie mailbridge neu; beim Start legt es jedes Abonnement neu an, dessen Zertifikat nicht das aktuelle ist.',
     },
   },
+  MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED: {
+    http: 502,
+    title: { en: 'Graph removed a subscription', de: 'Graph hat ein Abonnement entfernt' },
+    cause: {
+      en: 'Microsoft Graph removed the change-notification subscription {subscriptionId} of {mailbox} ({folder}) and said so with a subscriptionRemoved lifecycle event (after a permission or password change, or on its own). mailbridge creates a new one and catches up the gap with a delta round; nothing is lost.',
+      de: 'Microsoft Graph hat das Änderungsbenachrichtigungs-Abonnement {subscriptionId} von {mailbox} ({folder}) entfernt und dies mit dem Lebenszyklusereignis subscriptionRemoved gemeldet (nach einer Berechtigungs- oder Kennwortänderung oder von sich aus). mailbridge legt ein neues an und holt die Lücke mit einer Delta-Abfrage nach; es geht nichts verloren.',
+    },
+    fix: {
+      en: 'Nothing to do when it happens now and then. If it repeats for this mailbox, check the app\'s Mail.Read permission and any application access policy: Get-ApplicationAccessPolicy | Format-List',
+      de: 'Nichts zu tun, wenn es gelegentlich vorkommt. Wiederholt es sich für dieses Postfach, prüfen Sie die Berechtigung Mail.Read der App und eine etwaige Anwendungszugriffsrichtlinie: Get-ApplicationAccessPolicy | Format-List',
+    },
+  },
+  MB_WATCH_GRAPH_MISSED: {
+    http: 502,
+    title: { en: 'Graph dropped notifications', de: 'Graph hat Benachrichtigungen verworfen' },
+    cause: {
+      en: 'Microsoft Graph could not deliver some change notifications of {mailbox} ({folder}, subscription {subscriptionId}) and sent a missed lifecycle event instead. mailbridge catches up with a delta round, so no change is lost, but events for them come late.',
+      de: 'Microsoft Graph konnte einige Änderungsbenachrichtigungen von {mailbox} ({folder}, Abonnement {subscriptionId}) nicht zustellen und hat stattdessen das Lebenszyklusereignis missed gesendet. mailbridge holt mit einer Delta-Abfrage nach, es geht also keine Änderung verloren, die Ereignisse kommen aber verspätet.',
+    },
+    fix: {
+      en: 'Graph drops notifications to an endpoint that answers slowly or not at all: check that notify.watch.publicUrl is reachable from the internet and answers within 3 seconds (reverse proxy, firewall, load on the mailbridge host).',
+      de: 'Graph verwirft Benachrichtigungen an einen Endpunkt, der langsam oder gar nicht antwortet: Prüfen Sie, ob notify.watch.publicUrl aus dem Internet erreichbar ist und innerhalb von 3 Sekunden antwortet (Reverse Proxy, Firewall, Last auf dem mailbridge-Host).',
+    },
+  },
 } as const satisfies CatalogueSection;

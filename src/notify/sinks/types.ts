@@ -26,6 +26,8 @@ export interface Sink {
   parseParams(input: unknown): Record<string, unknown>;
   /** The parameters as an API response may show them: no secrets, long tokens shortened. */
   publicParams(params: Record<string, unknown>): Record<string, unknown>;
+  /** URLs among the parameters that the subscriber chose (webhook URL, push endpoint): the egress policy judges them. */
+  destinations?(params: Record<string, unknown>): string[];
   /** Obtains what delivery needs before the first event (FCM: an access token), so `notify test` can report it as a step of its own. */
   prepare?(): Promise<void>;
   /** Closes pooled connections (APNs HTTP/2 sessions). */

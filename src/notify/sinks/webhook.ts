@@ -14,6 +14,7 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
+import { EgressPolicy } from '../../net/egress.ts';
 import type { WebhookSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
 import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkResult } from './types.ts';
@@ -43,6 +44,8 @@ export interface WebhookSinkOptions {
   now?: () => number;
   /** Overrides config.timeoutSeconds (tests). */
   timeoutMs?: number;
+  /** Where subscribers' URLs may lead (src/net/egress.ts); default: nothing internal. */
+  egress?: EgressPolicy;
 }
 
 export function webhookPayload(event: NotifyEvent): string {
@@ -52,6 +55,7 @@ export function webhookPayload(event: NotifyEvent): string {
 export function createWebhookSink(options: WebhookSinkOptions): Sink {
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? options.config.timeoutSeconds * 1000;
+  const egress = options.egress ?? new EgressPolicy();
   const schema = z
     .object({
       url: z.url({ protocol: options.config.requireHttps ? /^https$/ : /^https?$/ }),
@@ -71,15 +75,21 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
     publicParams(params) {
       return { url: params.url };
     },
+    destinations(params) {
+      return [String(params.url)];
+    },
+    async close() {
+      if (!options.egress) await egress.close();
+    },
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebhookParams;
       registerSecret(p.secret);
       const target = describeTarget(p.url);
       const body = webhookPayload(event);
       const ts = Math.floor(now() / 1000);
-      let res: Response;
+      let res: Awaited<ReturnType<EgressPolicy['fetch']>>;
       try {
-        res = await fetch(p.url, {
+        res = await egress.fetch(p.url, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -89,12 +99,12 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
             'webhook-signature': signWebhook(p.secret, event.id, ts, body),
           },
           body,
-          redirect: 'manual',
           signal: AbortSignal.timeout(timeoutMs),
         });
         // The answer's body is not needed; drain it so the connection can be reused.
         await res.arrayBuffer().catch(() => undefined);
       } catch (err) {
+        if (err instanceof MbError) return { kind: 'retry', error: err };
         const detail = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : errText(err);
         return { kind: 'retry', error: new MbError('MB_NOTIFY_UNREACHABLE', { target, detail }) };
       }

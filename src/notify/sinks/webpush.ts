@@ -18,6 +18,7 @@ import { importJWK, SignJWT, type CryptoKey } from 'jose';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
+import { EgressPolicy } from '../../net/egress.ts';
 import type { WebPushSinkConfig } from '../config.ts';
 import { eventId, type NotifyEvent } from '../events.ts';
 import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult } from './types.ts';
@@ -92,11 +93,14 @@ function b64urlBytes(n: number, label: string) {
 export interface WebPushSinkOptions {
   config: WebPushSinkConfig;
   now?: () => number;
+  /** Where subscribers' endpoints may lead (src/net/egress.ts); default: nothing internal. */
+  egress?: EgressPolicy;
 }
 
 export async function createWebPushSink(options: WebPushSinkOptions): Promise<Sink> {
   const { config } = options;
   const now = options.now ?? Date.now;
+  const egress = options.egress ?? new EgressPolicy();
   registerSecret(config.vapid.privateKey);
   const publicKey = Buffer.from(config.vapid.publicKey, 'base64url');
   const d = Buffer.from(config.vapid.privateKey, 'base64url');
@@ -149,6 +153,12 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
     publicParams(params) {
       return { endpoint: describeTarget(String(params.endpoint)), keys: { p256dh: shorten((params.keys as PushKeys | undefined)?.p256dh) } };
     },
+    destinations(params) {
+      return [String(params.endpoint)];
+    },
+    async close() {
+      if (!options.egress) await egress.close();
+    },
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebPushParams;
       const target = describeTarget(p.endpoint);
@@ -162,11 +172,12 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
       };
       // A newer unread count replaces an undelivered older one (RFC 8030 section 5.4).
       if (event.type === 'message.read-state') headers.topic = eventId(event.mailbox, event.type, 'badge').slice(4, 36);
-      let res: Response;
+      let res: Awaited<ReturnType<EgressPolicy['fetch']>>;
       try {
-        res = await fetch(p.endpoint, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(config.timeoutSeconds * 1000) });
+        res = await egress.fetch(p.endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutSeconds * 1000) });
         await res.arrayBuffer().catch(() => undefined);
       } catch (err) {
+        if (err instanceof MbError) return { kind: 'retry', error: err };
         return { kind: 'retry', error: new MbError('MB_NOTIFY_UNREACHABLE', { target, detail: err instanceof Error ? err.message : String(err) }) };
       }
       if (res.status >= 200 && res.status < 300) return { kind: 'ok' };

@@ -145,7 +145,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           if (mailbox) p.mailbox = mailbox;
           problems.push(p);
           if (problems.length > MAX_PROBLEMS) problems.shift();
-          log.warn({ code: error.code, group: plan.name, listener: listener.id, mailbox }, error.message);
+          // Not logged here: every watcher logs its problem (with group and listener) before reporting it.
         };
         const publish: Publish = g.privacy === 'minimal' ? (e) => o.publish(e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e) : o.publish;
         const ctx: WatcherContext = {

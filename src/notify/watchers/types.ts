@@ -36,7 +36,11 @@ export type TokenProvider = (mailbox: string) => Promise<string>;
 /** Hands an event to the dispatcher; resolves once it is stored (duplicate: already stored before). */
 export type Publish = (event: NotifyEvent) => Promise<{ duplicate: boolean }>;
 
-export type WatchState = 'starting' | 'watching' | 'catching-up' | 'reconnecting' | 'failed' | 'stopped';
+/**
+ * `subscribed`: EWS push only — subscribed and caught up, but Exchange has not called back yet
+ * (it does not call right after Subscribe), so nothing proves the callback URL works.
+ */
+export type WatchState = 'starting' | 'subscribed' | 'watching' | 'catching-up' | 'reconnecting' | 'failed' | 'stopped';
 
 export interface MailboxStatus {
   mailbox: string;

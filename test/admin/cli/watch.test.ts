@@ -87,3 +87,24 @@ async function waitFor(check: () => Promise<boolean>, ms = 15_000): Promise<void
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('--once names subscriptions whose mailboxes no watch group watches', async () => {
+  const other = join(dir, 'watched.yaml');
+  writeFileSync(
+    other,
+    JSON.stringify({
+      store: { driver: 'sqlite', path: join(dir, 'mb.db') },
+      connections: { c: { tenantId: '0b7c3f3e-0000-4000-8000-000000000001', clientId: '0b7c3f3e-0000-4000-8000-000000000002', clientSecret: 'x' } },
+      notify: { watch: { groups: { sales: { kind: 'imap', listeners: [{ connection: 'c' }], mailboxes: ['anna@contoso.com'] } } } },
+    }),
+  );
+  const base = { kind: 'webhook', events: [], params: {}, privacy: 'full' as const, state: 'active' as const, createdAt: 1, updatedAt: 1 };
+  await store.notify.createSubscription({ ...base, id: 'sub_watched', mailboxes: ['anna@contoso.com'] });
+  await store.notify.createSubscription({ ...base, id: 'sub_typo', mailboxes: ['anna@contoso.com', 'ana@contoso.com'] });
+  const r = await runCli(['--config', other, 'watch', '--once']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /! subscription sub_typo: no group watches ana@contoso\.com \(MB_NOTIFY_MAILBOX_NOT_WATCHED\)/);
+  assert.ok(!r.stdout.includes('sub_watched'), r.stdout);
+  const de = await runCli(['--config', other, '--lang', 'de', 'watch', '--once']);
+  assert.match(de.stdout, /! Abonnement sub_typo: keine Gruppe überwacht ana@contoso\.com/);
+});

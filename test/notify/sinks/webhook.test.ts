@@ -10,6 +10,10 @@ import { createDispatcher } from '../../../src/notify/dispatcher.ts';
 import { webhookSinkSchema } from '../../../src/notify/config.ts';
 import { createWebhookSink } from '../../../src/notify/sinks/webhook.ts';
 import { Clock, mail, noJitter, subscription, tempStore } from '../helpers.ts';
+import { loopbackEgress } from '../../support/egress.ts';
+
+/** The receivers below listen on loopback, which the egress policy allows only when listed. */
+const egress = loopbackEgress();
 
 interface Received {
   path: string;
@@ -49,7 +53,7 @@ test('deliveries verify with the standardwebhooks reference implementation, in o
   const t = await tempStore();
   const r = await receiver();
   try {
-    const sink = createWebhookSink({ config });
+    const sink = createWebhookSink({ config, egress });
     const s = secret();
     const sub = subscription('webhook', ['ben@contoso.com'], sink.parseParams({ url: r.url, secret: s }));
     await t.store.notify.createSubscription(sub);
@@ -93,7 +97,7 @@ test('5xx, 429 with Retry-After and timeouts are retried with back-off on the in
   const r = await receiver();
   try {
     const clock = new Clock(Date.now());
-    const sink = createWebhookSink({ config, now: clock.now, timeoutMs: 200 });
+    const sink = createWebhookSink({ config, now: clock.now, timeoutMs: 200, egress });
     const s = secret();
     await t.store.notify.createSubscription(subscription('webhook', ['ben@contoso.com'], sink.parseParams({ url: r.url, secret: s })));
     const d = createDispatcher({ repo: t.store.notify, sinks: [sink], retry: noJitter, now: clock.now });
@@ -129,7 +133,7 @@ test('5xx, 429 with Retry-After and timeouts are retried with back-off on the in
 test('a timeout and an unreachable receiver are reported with MB codes', async () => {
   const r = await receiver();
   try {
-    const sink = createWebhookSink({ config, timeoutMs: 100 });
+    const sink = createWebhookSink({ config, timeoutMs: 100, egress });
     const s = secret();
     r.script.push('hang');
     const sub = subscription('webhook', ['ben@contoso.com'], { url: r.url, secret: s });
@@ -140,7 +144,7 @@ test('a timeout and an unreachable receiver are reported with MB codes', async (
   } finally {
     await close(r.server);
   }
-  const sink = createWebhookSink({ config });
+  const sink = createWebhookSink({ config, egress });
   const res = await sink.deliver(mail('ben@contoso.com', 'm1'), subscription('webhook', ['ben@contoso.com'], { url: r.url, secret: secret() }));
   assert.ok(res.kind === 'retry' && res.error.code === 'MB_NOTIFY_UNREACHABLE');
 });
@@ -149,7 +153,7 @@ test('410 Gone retires the subscription', async () => {
   const t = await tempStore();
   const r = await receiver();
   try {
-    const sink = createWebhookSink({ config });
+    const sink = createWebhookSink({ config, egress });
     const sub = subscription('webhook', ['ben@contoso.com'], { url: r.url, secret: secret() });
     await t.store.notify.createSubscription(sub);
     const d = createDispatcher({ repo: t.store.notify, sinks: [sink], retry: noJitter });

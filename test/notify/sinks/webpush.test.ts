@@ -11,6 +11,10 @@ import { webPushSinkSchema } from '../../../src/notify/config.ts';
 import { readStateChanged } from '../../../src/notify/events.ts';
 import { createWebPushSink, encryptPushMessage } from '../../../src/notify/sinks/webpush.ts';
 import { mail, noJitter, subscription, tempStore } from '../helpers.ts';
+import { loopbackEgress } from '../../support/egress.ts';
+
+/** The receivers below listen on loopback, which the egress policy allows only when listed. */
+const egress = loopbackEgress();
 
 // RFC 8291 Appendix A, "Encryption Example" (the keys are published test data).
 const RFC = {
@@ -115,7 +119,7 @@ test('delivery to a push service stand-in: headers, VAPID JWT and the decrypted 
   try {
     const vapid = vapidKeys();
     const config = webPushSinkSchema.parse({ vapid: { subject: 'mailto:it@contoso.com', ...vapid }, requireHttps: false, ttlSeconds: 3600 });
-    const sink = await createWebPushSink({ config });
+    const sink = await createWebPushSink({ config, egress });
     assert.equal(scrub(`key ${vapid.privateKey}`).includes(vapid.privateKey), false);
     const b = browser();
     const sub = subscription('webpush', ['ben@contoso.com'], sink.parseParams({ endpoint: `${ps.origin}/push/abc123`, expirationTime: null, keys: b.keys }));
@@ -166,7 +170,7 @@ test('push service answers: 410 and 404 retire the subscription, 429 and 5xx are
   const ps = await pushService();
   try {
     const config = webPushSinkSchema.parse({ vapid: { subject: 'https://contoso.com', ...vapidKeys() }, requireHttps: false });
-    const sink = await createWebPushSink({ config });
+    const sink = await createWebPushSink({ config, egress });
     const sub = subscription('webpush', ['ben@contoso.com'], { endpoint: `${ps.origin}/p/1`, keys: browser().keys });
     const answers: string[] = [];
     ps.script.push(410, 404, 429, 503, 413);

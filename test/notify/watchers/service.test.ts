@@ -25,8 +25,11 @@ import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { freePort } from '../../identity/sandbox-fixture.ts';
+import { loopbackEgressConfig } from '../../support/egress.ts';
 
 const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
+/** Watched over EWS push by a listener whose id has a slash, as every id under serve does. */
+const PUSHED = 'scanner@contoso.test';
 
 let dir: string;
 let sandbox: Sandbox;
@@ -61,6 +64,7 @@ before(async () => {
       connections: example.connections,
       notify: {
         webhook: { requireHttps: false },
+        egress: loopbackEgressConfig,
         retry: { initialSeconds: 0.2, jitter: 0 },
         watch: {
           publicUrl: `https://127.0.0.1:${port}`,
@@ -79,7 +83,7 @@ before(async () => {
   await sealedNotifyRepository(store.notify, box).createSubscription({
     id: 'sub_all',
     kind: 'webhook',
-    mailboxes: Object.values(WATCHED),
+    mailboxes: [...Object.values(WATCHED), PUSHED],
     events: [],
     params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}` },
     privacy: 'full',
@@ -120,9 +124,11 @@ test('serve with graph, ews and imap groups: one new-mail event per delivered me
     assert.equal(gw.watch!.status().publicUrl?.startsWith('https://127.0.0.1:'), true);
     for (const [kind, mb] of Object.entries(WATCHED)) await mail(mb, `Auftrag ${kind}`);
     await until('three new-mail events', () => events.filter((e) => e.type === 'message.new').length >= 3);
-    // Give late duplicates (a notification and a catch-up of the same change) the chance to show.
-    await new Promise((r) => setTimeout(r, 1500));
-    const news = events.filter((e) => e.type === 'message.new');
+    // A late duplicate (a notification and a catch-up of the same change) would be published before
+    // anything that happens later in the same mailbox: a second message is the marker to wait for.
+    for (const [kind, mb] of Object.entries(WATCHED)) await mail(mb, `Marker ${kind}`);
+    await until('the three markers', () => events.filter((e) => e.type === 'message.new' && e.subject?.startsWith('Marker ')).length >= 3);
+    const news = events.filter((e) => e.type === 'message.new' && e.subject?.startsWith('Auftrag '));
     assert.equal(news.length, 3, JSON.stringify(news));
     for (const [kind, mb] of Object.entries(WATCHED)) {
       const e = news.find((n) => n.mailbox === mb);
@@ -145,6 +151,42 @@ test('serve with graph, ews and imap groups: one new-mail event per delivered me
     assert.equal(read.unreadCount, 0);
   } finally {
     await gw.close();
+  }
+});
+
+test('serve with an EWS push group (listener id group/name): Exchange\'s pushes reach the route, the event arrives; "subscribed" until the first call', async () => {
+  const groups = { ep: { kind: 'ews', listeners: [{ connection: 'sandbox', name: 'pushsvc' }], mailboxes: [PUSHED], ews: { url: sandbox.ews.url, mode: 'push', statusFrequencyMinutes: 1 } } };
+  const gw: Gateway = await startGateway(await config(groups), silentLogger);
+  try {
+    // Subscribed and caught up, but Exchange has not called yet: nothing proves the URL works.
+    await until('subscribed', () => gw.watch!.status().groups[0]?.states.subscribed === 1);
+    await mail(PUSHED, 'Per Push unter serve');
+    await until('the pushed event', () => events.some((e) => e.type === 'message.new' && e.mailbox === PUSHED && e.subject === 'Per Push unter serve'));
+    await until('watching after the first call', () => gw.watch!.status().groups[0]?.states.watching === 1);
+  } finally {
+    await gw.close();
+  }
+});
+
+test('a watcher warning is logged once (with group and listener) and listed once in the status', async () => {
+  const { startWatchService } = await import('../../../src/notify/watchers/service.ts');
+  const { createLogger } = await import('../../../src/log/index.ts');
+  const store = await openStore({ driver: 'sqlite', path: join(dir, 'warn.db') });
+  const lines: Array<{ level: number; code?: string; group?: string; listener?: string }> = [];
+  const log = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l) as (typeof lines)[number]) } });
+  const watch = (await config({ plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [{ address: WATCHED.ews, folders: ['inbox', 'Inbox/Orders'] }], ews: { url: sandbox.ews.url } } })).notify!.watch!;
+  const svc = await startWatchService({ config: { ...watch, groups: watch.groups }, kv: store.kv, publish: async () => ({ duplicate: false }), token: async () => 'not-used', reveal: (v) => v, log });
+  try {
+    await until('the problem is listed', () => svc.status().problems.some((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED'));
+    assert.equal(svc.status().problems.filter((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED').length, 1);
+    const logged = lines.filter((l) => l.code === 'MB_EWS_FOLDER_UNSUPPORTED');
+    assert.equal(logged.length, 1, JSON.stringify(logged));
+    assert.equal(logged[0]!.level, 40);
+    assert.equal(logged[0]!.group, 'plant');
+    assert.equal(logged[0]!.listener, 'plant/sandbox');
+  } finally {
+    await svc.close();
+    await store.close();
   }
 });
 

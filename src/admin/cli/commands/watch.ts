@@ -9,6 +9,7 @@
  */
 import { loadConfig } from '../../../config/index.ts';
 import { MbError } from '../../../errors/index.ts';
+import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
 import { openStore } from '../../../store/index.ts';
@@ -67,6 +68,7 @@ function describe(e: NotifyEvent, de: boolean): string {
 
 const STATE_DE: Record<string, string> = {
   starting: 'startet',
+  subscribed: 'abonniert, noch kein Rückruf von Exchange',
   watching: 'überwacht',
   'catching-up': 'holt auf',
   reconnecting: 'verbindet neu',
@@ -86,7 +88,7 @@ function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: 
     return;
   }
   if (status.publicUrl) ctx.out.line(de ? `Benachrichtigungs-URL für Microsoft: ${status.publicUrl}` : `Notification URL for Microsoft: ${status.publicUrl}`);
-  const state = (s: string) => (de ? (STATE_DE[s] ?? s) : s);
+  const state = (s: string) => (de ? (STATE_DE[s] ?? s) : s === 'subscribed' ? 'subscribed, no call from Exchange yet' : s);
   for (const g of status.groups) {
     const states = Object.entries(g.states)
       .map(([s, n]) => `${state(s)} ${n}`)
@@ -135,7 +137,14 @@ Optionen:
     const de = ctx.lang === 'de';
     try {
       const raw = await store.kv.get(STATUS_NAMESPACE, STATUS_KEY);
-      if (!o.json) printStatus(ctx, raw ? (JSON.parse(raw) as WatchStatus) : undefined, Date.now());
+      if (!o.json) {
+        printStatus(ctx, raw ? (JSON.parse(raw) as WatchStatus) : undefined, Date.now());
+        // Subscriptions that can never get an event: their mailboxes are in no watch group.
+        for (const s of await subscriptionsNotWatched(store.notify, config.notify?.watch)) {
+          const list = s.mailboxes.length > 5 ? `${s.mailboxes.slice(0, 5).join(', ')} (+${s.mailboxes.length - 5})` : s.mailboxes.join(', ');
+          ctx.out.line(de ? `  ! Abonnement ${s.id}: keine Gruppe überwacht ${list} (MB_NOTIFY_MAILBOX_NOT_WATCHED)` : `  ! subscription ${s.id}: no group watches ${list} (MB_NOTIFY_MAILBOX_NOT_WATCHED)`);
+        }
+      }
       const show = (rows: Array<{ body: string; seq: number; cursor: number }>) => {
         for (const r of rows) {
           const e = { ...parseEvent(r.body), seq: r.seq };

@@ -41,7 +41,7 @@ export interface EwsWatchHooks {
   autodiscoverCandidates?: (domain: string) => Array<Candidate | string>;
   resolveSrv?: (name: string) => Promise<Array<{ name: string; port: number; priority: number; weight: number }>>;
   /** Overrides of the timings derived from the options. */
-  timing?: { readTimeoutMs?: number; minRetryMs?: number; maxRetryMs?: number; subscribeRetryMs?: number; watchdogMs?: number };
+  timing?: { readTimeoutMs?: number; minRetryMs?: number; maxRetryMs?: number; subscribeRetryMs?: number; watchdogMs?: number; healthyMs?: number };
 }
 
 export interface EwsWatcherDeps {
@@ -167,7 +167,7 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
 
   function fail(address: string, err: MbError): void {
     unplaced.set(address, { mailbox: address, listener, state: 'failed', since: new Date(ctx.now()).toISOString(), error: { code: err.code, message: err.message } });
-    core.report(undefined, err);
+    core.report({ address }, err);
   }
 
   async function start(): Promise<void> {
@@ -230,7 +230,8 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
       const p = place.get(w.address);
       if (!p) continue;
       if (options.servers?.length && !serverMatches(p.server, options.servers)) {
-        ctx.log.debug({ mailbox: w.address, server: p.server, listener }, 'ews: mailbox on another server, not watched here');
+        // Listed in this group but left out by its scope: nobody watches it, and the admin must know.
+        fail(w.address, new MbError('MB_EWS_MAILBOX_NOT_ON_SERVERS', { mailbox: w.address, server: p.server ?? '?', servers: options.servers.join(', '), listener }));
         continue;
       }
       members.push(new Member(w.address, w.names, w.folders, p.url, ctx.now()));
@@ -263,6 +264,7 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
       minRetryMs: hooks.timing?.minRetryMs ?? 1000,
       maxRetryMs: hooks.timing?.maxRetryMs ?? 60_000,
       subscribeRetryMs: hooks.timing?.subscribeRetryMs ?? 300_000,
+      healthyMs: hooks.timing?.healthyMs ?? 10_000,
     };
     for (const list of byKey.values()) {
       list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));

@@ -52,7 +52,7 @@ export interface Core {
   impersonation: boolean;
   signal: AbortSignal;
   /** Reports and logs a problem; the member's status shows it. */
-  report(member: Member | undefined, err: MbError): void;
+  report(member: Pick<Member, 'address'> | undefined, err: MbError): void;
 }
 
 export class Member {
@@ -88,7 +88,7 @@ export class Member {
       this.since = now;
     }
     if (error) this.error = error;
-    else if (state === 'watching') this.error = undefined;
+    else if (state === 'watching' || state === 'subscribed') this.error = undefined;
   }
 
   status(listener: string): MailboxStatus {

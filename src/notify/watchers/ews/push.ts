@@ -18,9 +18,19 @@
  * The callback URL carries a random token (kept in kv, sealed when the SecretBox is available):
  * Exchange push has no authentication of its own, and the token keeps strangers from injecting
  * notifications for a known subscription id.
+ *
+ * Route: /notify/ews/<group>/<name>/<token>, the listener id as path segments. The router matches
+ * the bytes of the request path, and a percent-encoded character never matches (`ep%2Fpushsvc`
+ * was never found), so a segment with characters outside RFC 3986's unreserved set (a user name
+ * such as DOMAIN\svc or svc@contoso.com) is replaced by a readable, hash-suffixed form.
+ *
+ * Honesty: Exchange does not call right after Subscribe, so a mailbox is `subscribed` (not
+ * `watching`) until the first notification of any kind arrives; silence past 2 × StatusFrequency
+ * with no call at all is reported (MB_EWS_PUSH_SILENT): Exchange cannot reach the callback URL.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import type { EwsClient } from './client.ts';
 import { catchUp, explainEws, handleEvents, KV_NAMESPACE, prepare, target, type Core, type Member } from './mailbox.ts';
@@ -46,13 +56,15 @@ export class PushWatch {
   private watchdog?: ReturnType<typeof setInterval>;
   /** Notifications answered (tests and `mailbridge watch`). */
   readonly stats = { notifications: 0, unsubscribed: 0, resubscribed: 0 };
+  /** Members Exchange has called back at least once: the callback URL is known to work for them. */
+  private readonly heard = new WeakSet<Member>();
 
   constructor(core: Core, members: Member[], timing: PushTiming, limiter: Limiter, inbound: { http: FastifyInstance; publicUrl: string }) {
     this.core = core;
     this.members = members;
     this.timing = timing;
     this.limiter = limiter;
-    this.route = `/notify/ews/${encodeURIComponent(core.listener)}`;
+    this.route = `/notify/ews/${routePath(core.listener)}`;
     // Read when subscribing, not now: the service may learn its public URL only once it listens.
     this.inbound = inbound;
     this.register(inbound.http);
@@ -90,6 +102,11 @@ export class PushWatch {
     }
     registerSecret(token);
     this.token = Buffer.from(token);
+  }
+
+  /** The callback URL without its token (for messages). */
+  publicRoute(): string {
+    return `${this.inbound.publicUrl.replace(/\/+$/, '')}${this.route}`;
   }
 
   callbackUrl(): string {
@@ -140,7 +157,7 @@ export class PushWatch {
       await this.core.ctx.kv.set(KV_NAMESPACE, key, JSON.stringify({ id: sub.subscriptionId, watermark: sub.watermark ?? watermark }));
       m.set('catching-up', this.now());
       await catchUp(this.core, m);
-      m.set('watching', this.now());
+      m.set(this.heard.has(m) ? 'watching' : 'subscribed', this.now());
     } catch (err) {
       if (this.core.signal.aborted) return;
       const e = explainEws(err, { operation: 'Subscribe', mailbox: m.address, url: m.url });
@@ -155,6 +172,12 @@ export class PushWatch {
     for (const m of this.members) {
       const silent = m.subId ? this.now() - m.lastHeard > limit : m.retryAt <= this.now();
       if (!silent || m.state === 'catching-up') continue;
+      if (m.subId && !this.heard.has(m)) {
+        // Not one call since Subscribe, not even a StatusEvent: the callback URL does not work.
+        const e = new MbError('MB_EWS_PUSH_SILENT', { mailbox: m.address, url: this.publicRoute(), minutes: Math.round(limit / 60_000) });
+        this.core.report(m, e);
+        m.set('reconnecting', this.now(), e);
+      }
       m.lastHeard = this.now(); // one resubscribe per silence period
       m.set('reconnecting', this.now());
       this.stats.resubscribed++;
@@ -183,6 +206,7 @@ export class PushWatch {
         continue;
       }
       m.lastHeard = this.now();
+      this.heard.add(m);
       this.stats.notifications++;
       try {
         await m.run(async () => {
@@ -202,4 +226,14 @@ export class PushWatch {
     if (unknown) this.stats.unsubscribed++;
     return { status: 200, body: sendNotificationResult(unknown && notes.every((n) => !this.bySub.has(n.subscriptionId)) ? 'Unsubscribe' : 'OK') };
   }
+}
+
+const UNRESERVED = /^[A-Za-z0-9._~-]+$/;
+
+/** The listener id (group/name) as route segments that every client sends byte for byte. */
+export function routePath(listener: string): string {
+  return listener
+    .split('/')
+    .map((seg) => (UNRESERVED.test(seg) && seg !== '.' && seg !== '..' ? seg : `${seg.replace(/[^A-Za-z0-9._~-]/g, '_')}-${createHash('sha256').update(seg).digest('hex').slice(0, 8)}`))
+    .join('/');
 }

@@ -10,7 +10,10 @@
  *
  * Reconnects: after `ConnectionStatus Closed` (ConnectionTimeout reached) at once; after silence
  * of 2 × heartbeat (no envelope, not even `ConnectionStatus OK`), a dropped connection or an error,
- * with growing waits (1 s … 60 s; ErrorServerBusy: what BackOffMilliseconds says). The same
+ * with growing waits (1 s … 60 s) that start again from 1 s once a connection has stayed up for a
+ * healthy period (10 s), so an occasional drop is not punished for the drops of last week.
+ * ErrorServerBusy: exactly what BackOffMilliseconds says, counted from the busy answer (a catch-up
+ * that already waited some of it shortens the rest), and it does not grow the failure count. The same
  * SubscriptionIds are used again (kept in kv as `sub:<mailbox>`, so a restart reuses them too);
  * subscriptions Exchange no longer knows (ErrorSubscriptionNotFound, ErrorInvalidSubscription) are
  * created anew. After every (re)connect each mailbox is caught up with SyncFolderItems
@@ -35,6 +38,15 @@ export interface StreamTiming {
   maxRetryMs: number;
   /** A failed Subscribe is not tried again before this. */
   subscribeRetryMs: number;
+  /** A connection open this long was healthy: the next failure waits minRetryMs again (default 10 s). */
+  healthyMs?: number;
+}
+
+/** How a connection ended: `waitMs` a fixed wait (0: at once), `busyUntil` Exchange's back-off, neither: the failure back-off. */
+interface Verdict {
+  ok: boolean;
+  waitMs?: number;
+  busyUntil?: number;
 }
 
 export interface Limiter {
@@ -57,6 +69,10 @@ export class StreamGroup {
   readonly ready: Promise<void>;
   /** Connections opened (tests and `mailbridge watch`). */
   connections = 0;
+  /** The waits before the last reconnects, in ms (tests and `mailbridge watch`; the last 50). */
+  readonly waits: number[] = [];
+  /** When the current (or last) connection was opened (ctx clock). */
+  private openedAt: number | undefined;
 
   constructor(core: Core, members: Member[], timing: StreamTiming, limiter: Limiter) {
     this.core = core;
@@ -151,6 +167,7 @@ export class StreamGroup {
     let first = true;
     while (!this.core.signal.aborted) {
       let waitMs: number;
+      this.openedAt = undefined;
       try {
         await this.subscribeMissing();
         const live = this.members.filter((m) => m.subId);
@@ -161,23 +178,33 @@ export class StreamGroup {
         } else {
           const outcome = await this.connect(live, first);
           first = false;
+          if (this.wasHealthy()) failures = 0;
           if (outcome.ok) failures = 0;
-          waitMs = outcome.waitMs ?? 0;
+          else if (outcome.busyUntil === undefined && outcome.waitMs === undefined) failures++;
+          waitMs = outcome.busyUntil !== undefined ? Math.max(0, outcome.busyUntil - this.now()) : (outcome.waitMs ?? this.retryMs(failures));
         }
       } catch (err) {
         if (this.core.signal.aborted) break;
-        failures++;
+        if (this.wasHealthy()) failures = 0;
         const e = explainEws(err, { operation: 'GetStreamingEvents', mailbox: this.anchor.address, url: this.url });
         this.core.report(undefined, e);
         for (const m of this.members) if (m.subId) m.set('reconnecting', this.now(), e);
-        waitMs = err instanceof EwsError && err.code === 'ErrorServerBusy' ? this.client.backOffMs(err) : this.retryMs(failures);
+        if (err instanceof EwsError && err.code === 'ErrorServerBusy') waitMs = this.client.backOffMs(err);
+        else waitMs = this.retryMs(++failures);
         if (first) {
           first = false;
           this.readyResolve();
         }
       }
+      this.waits.push(waitMs);
+      if (this.waits.length > 50) this.waits.shift();
       if (waitMs > 0) await sleep(waitMs, this.core.signal).catch(() => undefined);
     }
+  }
+
+  /** The last connection stayed open for a healthy period (its failure starts the back-off afresh). */
+  private wasHealthy(): boolean {
+    return this.openedAt !== undefined && this.now() - this.openedAt >= (this.timing.healthyMs ?? 10_000);
   }
 
   private retryMs(failures: number): number {
@@ -188,19 +215,19 @@ export class StreamGroup {
    * One GetStreamingEvents connection, from open to end. Resolves with the wait before the next
    * one (0: reconnect at once); throws when it could not be opened.
    */
-  private async connect(live: Member[], first: boolean): Promise<{ ok: boolean; waitMs?: number }> {
+  private async connect(live: Member[], first: boolean): Promise<Verdict> {
     const conn = new AbortController();
     this.conn = conn;
     const onAbort = () => conn.abort(this.core.signal.reason);
     this.core.signal.addEventListener('abort', onAbort, { once: true });
     const splitter = new EnvelopeSplitter();
-    let verdict: { ok: boolean; waitMs?: number } | undefined;
+    let verdict: Verdict | undefined;
     let lost = false;
     const timer = setTimeout(() => {
       lost = true;
       conn.abort(new EwsError('Timeout', 'no data'));
     }, this.timing.readTimeoutMs);
-    const end = (v: { ok: boolean; waitMs?: number }) => {
+    const end = (v: Verdict) => {
       verdict ??= v;
       conn.abort(new EwsError('Aborted', 'connection ended'));
     };
@@ -225,6 +252,7 @@ export class StreamGroup {
         },
       );
       this.connections++;
+      this.openedAt = this.now();
       if (affinityCookie && !this.cookie) this.cookie = affinityCookie;
       // Caught up once the stream is open: whatever happens from now on, the stream reports.
       const catching = this.catchUpAll(live);
@@ -248,7 +276,7 @@ export class StreamGroup {
     }
   }
 
-  private onEnvelope(doc: string, end: (v: { ok: boolean; waitMs?: number }) => void): void {
+  private onEnvelope(doc: string, end: (v: Verdict) => void): void {
     let messages;
     try {
       messages = parseStreamEnvelope(doc);
@@ -282,7 +310,7 @@ export class StreamGroup {
     }).catch(() => undefined);
   }
 
-  private async onStreamError(err: EwsError, end: (v: { ok: boolean; waitMs?: number }) => void): Promise<void> {
+  private async onStreamError(err: EwsError, end: (v: Verdict) => void): Promise<void> {
     switch (err.code) {
       case 'ErrorSubscriptionNotFound':
       case 'ErrorInvalidSubscription':
@@ -300,16 +328,18 @@ export class StreamGroup {
         end({ ok: true, waitMs: 0 });
         return;
       case 'ErrorServerBusy': {
+        // Counted from now: whatever the catch-up in flight waits for its own busy answers is part of it.
         const ms = this.client.backOffMs(err);
         this.core.report(undefined, explainEws(err, { operation: 'GetStreamingEvents', mailbox: this.anchor.address, url: this.url }));
-        end({ ok: false, waitMs: ms });
+        end({ ok: false, busyUntil: this.now() + ms });
         return;
       }
       default: {
         const e = explainEws(err, { operation: 'GetStreamingEvents', mailbox: this.anchor.address, url: this.url });
         this.core.report(undefined, e);
         for (const m of this.members) if (m.subId) m.set('reconnecting', this.now(), e);
-        end({ ok: false, waitMs: this.timing.maxRetryMs });
+        // The failure count decides the wait (growing, reset after a healthy period).
+        end({ ok: false });
       }
     }
   }

@@ -488,6 +488,17 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
       }
       return;
     }
+    // Lifecycle events are rare and each means something to an admin: a line for each. Routine
+    // reauthorization is info; a removed subscription or missed notifications are problems.
+    if (lifecycle === 'reauthorizationRequired') {
+      log.info({ mailbox: f.box.address, folder: f.folder, subscription: id, lifecycleEvent: lifecycle }, 'graph watcher: Graph asks for reauthorization of the subscription; reauthorizing');
+    } else if (lifecycle === 'subscriptionRemoved') {
+      problem(f.box.address, new MbError('MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED', { mailbox: f.box.address, folder: f.folder, subscriptionId: id }));
+    } else if (lifecycle === 'missed') {
+      problem(f.box.address, new MbError('MB_WATCH_GRAPH_MISSED', { mailbox: f.box.address, folder: f.folder, subscriptionId: id }));
+    } else if (lifecycle) {
+      log.info({ mailbox: f.box.address, subscription: id, lifecycleEvent: lifecycle }, 'graph watcher: lifecycle event of a kind mailbridge does not act on');
+    }
     // Work starts after the 202 is on its way (setImmediate runs after the reply is written).
     setImmediate(() => {
       if (closed) return;

@@ -28,6 +28,9 @@
  *   are read-state events. Not reported: read changes of messages outside the memo, and deletions
  *   during the gap (the memo keeps hashes, not ids; the missing entries are only forgotten).
  * - The unread count is the inbox's unreadItemCount, read once per round after the changes.
+ * - Order: events are published in arrival order (receivedDateTime, oldest first), as the EWS and
+ *   IMAP watchers do. Graph lists a delta round newest first, so a burst read in one round would
+ *   otherwise come out backwards; ties (whole seconds) keep the reverse of Graph's order.
  */
 import { createHash } from 'node:crypto';
 import { MbError } from '../../../errors/index.ts';
@@ -229,14 +232,16 @@ export async function inboxUnread(d: SyncDeps, mailbox: string, folder: string):
   return n;
 }
 
-/** Latest state per message id in a round (Graph may report one message several times). */
+/** Latest state per message id in a round (Graph may report one message several times), oldest first. */
 function latest(items: Item[]): Item[] {
   const byId = new Map<string, Item>();
   for (const it of items) {
     byId.delete(it.id);
     byId.set(it.id, it);
   }
-  return [...byId.values()];
+  // Graph's order is newest first: reversed, then a stable sort by arrival (removed items carry no
+  // receivedDateTime and come first; their order among themselves does not matter).
+  return [...byId.values()].reverse().sort((a, b) => a.received - b.received);
 }
 
 async function loadCursor(kv: KeyValue, mailbox: string, folder: string): Promise<Cursor | undefined> {
@@ -296,9 +301,10 @@ export async function syncFolder(d: SyncDeps, mailbox: string, folder: string, h
   if (cursor && hints && hints.length > 0) {
     deltaLink = cursor.link;
     result.hinted = true;
-    for (const raw of hints) {
-      const it = parseItem(raw);
-      if (!it || it.removed || memo.get(it.id) !== undefined || it.received < from) continue;
+    // Notifications arrive in any order: arrival order is the messages' own.
+    const items = hints.map(parseItem).filter((it): it is Item => it !== undefined).sort((a, b) => a.received - b.received);
+    for (const it of items) {
+      if (it.removed || memo.get(it.id) !== undefined || it.received < from) continue;
       memo.set(it.id, it.isRead);
       announceNew(it);
     }

@@ -141,9 +141,17 @@ test('the watcher autodiscovers, groups by GroupingInformation (one affinity coo
     hooks: { autodiscoverCandidates: candidates },
   });
   watchers.push(limited);
+  const problemsBefore = rig.problems.length;
   await limited.start();
   const expected = MAILBOXES.filter((m) => rig.ews.backends.of(m) === server);
   assert.ok(expected.length > 0 && expected.length < MAILBOXES.length, 'the rig spreads mailboxes over both backends');
-  assert.deepEqual(limited.status().map((s) => s.mailbox).sort(), expected.sort());
+  assert.deepEqual(limited.status().filter((s) => s.state !== 'failed').map((s) => s.mailbox).sort(), expected.sort());
+  // The others are listed in the group but nobody watches them: each is a failed mailbox with its code.
+  const left = MAILBOXES.filter((m) => !expected.includes(m)).sort();
+  const failed = limited.status().filter((s) => s.state === 'failed');
+  assert.deepEqual(failed.map((s) => s.mailbox).sort(), left);
+  assert.ok(failed.every((s) => s.error?.code === 'MB_EWS_MAILBOX_NOT_ON_SERVERS'));
+  const reported = rig.problems.slice(problemsBefore).filter((p) => p.error.code === 'MB_EWS_MAILBOX_NOT_ON_SERVERS');
+  assert.deepEqual(reported.map((p) => p.mailbox).sort(), left);
   await limited.close();
 });

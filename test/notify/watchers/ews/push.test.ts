@@ -53,11 +53,13 @@ test('push: a new message arrives once with its unread count, a read follows, an
   const anna = 'anna@contoso.test';
   const { w } = await pushWatcher([anna]);
   await w.start();
-  assert.deepEqual(w.status().map((s) => s.state), ['watching']);
+  // Exchange does not call right after Subscribe: until it does, nothing proves the URL works.
+  assert.deepEqual(w.status().map((s) => s.state), ['subscribed']);
   assert.match(w.push!.callbackUrl(), /^http:\/\/127\.0\.0\.1:\d+\/notify\/ews\/ews-push\/[A-Za-z0-9_-]{32}$/);
 
   await rig.deliver(anna, 'Per Push');
   await until(() => newSubjects(anna).includes('Per Push'), 10_000, 'push delivered');
+  await until(() => w.status()[0]?.state === 'watching', 10_000, 'watching after the first call');
   const ev = rig.at(anna, 'message.new').find((e) => e.type === 'message.new' && e.subject === 'Per Push');
   assert.equal(ev?.type === 'message.new' && ev.unreadCount, 1);
   const saved = JSON.parse((await rig.store.store.kv.get('watch-ews', `push:${anna}`))!) as { id: string; watermark: string };
@@ -92,7 +94,11 @@ test('push: strangers get 404, unknown subscriptions Unsubscribe; silence resubs
   const subscribes = rig.ews.stats.operations.Subscribe ?? 0;
   clock.offset += 3 * 60_000;
   w.push!.checkNow();
-  await until(() => (rig.ews.stats.operations.Subscribe ?? 0) > subscribes && w.status()[0]?.state === 'watching', 10_000, 'resubscribed');
+  await until(() => (rig.ews.stats.operations.Subscribe ?? 0) > subscribes && w.status()[0]?.state === 'subscribed', 10_000, 'resubscribed');
+  // Not one call from Exchange for ben's subscription in all that time: reported, with the URL but not its token.
+  const silent = rig.problems.find((p) => p.mailbox === ben && p.error.code === 'MB_EWS_PUSH_SILENT');
+  assert.ok(silent, JSON.stringify(rig.problems.map((p) => p.error.code)));
+  assert.ok(silent.error.message.includes('/notify/ews/ews-push') && !silent.error.message.includes(url.split('/').at(-1)!));
   assert.equal(w.push!.stats.resubscribed, 1);
   const newId = (JSON.parse((await rig.store.store.kv.get('watch-ews', `push:${ben}`))!) as { id: string }).id;
   assert.notEqual(newId, oldId);
@@ -120,4 +126,13 @@ test('push: a restart resubscribes from the saved watermark; mail that came mean
   assert.deepEqual(newSubjects(cara), ['While the listener was down']);
   const ids = rig.received.map((r) => r.id);
   assert.equal(ids.length, new Set(ids).size);
+});
+
+test('push routes: a listener id group/name is two plain segments; a name with other characters gets a hash-suffixed segment that every client sends unchanged', async () => {
+  const { routePath } = await import('../../../../src/notify/watchers/ews/push.ts');
+  assert.equal(routePath('ep/pushsvc'), 'ep/pushsvc');
+  const odd = routePath('plant/svc-notify@plant.contoso.com');
+  assert.match(odd, /^plant\/svc-notify_plant\.contoso\.com-[0-9a-f]{8}$/);
+  assert.notEqual(routePath('plant/DOMAIN\\svc'), routePath('plant/DOMAIN/svc'));
+  assert.equal(encodeURI(odd), odd, 'nothing a client would percent-encode');
 });

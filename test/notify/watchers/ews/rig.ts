@@ -23,6 +23,7 @@ import { startEwsSandbox, type SandboxEws, type Scheduler } from '../../../../sr
 import { DovecotFeed } from '../../../../src/sandbox/feed/dovecot.ts';
 import { MailStore } from '../../../../src/sandbox/graph/store.ts';
 import { noJitter, subscription, tempStore, type TempStore } from '../../helpers.ts';
+import { loopbackEgress } from '../../../support/egress.ts';
 
 export const TENANT = '1c000000-0000-4000-8000-0000000000e1';
 export const APP_ID = 'a0000000-0000-4000-8000-0000000000e1';
@@ -94,7 +95,7 @@ export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number;
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-  const sink = createWebhookSink({ config: webhookSinkSchema.parse({ requireHttps: false }) });
+  const sink = createWebhookSink({ config: webhookSinkSchema.parse({ requireHttps: false }), egress: loopbackEgress() });
   await store.store.notify.createSubscription(subscription('webhook', MAILBOXES, sink.parseParams({ url, secret: `whsec_${randomBytes(32).toString('base64')}` })));
   const dispatcher = createDispatcher({ repo: store.store.notify, sinks: [sink], retry: noJitter });
   dispatcher.start();

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ewsWatchSchema, createEwsWatcher, type EwsWatcher, type EwsWatchHooks } from '../../../../src/notify/watchers/ews/index.ts';
 import type { WatchedMailbox } from '../../../../src/notify/watchers/types.ts';
+import { Clock } from '../../helpers.ts';
 import { startRig, until, type Rig } from './rig.ts';
 
 let rig: Rig;
@@ -230,4 +231,51 @@ test('a subscription Exchange no longer knows is made anew, and SyncFolderItems 
   assert.notEqual(JSON.parse((await rig.store.store.kv.get('watch-ews', `sub:${dora}`))!).id, bytes.toString('base64'));
   assertNoDuplicates();
   await second.close();
+});
+
+test('back-off on a manual clock: drops after a healthy period each wait the first step again; a busy answer waits BackOffMilliseconds once and does not grow the back-off', async () => {
+  const eva = 'anna@contoso.test';
+  const clock = new Clock();
+  const w = createEwsWatcher({
+    listener: 'ews-backoff',
+    mailboxes: [{ address: eva, folders: ['inbox'] }],
+    authorization: rig.authorization,
+    options: ewsWatchSchema.parse({ url: rig.ews.url }),
+    ctx: { ...rig.ctx, now: clock.now },
+    ca: rig.ca.certPem,
+    hooks: { timing: { minRetryMs: 40, maxRetryMs: 60_000 } },
+  });
+  watchers.push(w);
+  await w.start();
+  const g = w.groups[0]!;
+  const drop = async (healthyFor: number) => {
+    const before = g.connections;
+    clock.advance(healthyFor);
+    assert.equal(rig.ews.dropStreams(), 1);
+    await until(() => g.connections > before && w.status()[0]?.state === 'watching', 10_000, 'reconnected');
+  };
+  // Five drops, each after 20 s of healthy streaming: each waits the first step, none doubles.
+  for (let i = 0; i < 5; i++) await drop(20_000);
+  assert.deepEqual(g.waits.slice(-5), [40, 40, 40, 40, 40]);
+  // Drops in quick succession (no healthy period between them) keep growing from there.
+  await drop(0);
+  await drop(0);
+  assert.deepEqual(g.waits.slice(-2), [80, 160]);
+
+  // ErrorServerBusy as a stream message: BackOffMilliseconds, once.
+  rig.ews.busy(1, 300, 'message');
+  const conns = g.connections;
+  g.reconnect();
+  await until(() => g.connections > conns + 1 && w.status()[0]?.state === 'watching', 10_000, 'past the busy message');
+  assert.equal(g.waits.at(-1), 300);
+  await drop(20_000);
+  assert.equal(g.waits.at(-1), 40, 'a healthy period after the busy answer: the first step');
+  // As a fault on the reconnect after a quick drop: 80 ms for the drop, then 300 ms for the busy
+  // answer, which is not a failure of its own: the next quick drop waits 160, not 320.
+  rig.ews.busy(1, 300, 'fault');
+  await drop(0);
+  assert.deepEqual(g.waits.slice(-2), [80, 300]);
+  await drop(0);
+  assert.equal(g.waits.at(-1), 160);
+  await w.close();
 });

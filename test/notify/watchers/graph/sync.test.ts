@@ -214,3 +214,19 @@ test('429 with Retry-After is waited out and reported; at most 4 requests per ma
     await c.close();
   }
 });
+
+test('a burst read in one round is published in arrival order (Graph lists newest first)', async () => {
+  const mailbox = USER.bob.upn;
+  const c = client();
+  const rec = storeRecorder(t.store);
+  try {
+    await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
+    const subjects = ['Burst 0', 'Burst 1', 'Burst 2', 'Burst 3', 'Burst 4'];
+    for (const s of subjects) await deliver(rig, mailbox, s);
+    const r = await syncFolder(deps(c, rec.publish), mailbox, 'inbox');
+    assert.equal(r.published, 5);
+    assert.deepEqual(rec.events.map((e) => (e.type === 'message.new' ? e.subject : e.type)), subjects);
+  } finally {
+    await c.close();
+  }
+});

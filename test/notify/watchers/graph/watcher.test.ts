@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fetch } from 'undici';
 import type { MbError } from '../../../../src/errors/index.ts';
-import { silentLogger } from '../../../../src/log/index.ts';
+import { createLogger } from '../../../../src/log/index.ts';
 import { createDispatcher, type Dispatcher } from '../../../../src/notify/dispatcher.ts';
 import type { NotifyEvent } from '../../../../src/notify/events.ts';
 import { createWebhookSink } from '../../../../src/notify/sinks/webhook.ts';
@@ -24,6 +24,7 @@ import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
 import { deliver, freePort, noJitter, type TempStore, tempStore, until } from './helpers.ts';
+import { loopbackEgress } from '../../../support/egress.ts';
 
 /** Sandbox notification retries run only when the test says so. */
 class ManualTimers implements Timers {
@@ -61,6 +62,9 @@ let t: TempStore;
 let receiver: { server: Server; url: string; got: Received[] };
 let dispatcher: Dispatcher;
 const problems: MbError[] = [];
+/** The watchers' log lines (info and up), as JSON. */
+const logLines: Array<{ level: number; msg: string; lifecycleEvent?: string }> = [];
+const log = createLogger({ level: 'info', destination: { write: (line: string) => logLines.push(JSON.parse(line) as (typeof logLines)[number]) } });
 const now = () => Date.now() + rig.clock.offsetMs;
 
 before(async () => {
@@ -79,7 +83,7 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   receiver = { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got };
-  const sink = createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false } });
+  const sink = createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false }, egress: loopbackEgress() });
   const params = sink.parseParams({ url: receiver.url, secret: `whsec_${randomBytes(32).toString('base64')}` });
   await t.store.notify.createSubscription({
     id: 'sub_graphwatch',
@@ -122,7 +126,7 @@ async function startWatcher(mailboxes: string[], options: { port?: number; liste
   const ctx: WatcherContext = {
     publish: (e) => dispatcher.publish(e),
     kv: t.store.kv,
-    log: silentLogger,
+    log,
     now,
     problem: (_m, e) => problems.push(e),
     inbound: { http, publicUrl },
@@ -265,6 +269,8 @@ test('a `missed` lifecycle event (dropped notifications) ends with each change r
     await settle(w.watcher);
     assert.equal(rig.graph.notificationStats.droppedByHook, 2);
     assert.ok(w.watcher.stats.lifecycle >= 1, 'the missed event arrived');
+    assert.ok(problems.some((p) => p.code === 'MB_WATCH_GRAPH_MISSED' && p.params.mailbox === mailbox), 'the missed event is a problem with its code');
+    assert.ok(logLines.some((l) => l.level === 40 && /sent a missed lifecycle event/.test(l.msg)), 'and a warning in the log');
     assert.ok(w.watcher.stats.rounds > rounds);
     assert.equal(newMail(mailbox, 'Dropped 1').length, 1);
     assert.equal(newMail(mailbox, 'Dropped 2').length, 1);
@@ -288,6 +294,7 @@ test('a removed subscription is recreated and the gap is caught up: nothing lost
       return !!s && s.id !== old.id;
     }, 20_000, 'a new subscription');
     await until(() => newMail(mailbox, 'While removed').length > 0, 20_000, 'the gap caught up');
+    assert.ok(problems.some((p) => p.code === 'MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED' && p.params.subscriptionId === old.id), 'the removal is reported with its code');
     await deliver(rig, mailbox, 'After recreate');
     await until(() => newMail(mailbox, 'After recreate').length > 0, 20_000, 'notification on the new subscription');
     await settle(w.watcher);
@@ -363,6 +370,7 @@ test('reauthorizationRequired is answered with POST …/reauthorize; the subscri
     await until(() => w.watcher.stats.lifecycle > lifecycle, 20_000, 'lifecycle notification');
     await settle(w.watcher);
     assert.ok((rig.graph.stats.responses[204] ?? 0) > answered204, 'reauthorize was called (204)');
+    assert.ok(logLines.some((l) => l.level === 30 && l.lifecycleEvent === 'reauthorizationRequired'), 'the lifecycle event is logged');
     assert.equal(w.watcher.subscriptionOf(mailbox, 'inbox')?.id, sub.id);
     assert.equal(w.watcher.stats.created, 1);
     await deliver(rig, mailbox, 'After reauthorize');

@@ -17,6 +17,7 @@ import { startImapFront, type ImapFront } from '../../../../src/sandbox/exchange
 import { IMAP_KV_NAMESPACE, imapCheckpointKey, type StoredCheckpoint } from '../../../../src/notify/watchers/imap/index.ts';
 import type { ReadStateEvent } from '../../../../src/notify/events.ts';
 import { ConnectorError } from '../../../../src/connector/types.ts';
+import { createLogger } from '../../../../src/log/index.ts';
 import { append, exchangeAppToken, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
 import { startPipeline, waitFor, watcherFor, type Pipeline } from './helpers.ts';
 
@@ -181,7 +182,10 @@ test('throttled by the front: MB_WATCH_IMAP_THROTTLED with the suggested wait, h
   await holder.connect();
   try {
     const p = await pipeline([box]);
-    const w = watcherFor(p, viaFront(limited), [{ address: box, folders: ['INBOX'] }], () => token(), { ca: rig.ca.certPem });
+    // The watcher's own line says when it tries again: that is the wait it then sleeps.
+    const lines: Array<{ code?: string; retryInMs?: number }> = [];
+    const log = createLogger({ level: 'warn', destination: { write: (l: string) => lines.push(JSON.parse(l) as (typeof lines)[number]) } });
+    const w = watcherFor(p, viaFront(limited), [{ address: box, folders: ['INBOX'] }], () => token(), { ca: rig.ca.certPem, log });
     open.push(w);
     await w.start();
     const st = w.status()[0]!;
@@ -191,9 +195,11 @@ test('throttled by the front: MB_WATCH_IMAP_THROTTLED with the suggested wait, h
     assert.ok(e instanceof ConnectorError && (e.retryAfterMs ?? 0) >= 7000);
     assert.match(e.explain('en').cause, /suggested waiting 7 seconds/);
     assert.match(e.explain('de').fix, /concurrentLogins/);
-    // Ten times the back-off's own first pause: without the hint a second login would have happened.
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(w.folders[0]!.connects, 1, 'no second attempt before the suggested wait');
+    // The next attempt waits the suggested 7 s, not the back-off's own first pause (50 ms here).
+    const planned = lines.filter((l) => l.code === 'MB_WATCH_IMAP_THROTTLED');
+    assert.equal(planned.length, 1);
+    assert.ok((planned[0]!.retryInMs ?? 0) >= 7000, `retry planned in ${planned[0]!.retryInMs} ms`);
+    assert.equal(w.folders[0]!.connects, 1);
     await w.close();
   } finally {
     await holder.logout().catch(() => undefined);

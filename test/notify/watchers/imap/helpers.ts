@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MbError } from '../../../../src/errors/index.ts';
-import { silentLogger } from '../../../../src/log/index.ts';
+import { silentLogger, type Logger } from '../../../../src/log/index.ts';
 import { createDispatcher, type Dispatcher } from '../../../../src/notify/dispatcher.ts';
 import type { NotifyEvent } from '../../../../src/notify/events.ts';
 import { createWebhookSink } from '../../../../src/notify/sinks/webhook.ts';
@@ -15,6 +15,7 @@ import { createImapWatcher, imapWatchSchema, type ImapWatcher } from '../../../.
 import type { TokenProvider, WatchedMailbox, WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { KeyValue } from '../../../../src/store/index.ts';
 import { noJitter, subscription, tempStore, type TempStore } from '../../helpers.ts';
+import { loopbackEgress } from '../../../support/egress.ts';
 
 export interface Received {
   id: string;
@@ -73,7 +74,7 @@ export async function startPipeline(mailboxes: string[]): Promise<Pipeline> {
   );
   const dispatcher = createDispatcher({
     repo: store.store.notify,
-    sinks: [createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false } })],
+    sinks: [createWebhookSink({ config: { timeoutSeconds: 10, requireHttps: false }, egress: loopbackEgress() })],
     retry: noJitter,
   });
   dispatcher.start();
@@ -109,7 +110,7 @@ export function watcherFor(
   server: { host?: string; port: number; tls?: 'implicit' | 'starttls' | 'none'; servername?: string },
   mailboxes: WatchedMailbox[],
   tokens: TokenProvider,
-  extra: { ca?: string; kv?: KeyValue; options?: Record<string, unknown> } = {},
+  extra: { ca?: string; kv?: KeyValue; options?: Record<string, unknown>; log?: Logger } = {},
 ): ImapWatcher {
   const options = imapWatchSchema.parse({
     host: server.host ?? '127.0.0.1',
@@ -119,7 +120,8 @@ export function watcherFor(
     reconnect: { initialSeconds: 0.05, maxSeconds: 0.5 },
     ...extra.options,
   });
-  return createImapWatcher({ listener: 'test-listener', mailboxes, tokens, options, ctx: p.ctx(extra.kv), ca: extra.ca });
+  const ctx = p.ctx(extra.kv);
+  return createImapWatcher({ listener: 'test-listener', mailboxes, tokens, options, ctx: extra.log ? { ...ctx, log: extra.log } : ctx, ca: extra.ca });
 }
 
 export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
