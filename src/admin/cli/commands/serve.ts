@@ -1,6 +1,7 @@
 import { loadConfig } from '../../../config/index.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
+import { reloadConfig } from '../../../server/reload.ts';
 import type { Command } from '../command.ts';
 
 export const command: Command = {
@@ -11,7 +12,9 @@ export const command: Command = {
 
 Runs the long-running gateway with the store from mailbridge.yaml (embedded SQLite by default)
 and serves GET /health. With a relay: section it also runs the SMTP relay (listeners, queue,
-delivery to Microsoft 365 by relay.routes). Stops cleanly on Ctrl-C or SIGTERM.
+delivery to Microsoft 365 by relay.routes). Stops cleanly on Ctrl-C or SIGTERM. SIGHUP reads
+mailbridge.yaml again: a new log.level applies at once, other changes need a restart (the log
+names them).
 
 Options:
   --port N   listen on this port instead of server.port`,
@@ -20,7 +23,8 @@ Options:
 Startet das dauerhaft laufende Gateway mit dem Speicher aus mailbridge.yaml (standardmäßig
 eingebettetes SQLite) und stellt GET /health bereit. Mit einem Abschnitt relay: läuft auch das
 SMTP-Relay (Listener, Warteschlange, Zustellung an Microsoft 365 nach relay.routes). Beendet sich
-sauber mit Strg-C oder SIGTERM.
+sauber mit Strg-C oder SIGTERM. SIGHUP liest mailbridge.yaml neu: ein neues log.level gilt sofort,
+andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
 
 Optionen:
   --port N   auf diesem Port statt server.port lauschen`,
@@ -28,7 +32,10 @@ Optionen:
   async run(ctx) {
     const { config, path, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
     const i = ctx.args.indexOf('--port');
-    if (i >= 0) config.server.port = Number(ctx.args[i + 1]);
+    const adjust = (c: typeof config) => {
+      if (i >= 0) c.server.port = Number(ctx.args[i + 1]);
+    };
+    adjust(config);
     const log = createLogger({ level: config.log.level });
     const gw = await startGateway(config, log, { keyFile, env: ctx.env });
     const de = ctx.lang === 'de';
@@ -42,7 +49,17 @@ Optionen:
       const routes = gw.relay.transport.router.size;
       ctx.out.line(de ? `SMTP-Relay lauscht auf ${ports}; ${routes} Route(n).` : `SMTP relay listening on ${ports}; ${routes} route(s).`);
     }
+    let running = config;
+    // Reloads run one after another; a reload still running when the stop comes is simply dropped.
+    let reloading = Promise.resolve();
+    const onHup = () => {
+      reloading = reloading.then(async () => {
+        running = await reloadConfig(running, { configPath: ctx.configPath, env: ctx.env, lang: ctx.lang, log, adjust });
+      });
+    };
+    process.on('SIGHUP', onHup);
     const sig = await ctx.stopSignal;
+    process.off('SIGHUP', onHup);
     ctx.out.line(de ? `${sig} empfangen, mailbridge wird beendet.` : `${sig} received, stopping mailbridge.`);
     await gw.close(sig);
     return 0;
