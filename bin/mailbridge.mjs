@@ -1,21 +1,115 @@
 #!/usr/bin/env node
-// Launcher for `npx mailbridge`: mailbridge needs Node.js 24 (it runs its TypeScript sources
-// directly). When started by an older system Node, re-run with the Node 24 that the `node`
-// package installed next to mailbridge.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// The `mailbridge` command: of a checkout (`npx mailbridge`), of the npm package (on PATH after
+// `npm install -g`) and of the Debian package and the container image (which start it with the
+// bundled Node 24).
+//
+// mailbridge needs Node.js 24. On Node 24 or later the CLI runs in this very process, so signals
+// and the exit status need no relaying. On an older Node it runs the Node 24 that the `node` npm
+// package (an optional dependency) installed next to mailbridge, as a child: SIGTERM, SIGINT and
+// SIGHUP sent to this process are passed on, and the child's exit code, or the signal that ended
+// it, becomes this process's own. A signal the terminal sends to the whole foreground process
+// group (Ctrl-C, hang-up) already reaches the child, so it is not sent a second time (a second
+// SIGINT means "stop now" to mailbridge). (process.execve of Node 22.15+ would keep one PID, but
+// it is experimental there and prints a warning.)
+// Without Node 24 it prints MB_NODE_TOO_OLD (src/errors/entries/launcher.ts has the same text;
+// test/packaging/launcher.test.ts keeps the two equal) and exits with 1.
+//
+// This file must run on the old Node it complains about: plain JavaScript, no TypeScript.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const main = fileURLToPath(new URL('../src/admin/cli/main.ts', import.meta.url));
-const major = Number(process.versions.node.split('.')[0]);
-let node = process.execPath;
-if (major < 24) {
-  const bundled = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
-  if (!existsSync(bundled)) {
-    console.error('mailbridge needs Node.js 24 or later. Run `npm ci` in the mailbridge folder first.');
-    process.exit(1);
-  }
-  node = bundled;
+const NEEDED = 24;
+const root = fileURLToPath(new URL('..', import.meta.url));
+// A checkout runs the TypeScript sources; the packages ship them compiled to dist/ (Node does not
+// strip types from files under node_modules, where `npm install -g` puts mailbridge).
+const sources = join(root, 'src', 'admin', 'cli', 'main.ts');
+const entry = existsSync(sources) ? sources : join(root, 'dist', 'admin', 'cli', 'main.js');
+const args = process.argv.slice(2);
+
+if (Number(process.versions.node.split('.')[0]) >= NEEDED) {
+  const cli = await import(pathToFileURL(entry).href);
+  process.exitCode = await cli.main(args);
+} else {
+  const node = bundledNode();
+  if (!node) tooOld();
+  else runChild(node);
 }
-const r = spawnSync(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+/** The Node 24 binary of the `node` package, wherever npm put it (nested or hoisted). */
+function bundledNode() {
+  try {
+    const pkg = createRequire(import.meta.url).resolve('node/package.json');
+    const bin = join(dirname(pkg), 'bin', 'node');
+    return existsSync(bin) ? bin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function runChild(node) {
+  const child = spawn(node, [entry, ...args], { stdio: 'inherit' });
+  const relay = {};
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    relay[sig] = () => {
+      if (sig !== 'SIGTERM' && inForegroundGroup()) return;
+      try {
+        child.kill(sig);
+      } catch {
+        // The child is already gone; its exit event follows.
+      }
+    };
+    process.on(sig, relay[sig]);
+  }
+  child.on('error', (err) => {
+    console.error(`mailbridge: ${node}: ${err.message}`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      // End the same way, so the caller (a shell, systemd, a timeout) sees the signal: without a
+      // listener the signal's default action applies.
+      for (const sig of Object.keys(relay)) process.off(sig, relay[sig]);
+      process.kill(process.pid, signal);
+      return;
+    }
+    process.exit(code ?? 1);
+  });
+}
+
+/**
+ * Whether this process belongs to the foreground process group of its controlling terminal: then
+ * the terminal's SIGINT and SIGHUP went to the child as well (fields 5, 7 and 8 of
+ * /proc/self/stat: process group, terminal, terminal's foreground group).
+ */
+function inForegroundGroup() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[4]) !== 0 && f[2] === f[5];
+  } catch {
+    return false;
+  }
+}
+
+function tooOld() {
+  const env = process.env;
+  const pick = env.MAILBRIDGE_LANG || env.LC_ALL || env.LC_MESSAGES || env.LANG || 'en';
+  const de = pick.toLowerCase().startsWith('de');
+  const p = { version: process.versions.node, node: process.execPath };
+  const text = de
+    ? [
+        'MB_NODE_TOO_OLD: Node.js ist zu alt',
+        `  Ursache: mailbridge braucht Node.js 24 oder neuer. Gestartet wurde es mit Node.js ${p.version} (${p.node}), und die mitgelieferte Node.js-24-Laufzeit (npm-Paket „node“) ist nicht installiert.`,
+        '  Behebung: Installieren Sie mailbridge mit seiner Laufzeit neu: `npm install -g mailbridge` (ohne --omit=optional und ohne --ignore-scripts), im Quellverzeichnis `npm ci`; oder installieren Sie Node.js 24 (https://nodejs.org) oder das Debian-Paket von mailbridge.',
+      ]
+    : [
+        'MB_NODE_TOO_OLD: Node.js is too old',
+        `  Cause: mailbridge needs Node.js 24 or later. It was started by Node.js ${p.version} (${p.node}), and its bundled Node.js 24 runtime (the npm package "node") is not installed.`,
+        '  Fix: Reinstall mailbridge with its runtime: `npm install -g mailbridge` (without --omit=optional and without --ignore-scripts), or `npm ci` in a checkout; or install Node.js 24 (https://nodejs.org) or the Debian package of mailbridge.',
+      ];
+  console.error(text.join('\n'));
+  process.exit(1);
+}

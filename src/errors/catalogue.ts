@@ -15,6 +15,7 @@ import { notify } from './entries/notify.ts';
 import { watchGraph } from './entries/watch-graph.ts';
 import { watchEws } from './entries/watch-ews.ts';
 import { watchImap } from './entries/watch-imap.ts';
+import { launcher } from './entries/launcher.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -29,6 +30,7 @@ export const catalogue = {
   ...watchGraph,
   ...watchEws,
   ...watchImap,
+  ...launcher,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

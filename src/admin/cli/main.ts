@@ -4,6 +4,7 @@
  * belongs to the command. Errors are rendered from the catalogue in the admin's language, and every
  * byte printed passes the secret scrubber (see output.ts).
  */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { detectLang, tr, type Lang } from '../../i18n/index.ts';
 import { MbError, renderText, toMbError } from '../../errors/index.ts';
@@ -22,7 +23,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     if (name === '--version' || name === '-v') {
-      out.line('mailbridge 0.1.0');
+      out.line(`mailbridge ${version()}`);
       return 0;
     }
     const load = commands[name];
@@ -67,6 +68,11 @@ function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: 
     else rest.push(a);
   }
   return { rest, lang, config };
+}
+
+/** The version of package.json, which sits three folders up from both src/admin/cli and dist/admin/cli. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 async function overview(lang: Lang): Promise<string> {

@@ -1,0 +1,126 @@
+/**
+ * bin/mailbridge.mjs: on an older Node it runs the bundled Node 24 as a child that gets the
+ * signals and whose status comes back; on Node 24 it runs the CLI in its own process; without a
+ * Node 24 it prints MB_NODE_TOO_OLD in the admin's language; and it prints no warnings.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { explain, renderText } from '../../src/errors/index.ts';
+import { childrenOf, getJson, isRunning, node24, oldNode, repo, run, watch, type Watched } from './helpers.ts';
+
+const launcher = join(repo, 'bin', 'mailbridge.mjs');
+const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+const work = mkdtempSync(join(tmpdir(), 'mb-launcher-'));
+const started: Watched[] = [];
+const children: number[] = [];
+// A launcher that does not pass signals on leaves its child behind: stop both, and fail by timeout
+// rather than hang on the child's open output.
+const limit = { timeout: 60_000 };
+after(() => {
+  for (const w of started) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  for (const pid of children) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+function serve(node: string, name: string): Watched {
+  const config = join(work, `${name}.yaml`);
+  writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, `${name}.db`)} }\nlog: { level: info }\n`);
+  const w = watch(node, [launcher, '--config', config, 'serve'], { env: { ...process.env, LANG: 'C.UTF-8', MAILBRIDGE_LANG: 'en' } });
+  started.push(w);
+  return w;
+}
+
+async function healthy(w: Watched): Promise<void> {
+  const [, url] = await w.waitFor(/mailbridge is running: (\S+\/health)/);
+  const h = await getJson(url!);
+  assert.equal(h?.status, 200);
+  assert.equal(h?.body.status, 'ok');
+}
+
+/** The one child of the launcher, which must be the bundled Node 24. */
+function theChild(w: Watched): number {
+  const kids = childrenOf(w.child.pid!);
+  assert.equal(kids.length, 1, `launcher children: ${kids.join(' ')}`);
+  children.push(kids[0]!);
+  assert.equal(readlinkSync(`/proc/${kids[0]}/exe`), realpathSync(node24));
+  return kids[0]!;
+}
+
+test('on an older Node the launcher runs Node 24 as a child: SIGTERM reaches it, it stops cleanly and its status comes back', limit, async () => {
+  const w = serve(oldNode(), 'term');
+  await healthy(w);
+  const child = theChild(w);
+  w.child.kill('SIGTERM');
+  const end = await w.exited;
+  assert.deepEqual(end, { code: 0, signal: null });
+  assert.match(w.stdout(), /SIGTERM received, stopping mailbridge\./);
+  assert.equal(isRunning(child), false, 'the Node 24 child outlived the launcher');
+});
+
+test('on an older Node SIGHUP reaches the child (serve reloads) and SIGINT stops it cleanly', limit, async () => {
+  const w = serve(oldNode(), 'hup');
+  await healthy(w);
+  const child = theChild(w);
+  writeFileSync(join(work, 'hup.yaml'), readFileSync(join(work, 'hup.yaml'), 'utf8').replace('level: info', 'level: debug'));
+  w.child.kill('SIGHUP');
+  await w.waitFor(/"to":"debug".*reload: log level changed/);
+  await w.waitFor(/reload: done/);
+  assert.equal(isRunning(child), true);
+  w.child.kill('SIGINT');
+  assert.deepEqual(await w.exited, { code: 0, signal: null });
+  assert.match(w.stdout(), /SIGINT received/);
+  assert.equal(isRunning(child), false);
+});
+
+test('on an older Node a child ended by a signal ends the launcher with the same signal', limit, async () => {
+  const w = serve(oldNode(), 'kill');
+  await healthy(w);
+  process.kill(theChild(w), 'SIGKILL');
+  assert.deepEqual(await w.exited, { code: null, signal: 'SIGKILL' });
+});
+
+test('on Node 24 the launcher runs the CLI in its own process: no child, SIGTERM stops it cleanly', limit, async () => {
+  const w = serve(node24, 'inproc');
+  await healthy(w);
+  assert.deepEqual(childrenOf(w.child.pid!), []);
+  w.child.kill('SIGTERM');
+  assert.deepEqual(await w.exited, { code: 0, signal: null });
+  assert.match(w.stdout(), /SIGTERM received/);
+});
+
+test('no warnings: --version on the old Node, on Node 24 and through npx on the old Node prints the version and nothing else', limit, () => {
+  for (const [cmd, args, env] of [
+    [oldNode(), [launcher, '--version'], process.env],
+    [node24, [launcher, '--version'], process.env],
+    // npx on the system's Node 20 used to print EBADENGINE twice per call.
+    ['npx', ['mailbridge', '--version'], { ...process.env, PATH: '/usr/bin:/bin' }],
+  ] as const) {
+    const r = run(cmd, [...args], { cwd: repo, env });
+    assert.equal(r.stdout, `mailbridge ${version}\n`, `${cmd} ${args.join(' ')}`);
+    assert.equal(r.stderr, '', `${cmd} ${args.join(' ')}`);
+  }
+});
+
+test('without Node 24 and without the bundled runtime the launcher prints MB_NODE_TOO_OLD in English or German and exits with 1', limit, () => {
+  // The launcher alone, without node_modules around it: no bundled runtime to find.
+  const bare = join(work, 'bare', 'bin');
+  mkdirSync(bare, { recursive: true });
+  copyFileSync(launcher, join(bare, 'mailbridge.mjs'));
+  const old = oldNode();
+  const oldVersion = run(old, ['-p', 'process.versions.node']).stdout.trim();
+  for (const [LANG, lang] of [
+    ['C.UTF-8', 'en'],
+    ['de_DE.UTF-8', 'de'],
+  ] as const) {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG };
+    assert.throws(() => run(old, [join(bare, 'mailbridge.mjs'), '--version'], { env }), (err: Error) => {
+      const stderr = err.message.split('\nstderr: ')[1]!;
+      assert.match(err.message, /exited with 1/);
+      assert.equal(stderr, `${renderText(explain('MB_NODE_TOO_OLD', { version: oldVersion, node: old }, lang), lang)}\n`);
+      return true;
+    });
+  }
+});
