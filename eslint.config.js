@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['tmp/**', 'node_modules/**', 'data/**', '.sandbox/**', 'coverage/**'] },
+  { ignores: ['tmp/**', 'dist/**', 'node_modules/**', 'data/**', '.sandbox/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
