@@ -103,12 +103,12 @@ function tooOld() {
     ? [
         'MB_NODE_TOO_OLD: Node.js ist zu alt',
         `  Ursache: mailbridge braucht Node.js 24 oder neuer. Gestartet wurde es mit Node.js ${p.version} (${p.node}), und die mitgelieferte Node.js-24-Laufzeit (npm-Paket „node“) ist nicht installiert.`,
-        '  Behebung: Installieren Sie mailbridge mit seiner Laufzeit neu: `npm install -g mailbridge` (ohne --omit=optional und ohne --ignore-scripts), im Quellverzeichnis `npm ci`; oder installieren Sie Node.js 24 (https://nodejs.org) oder das Debian-Paket von mailbridge.',
+        '  Behebung: Installieren Sie mailbridge mit seiner Laufzeit neu: `npm install -g mailbridge` (ohne --omit=optional, --ignore-scripts oder --allow-scripts), im Quellverzeichnis `npm ci`; oder installieren Sie Node.js 24 (https://nodejs.org) oder das Debian-Paket von mailbridge.',
       ]
     : [
         'MB_NODE_TOO_OLD: Node.js is too old',
         `  Cause: mailbridge needs Node.js 24 or later. It was started by Node.js ${p.version} (${p.node}), and its bundled Node.js 24 runtime (the npm package "node") is not installed.`,
-        '  Fix: Reinstall mailbridge with its runtime: `npm install -g mailbridge` (without --omit=optional and without --ignore-scripts), or `npm ci` in a checkout; or install Node.js 24 (https://nodejs.org) or the Debian package of mailbridge.',
+        '  Fix: Reinstall mailbridge with its runtime: `npm install -g mailbridge` (without --omit=optional, --ignore-scripts or --allow-scripts), or `npm ci` in a checkout; or install Node.js 24 (https://nodejs.org) or the Debian package of mailbridge.',
       ];
   console.error(text.join('\n'));
   process.exit(1);

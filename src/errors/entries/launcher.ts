@@ -13,8 +13,8 @@ export const launcher = {
       de: 'mailbridge braucht Node.js 24 oder neuer. Gestartet wurde es mit Node.js {version} ({node}), und die mitgelieferte Node.js-24-Laufzeit (npm-Paket „node“) ist nicht installiert.',
     },
     fix: {
-      en: 'Reinstall mailbridge with its runtime: `npm install -g mailbridge` (without --omit=optional and without --ignore-scripts), or `npm ci` in a checkout; or install Node.js 24 (https://nodejs.org) or the Debian package of mailbridge.',
-      de: 'Installieren Sie mailbridge mit seiner Laufzeit neu: `npm install -g mailbridge` (ohne --omit=optional und ohne --ignore-scripts), im Quellverzeichnis `npm ci`; oder installieren Sie Node.js 24 (https://nodejs.org) oder das Debian-Paket von mailbridge.',
+      en: 'Reinstall mailbridge with its runtime: `npm install -g mailbridge` (without --omit=optional, --ignore-scripts or --allow-scripts), or `npm ci` in a checkout; or install Node.js 24 (https://nodejs.org) or the Debian package of mailbridge.',
+      de: 'Installieren Sie mailbridge mit seiner Laufzeit neu: `npm install -g mailbridge` (ohne --omit=optional, --ignore-scripts oder --allow-scripts), im Quellverzeichnis `npm ci`; oder installieren Sie Node.js 24 (https://nodejs.org) oder das Debian-Paket von mailbridge.',
     },
   },
 } satisfies CatalogueSection;
