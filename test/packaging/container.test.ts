@@ -20,6 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { freePort } from '../identity/sandbox-fixture.ts';
 import { childrenOf, getJson, isRunning, repo, run, watch, type Watched } from './helpers.ts';
 
@@ -183,4 +184,15 @@ test('the entrypoint, run in the mounted image as its user, serves /health; the 
   assert.deepEqual(await server.exited, { code: 0, signal: null });
   assert.match(server.stdout(), /SIGTERM received/);
   assert.equal(isRunning(pid), false);
+});
+
+test("compose.yaml's environment for mailbridge (PostgreSQL as the store) is a valid configuration with the image's mailbridge.yaml", { timeout: 60_000 }, () => {
+  const compose = parse(readFileSync(join(repo, 'packaging/container/compose.yaml'), 'utf8')) as { services: { mailbridge: { image: string; environment: Record<string, string> } } };
+  const env = Object.fromEntries(
+    Object.entries(compose.services.mailbridge.environment).map(([k, v]) => [k, String(v).replace(/\$\{POSTGRES_PASSWORD[^}]*\}/, 'compose-test')]),
+  );
+  assert.equal(env.MAILBRIDGE__STORE__DRIVER, 'postgres');
+  const check = spawnSync('unshare', inImage(['mailbridge', 'config', 'check'], { ...env, LANG: 'C.UTF-8' }), { encoding: 'utf8' });
+  assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}`);
+  assert.match(check.stdout, /0 errors/);
 });
