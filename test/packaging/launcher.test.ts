@@ -75,6 +75,23 @@ test('on an older Node SIGHUP reaches the child (serve reloads) and SIGINT stops
   assert.equal(isRunning(child), false);
 });
 
+test('on an older Node in a terminal, Ctrl-C reaches the child once (from the terminal, not again from the launcher) and it stops cleanly', limit, async () => {
+  const config = join(work, 'tty.yaml');
+  writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, 'tty.db')} }\n`);
+  // script(1) runs the launcher on a pseudo-terminal, as the foreground job; ^C typed there makes
+  // the terminal send SIGINT to the launcher and its child alike. A second SIGINT from the
+  // launcher would make mailbridge stop at once with 130 instead of cleanly.
+  const w = watch('script', ['-qfec', `${oldNode()} ${launcher} --config ${config} serve`, '/dev/null'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, LANG: 'C.UTF-8', MAILBRIDGE_LANG: 'en' },
+  });
+  started.push(w);
+  await w.waitFor(/mailbridge is running: \S+\/health/);
+  w.child.stdin!.write('\x03');
+  assert.deepEqual(await w.exited, { code: 0, signal: null });
+  assert.equal(w.stdout().match(/SIGINT received/g)?.length, 1, w.stdout());
+});
+
 test('on an older Node a child ended by a signal ends the launcher with the same signal', limit, async () => {
   const w = serve(oldNode(), 'kill');
   await healthy(w);
