@@ -45,7 +45,8 @@ async function imapLogin(sandbox: Sandbox, user: string, accessToken: string): P
   });
   await client.connect();
   try {
-    return (await client.status('INBOX', { messages: true })).messages ?? -1;
+    const status = await client.status('INBOX', { messages: true });
+    return status ? (status.messages ?? -1) : -1;
   } finally {
     await client.logout();
   }
