@@ -123,7 +123,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
         ? `  Relay und Benachrichtigungen: mailbridge --config ${rel} serve   (Relay auf 127.0.0.1:${sandbox.ports.relay})`
         : `  Relay and notifications: mailbridge --config ${rel} serve   (relay on 127.0.0.1:${sandbox.ports.relay})`,
     );
-    ctx.out.line(de ? `  Postfach abholen: mailbridge --config ${rel} fetch --once` : `  Fetch a mailbox: mailbridge --config ${rel} fetch --once`);
+    ctx.out.line(de ? `  Postfach abholen: mailbridge --config ${rel} fetch sandbox-scans --once` : `  Fetch a mailbox: mailbridge --config ${rel} fetch sandbox-scans --once`);
     ctx.out.line(de ? `  API-Schlüssel der Abonnement-API: ${relKey}` : `  Subscriptions API key: ${relKey}`);
     ctx.out.line(de ? 'Beenden mit Strg-C.' : 'Stop with Ctrl-C.');
     const sig = await ctx.stopSignal;
