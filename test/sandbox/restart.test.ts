@@ -17,6 +17,7 @@ import { parse } from 'yaml';
 import { configSchema } from '../../src/config/schema.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { runCli } from '../admin/cli/harness.ts';
 
 const IMAP_SCOPE = 'https://outlook.office.com/IMAP.AccessAsUser.All offline_access';
 const REDIRECT = 'http://127.0.0.1:8080/oauth/callback';
@@ -71,8 +72,11 @@ test('restart with the same folder: same ports, edits to mailbridge.yaml kept, d
     assert.equal(await imapLogin(sandbox, 'alice@contoso.test', signedIn.access_token!), 0);
 
     // The admin edits the example config: a comment, a setting, a secret added with `secret set`.
-    const edited = readFileSync(sandbox.configFile, 'utf8').replace('secrets:', '# our own note\nlog:\n  level: debug\nsecrets:') + 'lang: de\n';
-    writeFileSync(sandbox.configFile, edited);
+    writeFileSync(sandbox.configFile, readFileSync(sandbox.configFile, 'utf8').replace('secrets:', '# our own note\nlog:\n  level: debug\nsecrets:') + 'lang: de\n');
+    const set = await runCli(['--config', sandbox.configFile, 'secret', 'set', 'notify.api.keys.second'], { input: 'a-second-api-key-0123456789\n', cwd: dir });
+    assert.equal(set.code, 0, set.stdout + set.stderr);
+    const edited = readFileSync(sandbox.configFile, 'utf8');
+    assert.match(edited, /second: enc:v1:/);
     await sandbox.close();
 
     sandbox = await startSandbox({ dir });
@@ -91,7 +95,8 @@ test('restart with the same folder: same ports, edits to mailbridge.yaml kept, d
     assert.notEqual(sandbox.ports.graph, first.graph);
     const text = readFileSync(sandbox.configFile, 'utf8');
     assert.match(text, /# our own note/);
-    const doc = parse(text) as { lang: string; log: { level: string }; notify: { watch: { groups: { sandbox: { graph: { baseUrl: string } } } } } };
+    const doc = parse(text) as { lang: string; log: { level: string }; notify: { api: { keys: Record<string, string> }; watch: { groups: { sandbox: { graph: { baseUrl: string } } } } } };
+    assert.match(doc.notify.api.keys.second!, /^enc:v1:/, 'the key added with secret set stays');
     assert.equal(doc.lang, 'de');
     assert.equal(doc.log.level, 'debug');
     assert.equal(doc.notify.watch.groups.sandbox.graph.baseUrl, `${sandbox.graph.url}/v1.0`);

@@ -33,8 +33,8 @@ export const sandbox = {
       de: 'Die Sandbox-EWS (Exchange Web Services und Autodiscover) konnte {address} nicht öffnen: {detail}',
     },
     fix: {
-      en: 'Free the port (another sandbox may still run: `npm run sandbox` prints its endpoints) or start the sandbox with another EWS port (ports.ews).',
-      de: 'Geben Sie den Port frei (eventuell läuft noch eine Sandbox: `npm run sandbox` zeigt ihre Endpunkte) oder starten Sie die Sandbox mit einem anderen EWS-Port (ports.ews).',
+      en: 'Free the port (another sandbox may still run: `npm run sandbox` prints its endpoints) or start the sandbox with another EWS port (`mailbridge sandbox --port ews=0`).',
+      de: 'Geben Sie den Port frei (eventuell läuft noch eine Sandbox: `npm run sandbox` zeigt ihre Endpunkte) oder starten Sie die Sandbox mit einem anderen EWS-Port (`mailbridge sandbox --port ews=0`).',
     },
   },
   MB_SANDBOX_ADMIN_NOT_FOUND: {
