@@ -196,7 +196,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       notify: wanted.notify || (await freePort(host)),
     };
     writePortsFile(portsFile, ports);
-    if (options.pointerFile) writePointer(options.pointerFile, { url: admin.url, dir, pid: process.pid });
 
     const caFile = join(dir, 'ca.pem');
     const configFile = join(dir, 'mailbridge.yaml');
@@ -204,6 +203,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const inbound = { certFile: join(dir, 'notify-inbound.pem'), keyFile: join(dir, 'notify-inbound.key') };
     if (!existsSync(inbound.certFile) || !existsSync(inbound.keyFile)) writePair(inbound.keyFile, inbound.certFile, ca.issueServer(['127.0.0.1', 'localhost']));
     await writeExampleConfig(configFile, { dir, host, directory, caFile, apiKeyFile, inbound }, ports, { ...ports, ...remembered });
+    // Last, once everything runs: sandbox-admin from any folder finds this sandbox.
+    if (options.pointerFile) writePointer(options.pointerFile, { url: admin.url, dir, pid: process.pid });
 
     return {
       dir,

@@ -93,6 +93,7 @@ test('imap-mailbox off refuses IMAP logins to that mailbox (NO AUTHENTICATE fail
   let r = await admin(['--dir', dir, 'imap-mailbox', 'info@contoso.test', 'off']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Set-CASMailbox -Identity "info@contoso.test" -ImapEnabled \$false/);
+  assert.match((await admin(['--dir', dir, 'state'])).stdout, /mailbox info@contoso\.test \(shared\).* IMAP=off/);
   const off = imap('info@contoso.test', token);
   await assert.rejects(off.connect(), (err: Error & { responseText?: string }) => /AUTHENTICATE failed/.test(`${err.message} ${err.responseText ?? ''}`));
   off.close();

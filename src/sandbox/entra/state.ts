@@ -90,7 +90,13 @@ export class RefreshGrants {
   constructor(file?: string) {
     this.file = file;
     if (file && existsSync(file)) {
-      const data = JSON.parse(readFileSync(file, 'utf8')) as { grants?: Record<string, RefreshGrant> };
+      let data: { grants?: Record<string, RefreshGrant> } = {};
+      try {
+        data = JSON.parse(readFileSync(file, 'utf8')) as typeof data;
+      } catch {
+        // A damaged file (it is written atomically, so only by hand) forgets the sign-ins, as a
+        // revoked refresh token would: clients sign in again; the sandbox still starts.
+      }
       for (const [hash, grant] of Object.entries(data.grants ?? {})) this.byHash.set(hash, grant);
     }
   }

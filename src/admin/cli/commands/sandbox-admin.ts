@@ -389,14 +389,16 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
       domains: string[];
       apps: { appId: string; servicePrincipalId: string; displayName: string; appRoles: { exchange: string[]; graph: string[] } }[];
       servicePrincipals: { appId: string; objectId: string }[];
-      mailboxes: { address: string; type: string; fullAccess: string[]; sendAs: string[] }[];
+      mailboxes: { address: string; type: string; fullAccess: string[]; sendAs: string[]; imapEnabled?: boolean }[];
     }[]) {
       ctx.out.line(`${t.name} (${t.id}) ${t.domains.join(', ')}`);
       for (const a of t.apps)
         ctx.out.line(`  app ${a.displayName} appId=${a.appId} servicePrincipalId=${a.servicePrincipalId} roles=${[...a.appRoles.exchange, ...a.appRoles.graph].join(',') || '-'}`);
       for (const sp of t.servicePrincipals) ctx.out.line(`  New-ServicePrincipal appId=${sp.appId} objectId=${sp.objectId}`);
       for (const m of t.mailboxes)
-        ctx.out.line(`  ${de ? 'Postfach' : 'mailbox'} ${m.address} (${m.type}) FullAccess=${m.fullAccess.join(',') || '-'} SendAs=${m.sendAs.join(',') || '-'}`);
+        ctx.out.line(
+          `  ${de ? 'Postfach' : 'mailbox'} ${m.address} (${m.type}) FullAccess=${m.fullAccess.join(',') || '-'} SendAs=${m.sendAs.join(',') || '-'}${m.imapEnabled === false ? ' IMAP=off' : ''}`,
+        );
     }
     return;
   }
