@@ -49,7 +49,7 @@ export interface SandboxOptions {
    * Ports to use (0: any free one); the rest come from <dir>/ports.yaml, i.e. what the last start
    * used, else any free port. The ports used are written back to ports.yaml.
    */
-  ports?: { smtp?: number; imap?: number; graph?: number; ews?: number; admin?: number; entra?: Partial<Record<CloudName, number>> } & PortMap;
+  ports?: Omit<PortMap, 'entra'> & { entra?: number | Partial<Record<CloudName, number>> };
   /**
    * A file naming this sandbox (admin URL and folder) for `mailbridge sandbox-admin` run from
    * anywhere; the CLI passes the well-known one (sandboxPointerFile), tests none. Removed on close.
@@ -81,6 +81,8 @@ export interface Sandbox {
   caFile: string;
   /** Path of the example mailbridge.yaml written for this sandbox. */
   configFile: string;
+  /** False when configFile was kept from an earlier start (the admin's, edits and all). */
+  configWritten: boolean;
   /** The ports in use, by name (as in ports.yaml). */
   ports: Record<PortName, number>;
   /** File with the clear API key of the example config's subscriptions API (0600), for scripts. */
@@ -202,7 +204,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const apiKeyFile = join(dir, 'notify-api.key');
     const inbound = { certFile: join(dir, 'notify-inbound.pem'), keyFile: join(dir, 'notify-inbound.key') };
     if (!existsSync(inbound.certFile) || !existsSync(inbound.keyFile)) writePair(inbound.keyFile, inbound.certFile, ca.issueServer(['127.0.0.1', 'localhost']));
-    await writeExampleConfig(configFile, { dir, host, directory, caFile, apiKeyFile, inbound }, ports, { ...ports, ...remembered });
+    const configWritten = await writeExampleConfig(configFile, { dir, host, directory, caFile, apiKeyFile, inbound }, ports, { ...ports, ...remembered });
     // Last, once everything runs: sandbox-admin from any folder finds this sandbox.
     if (options.pointerFile) writePointer(options.pointerFile, { url: admin.url, dir, pid: process.pid });
 
@@ -220,6 +222,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       ...(synthetic ? { synthetic } : {}),
       caFile,
       configFile,
+      configWritten,
       ports,
       apiKeyFile,
       endpoints: () => [
@@ -265,7 +268,9 @@ function flattenPorts(p: SandboxOptions['ports']): PortMap {
   const out: PortMap = {};
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) out[k as PortName] = v;
   const cloudName: Record<CloudName, PortName> = { global: 'entra', gcc: 'entra-gcc', 'gcc-high': 'entra-gcc-high', dod: 'entra-dod', china: 'entra-china' };
-  for (const [cloud, v] of Object.entries(entra ?? {})) if (v !== undefined) out[cloudName[cloud as CloudName]] = v;
+  // A number is the global cloud's port (--port entra=N); a map names clouds.
+  if (typeof entra === 'number') out.entra = entra;
+  else for (const [cloud, v] of Object.entries(entra ?? {})) if (v !== undefined) out[cloudName[cloud as CloudName]] = v;
   return out;
 }
 
@@ -283,7 +288,7 @@ interface ExampleInputs {
  * source changed (a port pinned anew) are updated, and only where the file still has the value the
  * sandbox wrote, so the admin's edits and `secret set` additions stay.
  */
-async function writeExampleConfig(path: string, inputs: ExampleInputs, ports: Record<PortName, number>, previous: PortMap): Promise<void> {
+async function writeExampleConfig(path: string, inputs: ExampleInputs, ports: Record<PortName, number>, previous: PortMap): Promise<boolean> {
   const box = await openSecretBox({ keyFile: join(dirname(path), 'mailbridge.key'), env: {} });
   if (!existsSync(inputs.apiKeyFile)) {
     // 32 random bytes as base64url: well over the 16 characters the subscriptions API asks of a key.
@@ -293,27 +298,28 @@ async function writeExampleConfig(path: string, inputs: ExampleInputs, ports: Re
   if (!existsSync(path)) {
     const doc = exampleDoc(inputs, ports, (v) => box.seal(v), apiKey);
     writeFileSync(path, `# Written by \`mailbridge sandbox\`: a configuration that works against this sandbox.\n${stringify(doc)}`, { mode: 0o600 });
-    return;
+    return true;
   }
   // Compare what the sandbox wrote (old ports) with what it would write now; sealed values are left alone.
   const mark = () => '<sealed>';
   const before = exampleDoc(inputs, { ...ports, ...previous }, mark, apiKey);
   const after = exampleDoc(inputs, ports, mark, apiKey);
   const changes = leafChanges(before, after);
-  if (changes.length === 0) return;
+  if (changes.length === 0) return false;
   const text = readFileSync(path, 'utf8');
   const doc = parseDocument(text);
-  if (doc.errors.length) return; // the admin's file does not parse: leave it to `config check` to say so
+  if (doc.errors.length) return false; // the admin's file does not parse: leave it to `config check` to say so
   let changed = false;
   for (const { path: at, from, to } of changes) {
     if (!isDeepStrictEqual(doc.getIn(at), from)) continue;
     doc.setIn(at, to);
     changed = true;
   }
-  if (!changed) return;
+  if (!changed) return false;
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, doc.toString({ lineWidth: 0 }), { mode: 0o600 });
   renameSync(tmp, path);
+  return false;
 }
 
 /** Every leaf (path into maps and arrays) whose value differs between two documents of the same shape. */

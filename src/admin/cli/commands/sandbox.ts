@@ -110,9 +110,13 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
     const rel = relative(process.cwd(), sandbox.configFile) || sandbox.configFile;
     ctx.out.line();
     ctx.out.line(
-      de
-        ? `Beispielkonfiguration (Geheimnisse verschlüsselt) in ${rel}:`
-        : `Example configuration (secrets encrypted) in ${rel}:`,
+      sandbox.configWritten
+        ? de
+          ? `Beispielkonfiguration (Geheimnisse verschlüsselt) in ${rel}:`
+          : `Example configuration (secrets encrypted) in ${rel}:`
+        : de
+          ? `Konfiguration aus einem früheren Start, mit Ihren Änderungen (löschen Sie ${rel} für eine neue Beispieldatei):`
+          : `Configuration kept from an earlier start, with your edits (delete ${rel} for a fresh example):`,
     );
     // The file holds enc:v1 values only; scrubbing in ctx.out masks anything else.
     ctx.out.line(readFileSync(sandbox.configFile, 'utf8'));
