@@ -35,6 +35,8 @@ test('the example mailbridge.yaml: valid; serve relays through the sandbox, fetc
     assert.equal(config.notify?.watch?.listen.port, sandbox.ports.notify);
     const apiKey = readFileSync(sandbox.apiKeyFile, 'utf8').trim();
     assert.ok(!text.includes(apiKey));
+    const check = await runCli(['--config', sandbox.configFile, 'config', 'check'], { cwd: dir });
+    assert.equal(check.code, 0, `config check passes the example: ${check.stdout}${check.stderr}`);
 
     serve = spawn(NODE, [MAIN, '--config', sandbox.configFile, 'serve'], { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
