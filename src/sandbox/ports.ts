@@ -15,6 +15,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parse } from 'yaml';
 import { MbError } from '../errors/index.ts';
+import { portHolder } from '../errors/listen.ts';
 
 export const PORT_NAMES = [
   'entra',
@@ -116,6 +117,9 @@ export async function requireFree(ports: PortMap, host: string, file: string): P
     const port = ports[name];
     if (!port || CONFIG_ONLY.includes(name)) continue;
     const bindHost = name.startsWith('dovecot-') ? '127.0.0.1' : host;
-    if (!(await portFree(bindHost, port))) throw new MbError('MB_SANDBOX_PORT_BUSY', { name, port, host: bindHost, file });
+    if (!(await portFree(bindHost, port))) {
+      const holder = (await portHolder(port).catch(() => undefined)) ?? 'PID ?';
+      throw new MbError('MB_SANDBOX_PORT_BUSY', { name, port, host: bindHost, file, holder });
+    }
   }
 }

@@ -131,6 +131,7 @@ test('a remembered port another program holds is refused by name before anything
     assert.ok(err instanceof MbError, String(err));
     assert.equal(err.code, 'MB_SANDBOX_PORT_BUSY');
     assert.match(err.message, new RegExp(`${port}.*"smtp"`));
+    assert.match(err.message, new RegExp(`Held by: .*${process.pid}`), 'names who holds it (this test)');
     writeFileSync(join(dir, 'ports.yaml'), 'smtpp: 25\n');
     const bad = await startError({ dir });
     assert.ok(bad instanceof MbError && bad.code === 'MB_SANDBOX_PORTS_FILE', String(bad));

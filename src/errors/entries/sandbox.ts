@@ -53,8 +53,8 @@ export const sandbox = {
     http: 409,
     title: { en: 'Sandbox port already in use', de: 'Sandbox-Port bereits belegt' },
     cause: {
-      en: 'The sandbox wants port {port} on {host} for "{name}" (pinned, or remembered in {file}), but another program holds it.',
-      de: 'Die Sandbox möchte Port {port} auf {host} für „{name}“ (festgelegt oder in {file} gemerkt), aber ein anderes Programm belegt ihn.',
+      en: 'The sandbox wants port {port} on {host} for "{name}" (pinned, or remembered in {file}), but another program holds it. Held by: {holder}.',
+      de: 'Die Sandbox möchte Port {port} auf {host} für „{name}“ (festgelegt oder in {file} gemerkt), aber ein anderes Programm belegt ihn. Belegt von: {holder}.',
     },
     fix: {
       en: 'Stop the program on port {port} (`ss -ltnp "sport = :{port}"` names it; often a sandbox still running on the same folder), or start with `mailbridge sandbox --port {name}=0` for another free port.',
