@@ -46,6 +46,8 @@ function walk(node: JsonSchema, path: string, rows: string[]): void {
         walk(child, p, rows);
       } else {
         rows.push(row(p, child));
+        // A list of objects (relay.listeners, relay.routes, watch listeners): their fields too, as `path[].field`.
+        if (child.type === 'array' && child.items && hasFields(child.items)) walk(child.items, `${p}[]`, rows);
       }
     }
     return;
@@ -55,15 +57,30 @@ function walk(node: JsonSchema, path: string, rows: string[]): void {
   }
 }
 
+function hasFields(node: JsonSchema): boolean {
+  return !!node.properties || (node.anyOf ?? node.oneOf ?? []).some(hasFields);
+}
+
+/** A default worth showing: scalars, and short lists (the default relay listener); not whole sections. */
+function defaultText(value: unknown): string {
+  if (value === undefined) return '';
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '';
+    const text = JSON.stringify(value);
+    return text.length <= 100 ? `\`${text}\`` : '';
+  }
+  return typeof value === 'object' ? '' : `\`${String(value)}\``;
+}
+
 function row(path: string, node: JsonSchema): string {
   const type = node.enum
     ? node.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
     : node.const !== undefined
       ? `\`${String(node.const)}\``
       : node.type === 'array'
-        ? `list of ${node.items?.type ?? 'values'}`
+        ? `list of ${node.items && hasFields(node.items) ? 'objects (fields below)' : (node.items?.type ?? 'values')}`
         : [node.type ?? 'object'].flat().join(' \\| ') + (node.format ? ` (${node.format})` : '');
-  const def = node.default === undefined || typeof node.default === 'object' ? '' : `\`${String(node.default)}\``;
+  const def = defaultText(node.default);
   return `| \`${path}\` | ${type} | ${def} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
 }
 

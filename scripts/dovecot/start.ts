@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
+import { MbError } from '../../src/errors/index.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type DovecotPorts } from '../../src/sandbox/dovecot.ts';
 
@@ -45,6 +46,7 @@ writeFileSync(join(dir, 'jwt', 'sandbox.key'), privateKey.export({ type: 'pkcs8'
 const ports: Partial<DovecotPorts> = {};
 for (const k of ['imap', 'imaps', 'lmtp', 'submission'] as const) if (values[k]) ports[k] = Number(values[k]);
 const issuer = 'https://dovecot.sandbox.invalid/';
+// A coded failure (a folder Dovecot's users cannot enter, say) is printed with its fix, not as a stack.
 const dovecot = await startDovecot({
   dir,
   tls: ca.issueServer(),
@@ -55,6 +57,11 @@ const dovecot = await startDovecot({
   // Nothing relays for a standalone instance: submission accepts logins but cannot deliver.
   submissionRelay: { host: '127.0.0.1', port: 9 },
   persistent: true,
+}).catch((err: unknown) => {
+  if (!(err instanceof MbError)) throw err;
+  const e = err.explain('en');
+  console.error(`${err.code}: ${e.cause}\n  Fix: ${e.fix}`);
+  process.exit(1);
 });
 const token = await new SignJWT({ email: values.user.toLowerCase() })
   .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: 'sandbox' })

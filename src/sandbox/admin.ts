@@ -19,10 +19,14 @@
  *   POST /exchange/New-ServicePrincipal           { appId, objectId, displayName?, tenant? }
  *   POST /exchange/Remove-ServicePrincipal        { identity (app ID or object ID), tenant? }
  *   POST /exchange/Set-TransportConfig            { tenant, smtpClientAuthenticationDisabled: boolean }
- *   POST /exchange/Set-CASMailbox                 { identity, smtpClientAuthenticationDisabled: boolean | null }
+ *   POST /exchange/Set-CASMailbox                 { identity, smtpClientAuthenticationDisabled?: boolean | null, imapEnabled?: boolean }
  *   POST /exchange/New-Mailbox                    { address, shared?, displayName? }
  *   POST /entra/app-role-assignments              { appId, role, resource?: "exchange" | "graph", tenant? }   (grant + admin consent)
  *   POST /entra/app-role-assignments/remove       same body (revoke)
+ *   POST /entra/apps/:appId/certificates          { pem, tenant? }  upload a public certificate (keyCredentials)
+ *   GET  /graph/subscriptions                     the Graph change-notification subscriptions
+ *   POST /graph/subscriptions/:id/lifecycle       { event: missed | subscriptionRemoved | reauthorizationRequired }
+ *                                                 (:id a subscription ID, or a mailbox: all its subscriptions)
  *   POST /mailboxes/:address/messages             { raw, from? }  → delivered into Dovecot over LMTP (bytes kept)
  *   GET  /mailboxes/:address/messages?folder=INBOX  [{ uid, flags, subject, size }]
  *   GET  /mailboxes/:address/messages/:uid?folder=INBOX  the message source (message/rfc822)
@@ -43,13 +47,19 @@ import * as exchangeOps from './exchange/ops.ts';
 import * as entraOps from './entra/ops.ts';
 import { SandboxOpError } from './entra/op-errors.ts';
 import { listenOn } from '../errors/listen.ts';
+import type { GraphSandbox } from './graph/index.ts';
 
 /** What the admin API needs from the sandbox Dovecot. */
 export type AdminBackend = Pick<Dovecot, 'host' | 'ports' | 'mintToken' | 'deliver'>;
 
+/** What the admin API needs from the sandbox Graph (lifecycle events on demand). */
+export type AdminGraph = Pick<GraphSandbox, 'subscriptions' | 'lifecycle' | 'removeSubscription'>;
+
 export interface SandboxAdminOptions {
   directory: SandboxDirectory;
   dovecot: AdminBackend;
+  /** The Graph sandbox, for its subscriptions' lifecycle events (routes absent without it). */
+  graph?: AdminGraph;
   /** Loopback only (default 127.0.0.1). */
   host?: string;
   port?: number;
@@ -86,7 +96,11 @@ const recipientPermission = z.object({ identity: z.string().min(1), trustee: z.s
 const newServicePrincipal = z.object({ appId: guid, objectId: guid, displayName: z.string().optional(), tenant: z.string().optional() });
 const removeServicePrincipal = z.object({ identity: z.string().min(1), tenant: z.string().optional() });
 const transportConfig = z.object({ tenant: z.string().min(1), smtpClientAuthenticationDisabled: z.boolean() });
-const casMailbox = z.object({ identity: z.string().min(1), smtpClientAuthenticationDisabled: z.boolean().nullable() });
+const casMailbox = z
+  .object({ identity: z.string().min(1), smtpClientAuthenticationDisabled: z.boolean().nullable().optional(), imapEnabled: z.boolean().optional() })
+  .refine((b) => b.smtpClientAuthenticationDisabled !== undefined || b.imapEnabled !== undefined, { message: 'name smtpClientAuthenticationDisabled or imapEnabled' });
+const certificate = z.object({ pem: z.string().min(1), tenant: z.string().optional() });
+const lifecycleEvent = z.object({ event: z.enum(['missed', 'subscriptionRemoved', 'reauthorizationRequired']) });
 const newMailbox = z.object({ address: z.string().min(1), shared: z.boolean().default(false), displayName: z.string().default('') });
 const appRole = z.object({ appId: guid, role: z.string().min(1), resource: z.enum(['exchange', 'graph']).default('exchange'), tenant: z.string().optional() });
 const deliver = z.object({ raw: z.string().min(1), from: z.string().default('sandbox-admin@sandbox.test') });
@@ -164,7 +178,10 @@ export async function startSandboxAdmin(options: SandboxAdminOptions): Promise<S
     const t = exchangeOps.setTenantSmtpAuthDisabled(directory, b.tenant, b.smtpClientAuthenticationDisabled);
     return { tenant: t.id, smtpClientAuthenticationDisabled: t.smtpClientAuthenticationDisabled };
   });
-  exchangeRoute('Set-CASMailbox', casMailbox, (b) => view(exchangeOps.setMailboxSmtpAuthDisabled(directory, b.identity, b.smtpClientAuthenticationDisabled)));
+  exchangeRoute('Set-CASMailbox', casMailbox, (b) => {
+    if (b.smtpClientAuthenticationDisabled !== undefined) exchangeOps.setMailboxSmtpAuthDisabled(directory, b.identity, b.smtpClientAuthenticationDisabled);
+    return view(b.imapEnabled !== undefined ? exchangeOps.setMailboxImapEnabled(directory, b.identity, b.imapEnabled) : mailboxOf(b.identity).mailbox);
+  });
   exchangeRoute(
     'New-Mailbox',
     newMailbox,
@@ -182,6 +199,41 @@ export async function startSandboxAdmin(options: SandboxAdminOptions): Promise<S
   };
   http.post('/entra/app-role-assignments', roleRoute(true));
   http.post('/entra/app-role-assignments/remove', roleRoute(false));
+
+  // Entra admin center → App registrations → Certificates & secrets → Upload certificate.
+  http.post<{ Params: { appId: string } }>('/entra/apps/:appId/certificates', async (req, reply) => {
+    const body = certificate.parse(req.body);
+    const tenant = tenantOfApp(req.params.appId, body.tenant);
+    const added = entraOps.addCertificate(directory, tenant.id, req.params.appId, body.pem);
+    await changed();
+    return reply.code(201).send({ appId: req.params.appId, ...added });
+  });
+
+  const graph = options.graph;
+  if (graph) {
+    http.get('/graph/subscriptions', async () => ({ subscriptions: graph.subscriptions() }));
+    // What Exchange decides on its own (a missed batch, a removed or to-be-reauthorized subscription), on demand.
+    http.post<{ Params: { id: string } }>('/graph/subscriptions/:id/lifecycle', async (req) => {
+      const { event } = lifecycleEvent.parse(req.body);
+      const key = req.params.id.toLowerCase();
+      const subs = graph.subscriptions().filter((s) => s.id.toLowerCase() === key || s.mailbox.toLowerCase() === key);
+      if (subs.length === 0) throw new AdminError(404, 'ResourceNotFound', `No subscription or subscribed mailbox '${req.params.id}'.`);
+      const sent: string[] = [];
+      const withoutUrl: string[] = [];
+      for (const s of subs) {
+        if (!s.lifecycleNotificationUrl) withoutUrl.push(s.id);
+        else if (event === 'subscriptionRemoved') {
+          graph.removeSubscription(s.id);
+          sent.push(s.id);
+        } else if (graph.lifecycle(s.id, event)) sent.push(s.id);
+      }
+      if (sent.length === 0) {
+        // Graph sends lifecycle events only to a lifecycleNotificationUrl; without one there is nothing to send.
+        throw new AdminError(409, 'NoLifecycleNotificationUrl', `Subscription ${withoutUrl.join(', ')} has no lifecycleNotificationUrl, so Graph sends it no lifecycle events.`);
+      }
+      return { event, subscriptions: sent };
+    });
+  }
 
   http.post<{ Params: { address: string } }>('/mailboxes/:address/messages', async (req, reply) => {
     const { mailbox } = mailboxOf(req.params.address);

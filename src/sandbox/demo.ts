@@ -18,6 +18,7 @@ export function demoTenant(certificatePem: string): SandboxFile {
     type: name === 'scanner' || name === 'info' ? ('shared' as const) : ('user' as const),
     displayName: name[0]!.toUpperCase() + name.slice(1),
     smtpClientAuthenticationDisabled: null,
+    imapEnabled: true,
     fullAccess: [app.servicePrincipalId],
     sendAs: [app.servicePrincipalId],
   }));

@@ -76,6 +76,7 @@ export class SandboxDirectory {
       type: 'user',
       displayName: block.source.displayName(address),
       smtpClientAuthenticationDisabled: null,
+      imapEnabled: true,
       fullAccess: [],
       sendAs: [],
     };

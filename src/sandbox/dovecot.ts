@@ -38,11 +38,12 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readF
 import { rm, readFile, mkdtemp } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { SignJWT } from 'jose';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
+import { MbError } from '../errors/index.ts';
 
 export interface DovecotPorts {
   /** IMAP with STARTTLS (also plain on loopback, which Dovecot treats as secured). */
@@ -231,7 +232,7 @@ function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: stri
     key: join(dir, 'tls', 'server.key'),
   };
   mkdirSync(dir, { recursive: true });
-  if (isRoot()) requireTraversable(dir);
+  requireTraversable(dir);
   // Dovecot's unprivileged processes (auth as dovecot, mail as vmail) must traverse the tree.
   chmodSync(dir, 0o755);
   // A stale base_dir (sockets of an earlier run) makes the first auth hang for 5 s (pitfall 2).
@@ -255,11 +256,12 @@ function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: stri
  * Maildirs, so every directory above `dir` must let others through. Say so instead of letting
  * every login fail with "Permission denied" in Dovecot's log.
  */
-function requireTraversable(dir: string): void {
-  for (let d = dirname(dir); ; d = dirname(d)) {
-    if ((statSync(d).mode & 0o001) === 0) {
-      throw new Error(`Dovecot's unprivileged processes cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}); use a directory whose parents are world-executable (chmod o+x ${d})`);
-    }
+export function requireTraversable(dir: string): void {
+  if (!isRoot()) return;
+  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
+    // A parent that does not exist yet is created by mkdir with mode 0755 (umask aside): nothing to check.
+    const mode = existsSync(d) ? statSync(d).mode : 0o755;
+    if ((mode & 0o001) === 0) throw new MbError('MB_SANDBOX_DIR_NOT_TRAVERSABLE', { dir, folder: d, mode: (mode & 0o777).toString(8).padStart(4, '0') });
     if (d === dirname(d)) return;
   }
 }
@@ -332,6 +334,12 @@ ssl_dh = </usr/share/dovecot/dh.pem
 ssl_min_protocol = TLSv1.2
 
 mail_location = maildir:~/Maildir
+# Exchange's IMAP answers NAMESPACE (("" "/")): folders are "Inbox/Scans", not "INBOX.Scans".
+# Only the separator clients see changes; on disk Maildir++ keeps its own "." (Dovecot maps it).
+namespace inbox {
+  inbox = yes
+  separator = /
+}
 # Store what was received (CRLF), so a message reads back byte for byte.
 mail_save_crlf = yes
 

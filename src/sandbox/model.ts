@@ -61,6 +61,8 @@ export const sandboxMailboxSchema = z.object({
   displayName: z.string().default(''),
   /** Set-CASMailbox -SmtpClientAuthenticationDisabled; null follows the tenant setting. */
   smtpClientAuthenticationDisabled: z.boolean().nullable().default(null),
+  /** Set-CASMailbox -ImapEnabled: false refuses IMAP logins to this mailbox (Exchange's default is on). */
+  imapEnabled: z.boolean().default(true),
   /** Add-MailboxPermission -AccessRights FullAccess: Exchange service principal object IDs or user UPNs. */
   fullAccess: z.array(z.string()).default([]),
   /** Add-RecipientPermission -AccessRights SendAs: trustees. */

@@ -252,7 +252,7 @@ test('scripts/dovecot/start.sh starts from nothing, its token logs in, stop.sh l
   const dir = join(parent, 'fresh');
   try {
     // A parent Dovecot's auth process cannot enter is refused with a clear message.
-    await assert.rejects(run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir], { cwd: ROOT }), /cannot enter .*chmod o\+x/s);
+    await assert.rejects(run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir], { cwd: ROOT }), /MB_SANDBOX_DIR_NOT_TRAVERSABLE: .*may not pass through.*Fix: .*chmod o\+x/s);
     chmodSync(parent, 0o755);
     const { stdout } = await run('bash', [join(ROOT, 'scripts', 'dovecot', 'start.sh'), dir, '--user', 'hank@contoso.test'], { cwd: ROOT });
     const values = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));

@@ -59,9 +59,9 @@ async function call(path: string, body?: unknown): Promise<{ status: number; bod
 const errorCode = (r: { body: Record<string, unknown> }) => (r.body.error as { code: string }).code;
 const mailbox = (address: string) => directory.mailbox(address)!.mailbox;
 
-function cli(args: string[], options: { cwd?: string; lang?: string } = {}) {
-  const env: NodeJS.ProcessEnv = { ...process.env, LANG: options.lang ?? 'C' };
-  for (const k of ['LC_ALL', 'LC_MESSAGES', 'MAILBRIDGE_LANG']) delete env[k];
+function cli(args: string[], options: { cwd?: string; lang?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const env: NodeJS.ProcessEnv = { ...process.env, LANG: options.lang ?? 'C', ...options.env };
+  for (const k of ['LC_ALL', 'LC_MESSAGES', 'MAILBRIDGE_LANG', 'MAILBRIDGE_SANDBOX_DIR']) delete env[k];
   const child = spawn(process.execPath, [MAIN, ...args], {
     cwd: options.cwd ?? dir,
     env,
@@ -245,12 +245,13 @@ test('mailbridge sandbox-admin drives the API (URL from .sandbox/admin-url), pri
   assert.match(r.stderr, /MB_CLI_USAGE/);
 });
 
-test('without --url and without .sandbox/admin-url the CLI says how to start the sandbox; an unreachable URL is reported', async () => {
+test('without --url, --dir, .sandbox/admin-url or a running sandbox the CLI says where it looked and how to start one; an unreachable URL is reported', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mb-admin-cwd-'));
   try {
-    let r = await cli(['sandbox-admin', 'state'], { cwd: empty }).done;
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /npm run sandbox/);
+    let r = await cli(['sandbox-admin', 'state'], { cwd: empty, env: { XDG_STATE_HOME: join(empty, 'state') } }).done;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^MB_SANDBOX_ADMIN_NOT_FOUND: .*\n {2}Cause: .*\.sandbox\/admin-url/);
+    assert.match(r.stderr, /mailbridge sandbox --dir/);
     assert.ok(!existsSync(join(empty, '.sandbox')));
     r = await cli(['sandbox-admin', '--url', 'http://127.0.0.1:9', 'state'], { cwd: empty }).done;
     assert.equal(r.code, 1);

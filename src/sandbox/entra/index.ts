@@ -7,7 +7,8 @@
  *
  * Strategies: one listener per national cloud (each its own port; a tenant is found only on the
  * listener(s) of its login host, so a wrong-cloud request gets AADSTS90002); an RS256 signing key
- * made at start and kept in memory; codes, device codes and refresh tokens in memory, expired
+ * made at start or given (the sandbox keeps one in its folder); codes and device codes in memory,
+ * refresh-token grants in memory or a file (`grantsFile`, so sign-ins survive a restart), expired
  * against the injectable clock `now`; the directory is read on every request, so run-time
  * changes (ops.ts) apply at once. Server code: server.ts; token contents: tokens.ts.
  *
@@ -56,7 +57,7 @@
 import type { JsonWebKey } from 'node:crypto';
 import type { CloudName } from '../../config/schema.ts';
 import { CLOUDS } from '../../config/schema.ts';
-import type { SandboxCa } from '../ca.ts';
+import type { KeyAndCert, SandboxCa } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import { AadstsError } from './aadsts.ts';
 import { createSigningKey } from './keys.ts';
@@ -93,6 +94,10 @@ export async function startEntraSandbox(options: {
   host?: string;
   ports?: Partial<Record<CloudName, number>>;
   now?: () => number;
+  /** The token signing key to use (the sandbox keeps one in its folder); default: a new one. */
+  signingKey?: KeyAndCert;
+  /** Where refresh-token grants are kept across restarts; default: memory only. */
+  grantsFile?: string;
 }): Promise<EntraSandbox> {
   const host = options.host ?? '127.0.0.1';
   const now = options.now ?? Date.now;
@@ -100,8 +105,8 @@ export async function startEntraSandbox(options: {
   const tls = options.ca.issueServer(names);
   const shared: EntraShared = {
     directory: options.directory,
-    key: await createSigningKey(),
-    state: new EntraState(),
+    key: await createSigningKey(options.signingKey),
+    state: new EntraState(options.grantsFile),
     now,
     stats: { calls: Object.fromEntries(ENDPOINTS.map((e) => [e, 0])), tokenRequests: [] },
     urls: {} as Record<CloudName, string>,

@@ -1,11 +1,12 @@
 /**
- * The token signing key: an RSA key pair made at start and held only in memory, with a
+ * The token signing key: an RSA key pair (made at start, or the one the sandbox kept in its folder,
+ * so tokens issued before a restart still verify after it), with a
  * self-signed certificate like Entra's (CN=accounts.accesscontrol.windows.net), because the JWKS
  * publishes x5c and x5t and Entra's kid is the SHA-1 thumbprint (x5t). Tokens are RS256.
  */
 import { createHash, createPrivateKey, X509Certificate, type JsonWebKey } from 'node:crypto';
 import { exportJWK, importPKCS8, SignJWT, type JWTPayload } from 'jose';
-import { selfSigned } from '../ca.ts';
+import { selfSigned, type KeyAndCert } from '../ca.ts';
 
 export interface SigningKey {
   kid: string;
@@ -16,8 +17,13 @@ export interface SigningKey {
 
 const DAY = 86_400_000;
 
-export async function createSigningKey(): Promise<SigningKey> {
-  const { keyPem, certPem } = selfSigned('accounts.accesscontrol.windows.net', new Date(Date.now() - DAY), new Date(Date.now() + 5 * 365 * DAY));
+/** A new key pair and certificate as Entra's (PEM), for `createSigningKey` and for keeping. */
+export function newSigningPair(): KeyAndCert {
+  return selfSigned('accounts.accesscontrol.windows.net', new Date(Date.now() - DAY), new Date(Date.now() + 5 * 365 * DAY));
+}
+
+export async function createSigningKey(pair: KeyAndCert = newSigningPair()): Promise<SigningKey> {
+  const { keyPem, certPem } = pair;
   const cert = new X509Certificate(certPem);
   const x5t = createHash('sha1').update(cert.raw).digest('base64url');
   // node-forge writes PKCS#1; jose imports PKCS#8.

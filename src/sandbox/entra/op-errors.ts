@@ -82,6 +82,18 @@ export const sandboxEntraErrors = {
     cause: { en: 'The user code {userCode} is {status}.', de: 'Der Benutzercode {userCode} ist {status}.' },
     fix: { en: 'Start a new device-code sign-in and use its code within 15 minutes.', de: 'Starten Sie eine neue Gerätecode-Anmeldung und verwenden Sie den Code innerhalb von 15 Minuten.' },
   },
+  MB_SANDBOX_EAI_MAILBOX: {
+    http: 400,
+    title: { en: 'Internationalised address not supported for a mailbox', de: 'Internationalisierte Adresse für ein Postfach nicht möglich' },
+    cause: {
+      en: 'The local part of {address} has characters outside ASCII. Exchange Online can send to and receive from such (EAI) addresses, but cannot give one to a mailbox as its address; the sandbox refuses it as Exchange does, instead of creating a mailbox no mail reaches.',
+      de: 'Der lokale Teil von {address} enthält Zeichen außerhalb von ASCII. Exchange Online kann an solche (EAI-)Adressen senden und von ihnen empfangen, sie aber keinem Postfach als Adresse geben; die Sandbox lehnt sie wie Exchange ab, statt ein Postfach anzulegen, das keine Mail erreicht.',
+    },
+    fix: {
+      en: 'Use an ASCII address, e.g. {suggestion}: New-Mailbox -Name "{name}" -PrimarySmtpAddress {suggestion}',
+      de: 'Verwenden Sie eine ASCII-Adresse, z. B. {suggestion}: New-Mailbox -Name "{name}" -PrimarySmtpAddress {suggestion}',
+    },
+  },
 } satisfies CatalogueSection;
 
 export type SandboxOpCode = keyof typeof sandboxEntraErrors;

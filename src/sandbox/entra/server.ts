@@ -337,7 +337,7 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const requested = form.scope ? parseDelegatedScopes(form.scope, tenant) : original;
     const grant = grantDelegated(requested, client, tenant);
     // "Refresh tokens aren't revoked when used": the old one stays valid; its use counts as activity.
-    rec.lastUsedAt = now;
+    state.refreshTokens.used(rec, now);
     return userTokens(minter, {
       base: base(),
       tenant,

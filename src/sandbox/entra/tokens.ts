@@ -133,7 +133,6 @@ export async function userTokens(m: Minter, r: UserTokenRequest): Promise<Record
   if (r.refresh) {
     const token = m.state.newRefreshToken();
     m.state.refreshTokens.set(token, {
-      token,
       tenantId: tenant.id,
       appId: app.appId,
       userOid: user.objectId,

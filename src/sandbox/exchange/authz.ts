@@ -26,8 +26,11 @@
  * tenant or mailbox text), `mailbox` (token fine, no access to that mailbox: SMTP 535 5.7.3, IMAP
  * `OK AUTHENTICATE completed.` then `BAD User is authenticated but not connected.`).
  *
- * Limits: RBAC for Applications (management scopes) and Conditional Access are not modelled; IMAP
- * has no per-mailbox enable switch here (ImapEnabled).
+ *  4b. IMAP only: the mailbox's IMAP switch (Set-CASMailbox -ImapEnabled $false) refuses the login
+ *     as a failed authentication (`NO AUTHENTICATE failed.`, what clients report for a mailbox with
+ *     IMAP off [OBS, no Microsoft text for this case]).
+ *
+ * Limits: RBAC for Applications (management scopes) and Conditional Access are not modelled.
  */
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { SandboxDirectory } from '../directory.ts';
@@ -73,9 +76,10 @@ export type AuthzReason =
   | 'no_exchange_online'
   | 'missing_role'
   | 'missing_scope'
-  // stage disabled (SMTP only)
+  // stage disabled
   | 'smtp_auth_disabled_tenant'
   | 'smtp_auth_disabled_mailbox'
+  | 'imap_disabled_mailbox'
   // stage mailbox
   | 'mailbox_not_found'
   | 'service_principal_not_registered'
@@ -193,6 +197,10 @@ export async function authorize(directory: SandboxDirectory, jwks: JwksSource, r
     if (mailbox.smtpClientAuthenticationDisabled === null && tenant.smtpClientAuthenticationDisabled) {
       return deny('disabled', 'smtp_auth_disabled_tenant', `SMTP AUTH disabled for tenant ${tenant.id}`, { tenant, principal, mailbox });
     }
+  }
+
+  if (protocol === 'imap' && mailbox.imapEnabled === false) {
+    return deny('disabled', 'imap_disabled_mailbox', `IMAP disabled for mailbox ${mailbox.address} (ImapEnabled $false)`, { tenant, principal, mailbox });
   }
 
   // 5. Access to the mailbox.

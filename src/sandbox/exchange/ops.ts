@@ -19,6 +19,7 @@
  * maps to its replies. Saving the directory to sandbox.yaml is the caller's business.
  */
 import type { SandboxDirectory } from '../directory.ts';
+import { SandboxOpError } from '../entra/op-errors.ts';
 import type { SandboxMailbox, SandboxTenant } from '../model.ts';
 
 export type ExchangeOpErrorCode = 'tenant_not_found' | 'mailbox_not_found' | 'trustee_not_found' | 'already_exists' | 'not_found' | 'invalid';
@@ -156,7 +157,20 @@ export function setMailboxSmtpAuthDisabled(directory: SandboxDirectory, mailbox:
   return found.mailbox;
 }
 
-/** New-Mailbox (user) or New-Mailbox -Shared: the tenant comes from the address's domain. */
+/** Set-CASMailbox -ImapEnabled. */
+export function setMailboxImapEnabled(directory: SandboxDirectory, mailbox: string, enabled: boolean): SandboxMailbox {
+  const found = directory.mailbox(mailbox);
+  if (!found) throw new ExchangeOpError('mailbox_not_found', `The operation couldn't be performed because object '${mailbox}' couldn't be found.`);
+  found.mailbox.imapEnabled = enabled;
+  return found.mailbox;
+}
+
+/**
+ * New-Mailbox (user) or New-Mailbox -Shared: the tenant comes from the address's domain. An address
+ * whose local part is not ASCII is refused: Exchange Online sends to and receives from EAI addresses
+ * but does not give one to a mailbox (docs/microsoft-facts-addendum.md), and Dovecot's LMTP would
+ * refuse every delivery to it.
+ */
 export function addMailbox(
   directory: SandboxDirectory,
   mailbox: { address: string; type?: 'user' | 'shared'; displayName?: string; smtpClientAuthenticationDisabled?: boolean | null },
@@ -166,11 +180,18 @@ export function addMailbox(
   const tenant = directory.tenantForAddress(address);
   if (!tenant) throw new ExchangeOpError('tenant_not_found', `No tenant in the sandbox has the domain of '${address}'.`);
   if (directory.mailbox(address)) throw new ExchangeOpError('already_exists', `The proxy address "SMTP:${address}" is already being used.`);
+  const local = address.slice(0, address.lastIndexOf('@'));
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x00-\x7f]/.test(local)) {
+    const ascii = local.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/ß/g, 'ss').replace(/[^A-Za-z0-9._-]/g, '') || 'user';
+    throw new SandboxOpError('MB_SANDBOX_EAI_MAILBOX', { address, suggestion: `${ascii}${address.slice(address.lastIndexOf('@'))}`, name: mailbox.displayName || local });
+  }
   const created: SandboxMailbox = {
     address,
     type: mailbox.type ?? 'user',
     displayName: mailbox.displayName ?? address.split('@')[0] ?? '',
     smtpClientAuthenticationDisabled: mailbox.smtpClientAuthenticationDisabled ?? null,
+    imapEnabled: true,
     fullAccess: [],
     sendAs: [],
   };

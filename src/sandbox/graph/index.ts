@@ -25,8 +25,9 @@
  * (store.ts); delta rounds computed from CONDSTORE/QRESYNC (delta.ts); message resources parsed with
  * mailparser and sendMail JSON composed with nodemailer (message.ts); routing, headers and the
  * error envelope (server.ts). sendMail delivers into sandbox mailboxes over LMTP before answering
- * 202 (so tests need not poll; Exchange delivers shortly after); other recipients are recorded in
- * `stats.outbound`, never sent. Change notifications come from a mail feed (src/sandbox/feed/:
+ * 202 (so tests need not poll; Exchange delivers shortly after); a recipient the mailbox store refuses
+ * gets the sender a non-delivery report in its Inbox, as Exchange reports undeliverable mail after the
+ * 202; other recipients are recorded in `stats.outbound`, never sent. Change notifications come from a mail feed (src/sandbox/feed/:
  * Dovecot IDLE + CONDSTORE per watched folder) and are POSTed to the subscriber with retries
  * (subscriptions.ts). With `synthetic`, thousands of in-memory mailboxes (src/sandbox/feed/synthetic.ts)
  * are served by the same routes (RoutedStore picks the store per mailbox) and notify at once.

@@ -498,14 +498,15 @@ function notFoundIfFolderMissing(err: unknown): never {
   throw err;
 }
 
-async function folderResource(r: Req, path: string, all: Array<{ path: string; parentPath: string }>): Promise<Record<string, unknown>> {
+async function folderResource(r: Req, path: string, all: Array<{ path: string; parentPath: string; name?: string }>): Promise<Record<string, unknown>> {
   const status = await r.ctx.store.status(r.target.address, path);
   if (!status) throw graphErrors.itemNotFound();
   const entry = all.find((f) => f.path === path);
   const parent = entry?.parentPath ? folderId({ mailbox: r.target.address, folder: entry.parentPath }) : folderId({ mailbox: r.target.address, folder: '\u0001msgfolderroot' });
   return {
     id: folderId({ mailbox: r.target.address, folder: path }),
-    displayName: wellKnownByPath(path)?.displayName ?? path.split('.').pop() ?? path,
+    // The leaf name as Dovecot lists it (whatever the namespace separator is).
+    displayName: wellKnownByPath(path)?.displayName ?? entry?.name ?? path,
     parentFolderId: parent,
     childFolderCount: all.filter((f) => f.parentPath === path).length,
     unreadItemCount: status.unseen,
@@ -647,6 +648,51 @@ async function delta(r: Req, folderSegment: string): Promise<Result> {
 
 // --- sendMail ----------------------------------------------------------------------------------------
 
+/**
+ * A non-delivery report as Exchange Online sends one to the sender (multipart/report, RFC 3464),
+ * from the tenant's MicrosoftExchange… system address, with "Undeliverable:" and the original
+ * headers [APPROX: layout and texts of Exchange's NDR are not copied].
+ */
+function nonDeliveryReport(o: { mailbox: string; domain: string; rejected: Array<{ recipient: string; response: string }>; original: Buffer; now: number }): Buffer {
+  const headerEnd = o.original.indexOf('\r\n\r\n');
+  const headers = o.original.subarray(0, headerEnd < 0 ? o.original.length : headerEnd).toString('latin1');
+  const subject = /^Subject:[ \t]*(.*(?:\r\n[ \t].*)*)/im.exec(headers)?.[1]?.replace(/\r\n[ \t]/g, ' ') ?? '';
+  const boundary = `ndr_${randomUUID()}`;
+  const date = new Date(o.now).toUTCString().replace('GMT', '+0000');
+  const status = (r: string) => /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(r)?.[1] ?? '5.0.0';
+  const lines = [
+    `From: Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@${o.domain}>`,
+    `To: <${o.mailbox}>`,
+    `Date: ${date}`,
+    `Subject: Undeliverable: ${subject}`,
+    `Message-ID: <${randomUUID()}@${o.domain}>`,
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    "Your message couldn't be delivered to these recipients:",
+    ...o.rejected.map((r) => `  ${r.recipient}: ${r.response}`),
+    '',
+    `--${boundary}`,
+    'Content-Type: message/delivery-status',
+    '',
+    `Reporting-MTA: dns;${o.domain}`,
+    '',
+    ...o.rejected.flatMap((r) => [`Final-Recipient: rfc822;${r.recipient}`, 'Action: failed', `Status: ${status(r.response)}`, `Diagnostic-Code: smtp;${r.response}`, '']),
+    `--${boundary}`,
+    'Content-Type: text/rfc822-headers',
+    '',
+    headers,
+    '',
+    `--${boundary}--`,
+    '',
+  ];
+  return Buffer.from(lines.join('\r\n'), 'utf8');
+}
+
 async function sendMail(r: Req): Promise<Result> {
   const { ctx, req, target } = r;
   const contentType = (header(req, 'content-type') ?? '').toLowerCase();
@@ -698,6 +744,14 @@ async function sendMail(r: Req): Promise<Result> {
       ctx.log.error({ err }, 'graph sandbox: LMTP delivery failed');
       throw graphErrors.unavailable(5);
     }
+  }
+  if (rejected.length) {
+    // Exchange accepts sendMail (202) and reports a recipient it cannot deliver to with a
+    // non-delivery report in the sending mailbox; mail is never dropped without a word.
+    ctx.log.warn({ mailbox: target.address, rejected }, 'graph sandbox: sendMail recipients refused, NDR sent to the sender');
+    const tenant = ctx.directory.mailbox(target.address)?.tenant;
+    const ndr = nonDeliveryReport({ mailbox: target.address, domain: tenant?.domains.at(-1) ?? 'sandbox.test', rejected, original: delivered, now });
+    await ctx.backend.deliver({ from: '', to: [target.address] }, ndr).catch((err: unknown) => ctx.log.error({ err }, 'graph sandbox: NDR delivery failed'));
   }
   if (outbound.length) ctx.stats.outbound.push({ from, to: outbound, raw: delivered, at: now });
   if (save) await ctx.store.append(target.address, WELL_KNOWN_FOLDERS.sentitems?.path ?? 'Sent Items', sentCopy, ['\\Seen'], new Date(now));

@@ -1,12 +1,16 @@
 /**
  * `mailbridge sandbox-admin <op> …`: run-time administration of a running sandbox tenant through
- * its loopback admin API (src/sandbox/admin.ts). The API's URL comes from --url or from the file
- * .sandbox/admin-url that the sandbox writes on start. Each Exchange operation prints the
+ * its loopback admin API (src/sandbox/admin.ts). The API's URL comes from --url, else from
+ * <folder>/admin-url of --dir (or MAILBRIDGE_SANDBOX_DIR), else ./.sandbox/admin-url, else the
+ * well-known file naming the last sandbox started on this machine (sandboxPointerFile), so an
+ * admin finds the sandbox from any folder. Each Exchange operation prints the
  * PowerShell line it stands for, so the admin learns the real fix while testing.
  */
 import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
+import { sandboxPointerFile, type SandboxPointer } from '../../../sandbox/index.ts';
 import type { Command, CommandContext } from '../command.ts';
 
 interface Call {
@@ -24,7 +28,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--url', '--name', '--tenant', '--resource', '--from', '--folder']);
+const VALUE_FLAGS = new Set(['--url', '--dir', '--name', '--tenant', '--resource', '--from', '--folder']);
 const BOOL_FLAGS = new Set(['--shared', '--json']);
 
 export const command: Command = {
@@ -34,10 +38,11 @@ export const command: Command = {
     de: 'Laufenden Sandbox-Mandanten ändern (Berechtigungen, Dienstprinzipale, Postfächer, Mails)',
   },
   help: {
-    en: `Usage: mailbridge sandbox-admin <operation> [arguments] [--url URL] [--json]
+    en: `Usage: mailbridge sandbox-admin <operation> [arguments] [--dir DIR | --url URL] [--json]
 
-Talks to the admin API of a running sandbox (\`npm run sandbox\`). The URL is taken from --url,
-otherwise from the file .sandbox/admin-url that the sandbox writes when it starts.
+Talks to the admin API of a running sandbox (\`mailbridge sandbox\`). It finds the sandbox by --url;
+else by DIR/admin-url (--dir, or MAILBRIDGE_SANDBOX_DIR); else by ./.sandbox/admin-url; else by
+the last sandbox started on this machine (~/.local/state/mailbridge/sandbox.json).
 
 Operations:
   state                                   tenants, apps, service principals and mailboxes
@@ -51,11 +56,17 @@ Operations:
   smtp-auth-tenant <tenant> on|off        Set-TransportConfig -SmtpClientAuthenticationDisabled
   smtp-auth-mailbox <mailbox> on|off|default
                                           Set-CASMailbox -SmtpClientAuthenticationDisabled
+  imap-mailbox <mailbox> on|off           Set-CASMailbox -ImapEnabled
   add-mailbox <address> [--shared] [--name N]
                                           New-Mailbox (a user or shared mailbox)
   grant-role <appId> <role> [--resource exchange|graph] [--tenant T]
                                           application permission with admin consent
   revoke-role <appId> <role> [--resource exchange|graph] [--tenant T]
+  add-cert <appId> <cert.pem> [--tenant T]
+                                          upload a public certificate to the app (keyCredentials)
+  subscriptions                           Graph change-notification subscriptions
+  lifecycle <subscriptionId|mailbox> missed|subscriptionRemoved|reauthorizationRequired
+                                          send a Graph lifecycle event (to the lifecycleNotificationUrl)
   deliver <mailbox> <file|-> [--from ADDRESS]
                                           put a message (RFC 5322 file, or stdin) into the mailbox
   list <mailbox> [--folder F]             UIDs, flags and subjects of a folder (default INBOX)
@@ -63,12 +74,15 @@ Operations:
                                           print a message's source
 
 Options:
-  --url URL   the sandbox admin API (default: contents of .sandbox/admin-url)
+  --dir DIR   the sandbox's folder (as given to mailbridge sandbox --dir)
+  --url URL   the sandbox admin API's address
   --json      print the API's JSON answer`,
-    de: `Aufruf: mailbridge sandbox-admin <vorgang> [argumente] [--url URL] [--json]
+    de: `Aufruf: mailbridge sandbox-admin <vorgang> [argumente] [--dir VERZ | --url URL] [--json]
 
-Spricht mit der Admin-API einer laufenden Sandbox (\`npm run sandbox\`). Die URL kommt aus --url,
-sonst aus der Datei .sandbox/admin-url, die die Sandbox beim Start schreibt.
+Spricht mit der Admin-API einer laufenden Sandbox (\`mailbridge sandbox\`). Sie findet die Sandbox
+über --url; sonst über VERZ/admin-url (--dir oder MAILBRIDGE_SANDBOX_DIR); sonst über
+./.sandbox/admin-url; sonst über die zuletzt auf diesem Rechner gestartete Sandbox
+(~/.local/state/mailbridge/sandbox.json).
 
 Vorgänge:
   state                                   Mandanten, Apps, Dienstprinzipale und Postfächer
@@ -82,11 +96,17 @@ Vorgänge:
   smtp-auth-tenant <mandant> on|off       Set-TransportConfig -SmtpClientAuthenticationDisabled
   smtp-auth-mailbox <postfach> on|off|default
                                           Set-CASMailbox -SmtpClientAuthenticationDisabled
+  imap-mailbox <postfach> on|off          Set-CASMailbox -ImapEnabled
   add-mailbox <adresse> [--shared] [--name N]
                                           New-Mailbox (Benutzer- oder freigegebenes Postfach)
   grant-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
                                           Anwendungsberechtigung mit Administratorzustimmung
   revoke-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
+  add-cert <appId> <zert.pem> [--tenant T]
+                                          ein öffentliches Zertifikat zur App hochladen (keyCredentials)
+  subscriptions                           Graph-Abonnements für Änderungsbenachrichtigungen
+  lifecycle <abonnement-ID|postfach> missed|subscriptionRemoved|reauthorizationRequired
+                                          ein Graph-Lebenszyklusereignis senden (an die lifecycleNotificationUrl)
   deliver <postfach> <datei|-> [--from ADRESSE]
                                           eine Nachricht (RFC-5322-Datei oder stdin) ins Postfach legen
   list <postfach> [--folder F]            UIDs, Flags und Betreffzeilen eines Ordners (Standard INBOX)
@@ -94,7 +114,8 @@ Vorgänge:
                                           Quelltext einer Nachricht ausgeben
 
 Optionen:
-  --url URL   die Admin-API der Sandbox (Standard: Inhalt von .sandbox/admin-url)
+  --dir VERZ  der Ordner der Sandbox (wie bei mailbridge sandbox --dir angegeben)
+  --url URL   die Adresse der Admin-API der Sandbox
   --json      die JSON-Antwort der API ausgeben`,
   },
   async run(ctx) {
@@ -237,6 +258,36 @@ async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call
         equivalent: `Set-CASMailbox -Identity "${identity}" -SmtpClientAuthenticationDisabled $${disabled === null ? 'null' : disabled}`,
       };
     }
+    case 'imap-mailbox': {
+      const [identity, v] = need(rest, ['mailbox', 'on|off'], op);
+      if (v !== 'on' && v !== 'off') throw usage(`expected on|off, not "${v}"`);
+      return {
+        method: 'POST',
+        path: '/exchange/Set-CASMailbox',
+        body: { identity, imapEnabled: v === 'on' },
+        equivalent: `Set-CASMailbox -Identity "${identity}" -ImapEnabled $${v === 'on'}`,
+      };
+    }
+    case 'add-cert': {
+      const [appId, file] = need(rest, ['appId', 'cert.pem'], op);
+      const pem = await readFile(file!, 'utf8').catch((err: Error) => {
+        throw usage(`cannot read ${file}: ${err.message}`);
+      });
+      return {
+        method: 'POST',
+        path: `/entra/apps/${encodeURIComponent(appId!)}/certificates`,
+        body: { pem, tenant },
+        equivalent: `Entra admin center → App registrations → ${appId} → Certificates & secrets → Certificates → Upload certificate`,
+      };
+    }
+    case 'subscriptions':
+      need(rest, [], op);
+      return { method: 'GET', path: '/graph/subscriptions' };
+    case 'lifecycle': {
+      const [id, event] = need(rest, ['subscriptionId|mailbox', 'missed|subscriptionRemoved|reauthorizationRequired'], op);
+      if (!['missed', 'subscriptionRemoved', 'reauthorizationRequired'].includes(event!)) throw usage(`the event is missed, subscriptionRemoved or reauthorizationRequired, not "${event}"`);
+      return { method: 'POST', path: `/graph/subscriptions/${encodeURIComponent(id!)}/lifecycle`, body: { event } };
+    }
     case 'add-mailbox': {
       const [address] = need(rest, ['address'], op);
       const shared = args.flags.has('--shared');
@@ -288,17 +339,39 @@ async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call
 async function adminUrl(args: Parsed, ctx: CommandContext): Promise<string> {
   const given = flag(args, '--url');
   if (given) return given;
-  try {
-    const url = (await readFile('.sandbox/admin-url', 'utf8')).trim();
+  const readUrl = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).trim();
+  const dir = flag(args, '--dir') ?? (ctx.env.MAILBRIDGE_SANDBOX_DIR || undefined);
+  const looked: string[] = [];
+  if (dir !== undefined) {
+    // A named folder is the answer or an error: never silently another sandbox.
+    const file = join(resolve(dir), 'admin-url');
+    const url = await readUrl(file);
     if (url) return url;
-  } catch {
-    // fall through to the usage error
+    throw new MbError('MB_SANDBOX_ADMIN_NOT_FOUND', { looked: file });
   }
-  throw usage(
-    ctx.lang === 'de'
-      ? 'keine Sandbox-URL: --url fehlt und .sandbox/admin-url gibt es nicht (läuft `npm run sandbox` in diesem Ordner?)'
-      : 'no sandbox URL: --url is missing and .sandbox/admin-url does not exist (is `npm run sandbox` running in this folder?)',
-  );
+  const local = resolve('.sandbox', 'admin-url');
+  looked.push(local);
+  const url = await readUrl(local);
+  if (url) return url;
+  const pointerFile = sandboxPointerFile(ctx.env);
+  looked.push(pointerFile);
+  try {
+    const pointer = JSON.parse(await readFile(pointerFile, 'utf8')) as SandboxPointer;
+    // A sandbox killed without closing leaves its pointer behind: only a live one counts.
+    if (pointer.url && alive(pointer.pid)) return pointer.url;
+  } catch {
+    // no pointer: nothing started here
+  }
+  throw new MbError('MB_SANDBOX_ADMIN_NOT_FOUND', { looked: looked.join(', ') });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -316,14 +389,16 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
       domains: string[];
       apps: { appId: string; servicePrincipalId: string; displayName: string; appRoles: { exchange: string[]; graph: string[] } }[];
       servicePrincipals: { appId: string; objectId: string }[];
-      mailboxes: { address: string; type: string; fullAccess: string[]; sendAs: string[] }[];
+      mailboxes: { address: string; type: string; fullAccess: string[]; sendAs: string[]; imapEnabled?: boolean }[];
     }[]) {
       ctx.out.line(`${t.name} (${t.id}) ${t.domains.join(', ')}`);
       for (const a of t.apps)
         ctx.out.line(`  app ${a.displayName} appId=${a.appId} servicePrincipalId=${a.servicePrincipalId} roles=${[...a.appRoles.exchange, ...a.appRoles.graph].join(',') || '-'}`);
       for (const sp of t.servicePrincipals) ctx.out.line(`  New-ServicePrincipal appId=${sp.appId} objectId=${sp.objectId}`);
       for (const m of t.mailboxes)
-        ctx.out.line(`  ${de ? 'Postfach' : 'mailbox'} ${m.address} (${m.type}) FullAccess=${m.fullAccess.join(',') || '-'} SendAs=${m.sendAs.join(',') || '-'}`);
+        ctx.out.line(
+          `  ${de ? 'Postfach' : 'mailbox'} ${m.address} (${m.type}) FullAccess=${m.fullAccess.join(',') || '-'} SendAs=${m.sendAs.join(',') || '-'}${m.imapEnabled === false ? ' IMAP=off' : ''}`,
+        );
     }
     return;
   }
@@ -331,6 +406,25 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
     const messages = (body.messages ?? []) as { uid: number; flags: string[]; subject: string }[];
     if (messages.length === 0) ctx.out.line(de ? `${body.folder} ist leer.` : `${body.folder} is empty.`);
     for (const m of messages) ctx.out.line(`${String(m.uid).padStart(6)}  ${(m.flags.join(' ') || '-').padEnd(20)}  ${m.subject}`);
+    return;
+  }
+  if (op === 'subscriptions') {
+    const subs = (body.subscriptions ?? []) as { id: string; mailbox: string; notificationUrl: string; lifecycleNotificationUrl: string | null; expirationDateTime: string }[];
+    if (subs.length === 0) ctx.out.line(de ? 'Keine Abonnements.' : 'No subscriptions.');
+    for (const s of subs) ctx.out.line(`${s.id}  ${s.mailbox}  ${s.notificationUrl}  lifecycle=${s.lifecycleNotificationUrl ?? '-'}  ${de ? 'bis' : 'until'} ${s.expirationDateTime}`);
+    return;
+  }
+  if (op === 'lifecycle') {
+    const ids = (body.subscriptions ?? []) as string[];
+    ctx.out.line(de ? `${String(body.event)} gesendet für ${ids.join(', ')}.` : `Sent ${String(body.event)} for ${ids.join(', ')}.`);
+    return;
+  }
+  if (op === 'add-cert') {
+    ctx.out.line(
+      de
+        ? `Zertifikat hochgeladen: Fingerabdruck ${String(body.thumbprint)} (SHA-256 ${String(body.thumbprintSha256)}), gültig bis ${String(body.endDateTime)}.`
+        : `Certificate uploaded: thumbprint ${String(body.thumbprint)} (SHA-256 ${String(body.thumbprintSha256)}), valid until ${String(body.endDateTime)}.`,
+    );
     return;
   }
   if (op === 'deliver') {
