@@ -47,8 +47,8 @@ export function graphSource(o: GraphSourceOptions): SourceFactory {
   return {
     kind: 'graph',
     description: `graph ${base}`,
-    async open(mailbox) {
-      return new GraphSession(mailbox, { ...o, baseUrl: base }, dispatcher);
+    async open(mailbox, _signal, options) {
+      return new GraphSession(mailbox, { ...o, baseUrl: base }, dispatcher, options?.freshToken);
     },
     close: () => dispatcher.close(),
   };
@@ -70,11 +70,14 @@ export class GraphSession implements SourceSession {
   private readonly dispatcher: Dispatcher;
   private readonly slots: Semaphore;
   private readonly received = new Map<string, Date>();
+  /** The first request asks for a new token (the previous session was refused for authorization). */
+  private freshToken: boolean;
 
-  constructor(mailbox: string, o: GraphSourceOptions, dispatcher: Dispatcher) {
+  constructor(mailbox: string, o: GraphSourceOptions, dispatcher: Dispatcher, freshToken = false) {
     this.mailbox = mailbox;
     this.o = o;
     this.dispatcher = dispatcher;
+    this.freshToken = freshToken;
     this.slots = new Semaphore(Math.min(4, o.concurrency ?? 4));
   }
 
@@ -86,7 +89,8 @@ export class GraphSession implements SourceSession {
   private async request(method: string, url: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Buffer; json?: unknown }> {
     const retries = this.o.throttleRetries ?? 4;
     for (let attempt = 0; ; attempt++) {
-      const token = await this.o.tokens(this.mailbox);
+      const token = await this.o.tokens(this.mailbox, this.freshToken ? { fresh: true } : undefined);
+      this.freshToken = false;
       registerSecret(token);
       let res: Awaited<ReturnType<typeof fetch>>;
       let body: Buffer;
@@ -118,6 +122,8 @@ export class GraphSession implements SourceSession {
         );
       }
       const json = /json/.test(res.headers.get('content-type') ?? '') ? safeJson(body) : undefined;
+      // A permission granted meanwhile is only in a new token: the next request must not reuse this one.
+      if (res.status === 401 || res.status === 403) this.freshToken = true;
       if (res.status === 429 || res.status === 503) {
         const seconds = Number(res.headers.get('retry-after') ?? '') || 2 ** attempt;
         const err = new ConnectorError(

@@ -47,13 +47,13 @@ export function imapSource(options: ImapSourceOptions): SourceFactory {
   return {
     kind: 'imap',
     description: `imap ${options.host}:${options.port}`,
-    open: (mailbox, signal) => openImapSession(options, mailbox, signal),
+    open: (mailbox, signal, o) => openImapSession(options, mailbox, signal, o),
   };
 }
 
-export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal): Promise<ImapSession> {
+export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal, open: { freshToken?: boolean } = {}): Promise<ImapSession> {
   const ctx: ImapErrorContext = { connector: o.connector, mailbox, host: o.host, port: o.port };
-  const token = await o.tokens(mailbox);
+  const token = await o.tokens(mailbox, { fresh: open.freshToken });
   registerSecret(token);
   ctx.token = token;
   const log = (o.log ?? silentLogger).child({ mailbox });

@@ -57,7 +57,19 @@ export interface ConnectorDeps {
   limits?: SharedLimits;
   log?: Logger;
   onEvent?: (e: ConnectorEvent) => void;
+  /** The pause before a mailbox reconnects (default: a timer); tests pass a manual clock. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
+
+/**
+ * Failures that say the token was refused for what it may do. A token cached from before an admin
+ * granted the permission (IMAP.AccessAsApp, Mail.ReadWrite, FullAccess) lacks it until it expires,
+ * up to an hour later; so the next attempt asks Entra ID for a new token.
+ */
+const AUTHORIZATION_FAILURES = new Set(['MB_CONNECTOR_AUTH_FAILED', 'MB_CONNECTOR_NOT_CONNECTED', 'MB_CONNECTOR_NOT_CONNECTED_DELEGATED', 'MB_CONNECTOR_GRAPH_FORBIDDEN']);
+
+/** At most one forced token request per connector in this time, however many mailboxes were refused. */
+const FRESH_TOKEN_GAP_MS = 30_000;
 
 export interface RunOptions {
   /** Sync every folder once and return (mailbridge fetch --once). */
@@ -140,9 +152,12 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   };
   const pollMs = c.pollSeconds * 1000;
 
+  const pause = deps.sleep ?? sleep;
+
   const worker = async (mb: { address: string; folders: string[] }) => {
     const backoff = new Backoff({ initialMs: c.retry.initialSeconds * 1000, maxMs: c.retry.maxSeconds * 1000 });
     const sessionSlot = limits.sessions.get(mb.address.toLowerCase());
+    let freshToken = false;
     while (!signal.aborted) {
       let session: SourceSession | undefined;
       let folder: string | undefined;
@@ -151,7 +166,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
         await sessionSlot.acquire(signal);
         try {
           await limits.logins.get(c.connection).with(async () => {
-            session = await source.open(mb.address, signal);
+            session = await source.open(mb.address, signal, { freshToken });
           }, signal);
           // Stopping ends the session at once, also in the middle of a command the server does not answer.
           const s = session!;
@@ -189,13 +204,14 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
         const e = err instanceof MbError ? err : toMbError(err);
         const retryAfter = err instanceof ConnectorError ? (err.retryAfterMs ?? 0) : 0;
         const delay = Math.max(retryAfter, backoff.next());
+        freshToken = AUTHORIZATION_FAILURES.has(e.code);
         emit({ type: 'error', connector: deps.name, mailbox: mb.address, folder, error: e, retryInMs: opts.once ? undefined : delay });
         log.warn({ code: e.code, mailbox: mb.address, folder, retryInMs: opts.once ? undefined : delay }, e.message);
         if (opts.once) {
           summary.errors.push({ mailbox: mb.address, folder, error: e });
           return;
         }
-        await sleep(delay, signal).catch(() => undefined);
+        await pause(delay, signal).catch(() => undefined);
       }
     }
   };
@@ -215,9 +231,22 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   return summary;
 }
 
+/** Passes `fresh` on at most once per `gapMs`; within it the token just fetched (now cached) serves the other mailboxes. */
+export function freshTokenGate(tokens: TokenProvider, gapMs = FRESH_TOKEN_GAP_MS, now: () => number = Date.now): TokenProvider {
+  let last = -Infinity;
+  return (mailbox, options) => {
+    if (options?.fresh && now() - last >= gapMs) {
+      last = now();
+      return tokens(mailbox, { fresh: true });
+    }
+    return tokens(mailbox);
+  };
+}
+
 function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorEvent) => void): SourceFactory {
   const s = deps.config.source;
   const read = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const tokens = freshTokenGate(deps.tokens);
   if (s.kind === 'imap') {
     return imapSource({
       connector: deps.name,
@@ -226,7 +255,7 @@ function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorE
       tls: s.tls,
       ca: s.caFile ? read(s.caFile) : undefined,
       servername: s.servername,
-      tokens: deps.tokens,
+      tokens,
       idle: s.idle,
       idleRestartMs: s.idleRestartSeconds * 1000,
       log,
@@ -235,7 +264,7 @@ function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorE
   return graphSource({
     connector: deps.name,
     baseUrl: s.baseUrl ?? 'https://graph.microsoft.com/v1.0',
-    tokens: deps.tokens,
+    tokens,
     ca: s.caFile ? read(s.caFile) : undefined,
     pageSize: s.pageSize,
     concurrency: Math.min(4, deps.config.concurrency.window),

@@ -5,8 +5,12 @@
  */
 import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 
-/** An access token for the mailbox (the SASL user of XOAUTH2, or the Graph user). Called on every (re)connect. */
-export type TokenProvider = (mailbox: string) => Promise<string>;
+/**
+ * An access token for the mailbox (the SASL user of XOAUTH2, or the Graph user). Called on every
+ * (re)connect. `fresh`: the last attempt was refused for authorization, so a cached token (issued
+ * before a permission was granted, without its role) must not be used again; ask Entra ID anew.
+ */
+export type TokenProvider = (mailbox: string, options?: { fresh?: boolean }) => Promise<string>;
 
 /**
  * An MbError with what the connector needs to decide the next step: wait this long before the next
@@ -95,7 +99,8 @@ export interface SourceFactory {
   readonly kind: 'imap' | 'graph';
   /** Describes the endpoint for messages ("imap outlook.office365.com:993"). */
   readonly description: string;
-  open(mailbox: string, signal: AbortSignal): Promise<SourceSession>;
+  /** `freshToken`: the previous attempt was refused for authorization; do not reuse a cached token. */
+  open(mailbox: string, signal: AbortSignal, options?: { freshToken?: boolean }): Promise<SourceSession>;
   /** Frees what the factory holds across sessions (HTTP connection pools). */
   close?(): Promise<void>;
 }

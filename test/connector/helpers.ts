@@ -284,3 +284,33 @@ export async function exchangeAppToken(
     .setExpirationTime(now + 3600)
     .sign(key);
 }
+
+/**
+ * The runner's reconnect pauses on a manual clock (ConnectorDeps.sleep): each pause waits until the
+ * test lets the time pass with `elapse()`; `asked` keeps the lengths the runner wanted.
+ */
+export function manualSleep(): { sleep: (ms: number, signal: AbortSignal) => Promise<void>; asked: number[]; pending(): number; elapse(): void } {
+  const waiting: Array<() => void> = [];
+  const asked: number[] = [];
+  return {
+    asked,
+    pending: () => waiting.length,
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve, reject) => {
+        asked.push(ms);
+        const done = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          waiting.splice(waiting.indexOf(done), 1);
+          reject(signal.reason);
+        };
+        waiting.push(done);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    elapse: () => {
+      for (const done of waiting.splice(0)) done();
+    },
+  };
+}

@@ -36,7 +36,9 @@ export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEn
   return {
     config,
     store,
-    tokens: (c) => async () => (await identity.getToken(c.connection, c.source.kind === 'graph' ? 'graph' : 'exchange')).accessToken,
+    // `fresh` after an authorization failure: the cached token may predate the admin's grant.
+    tokens: (c) => async (_mailbox, o) =>
+      (await identity.getToken(c.connection, c.source.kind === 'graph' ? 'graph' : 'exchange', { forceRefresh: o?.fresh })).accessToken,
     reveal: (stored) => secretBox.reveal(stored),
     async close() {
       await identity.close();
