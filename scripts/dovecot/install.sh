@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the sandbox's real Dovecot needs, from Debian packages: dovecot-imapd,
-# dovecot-lmtpd, dovecot-submissiond (dovecot-core comes with them) and openssl, and creates the
+# dovecot-lmtpd, dovecot-submissiond, dovecot-sieve (Pigeonhole: the Sieve recipe that drops the
+# connector's redeliveries, share/sieve/) (dovecot-core comes with them) and openssl, and creates the
 # `vmail` system user that owns the test mailboxes. Idempotent: does nothing when all is present,
 # runs `apt-get update` only when a package is missing. Needs root (or sudo) only in that case.
 # It never starts, enables or configures the system's Dovecot: the sandbox runs private instances
 # (src/sandbox/dovecot.ts) with their own config under a temp dir.
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-lmtpd dovecot-submissiond openssl)
+packages=(dovecot-imapd dovecot-lmtpd dovecot-submissiond dovecot-sieve openssl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

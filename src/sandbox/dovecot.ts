@@ -79,6 +79,12 @@ export interface DovecotOptions {
    * `submissionRelay` (the in-process relay would die with this process).
    */
   persistent?: boolean;
+  /**
+   * A Sieve script (path) Pigeonhole runs before every LMTP delivery (`sieve_before`), e.g.
+   * share/sieve/mailbridge-dedupe.sieve; needs dovecot-sieve (scripts/dovecot/install.sh). Off by
+   * default: Exchange Online has no Sieve, so the sandbox's own mailboxes never run one.
+   */
+  sieveBefore?: string;
 }
 
 export interface DeliveryResult {
@@ -214,6 +220,8 @@ interface Layout {
   mail: string;
   cert: string;
   key: string;
+  /** The sieve_before script (a copy), when options.sieveBefore is set. */
+  sieve?: string;
 }
 
 function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: string): Layout {
@@ -245,6 +253,14 @@ function prepareDir(dir: string, options: DovecotOptions, backendPublicPem: stri
   writeFileSync(join(l.keys, 'default', 'RS256', BACKEND_KID), backendPublicPem, { mode: 0o644 });
   if (options.jwtPublicKeyPem) {
     writeFileSync(join(l.keys, 'default', 'RS256', escapeKeyPart(options.jwtKeyId ?? 'sandbox')), options.jwtPublicKeyPem, { mode: 0o644 });
+  }
+  if (options.sieveBefore) {
+    mkdirSync(join(dir, 'sieve'), { recursive: true, mode: 0o755 });
+    l.sieve = join(dir, 'sieve', 'before.sieve');
+    writeFileSync(l.sieve, readFileSync(options.sieveBefore), { mode: 0o644 });
+    // Compiled now: the LMTP process (vmail) may not write the binary next to the script.
+    execFileSync('sievec', [l.sieve], { stdio: 'pipe' });
+    chmodSync(`${l.sieve.slice(0, -'.sieve'.length)}.svbin`, 0o644);
   }
   const { uid, gid } = mailOwner();
   if (isRoot()) chownSync(l.mail, uid, gid);
@@ -396,13 +412,13 @@ service lmtp {
   }
 }
 protocol lmtp {
-  # Keep delivered mail as submitted: only Return-Path (always added by LMTP) precedes it.
+${l.sieve ? '  mail_plugins = $mail_plugins sieve\n' : ''}  # Keep delivered mail as submitted: only Return-Path (always added by LMTP) precedes it.
   lmtp_add_received_header = no
   lmtp_hdr_delivery_address = none
   postmaster_address = postmaster@${options.hostname ?? 'mail.sandbox.test'}
 }
 
-# Fast negative tests: no failure delay, no per-IP penalty (mode 0: the listener is not created).
+${l.sieve ? `plugin {\n  sieve_before = ${l.sieve}\n}\n\n` : ''}# Fast negative tests: no failure delay, no per-IP penalty (mode 0: the listener is not created).
 auth_failure_delay = 0
 service anvil {
 ${chroot}  unix_listener anvil-auth-penalty {

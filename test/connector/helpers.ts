@@ -30,13 +30,17 @@ export interface Rig {
 
 let installed = false;
 
-export async function startRig(): Promise<Rig> {
+/** The Sieve recipe the README tells LMTP/SMTP receivers to install (drops redeliveries by X-Mailbridge-Delivery-Id). */
+export const DEDUPE_SIEVE = join(ROOT, 'share', 'sieve', 'mailbridge-dedupe.sieve');
+
+/** `sieve`: Dovecot runs this script before every LMTP delivery (Pigeonhole). */
+export async function startRig(options: { sieve?: string } = {}): Promise<Rig> {
   if (!installed) {
     execFileSync('bash', [join(ROOT, 'scripts', 'dovecot', 'install.sh')], { stdio: 'ignore' });
     installed = true;
   }
   const ca = createSandboxCa();
-  const dovecot = await startDovecot({ tls: ca.issueServer() });
+  const dovecot = await startDovecot({ tls: ca.issueServer(), sieveBefore: options.sieve });
   const tokens: TokenProvider = (mailbox) => dovecot.mintToken(mailbox);
   return {
     ca,
