@@ -243,6 +243,8 @@ export async function startCapture(options: { lmtp: boolean; port?: number }): P
       });
     },
   });
+  // A client killed mid-session (the crash tests) resets its connection; that is no failure here.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());

@@ -3,11 +3,23 @@
  * list, no shell). Exit 0 acknowledges it; 75 (EX_TEMPFAIL, as procmail and maildrop use it), a
  * signal or the timeout mean "try again later"; any other exit code refuses the message for good
  * (it stays in the mailbox). The program learns about the message from the environment:
- * MAILBRIDGE_DELIVERY_ID (stable: deduplicate by it), MAILBRIDGE_CONNECTOR, MAILBRIDGE_MAILBOX,
- * MAILBRIDGE_FOLDER, MAILBRIDGE_ITEM, MAILBRIDGE_MESSAGE_ID and MAILBRIDGE_REDELIVERY (1 after an
- * interrupted attempt).
+ * MAILBRIDGE_DELIVERY_ID (stable: deduplicate by it), MAILBRIDGE_SIZE (bytes on stdin),
+ * MAILBRIDGE_CONNECTOR, MAILBRIDGE_MAILBOX, MAILBRIDGE_FOLDER, MAILBRIDGE_ITEM,
+ * MAILBRIDGE_MESSAGE_ID and MAILBRIDGE_REDELIVERY (1 after an interrupted attempt).
+ *
+ * Whole messages only. stdin is not a pipe but a temporary file that holds the complete message
+ * before the program starts (written, checked to be MAILBRIDGE_SIZE bytes, and unlinked at once, so
+ * nothing is left behind even after kill -9). A pipe would end early if mailbridge died while
+ * writing it, and a program that outlived it would read a truncated message as a whole one; from a
+ * file it reads the whole message or nothing, whatever happens to mailbridge. A program that
+ * outlives a killed mailbridge may still store the message; the next run then delivers it again
+ * with MAILBRIDGE_REDELIVERY=1 and the same MAILBRIDGE_DELIVERY_ID (at least once).
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { open, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConnectorError, type Delivery, type Destination } from '../types.ts';
 
 export interface CommandDestinationOptions {
@@ -15,6 +27,8 @@ export interface CommandDestinationOptions {
   command: string[];
   timeoutMs: number;
   env?: Record<string, string>;
+  /** Where the message file is written (default: the system's temp dir). */
+  tmpDir?: string;
 }
 
 export const EX_TEMPFAIL = 75;
@@ -25,16 +39,32 @@ export function commandDestination(o: CommandDestinationOptions): Destination {
   return {
     description,
     idempotent: false,
-    deliver(d: Delivery) {
+    async deliver(d: Delivery) {
       const params = { destination: description, command: o.command.join(' '), connector: o.connector, item: d.item, mailbox: d.mailbox, folder: d.folder };
+      const path = join(o.tmpDir ?? tmpdir(), `mailbridge-${process.pid}-${randomBytes(6).toString('hex')}.eml`);
+      let fh;
+      try {
+        fh = await open(path, 'wx+', 0o600);
+        await unlink(path);
+        // Positional writes leave the file offset at 0, where the program starts reading.
+        let written = 0;
+        while (written < d.raw.length) written += (await fh.write(d.raw, written, d.raw.length - written, written)).bytesWritten;
+        if (written !== d.raw.length) throw new Error(`wrote ${written} of ${d.raw.length} bytes`);
+      } catch (err) {
+        await fh?.close().catch(() => undefined);
+        await unlink(path).catch(() => undefined);
+        throw new ConnectorError('MB_CONNECTOR_DEST_UNREACHABLE', { ...params, detail: `the message file could not be written: ${(err as Error).message}` }, { cause: err });
+      }
+      const stdin = fh;
       return new Promise<void>((resolve, reject) => {
         const child = spawn(file!, args, {
-          stdio: ['pipe', 'ignore', 'pipe'],
+          stdio: [stdin.fd, 'ignore', 'pipe'],
           env: {
             PATH: process.env.PATH ?? '/usr/bin:/bin',
             LANG: process.env.LANG ?? 'C.UTF-8',
             ...o.env,
             MAILBRIDGE_DELIVERY_ID: d.deliveryId,
+            MAILBRIDGE_SIZE: String(d.raw.length),
             MAILBRIDGE_CONNECTOR: d.connector,
             MAILBRIDGE_MAILBOX: d.mailbox,
             MAILBRIDGE_FOLDER: d.folder,
@@ -43,18 +73,17 @@ export function commandDestination(o: CommandDestinationOptions): Destination {
             MAILBRIDGE_REDELIVERY: d.redelivery ? '1' : '0',
           },
         });
+        // The child has its own copy of the descriptor now (or failed to start).
+        void stdin.close().catch(() => undefined);
         let stderr = '';
         let timedOut = false;
         const timer = setTimeout(() => {
           timedOut = true;
           child.kill('SIGKILL');
         }, o.timeoutMs);
-        child.stderr.on('data', (c: Buffer) => {
+        child.stderr!.on('data', (c: Buffer) => {
           if (stderr.length < 2000) stderr += c.toString('utf8');
         });
-        // A program that exits without reading all of stdin is its own business; its exit code decides.
-        child.stdin.on('error', () => undefined);
-        child.stdin.end(d.raw);
         child.on('error', (err) => {
           clearTimeout(timer);
           reject(new ConnectorError('MB_CONNECTOR_DEST_UNREACHABLE', { ...params, detail: err.message }, { cause: err }));
