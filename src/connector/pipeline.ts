@@ -355,6 +355,7 @@ async function deliverOne(
     });
     o.emit({ type: 'warning', scope, item: m.item, error: warning });
   }
+  log.debug({ item: m.item, deliveryId, bytes: m.raw.length, redelivery }, 'delivered');
   o.emit({ type: 'delivered', scope, item: m.item, bytes: m.raw.length, deliveryId, redelivery });
   return 'delivered';
 }
@@ -366,7 +367,7 @@ async function runAction(o: PipelineOptions, session: SourceSession, scope: Chec
       await session.act(scope.folder, o.after, items);
     } catch (err) {
       const e =
-        err instanceof MbError && err.code === 'MB_CONNECTOR_AFTER_ACTION_FAILED'
+        err instanceof MbError && (err.code === 'MB_CONNECTOR_AFTER_ACTION_FAILED' || err.code === 'MB_CONNECTOR_GRAPH_ACTION_FORBIDDEN')
           ? err
           : new ConnectorError(
               'MB_CONNECTOR_AFTER_ACTION_FAILED',

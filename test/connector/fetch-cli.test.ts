@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
@@ -18,7 +19,7 @@ import type { Output } from '../../src/admin/cli/output.ts';
 import { MbError } from '../../src/errors/index.ts';
 import type { Lang } from '../../src/i18n/index.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
-import { append, connectorConfig, folderContents, maildirFiles, makeMessage, NODE, ROOT, startRig, tempDir, tempStore } from './helpers.ts';
+import { append, connectorConfig, folderContents, maildirFiles, makeMessage, NODE, ROOT, startRig, tempDir, tempStore, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -146,4 +147,94 @@ test('progress: plain lines every interval off a terminal; help exists in Englis
   assert.match(command.help.en, /--retry-rejected/);
   assert.match(command.help.de, /--retry-rejected/);
   assert.notEqual(command.summary.en, command.summary.de);
+});
+
+test('a problem the connector keeps retrying is shown once with its MB code, again only after it cleared; log.level filters', () => {
+  const out = capture('en', false);
+  const p = new Progress(out, { mailboxes: 1 });
+  const scope = { connector: 'c', mailbox: 'a@b.c', folder: 'INBOX' };
+  const down = new MbError('MB_CONNECTOR_DEST_TEMPFAIL', { destination: 'http http://127.0.0.1/', detail: 'HTTP 500', connector: 'c', item: '1', mailbox: 'a@b.c', folder: 'INBOX' });
+  for (let attempt = 1; attempt <= 20; attempt++) p.on({ type: 'retry', scope, item: '1', error: down, delayMs: 50, attempt });
+  assert.equal(out.errors.length, 1, out.errors.join('\n'));
+  assert.match(out.errors[0]!, /^retrying until it works \(shown once\): MB_CONNECTOR_DEST_TEMPFAIL/);
+  p.on({ type: 'delivered', scope, item: '1', bytes: 10, deliveryId: 'x', redelivery: false });
+  assert.equal(out.errors[1], 'a@b.c INBOX: delivering again (MB_CONNECTOR_DEST_TEMPFAIL is over)');
+  p.on({ type: 'retry', scope, item: '2', error: down, delayMs: 50, attempt: 1 });
+  assert.equal(out.errors.length, 3, 'a new outage is shown again');
+
+  // A mailbox that keeps failing to sign in: once until it connects.
+  const refused = new MbError('MB_CONNECTOR_AUTH_FAILED', { mailbox: 'a@b.c', host: 'outlook.office365.com', port: 993, detail: 'NO AUTHENTICATE failed.' });
+  for (let i = 0; i < 5; i++) p.on({ type: 'error', connector: 'c', mailbox: 'a@b.c', error: refused, retryInMs: 60_000 });
+  assert.equal(out.errors.filter((e) => e.includes('MB_CONNECTOR_AUTH_FAILED')).length, 1);
+  p.on({ type: 'connected', connector: 'c', mailbox: 'a@b.c' });
+  p.on({ type: 'error', connector: 'c', mailbox: 'a@b.c', error: refused, retryInMs: 60_000 });
+  assert.equal(out.errors.filter((e) => e.includes('MB_CONNECTOR_AUTH_FAILED')).length, 2);
+
+  const quiet = capture('de', false);
+  const q = new Progress(quiet, { mailboxes: 1, level: 'error' });
+  q.on({ type: 'retry', scope, item: '1', error: down, delayMs: 50, attempt: 1 });
+  q.on({ type: 'warning', scope, error: new MbError('MB_CONNECTOR_MIME_MALFORMED', { item: '1', mailbox: 'a@b.c', folder: 'INBOX', detail: 'x' }) });
+  assert.deepEqual(quiet.errors, []);
+  q.on({ type: 'error', connector: 'c', mailbox: 'a@b.c', error: refused });
+  assert.equal(quiet.errors.length, 1);
+  assert.match(quiet.errors[0]!, /^MB_CONNECTOR_AUTH_FAILED/);
+});
+
+test('fetch against a destination that answers 500: one line with the MB code while it retries; --once exit codes 3 (refused) and the log.level of mailbridge.yaml', async () => {
+  const rig = await startRig();
+  const st = await tempStore();
+  let status = 500;
+  let requests = 0;
+  const http = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      requests++;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 500 ? 'database down' : 'no such tenant');
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+  try {
+    const url = `http://127.0.0.1:${(http.address() as { port: number }).port}/`;
+    await append(rig, 'down@contoso.test', 'INBOX', [makeMessage(1)]);
+    const down = connectorConfig(rig, { mailboxes: ['down@contoso.test'], destination: { kind: 'http', url, secret: 'abcdefgh-secret' } });
+    const env = (level?: 'error' | 'debug'): FetchEnvironment => ({
+      config: { connections: { test: {} as never }, connectors: { down }, ...(level ? { log: { level } } : {}) },
+      store: st.store,
+      tokens: () => rig.tokens,
+      reveal: (s) => s,
+      close: async () => undefined,
+    });
+
+    // Running (not --once): stopped by the test after several retries.
+    let stop: (s: NodeJS.Signals) => void = () => undefined;
+    const out = capture('en', false);
+    const running = runFetch({ ...ctx(['down'], out), stopSignal: new Promise((r) => (stop = r)) }, async () => env());
+    await waitFor(() => requests >= 5, 30_000, 'five attempts');
+    stop('SIGTERM');
+    assert.equal(await running, 0);
+    assert.equal(out.errors.filter((e) => e.includes('MB_CONNECTOR_DEST_TEMPFAIL')).length, 1, out.errors.join('\n'));
+    assert.match(out.errors.find((e) => e.includes('MB_CONNECTOR_DEST_TEMPFAIL'))!, /HTTP 500: database down/);
+
+    // --once: refused for good → exit 3, for cron.
+    status = 422;
+    const refused = capture('en', false);
+    assert.equal(await runFetch(ctx(['down', '--once'], refused), async () => env()), 3);
+    assert.ok(refused.errors.some((e) => e.startsWith('MB_CONNECTOR_DEST_REJECTED')));
+
+    // log.level: error hides warnings; debug adds the JSON log.
+    await append(rig, 'down@contoso.test', 'INBOX', [Buffer.from('From: a@outside.example\r\nnot a header\r\n\r\nbody\r\n')]);
+    status = 200;
+    const quiet = capture('en', false);
+    assert.equal(await runFetch(ctx(['down', '--once', '--retry-rejected'], quiet), async () => env('error')), 0);
+    assert.ok(!quiet.errors.some((e) => e.includes('MB_CONNECTOR_MIME_MALFORMED')), quiet.errors.join('\n'));
+    await append(rig, 'down@contoso.test', 'INBOX', [makeMessage(3)]);
+    const verbose = capture('en', false);
+    assert.equal(await runFetch(ctx(['down', '--once'], verbose), async () => env('debug')), 0);
+    const json = verbose.errors.filter((e) => e.startsWith('{')).map((e) => JSON.parse(e) as { level: number; msg: string });
+    assert.ok(json.some((l) => l.msg === 'delivered' && l.level === 20), verbose.errors.join('\n'));
+  } finally {
+    await new Promise<void>((r) => http.close(() => r()));
+    await st.close();
+    await rig.close();
+  }
 });

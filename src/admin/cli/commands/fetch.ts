@@ -3,7 +3,11 @@
  * from mailbridge.yaml in the foreground (until Ctrl-C, or once through every folder with --once),
  * showing progress: messages, bytes and the rate. On a terminal one status line is redrawn; when
  * stdout is not a terminal (cron, systemd, a pipe) it prints plain lines instead. Errors are shown
- * with their MB code, cause and fix. Exit code 1 when a --once run met an error.
+ * with their MB code, cause and fix; a problem that makes the connector retry (destination down,
+ * sign-in refused) is shown once when it starts, not at every retry, and again after it cleared.
+ * `log.level` of mailbridge.yaml sets how much is shown (error: errors only; warn: also warnings
+ * and retried problems; info: also per-folder lines; debug/trace: also the JSON log on stderr).
+ * A --once run exits with a code cron can tell apart (FETCH_EXIT).
  */
 import { loadConfig } from '../../../config/index.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
@@ -17,8 +21,28 @@ import { openStore, type Store } from '../../../store/index.ts';
 import type { Command, CommandContext } from '../command.ts';
 import type { Output } from '../output.ts';
 
+/** Exit codes of `fetch --once` (also in the help): the most serious that applies. */
+export const FETCH_EXIT = {
+  ok: 0,
+  /** A mailbox or folder could not be fetched to the end (sign-in, source or destination failure). */
+  error: 1,
+  /** The destination refused messages for good (they stay in the mailbox; --retry-rejected). */
+  rejected: 3,
+  /** Delivered, but marking, moving or deleting in the mailbox failed (repeated on the next run). */
+  afterAction: 4,
+} as const;
+
+const AFTER_ACTION_CODES = new Set(['MB_CONNECTOR_AFTER_ACTION_FAILED', 'MB_CONNECTOR_GRAPH_ACTION_FORBIDDEN']);
+
+export function fetchExitCode(s: RunSummary): number {
+  if (s.errors.length > 0) return FETCH_EXIT.error;
+  if (s.rejected > 0) return FETCH_EXIT.rejected;
+  if (s.warnings.some((w) => AFTER_ACTION_CODES.has(w.code))) return FETCH_EXIT.afterAction;
+  return FETCH_EXIT.ok;
+}
+
 export interface FetchEnvironment {
-  config: Pick<Config, 'connectors' | 'connections'>;
+  config: Pick<Config, 'connectors' | 'connections'> & Partial<Pick<Config, 'log'>>;
   store: Store;
   /** Tokens for a connector's mailboxes (Exchange for IMAP, Graph for a Graph source). */
   tokens(connector: ConnectorConfig): TokenProvider;
@@ -60,6 +84,8 @@ const T = {
     problems: 'refused {rejected}, errors {errors}',
     synced: '{mailbox} {folder}: {count} delivered',
     retry: 'retrying in {seconds} s: ',
+    retrying: 'retrying until it works (shown once): ',
+    recovered: '{mailbox} {folder}: delivering again ({code} is over)',
     stopping: '{signal} received, stopping after the messages in flight.',
     summary: 'Done: {messages} messages, {bytes} in {seconds} s ({rate} messages/s, {byteRate}/s); {rejected} refused, {duplicates} already delivered, {redelivered} redelivered, {errors} error(s).',
     noCheckpoints: 'No checkpoints for connector {name} yet.',
@@ -77,6 +103,8 @@ const T = {
     problems: 'abgewiesen {rejected}, Fehler {errors}',
     synced: '{mailbox} {folder}: {count} zugestellt',
     retry: 'neuer Versuch in {seconds} s: ',
+    retrying: 'wird wiederholt, bis es klappt (einmal angezeigt): ',
+    recovered: '{mailbox} {folder}: Zustellung läuft wieder ({code} ist behoben)',
     stopping: '{signal} empfangen, Abruf endet nach den laufenden Nachrichten.',
     summary: 'Fertig: {messages} Nachrichten, {bytes} in {seconds} s ({rate} Nachrichten/s, {byteRate}/s); {rejected} abgewiesen, {duplicates} bereits zugestellt, {redelivered} erneut zugestellt, {errors} Fehler.',
     noCheckpoints: 'Für Connector {name} gibt es noch keine Prüfpunkte.',
@@ -105,10 +133,16 @@ function num(n: number, lang: Lang, digits = 1): string {
   return lang === 'de' ? s.replace('.', ',') : s;
 }
 
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const RANK: Record<Level, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 };
+
 /**
  * Progress from connector events. On a terminal: one status line, redrawn at most every 200 ms
  * (cursor up + clear line, so error blocks printed in between stay visible). Otherwise: a plain
  * line per folder that received mail, per error, and a progress line every `plainEveryMs`.
+ * A problem the connector keeps retrying (a retried delivery, a mailbox that fails to connect) is
+ * printed when it starts, not at every attempt: once per mailbox, folder and code until it clears
+ * (a delivery in that folder, a connection to that mailbox). `level` filters like log.level.
  */
 export class Progress {
   private readonly out: Output;
@@ -122,11 +156,15 @@ export class Progress {
   private rejected = 0;
   private errors = 0;
   private readonly connected = new Set<string>();
+  private readonly level: number;
+  /** Problems shown and not yet cleared: `mailbox\0folder\0code` for retries, `mailbox\0code` for errors. */
+  private readonly retrying = new Map<string, string>();
+  private readonly failing = new Set<string>();
   private lastDraw = 0;
   private statusShown = false;
   private lastPlain: number;
 
-  constructor(out: Output, options: { mailboxes: number; now?: () => number; plainEveryMs?: number }) {
+  constructor(out: Output, options: { mailboxes: number; now?: () => number; plainEveryMs?: number; level?: Level }) {
     this.out = out;
     this.lang = out.lang;
     this.now = options.now ?? Date.now;
@@ -134,6 +172,11 @@ export class Progress {
     this.lastPlain = this.started;
     this.total = options.mailboxes;
     this.plainEveryMs = options.plainEveryMs ?? 10_000;
+    this.level = RANK[options.level ?? 'info'];
+  }
+
+  private shows(level: Level): boolean {
+    return RANK[level] >= this.level;
   }
 
   private rates(): { rate: string; byteRate: string } {
@@ -146,27 +189,49 @@ export class Progress {
     switch (e.type) {
       case 'connected':
         this.connected.add(e.mailbox);
+        for (const k of [...this.failing]) if (k.startsWith(`${e.mailbox}\0`)) this.failing.delete(k);
         break;
-      case 'delivered':
+      case 'delivered': {
         this.messages++;
         this.bytes += e.bytes;
+        const prefix = `${e.scope.mailbox}\0${e.scope.folder}\0`;
+        for (const [k, code] of [...this.retrying]) {
+          if (!k.startsWith(prefix)) continue;
+          this.retrying.delete(k);
+          if (this.shows('warn')) this.out.error(fmt(t.recovered, { mailbox: e.scope.mailbox, folder: e.scope.folder, code }));
+        }
         break;
+      }
+      case 'retry': {
+        const key = `${e.scope.mailbox}\0${e.scope.folder}\0${e.error.code}`;
+        if (this.retrying.has(key)) break;
+        this.retrying.set(key, e.error.code);
+        if (this.shows('warn')) this.message(t.retrying + renderText(e.error.explain(this.lang), this.lang));
+        break;
+      }
       case 'rejected':
         this.rejected++;
-        this.message(renderText(e.error.explain(this.lang), this.lang));
+        if (this.shows('error')) this.message(renderText(e.error.explain(this.lang), this.lang));
         break;
-      case 'error':
+      case 'error': {
         this.errors++;
         this.connected.delete(e.mailbox);
-        this.message(
-          (e.retryInMs !== undefined ? t.retry.replace('{seconds}', num(e.retryInMs / 1000, this.lang)) : '') + renderText(e.error.explain(this.lang), this.lang),
-        );
+        // A long run retries by itself: the same failure of the same mailbox is shown once until it connects again.
+        const key = `${e.mailbox}\0${e.error.code}`;
+        if (e.retryInMs !== undefined && this.failing.has(key)) break;
+        if (e.retryInMs !== undefined) this.failing.add(key);
+        if (this.shows('error')) {
+          this.message(
+            (e.retryInMs !== undefined ? t.retry.replace('{seconds}', num(e.retryInMs / 1000, this.lang)) : '') + renderText(e.error.explain(this.lang), this.lang),
+          );
+        }
         break;
+      }
       case 'warning':
-        this.message(renderText(e.error.explain(this.lang), this.lang));
+        if (this.shows('warn')) this.message(renderText(e.error.explain(this.lang), this.lang));
         break;
       case 'synced':
-        if (!this.out.tty && e.delivered > 0) this.out.line(fmt(t.synced, { mailbox: e.scope.mailbox, folder: e.scope.folder, count: e.delivered }));
+        if (!this.out.tty && e.delivered > 0 && this.shows('info')) this.out.line(fmt(t.synced, { mailbox: e.scope.mailbox, folder: e.scope.folder, count: e.delivered }));
         break;
       default:
         break;
@@ -194,7 +259,7 @@ export class Progress {
       });
       this.out.line((this.statusShown ? '\x1b[1A\x1b[2K' : '') + line);
       this.statusShown = true;
-    } else if (now - this.lastPlain >= this.plainEveryMs && this.messages > 0) {
+    } else if (now - this.lastPlain >= this.plainEveryMs && this.messages > 0 && this.shows('info')) {
       this.lastPlain = now;
       this.out.line(fmt(T[this.lang].progress, { messages: this.messages, bytes: formatBytes(this.bytes, this.lang), ...this.rates() }));
     }
@@ -263,7 +328,10 @@ export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) 
 
     const destination = c.destination.kind === 'maildir' ? `maildir ${c.destination.path}` : c.destination.kind === 'http' ? `http ${c.destination.url}` : c.destination.kind === 'command' ? `command ${c.destination.command[0]}` : `${c.destination.kind} ${c.destination.host}:${c.destination.port}`;
     ctx.out.line(fmt(t.starting, { name, mailboxes: c.mailboxes.length, destination, mode: once ? t.once : t.running }));
-    const progress = new Progress(ctx.out, { mailboxes: c.mailboxes.length });
+    // log.level of mailbridge.yaml: what is shown here; MAILBRIDGE_LOG_LEVEL still sets the JSON log alone.
+    const level = env.config.log?.level ?? 'info';
+    const progress = new Progress(ctx.out, { mailboxes: c.mailboxes.length, level });
+    const jsonLevel = ctx.env.MAILBRIDGE_LOG_LEVEL ?? (level === 'debug' || level === 'trace' ? level : 'silent');
     const controller = new AbortController();
     void ctx.stopSignal.then((sig) => {
       if (controller.signal.aborted) return;
@@ -277,14 +345,14 @@ export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) 
         repo: env.store.checkpoints,
         tokens: env.tokens(c),
         reveal: (stored) => env.reveal(stored),
-        log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'silent' }),
+        log: createLogger({ level: jsonLevel, destination: { write: (line: string) => ctx.out.error(line.trimEnd()) } }),
         onEvent: (e) => progress.on(e),
       },
       { once, retryRejected, signal: controller.signal },
     );
     progress.tick(true);
     ctx.out.line(progress.summary(summary));
-    return once && summary.errors.length > 0 ? 1 : 0;
+    return once ? fetchExitCode(summary) : FETCH_EXIT.ok;
   } finally {
     await env.close();
   }
@@ -308,9 +376,18 @@ On a terminal one status line shows messages, bytes and the rate; otherwise plai
 (one per folder that received mail, errors with their MB code, progress every 10 seconds).
 
 Options:
-  --once            go through every folder once, then exit (exit code 1 if an error occurred)
+  --once            go through every folder once, then exit
   --retry-rejected  deliver again the messages the destination refused for good before
-  --status          show the checkpoints (UIDVALIDITY, last UID, counts) and exit`,
+  --status          show the checkpoints (UIDVALIDITY, last UID, counts) and exit
+
+log.level in mailbridge.yaml sets what is shown: error, warn (also warnings and problems that are
+retried, once each), info (default: also a line per folder), debug or trace (also the JSON log).
+
+Exit codes of --once (the most serious one): 0 all delivered and marked/moved; 1 a mailbox or
+folder could not be fetched to the end (sign-in, mail server or destination failed; see the MB
+code); 3 the destination refused messages for good (they stay in the mailbox: --retry-rejected);
+4 delivered, but marking, moving or deleting them failed (repeated on the next run); 2 wrong
+command line.`,
     de: `Aufruf: mailbridge fetch <connector> [--once] [--retry-rejected] [--status]
 
 Führt den Connector connectors.<connector> aus mailbridge.yaml aus: öffnet seine Postfächer mit den
@@ -323,9 +400,19 @@ Im Terminal zeigt eine Statuszeile Nachrichten, Bytes und die Rate; sonst ersche
 (eine je Ordner mit neuer Mail, Fehler mit ihrem MB-Code, alle 10 Sekunden der Fortschritt).
 
 Optionen:
-  --once            jeden Ordner einmal durchgehen, dann beenden (Exit-Code 1 bei einem Fehler)
+  --once            jeden Ordner einmal durchgehen, dann beenden
   --retry-rejected  vom Ziel endgültig abgewiesene Nachrichten erneut zustellen
-  --status          die Prüfpunkte (UIDVALIDITY, letzte UID, Zähler) zeigen und beenden`,
+  --status          die Prüfpunkte (UIDVALIDITY, letzte UID, Zähler) zeigen und beenden
+
+log.level in mailbridge.yaml bestimmt, was erscheint: error, warn (auch Warnungen und Probleme,
+die wiederholt werden, je einmal), info (Standard: auch eine Zeile je Ordner), debug oder trace
+(auch das JSON-Protokoll).
+
+Exit-Codes von --once (der schwerwiegendste): 0 alles zugestellt und markiert/verschoben; 1 ein
+Postfach oder Ordner konnte nicht bis zum Ende abgerufen werden (Anmeldung, Mailserver oder Ziel
+fehlgeschlagen; siehe MB-Code); 3 das Ziel hat Nachrichten endgültig abgewiesen (sie bleiben im
+Postfach: --retry-rejected); 4 zugestellt, aber Markieren, Verschieben oder Löschen ist
+fehlgeschlagen (wird beim nächsten Lauf wiederholt); 2 falscher Befehlsaufruf.`,
   },
   run: (ctx) => runFetch(ctx),
 };
