@@ -144,6 +144,10 @@ export class GraphSession implements SourceSession {
     const e = (json as GraphErrorBody | undefined)?.error ?? {};
     const params = { status, code: e.code ?? '', detail: e.message ?? '', mailbox: this.mailbox, connector: this.o.connector };
     if (status === 401 || status === 403) return new ConnectorError('MB_CONNECTOR_GRAPH_FORBIDDEN', params, { retryAfterMs: 60_000 });
+    // No such user, or a user without an Exchange Online mailbox: usually a typo in the address.
+    if (status === 404 && /^(ErrorInvalidUser|MailboxNotEnabledForRESTAPI)$/i.test(e.code ?? '')) {
+      return new ConnectorError('MB_CONNECTOR_MAILBOX_NOT_FOUND', { mailbox: this.mailbox, status, code: e.code ?? '', connector: this.o.connector }, { retryAfterMs: 300_000 });
+    }
     if (status === 404 && folder !== undefined && /folder|ErrorInvalidIdMalformed|ErrorItemNotFound|ResourceNotFound/i.test(`${e.code} ${e.message}`)) {
       return new ConnectorError('MB_CONNECTOR_FOLDER_MISSING', { mailbox: this.mailbox, folder, connector: this.o.connector }, { retryAfterMs: 300_000 });
     }
@@ -202,6 +206,7 @@ export class GraphSession implements SourceSession {
   async act(folder: string, action: AfterAction, items: string[]): Promise<void> {
     if (action.action === 'none' || items.length === 0) return;
     const failures: string[] = [];
+    let forbidden: { status: number; code: string } | undefined;
     await Promise.all(
       items.map(async (id) => {
         const path = `/messages/${encodeURIComponent(id)}`;
@@ -212,9 +217,23 @@ export class GraphSession implements SourceSession {
               ? await this.request('POST', this.userUrl(`${path}/move`), { body: { destinationId: action.folder.toUpperCase() === 'INBOX' ? 'inbox' : action.folder } })
               : await this.request('POST', this.userUrl(`${path}/permanentDelete`));
         // Already gone (moved or deleted by someone): nothing left to do for it.
-        if (r.status >= 300 && r.status !== 404) failures.push(`${r.status} ${(r.json as GraphErrorBody | undefined)?.error?.code ?? ''}`.trim());
+        const code = (r.json as GraphErrorBody | undefined)?.error?.code ?? '';
+        if (r.status === 401 || r.status === 403) forbidden ??= { status: r.status, code };
+        if (r.status >= 300 && r.status !== 404) failures.push(`${r.status} ${code}`.trim());
       }),
     );
+    if (forbidden) {
+      // Reading needs Mail.Read; marking, moving and deleting need Mail.ReadWrite.
+      throw new ConnectorError('MB_CONNECTOR_GRAPH_ACTION_FORBIDDEN', {
+        mailbox: this.mailbox,
+        folder,
+        count: failures.length,
+        action: describeAction(action),
+        status: forbidden.status,
+        code: forbidden.code,
+        connector: this.o.connector,
+      });
+    }
     if (failures.length > 0) {
       throw new ConnectorError('MB_CONNECTOR_AFTER_ACTION_FAILED', {
         mailbox: this.mailbox,

@@ -2,7 +2,7 @@
  * The demo tenant the sandbox creates when it is started without a sandbox file: one Exchange
  * Online tenant set up the way the vendor guides end up (app registration with a client secret and
  * a certificate, admin consent for SMTP.SendAsApp / IMAP.AccessAsApp / full_access_as_app (EWS) / Mail.Send /
- * Mail.Read,
+ * Mail.Read / Mail.ReadWrite (the connector's default after-action "seen" is a Graph PATCH),
  * New-ServicePrincipal done with the enterprise application's object ID, FullAccess and SendAs on
  * the mailboxes), plus one GCC High tenant to show cloud separation. IDs are random per sandbox
  * folder and kept in its sandbox.yaml, so a restarted sandbox keeps them.
@@ -41,7 +41,7 @@ export function demoTenant(certificatePem: string): SandboxFile {
             // Entra secret values are 40 characters from this alphabet; the sandbox's are random too.
             secrets: [{ keyId: randomUUID(), value: secretValue(), endDateTime: yearAhead }],
             certificates: [{ pem: certificatePem }],
-            appRoles: { exchange: ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'full_access_as_app'], graph: ['Mail.Send', 'Mail.Read'] },
+            appRoles: { exchange: ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'full_access_as_app'], graph: ['Mail.Send', 'Mail.Read', 'Mail.ReadWrite'] },
             delegatedConsent: [
               'openid',
               'profile',

@@ -199,6 +199,17 @@ test('a delegated user without FullAccess on a shared mailbox: MB_CONNECTOR_NOT_
   assert.ok(e.explain('en').fix.includes(`Add-MailboxPermission -Identity team@contoso.test -User ${carol.upn} -AccessRights FullAccess`));
 });
 
+test('a typo in the mailbox address: Exchange answers as for a missing permission, and the explanation lists the typo first', async () => {
+  const r = await run('exo-typo', appTokens, withCa({ mailboxes: ['alcie@contoso.test'], destination: { kind: 'maildir', path: '/nonexistent/never-used' } }));
+  const e = r.summary.errors[0]!.error;
+  assert.equal(e.code, 'MB_CONNECTOR_NOT_CONNECTED');
+  const { cause, fix } = e.explain('en');
+  assert.match(cause, /1\. the address alcie@contoso\.test has a typo/);
+  assert.ok(cause.indexOf('typo') < cause.indexOf('service principal'), 'the typo is the first thing to check');
+  assert.ok(fix.startsWith('First the address: Get-EXOMailbox -Identity alcie@contoso.test'));
+  assert.match(e.explain('de').cause, /1\. Die Adresse alcie@contoso\.test enthält einen Tippfehler/);
+});
+
 test('a token without IMAP.AccessAsApp: MB_CONNECTOR_AUTH_FAILED pointing at the API permission', async () => {
   const r = await run('exo-norole', () => token({ roles: ['SMTP.SendAsApp'] }), withCa({ mailboxes: ['alice@contoso.test'], destination: { kind: 'maildir', path: '/nonexistent/never-used' } }));
   const e = r.summary.errors[0]!.error;

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
 import { connectorSchema, type ConnectorInput } from '../../src/connector/config.ts';
+import { fetchExitCode, FETCH_EXIT } from '../../src/admin/cli/commands/fetch.ts';
 import { runConnector } from '../../src/connector/index.ts';
 import type { TokenProvider } from '../../src/connector/types.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
@@ -24,7 +25,7 @@ const kid = 'graph-test';
 const tenantId = randomUUID();
 const app = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
 const reader = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
-const boxes = ['g-seen', 'g-move', 'g-delete', 'g-resync', 'g-throttle', 'g-forbidden'].map((n) => `${n}@contoso.test`);
+const boxes = ['g-seen', 'g-move', 'g-delete', 'g-resync', 'g-throttle', 'g-forbidden', 'g-readonly'].map((n) => `${n}@contoso.test`);
 
 before(async () => {
   rig = await startRig();
@@ -173,4 +174,39 @@ test('an app without Mail.Read: MB_CONNECTOR_GRAPH_FORBIDDEN; the messages stay'
   assert.match(e.explain('en').cause, /403 ErrorAccessDenied/);
   assert.match(e.explain('en').fix, /Mail\.ReadWrite/);
   assert.equal((await folderContents(rig, box, 'INBOX')).length, 1);
+});
+
+test('an app with Mail.Read only and the default after-action "seen": delivered once, the warning names Mail.ReadWrite and the portal path, fetch --once exits 4', async () => {
+  const box = boxes[6]!;
+  await append(rig, box, 'INBOX', [makeMessage(1, { to: box }), makeMessage(2, { to: box })]);
+  const md = tempDir('mb-graph-ro-');
+  try {
+    const r = await run('g-readonly', { mailboxes: [box], destination: { kind: 'maildir', path: md.path } }, tokens(app, ['Mail.Read']));
+    assert.equal(r.summary.delivered, 2);
+    assert.deepEqual(r.summary.errors, []);
+    const w = r.summary.warnings.find((x) => x.code === 'MB_CONNECTOR_GRAPH_ACTION_FORBIDDEN');
+    assert.ok(w, r.summary.warnings.map((x) => x.message).join('\n'));
+    assert.match(w.explain('en').cause, /403 ErrorAccessDenied/);
+    assert.match(w.explain('en').fix, /API permissions › Add a permission › Microsoft Graph › Application permissions › Mail\.ReadWrite/);
+    assert.match(w.explain('de').fix, /Anwendungsberechtigungen › Mail\.ReadWrite/);
+    assert.doesNotMatch(w.explain('en').fix, /target folder/);
+    assert.equal(fetchExitCode(r.summary), FETCH_EXIT.afterAction);
+    assert.ok((await folderContents(rig, box, 'INBOX')).every((m) => !m.flags.has('\\Seen')), 'not marked');
+    // Not delivered again; the action is repeated once the permission is there.
+    const again = await run('g-readonly', { mailboxes: [box], destination: { kind: 'maildir', path: md.path } });
+    assert.equal(again.summary.delivered, 0);
+    assert.equal(fetchExitCode(again.summary), FETCH_EXIT.ok);
+    assert.ok((await folderContents(rig, box, 'INBOX')).every((m) => m.flags.has('\\Seen')));
+  } finally {
+    md.remove();
+  }
+});
+
+test('a typo in the mailbox address: MB_CONNECTOR_MAILBOX_NOT_FOUND (Graph 404 ErrorInvalidUser), not a permission problem', async () => {
+  const r = await run('g-typo', { mailboxes: ['g-sen@contoso.test'], destination: { kind: 'maildir', path: '/nonexistent/never' } });
+  const e = r.summary.errors[0]!.error;
+  assert.equal(e.code, 'MB_CONNECTOR_MAILBOX_NOT_FOUND');
+  assert.match(e.explain('en').cause, /404 ErrorInvalidUser.*typo/);
+  assert.match(e.explain('en').fix, /connectors\.g-typo\.mailboxes/);
+  assert.equal(fetchExitCode(r.summary), FETCH_EXIT.error);
 });

@@ -79,6 +79,32 @@ test('IMAP.AccessAsApp granted while fetching: after the back-off the connector 
   }
 });
 
+test('the sandbox demo app may mark mail as read over Graph (Mail.ReadWrite): the default after-action "seen" works without a warning', { timeout: 120_000 }, async () => {
+  const dir = tempDir('mb-demo-graph-');
+  chmodSync(dir.path, 0o755);
+  const sandbox = await startSandbox({ dir: join(dir.path, 'sandbox') });
+  let env: Awaited<ReturnType<typeof openFetchEnvironment>> | undefined;
+  try {
+    await sandbox.dovecot.deliver({ from: 'sender@outside.example', to: ['bob@contoso.test'] }, makeMessage(1, { to: 'bob@contoso.test' }));
+    env = await openFetchEnvironment({ args: [], lang: 'en', out: createOutput('en'), configPath: sandbox.configFile, env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) });
+    const c = connectorSchema.parse({
+      connection: 'sandbox',
+      source: { kind: 'graph', baseUrl: `${sandbox.graph.url.replace(/\/v1\.0\/?$/, '')}/v1.0`, caFile: sandbox.caFile },
+      mailboxes: ['bob@contoso.test'],
+      destination: { kind: 'maildir', path: join(dir.path, 'md') },
+    });
+    const summary = await runConnector({ name: 'demo-graph', config: c, repo: env.store.checkpoints, tokens: env.tokens(c), reveal: env.reveal }, { once: true });
+    assert.deepEqual([...summary.errors.map((e) => e.error.message), ...summary.warnings.map((w) => w.message)], []);
+    assert.equal(summary.delivered, 1);
+    const listed = (await (await fetch(`${sandbox.admin.url}/mailboxes/bob@contoso.test/messages`)).json()) as { messages: Array<{ flags: string[] }> };
+    assert.ok(listed.messages.every((m) => m.flags.includes('\\Seen')), JSON.stringify(listed));
+  } finally {
+    await env?.close();
+    await sandbox.close();
+    dir.remove();
+  }
+});
+
 test('fresh tokens after refusals: one request to Entra ID per gap for all mailboxes, the cached one in between', async () => {
   let now = 0;
   const calls: Array<boolean | undefined> = [];

@@ -55,12 +55,12 @@ export const connector = {
       de: 'Angemeldet, aber kein Zugriff auf das Postfach',
     },
     cause: {
-      en: 'Exchange Online accepted the app token for {mailbox} but answered "User is authenticated but not connected": the app (app ID {appId}) is not registered in Exchange Online as a service principal, was registered with the wrong object ID, or has no FullAccess on {mailbox}.',
-      de: 'Exchange Online hat das App-Token für {mailbox} angenommen, aber mit „User is authenticated but not connected“ geantwortet: Die App (App-ID {appId}) ist in Exchange Online nicht als Dienstprinzipal registriert, wurde mit der falschen Objekt-ID registriert oder hat keinen Vollzugriff auf {mailbox}.',
+      en: 'Exchange Online accepted the app token for {mailbox} but answered "User is authenticated but not connected". Exchange gives this one answer for all of these reasons, so check them in this order: 1. the address {mailbox} has a typo or is no mailbox of this tenant; 2. the app (app ID {appId}) is not registered in Exchange Online as a service principal, or was registered with the wrong object ID; 3. it has no FullAccess on {mailbox}.',
+      de: 'Exchange Online hat das App-Token für {mailbox} angenommen, aber mit „User is authenticated but not connected“ geantwortet. Exchange gibt diese eine Antwort für alle folgenden Gründe, prüfen Sie sie daher in dieser Reihenfolge: 1. Die Adresse {mailbox} enthält einen Tippfehler oder ist kein Postfach dieses Mandanten; 2. die App (App-ID {appId}) ist in Exchange Online nicht als Dienstprinzipal registriert oder wurde mit der falschen Objekt-ID registriert; 3. sie hat keinen Vollzugriff auf {mailbox}.',
     },
     fix: {
-      en: 'In Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}) run: New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge" and then: Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. The object ID is the one of the Enterprise application (Entra admin center › Enterprise applications › your app › Object ID), not the one of the App registration. Exchange may take up to 30 minutes to apply it; mailbridge keeps retrying.',
-      de: 'In der Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}) ausführen: New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge" und danach: Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. Die Objekt-ID ist die der Unternehmensanwendung (Entra Admin Center › Unternehmensanwendungen › Ihre App › Objekt-ID), nicht die der App-Registrierung. Exchange braucht bis zu 30 Minuten, bis es wirkt; mailbridge versucht es weiter.',
+      en: 'First the address: Get-EXOMailbox -Identity {mailbox} (or Exchange admin center › Recipients › Mailboxes) must find it; correct it in connectors.<name>.mailboxes if not. Then in Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}) run: New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge" and then: Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. The object ID is the one of the Enterprise application (Entra admin center › Enterprise applications › your app › Object ID), not the one of the App registration. Exchange may take up to 30 minutes to apply it; mailbridge keeps retrying.',
+      de: 'Zuerst die Adresse: Get-EXOMailbox -Identity {mailbox} (oder Exchange Admin Center › Empfänger › Postfächer) muss sie finden; sonst in connectors.<Name>.mailboxes korrigieren. Dann in der Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}) ausführen: New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge" und danach: Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. Die Objekt-ID ist die der Unternehmensanwendung (Entra Admin Center › Unternehmensanwendungen › Ihre App › Objekt-ID), nicht die der App-Registrierung. Exchange braucht bis zu 30 Minuten, bis es wirkt; mailbridge versucht es weiter.',
     },
   },
   MB_CONNECTOR_NOT_CONNECTED_DELEGATED: {
@@ -70,12 +70,12 @@ export const connector = {
       de: 'Angemeldet, aber kein Zugriff auf das Postfach',
     },
     cause: {
-      en: 'Exchange Online accepted the token of {user} for {mailbox} but answered "User is authenticated but not connected": {user} has no FullAccess on {mailbox}.',
-      de: 'Exchange Online hat das Token von {user} für {mailbox} angenommen, aber mit „User is authenticated but not connected“ geantwortet: {user} hat keinen Vollzugriff auf {mailbox}.',
+      en: 'Exchange Online accepted the token of {user} for {mailbox} but answered "User is authenticated but not connected": the address {mailbox} has a typo or is no mailbox of this tenant, or {user} has no FullAccess on {mailbox} (Exchange answers both the same way).',
+      de: 'Exchange Online hat das Token von {user} für {mailbox} angenommen, aber mit „User is authenticated but not connected“ geantwortet: Die Adresse {mailbox} enthält einen Tippfehler oder ist kein Postfach dieses Mandanten, oder {user} hat keinen Vollzugriff auf {mailbox} (Exchange antwortet in beiden Fällen gleich).',
     },
     fix: {
-      en: 'In Exchange Online PowerShell run: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess (or Exchange admin center › Mailboxes › {mailbox} › Delegation › Read and manage). It may take up to 30 minutes to apply; mailbridge keeps retrying.',
-      de: 'In der Exchange Online PowerShell ausführen: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess (oder Exchange Admin Center › Postfächer › {mailbox} › Delegierung › Lesen und verwalten). Es kann bis zu 30 Minuten dauern; mailbridge versucht es weiter.',
+      en: 'Check the address first (Get-EXOMailbox -Identity {mailbox}). Then in Exchange Online PowerShell run: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess (or Exchange admin center › Mailboxes › {mailbox} › Delegation › Read and manage). It may take up to 30 minutes to apply; mailbridge keeps retrying.',
+      de: 'Prüfen Sie zuerst die Adresse (Get-EXOMailbox -Identity {mailbox}). Dann in der Exchange Online PowerShell ausführen: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess (oder Exchange Admin Center › Postfächer › {mailbox} › Delegierung › Lesen und verwalten). Es kann bis zu 30 Minuten dauern; mailbridge versucht es weiter.',
     },
   },
   MB_CONNECTOR_AUTH_FAILED: {
@@ -158,8 +158,8 @@ export const connector = {
       de: '{count} Nachricht(en) aus {mailbox}/{folder} wurden zugestellt, aber „{action}“ ist fehlgeschlagen: {detail}. Sie werden nicht erneut zugestellt; mailbridge wiederholt die Aktion beim nächsten Lauf.',
     },
     fix: {
-      en: 'For a move: check that the target folder exists and that the app has FullAccess on {mailbox}.',
-      de: 'Bei einem Verschieben: Prüfen Sie, ob der Zielordner existiert und die App Vollzugriff auf {mailbox} hat.',
+      en: 'Check that the app still has FullAccess on {mailbox} (Get-MailboxPermission -Identity {mailbox}) and, for a move, that the target folder exists or may be created.',
+      de: 'Prüfen Sie, ob die App noch Vollzugriff auf {mailbox} hat (Get-MailboxPermission -Identity {mailbox}) und, bei einem Verschieben, ob der Zielordner existiert oder angelegt werden darf.',
     },
   },
   MB_CONNECTOR_UIDVALIDITY_CHANGED: {
@@ -286,6 +286,30 @@ export const connector = {
     fix: {
       en: 'Entra admin center › App registrations › your app › API permissions › Add a permission › Microsoft Graph › Application permissions › Mail.ReadWrite (Mail.Read if the after-delivery action is "none"), then "Grant admin consent". If an Application Access Policy or RBAC for Applications restricts the app, include {mailbox} in its scope.',
       de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Berechtigung hinzufügen › Microsoft Graph › Anwendungsberechtigungen › Mail.ReadWrite (Mail.Read, wenn die Aktion nach Zustellung „none“ ist), dann „Administratorzustimmung erteilen“. Schränkt eine Application Access Policy oder RBAC für Anwendungen die App ein, nehmen Sie {mailbox} in deren Bereich auf.',
+    },
+  },
+  MB_CONNECTOR_GRAPH_ACTION_FORBIDDEN: {
+    http: 403,
+    title: { en: 'Delivered, but Graph does not let mailbridge mark or move it', de: 'Zugestellt, aber Graph erlaubt kein Markieren oder Verschieben' },
+    cause: {
+      en: '{count} message(s) of {mailbox}/{folder} were delivered, but Microsoft Graph refused "{action}" with {status} {code}: marking as read, moving and deleting need the application permission Mail.ReadWrite, reading alone only Mail.Read. They are not delivered again; mailbridge repeats the action on the next run.',
+      de: '{count} Nachricht(en) aus {mailbox}/{folder} wurden zugestellt, aber Microsoft Graph hat „{action}“ mit {status} {code} abgelehnt: Als gelesen markieren, Verschieben und Löschen brauchen die Anwendungsberechtigung Mail.ReadWrite, nur Lesen genügt Mail.Read. Sie werden nicht erneut zugestellt; mailbridge wiederholt die Aktion beim nächsten Lauf.',
+    },
+    fix: {
+      en: 'Entra admin center › App registrations › your app › API permissions › Add a permission › Microsoft Graph › Application permissions › Mail.ReadWrite, then "Grant admin consent". Or set connectors.{connector}.after.action to none to keep Mail.Read only. If an Application Access Policy or RBAC for Applications restricts the app, include {mailbox} in its scope.',
+      de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Berechtigung hinzufügen › Microsoft Graph › Anwendungsberechtigungen › Mail.ReadWrite, dann „Administratorzustimmung erteilen“. Oder setzen Sie connectors.{connector}.after.action auf none, dann genügt Mail.Read. Schränkt eine Application Access Policy oder RBAC für Anwendungen die App ein, nehmen Sie {mailbox} in deren Bereich auf.',
+    },
+  },
+  MB_CONNECTOR_MAILBOX_NOT_FOUND: {
+    http: 404,
+    title: { en: 'No such mailbox', de: 'Postfach nicht gefunden' },
+    cause: {
+      en: 'Microsoft Graph answered {status} {code} for {mailbox}: the tenant has no user with this address (often a typo), or the user has no Exchange Online mailbox (no licence, soft-deleted, or still on-premises).',
+      de: 'Microsoft Graph hat für {mailbox} mit {status} {code} geantwortet: Der Mandant hat keinen Benutzer mit dieser Adresse (oft ein Tippfehler), oder der Benutzer hat kein Exchange-Online-Postfach (keine Lizenz, vorläufig gelöscht oder noch lokal).',
+    },
+    fix: {
+      en: 'Check the address in connectors.{connector}.mailboxes against Microsoft 365 admin center › Users › Active users (shared mailboxes: Teams & groups › Shared mailboxes), or run Get-EXOMailbox -Identity {mailbox}. mailbridge tries again every few minutes.',
+      de: 'Prüfen Sie die Adresse in connectors.{connector}.mailboxes im Microsoft 365 Admin Center › Benutzer › Aktive Benutzer (freigegebene Postfächer: Teams und Gruppen › Freigegebene Postfächer) oder mit Get-EXOMailbox -Identity {mailbox}. mailbridge versucht es alle paar Minuten erneut.',
     },
   },
   MB_CONNECTOR_GRAPH_RESYNC: {
