@@ -90,7 +90,10 @@ const smtpLike = {
   deliveryIdHeader: z
     .boolean()
     .default(false)
-    .meta({ description: 'Add X-Mailbridge-Delivery-Id (stable per message) for receivers that deduplicate by it; the message is then no longer byte for byte' }),
+    .meta({
+      description:
+        'Add X-Mailbridge-Delivery-Id (stable per message) for receivers that deduplicate by it, e.g. Dovecot with share/sieve/mailbridge-dedupe.sieve; messages for the same recipients then go one at a time, and the message is no longer byte for byte',
+    }),
 };
 
 const destinationSchema = z.discriminatedUnion('kind', [
@@ -186,7 +189,7 @@ export const connectorSchema = z
 
 export const connectorsSchema = z
   .record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectorSchema)
-  .meta({ description: 'Mailbox connectors: fetch mail from Microsoft 365 mailboxes into local systems, exactly once' });
+  .meta({ description: 'Mailbox connectors: fetch mail from Microsoft 365 mailboxes into local systems (exactly once into a maildir, at least once with a delivery ID elsewhere)' });
 
 export type ConnectorConfig = z.infer<typeof connectorSchema>;
 export type ConnectorInput = z.input<typeof connectorSchema>;

@@ -1,5 +1,6 @@
 /**
- * The mailbox connector: delivers mail from Microsoft 365 mailboxes into local systems, exactly once.
+ * The mailbox connector: delivers mail from Microsoft 365 mailboxes into local systems, exactly once
+ * into a maildir and at least once, with a delivery ID to deduplicate by, everywhere else.
  *
  * What it does. For each configured connector, a worker per mailbox (user or shared) opens the
  * chosen folders with OAuth2 (IMAP XOAUTH2 with app-only IMAP.AccessAsApp or delegated tokens),
@@ -12,9 +13,11 @@
  *    highest UID up to which everything is finished, a row per message, and an in-flight record).
  *    Order: in-flight noted → destination acknowledges → outcome recorded (fsynced) → after-action.
  *    After kill -9 nothing acknowledged and recorded is delivered again; the one unavoidable window
- *    (acknowledged, not yet recorded) is bounded by the in-flight record and closed where the
- *    destination allows: deterministic maildir file names, a stable Idempotency-Key for HTTP and
- *    MAILBRIDGE_DELIVERY_ID for commands, the unchanged Message-ID for SMTP/LMTP.
+ *    (stored by the destination, not yet recorded) is bounded by the in-flight record and closed
+ *    where the destination allows: deterministic maildir file names, a stable Idempotency-Key for
+ *    HTTP, MAILBRIDGE_DELIVERY_ID for commands (which read a complete file, never a cut pipe),
+ *    X-Mailbridge-Delivery-Id for SMTP/LMTP (share/sieve/mailbridge-dedupe.sieve for Dovecot).
+ *    What each destination guarantees is what test/connector/crash.test.ts shows (README).
  *  - A UIDVALIDITY change resynchronises by Message-ID (or content hash) without duplicates.
  *  - A destination that is down keeps the message in the mailbox and is retried with backoff; a
  *    permanent refusal is recorded and leaves the message untouched (`--retry-rejected` tries again).

@@ -11,10 +11,12 @@
  * A crash between 2 and 3 is the one window no protocol can close: the destination has the message
  * but the store does not know. The in-flight entry survives it, so the next run delivers exactly
  * those messages again as redeliveries with the same delivery ID: a maildir finds its file by that
- * ID and writes nothing, an HTTP receiver gets the same Idempotency-Key, an LMTP/SMTP server the same
- * Message-ID; only a destination that deduplicates by none of these can show such a message twice,
- * and the run reports it (MB_CONNECTOR_REDELIVERED). At most `window` messages per folder are in
- * that window at any moment.
+ * ID and writes nothing, an HTTP receiver gets the same Idempotency-Key, a command the same
+ * MAILBRIDGE_DELIVERY_ID, an LMTP/SMTP server the same X-Mailbridge-Delivery-Id (deliveryIdHeader;
+ * Dovecot drops it with share/sieve/mailbridge-dedupe.sieve); a receiver that deduplicates by none
+ * of these can show such a message twice, and the run reports it (MB_CONNECTOR_REDELIVERED). At most
+ * `window` messages per folder are in that window at any moment (one per recipient set for LMTP/SMTP
+ * with deliveryIdHeader). The outcome is recorded per message as soon as it is acknowledged.
  *
  * A UIDVALIDITY change starts a new epoch: messages numbered below the UIDNEXT seen at the change
  * are first looked up by key (Message-ID, or a content hash) among earlier deliveries and skipped
@@ -349,9 +351,7 @@ async function deliverOne(
       folder: scope.folder,
       destination: o.destination.description,
       deliveryId,
-      idempotency: o.destination.idempotent
-        ? 'This destination recognises the delivery ID, so it holds the message once.'
-        : 'This destination may hold it twice unless it deduplicates by Message-ID.',
+      dedupeBy: o.destination.dedupeBy ?? 'Message-ID',
     });
     o.emit({ type: 'warning', scope, item: m.item, error: warning });
   }

@@ -126,6 +126,8 @@ export interface Destination {
   readonly description: string;
   /** Whether a redelivery with the same deliveryId can never produce a second copy. */
   readonly idempotent: boolean;
+  /** Where the receiver finds the delivery ID to deduplicate by (a header or variable name; language-neutral, it goes into both languages' texts). */
+  readonly dedupeBy?: string;
   /**
    * Resolves when the destination has taken responsibility for the message. Throws a
    * ConnectorError: `permanent` when it refused this message for good, else a temporary failure.

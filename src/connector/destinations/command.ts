@@ -39,6 +39,7 @@ export function commandDestination(o: CommandDestinationOptions): Destination {
   return {
     description,
     idempotent: false,
+    dedupeBy: 'MAILBRIDGE_DELIVERY_ID',
     async deliver(d: Delivery) {
       const params = { destination: description, command: o.command.join(' '), connector: o.connector, item: d.item, mailbox: d.mailbox, folder: d.folder };
       const path = join(o.tmpDir ?? tmpdir(), `mailbridge-${process.pid}-${randomBytes(6).toString('hex')}.eml`);

@@ -127,6 +127,7 @@ export function httpDestination(o: HttpDestinationOptions): Destination {
   return {
     description,
     idempotent: false,
+    dedupeBy: 'Idempotency-Key',
     async deliver(d: Delivery) {
       const json = JSON.stringify(await buildBody(d, o.includeRaw));
       const params = { destination: description, connector: o.connector, item: d.item, mailbox: d.mailbox, folder: d.folder };

@@ -50,6 +50,7 @@ export function maildirDestination(o: MaildirDestinationOptions): Destination {
   return {
     description,
     idempotent: true,
+    dedupeBy: 'Maildir <date>.<delivery ID>.mailbridge',
     async deliver(d: Delivery) {
       try {
         ready ??= prepare();

@@ -80,6 +80,7 @@ export function smtpDestination(o: SmtpDestinationOptions): Destination {
   return {
     description,
     idempotent: false,
+    dedupeBy: o.deliveryIdHeader ? 'X-Mailbridge-Delivery-Id' : 'Message-ID',
     async deliver(d: Delivery) {
       const to = recipientsFor(o.recipients, d.mailbox);
       const from = envelopeFrom(o.from, d.raw);

@@ -204,12 +204,12 @@ export const connector = {
     http: 409,
     title: { en: 'Message delivered again after an interruption', de: 'Nachricht nach Unterbrechung erneut zugestellt' },
     cause: {
-      en: 'mailbridge stopped while message {item} of {mailbox}/{folder} was being handed to {destination}, so it cannot know whether the destination got it; it delivered it again with the same delivery ID {deliveryId}. {idempotency}',
-      de: 'mailbridge wurde beendet, während Nachricht {item} aus {mailbox}/{folder} an {destination} übergeben wurde; ob sie dort ankam, ist daher unbekannt. Sie wurde mit derselben Zustell-ID {deliveryId} erneut zugestellt. {idempotency}',
+      en: 'mailbridge stopped while message {item} of {mailbox}/{folder} was being handed to {destination}, so it cannot know whether the destination got it; it delivered it again with the same delivery ID {deliveryId}, which the destination sees as {dedupeBy}.',
+      de: 'mailbridge wurde beendet, während Nachricht {item} aus {mailbox}/{folder} an {destination} übergeben wurde; ob sie dort ankam, ist daher unbekannt. Sie wurde mit derselben Zustell-ID {deliveryId} erneut zugestellt, die das Ziel als {dedupeBy} sieht.',
     },
     fix: {
-      en: 'Nothing to do for maildir (same file name) and for receivers that deduplicate by the Idempotency-Key header or the Message-ID; others may show this one message twice.',
-      de: 'Bei Maildir (gleicher Dateiname) und bei Empfängern, die über den Idempotency-Key-Header oder die Message-ID deduplizieren, nichts zu tun; andere zeigen diese eine Nachricht eventuell doppelt.',
+      en: 'Nothing to do for a maildir and for receivers that deduplicate by {dedupeBy}; others may hold this one message twice. Dovecot drops it with share/sieve/mailbridge-dedupe.sieve and deliveryIdHeader: true (README, "What a connector guarantees").',
+      de: 'Bei einem Maildir und bei Empfängern, die über {dedupeBy} deduplizieren, nichts zu tun; andere halten diese eine Nachricht eventuell doppelt. Dovecot verwirft sie mit share/sieve/mailbridge-dedupe.sieve und deliveryIdHeader: true (README, „What a connector guarantees“).',
     },
   },
 
