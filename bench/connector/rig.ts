@@ -24,10 +24,11 @@ export interface BenchRig {
   close(): Promise<void>;
 }
 
-export async function startBenchRig(passwordUsers: string[]): Promise<BenchRig> {
+/** `sieve`: a Sieve script Dovecot runs before every LMTP delivery (the dedupe recipe). */
+export async function startBenchRig(passwordUsers: string[], options: { sieve?: string } = {}): Promise<BenchRig> {
   execFileSync('bash', [join(ROOT, 'bench', 'connector', 'setup.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   const ca = createSandboxCa();
-  const dovecot = await startDovecot({ tls: ca.issueServer() });
+  const dovecot = await startDovecot({ tls: ca.issueServer(), sieveBefore: options.sieve });
   try {
     const passwords = new Map(passwordUsers.map((u) => [u.toLowerCase(), `pw-${Math.random().toString(36).slice(2)}`]));
     const file = join(dovecot.dir, 'bench.passwd');

@@ -18,7 +18,11 @@
  * goes first. Both results are checked (every message in its sink, the source empty) before the
  * figures are printed.
  *
- * Run: node_modules/.bin/node bench/connector/throughput.ts [--messages 1000] [--size 20480] [--rounds 2]
+ * --dedupe: mailbridge adds X-Mailbridge-Delivery-Id (deliveryIdHeader, which hands messages for
+ * one recipient over one at a time) and Dovecot runs share/sieve/mailbridge-dedupe.sieve before
+ * every LMTP delivery (for both tools): what exactly-once into a mailbox costs.
+ *
+ * Run: node_modules/.bin/node bench/connector/throughput.ts [--messages 1000] [--size 20480] [--rounds 2] [--window 4] [--dedupe]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +41,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '20480' },
     rounds: { type: 'string', default: '2' },
     window: { type: 'string' },
+    dedupe: { type: 'boolean', default: false },
   },
 });
 const N = Number(values.messages);
@@ -53,7 +58,7 @@ function connectorConfig(src: string, sink: string) {
     connection: 'bench',
     source: { kind: 'imap', host: '127.0.0.1', port: rig!.dovecot.ports.imap, tls: 'none', idle: false },
     mailboxes: [src],
-    destination: { kind: 'lmtp', host: '127.0.0.1', port: rig!.dovecot.ports.lmtp, tls: 'none', recipients: { to: [sink] } },
+    destination: { kind: 'lmtp', host: '127.0.0.1', port: rig!.dovecot.ports.lmtp, tls: 'none', recipients: { to: [sink] }, deliveryIdHeader: values.dedupe },
     after: { action: 'delete' },
     ...(values.window ? { concurrency: { window: Number(values.window) } } : {}),
   });
@@ -131,7 +136,7 @@ function check(tool: string, src: string, sink: string): void {
 }
 
 try {
-  rig = await startBenchRig(fmUsers);
+  rig = await startBenchRig(fmUsers, values.dedupe ? { sieve: join(import.meta.dirname, '..', '..', 'share', 'sieve', 'mailbridge-dedupe.sieve') } : {});
   const tools = ['mailbridge', 'fetchmail', 'floor'] as const;
   const run = { mailbridge, fetchmail, floor };
   const results: Record<(typeof tools)[number], number[]> = { mailbridge: [], fetchmail: [], floor: [] };
@@ -152,7 +157,7 @@ try {
   const fm = N / best(results.fetchmail);
   const fl = N / best(results.floor);
   console.log('');
-  console.log(`messages: ${N} × ${(SIZE / 1024).toFixed(0)} KB, Dovecot IMAP → Dovecot LMTP on loopback, best of ${ROUNDS} round(s)`);
+  console.log(`messages: ${N} × ${(SIZE / 1024).toFixed(0)} KB, Dovecot IMAP → Dovecot LMTP on loopback, best of ${ROUNDS} round(s)${values.dedupe ? ', with the dedupe recipe and deliveryIdHeader' : ''}`);
   console.log(`mailbridge ${mb.toFixed(1)} messages/s`);
   console.log(`fetchmail  ${fm.toFixed(1)} messages/s`);
   console.log(`floor      ${fl.toFixed(1)} messages/s (no bookkeeping)`);
