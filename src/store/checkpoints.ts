@@ -18,6 +18,8 @@
  *
  * Every write is its own transaction and is durable when the promise resolves (SQLite: WAL with
  * synchronous = FULL), which the connector relies on before it marks, moves or deletes a message.
+ * The in-flight note is the exception: it survives kill -9 but not necessarily a power failure
+ * (see checkpoints-sqlite.ts); losing it only loses the redelivery flag, never a message.
  */
 
 export interface CheckpointScope {
