@@ -15,7 +15,7 @@ import { runConnector } from '../../src/connector/index.ts';
 import type { TokenProvider } from '../../src/connector/types.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../src/sandbox/graph/index.ts';
-import { append, events, folderContents, maildirFiles, makeMessage, startRig, tempDir, tempStore, type Rig } from './helpers.ts';
+import { append, events, folderContents, maildirFiles, makeMessage, manualSleep, startRig, tempDir, tempStore, waitFor, type Rig } from './helpers.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -25,7 +25,7 @@ const kid = 'graph-test';
 const tenantId = randomUUID();
 const app = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
 const reader = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
-const boxes = ['g-seen', 'g-move', 'g-delete', 'g-resync', 'g-throttle', 'g-forbidden', 'g-readonly'].map((n) => `${n}@contoso.test`);
+const boxes = ['g-seen', 'g-move', 'g-delete', 'g-resync', 'g-throttle', 'g-forbidden', 'g-readonly', 'g-granted'].map((n) => `${n}@contoso.test`);
 
 before(async () => {
   rig = await startRig();
@@ -209,4 +209,39 @@ test('a typo in the mailbox address: MB_CONNECTOR_MAILBOX_NOT_FOUND (Graph 404 E
   assert.match(e.explain('en').cause, /404 ErrorInvalidUser.*typo/);
   assert.match(e.explain('en').fix, /connectors\.g-typo\.mailboxes/);
   assert.equal(fetchExitCode(r.summary), FETCH_EXIT.error);
+});
+
+test('Mail.ReadWrite granted while the connector runs: after the 403 the next attempt asks for a new token and delivers', async () => {
+  const box = boxes[7]!;
+  await append(rig, box, 'INBOX', [makeMessage(1, { to: box })]);
+  // Like the identity cache: the token from before the grant is handed out until a fresh one is asked for.
+  let cached = await tokens(app, [])(box);
+  const provider: TokenProvider = async (mailbox, o) => {
+    if (o?.fresh) cached = await tokens(app, ['Mail.ReadWrite'])(mailbox);
+    return cached;
+  };
+  const md = tempDir('mb-graph-grant-');
+  const controller = new AbortController();
+  const clock = manualSleep();
+  const ev = events();
+  const config = connectorSchema.parse({
+    connection: 'contoso',
+    source: { kind: 'graph', baseUrl: `${graph.url}/v1.0`, caFile: '/sandbox-ca.pem' },
+    mailboxes: [box],
+    destination: { kind: 'maildir', path: md.path },
+  });
+  const running = runConnector({ name: 'g-granted', config, repo: st.store.checkpoints, tokens: provider, onEvent: ev.on, readFile: () => rig.ca.certPem, sleep: clock.sleep }, { signal: controller.signal });
+  try {
+    const refused = await waitFor(() => ev.of('error')[0], 30_000, 'the 403');
+    assert.equal(refused.error.code, 'MB_CONNECTOR_GRAPH_FORBIDDEN');
+    await waitFor(() => clock.pending() === 1, 10_000, 'the back-off pause');
+    const seen = ev.list.length;
+    clock.elapse();
+    const next = await waitFor(() => ev.list.slice(seen).find((e) => e.type === 'delivered' || e.type === 'error'), 30_000, 'the next attempt');
+    assert.equal(next.type, 'delivered', next.type === 'error' ? next.error.message : '');
+  } finally {
+    controller.abort();
+    await running.catch(() => undefined);
+    md.remove();
+  }
 });
