@@ -86,8 +86,8 @@ export const connector = {
       de: '{host} hat das Token für {mailbox} abgelehnt ({detail}). Die üblichen Gründe: Der App fehlt die Berechtigung IMAP.AccessAsApp oder deren Administratorzustimmung, das Token gilt für eine andere Ressource als Office 365 Exchange Online, oder IMAP ist für das Postfach abgeschaltet.',
     },
     fix: {
-      en: 'Entra admin center › App registrations › your app › API permissions › Add a permission › APIs my organization uses › Office 365 Exchange Online › Application permissions › IMAP.AccessAsApp, then "Grant admin consent". Check IMAP for the mailbox: Set-CASMailbox -Identity {mailbox} -ImapEnabled $true.',
-      de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Berechtigung hinzufügen › Von meiner Organisation verwendete APIs › Office 365 Exchange Online › Anwendungsberechtigungen › IMAP.AccessAsApp, dann „Administratorzustimmung erteilen“. IMAP für das Postfach prüfen: Set-CASMailbox -Identity {mailbox} -ImapEnabled $true.',
+      en: 'Entra admin center › App registrations › your app › API permissions › Add a permission › APIs my organization uses › Office 365 Exchange Online › Application permissions › IMAP.AccessAsApp, then "Grant admin consent". Check IMAP for the mailbox: Set-CASMailbox -Identity {mailbox} -ImapEnabled $true. mailbridge keeps trying, each time with a new token, at growing intervals: a permission can take up to 30 minutes to reach Exchange.',
+      de: 'Entra Admin Center › App-Registrierungen › Ihre App › API-Berechtigungen › Berechtigung hinzufügen › Von meiner Organisation verwendete APIs › Office 365 Exchange Online › Anwendungsberechtigungen › IMAP.AccessAsApp, dann „Administratorzustimmung erteilen“. IMAP für das Postfach prüfen: Set-CASMailbox -Identity {mailbox} -ImapEnabled $true. mailbridge versucht es in wachsenden Abständen weiter, jedes Mal mit einem neuen Token: Eine Berechtigung kann bis zu 30 Minuten brauchen, bis sie bei Exchange ankommt.',
     },
   },
   MB_CONNECTOR_THROTTLED: {
