@@ -68,7 +68,14 @@ type Row = Record<string, string | number | null>;
 /** SQLite limits bound parameters; query long item/key lists in slices. */
 const SLICE = 500;
 
-export function createSqliteCheckpoints(db: DatabaseSync): CheckpointRepository {
+/**
+ * `syncWal`, when given: recording an outcome commits without SQLite's own fsync and then awaits this
+ * flush of the write-ahead log (sqlite.ts), as the relay's accepting insert does. The commit itself
+ * already survives kill -9 when it returns, right after the destination's acknowledgement, without
+ * waiting behind other messages' fsyncs on the event loop; the promise still resolves only once the
+ * row is on disk, before the message is marked, moved or deleted.
+ */
+export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promise<void>): CheckpointRepository {
   const stmt = (() => {
     const cache = new Map<string, StatementSync>();
     return (sql: string): StatementSync => {
@@ -198,16 +205,20 @@ export function createSqliteCheckpoints(db: DatabaseSync): CheckpointRepository 
     },
 
     async record(scope, o: MessageOutcome, to) {
-      tx(() => {
-        stmt(
-          `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, state = excluded.state,
-             code = excluded.code, size = excluded.size, at = excluded.at`,
-        ).run(...sv(scope), o.epoch, o.item, o.key, o.state, o.code ?? null, o.size, now());
-        stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch = ? AND item = ?`).run(...sv(scope), o.epoch, o.item);
-        if (to) advanceIn(scope, to);
-      });
+      const write = () =>
+        tx(() => {
+          stmt(
+            `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, state = excluded.state,
+               code = excluded.code, size = excluded.size, at = excluded.at`,
+          ).run(...sv(scope), o.epoch, o.item, o.key, o.state, o.code ?? null, o.size, now());
+          stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch = ? AND item = ?`).run(...sv(scope), o.epoch, o.item);
+          if (to) advanceIn(scope, to);
+        });
+      if (!syncWal) return write();
+      relaxed(write);
+      await syncWal();
     },
 
     async lookup(scope, epoch, items) {

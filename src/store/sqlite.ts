@@ -75,7 +75,7 @@ export function openSqliteStore(path: string): Store {
   return {
     driver: 'sqlite',
     kv,
-    checkpoints: createSqliteCheckpoints(db),
+    checkpoints: createSqliteCheckpoints(db, path === ':memory:' ? undefined : wal.sync),
     queue: createSqliteQueueRepository(db, path === ':memory:' ? undefined : wal.sync),
     notify: createSqliteNotifyRepository(db),
     async ping() {
