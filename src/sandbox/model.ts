@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { CLOUDS } from '../config/schema.ts';
+import { appRegistrationSchema } from './registration.ts';
 
 const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a GUID');
 
@@ -41,6 +42,10 @@ export const sandboxAppSchema = z.object({
   appRoles: z.object({ exchange: z.array(z.string()).default([]), graph: z.array(z.string()).default([]) }).default({ exchange: [], graph: [] }),
   /** Delegated scopes consented for the tenant, full form (https://outlook.office.com/IMAP.AccessAsUser.All, offline_access, …). */
   delegatedConsent: z.array(z.string()).default([]),
+  /** Object IDs of the app's owners (users or service principals); Application.ReadWrite.OwnedBy may change only these apps. */
+  owners: z.array(z.string()).optional(),
+  /** What Graph shows and setup manages beyond sign-in (registration.ts). */
+  registration: appRegistrationSchema.optional(),
 });
 
 export const sandboxUserSchema = z.object({
@@ -53,6 +58,8 @@ export const sandboxUserSchema = z.object({
   disabled: z.boolean().optional(),
   /** signInSessionsValidFromDateTime (ISO): refresh tokens granted before it fail with AADSTS50173 (Revoke-MgUserSignInSession). */
   signInSessionsValidFrom: z.string().optional(),
+  /** Entra directory roles by display name (Global Administrator, Application Administrator, …): what Graph's directory calls check. */
+  roles: z.array(z.string()).optional(),
 });
 
 export const sandboxMailboxSchema = z.object({
@@ -85,6 +92,9 @@ export const sandboxTenantSchema = z.object({
       /** New-ServicePrincipal registrations: the app ID and the object ID given to the cmdlet. */
       servicePrincipals: z.array(z.object({ appId: guid, objectId: guid, displayName: z.string().default('') })).default([]),
       mailboxes: z.array(sandboxMailboxSchema).default([]),
+      /** RBAC for Applications: New-ManagementScope and New-ManagementRoleAssignment -App (exchange/powershell.ts). */
+      managementScopes: z.array(z.object({ name: z.string(), recipientRestrictionFilter: z.string() })).optional(),
+      managementRoleAssignments: z.array(z.object({ name: z.string(), role: z.string(), app: z.string(), customResourceScope: z.string().optional() })).optional(),
     })
     .default({ servicePrincipals: [], mailboxes: [] }),
 });

@@ -66,6 +66,11 @@ const GRAPH_DELEGATED = [
   'IMAP.AccessAsUser.All',
   'POP.AccessAsUser.All',
   'SMTP.Send',
+  // What an admin's sign-in needs to create and consent the app (mailbridge setup, graph/directory-api.ts).
+  'Application.Read.All',
+  'Application.ReadWrite.All',
+  'AppRoleAssignment.ReadWrite.All',
+  'DelegatedPermissionGrant.ReadWrite.All',
 ];
 const GRAPH_ROLES = [
   'Mail.Read',
@@ -76,6 +81,8 @@ const GRAPH_ROLES = [
   'User.Read.All',
   'Application.ReadWrite.OwnedBy',
   'Application.ReadWrite.All',
+  'Application.Read.All',
+  'AppRoleAssignment.ReadWrite.All',
 ];
 
 function exchange(uris: string[]): ResourcePrincipal {

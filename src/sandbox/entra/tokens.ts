@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { SandboxApp, SandboxTenant, SandboxUser } from '../model.ts';
+import { effectiveAppRoles } from '../registration.ts';
 import { CLOUD_PROFILES } from './clouds.ts';
 import type { SigningKey } from './keys.ts';
 import { responseScope, type DelegatedGrant, type DelegatedScopes, type ResourceScopes } from './scopes.ts';
@@ -46,7 +47,8 @@ export async function appOnlyToken(m: Minter, tenant: SandboxTenant, app: Sandbo
   const nowS = Math.floor(m.now() / 1000);
   const expiresIn = accessTokenLifetime();
   const iss = v1Issuer(tenant);
-  const roles = app.appRoles[resource.principal.kind];
+  // Grants made through Graph count once their propagation delay is over (registration.ts).
+  const roles = effectiveAppRoles(app, resource.principal.kind, m.now());
   const claims: Record<string, unknown> = {
     aud: resource.uri,
     iss,

@@ -89,6 +89,8 @@ export interface GraphSandboxOptions {
   timers?: Timers;
   /** Deadlines (ms): validation answer (Graph 10 s), notification POST (Graph 3 s). */
   notificationTimeouts?: { validationMs?: number; deliveryMs?: number };
+  /** Delay before an app role assignment made through Graph reaches tokens (default 2 s; the field's is up to 30 minutes). */
+  propagationMs?: number;
   log?: Logger;
 }
 
@@ -164,6 +166,7 @@ export async function startGraphSandbox(options: GraphSandboxOptions): Promise<G
     stats: { responses: {}, throttled: 0, sent: [], outbound: [] },
     log,
     modified: new Map(),
+    ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),
   };
   const app = buildGraphServer(ctx, options.tls);
   try {

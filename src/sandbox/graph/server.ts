@@ -16,6 +16,7 @@ import type { KeyAndCert } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import { maySendAs, requirePermission, resolveMailbox, verifyToken, type JwksSource, type Operation, type Principal, type ResolvedMailbox } from './auth.ts';
 import { incrementalEntries, initialEntries, knownAfter, type ChangeType, type DeltaQuery, type Round, type TokenCache } from './delta.ts';
+import { handleDirectory, isDirectoryPath } from './directory-api.ts';
 import { errorBody, GraphError, graphErrors } from './errors.ts';
 import { folderId, messageId, parseFolderId, parseMessageId, WELL_KNOWN_FOLDERS, wellKnownByPath, type MessageRef } from './ids.ts';
 import { composeMessage, decodeBase64, isAddress, messageResource, parseSelect, prop, readMimeEnvelope, stripBcc } from './message.ts';
@@ -78,6 +79,8 @@ export interface GraphContext {
   log: Logger;
   /** When the sandbox first saw each message's MODSEQ (for lastModifiedDateTime). */
   modified: Map<string, { modseq: bigint; at: number }>;
+  /** Delay before an app role assignment made through Graph reaches tokens (directory-api.ts). */
+  propagationMs?: number;
 }
 
 type Route =
@@ -170,6 +173,11 @@ export function buildGraphServer(ctx: GraphContext, tls: KeyAndCert) {
 async function handle(ctx: GraphContext, req: FastifyRequest): Promise<Result> {
   const url = new URL(req.url, 'https://graph.sandbox.invalid');
   const principal = await verifyToken(ctx.directory, ctx.jwks, header(req, 'authorization'), ctx.now());
+  if (isDirectoryPath(url.pathname)) {
+    // Applications, service principals, grants (directory-api.ts): tenant objects, no mailbox.
+    const body = req.body instanceof Buffer ? req.body : undefined;
+    return await handleDirectory({ directory: ctx.directory, now: ctx.now, propagationMs: ctx.propagationMs }, { method: req.method, url, body, principal });
+  }
   const subscriptions = subscriptionPath(url.pathname);
   if (subscriptions) {
     // Subscriptions are the app's, not a mailbox's: no mailbox in the path, no mailbox throttle slot.
