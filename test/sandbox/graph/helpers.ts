@@ -133,6 +133,8 @@ export interface RigOptions {
   /** Timers for notification retries and subscription expiry. */
   timers?: Timers;
   notificationTimeouts?: { validationMs?: number; deliveryMs?: number };
+  /** Delay before Graph-made app role assignments reach tokens. */
+  propagationMs?: number;
 }
 
 export async function startRig(options: RigOptions = {}): Promise<Rig> {
@@ -163,6 +165,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
       trust: [ca.certPem],
       timers: options.timers,
       notificationTimeouts: options.notificationTimeouts,
+      ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),
     });
   } catch (err) {
     await dovecot.stop();
