@@ -21,6 +21,8 @@
  *   POST /exchange/Set-TransportConfig            { tenant, smtpClientAuthenticationDisabled: boolean }
  *   POST /exchange/Set-CASMailbox                 { identity, smtpClientAuthenticationDisabled?: boolean | null, imapEnabled?: boolean }
  *   POST /exchange/New-Mailbox                    { address, shared?, displayName? }
+ *   POST /exchange/powershell                     { script, tenant? } → { ok, results: [{ line, cmdlet, status, message? }] }
+ *                                                 (the lines of mailbridge setup's script, exchange/powershell.ts)
  *   POST /entra/app-role-assignments              { appId, role, resource?: "exchange" | "graph", tenant? }   (grant + admin consent)
  *   POST /entra/app-role-assignments/remove       same body (revoke)
  *   POST /entra/apps/:appId/certificates          { pem, tenant? }  upload a public certificate (keyCredentials)
@@ -45,6 +47,7 @@ import type { Dovecot } from './dovecot.ts';
 import type { SandboxMailbox, SandboxTenant } from './model.ts';
 import * as exchangeOps from './exchange/ops.ts';
 import * as entraOps from './entra/ops.ts';
+import { PsParseError, runScript } from './exchange/powershell.ts';
 import { SandboxOpError } from './entra/op-errors.ts';
 import { listenOn } from '../errors/listen.ts';
 import type { GraphSandbox } from './graph/index.ts';
@@ -188,6 +191,20 @@ export async function startSandboxAdmin(options: SandboxAdminOptions): Promise<S
     (b) => view(exchangeOps.addMailbox(directory, { address: b.address, type: b.shared ? 'shared' : 'user', displayName: b.displayName || undefined })),
     201,
   );
+
+  http.post('/exchange/powershell', async (req, reply) => {
+    const body = z.object({ script: z.string(), tenant: z.string().optional() }).parse(req.body);
+    let run;
+    try {
+      run = runScript(directory, body.script, body.tenant !== undefined ? { tenant: body.tenant } : {});
+    } catch (err) {
+      // Refused before any line ran: nothing changed.
+      if (err instanceof PsParseError) throw new AdminError(400, 'PowerShellParseError', err.message);
+      throw err;
+    }
+    await changed();
+    return reply.code(200).send(run);
+  });
 
   const roleRoute = (grant: boolean) => async (req: { body: unknown }) => {
     const body = appRole.parse(req.body);

@@ -60,6 +60,10 @@ export interface SandboxOptions {
    * first tenant (or `tenant`), served by Graph (and EWS) next to the Dovecot ones; not written to sandbox.yaml.
    */
   synthetic?: { mailboxes: number; domain?: string; tenant?: string };
+  /** Delay before an app role granted through Graph reaches tokens (default 2 s; Entra's can be 30 minutes). */
+  propagationMs?: number;
+  /** Clock of sandbox Entra ID and Graph (tests move it forward instead of waiting). */
+  now?: () => number;
   log?: Logger;
 }
 
@@ -138,6 +142,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       ports: { global: wanted.entra, gcc: wanted['entra-gcc'], 'gcc-high': wanted['entra-gcc-high'], dod: wanted['entra-dod'], china: wanted['entra-china'] },
       signingKey,
       grantsFile: join(dir, 'entra-grants.json'),
+      ...(options.now ? { now: options.now } : {}),
     });
     started.push(entra);
     const dovecot = await startDovecot({
@@ -160,7 +165,20 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       if (!tenant) throw new Error('synthetic mailboxes need a tenant in the sandbox');
       directory.addSynthetic(tenant.id, synthetic);
     }
-    const graph = await startGraphSandbox({ directory, jwks, tls, dovecot, host, port: wanted.graph, log, feed, synthetic, trust: [ca.certPem] });
+    const graph = await startGraphSandbox({
+      directory,
+      jwks,
+      tls,
+      dovecot,
+      host,
+      port: wanted.graph,
+      log,
+      feed,
+      synthetic,
+      trust: [ca.certPem],
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),
+    });
     started.push(graph);
     const ews = await startEwsSandbox({ directory, jwks, tls, feed, dovecot, synthetic, host, port: wanted.ews, pushCa: ca.certPem, log });
     started.push(ews);

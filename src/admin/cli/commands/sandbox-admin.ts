@@ -72,6 +72,8 @@ Operations:
   list <mailbox> [--folder F]             UIDs, flags and subjects of a folder (default INBOX)
   show-message <mailbox> <uid> [--folder F]
                                           print a message's source
+  powershell <file|-> [--tenant T]        run Exchange PowerShell lines (the script \`mailbridge setup\`
+                                          prints) against the sandbox; exit status 1 if a line failed
 
 Options:
   --dir DIR   the sandbox's folder (as given to mailbridge sandbox --dir)
@@ -112,6 +114,8 @@ Vorgänge:
   list <postfach> [--folder F]            UIDs, Flags und Betreffzeilen eines Ordners (Standard INBOX)
   show-message <postfach> <uid> [--folder F]
                                           Quelltext einer Nachricht ausgeben
+  powershell <datei|-> [--tenant T]       Exchange-PowerShell-Zeilen (das Skript von \`mailbridge setup\`)
+                                          in der Sandbox ausführen; Exit-Status 1, wenn eine Zeile scheitert
 
 Optionen:
   --dir VERZ  der Ordner der Sandbox (wie bei mailbridge sandbox --dir angegeben)
@@ -147,8 +151,9 @@ Optionen:
     }
     if (args.flags.has('--json')) {
       ctx.out.json(body);
-      return 0;
+      return op === 'powershell' && body.ok === false ? 1 : 0;
     }
+    if (op === 'powershell') return printPowerShell(ctx, body);
     printResult(ctx, op, call, body);
     return 0;
   },
@@ -331,6 +336,13 @@ async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call
       const [mailbox, uid] = need(rest, ['mailbox', 'uid'], op);
       return { method: 'GET', path: `/mailboxes/${encodeURIComponent(mailbox!)}/messages/${encodeURIComponent(uid!)}${q}`, raw: true };
     }
+    case 'powershell': {
+      const [file] = need(rest, ['file|-'], op);
+      const script = file === '-' ? await readStdin() : await readFile(file!, 'utf8').catch((err: Error) => {
+        throw usage(`cannot read ${file}: ${err.message}`);
+      });
+      return { method: 'POST', path: '/exchange/powershell', body: { script, tenant } };
+    }
     default:
       throw usage(`unknown operation "${op}"`);
   }
@@ -432,4 +444,21 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
     return;
   }
   ctx.out.line(de ? `Erledigt: ${call.equivalent}` : `Done: ${call.equivalent}`);
+}
+
+/** One line per cmdlet run: line number, outcome, cmdlet, and Exchange's own warning or error text. */
+function printPowerShell(ctx: CommandContext, body: Record<string, unknown>): number {
+  const words: Record<string, { en: string; de: string }> = {
+    ok: { en: 'done', de: 'erledigt' },
+    exists: { en: 'exists', de: 'vorhanden' },
+    unchanged: { en: 'unchanged', de: 'unverändert' },
+    ignored: { en: 'skipped', de: 'übersprungen' },
+    error: { en: 'FAILED', de: 'FEHLER' },
+  };
+  const results = (body.results ?? []) as { line: number; cmdlet: string; status: string; message?: string }[];
+  for (const r of results) {
+    const word = words[r.status]?.[ctx.lang] ?? r.status;
+    ctx.out.line(`${String(r.line).padStart(4)}  ${word.padEnd(12)} ${r.cmdlet}${r.message ? `  ${r.message}` : ''}`);
+  }
+  return body.ok === false ? 1 : 0;
 }
