@@ -30,7 +30,12 @@
  *     as a failed authentication (`NO AUTHENTICATE failed.`, what clients report for a mailbox with
  *     IMAP off [OBS, no Microsoft text for this case]).
  *
- * Limits: RBAC for Applications (management scopes) and Conditional Access are not modelled.
+ * RBAC for Applications (SMTP only, facts §3.6): an app-only token without SMTP.SendAsApp may still
+ * send when New-ManagementRoleAssignment gave the app's service principal 'Application
+ * SMTP.SendAsApp' over a management scope that takes in the mailbox; then no FullAccess is needed.
+ *
+ * Limits: Conditional Access is not modelled; management scopes are read for one `-eq` clause on
+ * the address (no groups).
  */
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { SandboxDirectory } from '../directory.ts';
@@ -179,7 +184,10 @@ export async function authorize(directory: SandboxDirectory, jwks: JwksSource, r
   } else {
     const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
     principal = { kind: 'app', tenantId: tenant.id, appId, objectId, displayName: str(claims.app_displayname), roles };
-    if (!roles.includes(need.role)) return deny('token', 'missing_role', `roles [${roles.join(', ')}] lack ${need.role}`, { tenant, principal });
+    // SMTP through RBAC for Applications needs no role in the token; it is checked per mailbox below.
+    if (!roles.includes(need.role) && !(protocol === 'smtp' && rbacAssignments(tenant, principal).length > 0)) {
+      return deny('token', 'missing_role', `roles [${roles.join(', ')}] lack ${need.role}`, { tenant, principal });
+    }
   }
 
   // 3. The mailbox, in the token's tenant.
@@ -217,6 +225,13 @@ export async function authorize(directory: SandboxDirectory, jwks: JwksSource, r
         { tenant, principal, mailbox },
       );
     }
+  }
+  if (principal.kind === 'app' && !principal.roles.includes(REQUIRED_PERMISSION[protocol].role)) {
+    // RBAC for Applications: the role assignment's scope, not FullAccess, decides (facts §3.6).
+    if (rbacAssignments(tenant, principal).some((a) => inScope(tenant, a.customResourceScope, mailbox))) {
+      return { ok: true, protocol, tenant, mailbox, address: mailbox.address, principal, claims };
+    }
+    return deny('mailbox', 'no_full_access', `no 'Application SMTP.SendAsApp' role assignment of ${principal.objectId} covers ${mailbox.address}`, { tenant, principal, mailbox });
   }
   if (!hasFullAccess(tenant, mailbox, principal)) {
     const who = principal.kind === 'app' ? `service principal ${principal.objectId}` : `user ${principal.upn}`;
@@ -258,6 +273,33 @@ export function maySendAs(directory: SandboxDirectory, granted: AuthzGranted, se
   const target = directory.mailbox(address);
   if (!target || target.tenant.id !== granted.tenant.id) return false;
   return target.mailbox.sendAs.some((t) => ids.includes(t.toLowerCase()));
+}
+
+/** New-ManagementRoleAssignment -Role 'Application SMTP.SendAsApp' -App <this app's Exchange service principal>. */
+function rbacAssignments(tenant: SandboxTenant, principal: Extract<Principal, { kind: 'app' }>) {
+  const sp = tenant.exchange.servicePrincipals.find((s) => same(s.appId, principal.appId) && same(s.objectId, principal.objectId));
+  if (!sp) return [];
+  return (tenant.exchange.managementRoleAssignments ?? []).filter((a) => same(a.role, 'Application SMTP.SendAsApp') && same(a.app, sp.objectId));
+}
+
+/**
+ * Whether a management scope's RecipientRestrictionFilter takes in the mailbox. The sandbox reads one
+ * clause, `PrimarySmtpAddress|WindowsEmailAddress|EmailAddresses|Alias -eq 'value'`; groups
+ * (MemberOfGroup) are not modelled and match nothing. No scope: the whole organization.
+ */
+function inScope(tenant: SandboxTenant, scopeName: string | undefined, mailbox: SandboxMailbox): boolean {
+  if (scopeName === undefined) return true;
+  const scope = (tenant.exchange.managementScopes ?? []).find((s) => same(s.name, scopeName));
+  const m = scope ? /^\s*(\w+)\s+-eq\s+'([^']*)'\s*$/i.exec(scope.recipientRestrictionFilter) : null;
+  if (!m) return false;
+  const property = (m[1] as string).toLowerCase();
+  const value = (m[2] as string).replace(/^smtp:/i, '');
+  if (property === 'alias') return same(mailbox.address.split('@')[0] ?? '', value);
+  return ['primarysmtpaddress', 'windowsemailaddress', 'emailaddresses'].includes(property) && same(mailbox.address, value);
+}
+
+function same(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }
 
 function str(v: unknown): string {

@@ -1,6 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { authorize, maySendAs, type AuthzResult } from '../../../src/sandbox/exchange/authz.ts';
+import { runScript } from '../../../src/sandbox/exchange/powershell.ts';
 import {
   grantFullAccess,
   grantSendAs,
@@ -183,4 +184,26 @@ test('maySendAs: the logged-in mailbox, the delegated user, or a mailbox grantin
   assert.equal(maySendAs(dir, user, 'alice@contoso.test'), false);
   grantSendAs(dir, 'alice@contoso.test', CAROL.upn);
   assert.equal(maySendAs(dir, user, 'alice@contoso.test'), true);
+});
+
+test('RBAC for Applications: SMTP without SMTP.SendAsApp in the token, within the management scope only, no FullAccess needed', async () => {
+  const dir = makeDirectory();
+  revokeFullAccess(dir, 'bob@contoso.test', APP.servicePrincipalId);
+  revokeFullAccess(dir, 'alice@contoso.test', APP.servicePrincipalId);
+  const noRole = await appToken(signer, { roles: [] });
+  const ask = (user: string, protocol: 'smtp' | 'imap' = 'smtp') => authorize(dir, signer.jwks, { protocol, user, token: noRole });
+  assert.deepEqual(denied(await ask('bob@contoso.test')), { stage: 'token', reason: 'missing_role' });
+
+  const run = runScript(
+    dir,
+    [
+      `New-ManagementScope -Name 'bob only' -RecipientRestrictionFilter "PrimarySmtpAddress -eq 'bob@contoso.test'"`,
+      `New-ManagementRoleAssignment -Name 'mailbridge SMTP' -Role 'Application SMTP.SendAsApp' -App ${APP.servicePrincipalId} -CustomResourceScope 'bob only'`,
+    ].join('\n'),
+    { tenant: TENANT_ID },
+  );
+  assert.equal(run.ok, true, JSON.stringify(run.results));
+  assert.equal((await ask('bob@contoso.test')).ok, true, 'in scope, without FullAccess');
+  assert.deepEqual(denied(await ask('alice@contoso.test')), { stage: 'mailbox', reason: 'no_full_access' });
+  assert.deepEqual(denied(await ask('bob@contoso.test', 'imap')), { stage: 'token', reason: 'missing_role' }, 'RBAC covers SMTP only here');
 });
