@@ -119,12 +119,22 @@ test('admin sign-in → Graph creates and consents the app → PowerShell lines 
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const appId = String(created.body.appId);
   const registrationObjectId = String(created.body.id);
-  const sp = await graph(admin, 'POST', '/servicePrincipals', { appId });
-  assert.equal(sp.status, 201, JSON.stringify(sp.body));
-  const spId = String(sp.body.id);
   const secret = await graph(admin, 'POST', `/applications/${registrationObjectId}/addPassword`, { passwordCredential: { displayName: 'mailbridge' } });
   assert.equal(secret.status, 200);
   const secretText = String(secret.body.secretText);
+  // Without its enterprise application the app cannot sign in on its own yet.
+  const early = await fetch(`${sandbox.entra.urls.global}/${TENANT}/oauth2/v2.0/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: appId, client_secret: secretText, scope: 'https://outlook.office365.com/.default' }),
+    dispatcher: agent,
+  });
+  const earlyBody = (await early.json()) as { error: string; error_description: string };
+  assert.equal(early.status, 401);
+  assert.equal(earlyBody.error, 'invalid_client');
+  assert.match(earlyBody.error_description, /^AADSTS7000229: The client application [0-9a-f-]{36} is missing service principal in the tenant/);
+  const sp = await graph(admin, 'POST', '/servicePrincipals', { appId });
+  assert.equal(sp.status, 201, JSON.stringify(sp.body));
+  const spId = String(sp.body.id);
   for (const [resourceAppId, roles] of [
     [EXCHANGE_APP_ID, ['SMTP.SendAsApp', 'IMAP.AccessAsApp']],
     [GRAPH_APP_ID, ['Mail.Send', 'Mail.Read']],

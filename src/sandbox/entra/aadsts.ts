@@ -55,6 +55,13 @@ export const AADSTS: Record<number, AadstsDef> = {
     text: "Application with identifier '{appId}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
   },
   7000112: { error: 'unauthorized_client', status: 400, text: "Application '{appId}'({appName}) is disabled." },
+  // Client credentials for an app registration without an enterprise application [OBS Azure/azure-sdk-for-net#46762,
+  // Azure/Commercial-Marketplace-SaaS-Accelerator#830: error invalid_client; the status 401 is approx., as for the other invalid_client errors].
+  7000229: {
+    error: 'invalid_client',
+    status: 401,
+    text: 'The client application {appId} is missing service principal in the tenant {tenant}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119',
+  },
   // On-behalf-of with an app-only assertion (reference-error-codes.md; `error` approx.). The sandbox has no OBO grant; tests build the body.
   7000114: { error: 'invalid_grant', status: 400, text: "Application '{appId}' is not allowed to make application on-behalf-of calls." },
   // Client authentication (HTTP 401)

@@ -186,6 +186,11 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const found = directory.app(target, clientId);
     if (!found) throw new AadstsError(700016, { appId: clientId, tenant: target.name });
     if (found.disabled) throw new AadstsError(7000112, { appId: found.appId, appName: found.displayName });
+    // An app created through Graph has no enterprise application until POST /servicePrincipals;
+    // client credentials need one (user sign-ins create it on consent, so they are not refused).
+    if (grantType === 'client_credentials' && found.registration?.servicePrincipal === false) {
+      throw new AadstsError(7000229, { appId: found.appId, tenant: target.id });
+    }
     return { tenant: target, app: found };
   };
 
