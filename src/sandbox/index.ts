@@ -178,6 +178,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       trust: [ca.certPem],
       ...(options.now ? { now: options.now } : {}),
       ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),
+      // Apps, service principals and grants made through Graph survive a restart, like admin API changes.
+      onDirectoryChange: persist,
     });
     started.push(graph);
     const ews = await startEwsSandbox({ directory, jwks, tls, feed, dovecot, synthetic, host, port: wanted.ews, pushCa: ca.certPem, log });

@@ -17,7 +17,7 @@ import { ImapFlow } from 'imapflow';
 import { decodeJwt } from 'jose';
 import nodemailer from 'nodemailer';
 import { Agent, fetch } from 'undici';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { EXCHANGE_APP_ID, GRAPH_APP_ID } from '../../src/sandbox/entra/clouds.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { runCli } from '../admin/cli/harness.ts';
@@ -213,6 +213,10 @@ test('admin sign-in → Graph creates and consents the app → PowerShell lines 
   assert.equal(sent.status, 202, JSON.stringify(sent.body));
   const inbox = await graph(graphToken, 'GET', `/users/${SCANNER}/mailFolders/inbox`);
   assert.equal(inbox.body.totalItemCount, 2);
+
+  // What Graph created is in sandbox.yaml, so a restarted sandbox still has it.
+  const saved = parse(readFileSync(join(dir, 'state', 'sandbox.yaml'), 'utf8')) as { tenants: Array<{ apps: Array<{ appId: string; registration?: { appRoleAssignments: unknown[] } }> }> };
+  assert.equal(saved.tenants[0]!.apps.find((a) => a.appId === appId)?.registration?.appRoleAssignments.length, 4);
 
   // Running the whole script again changes nothing and still succeeds.
   const again = await script(lines);

@@ -56,6 +56,8 @@ export interface DirectoryApiContext {
   now: () => number;
   /** Delay before an app role assignment reaches tokens (default DEFAULT_PROPAGATION_MS). */
   propagationMs?: number;
+  /** Called after a request changed the directory (the sandbox persists sandbox.yaml). */
+  onChange?: () => void | Promise<void>;
 }
 
 export interface DirectoryRequest {
@@ -138,6 +140,12 @@ function rootSegment(seg: string): { root: string; appId?: string } {
 const action = (seg: string | undefined) => (seg ?? '').toLowerCase().replace(/^microsoft\.graph\./, '');
 
 export async function handleDirectory(ctx: DirectoryApiContext, req: DirectoryRequest): Promise<DirectoryResult> {
+  const result = await dispatch(ctx, req);
+  if (req.method.toUpperCase() !== 'GET' && result.status < 300) await ctx.onChange?.();
+  return result;
+}
+
+async function dispatch(ctx: DirectoryApiContext, req: DirectoryRequest): Promise<DirectoryResult> {
   const segs = split(req.url.pathname).slice(1);
   const first = rootSegment(segs[0] ?? '');
   const tenant = req.principal.tenant;

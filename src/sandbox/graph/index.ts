@@ -91,6 +91,8 @@ export interface GraphSandboxOptions {
   notificationTimeouts?: { validationMs?: number; deliveryMs?: number };
   /** Delay before an app role assignment made through Graph reaches tokens (default 2 s; the field's is up to 30 minutes). */
   propagationMs?: number;
+  /** Called after a Graph request changed the directory (apps, service principals, grants): persist it. */
+  onDirectoryChange?: () => void | Promise<void>;
   log?: Logger;
 }
 
@@ -167,6 +169,7 @@ export async function startGraphSandbox(options: GraphSandboxOptions): Promise<G
     log,
     modified: new Map(),
     ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),
+    ...(options.onDirectoryChange ? { onDirectoryChange: options.onDirectoryChange } : {}),
   };
   const app = buildGraphServer(ctx, options.tls);
   try {

@@ -81,6 +81,8 @@ export interface GraphContext {
   modified: Map<string, { modseq: bigint; at: number }>;
   /** Delay before an app role assignment made through Graph reaches tokens (directory-api.ts). */
   propagationMs?: number;
+  /** Called after a Graph request changed the directory (apps, service principals, grants). */
+  onDirectoryChange?: () => void | Promise<void>;
 }
 
 type Route =
@@ -176,7 +178,10 @@ async function handle(ctx: GraphContext, req: FastifyRequest): Promise<Result> {
   if (isDirectoryPath(url.pathname)) {
     // Applications, service principals, grants (directory-api.ts): tenant objects, no mailbox.
     const body = req.body instanceof Buffer ? req.body : undefined;
-    return await handleDirectory({ directory: ctx.directory, now: ctx.now, propagationMs: ctx.propagationMs }, { method: req.method, url, body, principal });
+    return await handleDirectory(
+      { directory: ctx.directory, now: ctx.now, propagationMs: ctx.propagationMs, onChange: ctx.onDirectoryChange },
+      { method: req.method, url, body, principal },
+    );
   }
   const subscriptions = subscriptionPath(url.pathname);
   if (subscriptions) {
