@@ -52,7 +52,8 @@ export function demoTenant(certificatePem: string): SandboxFile {
           },
         ],
         users: [
-          { objectId: randomUUID(), upn: 'alice@contoso.test', displayName: 'Alice', password: 'sandbox' },
+          // Alice administers the tenant: her delegated token may create and consent apps through Graph (mailbridge setup).
+          { objectId: randomUUID(), upn: 'alice@contoso.test', displayName: 'Alice', password: 'sandbox', roles: ['Global Administrator'] },
           { objectId: randomUUID(), upn: 'bob@contoso.test', displayName: 'Bob', password: 'sandbox' },
         ],
         exchange: {

@@ -18,6 +18,9 @@
  *   POST   /v1.0/subscriptions                                   change notifications for messages
  *   GET    /v1.0/subscriptions[/{id}]   PATCH, DELETE /v1.0/subscriptions/{id}
  *   POST   /v1.0/subscriptions/{id}/reauthorize                  (subscriptions.ts, facts §4.1–4.5)
+ *   /v1.0/applications, /servicePrincipals (+ appRoleAssignedTo, appRoleAssignments),
+ *   /oauth2PermissionGrants                                       app registration as setup does it
+ *                                                                  (directory-api.ts, addendum)
  *
  * Strategies (one module each): token and permission checks against the sandbox Entra's JWKS and
  * the SandboxDirectory (auth.ts); per app+mailbox concurrency and rate limits with test hooks
