@@ -21,7 +21,7 @@
 import { Agent, fetch, type Dispatcher } from 'undici';
 import type { MbError } from '../errors/index.ts';
 import { registerSecret } from '../log/redact.ts';
-import { Semaphore, sleep } from './limits.ts';
+import { Semaphore, sleep } from '../util/limits.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
 
 export interface GraphSourceOptions {

@@ -24,7 +24,7 @@ import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
 import { graphSource } from './graph.ts';
 import { imapSource } from './imap.ts';
-import { Backoff, KeyedLimits, sleep } from './limits.ts';
+import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
 import { syncFolder, type PipelineOptions } from './pipeline.ts';
 import { ConnectorError, type ConnectorEvent, type Destination, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
 

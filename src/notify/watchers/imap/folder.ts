@@ -37,7 +37,7 @@ import { MbError, toMbError } from '../../../errors/index.ts';
 import type { Logger } from '../../../log/index.ts';
 import { classifyImapError, type ImapErrorContext } from '../../../connector/exchange.ts';
 import { connectWithin } from '../../../connector/imap.ts';
-import { Backoff, sleep, type Semaphore } from '../../../connector/limits.ts';
+import { Backoff, sleep, type Semaphore } from '../../../util/limits.ts';
 import { ConnectorError } from '../../../connector/types.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
 import type { WatchState, WatcherContext } from '../types.ts';

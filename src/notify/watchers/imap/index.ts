@@ -25,7 +25,7 @@
  */
 import type { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
-import { Semaphore } from '../../../connector/limits.ts';
+import { Semaphore } from '../../../util/limits.ts';
 import type { MailboxStatus, TokenProvider, WatchState, WatchedMailbox, Watcher, WatcherContext } from '../types.ts';
 import type { ImapWatchOptions } from './config.ts';
 import { FolderWatch, type Credentials } from './folder.ts';
