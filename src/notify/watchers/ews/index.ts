@@ -25,13 +25,14 @@
 import { readFileSync } from 'node:fs';
 import { MbError } from '../../../errors/index.ts';
 import type { MailboxStatus, Watcher, WatcherContext, WatchedMailbox } from '../types.ts';
-import { autodiscoverAll, type Candidate } from './autodiscover.ts';
-import { EwsClient } from './client.ts';
+import { autodiscoverAll, type Candidate } from '../../../m365/ews/autodiscover.ts';
+import { EwsClient } from '../../../m365/ews/client.ts';
 import { KV_NAMESPACE, Member, safeHost, type Core } from './mailbox.ts';
 import { PushWatch } from './push.ts';
 import type { EwsWatchOptions } from './config.ts';
-import { distinguishedFolder, isExchangeOnlineVersion } from './soap.ts';
+import { distinguishedFolder, isExchangeOnlineVersion } from '../../../m365/ews/soap.ts';
 import { StreamGroup, type Limiter } from './streaming.ts';
+import type { ProxySettings } from '../../../net/proxy.ts';
 
 export { ewsWatchSchema, EWS_VERSIONS, type EwsWatchOptions } from './config.ts';
 
@@ -52,6 +53,8 @@ export interface EwsWatcherDeps {
   options: EwsWatchOptions;
   ctx: WatcherContext;
   ca?: string;
+  /** The listener's connection's proxy settings (EWS and autodiscover). */
+  proxy?: ProxySettings;
   hooks?: EwsWatchHooks;
 }
 
@@ -118,6 +121,7 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     impersonation: options.impersonation,
     authorization: deps.authorization,
     ca,
+    proxy: deps.proxy,
     timeoutMs: options.requestTimeoutSeconds * 1000,
     maxBackOffMs: options.maxBackOffSeconds * 1000,
     busyRetries: 5,

@@ -1,7 +1,10 @@
 /**
- * HTTP for the EWS watcher: one undici Agent per watcher (keep-alive sockets shared by every
- * mailbox and group), SOAP POSTs with the headers Exchange routes by, and the hanging
- * GetStreamingEvents response read as text chunks.
+ * The one EWS client (the EWS watcher's; any EWS use goes here): one undici dispatcher per
+ * watcher (keep-alive sockets shared by every mailbox and group, through the proxy that
+ * src/net/proxy.ts decides, NO_PROXY honoured), SOAP POSTs with the headers Exchange routes by, and
+ * the hanging GetStreamingEvents response read as text chunks. Autodiscover (autodiscover.ts) uses
+ * the same dispatcher. The SOAP vocabulary is in soap.ts, the XML helper in xml.ts (the sandbox's
+ * emulator has its own on purpose, so that it cannot share this client's mistakes).
  *
  * Headers (facts §5.4–5.5): `Authorization` (whatever the caller's provider returns: Bearer or
  * Basic), `X-AnchorMailbox` (the mailbox, or the group's anchor), `X-PreferServerAffinity: true` and
@@ -12,8 +15,10 @@
  * Back-off: ErrorServerBusy (either shape) and HTTP 503 are retried after BackOffMilliseconds
  * (capped, default 30 s when Exchange names none), a few times, before the error goes up.
  */
-import { Agent, request, type Dispatcher } from 'undici';
-import { registerSecret } from '../../../log/redact.ts';
+import { request, type Dispatcher } from 'undici';
+import { registerSecret } from '../../log/redact.ts';
+import { httpDispatcher, type ProxySettings } from '../../net/proxy.ts';
+import { sleep } from '../../util/limits.ts';
 import { envelope, EwsError, soapBody, soapEnvelope } from './soap.ts';
 import type { XEl, XNode } from './xml.ts';
 
@@ -33,6 +38,7 @@ export interface ClientOptions {
   impersonation: boolean;
   authorization: (mailbox: string) => Promise<string>;
   ca?: string;
+  proxy?: ProxySettings | undefined;
   /** Per request (not the stream): headers and body. */
   timeoutMs: number;
   /** Longest wait honoured for one back-off. */
@@ -54,13 +60,13 @@ export interface CallResult {
 }
 
 export class EwsClient {
-  readonly agent: Agent;
+  readonly agent: Dispatcher;
   private readonly o: ClientOptions;
   private lastSecret = '';
 
   constructor(o: ClientOptions) {
     this.o = o;
-    this.agent = new Agent({ connect: o.ca ? { ca: o.ca } : {}, keepAliveTimeout: 60_000 });
+    this.agent = httpDispatcher({ ...o.proxy, ca: o.ca, keepAliveTimeout: 60_000 });
   }
 
   private async headers(t: EwsTarget): Promise<Record<string, string>> {
@@ -183,20 +189,4 @@ function affinityCookie(headers: Record<string, string | string[] | undefined>):
     if (m) return m[1];
   }
   return undefined;
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
