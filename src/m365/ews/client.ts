@@ -15,6 +15,7 @@
  * Back-off: ErrorServerBusy (either shape) and HTTP 503 are retried after BackOffMilliseconds
  * (capped, default 30 s when Exchange names none), a few times, before the error goes up.
  */
+import ntlmClient from '@ewsjs/ntlm-client';
 import { request, type Dispatcher } from 'undici';
 import { registerSecret } from '../../log/redact.ts';
 import { httpDispatcher, type ProxySettings } from '../../net/proxy.ts';
@@ -33,10 +34,31 @@ export interface EwsTarget {
   cookie?: string;
 }
 
+/**
+ * Windows authentication (NTLMv2) for on-premises Exchange, whose EWS virtual directory ships with
+ * it: `DOMAIN\\user` or a UPN (then no domain), and the account's password.
+ */
+export interface NtlmCredentials {
+  user: string;
+  domain: string;
+  password: string;
+  /** Sent in the NTLM messages; default: this machine's name. */
+  workstation?: string;
+}
+
+/** `CONTOSO\\svc-mail` → user and domain; `svc-mail@contoso.com` stays whole (UPN, empty domain). */
+export function ntlmCredentials(username: string, password: string): NtlmCredentials {
+  const i = username.indexOf('\\');
+  return i > 0 ? { domain: username.slice(0, i), user: username.slice(i + 1), password } : { domain: '', user: username, password };
+}
+
 export interface ClientOptions {
   version: string;
   impersonation: boolean;
+  /** The Authorization header (Bearer or Basic); not used with `ntlm`. */
   authorization: (mailbox: string) => Promise<string>;
+  /** NTLM instead of `authorization`: each request negotiates on a connection of its own. */
+  ntlm?: NtlmCredentials | undefined;
   ca?: string;
   proxy?: ProxySettings | undefined;
   /** Per request (not the stream): headers and body. */
@@ -67,12 +89,13 @@ export class EwsClient {
   constructor(o: ClientOptions) {
     this.o = o;
     this.agent = httpDispatcher({ ...o.proxy, ca: o.ca, keepAliveTimeout: 60_000 });
+    if (o.ntlm) registerSecret(o.ntlm.password, `${o.secretSlot}:ntlm`);
   }
 
   private async headers(t: EwsTarget): Promise<Record<string, string>> {
-    const auth = await this.o.authorization(t.mailbox);
+    const auth = this.o.ntlm ? '' : await this.o.authorization(t.mailbox);
     // Bearer tokens are masked by the logger's patterns; a Basic value is a password in disguise.
-    if (!/^Bearer /i.test(auth) && auth !== this.lastSecret) {
+    if (auth && !/^Bearer /i.test(auth) && auth !== this.lastSecret) {
       registerSecret(auth, this.o.secretSlot);
       registerSecret(auth.replace(/^Basic\s+/i, ''), `${this.o.secretSlot}:b64`);
       this.lastSecret = auth;
@@ -80,7 +103,7 @@ export class EwsClient {
     const h: Record<string, string> = {
       'content-type': 'text/xml; charset=utf-8',
       accept: 'text/xml',
-      authorization: auth,
+      ...(auth ? { authorization: auth } : {}),
       'x-anchormailbox': t.anchor ?? t.mailbox,
     };
     if (t.affinity) h['x-preferserveraffinity'] = 'true';
@@ -146,16 +169,39 @@ export class EwsClient {
 
   private async send(t: EwsTarget, op: XEl, timeoutMs: number, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const headers = await this.headers(t);
-    try {
-      const res = await request(t.url, {
+    const body = this.body(t, op);
+    const ntlm = this.o.ntlm;
+    // NTLM authenticates a connection, not a request: negotiate and answer on a socket of its own
+    // (through the proxy's tunnel where one applies), closed once the answer is read.
+    const dispatcher = ntlm ? httpDispatcher({ ...this.o.proxy, ca: this.o.ca, connections: 1 }) : this.agent;
+    const post = (authorization?: string) =>
+      request(t.url, {
         method: 'POST',
-        headers,
-        body: this.body(t, op),
-        dispatcher: this.agent,
+        headers: authorization ? { ...headers, authorization } : headers,
+        body,
+        dispatcher,
         signal,
         headersTimeout: timeoutMs || this.o.timeoutMs,
         bodyTimeout: timeoutMs,
       });
+    try {
+      let res: Dispatcher.ResponseData;
+      if (ntlm) {
+        const first = await post(ntlmClient.createType1Message(ntlm.workstation, ntlm.domain));
+        await first.body.dump();
+        const challenge = wwwAuthenticate(first.headers)
+          .map((v) => /^NTLM\s+(\S+)/i.exec(v)?.[1])
+          .find((v) => v !== undefined);
+        if (first.statusCode !== 401 || !challenge) {
+          throw new EwsError(`Http${first.statusCode}`, `EWS did not answer the NTLM negotiation with a challenge (HTTP ${first.statusCode}; offered: ${wwwAuthenticate(first.headers).join(', ') || 'nothing'})`, { status: first.statusCode === 200 ? 401 : first.statusCode });
+        }
+        const type2 = ntlmClient.decodeType2Message(`NTLM ${challenge}`);
+        res = await post(ntlmClient.createType3Message(type2, ntlm.user, ntlm.password, ntlm.workstation, ntlm.domain || type2.targetName));
+        // Closes once the answer (for a stream: the whole stream) has been read.
+        void dispatcher.close().catch(() => undefined);
+      } else {
+        res = await post();
+      }
       if (res.statusCode === 401 || res.statusCode === 403) {
         await res.body.dump();
         throw new EwsError(`Http${res.statusCode}`, `EWS refused the credentials (HTTP ${res.statusCode})`, { status: res.statusCode });
@@ -167,6 +213,7 @@ export class EwsClient {
       }
       return res;
     } catch (err) {
+      if (ntlm) void dispatcher.destroy().catch(() => undefined);
       if (err instanceof EwsError) throw err;
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new EwsError('Aborted', 'aborted');
       throw new EwsError('Network', `${t.url}: ${(err as Error).message}`, { cause: err });
@@ -180,6 +227,11 @@ export class EwsClient {
 
 export function isBusy(err: unknown): err is EwsError {
   return err instanceof EwsError && err.code === 'ErrorServerBusy';
+}
+
+function wwwAuthenticate(headers: Record<string, string | string[] | undefined>): string[] {
+  const raw = headers['www-authenticate'];
+  return (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((v) => v.split(/,\s*(?=[A-Za-z][\w-]*(?:\s|,|$))/));
 }
 
 function affinityCookie(headers: Record<string, string | string[] | undefined>): string | undefined {

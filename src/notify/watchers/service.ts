@@ -18,6 +18,7 @@ import type { CloudName } from '../../config/schema.ts';
 import { cloudFor } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
+import { ntlmCredentials } from '../../m365/ews/client.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
@@ -186,11 +187,12 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         } else if (g.kind === 'ews') {
           const { createEwsWatcher } = await import('./ews/index.ts');
           const ca = caOf(g.ews.caFile);
-          const basic = l.username && password ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
+          const ntlm = l.username && password && g.ews.authentication === 'ntlm' ? ntlmCredentials(l.username, password) : undefined;
+          const basic = l.username && password && !ntlm ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
           if (basic) registerSecret(basic.slice(6));
           const bearer = tokens('exchange');
           const authorization = basic ? async () => basic : async () => `Bearer ${await bearer()}`;
-          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, options: g.ews, ctx, proxy, ...(ca ? { ca } : {}) });
+          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, ...(ntlm ? { ntlm } : {}), options: g.ews, ctx, proxy, ...(ca ? { ca } : {}) });
         } else {
           const { createImapWatcher } = await import('./imap/index.ts');
           const ca = caOf(g.imap.caFile);

@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { MbError } from '../../../errors/index.ts';
 import type { MailboxStatus, Watcher, WatcherContext, WatchedMailbox } from '../types.ts';
 import { autodiscoverAll, type Candidate } from '../../../m365/ews/autodiscover.ts';
-import { EwsClient } from '../../../m365/ews/client.ts';
+import { EwsClient, type NtlmCredentials } from '../../../m365/ews/client.ts';
 import { KV_NAMESPACE, Member, safeHost, type Core } from './mailbox.ts';
 import { PushWatch } from './push.ts';
 import type { EwsWatchOptions } from './config.ts';
@@ -50,6 +50,8 @@ export interface EwsWatcherDeps {
   mailboxes: WatchedMailbox[];
   /** Full Authorization header value: "Bearer …" or "Basic …". */
   authorization: (mailbox: string) => Promise<string>;
+  /** Windows authentication (on-premises): used instead of `authorization`. */
+  ntlm?: NtlmCredentials;
   options: EwsWatchOptions;
   ctx: WatcherContext;
   ca?: string;
@@ -120,6 +122,7 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     version: options.version,
     impersonation: options.impersonation,
     authorization: deps.authorization,
+    ntlm: deps.ntlm,
     ca,
     proxy: deps.proxy,
     timeoutMs: options.requestTimeoutSeconds * 1000,
