@@ -51,14 +51,8 @@ export function shorten(value: unknown): string {
   return s.length <= 12 ? '…' : `${s.slice(0, 6)}…${s.slice(-4)}`;
 }
 
-/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now`. */
-export function retryAfterMs(value: string | null | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
+/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now` (the one parser, src/util/limits.ts). */
+export { parseRetryAfter as retryAfterMs } from '../../util/limits.ts';
 
 /** Host (and path start) of a URL for messages: enough to recognise the receiver, no query secrets. */
 export function describeTarget(url: string): string {
