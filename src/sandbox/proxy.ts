@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { listenOn, listenServer } from '../errors/listen.ts';
 
 export interface SandboxProxyOptions {
   host?: string;
@@ -77,10 +78,7 @@ export async function startSandboxProxy(o: SandboxProxyOptions = {}): Promise<Sa
     upstream.on('end', () => client.end());
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve());
-  });
+  await listenOn('sandbox outbound proxy', o.host ?? '127.0.0.1', o.port ?? 0, () => listenServer(server, o.port ?? 0, o.host ?? '127.0.0.1'));
   const port = (server.address() as AddressInfo).port;
   const host = o.host ?? '127.0.0.1';
   return {
