@@ -83,55 +83,59 @@ export class GraphTransport {
         detail: `${raw.length} bytes > ${GRAPH_MAX_MIME_BYTES} bytes of MIME (4 MB request after base64)`,
       };
     }
-    const client = await this.client(target);
+    let client: GraphClient;
+    try {
+      client = await this.client(target);
+    } catch (err) {
+      // The connection's caFile could not be read: a temporary failure the admin can fix, as before.
+      return this.networkFailure(err, target.graph.url ?? `https://${target.cloud.graphHost}`, target);
+    }
     const url = client.url(target.mailbox, '/sendMail');
     const body = raw.toString('base64');
-    {
-      let forceRefresh = false;
-      for (let attempt = 0; ; attempt++) {
-        const t0 = performance.now();
-        let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
-        try {
-          token = await this.o.tokens.getToken(target.connection, 'graph', { forceRefresh });
-        } catch (err) {
-          hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
-          return tokenFailure(err);
-        }
-        hooks.onStep?.({ step: 'token', ok: true, detail: `${target.connection} (Graph)${token.fromCache ? ', cached' : ''}, valid until ${token.expiresOn.toISOString()}`, ms: since(t0) });
-
-        const t1 = performance.now();
-        hooks.onStep?.({ step: 'send', ok: true, detail: `POST ${url} (${raw.length} bytes MIME, ${message.recipients.length} recipients)` });
-        let res: GraphReply;
-        try {
-          res = await client.call(target.mailbox, 'POST', url, {
-            raw: { data: body, contentType: 'text/plain' },
-            token: token.accessToken,
-            signal: message.signal,
-            timeoutMs: target.graph.timeoutSeconds * 1000,
-          });
-        } catch (err) {
-          hooks.onStep?.({ step: 'accept', ok: false, detail: (err as Error).message, ms: since(t1) });
-          return this.networkFailure(err, url, target);
-        }
-        const text = res.text;
-        const ids = `request-id ${res.requestId || '?'}, client-request-id ${res.clientRequestId}`;
-        if (res.status === 202) {
-          hooks.onStep?.({ step: 'accept', ok: true, detail: `HTTP 202 Accepted (${ids})`, ms: since(t1) });
-          return { ok: true, detail: `HTTP 202 Accepted (${ids})` };
-        }
-        const err = parseError(text);
-        const reply = `HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? text.slice(0, 200)} (${ids})`.replace(/\s+/g, ' ').trim();
-        hooks.onStep?.({ step: 'accept', ok: false, detail: reply, ms: since(t1) });
-        // Roles travel in the token: after a 401, or a 403 that is not about SendAs, a cached token
-        // may predate the admin's consent — renew it and try once more.
-        const stale = res.status === 401 || (res.status === 403 && token.fromCache && !/SendAsDenied/i.test(err.code ?? ''));
-        if (stale && attempt === 0) {
-          forceRefresh = true;
-          continue;
-        }
-        const retryAfter = parseRetryAfter(res.headers['retry-after']);
-        return this.classify(res.status, err, reply, retryAfter === undefined ? undefined : Math.max(1, Math.ceil(retryAfter / 1000)), target, raw, token.accessToken);
+    let forceRefresh = false;
+    for (let attempt = 0; ; attempt++) {
+      const t0 = performance.now();
+      let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
+      try {
+        token = await this.o.tokens.getToken(target.connection, 'graph', { forceRefresh });
+      } catch (err) {
+        hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
+        return tokenFailure(err);
       }
+      hooks.onStep?.({ step: 'token', ok: true, detail: `${target.connection} (Graph)${token.fromCache ? ', cached' : ''}, valid until ${token.expiresOn.toISOString()}`, ms: since(t0) });
+
+      const t1 = performance.now();
+      hooks.onStep?.({ step: 'send', ok: true, detail: `POST ${url} (${raw.length} bytes MIME, ${message.recipients.length} recipients)` });
+      let res: GraphReply;
+      try {
+        res = await client.call(target.mailbox, 'POST', url, {
+          raw: { data: body, contentType: 'text/plain' },
+          token: token.accessToken,
+          signal: message.signal,
+          timeoutMs: target.graph.timeoutSeconds * 1000,
+        });
+      } catch (err) {
+        hooks.onStep?.({ step: 'accept', ok: false, detail: (err as Error).message, ms: since(t1) });
+        return this.networkFailure(err, url, target);
+      }
+      const text = res.text;
+      const ids = `request-id ${res.requestId || '?'}, client-request-id ${res.clientRequestId}`;
+      if (res.status === 202) {
+        hooks.onStep?.({ step: 'accept', ok: true, detail: `HTTP 202 Accepted (${ids})`, ms: since(t1) });
+        return { ok: true, detail: `HTTP 202 Accepted (${ids})` };
+      }
+      const err = parseError(text);
+      const reply = `HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? text.slice(0, 200)} (${ids})`.replace(/\s+/g, ' ').trim();
+      hooks.onStep?.({ step: 'accept', ok: false, detail: reply, ms: since(t1) });
+      // Roles travel in the token: after a 401, or a 403 that is not about SendAs, a cached token
+      // may predate the admin's consent — renew it and try once more.
+      const stale = res.status === 401 || (res.status === 403 && token.fromCache && !/SendAsDenied/i.test(err.code ?? ''));
+      if (stale && attempt === 0) {
+        forceRefresh = true;
+        continue;
+      }
+      const retryAfter = parseRetryAfter(res.headers['retry-after']);
+      return this.classify(res.status, err, reply, retryAfter === undefined ? undefined : Math.max(1, Math.ceil(retryAfter / 1000)), target, raw, token.accessToken);
     }
   }
 
