@@ -31,6 +31,7 @@ import { openStore } from '../../src/store/index.ts';
 import { freePort } from '../identity/sandbox-fixture.ts';
 import { mail, subscription } from '../notify/helpers.ts';
 import { message, outbound } from '../relay/transports/rig.ts';
+import { loopbackEgressConfig } from '../support/egress.ts';
 
 const ALICE = 'alice@contoso.test';
 const BOB = 'bob@contoso.test';
@@ -177,6 +178,7 @@ test('watch: Graph, EWS and IMAP watchers under serve, and the webhook sink, go 
     store: { driver: 'sqlite', path: join(dir, 'watch.db') },
     notify: {
       webhook: { requireHttps: false },
+      egress: loopbackEgressConfig,
       retry: { initialSeconds: 0.2, jitter: 0 },
       watch: {
         publicUrl: `https://127.0.0.1:${port}`,
@@ -258,6 +260,7 @@ test('sinks: Web Push, APNs and FCM go through the proxy (server.proxy or their 
   const notify = configSchema.parse({
     connections: {},
     notify: {
+      egress: loopbackEgressConfig,
       webhook: { requireHttps: false, noProxy: '*' },
       webpush: { vapid: { subject: 'mailto:it@contoso.com', publicKey: vapid.getPublicKey().toString('base64url'), privateKey: vapid.getPrivateKey().toString('base64url') }, requireHttps: false },
       // Its own proxy (source: sink); the others take server.proxy.
@@ -268,7 +271,7 @@ test('sinks: Web Push, APNs and FCM go through the proxy (server.proxy or their 
       },
     },
   }).notify!;
-  const sinks = await buildSinks(notify, (s) => s, { proxy: proxyUrl, env: {} });
+  const sinks = await buildSinks(notify, (s) => s, undefined, { proxy: proxyUrl, env: {} });
   const ua = createECDH('prime256v1');
   ua.generateKeys();
   const params = {
