@@ -39,7 +39,7 @@ import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
 import { parseRetryAfter } from '../../util/limits.ts';
 import { addressesIn, splitMessage } from './headers.ts';
-import { PLACEHOLDER, since, tokenFacts, tokenFailure, type DeliverHooks, type DeliveryTarget, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenSource } from './types.ts';
 
 /** Graph's request size limit (4 MB) and the largest MIME message that fits after base64. */
 export const GRAPH_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -94,14 +94,9 @@ export class GraphTransport {
     const body = raw.toString('base64');
     let forceRefresh = false;
     for (let attempt = 0; ; attempt++) {
-      const t0 = performance.now();
-      let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
-      try {
-        token = await this.o.tokens.getToken(target.connection, 'graph', { forceRefresh });
-      } catch (err) {
-        hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
-        return tokenFailure(err);
-      }
+      const got = await attemptToken(this.o.tokens, target, 'graph', forceRefresh, hooks);
+      if ('failure' in got) return got.failure;
+      const { token, t0 } = got;
       hooks.onStep?.({ step: 'token', ok: true, detail: `${target.connection} (Graph)${token.fromCache ? ', cached' : ''}, valid until ${token.expiresOn.toISOString()}`, ms: since(t0) });
 
       const t1 = performance.now();

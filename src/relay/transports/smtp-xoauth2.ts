@@ -46,7 +46,7 @@ import type { MbCode } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
-import { PLACEHOLDER, since, tokenFacts, tokenFailure, type DeliverHooks, type DeliveryTarget, type TokenFacts, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenFacts, type TokenSource } from './types.ts';
 
 /** Exchange Online's per-mailbox connection limit. */
 export const MAX_CONNECTIONS_PER_MAILBOX = 3;
@@ -262,14 +262,9 @@ export class SmtpXoauth2Transport {
   private async open(target: DeliveryTarget, host: string, port: number, signature: string, hooks: DeliverHooks): Promise<Pooled> {
     let forceRefresh = false;
     for (let attempt = 0; ; attempt++) {
-      const t0 = performance.now();
-      let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
-      try {
-        token = await this.o.tokens.getToken(target.connection, 'exchange', { forceRefresh });
-      } catch (err) {
-        hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
-        throw new StageFailure('token', { message: String(err) }, tokenFailure(err));
-      }
+      const got = await attemptToken(this.o.tokens, target, 'exchange', forceRefresh, hooks);
+      if ('failure' in got) throw new StageFailure('token', { message: String(got.error) }, got.failure);
+      const { token, t0 } = got;
       const facts = tokenFacts(token.accessToken);
       hooks.onStep?.({
         step: 'token',

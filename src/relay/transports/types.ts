@@ -60,6 +60,28 @@ export function tokenFailure(err: unknown): SendResult {
   return { temporary: true, mbCode: 'MB_RELAY_TRANSPORT_FAILED', params: { transport: 'token', detail }, detail };
 }
 
+export type DeliveryToken = Awaited<ReturnType<TokenSource['getToken']>>;
+
+/**
+ * The connection's token for one attempt, reported as the `token` step: the token and when the
+ * step began, or the failure (already reported) as the delivery's result.
+ */
+export async function attemptToken(
+  tokens: TokenSource,
+  target: DeliveryTarget,
+  resource: 'exchange' | 'graph',
+  forceRefresh: boolean,
+  hooks: DeliverHooks,
+): Promise<{ token: DeliveryToken; t0: number } | { failure: SendResult; error: unknown }> {
+  const t0 = performance.now();
+  try {
+    return { token: await tokens.getToken(target.connection, resource, { forceRefresh }), t0 };
+  } catch (err) {
+    hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
+    return { failure: tokenFailure(err), error: err };
+  }
+}
+
 /** Milliseconds since `t0`, rounded. */
 export function since(t0: number): number {
   return Math.round(performance.now() - t0);
