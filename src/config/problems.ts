@@ -184,6 +184,13 @@ export function problemsFromIssues(issues: ReadonlyArray<z.core.$ZodIssue>, raw:
         }
         break;
       }
+      case 'custom': {
+        // A field that names its own code (e.g. the Graph base URL, src/m365/graph-url.ts).
+        const p = issue.params as { mbCode?: MbCode; mbParams?: ErrorParams } | undefined;
+        if (p?.mbCode) add(p.mbCode, { ...p.mbParams, found });
+        else add('MB_CONFIG_VALUE_INVALID', { detail: issue.message });
+        break;
+      }
       default:
         add('MB_CONFIG_VALUE_INVALID', { detail: issue.message });
     }

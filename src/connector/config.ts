@@ -13,6 +13,7 @@
  * ```
  */
 import { z } from 'zod';
+import { graphUrlField } from '../m365/graph-url.ts';
 
 // Defined here rather than imported from config/schema.ts, which imports this file (a cycle would
 // leave one of them undefined at load time). The `secret` mark is what config/schema-walk.ts reads.
@@ -56,7 +57,7 @@ const imapSourceSchema = z
 const graphSourceSchema = z
   .object({
     kind: z.literal('graph'),
-    baseUrl: z.url().optional().meta({ description: "Graph endpoint (default: the connection's cloud, e.g. https://graph.microsoft.com/v1.0)" }),
+    baseUrl: graphUrlField('Graph for the mailbox source.'),
     pageSize: z.int().min(1).max(1000).default(50).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust' }),
   })

@@ -6,41 +6,11 @@
  * whose fix is the exact PowerShell line: the app ID and the Enterprise application object ID come
  * from the token's own claims (`appid`/`azp`, `oid`, `tid`), so the admin can paste them.
  */
-import { decodeJwt } from 'jose';
+import { tokenFacts } from '../m365/token-facts.ts';
 import { MbError } from '../errors/index.ts';
 import { ConnectorError } from './types.ts';
 
-export interface TokenFacts {
-  /** App-only token (roles claim) or delegated (scp claim). */
-  appOnly: boolean;
-  appId?: string;
-  /** App-only: the service principal (Enterprise application) object ID. Delegated: the user's object ID. */
-  objectId?: string;
-  tenantId?: string;
-  /** Delegated: the signed-in user. */
-  user?: string;
-  roles: string[];
-}
-
-/** What an access token says about who it is for; nothing is verified here, it only names things. */
-export function tokenFacts(token: string | undefined): TokenFacts | undefined {
-  if (!token) return undefined;
-  try {
-    const c = decodeJwt(token) as Record<string, unknown>;
-    const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
-    const roles = Array.isArray(c.roles) ? c.roles.filter((r): r is string => typeof r === 'string') : [];
-    return {
-      appOnly: c.scp === undefined,
-      appId: str(c.appid) ?? str(c.azp),
-      objectId: str(c.oid),
-      tenantId: str(c.tid),
-      user: str(c.upn) ?? str(c.unique_name) ?? str(c.preferred_username),
-      roles,
-    };
-  } catch {
-    return undefined;
-  }
-}
+export { tokenFacts, type TokenFacts } from '../m365/token-facts.ts';
 
 export interface ImapErrorContext {
   connector: string;

@@ -9,25 +9,28 @@
  * report a message again, e.g. after its isRead changed) are skipped by the checkpoint's record of
  * ids. `@removed` entries are ignored (nothing to deliver). A lost sync state (410, or
  * syncStateNotFound / resyncRequired) starts a new round without a token and reports
- * MB_CONNECTOR_GRAPH_RESYNC; nothing is delivered twice because delivered ids are known. 429 and
- * 503 are retried after their Retry-After (a few times per request, then the error goes up with the
- * wait), and at most 4 requests per mailbox run at once (Graph's MailboxConcurrency limit).
+ * MB_CONNECTOR_GRAPH_RESYNC; nothing is delivered twice because delivered ids are known. HTTP,
+ * tokens, proxy, 429/503/504 back-off and the 4-requests-per-mailbox limit are the shared Graph
+ * client's (src/m365/graph.ts); this file keeps what the replies mean for a mailbox source.
  *
  * Limits. No change notifications yet: new mail is found at the poll interval. Folders are
  * well-known names (inbox, archive, …; "INBOX" is taken as inbox) or folder ids. The epoch is always
  * "graph"; message ids change when a message moves to another folder, which is why a folder's
  * checkpoint only ever concerns messages in that folder.
  */
-import { Agent, fetch, type Dispatcher } from 'undici';
 import type { MbError } from '../errors/index.ts';
-import { registerSecret } from '../log/redact.ts';
-import { Semaphore, sleep } from './limits.ts';
+import { GraphClient, GraphUnreachable, type GraphReply } from '../m365/graph.ts';
+import type { ProxySettings } from '../net/proxy.ts';
+import { sleep } from '../util/limits.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
 
 export interface GraphSourceOptions {
   connector: string;
-  /** e.g. https://graph.microsoft.com/v1.0 (no trailing slash needed). */
-  baseUrl: string;
+  /** Graph base URL as configured (with or without /v1.0); undefined: the cloud's. */
+  baseUrl?: string | undefined;
+  /** The connection's cloud's Graph host, for the default base URL. */
+  graphHost?: string | undefined;
+  proxy?: ProxySettings | undefined;
   tokens: TokenProvider;
   /** Extra CA certificates (PEM) to trust. */
   ca?: string;
@@ -42,15 +45,27 @@ export interface GraphSourceOptions {
 }
 
 export function graphSource(o: GraphSourceOptions): SourceFactory {
-  const dispatcher = new Agent({ connect: o.ca ? { ca: o.ca } : {}, keepAliveTimeout: 30_000, connections: 64 });
-  const base = o.baseUrl.replace(/\/+$/, '');
+  let client: GraphClient | undefined;
+  // Built on first use: a source that is never opened sends nothing.
+  const shared = () =>
+    (client ??= new GraphClient({
+      baseUrl: o.baseUrl,
+      graphHost: o.graphHost,
+      tokens: o.tokens,
+      ca: o.ca,
+      proxy: o.proxy,
+      perMailbox: o.concurrency,
+      throttleRetries: o.throttleRetries ?? 4,
+      onThrottle: (mailbox, status, ms) =>
+        o.notice?.(mailbox, new ConnectorError('MB_CONNECTOR_GRAPH_THROTTLED', { status, mailbox, seconds: Math.ceil(ms / 1000), connector: o.connector }, { retryAfterMs: ms })),
+    }));
   return {
     kind: 'graph',
-    description: `graph ${base}`,
+    description: `graph ${shared().base}`,
     async open(mailbox, _signal, options) {
-      return new GraphSession(mailbox, { ...o, baseUrl: base }, dispatcher, options?.freshToken);
+      return new GraphSession(mailbox, o, shared(), options?.freshToken);
     },
-    close: () => dispatcher.close(),
+    close: async () => client?.close(),
   };
 }
 
@@ -67,77 +82,47 @@ export class GraphSession implements SourceSession {
   readonly mailbox: string;
   readonly closed = false;
   private readonly o: GraphSourceOptions;
-  private readonly dispatcher: Dispatcher;
-  private readonly slots: Semaphore;
+  private readonly client: GraphClient;
   private readonly received = new Map<string, Date>();
   /** The first request asks for a new token (the previous session was refused for authorization). */
   private freshToken: boolean;
 
-  constructor(mailbox: string, o: GraphSourceOptions, dispatcher: Dispatcher, freshToken = false) {
+  constructor(mailbox: string, o: GraphSourceOptions, client: GraphClient, freshToken = false) {
     this.mailbox = mailbox;
     this.o = o;
-    this.dispatcher = dispatcher;
+    this.client = client;
     this.freshToken = freshToken;
-    this.slots = new Semaphore(Math.min(4, o.concurrency ?? 4));
   }
 
   private userUrl(path: string): string {
-    return `${this.o.baseUrl}/users/${encodeURIComponent(this.mailbox)}${path}`;
+    return this.client.url(this.mailbox, path);
   }
 
-  /** One request with the 4-per-mailbox limit, Retry-After honoured on 429/503. */
-  private async request(method: string, url: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Buffer; json?: unknown }> {
-    const retries = this.o.throttleRetries ?? 4;
-    for (let attempt = 0; ; attempt++) {
-      const token = await this.o.tokens(this.mailbox, this.freshToken ? { fresh: true } : undefined);
-      this.freshToken = false;
-      registerSecret(token);
-      let res: Awaited<ReturnType<typeof fetch>>;
-      let body: Buffer;
-      try {
-        await this.slots.acquire();
-        try {
-          res = await fetch(url, {
-            method,
-            dispatcher: this.dispatcher,
-            headers: {
-              authorization: `Bearer ${token}`,
-              accept: 'application/json',
-              ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
-              ...options.headers,
-            },
-            body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
-          });
-          body = Buffer.from(await res.arrayBuffer());
-        } finally {
-          this.slots.release();
-        }
-      } catch (err) {
-        const e = err as Error & { cause?: { code?: string; message?: string } };
-        const u = new URL(url);
-        throw new ConnectorError(
-          'MB_CONNECTOR_SOURCE_UNREACHABLE',
-          { mailbox: this.mailbox, host: u.hostname, port: Number(u.port || 443), detail: `${e.cause?.code ?? e.name}: ${e.cause?.message ?? e.message}` },
-          { cause: err },
-        );
-      }
-      const json = /json/.test(res.headers.get('content-type') ?? '') ? safeJson(body) : undefined;
-      // A permission granted meanwhile is only in a new token: the next request must not reuse this one.
-      if (res.status === 401 || res.status === 403) this.freshToken = true;
-      if (res.status === 429 || res.status === 503) {
-        const seconds = Number(res.headers.get('retry-after') ?? '') || 2 ** attempt;
-        const err = new ConnectorError(
-          'MB_CONNECTOR_GRAPH_THROTTLED',
-          { status: res.status, mailbox: this.mailbox, seconds, connector: this.o.connector },
-          { retryAfterMs: seconds * 1000 },
-        );
-        this.o.notice?.(this.mailbox, err);
-        if (attempt >= retries) throw err;
-        await sleep(seconds * 1000);
-        continue;
-      }
-      return { status: res.status, body, json };
+  /** One request; still throttled after the client's waits: the error goes up with Graph's wait. */
+  private async request(method: string, url: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<GraphReply> {
+    // After a refusal for authorization the first request takes a new token (a permission granted
+    // meanwhile is only in a new one); the client asks the provider (its cache) otherwise.
+    const token = this.freshToken ? await this.o.tokens(this.mailbox, { fresh: true }) : undefined;
+    this.freshToken = false;
+    let r: GraphReply;
+    try {
+      r = await this.client.call(this.mailbox, method, url, {
+        ...(options.body !== undefined ? { json: options.body } : {}),
+        ...(options.headers ? { headers: options.headers } : {}),
+        ...(token ? { token } : {}),
+      });
+    } catch (err) {
+      if (!(err instanceof GraphUnreachable)) throw err;
+      const u = new URL(url);
+      throw new ConnectorError('MB_CONNECTOR_SOURCE_UNREACHABLE', { mailbox: this.mailbox, host: u.hostname, port: Number(u.port || 443), detail: err.message }, { cause: err });
     }
+    // A permission granted meanwhile is only in a new token: the next request must not reuse this one.
+    if (r.status === 401 || r.status === 403) this.freshToken = true;
+    if (r.status === 429 || r.status === 503 || r.status === 504) {
+      const ms = r.retryAfterMs ?? 60_000;
+      throw new ConnectorError('MB_CONNECTOR_GRAPH_THROTTLED', { status: r.status, mailbox: this.mailbox, seconds: Math.ceil(ms / 1000), connector: this.o.connector }, { retryAfterMs: ms });
+    }
+    return r;
   }
 
   private fail(status: number, json: unknown, folder?: string): ConnectorError {
@@ -251,12 +236,4 @@ export class GraphSession implements SourceSession {
   }
 
   async close(): Promise<void> {}
-}
-
-function safeJson(b: Buffer): unknown {
-  try {
-    return JSON.parse(b.toString('utf8'));
-  } catch {
-    return undefined;
-  }
 }

@@ -15,10 +15,11 @@
  *
  * Limits: one selected folder at a time per session; IDLE watches only the folder it was started on.
  */
-import { ImapFlow, type ImapFlowOptions, type Logger as ImapLogger } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
-import { registerSecret } from '../log/redact.ts';
+import { connectWithin, imapClient } from '../m365/imap.ts';
+import type { ProxySettings } from '../net/proxy.ts';
 import { classifyImapError, type ImapErrorContext } from './exchange.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
 
@@ -40,6 +41,7 @@ export interface ImapSourceOptions {
   /** Messages listed per batch. */
   batchSize?: number;
   connectTimeoutMs?: number;
+  proxy?: ProxySettings | undefined;
   log?: Logger;
 }
 
@@ -54,28 +56,22 @@ export function imapSource(options: ImapSourceOptions): SourceFactory {
 export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal, open: { freshToken?: boolean } = {}): Promise<ImapSession> {
   const ctx: ImapErrorContext = { connector: o.connector, mailbox, host: o.host, port: o.port };
   const token = await o.tokens(mailbox, { fresh: open.freshToken });
-  registerSecret(token);
   ctx.token = token;
-  const log = (o.log ?? silentLogger).child({ mailbox });
-  const idleRestartMs = o.idleRestartMs ?? 600_000;
-  const options: ImapFlowOptions = {
-    host: o.host,
-    port: o.port,
-    secure: o.tls === 'implicit',
-    doSTARTTLS: o.tls === 'starttls' ? true : o.tls === 'none' ? false : undefined,
-    servername: o.servername,
-    tls: { ca: o.ca, servername: o.servername, minVersion: 'TLSv1.2' },
-    auth: { user: mailbox, accessToken: token },
-    logger: imapLogger(log, ctx),
-    clientInfo: { name: 'mailbridge', version: '0.1.0' },
-    disableAutoIdle: true,
-    disableCompression: true,
-    maxIdleTime: idleRestartMs,
-    socketTimeout: idleRestartMs + 60_000,
-    connectionTimeout: o.connectTimeoutMs ?? 30_000,
-    greetingTimeout: 16_000,
-  };
-  const client = new ImapFlow(options);
+  const client = imapClient(
+    {
+      host: o.host,
+      port: o.port,
+      tls: o.tls,
+      ca: o.ca,
+      servername: o.servername,
+      auth: { user: mailbox, accessToken: token },
+      proxy: o.proxy,
+      log: (o.log ?? silentLogger).child({ mailbox }),
+      idleRestartMs: o.idleRestartMs ?? 600_000,
+      connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
+    },
+    ctx,
+  );
   const session = new ImapSession(client, mailbox, o, ctx);
   try {
     await connectWithin(client, signal, (o.connectTimeoutMs ?? 30_000) * 2);
@@ -85,40 +81,6 @@ export async function openImapSession(o: ImapSourceOptions, mailbox: string, sig
     throw classifyImapError(err, ctx);
   }
   return session;
-}
-
-/**
- * Connects and logs in, bounded as a whole: neither a stop nor a server that stops answering during
- * the login may hold the caller (imapflow's own timeouts cover connect and greeting, not
- * AUTHENTICATE). On any failure the client is closed and the error goes up unchanged.
- */
-export async function connectWithin(client: ImapFlow, signal: AbortSignal, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer to the login within ${ms / 1000} s`), { code: 'ETIMEDOUT' })), ms);
-  });
-  try {
-    await Promise.race([client.connect(), stopped]);
-  } catch (err) {
-    client.close();
-    throw err;
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
-}
-
-/** imapflow's log goes to ours at trace level; the throttling hint is kept for the error. */
-function imapLogger(log: Logger, ctx: ImapErrorContext): ImapLogger {
-  const pass = (obj: unknown) => {
-    const o = obj as { msg?: string; throttleDelay?: number };
-    if (o && o.msg === 'Throttling detected' && typeof o.throttleDelay === 'number') ctx.throttleHintMs = o.throttleDelay;
-    if (log.isLevelEnabled('trace')) log.trace({ imap: obj }, 'imapflow');
-  };
-  return { trace: pass, debug: pass, info: pass, warn: pass, error: pass, fatal: pass };
 }
 
 export class ImapSession implements SourceSession {

@@ -28,7 +28,7 @@ import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { MbError, toMbError } from '../errors/index.ts';
 import type { CheckpointRepository, CheckpointScope, InFlightEntry, MessageState } from '../store/checkpoints.ts';
-import { Backoff, Semaphore, sleep } from './limits.ts';
+import { Backoff, Semaphore, sleep } from '../util/limits.ts';
 import { deliveryIdOf, messageIdOf, messageKey, mimeProblem } from './message.ts';
 import {
   ConnectorError,

@@ -24,9 +24,10 @@ import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
 import { graphSource } from './graph.ts';
 import { imapSource } from './imap.ts';
-import { Backoff, KeyedLimits, sleep } from './limits.ts';
+import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
 import { syncFolder, type PipelineOptions } from './pipeline.ts';
 import { ConnectorError, type ConnectorEvent, type Destination, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+import type { ProxySettings } from '../net/proxy.ts';
 
 export interface SharedLimits {
   /** Per connection: logins in progress. */
@@ -50,6 +51,8 @@ export interface ConnectorDeps {
   source?: SourceFactory;
   /** Default: built from config.destination. */
   destination?: Destination;
+  /** Proxy for the source (the connection's, else server.proxy, else HTTPS_PROXY). */
+  proxy?: ProxySettings;
   /** Reads config files named in the section (caFile); default: fs. */
   readFile?: (path: string) => string;
   /** Clear value of a stored secret (enc:v1:…); default: the value as is. */
@@ -258,12 +261,14 @@ function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorE
       tokens,
       idle: s.idle,
       idleRestartMs: s.idleRestartSeconds * 1000,
+      proxy: deps.proxy,
       log,
     });
   }
   return graphSource({
     connector: deps.name,
-    baseUrl: s.baseUrl ?? 'https://graph.microsoft.com/v1.0',
+    baseUrl: s.baseUrl,
+    proxy: deps.proxy,
     tokens,
     ca: s.caFile ? read(s.caFile) : undefined,
     pageSize: s.pageSize,

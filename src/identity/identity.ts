@@ -29,6 +29,7 @@ import { cloudFor, defaultScopes, type Cloud, type Resource } from './clouds.ts'
 import { assertUsable, credentialWarnings, loadCredential, type Credential } from './credentials.ts';
 import { resolveEndpoints, type Endpoints } from './endpoints.ts';
 import { fromEntraBody, toIdentityError, type ErrorContext } from './entra-errors.ts';
+import type { ProxyRoute } from '../net/proxy.ts';
 import { UndiciNetwork, type EntraErrorBody, type NetworkOptions } from './network.ts';
 import { SIGNIN_TTL_MINUTES, SignInStore } from './signin-state.ts';
 
@@ -171,9 +172,9 @@ const PERMISSIONS: Record<Resource, { api: string; permissions: string }> = {
 const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
 
 /** The few words describe() puts into its texts, in the admin's language. */
-const DESCRIBE_WORDS: Record<Lang, { secret: string; certificate: string; expires: string; publicClient: string; direct: string }> = {
-  en: { secret: 'client secret', certificate: 'certificate', expires: 'expires', publicClient: 'none (public client)', direct: 'none (direct)' },
-  de: { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', expires: 'läuft ab', publicClient: 'keine (öffentlicher Client)', direct: 'keiner (direkt)' },
+const DESCRIBE_WORDS: Record<Lang, { secret: string; certificate: string; expires: string; publicClient: string; direct: string; noProxy: string }> = {
+  en: { secret: 'client secret', certificate: 'certificate', expires: 'expires', publicClient: 'none (public client)', direct: 'none (direct)', noProxy: 'none (direct, NO_PROXY)' },
+  de: { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', expires: 'läuft ab', publicClient: 'keine (öffentlicher Client)', direct: 'keiner (direkt)', noProxy: 'keiner (direkt, NO_PROXY)' },
 };
 
 export class Identity {
@@ -290,7 +291,8 @@ export class Identity {
       expiresOn: token.expiresOn.toISOString(),
       endpoint: rt.lastEndpoint,
       authority: rt.endpoints.authority,
-      proxy: rt.network.proxyDescription ?? w.direct,
+      // The route of the token endpoint itself: with NO_PROXY covering it, the request went direct.
+      proxy: proxyShown(rt.network.routeFor(rt.lastEndpoint), w),
       caFile: rt.conn.caFile,
       fromCache: token.fromCache,
       source: token.source,
@@ -760,4 +762,9 @@ export class Identity {
     if (n.severity === 'error') this.log.error(line, `${ex.title}: ${ex.cause}`);
     else this.log.warn(line, `${ex.title}: ${ex.cause}`);
   }
+}
+
+function proxyShown(route: ProxyRoute, w: { direct: string; noProxy: string }): string {
+  if (route.proxy) return route.description;
+  return route.bypass === 'no-proxy' ? w.noProxy : w.direct;
 }

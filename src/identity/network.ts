@@ -5,8 +5,8 @@
  *
  * Strategies:
  * - Proxy: the connection's `proxy`, else `server.proxy`, else HTTPS_PROXY/HTTP_PROXY from the
- *   environment; NO_PROXY is honoured in every case (undici EnvHttpProxyAgent), so a sandbox on
- *   localhost stays reachable behind a corporate proxy.
+ *   environment; NO_PROXY is honoured in every case, so a sandbox on localhost stays reachable
+ *   behind a corporate proxy. The rule lives in src/net/proxy.ts, shared with every other client.
  * - CA: `caFile` is added to Node's bundled roots (not instead of them), for the target and for an
  *   HTTPS proxy alike.
  * - Retries: 429 and 5xx are retried with exponential backoff (1 s, 2 s, 4 s … capped), or after
@@ -21,11 +21,11 @@
  *
  * Limits: request bodies are small form posts and answers small JSON documents; no streaming.
  */
-import { rootCertificates } from 'node:tls';
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { MbError } from '../errors/index.ts';
-import { registerSecret } from '../log/redact.ts';
+import { configuredProxy, httpDispatcher, proxyRoute, showProxy, type ProxyRoute, type ProxySettings } from '../net/proxy.ts';
+import { parseRetryAfter } from '../util/limits.ts';
 
 export interface EntraErrorBody {
   error?: string;
@@ -86,31 +86,24 @@ export class UndiciNetwork implements INetworkModule {
   /** Human-readable proxy in use (credentials masked), or undefined for a direct connection. */
   readonly proxyDescription: string | undefined;
   private readonly proxyUrl: URL | undefined;
+  private readonly proxySettings: ProxySettings;
   private readonly opts: Required<Pick<NetworkOptions, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'timeoutMs'>> & NetworkOptions;
   private readonly observations = new Map<string, Observation>();
 
   constructor(options: NetworkOptions = {}) {
-    const env = options.env ?? process.env;
     this.opts = { maxAttempts: 4, baseDelayMs: 1000, maxDelayMs: 30_000, maxRetryAfterMs: 60_000, timeoutMs: 30_000, ...options };
-    const httpsProxy = options.proxy ?? env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY ?? '';
-    const httpProxy = options.proxy ?? env.http_proxy ?? env.HTTP_PROXY ?? '';
-    if (httpsProxy) {
-      this.proxyUrl = new URL(httpsProxy);
-      if (this.proxyUrl.password) registerSecret(decodeURIComponent(this.proxyUrl.password));
-      const shown = new URL(httpsProxy);
-      if (shown.password) shown.password = '********';
-      const source = options.proxy ? (options.proxySource ?? 'connection') : 'HTTPS_PROXY';
-      this.proxyDescription = `${shown.href} (${source})`;
+    this.proxySettings = { proxy: options.proxy, source: options.proxySource ?? 'connection', env: options.env };
+    const configured = configuredProxy(this.proxySettings);
+    if (configured) {
+      this.proxyUrl = configured.url;
+      this.proxyDescription = `${showProxy(configured.url)} (${configured.source})`;
     }
-    const tls = options.ca ? { ca: [...rootCertificates, options.ca] } : {};
-    this.dispatcher = new EnvHttpProxyAgent({
-      httpProxy,
-      httpsProxy,
-      noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
-      connect: tls,
-      requestTls: tls,
-      proxyTls: tls,
-    });
+    this.dispatcher = httpDispatcher({ ...this.proxySettings, ca: options.ca });
+  }
+
+  /** Where a request to `url` goes: through the proxy, or direct (none configured, or NO_PROXY). */
+  routeFor(url: string): ProxyRoute {
+    return proxyRoute(this.proxySettings, new URL(url));
   }
 
   async sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
@@ -228,7 +221,7 @@ export class UndiciNetwork implements INetworkModule {
     const code = errorCode(err) ?? '';
     const detail = describeError(err);
     const proxyAnswer = /Proxy response \((\d+)\)/.exec(detail);
-    if (this.proxyDescription && (proxyAnswer || isAbout(err, this.proxyUrl!))) {
+    if (this.proxyDescription && this.routeFor(target.href).proxy && (proxyAnswer || isAbout(err, this.proxyUrl!))) {
       return new MbError(
         'MB_IDENTITY_PROXY',
         { proxy: this.proxyDescription, host: target.host, detail: proxyAnswer ? proxyStatusText(Number(proxyAnswer[1])) : detail },
@@ -257,14 +250,6 @@ function unusableAnswer(status: number, headers: Record<string, string>, url: st
     status,
     detail: `${headers['content-type'] ?? 'no content type'}: ${snippet || '(empty)'}`,
   });
-}
-
-/** Retry-After in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {

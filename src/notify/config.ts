@@ -24,8 +24,21 @@ export const retrySchema = z
   })
   .strict();
 
+/**
+ * A sink's own way out: push services are often reached by another path than Microsoft 365.
+ * Default: server.proxy, else HTTPS_PROXY; NO_PROXY (or noProxy here) applies either way.
+ */
+const sinkProxyFields = {
+  proxy: z.url({ protocol: /^https?$/ }).optional().meta({ description: "HTTP proxy for this sink's connections (default server.proxy, else HTTPS_PROXY)" }),
+  noProxy: z
+    .string()
+    .optional()
+    .meta({ description: "Hosts this sink reaches directly, as in NO_PROXY (comma-separated, .domain for subdomains, * for all); default NO_PROXY" }),
+};
+
 export const webhookSinkSchema = z
   .object({
+    ...sinkProxyFields,
     timeoutSeconds: z.number().min(1).max(120).default(10).meta({ description: 'A receiver that has not answered by then is retried later' }),
     requireHttps: z.boolean().default(true).meta({ description: 'Refuse http:// webhook URLs (signatures protect integrity, not confidentiality)' }),
   })
@@ -33,6 +46,7 @@ export const webhookSinkSchema = z
 
 export const webPushSinkSchema = z
   .object({
+    ...sinkProxyFields,
     vapid: z
       .object({
         subject: z.string().regex(/^(mailto:|https:)/).meta({ description: 'Contact for push services: mailto:admin@contoso.com or https://…' }),
@@ -49,6 +63,7 @@ export const webPushSinkSchema = z
 
 export const apnsSinkSchema = z
   .object({
+    ...sinkProxyFields,
     teamId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'Apple Developer team ID (10 characters)' }),
     keyId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'ID of the APNs authentication key (.p8)' }),
     privateKey: secret.meta({ description: 'The .p8 key (PEM, PKCS#8, P-256)', secret: true }),
@@ -61,6 +76,7 @@ export const apnsSinkSchema = z
 
 export const fcmSinkSchema = z
   .object({
+    ...sinkProxyFields,
     projectId: z.string().min(1).optional().meta({ description: 'Firebase project ID; default: project_id of the service account' }),
     serviceAccount: secret.meta({ description: 'Service-account key JSON (client_email, private_key, token_uri)', secret: true }),
     url: z.url().default('https://fcm.googleapis.com').meta({ description: 'FCM origin (override for tests and proxies)' }),

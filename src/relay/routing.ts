@@ -23,6 +23,7 @@
 import { z } from 'zod';
 import type { ConnectionConfig } from '../config/schema.ts';
 import { isSenderPattern, normalizeAddress, SenderRules } from './policy.ts';
+import { graphUrlField } from '../m365/graph-url.ts';
 
 const senderPattern = z
   .string()
@@ -56,7 +57,7 @@ export const smtpRouteSchema = z
 
 export const graphRouteSchema = z
   .object({
-    url: z.url().optional().meta({ description: "Graph base URL; default: the connection's cloud (https://graph.microsoft.com for global)" }),
+    url: graphUrlField('Graph for sendMail.'),
     saveToSentItems: z
       .literal(true)
       .default(true)

@@ -38,6 +38,7 @@ import { SyntheticMailboxes } from './feed/synthetic.ts';
 import { startEwsSandbox, type SandboxEws } from './ews/index.ts';
 import { newSigningPair } from './entra/keys.ts';
 import { freePort, readPortsFile, requireFree, writePortsFile, type PortMap, type PortName } from './ports.ts';
+import { startSandboxProxy, type SandboxProxy, type SandboxProxyOptions } from './proxy.ts';
 
 export interface SandboxOptions {
   /** State folder (default .sandbox). */
@@ -64,6 +65,8 @@ export interface SandboxOptions {
   propagationMs?: number;
   /** Clock of sandbox Entra ID and Graph (tests move it forward instead of waiting). */
   now?: () => number;
+  /** Also start an HTTP CONNECT proxy that counts tunnels per destination (src/sandbox/proxy.ts). */
+  proxy?: boolean | SandboxProxyOptions;
   log?: Logger;
 }
 
@@ -82,6 +85,8 @@ export interface Sandbox {
   feed: DovecotFeed;
   /** The synthetic mailboxes (a MailFeed too), when started with `synthetic`. */
   synthetic?: SyntheticMailboxes;
+  /** The outbound proxy, when started with `proxy`. */
+  proxy?: SandboxProxy;
   caFile: string;
   /** Path of the example mailbridge.yaml written for this sandbox. */
   configFile: string;
@@ -195,6 +200,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       log,
     });
     started.push(admin);
+    const proxy = options.proxy ? await startSandboxProxy(options.proxy === true ? { host } : { host, ...options.proxy }) : undefined;
+    if (proxy) started.push(proxy);
 
     const portOf = (url: string) => Number(new URL(url).port);
     const ports: Record<PortName, number> = {
@@ -240,6 +247,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       admin,
       feed,
       ...(synthetic ? { synthetic } : {}),
+      ...(proxy ? { proxy } : {}),
       caFile,
       configFile,
       configWritten,
@@ -255,6 +263,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ['Autodiscover', ews.autodiscoverUrl],
         ['Dovecot IMAP / LMTP', `127.0.0.1:${dovecot.ports.imap} / 127.0.0.1:${dovecot.ports.lmtp}`],
         ['Sandbox admin API', admin.url],
+        ...(proxy ? [['Outbound proxy (CONNECT)', proxy.url] as [string, string]] : []),
         ['CA certificate', caFile],
       ],
       async appToken(scope) {

@@ -73,7 +73,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           const u = new URL(config.server.publicUrl);
           ownListeners.push({ host: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 });
         }
-        notify = await startNotifyService({ config: config.notify, store, log, secretBox, ownListeners });
+        notify = await startNotifyService({ config: config.notify, store, log, secretBox, ownListeners, network: { proxy: config.server.proxy, env } });
         if (watchGroups && config.notify.watch) {
           const { startWatchService } = await import('../notify/watchers/service.ts');
           const tokens = identity!;
@@ -82,6 +82,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
             config: config.notify.watch,
             ...(config.server.publicUrl ? { serverPublicUrl: config.server.publicUrl } : {}),
             connections: config.connections,
+            serverProxy: config.server.proxy,
+            env,
             kv: store.kv,
             publish: async (e) => ({ duplicate: (await dispatcher.publish(e)).duplicate }),
             token: async (connection, resource) => (await tokens.getToken(connection, resource)).accessToken,

@@ -11,7 +11,7 @@ import { classifyImapError, throttleHint, tokenFacts } from '../../src/connector
 import { connectorSchema, connectorsSchema, mailboxesOf } from '../../src/connector/config.ts';
 import { retryAfterMs, signBody, verifySignature } from '../../src/connector/destinations/http.ts';
 import { envelopeFrom, recipientsFor } from '../../src/connector/destinations/smtp.ts';
-import { Backoff, Semaphore, sleep } from '../../src/connector/limits.ts';
+import { Backoff, Semaphore, sleep } from '../../src/util/limits.ts';
 import { deliveryIdOf, messageIdOf, messageKey, mimeProblem } from '../../src/connector/message.ts';
 import { ConnectorError } from '../../src/connector/types.ts';
 import { configSchema } from '../../src/config/schema.ts';

@@ -4,7 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { MbError } from '../../src/errors/index.ts';
-import { parseRetryAfter, UndiciNetwork } from '../../src/identity/network.ts';
+import { UndiciNetwork } from '../../src/identity/network.ts';
+import { parseRetryAfter } from '../../src/util/limits.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { connectProxy as proxy, httpsStub, json } from './helpers.ts';
 
@@ -150,6 +151,10 @@ test('proxy: explicit proxy and HTTPS_PROXY tunnel the request; NO_PROXY bypasse
     const bypass = new UndiciNetwork({ ca: stub.caPem, env: { HTTPS_PROXY: good.url, NO_PROXY: '127.0.0.1' } });
     assert.equal((await post(bypass, `${stub.url}/t`)).status, 200);
     assert.equal(good.connects.length, 2, 'NO_PROXY host went direct');
+    // What `token` reports follows the same rule as the connection itself.
+    assert.equal(bypass.routeFor(`${stub.url}/t`).proxy, undefined);
+    assert.equal(bypass.routeFor(`${stub.url}/t`).bypass, 'no-proxy');
+    assert.equal(fromEnv.routeFor(`${stub.url}/t`).proxy?.href, `${good.url}/`);
 
     const withAuth = new URL(refusing.url);
     withAuth.username = 'svc-mail';

@@ -108,6 +108,19 @@ describe('credential kinds', () => {
     assert.equal(claims.iss, APP.cc);
   });
 
+  test('NO_PROXY covering the token endpoint: the request goes direct and describe() says so, not the proxy', async () => {
+    // A proxy that answers nobody: were it used, the token request would fail.
+    const env = { HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: new URL(f.sandbox.urls.global).hostname };
+    const id = createIdentity({ config: f.config({ crm: { clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01' } }), kv: memoryKv(), secretBox: testBox, env, network: { sleep: async () => {} } });
+    open.push(id);
+    const d = await id.describe('crm');
+    assert.ok(d.roles?.includes('SMTP.SendAsApp'));
+    assert.equal(d.proxy, 'none (direct, NO_PROXY)');
+    const proxied = createIdentity({ config: f.config({ crm: { clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01', proxy: 'http://127.0.0.1:9' } }), kv: memoryKv(), secretBox: testBox, env: {}, network: { sleep: async () => {} } });
+    open.push(proxied);
+    await assert.rejects(proxied.describe('crm'), (e: unknown) => e instanceof MbError && e.code === 'MB_IDENTITY_PROXY');
+  });
+
   test('1,000 concurrent getToken calls cause exactly one call to the token endpoint', async () => {
     const id = identity({ crm: { clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01' } });
     const before = f.tokenCalls();

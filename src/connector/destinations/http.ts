@@ -17,6 +17,7 @@ import { simpleParser, type AddressObject } from 'mailparser';
 import { registerSecret } from '../../log/redact.ts';
 import { headerLines, mimeProblem } from '../message.ts';
 import { ConnectorError, type Delivery, type Destination } from '../types.ts';
+import { parseRetryAfter } from '../../util/limits.ts';
 
 export interface HttpDestinationOptions {
   connector: string;
@@ -166,13 +167,8 @@ export function httpDestination(o: HttpDestinationOptions): Destination {
   };
 }
 
-/** Retry-After as seconds or an HTTP date → milliseconds from now. */
-export function retryAfterMs(value: string | null, now: number): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const t = Date.parse(value);
-  return Number.isFinite(t) ? Math.max(0, t - now) : undefined;
-}
+/** Retry-After as seconds or an HTTP date → milliseconds from now (the one parser, src/util/limits.ts). */
+export const retryAfterMs = parseRetryAfter;
 
 function redactUrl(url: string): string {
   try {

@@ -25,7 +25,7 @@ import nodemailer from 'nodemailer';
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
-import { KeyedLimits } from '../limits.ts';
+import { KeyedLimits } from '../../util/limits.ts';
 import { addressOf, headerValue } from '../message.ts';
 import { ConnectorError, type Delivery, type Destination } from '../types.ts';
 
@@ -88,7 +88,7 @@ export function smtpDestination(o: SmtpDestinationOptions): Destination {
       let info: { accepted?: unknown[]; rejected?: unknown[]; rejectedErrors?: Array<{ recipient?: string; response?: string }> };
       try {
         const send = () => transport.sendMail({ envelope: { from, to }, raw });
-        info = perRecipients ? await perRecipients.get(to.map((r) => r.toLowerCase()).sort().join(',')).with(send) : await send();
+        info = perRecipients ? await perRecipients.with(to.map((r) => r.toLowerCase()).sort().join(','), send) : await send();
       } catch (err) {
         throw classifySmtpError(err, { ...o, description, item: d.item, mailbox: d.mailbox, folder: d.folder });
       }

@@ -165,6 +165,18 @@ export const config = {
       de: 'Schreiben Sie die URL mit Schema, z. B. https://mail.example.com oder http://proxy.example:3128.',
     },
   },
+  MB_CONFIG_BAD_GRAPH_URL: {
+    http: 500,
+    title: { en: 'Not a Graph base URL', de: 'Keine Graph-Basis-URL' },
+    cause: {
+      en: '{field} must be the Graph service root, with or without /v1.0; found {found} ({detail}).',
+      de: '{field} muss die Stamm-URL von Graph sein, mit oder ohne /v1.0; gefunden: {found} ({detail}).',
+    },
+    fix: {
+      en: 'Write only the service root, e.g. https://graph.microsoft.com or https://graph.microsoft.com/v1.0 (https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn in the national clouds), or remove the setting to use the connection\'s cloud.',
+      de: 'Tragen Sie nur die Stamm-URL ein, z. B. https://graph.microsoft.com oder https://graph.microsoft.com/v1.0 (in den nationalen Clouds https://graph.microsoft.us, https://dod-graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn), oder entfernen Sie die Einstellung, dann gilt die Cloud der Verbindung.',
+    },
+  },
   MB_CONFIG_BAD_DATE: {
     http: 500,
     title: { en: 'Not a date', de: 'Kein Datum' },

@@ -16,6 +16,9 @@
  * means a sandbox token sent to production (a settings mistake that must not retire every device).
  */
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { openTunnel, proxyRoute } from '../../net/proxy.ts';
 import { createHash, createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { z } from 'zod';
@@ -23,7 +26,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { ApnsSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { parseWith, retryAfterMs, shorten, type Sink, type SinkResult } from './types.ts';
+import { parseWith, retryAfterMs, shorten, type Sink, type SinkResult, sinkProxy, type SinkNetwork } from './types.ts';
 
 const ORIGINS = { production: 'https://api.push.apple.com', sandbox: 'https://api.sandbox.push.apple.com' } as const;
 const TOKEN_REASONS = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
@@ -53,6 +56,8 @@ export function apnsRequest(event: NotifyEvent): { pushType: 'alert' | 'backgrou
 }
 
 export interface ApnsSinkOptions {
+  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
+  network?: SinkNetwork;
   config: ApnsSinkConfig;
   now?: () => number;
 }
@@ -81,9 +86,26 @@ export function createApnsSink(options: ApnsSinkOptions): Sink {
   }
 
   let session: ClientHttp2Session | undefined;
-  function getSession(): ClientHttp2Session {
+  const proxy = sinkProxy(config, options.network);
+  async function getSession(): Promise<ClientHttp2Session> {
     if (session && !session.closed && !session.destroyed) return session;
-    const s = connect(origin);
+    const u = new URL(origin);
+    const port = Number(u.port || (u.protocol === 'http:' ? 80 : 443));
+    const route = proxyRoute(proxy, { host: u.hostname, port });
+    let s: ClientHttp2Session;
+    if (route.proxy) {
+      // HTTP/2 over a CONNECT tunnel: TLS (with ALPN h2) is spoken inside the tunnel, end to end with APNs.
+      const tunnel = await openTunnel(route.proxy, u.hostname, port, { timeoutMs });
+      if (session && !session.closed && !session.destroyed) {
+        tunnel.destroy();
+        return session;
+      }
+      s = connect(origin, {
+        createConnection: () => (u.protocol === 'http:' ? tunnel : tlsConnect({ socket: tunnel as Socket, servername: u.hostname, ALPNProtocols: ['h2'] })),
+      });
+    } else {
+      s = connect(origin);
+    }
     s.on('error', () => s.destroy());
     s.on('close', () => {
       if (session === s) session = undefined;
@@ -94,8 +116,7 @@ export function createApnsSink(options: ApnsSinkOptions): Sink {
   }
 
   function post(path: string, headers: Record<string, string | number>, body: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-    return new Promise((resolve, reject) => {
-      const s = getSession();
+    return getSession().then((s) => new Promise((resolve, reject) => {
       s.ref();
       const req = s.request({ [constants.HTTP2_HEADER_METHOD]: 'POST', [constants.HTTP2_HEADER_PATH]: path, ...headers });
       req.setTimeout(timeoutMs, () => req.close(constants.NGHTTP2_CANCEL));
@@ -114,7 +135,7 @@ export function createApnsSink(options: ApnsSinkOptions): Sink {
       });
       req.on('error', reject);
       req.end(body);
-    });
+    }));
   }
 
   const schema = z.object({ deviceToken: z.string().regex(/^[0-9a-fA-F]{64,200}$/, 'expected the hex device token from registerForRemoteNotifications') }).strict();

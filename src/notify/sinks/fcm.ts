@@ -19,12 +19,13 @@
  */
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { fetch } from 'undici';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { FcmSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult, sinkDispatcher, type SinkNetwork } from './types.ts';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -125,6 +126,8 @@ export function fcmMessage(event: NotifyEvent): Record<string, unknown> {
 }
 
 export interface FcmSinkOptions {
+  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
+  network?: SinkNetwork;
   /** serviceAccount in clear (revealed from the SecretBox by the caller). */
   config: FcmSinkConfig;
   now?: () => number;
@@ -134,6 +137,7 @@ export interface FcmSinkOptions {
 export function createFcmSink(options: FcmSinkOptions): Sink {
   const { config } = options;
   const now = options.now ?? Date.now;
+  const dispatcher = sinkDispatcher(config, options.network);
   const sa = parseServiceAccount(config.serviceAccount);
   const projectId = config.projectId ?? sa.projectId;
   if (!projectId) throw new MbError('MB_NOTIFY_SINK_CONFIG_INVALID', { kind: 'fcm', detail: 'no projectId, and the service account has no project_id' });
@@ -157,7 +161,7 @@ export function createFcmSink(options: FcmSinkOptions): Sink {
       .setExpirationTime(t + 3600)
       .sign(sa.privateKey);
     const failed = (detail: string, cause?: unknown) => new MbError('MB_NOTIFY_TOKEN_FAILED', { kind: 'fcm', target: tokenTarget, detail }, { cause });
-    let res: Response;
+    let res: Awaited<ReturnType<typeof fetch>>;
     let text: string;
     try {
       res = await fetch(sa.tokenUri, {
@@ -165,6 +169,7 @@ export function createFcmSink(options: FcmSinkOptions): Sink {
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString(),
         redirect: 'manual',
+        dispatcher,
         signal: AbortSignal.timeout(timeoutMs),
       });
       text = await res.text();
@@ -201,6 +206,7 @@ export function createFcmSink(options: FcmSinkOptions): Sink {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json; charset=utf-8' },
       body,
       redirect: 'manual',
+      dispatcher,
       signal: AbortSignal.timeout(timeoutMs),
     });
     return { status: res.status, headers: res.headers, text: await res.text() };

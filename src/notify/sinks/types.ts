@@ -11,7 +11,9 @@
  * A sink never throws for a delivery failure; a throw is treated as `retry` all the same.
  */
 import type { z } from 'zod';
+import type { Dispatcher as UndiciDispatcher } from 'undici';
 import { MbError } from '../../errors/index.ts';
+import { httpDispatcher, proxyRoute, type ProxySettings } from '../../net/proxy.ts';
 import type { NotifySubscriptionRecord } from '../../store/notify.ts';
 import type { NotifyEvent } from '../events.ts';
 
@@ -49,14 +51,8 @@ export function shorten(value: unknown): string {
   return s.length <= 12 ? '…' : `${s.slice(0, 6)}…${s.slice(-4)}`;
 }
 
-/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now`. */
-export function retryAfterMs(value: string | null | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
+/** Parses a Retry-After header (seconds or HTTP date) into milliseconds from `now` (the one parser, src/util/limits.ts). */
+export { parseRetryAfter as retryAfterMs } from '../../util/limits.ts';
 
 /** Host (and path start) of a URL for messages: enough to recognise the receiver, no query secrets. */
 export function describeTarget(url: string): string {
@@ -67,4 +63,41 @@ export function describeTarget(url: string): string {
   } catch {
     return '(invalid URL)';
   }
+}
+
+/** What a sink's network defaults to: server.proxy and the environment (HTTPS_PROXY, NO_PROXY). */
+export interface SinkNetwork {
+  proxy?: string | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+}
+
+/** A sink's proxy settings: its own `proxy`/`noProxy`, else server.proxy, else the environment. */
+export function sinkProxy(config: { proxy?: string | undefined; noProxy?: string | undefined }, network: SinkNetwork = {}): ProxySettings {
+  return { proxy: config.proxy ?? network.proxy, source: config.proxy ? 'sink' : 'server', noProxy: config.noProxy, env: network.env };
+}
+
+/**
+ * For URLs a subscriber chose (webhook, Web Push): the proxy's dispatcher where the proxy applies to
+ * that URL, else undefined, so the egress policy's own dispatcher connects and judges the resolved
+ * address (behind a proxy the proxy resolves the name; the URL checks still apply).
+ */
+export function sinkProxyVia(config: { proxy?: string | undefined; noProxy?: string | undefined }, network?: SinkNetwork): ((url: string) => UndiciDispatcher | undefined) & { close(): Promise<void> } {
+  const settings = sinkProxy(config, network);
+  let dispatcher: UndiciDispatcher | undefined;
+  const via = (url: string) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return undefined;
+    }
+    if (!proxyRoute(settings, target).proxy) return undefined;
+    return (dispatcher ??= httpDispatcher(settings));
+  };
+  return Object.assign(via, { close: async () => void (await dispatcher?.close().catch(() => undefined)) });
+}
+
+/** The dispatcher a sink's HTTP requests go through (src/net/proxy.ts). */
+export function sinkDispatcher(config: { proxy?: string | undefined; noProxy?: string | undefined }, network?: SinkNetwork): UndiciDispatcher {
+  return httpDispatcher(sinkProxy(config, network));
 }

@@ -17,7 +17,7 @@ import { registerSecret } from '../../log/redact.ts';
 import { EgressPolicy } from '../../net/egress.ts';
 import type { WebhookSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkResult } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
 
 const SECRET_RE = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 
@@ -39,6 +39,8 @@ export interface WebhookParams {
 }
 
 export interface WebhookSinkOptions {
+  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
+  network?: SinkNetwork;
   config: WebhookSinkConfig;
   /** Epoch milliseconds, for webhook-timestamp and Retry-After dates. */
   now?: () => number;
@@ -56,6 +58,7 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? options.config.timeoutSeconds * 1000;
   const egress = options.egress ?? new EgressPolicy();
+  const via = sinkProxyVia(options.config, options.network);
   const schema = z
     .object({
       url: z.url({ protocol: options.config.requireHttps ? /^https$/ : /^https?$/ }),
@@ -80,6 +83,7 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
     },
     async close() {
       if (!options.egress) await egress.close();
+      await via.close();
     },
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebhookParams;
@@ -100,7 +104,7 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
           },
           body,
           signal: AbortSignal.timeout(timeoutMs),
-        });
+        }, via(p.url));
         // The answer's body is not needed; drain it so the connection can be reused.
         await res.arrayBuffer().catch(() => undefined);
       } catch (err) {

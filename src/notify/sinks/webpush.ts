@@ -21,7 +21,7 @@ import { registerSecret } from '../../log/redact.ts';
 import { EgressPolicy } from '../../net/egress.ts';
 import type { WebPushSinkConfig } from '../config.ts';
 import { eventId, type NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
 
 const RECORD_SIZE = 4096;
 /** 4096-byte body − 86-byte header − 16-byte tag − 1 delimiter. */
@@ -91,6 +91,8 @@ function b64urlBytes(n: number, label: string) {
 }
 
 export interface WebPushSinkOptions {
+  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
+  network?: SinkNetwork;
   config: WebPushSinkConfig;
   now?: () => number;
   /** Where subscribers' endpoints may lead (src/net/egress.ts); default: nothing internal. */
@@ -101,6 +103,7 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
   const { config } = options;
   const now = options.now ?? Date.now;
   const egress = options.egress ?? new EgressPolicy();
+  const via = sinkProxyVia(config, options.network);
   registerSecret(config.vapid.privateKey);
   const publicKey = Buffer.from(config.vapid.publicKey, 'base64url');
   const d = Buffer.from(config.vapid.privateKey, 'base64url');
@@ -158,6 +161,7 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
     },
     async close() {
       if (!options.egress) await egress.close();
+      await via.close();
     },
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebPushParams;
@@ -174,7 +178,7 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
       if (event.type === 'message.read-state') headers.topic = eventId(event.mailbox, event.type, 'badge').slice(4, 36);
       let res: Awaited<ReturnType<EgressPolicy['fetch']>>;
       try {
-        res = await egress.fetch(p.endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutSeconds * 1000) });
+        res = await egress.fetch(p.endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(config.timeoutSeconds * 1000) }, via(p.endpoint));
         await res.arrayBuffer().catch(() => undefined);
       } catch (err) {
         if (err instanceof MbError) return { kind: 'retry', error: err };

@@ -17,6 +17,8 @@ import { registerSecret } from '../../log/redact.ts';
 import type { CloudName } from '../../config/schema.ts';
 import { cloudFor } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
+import type { ProxySettings } from '../../net/proxy.ts';
+import { ntlmCredentials } from '../../m365/ews/client.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
@@ -29,7 +31,11 @@ export interface WatchServiceOptions {
   /** server.publicUrl, the default for notify.watch.publicUrl. */
   serverPublicUrl?: string;
   /** The connections (cloud, caFile): a group's Graph URL, IMAP host and extra CA default to its listener's connection. */
-  connections?: Record<string, { cloud: CloudName; caFile?: string | undefined }>;
+  connections?: Record<string, { cloud: CloudName; caFile?: string | undefined; proxy?: string | undefined }>;
+  /** server.proxy, the default for connections without a proxy of their own. */
+  serverProxy?: string | undefined;
+  /** The environment (HTTPS_PROXY, NO_PROXY); default process.env. */
+  env?: NodeJS.ProcessEnv;
   kv: KeyValue;
   publish: Publish;
   /** An access token of a connection for a resource (Identity.getToken). */
@@ -167,6 +173,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         // Defaults from the listener's connection: its cloud's hosts and its extra CA (the sandbox's).
         const conn = l.connection ? o.connections?.[l.connection] : undefined;
         const cloud = conn ? cloudFor(conn.cloud) : undefined;
+        // Proxy: the connection's, else server.proxy, else HTTPS_PROXY (src/net/proxy.ts).
+        const proxy: ProxySettings = { proxy: conn?.proxy ?? o.serverProxy, source: conn?.proxy ? 'connection' : 'server', env: o.env };
         const caOf = (file: string | undefined) => {
           const path = file ?? conn?.caFile;
           return path ? readFile(path) : undefined;
@@ -175,21 +183,21 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         if (g.kind === 'graph') {
           const { createGraphWatcher } = await import('./graph/index.ts');
           const ca = caOf(g.graph.caFile);
-          const options = { ...g.graph, ...(g.graph.baseUrl === undefined && cloud ? { baseUrl: `https://${cloud.graphHost}/v1.0` } : {}) };
-          watcher = createGraphWatcher({ listener: listener.id, mailboxes, tokens: tokens('graph'), options, ctx, ...(ca ? { ca } : {}) });
+          watcher = createGraphWatcher({ listener: listener.id, mailboxes, tokens: tokens('graph'), options: g.graph, ctx, proxy, ...(cloud ? { graphHost: cloud.graphHost } : {}), ...(ca ? { ca } : {}) });
         } else if (g.kind === 'ews') {
           const { createEwsWatcher } = await import('./ews/index.ts');
           const ca = caOf(g.ews.caFile);
-          const basic = l.username && password ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
+          const ntlm = l.username && password && g.ews.authentication === 'ntlm' ? ntlmCredentials(l.username, password) : undefined;
+          const basic = l.username && password && !ntlm ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
           if (basic) registerSecret(basic.slice(6));
           const bearer = tokens('exchange');
           const authorization = basic ? async () => basic : async () => `Bearer ${await bearer()}`;
-          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, options: g.ews, ctx, ...(ca ? { ca } : {}) });
+          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, ...(ntlm ? { ntlm } : {}), options: g.ews, ctx, proxy, ...(ca ? { ca } : {}) });
         } else {
           const { createImapWatcher } = await import('./imap/index.ts');
           const ca = caOf(g.imap.caFile);
           const options = { ...g.imap, ...(g.imap.host === undefined && cloud ? { host: cloud.exchange.imap.host } : {}) };
-          watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
+          watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, proxy, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
         }
         built.push({ group: plan.name, kind: g.kind, watcher });
       }

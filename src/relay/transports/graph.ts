@@ -14,8 +14,10 @@
  *  - Size: a request may carry at most 4 MB, so at most 3 MiB of MIME after base64
  *    (GRAPH_MAX_MIME_BYTES); bigger messages are refused before sending or go over SMTP (route
  *    option `graph.fallback: smtp`), decided by the caller.
- *  - Limits: at most 4 requests at once per app and mailbox (a semaphore here, besides the queue's
- *    per-mailbox concurrency); 429 and 503 carry Retry-After, which pauses the mailbox for that long.
+ *  - Limits: at most 4 requests at once per app and mailbox (the shared Graph client's limit,
+ *    src/m365/graph.ts, besides the queue's per-mailbox concurrency); 429 and 503 carry
+ *    Retry-After, which pauses the mailbox for that long: the client does not wait here, the queue
+ *    defers the message instead of holding a slot.
  *
  * Replies → results: 202 ok; 429 → deferred, MB_RELAY_GRAPH_THROTTLED, retryAfter from the header;
  * 5xx → deferred, MB_RELAY_GRAPH_UNAVAILABLE; 401 → token renewed and tried once more, then
@@ -26,32 +28,31 @@
  * Graph's code and message). Network failures → deferred. Each failure names Graph's request-id and
  * our client-request-id, which Microsoft support asks for.
  *
- * Proxy: the connection's `proxy`, else `server.proxy`, else HTTPS_PROXY (NO_PROXY honoured); CA:
- * the connection's caFile added to Node's roots.
+ * Base URL, proxy, CA: the shared Graph client's (route graph.url with or without /v1.0, else the
+ * connection's cloud; the connection's `proxy`, else `server.proxy`, else HTTPS_PROXY, NO_PROXY
+ * honoured; the connection's caFile added to Node's roots).
  */
-import { randomUUID } from 'node:crypto';
-import { rootCertificates } from 'node:tls';
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { GRAPH_CONCURRENCY_PER_MAILBOX, GraphClient, type GraphReply } from '../../m365/graph.ts';
+import type { ProxySettings } from '../../net/proxy.ts';
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
+import { parseRetryAfter } from '../../util/limits.ts';
 import { addressesIn, splitMessage } from './headers.ts';
-import { PLACEHOLDER, since, tokenFacts, tokenFailure, type DeliverHooks, type DeliveryTarget, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenSource } from './types.ts';
 
 /** Graph's request size limit (4 MB) and the largest MIME message that fits after base64. */
 export const GRAPH_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 export const GRAPH_MAX_MIME_BYTES = Math.floor(GRAPH_MAX_REQUEST_BYTES / 4) * 3;
-/** Outlook's limit of concurrent requests per app and mailbox. */
-export const GRAPH_CONCURRENCY_PER_MAILBOX = 4;
+export { GRAPH_CONCURRENCY_PER_MAILBOX };
 const DEFAULT_RETRY_AFTER = 30;
 
 export interface GraphTransportOptions {
   tokens: TokenSource;
   /** PEM of the connection's caFile, or undefined. */
   caFor(connection: string): Promise<string | undefined>;
-  /** Proxy URL for the connection (connection proxy, else server.proxy); undefined: environment. */
-  proxyFor(connection: string): string | undefined;
-  env?: NodeJS.ProcessEnv;
+  /** Proxy settings for the connection (connection proxy, else server.proxy, else the environment). */
+  proxyFor(connection: string): ProxySettings;
   log?: Logger;
 }
 
@@ -64,8 +65,8 @@ export class GraphTransport {
   readonly name = 'graph';
   private readonly o: GraphTransportOptions;
   private readonly log: Logger;
-  private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
-  private readonly slots = new Map<string, { used: number; waiters: Array<() => void> }>();
+  /** One client per connection (an app: Graph's limits are per app and mailbox) and base URL. */
+  private readonly clients = new Map<string, Promise<GraphClient>>();
 
   constructor(options: GraphTransportOptions) {
     this.o = options;
@@ -82,69 +83,61 @@ export class GraphTransport {
         detail: `${raw.length} bytes > ${GRAPH_MAX_MIME_BYTES} bytes of MIME (4 MB request after base64)`,
       };
     }
-    const base = (target.graph.url ?? `https://${target.cloud.graphHost}`).replace(/\/+$/, '');
-    const url = `${base}/v1.0/users/${encodeURIComponent(target.mailbox)}/sendMail`;
-    const body = raw.toString('base64');
-    const release = await this.slot(target.mailbox, message.signal);
+    let client: GraphClient;
     try {
-      let forceRefresh = false;
-      for (let attempt = 0; ; attempt++) {
-        const t0 = performance.now();
-        let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
-        try {
-          token = await this.o.tokens.getToken(target.connection, 'graph', { forceRefresh });
-        } catch (err) {
-          hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
-          return tokenFailure(err);
-        }
-        hooks.onStep?.({ step: 'token', ok: true, detail: `${target.connection} (Graph)${token.fromCache ? ', cached' : ''}, valid until ${token.expiresOn.toISOString()}`, ms: since(t0) });
+      client = await this.client(target);
+    } catch (err) {
+      // The connection's caFile could not be read: a temporary failure the admin can fix, as before.
+      return this.networkFailure(err, target.graph.url ?? `https://${target.cloud.graphHost}`, target);
+    }
+    const url = client.url(target.mailbox, '/sendMail');
+    const body = raw.toString('base64');
+    let forceRefresh = false;
+    for (let attempt = 0; ; attempt++) {
+      const got = await attemptToken(this.o.tokens, target, 'graph', forceRefresh, hooks);
+      if ('failure' in got) return got.failure;
+      const { token, t0 } = got;
+      hooks.onStep?.({ step: 'token', ok: true, detail: `${target.connection} (Graph)${token.fromCache ? ', cached' : ''}, valid until ${token.expiresOn.toISOString()}`, ms: since(t0) });
 
-        const clientRequestId = randomUUID();
-        const t1 = performance.now();
-        hooks.onStep?.({ step: 'send', ok: true, detail: `POST ${url} (${raw.length} bytes MIME, ${message.recipients.length} recipients)` });
-        let res: Dispatcher.ResponseData;
-        try {
-          res = await request(url, {
-            method: 'POST',
-            dispatcher: await this.dispatcher(target.connection),
-            headers: { authorization: `Bearer ${token.accessToken}`, 'content-type': 'text/plain', 'client-request-id': clientRequestId, 'return-client-request-id': 'true' },
-            body,
-            signal: message.signal,
-            headersTimeout: target.graph.timeoutSeconds * 1000,
-            bodyTimeout: target.graph.timeoutSeconds * 1000,
-          });
-        } catch (err) {
-          hooks.onStep?.({ step: 'accept', ok: false, detail: (err as Error).message, ms: since(t1) });
-          return this.networkFailure(err, url, target);
-        }
-        const text = await res.body.text().catch(() => '');
-        const requestId = header(res.headers, 'request-id') ?? '?';
-        const ids = `request-id ${requestId}, client-request-id ${clientRequestId}`;
-        if (res.statusCode === 202) {
-          hooks.onStep?.({ step: 'accept', ok: true, detail: `HTTP 202 Accepted (${ids})`, ms: since(t1) });
-          return { ok: true, detail: `HTTP 202 Accepted (${ids})` };
-        }
-        const err = parseError(text);
-        const reply = `HTTP ${res.statusCode} ${err.code ?? ''}: ${err.message ?? text.slice(0, 200)} (${ids})`.replace(/\s+/g, ' ').trim();
-        hooks.onStep?.({ step: 'accept', ok: false, detail: reply, ms: since(t1) });
-        // Roles travel in the token: after a 401, or a 403 that is not about SendAs, a cached token
-        // may predate the admin's consent — renew it and try once more.
-        const stale = res.statusCode === 401 || (res.statusCode === 403 && token.fromCache && !/SendAsDenied/i.test(err.code ?? ''));
-        if (stale && attempt === 0) {
-          forceRefresh = true;
-          continue;
-        }
-        return this.classify(res.statusCode, err, reply, retryAfterOf(res.headers), target, raw, token.accessToken);
+      const t1 = performance.now();
+      hooks.onStep?.({ step: 'send', ok: true, detail: `POST ${url} (${raw.length} bytes MIME, ${message.recipients.length} recipients)` });
+      let res: GraphReply;
+      try {
+        res = await client.call(target.mailbox, 'POST', url, {
+          raw: { data: body, contentType: 'text/plain' },
+          token: token.accessToken,
+          signal: message.signal,
+          timeoutMs: target.graph.timeoutSeconds * 1000,
+        });
+      } catch (err) {
+        hooks.onStep?.({ step: 'accept', ok: false, detail: (err as Error).message, ms: since(t1) });
+        return this.networkFailure(err, url, target);
       }
-    } finally {
-      release();
+      const text = res.text;
+      const ids = `request-id ${res.requestId || '?'}, client-request-id ${res.clientRequestId}`;
+      if (res.status === 202) {
+        hooks.onStep?.({ step: 'accept', ok: true, detail: `HTTP 202 Accepted (${ids})`, ms: since(t1) });
+        return { ok: true, detail: `HTTP 202 Accepted (${ids})` };
+      }
+      const err = parseError(text);
+      const reply = `HTTP ${res.status} ${err.code ?? ''}: ${err.message ?? text.slice(0, 200)} (${ids})`.replace(/\s+/g, ' ').trim();
+      hooks.onStep?.({ step: 'accept', ok: false, detail: reply, ms: since(t1) });
+      // Roles travel in the token: after a 401, or a 403 that is not about SendAs, a cached token
+      // may predate the admin's consent — renew it and try once more.
+      const stale = res.status === 401 || (res.status === 403 && token.fromCache && !/SendAsDenied/i.test(err.code ?? ''));
+      if (stale && attempt === 0) {
+        forceRefresh = true;
+        continue;
+      }
+      const retryAfter = parseRetryAfter(res.headers['retry-after']);
+      return this.classify(res.status, err, reply, retryAfter === undefined ? undefined : Math.max(1, Math.ceil(retryAfter / 1000)), target, raw, token.accessToken);
     }
   }
 
   async close(): Promise<void> {
-    const all = [...this.dispatchers.values()];
-    this.dispatchers.clear();
-    for (const d of all) await (await d.catch(() => undefined))?.close();
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    for (const c of all) await (await c.catch(() => undefined))?.close();
   }
 
   private classify(status: number, err: GraphErrorBody, reply: string, retryAfter: number | undefined, target: DeliveryTarget, raw: Buffer, token: string): SendResult {
@@ -200,65 +193,26 @@ export class GraphTransport {
     return { temporary: true, mbCode: 'MB_RELAY_UPSTREAM_UNREACHABLE', params: { host: u.hostname, port, detail }, detail };
   }
 
-  private dispatcher(connection: string): Promise<Dispatcher> {
-    let d = this.dispatchers.get(connection);
-    if (!d) {
-      d = (async () => {
-        const ca = await this.o.caFor(connection);
-        const env = this.o.env ?? process.env;
-        const proxy = this.o.proxyFor(connection);
-        const tls = ca ? { ca: [...rootCertificates, ca] } : {};
-        return new EnvHttpProxyAgent({
-          httpProxy: proxy ?? env.http_proxy ?? env.HTTP_PROXY ?? '',
-          httpsProxy: proxy ?? env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY ?? '',
-          noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
-          connect: tls,
-          requestTls: tls,
-          proxyTls: tls,
-        });
-      })();
-      this.dispatchers.set(connection, d);
+  private client(target: DeliveryTarget): Promise<GraphClient> {
+    const key = `${target.connection}\n${target.graph.url ?? ''}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      c = (async () =>
+        new GraphClient({
+          baseUrl: target.graph.url,
+          graphHost: target.cloud.graphHost,
+          tokens: async () => (await this.o.tokens.getToken(target.connection, 'graph')).accessToken,
+          ca: await this.o.caFor(target.connection),
+          proxy: this.o.proxyFor(target.connection),
+          // A throttled answer defers the message (the queue pauses the mailbox): no waiting here.
+          throttleRetries: 0,
+          secretSlot: `relay-graph:${target.connection}`,
+        }))();
+      c.catch(() => this.clients.delete(key));
+      this.clients.set(key, c);
     }
-    return d;
+    return c;
   }
-
-  /** One of the mailbox's 4 request slots; resolves to its release function. */
-  private async slot(mailbox: string, signal: AbortSignal): Promise<() => void> {
-    const key = mailbox.toLowerCase();
-    let s = this.slots.get(key);
-    if (!s) {
-      s = { used: 0, waiters: [] };
-      this.slots.set(key, s);
-    }
-    const state = s;
-    while (state.used >= GRAPH_CONCURRENCY_PER_MAILBOX) {
-      if (signal.aborted) throw signal.reason;
-      await new Promise<void>((resolve) => state.waiters.push(resolve));
-    }
-    state.used++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      state.used--;
-      state.waiters.shift()?.();
-      if (state.used === 0 && state.waiters.length === 0) this.slots.delete(key);
-    };
-  }
-}
-
-function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** Retry-After in seconds (delta-seconds or an HTTP date), at least 1. */
-function retryAfterOf(headers: Dispatcher.ResponseData['headers']): number | undefined {
-  const v = header(headers, 'retry-after');
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Math.max(1, Number(v.trim()));
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - Date.now()) / 1000));
 }
 
 function parseError(text: string): GraphErrorBody {

@@ -29,6 +29,7 @@ import { GRAPH_MAX_MIME_BYTES, GraphTransport } from './graph.ts';
 import { addressesIn, alignRecipients, rewriteSender, splitMessage } from './headers.ts';
 import { SmtpXoauth2Transport } from './smtp-xoauth2.ts';
 import type { DeliverHooks, DeliveryTarget, TokenSource } from './types.ts';
+import type { ProxySettings } from '../../net/proxy.ts';
 
 export type { DeliverHooks, StepEvent, StepName, TokenSource } from './types.ts';
 export { GRAPH_MAX_MIME_BYTES } from './graph.ts';
@@ -64,14 +65,13 @@ export class RoutedTransport implements Transport {
     const unknown = this.router.unknownConnections()[0];
     if (unknown) throw new MbError('MB_RELAY_ROUTE_CONNECTION_UNKNOWN', { route: unknown[0], connection: unknown[1] });
     const caFor = (connection: string) => this.ca(connection);
-    this.smtp = new SmtpXoauth2Transport({ tokens: options.tokens, hostname: options.hostname, caFor, log: this.log });
-    this.graph = new GraphTransport({
-      tokens: options.tokens,
-      caFor,
-      proxyFor: (c) => options.config.connections[c]?.proxy ?? options.config.server.proxy,
-      log: this.log,
-      ...(options.env ? { env: options.env } : {}),
-    });
+    // The connection's proxy, else server.proxy, else HTTPS_PROXY; NO_PROXY in every case (src/net/proxy.ts).
+    const proxyFor = (c: string): ProxySettings => {
+      const own = options.config.connections[c]?.proxy;
+      return { proxy: own ?? options.config.server.proxy, source: own ? 'connection' : 'server', env: options.env };
+    };
+    this.smtp = new SmtpXoauth2Transport({ tokens: options.tokens, hostname: options.hostname, caFor, proxyFor, log: this.log });
+    this.graph = new GraphTransport({ tokens: options.tokens, caFor, proxyFor, log: this.log });
   }
 
   /** The sending mailbox of a new message (the queue's pacing key). */

@@ -32,19 +32,21 @@
  *    (at-least-once, never lost).
  * Why configuration failures are deferred and not bounced: see src/errors/entries/relay.ts.
  *
- * Limits: no HTTP/SOCKS proxy for SMTP (Graph honours the proxy); a message accepted for some
+ * Opening (TLS, XOAUTH2, the proxy's CONNECT tunnel) is the shared opener's (src/m365/smtp.ts).
+ *
+ * Limits: a message accepted for some
  * recipients and refused for others counts as sent (the refusals are logged with
  * MB_RELAY_RECIPIENTS_PARTLY_REFUSED; the Transport contract has no per-recipient results). Exchange
  * Online accepts every recipient at RCPT during submission, so this does not arise there.
  */
-import { rootCertificates } from 'node:tls';
-import SMTPConnection, { type SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
-import XOAuth2 from 'nodemailer/lib/xoauth2';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { smtpConnection, xoauth2 } from '../../m365/smtp.ts';
+import type { ProxySettings } from '../../net/proxy.ts';
 import type { MbCode } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
-import { PLACEHOLDER, since, tokenFacts, tokenFailure, type DeliverHooks, type DeliveryTarget, type TokenFacts, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenFacts, type TokenSource } from './types.ts';
 
 /** Exchange Online's per-mailbox connection limit. */
 export const MAX_CONNECTIONS_PER_MAILBOX = 3;
@@ -58,6 +60,8 @@ export interface SmtpTransportOptions {
   hostname: string;
   /** PEM of the connection's caFile (added to Node's roots), or undefined. */
   caFor(connection: string): Promise<string | undefined>;
+  /** Proxy settings for the connection (connection proxy, else server.proxy, else the environment). */
+  proxyFor?(connection: string): ProxySettings;
   log?: Logger;
 }
 
@@ -258,14 +262,9 @@ export class SmtpXoauth2Transport {
   private async open(target: DeliveryTarget, host: string, port: number, signature: string, hooks: DeliverHooks): Promise<Pooled> {
     let forceRefresh = false;
     for (let attempt = 0; ; attempt++) {
-      const t0 = performance.now();
-      let token: { accessToken: string; expiresOn: Date; fromCache: boolean };
-      try {
-        token = await this.o.tokens.getToken(target.connection, 'exchange', { forceRefresh });
-      } catch (err) {
-        hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
-        throw new StageFailure('token', { message: String(err) }, tokenFailure(err));
-      }
+      const got = await attemptToken(this.o.tokens, target, 'exchange', forceRefresh, hooks);
+      if ('failure' in got) throw new StageFailure('token', { message: String(got.error) }, got.failure);
+      const { token, t0 } = got;
       const facts = tokenFacts(token.accessToken);
       hooks.onStep?.({
         step: 'token',
@@ -275,7 +274,21 @@ export class SmtpXoauth2Transport {
       });
 
       const t1 = performance.now();
-      const conn = new SMTPConnection(await this.connectionOptions(target, host, port));
+      let conn: SMTPConnection;
+      try {
+        conn = await smtpConnection({
+          host,
+          port,
+          tls: target.smtp.tls,
+          name: this.o.hostname,
+          ca: await this.o.caFor(target.connection),
+          timeoutMs: target.smtp.timeoutSeconds * 1000,
+          proxy: this.o.proxyFor?.(target.connection),
+        });
+      } catch (err) {
+        hooks.onStep?.({ step: 'connect', ok: false, detail: (err as Error).message, ms: since(t1) });
+        throw new StageFailure('connect', err as SmtpErrorLike);
+      }
       const pooled: Pooled = { conn, signature, sent: 0, busy: true, dead: false, ...(facts ? { facts } : {}) };
       conn.on('error', () => (pooled.dead = true));
       conn.on('end', () => (pooled.dead = true));
@@ -289,20 +302,7 @@ export class SmtpXoauth2Transport {
       hooks.onStep?.({ step: 'connect', ok: true, detail: `${host}:${port} ${conn.secure ? 'TLS' : 'plain'}`, ms: since(t1) });
 
       const t2 = performance.now();
-      const oauth2 = new XOAuth2(
-        {
-          user: target.mailbox,
-          accessToken: token.accessToken,
-          expires: token.expiresOn.getTime(),
-          provisionCallback: (_user, renew, cb) => {
-            this.o.tokens.getToken(target.connection, 'exchange', { forceRefresh: renew }).then(
-              (t) => cb(null, t.accessToken, t.expiresOn.getTime()),
-              (err: Error) => cb(err),
-            );
-          },
-        },
-        false,
-      );
+      const oauth2 = xoauth2(target.mailbox, token, (renew) => this.o.tokens.getToken(target.connection, 'exchange', { forceRefresh: renew }));
       try {
         await whileAlive(conn, (cb) => conn.login({ user: target.mailbox, oauth2 }, cb));
         hooks.onStep?.({ step: 'auth', ok: true, detail: `AUTH XOAUTH2 as ${target.mailbox}`, ms: since(t2) });
@@ -319,23 +319,6 @@ export class SmtpXoauth2Transport {
         throw new StageFailure('auth', e, this.authResult(e, target, token.accessToken, host));
       }
     }
-  }
-
-  private async connectionOptions(target: DeliveryTarget, host: string, port: number): Promise<SMTPConnectionOptions> {
-    const ca = await this.o.caFor(target.connection);
-    const timeout = target.smtp.timeoutSeconds * 1000;
-    return {
-      host,
-      port,
-      secure: target.smtp.tls === 'implicit',
-      requireTLS: target.smtp.tls === 'starttls',
-      name: this.o.hostname,
-      connectionTimeout: Math.min(timeout, 30_000),
-      greetingTimeout: Math.min(timeout, 30_000),
-      socketTimeout: timeout,
-      tls: { ...(ca ? { ca: [...rootCertificates, ca] } : {}), minVersion: 'TLSv1.2' },
-      logger: false,
-    };
   }
 
   private send(pooled: Pooled, m: OutboundMessage): Promise<{ response: string; rejected: string[]; rejectedReplies: string[] }> {

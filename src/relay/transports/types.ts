@@ -3,7 +3,6 @@
  * endpoints), the token source (Identity satisfies it), progress steps for `mailbridge send`, and
  * the facts an access token tells about who it is for (to fill the PowerShell lines of fixes).
  */
-import { decodeJwt } from 'jose';
 import type { ConnectionConfig } from '../../config/schema.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Cloud } from '../../identity/clouds.ts';
@@ -45,35 +44,7 @@ export interface DeliverHooks {
   onStep?(event: StepEvent): void;
 }
 
-export interface TokenFacts {
-  appOnly: boolean;
-  appId?: string;
-  /** App-only: the enterprise application (service principal) object ID; delegated: the user's. */
-  objectId?: string;
-  tenantId?: string;
-  user?: string;
-}
-
-/** What a token says about who it is for; nothing is verified, it only names things for fix texts. */
-export function tokenFacts(token: string | undefined): TokenFacts | undefined {
-  if (!token) return undefined;
-  try {
-    const c = decodeJwt(token) as Record<string, unknown>;
-    const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
-    const out: TokenFacts = { appOnly: c.scp === undefined };
-    const appId = str(c.appid) ?? str(c.azp);
-    const objectId = str(c.oid);
-    const tenantId = str(c.tid);
-    const user = str(c.upn) ?? str(c.unique_name) ?? str(c.preferred_username);
-    if (appId) out.appId = appId;
-    if (objectId) out.objectId = objectId;
-    if (tenantId) out.tenantId = tenantId;
-    if (user) out.user = user;
-    return out;
-  } catch {
-    return undefined;
-  }
-}
+export { tokenFacts, type TokenFacts } from '../../m365/token-facts.ts';
 
 /** Placeholders for fix texts when the token could not be read (never empty PowerShell arguments). */
 export const PLACEHOLDER = {
@@ -87,6 +58,28 @@ export function tokenFailure(err: unknown): SendResult {
   if (err instanceof MbError) return { temporary: true, mbCode: err.code, params: err.params, detail: err.message };
   const detail = err instanceof Error ? err.message : String(err);
   return { temporary: true, mbCode: 'MB_RELAY_TRANSPORT_FAILED', params: { transport: 'token', detail }, detail };
+}
+
+export type DeliveryToken = Awaited<ReturnType<TokenSource['getToken']>>;
+
+/**
+ * The connection's token for one attempt, reported as the `token` step: the token and when the
+ * step began, or the failure (already reported) as the delivery's result.
+ */
+export async function attemptToken(
+  tokens: TokenSource,
+  target: DeliveryTarget,
+  resource: 'exchange' | 'graph',
+  forceRefresh: boolean,
+  hooks: DeliverHooks,
+): Promise<{ token: DeliveryToken; t0: number } | { failure: SendResult; error: unknown }> {
+  const t0 = performance.now();
+  try {
+    return { token: await tokens.getToken(target.connection, resource, { forceRefresh }), t0 };
+  } catch (err) {
+    hooks.onStep?.({ step: 'token', ok: false, detail: err instanceof Error ? err.message : String(err), ms: since(t0) });
+    return { failure: tokenFailure(err), error: err };
+  }
 }
 
 /** Milliseconds since `t0`, rounded. */

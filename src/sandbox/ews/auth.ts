@@ -27,6 +27,7 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet,
 import type { SandboxDirectory } from '../directory.ts';
 import { CLOUD_PROFILES } from '../entra/clouds.ts';
 import { EwsFault } from './errors.ts';
+import { challengeMessage, ntlmMessage, parseAuthenticate, verifyNtlmV2, type NtlmServer } from './ntlm.ts';
 
 export interface JwksLike {
   keys: readonly object[];
@@ -48,7 +49,15 @@ export type MailboxResolver = (address: string) => EwsMailboxInfo | undefined;
 
 export type EwsPrincipal =
   | { kind: 'app'; tenantId: string; appId: string; objectId: string }
-  | { kind: 'user'; tenantId: string; upn: string; via: 'bearer' | 'basic' };
+  | { kind: 'user'; tenantId: string; upn: string; via: 'bearer' | 'basic' | 'ntlm' };
+
+/** Windows authentication of the on-premises profiles (ntlm.ts): per-connection NTLM state. */
+export interface WindowsAuth {
+  /** NTLM required: Basic is refused (Exchange's default EWS virtual directory has only Windows authentication). */
+  required: boolean;
+  connections: WeakMap<object, { challenge?: Buffer; principal?: EwsPrincipal }>;
+  server: NtlmServer;
+}
 
 export interface AuthOptions {
   directory: SandboxDirectory;
@@ -56,18 +65,21 @@ export interface AuthOptions {
   online: boolean;
   /** Host name for the Basic realm. */
   realm: string;
+  windows?: WindowsAuth;
+  /** The TCP connection the request came on (NTLM authenticates connections). */
+  connection?: object;
 }
 
 const CLOCK_SKEW_S = 300;
 
-function unauthorized(online: boolean, realm: string, reason?: string): EwsFault {
+function unauthorized(online: boolean, realm: string, reason?: string, ntlmOnly = false): EwsFault {
   const headers: Record<string, string> = online
     ? {
         'www-authenticate':
           'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize"' +
           (reason ? ', error="invalid_token"' : ''),
       }
-    : { 'www-authenticate': `Negotiate, NTLM, Basic realm="${realm}", Bearer` };
+    : { 'www-authenticate': ntlmOnly ? 'Negotiate, NTLM, Bearer' : `Negotiate, NTLM, Basic realm="${realm}", Bearer` };
   if (reason) headers['x-ms-diagnostics'] = `2000001;reason="${reason}";error_category="invalid_token"`;
   return new EwsFault('ErrorAccessDenied', { status: 401, headers });
 }
@@ -76,9 +88,16 @@ export async function authenticate(options: AuthOptions, authorization: string |
   const header = authorization ?? '';
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (bearer) return verifyBearer(options, bearer[1]!, now);
+  const windows = !options.online && options.windows && options.connection ? { ...options.windows, connection: options.connection } : undefined;
+  const ntlm = windows ? ntlmMessage(header) : undefined;
+  if (windows && ntlm) return ntlmStep(options, windows, ntlm);
+  // A connection NTLM authenticated stays so (IIS keeps the logon per connection).
+  const kept = windows && header === '' ? windows.connections.get(windows.connection)?.principal : undefined;
+  if (kept) return kept;
   const basic = /^Basic\s+(\S+)\s*$/i.exec(header);
   if (basic) {
     if (options.online) throw unauthorized(true, options.realm);
+    if (windows?.required) throw unauthorized(false, options.realm, undefined, true);
     const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     const name = (i >= 0 ? decoded.slice(0, i) : decoded).replace(/^[^\\]*\\/, '');
@@ -89,7 +108,42 @@ export async function authenticate(options: AuthOptions, authorization: string |
     }
     throw unauthorized(false, options.realm);
   }
-  throw unauthorized(options.online, options.realm);
+  throw unauthorized(options.online, options.realm, undefined, windows?.required === true);
+}
+
+/** One NTLM leg: NEGOTIATE → 401 with a CHALLENGE; AUTHENTICATE → the user, if the NTLMv2 response is right. */
+function ntlmStep(options: AuthOptions, w: WindowsAuth & { connection: object }, msg: { type: number; buf: Buffer }): EwsPrincipal {
+  const state = w.connections.get(w.connection) ?? {};
+  w.connections.set(w.connection, state);
+  if (msg.type === 1) {
+    const { header, challenge } = challengeMessage(w.server);
+    state.challenge = challenge;
+    delete state.principal;
+    throw new EwsFault('ErrorAccessDenied', { status: 401, headers: { 'www-authenticate': header } });
+  }
+  const refused = () => unauthorized(false, options.realm, undefined, w.required);
+  const challenge = state.challenge;
+  delete state.challenge;
+  const auth = msg.type === 3 ? parseAuthenticate(msg.buf) : undefined;
+  if (!challenge || !auth) throw refused();
+  for (const tenant of options.directory.data.tenants) {
+    for (const user of tenant.users) {
+      if (user.disabled || !sameAccount(user.upn, auth.user, auth.domain)) continue;
+      if (!verifyNtlmV2(auth, challenge, user.password)) throw refused();
+      state.principal = { kind: 'user', tenantId: tenant.id, upn: user.upn, via: 'ntlm' };
+      return state.principal;
+    }
+  }
+  throw refused();
+}
+
+/** A UPN (empty domain), or DOMAIN\\user where DOMAIN is the UPN's DNS domain or its NetBIOS name (first label). */
+function sameAccount(upn: string, user: string, domain: string): boolean {
+  const [local = '', dns = ''] = upn.toLowerCase().split('@');
+  const u = user.toLowerCase();
+  if (u.includes('@')) return u === upn.toLowerCase() && domain === '';
+  const d = domain.toLowerCase();
+  return u === local && (d === dns || d === dns.split('.')[0]);
 }
 
 async function verifyBearer(options: AuthOptions, token: string, now: number): Promise<EwsPrincipal> {

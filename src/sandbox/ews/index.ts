@@ -78,6 +78,11 @@ export interface EwsSandboxOptions {
   pushTimeoutMs?: number;
   /** Exchange Online profile: the EWS allow list (Set-OrganizationConfig -EwsAllowedAppIDs); unset = all apps. */
   onlineAllowedAppIds?: string[];
+  /**
+   * On-premises profiles: Windows authentication as Exchange's EWS virtual directory ships it.
+   * 'ntlm' requires NTLM (Basic is refused); default: Basic and NTLM are both offered.
+   */
+  windowsAuth?: 'ntlm' | 'offered';
   host?: string;
   port?: number;
   log?: Logger;
@@ -102,6 +107,8 @@ export interface SandboxEws {
   dropStreams(options?: { midEnvelope?: boolean }): number;
   /** Subscriptions alive now. */
   subscriptions(): number;
+  /** Test hook: require NTLM (Basic refused) from now on, or offer it beside Basic again. */
+  requireNtlm(on: boolean): void;
   stats: EwsStats;
   close(): Promise<void>;
 }
@@ -148,6 +155,7 @@ export async function startEwsSandbox(options: EwsSandboxOptions): Promise<Sandb
     onlineAllowedAppIds: options.onlineAllowedAppIds,
     busyHook: { count: 0, backOffMs: 0, shape: 'fault' },
     conns: new Set(),
+    windows: { required: options.windowsAuth === 'ntlm', connections: new WeakMap(), server: { domain: 'CONTOSO', computer: 'EXCH01', dnsDomain: 'contoso.local' } },
   };
   const app = buildEwsServer(ctx, options.tls);
   try {
@@ -169,6 +177,9 @@ export async function startEwsSandbox(options: EwsSandboxOptions): Promise<Sandb
     backends: { servers: [...backends.servers], of: (a) => backends.of(a) },
     busy(count, backOffMs, shape = 'fault') {
       ctx.busyHook = { count, backOffMs, shape };
+    },
+    requireNtlm(on) {
+      ctx.windows.required = on;
     },
     dropStreams(o = {}) {
       const conns = [...ctx.conns];

@@ -28,7 +28,7 @@ import type { Logger } from '../../log/index.ts';
 import type { KeyAndCert } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import type { MailFeed } from '../mailfeed.ts';
-import { authenticate, mayAccess, type EwsMailboxInfo, type EwsPrincipal, type JwksSource, type MailboxResolver } from './auth.ts';
+import { authenticate, mayAccess, type EwsMailboxInfo, type EwsPrincipal, type JwksSource, type MailboxResolver, type WindowsAuth } from './auth.ts';
 import { pox, soapGetUserSettings, v2Json, type AutodiscoverContext, type HttpAnswer } from './autodiscover.ts';
 import { OVERRIDE_COOKIE, readCookie, type Backends, type EwsProfile } from './backends.ts';
 import type { Scheduler } from './clock.ts';
@@ -75,6 +75,8 @@ export interface ServerContext {
   onlineAllowedAppIds?: string[];
   busyHook: { count: number; backOffMs: number; shape: 'fault' | 'message' };
   conns: Set<StreamConn>;
+  /** Windows authentication (NTLM) state per TCP connection, and whether Basic is refused. */
+  windows: WindowsAuth;
 }
 
 const EXO_ALLOW_LIST_FROM = Date.UTC(2026, 9, 1);
@@ -151,7 +153,7 @@ export function buildEwsServer(ctx: ServerContext, tls: KeyAndCert) {
 }
 
 function authOptions(ctx: ServerContext, req: FastifyRequest) {
-  return { directory: ctx.directory, jwks: ctx.jwks, online: ctx.profile.online, realm: header(req, 'host')?.split(':')[0] ?? 'localhost' };
+  return { directory: ctx.directory, jwks: ctx.jwks, online: ctx.profile.online, realm: header(req, 'host')?.split(':')[0] ?? 'localhost', windows: ctx.windows, connection: req.raw.socket };
 }
 
 async function handleEws(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply) {

@@ -30,6 +30,8 @@ before(async () => {
   r = await startRelayRig(t, {
     routes: [
       { name: 'fallback', senders: ['bob@contoso.test'], connection: 'sandbox', transport: 'graph', graph: { ...graph, fallback: 'smtp' }, smtp },
+      // graph.url as the sandbox prints it, with /v1.0 (issue 18 item 2: it once became …/v1.0/v1.0/…).
+      { name: 'versioned', senders: [INFO], connection: 'sandbox', transport: 'graph', graph: { url: `${t.graph.url}/v1.0/` } },
       { name: 'nobody', senders: ['@legacy.example'], connection: 'sandbox', mailbox: 'nobody@contoso.test', transport: 'graph', graph },
       { name: 'graph', senders: ['@contoso.test'], connection: 'sandbox', transport: 'graph', graph, smtp },
     ],
@@ -46,6 +48,15 @@ async function copies(who: string, subject: string): Promise<string[]> {
 }
 
 describe('delivery', () => {
+  test('a route whose graph.url ends in /v1.0 sends (one notion of the Graph base URL)', async () => {
+    const raw = message({ from: INFO, to: ALICE, subject: 'versioned url', id: 'g-v1' }, 'hello\r\n');
+    const id = await r.submit({ from: INFO, to: [ALICE] }, raw);
+    await r.settle();
+    const rec = await r.record(id);
+    assert.equal(rec.state, 'sent', JSON.stringify(rec));
+    assert.equal((await copies(ALICE, 'versioned url')).length, 1);
+  });
+
   test('To, Cc and envelope-only (BCC) recipients get the message byte for byte; a copy lands in Sent Items', async () => {
     const raw = message({ from: 'Scanner <scanner@contoso.test>', to: 'Alice <alice@contoso.test>', cc: INFO, subject: 'graph scan', id: 'g-1' }, 'Grüße über Graph.\r\n');
     const id = await r.submit({ from: SCANNER, to: [ALICE, INFO, BOB] }, raw);

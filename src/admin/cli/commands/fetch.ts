@@ -42,7 +42,7 @@ export function fetchExitCode(s: RunSummary): number {
 }
 
 export interface FetchEnvironment {
-  config: Pick<Config, 'connectors' | 'connections'> & Partial<Pick<Config, 'log'>>;
+  config: Pick<Config, 'connectors' | 'connections'> & Partial<Pick<Config, 'log'>> & { server?: { proxy?: string | undefined } };
   store: Store;
   /** Tokens for a connector's mailboxes (Exchange for IMAP, Graph for a Graph source). */
   tokens(connector: ConnectorConfig): TokenProvider;
@@ -344,6 +344,7 @@ export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) 
         config: c,
         repo: env.store.checkpoints,
         tokens: env.tokens(c),
+        proxy: { proxy: connection.proxy ?? env.config.server?.proxy, source: connection.proxy ? 'connection' : 'server', env: ctx.env },
         reveal: (stored) => env.reveal(stored),
         log: createLogger({ level: jsonLevel, destination: { write: (line: string) => ctx.out.error(line.trimEnd()) } }),
         onEvent: (e) => progress.on(e),

@@ -159,7 +159,7 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
     // 1. Configuration: the sink's section exists and its keys can be used.
     if (!isSinkKind(kind) || !config.notify) return fail(new MbError('MB_NOTIFY_SINK_NOT_CONFIGURED', { kind }));
     try {
-      sink = await buildSink(kind, config.notify, await openSecretBox({ keyFile, env: ctx.env }));
+      sink = await buildSink(kind, config.notify, await openSecretBox({ keyFile, env: ctx.env }), undefined, { proxy: config.server.proxy, env: ctx.env });
     } catch (err) {
       return fail(err);
     }

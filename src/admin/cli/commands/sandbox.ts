@@ -27,6 +27,7 @@ Options:
   --port NAME=N    pin one port (0: any free one); repeatable. Names: ${PORT_NAMES.join(', ')}
   --smtp-port N    the same as --port smtp=N; likewise --imap-port, --admin-port, --graph-port,
                    --ews-port, --entra-port
+  --proxy          also an HTTP CONNECT proxy that counts tunnels per destination, to try server.proxy
 
 Every port is kept in DIR/ports.yaml and reused at the next start, so a restart keeps its
 addresses; the example DIR/mailbridge.yaml is written once and then left as you edit it.
@@ -51,6 +52,7 @@ Optionen:
   --port NAME=N    einen Port festlegen (0: irgendein freier); mehrfach möglich. Namen: ${PORT_NAMES.join(', ')}
   --smtp-port N    dasselbe wie --port smtp=N; ebenso --imap-port, --admin-port, --graph-port,
                    --ews-port, --entra-port
+  --proxy          zusätzlich ein HTTP-CONNECT-Proxy, der Tunnel je Ziel zählt, um server.proxy zu erproben
 
 Alle Ports stehen in VERZ/ports.yaml und werden beim nächsten Start wieder verwendet, ein Neustart
 behält also seine Adressen; die Beispieldatei VERZ/mailbridge.yaml wird einmal geschrieben und
@@ -94,6 +96,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
       ...(synthetic !== undefined ? { synthetic: { mailboxes: Number(synthetic) } } : {}),
       ports,
       pointerFile: sandboxPointerFile(ctx.env),
+      ...(ctx.args.includes('--proxy') ? { proxy: true } : {}),
       log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
     });
     ctx.out.line(de ? 'Sandbox-Tenant läuft:' : 'Sandbox tenant is running:');

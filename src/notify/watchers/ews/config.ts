@@ -31,6 +31,13 @@ export const ewsWatchSchema = z
     heartbeatSeconds: z.number().min(1).max(600).default(45).meta({ description: 'Expected heartbeat; a stream silent for twice this long is reconnected' }),
     statusFrequencyMinutes: z.int().min(1).max(1440).default(30).meta({ description: 'Push: StatusFrequency; silence over twice this resubscribes' }),
     requestTimeoutSeconds: z.number().min(1).max(600).default(60),
+    authentication: z
+      .enum(['basic', 'ntlm'])
+      .default('basic')
+      .meta({
+        description:
+          "How a listener's username/password signs in on premises: ntlm (Windows authentication, what Exchange's EWS virtual directory ships with; username DOMAIN\\user or a UPN) or basic (where Basic is enabled on /EWS)",
+      }),
     impersonation: z.boolean().default(true).meta({ description: 'Send ExchangeImpersonation (needed for app-only tokens and service accounts with ApplicationImpersonation)' }),
     version: z.enum(EWS_VERSIONS).default('Exchange2013').meta({ description: 'RequestServerVersion' }),
     caFile: z.string().min(1).optional().meta({ description: 'PEM file of the CA that issued the Exchange server certificate' }),

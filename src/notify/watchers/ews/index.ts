@@ -25,13 +25,14 @@
 import { readFileSync } from 'node:fs';
 import { MbError } from '../../../errors/index.ts';
 import type { MailboxStatus, Watcher, WatcherContext, WatchedMailbox } from '../types.ts';
-import { autodiscoverAll, type Candidate } from './autodiscover.ts';
-import { EwsClient } from './client.ts';
+import { autodiscoverAll, type Candidate } from '../../../m365/ews/autodiscover.ts';
+import { EwsClient, type NtlmCredentials } from '../../../m365/ews/client.ts';
 import { KV_NAMESPACE, Member, safeHost, type Core } from './mailbox.ts';
 import { PushWatch } from './push.ts';
 import type { EwsWatchOptions } from './config.ts';
-import { distinguishedFolder, isExchangeOnlineVersion } from './soap.ts';
+import { distinguishedFolder, isExchangeOnlineVersion } from '../../../m365/ews/soap.ts';
 import { StreamGroup, type Limiter } from './streaming.ts';
+import type { ProxySettings } from '../../../net/proxy.ts';
 
 export { ewsWatchSchema, EWS_VERSIONS, type EwsWatchOptions } from './config.ts';
 
@@ -49,9 +50,13 @@ export interface EwsWatcherDeps {
   mailboxes: WatchedMailbox[];
   /** Full Authorization header value: "Bearer …" or "Basic …". */
   authorization: (mailbox: string) => Promise<string>;
+  /** Windows authentication (on-premises): used instead of `authorization`. */
+  ntlm?: NtlmCredentials;
   options: EwsWatchOptions;
   ctx: WatcherContext;
   ca?: string;
+  /** The listener's connection's proxy settings (EWS and autodiscover). */
+  proxy?: ProxySettings;
   hooks?: EwsWatchHooks;
 }
 
@@ -117,7 +122,9 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     version: options.version,
     impersonation: options.impersonation,
     authorization: deps.authorization,
+    ntlm: deps.ntlm,
     ca,
+    proxy: deps.proxy,
     timeoutMs: options.requestTimeoutSeconds * 1000,
     maxBackOffMs: options.maxBackOffSeconds * 1000,
     busyRetries: 5,

@@ -28,7 +28,7 @@
 import { MbError } from '../../../errors/index.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
 import type { MailboxStatus, WatchState, WatcherContext } from '../types.ts';
-import type { EwsClient, EwsTarget } from './client.ts';
+import type { EwsClient, EwsTarget } from '../../../m365/ews/client.ts';
 import {
   EwsError,
   getFolder,
@@ -40,7 +40,7 @@ import {
   type EwsEvent,
   type EwsItem,
   type SyncChange,
-} from './soap.ts';
+} from '../../../m365/ews/soap.ts';
 
 export const KV_NAMESPACE = 'watch-ews';
 

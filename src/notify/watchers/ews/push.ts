@@ -32,9 +32,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
-import type { EwsClient } from './client.ts';
+import type { EwsClient } from '../../../m365/ews/client.ts';
 import { catchUp, explainEws, handleEvents, KV_NAMESPACE, prepare, target, type Core, type Member } from './mailbox.ts';
-import { EwsError, parseSendNotification, parseSubscribe, sendNotificationResult, subscribePush } from './soap.ts';
+import { EwsError, parseSendNotification, parseSubscribe, sendNotificationResult, subscribePush } from '../../../m365/ews/soap.ts';
 import type { Limiter } from './streaming.ts';
 
 export interface PushTiming {

@@ -24,10 +24,11 @@
  * Notifications are handled per mailbox in arrival order while the stream keeps being read.
  */
 import { MbError } from '../../../errors/index.ts';
-import { sleep, type EwsClient, type EwsTarget } from './client.ts';
+import type { EwsClient, EwsTarget } from '../../../m365/ews/client.ts';
+import { sleep } from '../../../util/limits.ts';
 import { catchUp, explainEws, handleEvents, KV_NAMESPACE, prepare, type Core, type Member } from './mailbox.ts';
-import { EwsError, getStreamingEvents, parseStreamEnvelope, parseSubscribe, subscribeStreaming, type EwsNotification } from './soap.ts';
-import { EnvelopeSplitter } from './xml.ts';
+import { EwsError, getStreamingEvents, parseStreamEnvelope, parseSubscribe, subscribeStreaming, type EwsNotification } from '../../../m365/ews/soap.ts';
+import { EnvelopeSplitter } from '../../../m365/ews/xml.ts';
 
 export interface StreamTiming {
   /** Silence after which the connection counts as lost: 2 × heartbeat (EWS Managed API: 90 s). */

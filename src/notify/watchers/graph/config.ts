@@ -8,6 +8,7 @@
  * 4 concurrent requests per app and mailbox (§4.8).
  */
 import { z } from 'zod';
+import { graphUrlField } from '../../../m365/graph-url.ts';
 
 /** Longest lifetime of a subscription on Outlook messages without resource data (facts §4.1). */
 export const MAX_EXPIRATION_MINUTES = 4230;
@@ -16,10 +17,7 @@ export const MAX_EXPIRATION_MINUTES_RICH = 1440;
 
 export const graphWatchSchema = z
   .object({
-    baseUrl: z
-      .url({ protocol: /^https?$/ })
-      .optional()
-      .meta({ description: 'Graph endpoint with version, e.g. https://graph.microsoft.com/v1.0 (default: from the connection\'s cloud)' }),
+    baseUrl: graphUrlField('Graph for the watcher.'),
     caFile: z.string().min(1).optional().meta({ description: 'Extra CA certificate (PEM file) to trust for Graph, e.g. the sandbox CA' }),
     changeTypes: z
       .array(z.enum(['created', 'updated', 'deleted']))
@@ -76,4 +74,3 @@ export const graphWatchSchema = z
 
 export type GraphWatchOptions = z.infer<typeof graphWatchSchema>;
 
-export const DEFAULT_GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';

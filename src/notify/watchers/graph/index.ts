@@ -18,7 +18,8 @@
  * - One scheduler for everything timed (renewals, retries of failed subscriptions and rounds): a
  *   single interval scans the folders, so 15,000 mailboxes cost no timers. Setup and renewals run
  *   at most `setupConcurrency` at once, delta rounds at most `syncConcurrency`, and Graph requests
- *   at most `requestsPerMailbox` per mailbox (client.ts, which also honours Retry-After).
+ *   at most `requestsPerMailbox` per mailbox (the shared Graph client, src/m365/graph.ts, which also
+ *   honours Retry-After).
  * - A failed subscription (403 permission, validation of the public URL, the 1,000 limit, …) is an
  *   MB-coded problem with its fix and is retried with exponential back-off; meanwhile every retry
  *   also runs a delta round, so mail is still found, only later.
@@ -35,8 +36,10 @@
  */
 import { MbError, toMbError } from '../../../errors/index.ts';
 import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatchState } from '../types.ts';
-import { GraphClient } from './client.ts';
-import { DEFAULT_GRAPH_BASE_URL, graphWatchSchema, MAX_EXPIRATION_MINUTES_RICH, type GraphWatchOptions } from './config.ts';
+import { GraphClient } from '../../../m365/graph.ts';
+import type { ProxySettings } from '../../../net/proxy.ts';
+import { Semaphore } from '../../../util/limits.ts';
+import { graphWatchSchema, MAX_EXPIRATION_MINUTES_RICH, type GraphWatchOptions } from './config.ts';
 import { decryptContent, encryptionKey, type EncryptionKey } from './crypto.ts';
 import { registerRoutes } from './endpoint.ts';
 import {
@@ -63,6 +66,10 @@ export interface GraphWatcherDeps {
   ctx: WatcherContext;
   /** Extra CA certificates (PEM) for Graph (the contents of options.caFile). */
   ca?: string;
+  /** The listener's connection's proxy settings. */
+  proxy?: ProxySettings;
+  /** The cloud's Graph host, when options.baseUrl is not set. */
+  graphHost?: string;
   /** Scheduler period in ms (default 30 s); tests make it short or call `tick()`. */
   tickMs?: number;
 }
@@ -134,26 +141,6 @@ interface Feed {
 /** Errors an admin must fix (the mailbox is `failed`, retried all the same). */
 const ADMIN_CODES = new Set(['MB_WATCH_GRAPH_FORBIDDEN', 'MB_WATCH_GRAPH_VALIDATION_FAILED', 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT']);
 
-class Gate {
-  private active = 0;
-  private readonly waiters: Array<() => void> = [];
-  private readonly limit: number;
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active < this.limit) this.active++;
-    else await new Promise<void>((r) => this.waiters.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
   const { listener, ctx } = deps;
   const o = graphWatchSchema.parse(deps.options);
@@ -175,16 +162,19 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
 
   const stats: GraphWatcherStats = { notifications: 0, lifecycle: 0, decrypted: 0, hinted: 0, unknown: 0, rejected: 0, rounds: 0, published: 0, duplicates: 0, created: 0, renewed: 0 };
   const client = new GraphClient({
-    listener,
-    baseUrl: o.baseUrl ?? DEFAULT_GRAPH_BASE_URL,
+    baseUrl: o.baseUrl,
+    graphHost: deps.graphHost,
     tokens: deps.tokens,
-    ...(deps.ca ? { ca: deps.ca } : {}),
+    ca: deps.ca,
+    proxy: deps.proxy,
     perMailbox: o.requestsPerMailbox,
     immutableIds: o.immutableIds,
-    onThrottle: (mailbox, err) => problem(mailbox, err),
+    throttleRetries: 5,
+    secretSlot: `watch-graph:${listener}`,
+    onThrottle: (mailbox, status, ms) => problem(mailbox, new MbError('MB_WATCH_GRAPH_THROTTLED', { status, mailbox, seconds: Math.ceil(ms / 1000) })),
   });
-  const setupGate = new Gate(o.setupConcurrency);
-  const syncGate = new Gate(o.syncConcurrency);
+  const setupGate = new Semaphore(o.setupConcurrency);
+  const syncGate = new Semaphore(o.syncConcurrency);
   const boxes: Box[] = [];
   const feeds: Feed[] = [];
   const bySub = new Map<string, Feed>();
@@ -372,7 +362,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     }
     f.subBusy = true;
     return track(
-      setupGate.run(async () => {
+      setupGate.with(async () => {
         let k: typeof kind | undefined = kind;
         try {
           while (k && !closed) {
@@ -433,7 +423,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
         delete f.hints;
         const round = f.needRound || !hints || now() - f.lastRound > 3_600_000;
         f.needRound = false;
-        await syncGate.run(async () => {
+        await syncGate.with(async () => {
           if (closed) return;
           try {
             const r = await syncFolder(syncDeps, f.box.address, f.folder, round ? undefined : hints);

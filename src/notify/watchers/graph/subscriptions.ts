@@ -9,7 +9,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MbError } from '../../../errors/index.ts';
 import type { KeyValue } from '../../../store/index.ts';
-import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from './client.ts';
+import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from '../../../m365/graph.ts';
 import { KV_NAMESPACE } from './sync.ts';
 
 export interface SubscriptionRecord {
@@ -91,7 +91,7 @@ export function subscribeFailed(operation: string, p: { mailbox: string; folder:
 
 async function call(client: GraphClient, mailbox: string, method: string, url: string, body?: unknown): Promise<GraphReply | GraphUnreachable> {
   try {
-    return await client.call(mailbox, method, url, body === undefined ? {} : { body });
+    return await client.call(mailbox, method, url, body === undefined ? {} : { json: body });
   } catch (err) {
     if (err instanceof GraphUnreachable) return err;
     throw err;

@@ -37,7 +37,7 @@ import { MbError } from '../../../errors/index.ts';
 import type { KeyValue } from '../../../store/index.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
 import type { Publish } from '../types.ts';
-import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from './client.ts';
+import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from '../../../m365/graph.ts';
 
 export const KV_NAMESPACE = 'watch.graph';
 const MEMO_CAP = 1000;

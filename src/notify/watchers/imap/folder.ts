@@ -32,12 +32,13 @@
  * deletion here and new mail there; flags other than \Seen are not reported; a folder needs one IMAP
  * session (Exchange allows about 20 per mailbox, shared with every other client).
  */
-import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type Logger as ImapLogger } from 'imapflow';
+import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import { MbError, toMbError } from '../../../errors/index.ts';
 import type { Logger } from '../../../log/index.ts';
 import { classifyImapError, type ImapErrorContext } from '../../../connector/exchange.ts';
-import { connectWithin } from '../../../connector/imap.ts';
-import { Backoff, sleep, type Semaphore } from '../../../connector/limits.ts';
+import { connectWithin, imapClient } from '../../../m365/imap.ts';
+import type { ProxySettings } from '../../../net/proxy.ts';
+import { Backoff, sleep, type Semaphore } from '../../../util/limits.ts';
 import { ConnectorError } from '../../../connector/types.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
 import type { WatchState, WatcherContext } from '../types.ts';
@@ -84,6 +85,7 @@ export interface FolderWatchDeps {
   host: string;
   options: ImapWatchOptions;
   ca?: string;
+  proxy?: ProxySettings;
   credentials: () => Promise<Credentials>;
   ctx: WatcherContext;
   logins: Semaphore;
@@ -255,27 +257,23 @@ export class FolderWatch {
     const o = this.d.options;
     const creds = await this.d.credentials();
     errCtx.token = creds.accessToken;
-    const idleRestartMs = o.idleRestartSeconds * 1000;
-    const options: ImapFlowOptions = {
-      host: this.d.host,
-      port: o.port,
-      secure: o.tls === 'implicit',
-      doSTARTTLS: o.tls === 'starttls' ? true : o.tls === 'none' ? false : undefined,
-      servername: o.servername,
-      tls: { ca: this.d.ca, servername: o.servername, minVersion: 'TLSv1.2' },
-      auth: creds.accessToken !== undefined ? { user: creds.user, accessToken: creds.accessToken } : { user: creds.user, pass: creds.pass ?? '' },
-      logger: imapLogger(this.d.log, errCtx),
-      clientInfo: { name: 'mailbridge', version: '0.1.0' },
-      // IDLE is started and broken here, not by imapflow's auto-IDLE; QRESYNC is enabled when offered.
-      disableAutoIdle: true,
-      disableCompression: true,
-      qresync: true,
-      maxIdleTime: idleRestartMs,
-      socketTimeout: idleRestartMs + 60_000,
-      connectionTimeout: o.connectTimeoutSeconds * 1000,
-      greetingTimeout: 16_000,
-    };
-    const client = new ImapFlow(options);
+    const client = imapClient(
+      {
+        host: this.d.host,
+        port: o.port,
+        tls: o.tls,
+        ca: this.d.ca,
+        servername: o.servername,
+        auth: creds.accessToken !== undefined ? { user: creds.user, accessToken: creds.accessToken } : { user: creds.user, pass: creds.pass ?? '' },
+        proxy: this.d.proxy,
+        log: this.d.log,
+        // IDLE is started and broken here, not by imapflow's auto-IDLE; QRESYNC is enabled when offered.
+        qresync: true,
+        idleRestartMs: o.idleRestartSeconds * 1000,
+        connectTimeoutMs: o.connectTimeoutSeconds * 1000,
+      },
+      errCtx,
+    );
     this.closed = false;
     this.pending = fresh();
     client.on('error', () => undefined);
@@ -518,14 +516,4 @@ async function logoutQuietly(client: ImapFlow): Promise<void> {
     clearTimeout(timer);
   }
   client.close();
-}
-
-/** imapflow's log goes to ours at trace level; the throttling hint is kept for the error (as in connector/imap.ts). */
-function imapLogger(log: Logger, ctx: ImapErrorContext): ImapLogger {
-  const pass = (obj: unknown) => {
-    const o = obj as { msg?: string; throttleDelay?: number };
-    if (o && o.msg === 'Throttling detected' && typeof o.throttleDelay === 'number') ctx.throttleHintMs = o.throttleDelay;
-    if (log.isLevelEnabled('trace')) log.trace({ imap: obj }, 'imapflow');
-  };
-  return { trace: pass, debug: pass, info: pass, warn: pass, error: pass, fatal: pass };
 }

@@ -25,10 +25,11 @@
  */
 import type { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
-import { Semaphore } from '../../../connector/limits.ts';
+import { Semaphore } from '../../../util/limits.ts';
 import type { MailboxStatus, TokenProvider, WatchState, WatchedMailbox, Watcher, WatcherContext } from '../types.ts';
 import type { ImapWatchOptions } from './config.ts';
 import { FolderWatch, type Credentials } from './folder.ts';
+import type { ProxySettings } from '../../../net/proxy.ts';
 
 export { imapWatchSchema, type ImapWatchOptions } from './config.ts';
 export { KV_NAMESPACE as IMAP_KV_NAMESPACE, checkpointKey as imapCheckpointKey, type StoredCheckpoint } from './folder.ts';
@@ -41,6 +42,8 @@ export interface ImapWatcherDeps {
   ctx: WatcherContext;
   /** Contents of options.caFile (PEM), read by the caller. */
   ca?: string;
+  /** The listener's connection's proxy settings (IMAP through HTTP CONNECT). */
+  proxy?: ProxySettings;
   /** Clear password for a mailbox when options.auth is { user, password } (the caller reveals the stored secret). */
   password?: (mailbox: string) => string;
 }
@@ -74,7 +77,7 @@ export function createImapWatcher(deps: ImapWatcherDeps): ImapWatcher {
   for (const mb of deps.mailboxes) {
     const address = mb.address.toLowerCase();
     for (const folder of new Set(mb.folders)) {
-      folders.push(new FolderWatch({ listener: deps.listener, mailbox: address, folder, host, options, ca: deps.ca, credentials: credentials(address), ctx, logins, log }));
+      folders.push(new FolderWatch({ listener: deps.listener, mailbox: address, folder, host, options, ca: deps.ca, ...(deps.proxy ? { proxy: deps.proxy } : {}), credentials: credentials(address), ctx, logins, log }));
     }
   }
   let started = false;

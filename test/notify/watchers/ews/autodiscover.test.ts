@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
-import { autodiscoverAll, type AutodiscoverResult } from '../../../../src/notify/watchers/ews/autodiscover.ts';
+import { autodiscoverAll, type AutodiscoverResult } from '../../../../src/m365/ews/autodiscover.ts';
 import { createEwsWatcher, ewsWatchSchema, type EwsWatcher, type EwsWatchHooks } from '../../../../src/notify/watchers/ews/index.ts';
 import { MbError } from '../../../../src/errors/index.ts';
 import { MAILBOXES, startRig, until, type Rig } from './rig.ts';

@@ -20,8 +20,8 @@ import {
   single,
   soapBody,
   subscribeStreaming,
-} from '../../../../src/notify/watchers/ews/soap.ts';
-import { EnvelopeSplitter, parseXml, path } from '../../../../src/notify/watchers/ews/xml.ts';
+} from '../../../../src/m365/ews/soap.ts';
+import { EnvelopeSplitter, parseXml, path } from '../../../../src/m365/ews/xml.ts';
 
 const M = 'http://schemas.microsoft.com/exchange/services/2006/messages';
 const T = 'http://schemas.microsoft.com/exchange/services/2006/types';

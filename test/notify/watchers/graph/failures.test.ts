@@ -128,7 +128,7 @@ test('validation handshake failing (public URL unreachable): MB_WATCH_GRAPH_VALI
 
 test("Graph's answers map to the codes with the right fix: the 1,000 limit, validation, permission, anything else", () => {
   const p = { mailbox: 'a@contoso.test', folder: 'inbox', notificationUrl: 'https://mb.contoso.com/notify/graph/l1' };
-  const reply = (status: number, code: string, message: string) => ({ status, text: '', requestId: 'req-1', json: { error: { code, message } } });
+  const reply = (status: number, code: string, message: string) => ({ status, headers: {}, body: Buffer.alloc(0), text: '', requestId: 'req-1', clientRequestId: 'c-1', json: { error: { code, message } } });
   assert.equal(subscribeFailed('create', p, reply(403, 'ExtensionError', 'Operation: Create; Exception: [Status Code: Forbidden; Reason: Maximum number of subscriptions has been reached]'), 30).code, 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT');
   assert.equal(subscribeFailed('create', p, reply(400, 'InvalidRequest', 'Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.'), 30).code, 'MB_WATCH_GRAPH_VALIDATION_FAILED');
   assert.equal(subscribeFailed('create', p, reply(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'), 30).code, 'MB_WATCH_GRAPH_FORBIDDEN');

@@ -1,7 +1,8 @@
 /**
- * Bounded concurrency and waiting: a counting semaphore, exponential backoff with jitter, and an
- * abortable sleep. Used for the per-connection login and work limits, the per-mailbox session limit
- * and the delivery window.
+ * Bounded concurrency and waiting, shared by every capability: a counting semaphore, semaphores per
+ * key (per connection, per mailbox), exponential backoff with jitter, Retry-After parsing and an
+ * abortable sleep. The connector's login/work limits and delivery window, the IMAP watcher, and the
+ * Microsoft 365 clients' per-mailbox limits (src/m365/) all use these.
  */
 
 export class Semaphore {
@@ -63,7 +64,11 @@ export class Semaphore {
   }
 }
 
-/** A set of semaphores created on first use, e.g. one per connection or per mailbox. */
+/**
+ * A set of semaphores created on first use, e.g. one per connection or per mailbox. `with` drops a
+ * key's semaphore again once nothing holds or waits for it, so thousands of idle mailboxes cost
+ * nothing; `get` keeps it (for limits held across calls).
+ */
 export class KeyedLimits {
   private readonly map = new Map<string, Semaphore>();
   private readonly limit: number;
@@ -80,6 +85,32 @@ export class KeyedLimits {
     }
     return s;
   }
+
+  async with<T>(key: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const s = this.get(key);
+    try {
+      return await s.with(fn, signal);
+    } finally {
+      if (s.inUse === 0 && s.queued === 0 && this.map.get(key) === s) this.map.delete(key);
+    }
+  }
+
+  /** Slots in use for a key (0 when it has none). */
+  inUse(key: string): number {
+    return this.map.get(key)?.inUse ?? 0;
+  }
+}
+
+/**
+ * Retry-After in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or
+ * unreadable, so the caller falls back to its own backoff.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  const v = (value ?? '').trim();
+  if (v === '') return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 export interface BackoffOptions {

@@ -20,9 +20,9 @@
  * NTLM/Kerberos (the authorization header is whatever the caller supplies).
  */
 import { resolveSrv as dnsResolveSrv } from 'node:dns/promises';
-import { request, type Agent } from 'undici';
-import { MbError } from '../../../errors/index.ts';
-import type { KeyValue } from '../../../store/index.ts';
+import { request, type Dispatcher } from 'undici';
+import { MbError } from '../../errors/index.ts';
+import type { KeyValue } from '../../store/index.ts';
 import { buildXml, child, el, find, kids, NS, parseXml, textAt, tx, type XNode } from './xml.ts';
 
 export type CandidateKind = 'soap' | 'pox' | 'json' | 'redirect' | 'srv';
@@ -42,7 +42,7 @@ export interface AutodiscoverResult {
 }
 
 export interface AutodiscoverDeps {
-  agent: Agent;
+  agent: Dispatcher;
   authorization: (mailbox: string) => Promise<string>;
   kv: KeyValue;
   namespace: string;

@@ -1,7 +1,10 @@
 /**
- * HTTP for the EWS watcher: one undici Agent per watcher (keep-alive sockets shared by every
- * mailbox and group), SOAP POSTs with the headers Exchange routes by, and the hanging
- * GetStreamingEvents response read as text chunks.
+ * The one EWS client (the EWS watcher's; any EWS use goes here): one undici dispatcher per
+ * watcher (keep-alive sockets shared by every mailbox and group, through the proxy that
+ * src/net/proxy.ts decides, NO_PROXY honoured), SOAP POSTs with the headers Exchange routes by, and
+ * the hanging GetStreamingEvents response read as text chunks. Autodiscover (autodiscover.ts) uses
+ * the same dispatcher. The SOAP vocabulary is in soap.ts, the XML helper in xml.ts (the sandbox's
+ * emulator has its own on purpose, so that it cannot share this client's mistakes).
  *
  * Headers (facts §5.4–5.5): `Authorization` (whatever the caller's provider returns: Bearer or
  * Basic), `X-AnchorMailbox` (the mailbox, or the group's anchor), `X-PreferServerAffinity: true` and
@@ -12,8 +15,11 @@
  * Back-off: ErrorServerBusy (either shape) and HTTP 503 are retried after BackOffMilliseconds
  * (capped, default 30 s when Exchange names none), a few times, before the error goes up.
  */
-import { Agent, request, type Dispatcher } from 'undici';
-import { registerSecret } from '../../../log/redact.ts';
+import ntlmClient from '@ewsjs/ntlm-client';
+import { request, type Dispatcher } from 'undici';
+import { registerSecret } from '../../log/redact.ts';
+import { httpDispatcher, type ProxySettings } from '../../net/proxy.ts';
+import { sleep } from '../../util/limits.ts';
 import { envelope, EwsError, soapBody, soapEnvelope } from './soap.ts';
 import type { XEl, XNode } from './xml.ts';
 
@@ -28,11 +34,33 @@ export interface EwsTarget {
   cookie?: string;
 }
 
+/**
+ * Windows authentication (NTLMv2) for on-premises Exchange, whose EWS virtual directory ships with
+ * it: `DOMAIN\\user` or a UPN (then no domain), and the account's password.
+ */
+export interface NtlmCredentials {
+  user: string;
+  domain: string;
+  password: string;
+  /** Sent in the NTLM messages; default: this machine's name. */
+  workstation?: string;
+}
+
+/** `CONTOSO\\svc-mail` → user and domain; `svc-mail@contoso.com` stays whole (UPN, empty domain). */
+export function ntlmCredentials(username: string, password: string): NtlmCredentials {
+  const i = username.indexOf('\\');
+  return i > 0 ? { domain: username.slice(0, i), user: username.slice(i + 1), password } : { domain: '', user: username, password };
+}
+
 export interface ClientOptions {
   version: string;
   impersonation: boolean;
+  /** The Authorization header (Bearer or Basic); not used with `ntlm`. */
   authorization: (mailbox: string) => Promise<string>;
+  /** NTLM instead of `authorization`: each request negotiates on a connection of its own. */
+  ntlm?: NtlmCredentials | undefined;
   ca?: string;
+  proxy?: ProxySettings | undefined;
   /** Per request (not the stream): headers and body. */
   timeoutMs: number;
   /** Longest wait honoured for one back-off. */
@@ -54,19 +82,20 @@ export interface CallResult {
 }
 
 export class EwsClient {
-  readonly agent: Agent;
+  readonly agent: Dispatcher;
   private readonly o: ClientOptions;
   private lastSecret = '';
 
   constructor(o: ClientOptions) {
     this.o = o;
-    this.agent = new Agent({ connect: o.ca ? { ca: o.ca } : {}, keepAliveTimeout: 60_000 });
+    this.agent = httpDispatcher({ ...o.proxy, ca: o.ca, keepAliveTimeout: 60_000 });
+    if (o.ntlm) registerSecret(o.ntlm.password, `${o.secretSlot}:ntlm`);
   }
 
   private async headers(t: EwsTarget): Promise<Record<string, string>> {
-    const auth = await this.o.authorization(t.mailbox);
+    const auth = this.o.ntlm ? '' : await this.o.authorization(t.mailbox);
     // Bearer tokens are masked by the logger's patterns; a Basic value is a password in disguise.
-    if (!/^Bearer /i.test(auth) && auth !== this.lastSecret) {
+    if (auth && !/^Bearer /i.test(auth) && auth !== this.lastSecret) {
       registerSecret(auth, this.o.secretSlot);
       registerSecret(auth.replace(/^Basic\s+/i, ''), `${this.o.secretSlot}:b64`);
       this.lastSecret = auth;
@@ -74,7 +103,7 @@ export class EwsClient {
     const h: Record<string, string> = {
       'content-type': 'text/xml; charset=utf-8',
       accept: 'text/xml',
-      authorization: auth,
+      ...(auth ? { authorization: auth } : {}),
       'x-anchormailbox': t.anchor ?? t.mailbox,
     };
     if (t.affinity) h['x-preferserveraffinity'] = 'true';
@@ -140,16 +169,39 @@ export class EwsClient {
 
   private async send(t: EwsTarget, op: XEl, timeoutMs: number, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const headers = await this.headers(t);
-    try {
-      const res = await request(t.url, {
+    const body = this.body(t, op);
+    const ntlm = this.o.ntlm;
+    // NTLM authenticates a connection, not a request: negotiate and answer on a socket of its own
+    // (through the proxy's tunnel where one applies), closed once the answer is read.
+    const dispatcher = ntlm ? httpDispatcher({ ...this.o.proxy, ca: this.o.ca, connections: 1 }) : this.agent;
+    const post = (authorization?: string) =>
+      request(t.url, {
         method: 'POST',
-        headers,
-        body: this.body(t, op),
-        dispatcher: this.agent,
+        headers: authorization ? { ...headers, authorization } : headers,
+        body,
+        dispatcher,
         signal,
         headersTimeout: timeoutMs || this.o.timeoutMs,
         bodyTimeout: timeoutMs,
       });
+    try {
+      let res: Dispatcher.ResponseData;
+      if (ntlm) {
+        const first = await post(ntlmClient.createType1Message(ntlm.workstation, ntlm.domain));
+        await first.body.dump();
+        const challenge = wwwAuthenticate(first.headers)
+          .map((v) => /^NTLM\s+(\S+)/i.exec(v)?.[1])
+          .find((v) => v !== undefined);
+        if (first.statusCode !== 401 || !challenge) {
+          throw new EwsError(`Http${first.statusCode}`, `EWS did not answer the NTLM negotiation with a challenge (HTTP ${first.statusCode}; offered: ${wwwAuthenticate(first.headers).join(', ') || 'nothing'})`, { status: first.statusCode === 200 ? 401 : first.statusCode });
+        }
+        const type2 = ntlmClient.decodeType2Message(`NTLM ${challenge}`);
+        res = await post(ntlmClient.createType3Message(type2, ntlm.user, ntlm.password, ntlm.workstation, ntlm.domain || type2.targetName));
+        // Closes once the answer (for a stream: the whole stream) has been read.
+        void dispatcher.close().catch(() => undefined);
+      } else {
+        res = await post();
+      }
       if (res.statusCode === 401 || res.statusCode === 403) {
         await res.body.dump();
         throw new EwsError(`Http${res.statusCode}`, `EWS refused the credentials (HTTP ${res.statusCode})`, { status: res.statusCode });
@@ -161,6 +213,7 @@ export class EwsClient {
       }
       return res;
     } catch (err) {
+      if (ntlm) void dispatcher.destroy().catch(() => undefined);
       if (err instanceof EwsError) throw err;
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new EwsError('Aborted', 'aborted');
       throw new EwsError('Network', `${t.url}: ${(err as Error).message}`, { cause: err });
@@ -176,6 +229,11 @@ export function isBusy(err: unknown): err is EwsError {
   return err instanceof EwsError && err.code === 'ErrorServerBusy';
 }
 
+function wwwAuthenticate(headers: Record<string, string | string[] | undefined>): string[] {
+  const raw = headers['www-authenticate'];
+  return (Array.isArray(raw) ? raw : raw ? [raw] : []).flatMap((v) => v.split(/,\s*(?=[A-Za-z][\w-]*(?:\s|,|$))/));
+}
+
 function affinityCookie(headers: Record<string, string | string[] | undefined>): string | undefined {
   const raw = headers['set-cookie'];
   for (const c of Array.isArray(raw) ? raw : raw ? [raw] : []) {
@@ -183,20 +241,4 @@ function affinityCookie(headers: Record<string, string | string[] | undefined>):
     if (m) return m[1];
   }
   return undefined;
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
