@@ -96,6 +96,7 @@ export const configSchema = z
         port: z.int().min(0).max(65535).default(8080),
         publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
         proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
+        metricsToken: secretField.optional().meta({ description: 'Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen' }),
       })
       .strict()
       .default({ listen: '127.0.0.1', port: 8080 }),

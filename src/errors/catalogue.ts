@@ -16,6 +16,7 @@ import { watchGraph } from './entries/watch-graph.ts';
 import { watchEws } from './entries/watch-ews.ts';
 import { watchImap } from './entries/watch-imap.ts';
 import { launcher } from './entries/launcher.ts';
+import { health } from './entries/health.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -31,6 +32,7 @@ export const catalogue = {
   ...watchEws,
   ...watchImap,
   ...launcher,
+  ...health,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

@@ -45,6 +45,11 @@ export interface IdentityOptions {
   env?: NodeJS.ProcessEnv;
   /** Retry and timeout tuning of the HTTP client (tests pass `sleep`). */
   network?: Pick<NetworkOptions, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'timeoutMs' | 'sleep'>;
+  /**
+   * Told of every token request to Entra ID (not of answers from a cache), for /metrics and
+   * /health/ready: the connection and whether it worked.
+   */
+  onTokenRequest?: (connection: string, result: { ok: true } | { ok: false; error: MbError }) => void;
 }
 
 export interface AccessToken {
@@ -217,9 +222,19 @@ export class Identity {
     if (cached && !options.forceRefresh && this.clock() < cached.expiresAt) return { ...cached.token, fromCache: true, source: 'memory' };
     let flight = this.inflight.get(key);
     if (!flight) {
-      flight = this.acquire(name, resource, account, key, Boolean(cached) || Boolean(options.forceRefresh)).finally(() =>
-        this.inflight.delete(key),
-      );
+      const report = this.opts.onTokenRequest;
+      flight = this.acquire(name, resource, account, key, Boolean(cached) || Boolean(options.forceRefresh))
+        .then(
+          (t) => {
+            if (t.source === 'requested' || t.source === 'refresh') report?.(name, { ok: true });
+            return t;
+          },
+          (err: unknown) => {
+            report?.(name, { ok: false, error: err instanceof MbError ? err : toIdentityError(err, this.bareContext(name)) });
+            throw err;
+          },
+        )
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, flight);
     }
     return flight;
@@ -325,6 +340,14 @@ export class Identity {
     }
     for (const notice of out) this.logNotice(notice);
     return out;
+  }
+
+  /** When a connection's credential expires: the configured secret expiry or the certificate's notAfter; undefined when unknown or public client. */
+  async credentialExpiry(name: string): Promise<{ kind: 'secret' | 'certificate'; expires: Date } | undefined> {
+    const c = (await this.runtime(name)).credential;
+    if (c.kind === 'secret') return c.expires ? { kind: 'secret', expires: c.expires } : undefined;
+    if (c.kind === 'certificate') return { kind: 'certificate', expires: c.certificate.notAfter };
+    return undefined;
   }
 
   /** UPNs of the accounts signed in on a delegated connection. */

@@ -36,6 +36,13 @@ export interface DispatcherOptions {
   logger?: Logger;
   /** Deliveries in flight at once (each on its own line). Default 32. */
   concurrency?: number;
+  /** Counts for /metrics (src/metrics): new events and each delivery attempt's outcome per sink. */
+  observe?: DispatchObserver;
+}
+
+export interface DispatchObserver {
+  published(type: string): void;
+  delivery(sink: string, outcome: 'delivered' | 'deferred' | 'gone' | 'expired'): void;
 }
 
 export interface RunStats {
@@ -104,12 +111,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     if (result.kind === 'ok') {
       await repo.complete(subscription.id, delivery.eventId, t);
       stats.delivered++;
+      options.observe?.delivery(subscription.kind, 'delivered');
       log.debug(ctx, 'notify: delivered');
       return;
     }
     if (result.kind === 'gone') {
       await repo.markGone(subscription.id, `${result.error.code}: ${result.error.message}`, t);
       stats.gone++;
+      options.observe?.delivery(subscription.kind, 'gone');
       log.warn({ ...ctx, code: result.error.code }, 'notify: subscription gone');
       return;
     }
@@ -126,11 +135,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       });
       await repo.expire(subscription.id, delivery.eventId, { attempts, lastError: errorRecord(expired) }, t);
       stats.expired++;
+      options.observe?.delivery(subscription.kind, 'expired');
       log.error({ ...ctx, code: expired.code, last: result.error.code }, expired.message);
       return;
     }
     await repo.defer(subscription.id, delivery.eventId, { attempts, nextAttemptAt: t + wait, lastError: errorRecord(result.error) }, t);
     stats.retried++;
+    options.observe?.delivery(subscription.kind, 'deferred');
     log.info({ ...ctx, code: result.error.code, retryInMs: wait }, 'notify: delivery deferred');
   }
 
@@ -192,6 +203,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const { id, mailbox, type } = event;
       const { seq: _seq, ...body } = event;
       const r = await repo.publish({ id, mailbox, type, body: JSON.stringify(body) }, now());
+      if (!r.duplicate) options.observe?.published(type);
       if (!r.duplicate && r.deliveries > 0) kick();
       return { seq: r.event.seq, duplicate: r.duplicate, deliveries: r.deliveries };
     },

@@ -14,7 +14,7 @@ import type { Store } from '../store/index.ts';
 import { notifyApi } from './api.ts';
 import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
-import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import { createDispatcher, type DispatchObserver, type Dispatcher } from './dispatcher.ts';
 import { sealedNotifyRepository } from './sealed.ts';
 import type { Sink, SinkNetwork } from './sinks/types.ts';
 
@@ -109,6 +109,8 @@ export interface NotifyServiceOptions {
   ownListeners?: readonly Listener[];
   /** server.proxy and the environment, the sinks' defaults. */
   network?: SinkNetwork;
+  /** Counts for /metrics, passed to the dispatcher. */
+  observe?: DispatchObserver;
 }
 
 export async function startNotifyService(options: NotifyServiceOptions): Promise<NotifyService> {
@@ -121,7 +123,7 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
   // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.
   const repo = typeof options.secretBox === 'function' ? store.notify : sealedNotifyRepository(store.notify, options.secretBox);
-  const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}) });
+  const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}), ...(options.observe ? { observe: options.observe } : {}) });
   dispatcher.start();
   log.info({ sinks: [...sinks.keys()] }, 'notify: dispatcher started');
   // Delivered events (and with them their ids, the memory of deduplication) are kept retentionHours.

@@ -47,7 +47,7 @@ export interface RelayOptions {
 }
 
 export interface Relay {
-  listeners: Array<Pick<RunningListener, 'host' | 'port' | 'tls'>>;
+  listeners: Array<Pick<RunningListener, 'host' | 'port' | 'tls' | 'server'>>;
   queue: Queue;
   manager: QueueManager;
   tls: Pick<TlsMaterial, 'cert' | 'source' | 'certPath'>;
@@ -114,7 +114,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const started = manager;
     let closed = false;
     return {
-      listeners: running.listeners.map(({ host, port, tls: mode }) => ({ host, port, tls: mode })),
+      listeners: running.listeners.map(({ host, port, tls: mode, server }) => ({ host, port, tls: mode, server })),
       queue,
       manager: started,
       tls: { cert: tls.cert, source: tls.source, certPath: tls.certPath },

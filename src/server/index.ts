@@ -2,7 +2,9 @@
  * The long-running gateway: opens the store and serves HTTP (health now; the REST API, sign-in
  * redirects and notification endpoints of later features hang on the same Fastify instance).
  * With a `relay:` section it also runs the SMTP relay (listeners, queue, transports), sharing one
- * Identity with the sign-in routes.
+ * Identity with the sign-in routes. Operations endpoints (/metrics, /health/live, /health/ready)
+ * are in operations.ts; the metrics registry (src/metrics) is created here and handed to each
+ * capability as a small recorder or an event subscription.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.ts';
@@ -13,6 +15,8 @@ import type { RelayService } from '../relay/transports/service.ts';
 import type { NotifyService } from '../notify/service.ts';
 import type { WatchService } from '../notify/watchers/service.ts';
 import { listenOn } from '../errors/listen.ts';
+import { Metrics } from '../metrics/index.ts';
+import { operationsRoutes } from './operations.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -25,6 +29,10 @@ export interface Gateway {
   notify?: NotifyService;
   /** The watchers of notify.watch (Graph, EWS, IMAP IDLE), when groups are configured. */
   watch?: WatchService;
+  /** The token source of the relay and the watchers (when either is configured). */
+  identity?: Identity;
+  /** What /metrics serves; a connector run in this process records with `metrics.connector(name, event)`. */
+  metrics: Metrics;
   /** `reason` (e.g. the signal) goes into the relay's stop mail. */
   close(reason?: string): Promise<void>;
 }
@@ -33,12 +41,19 @@ export interface GatewayOptions {
   /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
   keyFile?: string;
   env?: NodeJS.ProcessEnv;
+  /** Default: a new registry with the process metrics. */
+  metrics?: Metrics;
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const store = await openStore(config.store);
   const http = Fastify({ loggerInstance: log as FastifyBaseLogger });
   const started = new Date().toISOString();
+  const metrics = options.metrics ?? new Metrics();
+  // The route template (never the URL with its ids and query) keeps the label set bounded.
+  http.addHook('onResponse', async (req, reply) => {
+    metrics.http(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
+  });
 
   http.get('/health', async (_req, reply) => {
     try {
@@ -55,15 +70,52 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let watch: WatchService | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
   try {
+    let metricsToken: string | undefined;
+    if (config.server.metricsToken !== undefined && !(config.relay || config.notify)) {
+      const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts')]);
+      const env = options.env ?? process.env;
+      const box = await openSecretBox({ keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile), env });
+      metricsToken = box.reveal(config.server.metricsToken, 'server.metricsToken');
+    }
     if (config.relay || config.notify) {
       const [{ openSecretBox }, { keyFileFor }, { createIdentity }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts'), import('../identity/index.ts')]);
       const env = options.env ?? process.env;
       const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
       const secretBox = await openSecretBox({ keyFile, env });
-      if (config.relay || watchGroups) identity = createIdentity({ config, kv: store.kv, secretBox, log, env });
+      if (config.server.metricsToken !== undefined) metricsToken = secretBox.reveal(config.server.metricsToken, 'server.metricsToken');
+      if (config.relay || watchGroups) {
+        const id = createIdentity({ config, kv: store.kv, secretBox, log, env, onTokenRequest: (c, r) => metrics.token(c, r) });
+        identity = id;
+        metrics.sources.credentials = async () => {
+          const out: Array<{ connection: string; kind: string; expires: Date }> = [];
+          for (const connection of Object.keys(config.connections)) {
+            // An unreadable credential is the token's problem (MB code at the next request), not a scrape error.
+            const c = await id.credentialExpiry(connection).catch(() => undefined);
+            if (c) out.push({ connection, ...c });
+          }
+          return out;
+        };
+      }
       if (config.relay) {
         const { startRelayService } = await import('../relay/transports/service.ts');
-        relay = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity!, env });
+        const r = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity!, env });
+        relay = r;
+        const router = r.transport.router;
+        r.relay.queue.on('outcome', (outcome, rec, at) => {
+          const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
+          metrics.relay(outcome, route, rec.mailbox, outcome === 'delivered' ? Math.max(0, at - rec.receivedAt) / 1000 : undefined);
+        });
+        metrics.sources.queueCounts = () => r.relay.queue.counts();
+        for (const l of r.relay.listeners) {
+          const name = `${l.host}:${l.port}`;
+          l.server.server.on('connection', () => metrics.smtpSession(name));
+        }
+        metrics.sources.smtpOpen = () =>
+          Promise.all(
+            r.relay.listeners.map(
+              (l) => new Promise<{ listener: string; open: number }>((resolve) => l.server.server.getConnections((err, n) => resolve({ listener: `${l.host}:${l.port}`, open: err ? 0 : n }))),
+            ),
+          );
       }
       if (config.notify) {
         const { startNotifyService } = await import('../notify/service.ts');
@@ -73,7 +125,15 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           const u = new URL(config.server.publicUrl);
           ownListeners.push({ host: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 });
         }
-        notify = await startNotifyService({ config: config.notify, store, log, secretBox, ownListeners, network: { proxy: config.server.proxy, env } });
+        notify = await startNotifyService({
+          config: config.notify,
+          store,
+          log,
+          secretBox,
+          ownListeners,
+          network: { proxy: config.server.proxy, env },
+          observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
+        });
         if (watchGroups && config.notify.watch) {
           const { startWatchService } = await import('../notify/watchers/service.ts');
           const tokens = identity!;
@@ -92,9 +152,19 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
             open: (sealed) => secretBox.open(sealed),
             log,
           });
+          const w = watch;
+          metrics.sources.watchStates = () => w.status().groups;
         }
       }
     }
+    const relayListeners = relay?.relay.listeners ?? [];
+    operationsRoutes(http, {
+      store,
+      metrics,
+      connections: Object.keys(config.connections),
+      listeners: () => relayListeners.map((l) => ({ name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
+      ...(metricsToken !== undefined ? { metricsToken } : {}),
+    });
     await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
     if (notify) await http.register(notify.routes);
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
@@ -117,6 +187,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     ...(relay ? { relay } : {}),
     ...(notify ? { notify } : {}),
     ...(watch ? { watch } : {}),
+    ...(identity ? { identity } : {}),
+    metrics,
     async close(reason?: string) {
       await relay?.close(reason);
       await http.close();

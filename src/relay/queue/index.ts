@@ -108,7 +108,10 @@ export interface RecoveryReport {
   corrupt: string[];
 }
 
-export class Queue extends EventEmitter<{ ready: [] }> {
+/** What became of a message, for metrics: `deferred` is one failed attempt that will be retried. */
+export type QueueOutcome = 'accepted' | 'delivered' | 'deferred' | 'bounced';
+
+export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOutcome, record: QueueRecord, at: number] }> {
   readonly spool: Spool;
   private readonly repo: QueueRepository;
   private readonly log: Logger;
@@ -174,6 +177,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
       await this.spool.removeTemp(input.id).catch(() => undefined);
       throw new MbError('MB_RELAY_SPOOL_WRITE_FAILED', { path: this.spool.dir, detail: (err as Error).message }, { cause: err });
     }
+    this.emit('outcome', 'accepted', record, now);
     this.emit('ready');
     return record;
   }
@@ -207,6 +211,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     const now = this.clock.now();
     const moved = await this.move(rec.id, 'delivered', { attempts: rec.attempts + 1, lastAttemptAt: now, lastError: null });
     if (!moved) return;
+    this.emit('outcome', 'delivered', rec, now);
     await this.spool.remove(rec.id).catch((err: Error) => this.log.warn({ id: rec.id, err: err.message }, 'could not remove the body of a sent message'));
     this.log.info({ id: rec.id, mailbox: rec.mailbox, recipients: rec.recipients.length, attempt: rec.attempts + 1, reply }, 'relay: message sent');
   }
@@ -222,6 +227,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     if (f.kind === 'temporary' && attempts <= this.schedule.length) {
       const delay = Math.max(this.schedule[attempts - 1]!, (f.retryAfter ?? 0) * 1000);
       const moved = await this.move(rec.id, 'defer', { attempts, lastAttemptAt: now, nextAttemptAt: now + delay, lastError });
+      if (moved) this.emit('outcome', 'deferred', rec, now);
       this.log.warn(
         { id: rec.id, mb: f.mbCode, mailbox: rec.mailbox, attempt: attempts, retryInMs: delay, reply: lastError.reply, detail: lastError.detail },
         `relay: delivery deferred (${f.mbCode})`,
@@ -390,6 +396,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
     if (to.length === 0) {
       const moved = await this.move(rec.id, 'bounce', update);
       if (moved) {
+        this.emit('outcome', 'bounced', rec, now);
         await this.spool.remove(rec.id).catch(() => undefined);
         if (rec.kind === 'dsn') {
           this.log.error({ ...logFields, mb: 'MB_RELAY_DSN_UNDELIVERABLE', cause: error.code }, 'relay: bounce report undeliverable; not bounced again');
@@ -439,6 +446,7 @@ export class Queue extends EventEmitter<{ ready: [] }> {
       await this.spool.remove(dsnId);
       return undefined;
     }
+    this.emit('outcome', 'bounced', rec, now);
     await this.spool.remove(rec.id).catch(() => undefined);
     this.log.error({ ...logFields, report: dsnId, reportTo: to }, `relay: message bounced (${error.code}), report ${dsnId} queued`);
     this.emit('ready');
