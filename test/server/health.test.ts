@@ -44,3 +44,51 @@ test('the request log never carries the authorization code or state of /oauth/ca
   assert.match(all, /"url":"\/oauth\/callback\?code=\*{8}&state=\*{8}&session_state=\*{8}"/, all);
   for (const v of ['0.AXoAcode-4711-secret', 'state-0815-secret', 'sess-42']) assert.ok(!all.includes(v), `${v} logged`);
 });
+
+test('/health/ready names a failing store with its MB code in the requested language; /health/live stays up; /health is unchanged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-gw-'));
+  const config = configSchema.parse({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, server: { port: 0 } });
+  const gw = await startGateway(config, silentLogger);
+  try {
+    const ready = await fetch(`${gw.url}/health/ready`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready' });
+    await gw.store.close();
+    const en = await fetch(`${gw.url}/health/ready`);
+    assert.equal(en.status, 503);
+    const body = (await en.json()) as { status: string; problems: Array<{ part: string; code: string; title: string }> };
+    assert.equal(body.status, 'not-ready');
+    assert.deepEqual(body.problems.map((p) => [p.part, p.code]), [['store', 'MB_HEALTH_STORE_DOWN']]);
+    const de = (await (await fetch(`${gw.url}/health/ready`, { headers: { 'accept-language': 'de' } })).json()) as typeof body;
+    assert.equal(de.problems[0]!.title, 'Der Datenspeicher antwortet nicht');
+    assert.equal((await fetch(`${gw.url}/health/live`)).status, 200);
+    assert.equal((await fetch(`${gw.url}/health`)).status, 503);
+  } finally {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('/metrics with server.metricsToken: 401 with MB_METRICS_UNAUTHORIZED without or with a wrong bearer token, the exposition with it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-gw-'));
+  const token = 'metrics-token-4711-secret';
+  const config = configSchema.parse({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, server: { port: 0, metricsToken: token } });
+  const gw = await startGateway(config, silentLogger, { keyFile: join(dir, 'mailbridge.key'), env: {} });
+  try {
+    for (const authorization of [undefined, 'Bearer wrong', `Bearer ${token}x`]) {
+      const res = await fetch(`${gw.url}/metrics`, authorization ? { headers: { authorization } } : {});
+      assert.equal(res.status, 401);
+      const text = await res.text();
+      assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'MB_METRICS_UNAUTHORIZED');
+      assert.ok(!text.includes(token));
+    }
+    const ok = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(ok.status, 200);
+    const text = await ok.text();
+    assert.match(text, /^# HELP mailbridge_http_requests_total /m);
+    assert.match(text, /^mailbridge_http_requests_total\{method="GET",route="\/metrics",status="401"\} 3$/m);
+  } finally {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
