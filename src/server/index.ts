@@ -158,11 +158,16 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       }
     }
     const relayListeners = relay?.relay.listeners ?? [];
+    const inboundListening = watch?.inboundListening;
+    const inboundName = watch?.inboundUrl ? new URL(watch.inboundUrl).host : '';
     operationsRoutes(http, {
       store,
       metrics,
       connections: Object.keys(config.connections),
-      listeners: () => relayListeners.map((l) => ({ name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
+      listeners: () => [
+        ...relayListeners.map((l) => ({ setting: 'relay.listeners', name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
+        ...(inboundListening ? [{ setting: 'notify.watch.listen', name: inboundName, listening: inboundListening() }] : []),
+      ],
       ...(metricsToken !== undefined ? { metricsToken } : {}),
     });
     await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });

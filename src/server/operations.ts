@@ -6,7 +6,8 @@
  *  - GET /health/live: the process is up and serving HTTP; nothing else is checked (a liveness
  *    probe that restarts a gateway because Entra ID is down would only make things worse).
  *  - GET /health/ready: 200 only when the store answers a query, every relay listener is
- *    listening, and every connection's last token request succeeded. A connection that has not
+ *    listening, the watchers' inbound listener (notify.watch.listen) too, and every connection's
+ *    last token request succeeded. A connection that has not
  *    requested a token yet counts as fine: readiness does not ask Entra ID itself (a probe every few
  *    seconds would be a token request storm), and a delegated connection nobody signed in yet would
  *    otherwise keep the gateway from ever being ready. 503 lists each failing part with its MB code,
@@ -24,15 +25,15 @@ import type { Store } from '../store/index.ts';
 
 export interface ReadinessParts {
   store: Store;
-  /** Relay listeners: name (host:port) and whether the socket is bound. */
-  listeners: () => Array<{ name: string; listening: boolean }>;
+  /** Configured listeners besides the HTTP server itself: the config key, host:port, and whether the socket is bound. */
+  listeners: () => Array<{ setting: string; name: string; listening: boolean }>;
   /** The configured connections. */
   connections: string[];
   metrics: Metrics;
 }
 
 export interface ReadinessProblem {
-  /** What failed: `store`, `relay.listeners.<host:port>`, `connections.<name>`. */
+  /** What failed: `store`, `relay.listeners.<host:port>`, `notify.watch.listen.<host:port>`, `connections.<name>`. */
   part: string;
   code: string;
   title: string;
@@ -51,7 +52,7 @@ export async function readiness(p: ReadinessParts, lang: Lang): Promise<Readines
   } catch (err) {
     add('store', new MbError('MB_HEALTH_STORE_DOWN', { driver: p.store.driver, detail: (err as Error).message }));
   }
-  for (const l of p.listeners()) if (!l.listening) add(`relay.listeners.${l.name}`, new MbError('MB_HEALTH_LISTENER_DOWN', { listener: l.name }));
+  for (const l of p.listeners()) if (!l.listening) add(`${l.setting}.${l.name}`, new MbError('MB_HEALTH_LISTENER_DOWN', { listener: l.name, setting: l.setting }));
   for (const c of p.connections) {
     const last = p.metrics.lastToken.get(c);
     if (last && !last.ok && last.error) add(`connections.${c}`, last.error);

@@ -92,3 +92,27 @@ test('/metrics with server.metricsToken: 401 with MB_METRICS_UNAUTHORIZED withou
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('/health/ready names a relay listener that stopped listening', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-gw-'));
+  const config = configSchema.parse({
+    store: { driver: 'sqlite', path: join(dir, 'mb.db') },
+    server: { port: 0 },
+    relay: { dataDir: join(dir, 'relay'), hostname: 'relay.test', listeners: [{ host: '127.0.0.1', port: 0 }] },
+  });
+  const gw = await startGateway(config, silentLogger, { keyFile: join(dir, 'mailbridge.key'), env: {} });
+  try {
+    assert.equal((await fetch(`${gw.url}/health/ready`)).status, 200);
+    const l = gw.relay!.relay.listeners[0]!;
+    // The socket goes away under the running relay (as after an unexpected server error).
+    await new Promise<void>((resolve) => l.server.server.close(() => resolve()));
+    const res = await fetch(`${gw.url}/health/ready`);
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { problems: Array<{ part: string; code: string; cause: string }> };
+    assert.deepEqual(body.problems.map((p) => [p.part, p.code]), [[`relay.listeners.127.0.0.1:${l.port}`, 'MB_HEALTH_LISTENER_DOWN']]);
+    assert.match(body.problems[0]!.cause, /relay\.listeners/);
+  } finally {
+    await gw.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -16,14 +16,14 @@ export const health = {
   },
   MB_HEALTH_LISTENER_DOWN: {
     http: 503,
-    title: { en: 'A relay listener is not listening', de: 'Ein Relay-Listener nimmt keine Verbindungen an' },
+    title: { en: 'A listener is not listening', de: 'Ein Listener nimmt keine Verbindungen an' },
     cause: {
-      en: 'The SMTP listener {listener} of relay.listeners no longer accepts connections.',
-      de: 'Der SMTP-Listener {listener} aus relay.listeners nimmt keine Verbindungen mehr an.',
+      en: 'The listener {listener} of {setting} no longer accepts connections.',
+      de: 'Der Listener {listener} aus {setting} nimmt keine Verbindungen mehr an.',
     },
     fix: {
-      en: 'Restart mailbridge (systemctl restart mailbridge) and look for MB_RELAY_LISTEN_FAILED in the log; check that no other program took the port: ss -ltnp',
-      de: 'mailbridge neu starten (systemctl restart mailbridge) und im Protokoll nach MB_RELAY_LISTEN_FAILED suchen; prüfen, ob ein anderes Programm den Port belegt: ss -ltnp',
+      en: 'Restart mailbridge (systemctl restart mailbridge) and look for MB_RELAY_LISTEN_FAILED or MB_PORT_IN_USE in the log; check that no other program took the port: ss -ltnp',
+      de: 'mailbridge neu starten (systemctl restart mailbridge) und im Protokoll nach MB_RELAY_LISTEN_FAILED oder MB_PORT_IN_USE suchen; prüfen, ob ein anderes Programm den Port belegt: ss -ltnp',
     },
   },
   MB_METRICS_UNAUTHORIZED: {

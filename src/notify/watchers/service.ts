@@ -85,6 +85,8 @@ export interface WatchService {
   watchers: readonly Watcher[];
   /** The inbound listener's bound address, when one runs. */
   inboundUrl?: string;
+  /** Whether the inbound listener still accepts connections (for /health/ready), when one runs. */
+  inboundListening?: () => boolean;
   status(): WatchStatus;
   close(): Promise<void>;
 }
@@ -234,6 +236,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     return {
       watchers: built.map((b) => b.watcher),
       ...(inboundUrl ? { inboundUrl } : {}),
+      ...(inbound ? { inboundListening: () => inbound.http.server.listening } : {}),
       status,
       async close() {
         clearInterval(timer);
