@@ -16,6 +16,7 @@ test('the secret settings are derived from the schema marks', () => {
     'notify.apns.privateKey',
     'notify.fcm.serviceAccount',
     'notify.webpush.vapid.privateKey',
+    'server.metricsToken',
     'store.url',
   ]);
   // A schema with a new secret somewhere (as a later relay section will have) needs only the mark.
