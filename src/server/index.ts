@@ -70,19 +70,16 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let watch: WatchService | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
   try {
-    let metricsToken: string | undefined;
-    if (config.server.metricsToken !== undefined && !(config.relay || config.notify)) {
+    const env = options.env ?? process.env;
+    const openBox = async () => {
       const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts')]);
-      const env = options.env ?? process.env;
-      const box = await openSecretBox({ keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile), env });
-      metricsToken = box.reveal(config.server.metricsToken, 'server.metricsToken');
-    }
+      return openSecretBox({ keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile), env });
+    };
+    const box = config.relay || config.notify || config.server.metricsToken !== undefined ? await openBox() : undefined;
+    const metricsToken = config.server.metricsToken !== undefined ? box!.reveal(config.server.metricsToken, 'server.metricsToken') : undefined;
     if (config.relay || config.notify) {
-      const [{ openSecretBox }, { keyFileFor }, { createIdentity }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts'), import('../identity/index.ts')]);
-      const env = options.env ?? process.env;
-      const keyFile = options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile);
-      const secretBox = await openSecretBox({ keyFile, env });
-      if (config.server.metricsToken !== undefined) metricsToken = secretBox.reveal(config.server.metricsToken, 'server.metricsToken');
+      const { createIdentity } = await import('../identity/index.ts');
+      const secretBox = box!;
       if (config.relay || watchGroups) {
         const id = createIdentity({ config, kv: store.kv, secretBox, log, env, onTokenRequest: (c, r) => metrics.token(c, r) });
         identity = id;
