@@ -69,7 +69,7 @@ test('secret set creates a missing file; refuses non-secret paths with the list;
   const wrong = await runCli(['--config', file, 'secret', 'set', 'connections.contoso.tenantId'], { input: 'value\n' });
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /MB_SECRET_NOT_A_SECRET/);
-  assert.match(wrong.stderr, /store\.url, connections\.<name>\.clientSecret, connections\.<name>\.certificate\.password/);
+  assert.match(wrong.stderr, /store\.url, server\.metricsToken, connections\.<name>\.clientSecret, connections\.<name>\.certificate\.password/);
   const wrongDe = await runCli(['--lang', 'de', '--config', file, 'secret', 'set', 'server.port']);
   assert.match(wrongDe.stderr, /Keine geheime Einstellung/);
 
