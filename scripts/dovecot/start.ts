@@ -67,7 +67,8 @@ const token = await new SignJWT({ email: values.user.toLowerCase() })
   .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: 'sandbox' })
   .setSubject(values.user.toLowerCase())
   .setIssuer(issuer)
-  .setIssuedAt()
+  // Back-dated like the sandbox's own tokens (src/sandbox/dovecot.ts): Dovecot's clock can trail.
+  .setIssuedAt(Math.floor(Date.now() / 1000) - 300)
   .setExpirationTime('1h')
   .sign(privateKey);
 writeFileSync(join(dir, 'ports.json'), JSON.stringify(dovecot.ports) + '\n');

@@ -196,14 +196,22 @@ export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
 }
 
 /** Signs a token the way Dovecot 2.3's local validation wants it: typ JWT, kid, sub, exp, email = user. */
+/**
+ * iat lies 5 minutes back, as in Entra's own tokens: Dovecot compares it with its event loop's cached
+ * second, which can trail the wall clock, and refused tokens minted in the current second as
+ * "issued in future" (tests that log in to many mailboxes at once failed now and then).
+ */
+const ISSUED_BEFORE_S = 300;
+
 async function mint(key: KeyObject, kid: string, issuer: string, address: string, ttlSeconds: number): Promise<string> {
   const user = address.toLowerCase();
+  const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ email: user })
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid })
     .setSubject(user)
     .setIssuer(issuer)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .setIssuedAt(now - ISSUED_BEFORE_S)
+    .setExpirationTime(now + ttlSeconds)
     .sign(key);
 }
 
