@@ -37,6 +37,8 @@ test('IMAP.AccessAsApp granted while fetching: after the back-off the connector 
 
     const ctx: CommandContext = {
       args: [],
+      opts: {},
+      readStdin: async () => undefined,
       lang: 'en',
       out: createOutput('en'),
       configPath: sandbox.configFile,
@@ -86,7 +88,7 @@ test('the sandbox demo app may mark mail as read over Graph (Mail.ReadWrite): th
   let env: Awaited<ReturnType<typeof openFetchEnvironment>> | undefined;
   try {
     await sandbox.dovecot.deliver({ from: 'sender@outside.example', to: ['bob@contoso.test'] }, makeMessage(1, { to: 'bob@contoso.test' }));
-    env = await openFetchEnvironment({ args: [], lang: 'en', out: createOutput('en'), configPath: sandbox.configFile, env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) });
+    env = await openFetchEnvironment({ args: [], opts: {}, readStdin: async () => undefined, lang: 'en', out: createOutput('en'), configPath: sandbox.configFile, env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) });
     const c = connectorSchema.parse({
       connection: 'sandbox',
       source: { kind: 'graph', baseUrl: `${sandbox.graph.url.replace(/\/v1\.0\/?$/, '')}/v1.0`, caFile: sandbox.caFile },

@@ -10,14 +10,17 @@ import { detectLang, tr, type Lang } from '../../i18n/index.ts';
 import { MbError, renderText, toMbError } from '../../errors/index.ts';
 import { createOutput } from './output.ts';
 import { commands } from './commands/index.ts';
-import type { CommandContext } from './command.ts';
+import { commandHelp, type Command, type CommandContext } from './command.ts';
+import { parseCommandLine, usageError } from './args.ts';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { rest, lang: langFlag, config } = takeGlobals(argv);
+  const { rest, lang: langFlag, config, missing } = takeGlobals(argv);
   const lang = detectLang(langFlag, env);
   const out = createOutput(lang);
   const name = rest[0];
+  let command: Command | undefined;
   try {
+    if (missing) throw usageError('', lang, { en: '{option} needs a value', de: '{option} braucht einen Wert' }, { option: missing });
     if (!name || name === '--help' || name === '-h' || name === 'help') {
       out.line(await overview(lang));
       return 0;
@@ -28,19 +31,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     const load = commands[name];
     if (!load) throw new MbError('MB_CLI_UNKNOWN_COMMAND', { command: name });
-    const command = await load();
+    command = await load();
     const args = rest.slice(1);
     if (args.includes('--help') || args.includes('-h')) {
-      out.line(tr(command.help, lang));
+      out.line(commandHelp(command, lang));
       return 0;
     }
+    const parsed = parseCommandLine(command.name, command.options, args, lang);
     const ctx: CommandContext = {
-      args,
+      args: parsed.positionals,
+      opts: parsed.options,
       lang,
       out,
       configPath: config ?? env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml',
       env,
       prompt,
+      readStdin,
       stopSignal: stopSignal(),
     };
     return await command.run(ctx);
@@ -48,11 +54,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const e = toMbError(err);
     out.error(renderText(e.explain(lang), lang));
     if (e.code === 'MB_INTERNAL' && env.MAILBRIDGE_DEBUG) out.error(String((err as Error).stack));
+    // One usage-error path for every command: what is wrong, then what the command accepts.
+    if (e.code === 'MB_CLI_USAGE' && command) out.error(`\n${commandHelp(command, lang)}`);
     return e.code.startsWith('MB_CLI_') ? 2 : 1;
   }
 }
 
-function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: string } {
+/** The global options, wherever they stand; the rest belongs to the command and its parser. */
+function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: string; missing?: string } {
   const rest: string[] = [];
   let lang: string | undefined;
   let config: string | undefined;
@@ -60,7 +69,7 @@ function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: 
     const a = argv[i]!;
     if (a === '--lang' || a === '--config' || a === '-c') {
       const v = argv[++i];
-      if (v === undefined) throw new MbError('MB_CLI_USAGE', { detail: `${a} needs a value`, command: '' });
+      if (v === undefined) return { rest, lang, config, missing: a };
       if (a === '--lang') lang = v;
       else config = v;
     } else if (a.startsWith('--lang=')) lang = a.slice(7);
@@ -118,6 +127,14 @@ async function prompt(question: string, options: { secret?: boolean } = {}): Pro
       resolve(answer);
     }),
   );
+}
+
+/** All of stdin when it is piped or redirected; undefined on a terminal (then the command prompts). */
+async function readStdin(): Promise<string | undefined> {
+  if (process.stdin.isTTY) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

@@ -6,9 +6,10 @@
 import { registerSecret } from '../../../log/redact.ts';
 import { listSecrets, readRawConfig, secretPathFor, secretSettings, storeSecret, type SecretInfo } from '../../../config/secret-file.ts';
 import { MbError } from '../../../errors/index.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'secret',
   summary: {
     en: 'Store a secret encrypted in mailbridge.yaml; list secrets, masked',
@@ -53,19 +54,21 @@ standardmäßig mailbridge.key neben mailbridge.yaml), die das erste \`secret se
 0600 anlegt. Sichern Sie die Schlüsseldatei getrennt von der Konfiguration: ohne sie sind die
 Geheimnisse verloren.`,
   },
+  options: {
+    json: { type: 'boolean', help: { en: 'list: print JSON', de: 'list: JSON ausgeben' } },
+  },
   async run(ctx) {
     const [sub, ...rest] = ctx.args;
     const de = ctx.lang === 'de';
     if (sub === 'set') {
-      if (rest.length !== 1 || rest[0]!.startsWith('-')) {
+      if (rest.length !== 1) {
         throw usage(de ? 'secret set erwartet genau einen Pfad, z. B. connections.contoso.clientSecret; den Wert fragt es ab.' : 'secret set takes exactly one path, e.g. connections.contoso.clientSecret; it asks for the value.');
       }
       return set(ctx, rest[0]!);
     }
     if (sub === 'list') {
-      const extra = rest.filter((a) => a !== '--json');
-      if (extra.length) throw usage(de ? `Unbekanntes Argument: ${extra[0]}` : `Unknown argument: ${extra[0]}`);
-      return list(ctx, rest.includes('--json'));
+      if (rest.length) throw usageError('secret', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+      return list(ctx, ctx.opts.json);
     }
     throw usage(
       sub === undefined
@@ -77,7 +80,7 @@ Geheimnisse verloren.`,
           : `Unknown subcommand: ${sub}`,
     );
   },
-};
+});
 
 function usage(detail: string): MbError {
   return new MbError('MB_CLI_USAGE', { detail, command: 'secret' });

@@ -17,8 +17,9 @@ import type { Lang } from '../../../i18n/index.ts';
 import { relaySchema } from '../../../relay/config.ts';
 import { RoutedTransport, type StepEvent, type StepName } from '../../../relay/transports/index.ts';
 import type { OutboundMessage } from '../../../relay/transport.ts';
-import type { Command } from '../command.ts';
-import { openIdentity, takeFlag, takeOption } from './token.ts';
+import { defineCommand } from '../command.ts';
+import { usageError } from '../args.ts';
+import { openIdentity } from './token.ts';
 
 const STEP: Record<StepName, Record<Lang, string>> = {
   route: { en: 'route', de: 'Route' },
@@ -29,7 +30,7 @@ const STEP: Record<StepName, Record<Lang, string>> = {
   accept: { en: 'accept', de: 'Annahme' },
 };
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'send',
   summary: { en: 'Send a test mail through the configured route', de: 'Testnachricht über die eingerichtete Route senden' },
   help: {
@@ -40,17 +41,7 @@ Sends a test mail the way the relay would: the first route in relay.routes that 
 happens (route, token, connect, auth, send, accept); a failure shows its MB code, cause and fix.
 The message does not go through the queue.
 
-Options:
-  --from ADDRESS      envelope sender and From (required)
-  --to ADDRESS        recipient; repeat or separate with commas (required)
-  --cc ADDRESS        copy recipient (in the Cc header)
-  --bcc ADDRESS       blind copy recipient (envelope only)
-  --subject TEXT      subject (default: "mailbridge test message")
-  --body TEXT         text of the message (default: a short note with host and time)
-  --attach FILE       attach a file; repeat for more
-  --via smtp|graph    use this transport instead of the route's
-  --user NAME         route as if relay user NAME had sent it
-  --json              print the steps and the result as JSON`,
+{options}`,
     de: `Aufruf: mailbridge send --from ADRESSE --to ADRESSE [Optionen]
 
 Sendet eine Testnachricht so, wie das Relay es täte: Die erste Route in relay.routes, die zum
@@ -58,41 +49,50 @@ Absender (und --user) passt, wählt Verbindung, sendendes Postfach und Transport
 angezeigt, sobald er geschieht (Route, Token, Verbindung, Anmeldung, Senden, Annahme); ein Fehler
 zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über die Warteschlange.
 
-Optionen:
-  --from ADRESSE      Umschlag-Absender und From (erforderlich)
-  --to ADRESSE        Empfänger; wiederholen oder mit Kommas trennen (erforderlich)
-  --cc ADRESSE        Kopie-Empfänger (im Cc-Kopf)
-  --bcc ADRESSE       Blindkopie-Empfänger (nur im Umschlag)
-  --subject TEXT      Betreff (Standard: "mailbridge test message")
-  --body TEXT         Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)
-  --attach DATEI      eine Datei anhängen; für weitere wiederholen
-  --via smtp|graph    diesen Transport statt dem der Route verwenden
-  --user NAME         so routen, als hätte der Relay-Benutzer NAME gesendet
-  --json              Schritte und Ergebnis als JSON ausgeben`,
+{options}`,
+  },
+  options: {
+    from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'envelope sender and From (required)', de: 'Umschlag-Absender und From (erforderlich)' } },
+    to: {
+      type: 'string',
+      value: { en: 'ADDRESS', de: 'ADRESSE' },
+      multiple: true,
+      help: { en: 'recipient; repeat or separate with commas (required)', de: 'Empfänger; wiederholen oder mit Kommas trennen (erforderlich)' },
+    },
+    cc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'copy recipient (in the Cc header)', de: 'Kopie-Empfänger (im Cc-Kopf)' } },
+    bcc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'blind copy recipient (envelope only)', de: 'Blindkopie-Empfänger (nur im Umschlag)' } },
+    subject: { type: 'string', value: 'TEXT', help: { en: 'subject (default: "mailbridge test message")', de: 'Betreff (Standard: "mailbridge test message")' } },
+    body: {
+      type: 'string',
+      value: 'TEXT',
+      help: { en: 'text of the message (default: a short note with host and time)', de: 'Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)' },
+    },
+    attach: { type: 'string', value: { en: 'FILE', de: 'DATEI' }, multiple: true, help: { en: 'attach a file; repeat for more', de: 'eine Datei anhängen; für weitere wiederholen' } },
+    via: {
+      type: 'string',
+      value: 'smtp|graph',
+      choices: ['smtp', 'graph'],
+      help: { en: "use this transport instead of the route's", de: 'diesen Transport statt dem der Route verwenden' },
+    },
+    user: { type: 'string', value: 'NAME', help: { en: 'route as if relay user NAME had sent it', de: 'so routen, als hätte der Relay-Benutzer NAME gesendet' } },
+    json: { type: 'boolean', help: { en: 'print the steps and the result as JSON', de: 'Schritte und Ergebnis als JSON ausgeben' } },
   },
   async run(ctx) {
-    const args = [...ctx.args];
-    const many = (name: string) => {
-      const out: string[] = [];
-      for (let v = takeOption(ctx, args, name, 'send'); v !== undefined; v = takeOption(ctx, args, name, 'send')) {
-        out.push(...v.split(',').map((s) => s.trim()).filter(Boolean));
-      }
-      return out;
-    };
-    const from = takeOption(ctx, args, '--from', 'send');
-    const to = many('--to');
-    const cc = many('--cc');
-    const bcc = many('--bcc');
-    const attach = many('--attach');
-    const subject = takeOption(ctx, args, '--subject', 'send') ?? 'mailbridge test message';
-    const bodyText = takeOption(ctx, args, '--body', 'send');
-    const via = takeOption(ctx, args, '--via', 'send');
-    const user = takeOption(ctx, args, '--user', 'send');
-    const json = takeFlag(args, '--json');
+    const o = ctx.opts;
+    const many = (values: string[]) => values.flatMap((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+    const from = o.from;
+    const to = many(o.to);
+    const cc = many(o.cc);
+    const bcc = many(o.bcc);
+    const attach = o.attach;
+    const subject = o.subject ?? 'mailbridge test message';
+    const bodyText = o.body;
+    const via = o.via as 'smtp' | 'graph' | undefined;
+    const user = o.user;
+    const json = o.json;
     const de = ctx.lang === 'de';
-    if (args.length > 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? `unbekanntes Argument ${args[0]}` : `unknown argument ${args[0]}` });
-    if (!from || to.length === 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? '--from und --to sind erforderlich' : '--from and --to are required' });
-    if (via !== undefined && via !== 'smtp' && via !== 'graph') throw new MbError('MB_CLI_USAGE', { command: 'send', detail: '--via smtp|graph' });
+    if (ctx.args.length > 0) throw usageError('send', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    if (!from || to.length === 0) throw usageError('send', ctx.lang, { en: '--from and --to are required', de: '--from und --to sind erforderlich' });
 
     const attachments = [];
     for (const path of attach) {
@@ -188,4 +188,4 @@ Optionen:
       await opened.close();
     }
   },
-};
+});
