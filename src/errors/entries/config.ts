@@ -436,4 +436,13 @@ export const config = {
       de: 'Führen Sie den Befehl erneut aus und tippen oder fügen Sie den Wert ein (er wird nicht angezeigt), oder leiten Sie ihn ein: `printf %s "$WERT" | mailbridge secret set {field}`.',
     },
   },
+  MB_SECRET_FILE_UNREADABLE: {
+    http: 400,
+    title: { en: 'Secret file cannot be read', de: 'Datei mit dem Geheimnis nicht lesbar' },
+    cause: { en: 'mailbridge could not read {file} for {field}: {detail}', de: 'mailbridge konnte {file} für {field} nicht lesen: {detail}' },
+    fix: {
+      en: 'Check the path and that the user running mailbridge may read it (ls -l {file}), then run `mailbridge secret set {field} --file {file}` again.',
+      de: 'Prüfen Sie den Pfad und ob der Benutzer, unter dem mailbridge läuft, die Datei lesen darf (ls -l {file}), dann `mailbridge secret set {field} --file {file}` erneut ausführen.',
+    },
+  },
 } satisfies CatalogueSection;

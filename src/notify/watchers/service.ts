@@ -199,6 +199,11 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           const { createImapWatcher } = await import('./imap/index.ts');
           const ca = caOf(g.imap.caFile);
           const options = { ...g.imap, ...(g.imap.host === undefined && cloud ? { host: cloud.exchange.imap.host } : {}) };
+          // The group's own login (imap.auth: { user, password }) is a secret like a listener's.
+          if (typeof options.auth === 'object') {
+            options.auth = { ...options.auth, password: o.reveal(options.auth.password, `notify.watch.groups.${plan.name}.imap.auth.password`) };
+            registerSecret(options.auth.password);
+          }
           watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, proxy, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
         }
         built.push({ group: plan.name, kind: g.kind, watcher });
