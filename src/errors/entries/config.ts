@@ -340,7 +340,7 @@ export const config = {
     title: { en: 'Connection without credential', de: 'Verbindung ohne Anmeldeinformation' },
     cause: {
       en: '{field} uses the {flow} flow, which needs a client secret or a certificate, but has neither.',
-      de: '{field} verwendet den Ablauf {flow}, der einen geheimen Clientschlüssel oder ein Zertifikat braucht, hat aber keins von beiden.',
+      de: '{field} verwendet das Anmeldeverfahren {flow}, das einen geheimen Clientschlüssel oder ein Zertifikat braucht, hat aber keins von beiden.',
     },
     fix: {
       en: 'Entra admin center › App registrations › your app › Certificates & secrets: create a client secret and store it with `mailbridge secret set {field}.clientSecret`, or upload a certificate and set {field}.certificate.path.',

@@ -104,14 +104,14 @@ export const identity = {
   },
   MB_IDENTITY_WRONG_FLOW: {
     http: 400,
-    title: { en: 'Not possible with this connection\'s flow', de: 'Mit dem Ablauf dieser Verbindung nicht möglich' },
+    title: { en: 'Not possible with this connection\'s flow', de: 'Mit dem Anmeldeverfahren dieser Verbindung nicht möglich' },
     cause: {
       en: 'Connection "{connection}" uses flow "{flow}"; this needs flow: {needed}.',
-      de: 'Verbindung „{connection}“ verwendet den Ablauf „{flow}“; dies erfordert flow: {needed}.',
+      de: 'Verbindung „{connection}“ verwendet das Anmeldeverfahren „{flow}“; dies erfordert flow: {needed}.',
     },
     fix: {
       en: 'Set connections.{connection}.flow accordingly in mailbridge.yaml, or use a connection with that flow.',
-      de: 'Setzen Sie connections.{connection}.flow in mailbridge.yaml entsprechend oder verwenden Sie eine Verbindung mit diesem Ablauf.',
+      de: 'Setzen Sie connections.{connection}.flow in mailbridge.yaml entsprechend oder verwenden Sie eine Verbindung mit diesem Anmeldeverfahren.',
     },
   },
   MB_IDENTITY_MSAL: {
@@ -882,6 +882,18 @@ export const identity = {
     title: { en: 'Sign-in cancelled', de: 'Anmeldung abgebrochen' },
     cause: { en: 'Waiting for the sign-in of connection "{connection}" was cancelled.', de: 'Das Warten auf die Anmeldung der Verbindung „{connection}“ wurde abgebrochen.' },
     fix: { en: 'Run `mailbridge signin {connection}` again when ready.', de: 'Führen Sie `mailbridge signin {connection}` erneut aus, wenn Sie bereit sind.' },
+  },
+  MB_SIGNIN_DEVICE_CODE_TIMEOUT: {
+    http: 504,
+    title: { en: 'Device code not entered in time', de: 'Gerätecode nicht rechtzeitig eingegeben' },
+    cause: {
+      en: 'Nobody entered the code and signed in within {minutes} minutes for connection "{connection}".',
+      de: 'Innerhalb von {minutes} Minuten hat niemand den Code eingegeben und sich für Verbindung „{connection}“ angemeldet.',
+    },
+    fix: {
+      en: 'Run `mailbridge signin {connection} --device-code` again, open the address it prints on any device and enter the code before it expires (give more time with --timeout).',
+      de: 'Führen Sie `mailbridge signin {connection} --device-code` erneut aus, öffnen Sie die ausgegebene Adresse auf einem beliebigen Gerät und geben Sie den Code ein, bevor er abläuft (mehr Zeit mit --timeout).',
+    },
   },
   MB_SIGNIN_TIMEOUT: {
     http: 504,

@@ -515,7 +515,7 @@ export const relay = {
     },
     fix: {
       en: 'Nothing is lost and no retry is used up. For more volume spread the mail over several mailboxes (one route each); raise relay.queue.recipientsPerDay only if your tenant has a higher limit.',
-      de: 'Es geht nichts verloren, und kein Wiederholungsversuch wird verbraucht. Für mehr Volumen verteilen Sie die Nachrichten auf mehrere Postfächer (je eine Route); erhöhen Sie relay.queue.recipientsPerDay nur, wenn Ihr Tenant eine höhere Grenze hat.',
+      de: 'Es geht nichts verloren, und kein Wiederholungsversuch wird verbraucht. Für mehr Volumen verteilen Sie die Nachrichten auf mehrere Postfächer (je eine Route); erhöhen Sie relay.queue.recipientsPerDay nur, wenn Ihr Mandant eine höhere Grenze hat.',
     },
   },
   MB_RELAY_UPSTREAM_UNREACHABLE: {

@@ -8,7 +8,7 @@ import { usageError } from '../args.ts';
 
 export const command = defineCommand({
   name: 'sandbox',
-  summary: { en: 'Start the sandbox tenant (Entra ID, Exchange Online, Graph, EWS, Dovecot)', de: 'Sandbox-Tenant starten (Entra ID, Exchange Online, Graph, EWS, Dovecot)' },
+  summary: { en: 'Start the sandbox tenant (Entra ID, Exchange Online, Graph, EWS, Dovecot)', de: 'Sandbox-Mandanten starten (Entra ID, Exchange Online, Graph, EWS, Dovecot)' },
   help: {
     en: `Usage: mailbridge sandbox [--dir DIR] [--file sandbox.yaml] [--synthetic N] [--port NAME=N …] [--smtp-port N] [--imap-port N] [--admin-port N]
 
@@ -28,7 +28,7 @@ addresses; the example DIR/mailbridge.yaml is written once and then left as you 
 Needs Dovecot (Debian: scripts/dovecot/install.sh, as root).`,
     de: `Aufruf: mailbridge sandbox [--dir VERZ] [--file sandbox.yaml] [--synthetic N] [--port NAME=N …] [--smtp-port N] [--imap-port N] [--admin-port N]
 
-Startet einen nachgebildeten Microsoft-365-Tenant auf diesem Rechner: Entra ID für jede nationale
+Startet einen nachgebildeten Microsoft-365-Mandanten auf diesem Rechner: Entra ID für jede nationale
 Cloud, SMTP (STARTTLS, AUTH XOAUTH2) und IMAP (TLS, XOAUTH2) von Exchange Online mit den
 Berechtigungsregeln und Antworten von Microsoft, die Mail-API von Microsoft Graph (sendMail, Delta,
 Änderungsbenachrichtigungen), EWS eines lokalen Exchange Servers (Streaming- und Push-Benachrichtigungen,
@@ -56,7 +56,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
       value: { en: 'FILE', de: 'DATEI' },
       help: {
         en: 'tenants, apps and mailboxes to use instead of the demo tenant (first start only)',
-        de: 'Tenants, Apps und Postfächer statt des Demo-Tenants (nur beim ersten Start)',
+        de: 'Mandanten, Apps und Postfächer statt des Demo-Mandanten (nur beim ersten Start)',
       },
     },
     synthetic: {
@@ -66,7 +66,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
       max: 999_999,
       help: {
         en: 'also N in-memory mailboxes (user00001@synthetic.test …) in the first tenant, served\nby Graph and EWS, for watching thousands of mailboxes (scale tests)',
-        de: 'zusätzlich N Postfächer im Speicher (user00001@synthetic.test …) im ersten Tenant,\nbedient von Graph und EWS, um Tausende Postfächer zu überwachen (Lasttests)',
+        de: 'zusätzlich N Postfächer im Speicher (user00001@synthetic.test …) im ersten Mandanten,\nbedient von Graph und EWS, um Tausende Postfächer zu überwachen (Lasttests)',
       },
     },
     port: {
@@ -116,7 +116,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
       ...(o.proxy ? { proxy: true } : {}),
       log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
     });
-    ctx.out.line(de ? 'Sandbox-Tenant läuft:' : 'Sandbox tenant is running:');
+    ctx.out.line(de ? 'Sandbox-Mandant läuft:' : 'Sandbox tenant is running:');
     for (const [name, value] of sandbox.endpoints()) ctx.out.line(`  ${name.padEnd(34)} ${value}`);
     ctx.out.line();
     const tenants = sandbox.directory.data.tenants;

@@ -44,7 +44,7 @@ sign-in (encrypted) and renews it by itself from then on.
 Press Ctrl-C to cancel (exit status 130; 143 after SIGTERM).`,
     de: `Aufruf: mailbridge signin <verbindung> [--device-code] [--account UPN] [--timeout MINUTEN]
 
-Meldet einen Benutzer für eine Verbindung mit dem Ablauf auth-code oder device-code an;
+Meldet einen Benutzer für eine Verbindung mit dem Anmeldeverfahren auth-code oder device-code an;
 mailbridge bewahrt die Anmeldung (verschlüsselt) auf und erneuert sie danach selbstständig.
 
   (Standard)      Gibt einen Anmeldelink zum Öffnen im Browser aus. Entra ID leitet den Browser
@@ -90,6 +90,7 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
     });
     const timer = setTimeout(() => abort.abort(), timeoutMinutes * 60_000);
     let listener: FastifyInstance | undefined;
+    let redirectUri: string | undefined;
     try {
       let result: SignInResult;
       if (deviceCode) {
@@ -113,6 +114,7 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
         });
       } else {
         const link = await opened.identity.beginSignIn(name, { loginHint: account });
+        redirectUri = link.redirectUri;
         listener = await serveRedirectIfNeeded(ctx, opened, link.redirectUri);
         ctx.out.line(de ? 'Öffnen Sie diesen Link im Browser und melden Sie sich mit dem Postfachkonto an:' : 'Open this link in a browser and sign in with the mailbox account:');
         ctx.out.line();
@@ -134,8 +136,9 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
       return 0;
     } catch (err) {
       if (abort.signal.aborted && !stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
-        // The timer fired, not Ctrl-C.
-        throw new MbError('MB_SIGNIN_TIMEOUT', { connection: name, minutes: timeoutMinutes, redirectUri: '-' });
+        // The timer fired, not Ctrl-C. A device code has no redirect to check, only a code not entered.
+        if (redirectUri === undefined) throw new MbError('MB_SIGNIN_DEVICE_CODE_TIMEOUT', { connection: name, minutes: timeoutMinutes });
+        throw new MbError('MB_SIGNIN_TIMEOUT', { connection: name, minutes: timeoutMinutes, redirectUri });
       }
       if (stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
         // Cancelled by Ctrl-C or SIGTERM: say so, and exit as a shell reports a process ended by

@@ -78,7 +78,7 @@ const LABELS = {
   },
   de: {
     connection: 'Verbindung',
-    flow: 'Ablauf',
+    flow: 'Anmeldeverfahren',
     cloud: 'Cloud',
     tenant: 'Mandant',
     app: 'App',

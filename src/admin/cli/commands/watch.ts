@@ -10,6 +10,7 @@
 import { loadConfig } from '../../../config/index.ts';
 import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
+import { webhookPayload } from '../../../notify/sinks/webhook.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
 import { openStore } from '../../../store/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
@@ -64,7 +65,9 @@ function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: 
       .map(([s, n]) => `${state(s)} ${n}`)
       .join(', ');
     const boxes = de ? (g.mailboxes === 1 ? 'Postfach' : 'Postfächer') : g.mailboxes === 1 ? 'mailbox' : 'mailboxes';
-    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${boxes}, ${g.listeners} Listener — ${states}`);
+    // German "Listener" is the same in singular and plural; English needs the plural s.
+    const listeners = de ? 'Listener' : g.listeners === 1 ? 'listener' : 'listeners';
+    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${boxes}, ${g.listeners} ${listeners} — ${states}`);
   }
   for (const m of status.attention.slice(0, 20)) ctx.out.line(`  ${m.mailbox} [${m.group}] ${state(m.state)}${m.error ? `: ${m.error.code} ${m.error.message}` : ''}`);
   for (const p of status.problems.slice(-5)) ctx.out.line(`  ! ${p.at} ${p.mailbox ?? p.listener}: ${p.message}`);
@@ -127,7 +130,8 @@ veröffentlicht werden, bis Strg-C.
       const show = (rows: Array<{ body: string; seq: number; cursor: number }>) => {
         for (const r of rows) {
           const e = { ...parseEvent(r.body), seq: r.seq };
-          if (o.json) ctx.out.json(e);
+          // What a webhook receives (type, timestamp, data), so a receiver can be written against this output.
+          if (o.json) ctx.out.json(JSON.parse(webhookPayload(e)));
           else ctx.out.line(describe(e, de));
         }
       };
