@@ -672,6 +672,7 @@ export class Identity {
       loginHost: rt.endpoints.host,
       scope: this.scopesFor(rt, resource).join(' '),
       account,
+      appOnly: !rt.delegated,
       redirectUri: redirectUri ?? rt.conn.redirectUri ?? this.defaultRedirectUri(),
       thumbprint: rt.credential.kind === 'certificate' ? rt.credential.certificate.thumbprintSha1.toUpperCase() : undefined,
     };

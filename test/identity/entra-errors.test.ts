@@ -165,3 +165,20 @@ test('AADSTS50126, 50057, 50105 and 7000114, as the sandbox Entra ID sends them,
     assert.equal(e.details.correlationId, trace.correlationId);
   }
 });
+
+test('53003 and 50076 for an app-only connection name the app and its workload-identity policy, not "for —"', () => {
+  for (const code of ['53003', '50076']) {
+    const e = fromEntraBody(body(code), { ...ctx, appOnly: true });
+    assert.equal(e.code, 'MB_ENTRA_APP_BLOCKED_BY_CA');
+    for (const lang of ['en', 'de'] as const) {
+      const x = e.explain(lang);
+      assert.ok(!/—/.test(x.cause + x.fix + x.title), `${code} ${lang}: ${x.cause}`);
+      assert.match(x.title, new RegExp(`AADSTS${code}`));
+      assert.match(x.cause, /535fb089-9ff3-47b6-9bfb-4f1264799865/);
+    }
+    assert.match(e.explain('en').fix, /Service principal sign-ins/);
+    assert.match(e.explain('de').fix, /Dienstprinzipalanmeldungen/);
+    // Delegated: the user-shaped text with the account stays.
+    assert.match(fromEntraBody(body(code), { ...ctx, account: 'anna@contoso.com' }).explain('en').cause, /anna@contoso\.com/);
+  }
+});

@@ -329,8 +329,8 @@ export const identity = {
       de: 'Der Proxy {proxy} hat mailbridge nicht mit {host} verbunden: {detail}',
     },
     fix: {
-      en: 'Check the proxy address and port, allow CONNECT to {host}:443 on the proxy, and put user and password into the proxy URL if it asks for them (http://user:password@proxy:3128).',
-      de: 'Prüfen Sie Adresse und Port des Proxys, erlauben Sie dort CONNECT zu {host}:443 und tragen Sie Benutzer und Kennwort in die Proxy-URL ein, falls er danach fragt (http://benutzer:kennwort@proxy:3128).',
+      en: 'Check the proxy address and port, allow CONNECT to {target} on the proxy, and put user and password into the proxy URL if it asks for them (http://user:password@proxy:3128).',
+      de: 'Prüfen Sie Adresse und Port des Proxys, erlauben Sie dort CONNECT zu {target} und tragen Sie Benutzer und Kennwort in die Proxy-URL ein, falls er danach fragt (http://benutzer:kennwort@proxy:3128).',
     },
   },
   MB_IDENTITY_TIMEOUT: {
@@ -693,6 +693,18 @@ export const identity = {
     fix: {
       en: 'Find the policy under Entra admin center › Monitoring › Sign-in logs (filter by the correlation ID) and exclude this app or the gateway\'s IP from it at Protection › Conditional Access.',
       de: 'Finden Sie die Richtlinie unter Entra Admin Center › Überwachung › Anmeldeprotokolle (nach Korrelations-ID filtern) und nehmen Sie diese App oder die IP des Gateways unter Schutz › Bedingter Zugriff davon aus.',
+    },
+  },
+  MB_ENTRA_APP_BLOCKED_BY_CA: {
+    http: 403,
+    title: { en: 'App blocked by Conditional Access (AADSTS{aadsts})', de: 'App durch bedingten Zugriff blockiert (AADSTS{aadsts})' },
+    cause: {
+      en: 'A Conditional Access policy for workload identities blocks the app-only sign-in of app {clientId} (connection "{connection}"), e.g. by location; an app cannot satisfy MFA.',
+      de: 'Eine Richtlinie für bedingten Zugriff auf Workloadidentitäten blockiert die reine App-Anmeldung der App {clientId} (Verbindung „{connection}“), z. B. nach Standort; eine App kann keine MFA erfüllen.',
+    },
+    fix: {
+      en: 'Find the policy under Entra admin center › Monitoring › Sign-in logs › Service principal sign-ins (filter by the correlation ID) and exclude this app or the gateway\'s IP from it at Protection › Conditional Access.',
+      de: 'Finden Sie die Richtlinie unter Entra Admin Center › Überwachung › Anmeldeprotokolle › Dienstprinzipalanmeldungen (nach Korrelations-ID filtern) und nehmen Sie diese App oder die IP des Gateways unter Schutz › Bedingter Zugriff davon aus.',
     },
   },
   MB_ENTRA_APP_DISABLED: {
