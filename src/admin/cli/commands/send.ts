@@ -157,7 +157,7 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
         ...(via ? { via } : {}),
         onStep: (e) => {
           steps.push(e);
-          if (!json) ctx.out.line(`${e.ok ? '✔' : '✖'} ${STEP[e.step][ctx.lang].padEnd(10)} ${e.detail ?? ''}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
+          if (!json) ctx.out.line(`${e.ok ? '✔' : '✖'} ${STEP[e.step][ctx.lang].padEnd(10)} ${stepDetail(e.detail ?? '', ctx.lang)}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
         },
       });
       if ('ok' in result) {
@@ -175,10 +175,10 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
         ctx.out.line(
           'temporary' in result
             ? de
-              ? '  Der Relay würde diese Nachricht zurückstellen und erneut versuchen.'
+              ? '  Das Relay würde diese Nachricht zurückstellen und erneut versuchen.'
               : '  The relay would defer this message and try again.'
             : de
-              ? '  Der Relay würde diese Nachricht mit einem Unzustellbarkeitsbericht zurückweisen.'
+              ? '  Das Relay würde diese Nachricht mit einem Unzustellbarkeitsbericht zurückweisen.'
               : '  The relay would bounce this message with a delivery report.',
         );
       }
@@ -189,3 +189,35 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
     }
   },
 });
+
+/**
+ * The transports describe each step in English (their log lines use the same words); in German the
+ * words mailbridge wrote are translated here. What a server answered (SMTP replies, Graph error
+ * texts) is quoted as it came, in Microsoft's words.
+ */
+const DETAIL_DE: Array<[RegExp, string]> = [
+  [/^route (\S+): (\S+) via connection (\S+) as (\S+)$/, 'Route $1: $2 über Verbindung $3 als $4'],
+  [/^no route in relay\.routes for sender (\S+) \(relay user (\S+)\)$/, 'keine Route in relay.routes für Absender $1 (Relay-Benutzer $2)'],
+  [/^no route for (\S+)$/, 'keine Route für $1'],
+  [/^sender (.+) not allowed on route (\S+)(?: \(sendAs: (.*)\))?$/, 'Absender $1 auf Route $2 nicht erlaubt'],
+  [/^sender (.+) rewritten to (\S+) \(original kept as Reply-To\)$/, 'Absender $1 umgeschrieben auf $2 (Original als Reply-To behalten)'],
+  [/^sent over SMTP instead: (\d+) bytes is over Graph's limit$/, 'stattdessen über SMTP gesendet: $1 Bytes überschreiten die Grenze von Graph'],
+  [/^sent over SMTP instead: To\/Cc name (.+) outside the envelope$/, 'stattdessen über SMTP gesendet: To/Cc nennen $1 außerhalb des Umschlags'],
+  [/: delegated \(([^)]*)\)/, ': delegiert ($1)'],
+  [/: app-only/, ': nur App'],
+  [/, cached, valid until /, ', aus dem Cache, gültig bis '],
+  [/, valid until /, ', gültig bis '],
+  [/ \(open connection reused, (\d+) sent on it\)$/, ' (offene Verbindung wiederverwendet, $1 darüber gesendet)'],
+  [/^(\S+) plain$/, '$1 unverschlüsselt'],
+  [/^AUTH XOAUTH2 as (\S+)$/, 'AUTH XOAUTH2 als $1'],
+  [/^(MAIL FROM:<[^>]*>) (\d+) RCPT, (\d+) bytes$/, '$1 $2 RCPT, $3 Bytes'],
+  [/^POST (\S+) \((\d+) bytes MIME, (\d+) recipients?\)$/, 'POST $1 ($2 Bytes MIME, $3 Empfänger)'],
+  [/^(\d+) bytes > (\d+) bytes of MIME \(4 MB request after base64\)$/, '$1 Bytes > $2 Bytes MIME (4-MB-Anfrage nach Base64)'],
+];
+
+export function stepDetail(detail: string, lang: Lang): string {
+  if (lang !== 'de') return detail;
+  let out = detail;
+  for (const [re, de] of DETAIL_DE) out = out.replace(re, de);
+  return out;
+}
