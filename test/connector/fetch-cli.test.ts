@@ -16,6 +16,7 @@ import { parse, stringify } from 'yaml';
 import { command, Progress, runFetch, type FetchEnvironment } from '../../src/admin/cli/commands/fetch.ts';
 import type { CommandContext } from '../../src/admin/cli/command.ts';
 import { parseCommandLine } from '../../src/admin/cli/args.ts';
+import { silentLogger } from '../../src/log/index.ts';
 import type { Output } from '../../src/admin/cli/output.ts';
 import { MbError } from '../../src/errors/index.ts';
 import type { Lang } from '../../src/i18n/index.ts';
@@ -32,7 +33,7 @@ function capture(lang: Lang, tty: boolean): Output & { lines: string[]; errors: 
 
 function ctx(argv: string[], out: Output): CommandContext<typeof command.options> {
   const { positionals: args, options: opts } = parseCommandLine('fetch', command.options, argv, out.lang);
-  return { args, opts, lang: out.lang, out, configPath: '/nonexistent.yaml', env: {}, prompt: async () => '', readStdin: async () => undefined, stopSignal: new Promise(() => undefined) };
+  return { args, opts, lang: out.lang, out, configPath: '/nonexistent.yaml', env: {}, prompt: async () => '', readStdin: async () => undefined, log: silentLogger, stopSignal: new Promise(() => undefined) };
 }
 
 test('mailbridge fetch --once end to end: sandbox Entra token, Exchange IMAP front, maildir; plain lines off a terminal', { timeout: 120_000 }, async () => {

@@ -82,7 +82,14 @@ test('an unknown AADSTS code still explains itself: MB_ENTRA_UNKNOWN with code, 
     { aadsts: 'AADSTS50194', traceId: '1111aaaa-0000-0000-0000-000000000000', correlationId: '2222bbbb-0000-0000-0000-000000000000' },
   );
   const text = renderText(e.explain('en'), 'en');
-  assert.match(text, /traceId: 1111aaaa/);
+  assert.match(text, /Trace ID: 1111aaaa/);
+  assert.match(text, /Correlation ID: 2222bbbb/);
+  // In German the labels are German too; the IDs stay as Microsoft support needs them.
+  const de = renderText(e.explain('de'), 'de');
+  assert.match(de, /Trace-ID: 1111aaaa/);
+  assert.match(de, /Korrelations-ID: 2222bbbb/);
+  assert.match(de, /Fehlercode: AADSTS50194/);
+  assert.doesNotMatch(de, /traceId|correlationId|aadsts:/);
   assert.equal(aadstsOf('xx AADSTS700016: y'), '700016');
   assert.equal(plainDescription('AADSTS1: A. Trace ID: 1 Correlation ID: 2'), 'A.');
 });

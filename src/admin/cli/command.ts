@@ -1,5 +1,6 @@
 import { tr, type Lang, type Text } from '../../i18n/index.ts';
 import { optionsHelp, type OptionDefs, type OptionValues } from './args.ts';
+import type { Logger } from '../../log/index.ts';
 import type { Output } from './output.ts';
 
 /** What every command gets: its parsed command line, the admin's language, scrubbed output, the config path. */
@@ -17,6 +18,12 @@ export interface CommandContext<O extends OptionDefs = OptionDefs> {
   prompt(question: string, options?: { secret?: boolean }): Promise<string>;
   /** Read all of stdin when it is piped (undefined on a terminal): multi-line secrets such as PEM keys. */
   readStdin(): Promise<string | undefined>;
+  /**
+   * The log of the libraries a command drives (identity, transports, sources). Silent unless asked
+   * for with --log-format json or MAILBRIDGE_LOG_LEVEL: a command tells the admin what happened in
+   * human lines in the chosen language, and does not repeat them as English JSON on stderr.
+   */
+  log: Logger;
   /** Resolves when the admin presses Ctrl-C (SIGINT) or the process gets SIGTERM. */
   stopSignal: Promise<string>;
 }

@@ -16,8 +16,8 @@ import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummar
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { cloudFor, createIdentity } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
+import { createLogger } from '../../../log/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs } from '../args.ts';
 import type { Output } from '../output.ts';
@@ -54,7 +54,7 @@ export interface FetchEnvironment {
 /** Config, store and identity as the command uses them; tests pass their own. */
 export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEnvironment> {
   const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' });
+  const log = ctx.log;
   const secretBox = await openSecretBox({ keyFile, env: ctx.env });
   const store = await openStore(config.store);
   const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });

@@ -11,7 +11,6 @@ import { basename } from 'node:path';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { createLogger } from '../../../log/index.ts';
 import { MbError, explain, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { relaySchema } from '../../../relay/config.ts';
@@ -132,7 +131,7 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
       routes: relay.routes,
       tokens: opened.identity,
       hostname: relay.hostname ?? hostname(),
-      log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
+      log: ctx.log,
       env: ctx.env,
     });
     try {

@@ -12,7 +12,6 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { SignInResult } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { signinRoutes } from '../../../server/signin.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { oneConnection, openIdentity } from './token.ts';
@@ -164,8 +163,8 @@ async function serveRedirectIfNeeded(
   const target = new URL(redirectUri);
   if (await answers(new URL('/health', target.origin).href)) return undefined;
   if (!LOOPBACK.has(target.hostname) || target.protocol !== 'http:') return undefined;
-  const http = Fastify({ loggerInstance: createLogger({ level: 'warn' }) as FastifyBaseLogger });
-  await http.register(signinRoutes, { config: opened.config, store: opened.store, log: createLogger({ level: 'warn' }), identity: opened.identity });
+  const http = Fastify({ loggerInstance: ctx.log as FastifyBaseLogger });
+  await http.register(signinRoutes, { config: opened.config, store: opened.store, log: ctx.log, identity: opened.identity });
   const host = target.hostname === 'localhost' ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, '');
   try {
     await listenOn('redirect URI', host, Number(target.port || 80), () => http.listen({ host, port: Number(target.port || 80) }));

@@ -7,7 +7,6 @@ import { loadConfig } from '../../../config/index.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { renderText } from '../../../errors/index.ts';
 import { createIdentity, type Identity, type Resource } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
 import type { Config } from '../../../config/schema.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
@@ -24,7 +23,7 @@ export interface OpenedIdentity {
 /** Config, SecretBox, store and Identity for a command (also used by `signin`). */
 export async function openIdentity(ctx: CommandContext): Promise<OpenedIdentity> {
   const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' });
+  const log = ctx.log;
   const secretBox = await openSecretBox({ keyFile, env: ctx.env });
   const store = await openStore(config.store);
   const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });
