@@ -208,6 +208,8 @@ test('a whole sandbox session prints, logs and answers none of the configured se
     serve = undefined;
     captured.push(['serve stdout', out], ['serve stderr', err]);
     assert.match(out, /SIGTERM received/);
+    // A clean start: no process warning (Fastify deprecations came on every serve with a watch listener).
+    assert.doesNotMatch(err, /\(node:\d+\) \[?\w*\]? ?\w*(Warning|Deprecation)/, err.split('\n').find((l) => /Warning|Deprecation/.test(l)));
     assert.ok(err.split('\n').filter(Boolean).length > 5, 'the debug log was written');
     // The listener passwords were in play: Exchange and the IMAP server were asked with them.
     assert.match(err, /MB_EWS_UNAUTHORIZED/);
