@@ -73,3 +73,15 @@ test('German output of config check, secret list and watch carries no English la
     }
   }
 });
+
+test('German summaries and help say Mandant, never Tenant, as Microsoft German documentation does', async () => {
+  const { commands } = await import('../../../src/admin/cli/commands/index.ts');
+  const { commandHelp } = await import('../../../src/admin/cli/command.ts');
+  for (const [name, load] of Object.entries(commands)) {
+    const c = await load();
+    const text = `${c.summary.de}\n${commandHelp(c, 'de')}`;
+    assert.doesNotMatch(text, /Tenant/, `${name}: ${text.split('\n').find((l) => l.includes('Tenant'))}`);
+  }
+  const overview = await runCli(['--lang', 'de', '--help']);
+  assert.match(overview.stdout, /Sandbox-Mandanten starten/);
+});
