@@ -84,7 +84,7 @@ export const configSchema = z
     store: z
       .discriminatedUnion('driver', [
         z.object({ driver: z.literal('sqlite'), path: z.string().default('data/mailbridge.db') }).strict(),
-        z.object({ driver: z.literal('postgres'), url: secretField('postgres://user:password@host/db') }).strict(),
+        z.object({ driver: z.literal('postgres'), url: secretField('PostgreSQL connection URL, e.g. postgres://user:password@host/db') }).strict(),
       ])
       .default({ driver: 'sqlite', path: 'data/mailbridge.db' }),
     server: z
