@@ -30,6 +30,7 @@ const NOT_SECRETS: Record<string, string> = {
   'notify.watch.listen.keyFile': 'a path to the TLS key file',
   'notify.watch.groups.<name>.listeners.<n>.connection': 'the name of a connection whose tokens are used',
   'notify.watch.groups.<name>.ews.impersonation': 'a switch; the description mentions tokens',
+  'notify.watch.groups.<name>.ews.authentication': 'the scheme (ntlm or basic) the listener password signs in with',
 };
 
 const CONTAINERS = new Set(['object', 'record', 'array', 'union']);
