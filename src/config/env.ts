@@ -57,7 +57,8 @@ export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv, file: st
     let parent = out;
     for (let i = 0; i < r.segments.length - 1; i++) {
       const seg = r.segments[i]!;
-      if (!isPlainObject(parent[seg])) {
+      // A list (notify.watch.groups.<g>.listeners) is entered by index, never replaced.
+      if (!isPlainObject(parent[seg]) && !Array.isArray(parent[seg])) {
         const seed = defaultOf(r.schemas[i]!);
         parent[seg] = isPlainObject(seed) ? seed : {};
       }

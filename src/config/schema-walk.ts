@@ -6,8 +6,8 @@
  * Strategy: wrappers (optional, default, nullable, …) are peeled off to reach the schema that has
  * keys (object, record, discriminated union); their metadata is merged on the way, so a mark such
  * as `secret: true` counts wherever it sits. Keys match exactly first, then case-insensitively.
- * Limits: arrays are leaves (no secret lives in a list today); unions other than object unions are
- * leaves too.
+ * Items of a list are addressed by their index (notify.watch.groups.plant.listeners.0.password); a
+ * union is walked through its object options (imap.auth: xoauth2 | { user, password }).
  */
 import { z } from 'zod';
 import { configSchema } from './schema.ts';
@@ -44,12 +44,20 @@ export function kindOf(schema: AnySchema): string {
   return unwrap(schema).inner._zod.def.type;
 }
 
-/** Object schemas a union offers (store: sqlite | postgres), with the discriminator if there is one. */
+/**
+ * Object schemas a union offers (store: sqlite | postgres; imap.auth: xoauth2 | { user, password }),
+ * with the discriminator if there is one.
+ */
 function objectOptions(inner: AnySchema): { options: Array<z.core.$ZodObject>; discriminator?: string } | undefined {
   const def = inner._zod.def as { type: string; options?: AnySchema[]; discriminator?: string };
   if (def.type !== 'union' || !def.options) return undefined;
   const options = def.options.map((o) => unwrap(o).inner).filter((o): o is z.core.$ZodObject => o._zod.def.type === 'object');
-  return options.length === def.options.length ? { options, discriminator: def.discriminator } : undefined;
+  return options.length > 0 ? { options, discriminator: def.discriminator } : undefined;
+}
+
+function elementOf(inner: AnySchema): AnySchema | undefined {
+  const def = inner._zod.def as { type: string; element?: AnySchema };
+  return def.type === 'array' ? def.element : undefined;
 }
 
 function shapeOf(o: z.core.$ZodObject): Record<string, AnySchema> {
@@ -67,10 +75,12 @@ function discriminatorValue(option: z.core.$ZodObject, discriminator: string): u
   return def.type === 'literal' ? def.values?.[0] : undefined;
 }
 
-/** For a union: the option the value selects by its discriminator, if any. */
+/** For a union: the option the value selects by its discriminator, or the only one its keys fit. */
 function selectedOption(u: { options: z.core.$ZodObject[]; discriminator?: string }, value: unknown): z.core.$ZodObject | undefined {
-  if (!u.discriminator || !isPlainObject(value)) return undefined;
-  return u.options.find((o) => discriminatorValue(o, u.discriminator!) === value[u.discriminator!]);
+  if (!isPlainObject(value)) return undefined;
+  if (u.discriminator) return u.options.find((o) => discriminatorValue(o, u.discriminator!) === value[u.discriminator!]);
+  const fitting = u.options.filter((o) => Object.keys(value).every((k) => k in shapeOf(o)));
+  return fitting.length === 1 ? fitting[0] : undefined;
 }
 
 /** The keys allowed directly under a schema node (for "did you mean" and error texts). */
@@ -153,38 +163,69 @@ export function resolvePath(given: string[], raw: unknown, options: ResolveOptio
       if (key === undefined || !next) {
         return { ok: false, at: i, segments: [...segments, ...given.slice(i)], reason: 'unknown', known: knownKeys(schema, value) };
       }
+    } else if (elementOf(inner)) {
+      // A list item by its index; only items that exist (a new list item is written in the file).
+      const length = Array.isArray(value) ? value.length : 0;
+      if (!/^\d+$/.test(want) || Number(want) >= length) {
+        return { ok: false, at: i, segments: [...segments, ...given.slice(i)], reason: 'unknown', known: Array.from({ length }, (_, n) => String(n)) };
+      }
+      key = String(Number(want));
+      next = elementOf(inner)!;
     } else {
       return { ok: false, at: i, segments: [...segments, ...given.slice(i)], reason: 'leaf', known: [] };
     }
     segments.push(key);
     schemas.push(next);
     schema = next;
-    value = isPlainObject(value) ? value[key] : undefined;
+    value = isPlainObject(value) ? value[key] : Array.isArray(value) ? value[Number(key)] : undefined;
   }
   return { ok: true, segments, schemas };
 }
 
-/** Every secret field of the schema as a pattern; `<name>` stands for a name under a record. */
-export function secretPatterns(root: AnySchema = configSchema): string[] {
-  const out: string[] = [];
-  const walk = (schema: AnySchema, path: string[]): void => {
+export interface SchemaField {
+  /** Pattern of the path: `<name>` for a name under a record, `<n>` for a list index. */
+  path: string;
+  /** The last key (for a record's values, the key the record sits under). */
+  key: string;
+  description: string;
+  secret: boolean;
+  /** The unwrapped type: string, object, record, array, union, number, … */
+  type: string;
+}
+
+/** Every field of the schema, containers included, each once (union options merged). */
+export function schemaFields(root: AnySchema = configSchema): SchemaField[] {
+  const out = new Map<string, SchemaField>();
+  const walk = (schema: AnySchema, path: string[], key: string): void => {
     const { inner, meta } = unwrap(schema);
-    if (meta.secret === true) {
-      out.push(path.join('.'));
-      return;
-    }
     const type = inner._zod.def.type;
+    if (path.length) {
+      const p = path.join('.');
+      const prior = out.get(p);
+      const description = typeof meta.description === 'string' ? meta.description : '';
+      out.set(p, { path: p, key, description: prior?.description || description, secret: meta.secret === true || prior?.secret === true, type });
+    }
+    if (meta.secret === true) return;
     if (type === 'object') {
-      for (const [k, child] of Object.entries(shapeOf(inner as z.core.$ZodObject))) walk(child, [...path, k]);
+      for (const [k, child] of Object.entries(shapeOf(inner as z.core.$ZodObject))) walk(child, [...path, k], k);
     } else if (type === 'record') {
-      walk((inner._zod.def as z.core.$ZodRecordDef).valueType as AnySchema, [...path, '<name>']);
+      walk((inner._zod.def as z.core.$ZodRecordDef).valueType as AnySchema, [...path, '<name>'], key);
+    } else if (elementOf(inner)) {
+      walk(elementOf(inner)!, [...path, '<n>'], key);
     } else {
       const u = objectOptions(inner);
-      if (u) for (const o of u.options) walk(o, path);
+      if (u) for (const o of u.options) walk(o, path, key);
     }
   };
-  walk(root, []);
-  return [...new Set(out)];
+  walk(root, [], '');
+  return [...out.values()];
+}
+
+/** Every secret field of the schema as a pattern; `<name>` stands for a name under a record, `<n>` for a list index. */
+export function secretPatterns(root: AnySchema = configSchema): string[] {
+  return schemaFields(root)
+    .filter((f) => f.secret)
+    .map((f) => f.path);
 }
 
 export interface SecretSlot {
@@ -193,6 +234,21 @@ export interface SecretSlot {
   segments: string[];
   /** The stored value (enc:v1:… or plain text); undefined when not set. */
   value: unknown;
+  schema: AnySchema;
+  /** The object the field sits in, and its schema's shape (to see which alternatives are set). */
+  siblings?: Record<string, unknown>;
+  parent?: Record<string, AnySchema>;
+}
+
+/**
+ * Whether an unset secret slot is a gap: the field is required, or it is the only kind of credential
+ * its section offers that none is set for (a connection with a certificate needs no clientSecret).
+ */
+export function slotNeeded(slot: SecretSlot): boolean {
+  if (defaultOf(slot.schema) === undefined && !(slot.schema as z.ZodType).safeParse(undefined).success) return true;
+  if (!slot.parent || !slot.siblings || unwrap(slot.parent[slot.segments.at(-1)!]!).meta.credential !== true) return false;
+  const credentials = Object.entries(slot.parent).filter(([, s]) => unwrap(s).meta.credential === true);
+  return credentials.every(([k]) => slot.siblings![k] === undefined);
 }
 
 /**
@@ -203,8 +259,17 @@ export interface SecretSlot {
 export function secretSlots(raw: unknown, root: AnySchema = configSchema): SecretSlot[] {
   const out: SecretSlot[] = [];
   const walk = (schema: AnySchema, value: unknown, path: string[]): void => {
-    if (!isPlainObject(value)) return;
     const { inner } = unwrap(schema);
+    const element = elementOf(inner);
+    if (element && Array.isArray(value)) {
+      value.forEach((item, i) => {
+        const p = [...path, String(i)];
+        if (isSecretSchema(element)) out.push({ path: p.join('.'), segments: p, value: item, schema: element });
+        else walk(element, item, p);
+      });
+      return;
+    }
+    if (!isPlainObject(value)) return;
     const type = inner._zod.def.type;
     let shape: Record<string, AnySchema> | undefined;
     if (type === 'object') shape = shapeOf(inner as z.core.$ZodObject);
@@ -212,7 +277,7 @@ export function secretSlots(raw: unknown, root: AnySchema = configSchema): Secre
       const vt = (inner._zod.def as z.core.$ZodRecordDef).valueType as AnySchema;
       for (const [k, v] of Object.entries(value)) {
         // A map of secrets (notify.api.keys.<name>): each entry is a slot of its own.
-        if (isSecretSchema(vt)) out.push({ path: [...path, k].join('.'), segments: [...path, k], value: v });
+        if (isSecretSchema(vt)) out.push({ path: [...path, k].join('.'), segments: [...path, k], value: v, schema: vt });
         else walk(vt, v, [...path, k]);
       }
       return;
@@ -224,7 +289,7 @@ export function secretSlots(raw: unknown, root: AnySchema = configSchema): Secre
     if (!shape) return;
     for (const [k, child] of Object.entries(shape)) {
       const p = [...path, k];
-      if (isSecretSchema(child)) out.push({ path: p.join('.'), segments: p, value: value[k] });
+      if (isSecretSchema(child)) out.push({ path: p.join('.'), segments: p, value: value[k], schema: child, siblings: value, parent: shape });
       else walk(child, value[k], p);
     }
   };

@@ -3,11 +3,12 @@
  * code uses, defaults, and the JSON Schema printed by `mailbridge config schema` for editors.
  *
  * Secret fields hold either an encrypted value (`enc:v1:…`, written by `mailbridge secret set`) or,
- * tolerated with a warning from `config check`, plain text. They are marked `.meta({ secret: true })`;
- * config/schema-walk.ts derives the list of secret paths from that mark, so a new secret field needs
- * nothing but the mark (use `secretField`).
+ * tolerated with a warning from `config check`, plain text. They are declared with `secretField`
+ * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
+ * nothing else.
  */
 import { z } from 'zod';
+import { secretField } from './secret-field.ts';
 import { relaySchema } from '../relay/config.ts';
 import { connectorsSchema } from '../connector/config.ts';
 import { notifySchema } from '../notify/config.ts';
@@ -15,18 +16,14 @@ import { notifySchema } from '../notify/config.ts';
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
 export type CloudName = (typeof CLOUDS)[number];
 
-/** A secret value as it appears in the file: `enc:v1:…` or plain text. */
-export const secretField = z
-  .string()
-  .min(1)
-  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
+export { secretField };
 
 const scopes = z.array(z.string().min(1)).min(1);
 
 export const certificateSchema = z
   .object({
     path: z.string().min(1).meta({ description: 'PEM (certificate + private key) or PFX/PKCS#12 file' }),
-    password: secretField.optional().meta({ description: 'Password of the PFX file or of an encrypted PEM key' }),
+    password: secretField('Password of the PFX file or of an encrypted PEM key').optional(),
     privateKeyPath: z.string().min(1).optional().meta({ description: 'Private key in its own PEM file, if not in `path`' }),
     algorithm: z
       .enum(['PS256', 'RS256'])
@@ -47,7 +44,7 @@ export const connectionSchema = z
       .meta({ description: 'client-credentials: app-only; auth-code / device-code: delegated sign-in of a user' }),
     // `credential: true` marks the ways a connection proves who it is; `config check` warns when a
     // flow that needs one has none. A new kind of credential only needs the same mark.
-    clientSecret: secretField.optional().meta({ credential: true }),
+    clientSecret: secretField('Client secret of the app registration').optional().meta({ credential: true }),
     clientSecretExpires: z.iso
       .date()
       .optional()
@@ -87,7 +84,7 @@ export const configSchema = z
     store: z
       .discriminatedUnion('driver', [
         z.object({ driver: z.literal('sqlite'), path: z.string().default('data/mailbridge.db') }).strict(),
-        z.object({ driver: z.literal('postgres'), url: secretField }).strict(),
+        z.object({ driver: z.literal('postgres'), url: secretField('PostgreSQL connection URL, e.g. postgres://user:password@host/db') }).strict(),
       ])
       .default({ driver: 'sqlite', path: 'data/mailbridge.db' }),
     server: z
@@ -96,7 +93,7 @@ export const configSchema = z
         port: z.int().min(0).max(65535).default(8080),
         publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
         proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
-        metricsToken: secretField.optional().meta({ description: 'Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen' }),
+        metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
       })
       .strict()
       .default({ listen: '127.0.0.1', port: 8080 }),

@@ -14,7 +14,7 @@ import { MbError, type MbCode } from '../errors/index.ts';
 import { mask, MASK } from '../log/redact.ts';
 import { applyEnvOverrides } from './env.ts';
 import { keyFileFor } from './index.ts';
-import { isSecretSchema, resolvePath, secretPatterns, secretSlots } from './schema-walk.ts';
+import { isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded } from './schema-walk.ts';
 import { isEncrypted, openSecretBox, type KeyedSecretBox } from './secrets.ts';
 import { parseForEdit, setInYaml } from './yaml-edit.ts';
 
@@ -140,7 +140,9 @@ export async function listSecrets(configPath: string, env: NodeJS.ProcessEnv): P
       boxProblem = err.code;
     }
   }
-  return slots.map((slot) => {
+  // An unset optional secret is no gap (a certificate without password, the clientSecret of a
+  // connection that signs in with a certificate): listing it as "missing" would send admins hunting.
+  return slots.filter((slot) => slot.value !== undefined || slotNeeded(slot)).map((slot) => {
     const info: SecretInfo = { path: slot.path, state: 'missing', hint: '' };
     const name = current.fromEnv.get(slot.path);
     if (name) info.env = name;

@@ -12,7 +12,7 @@
  * Limits: in case 3 the yaml package normalises spacing (e.g. before end-of-line comments).
  */
 import { isDeepStrictEqual } from 'node:util';
-import { isMap, isScalar, LineCounter, parseDocument, Scalar, visit, type Document, type Node, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node, type YAMLMap } from 'yaml';
 import { MbError } from '../errors/index.ts';
 
 export interface YamlSyntaxError {
@@ -63,7 +63,8 @@ export function setInYaml(text: string, path: string[], value: string, file = 'm
   const expected = structuredClone(isObject(before) ? before : {});
   let cur: Record<string, unknown> = expected;
   for (const k of path.slice(0, -1)) {
-    if (!isObject(cur[k])) cur[k] = {};
+    // Lists are entered by index (listeners.0.password); anything else becomes a section.
+    if (!isObject(cur[k]) && !Array.isArray(cur[k])) cur[k] = {};
     cur = cur[k] as Record<string, unknown>;
   }
   cur[path[path.length - 1]!] = value;
@@ -122,6 +123,14 @@ function insertLines(text: string, doc: Document.Parsed, lines: LineCounter, pat
       const added = rest.map((k, i) => eol + entry(k, i + 1, i === rest.length - 1, indent)).join('');
       return text.slice(0, child.range[0]).replace(/[ \t]+$/, '') + added + text.slice(child.range[0]);
     }
+    if (isSeq(child) && /^\d+$/.test(path[depth + 1] ?? '') && depth + 2 < path.length) {
+      // An item of a block list: its entries sit in the item's map.
+      const item = child.items[Number(path[depth + 1])] as Node | undefined;
+      if (!isMap(item)) return undefined;
+      map = item;
+      depth += 2;
+      continue;
+    }
     if (!isMap(child)) return undefined;
     map = child;
     depth++;
@@ -156,7 +165,7 @@ function viaDocument(text: string, doc: Document.Parsed, path: string[], value: 
   // Sections written as an empty key (`empty:`) are null scalars: turn them into maps, keeping their comments.
   for (let i = 1; i < path.length; i++) {
     const node = doc.getIn(path.slice(0, i), true) as Node | undefined;
-    if (node !== undefined && !isMap(node)) {
+    if (node !== undefined && !isMap(node) && !isSeq(node)) {
       const fresh = doc.createNode({}) as YAMLMap;
       if (isScalar(node)) {
         fresh.commentBefore = node.commentBefore;

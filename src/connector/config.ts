@@ -13,14 +13,8 @@
  * ```
  */
 import { z } from 'zod';
+import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
-
-// Defined here rather than imported from config/schema.ts, which imports this file (a cycle would
-// leave one of them undefined at load time). The `secret` mark is what config/schema-walk.ts reads.
-const secret = z
-  .string()
-  .min(1)
-  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
 
 const folderName = z.string().min(1).meta({ description: 'Folder as Exchange names it: INBOX, or "Inbox/Scans" for a subfolder' });
 
@@ -80,7 +74,7 @@ const smtpLike = {
   host: z.string().min(1).default('127.0.0.1'),
   tls: z.enum(['auto', 'implicit', 'starttls', 'none']).default('auto').meta({ description: 'auto: STARTTLS if offered' }),
   caFile: z.string().optional(),
-  auth: z.object({ user: z.string().min(1), pass: secret }).strict().optional().meta({ description: 'Login at the local server, if it wants one' }),
+  auth: z.object({ user: z.string().min(1), pass: secretField('Password at the local server') }).strict().optional().meta({ description: 'Login at the local server, if it wants one' }),
   recipients,
   from: z
     .string()
@@ -111,7 +105,7 @@ const destinationSchema = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('http'),
       url: z.url().meta({ description: 'Receiver of one POST per message (JSON)' }),
-      secret: secret.meta({ description: 'HMAC-SHA256 key for the X-Mailbridge-Signature header', secret: true }),
+      secret: secretField('HMAC-SHA256 key for the X-Mailbridge-Signature header'),
       timeoutSeconds: z.int().min(1).max(3600).default(30),
       headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers' }),
       includeRaw: z.boolean().default(true).meta({ description: 'Include the raw message (base64) in the JSON' }),

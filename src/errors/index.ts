@@ -71,8 +71,24 @@ export function toMbError(err: unknown): MbError {
 export function renderText(e: Explanation, lang: Lang): string {
   const label = lang === 'de' ? { cause: 'Ursache', fix: 'Behebung' } : { cause: 'Cause', fix: 'Fix' };
   const lines = [`${e.code}: ${e.title}`, `  ${label.cause}: ${e.cause}`, `  ${label.fix}: ${e.fix}`];
-  for (const [k, v] of Object.entries(e.details ?? {})) lines.push(`  ${k}: ${v}`);
+  for (const [k, v] of Object.entries(e.details ?? {})) lines.push(`  ${detailLabel(k, lang)}: ${v}`);
   return lines.join('\n');
+}
+
+/** Labels of the facts in `details`, as Microsoft's own pages name them in each language. */
+const DETAIL_LABELS: Record<string, Record<Lang, string>> = {
+  aadsts: { en: 'Error code', de: 'Fehlercode' },
+  error: { en: 'Error', de: 'Fehler' },
+  suberror: { en: 'Suberror', de: 'Unterfehler' },
+  traceId: { en: 'Trace ID', de: 'Trace-ID' },
+  correlationId: { en: 'Correlation ID', de: 'Korrelations-ID' },
+  timestamp: { en: 'Timestamp', de: 'Zeitstempel' },
+  description: { en: 'Description', de: 'Beschreibung' },
+};
+
+/** The label a detail is shown under; unknown keys (header names such as request-id) as they are. */
+export function detailLabel(key: string, lang: Lang): string {
+  return DETAIL_LABELS[key]?.[lang] ?? key;
 }
 
 function scrubParams(params: ErrorParams): ErrorParams {

@@ -75,6 +75,8 @@ export interface ErrorContext {
   loginHost: string;
   scope: string;
   account?: string;
+  /** client-credentials: no user signs in, so there is no account to name. */
+  appOnly?: boolean;
   redirectUri?: string;
   thumbprint?: string;
 }
@@ -160,6 +162,9 @@ function build(f: Facts): MbError {
     return new MbError('MB_ENTRA_THROTTLED', { ...params, seconds }, opts);
   }
   const code = (f.aadsts && AADSTS_CODES[f.aadsts]) || OAUTH_ERRORS[f.error];
+  // A policy that blocks or demands MFA of an app-only token targets the app (workload identity),
+  // not a user: the user-shaped texts would read "for — (connection …)".
+  if (f.ctx.appOnly && (code === 'MB_ENTRA_BLOCKED_BY_CA' || code === 'MB_ENTRA_MFA_REQUIRED')) return new MbError('MB_ENTRA_APP_BLOCKED_BY_CA', params, opts);
   if (code) return new MbError(code, params, opts);
   if (f.status !== undefined && f.status >= 500) {
     return new MbError('MB_ENTRA_UNAVAILABLE', { ...params, status: f.status, endpoint: f.ctx.loginHost }, opts);

@@ -179,7 +179,7 @@ const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
 /** The few words describe() puts into its texts, in the admin's language. */
 const DESCRIBE_WORDS: Record<Lang, { secret: string; certificate: string; expires: string; publicClient: string; direct: string; noProxy: string }> = {
   en: { secret: 'client secret', certificate: 'certificate', expires: 'expires', publicClient: 'none (public client)', direct: 'none (direct)', noProxy: 'none (direct, NO_PROXY)' },
-  de: { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', expires: 'läuft ab', publicClient: 'keine (öffentlicher Client)', direct: 'keiner (direkt)', noProxy: 'keiner (direkt, NO_PROXY)' },
+  de: { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', expires: 'gültig bis', publicClient: 'keine (öffentlicher Client)', direct: 'keiner (direkt)', noProxy: 'keiner (direkt, NO_PROXY)' },
 };
 
 export class Identity {
@@ -672,6 +672,7 @@ export class Identity {
       loginHost: rt.endpoints.host,
       scope: this.scopesFor(rt, resource).join(' '),
       account,
+      appOnly: !rt.delegated,
       redirectUri: redirectUri ?? rt.conn.redirectUri ?? this.defaultRedirectUri(),
       thumbprint: rt.credential.kind === 'certificate' ? rt.credential.certificate.thumbprintSha1.toUpperCase() : undefined,
     };

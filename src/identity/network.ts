@@ -224,7 +224,8 @@ export class UndiciNetwork implements INetworkModule {
     if (this.proxyDescription && this.routeFor(target.href).proxy && (proxyAnswer || isAbout(err, this.proxyUrl!))) {
       return new MbError(
         'MB_IDENTITY_PROXY',
-        { proxy: this.proxyDescription, host: target.host, detail: proxyAnswer ? proxyStatusText(Number(proxyAnswer[1])) : detail },
+        // target: host and port the tunnel goes to (host alone has a port only when it is not 443).
+        { proxy: this.proxyDescription, host: target.host, target: target.port ? target.host : `${target.hostname}:443`, detail: proxyAnswer ? proxyStatusText(Number(proxyAnswer[1])) : detail },
         { cause: err },
       );
     }

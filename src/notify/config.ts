@@ -1,18 +1,14 @@
 /**
  * The `notify:` section of mailbridge.yaml: how long and how often to retry, and the settings of
  * each sink. A sink without its section is off; subscriptions asking for it are refused with
- * MB_NOTIFY_SINK_NOT_CONFIGURED. Keys are secrets (marked `secret: true`, stored enc:v1:…), and so are
+ * MB_NOTIFY_SINK_NOT_CONFIGURED. Keys are secrets (secretField, stored enc:v1:…), and so are
  * the bearer keys of the subscriptions API (`api.keys.<name>`).
  */
 import { z } from 'zod';
+import { secretField } from '../config/secret-field.ts';
 import { isAllowEntry } from '../net/egress.ts';
 import { watchSchema } from './watchers/config.ts';
 
-// Defined here rather than imported from config/schema.ts: the root schema will import this file.
-const secret = z
-  .string()
-  .min(1)
-  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
 
 export const retrySchema = z
   .object({
@@ -51,7 +47,7 @@ export const webPushSinkSchema = z
       .object({
         subject: z.string().regex(/^(mailto:|https:)/).meta({ description: 'Contact for push services: mailto:admin@contoso.com or https://…' }),
         publicKey: z.string().min(80).meta({ description: 'VAPID public key, uncompressed P-256 point in base64url (the applicationServerKey browsers use)' }),
-        privateKey: secret.meta({ description: 'VAPID private key, 32 bytes in base64url', secret: true }),
+        privateKey: secretField('VAPID private key, 32 bytes in base64url'),
       })
       .strict(),
     ttlSeconds: z.int().min(0).max(2419200).default(86400).meta({ description: 'How long a push service keeps a message for an offline browser' }),
@@ -66,7 +62,7 @@ export const apnsSinkSchema = z
     ...sinkProxyFields,
     teamId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'Apple Developer team ID (10 characters)' }),
     keyId: z.string().regex(/^[A-Z0-9]{10}$/).meta({ description: 'ID of the APNs authentication key (.p8)' }),
-    privateKey: secret.meta({ description: 'The .p8 key (PEM, PKCS#8, P-256)', secret: true }),
+    privateKey: secretField('The .p8 key (PEM, PKCS#8, P-256; several lines: `mailbridge secret set … --file AuthKey_….p8`)'),
     topic: z.string().min(1).meta({ description: 'The app bundle ID, e.g. com.contoso.mail' }),
     environment: z.enum(['production', 'sandbox']).default('production'),
     url: z.url().optional().meta({ description: 'Override the APNs origin (tests, proxies); default from environment' }),
@@ -78,7 +74,7 @@ export const fcmSinkSchema = z
   .object({
     ...sinkProxyFields,
     projectId: z.string().min(1).optional().meta({ description: 'Firebase project ID; default: project_id of the service account' }),
-    serviceAccount: secret.meta({ description: 'Service-account key JSON (client_email, private_key, token_uri)', secret: true }),
+    serviceAccount: secretField('Service-account key JSON (client_email, private_key, token_uri; `mailbridge secret set … --file key.json`)'),
     url: z.url().default('https://fcm.googleapis.com').meta({ description: 'FCM origin (override for tests and proxies)' }),
     timeoutSeconds: z.number().min(1).max(120).default(10),
   })
@@ -87,7 +83,7 @@ export const fcmSinkSchema = z
 export const notifyApiSchema = z
   .object({
     keys: z
-      .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), secret.meta({ description: 'An API key (at least 16 random characters) that apps send as `Authorization: Bearer <key>`', secret: true }))
+      .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), secretField('An API key (at least 16 random characters) that apps send as `Authorization: Bearer <key>`'))
       .default({})
       .meta({ description: 'Named API keys for /api/v1/subscriptions, e.g. keys.mdm; set each with `mailbridge secret set notify.api.keys.<name>`' }),
   })

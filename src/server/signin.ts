@@ -12,7 +12,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.ts';
 import type { SecretBox } from '../config/secret-box.ts';
-import { toMbError } from '../errors/index.ts';
+import { detailLabel, toMbError } from '../errors/index.ts';
 import { detectLang, type Lang } from '../i18n/index.ts';
 import type { Identity } from '../identity/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -78,7 +78,7 @@ export async function signinRoutes(http: FastifyInstance, opts: SignInRoutesOpti
         reply.code(e.http);
         return page(lang, 'error', {
           title: `${ex.code}: ${ex.title}`,
-          lines: [ex.cause, `${lang === 'de' ? 'Behebung' : 'Fix'}: ${ex.fix}`, ...Object.entries(ex.details ?? {}).map(([k, v]) => `${k}: ${v}`)],
+          lines: [ex.cause, `${lang === 'de' ? 'Behebung' : 'Fix'}: ${ex.fix}`, ...Object.entries(ex.details ?? {}).map(([k, v]) => `${detailLabel(k, lang)}: ${v}`)],
         });
       }
     });

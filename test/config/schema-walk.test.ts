@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { closest, resolvePath, secretPatterns, secretSlots } from '../../src/config/schema-walk.ts';
-import { secretField } from '../../src/config/schema.ts';
+import { closest, resolvePath, secretPatterns, secretSlots, slotNeeded } from '../../src/config/schema-walk.ts';
+import { secretField } from '../../src/config/secret-field.ts';
 import { secretPathFor } from '../../src/config/secret-file.ts';
 import { MbError } from '../../src/errors/index.ts';
 
@@ -15,13 +15,15 @@ test('the secret settings are derived from the schema marks', () => {
     'notify.api.keys.<name>',
     'notify.apns.privateKey',
     'notify.fcm.serviceAccount',
+    'notify.watch.groups.<name>.imap.auth.password',
+    'notify.watch.groups.<name>.listeners.<n>.password',
     'notify.webpush.vapid.privateKey',
     'server.metricsToken',
     'store.url',
   ]);
   // A schema with a new secret somewhere (as a later relay section will have) needs only the mark.
   const other = z.object({
-    relay: z.object({ users: z.record(z.string(), z.object({ password: secretField, name: z.string() })) }).optional(),
+    relay: z.object({ users: z.record(z.string(), z.object({ password: secretField(), name: z.string() })) }).optional(),
     plain: z.string().meta({ description: 'not secret' }),
     wrapped: z.object({ token: z.string().meta({ secret: true }).optional().default('x') }).default({ token: 'x' }),
   });
@@ -42,6 +44,35 @@ test('secret slots follow the configuration: connections, certificates, the post
       ['connections.b.certificate.password', undefined],
     ],
   );
+  // An unset clientSecret is a gap only when the connection has no other credential.
+  const needed = Object.fromEntries(secretSlots(raw).map((s) => [s.path, slotNeeded(s)]));
+  assert.deepEqual(needed, { 'store.url': true, 'connections.a.clientSecret': false, 'connections.b.clientSecret': false, 'connections.b.certificate.password': false });
+  assert.equal(slotNeeded(secretSlots({ connections: { c: { tenantId: 't' } } })[0]!), true);
+  // Listener passwords sit in a list; the IMAP login in a union with 'xoauth2'.
+  const watch = {
+    notify: {
+      watch: {
+        groups: {
+          plant: { kind: 'ews', listeners: [{ connection: 'x' }, { username: 'svc', password: 'enc:v1:abc' }], mailboxes: ['a@b.c'] },
+          dove: { kind: 'imap', imap: { auth: { user: 'm', password: 'pw' } }, listeners: [{ username: 'u', password: 'p2' }], mailboxes: ['a@b.d'] },
+          xo: { kind: 'imap', imap: { auth: 'xoauth2' }, listeners: [{ connection: 'x' }], mailboxes: ['a@b.e'] },
+        },
+      },
+    },
+  };
+  assert.deepEqual(
+    secretSlots(watch).map((s) => [s.path, s.value]),
+    [
+      ['notify.watch.groups.plant.listeners.0.password', undefined],
+      ['notify.watch.groups.plant.listeners.1.password', 'enc:v1:abc'],
+      ['notify.watch.groups.dove.imap.auth.password', 'pw'],
+      ['notify.watch.groups.dove.listeners.0.password', 'p2'],
+      ['notify.watch.groups.xo.listeners.0.password', undefined],
+    ],
+  );
+  const r = resolvePath(['notify', 'watch', 'groups', 'PLANT', 'listeners', '1', 'PASSWORD'], watch);
+  assert.ok(r.ok && r.segments.join('.') === 'notify.watch.groups.plant.listeners.1.password');
+  assert.ok(!resolvePath(['notify', 'watch', 'groups', 'plant', 'listeners', '2', 'password'], watch).ok);
   assert.deepEqual(
     secretSlots({ store: { driver: 'sqlite' } }).map((s) => s.path),
     [],

@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { command, Progress, runFetch, type FetchEnvironment } from '../../src/admin/cli/commands/fetch.ts';
 import type { CommandContext } from '../../src/admin/cli/command.ts';
+import { parseCommandLine } from '../../src/admin/cli/args.ts';
+import { silentLogger } from '../../src/log/index.ts';
 import type { Output } from '../../src/admin/cli/output.ts';
 import { MbError } from '../../src/errors/index.ts';
 import type { Lang } from '../../src/i18n/index.ts';
@@ -29,8 +31,9 @@ function capture(lang: Lang, tty: boolean): Output & { lines: string[]; errors: 
   return { lang, tty, lines, errors, line: (t = '') => void lines.push(t), error: (t) => void errors.push(t), json: (v) => void lines.push(JSON.stringify(v)) };
 }
 
-function ctx(args: string[], out: Output): CommandContext {
-  return { args, lang: out.lang, out, configPath: '/nonexistent.yaml', env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) };
+function ctx(argv: string[], out: Output): CommandContext<typeof command.options> {
+  const { positionals: args, options: opts } = parseCommandLine('fetch', command.options, argv, out.lang);
+  return { args, opts, lang: out.lang, out, configPath: '/nonexistent.yaml', env: {}, prompt: async () => '', readStdin: async () => undefined, log: silentLogger, stopSignal: new Promise(() => undefined) };
 }
 
 test('mailbridge fetch --once end to end: sandbox Entra token, Exchange IMAP front, maildir; plain lines off a terminal', { timeout: 120_000 }, async () => {
@@ -124,9 +127,9 @@ test('fetch through runFetch: --once exit code 1 after an error, usage errors, u
     assert.ok(plain.errors.some((e) => e.startsWith('MB_CONNECTOR_DEST_UNREACHABLE: Ziel nicht erreichbar')), plain.errors.join('\n'));
     assert.match(plain.lines.at(-1)!, /^Fertig: .* 1 Fehler\.$/);
 
-    await assert.rejects(runFetch(ctx([], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CLI_USAGE');
-    await assert.rejects(runFetch(ctx(['good', '--fast'], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CLI_USAGE' && /--fast/.test(e.message));
-    await assert.rejects(runFetch(ctx(['orphan'], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CONNECTOR_CONNECTION_UNKNOWN');
+    await assert.rejects(async () => runFetch(ctx([], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CLI_USAGE');
+    await assert.rejects(async () => runFetch(ctx(['good', '--fast'], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CLI_USAGE' && /--fast/.test(e.message));
+    await assert.rejects(async () => runFetch(ctx(['orphan'], capture('en', false)), open), (e: unknown) => e instanceof MbError && e.code === 'MB_CONNECTOR_CONNECTION_UNKNOWN');
   } finally {
     md.remove();
     await st.close();

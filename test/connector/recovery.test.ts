@@ -16,6 +16,7 @@ import { createOutput } from '../../src/admin/cli/output.ts';
 import { connectorSchema } from '../../src/connector/config.ts';
 import { freshTokenGate, runConnector } from '../../src/connector/runner.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
+import { silentLogger } from '../../src/log/index.ts';
 import { events, maildirFiles, makeMessage, manualSleep, tempDir, waitFor } from './helpers.ts';
 
 test('IMAP.AccessAsApp granted while fetching: after the back-off the connector uses a new token and delivers', { timeout: 120_000 }, async () => {
@@ -37,6 +38,9 @@ test('IMAP.AccessAsApp granted while fetching: after the back-off the connector 
 
     const ctx: CommandContext = {
       args: [],
+      opts: {},
+      readStdin: async () => undefined,
+      log: silentLogger,
       lang: 'en',
       out: createOutput('en'),
       configPath: sandbox.configFile,
@@ -86,7 +90,7 @@ test('the sandbox demo app may mark mail as read over Graph (Mail.ReadWrite): th
   let env: Awaited<ReturnType<typeof openFetchEnvironment>> | undefined;
   try {
     await sandbox.dovecot.deliver({ from: 'sender@outside.example', to: ['bob@contoso.test'] }, makeMessage(1, { to: 'bob@contoso.test' }));
-    env = await openFetchEnvironment({ args: [], lang: 'en', out: createOutput('en'), configPath: sandbox.configFile, env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) });
+    env = await openFetchEnvironment({ args: [], opts: {}, readStdin: async () => undefined, log: silentLogger, lang: 'en', out: createOutput('en'), configPath: sandbox.configFile, env: {}, prompt: async () => '', stopSignal: new Promise(() => undefined) });
     const c = connectorSchema.parse({
       connection: 'sandbox',
       source: { kind: 'graph', baseUrl: `${sandbox.graph.url.replace(/\/v1\.0\/?$/, '')}/v1.0`, caFile: sandbox.caFile },

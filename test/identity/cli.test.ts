@@ -98,6 +98,10 @@ test('token: a token without roles exits 1 with MB_TOKEN_NO_ROLES, in German wit
   assert.equal(r.code, 1);
   assert.match(r.stdout, /Mandant\s+/);
   assert.match(r.stdout, /Rollen\s+\(keine\)/);
+  // "Ablauf" means expiry in German, and "läuft ab 2099-…" reads as "from": flow and expiry are named plainly.
+  assert.match(r.stdout, /Anmeldeverfahren\s+client-credentials/);
+  assert.match(r.stdout, /geheimer Clientschlüssel \(gültig bis 2099-01-01\)/);
+  assert.doesNotMatch(r.stdout, /\bAblauf\b|läuft ab/);
   assert.match(r.stdout, /MB_TOKEN_NO_ROLES: Token enthält keine Berechtigungen/);
   assert.match(r.stdout, /Behebung: Entra Admin Center .* › API-Berechtigungen/);
 });

@@ -82,7 +82,14 @@ test('an unknown AADSTS code still explains itself: MB_ENTRA_UNKNOWN with code, 
     { aadsts: 'AADSTS50194', traceId: '1111aaaa-0000-0000-0000-000000000000', correlationId: '2222bbbb-0000-0000-0000-000000000000' },
   );
   const text = renderText(e.explain('en'), 'en');
-  assert.match(text, /traceId: 1111aaaa/);
+  assert.match(text, /Trace ID: 1111aaaa/);
+  assert.match(text, /Correlation ID: 2222bbbb/);
+  // In German the labels are German too; the IDs stay as Microsoft support needs them.
+  const de = renderText(e.explain('de'), 'de');
+  assert.match(de, /Trace-ID: 1111aaaa/);
+  assert.match(de, /Korrelations-ID: 2222bbbb/);
+  assert.match(de, /Fehlercode: AADSTS50194/);
+  assert.doesNotMatch(de, /traceId|correlationId|aadsts:/);
   assert.equal(aadstsOf('xx AADSTS700016: y'), '700016');
   assert.equal(plainDescription('AADSTS1: A. Trace ID: 1 Correlation ID: 2'), 'A.');
 });
@@ -163,5 +170,22 @@ test('AADSTS50126, 50057, 50105 and 7000114, as the sandbox Entra ID sends them,
     }
     assert.notEqual(e.explain('en').cause, e.explain('de').cause);
     assert.equal(e.details.correlationId, trace.correlationId);
+  }
+});
+
+test('53003 and 50076 for an app-only connection name the app and its workload-identity policy, not "for —"', () => {
+  for (const code of ['53003', '50076']) {
+    const e = fromEntraBody(body(code), { ...ctx, appOnly: true });
+    assert.equal(e.code, 'MB_ENTRA_APP_BLOCKED_BY_CA');
+    for (const lang of ['en', 'de'] as const) {
+      const x = e.explain(lang);
+      assert.ok(!/—/.test(x.cause + x.fix + x.title), `${code} ${lang}: ${x.cause}`);
+      assert.match(x.title, new RegExp(`AADSTS${code}`));
+      assert.match(x.cause, /535fb089-9ff3-47b6-9bfb-4f1264799865/);
+    }
+    assert.match(e.explain('en').fix, /Service principal sign-ins/);
+    assert.match(e.explain('de').fix, /Dienstprinzipalanmeldungen/);
+    // Delegated: the user-shaped text with the account stays.
+    assert.match(fromEntraBody(body(code), { ...ctx, account: 'anna@contoso.com' }).explain('en').cause, /anna@contoso\.com/);
   }
 });

@@ -167,6 +167,10 @@ test('proxy: explicit proxy and HTTPS_PROXY tunnel the request; NO_PROXY bypasse
       assert.match(en.cause, /407 Proxy Authentication Required/);
       assert.ok(!en.cause.includes('Pr0xyPassw0rd'), 'proxy password never shown');
       assert.match(e.explain('de').fix, /CONNECT/);
+      // The stub listens on a port of its own: CONNECT goes to host:port, not host:port:443.
+      const port = new URL(stub.url).port;
+      assert.match(en.fix, new RegExp(`allow CONNECT to 127\\.0\\.0\\.1:${port} on the proxy`));
+      assert.doesNotMatch(en.fix + e.explain('de').fix, /:\d+:443/);
       return true;
     });
     await Promise.all([explicit.close(), fromEnv.close(), bypass.close(), refused.close()]);

@@ -83,11 +83,20 @@ test('SMTP AUTH off for the tenant: the auth step fails with MB_RELAY_SMTP_AUTH_
     assert.match(out.stdout, /MB_RELAY_SMTP_AUTH_DISABLED_TENANT: SMTP AUTH is disabled for the organization/);
     assert.match(out.stdout, /Set-TransportConfig -SmtpClientAuthenticationDisabled \$false/);
     assert.match(out.stdout, /The relay would defer this message and try again\./);
+    // send bypasses the queue: no text may say the message stays in it.
+    assert.doesNotMatch(out.stdout, /stays in the queue|is retried/);
 
     const de = await mailbridge('--lang', 'de', 'send', '--from', 'scanner@contoso.test', '--to', 'alice@contoso.test');
     assert.equal(de.code, 1);
     assert.match(de.stdout, /^✖ Anmeldung\s+535 5\.7\.139/m);
     assert.match(de.stdout, /Behebung: Nur für dieses Postfach erlauben \(empfohlen\): Set-CASMailbox -Identity scanner@contoso\.test/);
+    assert.doesNotMatch(de.stdout, /Warteschlange/);
+    // The step details are German too (what Exchange answered stays in its words).
+    assert.match(de.stdout, /^✔ Route\s+Route \S+: smtp über Verbindung \S+ als scanner@contoso\.test/m);
+    assert.match(de.stdout, /^✔ Token\s+\S+: nur App(, aus dem Cache)?, gültig bis \d{4}-/m);
+    const mine = de.stdout.split('\n').filter((l) => /^[✔✖] /.test(l) && !/^✖ Anmeldung/.test(l));
+    assert.ok(mine.length >= 3, de.stdout);
+    for (const l of mine) assert.doesNotMatch(l, /\b(via|connection|valid until|cached|app-only|bytes|as)\b/, l);
   } finally {
     setTenantSmtpAuthDisabled(s.sandbox.directory, s.sandbox.directory.data.tenants[0]!.id, false);
   }

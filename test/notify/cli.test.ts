@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { openStore } from '../../src/store/index.ts';
 import { runCli } from '../admin/cli/harness.ts';
+import { freePort } from '../identity/sandbox-fixture.ts';
 import { subscription } from './helpers.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 
@@ -97,6 +98,18 @@ test('a refusing receiver, a 410, an unknown subscription and an unconfigured si
   assert.match(refused.stdout, /MB_NOTIFY_REJECTED: Notification refused by the receiver/);
   assert.match(refused.stdout, /answered 500/);
   assert.match(refused.stdout, /The test notification did not arrive\.$/m);
+  // A test event goes out once: nothing may promise a retry.
+  assert.doesNotMatch(refused.stdout, /retried|queue/i);
+
+  // An http:// receiver that is down: the fix does not speak of HTTPS, and nothing is retried.
+  const closed = await freePort();
+  const target = JSON.stringify({ url: `http://127.0.0.1:${closed}/hooks`, secret });
+  for (const lang of ['en', 'de']) {
+    const down = await runCli(['--lang', lang, '--config', cfg, 'notify', 'test', 'webhook', '--params', target]);
+    assert.equal(down.code, 1);
+    assert.match(down.stdout, /MB_NOTIFY_UNREACHABLE/);
+    assert.doesNotMatch(down.stdout, /HTTPS|retried|erneut versucht|Warteschlange/);
+  }
 
   script.push(410);
   const gone = await runCli(['--lang', 'de', '--config', cfg, 'notify', 'test', sub.id]);

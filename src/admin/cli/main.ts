@@ -9,15 +9,21 @@ import { createInterface } from 'node:readline';
 import { detectLang, tr, type Lang } from '../../i18n/index.ts';
 import { MbError, renderText, toMbError } from '../../errors/index.ts';
 import { createOutput } from './output.ts';
+import { createLogger, silentLogger } from '../../log/index.ts';
 import { commands } from './commands/index.ts';
-import type { CommandContext } from './command.ts';
+import { commandHelp, type Command, type CommandContext } from './command.ts';
+import { parseCommandLine, usageError } from './args.ts';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { rest, lang: langFlag, config } = takeGlobals(argv);
+  const { rest, lang: langFlag, config, logFormat, missing } = takeGlobals(argv);
   const lang = detectLang(langFlag, env);
   const out = createOutput(lang);
   const name = rest[0];
+  let command: Command | undefined;
   try {
+    if (missing) throw usageError('', lang, { en: '{option} needs a value', de: '{option} braucht einen Wert' }, { option: missing });
+    if (logFormat !== undefined && logFormat !== 'json') throw usageError('', lang, { en: '--log-format {v}: only json', de: '--log-format {v}: nur json' }, { v: logFormat });
+    const asked = logFormat === 'json' || env.MAILBRIDGE_LOG_LEVEL !== undefined;
     if (!name || name === '--help' || name === '-h' || name === 'help') {
       out.line(await overview(lang));
       return 0;
@@ -28,19 +34,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     const load = commands[name];
     if (!load) throw new MbError('MB_CLI_UNKNOWN_COMMAND', { command: name });
-    const command = await load();
+    command = await load();
     const args = rest.slice(1);
     if (args.includes('--help') || args.includes('-h')) {
-      out.line(tr(command.help, lang));
+      out.line(commandHelp(command, lang));
       return 0;
     }
+    const parsed = parseCommandLine(command.name, command.options, args, lang);
     const ctx: CommandContext = {
-      args,
+      args: parsed.positionals,
+      opts: parsed.options,
       lang,
       out,
       configPath: config ?? env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml',
       env,
       prompt,
+      readStdin,
+      log: asked ? createLogger({ level: env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }) : silentLogger,
       stopSignal: stopSignal(),
     };
     return await command.run(ctx);
@@ -48,26 +58,32 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const e = toMbError(err);
     out.error(renderText(e.explain(lang), lang));
     if (e.code === 'MB_INTERNAL' && env.MAILBRIDGE_DEBUG) out.error(String((err as Error).stack));
+    // One usage-error path for every command: what is wrong, then what the command accepts.
+    if (e.code === 'MB_CLI_USAGE' && command) out.error(`\n${commandHelp(command, lang)}`);
     return e.code.startsWith('MB_CLI_') ? 2 : 1;
   }
 }
 
-function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: string } {
+/** The global options, wherever they stand; the rest belongs to the command and its parser. */
+function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: string; logFormat?: string; missing?: string } {
   const rest: string[] = [];
   let lang: string | undefined;
   let config: string | undefined;
+  let logFormat: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--lang' || a === '--config' || a === '-c') {
+    if (a === '--lang' || a === '--config' || a === '-c' || a === '--log-format') {
       const v = argv[++i];
-      if (v === undefined) throw new MbError('MB_CLI_USAGE', { detail: `${a} needs a value`, command: '' });
+      if (v === undefined) return { rest, lang, config, logFormat, missing: a };
       if (a === '--lang') lang = v;
+      else if (a === '--log-format') logFormat = v;
       else config = v;
     } else if (a.startsWith('--lang=')) lang = a.slice(7);
     else if (a.startsWith('--config=')) config = a.slice(9);
+    else if (a.startsWith('--log-format=')) logFormat = a.slice(13);
     else rest.push(a);
   }
-  return { rest, lang, config };
+  return { rest, lang, config, logFormat };
 }
 
 /** The version of package.json, which sits three folders up from both src/admin/cli and dist/admin/cli. */
@@ -78,15 +94,15 @@ function version(): string {
 async function overview(lang: Lang): Promise<string> {
   const head =
     lang === 'de'
-      ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] <befehl> [optionen]\n\nBefehle:'
-      : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] <command> [options]\n\nCommands:';
+      ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] [--log-format json] <befehl> [optionen]\n\nBefehle:'
+      : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] [--log-format json] <command> [options]\n\nCommands:';
   const loaded = await Promise.all(Object.entries(commands).map(async ([name, load]) => [name, await load()] as const));
   const width = Math.max(...loaded.map(([name]) => name.length)) + 2;
   const rows = loaded.map(([name, c]) => `  ${name.padEnd(width)}${tr(c.summary, lang)}`);
   const tail =
     lang === 'de'
-      ? '\n`mailbridge <befehl> --help` zeigt die Optionen eines Befehls.'
-      : '\n`mailbridge <command> --help` shows the options of a command.';
+      ? '\n`mailbridge <befehl> --help` zeigt die Optionen eines Befehls. Befehle melden sich in Sätzen; JSON-Protokollzeilen\nauf stderr nur mit --log-format json oder MAILBRIDGE_LOG_LEVEL (serve protokolliert immer).'
+      : '\n`mailbridge <command> --help` shows the options of a command. Commands report in sentences; JSON log lines\non stderr only with --log-format json or MAILBRIDGE_LOG_LEVEL (serve always logs).';
   return [head, ...rows, tail].join('\n');
 }
 
@@ -118,6 +134,14 @@ async function prompt(question: string, options: { secret?: boolean } = {}): Pro
       resolve(answer);
     }),
   );
+}
+
+/** All of stdin when it is piped or redirected; undefined on a terminal (then the command prompts). */
+async function readStdin(): Promise<string | undefined> {
+  if (process.stdin.isTTY) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

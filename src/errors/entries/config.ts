@@ -340,7 +340,7 @@ export const config = {
     title: { en: 'Connection without credential', de: 'Verbindung ohne Anmeldeinformation' },
     cause: {
       en: '{field} uses the {flow} flow, which needs a client secret or a certificate, but has neither.',
-      de: '{field} verwendet den Ablauf {flow}, der einen geheimen Clientschlüssel oder ein Zertifikat braucht, hat aber keins von beiden.',
+      de: '{field} verwendet das Anmeldeverfahren {flow}, das einen geheimen Clientschlüssel oder ein Zertifikat braucht, hat aber keins von beiden.',
     },
     fix: {
       en: 'Entra admin center › App registrations › your app › Certificates & secrets: create a client secret and store it with `mailbridge secret set {field}.clientSecret`, or upload a certificate and set {field}.certificate.path.',
@@ -434,6 +434,15 @@ export const config = {
     fix: {
       en: 'Run the command again and type or paste the value (it is not shown), or pipe it in: `printf %s "$VALUE" | mailbridge secret set {field}`.',
       de: 'Führen Sie den Befehl erneut aus und tippen oder fügen Sie den Wert ein (er wird nicht angezeigt), oder leiten Sie ihn ein: `printf %s "$WERT" | mailbridge secret set {field}`.',
+    },
+  },
+  MB_SECRET_FILE_UNREADABLE: {
+    http: 400,
+    title: { en: 'Secret file cannot be read', de: 'Datei mit dem Geheimnis nicht lesbar' },
+    cause: { en: 'mailbridge could not read {file} for {field}: {detail}', de: 'mailbridge konnte {file} für {field} nicht lesen: {detail}' },
+    fix: {
+      en: 'Check the path and that the user running mailbridge may read it (ls -l {file}), then run `mailbridge secret set {field} --file {file}` again.',
+      de: 'Prüfen Sie den Pfad und ob der Benutzer, unter dem mailbridge läuft, die Datei lesen darf (ls -l {file}), dann `mailbridge secret set {field} --file {file}` erneut ausführen.',
     },
   },
 } satisfies CatalogueSection;

@@ -104,14 +104,14 @@ export const identity = {
   },
   MB_IDENTITY_WRONG_FLOW: {
     http: 400,
-    title: { en: 'Not possible with this connection\'s flow', de: 'Mit dem Ablauf dieser Verbindung nicht möglich' },
+    title: { en: 'Not possible with this connection\'s flow', de: 'Mit dem Anmeldeverfahren dieser Verbindung nicht möglich' },
     cause: {
       en: 'Connection "{connection}" uses flow "{flow}"; this needs flow: {needed}.',
-      de: 'Verbindung „{connection}“ verwendet den Ablauf „{flow}“; dies erfordert flow: {needed}.',
+      de: 'Verbindung „{connection}“ verwendet das Anmeldeverfahren „{flow}“; dies erfordert flow: {needed}.',
     },
     fix: {
       en: 'Set connections.{connection}.flow accordingly in mailbridge.yaml, or use a connection with that flow.',
-      de: 'Setzen Sie connections.{connection}.flow in mailbridge.yaml entsprechend oder verwenden Sie eine Verbindung mit diesem Ablauf.',
+      de: 'Setzen Sie connections.{connection}.flow in mailbridge.yaml entsprechend oder verwenden Sie eine Verbindung mit diesem Anmeldeverfahren.',
     },
   },
   MB_IDENTITY_MSAL: {
@@ -329,8 +329,8 @@ export const identity = {
       de: 'Der Proxy {proxy} hat mailbridge nicht mit {host} verbunden: {detail}',
     },
     fix: {
-      en: 'Check the proxy address and port, allow CONNECT to {host}:443 on the proxy, and put user and password into the proxy URL if it asks for them (http://user:password@proxy:3128).',
-      de: 'Prüfen Sie Adresse und Port des Proxys, erlauben Sie dort CONNECT zu {host}:443 und tragen Sie Benutzer und Kennwort in die Proxy-URL ein, falls er danach fragt (http://benutzer:kennwort@proxy:3128).',
+      en: 'Check the proxy address and port, allow CONNECT to {target} on the proxy, and put user and password into the proxy URL if it asks for them (http://user:password@proxy:3128).',
+      de: 'Prüfen Sie Adresse und Port des Proxys, erlauben Sie dort CONNECT zu {target} und tragen Sie Benutzer und Kennwort in die Proxy-URL ein, falls er danach fragt (http://benutzer:kennwort@proxy:3128).',
     },
   },
   MB_IDENTITY_TIMEOUT: {
@@ -695,6 +695,18 @@ export const identity = {
       de: 'Finden Sie die Richtlinie unter Entra Admin Center › Überwachung › Anmeldeprotokolle (nach Korrelations-ID filtern) und nehmen Sie diese App oder die IP des Gateways unter Schutz › Bedingter Zugriff davon aus.',
     },
   },
+  MB_ENTRA_APP_BLOCKED_BY_CA: {
+    http: 403,
+    title: { en: 'App blocked by Conditional Access (AADSTS{aadsts})', de: 'App durch bedingten Zugriff blockiert (AADSTS{aadsts})' },
+    cause: {
+      en: 'A Conditional Access policy for workload identities blocks the app-only sign-in of app {clientId} (connection "{connection}"), e.g. by location; an app cannot satisfy MFA.',
+      de: 'Eine Richtlinie für bedingten Zugriff auf Workloadidentitäten blockiert die reine App-Anmeldung der App {clientId} (Verbindung „{connection}“), z. B. nach Standort; eine App kann keine MFA erfüllen.',
+    },
+    fix: {
+      en: 'Find the policy under Entra admin center › Monitoring › Sign-in logs › Service principal sign-ins (filter by the correlation ID) and exclude this app or the gateway\'s IP from it at Protection › Conditional Access.',
+      de: 'Finden Sie die Richtlinie unter Entra Admin Center › Überwachung › Anmeldeprotokolle › Dienstprinzipalanmeldungen (nach Korrelations-ID filtern) und nehmen Sie diese App oder die IP des Gateways unter Schutz › Bedingter Zugriff davon aus.',
+    },
+  },
   MB_ENTRA_APP_DISABLED: {
     http: 403,
     title: { en: 'App disabled (AADSTS7000112)', de: 'App deaktiviert (AADSTS7000112)' },
@@ -882,6 +894,18 @@ export const identity = {
     title: { en: 'Sign-in cancelled', de: 'Anmeldung abgebrochen' },
     cause: { en: 'Waiting for the sign-in of connection "{connection}" was cancelled.', de: 'Das Warten auf die Anmeldung der Verbindung „{connection}“ wurde abgebrochen.' },
     fix: { en: 'Run `mailbridge signin {connection}` again when ready.', de: 'Führen Sie `mailbridge signin {connection}` erneut aus, wenn Sie bereit sind.' },
+  },
+  MB_SIGNIN_DEVICE_CODE_TIMEOUT: {
+    http: 504,
+    title: { en: 'Device code not entered in time', de: 'Gerätecode nicht rechtzeitig eingegeben' },
+    cause: {
+      en: 'Nobody entered the code and signed in within {minutes} minutes for connection "{connection}".',
+      de: 'Innerhalb von {minutes} Minuten hat niemand den Code eingegeben und sich für Verbindung „{connection}“ angemeldet.',
+    },
+    fix: {
+      en: 'Run `mailbridge signin {connection} --device-code` again, open the address it prints on any device and enter the code before it expires (give more time with --timeout).',
+      de: 'Führen Sie `mailbridge signin {connection} --device-code` erneut aus, öffnen Sie die ausgegebene Adresse auf einem beliebigen Gerät und geben Sie den Code ein, bevor er abläuft (mehr Zeit mit --timeout).',
+    },
   },
   MB_SIGNIN_TIMEOUT: {
     http: 504,

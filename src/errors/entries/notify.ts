@@ -103,20 +103,20 @@ export const notify = {
     http: 502,
     title: { en: 'Notification target unreachable', de: 'Benachrichtigungsziel nicht erreichbar' },
     cause: {
-      en: 'mailbridge could not deliver to {target}: {detail}. The event stays queued and is retried with back-off.',
-      de: 'mailbridge konnte nicht an {target} zustellen: {detail}. Das Ereignis bleibt in der Warteschlange und wird mit wachsendem Abstand erneut versucht.',
+      en: 'mailbridge could not deliver to {target}: {detail}.',
+      de: 'mailbridge konnte nicht an {target} zustellen: {detail}.',
     },
     fix: {
-      en: 'Check that {target} resolves and accepts HTTPS connections from the mailbridge host (firewall, proxy, certificate), and that it answers within notify.webhook.timeoutSeconds.',
-      de: 'Prüfen Sie, ob {target} auflösbar ist und HTTPS-Verbindungen vom mailbridge-Host annimmt (Firewall, Proxy, Zertifikat) und ob es innerhalb von notify.webhook.timeoutSeconds antwortet.',
+      en: 'Check that {target} resolves and accepts connections from the mailbridge host (firewall, proxy; for an https:// address also its certificate), and that it answers within notify.webhook.timeoutSeconds.',
+      de: 'Prüfen Sie, ob {target} auflösbar ist und Verbindungen vom mailbridge-Host annimmt (Firewall, Proxy; bei einer https://-Adresse auch das Zertifikat) und ob es innerhalb von notify.webhook.timeoutSeconds antwortet.',
     },
   },
   MB_NOTIFY_REJECTED: {
     http: 502,
     title: { en: 'Notification refused by the receiver', de: 'Benachrichtigung vom Empfänger abgelehnt' },
     cause: {
-      en: 'The {kind} receiver {target} answered {status} {reason}. The event stays queued and is retried with back-off.',
-      de: 'Der {kind}-Empfänger {target} antwortete {status} {reason}. Das Ereignis bleibt in der Warteschlange und wird mit wachsendem Abstand erneut versucht.',
+      en: 'The {kind} receiver {target} answered {status} {reason}.',
+      de: 'Der {kind}-Empfänger {target} antwortete {status} {reason}.',
     },
     fix: {
       en: 'A 5xx or 429 is the receiver\'s own trouble and passes. A 401/403 means it refused mailbridge\'s signature or token: compare the webhook secret, the VAPID key, the APNs key id and team id, or the FCM service account with what the app was set up with.',

@@ -366,8 +366,8 @@ export const relay = {
     http: 500,
     title: { en: 'No route for the sender', de: 'Keine Route für den Absender' },
     cause: {
-      en: 'No entry in relay.routes matches the sender "{sender}" (relay user: {user}), so mailbridge does not know which connection and mailbox send the message. It stays in the queue.',
-      de: 'Kein Eintrag in relay.routes passt zum Absender „{sender}“ (Relay-Benutzer: {user}); mailbridge weiß daher nicht, mit welcher Verbindung und welchem Postfach die Nachricht gesendet wird. Sie bleibt in der Warteschlange.',
+      en: 'No entry in relay.routes matches the sender "{sender}" (relay user: {user}), so mailbridge does not know which connection and mailbox send the message.',
+      de: 'Kein Eintrag in relay.routes passt zum Absender „{sender}“ (Relay-Benutzer: {user}); mailbridge weiß daher nicht, mit welcher Verbindung und welchem Postfach die Nachricht gesendet wird.',
     },
     fix: {
       en: 'Add a route to relay.routes in mailbridge.yaml, e.g. `- { senders: ["@{domain}"], connection: <name>, mailbox: <sending mailbox> }`, and restart mailbridge; the queued messages are then sent.',
@@ -402,8 +402,8 @@ export const relay = {
     http: 502,
     title: { en: 'Exchange Online refused the app login (535 5.7.3)', de: 'Exchange Online hat die App-Anmeldung abgelehnt (535 5.7.3)' },
     cause: {
-      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of the app {appId}. Usual reasons: the app lacks the SMTP.SendAsApp permission or its admin consent, the app is not registered in Exchange with New-ServicePrincipal (or was registered with the app registration\'s object ID instead of the enterprise application\'s), or it has no FullAccess on {mailbox}. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token der App {appId} „535 5.7.3 Authentication unsuccessful“ geantwortet. Übliche Gründe: Der App fehlt die Berechtigung SMTP.SendAsApp oder deren Administratorzustimmung, die App ist in Exchange nicht mit New-ServicePrincipal registriert (oder mit der Objekt-ID der App-Registrierung statt der Unternehmensanwendung), oder sie hat keinen Vollzugriff auf {mailbox}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of the app {appId}. Usual reasons: the app lacks the SMTP.SendAsApp permission or its admin consent, the app is not registered in Exchange with New-ServicePrincipal (or was registered with the app registration\'s object ID instead of the enterprise application\'s), or it has no FullAccess on {mailbox}.',
+      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token der App {appId} „535 5.7.3 Authentication unsuccessful“ geantwortet. Übliche Gründe: Der App fehlt die Berechtigung SMTP.SendAsApp oder deren Administratorzustimmung, die App ist in Exchange nicht mit New-ServicePrincipal registriert (oder mit der Objekt-ID der App-Registrierung statt der Unternehmensanwendung), oder sie hat keinen Vollzugriff auf {mailbox}.',
     },
     fix: {
       en: 'Entra admin center › App registrations › your app › API permissions › Office 365 Exchange Online › Application permissions › SMTP.SendAsApp › Grant admin consent. Then in Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}): New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "mailbridge"; Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess. {objectId} is the Object ID of the Enterprise application (Enterprise applications › your app › Overview), not of the App registration.',
@@ -414,8 +414,8 @@ export const relay = {
     http: 502,
     title: { en: 'Exchange Online refused the user login (535 5.7.3)', de: 'Exchange Online hat die Benutzeranmeldung abgelehnt (535 5.7.3)' },
     cause: {
-      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of {user}: the token lacks SMTP.Send, or {user} has no FullAccess on {mailbox}. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token von {user} „535 5.7.3 Authentication unsuccessful“ geantwortet: Dem Token fehlt SMTP.Send, oder {user} hat keinen Vollzugriff auf {mailbox}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online answered "535 5.7.3 Authentication unsuccessful" for the mailbox {mailbox} with the token of {user}: the token lacks SMTP.Send, or {user} has no FullAccess on {mailbox}.',
+      de: 'Exchange Online hat für das Postfach {mailbox} mit dem Token von {user} „535 5.7.3 Authentication unsuccessful“ geantwortet: Dem Token fehlt SMTP.Send, oder {user} hat keinen Vollzugriff auf {mailbox}.',
     },
     fix: {
       en: 'Give the app the delegated permission Office 365 Exchange Online › SMTP.Send (with consent) and sign in again (`mailbridge signin <connection>`). For a shared mailbox: Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights FullAccess.',
@@ -426,8 +426,8 @@ export const relay = {
     http: 502,
     title: { en: 'SMTP AUTH is disabled for the organization (5.7.139)', de: 'SMTP AUTH ist für die Organisation abgeschaltet (5.7.139)' },
     cause: {
-      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant" for {mailbox}: SMTP AUTH is off organization-wide and the mailbox has no setting of its own. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant“ geantwortet: SMTP AUTH ist organisationsweit abgeschaltet und das Postfach hat keine eigene Einstellung. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant" for {mailbox}: SMTP AUTH is off organization-wide and the mailbox has no setting of its own.',
+      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant“ geantwortet: SMTP AUTH ist organisationsweit abgeschaltet und das Postfach hat keine eigene Einstellung.',
     },
     fix: {
       en: 'Allow it for this mailbox only (recommended): Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false. Or for the whole organization: Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Security Defaults block SMTP AUTH regardless; or use transport: graph for this route.',
@@ -438,8 +438,8 @@ export const relay = {
     http: 502,
     title: { en: 'SMTP AUTH is disabled for the mailbox (5.7.139)', de: 'SMTP AUTH ist für das Postfach abgeschaltet (5.7.139)' },
     cause: {
-      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox" for {mailbox}. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox“ geantwortet. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online answered "535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox" for {mailbox}.',
+      de: 'Exchange Online hat für {mailbox} „535 5.7.139 … SmtpClientAuthentication is disabled for the Mailbox“ geantwortet.',
     },
     fix: {
       en: 'Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false (Microsoft 365 admin center › Users › {mailbox} › Mail › Manage email apps › Authenticated SMTP). Changes can take up to an hour; or use transport: graph for this route.',
@@ -450,8 +450,8 @@ export const relay = {
     http: 502,
     title: { en: 'Exchange Online blocked the SMTP login (5.7.139)', de: 'Exchange Online hat die SMTP-Anmeldung gesperrt (5.7.139)' },
     cause: {
-      en: 'Exchange Online refused the login for {mailbox}: {reply}. This comes from a policy (Security Defaults, Conditional Access, a disabled account), not from the token. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat die Anmeldung für {mailbox} abgelehnt: {reply}. Das kommt von einer Richtlinie (Sicherheitsstandards, bedingter Zugriff, ein gesperrtes Konto), nicht vom Token. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online refused the login for {mailbox}: {reply}. This comes from a policy (Security Defaults, Conditional Access, a disabled account), not from the token.',
+      de: 'Exchange Online hat die Anmeldung für {mailbox} abgelehnt: {reply}. Das kommt von einer Richtlinie (Sicherheitsstandards, bedingter Zugriff, ein gesperrtes Konto), nicht vom Token.',
     },
     fix: {
       en: 'Entra admin center › Overview › Properties › Manage security defaults (SMTP AUTH does not work with Security Defaults), or exclude the mailbox from the Conditional Access policy that blocks it; or use transport: graph for this route.',
@@ -474,8 +474,8 @@ export const relay = {
     http: 403,
     title: { en: 'Not allowed to send as this address (SendAsDenied)', de: 'Senden als diese Adresse nicht erlaubt (SendAsDenied)' },
     cause: {
-      en: 'Exchange Online refused the message: {mailbox} may not send as "{from}" (envelope sender or From), because {trustee} has no SendAs permission on it. The message stays in the queue and is retried.',
-      de: 'Exchange Online hat die Nachricht abgelehnt: {mailbox} darf nicht als „{from}“ senden (Umschlag-Absender oder From), weil {trustee} darauf keine SendAs-Berechtigung hat. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Exchange Online refused the message: {mailbox} may not send as "{from}" (envelope sender or From), because {trustee} has no SendAs permission on it.',
+      de: 'Exchange Online hat die Nachricht abgelehnt: {mailbox} darf nicht als „{from}“ senden (Umschlag-Absender oder From), weil {trustee} darauf keine SendAs-Berechtigung hat.',
     },
     fix: {
       en: 'Add-RecipientPermission -Identity {from} -Trustee {trustee} -AccessRights SendAs (Exchange admin center › Mailboxes › {from} › Delegation › Send as). It can take up to an hour to apply. Or let the application send as {mailbox}, or set rewriteFrom: true on the route.',
@@ -515,15 +515,15 @@ export const relay = {
     },
     fix: {
       en: 'Nothing is lost and no retry is used up. For more volume spread the mail over several mailboxes (one route each); raise relay.queue.recipientsPerDay only if your tenant has a higher limit.',
-      de: 'Es geht nichts verloren, und kein Wiederholungsversuch wird verbraucht. Für mehr Volumen verteilen Sie die Nachrichten auf mehrere Postfächer (je eine Route); erhöhen Sie relay.queue.recipientsPerDay nur, wenn Ihr Tenant eine höhere Grenze hat.',
+      de: 'Es geht nichts verloren, und kein Wiederholungsversuch wird verbraucht. Für mehr Volumen verteilen Sie die Nachrichten auf mehrere Postfächer (je eine Route); erhöhen Sie relay.queue.recipientsPerDay nur, wenn Ihr Mandant eine höhere Grenze hat.',
     },
   },
   MB_RELAY_UPSTREAM_UNREACHABLE: {
     http: 502,
     title: { en: 'Microsoft 365 not reachable', de: 'Microsoft 365 nicht erreichbar' },
     cause: {
-      en: 'mailbridge could not connect to {host}:{port}: {detail}. The message stays in the queue and is retried.',
-      de: 'mailbridge konnte keine Verbindung zu {host}:{port} herstellen: {detail}. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'mailbridge could not connect to {host}:{port}: {detail}.',
+      de: 'mailbridge konnte keine Verbindung zu {host}:{port} herstellen: {detail}.',
     },
     fix: {
       en: 'Check that this server may open outbound connections to {host} port {port} (firewall; SMTP port 587 is often blocked) and that the name resolves.',
@@ -582,8 +582,8 @@ export const relay = {
     http: 502,
     title: { en: 'Microsoft Graph refused the token (401)', de: 'Microsoft Graph hat das Token abgelehnt (401)' },
     cause: {
-      en: 'Graph answered 401 for {mailbox}: {detail}. The token of connection {connection} is not one for Microsoft Graph of this tenant and cloud. The message stays in the queue and is retried.',
-      de: 'Graph antwortete für {mailbox} mit 401: {detail}. Das Token der Verbindung {connection} gilt nicht für Microsoft Graph dieses Mandanten und dieser Cloud. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Graph answered 401 for {mailbox}: {detail}. The token of connection {connection} is not one for Microsoft Graph of this tenant and cloud.',
+      de: 'Graph antwortete für {mailbox} mit 401: {detail}. Das Token der Verbindung {connection} gilt nicht für Microsoft Graph dieses Mandanten und dieser Cloud.',
     },
     fix: {
       en: 'Check cloud and scopes.graph of connections.{connection} (`mailbridge token {connection} --resource graph` shows the audience) and graph.url of the route.',
@@ -594,8 +594,8 @@ export const relay = {
     http: 403,
     title: { en: 'Microsoft Graph denied sending (403)', de: 'Microsoft Graph hat das Senden verweigert (403)' },
     cause: {
-      en: 'Graph answered 403 ErrorAccessDenied for {mailbox}: the app {appId} lacks the Mail.Send permission (or its admin consent), or an application access policy keeps it away from {mailbox}. The message stays in the queue and is retried.',
-      de: 'Graph antwortete für {mailbox} mit 403 ErrorAccessDenied: Der App {appId} fehlt die Berechtigung Mail.Send (oder deren Administratorzustimmung), oder eine Anwendungszugriffsrichtlinie hält sie von {mailbox} fern. Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Graph answered 403 ErrorAccessDenied for {mailbox}: the app {appId} lacks the Mail.Send permission (or its admin consent), or an application access policy keeps it away from {mailbox}.',
+      de: 'Graph antwortete für {mailbox} mit 403 ErrorAccessDenied: Der App {appId} fehlt die Berechtigung Mail.Send (oder deren Administratorzustimmung), oder eine Anwendungszugriffsrichtlinie hält sie von {mailbox} fern.',
     },
     fix: {
       en: 'Entra admin center › App registrations › your app › API permissions › Microsoft Graph › Application permissions › Mail.Send › Grant admin consent. If access is limited with an application access policy: Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {appId}.',
@@ -606,8 +606,8 @@ export const relay = {
     http: 404,
     title: { en: 'Sending mailbox not found in Graph', de: 'Sendendes Postfach in Graph nicht gefunden' },
     cause: {
-      en: 'Graph does not know {mailbox} as a mailbox of this tenant ({detail}). The message stays in the queue and is retried.',
-      de: 'Graph kennt {mailbox} nicht als Postfach dieses Mandanten ({detail}). Die Nachricht bleibt in der Warteschlange und wird erneut versucht.',
+      en: 'Graph does not know {mailbox} as a mailbox of this tenant ({detail}).',
+      de: 'Graph kennt {mailbox} nicht als Postfach dieses Mandanten ({detail}).',
     },
     fix: {
       en: 'Check mailbox of the route (it must be an Exchange Online mailbox with a license, or a shared mailbox) and that the connection belongs to the same tenant.',

@@ -127,7 +127,7 @@ export const watchEws = {
     title: { en: 'EWS in Exchange Online is being retired', de: 'EWS in Exchange Online wird abgeschaltet' },
     cause: {
       en: 'The EWS watcher talks to Exchange Online ({host}). Since 1 October 2026 Exchange Online answers EWS only for apps on the tenant\'s allow list, and on 1 April 2027 it shuts EWS down for good; watching over EWS stops then at the latest.',
-      de: 'Der EWS-Watcher spricht mit Exchange Online ({host}). Seit dem 1. Oktober 2026 beantwortet Exchange Online EWS nur noch für Apps auf der Zulassungsliste des Tenants, und am 1. April 2027 schaltet es EWS endgültig ab; die Überwachung über EWS endet spätestens dann.',
+      de: 'Der EWS-Watcher spricht mit Exchange Online ({host}). Seit dem 1. Oktober 2026 beantwortet Exchange Online EWS nur noch für Apps auf der Zulassungsliste des Mandanten, und am 1. April 2027 schaltet es EWS endgültig ab; die Überwachung über EWS endet spätestens dann.',
     },
     fix: {
       en: 'Watch Exchange Online mailboxes over Graph instead: set notify.watch.groups.<group>.kind to graph with a connection that has the application permission Mail.Read (admin consent). Until you switch, the app must be on the allow list: Set-OrganizationConfig -EwsAllowedAppIDs @{Add="<application (client) ID>"}. Keep EWS for Exchange Server on premises.',

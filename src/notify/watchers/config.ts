@@ -22,16 +22,12 @@
  * Each kind's own options live beside its watcher (graph/config.ts, ews/config.ts, imap/config.ts).
  */
 import { z } from 'zod';
+import { secretField } from '../../config/secret-field.ts';
 import { ewsWatchSchema } from './ews/config.ts';
 import { graphWatchSchema } from './graph/config.ts';
 import { imapWatchSchema } from './imap/config.ts';
 import { DEFAULT_CAPACITY } from './pools.ts';
 
-// Defined here rather than imported from config/schema.ts (which imports this file through notify).
-const secret = z
-  .string()
-  .min(1)
-  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
 
 const folder = z.string().min(1).meta({ description: 'Folder: a Graph/EWS well-known name (inbox) or a folder path such as "Inbox/Orders"' });
 
@@ -49,7 +45,7 @@ export const watchListenerSchema = z
       .meta({ description: 'Name in status output (default: the connection or user name); subscriptions belong to it, so keep it stable' }),
     connection: z.string().optional().meta({ description: 'Entra ID connection whose tokens this listener uses (connections.<name>)' }),
     username: z.string().optional().meta({ description: 'On-premises service account (EWS Basic auth or IMAP login) instead of a connection' }),
-    password: secret.optional().meta({ description: 'Password of that account', secret: true }),
+    password: secretField('Password of that account').optional(),
     capacity: z.int().min(1).max(100_000).default(DEFAULT_CAPACITY).meta({ description: 'Mailboxes this listener watches at most (MaaS360 listener accounts: 1,250)' }),
   })
   .strict()

@@ -10,7 +10,7 @@
  * show them.
  */
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MbError, toMbError } from '../../errors/index.ts';
 import { silentLogger, type Logger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
@@ -132,7 +132,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     const { listen } = o.config;
     const tls = listen.certFile && listen.keyFile ? { cert: readFile(listen.certFile), key: readFile(listen.keyFile) } : undefined;
     // No line per request: Graph and EWS call it once per change of every watched mailbox.
-    const common = { loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 4 * 1024 * 1024 };
+    // (Fastify 5 deprecates the top-level disableRequestLogging and warns on every start.)
+    const common = { loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 4 * 1024 * 1024 };
     const http = tls ? Fastify({ ...common, https: tls }) : Fastify(common);
     const publicUrl = (o.config.publicUrl ?? o.serverPublicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
     inbound = { http, publicUrl };
@@ -199,6 +200,11 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           const { createImapWatcher } = await import('./imap/index.ts');
           const ca = caOf(g.imap.caFile);
           const options = { ...g.imap, ...(g.imap.host === undefined && cloud ? { host: cloud.exchange.imap.host } : {}) };
+          // The group's own login (imap.auth: { user, password }) is a secret like a listener's.
+          if (typeof options.auth === 'object') {
+            options.auth = { ...options.auth, password: o.reveal(options.auth.password, `notify.watch.groups.${plan.name}.imap.auth.password`) };
+            registerSecret(options.auth.password);
+          }
           watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, proxy, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
         }
         built.push({ group: plan.name, kind: g.kind, watcher });

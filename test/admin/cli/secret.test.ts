@@ -86,7 +86,7 @@ test('secret set creates a missing file; refuses non-secret paths with the list;
 test('secret list: each secret setting with state, origin and hint, never the value', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'mailbridge.yaml');
-  writeFileSync(file, 'connections:\n  a:\n    clientSecret: plain-text-secret-value-aa\n  b:\n    certificate:\n      path: b.pfx\n');
+  writeFileSync(file, 'connections:\n  a:\n    clientSecret: plain-text-secret-value-aa\n  b:\n    certificate:\n      path: b.pfx\n  d:\n    tenantId: t\n');
   const secret = entraLikeSecret();
   assert.equal((await runCli(['--config', file, 'secret', 'set', 'connections.b.certificate.password'], { input: secret })).code, 0);
   const r = await runCli(['--config', file, 'secret', 'list'], { env: { MAILBRIDGE__CONNECTIONS__C__CLIENTSECRET: 'from-env-secret-value-cc' } });
@@ -96,13 +96,15 @@ test('secret list: each secret setting with state, origin and hint, never the va
     lines.map((l) => l.replace(/ +/g, ' ')),
     [
       'connections.a.clientSecret plain text pla******** – encrypt it with `mailbridge secret set`',
-      'connections.b.clientSecret missing',
+      // b signs in with its certificate: its clientSecret is no gap and is not listed as missing.
       `connections.b.certificate.password encrypted ${secret.slice(0, 3)}********`,
+      'connections.d.clientSecret missing',
       'connections.c.clientSecret plain text fro******** (from MAILBRIDGE__CONNECTIONS__C__CLIENTSECRET)',
     ],
   );
   const de = await runCli(['--lang', 'de', '--config', file, 'secret', 'list']);
-  assert.match(de.stdout, /connections\.b\.clientSecret +fehlt/);
+  assert.match(de.stdout, /connections\.d\.clientSecret +fehlt/);
+  assert.doesNotMatch(de.stdout, /connections\.b\.clientSecret/);
   assert.match(de.stdout, /verschlüsselt/);
   const wrongKey = await runCli(['--config', file, 'secret', 'list', '--json'], { env: { MAILBRIDGE_KEY: generateKey() } });
   assert.equal(wrongKey.code, 1);
@@ -202,4 +204,94 @@ test('leak test: a secret set via the CLI never appears in clear output, logs, e
     assert.ok(!text.includes(secret), `secret in clear in ${where}:\n${text}`);
     assert.ok(!text.includes(encodeURIComponent(secret)), `URL-encoded secret in ${where}`);
   }
+});
+
+test('one secret type: listener passwords, PEM keys (all of stdin or --file) and JSON service accounts are set, listed, shown masked', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'mailbridge.yaml');
+  const listenerPw = `Listener-${entraLikeSecret()}`;
+  const imapPw = `Imap-${entraLikeSecret()}`;
+  writeFileSync(
+    file,
+    `connections:
+  cert:
+    tenantId: contoso.onmicrosoft.com
+    clientId: 5d1e2a44-aaaa-bbbb-cccc-ddddeeeeffff
+    certificate:
+      path: /etc/mailbridge/app.pem
+notify:
+  apns:
+    teamId: ABCDE12345
+    keyId: KEY1234567
+    topic: com.contoso.mail
+    privateKey: placeholder
+  fcm:
+    serviceAccount: placeholder
+  watch:
+    groups:
+      plant:
+        kind: ews
+        listeners:
+          - username: svc-notify@plant.contoso.com
+            password: ${listenerPw}
+        mailboxes: [meister@plant.contoso.com]
+      dove:
+        kind: imap
+        imap:
+          auth:
+            user: '{mailbox}*master'
+            password: ${imapPw}
+        listeners:
+          - connection: cert
+        mailboxes: [a@plant.contoso.com]
+`,
+  );
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const account = JSON.stringify({ type: 'service_account', client_email: 'mb@contoso.iam.gserviceaccount.com', private_key: pem, token_uri: 'https://oauth2.googleapis.com/token' }, null, 2);
+  const keyPath = join(dir, 'AuthKey_KEY1234567.p8');
+  writeFileSync(keyPath, pem);
+
+  const plainList = await runCli(['--config', file, 'secret', 'list']);
+  assert.match(plainList.stdout, /notify\.watch\.groups\.plant\.listeners\.0\.password\s+plain text/);
+  assert.match(plainList.stdout, /notify\.watch\.groups\.dove\.imap\.auth\.password\s+plain text/);
+  assert.doesNotMatch(plainList.stdout, /clientSecret/, 'a certificate connection needs no client secret');
+  const check = await runCli(['--config', file, 'config', 'check']);
+  assert.match(check.stdout, /MB_CONFIG_SECRET_PLAINTEXT[\s\S]*listeners\.0\.password|listeners\.0\.password[\s\S]*MB_CONFIG_SECRET_PLAINTEXT/);
+  const shownPlain = await runCli(['--config', file, 'config', 'show']);
+  for (const v of [listenerPw, imapPw]) assert.ok(!shownPlain.stdout.includes(v) && !shownPlain.stderr.includes(v), 'config show prints a listener password');
+
+  const sets: Array<[string[], string | undefined]> = [
+    [['notify.watch.groups.plant.listeners.0.password'], `${listenerPw}\n`],
+    [['notify.watch.groups.dove.imap.auth.password'], imapPw],
+    [['notify.apns.privateKey', '--file', keyPath], undefined],
+    [['notify.fcm.serviceAccount'], `${account}\n`],
+  ];
+  for (const [args, input] of sets) {
+    const r = await runCli(['--config', file, 'secret', 'set', ...args], { input });
+    assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+    assert.ok(!r.stdout.includes('BEGIN PRIVATE KEY') && !r.stdout.includes(listenerPw));
+  }
+  const after = readFileSync(file, 'utf8');
+  for (const v of [listenerPw, imapPw, 'BEGIN PRIVATE KEY', 'service_account']) assert.ok(!after.includes(v), `${v} left in clear in the file`);
+  const raw = parse(after);
+  const box = await openSecretBox({ keyFile: join(dir, 'mailbridge.key'), env: {} });
+  assert.equal(box.reveal(raw.notify.watch.groups.plant.listeners[0].password), listenerPw);
+  assert.equal(raw.notify.watch.groups.plant.listeners[0].username, 'svc-notify@plant.contoso.com', 'the list item keeps its other keys');
+  assert.equal(box.reveal(raw.notify.watch.groups.dove.imap.auth.password), imapPw);
+  assert.equal(box.reveal(raw.notify.apns.privateKey), pem.trimEnd(), 'the whole PEM, every line');
+  assert.deepEqual(JSON.parse(box.reveal(raw.notify.fcm.serviceAccount)), JSON.parse(account), 'the whole pretty-printed JSON');
+
+  const list = await runCli(['--config', file, 'secret', 'list']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /notify\.watch\.groups\.plant\.listeners\.0\.password\s+encrypted/);
+  assert.match(list.stdout, /notify\.apns\.privateKey\s+encrypted/);
+  const shown = await runCli(['--config', file, 'config', 'show']);
+  assert.equal(shown.code, 0, shown.stderr);
+  for (const v of [listenerPw, imapPw, 'BEGIN PRIVATE KEY', 'client_email']) assert.ok(!shown.stdout.includes(v), `config show prints ${v}`);
+  assert.match(shown.stdout, /password: Lis\*{8} # encrypted/);
+
+  const missing = await runCli(['--config', file, '--lang', 'de', 'secret', 'set', 'notify.apns.privateKey', '--file', join(dir, 'nope.p8')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /MB_SECRET_FILE_UNREADABLE: Datei mit dem Geheimnis nicht lesbar/);
 });

@@ -54,10 +54,21 @@ test('--once: the state per group, mailboxes needing attention with their MB cod
   const r = await runCli(['--config', cfg, 'watch', '--once']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Notification URL for Microsoft: https:\/\/mb\.contoso\.com:8443/);
-  assert.match(r.stdout, /sales \(graph\): 3 mailboxes, 2 Listener — watching 2, failed 1/);
+  assert.match(r.stdout, /sales \(graph\): 3 mailboxes, 2 listeners — watching 2, failed 1/);
   assert.match(r.stdout, /cara@contoso\.com \[sales\] failed: MB_TEST subscription refused/);
   assert.match(r.stdout, /anna@contoso\.com {2}#1 {2}new\s+"Angebot 4711" from bob@fabrikam\.com \[inbox\] \(unread: 3\)/);
   assert.match(r.stdout, /anna@contoso\.com {2}#2 {2}read\s+m-1…\s*\(unread: 2\)/);
+  const de = await runCli(['--config', cfg, '--lang', 'de', 'watch', '--once']);
+  assert.match(de.stdout, /sales \(graph\): 3 Postfächer, 2 Listener — überwacht 2, fehlgeschlagen 1/);
+  await store.kv.set(STATUS_NAMESPACE, STATUS_KEY, JSON.stringify({ ...status, groups: [{ ...status.groups[0]!, listeners: 1 }] }));
+  assert.match((await runCli(['--config', cfg, 'watch', '--once'])).stdout, /3 mailboxes, 1 listener — /);
+  // --json prints what sinks receive: the webhook envelope around the event.
+  const json = await runCli(['--config', cfg, 'watch', '--once', '--json', '--last', '1']);
+  const printed = JSON.parse(json.stdout) as { type: string; timestamp: string; data: { mailbox: string; messageId: string; seq: number } };
+  assert.equal(printed.type, 'message.read-state');
+  assert.match(printed.timestamp, /^\d{4}-\d\d-\d\dT/);
+  assert.equal(printed.data.mailbox, 'anna@contoso.com');
+  assert.equal(printed.data.messageId, 'm-1');
 });
 
 test('follows new events live, in publication order, filtered by --mailbox', async () => {

@@ -12,9 +12,10 @@ import { isEncrypted, openSecretBox, type KeyedSecretBox } from '../../../config
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { mask, MASK } from '../../../log/redact.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'config',
   summary: {
     en: 'Check mailbridge.yaml, print its JSON Schema, show the effective configuration',
@@ -34,8 +35,7 @@ export const command: Command = {
   show     Print the effective configuration: the file, environment overrides applied, defaults
            filled in, every secret masked (a comment says where a value comes from).
 
-Options:
-  --json   check, show: print JSON instead of text
+{options}
 
 Any value can be overridden by an environment variable: MAILBRIDGE__ followed by the path with
 __ between its parts, case-insensitive, e.g. MAILBRIDGE__SERVER__PORT=9000. An empty value removes
@@ -53,18 +53,19 @@ the setting, so the default applies.`,
   show     Zeigt die wirksame Konfiguration: die Datei mit angewendeten Umgebungsvariablen und
            ergänzten Standardwerten, jedes Geheimnis maskiert (ein Kommentar nennt die Herkunft).
 
-Optionen:
-  --json   check, show: JSON statt Text ausgeben
+{options}
 
 Jeder Wert lässt sich mit einer Umgebungsvariablen überschreiben: MAILBRIDGE__ und der Pfad mit __
 zwischen den Teilen, Groß-/Kleinschreibung egal, z. B. MAILBRIDGE__SERVER__PORT=9000. Ein leerer
 Wert entfernt die Einstellung, dann gilt der Standardwert.`,
   },
+  options: {
+    json: { type: 'boolean', help: { en: 'check, show: print JSON instead of text', de: 'check, show: JSON statt Text ausgeben' } },
+  },
   async run(ctx) {
-    const [sub, ...rest] = ctx.args;
-    const json = rest.includes('--json');
-    const extra = rest.filter((a) => a !== '--json');
-    if (extra.length) throw usage(ctx, ctx.lang === 'de' ? `Unbekanntes Argument: ${extra[0]}` : `Unknown argument: ${extra[0]}`);
+    const [sub, ...extra] = ctx.args;
+    const json = ctx.opts.json;
+    if (extra.length) throw usageError('config', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: extra[0] });
     switch (sub) {
       case 'check':
         return check(ctx, json);
@@ -86,7 +87,7 @@ Wert entfernt die Einstellung, dann gilt der Standardwert.`,
         );
     }
   },
-};
+});
 
 function usage(_ctx: CommandContext, detail: string): MbError {
   return new MbError('MB_CLI_USAGE', { detail, command: 'config' });

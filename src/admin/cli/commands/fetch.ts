@@ -16,9 +16,10 @@ import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummar
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { cloudFor, createIdentity } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { createLogger } from '../../../log/index.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import type { OptionDefs } from '../args.ts';
 import type { Output } from '../output.ts';
 
 /** Exit codes of `fetch --once` (also in the help): the most serious that applies. */
@@ -53,7 +54,7 @@ export interface FetchEnvironment {
 /** Config, store and identity as the command uses them; tests pass their own. */
 export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEnvironment> {
   const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' });
+  const log = ctx.log;
   const secretBox = await openSecretBox({ keyFile, env: ctx.env });
   const store = await openStore(config.store);
   const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });
@@ -74,7 +75,6 @@ export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEn
 const T = {
   en: {
     usage: 'Name exactly one connector',
-    unknownOption: 'Unknown option: {option}',
     starting: 'Fetching with connector {name}: {mailboxes} mailbox(es) → {destination}{mode}',
     once: ' (once)',
     running: ' (until Ctrl-C)',
@@ -93,7 +93,6 @@ const T = {
   },
   de: {
     usage: 'Genau einen Connector angeben',
-    unknownOption: 'Unbekannte Option: {option}',
     starting: 'Abruf mit Connector {name}: {mailboxes} Postfach/Postfächer → {destination}{mode}',
     once: ' (einmalig)',
     running: ' (bis Strg-C)',
@@ -281,21 +280,27 @@ export class Progress {
   }
 }
 
-export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) => Promise<FetchEnvironment> = openFetchEnvironment): Promise<number> {
+const options = {
+  once: {
+    type: 'boolean',
+    help: { en: 'go through every folder once, then exit (exit codes below)', de: 'jeden Ordner einmal durchgehen, dann beenden (Exit-Codes unten)' },
+  },
+  'retry-rejected': {
+    type: 'boolean',
+    help: { en: 'deliver again the messages the destination refused for good before', de: 'vom Ziel endgültig abgewiesene Nachrichten erneut zustellen' },
+  },
+  status: {
+    type: 'boolean',
+    help: { en: 'show the checkpoints (UIDVALIDITY, last UID, counts) and exit', de: 'die Prüfpunkte (UIDVALIDITY, letzte UID, Zähler) zeigen und beenden' },
+  },
+} satisfies OptionDefs;
+
+export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: CommandContext) => Promise<FetchEnvironment> = openFetchEnvironment): Promise<number> {
   const t = T[ctx.lang];
-  const args = [...ctx.args];
-  const take = (flag: string) => {
-    const i = args.indexOf(flag);
-    if (i >= 0) args.splice(i, 1);
-    return i >= 0;
-  };
-  const once = take('--once');
-  const retryRejected = take('--retry-rejected');
-  const status = take('--status');
-  const unknown = args.find((a) => a.startsWith('-'));
-  if (unknown) throw new MbError('MB_CLI_USAGE', { detail: fmt(t.unknownOption, { option: unknown }), command: 'fetch' });
-  if (args.length !== 1) throw new MbError('MB_CLI_USAGE', { detail: t.usage, command: 'fetch' });
-  const name = args[0]!;
+  const { once, status } = ctx.opts;
+  const retryRejected = ctx.opts['retry-rejected'];
+  if (ctx.args.length !== 1) throw new MbError('MB_CLI_USAGE', { detail: t.usage, command: 'fetch' });
+  const name = ctx.args[0]!;
 
   const env = await open(ctx);
   try {
@@ -359,7 +364,7 @@ export async function runFetch(ctx: CommandContext, open: (ctx: CommandContext) 
   }
 }
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'fetch',
   summary: {
     en: 'Fetch mail from Microsoft 365 mailboxes into a local system (one connector)',
@@ -376,10 +381,7 @@ running, picks up new mail at once (IMAP IDLE) and stops cleanly on Ctrl-C or SI
 On a terminal one status line shows messages, bytes and the rate; otherwise plain lines are printed
 (one per folder that received mail, errors with their MB code, progress every 10 seconds).
 
-Options:
-  --once            go through every folder once, then exit
-  --retry-rejected  deliver again the messages the destination refused for good before
-  --status          show the checkpoints (UIDVALIDITY, last UID, counts) and exit
+{options}
 
 log.level in mailbridge.yaml sets what is shown: error, warn (also warnings and problems that are
 retried, once each), info (default: also a line per folder), debug or trace (also the JSON log).
@@ -400,10 +402,7 @@ Strg-C oder SIGTERM.
 Im Terminal zeigt eine Statuszeile Nachrichten, Bytes und die Rate; sonst erscheinen einfache Zeilen
 (eine je Ordner mit neuer Mail, Fehler mit ihrem MB-Code, alle 10 Sekunden der Fortschritt).
 
-Optionen:
-  --once            jeden Ordner einmal durchgehen, dann beenden
-  --retry-rejected  vom Ziel endgültig abgewiesene Nachrichten erneut zustellen
-  --status          die Prüfpunkte (UIDVALIDITY, letzte UID, Zähler) zeigen und beenden
+{options}
 
 log.level in mailbridge.yaml bestimmt, was erscheint: error, warn (auch Warnungen und Probleme,
 die wiederholt werden, je einmal), info (Standard: auch eine Zeile je Ordner), debug oder trace
@@ -415,5 +414,6 @@ fehlgeschlagen; siehe MB-Code); 3 das Ziel hat Nachrichten endgültig abgewiesen
 Postfach: --retry-rejected); 4 zugestellt, aber Markieren, Verschieben oder Löschen ist
 fehlgeschlagen (wird beim nächsten Lauf wiederholt); 2 falscher Befehlsaufruf.`,
   },
+  options,
   run: (ctx) => runFetch(ctx),
-};
+});

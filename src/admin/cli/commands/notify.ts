@@ -21,11 +21,12 @@ import { buildSink, isSinkKind, SINK_KINDS } from '../../../notify/service.ts';
 import type { Sink } from '../../../notify/sinks/types.ts';
 import { openStore, type Store } from '../../../store/index.ts';
 import type { NotifySubscriptionRecord } from '../../../store/notify.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
 const usage = (detail: string) => new MbError('MB_CLI_USAGE', { command: 'notify', detail });
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'notify',
   summary: {
     en: 'Send a test notification through a sink or subscription',
@@ -45,8 +46,8 @@ export const command: Command = {
                 webpush  {"endpoint": "https://…", "keys": {"p256dh": "…", "auth": "…"}}
                 apns     {"deviceToken": "<hex>"}
                 fcm      {"registrationToken": "…"}
-  --mailbox A The mailbox the test event names (default: the subscription's first mailbox, or
-              test@mailbridge.invalid).
+
+{options}
 
 Each step is reported: configuration, subscription, target, credentials (FCM: access token),
 delivery with the receiver's answer. The event goes to this one target only, once, without
@@ -64,36 +65,41 @@ retries. Exit code 0 when the receiver took it, 1 otherwise.`,
                 webpush  {"endpoint": "https://…", "keys": {"p256dh": "…", "auth": "…"}}
                 apns     {"deviceToken": "<hex>"}
                 fcm      {"registrationToken": "…"}
-  --mailbox A Das Postfach, das das Test-Ereignis nennt (Standard: das erste Postfach des
-              Abonnements oder test@mailbridge.invalid).
+
+{options}
 
 Jeder Schritt wird gemeldet: Konfiguration, Abonnement, Ziel, Anmeldedaten (FCM: Zugriffstoken),
 Zustellung mit der Antwort des Empfängers. Das Ereignis geht nur an dieses eine Ziel, einmal, ohne
 Wiederholung. Rückgabewert 0, wenn der Empfänger es angenommen hat, sonst 1.`,
   },
+  options: {
+    params: {
+      type: 'string',
+      value: 'JSON',
+      help: { en: 'test <kind>: the parameters of the target (see above)', de: 'test <art>: die Parameter des Ziels (siehe oben)' },
+    },
+    mailbox: {
+      type: 'string',
+      value: { en: 'ADDRESS', de: 'ADRESSE' },
+      help: {
+        en: "The mailbox the test event names (default: the subscription's first mailbox, or\ntest@mailbridge.invalid).",
+        de: 'Das Postfach, das das Test-Ereignis nennt (Standard: das erste Postfach des\nAbonnements oder test@mailbridge.invalid).',
+      },
+    },
+  },
   async run(ctx) {
     const [sub, target, ...rest] = ctx.args;
-    if (sub !== 'test') throw usage(sub === undefined ? 'a subcommand is missing (test)' : `unknown subcommand "${sub}"`);
-    if (!target || target.startsWith('-')) throw usage('notify test needs a subscription id (sub_…) or a sink kind');
-    const opts = options(rest);
-    return test(ctx, target, opts);
+    const usage = (detail: Text, params?: Record<string, unknown>) => usageError('notify', ctx.lang, detail, params);
+    if (sub !== 'test') {
+      throw sub === undefined
+        ? usage({ en: 'a subcommand is missing (test)', de: 'ein Unterbefehl fehlt (test)' })
+        : usage({ en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub });
+    }
+    if (!target) throw usage({ en: 'notify test needs a subscription id (sub_…) or a sink kind', de: 'notify test braucht eine Abonnement-ID (sub_…) oder eine Zielart' });
+    if (rest.length) throw usage({ en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+    return test(ctx, target, { params: ctx.opts.params, mailbox: ctx.opts.mailbox });
   },
-};
-
-function options(args: string[]): { params?: string; mailbox?: string } {
-  const out: { params?: string; mailbox?: string } = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (name !== '--params' && name !== '--mailbox') throw usage(`unknown option "${a}"`);
-    const v = eq > 0 ? a.slice(eq + 1) : args[++i];
-    if (v === undefined) throw usage(`${name} needs a value`);
-    if (name === '--params') out.params = v;
-    else out.mailbox = v;
-  }
-  return out;
-}
+});
 
 const T = {
   head: { en: 'mailbridge notify test: {what}', de: 'mailbridge notify test: {what}' },

@@ -7,7 +7,8 @@ import type { Queue, QueueRecord, QueueState } from '../../../relay/queue/index.
 import { formatDelay } from '../../../relay/queue/schedule.ts';
 import { openStore } from '../../../store/index.ts';
 import { QUEUE_STATES } from '../../../store/queue.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError, type OptionDefs } from '../args.ts';
 
 const STATE_DE: Record<QueueState, string> = {
   incoming: 'eingehend',
@@ -18,7 +19,17 @@ const STATE_DE: Record<QueueState, string> = {
   bounced: 'unzustellbar',
 };
 
-export const command: Command = {
+const options = {
+  state: {
+    type: 'string',
+    value: 'S[,S…]',
+    help: { en: 'list: only messages in these states (default: all but sent)', de: 'list: nur Nachrichten in diesen Zuständen (Standard: alle außer gesendeten)' },
+  },
+  limit: { type: 'integer', value: 'N', min: 1, help: { en: 'list: at most N messages (default 100)', de: 'list: höchstens N Nachrichten (Standard 100)' } },
+  json: { type: 'boolean', help: { en: 'list: print JSON', de: 'list: JSON ausgeben' } },
+} satisfies OptionDefs;
+
+export const command = defineCommand({
   name: 'queue',
   summary: { en: 'List and manage the relay queue', de: 'Relay-Warteschlange anzeigen und verwalten' },
   help: {
@@ -36,6 +47,8 @@ Subcommands:
   release <id>    deliver a held message again
   delete <id>     remove a message and its content for good (not while it is being delivered)
 
+{options}
+
 States: incoming, active, deferred, held, sent, bounced.`,
     de: `Aufruf: mailbridge queue [list|show <id>|retry <id|all>|hold <id>|release <id>|delete <id>]
 
@@ -52,22 +65,26 @@ Unterbefehle:
   release <id>    eine angehaltene Nachricht wieder zustellen
   delete <id>     eine Nachricht samt Inhalt endgültig entfernen (nicht während der Zustellung)
 
+{options}
+
 Zustände: incoming (eingehend), active (in Zustellung), deferred (verzögert), held (angehalten),
 sent (gesendet), bounced (unzustellbar).`,
   },
+  options,
   async run(ctx) {
     const [sub = 'list', ...rest] = ctx.args;
+    if (sub === 'list' && rest.length) throw usageError('queue', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
     const { config } = await loadConfig(ctx.configPath, ctx.env);
     const store = await openStore(config.store);
     try {
       const queue = await openQueue({ ...(config.relay ? { config: config.relay } : {}), store, log: silentLogger });
       switch (sub) {
         case 'list':
-          return await list(ctx, queue, rest);
+          return await list(ctx, queue);
         case 'show':
-          return await show(ctx, queue, idArg(rest, sub));
+          return await show(ctx, queue, idArg(ctx, rest, sub));
         case 'retry': {
-          const id = idArg(rest, sub);
+          const id = idArg(ctx, rest, sub);
           if (id === 'all') {
             const n = await queue.retryAll();
             ctx.out.line(ctx.lang === 'de' ? `${n} Nachrichten werden jetzt erneut versucht.` : `${n} messages will be tried again now.`);
@@ -78,55 +95,44 @@ sent (gesendet), bounced (unzustellbar).`,
           return 0;
         }
         case 'hold': {
-          const rec = await queue.hold(idArg(rest, sub));
+          const rec = await queue.hold(idArg(ctx, rest, sub));
           ctx.out.line(ctx.lang === 'de' ? `${rec.id} ist angehalten.` : `${rec.id} is held.`);
           return 0;
         }
         case 'release': {
-          const rec = await queue.release(idArg(rest, sub));
+          const rec = await queue.release(idArg(ctx, rest, sub));
           ctx.out.line(ctx.lang === 'de' ? `${rec.id} ist freigegeben und wird zugestellt.` : `${rec.id} is released and will be delivered.`);
           return 0;
         }
         case 'delete': {
-          const rec = await queue.delete(idArg(rest, sub));
+          const rec = await queue.delete(idArg(ctx, rest, sub));
           ctx.out.line(ctx.lang === 'de' ? `${rec.id} (${stateName(rec.state, 'de')}) ist gelöscht.` : `${rec.id} (${rec.state}) is deleted.`);
           return 0;
         }
         default:
-          throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `unknown subcommand "${sub}"` });
+          throw usageError('queue', ctx.lang, { en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub });
       }
     } finally {
       await store.close();
     }
   },
-};
+});
 
-function idArg(rest: string[], sub: string): string {
+function idArg(ctx: CommandContext, rest: string[], sub: string): string {
   const id = rest[0];
-  if (!id || id.startsWith('-')) throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `queue ${sub} needs a message ID` });
+  if (!id || rest.length > 1) throw usageError('queue', ctx.lang, { en: 'queue {sub} needs one message ID', de: 'queue {sub} braucht genau eine Nachrichten-ID' }, { sub });
   return id === 'all' ? id : id.toUpperCase();
 }
 
-async function list(ctx: CommandContext, queue: Queue, args: string[]): Promise<number> {
+async function list(ctx: CommandContext<typeof options>, queue: Queue): Promise<number> {
   let states: QueueState[] = QUEUE_STATES.filter((s) => s !== 'sent');
-  let limit = 100;
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') json = true;
-    else if (a === '--state' || a === '--limit') {
-      const v = args[++i];
-      if (v === undefined) throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `${a} needs a value` });
-      if (a === '--limit') {
-        limit = Number(v);
-        if (!Number.isInteger(limit) || limit < 1) throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `--limit ${v} is not a positive number` });
-      } else {
-        const wanted = v.split(',').map((s) => s.trim());
-        const bad = wanted.find((s) => !(QUEUE_STATES as readonly string[]).includes(s));
-        if (bad) throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `unknown state "${bad}" (${QUEUE_STATES.join(', ')})` });
-        states = wanted as QueueState[];
-      }
-    } else throw new MbError('MB_CLI_USAGE', { command: 'queue', detail: `unknown option "${a}"` });
+  const limit = ctx.opts.limit ?? 100;
+  const json = ctx.opts.json;
+  if (ctx.opts.state !== undefined) {
+    const wanted = ctx.opts.state.split(',').map((s) => s.trim());
+    const bad = wanted.find((s) => !(QUEUE_STATES as readonly string[]).includes(s));
+    if (bad) throw usageError('queue', ctx.lang, { en: '--state {bad}: one of {states}', de: '--state {bad}: erlaubt sind {states}' }, { bad, states: QUEUE_STATES.join(', ') });
+    states = wanted as QueueState[];
   }
   const rows = await queue.list({ states, limit });
   const counts = await queue.counts();

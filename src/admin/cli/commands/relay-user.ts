@@ -1,13 +1,14 @@
-import { MbError } from '../../../errors/index.ts';
+import type { Text } from '../../../i18n/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import { hashPassword } from '../../../relay/password.ts';
 import { isSenderPattern, parseCidr } from '../../../relay/policy.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
 /** Devices often cap password length near 16; 12 keeps guessing out of reach with the login back-off. */
 const MIN_PASSWORD = 12;
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'relay-user',
   summary: { en: 'Create relay users and password hashes', de: 'Relay-Benutzer und Kennwort-Hashes erstellen' },
   help: {
@@ -18,10 +19,10 @@ Relay users are what applications log in as (SMTP AUTH) to send through the rela
 keeps only a scrypt hash of the password. These commands ask for the password (twice on a terminal,
 one line from a pipe) and print the YAML to put under relay.users; they do not change any file.
 
-  add <name>      print a new user entry
-    --sender S    an address (name@domain) or domain (@domain) the user may send as; repeatable
-    --ip CIDR     allow logins only from this address or network; repeatable
+  add <name>      print a new user entry (with --sender, and --ip)
   passwd <name>   print a new passwordHash for an existing user
+
+{options}
 
 Passwords need at least ${MIN_PASSWORD} characters.`,
     de: `Aufruf: mailbridge relay-user add <name> --sender <adresse|@domain> [--sender …] [--ip <cidr> …]
@@ -31,32 +32,49 @@ Mit Relay-Benutzern melden sich Anwendungen (SMTP AUTH) am Relay an. mailbridge.
 einen scrypt-Hash des Kennworts. Die Befehle fragen das Kennwort ab (am Terminal zweimal, aus einer
 Pipe eine Zeile) und geben das YAML für relay.users aus; sie ändern keine Datei.
 
-  add <name>      einen neuen Benutzereintrag ausgeben
-    --sender S    eine Adresse (name@domain) oder Domain (@domain), als die der Benutzer senden
-                  darf; mehrfach möglich
-    --ip CIDR     Anmeldung nur von dieser Adresse bzw. diesem Netz erlauben; mehrfach möglich
+  add <name>      einen neuen Benutzereintrag ausgeben (mit --sender, und --ip)
   passwd <name>   einen neuen passwordHash für einen bestehenden Benutzer ausgeben
+
+{options}
 
 Kennwörter brauchen mindestens ${MIN_PASSWORD} Zeichen.`,
   },
+  options: {
+    sender: {
+      type: 'string',
+      value: 'S',
+      multiple: true,
+      help: {
+        en: 'add: an address (name@domain) or domain (@domain) the user may send as; repeatable',
+        de: 'add: eine Adresse (name@domain) oder Domain (@domain), als die der Benutzer senden\ndarf; mehrfach möglich',
+      },
+    },
+    ip: {
+      type: 'string',
+      value: 'CIDR',
+      multiple: true,
+      help: {
+        en: 'add: allow logins only from this address or network; repeatable',
+        de: 'add: Anmeldung nur von dieser Adresse bzw. diesem Netz erlauben; mehrfach möglich',
+      },
+    },
+  },
   async run(ctx) {
     const [sub, name, ...rest] = ctx.args;
-    if (sub !== 'add' && sub !== 'passwd') throw usage(sub ? `unknown subcommand "${sub}"` : 'add or passwd expected');
-    if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) throw usage('a user name of letters, digits, ".", "_" or "-" is needed');
-    const senders: string[] = [];
-    const ips: string[] = [];
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i]!;
-      const v = rest[i + 1];
-      if ((a === '--sender' || a === '--ip') && sub === 'add') {
-        if (v === undefined) throw usage(`${a} needs a value`);
-        if (a === '--sender' && !isSenderPattern(v)) throw usage(`"${v}" is not an address or @domain`);
-        if (a === '--ip' && !parseCidr(v)) throw usage(`"${v}" is not an IP address or CIDR block`);
-        (a === '--sender' ? senders : ips).push(v);
-        i++;
-      } else throw usage(`unknown option "${a}"`);
+    const usage = (detail: Text, params?: Record<string, unknown>) => usageError('relay-user', ctx.lang, detail, params);
+    if (sub !== 'add' && sub !== 'passwd') {
+      throw sub ? usage({ en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub }) : usage({ en: 'add or passwd expected', de: 'add oder passwd erwartet' });
     }
-    if (sub === 'add' && senders.length === 0) throw usage('at least one --sender is needed');
+    if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) {
+      throw usage({ en: 'a user name of letters, digits, ".", "_" or "-" is needed', de: 'ein Benutzername aus Buchstaben, Ziffern, „.“, „_“ oder „-“ fehlt' });
+    }
+    if (rest.length) throw usage({ en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+    const senders = ctx.opts.sender;
+    const ips = ctx.opts.ip;
+    if (sub === 'passwd' && (senders.length || ips.length)) throw usage({ en: 'passwd takes no --sender or --ip', de: 'passwd nimmt kein --sender oder --ip' });
+    for (const v of senders) if (!isSenderPattern(v)) throw usage({ en: '"{v}" is not an address or @domain', de: '„{v}“ ist keine Adresse und keine @domain' }, { v });
+    for (const v of ips) if (!parseCidr(v)) throw usage({ en: '"{v}" is not an IP address or CIDR block', de: '„{v}“ ist keine IP-Adresse und kein CIDR-Block' }, { v });
+    if (sub === 'add' && senders.length === 0) throw usage({ en: 'at least one --sender is needed', de: 'mindestens ein --sender ist nötig' });
 
     const hash = await hashPassword(await askPassword(ctx));
     if (sub === 'passwd') {
@@ -70,20 +88,18 @@ Kennwörter brauchen mindestens ${MIN_PASSWORD} Zeichen.`,
     for (const l of lines) ctx.out.line(l);
     return 0;
   },
-};
+});
 
 async function askPassword(ctx: CommandContext): Promise<string> {
   const de = ctx.lang === 'de';
   const first = await ctx.prompt(de ? 'Kennwort: ' : 'Password: ', { secret: true });
   registerSecret(first);
-  if (first.length < MIN_PASSWORD) throw usage(`the password needs at least ${MIN_PASSWORD} characters`);
+  if (first.length < MIN_PASSWORD) {
+    throw usageError('relay-user', ctx.lang, { en: 'the password needs at least {n} characters', de: 'das Kennwort braucht mindestens {n} Zeichen' }, { n: MIN_PASSWORD });
+  }
   if (process.stdin.isTTY) {
     const again = await ctx.prompt(de ? 'Kennwort wiederholen: ' : 'Repeat password: ', { secret: true });
-    if (again !== first) throw usage(de ? 'die Kennwörter stimmen nicht überein' : 'the passwords do not match');
+    if (again !== first) throw usageError('relay-user', ctx.lang, { en: 'the passwords do not match', de: 'die Kennwörter stimmen nicht überein' });
   }
   return first;
-}
-
-function usage(detail: string): MbError {
-  return new MbError('MB_CLI_USAGE', { command: 'relay-user', detail });
 }

@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { sandboxPointerFile, type SandboxPointer } from '../../../sandbox/index.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import type { OptionDefs, OptionValues } from '../args.ts';
 
 interface Call {
   method: 'GET' | 'POST';
@@ -28,10 +29,27 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--url', '--dir', '--name', '--tenant', '--resource', '--from', '--folder']);
-const BOOL_FLAGS = new Set(['--shared', '--json']);
+const options = {
+  dir: {
+    type: 'string',
+    value: { en: 'DIR', de: 'VERZ' },
+    help: { en: "the sandbox's folder (as given to mailbridge sandbox --dir)", de: 'der Ordner der Sandbox (wie bei mailbridge sandbox --dir angegeben)' },
+  },
+  url: { type: 'string', value: 'URL', help: { en: "the sandbox admin API's address", de: 'die Adresse der Admin-API der Sandbox' } },
+  json: { type: 'boolean', help: { en: "print the API's JSON answer", de: 'die JSON-Antwort der API ausgeben' } },
+  name: { type: 'string', value: 'N', help: { en: 'register-sp, add-mailbox: display name', de: 'register-sp, add-mailbox: Anzeigename' } },
+  tenant: { type: 'string', value: 'T', help: { en: 'register-sp, grant-role, revoke-role: the tenant', de: 'register-sp, grant-role, revoke-role: der Mandant' } },
+  resource: {
+    type: 'string',
+    value: 'exchange|graph',
+    help: { en: 'grant-role, revoke-role: the API of the role (default exchange)', de: 'grant-role, revoke-role: die API der Rolle (Standard exchange)' },
+  },
+  from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'deliver: the envelope sender', de: 'deliver: der Umschlag-Absender' } },
+  folder: { type: 'string', value: 'F', help: { en: 'list, show-message: the folder (default INBOX)', de: 'list, show-message: der Ordner (Standard INBOX)' } },
+  shared: { type: 'boolean', help: { en: 'add-mailbox: a shared mailbox', de: 'add-mailbox: ein freigegebenes Postfach' } },
+} satisfies OptionDefs;
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'sandbox-admin',
   summary: {
     en: 'Change a running sandbox tenant (permissions, service principals, mailboxes, mail)',
@@ -75,10 +93,7 @@ Operations:
   powershell <file|-> [--tenant T]        run Exchange PowerShell lines (the script \`mailbridge setup\`
                                           prints) against the sandbox; exit status 1 if a line failed
 
-Options:
-  --dir DIR   the sandbox's folder (as given to mailbridge sandbox --dir)
-  --url URL   the sandbox admin API's address
-  --json      print the API's JSON answer`,
+{options}`,
     de: `Aufruf: mailbridge sandbox-admin <vorgang> [argumente] [--dir VERZ | --url URL] [--json]
 
 Spricht mit der Admin-API einer laufenden Sandbox (\`mailbridge sandbox\`). Sie findet die Sandbox
@@ -117,13 +132,11 @@ Vorgänge:
   powershell <datei|-> [--tenant T]       Exchange-PowerShell-Zeilen (das Skript von \`mailbridge setup\`)
                                           in der Sandbox ausführen; Exit-Status 1, wenn eine Zeile scheitert
 
-Optionen:
-  --dir VERZ  der Ordner der Sandbox (wie bei mailbridge sandbox --dir angegeben)
-  --url URL   die Adresse der Admin-API der Sandbox
-  --json      die JSON-Antwort der API ausgeben`,
+{options}`,
   },
+  options,
   async run(ctx) {
-    const args = parseArgs(ctx.args);
+    const args = parsed(ctx.args, ctx.opts);
     const [op, ...rest] = args.positional;
     if (!op) throw usage('an operation is missing, e.g. `mailbridge sandbox-admin state`');
     const call = await buildCall(op, rest, args);
@@ -157,23 +170,12 @@ Optionen:
     printResult(ctx, op, call, body);
     return 0;
   },
-};
+});
 
-function parseArgs(argv: string[]): Parsed {
-  const positional: string[] = [];
+/** The parsed command line in the shape the operations read (`--name` → its value, `--shared` → true). */
+function parsed(positional: string[], opts: OptionValues<typeof options>): Parsed {
   const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    if (VALUE_FLAGS.has(name)) {
-      const v = eq > 0 && a.startsWith('--') ? a.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw usage(`${name} needs a value`);
-      flags.set(name, v);
-    } else if (BOOL_FLAGS.has(a)) flags.set(a, true);
-    else if (a.startsWith('--')) throw usage(`unknown option ${a}`);
-    else positional.push(a);
-  }
+  for (const [name, v] of Object.entries(opts)) if (v !== undefined && v !== false) flags.set(`--${name}`, v);
   return { positional, flags };
 }
 

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { MbError } from '../../../errors/index.ts';
 import { createLogger } from '../../../log/index.ts';
 import { sandboxPointerFile, startSandbox } from '../../../sandbox/index.ts';
 import { parsePortArg, PORT_NAMES, type PortMap } from '../../../sandbox/ports.ts';
-import type { Command } from '../command.ts';
+import { defineCommand } from '../command.ts';
+import { usageError } from '../args.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'sandbox',
-  summary: { en: 'Start the sandbox tenant (Entra ID, Exchange Online, Graph, EWS, Dovecot)', de: 'Sandbox-Tenant starten (Entra ID, Exchange Online, Graph, EWS, Dovecot)' },
+  summary: { en: 'Start the sandbox tenant (Entra ID, Exchange Online, Graph, EWS, Dovecot)', de: 'Sandbox-Mandanten starten (Entra ID, Exchange Online, Graph, EWS, Dovecot)' },
   help: {
     en: `Usage: mailbridge sandbox [--dir DIR] [--file sandbox.yaml] [--synthetic N] [--port NAME=N …] [--smtp-port N] [--imap-port N] [--admin-port N]
 
@@ -19,15 +19,7 @@ Exchange Server's EWS (streaming and push notifications, autodiscover), a privat
 the mail, and an admin API to change permissions at run time (mailbridge sandbox-admin). Prints the endpoints and writes a mailbridge.yaml that works against
 them. Stops everything it started on Ctrl-C.
 
-Options:
-  --dir DIR        state folder (default .sandbox): CA, sandbox.yaml, mail, example config
-  --file FILE      tenants, apps and mailboxes to use instead of the demo tenant (first start only)
-  --synthetic N    also N in-memory mailboxes (user00001@synthetic.test …) in the first tenant, served
-                   by Graph and EWS, for watching thousands of mailboxes (scale tests)
-  --port NAME=N    pin one port (0: any free one); repeatable. Names: ${PORT_NAMES.join(', ')}
-  --smtp-port N    the same as --port smtp=N; likewise --imap-port, --admin-port, --graph-port,
-                   --ews-port, --entra-port
-  --proxy          also an HTTP CONNECT proxy that counts tunnels per destination, to try server.proxy
+{options}
 
 Every port is kept in DIR/ports.yaml and reused at the next start, so a restart keeps its
 addresses; the example DIR/mailbridge.yaml is written once and then left as you edit it.
@@ -36,7 +28,7 @@ addresses; the example DIR/mailbridge.yaml is written once and then left as you 
 Needs Dovecot (Debian: scripts/dovecot/install.sh, as root).`,
     de: `Aufruf: mailbridge sandbox [--dir VERZ] [--file sandbox.yaml] [--synthetic N] [--port NAME=N …] [--smtp-port N] [--imap-port N] [--admin-port N]
 
-Startet einen nachgebildeten Microsoft-365-Tenant auf diesem Rechner: Entra ID für jede nationale
+Startet einen nachgebildeten Microsoft-365-Mandanten auf diesem Rechner: Entra ID für jede nationale
 Cloud, SMTP (STARTTLS, AUTH XOAUTH2) und IMAP (TLS, XOAUTH2) von Exchange Online mit den
 Berechtigungsregeln und Antworten von Microsoft, die Mail-API von Microsoft Graph (sendMail, Delta,
 Änderungsbenachrichtigungen), EWS eines lokalen Exchange Servers (Streaming- und Push-Benachrichtigungen,
@@ -44,15 +36,7 @@ Autodiscover), ein eigenes Dovecot, das die Mails speichert, und eine Admin-API,
 Endpunkte aus und schreibt eine dazu passende mailbridge.yaml. Beendet mit Strg-C alles, was es
 gestartet hat.
 
-Optionen:
-  --dir VERZ       Zustandsordner (Standard .sandbox): CA, sandbox.yaml, Mails, Beispielkonfiguration
-  --file DATEI     Tenants, Apps und Postfächer statt des Demo-Tenants (nur beim ersten Start)
-  --synthetic N    zusätzlich N Postfächer im Speicher (user00001@synthetic.test …) im ersten Tenant,
-                   bedient von Graph und EWS, um Tausende Postfächer zu überwachen (Lasttests)
-  --port NAME=N    einen Port festlegen (0: irgendein freier); mehrfach möglich. Namen: ${PORT_NAMES.join(', ')}
-  --smtp-port N    dasselbe wie --port smtp=N; ebenso --imap-port, --admin-port, --graph-port,
-                   --ews-port, --entra-port
-  --proxy          zusätzlich ein HTTP-CONNECT-Proxy, der Tunnel je Ziel zählt, um server.proxy zu erproben
+{options}
 
 Alle Ports stehen in VERZ/ports.yaml und werden beim nächsten Start wieder verwendet, ein Neustart
 behält also seine Adressen; die Beispieldatei VERZ/mailbridge.yaml wird einmal geschrieben und
@@ -61,45 +45,78 @@ jedem Ordner (die zuletzt gestartete).
 
 Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
   },
+  options: {
+    dir: {
+      type: 'string',
+      value: { en: 'DIR', de: 'VERZ' },
+      help: { en: 'state folder (default .sandbox): CA, sandbox.yaml, mail, example config', de: 'Zustandsordner (Standard .sandbox): CA, sandbox.yaml, Mails, Beispielkonfiguration' },
+    },
+    file: {
+      type: 'string',
+      value: { en: 'FILE', de: 'DATEI' },
+      help: {
+        en: 'tenants, apps and mailboxes to use instead of the demo tenant (first start only)',
+        de: 'Mandanten, Apps und Postfächer statt des Demo-Mandanten (nur beim ersten Start)',
+      },
+    },
+    synthetic: {
+      type: 'integer',
+      value: 'N',
+      min: 1,
+      max: 999_999,
+      help: {
+        en: 'also N in-memory mailboxes (user00001@synthetic.test …) in the first tenant, served\nby Graph and EWS, for watching thousands of mailboxes (scale tests)',
+        de: 'zusätzlich N Postfächer im Speicher (user00001@synthetic.test …) im ersten Mandanten,\nbedient von Graph und EWS, um Tausende Postfächer zu überwachen (Lasttests)',
+      },
+    },
+    port: {
+      type: 'string',
+      value: 'NAME=N',
+      multiple: true,
+      help: {
+        en: `pin one port (0: any free one); repeatable. Names: ${PORT_NAMES.join(', ')}`,
+        de: `einen Port festlegen (0: irgendein freier); mehrfach möglich. Namen: ${PORT_NAMES.join(', ')}`,
+      },
+    },
+    proxy: {
+      type: 'boolean',
+      help: {
+        en: 'also an HTTP CONNECT proxy that counts tunnels per destination, to try server.proxy',
+        de: 'zusätzlich ein HTTP-CONNECT-Proxy, der Tunnel je Ziel zählt, um server.proxy zu erproben',
+      },
+    },
+    'smtp-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port smtp=N', de: 'dasselbe wie --port smtp=N' } },
+    'imap-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port imap=N', de: 'dasselbe wie --port imap=N' } },
+    'admin-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port admin=N', de: 'dasselbe wie --port admin=N' } },
+    'graph-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port graph=N', de: 'dasselbe wie --port graph=N' } },
+    'ews-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port ews=N', de: 'dasselbe wie --port ews=N' } },
+    'entra-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port entra=N', de: 'dasselbe wie --port entra=N' } },
+  },
   async run(ctx) {
-    const opt = (name: string) => {
-      const i = ctx.args.indexOf(name);
-      return i >= 0 ? ctx.args[i + 1] : undefined;
-    };
+    const o = ctx.opts;
     const de = ctx.lang === 'de';
+    if (ctx.args.length) throw usageError('sandbox', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
     const ports: PortMap = {};
-    const legacy: Record<string, keyof PortMap> = {
-      '--smtp-port': 'smtp',
-      '--imap-port': 'imap',
-      '--admin-port': 'admin',
-      '--graph-port': 'graph',
-      '--ews-port': 'ews',
-      '--entra-port': 'entra',
-    };
-    for (let i = 0; i < ctx.args.length; i++) {
-      const a = ctx.args[i]!;
-      const value = ctx.args[i + 1];
-      if (a === '--port') {
-        const parsed = value === undefined ? undefined : parsePortArg(value);
-        if (!parsed) throw new MbError('MB_CLI_USAGE', { command: 'sandbox', detail: `--port takes NAME=N with NAME one of ${PORT_NAMES.join(', ')} and N from 0 to 65535` });
-        ports[parsed[0]] = parsed[1];
-      } else if (legacy[a]) {
-        if (value === undefined || !/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new MbError('MB_CLI_USAGE', { command: 'sandbox', detail: `${a} takes a port from 0 to 65535` });
-        ports[legacy[a]] = Number(value);
+    for (const value of o.port) {
+      const parsed = parsePortArg(value);
+      if (!parsed) {
+        throw usageError('sandbox', ctx.lang, { en: '--port {v}: NAME=N with NAME one of {names} and N from 0 to 65535', de: '--port {v}: NAME=N mit NAME aus {names} und N von 0 bis 65535' }, { v: value, names: PORT_NAMES.join(', ') });
       }
+      ports[parsed[0]] = parsed[1];
     }
-    const synthetic = opt('--synthetic');
-    if (synthetic !== undefined && !/^[1-9]\d{0,5}$/.test(synthetic)) throw new MbError('MB_CLI_USAGE', { command: 'sandbox', detail: '--synthetic takes a number of mailboxes from 1 to 999999' });
+    const single = { smtp: o['smtp-port'], imap: o['imap-port'], admin: o['admin-port'], graph: o['graph-port'], ews: o['ews-port'], entra: o['entra-port'] } as const;
+    for (const [name, port] of Object.entries(single)) if (port !== undefined) ports[name as keyof PortMap] = port;
+    const synthetic = o.synthetic;
     const sandbox = await startSandbox({
-      dir: opt('--dir'),
-      file: opt('--file'),
-      ...(synthetic !== undefined ? { synthetic: { mailboxes: Number(synthetic) } } : {}),
+      dir: o.dir,
+      file: o.file,
+      ...(synthetic !== undefined ? { synthetic: { mailboxes: synthetic } } : {}),
       ports,
       pointerFile: sandboxPointerFile(ctx.env),
-      ...(ctx.args.includes('--proxy') ? { proxy: true } : {}),
+      ...(o.proxy ? { proxy: true } : {}),
       log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
     });
-    ctx.out.line(de ? 'Sandbox-Tenant läuft:' : 'Sandbox tenant is running:');
+    ctx.out.line(de ? 'Sandbox-Mandant läuft:' : 'Sandbox tenant is running:');
     for (const [name, value] of sandbox.endpoints()) ctx.out.line(`  ${name.padEnd(34)} ${value}`);
     ctx.out.line();
     const tenants = sandbox.directory.data.tenants;
@@ -138,4 +155,4 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
     await sandbox.close();
     return 0;
   },
-};
+});

@@ -1,71 +1,91 @@
 /**
  * `mailbridge secret set <path> | list`: store a secret encrypted in mailbridge.yaml (the value is
- * read without echo, or from stdin when piped, never from the command line), and list the secret
+ * read without echo, from all of stdin when piped, or from --file; never from the command line), and list the secret
  * settings with their state and masked hint — never a value.
  */
+import { readFile } from 'node:fs/promises';
 import { registerSecret } from '../../../log/redact.ts';
 import { listSecrets, readRawConfig, secretPathFor, secretSettings, storeSecret, type SecretInfo } from '../../../config/secret-file.ts';
 import { MbError } from '../../../errors/index.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'secret',
   summary: {
     en: 'Store a secret encrypted in mailbridge.yaml; list secrets, masked',
     de: 'Geheimnis verschlüsselt in mailbridge.yaml speichern; Geheimnisse maskiert auflisten',
   },
   help: {
-    en: `Usage: mailbridge secret set <path>
+    en: `Usage: mailbridge secret set <path> [--file FILE]
        mailbridge secret list [--json]
 
-  set <path>   Ask for the value without showing it (or read the first line of stdin when input
-               is piped), encrypt it (AES-256-GCM) and write it as enc:v1:… at <path> in
-               mailbridge.yaml. Comments and layout of the file stay as they are; the file is
-               created if it does not exist. Example:
+  set <path>   Ask for the value without showing it, or read all of stdin when input is piped
+               (several lines are kept: PEM keys, JSON service accounts), or read --file FILE;
+               encrypt it (AES-256-GCM) and write it as enc:v1:… at <path> in mailbridge.yaml.
+               Comments and layout of the file stay as they are; the file is created if it does
+               not exist. List items are addressed by their index. Examples:
                  mailbridge secret set connections.contoso.clientSecret
                  printf %s "$SECRET" | mailbridge secret set connections.contoso.clientSecret
+                 mailbridge secret set notify.apns.privateKey --file AuthKey_ABC123DEFG.p8
+                 mailbridge secret set notify.watch.groups.plant.listeners.0.password
   list         Every secret setting in use, with its state (encrypted, plain text, missing), where
                it comes from and the hint Entra ID also shows (first three characters of long
                secrets). Exit code 1 if an encrypted secret cannot be decrypted.
 
-Secret settings: ${secretSettings().join(', ')}.
+{options}
+
+Secret settings (<name>: a name, <n>: a list index): ${secretSettings().join(', ')}.
 
 The key is MAILBRIDGE_KEY (base64 of 32 bytes) or the key file (secrets.keyFile, default
 mailbridge.key next to mailbridge.yaml), created with mode 0600 by the first \`secret set\`.
 Back the key file up separately from the configuration: without it the secrets are lost.`,
-    de: `Aufruf: mailbridge secret set <pfad>
+    de: `Aufruf: mailbridge secret set <pfad> [--file DATEI]
         mailbridge secret list [--json]
 
-  set <pfad>   Fragt den Wert ab, ohne ihn anzuzeigen (oder liest die erste Zeile der
-               Standardeingabe, wenn sie umgeleitet ist), verschlüsselt ihn (AES-256-GCM) und
-               schreibt ihn als enc:v1:… an <pfad> in mailbridge.yaml. Kommentare und Aufbau der
-               Datei bleiben erhalten; fehlt die Datei, wird sie angelegt. Beispiel:
+  set <pfad>   Fragt den Wert ab, ohne ihn anzuzeigen, oder liest die ganze Standardeingabe, wenn
+               sie umgeleitet ist (mehrere Zeilen bleiben erhalten: PEM-Schlüssel, JSON-Dienstkonten),
+               oder liest --file DATEI; verschlüsselt ihn (AES-256-GCM) und schreibt ihn als
+               enc:v1:… an <pfad> in mailbridge.yaml. Kommentare und Aufbau der Datei bleiben
+               erhalten; fehlt die Datei, wird sie angelegt. Listeneinträge werden über ihre
+               Nummer angesprochen. Beispiele:
                  mailbridge secret set connections.contoso.clientSecret
                  printf %s "$GEHEIMNIS" | mailbridge secret set connections.contoso.clientSecret
+                 mailbridge secret set notify.apns.privateKey --file AuthKey_ABC123DEFG.p8
+                 mailbridge secret set notify.watch.groups.plant.listeners.0.password
   list         Jede verwendete geheime Einstellung mit Zustand (verschlüsselt, Klartext, fehlt),
                Herkunft und dem Hinweis, den auch Entra ID zeigt (die ersten drei Zeichen langer
                Geheimnisse). Exit-Code 1, wenn ein verschlüsseltes Geheimnis nicht entschlüsselbar ist.
 
-Geheime Einstellungen: ${secretSettings().join(', ')}.
+{options}
+
+Geheime Einstellungen (<name>: ein Name, <n>: Nummer in einer Liste): ${secretSettings().join(', ')}.
 
 Der Schlüssel ist MAILBRIDGE_KEY (Base64 von 32 Byte) oder die Schlüsseldatei (secrets.keyFile,
 standardmäßig mailbridge.key neben mailbridge.yaml), die das erste \`secret set\` mit den Rechten
 0600 anlegt. Sichern Sie die Schlüsseldatei getrennt von der Konfiguration: ohne sie sind die
 Geheimnisse verloren.`,
   },
+  options: {
+    json: { type: 'boolean', help: { en: 'list: print JSON', de: 'list: JSON ausgeben' } },
+    file: {
+      type: 'string',
+      value: { en: 'FILE', de: 'DATEI' },
+      help: { en: 'set: read the value from this file (e.g. an APNs .p8 key)', de: 'set: den Wert aus dieser Datei lesen (z. B. einen APNs-.p8-Schlüssel)' },
+    },
+  },
   async run(ctx) {
     const [sub, ...rest] = ctx.args;
     const de = ctx.lang === 'de';
     if (sub === 'set') {
-      if (rest.length !== 1 || rest[0]!.startsWith('-')) {
+      if (rest.length !== 1) {
         throw usage(de ? 'secret set erwartet genau einen Pfad, z. B. connections.contoso.clientSecret; den Wert fragt es ab.' : 'secret set takes exactly one path, e.g. connections.contoso.clientSecret; it asks for the value.');
       }
-      return set(ctx, rest[0]!);
+      return set(ctx, rest[0]!, ctx.opts.file);
     }
     if (sub === 'list') {
-      const extra = rest.filter((a) => a !== '--json');
-      if (extra.length) throw usage(de ? `Unbekanntes Argument: ${extra[0]}` : `Unknown argument: ${extra[0]}`);
-      return list(ctx, rest.includes('--json'));
+      if (rest.length) throw usageError('secret', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+      return list(ctx, ctx.opts.json);
     }
     throw usage(
       sub === undefined
@@ -77,20 +97,19 @@ Geheimnisse verloren.`,
           : `Unknown subcommand: ${sub}`,
     );
   },
-};
+});
 
 function usage(detail: string): MbError {
   return new MbError('MB_CLI_USAGE', { detail, command: 'secret' });
 }
 
-async function set(ctx: CommandContext, given: string): Promise<number> {
+async function set(ctx: CommandContext, given: string, file: string | undefined): Promise<number> {
   const de = ctx.lang === 'de';
   // Refuse a wrong path before anyone types a secret.
   const current = await readRawConfig(ctx.configPath, ctx.env);
   const segments = secretPathFor(given, current.raw);
   const path = segments.join('.');
-  const answer = await ctx.prompt(de ? `Wert für ${path} (Eingabe wird nicht angezeigt): ` : `Value for ${path} (input is not shown): `, { secret: true });
-  const value = answer.replace(/\r$/, '');
+  const value = (await readValue(ctx, path, file)).replace(/[\r\n]+$/, '');
   registerSecret(value);
   if (value === '') throw new MbError('MB_SECRET_EMPTY', { field: path });
   const r = await storeSecret(ctx.configPath, segments, value, ctx.env);
@@ -128,6 +147,25 @@ async function set(ctx: CommandContext, given: string): Promise<number> {
     }
   }
   return 0;
+}
+
+/**
+ * The value from --file, from all of piped stdin, or typed without echo. Whole input, not its first
+ * line: a PEM key or a pretty-printed JSON service account spans lines. A trailing line break
+ * (echo, an editor's last newline) is not part of the secret.
+ */
+async function readValue(ctx: CommandContext, path: string, file: string | undefined): Promise<string> {
+  if (file !== undefined) {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new MbError('MB_SECRET_FILE_UNREADABLE', { file, field: path, detail: (err as Error).message }, { cause: err });
+    }
+  }
+  const piped = await ctx.readStdin();
+  if (piped !== undefined) return piped;
+  const de = ctx.lang === 'de';
+  return ctx.prompt(de ? `Wert für ${path} (Eingabe wird nicht angezeigt): ` : `Value for ${path} (input is not shown): `, { secret: true });
 }
 
 async function list(ctx: CommandContext, json: boolean): Promise<number> {

@@ -11,14 +11,14 @@ import { basename } from 'node:path';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { createLogger } from '../../../log/index.ts';
 import { MbError, explain, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { relaySchema } from '../../../relay/config.ts';
 import { RoutedTransport, type StepEvent, type StepName } from '../../../relay/transports/index.ts';
 import type { OutboundMessage } from '../../../relay/transport.ts';
-import type { Command } from '../command.ts';
-import { openIdentity, takeFlag, takeOption } from './token.ts';
+import { defineCommand } from '../command.ts';
+import { usageError } from '../args.ts';
+import { openIdentity } from './token.ts';
 
 const STEP: Record<StepName, Record<Lang, string>> = {
   route: { en: 'route', de: 'Route' },
@@ -29,7 +29,7 @@ const STEP: Record<StepName, Record<Lang, string>> = {
   accept: { en: 'accept', de: 'Annahme' },
 };
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'send',
   summary: { en: 'Send a test mail through the configured route', de: 'Testnachricht über die eingerichtete Route senden' },
   help: {
@@ -40,17 +40,7 @@ Sends a test mail the way the relay would: the first route in relay.routes that 
 happens (route, token, connect, auth, send, accept); a failure shows its MB code, cause and fix.
 The message does not go through the queue.
 
-Options:
-  --from ADDRESS      envelope sender and From (required)
-  --to ADDRESS        recipient; repeat or separate with commas (required)
-  --cc ADDRESS        copy recipient (in the Cc header)
-  --bcc ADDRESS       blind copy recipient (envelope only)
-  --subject TEXT      subject (default: "mailbridge test message")
-  --body TEXT         text of the message (default: a short note with host and time)
-  --attach FILE       attach a file; repeat for more
-  --via smtp|graph    use this transport instead of the route's
-  --user NAME         route as if relay user NAME had sent it
-  --json              print the steps and the result as JSON`,
+{options}`,
     de: `Aufruf: mailbridge send --from ADRESSE --to ADRESSE [Optionen]
 
 Sendet eine Testnachricht so, wie das Relay es täte: Die erste Route in relay.routes, die zum
@@ -58,41 +48,50 @@ Absender (und --user) passt, wählt Verbindung, sendendes Postfach und Transport
 angezeigt, sobald er geschieht (Route, Token, Verbindung, Anmeldung, Senden, Annahme); ein Fehler
 zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über die Warteschlange.
 
-Optionen:
-  --from ADRESSE      Umschlag-Absender und From (erforderlich)
-  --to ADRESSE        Empfänger; wiederholen oder mit Kommas trennen (erforderlich)
-  --cc ADRESSE        Kopie-Empfänger (im Cc-Kopf)
-  --bcc ADRESSE       Blindkopie-Empfänger (nur im Umschlag)
-  --subject TEXT      Betreff (Standard: "mailbridge test message")
-  --body TEXT         Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)
-  --attach DATEI      eine Datei anhängen; für weitere wiederholen
-  --via smtp|graph    diesen Transport statt dem der Route verwenden
-  --user NAME         so routen, als hätte der Relay-Benutzer NAME gesendet
-  --json              Schritte und Ergebnis als JSON ausgeben`,
+{options}`,
+  },
+  options: {
+    from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'envelope sender and From (required)', de: 'Umschlag-Absender und From (erforderlich)' } },
+    to: {
+      type: 'string',
+      value: { en: 'ADDRESS', de: 'ADRESSE' },
+      multiple: true,
+      help: { en: 'recipient; repeat or separate with commas (required)', de: 'Empfänger; wiederholen oder mit Kommas trennen (erforderlich)' },
+    },
+    cc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'copy recipient (in the Cc header)', de: 'Kopie-Empfänger (im Cc-Kopf)' } },
+    bcc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'blind copy recipient (envelope only)', de: 'Blindkopie-Empfänger (nur im Umschlag)' } },
+    subject: { type: 'string', value: 'TEXT', help: { en: 'subject (default: "mailbridge test message")', de: 'Betreff (Standard: "mailbridge test message")' } },
+    body: {
+      type: 'string',
+      value: 'TEXT',
+      help: { en: 'text of the message (default: a short note with host and time)', de: 'Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)' },
+    },
+    attach: { type: 'string', value: { en: 'FILE', de: 'DATEI' }, multiple: true, help: { en: 'attach a file; repeat for more', de: 'eine Datei anhängen; für weitere wiederholen' } },
+    via: {
+      type: 'string',
+      value: 'smtp|graph',
+      choices: ['smtp', 'graph'],
+      help: { en: "use this transport instead of the route's", de: 'diesen Transport statt dem der Route verwenden' },
+    },
+    user: { type: 'string', value: 'NAME', help: { en: 'route as if relay user NAME had sent it', de: 'so routen, als hätte der Relay-Benutzer NAME gesendet' } },
+    json: { type: 'boolean', help: { en: 'print the steps and the result as JSON', de: 'Schritte und Ergebnis als JSON ausgeben' } },
   },
   async run(ctx) {
-    const args = [...ctx.args];
-    const many = (name: string) => {
-      const out: string[] = [];
-      for (let v = takeOption(ctx, args, name, 'send'); v !== undefined; v = takeOption(ctx, args, name, 'send')) {
-        out.push(...v.split(',').map((s) => s.trim()).filter(Boolean));
-      }
-      return out;
-    };
-    const from = takeOption(ctx, args, '--from', 'send');
-    const to = many('--to');
-    const cc = many('--cc');
-    const bcc = many('--bcc');
-    const attach = many('--attach');
-    const subject = takeOption(ctx, args, '--subject', 'send') ?? 'mailbridge test message';
-    const bodyText = takeOption(ctx, args, '--body', 'send');
-    const via = takeOption(ctx, args, '--via', 'send');
-    const user = takeOption(ctx, args, '--user', 'send');
-    const json = takeFlag(args, '--json');
+    const o = ctx.opts;
+    const many = (values: string[]) => values.flatMap((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+    const from = o.from;
+    const to = many(o.to);
+    const cc = many(o.cc);
+    const bcc = many(o.bcc);
+    const attach = o.attach;
+    const subject = o.subject ?? 'mailbridge test message';
+    const bodyText = o.body;
+    const via = o.via as 'smtp' | 'graph' | undefined;
+    const user = o.user;
+    const json = o.json;
     const de = ctx.lang === 'de';
-    if (args.length > 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? `unbekanntes Argument ${args[0]}` : `unknown argument ${args[0]}` });
-    if (!from || to.length === 0) throw new MbError('MB_CLI_USAGE', { command: 'send', detail: de ? '--from und --to sind erforderlich' : '--from and --to are required' });
-    if (via !== undefined && via !== 'smtp' && via !== 'graph') throw new MbError('MB_CLI_USAGE', { command: 'send', detail: '--via smtp|graph' });
+    if (ctx.args.length > 0) throw usageError('send', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    if (!from || to.length === 0) throw usageError('send', ctx.lang, { en: '--from and --to are required', de: '--from und --to sind erforderlich' });
 
     const attachments = [];
     for (const path of attach) {
@@ -132,7 +131,7 @@ Optionen:
       routes: relay.routes,
       tokens: opened.identity,
       hostname: relay.hostname ?? hostname(),
-      log: createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' }),
+      log: ctx.log,
       env: ctx.env,
     });
     try {
@@ -157,7 +156,7 @@ Optionen:
         ...(via ? { via } : {}),
         onStep: (e) => {
           steps.push(e);
-          if (!json) ctx.out.line(`${e.ok ? '✔' : '✖'} ${STEP[e.step][ctx.lang].padEnd(10)} ${e.detail ?? ''}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
+          if (!json) ctx.out.line(`${e.ok ? '✔' : '✖'} ${STEP[e.step][ctx.lang].padEnd(10)} ${stepDetail(e.detail ?? '', ctx.lang)}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
         },
       });
       if ('ok' in result) {
@@ -175,10 +174,10 @@ Optionen:
         ctx.out.line(
           'temporary' in result
             ? de
-              ? '  Der Relay würde diese Nachricht zurückstellen und erneut versuchen.'
+              ? '  Das Relay würde diese Nachricht zurückstellen und erneut versuchen.'
               : '  The relay would defer this message and try again.'
             : de
-              ? '  Der Relay würde diese Nachricht mit einem Unzustellbarkeitsbericht zurückweisen.'
+              ? '  Das Relay würde diese Nachricht mit einem Unzustellbarkeitsbericht zurückweisen.'
               : '  The relay would bounce this message with a delivery report.',
         );
       }
@@ -188,4 +187,36 @@ Optionen:
       await opened.close();
     }
   },
-};
+});
+
+/**
+ * The transports describe each step in English (their log lines use the same words); in German the
+ * words mailbridge wrote are translated here. What a server answered (SMTP replies, Graph error
+ * texts) is quoted as it came, in Microsoft's words.
+ */
+const DETAIL_DE: Array<[RegExp, string]> = [
+  [/^route (\S+): (\S+) via connection (\S+) as (\S+)$/, 'Route $1: $2 über Verbindung $3 als $4'],
+  [/^no route in relay\.routes for sender (\S+) \(relay user (\S+)\)$/, 'keine Route in relay.routes für Absender $1 (Relay-Benutzer $2)'],
+  [/^no route for (\S+)$/, 'keine Route für $1'],
+  [/^sender (.+) not allowed on route (\S+)(?: \(sendAs: (.*)\))?$/, 'Absender $1 auf Route $2 nicht erlaubt'],
+  [/^sender (.+) rewritten to (\S+) \(original kept as Reply-To\)$/, 'Absender $1 umgeschrieben auf $2 (Original als Reply-To behalten)'],
+  [/^sent over SMTP instead: (\d+) bytes is over Graph's limit$/, 'stattdessen über SMTP gesendet: $1 Bytes überschreiten die Grenze von Graph'],
+  [/^sent over SMTP instead: To\/Cc name (.+) outside the envelope$/, 'stattdessen über SMTP gesendet: To/Cc nennen $1 außerhalb des Umschlags'],
+  [/: delegated \(([^)]*)\)/, ': delegiert ($1)'],
+  [/: app-only/, ': nur App'],
+  [/, cached, valid until /, ', aus dem Cache, gültig bis '],
+  [/, valid until /, ', gültig bis '],
+  [/ \(open connection reused, (\d+) sent on it\)$/, ' (offene Verbindung wiederverwendet, $1 darüber gesendet)'],
+  [/^(\S+) plain$/, '$1 unverschlüsselt'],
+  [/^AUTH XOAUTH2 as (\S+)$/, 'AUTH XOAUTH2 als $1'],
+  [/^(MAIL FROM:<[^>]*>) (\d+) RCPT, (\d+) bytes$/, '$1 $2 RCPT, $3 Bytes'],
+  [/^POST (\S+) \((\d+) bytes MIME, (\d+) recipients?\)$/, 'POST $1 ($2 Bytes MIME, $3 Empfänger)'],
+  [/^(\d+) bytes > (\d+) bytes of MIME \(4 MB request after base64\)$/, '$1 Bytes > $2 Bytes MIME (4-MB-Anfrage nach Base64)'],
+];
+
+export function stepDetail(detail: string, lang: Lang): string {
+  if (lang !== 'de') return detail;
+  let out = detail;
+  for (const [re, de] of DETAIL_DE) out = out.replace(re, de);
+  return out;
+}

@@ -2,9 +2,10 @@ import { loadConfig } from '../../../config/index.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
 import { reloadConfig } from '../../../server/reload.ts';
-import type { Command } from '../command.ts';
+import { usageError } from '../args.ts';
+import { defineCommand } from '../command.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'serve',
   summary: { en: 'Run the gateway (store, HTTP API, health endpoint)', de: 'Gateway starten (Speicher, HTTP-API, Health-Endpunkt)' },
   help: {
@@ -16,8 +17,7 @@ delivery to Microsoft 365 by relay.routes). Stops cleanly on Ctrl-C or SIGTERM. 
 mailbridge.yaml again: a new log.level applies at once, other changes need a restart (the log
 names them).
 
-Options:
-  --port N   listen on this port instead of server.port`,
+{options}`,
     de: `Aufruf: mailbridge serve [--port N]
 
 Startet das dauerhaft laufende Gateway mit dem Speicher aus mailbridge.yaml (standardmäßig
@@ -26,14 +26,23 @@ SMTP-Relay (Listener, Warteschlange, Zustellung an Microsoft 365 nach relay.rout
 sauber mit Strg-C oder SIGTERM. SIGHUP liest mailbridge.yaml neu: ein neues log.level gilt sofort,
 andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
 
-Optionen:
-  --port N   auf diesem Port statt server.port lauschen`,
+{options}`,
+  },
+  options: {
+    port: {
+      type: 'integer',
+      value: 'N',
+      min: 0,
+      max: 65535,
+      help: { en: 'listen on this port instead of server.port (0: any free port)', de: 'auf diesem Port statt server.port lauschen (0: ein freier Port)' },
+    },
   },
   async run(ctx) {
     const { config, path, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-    const i = ctx.args.indexOf('--port');
+    if (ctx.args.length) throw usageError('serve', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    // --port applies to the configuration read at start and to every one SIGHUP reads again.
     const adjust = (c: typeof config) => {
-      if (i >= 0) c.server.port = Number(ctx.args[i + 1]);
+      if (ctx.opts.port !== undefined) c.server.port = ctx.opts.port;
     };
     adjust(config);
     const log = createLogger({ level: config.log.level });
@@ -64,4 +73,4 @@ Optionen:
     await gw.close(sig);
     return 0;
   },
-};
+});

@@ -12,15 +12,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { SignInResult } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { signinRoutes } from '../../../server/signin.ts';
-import type { Command, CommandContext } from '../command.ts';
-import { oneConnection, openIdentity, takeFlag, takeOption } from './token.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { oneConnection, openIdentity } from './token.ts';
 import { listenOn } from '../../../errors/listen.ts';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'signin',
   summary: {
     en: 'Sign a mailbox user in for a delegated connection (link or device code)',
@@ -38,15 +37,13 @@ sign-in (encrypted) and renews it by itself from then on.
                   gateway runs and the redirect URI is on this machine, this command serves it
                   while it waits. The redirect URI must be registered on the app (Entra admin
                   center › App registrations › <app> › Authentication › Web).
-  --device-code   Prints a code to enter at the verification page instead (the app needs
-                  Authentication › Allow public client flows › Yes).
-  --account UPN   Suggest this account on the sign-in page.
-  --timeout M     Give up after M minutes (default 15).
+
+{options}
 
 Press Ctrl-C to cancel (exit status 130; 143 after SIGTERM).`,
     de: `Aufruf: mailbridge signin <verbindung> [--device-code] [--account UPN] [--timeout MINUTEN]
 
-Meldet einen Benutzer für eine Verbindung mit dem Ablauf auth-code oder device-code an;
+Meldet einen Benutzer für eine Verbindung mit dem Anmeldeverfahren auth-code oder device-code an;
 mailbridge bewahrt die Anmeldung (verschlüsselt) auf und erneuert sie danach selbstständig.
 
   (Standard)      Gibt einen Anmeldelink zum Öffnen im Browser aus. Entra ID leitet den Browser
@@ -55,23 +52,33 @@ mailbridge bewahrt die Anmeldung (verschlüsselt) auf und erneuert sie danach se
                   Gateway und liegt die Umleitungs-URI auf diesem Rechner, bedient dieser Befehl
                   sie, während er wartet. Die Umleitungs-URI muss an der App registriert sein
                   (Entra Admin Center › App-Registrierungen › <App> › Authentifizierung › Web).
-  --device-code   Gibt stattdessen einen Code aus, der auf der Bestätigungsseite einzugeben ist
-                  (die App braucht Authentifizierung › Öffentliche Clientflows zulassen › Ja).
-  --account UPN   Dieses Konto auf der Anmeldeseite vorschlagen.
-  --timeout M     Nach M Minuten aufgeben (Standard 15).
+
+{options}
 
 Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
   },
+  options: {
+    'device-code': {
+      type: 'boolean',
+      help: {
+        en: 'Print a code to enter at the verification page instead (the app needs\nAuthentication › Allow public client flows › Yes).',
+        de: 'Stattdessen einen Code ausgeben, der auf der Bestätigungsseite einzugeben ist\n(die App braucht Authentifizierung › Öffentliche Clientflows zulassen › Ja).',
+      },
+    },
+    account: { type: 'string', value: 'UPN', help: { en: 'Suggest this account on the sign-in page.', de: 'Dieses Konto auf der Anmeldeseite vorschlagen.' } },
+    timeout: {
+      type: 'integer',
+      value: { en: 'MINUTES', de: 'MINUTEN' },
+      min: 1,
+      max: 1440,
+      help: { en: 'Give up after this many minutes (default 15).', de: 'Nach so vielen Minuten aufgeben (Standard 15).' },
+    },
+  },
   async run(ctx) {
-    const args = [...ctx.args];
-    const deviceCode = takeFlag(args, '--device-code');
-    const account = takeOption(ctx, args, '--account', 'signin');
-    const timeoutText = takeOption(ctx, args, '--timeout', 'signin');
-    const timeoutMinutes = timeoutText === undefined ? 15 : Number(timeoutText);
-    if (!Number.isFinite(timeoutMinutes) || timeoutMinutes <= 0) {
-      throw new MbError('MB_CLI_USAGE', { detail: `--timeout ${timeoutText}`, command: 'signin' });
-    }
-    const name = oneConnection(ctx, args, 'signin');
+    const deviceCode = ctx.opts['device-code'];
+    const account = ctx.opts.account;
+    const timeoutMinutes = ctx.opts.timeout ?? 15;
+    const name = oneConnection(ctx, 'signin');
     const de = ctx.lang === 'de';
     const opened = await openIdentity(ctx);
     const abort = new AbortController();
@@ -82,6 +89,7 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
     });
     const timer = setTimeout(() => abort.abort(), timeoutMinutes * 60_000);
     let listener: FastifyInstance | undefined;
+    let redirectUri: string | undefined;
     try {
       let result: SignInResult;
       if (deviceCode) {
@@ -105,6 +113,7 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
         });
       } else {
         const link = await opened.identity.beginSignIn(name, { loginHint: account });
+        redirectUri = link.redirectUri;
         listener = await serveRedirectIfNeeded(ctx, opened, link.redirectUri);
         ctx.out.line(de ? 'Öffnen Sie diesen Link im Browser und melden Sie sich mit dem Postfachkonto an:' : 'Open this link in a browser and sign in with the mailbox account:');
         ctx.out.line();
@@ -126,8 +135,9 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
       return 0;
     } catch (err) {
       if (abort.signal.aborted && !stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
-        // The timer fired, not Ctrl-C.
-        throw new MbError('MB_SIGNIN_TIMEOUT', { connection: name, minutes: timeoutMinutes, redirectUri: '-' });
+        // The timer fired, not Ctrl-C. A device code has no redirect to check, only a code not entered.
+        if (redirectUri === undefined) throw new MbError('MB_SIGNIN_DEVICE_CODE_TIMEOUT', { connection: name, minutes: timeoutMinutes });
+        throw new MbError('MB_SIGNIN_TIMEOUT', { connection: name, minutes: timeoutMinutes, redirectUri });
       }
       if (stopped && err instanceof MbError && err.code === 'MB_SIGNIN_CANCELLED') {
         // Cancelled by Ctrl-C or SIGTERM: say so, and exit as a shell reports a process ended by
@@ -142,7 +152,7 @@ Abbrechen mit Strg-C (Exit-Status 130; 143 nach SIGTERM).`,
       await opened.close();
     }
   },
-};
+});
 
 /** Serve the redirect URI here when nothing answers there and it is on this machine. */
 async function serveRedirectIfNeeded(
@@ -153,8 +163,8 @@ async function serveRedirectIfNeeded(
   const target = new URL(redirectUri);
   if (await answers(new URL('/health', target.origin).href)) return undefined;
   if (!LOOPBACK.has(target.hostname) || target.protocol !== 'http:') return undefined;
-  const http = Fastify({ loggerInstance: createLogger({ level: 'warn' }) as FastifyBaseLogger });
-  await http.register(signinRoutes, { config: opened.config, store: opened.store, log: createLogger({ level: 'warn' }), identity: opened.identity });
+  const http = Fastify({ loggerInstance: ctx.log as FastifyBaseLogger });
+  await http.register(signinRoutes, { config: opened.config, store: opened.store, log: ctx.log, identity: opened.identity });
   const host = target.hostname === 'localhost' ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, '');
   try {
     await listenOn('redirect URI', host, Number(target.port || 80), () => http.listen({ host, port: Number(target.port || 80) }));

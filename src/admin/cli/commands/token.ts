@@ -5,12 +5,12 @@
  */
 import { loadConfig } from '../../../config/index.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
-import { MbError, renderText } from '../../../errors/index.ts';
+import { renderText } from '../../../errors/index.ts';
 import { createIdentity, type Identity, type Resource } from '../../../identity/index.ts';
-import { createLogger } from '../../../log/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
 import type { Config } from '../../../config/schema.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
 export interface OpenedIdentity {
   config: Config;
@@ -23,7 +23,7 @@ export interface OpenedIdentity {
 /** Config, SecretBox, store and Identity for a command (also used by `signin`). */
 export async function openIdentity(ctx: CommandContext): Promise<OpenedIdentity> {
   const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = createLogger({ level: ctx.env.MAILBRIDGE_LOG_LEVEL ?? 'warn' });
+  const log = ctx.log;
   const secretBox = await openSecretBox({ keyFile, env: ctx.env });
   const store = await openStore(config.store);
   const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });
@@ -39,32 +39,10 @@ export async function openIdentity(ctx: CommandContext): Promise<OpenedIdentity>
   };
 }
 
-export function takeOption(ctx: CommandContext, args: string[], name: string, command: string): string | undefined {
-  const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
-  if (i < 0) return undefined;
-  const a = args[i]!;
-  const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[i + 1];
-  if (value === undefined || value.startsWith('--')) {
-    throw new MbError('MB_CLI_USAGE', { detail: ctx.lang === 'de' ? `${name} braucht einen Wert` : `${name} needs a value`, command });
-  }
-  args.splice(i, a.includes('=') ? 1 : 2);
-  return value;
-}
-
-export function takeFlag(args: string[], name: string): boolean {
-  const i = args.indexOf(name);
-  if (i < 0) return false;
-  args.splice(i, 1);
-  return true;
-}
-
-export function oneConnection(ctx: CommandContext, args: string[], command: string): string {
-  const unknown = args.find((a) => a.startsWith('-'));
-  if (unknown) throw new MbError('MB_CLI_USAGE', { detail: ctx.lang === 'de' ? `Unbekannte Option: ${unknown}` : `Unknown option: ${unknown}`, command });
-  if (args.length !== 1) {
-    throw new MbError('MB_CLI_USAGE', { detail: ctx.lang === 'de' ? 'Genau eine Verbindung angeben' : 'Name exactly one connection', command });
-  }
-  return args[0]!;
+/** The one connection name a command takes (token, signin). */
+export function oneConnection(ctx: CommandContext, command: string): string {
+  if (ctx.args.length !== 1) throw usageError(command, ctx.lang, { en: 'Name exactly one connection', de: 'Genau eine Verbindung angeben' });
+  return ctx.args[0]!;
 }
 
 const LABELS = {
@@ -99,7 +77,7 @@ const LABELS = {
   },
   de: {
     connection: 'Verbindung',
-    flow: 'Ablauf',
+    flow: 'Anmeldeverfahren',
     cloud: 'Cloud',
     tenant: 'Mandant',
     app: 'App',
@@ -128,7 +106,7 @@ const LABELS = {
   },
 } as const;
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'token',
   summary: {
     en: 'Get a token for a connection and show what it grants (never the token)',
@@ -141,10 +119,7 @@ Asks Entra ID for an access token exactly as the gateway would (same credential,
 token endpoint) and prints cloud, tenant, app, the roles (app-only) or scopes (delegated) in
 the token, its expiry and the endpoint used. The token itself is never printed.
 
-Options:
-  --resource R   exchange (IMAP, SMTP, EWS; default) or graph
-  --account UPN  delegated connections: the signed-in account to use
-  --json         machine-readable output
+{options}
 
 Exit code 0: token obtained and usable; 1: failed, or issued with problems (e.g. no roles,
 because admin consent is missing); 2: wrong command line.`,
@@ -155,23 +130,30 @@ gleicher Proxy, gleiche CA, gleicher Token-Endpunkt) und zeigt Cloud, Mandant, A
 (App-Zugriff) bzw. Scopes (delegiert) im Token, die Gültigkeit und den verwendeten Endpunkt.
 Das Token selbst wird nie ausgegeben.
 
-Optionen:
-  --resource R   exchange (IMAP, SMTP, EWS; Standard) oder graph
-  --account UPN  delegierte Verbindungen: das zu verwendende angemeldete Konto
-  --json         maschinenlesbare Ausgabe
+{options}
 
 Exit-Code 0: Token erhalten und verwendbar; 1: fehlgeschlagen oder mit Problemen ausgestellt
 (z. B. ohne Rollen, weil die Administratorzustimmung fehlt); 2: falscher Aufruf.`,
   },
+  options: {
+    resource: {
+      type: 'string',
+      value: 'R',
+      choices: ['exchange', 'graph'],
+      help: { en: 'exchange (IMAP, SMTP, EWS; default) or graph', de: 'exchange (IMAP, SMTP, EWS; Standard) oder graph' },
+    },
+    account: {
+      type: 'string',
+      value: 'UPN',
+      help: { en: 'delegated connections: the signed-in account to use', de: 'delegierte Verbindungen: das zu verwendende angemeldete Konto' },
+    },
+    json: { type: 'boolean', help: { en: 'machine-readable output', de: 'maschinenlesbare Ausgabe' } },
+  },
   async run(ctx) {
-    const args = [...ctx.args];
-    const resource = takeOption(ctx, args, '--resource', 'token') ?? 'exchange';
-    if (resource !== 'exchange' && resource !== 'graph') {
-      throw new MbError('MB_CLI_USAGE', { detail: `--resource ${resource}: exchange | graph`, command: 'token' });
-    }
-    const account = takeOption(ctx, args, '--account', 'token');
-    const asJson = takeFlag(args, '--json');
-    const name = oneConnection(ctx, args, 'token');
+    const resource = ctx.opts.resource ?? 'exchange';
+    const account = ctx.opts.account;
+    const asJson = ctx.opts.json;
+    const name = oneConnection(ctx, 'token');
     const opened = await openIdentity(ctx);
     try {
       const d = await opened.identity.describe(name, { resource: resource as Resource, account, lang: ctx.lang });
@@ -218,4 +200,4 @@ Exit-Code 0: Token erhalten und verwendbar; 1: fehlgeschlagen oder mit Problemen
       await opened.close();
     }
   },
-};
+});

@@ -8,46 +8,17 @@
  * it, then the last events, then follows new ones by their cursor (publication order) until Ctrl-C.
  */
 import { loadConfig } from '../../../config/index.ts';
-import { MbError } from '../../../errors/index.ts';
 import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
+import { webhookPayload } from '../../../notify/sinks/webhook.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
 import { openStore } from '../../../store/index.ts';
-import type { Command, CommandContext } from '../command.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
 
-const usage = (detail: string) => new MbError('MB_CLI_USAGE', { command: 'watch', detail });
 
 /** A status older than this means no gateway is writing it. */
 const STALE_MS = 30_000;
-
-interface Options {
-  mailbox?: string;
-  last: number;
-  once: boolean;
-  json: boolean;
-  pollMs: number;
-}
-
-function options(args: string[]): Options {
-  const o: Options = { last: 10, once: false, json: false, pollMs: 500 };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw usage(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--mailbox') o.mailbox = value().toLowerCase();
-    else if (a === '--last') {
-      o.last = Number(value());
-      if (!Number.isInteger(o.last) || o.last < 0) throw usage('--last takes a whole number');
-    } else if (a === '--once') o.once = true;
-    else if (a === '--json') o.json = true;
-    else if (a === '--poll-ms') o.pollMs = Math.max(50, Number(value()) || 500);
-    else throw usage(`unknown option "${a}"`);
-  }
-  return o;
-}
 
 function describe(e: NotifyEvent, de: boolean): string {
   const when = e.observedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
@@ -94,13 +65,15 @@ function printStatus(ctx: CommandContext, status: WatchStatus | undefined, now: 
       .map(([s, n]) => `${state(s)} ${n}`)
       .join(', ');
     const boxes = de ? (g.mailboxes === 1 ? 'Postfach' : 'Postfächer') : g.mailboxes === 1 ? 'mailbox' : 'mailboxes';
-    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${boxes}, ${g.listeners} Listener — ${states}`);
+    // German "Listener" is the same in singular and plural; English needs the plural s.
+    const listeners = de ? 'Listener' : g.listeners === 1 ? 'listener' : 'listeners';
+    ctx.out.line(`${g.group} (${g.kind}): ${g.mailboxes} ${boxes}, ${g.listeners} ${listeners} — ${states}`);
   }
   for (const m of status.attention.slice(0, 20)) ctx.out.line(`  ${m.mailbox} [${m.group}] ${state(m.state)}${m.error ? `: ${m.error.code} ${m.error.message}` : ''}`);
   for (const p of status.problems.slice(-5)) ctx.out.line(`  ! ${p.at} ${p.mailbox ?? p.listener}: ${p.message}`);
 }
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'watch',
   summary: { en: 'Show watched mailboxes and new-mail events live', de: 'Überwachte Postfächer und Neue-Mail-Ereignisse live anzeigen' },
   help: {
@@ -110,12 +83,7 @@ Shows the state of the watchers run by \`mailbridge serve\` (per group: mailboxe
 catching up, reconnecting, failed; the last problems with their MB codes), then the last N
 events (default 10), then new events as they are published, until Ctrl-C.
 
-Options:
-  --mailbox A  only events of this mailbox
-  --last N     events shown at the start (default 10)
-  --once       print the state and the last events, then exit
-  --json       one JSON object per event (as sinks receive it)
-  --poll-ms N  how often to look for new events (default 500)`,
+{options}`,
     de: `Aufruf: mailbridge watch [--mailbox ADRESSE] [--last N] [--once] [--json]
 
 Zeigt den Zustand der Watcher, die \`mailbridge serve\` betreibt (je Gruppe: Postfächer, die
@@ -123,15 +91,29 @@ Zeigt den Zustand der Watcher, die \`mailbridge serve\` betreibt (je Gruppe: Pos
 MB-Codes), dann die letzten N Ereignisse (Standard 10), dann neue Ereignisse, sobald sie
 veröffentlicht werden, bis Strg-C.
 
-Optionen:
-  --mailbox A  nur Ereignisse dieses Postfachs
-  --last N     beim Start gezeigte Ereignisse (Standard 10)
-  --once       Zustand und letzte Ereignisse ausgeben, dann beenden
-  --json       ein JSON-Objekt je Ereignis (wie Ziele es erhalten)
-  --poll-ms N  wie oft nach neuen Ereignissen gesehen wird (Standard 500)`,
+{options}`,
+  },
+  options: {
+    mailbox: { type: 'string', value: 'A', help: { en: 'only events of this mailbox', de: 'nur Ereignisse dieses Postfachs' } },
+    last: { type: 'integer', value: 'N', min: 0, help: { en: 'events shown at the start (default 10)', de: 'beim Start gezeigte Ereignisse (Standard 10)' } },
+    once: { type: 'boolean', help: { en: 'print the state and the last events, then exit', de: 'Zustand und letzte Ereignisse ausgeben, dann beenden' } },
+    json: { type: 'boolean', help: { en: 'one JSON object per event (as sinks receive it)', de: 'ein JSON-Objekt je Ereignis (wie Ziele es erhalten)' } },
+    'poll-ms': {
+      type: 'integer',
+      value: 'N',
+      min: 50,
+      help: { en: 'how often to look for new events (default 500)', de: 'wie oft nach neuen Ereignissen gesehen wird (Standard 500)' },
+    },
   },
   async run(ctx) {
-    const o = options(ctx.args);
+    if (ctx.args.length) throw usageError('watch', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    const o = {
+      mailbox: ctx.opts.mailbox?.toLowerCase(),
+      last: ctx.opts.last ?? 10,
+      once: ctx.opts.once,
+      json: ctx.opts.json,
+      pollMs: ctx.opts['poll-ms'] ?? 500,
+    };
     const { config } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
     const store = await openStore(config.store);
     const de = ctx.lang === 'de';
@@ -148,7 +130,8 @@ Optionen:
       const show = (rows: Array<{ body: string; seq: number; cursor: number }>) => {
         for (const r of rows) {
           const e = { ...parseEvent(r.body), seq: r.seq };
-          if (o.json) ctx.out.json(e);
+          // What a webhook receives (type, timestamp, data), so a receiver can be written against this output.
+          if (o.json) ctx.out.json(JSON.parse(webhookPayload(e)));
           else ctx.out.line(describe(e, de));
         }
       };
@@ -171,4 +154,4 @@ Optionen:
       await store.close();
     }
   },
-};
+});

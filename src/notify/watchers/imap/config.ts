@@ -3,12 +3,8 @@
  * configuration embeds this schema; defaults fit Exchange Online on 993 with XOAUTH2.
  */
 import { z } from 'zod';
+import { secretField } from '../../../config/secret-field.ts';
 
-// The `secret` mark is what config/schema-walk.ts reads (same definition as in connector/config.ts).
-const secret = z
-  .string()
-  .min(1)
-  .meta({ description: 'Secret. Set it with `mailbridge secret set <path>`; stored encrypted as enc:v1:…', secret: true });
 
 export const imapWatchSchema = z
   .object({
@@ -34,7 +30,7 @@ export const imapWatchSchema = z
               .min(1)
               .default('{mailbox}')
               .meta({ description: 'Login name; {mailbox} stands for the watched address (e.g. "{mailbox}*master" for a Dovecot master user)' }),
-            password: secret,
+            password: secretField('Password of that login'),
           })
           .strict(),
       ])
