@@ -3,7 +3,8 @@
  * checkpoints-sqlite.ts). Each method is one transaction and has committed when it resolves.
  */
 import type pg from 'pg';
-import type { Checkpoint, CheckpointRepository, CheckpointScope, InFlightEntry, LeaseResult, MessageRecord, MessageState } from './checkpoints.ts';
+import type { Checkpoint, CheckpointRepository, CheckpointScope, InFlightEntry, LeaseResult, MessageRecord } from './checkpoints.ts';
+import { toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 import type { Transaction } from './postgres.ts';
 
 /** Timestamps are ISO strings as in SQLite; COLLATE "C" keeps their order (and the items') byte-wise. */
@@ -55,20 +56,9 @@ export const checkpointMigrationsPg: Array<{ id: string; sql: string }> = [
   },
 ];
 
-type Row = Record<string, string | number | null>;
 const S = 'connector = $1 AND mailbox = $2 AND folder = $3';
 const sv = (s: CheckpointScope): unknown[] => [s.connector, s.mailbox, s.folder];
 const now = () => new Date().toISOString();
-
-const toRecord = (r: Row): MessageRecord => ({
-  epoch: String(r.epoch),
-  item: String(r.item),
-  key: String(r.key),
-  state: r.state as MessageState,
-  code: r.code === null ? undefined : String(r.code),
-  size: Number(r.size),
-  at: String(r.at),
-});
 
 export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction): CheckpointRepository {
   const advanceIn = async (db: pg.PoolClient, scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
@@ -154,7 +144,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
         `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = $4 AND item = ANY($5)`,
         [...sv(scope), epoch, items],
       );
-      for (const r of rows) out.set(String(r.item), toRecord(r));
+      for (const r of rows) out.set(String(r.item), toMessageRecord(r));
       return out;
     },
 
@@ -172,7 +162,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
         `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = $4 AND state = $5 ORDER BY at, item`,
         [...sv(scope), epoch, state],
       );
-      return rows.map(toRecord);
+      return rows.map(toMessageRecord);
     },
 
     async markDone(scope, epoch, items) {
@@ -200,19 +190,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
          FROM connector_checkpoint c WHERE c.connector = $1 ORDER BY c.mailbox, c.folder`,
         [connector],
       );
-      return rows.map((r) => ({
-        connector,
-        mailbox: String(r.mailbox),
-        folder: String(r.folder),
-        epoch: String(r.epoch),
-        position: Number(r.position),
-        ...(r.cursor === null ? {} : { cursor: String(r.cursor) }),
-        dedupeBelow: Number(r.dedupe_below),
-        updatedAt: String(r.updated_at),
-        delivered: Number(r.delivered),
-        rejected: Number(r.rejected),
-        inFlight: Number(r.inflight),
-      }));
+      return rows.map((r) => toScopeSummary(connector, r));
     },
 
     async claim(name, owner, ttlMs, steal): Promise<LeaseResult> {

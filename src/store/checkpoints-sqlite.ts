@@ -11,8 +11,8 @@ import type {
   LeaseResult,
   MessageOutcome,
   MessageRecord,
-  MessageState,
 } from './checkpoints.ts';
+import { toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 
 /** Appended to MIGRATIONS in sqlite.ts. */
 export const CHECKPOINT_MIGRATIONS: Array<{ id: string; sql: string }> = [
@@ -62,8 +62,6 @@ export const CHECKPOINT_MIGRATIONS: Array<{ id: string; sql: string }> = [
      ) STRICT`,
   },
 ];
-
-type Row = Record<string, string | number | null>;
 
 /** SQLite limits bound parameters; query long item/key lists in slices. */
 const SLICE = 500;
@@ -127,16 +125,6 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
       stmt(`UPDATE connector_checkpoint SET cursor = ?, updated_at = ? WHERE ${S}`).run(to.cursor, now(), ...sv(scope));
     }
   };
-
-  const toRecord = (r: Row): MessageRecord => ({
-    epoch: String(r.epoch),
-    item: String(r.item),
-    key: String(r.key),
-    state: r.state as MessageState,
-    code: r.code === null ? undefined : String(r.code),
-    size: Number(r.size),
-    at: String(r.at),
-  });
 
   const slices = <T>(list: T[]): T[][] => {
     const out: T[][] = [];
@@ -227,7 +215,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
         const rows = stmt(
           `SELECT epoch, item, key, state, code, size, at FROM connector_message WHERE ${S} AND epoch = ? AND item IN (${part.map(() => '?').join(',')})`,
         ).all(...sv(scope), epoch, ...part) as Row[];
-        for (const r of rows) out.set(String(r.item), toRecord(r));
+        for (const r of rows) out.set(String(r.item), toMessageRecord(r));
       }
       return out;
     },
@@ -249,7 +237,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
         epoch,
         state,
       ) as Row[];
-      return rows.map(toRecord);
+      return rows.map(toMessageRecord);
     },
 
     async markDone(scope, epoch, items) {
@@ -278,19 +266,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
            (SELECT COUNT(*) FROM connector_inflight i WHERE i.connector = c.connector AND i.mailbox = c.mailbox AND i.folder = c.folder) AS inflight
          FROM connector_checkpoint c WHERE c.connector = ? ORDER BY c.mailbox, c.folder`,
       ).all(connector) as Row[];
-      return rows.map((r) => ({
-        connector,
-        mailbox: String(r.mailbox),
-        folder: String(r.folder),
-        epoch: String(r.epoch),
-        position: Number(r.position),
-        ...(r.cursor === null ? {} : { cursor: String(r.cursor) }),
-        dedupeBelow: Number(r.dedupe_below),
-        updatedAt: String(r.updated_at),
-        delivered: Number(r.delivered),
-        rejected: Number(r.rejected),
-        inFlight: Number(r.inflight),
-      }));
+      return rows.map((r) => toScopeSummary(connector, r));
     },
 
     async claim(name, owner, ttlMs, steal): Promise<LeaseResult> {

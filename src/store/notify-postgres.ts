@@ -14,12 +14,11 @@ import {
   DELIVERY_STATES,
   type DeliveryState,
   type DueDelivery,
-  type NotifyDeliveryRecord,
-  type NotifyEventRecord,
   type NotifyRepository,
   type NotifySubscriptionRecord,
   type SubscriptionState,
 } from './notify.ts';
+import { toDelivery, toEvent, type DeliveryRow, type EventRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
 
 export const notifyMigrationsPg: Array<{ id: string; sql: string }> = [
@@ -92,56 +91,12 @@ interface SubRow {
   mailboxes: string[] | null;
 }
 
-interface DeliveryRow {
-  subscription_id: string;
-  event_id: string;
-  mailbox: string;
-  seq: number;
-  state: DeliveryState;
-  attempts: number;
-  created_at: number;
-  next_attempt_at: number;
-  last_attempt_at: number | null;
-  last_error: string | null;
-  updated_at: number;
-}
-
-interface EventRow {
-  id: string;
-  mailbox: string;
-  seq: number;
-  type: string;
-  body: string;
-  created_at: number;
-}
-
 /** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
 const SUB = `SELECT s.*, ARRAY(SELECT m.mailbox FROM notify_subscription_mailboxes m WHERE m.subscription_id = s.id ORDER BY m.mailbox) AS mailboxes
   FROM notify_subscriptions s`;
 
 const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
    WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
-
-function toEvent(r: EventRow): NotifyEventRecord {
-  return { id: r.id, mailbox: r.mailbox, seq: r.seq, type: r.type, body: r.body, createdAt: r.created_at };
-}
-
-function toDelivery(r: DeliveryRow): NotifyDeliveryRecord {
-  const out: NotifyDeliveryRecord = {
-    subscriptionId: r.subscription_id,
-    eventId: r.event_id,
-    mailbox: r.mailbox,
-    seq: r.seq,
-    state: r.state,
-    attempts: r.attempts,
-    createdAt: r.created_at,
-    nextAttemptAt: r.next_attempt_at,
-    updatedAt: r.updated_at,
-  };
-  if (r.last_attempt_at !== null) out.lastAttemptAt = r.last_attempt_at;
-  if (r.last_error !== null) out.lastError = JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError'];
-  return out;
-}
 
 function toSub(r: SubRow): NotifySubscriptionRecord {
   const out: NotifySubscriptionRecord = {

@@ -8,12 +8,11 @@ import {
   DELIVERY_STATES,
   type DeliveryState,
   type DueDelivery,
-  type NotifyDeliveryRecord,
-  type NotifyEventRecord,
   type NotifyRepository,
   type NotifySubscriptionRecord,
   type SubscriptionState,
 } from './notify.ts';
+import { toDelivery, toEvent, type DeliveryRow, type EventRow } from './notify-rows.ts';
 
 export const notifyMigrations: Array<{ id: string; sql: string }> = [
   {
@@ -80,50 +79,6 @@ interface SubRow {
   gone_reason: string | null;
   created_at: number;
   updated_at: number;
-}
-
-interface DeliveryRow {
-  subscription_id: string;
-  event_id: string;
-  mailbox: string;
-  seq: number;
-  state: DeliveryState;
-  attempts: number;
-  created_at: number;
-  next_attempt_at: number;
-  last_attempt_at: number | null;
-  last_error: string | null;
-  updated_at: number;
-}
-
-interface EventRow {
-  id: string;
-  mailbox: string;
-  seq: number;
-  type: string;
-  body: string;
-  created_at: number;
-}
-
-function toEvent(r: EventRow): NotifyEventRecord {
-  return { id: r.id, mailbox: r.mailbox, seq: r.seq, type: r.type, body: r.body, createdAt: r.created_at };
-}
-
-function toDelivery(r: DeliveryRow): NotifyDeliveryRecord {
-  const out: NotifyDeliveryRecord = {
-    subscriptionId: r.subscription_id,
-    eventId: r.event_id,
-    mailbox: r.mailbox,
-    seq: r.seq,
-    state: r.state,
-    attempts: r.attempts,
-    createdAt: r.created_at,
-    nextAttemptAt: r.next_attempt_at,
-    updatedAt: r.updated_at,
-  };
-  if (r.last_attempt_at !== null) out.lastAttemptAt = r.last_attempt_at;
-  if (r.last_error !== null) out.lastError = JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError'];
-  return out;
 }
 
 // A line head: no earlier pending delivery for the same subscription and mailbox.
