@@ -1,15 +1,15 @@
 /**
  * The listeners' TLS certificate: the admin's (relay.tls.certPath/keyPath, PEM), or one mailbridge
  * generates at first start — self-signed for the host name, localhost and the loopback addresses —
- * and keeps in `<dataDir>/tls/` so clients that pinned it keep working after a restart. Node's
- * crypto makes the RSA key; node-forge signs the certificate (Node cannot issue X.509).
+ * and keeps in `<dataDir>/tls/` so clients that pinned it keep working after a restart
+ * (src/util/certificates.ts makes it).
  */
-import { generateKeyPairSync, randomBytes, X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import forge from 'node-forge';
 import { MbError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
+import { selfSignedCertificate } from '../util/certificates.ts';
 
 export interface TlsMaterial {
   key: string;
@@ -38,7 +38,15 @@ export async function loadTls(options: { certPath?: string; keyPath?: string; da
       throw new MbError('MB_RELAY_TLS_UNREADABLE', { path: dir, detail: (err as Error).message }, { cause: err });
     }
   }
-  const made = selfSigned(options.hostname);
+  const { keyPem: key, certPem: cert } = selfSignedCertificate({
+    commonName: options.hostname,
+    organization: 'mailbridge relay',
+    dnsNames: ['localhost'],
+    notBefore: new Date(Date.now() - 86_400_000),
+    notAfter: new Date(Date.now() + 10 * 365 * 86_400_000),
+    use: 'server',
+  });
+  const made = { key, cert };
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Key first, each via a temp name: a crash never leaves a certificate without its key.
@@ -51,34 +59,6 @@ export async function loadTls(options: { certPath?: string; keyPath?: string; da
   }
   options.log.info({ certPath }, 'relay: generated a self-signed TLS certificate for the listeners');
   return { ...made, source: 'generated', certPath };
-}
-
-function selfSigned(hostname: string): { key: string; cert: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '01' + randomBytes(15).toString('hex');
-  cert.validity.notBefore = new Date(Date.now() - 86_400_000);
-  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
-  const subject = [{ name: 'commonName', value: hostname }, { name: 'organizationName', value: 'mailbridge relay' }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  const names = [...new Set([hostname, 'localhost'])];
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    {
-      name: 'subjectAltName',
-      altNames: [...names.map((value) => ({ type: 2, value })), { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }],
-    },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
-  return { key: privateKey, cert: forge.pki.certificateToPem(cert) };
 }
 
 async function read(path: string): Promise<string> {

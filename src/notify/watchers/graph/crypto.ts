@@ -2,8 +2,8 @@
  * Rich notifications (includeResourceData, microsoft-facts.md §4.5): the listener's encryption key
  * pair and certificate, and decryption of a notification's `encryptedContent`.
  *
- * - Key: RSA 2048 from node:crypto, wrapped in a self-signed certificate by node-forge (Node cannot
- *   issue X.509; Graph wants the public key as a base64 DER certificate). Kept in kv
+ * - Key: RSA 2048 in a self-signed certificate (src/util/certificates.ts; Graph wants the public
+ *   key as a base64 DER certificate). Kept in kv
  *   (`k\t<listener>`) with the private key sealed by the SecretBox; replaced 7 days before the
  *   certificate runs out, under a new encryptionCertificateId, so subscriptions made with the old
  *   one are recognised and recreated.
@@ -15,8 +15,8 @@
  * the watcher is not given the app id and tenant they must name. The clientState check still
  * applies to every rich item.
  */
-import { constants, createDecipheriv, createHmac, createPrivateKey, generateKeyPairSync, privateDecrypt, randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import { constants, createDecipheriv, createHmac, createPrivateKey, privateDecrypt, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
+import { selfSignedCertificate } from '../../../util/certificates.ts';
 import type { KeyValue } from '../../../store/index.ts';
 import { KV_NAMESPACE } from './sync.ts';
 
@@ -42,22 +42,12 @@ export function keyRecordKey(listener: string): string {
 }
 
 function issue(listener: string, now: number): { certPem: string; keyPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  return selfSignedCertificate({
+    commonName: `mailbridge graph notifications ${listener}`,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 2 * 365 * DAY),
+    use: 'encryption',
   });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = '01' + randomBytes(15).toString('hex');
-  cert.validity.notBefore = new Date(now - DAY);
-  cert.validity.notAfter = new Date(now + 2 * 365 * DAY);
-  const subject = [{ name: 'commonName', value: `mailbridge graph notifications ${listener}` }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', keyEncipherment: true, dataEncipherment: true, critical: true }]);
-  cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey };
 }
 
 /** The listener's key, from kv or made (and stored) now. */
