@@ -54,6 +54,8 @@ export const AADSTS_CODES: Record<string, MbCode> = {
   '50057': 'MB_ENTRA_USER_DISABLED',
   '50105': 'MB_ENTRA_USER_NOT_ASSIGNED',
   '7000114': 'MB_ENTRA_OBO_NOT_ALLOWED',
+  // App registration without its enterprise application in the tenant (docs/microsoft-facts-addendum.md)
+  '7000229': 'MB_ENTRA_NO_SERVICE_PRINCIPAL',
 };
 
 /** OAuth `error` words without an AADSTS number (device flow, other authorities) → MB code. */

@@ -151,14 +151,15 @@ test('every identity catalogue entry is complete in both languages', () => {
   }
 });
 
-test('AADSTS50126, 50057, 50105 and 7000114, as the sandbox Entra ID sends them, each get their own MB code with cause and fix', () => {
+test('AADSTS50126, 50057, 50105, 7000114 and 7000229, as the sandbox Entra ID sends them, each get their own MB code with cause and fix', () => {
   const trace = { traceId: '0000aaaa-11bb-cccc-dd33-eeeeee333333', correlationId: 'aaaa0000-bb11-2222-33cc-444444dddddd', at: Date.UTC(2026, 11, 7) };
-  const params = { appId: ctx.clientId, appName: 'mailbridge', upn: 'alice@contoso.example' };
+  const params = { appId: ctx.clientId, appName: 'mailbridge', upn: 'alice@contoso.example', tenant: ctx.tenantId };
   const expected: Record<number, string> = {
     50126: 'MB_ENTRA_WRONG_PASSWORD',
     50057: 'MB_ENTRA_USER_DISABLED',
     50105: 'MB_ENTRA_USER_NOT_ASSIGNED',
     7000114: 'MB_ENTRA_OBO_NOT_ALLOWED',
+    7000229: 'MB_ENTRA_NO_SERVICE_PRINCIPAL',
   };
   for (const [aadsts, code] of Object.entries(expected)) {
     const e = fromEntraBody(errorBody(new AadstsError(Number(aadsts), params), trace, 'https://login.sandbox.test') as never, { ...ctx, account: 'alice@contoso.example' });

@@ -803,6 +803,18 @@ export const identity = {
       de: 'Für reinen App-Zugriff `flow: client-credentials` mit Anwendungsberechtigungen und den Standard-Token-Endpunkt verwenden (connections.{connection}.tokenEndpoint entfernen); um als Benutzer zu handeln, `flow: auth-code` oder `device-code` und `mailbridge signin {connection}` verwenden.',
     },
   },
+  MB_ENTRA_NO_SERVICE_PRINCIPAL: {
+    http: 401,
+    title: { en: 'The app has no enterprise application in this tenant (AADSTS7000229)', de: 'Die App hat in diesem Mandanten keine Unternehmensanwendung (AADSTS7000229)' },
+    cause: {
+      en: 'Entra ID refused client credentials for app {clientId} (connection "{connection}"): the app registration exists, but its service principal (the enterprise application) is missing in the tenant. This happens when an app was created through Graph or the manifest without its service principal, or when the enterprise application was deleted.',
+      de: 'Entra ID hat die Client-Anmeldeinformationen der App {clientId} abgelehnt (Verbindung „{connection}“): Die App-Registrierung gibt es, aber ihr Dienstprinzipal (die Unternehmensanwendung) fehlt im Mandanten. Das passiert, wenn eine App über Graph oder das Manifest ohne Dienstprinzipal angelegt oder die Unternehmensanwendung gelöscht wurde.',
+    },
+    fix: {
+      en: 'Create the service principal, then grant admin consent again: in PowerShell `New-MgServicePrincipal -AppId {clientId}` (Microsoft.Graph module), or in the Entra admin center: App registrations → the app → "Create enterprise application" link under "Managed application in local directory", then API permissions → "Grant admin consent".',
+      de: 'Den Dienstprinzipal anlegen und danach die Administratorzustimmung erneut erteilen: in PowerShell `New-MgServicePrincipal -AppId {clientId}` (Modul Microsoft.Graph) oder im Entra Admin Center: App-Registrierungen → die App → Link „Unternehmensanwendung erstellen“ unter „Verwaltete Anwendung im lokalen Verzeichnis“, danach API-Berechtigungen → „Administratorzustimmung erteilen“.',
+    },
+  },
   MB_ENTRA_UNKNOWN: {
     http: 502,
     title: { en: 'Entra ID refused the token request', de: 'Entra ID hat die Tokenanfrage abgelehnt' },
