@@ -193,3 +193,16 @@ test('signin --device-code: SIGTERM while polling cancels cleanly (MB_SIGNIN_CAN
   assert.match(r.stderr, /MB_SIGNIN_CANCELLED: Sign-in cancelled/);
   assert.ok(!/AUTHORIZATION_PENDING/.test(r.stderr), r.stderr);
 });
+
+test('signin --device-code: a code nobody enters ends after --timeout with MB_SIGNIN_DEVICE_CODE_TIMEOUT, whose fix names the command, in German too', { timeout: 180_000 }, async () => {
+  // --timeout takes whole minutes, so this test waits one: nothing in the sandbox is approved.
+  const p = run(['--lang', 'de', 'signin', 'desk', '--device-code', '--timeout', '1']);
+  await p.waitFor(/AADSTS70016/);
+  const r = await p.done;
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /MB_SIGNIN_DEVICE_CODE_TIMEOUT: Gerätecode nicht rechtzeitig eingegeben/);
+  assert.match(r.stderr, /In der Wartezeit \(1 min\) hat niemand den Code eingegeben/);
+  assert.match(r.stderr, /mailbridge signin desk --device-code/);
+  // The old text told the admin to check that the browser can reach a redirect address, given as "-".
+  assert.ok(!/erreichen|reach -/.test(r.stderr), r.stderr);
+});

@@ -911,8 +911,8 @@ export const identity = {
     http: 504,
     title: { en: 'Device code not entered in time', de: 'Gerätecode nicht rechtzeitig eingegeben' },
     cause: {
-      en: 'Nobody entered the code and signed in within {minutes} minutes for connection "{connection}".',
-      de: 'Innerhalb von {minutes} Minuten hat niemand den Code eingegeben und sich für Verbindung „{connection}“ angemeldet.',
+      en: 'Nobody entered the code and signed in for connection "{connection}" within the waiting time ({minutes} min).',
+      de: 'In der Wartezeit ({minutes} min) hat niemand den Code eingegeben und sich für Verbindung „{connection}“ angemeldet.',
     },
     fix: {
       en: 'Run `mailbridge signin {connection} --device-code` again, open the address it prints on any device and enter the code before it expires (give more time with --timeout).',
@@ -923,8 +923,8 @@ export const identity = {
     http: 504,
     title: { en: 'Sign-in not completed in time', de: 'Anmeldung nicht rechtzeitig abgeschlossen' },
     cause: {
-      en: 'No redirect reached mailbridge within {minutes} minutes for connection "{connection}".',
-      de: 'Innerhalb von {minutes} Minuten erreichte keine Umleitung mailbridge für Verbindung „{connection}“.',
+      en: 'No redirect reached mailbridge for connection "{connection}" within the waiting time ({minutes} min).',
+      de: 'In der Wartezeit ({minutes} min) erreichte keine Umleitung mailbridge für Verbindung „{connection}“.',
     },
     fix: {
       en: 'Check that the browser can reach {redirectUri} (the gateway must run: `mailbridge serve`), then run `mailbridge signin {connection}` again.',
