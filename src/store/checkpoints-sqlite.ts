@@ -2,7 +2,8 @@
  * SQLite implementation of the connector checkpoints (see checkpoints.ts). Each method is one
  * transaction; with the store's WAL + synchronous = FULL a resolved promise means fsynced.
  */
-import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { durable, relaxed as relaxedCommit, statementCache, transaction } from './sqlite-tools.ts';
 import type {
   Checkpoint,
   CheckpointRepository,
@@ -74,32 +75,12 @@ const SLICE = 500;
  * row is on disk, before the message is marked, moved or deleted.
  */
 export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promise<void>): CheckpointRepository {
-  const stmt = (() => {
-    const cache = new Map<string, StatementSync>();
-    return (sql: string): StatementSync => {
-      let s = cache.get(sql);
-      if (!s) {
-        s = db.prepare(sql);
-        cache.set(sql, s);
-      }
-      return s;
-    };
-  })();
+  const stmt = statementCache(db);
   const now = () => new Date().toISOString();
   const S = 'connector = ? AND mailbox = ? AND folder = ?';
   const sv = (s: CheckpointScope) => [s.connector, s.mailbox, s.folder] as const;
 
-  const tx = <T>(fn: () => T): T => {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
-    }
-  };
+  const tx = <T>(fn: () => T): T => transaction(db, fn);
 
   /**
    * The in-flight note (begin, abandon) commits without the fsync: in WAL mode a NORMAL commit
@@ -108,14 +89,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
    * receivers deduplicate by. The next recording commit (FULL) syncs it too. One fsync less per
    * message keeps the event loop free, so an acknowledgement is recorded sooner after it arrives.
    */
-  const relaxed = <T>(fn: () => T): T => {
-    db.exec('PRAGMA synchronous = NORMAL');
-    try {
-      return fn();
-    } finally {
-      db.exec('PRAGMA synchronous = FULL');
-    }
-  };
+  const relaxed = <T>(fn: () => T): T => relaxedCommit(db, fn);
 
   const advanceIn = (scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
     if (to.position !== undefined) {
@@ -193,8 +167,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
     },
 
     async record(scope, o: MessageOutcome, to) {
-      const write = () =>
-        tx(() => {
+      await durable(db, syncWal, () => {
           stmt(
             `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -203,10 +176,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
           ).run(...sv(scope), o.epoch, o.item, o.key, o.state, o.code ?? null, o.size, now());
           stmt(`DELETE FROM connector_inflight WHERE ${S} AND epoch = ? AND item = ?`).run(...sv(scope), o.epoch, o.item);
           if (to) advanceIn(scope, to);
-        });
-      if (!syncWal) return write();
-      relaxed(write);
-      await syncWal();
+      });
     },
 
     async lookup(scope, epoch, items) {

@@ -4,6 +4,7 @@
  * (delta link, watermark) after it.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { transaction } from './sqlite-tools.ts';
 import {
   DELIVERY_STATES,
   type DeliveryState,
@@ -142,17 +143,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
     ),
   };
 
-  function transaction<T>(fn: () => T): T {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw err;
-    }
-  }
+  const tx = <T>(fn: () => T): T => transaction(db, fn);
 
   function toSub(r: SubRow): NotifySubscriptionRecord {
     const out: NotifySubscriptionRecord = {
@@ -173,7 +164,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
 
   return {
     async createSubscription(r) {
-      transaction(() => {
+      tx(() => {
         s.insertSub.run(r.id, r.kind, JSON.stringify(r.events), JSON.stringify(r.params), r.privacy, r.label ?? null, r.state, r.goneReason ?? null, r.createdAt, r.updatedAt);
         for (const m of r.mailboxes) s.insertSubMailbox.run(r.id, m.toLowerCase());
       });
@@ -197,17 +188,17 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       return (db.prepare(sql).all(...values) as unknown as SubRow[]).map(toSub);
     },
     async deleteSubscription(id) {
-      return transaction(() => Number(s.deleteSub.run(id).changes) > 0);
+      return tx(() => Number(s.deleteSub.run(id).changes) > 0);
     },
     async markGone(id, reason, now) {
-      return transaction(() => {
+      return tx(() => {
         const changed = Number(s.goneSub.run(reason, now, id).changes) > 0;
         if (changed) s.dropPending.run(now, id);
         return changed;
       });
     },
     async publish(event, now) {
-      return transaction(() => {
+      return tx(() => {
         const existing = s.eventById.get(event.id) as EventRow | undefined;
         if (existing) return { event: toEvent(existing), duplicate: true, deliveries: 0 };
         const mailbox = event.mailbox.toLowerCase();
@@ -284,7 +275,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       return out;
     },
     async purge(before) {
-      return transaction(() => {
+      return tx(() => {
         s.purgeDeliveries.run(before);
         return Number(s.purgeEvents.run(before).changes);
       });

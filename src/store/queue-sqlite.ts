@@ -3,7 +3,8 @@
  * store's synchronous=FULL a call that returned is on disk, which the relay relies on before it
  * answers 250 to DATA. The claim and delivered updates are the exception (see `relaxed`).
  */
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { durable, relaxed as relaxedCommit, statementCache, transaction } from './sqlite-tools.ts';
 import { QUEUE_STATES, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
 
 export const queueMigrations: Array<{ id: string; sql: string }> = [
@@ -80,12 +81,7 @@ const RELAXED_STATES: ReadonlySet<QueueState> = new Set<QueueState>(['active', '
 export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Promise<void>): QueueRepository {
   // Statements by their text: the manager's few shapes (ready, nextDue, transition) run after every
   // delivery, and compiling them each time cost more than running them.
-  const statements = new Map<string, StatementSync>();
-  const prepare = (sql: string): StatementSync => {
-    let st = statements.get(sql);
-    if (!st) statements.set(sql, (st = db.prepare(sql)));
-    return st;
-  };
+  const prepare = statementCache(db);
   const insertStmt = prepare(
     `INSERT INTO relay_queue (id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
        received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, retry_requested_at, updated_at)
@@ -124,30 +120,12 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
    * Claiming a message (→ active) and recording its delivery (→ sent) commit without the fsync:
    * in WAL mode a NORMAL commit survives a process crash (kill -9) and is only at risk from a power
    * or OS failure, where losing it means the message is sent once more (recovery turns `active`
-   * back into `deferred`), never lost. The next FULL commit (every accepted message) fsyncs them
-   * too. The accepting insert, which backs the 250 reply, always stays FULL. These two updates are
-   * the hot path of every delivery; fsyncing them halved the relay's throughput.
+   * back into `deferred`), never lost. The flush of the next accepted message fsyncs them too; that
+   * insert, which backs the 250 reply, is on disk before it resolves (`durable`). These two updates
+   * are the hot path of every delivery; fsyncing them halved the relay's throughput.
    */
-  function relaxed<T>(fn: () => T): T {
-    db.exec('PRAGMA synchronous = NORMAL');
-    try {
-      return fn();
-    } finally {
-      db.exec('PRAGMA synchronous = FULL');
-    }
-  }
-
-  function transaction<T>(fn: () => T): T {
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      if (db.isTransaction) db.exec('ROLLBACK');
-      throw err;
-    }
-  }
+  const relaxed = <T>(fn: () => T): T => relaxedCommit(db, fn);
+  const tx = <T>(fn: () => T): T => transaction(db, fn);
 
   function update(id: string | undefined, from: readonly QueueState[], u: QueueUpdate): Row[] {
     const sets: string[] = ['state = ?', 'updated_at = ?'];
@@ -189,9 +167,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
   return {
     async insert(records) {
       if (records.length === 0) return;
-      if (!syncWal) return transaction(() => insertRows(records));
-      relaxed(() => transaction(() => insertRows(records)));
-      await syncWal();
+      await durable(db, syncWal, () => insertRows(records));
     },
     async get(id) {
       const row = getStmt.get(id) as Row | undefined;
@@ -243,7 +219,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       return rows[0] && toRecord(rows[0]);
     },
     async transitionAndInsert(id, from, u, records) {
-      return transaction(() => {
+      return tx(() => {
         const rows = update(id, from, u);
         if (!rows[0]) return undefined;
         insertRows(records);

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
 import { CHECKPOINT_MIGRATIONS, createSqliteCheckpoints } from './checkpoints-sqlite.ts';
@@ -120,14 +121,9 @@ function migrate(db: DatabaseSync): void {
   const applied = new Set((db.prepare('SELECT id FROM migrations').all() as Array<{ id: string }>).map((r) => r.id));
   for (const m of MIGRATIONS) {
     if (applied.has(m.id)) continue;
-    db.exec('BEGIN IMMEDIATE');
-    try {
+    transaction(db, () => {
       db.exec(m.sql);
       db.prepare('INSERT INTO migrations (id, applied_at) VALUES (?, ?)').run(m.id, new Date().toISOString());
-      db.exec('COMMIT');
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
-    }
+    });
   }
 }

@@ -12,6 +12,7 @@ import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MbError } from '../../errors/index.ts';
+import { processAlive } from '../../util/process.ts';
 
 const BODY = '.eml';
 const TEMP = '.tmp';
@@ -152,20 +153,11 @@ export class Spool {
         }
       }
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && alive(pid)) throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid, path: this.dir });
+      if (pid && pid !== process.pid && processAlive(pid)) throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid, path: this.dir });
       // Left behind by a process that died (kill -9, power loss): take it over.
       await unlink(file).catch(ignoreMissing);
     }
     throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid: '?', path: this.dir });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

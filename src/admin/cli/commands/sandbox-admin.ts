@@ -13,6 +13,7 @@ import type { Lang } from '../../../i18n/index.ts';
 import { sandboxPointerFile, type SandboxPointer } from '../../../sandbox/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs, OptionValues } from '../args.ts';
+import { processAlive } from '../../../util/process.ts';
 
 interface Call {
   method: 'GET' | 'POST';
@@ -372,20 +373,11 @@ async function adminUrl(args: Parsed, ctx: CommandContext): Promise<string> {
   try {
     const pointer = JSON.parse(await readFile(pointerFile, 'utf8')) as SandboxPointer;
     // A sandbox killed without closing leaves its pointer behind: only a live one counts.
-    if (pointer.url && alive(pointer.pid)) return pointer.url;
+    if (pointer.url && processAlive(pointer.pid)) return pointer.url;
   } catch {
     // no pointer: nothing started here
   }
   throw new MbError('MB_SANDBOX_ADMIN_NOT_FOUND', { looked: looked.join(', ') });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function readStdin(): Promise<string> {

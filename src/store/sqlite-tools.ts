@@ -1,0 +1,53 @@
+/**
+ * What every SQLite repository needs the same way: IMMEDIATE transactions, commits without the
+ * fsync for writes whose loss a crash can only turn into a repeat (`relaxed`), and a cache of
+ * compiled statements for the shapes that run on every message.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+
+/** Runs `fn` in one IMMEDIATE transaction: all of it is committed, or none of it. */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` with synchronous = NORMAL: in WAL mode its commit survives kill -9 and is at risk only
+ * from a power or OS failure; the next FULL commit (or a `syncWal`, see sqlite.ts) flushes it too.
+ */
+export function relaxed<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('PRAGMA synchronous = NORMAL');
+  try {
+    return fn();
+  } finally {
+    db.exec('PRAGMA synchronous = FULL');
+  }
+}
+
+/**
+ * A write that must be on disk when it resolves: with `syncWal`, committed NORMAL and then flushed
+ * from the thread pool (the event loop does not wait for the fsync); without it, a FULL commit.
+ */
+export async function durable<T>(db: DatabaseSync, syncWal: (() => Promise<void>) | undefined, fn: () => T): Promise<T> {
+  if (!syncWal) return transaction(db, fn);
+  const out = relaxed(db, () => transaction(db, fn));
+  await syncWal();
+  return out;
+}
+
+/** Statements by their text, compiled once. */
+export function statementCache(db: DatabaseSync): (sql: string) => StatementSync {
+  const cache = new Map<string, StatementSync>();
+  return (sql) => {
+    let st = cache.get(sql);
+    if (!st) cache.set(sql, (st = db.prepare(sql)));
+    return st;
+  };
+}
