@@ -80,15 +80,17 @@ test('on an older Node in a terminal, Ctrl-C reaches the child once (from the te
   writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, 'tty.db')} }\n`);
   // script(1) runs the launcher on a pseudo-terminal, as the foreground job; ^C typed there makes
   // the terminal send SIGINT to the launcher and its child alike. A second SIGINT from the
-  // launcher would make mailbridge stop at once with 130 instead of cleanly.
-  const w = watch('script', ['-qfec', `${oldNode()} ${launcher} --config ${config} serve`, '/dev/null'], {
+  // launcher would make mailbridge stop at once with 130 instead of cleanly. `exec` makes the
+  // launcher the session leader whatever $SHELL is: dash would otherwise stay in between, be
+  // ended by the same ^C itself and make script(1) report 130.
+  const w = watch('script', ['-qfec', `exec ${oldNode()} ${launcher} --config ${config} serve`, '/dev/null'], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, LANG: 'C.UTF-8', MAILBRIDGE_LANG: 'en' },
   });
   started.push(w);
   await w.waitFor(/mailbridge is running: \S+\/health/);
   w.child.stdin!.write('\x03');
-  assert.deepEqual(await w.exited, { code: 0, signal: null });
+  assert.deepEqual(await w.exited, { code: 0, signal: null }, w.stdout());
   assert.equal(w.stdout().match(/SIGINT received/g)?.length, 1, w.stdout());
 });
 
