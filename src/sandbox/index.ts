@@ -20,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Agent, fetch } from 'undici';
 import { parseDocument, stringify } from 'yaml';
-import type { CloudName } from '../config/schema.ts';
+import type { CloudName } from './entra/clouds.ts';
 import { openSecretBox } from '../config/secrets.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';

@@ -5,7 +5,7 @@
  * so a permission granted at run time is seen by both at once.
  */
 import { z } from 'zod';
-import { CLOUDS } from '../config/schema.ts';
+import { CLOUDS } from './entra/clouds.ts';
 import { appRegistrationSchema } from './registration.ts';
 
 const guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a GUID');

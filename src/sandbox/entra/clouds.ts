@@ -4,7 +4,14 @@
  * Global, DoD at login.microsoftonline.us like GCC High), the v1 token issuer, and the resource
  * principals a token can be asked for, with their identifier URIs and permissions.
  */
-import type { CloudName } from '../../config/schema.ts';
+
+/**
+ * The national clouds the sandbox emulates, by the names mailbridge.yaml gives them (`cloud:` of a
+ * connection). The sandbox keeps its own list because it takes nothing of the product but config,
+ * errors, i18n and log; test/sandbox/entra/clouds.test.ts holds it equal to identity's.
+ */
+export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
+export type CloudName = (typeof CLOUDS)[number];
 
 export type ResourceKind = 'exchange' | 'graph';
 

@@ -55,8 +55,7 @@
  * scopes); app-only: oid = service principal object ID, `roles` only when granted; delegated: scp.
  */
 import type { JsonWebKey } from 'node:crypto';
-import type { CloudName } from '../../config/schema.ts';
-import { CLOUDS } from '../../config/schema.ts';
+import { CLOUDS, type CloudName } from './clouds.ts';
 import type { KeyAndCert, SandboxCa } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
 import { AadstsError } from './aadsts.ts';

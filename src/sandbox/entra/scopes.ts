@@ -7,7 +7,7 @@
  *  - delegated consent is per resource principal and permission, whichever identifier URI names it
  *    (https://outlook.office.com/SMTP.Send and https://outlook.office365.com/SMTP.Send are one).
  */
-import type { CloudName } from '../../config/schema.ts';
+import type { CloudName } from './clouds.ts';
 import type { SandboxApp, SandboxTenant } from '../model.ts';
 import { AadstsError } from './aadsts.ts';
 import { CLOUD_PROFILES, resourceByIdentifier, type ResourceKind, type ResourcePrincipal } from './clouds.ts';

@@ -17,7 +17,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { CLOUDS, type CloudName } from '../../config/schema.ts';
+import { CLOUDS, type CloudName } from './clouds.ts';
 import { mask, scrub } from '../../log/redact.ts';
 import type { KeyAndCert } from '../ca.ts';
 import type { SandboxDirectory } from '../directory.ts';
