@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { configSchema } from '../src/config/schema.ts';
+import { configSchema } from '../src/app/schema.ts';
 
 type JsonSchema = {
   type?: string | string[];

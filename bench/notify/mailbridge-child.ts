@@ -11,7 +11,7 @@
  * argv[2]: JSON { configFile, withoutWatchFile, mailboxes }. Prints `READY <json>` once every
  * mailbox is watching (or `FAILED <json>` after the deadline), stops on SIGTERM.
  */
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';

@@ -12,7 +12,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { startRelayService } from '../../src/relay/transports/service.ts';
 import { openStore } from '../../src/store/index.ts';

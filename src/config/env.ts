@@ -14,7 +14,7 @@
 import { parse as parseYaml } from 'yaml';
 import { basename } from 'node:path';
 import { makeProblem, type ConfigProblem } from './problems.ts';
-import { closest, defaultOf, isSecretSchema, kindOf, resolvePath } from './schema-walk.ts';
+import { closest, defaultOf, isSecretSchema, kindOf, resolvePath, type AnySchema } from './schema-walk.ts';
 
 export const ENV_PREFIX = 'MAILBRIDGE__';
 
@@ -31,7 +31,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv, file: string): EnvOverrides {
+export function applyEnvOverrides(root: AnySchema, raw: unknown, env: NodeJS.ProcessEnv, file: string): EnvOverrides {
   const out: Record<string, unknown> = isPlainObject(raw) ? structuredClone(raw) : {};
   const fromEnv = new Map<string, string>();
   const problems: ConfigProblem[] = [];
@@ -41,7 +41,7 @@ export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv, file: st
   for (const name of names) {
     const text = env[name]!;
     const given = name.slice(ENV_PREFIX.length).split('__');
-    const r = resolvePath(given, out, { foldNewNames: true });
+    const r = resolvePath(root, given, out, { foldNewNames: true });
     if (!r.ok) {
       const at = r.segments.slice(0, r.at + 1);
       const field = at.join('.');

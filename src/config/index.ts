@@ -1,6 +1,9 @@
 /**
  * Loading mailbridge.yaml: read the file (a missing file means "all defaults"), apply environment
- * overrides (MAILBRIDGE__<PATH>, see env.ts), validate against the schema. Validation collects
+ * overrides (MAILBRIDGE__<PATH>, see env.ts), validate against the schema, run the checks the
+ * schema cannot make. config/ knows no section by name: the schema of the whole file and the
+ * capabilities' checks come as a ConfigModel from the composition root (src/app/config.ts, which
+ * also offers these functions bound to mailbridge's model). Validation collects
  * every error, not just the first; each names the path in the file, where it is (line and column,
  * or the environment variable), what is wrong and the fix, in English and German (problems.ts).
  * Warnings (plain-text secrets, expiring client secrets, connections without credential) do not
@@ -17,21 +20,25 @@ import { MbError } from '../errors/index.ts';
 import { detectLang, type Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';
 import { registerSecret } from '../log/redact.ts';
-import { consistencyErrors } from './consistency.ts';
+import type { z } from 'zod';
 import { applyEnvOverrides } from './env.ts';
-import { describeLocation, makeProblem, problemsFromIssues, warningsFor, type ConfigProblem, type Locate, type ProblemLocation } from './problems.ts';
-import { secretSlots } from './schema-walk.ts';
-import { configSchema, type Config } from './schema.ts';
+import { describeLocation, makeProblem, plainTextWarnings, problemsFromIssues, type CheckContext, type ConfigCheck, type ConfigProblem, type Locate, type ProblemLocation } from './problems.ts';
+import { secretSlots, type AnySchema } from './schema-walk.ts';
 import { isEncrypted, openSecretBox } from './secrets.ts';
-import { notifyConfigProblems } from '../notify/check.ts';
 import { parseForEdit } from './yaml-edit.ts';
 
-export type { Config, ConnectionConfig, CertificateConfig } from './schema.ts';
-export type { ConfigProblem, ProblemLocation } from './problems.ts';
+export type { CheckContext, ConfigCheck, ConfigProblem, ProblemLocation } from './problems.ts';
 export { describeLocation } from './problems.ts';
 
-export interface LoadedConfig {
-  config: Config;
+/** What a configuration file is: the schema of the whole file and the checks it cannot make itself. */
+export interface ConfigModel<C> {
+  schema: z.ZodType<C>;
+  /** Run in order on a configuration that validated; their errors stop loading, their warnings are reported. */
+  checks: ReadonlyArray<ConfigCheck<C>>;
+}
+
+export interface LoadedConfig<C> {
+  config: C;
   /** Absolute or relative path the config came from, or undefined when no file exists. */
   path?: string;
   /** The key file for secrets: `secrets.keyFile` resolved against the config file's folder. */
@@ -59,11 +66,11 @@ export interface CheckOptions extends LoadOptions {
   verifySecrets?: boolean;
 }
 
-export interface ConfigReport {
+export interface ConfigReport<C> {
   errors: ConfigProblem[];
   warnings: ConfigProblem[];
   /** The validated configuration, when there are no errors. */
-  config?: Config;
+  config?: C;
   /** The file read, or undefined when it does not exist (defaults and environment only). */
   path?: string;
   /** The file asked for (for messages when it does not exist). */
@@ -75,17 +82,17 @@ export interface ConfigReport {
 }
 
 /** Load and validate; throws MB_CONFIG_INVALID (naming the first error and the count) on errors. */
-export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<LoadedConfig> {
-  const report = await analyzeConfig(path, env, options);
+export async function loadConfig<C>(model: ConfigModel<C>, path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<LoadedConfig<C>> {
+  const report = await analyzeConfig(model, path, env, options);
   if (report.errors.length || !report.config) throw invalid(report, langFor(report, env, options));
   for (const w of report.warnings) options.log?.warn({ code: w.code, path: w.path }, w.message.en);
   return { config: report.config, path: report.path, keyFile: report.keyFile, fromEnv: report.fromEnv, warnings: report.warnings };
 }
 
 /** Every error and warning of the configuration at `path` with the environment `env`; never throws for content. */
-export async function checkConfig(path: string, env: NodeJS.ProcessEnv = process.env, options: CheckOptions = {}): Promise<ConfigReport> {
-  const report = await analyzeConfig(path, env, options);
-  if (options.verifySecrets !== false && report.errors.length === 0) report.errors.push(...(await verifySecrets(report, env)));
+export async function checkConfig<C>(model: ConfigModel<C>, path: string, env: NodeJS.ProcessEnv = process.env, options: CheckOptions = {}): Promise<ConfigReport<C>> {
+  const report = await analyzeConfig(model, path, env, options);
+  if (options.verifySecrets !== false && report.errors.length === 0) report.errors.push(...(await verifySecrets(model.schema, report, env)));
   return report;
 }
 
@@ -103,13 +110,14 @@ async function readSource(path: string): Promise<string | undefined> {
   }
 }
 
-async function analyzeConfig(path: string, env: NodeJS.ProcessEnv, options: LoadOptions): Promise<ConfigReport> {
+async function analyzeConfig<C>(model: ConfigModel<C>, path: string, env: NodeJS.ProcessEnv, options: LoadOptions): Promise<ConfigReport<C>> {
   const text = await readSource(path);
-  return analyzeText(text, path, env, options);
+  return analyzeText(model, text, path, env, options);
 }
 
 /** The pure part of loading: text of the file (undefined: no file) → report. For tests and tools with the text in hand. */
-export function analyzeText(text: string | undefined, file: string, env: NodeJS.ProcessEnv, options: LoadOptions = {}): ConfigReport {
+export function analyzeText<C>(model: ConfigModel<C>, text: string | undefined, file: string, env: NodeJS.ProcessEnv, options: LoadOptions = {}): ConfigReport<C> {
+  const root: AnySchema = model.schema;
   const errors: ConfigProblem[] = [];
   let fileRaw: unknown = {};
   let locateInFile: Locate = () => ({});
@@ -137,11 +145,11 @@ export function analyzeText(text: string | undefined, file: string, env: NodeJS.
     };
   }
   // Plain-text secrets exist in memory from here on: register them before anything can print them.
-  for (const slot of secretSlots(fileRaw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
-  const overridden = applyEnvOverrides(fileRaw, env, file);
+  for (const slot of secretSlots(root, fileRaw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
+  const overridden = applyEnvOverrides(root, fileRaw, env, file);
   errors.push(...overridden.problems);
   const raw = overridden.raw;
-  for (const slot of secretSlots(raw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
+  for (const slot of secretSlots(root, raw)) if (typeof slot.value === 'string' && !isEncrypted(slot.value)) registerSecret(slot.value);
 
   const locate: Locate = (p) => {
     // The deepest path set from the environment that covers p wins over the file.
@@ -154,18 +162,18 @@ export function analyzeText(text: string | undefined, file: string, env: NodeJS.
   // A file that is a list or a single value cannot take overrides; validate it as written.
   const isSection = typeof fileRaw === 'object' && fileRaw !== null && !Array.isArray(fileRaw);
   const input = isSection ? raw : fileRaw;
-  const result = configSchema.safeParse(input, { reportInput: true });
+  const result = model.schema.safeParse(input, { reportInput: true });
   const keyFile = keyFileFor(file, keyFileSetting(raw));
   const base = { path: text === undefined ? undefined : file, file, keyFile, fromEnv: overridden.fromEnv, raw };
   if (!result.success) {
-    errors.push(...problemsFromIssues(result.error.issues, input, file, locate));
+    errors.push(...problemsFromIssues(root, result.error.issues, input, file, locate));
     return { ...base, errors: inFileOrder(errors), warnings: [] };
   }
-  // What the schema cannot see: IDs, endpoints, proxies, listeners on one port (consistency.ts).
-  errors.push(...consistencyErrors(result.data, locate));
-  const warnings = warningsFor(result.data, { file, now: options.now ?? new Date(), locate, fromEnv: overridden.fromEnv });
-  // Settings that validate but would fail at start (a listener pool over capacity): errors here, so serve refuses them too.
-  for (const p of notifyConfigProblems(result.data, locate)) (p.severity === 'error' ? errors : warnings).push(p);
+  const ctx: CheckContext = { file, now: options.now ?? new Date(), locate, fromEnv: overridden.fromEnv };
+  const warnings = plainTextWarnings(root, result.data, ctx);
+  // What the schema cannot see (IDs, endpoints, proxies, listeners on one port, pools over capacity):
+  // errors here, so that serve refuses what config check refuses.
+  for (const p of model.checks.flatMap((check) => check(result.data, ctx))) (p.severity === 'error' ? errors : warnings).push(p);
   return { ...base, errors: inFileOrder(errors), warnings: inFileOrder(warnings), config: errors.length ? undefined : result.data };
 }
 
@@ -207,8 +215,8 @@ function offsetOf(root: Node | null, path: ReadonlyArray<PropertyKey>): number |
   return best;
 }
 
-async function verifySecrets(report: ConfigReport, env: NodeJS.ProcessEnv): Promise<ConfigProblem[]> {
-  const slots = secretSlots(report.config ?? report.raw).filter((s) => isEncrypted(s.value));
+async function verifySecrets(root: AnySchema, report: ConfigReport<unknown>, env: NodeJS.ProcessEnv): Promise<ConfigProblem[]> {
+  const slots = secretSlots(root, report.config ?? report.raw).filter((s) => isEncrypted(s.value));
   if (slots.length === 0) return [];
   const where = (p: string[]): ProblemLocation => {
     const name = report.fromEnv.get(p.join('.'));
@@ -235,13 +243,13 @@ async function verifySecrets(report: ConfigReport, env: NodeJS.ProcessEnv): Prom
   return out;
 }
 
-function langFor(report: ConfigReport, env: NodeJS.ProcessEnv, options: LoadOptions): Lang {
+function langFor(report: ConfigReport<unknown>, env: NodeJS.ProcessEnv, options: LoadOptions): Lang {
   if (options.lang) return options.lang;
   const l = report.raw.lang;
   return l === 'en' || l === 'de' ? l : detectLang(undefined, env);
 }
 
-function invalid(report: ConfigReport, lang: Lang): MbError {
+function invalid(report: ConfigReport<unknown>, lang: Lang): MbError {
   const first = report.errors[0];
   if (!first) return new MbError('MB_INTERNAL', { detail: 'configuration invalid without a reported error' });
   const detail = `${first.message[lang]} ${first.fix[lang]} (${describeLocation(first, report.file, lang)})`;

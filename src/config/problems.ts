@@ -13,8 +13,7 @@ import { basename } from 'node:path';
 import { explain, type ErrorParams, type MbCode } from '../errors/index.ts';
 import type { Lang, Text } from '../i18n/index.ts';
 import { MASK } from '../log/redact.ts';
-import { closest, isSecretSchema, knownKeys, markedKeys, resolvePath, secretSlots, unwrap, type SecretSlot } from './schema-walk.ts';
-import { configSchema, connectionSchema } from './schema.ts';
+import { closest, isSecretSchema, knownKeys, resolvePath, secretSlots, unwrap, type AnySchema, type SecretSlot } from './schema-walk.ts';
 
 export type Severity = 'error' | 'warning';
 
@@ -88,28 +87,28 @@ function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   return v;
 }
 
-function secretAt(raw: unknown, path: ReadonlyArray<PropertyKey>): boolean {
-  const r = resolvePath(path.filter((k): k is string => typeof k === 'string'), raw);
+function secretAt(root: AnySchema, raw: unknown, path: ReadonlyArray<PropertyKey>): boolean {
+  const r = resolvePath(root, path.filter((k): k is string => typeof k === 'string'), raw);
   return r.ok && r.schemas.length > 0 && isSecretSchema(r.schemas[r.schemas.length - 1]!);
 }
 
-function schemaAt(raw: unknown, path: ReadonlyArray<PropertyKey>): z.core.$ZodType | undefined {
-  if (path.length === 0) return configSchema;
-  const r = resolvePath(path.map(String), raw);
+function schemaAt(root: AnySchema, raw: unknown, path: ReadonlyArray<PropertyKey>): z.core.$ZodType | undefined {
+  if (path.length === 0) return root;
+  const r = resolvePath(root, path.map(String), raw);
   return r.ok ? r.schemas[r.schemas.length - 1] : undefined;
 }
 
 const list = (values: ReadonlyArray<unknown>): string => values.map((v) => String(v)).join(', ');
 
-/** zod issues → problems, one per issue (one per key for unknown keys). */
-export function problemsFromIssues(issues: ReadonlyArray<z.core.$ZodIssue>, raw: unknown, file: string, locate: Locate): ConfigProblem[] {
+/** zod issues → problems, one per issue (one per key for unknown keys); `root` is the schema the issues came from. */
+export function problemsFromIssues(root: AnySchema, issues: ReadonlyArray<z.core.$ZodIssue>, raw: unknown, file: string, locate: Locate): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const fileName = basename(file);
   for (const issue of issues) {
     const path = issue.path;
     const field = path.length ? dotted(path) : fileName;
     const value = valueAt(raw, path);
-    const found = secretAt(raw, path) ? MASK : showValue(value);
+    const found = secretAt(root, raw, path) ? MASK : showValue(value);
     const add = (code: MbCode, params: ErrorParams, at: ReadonlyArray<PropertyKey> = path, f = field) =>
       out.push(makeProblem('error', code, at.length ? dotted(at) : '', { field: f, file: fileName, ...params }, locate(at)));
     switch (issue.code) {
@@ -117,7 +116,7 @@ export function problemsFromIssues(issues: ReadonlyArray<z.core.$ZodIssue>, raw:
         if (value === undefined) add('MB_CONFIG_REQUIRED', {});
         else if (value === null) add('MB_CONFIG_EMPTY', {});
         else {
-          const leaf = schemaAt(raw, path);
+          const leaf = schemaAt(root, raw, path);
           const isInt = leaf !== undefined && (unwrap(leaf).inner._zod.def as { format?: string }).format?.includes('int') === true;
           const code: MbCode =
             issue.expected === 'int' || (issue.expected === 'number' && isInt)
@@ -174,7 +173,7 @@ export function problemsFromIssues(issues: ReadonlyArray<z.core.$ZodIssue>, raw:
         add('MB_CONFIG_BAD_NAME', { found: showValue(path[path.length - 1]) }, path, dotted(path.slice(0, -1)));
         break;
       case 'unrecognized_keys': {
-        const parent = schemaAt(raw, path);
+        const parent = schemaAt(root, raw, path);
         const known = parent ? knownKeys(parent, value) : [];
         for (const key of issue.keys) {
           const at = [...path, key];
@@ -200,13 +199,7 @@ export function problemsFromIssues(issues: ReadonlyArray<z.core.$ZodIssue>, raw:
   return out.filter((p) => !(p.code === 'MB_CONFIG_REQUIRED' && typos.has(p.path.includes('.') ? p.path : `.${p.path}`)));
 }
 
-/** Flows that sign in without an app credential (device code is a public-client flow). */
-const FLOWS_WITHOUT_CREDENTIAL = new Set(['device-code']);
-const DAY = 86_400_000;
-const WARN_DAYS = 30;
-const ENTRA_MAX_MONTHS = 24;
-
-export interface WarningContext {
+export interface CheckContext {
   file: string;
   now: Date;
   locate: Locate;
@@ -215,40 +208,19 @@ export interface WarningContext {
 }
 
 /**
- * Warnings for a configuration that validated: plain-text secrets in the file, client secrets that
- * expire within 30 days or have expired, expiry dates beyond what Entra ID issues, connections
- * whose flow needs a credential they do not have.
+ * A check across a validated configuration that the schema alone cannot make (IDs, endpoints,
+ * listeners on one port, pools over capacity). Each capability owns its checks; the composition
+ * root hands them to the loader with the schema (src/app/config.ts), so config/ knows none of them.
+ * A problem's severity says whether it stops loading (error) or is only reported (warning).
  */
-export function warningsFor(config: unknown, ctx: WarningContext): ConfigProblem[] {
+export type ConfigCheck<C> = (config: C, ctx: CheckContext) => ConfigProblem[];
+
+/** Warnings for a configuration that validated: secret fields written in the file as plain text. */
+export function plainTextWarnings(root: AnySchema, config: unknown, ctx: CheckContext): ConfigProblem[] {
   const out: ConfigProblem[] = [];
-  for (const slot of secretSlots(config)) {
+  for (const slot of secretSlots(root, config)) {
     if (typeof slot.value === 'string' && !slot.value.startsWith('enc:') && !ctx.fromEnv.has(slot.path)) {
       out.push(makeProblem('warning', 'MB_CONFIG_SECRET_PLAINTEXT', slot.path, { field: slot.path }, ctx.locate(slot.segments)));
-    }
-  }
-  const connections = isPlainObject(config) && isPlainObject(config.connections) ? config.connections : {};
-  const credentialKeys = markedKeys(connectionSchema, 'credential');
-  const today = Date.UTC(ctx.now.getUTCFullYear(), ctx.now.getUTCMonth(), ctx.now.getUTCDate());
-  const limit = new Date(today);
-  limit.setUTCMonth(limit.getUTCMonth() + ENTRA_MAX_MONTHS);
-  for (const [name, c] of Object.entries(connections)) {
-    if (!isPlainObject(c)) continue;
-    const base = `connections.${name}`;
-    const expires = c.clientSecretExpires;
-    if (typeof expires === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(expires)) {
-      const at = ['connections', name, 'clientSecretExpires'];
-      const field = at.join('.');
-      const when = Date.parse(`${expires}T00:00:00Z`);
-      const days = Math.round((when - today) / DAY);
-      const params = { field, date: expires, connection: name, secretField: `${base}.clientSecret` };
-      if (days < 0) out.push(makeProblem('warning', 'MB_CONFIG_SECRET_EXPIRED', field, params, ctx.locate(at)));
-      else if (days <= WARN_DAYS) out.push(makeProblem('warning', 'MB_CONFIG_SECRET_EXPIRING', field, { ...params, days }, ctx.locate(at)));
-      else if (when > limit.getTime()) out.push(makeProblem('warning', 'MB_CONFIG_SECRET_EXPIRY_TOO_FAR', field, params, ctx.locate(at)));
-    }
-    const flow = typeof c.flow === 'string' ? c.flow : 'client-credentials';
-    // client-credentials without one is an error (consistency.ts); a delegated flow may still work as a public client.
-    if (!FLOWS_WITHOUT_CREDENTIAL.has(flow) && flow !== 'client-credentials' && !credentialKeys.some((k) => c[k] !== undefined && c[k] !== null)) {
-      out.push(makeProblem('warning', 'MB_CONFIG_NO_CREDENTIAL', base, { field: base, flow }, ctx.locate(['connections', name])));
     }
   }
   return out;

@@ -10,9 +10,9 @@
  * union is walked through its object options (imap.auth: xoauth2 | { user, password }).
  */
 import { z } from 'zod';
-import { configSchema } from './schema.ts';
 
-type AnySchema = z.core.$ZodType;
+/** Any zod schema; `root` below is the schema of the whole file, which the composition root assembles (src/app/schema.ts). */
+export type AnySchema = z.core.$ZodType;
 
 /** The schema with wrappers removed, and the metadata of every layer merged (outer layers win). */
 export function unwrap(schema: AnySchema): { inner: AnySchema; meta: Record<string, unknown> } {
@@ -127,7 +127,7 @@ export type Resolved =
  * value it applies to. Keys match case-insensitively; names under records match existing names
  * case-insensitively.
  */
-export function resolvePath(given: string[], raw: unknown, options: ResolveOptions = {}, root: AnySchema = configSchema): Resolved {
+export function resolvePath(root: AnySchema, given: string[], raw: unknown, options: ResolveOptions = {}): Resolved {
   const segments: string[] = [];
   const schemas: AnySchema[] = [];
   let schema = root;
@@ -194,7 +194,7 @@ export interface SchemaField {
 }
 
 /** Every field of the schema, containers included, each once (union options merged). */
-export function schemaFields(root: AnySchema = configSchema): SchemaField[] {
+export function schemaFields(root: AnySchema): SchemaField[] {
   const out = new Map<string, SchemaField>();
   const walk = (schema: AnySchema, path: string[], key: string): void => {
     const { inner, meta } = unwrap(schema);
@@ -222,7 +222,7 @@ export function schemaFields(root: AnySchema = configSchema): SchemaField[] {
 }
 
 /** Every secret field of the schema as a pattern; `<name>` stands for a name under a record, `<n>` for a list index. */
-export function secretPatterns(root: AnySchema = configSchema): string[] {
+export function secretPatterns(root: AnySchema): string[] {
   return schemaFields(root)
     .filter((f) => f.secret)
     .map((f) => f.path);
@@ -256,7 +256,7 @@ export function slotNeeded(slot: SecretSlot): boolean {
  * (a connection's clientSecret, a certificate's password once there is a certificate, store.url
  * when the store is postgres), set or not.
  */
-export function secretSlots(raw: unknown, root: AnySchema = configSchema): SecretSlot[] {
+export function secretSlots(root: AnySchema, raw: unknown): SecretSlot[] {
   const out: SecretSlot[] = [];
   const walk = (schema: AnySchema, value: unknown, path: string[]): void => {
     const { inner } = unwrap(schema);

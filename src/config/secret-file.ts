@@ -5,7 +5,8 @@
  * These work on the configuration as written plus environment overrides, without requiring it to
  * validate: setting the client secret of a connection whose tenantId is not filled in yet is a
  * normal step of setting one up. The secret settings are those the schema marks secret
- * (schema-walk.ts), so this file lists none by name.
+ * (schema-walk.ts), so this file lists none by name; `root` is the schema of the whole file
+ * (src/app/config.ts binds mailbridge's).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { MbError, type MbCode } from '../errors/index.ts';
 import { mask, MASK } from '../log/redact.ts';
 import { applyEnvOverrides } from './env.ts';
 import { keyFileFor } from './index.ts';
-import { isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded } from './schema-walk.ts';
+import { isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded, type AnySchema } from './schema-walk.ts';
 import { isEncrypted, openSecretBox, type KeyedSecretBox } from './secrets.ts';
 import { parseForEdit, setInYaml } from './yaml-edit.ts';
 
@@ -30,7 +31,7 @@ export interface RawConfig {
 }
 
 /** Read the file leniently (only YAML syntax must be right). */
-export async function readRawConfig(configPath: string, env: NodeJS.ProcessEnv): Promise<RawConfig> {
+export async function readRawConfig(root: AnySchema, configPath: string, env: NodeJS.ProcessEnv): Promise<RawConfig> {
   let text: string | undefined;
   try {
     text = await readFile(configPath, 'utf8');
@@ -49,28 +50,28 @@ export async function readRawConfig(configPath: string, env: NodeJS.ProcessEnv):
     const js: unknown = doc.toJS();
     if (typeof js === 'object' && js !== null && !Array.isArray(js)) fileRaw = js as Record<string, unknown>;
   }
-  const { raw, fromEnv } = applyEnvOverrides(fileRaw, env, configPath);
+  const { raw, fromEnv } = applyEnvOverrides(root, fileRaw, env, configPath);
   const s = raw.secrets;
   const k = typeof s === 'object' && s !== null ? (s as Record<string, unknown>).keyFile : undefined;
   return { text, raw, fileRaw, fromEnv, keyFile: keyFileFor(configPath, typeof k === 'string' && k ? k : undefined) };
 }
 
 /** The secret settings, as patterns (connections.<name>.clientSecret, …). */
-export function secretSettings(): string[] {
-  return secretPatterns();
+export function secretSettings(root: AnySchema): string[] {
+  return secretPatterns(root);
 }
 
 /**
  * The schema's spelling of a secret path an admin typed (keys case-insensitive, connection names
  * as in the file). Throws MB_SECRET_NOT_A_SECRET, listing the secret settings, for anything else.
  */
-export function secretPathFor(given: string, raw: unknown): string[] {
-  const r = resolvePath(given.split('.'), raw);
+export function secretPathFor(root: AnySchema, given: string, raw: unknown): string[] {
+  const r = resolvePath(root, given.split('.'), raw);
   if (!r.ok && r.reason === 'name') {
     throw new MbError('MB_CONFIG_BAD_NAME', { field: r.segments.slice(0, r.at).join('.'), found: JSON.stringify(r.segments[r.at]) });
   }
   if (!r.ok || r.schemas.length === 0 || !isSecretSchema(r.schemas[r.schemas.length - 1]!)) {
-    throw new MbError('MB_SECRET_NOT_A_SECRET', { field: given, valid: secretPatterns().join(', ') });
+    throw new MbError('MB_SECRET_NOT_A_SECRET', { field: given, valid: secretPatterns(root).join(', ') });
   }
   return r.segments;
 }
@@ -91,8 +92,8 @@ export interface StoredSecret {
 }
 
 /** Encrypt `clear` and write it at `segments` into the file, keeping the rest of the file as it is. */
-export async function storeSecret(configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv): Promise<StoredSecret> {
-  const current = await readRawConfig(configPath, env);
+export async function storeSecret(root: AnySchema, configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv): Promise<StoredSecret> {
+  const current = await readRawConfig(root, configPath, env);
   const box = await openSecretBox({ keyFile: current.keyFile, env });
   const sealed = box.seal(clear);
   // Prove the round trip before the file changes.
@@ -127,9 +128,9 @@ export interface SecretInfo {
 }
 
 /** Every secret setting the configuration has room for, with its state; values never leave this function. */
-export async function listSecrets(configPath: string, env: NodeJS.ProcessEnv): Promise<SecretInfo[]> {
-  const current = await readRawConfig(configPath, env);
-  const slots = secretSlots(current.raw);
+export async function listSecrets(root: AnySchema, configPath: string, env: NodeJS.ProcessEnv): Promise<SecretInfo[]> {
+  const current = await readRawConfig(root, configPath, env);
+  const slots = secretSlots(root, current.raw);
   let box: KeyedSecretBox | undefined;
   let boxProblem: MbCode | undefined;
   if (slots.some((s) => isEncrypted(s.value))) {

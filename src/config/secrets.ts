@@ -19,6 +19,7 @@
  * a changed value, so both get one error that names both causes.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MbError } from '../errors/index.ts';
@@ -26,6 +27,12 @@ import { registerSecret } from '../log/redact.ts';
 import type { SecretBox } from './secret-box.ts';
 
 export type { SecretBox } from './secret-box.ts';
+
+/** The `secrets` section of mailbridge.yaml: where the key of this box lives. */
+export const secretsSchema = z
+  .object({ keyFile: z.string().default('mailbridge.key').meta({ description: 'AES-256 key file, created with mode 0600 on first use; MAILBRIDGE_KEY overrides it' }) })
+  .strict()
+  .default({ keyFile: 'mailbridge.key' });
 
 export const ENC_PREFIX = 'enc:v1:';
 const IV_BYTES = 12;

@@ -9,7 +9,7 @@
  * marked here too; a connection can override scopes (`scopes.exchange`, `scopes.graph`) and the
  * token endpoint (`tokenEndpoint`) when a tenant needs something else.
  */
-import { CLOUDS, type CloudName } from '../config/schema.ts';
+import { CLOUDS, type CloudName } from './config.ts';
 
 export { CLOUDS, type CloudName };
 

@@ -16,7 +16,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import forge from 'node-forge';
-import type { ConnectionConfig } from '../config/schema.ts';
+import type { ConnectionConfig } from './config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
 import { registerSecret } from '../log/redact.ts';

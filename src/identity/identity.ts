@@ -17,7 +17,7 @@ import {
   type Configuration,
   type DeviceCodeRequest,
 } from '@azure/msal-node';
-import type { Config, ConnectionConfig } from '../config/schema.ts';
+import type { ConnectionConfig } from './config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
@@ -35,7 +35,7 @@ import { SIGNIN_TTL_MINUTES, SignInStore } from './signin-state.ts';
 
 export interface IdentityOptions {
   /** The connections and the server defaults (proxy, publicUrl, port) from mailbridge.yaml. */
-  config: { connections: Record<string, ConnectionConfig>; server?: Partial<Config['server']> };
+  config: { connections: Record<string, ConnectionConfig>; server?: { publicUrl?: string | undefined; port?: number | undefined; proxy?: string | undefined } };
   /** Where delegated sign-ins (MSAL cache, pending sign-ins) are kept. */
   kv: KeyValue;
   secretBox: SecretBox;

@@ -21,7 +21,7 @@
  * as its fixed mailbox, else as if it were the sender; relay users do not apply to them.
  */
 import { z } from 'zod';
-import type { ConnectionConfig } from '../config/schema.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
 import { isSenderPattern, normalizeAddress, SenderRules } from './policy.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
 

@@ -7,7 +7,7 @@
  * capability as a small recorder or an event subscription.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Config } from '../config/index.ts';
+import type { Config } from '../app/config.ts';
 import { openStore, type Store } from '../store/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Identity } from '../identity/index.ts';
@@ -72,7 +72,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   try {
     const env = options.env ?? process.env;
     const openBox = async () => {
-      const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts')]);
+      const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../app/config.ts')]);
       return openSecretBox({ keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile), env });
     };
     const box = config.relay || config.notify || config.server.metricsToken !== undefined ? await openBox() : undefined;

@@ -6,7 +6,7 @@
  * loads is logged with its MB code, and the gateway keeps running on the configuration it has.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { loadConfig, type Config } from '../config/index.ts';
+import { loadConfig, type Config } from '../app/config.ts';
 import { toMbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';

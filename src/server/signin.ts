@@ -10,7 +10,7 @@
  * the CLI's temporary listener does), with the SecretBox from config/secrets.ts.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config/index.ts';
+import type { Config } from '../app/config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { detailLabel, toMbError } from '../errors/index.ts';
 import { detectLang, type Lang } from '../i18n/index.ts';
@@ -90,7 +90,7 @@ export async function signinRoutes(http: FastifyInstance, opts: SignInRoutesOpti
 }
 
 async function defaultBox(opts: SignInRoutesOptions): Promise<SecretBox> {
-  const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../config/index.ts')]);
+  const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../app/config.ts')]);
   const keyFile = opts.keyFile ?? keyFileFor(process.env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', opts.config.secrets.keyFile);
   return openSecretBox({ keyFile, env: process.env });
 }

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
-import { analyzeText, type ConfigProblem } from '../../src/config/index.ts';
+import { analyzeText, type ConfigProblem } from '../../src/app/config.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT = '5d1e2a44-7c1b-4f0e-9a3d-2b8c6e4f1a07';

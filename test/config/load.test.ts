@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { analyzeText, checkConfig, keyFileFor, loadConfig, type ConfigProblem } from '../../src/config/index.ts';
+import { analyzeText, checkConfig, keyFileFor, loadConfig, type ConfigProblem } from '../../src/app/config.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { scrub } from '../../src/log/redact.ts';

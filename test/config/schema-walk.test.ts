@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { closest, resolvePath, secretPatterns, secretSlots, slotNeeded } from '../../src/config/schema-walk.ts';
+import { resolvePath, secretPathFor, secretPatterns, secretSlots } from '../../src/app/config.ts';
+import { closest, secretPatterns as secretPatternsOf, slotNeeded } from '../../src/config/schema-walk.ts';
 import { secretField } from '../../src/config/secret-field.ts';
-import { secretPathFor } from '../../src/config/secret-file.ts';
 import { MbError } from '../../src/errors/index.ts';
 
 test('the secret settings are derived from the schema marks', () => {
@@ -27,7 +27,7 @@ test('the secret settings are derived from the schema marks', () => {
     plain: z.string().meta({ description: 'not secret' }),
     wrapped: z.object({ token: z.string().meta({ secret: true }).optional().default('x') }).default({ token: 'x' }),
   });
-  assert.deepEqual(secretPatterns(other).sort(), ['relay.users.<name>.password', 'wrapped.token']);
+  assert.deepEqual(secretPatternsOf(other).sort(), ['relay.users.<name>.password', 'wrapped.token']);
 });
 
 test('secret slots follow the configuration: connections, certificates, the postgres store only', () => {

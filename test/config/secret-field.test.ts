@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { schemaFields } from '../../src/config/schema-walk.ts';
+import { schemaFields } from '../../src/app/config.ts';
 
 const SECRET_WORDS = /pass(word)?|secret|key|token/i;
 

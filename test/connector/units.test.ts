@@ -14,8 +14,8 @@ import { envelopeFrom, recipientsFor } from '../../src/connector/destinations/sm
 import { Backoff, Semaphore, sleep } from '../../src/util/limits.ts';
 import { deliveryIdOf, messageIdOf, messageKey, mimeProblem } from '../../src/connector/message.ts';
 import { ConnectorError } from '../../src/connector/types.ts';
-import { configSchema } from '../../src/config/schema.ts';
-import { secretPatterns } from '../../src/config/schema-walk.ts';
+import { configSchema } from '../../src/app/schema.ts';
+import { secretPatterns } from '../../src/app/config.ts';
 import { catalogue } from '../../src/errors/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { tempDir } from './helpers.ts';

@@ -9,7 +9,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { listenOn, listenServer } from '../../src/errors/listen.ts';
 import { silentLogger } from '../../src/log/index.ts';

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { connectionSchema } from '../../src/config/schema.ts';
+import { connectionSchema } from '../../src/identity/config.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { scrub } from '../../src/log/redact.ts';
 import { assertUsable, credentialWarnings, loadCertificate, loadCredential, secretExpiry } from '../../src/identity/credentials.ts';

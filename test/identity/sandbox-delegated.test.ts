@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/log/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import type { SecretBox } from '../../src/config/secret-box.ts';
-import type { Config } from '../../src/config/schema.ts';
+import type { Config } from '../../src/app/schema.ts';
 import { memoryKv, testBox } from './helpers.ts';
 import { ALICE, APP, IMAP, recorded, SECRET, SMTP, startFixture, T, type Fixture } from './sandbox-fixture.ts';
 

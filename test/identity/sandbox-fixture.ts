@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createSandboxCa, type SandboxCa } from '../../src/sandbox/ca.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startEntraSandbox, type EntraSandbox } from '../../src/sandbox/entra/index.ts';
-import { configSchema, type Config } from '../../src/config/schema.ts';
+import { configSchema, type Config } from '../../src/app/schema.ts';
 import { makeCert, makePfx, tempDir, type TestCert } from './helpers.ts';
 
 export const T = {

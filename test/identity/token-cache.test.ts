@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { createIdentity } from '../../src/identity/index.ts';

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyzeText } from '../../src/config/index.ts';
+import { analyzeText } from '../../src/app/config.ts';
 import { graphBaseUrl, graphUrlProblem } from '../../src/m365/graph-url.ts';
 
 test('the root with or without /v1.0 (and a trailing slash) is the same base URL', () => {

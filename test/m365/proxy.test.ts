@@ -15,7 +15,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { configSchema, type Config } from '../../src/config/schema.ts';
+import { configSchema, type Config } from '../../src/app/schema.ts';
 import { openSecretBox } from '../../src/config/secrets.ts';
 import { runConnector } from '../../src/connector/index.ts';
 import { createIdentity } from '../../src/identity/index.ts';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyzeText } from '../../src/config/index.ts';
+import { analyzeText } from '../../src/app/config.ts';
 import { runCli } from '../admin/cli/harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mb-notify-check-'));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { openSecretBox } from '../../src/config/secrets.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import { startGateway } from '../../src/server/index.ts';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { parse } from 'yaml';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 import { MAIN, NODE, runCli } from '../admin/cli/harness.ts';
 

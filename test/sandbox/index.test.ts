@@ -13,7 +13,7 @@ import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { Agent, fetch } from 'undici';
 import { parse } from 'yaml';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 
 /** Running, not a zombie: a stopped daemon whose parent is gone may linger as a zombie until PID 1 reaps it. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { Agent, fetch } from 'undici';
 import { parse } from 'yaml';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { runCli } from '../admin/cli/harness.ts';

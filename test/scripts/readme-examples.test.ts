@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { analyzeText } from '../../src/config/index.ts';
-import { configSchema } from '../../src/config/schema.ts';
+import { analyzeText } from '../../src/app/config.ts';
+import { configSchema } from '../../src/app/schema.ts';
 
 test('every mailbridge.yaml example in README.md is valid against the schema', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { openSecretBox } from '../../src/config/secrets.ts';
 import { connectorSchema } from '../../src/connector/config.ts';
 import { runConnector } from '../../src/connector/index.ts';

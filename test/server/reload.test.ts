@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { reloadConfig } from '../../src/server/reload.ts';
 

@@ -14,8 +14,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { MbError, toMbError } from '../../errors/index.ts';
 import { silentLogger, type Logger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
-import type { CloudName } from '../../config/schema.ts';
-import { cloudFor } from '../../identity/clouds.ts';
+import { cloudFor, type CloudName } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 import { ntlmCredentials } from '../../m365/ews/client.ts';

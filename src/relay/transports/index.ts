@@ -18,7 +18,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { Config } from '../../config/schema.ts';
+import type { ConnectionConfig } from '../../identity/config.ts';
 import { MbError } from '../../errors/index.ts';
 import { cloudFor } from '../../identity/clouds.ts';
 import type { Logger } from '../../log/index.ts';
@@ -34,8 +34,14 @@ import type { ProxySettings } from '../../net/proxy.ts';
 export type { DeliverHooks, StepEvent, StepName, TokenSource } from './types.ts';
 export { GRAPH_MAX_MIME_BYTES } from './graph.ts';
 
+/** What the transports read of mailbridge.yaml besides the routes: the connections and server.proxy. */
+export interface TransportSettings {
+  connections: Record<string, ConnectionConfig>;
+  server: { proxy?: string | undefined };
+}
+
 export interface RoutedTransportOptions {
-  config: Pick<Config, 'connections' | 'server'>;
+  config: TransportSettings;
   routes: readonly RouteConfig[];
   tokens: TokenSource;
   /** EHLO name (relay.hostname or the machine name). */

@@ -4,19 +4,19 @@
  * has a `relay:` section.
  */
 import { hostname as osHostname } from 'node:os';
-import type { Config } from '../../config/schema.ts';
+import type { RelayConfig } from '../config.ts';
 import type { Logger } from '../../log/index.ts';
 import type { Store } from '../../store/index.ts';
 import type { Clock } from '../clock.ts';
 import { startRelay, type Relay } from '../index.ts';
 import { queueAdminMail, waitSent, type AdminMailConfig } from './admin-mail.ts';
-import { RoutedTransport } from './index.ts';
+import { RoutedTransport, type TransportSettings } from './index.ts';
 import type { TokenSource } from './types.ts';
 
 export const VERSION = '0.1.0';
 
 export interface RelayServiceOptions {
-  config: Pick<Config, 'connections' | 'server'> & { relay: NonNullable<Config['relay']> };
+  config: TransportSettings & { relay: RelayConfig };
   store: Store;
   log: Logger;
   tokens: TokenSource;

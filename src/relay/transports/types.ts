@@ -3,7 +3,7 @@
  * endpoints), the token source (Identity satisfies it), progress steps for `mailbridge send`, and
  * the facts an access token tells about who it is for (to fill the PowerShell lines of fixes).
  */
-import type { ConnectionConfig } from '../../config/schema.ts';
+import type { ConnectionConfig } from '../../identity/config.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Cloud } from '../../identity/clouds.ts';
 import type { RouteConfig } from '../routing.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parse } from 'yaml';
-import { loadConfig } from '../../../src/config/index.ts';
+import { loadConfig } from '../../../src/app/config.ts';
 import { openSecretBox, generateKey, ENC_PREFIX } from '../../../src/config/secrets.ts';
 import { MbError, toMbError } from '../../../src/errors/index.ts';
 import { createLogger } from '../../../src/log/index.ts';

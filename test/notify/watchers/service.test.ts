@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { parse } from 'yaml';
-import { configSchema, type Config } from '../../../src/config/schema.ts';
+import { configSchema, type Config } from '../../../src/app/schema.ts';
 import { openSecretBox } from '../../../src/config/secrets.ts';
 import { MbError } from '../../../src/errors/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';

@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
-import { configSchema } from '../../../src/config/schema.ts';
+import { configSchema } from '../../../src/app/schema.ts';
 import { RoutedTransport } from '../../../src/relay/transports/index.ts';
 import type { TokenSource } from '../../../src/relay/transports/types.ts';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';

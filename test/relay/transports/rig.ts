@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { openSecretBox } from '../../../src/config/secrets.ts';
-import { configSchema, type Config } from '../../../src/config/schema.ts';
+import { configSchema, type Config } from '../../../src/app/schema.ts';
 import { createIdentity, type Identity } from '../../../src/identity/index.ts';
 import { createSandboxCa, type SandboxCa } from '../../../src/sandbox/ca.ts';
 import { demoTenant } from '../../../src/sandbox/demo.ts';

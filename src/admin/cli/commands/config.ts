@@ -4,10 +4,10 @@
  */
 import { Document, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
-import { checkConfig, describeLocation, loadConfig, type ConfigProblem } from '../../../config/index.ts';
+import { checkConfig, describeLocation, loadConfig, type ConfigProblem } from '../../../app/config.ts';
 import { maskUrlPassword } from '../../../config/problems.ts';
-import { secretSlots } from '../../../config/schema-walk.ts';
-import { configSchema } from '../../../config/schema.ts';
+import { secretSlots } from '../../../app/config.ts';
+import { configSchema } from '../../../app/schema.ts';
 import { isEncrypted, openSecretBox, type KeyedSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';

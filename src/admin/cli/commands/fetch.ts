@@ -9,9 +9,9 @@
  * and retried problems; info: also per-folder lines; debug/trace: also the JSON log on stderr).
  * A --once run exits with a code cron can tell apart (FETCH_EXIT).
  */
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
-import type { Config } from '../../../config/schema.ts';
+import type { Config } from '../../../app/schema.ts';
 import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummary, type TokenProvider } from '../../../connector/index.ts';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';

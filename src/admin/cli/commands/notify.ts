@@ -10,7 +10,7 @@
  * still show it) and a subject that says it is a test; the subscription's privacy applies.
  */
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { MbError, renderText, toMbError } from '../../../errors/index.ts';
 import type { Text } from '../../../i18n/index.ts';

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { MbError, explain, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { silentLogger } from '../../../log/index.ts';

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { registerSecret } from '../../../log/redact.ts';
-import { listSecrets, readRawConfig, secretPathFor, secretSettings, storeSecret, type SecretInfo } from '../../../config/secret-file.ts';
+import { listSecrets, readRawConfig, secretPathFor, secretSettings, storeSecret, type SecretInfo } from '../../../app/config.ts';
 import { MbError } from '../../../errors/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';

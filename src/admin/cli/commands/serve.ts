@@ -1,4 +1,4 @@
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
 import { reloadConfig } from '../../../server/reload.ts';

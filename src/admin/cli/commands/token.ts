@@ -3,12 +3,12 @@
  * needs to judge it (cloud, tenant, app, roles or scopes, expiry, endpoint) — never the token.
  * Exit code 1 when the token has problems (no roles, wrong audience, missing scopes).
  */
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { renderText } from '../../../errors/index.ts';
 import { createIdentity, type Identity, type Resource } from '../../../identity/index.ts';
 import { openStore, type Store } from '../../../store/index.ts';
-import type { Config } from '../../../config/schema.ts';
+import type { Config } from '../../../app/schema.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 

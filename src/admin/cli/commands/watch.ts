@@ -7,7 +7,7 @@
  * Strategy: the gateway writes its watch status to the store every few seconds; this command prints
  * it, then the last events, then follows new ones by their cursor (publication order) until Ctrl-C.
  */
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
 import { webhookPayload } from '../../../notify/sinks/webhook.ts';

@@ -1,22 +1,13 @@
 /**
- * The schema of mailbridge.yaml. One zod schema is the single source for validation, the types the
- * code uses, defaults, and the JSON Schema printed by `mailbridge config schema` for editors.
- *
- * Secret fields hold either an encrypted value (`enc:v1:…`, written by `mailbridge secret set`) or,
- * tolerated with a warning from `config check`, plain text. They are declared with `secretField`
- * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
- * nothing else.
+ * The `connections` section of mailbridge.yaml: how a connection signs in to Entra ID (tenant, app,
+ * flow, credential, cloud, proxy, extra CA). Identity owns it; the composition root (src/app/schema.ts)
+ * puts it under `connections.<name>`.
  */
 import { z } from 'zod';
-import { secretField } from './secret-field.ts';
-import { relaySchema } from '../relay/config.ts';
-import { connectorsSchema } from '../connector/config.ts';
-import { notifySchema } from '../notify/config.ts';
+import { secretField } from '../config/secret-field.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
 export type CloudName = (typeof CLOUDS)[number];
-
-export { secretField };
 
 const scopes = z.array(z.string().min(1)).min(1);
 
@@ -70,40 +61,5 @@ export const connectionSchema = z
   })
   .strict();
 
-export const configSchema = z
-  .object({
-    lang: z.enum(['en', 'de']).optional().meta({ description: 'Language of messages (default: from LANG)' }),
-    log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .strict()
-      .default({ level: 'info' }),
-    secrets: z
-      .object({ keyFile: z.string().default('mailbridge.key').meta({ description: 'AES-256 key file, created with mode 0600 on first use; MAILBRIDGE_KEY overrides it' }) })
-      .strict()
-      .default({ keyFile: 'mailbridge.key' }),
-    store: z
-      .discriminatedUnion('driver', [
-        z.object({ driver: z.literal('sqlite'), path: z.string().default('data/mailbridge.db') }).strict(),
-        z.object({ driver: z.literal('postgres'), url: secretField('PostgreSQL connection URL, e.g. postgres://user:password@host/db') }).strict(),
-      ])
-      .default({ driver: 'sqlite', path: 'data/mailbridge.db' }),
-    server: z
-      .object({
-        listen: z.string().default('127.0.0.1'),
-        port: z.int().min(0).max(65535).default(8080),
-        publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
-        proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
-        metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
-      })
-      .strict()
-      .default({ listen: '127.0.0.1', port: 8080 }),
-    connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
-    relay: relaySchema.optional(),
-    connectors: connectorsSchema.optional(),
-    notify: notifySchema.optional(),
-  })
-  .strict();
-
-export type Config = z.infer<typeof configSchema>;
 export type ConnectionConfig = z.infer<typeof connectionSchema>;
 export type CertificateConfig = z.infer<typeof certificateSchema>;

@@ -1,0 +1,60 @@
+/**
+ * mailbridge.yaml as the gateway and every command read it: config/'s loader bound to the schema
+ * assembled in schema.ts and to the checks the capabilities own (identity's connections, the
+ * notify pools), plus the two that span sections (proxies anywhere, listeners on one port).
+ * The names are config/'s, without the model argument.
+ */
+import * as loader from '../config/index.ts';
+import { listenerClashes, proxyProblems, type ConfiguredListener } from '../config/consistency.ts';
+import * as walk from '../config/schema-walk.ts';
+import * as secretFile from '../config/secret-file.ts';
+import { connectionProblems } from '../identity/check.ts';
+import { notifyConfigProblems } from '../notify/check.ts';
+import { configSchema, type Config } from './schema.ts';
+
+export type { Config, ConnectionConfig, CertificateConfig } from './schema.ts';
+export type { CheckOptions, ConfigProblem, LoadOptions, ProblemLocation } from '../config/index.ts';
+export { describeLocation, keyFileFor } from '../config/index.ts';
+
+/** Every listening socket the configuration asks for, in the order a clash is reported. */
+function listenersOf(config: Config): ConfiguredListener[] {
+  const out: ConfiguredListener[] = [{ path: 'server.port', at: ['server', 'port'], host: config.server.listen, port: config.server.port }];
+  config.relay?.listeners.forEach((l, i) => out.push({ path: `relay.listeners.${i}.port`, at: ['relay', 'listeners', i, 'port'], host: l.host, port: l.port }));
+  const watch = config.notify?.watch;
+  // The inbound listener runs only for Graph groups and EWS push groups (notify/watchers/service.ts).
+  const inbound = Object.values(watch?.groups ?? {}).some((g) => g.kind === 'graph' || (g.kind === 'ews' && g.ews.mode === 'push'));
+  if (watch && inbound) out.push({ path: 'notify.watch.listen.port', at: ['notify', 'watch', 'listen', 'port'], host: watch.listen.host, port: watch.listen.port });
+  return out;
+}
+
+export const configModel: loader.ConfigModel<Config> = {
+  schema: configSchema,
+  checks: [
+    connectionProblems,
+    (config, ctx) => proxyProblems(config, ctx.locate),
+    (config, ctx) => listenerClashes(listenersOf(config), ctx.locate),
+    (config, ctx) => notifyConfigProblems(config, ctx.locate),
+  ],
+};
+
+export type LoadedConfig = loader.LoadedConfig<Config>;
+export type ConfigReport = loader.ConfigReport<Config>;
+
+export const loadConfig = (path: string, env?: NodeJS.ProcessEnv, options?: loader.LoadOptions): Promise<LoadedConfig> => loader.loadConfig(configModel, path, env, options);
+export const checkConfig = (path: string, env?: NodeJS.ProcessEnv, options?: loader.CheckOptions): Promise<ConfigReport> => loader.checkConfig(configModel, path, env, options);
+export const analyzeText = (text: string | undefined, file: string, env: NodeJS.ProcessEnv, options?: loader.LoadOptions): ConfigReport =>
+  loader.analyzeText(configModel, text, file, env, options);
+
+// The schema walks of config/, on mailbridge.yaml's schema.
+export const resolvePath = (given: string[], raw: unknown, options?: walk.ResolveOptions): walk.Resolved => walk.resolvePath(configSchema, given, raw, options);
+export const schemaFields = (): walk.SchemaField[] => walk.schemaFields(configSchema);
+export const secretPatterns = (): string[] => walk.secretPatterns(configSchema);
+export const secretSlots = (raw: unknown): walk.SecretSlot[] => walk.secretSlots(configSchema, raw);
+
+// Secrets in the file (`secret set`, `secret list`).
+export type { RawConfig, SecretInfo, StoredSecret } from '../config/secret-file.ts';
+export const readRawConfig = (configPath: string, env: NodeJS.ProcessEnv) => secretFile.readRawConfig(configSchema, configPath, env);
+export const secretSettings = (): string[] => secretFile.secretSettings(configSchema);
+export const secretPathFor = (given: string, raw: unknown): string[] => secretFile.secretPathFor(configSchema, given, raw);
+export const storeSecret = (configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv) => secretFile.storeSecret(configSchema, configPath, segments, clear, env);
+export const listSecrets = (configPath: string, env: NodeJS.ProcessEnv) => secretFile.listSecrets(configSchema, configPath, env);

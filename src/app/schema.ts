@@ -1,0 +1,50 @@
+/**
+ * The schema of mailbridge.yaml, assembled from the sections each part of mailbridge owns: one zod
+ * schema is the single source for validation, the types the code uses, defaults, and the JSON
+ * Schema printed by `mailbridge config schema` for editors (and the README's reference).
+ *
+ * Sections: lang, log and server belong to the gateway as a whole and are declared here; secrets to
+ * the secret box (config/secrets.ts), store to the store, connections to identity, relay, connectors
+ * and notify to their capabilities. A capability's secret fields use `secretField`
+ * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
+ * nothing else.
+ */
+import { z } from 'zod';
+import { secretField } from '../config/secret-field.ts';
+import { secretsSchema } from '../config/secrets.ts';
+import { connectionSchema } from '../identity/config.ts';
+import { storeSchema } from '../store/config.ts';
+import { relaySchema } from '../relay/config.ts';
+import { connectorsSchema } from '../connector/config.ts';
+import { notifySchema } from '../notify/config.ts';
+
+export const serverSchema = z
+  .object({
+    listen: z.string().default('127.0.0.1'),
+    port: z.int().min(0).max(65535).default(8080),
+    publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
+    proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
+    metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
+  })
+  .strict()
+  .default({ listen: '127.0.0.1', port: 8080 });
+
+export const configSchema = z
+  .object({
+    lang: z.enum(['en', 'de']).optional().meta({ description: 'Language of messages (default: from LANG)' }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    secrets: secretsSchema,
+    store: storeSchema,
+    server: serverSchema,
+    connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
+    relay: relaySchema.optional(),
+    connectors: connectorsSchema.optional(),
+    notify: notifySchema.optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type { ConnectionConfig, CertificateConfig } from '../identity/config.ts';
