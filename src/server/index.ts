@@ -7,8 +7,9 @@
  * capability as a small recorder or an event subscription.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Config } from '../app/config.ts';
-import { openStore, type Store } from '../store/index.ts';
+import { keyFileFor, type Config } from '../app/config.ts';
+import { appOf } from '../app/open.ts';
+import type { Store } from '../store/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Identity } from '../identity/index.ts';
 import type { RelayService } from '../relay/transports/service.ts';
@@ -46,10 +47,13 @@ export interface GatewayOptions {
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
-  const store = await openStore(config.store);
+  const env = options.env ?? process.env;
+  const metrics = options.metrics ?? new Metrics();
+  // Config → secret box → store → identity, each opened once, when something needs it (src/app/open.ts).
+  const app = appOf({ config, keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile) }, { env, log, onTokenRequest: (c, r) => metrics.token(c, r) });
+  const store = await app.store();
   const http = Fastify({ loggerInstance: log as FastifyBaseLogger });
   const started = new Date().toISOString();
-  const metrics = options.metrics ?? new Metrics();
   // The route template (never the URL with its ids and query) keeps the label set bounded.
   http.addHook('onResponse', async (req, reply) => {
     metrics.http(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
@@ -70,18 +74,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let watch: WatchService | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
   try {
-    const env = options.env ?? process.env;
-    const openBox = async () => {
-      const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../app/config.ts')]);
-      return openSecretBox({ keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile), env });
-    };
-    const box = config.relay || config.notify || config.server.metricsToken !== undefined ? await openBox() : undefined;
-    const metricsToken = config.server.metricsToken !== undefined ? box!.reveal(config.server.metricsToken, 'server.metricsToken') : undefined;
+    const metricsToken = config.server.metricsToken !== undefined ? (await app.secretBox()).reveal(config.server.metricsToken, 'server.metricsToken') : undefined;
     if (config.relay || config.notify) {
-      const { createIdentity } = await import('../identity/index.ts');
-      const secretBox = box!;
+      const secretBox = await app.secretBox();
       if (config.relay || watchGroups) {
-        const id = createIdentity({ config, kv: store.kv, secretBox, log, env, onTokenRequest: (c, r) => metrics.token(c, r) });
+        const id = await app.identity();
         identity = id;
         metrics.sources.credentials = async () => {
           const out: Array<{ connection: string; kind: string; expires: Date }> = [];
@@ -167,7 +164,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ],
       ...(metricsToken !== undefined ? { metricsToken } : {}),
     });
-    await http.register((await import('./signin.ts')).signinRoutes, { config, store, log, keyFile: options.keyFile, ...(identity ? { identity } : {}) });
+    // Without relay or watchers the identity opens at the first sign-in redirect.
+    await http.register((await import('./signin.ts')).signinRoutes, { config, identity: () => app.identity() });
     if (notify) await http.register(notify.routes);
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
@@ -175,8 +173,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     await watch?.close();
     await notify?.close();
     await relay?.close('start failed', 0);
-    await identity?.close();
-    await store.close();
+    await app.close();
     throw err;
   }
   const addr = http.server.address();
@@ -197,8 +194,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       // Watchers first: nothing publishes into a stopped dispatcher.
       await watch?.close();
       await notify?.close();
-      await identity?.close();
-      await store.close();
+      await app.close();
     },
   };
 }

@@ -6,28 +6,20 @@
  * language. The page never shows the code, the tokens or the state.
  *
  * One GET route per distinct path of the auth-code connections' redirect URIs, plus the default
- * /oauth/callback. The Identity is created on the first redirect (or passed in by the caller, as
- * the CLI's temporary listener does), with the SecretBox from config/secrets.ts.
+ * /oauth/callback. The Identity comes from the caller (the gateway's App opens it at the first
+ * redirect when nothing else needed it; the CLI's temporary listener shares its own), and the caller
+ * closes it.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../app/config.ts';
-import type { SecretBox } from '../config/secret-box.ts';
 import { detailLabel, toMbError } from '../errors/index.ts';
 import { detectLang, type Lang } from '../i18n/index.ts';
 import type { Identity } from '../identity/index.ts';
-import type { Logger } from '../log/index.ts';
-import type { Store } from '../store/index.ts';
 
 export interface SignInRoutesOptions {
   config: Config;
-  store: Store;
-  log: Logger;
-  /** Use this Identity instead of creating one (the CLI shares its own). */
-  identity?: Identity;
-  /** SecretBox for sealing sign-ins; default: config/secrets.ts with secrets.keyFile. */
-  secretBox?: SecretBox;
-  /** Key file path; default: secrets.keyFile resolved against MAILBRIDGE_CONFIG's (or ./mailbridge.yaml's) folder. */
-  keyFile?: string;
+  /** The Identity that redeems the codes, asked for at each redirect. */
+  identity: () => Promise<Identity>;
 }
 
 export const DEFAULT_CALLBACK_PATH = '/oauth/callback';
@@ -44,21 +36,13 @@ export function callbackPaths(config: Config): string[] {
 }
 
 export async function signinRoutes(http: FastifyInstance, opts: SignInRoutesOptions): Promise<void> {
-  let identity: Promise<Identity> | undefined = opts.identity ? Promise.resolve(opts.identity) : undefined;
-  const ownIdentity = !opts.identity;
-  const getIdentity = () =>
-    (identity ??= (async () => {
-      const [{ createIdentity }, box] = await Promise.all([import('../identity/index.ts'), opts.secretBox ?? defaultBox(opts)]);
-      return createIdentity({ config: opts.config, kv: opts.store.kv, secretBox: box, log: opts.log });
-    })());
-
   for (const path of callbackPaths(opts.config)) {
     http.get(path, async (req, reply) => {
       const lang = detectLang(String(req.headers['accept-language'] ?? 'en').split(',')[0]);
       const q = req.query as Record<string, string | undefined>;
       reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').type('text/html; charset=utf-8');
       try {
-        const id = await getIdentity();
+        const id = await opts.identity();
         const result = await id.completeSignIn({ state: q.state, code: q.code, error: q.error, error_description: q.error_description });
         const notes = result.warnings.map((w) => w.explain(lang));
         return page(lang, 'ok', {
@@ -83,16 +67,6 @@ export async function signinRoutes(http: FastifyInstance, opts: SignInRoutesOpti
       }
     });
   }
-
-  http.addHook('onClose', async () => {
-    if (ownIdentity && identity) await (await identity.catch(() => undefined))?.close();
-  });
-}
-
-async function defaultBox(opts: SignInRoutesOptions): Promise<SecretBox> {
-  const [{ openSecretBox }, { keyFileFor }] = await Promise.all([import('../config/secrets.ts'), import('../app/config.ts')]);
-  const keyFile = opts.keyFile ?? keyFileFor(process.env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', opts.config.secrets.keyFile);
-  return openSecretBox({ keyFile, env: process.env });
 }
 
 function page(lang: Lang, kind: 'ok' | 'error', content: { title: string; lines: string[] }): string {

@@ -4,11 +4,11 @@
  */
 import { Document, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
-import { checkConfig, describeLocation, loadConfig, type ConfigProblem } from '../../../app/config.ts';
-import { maskUrlPassword } from '../../../config/problems.ts';
-import { secretSlots } from '../../../app/config.ts';
+import { checkConfig, describeLocation, secretSlots, type ConfigProblem } from '../../../app/config.ts';
+import { openApp } from '../../../app/open.ts';
 import { configSchema } from '../../../app/schema.ts';
-import { isEncrypted, openSecretBox, type KeyedSecretBox } from '../../../config/secrets.ts';
+import { maskUrlPassword } from '../../../config/problems.ts';
+import { isEncrypted, type KeyedSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { mask, MASK } from '../../../log/redact.ts';
@@ -129,7 +129,7 @@ export function renderProblem(p: ConfigProblem, file: string, lang: Lang): strin
 }
 
 async function show(ctx: CommandContext, json: boolean): Promise<number> {
-  const loaded = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
+  const loaded = await openApp(ctx);
   const de = ctx.lang === 'de';
   const copy = structuredClone(loaded.config) as Record<string, unknown>;
   const slots = secretSlots(loaded.config);
@@ -137,7 +137,7 @@ async function show(ctx: CommandContext, json: boolean): Promise<number> {
   let boxError: string | undefined;
   if (slots.some((s) => isEncrypted(s.value))) {
     try {
-      box = await openSecretBox({ keyFile: loaded.keyFile, env: ctx.env });
+      box = await loaded.secretBox();
     } catch (err) {
       boxError = err instanceof MbError ? err.code : 'MB_INTERNAL';
     }

@@ -9,14 +9,13 @@
  * and retried problems; info: also per-folder lines; debug/trace: also the JSON log on stderr).
  * A --once run exits with a code cron can tell apart (FETCH_EXIT).
  */
-import { loadConfig } from '../../../app/config.ts';
-import { openSecretBox } from '../../../config/secrets.ts';
+import { openApp } from '../../../app/open.ts';
 import type { Config } from '../../../app/schema.ts';
 import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummary, type TokenProvider } from '../../../connector/index.ts';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
-import { cloudFor, createIdentity } from '../../../identity/index.ts';
-import { openStore, type Store } from '../../../store/index.ts';
+import { cloudFor } from '../../../identity/index.ts';
+import type { Store } from '../../../store/index.ts';
 import { createLogger } from '../../../log/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs } from '../args.ts';
@@ -53,23 +52,24 @@ export interface FetchEnvironment {
 
 /** Config, store and identity as the command uses them; tests pass their own. */
 export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEnvironment> {
-  const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = ctx.log;
-  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
-  const store = await openStore(config.store);
-  const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });
-  return {
-    config,
-    store,
-    // `fresh` after an authorization failure: the cached token may predate the admin's grant.
-    tokens: (c) => async (_mailbox, o) =>
-      (await identity.getToken(c.connection, c.source.kind === 'graph' ? 'graph' : 'exchange', { forceRefresh: o?.fresh })).accessToken,
-    reveal: (stored) => secretBox.reveal(stored),
-    async close() {
-      await identity.close();
-      await store.close();
-    },
-  };
+  const app = await openApp(ctx);
+  try {
+    const secretBox = await app.secretBox();
+    const store = await app.store();
+    const identity = await app.identity();
+    return {
+      config: app.config,
+      store,
+      // `fresh` after an authorization failure: the cached token may predate the admin's grant.
+      tokens: (c) => async (_mailbox, o) =>
+        (await identity.getToken(c.connection, c.source.kind === 'graph' ? 'graph' : 'exchange', { forceRefresh: o?.fresh })).accessToken,
+      reveal: (stored) => secretBox.reveal(stored),
+      close: () => app.close(),
+    };
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
 }
 
 const T = {

@@ -10,8 +10,7 @@
  * still show it) and a subject that says it is a test; the subscription's privacy applies.
  */
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../../../app/config.ts';
-import { openSecretBox } from '../../../config/secrets.ts';
+import { openApp } from '../../../app/open.ts';
 import { MbError, renderText, toMbError } from '../../../errors/index.ts';
 import type { Text } from '../../../i18n/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
@@ -19,7 +18,6 @@ import { forSubscription, newMessage } from '../../../notify/events.ts';
 import { sealedNotifyRepository } from '../../../notify/sealed.ts';
 import { buildSink, isSinkKind, SINK_KINDS } from '../../../notify/service.ts';
 import type { Sink } from '../../../notify/sinks/types.ts';
-import { openStore, type Store } from '../../../store/index.ts';
 import type { NotifySubscriptionRecord } from '../../../store/notify.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
@@ -137,15 +135,15 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
   if (isSub && opts.params !== undefined) throw usage('--params is for a sink kind; a subscription has its own');
   if (!isSub && opts.params === undefined) throw usage(`notify test ${target} needs --params JSON with the target (see --help)`);
 
-  const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  let store: Store | undefined;
+  const app = await openApp(ctx);
+  const { config } = app;
   let sink: Sink | undefined;
   try {
     // Subscription (or ad-hoc target) first: it says which sink to test.
     let subscription: NotifySubscriptionRecord;
     if (isSub) {
-      store = await openStore(config.store);
-      const found = await sealedNotifyRepository(store.notify, await openSecretBox({ keyFile, env: ctx.env })).getSubscription(target);
+      const store = await app.store();
+      const found = await sealedNotifyRepository(store.notify, await app.secretBox()).getSubscription(target);
       if (!found) return fail(new MbError('MB_NOTIFY_SUBSCRIPTION_NOT_FOUND', { id: target }));
       subscription = found;
     } else {
@@ -165,7 +163,7 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
     // 1. Configuration: the sink's section exists and its keys can be used.
     if (!isSinkKind(kind) || !config.notify) return fail(new MbError('MB_NOTIFY_SINK_NOT_CONFIGURED', { kind }));
     try {
-      sink = await buildSink(kind, config.notify, await openSecretBox({ keyFile, env: ctx.env }), undefined, { proxy: config.server.proxy, env: ctx.env });
+      sink = await buildSink(kind, config.notify, await app.secretBox(), undefined, { proxy: config.server.proxy, env: ctx.env });
     } catch (err) {
       return fail(err);
     }
@@ -222,6 +220,6 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
     return fail(result.error, t(T.failed, { id: event.id, mailbox, ms }), result.kind === 'gone' ? t(T.gone) : undefined);
   } finally {
     await sink?.close?.();
-    await store?.close();
+    await app.close();
   }
 }

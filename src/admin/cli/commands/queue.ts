@@ -1,11 +1,10 @@
-import { loadConfig } from '../../../app/config.ts';
+import { openApp } from '../../../app/open.ts';
 import { MbError, explain, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { silentLogger } from '../../../log/index.ts';
 import { openQueue } from '../../../relay/index.ts';
 import type { Queue, QueueRecord, QueueState } from '../../../relay/queue/index.ts';
 import { formatDelay } from '../../../relay/queue/schedule.ts';
-import { openStore } from '../../../store/index.ts';
 import { QUEUE_STATES } from '../../../store/queue.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError, type OptionDefs } from '../args.ts';
@@ -74,9 +73,11 @@ sent (gesendet), bounced (unzustellbar).`,
   async run(ctx) {
     const [sub = 'list', ...rest] = ctx.args;
     if (sub === 'list' && rest.length) throw usageError('queue', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
-    const { config } = await loadConfig(ctx.configPath, ctx.env);
-    const store = await openStore(config.store);
+    // Without the command's language: a broken file is reported in the file's own `lang`.
+    const app = await openApp({ configPath: ctx.configPath, env: ctx.env });
+    const { config } = app;
     try {
+      const store = await app.store();
       const queue = await openQueue({ ...(config.relay ? { config: config.relay } : {}), store, log: silentLogger });
       switch (sub) {
         case 'list':
@@ -113,7 +114,7 @@ sent (gesendet), bounced (unzustellbar).`,
           throw usageError('queue', ctx.lang, { en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub });
       }
     } finally {
-      await store.close();
+      await app.close();
     }
   },
 });

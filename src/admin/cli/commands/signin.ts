@@ -164,7 +164,7 @@ async function serveRedirectIfNeeded(
   if (await answers(new URL('/health', target.origin).href)) return undefined;
   if (!LOOPBACK.has(target.hostname) || target.protocol !== 'http:') return undefined;
   const http = Fastify({ loggerInstance: ctx.log as FastifyBaseLogger });
-  await http.register(signinRoutes, { config: opened.config, store: opened.store, log: ctx.log, identity: opened.identity });
+  await http.register(signinRoutes, { config: opened.config, identity: async () => opened.identity });
   const host = target.hostname === 'localhost' ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, '');
   try {
     await listenOn('redirect URI', host, Number(target.port || 80), () => http.listen({ host, port: Number(target.port || 80) }));

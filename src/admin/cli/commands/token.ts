@@ -3,12 +3,11 @@
  * needs to judge it (cloud, tenant, app, roles or scopes, expiry, endpoint) — never the token.
  * Exit code 1 when the token has problems (no roles, wrong audience, missing scopes).
  */
-import { loadConfig } from '../../../app/config.ts';
-import { openSecretBox } from '../../../config/secrets.ts';
-import { renderText } from '../../../errors/index.ts';
-import { createIdentity, type Identity, type Resource } from '../../../identity/index.ts';
-import { openStore, type Store } from '../../../store/index.ts';
+import { openApp } from '../../../app/open.ts';
 import type { Config } from '../../../app/schema.ts';
+import { renderText } from '../../../errors/index.ts';
+import type { Identity, Resource } from '../../../identity/index.ts';
+import type { Store } from '../../../store/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 
@@ -22,21 +21,13 @@ export interface OpenedIdentity {
 
 /** Config, SecretBox, store and Identity for a command (also used by `signin`). */
 export async function openIdentity(ctx: CommandContext): Promise<OpenedIdentity> {
-  const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-  const log = ctx.log;
-  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
-  const store = await openStore(config.store);
-  const identity = createIdentity({ config, kv: store.kv, secretBox, log, env: ctx.env });
-  return {
-    config,
-    keyFile,
-    identity,
-    store,
-    async close() {
-      await identity.close();
-      await store.close();
-    },
-  };
+  const app = await openApp(ctx);
+  try {
+    return { config: app.config, keyFile: app.keyFile, identity: await app.identity(), store: await app.store(), close: () => app.close() };
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
 }
 
 /** The one connection name a command takes (token, signin). */

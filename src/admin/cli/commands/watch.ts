@@ -7,12 +7,11 @@
  * Strategy: the gateway writes its watch status to the store every few seconds; this command prints
  * it, then the last events, then follows new ones by their cursor (publication order) until Ctrl-C.
  */
-import { loadConfig } from '../../../app/config.ts';
+import { openApp } from '../../../app/open.ts';
 import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
 import { webhookPayload } from '../../../notify/sinks/webhook.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
-import { openStore } from '../../../store/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 
@@ -114,10 +113,11 @@ veröffentlicht werden, bis Strg-C.
       json: ctx.opts.json,
       pollMs: ctx.opts['poll-ms'] ?? 500,
     };
-    const { config } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-    const store = await openStore(config.store);
+    const app = await openApp(ctx);
+    const { config } = app;
     const de = ctx.lang === 'de';
     try {
+      const store = await app.store();
       const raw = await store.kv.get(STATUS_NAMESPACE, STATUS_KEY);
       if (!o.json) {
         printStatus(ctx, raw ? (JSON.parse(raw) as WatchStatus) : undefined, Date.now());
@@ -151,7 +151,7 @@ veröffentlicht werden, bis Strg-C.
       }
       return 0;
     } finally {
-      await store.close();
+      await app.close();
     }
   },
 });
