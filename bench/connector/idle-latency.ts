@@ -20,6 +20,7 @@ import { runConnector } from '../../src/connector/index.ts';
 import type { ConnectorEvent } from '../../src/connector/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { benchMessage, percentile, startBenchRig } from './rig.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '200' } } });
 const SAMPLES = Number(values.samples);
@@ -46,7 +47,7 @@ try {
     if (e.type === 'delivered') waiters.get(e.item)?.(performance.now());
   };
   const token = await rig.dovecot.mintToken(src);
-  running = runConnector({ name: 'idle-bench', config, repo: store.checkpoints, tokens: async () => token, onEvent }, { signal: controller.signal }).finally(() => store.close());
+  running = runConnector({ plugins: connectorPlugins, name: 'idle-bench', config, repo: store.checkpoints, tokens: async () => token, onEvent }, { signal: controller.signal }).finally(() => store.close());
   while (!waiting) await new Promise((r) => setTimeout(r, 20));
 
   const latencies: number[] = [];

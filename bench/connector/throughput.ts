@@ -34,6 +34,7 @@ import { runConnector } from '../../src/connector/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { floorFetch } from './floor.ts';
 import { benchMessage, fill, startBenchRig, type BenchRig } from './rig.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,7 +72,7 @@ async function mailbridge(r: number): Promise<number> {
   const config = connectorConfig(src, sink);
   const token = await rig!.dovecot.mintToken(src);
   const t0 = performance.now();
-  const summary = await runConnector({ name: `bench-${r}`, config, repo: store.checkpoints, tokens: async () => token }, { once: true });
+  const summary = await runConnector({ plugins: connectorPlugins, name: `bench-${r}`, config, repo: store.checkpoints, tokens: async () => token }, { once: true });
   const seconds = (performance.now() - t0) / 1000;
   await store.close();
   if (summary.errors.length > 0) throw new Error(`mailbridge: ${summary.errors.map((e) => e.error.message).join('; ')}`);

@@ -16,6 +16,7 @@ import { configSchema } from '../../src/app/schema.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { startRelayService } from '../../src/relay/transports/service.ts';
 import { openStore } from '../../src/store/index.ts';
+import { transports } from '../../src/app/plugins.ts';
 
 const o = JSON.parse(process.argv[2] ?? '{}') as { dir: string; upstream: { host: string; port: number }; caFile: string; maxConcurrency: number };
 const config = configSchema.parse({
@@ -34,7 +35,7 @@ const logFile = createWriteStream(join(o.dir, 'mailbridge.log'));
 const log = createLogger({ level: 'info', destination: logFile });
 const store = await openStore(config.store);
 const tokens = { getToken: async () => ({ accessToken: 'bench-token', expiresOn: new Date(Date.now() + 3_600_000), fromCache: true }) };
-const service = await startRelayService({ config: { ...config, relay: config.relay! }, store, log, tokens, env: {} });
+const service = await startRelayService({ config: { ...config, relay: config.relay! }, transports, store, log, tokens, env: {} });
 process.stdout.write(`READY ${service.relay.listeners[0]!.port}\n`);
 process.on('SIGTERM', () => {
   void (async () => {

@@ -22,7 +22,8 @@ import type { MbError } from '../errors/index.ts';
 import { GraphClient, GraphUnreachable, type GraphReply } from '../m365/graph.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 import { sleep } from '../util/limits.ts';
-import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+import type { SourceConfig } from './types.ts';
+import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 
 export interface GraphSourceOptions {
   connector: string;
@@ -43,6 +44,19 @@ export interface GraphSourceOptions {
   /** Retries of one request after 429/503 before the error goes up. */
   throttleRetries?: number;
 }
+
+/** The `graph` source as configured: at most 4 requests per mailbox (Graph's limit), fewer with a smaller window. */
+export const graphSourcePlugin: SourcePlugin<Extract<SourceConfig, { kind: 'graph' }>> = (s, ctx) =>
+  graphSource({
+    connector: ctx.connector,
+    baseUrl: s.baseUrl,
+    proxy: ctx.proxy,
+    tokens: ctx.tokens,
+    ca: s.caFile ? ctx.readFile(s.caFile) : undefined,
+    pageSize: s.pageSize,
+    concurrency: Math.min(4, ctx.config.concurrency.window),
+    notice: ctx.notice,
+  });
 
 export function graphSource(o: GraphSourceOptions): SourceFactory {
   let client: GraphClient | undefined;

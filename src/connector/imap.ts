@@ -21,7 +21,8 @@ import { silentLogger } from '../log/index.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 import { classifyImapError, type ImapErrorContext } from './exchange.ts';
-import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+import type { SourceConfig } from './types.ts';
+import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 
 export interface ImapSourceOptions {
   connector: string;
@@ -52,6 +53,22 @@ export function imapSource(options: ImapSourceOptions): SourceFactory {
     open: (mailbox, signal, o) => openImapSession(options, mailbox, signal, o),
   };
 }
+
+/** The `imap` source as configured (Exchange Online's IMAP unless `host` names another server). */
+export const imapSourcePlugin: SourcePlugin<Extract<SourceConfig, { kind: 'imap' }>> = (s, ctx) =>
+  imapSource({
+    connector: ctx.connector,
+    host: s.host ?? 'outlook.office365.com',
+    port: s.port,
+    tls: s.tls,
+    ca: s.caFile ? ctx.readFile(s.caFile) : undefined,
+    servername: s.servername,
+    tokens: ctx.tokens,
+    idle: s.idle,
+    idleRestartMs: s.idleRestartSeconds * 1000,
+    proxy: ctx.proxy,
+    log: ctx.log,
+  });
 
 export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal, open: { freshToken?: boolean } = {}): Promise<ImapSession> {
   const ctx: ImapErrorContext = { connector: o.connector, mailbox, host: o.host, port: o.port };

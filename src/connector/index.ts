@@ -37,10 +37,17 @@
  */
 export { runConnector, createSharedLimits, type ConnectorDeps, type RunOptions, type RunSummary, type SharedLimits } from './runner.ts';
 export { syncFolder, type PipelineOptions, type SyncResult } from './pipeline.ts';
-export { imapSource, openImapSession, type ImapSourceOptions } from './imap.ts';
-export { graphSource, type GraphSourceOptions } from './graph.ts';
+export { imapSource, imapSourcePlugin, openImapSession, type ImapSourceOptions } from './imap.ts';
+export { graphSource, graphSourcePlugin, type GraphSourceOptions } from './graph.ts';
 export { classifyImapError, tokenFacts, throttleHint, notConnectedError } from './exchange.ts';
-export { createDestination, type DestinationContext } from './destinations/index.ts';
+export {
+  createDestination,
+  commandDestinationPlugin,
+  httpDestinationPlugin,
+  maildirDestinationPlugin,
+  smtpDestinationPlugin,
+  type DestinationContext,
+} from './destinations/index.ts';
 export { connectorSchema, connectorsSchema, mailboxesOf, type ConnectorConfig, type ConnectorInput, type DestinationConfig } from './config.ts';
 export { deliveryIdOf, messageKey, messageIdOf, mimeProblem } from './message.ts';
 export {
@@ -48,8 +55,13 @@ export {
   type AfterAction,
   type ConnectorEvent,
   type Delivery,
+  type ConnectorPlugins,
   type Destination,
+  type DestinationPlugin,
+  type DestinationRegistry,
   type SourceFactory,
+  type SourcePlugin,
+  type SourceRegistry,
   type SourceSession,
   type TokenProvider,
 } from './types.ts';

@@ -22,11 +22,9 @@ import { silentLogger } from '../log/index.ts';
 import type { CheckpointRepository } from '../store/checkpoints.ts';
 import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
-import { graphSource } from './graph.ts';
-import { imapSource } from './imap.ts';
 import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
 import { syncFolder, type PipelineOptions } from './pipeline.ts';
-import { ConnectorError, type ConnectorEvent, type Destination, type SourceFactory, type SourceSession, type TokenProvider } from './types.ts';
+import { ConnectorError, type ConnectorEvent, type ConnectorPlugins, type Destination, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 
 export interface SharedLimits {
@@ -47,9 +45,11 @@ export interface ConnectorDeps {
   config: ConnectorConfig;
   repo: CheckpointRepository;
   tokens: TokenProvider;
-  /** Default: built from config.source. */
+  /** The source and destination kinds, by the `kind` the configuration names (src/app/plugins.ts). */
+  plugins: ConnectorPlugins;
+  /** Default: built from config.source by its plug-in. */
   source?: SourceFactory;
-  /** Default: built from config.destination. */
+  /** Default: built from config.destination by its plug-in. */
   destination?: Destination;
   /** Proxy for the source (the connection's, else server.proxy, else HTTPS_PROXY). */
   proxy?: ProxySettings;
@@ -136,7 +136,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   renew.unref();
 
   const ownDestination = !deps.destination;
-  const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal });
+  const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal }, deps.plugins.destinations);
   const source = deps.source ?? sourceFromConfig(deps, log, emit);
   const limits = deps.limits ?? createSharedLimits(c.concurrency);
   const pipeline: Omit<PipelineOptions, 'signal'> = {
@@ -248,31 +248,15 @@ export function freshTokenGate(tokens: TokenProvider, gapMs = FRESH_TOKEN_GAP_MS
 
 function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorEvent) => void): SourceFactory {
   const s = deps.config.source;
-  const read = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-  const tokens = freshTokenGate(deps.tokens);
-  if (s.kind === 'imap') {
-    return imapSource({
-      connector: deps.name,
-      host: s.host ?? 'outlook.office365.com',
-      port: s.port,
-      tls: s.tls,
-      ca: s.caFile ? read(s.caFile) : undefined,
-      servername: s.servername,
-      tokens,
-      idle: s.idle,
-      idleRestartMs: s.idleRestartSeconds * 1000,
-      proxy: deps.proxy,
-      log,
-    });
-  }
-  return graphSource({
+  // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
+  const plugin = deps.plugins.sources[s.kind] as SourcePlugin;
+  return plugin(s, {
     connector: deps.name,
-    baseUrl: s.baseUrl,
+    config: deps.config,
+    tokens: freshTokenGate(deps.tokens),
     proxy: deps.proxy,
-    tokens,
-    ca: s.caFile ? read(s.caFile) : undefined,
-    pageSize: s.pageSize,
-    concurrency: Math.min(4, deps.config.concurrency.window),
+    readFile: deps.readFile ?? ((p: string) => readFileSync(p, 'utf8')),
+    log,
     notice: (mailbox, error) => emit({ type: 'warning', scope: { connector: deps.name, mailbox, folder: '' }, error }),
   });
 }

@@ -4,6 +4,9 @@
  * other or of checkpoints; the pipeline (pipeline.ts) joins them.
  */
 import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { ProxySettings } from '../net/proxy.ts';
+import type { ConnectorConfig, DestinationConfig } from './config.ts';
 
 /**
  * An access token for the mailbox (the SASL user of XOAUTH2, or the Graph user). Called on every
@@ -153,3 +156,46 @@ export type ConnectorEvent =
   | { type: 'synced'; scope: ScopeRef; delivered: number }
   | { type: 'error'; connector: string; mailbox: string; folder?: string; error: MbError; retryInMs?: number }
   | { type: 'waiting'; connector: string; mailbox: string; folder: string };
+
+// Plug-ins: a source or destination kind is a factory from its section of the configuration. The
+// connector exports them (imap.ts, graph.ts, destinations/); the composition root (src/app/plugins.ts)
+// registers them by the `kind` the configuration names, and the runner takes that registry.
+
+export type SourceConfig = ConnectorConfig['source'];
+
+/** What a source plug-in gets besides its own section. */
+export interface SourceContext {
+  connector: string;
+  config: ConnectorConfig;
+  tokens: TokenProvider;
+  /** The connection's proxy, else server.proxy, else HTTPS_PROXY. */
+  proxy?: ProxySettings | undefined;
+  /** Reads files the section names (caFile). */
+  readFile(path: string): string;
+  log: Logger;
+  /** A problem worth a warning that does not stop the mailbox (e.g. Graph asked for a resynchronisation). */
+  notice(mailbox: string, error: MbError): void;
+}
+
+export type SourcePlugin<S extends SourceConfig = SourceConfig> = (source: S, ctx: SourceContext) => SourceFactory;
+
+/** What a destination plug-in gets besides its own section. */
+export interface DestinationContext {
+  connector: string;
+  /** Window size: a pooled SMTP/LMTP transport keeps this many connections. */
+  window: number;
+  log?: Logger;
+  /** Turns a stored secret (enc:v1:… or plain) into its clear value. */
+  reveal?: (stored: string, field: string) => string;
+}
+
+export type DestinationPlugin<D extends DestinationConfig = DestinationConfig> = (destination: D, ctx: DestinationContext) => Destination;
+
+export type SourceRegistry = { [K in SourceConfig['kind']]: SourcePlugin<Extract<SourceConfig, { kind: K }>> };
+export type DestinationRegistry = { [K in DestinationConfig['kind']]: DestinationPlugin<Extract<DestinationConfig, { kind: K }>> };
+
+/** The source and destination kinds a connector can be configured with. */
+export interface ConnectorPlugins {
+  sources: SourceRegistry;
+  destinations: DestinationRegistry;
+}

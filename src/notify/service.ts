@@ -16,7 +16,7 @@ import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type DispatchObserver, type Dispatcher } from './dispatcher.ts';
 import { sealedNotifyRepository } from './sealed.ts';
-import type { Sink, SinkNetwork } from './sinks/types.ts';
+import type { Sink, SinkNetwork, SinkPlugin } from './sinks/types.ts';
 
 type Reveal = (stored: string, field: string) => string;
 
@@ -30,6 +30,9 @@ export type SinkKind = (typeof SINK_KINDS)[number];
 export function isSinkKind(kind: string): kind is SinkKind {
   return (SINK_KINDS as readonly string[]).includes(kind);
 }
+
+/** The sink kinds, each built from its section of `notify`; filled by the composition root (src/app/plugins.ts). */
+export type SinkRegistry = Record<SinkKind, SinkPlugin>;
 
 export type Listener = { host: string; port: number };
 
@@ -52,39 +55,28 @@ export function egressPolicy(config: NotifyConfig, own: readonly Listener[] = []
  * The sink of one kind as configured, or undefined when its section is missing. A bad key fails
  * here with its MB code (MB_NOTIFY_SINK_CONFIG_INVALID, MB_SECRET_…).
  */
-export async function buildSink(kind: SinkKind, config: NotifyConfig, box: SecretBox | Reveal, egress: EgressPolicy = egressPolicy(config), network?: SinkNetwork): Promise<Sink | undefined> {
-  const reveal = revealer(box);
-  const net = network ? { network } : {};
-  switch (kind) {
-    case 'webhook': {
-      if (!config.webhook) return undefined;
-      const { createWebhookSink } = await import('./sinks/webhook.ts');
-      return createWebhookSink({ config: config.webhook, egress, ...net });
-    }
-    case 'webpush': {
-      const c = config.webpush;
-      if (!c) return undefined;
-      const { createWebPushSink } = await import('./sinks/webpush.ts');
-      return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } }, egress, ...net });
-    }
-    case 'apns': {
-      if (!config.apns) return undefined;
-      const { createApnsSink } = await import('./sinks/apns.ts');
-      return createApnsSink({ config: { ...config.apns, privateKey: reveal(config.apns.privateKey, 'notify.apns.privateKey') }, ...net });
-    }
-    case 'fcm': {
-      if (!config.fcm) return undefined;
-      const { createFcmSink } = await import('./sinks/fcm.ts');
-      return createFcmSink({ config: { ...config.fcm, serviceAccount: reveal(config.fcm.serviceAccount, 'notify.fcm.serviceAccount') }, ...net });
-    }
-  }
+export async function buildSink(
+  kind: SinkKind,
+  registry: SinkRegistry,
+  config: NotifyConfig,
+  box: SecretBox | Reveal,
+  egress: EgressPolicy = egressPolicy(config),
+  network?: SinkNetwork,
+): Promise<Sink | undefined> {
+  return registry[kind]({ config, reveal: revealer(box), egress, network });
 }
 
 /** One sink per configured section; a section's bad key fails here, at start, with its MB code. */
-export async function buildSinks(config: NotifyConfig, box: SecretBox | Reveal, egress: EgressPolicy = egressPolicy(config), network?: SinkNetwork): Promise<Map<string, Sink>> {
+export async function buildSinks(
+  registry: SinkRegistry,
+  config: NotifyConfig,
+  box: SecretBox | Reveal,
+  egress: EgressPolicy = egressPolicy(config),
+  network?: SinkNetwork,
+): Promise<Map<string, Sink>> {
   const sinks = new Map<string, Sink>();
   for (const kind of SINK_KINDS) {
-    const sink = await buildSink(kind, config, box, egress, network);
+    const sink = await buildSink(kind, registry, config, box, egress, network);
     if (sink) sinks.set(kind, sink);
   }
   return sinks;
@@ -101,6 +93,8 @@ export interface NotifyService {
 
 export interface NotifyServiceOptions {
   config: NotifyConfig;
+  /** The sink kinds (src/app/plugins.ts). */
+  sinks: SinkRegistry;
   store: Store;
   secretBox: SecretBox | Reveal;
   log?: Logger;
@@ -118,7 +112,7 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   const log = options.log ?? silentLogger;
   const reveal = revealer(options.secretBox);
   const egress = egressPolicy(config, options.ownListeners);
-  const sinks = await buildSinks(config, reveal, egress, options.network);
+  const sinks = await buildSinks(options.sinks, config, reveal, egress, options.network);
   const apiKeys = Object.fromEntries(Object.entries(config.api.keys).map(([name, stored]) => [name, reveal(stored, `notify.api.keys.${name}`)]));
   if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
   // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.

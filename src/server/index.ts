@@ -18,6 +18,7 @@ import type { WatchService } from '../notify/watchers/service.ts';
 import { listenOn } from '../errors/listen.ts';
 import { Metrics } from '../metrics/index.ts';
 import { operationsRoutes } from './operations.ts';
+import { sinks, transports, watchers } from '../app/plugins.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -92,7 +93,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       }
       if (config.relay) {
         const { startRelayService } = await import('../relay/transports/service.ts');
-        const r = await startRelayService({ config: { ...config, relay: config.relay }, store, log, tokens: identity!, env });
+        const r = await startRelayService({ config: { ...config, relay: config.relay }, transports, store, log, tokens: identity!, env });
         relay = r;
         const router = r.transport.router;
         r.relay.queue.on('outcome', (outcome, rec, at) => {
@@ -121,6 +122,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         }
         notify = await startNotifyService({
           config: config.notify,
+          sinks,
           store,
           log,
           secretBox,
@@ -134,6 +136,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           const dispatcher = notify.dispatcher;
           watch = await startWatchService({
             config: config.notify.watch,
+            watchers,
             ...(config.server.publicUrl ? { serverPublicUrl: config.server.publicUrl } : {}),
             connections: config.connections,
             serverProxy: config.server.proxy,

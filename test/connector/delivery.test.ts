@@ -25,6 +25,7 @@ import {
   tempStore,
   type Rig,
 } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -41,7 +42,7 @@ after(async () => {
 
 async function run(name: string, input: Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mailboxes'>): Promise<RunSummary> {
   const ev = events();
-  const summary = await runConnector({ name, config: connectorConfig(rig, input), repo: st.store.checkpoints, tokens: rig.tokens, onEvent: ev.on }, { once: true });
+  const summary = await runConnector({ plugins: connectorPlugins, name, config: connectorConfig(rig, input), repo: st.store.checkpoints, tokens: rig.tokens, onEvent: ev.on }, { once: true });
   assert.deepEqual(
     summary.errors.map((e) => e.error.code),
     [],

@@ -18,6 +18,7 @@ import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startImapFront, type ImapFront } from '../../src/sandbox/exchange/imap.ts';
 import { append, events, exchangeAppToken, folderContents, maildirFiles, makeMessage, startRig, tempDir, tempStore, waitFor, type Rig } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -83,7 +84,7 @@ function config(f: ImapFront, input: Partial<ConnectorInput> & Pick<ConnectorInp
 async function run(name: string, tokens: TokenProvider, input: Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mailboxes'>, opts: RunOptions = { once: true }, f = front) {
   const ev = events();
   const c = config(f, input);
-  const summary = await runConnector({ name, config: c, repo: st.store.checkpoints, tokens, onEvent: ev.on, readFile: () => rig.ca.certPem }, opts);
+  const summary = await runConnector({ plugins: connectorPlugins, name, config: c, repo: st.store.checkpoints, tokens, onEvent: ev.on, readFile: () => rig.ca.certPem }, opts);
   return { summary, ev };
 }
 
@@ -120,7 +121,7 @@ test('IDLE through the Exchange front picks up new mail', async () => {
   const seen: ConnectorEvent[] = [];
   const c = config(front, withCa({ mailboxes: ['carol@contoso.test'], destination: { kind: 'maildir', path: md.path }, pollSeconds: 3600 }));
   const running = runConnector(
-    {
+    { plugins: connectorPlugins,
       name: 'exo-idle',
       config: c,
       repo: st.store.checkpoints,
@@ -239,7 +240,7 @@ test('throttling: MB_CONNECTOR_THROTTLED with the suggested time, and the reconn
     const controller = new AbortController();
     const seen: ConnectorEvent[] = [];
     const running = runConnector(
-      { name: 'exo-throttle', config: config(limited, input), repo: st.store.checkpoints, tokens: appTokens, onEvent: (ev) => seen.push(ev), readFile: () => rig.ca.certPem },
+      { plugins: connectorPlugins, name: 'exo-throttle', config: config(limited, input), repo: st.store.checkpoints, tokens: appTokens, onEvent: (ev) => seen.push(ev), readFile: () => rig.ca.certPem },
       { signal: controller.signal },
     );
     const err = await waitFor(() => seen.find((x): x is Extract<ConnectorEvent, { type: 'error' }> => x.type === 'error'), 20_000, 'throttled');

@@ -27,6 +27,7 @@ import {
   tempStore,
   type Rig,
 } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -49,7 +50,7 @@ async function run(
 ): Promise<{ summary: RunSummary; ev: ReturnType<typeof events> }> {
   const ev = events();
   const summary = await runConnector(
-    {
+    { plugins: connectorPlugins,
       name,
       config: connectorConfig(rig, input),
       repo: st.store.checkpoints,

@@ -16,6 +16,7 @@ import type { TokenProvider } from '../../src/connector/types.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../src/sandbox/graph/index.ts';
 import { append, events, folderContents, maildirFiles, makeMessage, manualSleep, startRig, tempDir, tempStore, waitFor, type Rig } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -73,7 +74,7 @@ async function run(name: string, input: Partial<ConnectorInput> & Pick<Connector
     retry: { initialSeconds: 0.05, maxSeconds: 0.5 },
     ...input,
   });
-  const summary = await runConnector({ name, config, repo: st.store.checkpoints, tokens: provider, onEvent: ev.on, readFile: () => rig.ca.certPem }, { once: true });
+  const summary = await runConnector({ plugins: connectorPlugins, name, config, repo: st.store.checkpoints, tokens: provider, onEvent: ev.on, readFile: () => rig.ca.certPem }, { once: true });
   return { summary, ev };
 }
 
@@ -230,7 +231,7 @@ test('Mail.ReadWrite granted while the connector runs: after the 403 the next at
     mailboxes: [box],
     destination: { kind: 'maildir', path: md.path },
   });
-  const running = runConnector({ name: 'g-granted', config, repo: st.store.checkpoints, tokens: provider, onEvent: ev.on, readFile: () => rig.ca.certPem, sleep: clock.sleep }, { signal: controller.signal });
+  const running = runConnector({ plugins: connectorPlugins, name: 'g-granted', config, repo: st.store.checkpoints, tokens: provider, onEvent: ev.on, readFile: () => rig.ca.certPem, sleep: clock.sleep }, { signal: controller.signal });
   try {
     const refused = await waitFor(() => ev.of('error')[0], 30_000, 'the 403');
     assert.equal(refused.error.code, 'MB_CONNECTOR_GRAPH_FORBIDDEN');

@@ -18,6 +18,7 @@ import { freshTokenGate, runConnector } from '../../src/connector/runner.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import { events, maildirFiles, makeMessage, manualSleep, tempDir, waitFor } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 test('IMAP.AccessAsApp granted while fetching: after the back-off the connector uses a new token and delivers', { timeout: 120_000 }, async () => {
   const dir = tempDir('mb-recover-');
@@ -59,7 +60,7 @@ test('IMAP.AccessAsApp granted while fetching: after the back-off the connector 
     const clock = manualSleep();
     const ev = events();
     run = runConnector(
-      { name: 'recover', config: c, repo: env.store.checkpoints, tokens: env.tokens(c), reveal: env.reveal, onEvent: ev.on, sleep: clock.sleep },
+      { plugins: connectorPlugins, name: 'recover', config: c, repo: env.store.checkpoints, tokens: env.tokens(c), reveal: env.reveal, onEvent: ev.on, sleep: clock.sleep },
       { signal: controller.signal },
     );
 
@@ -97,7 +98,7 @@ test('the sandbox demo app may mark mail as read over Graph (Mail.ReadWrite): th
       mailboxes: ['bob@contoso.test'],
       destination: { kind: 'maildir', path: join(dir.path, 'md') },
     });
-    const summary = await runConnector({ name: 'demo-graph', config: c, repo: env.store.checkpoints, tokens: env.tokens(c), reveal: env.reveal }, { once: true });
+    const summary = await runConnector({ plugins: connectorPlugins, name: 'demo-graph', config: c, repo: env.store.checkpoints, tokens: env.tokens(c), reveal: env.reveal }, { once: true });
     assert.deepEqual([...summary.errors.map((e) => e.error.message), ...summary.warnings.map((w) => w.message)], []);
     assert.equal(summary.delivered, 1);
     const listed = (await (await fetch(`${sandbox.admin.url}/mailboxes/bob@contoso.test/messages`)).json()) as { messages: Array<{ flags: string[] }> };

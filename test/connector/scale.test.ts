@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createSharedLimits, imapSource, runConnector } from '../../src/connector/index.ts';
 import type { SourceFactory, SourceSession } from '../../src/connector/types.ts';
 import { append, connectorConfig, maildirFiles, makeMessage, startRig, tempDir, tempStore, type Rig } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -87,7 +88,7 @@ test('150 mailboxes, two connectors: every message once per connector, logins â‰
     const runs = dirs.map((d, i) => {
       const config = connectorConfig(rig, { mailboxes: boxes, destination: { kind: 'maildir', path: d.path }, after: { action: 'none' } });
       const source = counted(imapSource({ connector: `scale-${i}`, host: '127.0.0.1', port: rig.dovecot.ports.imap, tls: 'none', tokens: rig.tokens, idle: false }), logins, fetching, perMailbox);
-      return runConnector({ name: `scale-${i}`, config, repo: st.store.checkpoints, tokens: rig.tokens, source, limits }, { once: true });
+      return runConnector({ plugins: connectorPlugins, name: `scale-${i}`, config, repo: st.store.checkpoints, tokens: rig.tokens, source, limits }, { once: true });
     });
     const summaries = await Promise.all(runs);
     for (const s of summaries) {

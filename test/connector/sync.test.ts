@@ -26,6 +26,7 @@ import {
   waitFor,
   type Rig,
 } from './helpers.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
@@ -45,7 +46,7 @@ type Input = Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mai
 async function once(name: string, input: Input, destination?: Destination, onceAttempts?: number): Promise<{ summary: RunSummary; ev: ReturnType<typeof events> }> {
   const ev = events();
   const summary = await runConnector(
-    { name, config: connectorConfig(rig, input), repo: st.store.checkpoints, tokens: rig.tokens, onEvent: ev.on, destination },
+    { plugins: connectorPlugins, name, config: connectorConfig(rig, input), repo: st.store.checkpoints, tokens: rig.tokens, onEvent: ev.on, destination },
     { once: true, onceAttempts },
   );
   return { summary, ev };
@@ -156,7 +157,7 @@ test('IDLE: a message that arrives while the connector waits is delivered withou
   const seen: ConnectorEvent[] = [];
   const config = connectorConfig(rig, { mailboxes: [box], destination: { kind: 'maildir', path: md.path }, pollSeconds: 3600 });
   await append(rig, box, 'INBOX', [makeMessage(0)]);
-  const running = runConnector({ name: 'idle', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
+  const running = runConnector({ plugins: connectorPlugins, name: 'idle', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
   try {
     await waitFor(() => seen.some((e) => e.type === 'waiting'), 20_000, 'connector waiting');
     assert.equal(maildirFiles(md.path).length, 1);
@@ -186,7 +187,7 @@ test('polling: with IDLE off, new mail is found at the next poll', async () => {
     pollSeconds: 5,
     source: { kind: 'imap', host: '127.0.0.1', port: rig.dovecot.ports.imap, tls: 'none', idle: false },
   });
-  const running = runConnector({ name: 'poll', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
+  const running = runConnector({ plugins: connectorPlugins, name: 'poll', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
   try {
     await waitFor(() => seen.some((e) => e.type === 'waiting'), 20_000, 'connector waiting');
     await append(rig, box, 'INBOX', [makeMessage(1)]);
@@ -214,11 +215,11 @@ test('STARTTLS with the sandbox CA works; one connector cannot run twice at once
     source: { kind: 'imap', host: '127.0.0.1', port: rig.dovecot.ports.imap, tls: 'starttls', caFile, servername: 'localhost' },
   });
   await append(rig, box, 'INBOX', [makeMessage(1)]);
-  const running = runConnector({ name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
+  const running = runConnector({ plugins: connectorPlugins, name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens, onEvent: (e) => seen.push(e) }, { signal: controller.signal });
   try {
     await waitFor(() => seen.some((e) => e.type === 'waiting'), 20_000, 'first run waiting');
     assert.equal(maildirFiles(`${md.path}/md`).length, 1);
-    await assert.rejects(runConnector({ name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens }, { once: true }), (err: unknown) => {
+    await assert.rejects(runConnector({ plugins: connectorPlugins, name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens }, { once: true }), (err: unknown) => {
       assert.ok(err instanceof ConnectorError);
       assert.equal(err.code, 'MB_CONNECTOR_BUSY');
       assert.match(err.explain('de').cause, /wird bereits von .* ausgeführt/);
@@ -229,6 +230,6 @@ test('STARTTLS with the sandbox CA works; one connector cannot run twice at once
     await running;
   }
   // Released at the end of the first run.
-  assert.equal((await runConnector({ name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens }, { once: true })).errors.length, 0);
+  assert.equal((await runConnector({ plugins: connectorPlugins, name: 'lease', config, repo: st.store.checkpoints, tokens: rig.tokens }, { once: true })).errors.length, 0);
   md.remove();
 });

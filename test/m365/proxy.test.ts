@@ -32,6 +32,7 @@ import { freePort } from '../identity/sandbox-fixture.ts';
 import { mail, subscription } from '../notify/helpers.ts';
 import { message, outbound } from '../relay/transports/rig.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
+import { connectorPlugins, sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
 
 const ALICE = 'alice@contoso.test';
 const BOB = 'bob@contoso.test';
@@ -93,7 +94,7 @@ test('send: SMTP XOAUTH2 and Graph sendMail go through the proxy, and so do thei
   const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
   const store = await openStore({ driver: 'sqlite', path: join(dir, 'send.db') });
   const identity = createIdentity({ config, kv: store.kv, secretBox: box, env: {} });
-  const transport = new RoutedTransport({ config, routes: config.relay!.routes, tokens: identity, hostname: 'relay.test', env: {} });
+  const transport = new RoutedTransport({ config, routes: config.relay!.routes, transports, tokens: identity, hostname: 'relay.test', env: {} });
   try {
     const viaSmtp = await transport.send(outbound({ sender: ALICE, recipients: [INFO], raw: message({ from: ALICE, to: INFO, subject: 'proxy smtp' }) }));
     assert.ok('ok' in viaSmtp && viaSmtp.ok, JSON.stringify(viaSmtp));
@@ -135,7 +136,7 @@ test('fetch: the IMAP and the Graph source go through the proxy', async () => {
   try {
     for (const [name, resource] of [['viaImap', 'exchange'], ['viaGraph', 'graph']] as const) {
       const summary = await runConnector(
-        {
+        { plugins: connectorPlugins,
           name,
           config: config.connectors![name]!,
           repo: store.checkpoints,
@@ -271,7 +272,7 @@ test('sinks: Web Push, APNs and FCM go through the proxy (server.proxy or their 
       },
     },
   }).notify!;
-  const sinks = await buildSinks(notify, (s) => s, undefined, { proxy: proxyUrl, env: {} });
+  const sinks = await buildSinks(sinkPlugins, notify, (s) => s, undefined, { proxy: proxyUrl, env: {} });
   const ua = createECDH('prime256v1');
   ua.generateKeys();
   const params = {

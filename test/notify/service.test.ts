@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { notifySchema } from '../../src/notify/config.ts';
 import { startNotifyService } from '../../src/notify/service.ts';
 import { mail, subscription, tempStore } from './helpers.ts';
+import { sinks } from '../../src/app/plugins.ts';
 
 const HOUR = 3_600_000;
 
@@ -26,7 +27,7 @@ test('retentionHours: a delivered event older than the window is purged at start
     await t.store.notify.complete(sub.id, old, t0 + 1000);
     await t.store.notify.complete(sub.id, recent, t0 + 30 * HOUR + 1000);
 
-    const svc = await startNotifyService({ config, store: t.store, secretBox: (s) => s, now: () => t0 + 40 * HOUR });
+    const svc = await startNotifyService({ config, sinks, store: t.store, secretBox: (s) => s, now: () => t0 + 40 * HOUR });
     await svc.close();
     const left = (await t.store.notify.listEvents({ limit: 10 })).map((e) => e.id);
     assert.deepEqual(left, [pending, recent]);

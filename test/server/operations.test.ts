@@ -24,6 +24,7 @@ import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startFullSandbox, type FullSandbox } from '../relay/transports/full-sandbox.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 
 const PASSWORD = 'scanner password 1';
 const WATCHED = 'bob@contoso.test';
@@ -168,7 +169,7 @@ test('metrics move when mail is sent through the relay, notified to a webhook an
     after: { action: 'none' },
   });
   const summary = await runConnector(
-    {
+    { plugins: connectorPlugins,
       name: 'scans',
       config: connector,
       repo: g.store.checkpoints,

@@ -20,7 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConnectorError, type Delivery, type Destination } from '../types.ts';
+import type { DestinationConfig } from '../config.ts';
+import { ConnectorError, type Delivery, type Destination, type DestinationPlugin } from '../types.ts';
 
 export interface CommandDestinationOptions {
   connector: string;
@@ -106,3 +107,7 @@ export function commandDestination(o: CommandDestinationOptions): Destination {
     async close() {},
   };
 }
+
+/** The `command` destination as configured. */
+export const commandDestinationPlugin: DestinationPlugin<Extract<DestinationConfig, { kind: 'command' }>> = (c, ctx) =>
+  commandDestination({ connector: ctx.connector, command: c.command, timeoutMs: c.timeoutSeconds * 1000, env: c.env });

@@ -16,7 +16,8 @@ import { createHmac, createHash, timingSafeEqual } from 'node:crypto';
 import { simpleParser, type AddressObject } from 'mailparser';
 import { registerSecret } from '../../log/redact.ts';
 import { headerLines, mimeProblem } from '../message.ts';
-import { ConnectorError, type Delivery, type Destination } from '../types.ts';
+import type { DestinationConfig } from '../config.ts';
+import { ConnectorError, type Delivery, type Destination, type DestinationPlugin } from '../types.ts';
 import { parseRetryAfter } from '../../util/limits.ts';
 
 export interface HttpDestinationOptions {
@@ -181,3 +182,14 @@ function redactUrl(url: string): string {
     return url;
   }
 }
+
+/** The `http` destination as configured; its signing secret is revealed here. */
+export const httpDestinationPlugin: DestinationPlugin<Extract<DestinationConfig, { kind: 'http' }>> = (c, ctx) =>
+  httpDestination({
+    connector: ctx.connector,
+    url: c.url,
+    secret: (ctx.reveal ?? ((s: string) => s))(c.secret, 'destination.secret'),
+    timeoutMs: c.timeoutSeconds * 1000,
+    headers: c.headers,
+    includeRaw: c.includeRaw,
+  });

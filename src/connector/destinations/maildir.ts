@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConnectorError, type Delivery, type Destination } from '../types.ts';
+import type { DestinationConfig } from '../config.ts';
+import { ConnectorError, type Delivery, type Destination, type DestinationPlugin } from '../types.ts';
 
 export interface MaildirDestinationOptions {
   connector: string;
@@ -86,3 +87,7 @@ export function maildirDestination(o: MaildirDestinationOptions): Destination {
     async close() {},
   };
 }
+
+/** The `maildir` destination as configured. */
+export const maildirDestinationPlugin: DestinationPlugin<Extract<DestinationConfig, { kind: 'maildir' }>> = (c, ctx) =>
+  maildirDestination({ connector: ctx.connector, path: c.path, create: c.create });

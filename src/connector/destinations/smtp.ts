@@ -27,7 +27,8 @@ import { silentLogger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import { KeyedLimits } from '../../util/limits.ts';
 import { addressOf, headerValue } from '../message.ts';
-import { ConnectorError, type Delivery, type Destination } from '../types.ts';
+import type { DestinationConfig } from '../config.ts';
+import { ConnectorError, type Delivery, type Destination, type DestinationPlugin } from '../types.ts';
 
 export interface SmtpDestinationOptions {
   connector: string;
@@ -108,6 +109,25 @@ export function smtpDestination(o: SmtpDestinationOptions): Destination {
     },
   };
 }
+
+/** The `smtp` and `lmtp` destinations as configured. */
+export const smtpDestinationPlugin: DestinationPlugin<Extract<DestinationConfig, { kind: 'smtp' | 'lmtp' }>> = (c, ctx) =>
+  smtpDestination({
+    connector: ctx.connector,
+    protocol: c.kind,
+    host: c.host,
+    port: c.port,
+    tls: c.tls,
+    caFile: c.caFile,
+    auth: c.auth ? { user: c.auth.user, pass: (ctx.reveal ?? ((s: string) => s))(c.auth.pass, 'destination.auth.pass') } : undefined,
+    recipients: c.recipients,
+    from: c.from,
+    name: c.name,
+    maxConnections: ctx.window,
+    timeoutMs: c.timeoutSeconds * 1000,
+    deliveryIdHeader: c.deliveryIdHeader,
+    log: ctx.log,
+  });
 
 export function recipientsFor(r: SmtpDestinationOptions['recipients'], mailbox: string): string[] {
   const mapped = r.map && Object.entries(r.map).find(([k]) => k.toLowerCase() === mailbox.toLowerCase())?.[1];

@@ -26,7 +26,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { ApnsSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { parseWith, retryAfterMs, shorten, type Sink, type SinkResult, sinkProxy, type SinkNetwork } from './types.ts';
+import { parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxy, type SinkNetwork } from './types.ts';
 
 const ORIGINS = { production: 'https://api.push.apple.com', sandbox: 'https://api.sandbox.push.apple.com' } as const;
 const TOKEN_REASONS = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
@@ -61,6 +61,10 @@ export interface ApnsSinkOptions {
   config: ApnsSinkConfig;
   now?: () => number;
 }
+
+/** notify.apns as configured; the .p8 key is revealed here. */
+export const apnsSink: SinkPlugin = async ({ config, reveal, network }) =>
+  config.apns ? createApnsSink({ config: { ...config.apns, privateKey: reveal(config.apns.privateKey, 'notify.apns.privateKey') }, ...(network ? { network } : {}) }) : undefined;
 
 export function createApnsSink(options: ApnsSinkOptions): Sink {
   const { config } = options;

@@ -14,7 +14,9 @@ import type { z } from 'zod';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import { MbError } from '../../errors/index.ts';
 import { httpDispatcher, proxyRoute, type ProxySettings } from '../../net/proxy.ts';
+import type { EgressPolicy } from '../../net/egress.ts';
 import type { NotifySubscriptionRecord } from '../../store/notify.ts';
+import type { NotifyConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
 
 export type SinkResult = { kind: 'ok' } | { kind: 'retry'; afterMs?: number; error: MbError } | { kind: 'gone'; error: MbError };
@@ -101,3 +103,19 @@ export function sinkProxyVia(config: { proxy?: string | undefined; noProxy?: str
 export function sinkDispatcher(config: { proxy?: string | undefined; noProxy?: string | undefined }, network?: SinkNetwork): UndiciDispatcher {
   return httpDispatcher(sinkProxy(config, network));
 }
+
+/** What a sink plug-in gets: the notify section, secrets in clear, the egress policy and the network defaults. */
+export interface SinkContext {
+  config: NotifyConfig;
+  /** Clear value of a stored secret (registered with the scrubber). */
+  reveal(stored: string, field: string): string;
+  /** Where subscribers' URLs may lead (webhook, Web Push). */
+  egress: EgressPolicy;
+  network?: SinkNetwork | undefined;
+}
+
+/**
+ * A sink kind: builds the sink from its section of `notify`, or gives undefined when the section is
+ * missing. Each sink file exports one; the composition root registers them by kind (src/app/plugins.ts).
+ */
+export type SinkPlugin = (ctx: SinkContext) => Promise<Sink | undefined>;

@@ -17,7 +17,7 @@ import { registerSecret } from '../../log/redact.ts';
 import { EgressPolicy } from '../../net/egress.ts';
 import type { WebhookSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkPlugin, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
 
 const SECRET_RE = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 
@@ -53,6 +53,10 @@ export interface WebhookSinkOptions {
 export function webhookPayload(event: NotifyEvent): string {
   return JSON.stringify({ type: event.type, timestamp: event.observedAt, data: event });
 }
+
+/** notify.webhook as configured. */
+export const webhookSink: SinkPlugin = async ({ config, egress, network }) =>
+  config.webhook ? createWebhookSink({ config: config.webhook, egress, ...(network ? { network } : {}) }) : undefined;
 
 export function createWebhookSink(options: WebhookSinkOptions): Sink {
   const now = options.now ?? Date.now;

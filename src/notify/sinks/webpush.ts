@@ -21,7 +21,7 @@ import { registerSecret } from '../../log/redact.ts';
 import { EgressPolicy } from '../../net/egress.ts';
 import type { WebPushSinkConfig } from '../config.ts';
 import { eventId, type NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
 
 const RECORD_SIZE = 4096;
 /** 4096-byte body − 86-byte header − 16-byte tag − 1 delimiter. */
@@ -98,6 +98,13 @@ export interface WebPushSinkOptions {
   /** Where subscribers' endpoints may lead (src/net/egress.ts); default: nothing internal. */
   egress?: EgressPolicy;
 }
+
+/** notify.webpush as configured; the VAPID private key is revealed here. */
+export const webPushSink: SinkPlugin = async ({ config, reveal, egress, network }) => {
+  const c = config.webpush;
+  if (!c) return undefined;
+  return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } }, egress, ...(network ? { network } : {}) });
+};
 
 export async function createWebPushSink(options: WebPushSinkOptions): Promise<Sink> {
   const { config } = options;

@@ -17,16 +17,17 @@ import { registerSecret } from '../../log/redact.ts';
 import { cloudFor, type CloudName } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
-import { ntlmCredentials } from '../../m365/ews/client.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
-import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
+import type { MailboxStatus, Publish, Resource, Watcher, WatcherBuild, WatcherContext, WatchedMailbox, WatcherRegistry } from './types.ts';
 import { listenOn } from '../../errors/listen.ts';
 
-export type Resource = 'graph' | 'exchange';
+export type { Resource } from './types.ts';
 
 export interface WatchServiceOptions {
   config: WatchConfig;
+  /** The watcher kinds (src/app/plugins.ts). */
+  watchers: WatcherRegistry;
   /** server.publicUrl, the default for notify.watch.publicUrl. */
   serverPublicUrl?: string;
   /** The connections (cloud, caFile): a group's Graph URL, IMAP host and extra CA default to its listener's connection. */
@@ -181,31 +182,21 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           const path = file ?? conn?.caFile;
           return path ? readFile(path) : undefined;
         };
-        let watcher: Watcher;
-        if (g.kind === 'graph') {
-          const { createGraphWatcher } = await import('./graph/index.ts');
-          const ca = caOf(g.graph.caFile);
-          watcher = createGraphWatcher({ listener: listener.id, mailboxes, tokens: tokens('graph'), options: g.graph, ctx, proxy, ...(cloud ? { graphHost: cloud.graphHost } : {}), ...(ca ? { ca } : {}) });
-        } else if (g.kind === 'ews') {
-          const { createEwsWatcher } = await import('./ews/index.ts');
-          const ca = caOf(g.ews.caFile);
-          const ntlm = l.username && password && g.ews.authentication === 'ntlm' ? ntlmCredentials(l.username, password) : undefined;
-          const basic = l.username && password && !ntlm ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
-          if (basic) registerSecret(basic.slice(6));
-          const bearer = tokens('exchange');
-          const authorization = basic ? async () => basic : async () => `Bearer ${await bearer()}`;
-          watcher = createEwsWatcher({ listener: listener.id, mailboxes, authorization, ...(ntlm ? { ntlm } : {}), options: g.ews, ctx, proxy, ...(ca ? { ca } : {}) });
-        } else {
-          const { createImapWatcher } = await import('./imap/index.ts');
-          const ca = caOf(g.imap.caFile);
-          const options = { ...g.imap, ...(g.imap.host === undefined && cloud ? { host: cloud.exchange.imap.host } : {}) };
-          // The group's own login (imap.auth: { user, password }) is a secret like a listener's.
-          if (typeof options.auth === 'object') {
-            options.auth = { ...options.auth, password: o.reveal(options.auth.password, `notify.watch.groups.${plan.name}.imap.auth.password`) };
-            registerSecret(options.auth.password);
-          }
-          watcher = createImapWatcher({ listener: listener.id, mailboxes, tokens: tokens('exchange'), options, ctx, proxy, ...(ca ? { ca } : {}), ...(password ? { password: () => password } : {}) });
-        }
+        const build: WatcherBuild = {
+          group: plan.name,
+          listener: listener.id,
+          config: l,
+          mailboxes,
+          ctx,
+          tokens,
+          proxy,
+          password,
+          ca: caOf,
+          cloud,
+          reveal: o.reveal,
+        };
+        // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
+        const watcher = await (o.watchers[g.kind] as (group: typeof g, build: WatcherBuild) => Promise<Watcher>)(g, build);
         built.push({ group: plan.name, kind: g.kind, watcher });
       }
     }

@@ -39,7 +39,7 @@ import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
 import { parseRetryAfter } from '../../util/limits.ts';
 import { addressesIn, splitMessage } from './headers.ts';
-import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type RouteTransport, type TokenSource, type TransportContext } from './types.ts';
 
 /** Graph's request size limit (4 MB) and the largest MIME message that fits after base64. */
 export const GRAPH_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -61,6 +61,9 @@ interface GraphErrorBody {
   message?: string;
 }
 
+/** The `graph` transport of a route: Graph sendMail with the connection's Graph token. */
+export const graphTransport = (ctx: TransportContext): RouteTransport => new GraphTransport({ tokens: ctx.tokens, caFor: ctx.caFor, proxyFor: ctx.proxyFor, log: ctx.log });
+
 export class GraphTransport {
   readonly name = 'graph';
   private readonly o: GraphTransportOptions;
@@ -73,8 +76,9 @@ export class GraphTransport {
     this.log = options.log ?? silentLogger;
   }
 
-  /** `raw` is the complete MIME message to send (headers already aligned with the envelope). */
-  async deliver(message: OutboundMessage, target: DeliveryTarget, raw: Buffer, hooks: DeliverHooks = {}): Promise<SendResult> {
+  /** The message's body is the complete MIME message to send (headers already aligned with the envelope). */
+  async deliver(message: OutboundMessage, target: DeliveryTarget, hooks: DeliverHooks = {}): Promise<SendResult> {
+    const raw = await message.readBody();
     if (raw.length > GRAPH_MAX_MIME_BYTES) {
       return {
         permanent: true,

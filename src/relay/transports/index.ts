@@ -25,14 +25,14 @@ import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import { Router, senderDecision, type ResolvedRoute, type RouteConfig } from '../routing.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
-import { GRAPH_MAX_MIME_BYTES, GraphTransport } from './graph.ts';
+import { GRAPH_MAX_MIME_BYTES } from './graph.ts';
 import { addressesIn, alignRecipients, rewriteSender, splitMessage } from './headers.ts';
-import { SmtpXoauth2Transport } from './smtp-xoauth2.ts';
-import type { DeliverHooks, DeliveryTarget, TokenSource } from './types.ts';
+import type { DeliverHooks, DeliveryTarget, RouteTransport, TokenSource, TransportKind, TransportRegistry } from './types.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 
-export type { DeliverHooks, StepEvent, StepName, TokenSource } from './types.ts';
-export { GRAPH_MAX_MIME_BYTES } from './graph.ts';
+export type { DeliverHooks, RouteTransport, StepEvent, StepName, TokenSource, TransportContext, TransportKind, TransportRegistry } from './types.ts';
+export { GRAPH_MAX_MIME_BYTES, graphTransport } from './graph.ts';
+export { smtpTransport } from './smtp-xoauth2.ts';
 
 /** What the transports read of mailbridge.yaml besides the routes: the connections and server.proxy. */
 export interface TransportSettings {
@@ -43,6 +43,8 @@ export interface TransportSettings {
 export interface RoutedTransportOptions {
   config: TransportSettings;
   routes: readonly RouteConfig[];
+  /** The transports a route can name (src/app/plugins.ts). */
+  transports: TransportRegistry;
   tokens: TokenSource;
   /** EHLO name (relay.hostname or the machine name). */
   hostname: string;
@@ -58,8 +60,8 @@ export interface DeliverOptions extends DeliverHooks {
 export class RoutedTransport implements Transport {
   readonly name = 'mailbridge';
   readonly router: Router;
-  readonly smtp: SmtpXoauth2Transport;
-  readonly graph: GraphTransport;
+  /** One of each kind, shared by all routes: connection pools and Graph clients live across messages. */
+  readonly transports: Readonly<Record<TransportKind, RouteTransport>>;
   private readonly o: RoutedTransportOptions;
   private readonly log: Logger;
   private readonly cas = new Map<string, Promise<string | undefined>>();
@@ -76,8 +78,8 @@ export class RoutedTransport implements Transport {
       const own = options.config.connections[c]?.proxy;
       return { proxy: own ?? options.config.server.proxy, source: own ? 'connection' : 'server', env: options.env };
     };
-    this.smtp = new SmtpXoauth2Transport({ tokens: options.tokens, hostname: options.hostname, caFor, proxyFor, log: this.log });
-    this.graph = new GraphTransport({ tokens: options.tokens, caFor, proxyFor, log: this.log });
+    const ctx = { tokens: options.tokens, hostname: options.hostname, caFor, proxyFor, log: this.log };
+    this.transports = { smtp: options.transports.smtp(ctx), graph: options.transports.graph(ctx) };
   }
 
   /** The sending mailbox of a new message (the queue's pacing key). */
@@ -119,7 +121,8 @@ export class RoutedTransport implements Transport {
     hooks.onStep?.({ step: 'route', ok: true, detail: `route ${route.name}: ${via} via connection ${route.connection} as ${route.mailbox}` });
 
     const rules = route.config.sendAs !== undefined || route.config.rewriteFrom !== false;
-    if (!rules && via === 'smtp') return this.smtp.deliver(message, target, hooks);
+    const smtp = this.transports.smtp;
+    if (!rules && via === 'smtp') return smtp.deliver(message, target, hooks);
 
     let raw = await message.readBody();
     let sender = message.sender;
@@ -151,7 +154,7 @@ export class RoutedTransport implements Transport {
         const why = tooLarge ? `${aligned.raw.length} bytes is over Graph's limit` : `To/Cc name ${aligned.headerOnly.join(', ')} outside the envelope`;
         hooks.onStep?.({ step: 'route', ok: true, detail: `sent over SMTP instead: ${why}` });
         this.log.info({ id: message.id, route: route.name, reason: why }, 'relay: Graph cannot carry this message as it is; using SMTP');
-        return this.smtp.deliver(withBody(message, rewritten, sender, route.mailbox), target, hooks);
+        return smtp.deliver(withBody(message, rewritten, sender, route.mailbox), target, hooks);
       }
       if (aligned.removed) {
         this.log.warn(
@@ -159,14 +162,13 @@ export class RoutedTransport implements Transport {
           'relay: To/Cc addresses outside the envelope removed for Graph',
         );
       }
-      return this.graph.deliver(withBody(message, aligned.raw, sender, route.mailbox), target, aligned.raw, hooks);
+      return this.transports.graph.deliver(withBody(message, aligned.raw, sender, route.mailbox), target, hooks);
     }
-    return this.smtp.deliver(withBody(message, rewritten, sender, route.mailbox), target, hooks);
+    return smtp.deliver(withBody(message, rewritten, sender, route.mailbox), target, hooks);
   }
 
   async close(): Promise<void> {
-    await this.smtp.close();
-    await this.graph.close();
+    for (const t of Object.values(this.transports)) await t.close();
   }
 
   private target(route: ResolvedRoute): DeliveryTarget {

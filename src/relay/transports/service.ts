@@ -11,7 +11,7 @@ import type { Clock } from '../clock.ts';
 import { startRelay, type Relay } from '../index.ts';
 import { queueAdminMail, waitSent, type AdminMailConfig } from './admin-mail.ts';
 import { RoutedTransport, type TransportSettings } from './index.ts';
-import type { TokenSource } from './types.ts';
+import type { TokenSource, TransportRegistry } from './types.ts';
 
 export const VERSION = '0.1.0';
 
@@ -20,6 +20,8 @@ export interface RelayServiceOptions {
   store: Store;
   log: Logger;
   tokens: TokenSource;
+  /** The transports a route can name (src/app/plugins.ts). */
+  transports: TransportRegistry;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
 }
@@ -42,6 +44,7 @@ export async function startRelayService(o: RelayServiceOptions): Promise<RelaySe
   const transport = new RoutedTransport({
     config: o.config,
     routes: relayConfig.routes,
+    transports: o.transports,
     tokens: o.tokens,
     hostname,
     log,

@@ -46,7 +46,7 @@ import type { MbCode } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
-import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type TokenFacts, type TokenSource } from './types.ts';
+import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type RouteTransport, type TokenFacts, type TokenSource, type TransportContext } from './types.ts';
 
 /** Exchange Online's per-mailbox connection limit. */
 export const MAX_CONNECTIONS_PER_MAILBOX = 3;
@@ -104,6 +104,9 @@ class StageFailure extends Error {
     if (result) this.result = result;
   }
 }
+
+/** The `smtp` transport of a route: SMTP AUTH XOAUTH2 with the connection's Exchange token, pooled per mailbox. */
+export const smtpTransport = (ctx: TransportContext): RouteTransport => new SmtpXoauth2Transport(ctx);
 
 export class SmtpXoauth2Transport {
   readonly name = 'smtp-xoauth2';

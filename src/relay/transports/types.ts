@@ -6,8 +6,10 @@
 import type { ConnectionConfig } from '../../identity/config.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Cloud } from '../../identity/clouds.ts';
+import type { Logger } from '../../log/index.ts';
+import type { ProxySettings } from '../../net/proxy.ts';
 import type { RouteConfig } from '../routing.ts';
-import type { SendResult } from '../transport.ts';
+import type { OutboundMessage, SendResult } from '../transport.ts';
 
 export interface TokenSource {
   getToken(
@@ -43,6 +45,34 @@ export interface StepEvent {
 export interface DeliverHooks {
   onStep?(event: StepEvent): void;
 }
+
+/** What a transport plug-in gets: tokens, the EHLO name, and per connection its extra CA and proxy. */
+export interface TransportContext {
+  tokens: TokenSource;
+  /** EHLO name (relay.hostname or the machine name). */
+  hostname: string;
+  /** PEM of the connection's caFile, or undefined. */
+  caFor(connection: string): Promise<string | undefined>;
+  /** The connection's proxy, else server.proxy, else the environment. */
+  proxyFor(connection: string): ProxySettings;
+  log: Logger;
+}
+
+/**
+ * The way a route sends (its `transport:`): one message, its body as it is to be sent (sender rules
+ * and header alignment already applied), to the route's mailbox.
+ */
+export interface RouteTransport {
+  deliver(message: OutboundMessage, target: DeliveryTarget, hooks?: DeliverHooks): Promise<SendResult>;
+  /** Live connections to a mailbox, for transports that keep them (status output and tests). */
+  connections?(mailbox: string): number;
+  close(): Promise<void>;
+}
+
+export type TransportKind = RouteConfig['transport'];
+
+/** The transports a route can name, by kind; filled by the composition root (src/app/plugins.ts). */
+export type TransportRegistry = Record<TransportKind, (ctx: TransportContext) => RouteTransport>;
 
 export { tokenFacts, type TokenFacts } from '../../m365/token-facts.ts';
 

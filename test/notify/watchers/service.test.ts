@@ -26,6 +26,7 @@ import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { freePort } from '../../identity/sandbox-fixture.ts';
 import { loopbackEgressConfig } from '../../support/egress.ts';
+import { watchers } from '../../../src/app/plugins.ts';
 
 const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
 /** Watched over EWS push by a listener whose id has a slash, as every id under serve does. */
@@ -175,7 +176,7 @@ test('a watcher warning is logged once (with group and listener) and listed once
   const lines: Array<{ level: number; code?: string; group?: string; listener?: string }> = [];
   const log = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l) as (typeof lines)[number]) } });
   const watch = (await config({ plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [{ address: WATCHED.ews, folders: ['inbox', 'Inbox/Orders'] }], ews: { url: sandbox.ews.url } } })).notify!.watch!;
-  const svc = await startWatchService({ config: { ...watch, groups: watch.groups }, kv: store.kv, publish: async () => ({ duplicate: false }), token: async () => 'not-used', reveal: (v) => v, log });
+  const svc = await startWatchService({ config: { ...watch, groups: watch.groups }, watchers, kv: store.kv, publish: async () => ({ duplicate: false }), token: async () => 'not-used', reveal: (v) => v, log });
   try {
     await until('the problem is listed', () => svc.status().problems.some((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED'));
     assert.equal(svc.status().problems.filter((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED').length, 1);

@@ -19,6 +19,7 @@ import { RoutedTransport } from '../../../src/relay/transports/index.ts';
 import type { TokenSource } from '../../../src/relay/transports/types.ts';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { message, outbound } from './rig.ts';
+import { transports } from '../../../src/app/plugins.ts';
 
 const SENDER = 'scanner@contoso.test';
 const raw = message({ from: SENDER, to: 'alice@contoso.test', subject: 'x' });
@@ -36,7 +37,7 @@ function transport(route: Record<string, unknown>, tokens: TokenSource = new Cou
     connections: { c: { tenantId: 'contoso.test', clientId: '00000000-0000-4000-8000-000000000001', clientSecret: 'not-used', ...(caFile ? { caFile } : {}) } },
     relay: { routes: [{ connection: 'c', ...route }] },
   });
-  return new RoutedTransport({ config, routes: config.relay!.routes, tokens, hostname: 'relay.test' });
+  return new RoutedTransport({ config, routes: config.relay!.routes, transports, tokens, hostname: 'relay.test' });
 }
 
 const servers: Array<{ close(cb?: () => void): unknown }> = [];
@@ -193,5 +194,5 @@ test('no route for the sender → deferred, MB_RELAY_NO_ROUTE; an unknown connec
   assert.equal(result.mbCode, 'MB_RELAY_NO_ROUTE');
   await tr.close();
   const config = configSchema.parse({ connections: {}, relay: { routes: [{ name: 'r1', connection: 'missing' }] } });
-  assert.throws(() => new RoutedTransport({ config, routes: config.relay!.routes, tokens: new CountingTokens(), hostname: 'h' }), /MB_RELAY_ROUTE_CONNECTION_UNKNOWN/);
+  assert.throws(() => new RoutedTransport({ config, routes: config.relay!.routes, transports, tokens: new CountingTokens(), hostname: 'h' }), /MB_RELAY_ROUTE_CONNECTION_UNKNOWN/);
 });

@@ -30,6 +30,7 @@ import type { OutboundMessage } from '../../../src/relay/transport.ts';
 import { startRelayService, type RelayService } from '../../../src/relay/transports/service.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import { collectingLogger, ManualClock, PASSWORD, tempDir, testUser, withoutReceived, type LogLine } from '../helpers/index.ts';
+import { transports } from '../../../src/app/plugins.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -185,7 +186,7 @@ export async function startRelayRig(t: TenantRig, options: { routes: unknown[]; 
   const secretBox = await openSecretBox({ keyFile: join(dir, 'mailbridge.key'), env: {} });
   const { log, lines } = collectingLogger();
   const identity = createIdentity({ config, kv: store.kv, secretBox, log, clock: () => t.clock.now(), env: {} });
-  const service = await startRelayService({ config: { ...config, relay: config.relay! }, store, log, tokens: identity, clock: t.clock, env: {} });
+  const service = await startRelayService({ config: { ...config, relay: config.relay! }, transports, store, log, tokens: identity, clock: t.clock, env: {} });
   const port = service.relay.listeners[0]!.port;
   const client = nodemailer.createTransport({
     host: '127.0.0.1',

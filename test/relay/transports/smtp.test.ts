@@ -69,7 +69,7 @@ test('connections are logged in once and reused; never more than 3 per mailbox',
     sends.push(r.submit({ from: 'scanner@contoso.test', to: ['alice@contoso.test'] }, message({ from: 'scanner@contoso.test', to: 'alice@contoso.test', subject: `batch ${i}` })));
   }
   let peak = 0;
-  const watch = setInterval(() => (peak = Math.max(peak, r.service.transport.smtp.connections('scanner@contoso.test'), t.smtp.connections())), 1);
+  const watch = setInterval(() => (peak = Math.max(peak, r.service.transport.transports.smtp.connections!('scanner@contoso.test'), t.smtp.connections())), 1);
   await Promise.all(sends);
   await r.settle();
   clearInterval(watch);
@@ -77,7 +77,7 @@ test('connections are logged in once and reused; never more than 3 per mailbox',
   assert.equal(box.filter((m) => /Subject: batch \d+/.test(m.toString())).length, 12);
   assert.ok(peak <= 3, `at most 3 connections (saw ${peak})`);
   assert.ok(peak >= 2, `connections were used in parallel (saw ${peak})`);
-  assert.ok(r.service.transport.smtp.connections('scanner@contoso.test') >= 1, 'an idle connection is kept for reuse');
+  assert.ok(r.service.transport.transports.smtp.connections!('scanner@contoso.test') >= 1, 'an idle connection is kept for reuse');
   assert.equal(t.entra.stats.tokenRequests.length, tokensBefore, 'the cached token was used');
   const sent = (await r.records()).filter((x) => x.state === 'sent');
   assert.equal(sent.length, 14);

@@ -20,6 +20,7 @@ import { createLogger } from '../../../log/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs } from '../args.ts';
 import type { Output } from '../output.ts';
+import { connectorPlugins } from '../../../app/plugins.ts';
 
 /** Exit codes of `fetch --once` (also in the help): the most serious that applies. */
 export const FETCH_EXIT = {
@@ -347,6 +348,7 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
       {
         name,
         config: c,
+        plugins: connectorPlugins,
         repo: env.store.checkpoints,
         tokens: env.tokens(c),
         proxy: { proxy: connection.proxy ?? env.config.server?.proxy, source: connection.proxy ? 'connection' : 'server', env: ctx.env },

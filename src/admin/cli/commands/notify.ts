@@ -21,6 +21,7 @@ import type { Sink } from '../../../notify/sinks/types.ts';
 import type { NotifySubscriptionRecord } from '../../../store/notify.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
+import { sinks } from '../../../app/plugins.ts';
 
 const usage = (detail: string) => new MbError('MB_CLI_USAGE', { command: 'notify', detail });
 
@@ -163,7 +164,7 @@ async function test(ctx: CommandContext, target: string, opts: { params?: string
     // 1. Configuration: the sink's section exists and its keys can be used.
     if (!isSinkKind(kind) || !config.notify) return fail(new MbError('MB_NOTIFY_SINK_NOT_CONFIGURED', { kind }));
     try {
-      sink = await buildSink(kind, config.notify, await app.secretBox(), undefined, { proxy: config.server.proxy, env: ctx.env });
+      sink = await buildSink(kind, sinks, config.notify, await app.secretBox(), undefined, { proxy: config.server.proxy, env: ctx.env });
     } catch (err) {
       return fail(err);
     }

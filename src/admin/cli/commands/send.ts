@@ -19,6 +19,7 @@ import type { OutboundMessage } from '../../../relay/transport.ts';
 import { defineCommand } from '../command.ts';
 import { usageError } from '../args.ts';
 import { openIdentity } from './token.ts';
+import { transports } from '../../../app/plugins.ts';
 
 const STEP: Record<StepName, Record<Lang, string>> = {
   route: { en: 'route', de: 'Route' },
@@ -129,6 +130,7 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
     const transport = new RoutedTransport({
       config: opened.config,
       routes: relay.routes,
+      transports,
       tokens: opened.identity,
       hostname: relay.hostname ?? hostname(),
       log: ctx.log,

@@ -24,9 +24,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { MbError } from '../../../errors/index.ts';
-import type { MailboxStatus, Watcher, WatcherContext, WatchedMailbox } from '../types.ts';
+import { registerSecret } from '../../../log/redact.ts';
+import type { WatchGroupConfig } from '../config.ts';
+import type { MailboxStatus, Watcher, WatcherContext, WatchedMailbox, WatcherPlugin } from '../types.ts';
 import { autodiscoverAll, type Candidate } from '../../../m365/ews/autodiscover.ts';
-import { EwsClient, type NtlmCredentials } from '../../../m365/ews/client.ts';
+import { EwsClient, ntlmCredentials, type NtlmCredentials } from '../../../m365/ews/client.ts';
 import { KV_NAMESPACE, Member, safeHost, type Core } from './mailbox.ts';
 import { PushWatch } from './push.ts';
 import type { EwsWatchOptions } from './config.ts';
@@ -106,6 +108,22 @@ export interface EwsWatcher extends Watcher {
   readonly groups: readonly StreamGroup[];
   readonly push?: PushWatch;
 }
+
+/**
+ * An ews group's watcher for one listener: the listener's account signs in with NTLM (on-prem
+ * `authentication: ntlm`) or Basic, else the connection's Exchange token is the Bearer.
+ */
+export const ewsWatcherPlugin: WatcherPlugin<Extract<WatchGroupConfig, { kind: 'ews' }>> = (g, b) => {
+  const ca = b.ca(g.ews.caFile);
+  const { username } = b.config;
+  const password = b.password;
+  const ntlm = username && password && g.ews.authentication === 'ntlm' ? ntlmCredentials(username, password) : undefined;
+  const basic = username && password && !ntlm ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` : undefined;
+  if (basic) registerSecret(basic.slice(6));
+  const bearer = b.tokens('exchange');
+  const authorization = basic ? async () => basic : async () => `Bearer ${await bearer()}`;
+  return createEwsWatcher({ listener: b.listener, mailboxes: b.mailboxes, authorization, ...(ntlm ? { ntlm } : {}), options: g.ews, ctx: b.ctx, proxy: b.proxy, ...(ca ? { ca } : {}) });
+};
 
 export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
   const { ctx, options, listener } = deps;

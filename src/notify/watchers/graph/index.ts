@@ -35,7 +35,8 @@
  * delta can and cannot tell about read-state changes.
  */
 import { MbError, toMbError } from '../../../errors/index.ts';
-import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatchState } from '../types.ts';
+import type { WatchGroupConfig } from '../config.ts';
+import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatcherPlugin, WatchState } from '../types.ts';
 import { GraphClient } from '../../../m365/graph.ts';
 import type { ProxySettings } from '../../../net/proxy.ts';
 import { Semaphore } from '../../../util/limits.ts';
@@ -140,6 +141,21 @@ interface Feed {
 
 /** Errors an admin must fix (the mailbox is `failed`, retried all the same). */
 const ADMIN_CODES = new Set(['MB_WATCH_GRAPH_FORBIDDEN', 'MB_WATCH_GRAPH_VALIDATION_FAILED', 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT']);
+
+/** A graph group's watcher for one listener: Graph at the connection's cloud unless the group names a base URL. */
+export const graphWatcherPlugin: WatcherPlugin<Extract<WatchGroupConfig, { kind: 'graph' }>> = (g, b) => {
+  const ca = b.ca(g.graph.caFile);
+  return createGraphWatcher({
+    listener: b.listener,
+    mailboxes: b.mailboxes,
+    tokens: b.tokens('graph'),
+    options: g.graph,
+    ctx: b.ctx,
+    proxy: b.proxy,
+    ...(b.cloud ? { graphHost: b.cloud.graphHost } : {}),
+    ...(ca ? { ca } : {}),
+  });
+};
 
 export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
   const { listener, ctx } = deps;

@@ -26,7 +26,8 @@
 import type { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import { Semaphore } from '../../../util/limits.ts';
-import type { MailboxStatus, TokenProvider, WatchState, WatchedMailbox, Watcher, WatcherContext } from '../types.ts';
+import type { WatchGroupConfig } from '../config.ts';
+import type { MailboxStatus, TokenProvider, WatchState, WatchedMailbox, Watcher, WatcherContext, WatcherPlugin } from '../types.ts';
 import type { ImapWatchOptions } from './config.ts';
 import { FolderWatch, type Credentials } from './folder.ts';
 import type { ProxySettings } from '../../../net/proxy.ts';
@@ -55,6 +56,31 @@ export interface ImapWatcher extends Watcher {
 
 /** Worse first: the state a mailbox shows when its folders differ. */
 const SEVERITY: WatchState[] = ['failed', 'reconnecting', 'starting', 'catching-up', 'watching', 'stopped'];
+
+/**
+ * An imap group's watcher for one listener: Exchange Online's IMAP of the connection's cloud unless
+ * the group names a host; the group's own login (imap.auth: { user, password }) is a secret like a
+ * listener's password.
+ */
+export const imapWatcherPlugin: WatcherPlugin<Extract<WatchGroupConfig, { kind: 'imap' }>> = (g, b) => {
+  const ca = b.ca(g.imap.caFile);
+  const options = { ...g.imap, ...(g.imap.host === undefined && b.cloud ? { host: b.cloud.exchange.imap.host } : {}) };
+  if (typeof options.auth === 'object') {
+    options.auth = { ...options.auth, password: b.reveal(options.auth.password, `notify.watch.groups.${b.group}.imap.auth.password`) };
+    registerSecret(options.auth.password);
+  }
+  const password = b.password;
+  return createImapWatcher({
+    listener: b.listener,
+    mailboxes: b.mailboxes,
+    tokens: b.tokens('exchange'),
+    options,
+    ctx: b.ctx,
+    proxy: b.proxy,
+    ...(ca ? { ca } : {}),
+    ...(password ? { password: () => password } : {}),
+  });
+};
 
 export function createImapWatcher(deps: ImapWatcherDeps): ImapWatcher {
   const { options, ctx } = deps;
