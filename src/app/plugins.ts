@@ -19,7 +19,7 @@ import {
   type ConnectorPlugins,
 } from '../connector/index.ts';
 import type { SinkRegistry } from '../notify/service.ts';
-import type { WatcherRegistry } from '../notify/watchers/types.ts';
+import type { WatcherRegistry } from '../notify/watchers/plugin.ts';
 import { graphTransport, smtpTransport, type TransportRegistry } from '../relay/transports/index.ts';
 
 /** relay.routes[].transport */

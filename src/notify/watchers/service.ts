@@ -19,10 +19,11 @@ import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
-import type { MailboxStatus, Publish, Resource, Watcher, WatcherBuild, WatcherContext, WatchedMailbox, WatcherRegistry } from './types.ts';
+import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
+import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
 import { listenOn } from '../../errors/listen.ts';
 
-export type { Resource } from './types.ts';
+export type { Resource } from './plugin.ts';
 
 export interface WatchServiceOptions {
   config: WatchConfig;

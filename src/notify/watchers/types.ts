@@ -17,11 +17,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
-import type { Cloud } from '../../identity/clouds.ts';
-import type { ProxySettings } from '../../net/proxy.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { NotifyEvent } from '../events.ts';
-import type { WatchGroupConfig, WatchListenerConfig } from './config.ts';
 
 export const WATCHER_KINDS = ['graph', 'ews', 'imap'] as const;
 export type WatcherKind = (typeof WATCHER_KINDS)[number];
@@ -85,34 +82,3 @@ export interface Watcher {
   /** Stops every connection and timer; events already published stay published. */
   close(): Promise<void>;
 }
-
-export type Resource = 'graph' | 'exchange';
-
-/** What a watcher plug-in gets for one listener of a group, besides the group's section. */
-export interface WatcherBuild {
-  /** The group's name (notify.watch.groups.<name>). */
-  group: string;
-  /** The listener's id within the pools (group/listener). */
-  listener: string;
-  config: WatchListenerConfig;
-  mailboxes: WatchedMailbox[];
-  ctx: WatcherContext;
-  /** Access tokens of the listener's connection for a resource. */
-  tokens(resource: Resource): () => Promise<string>;
-  /** The connection's proxy, else server.proxy, else HTTPS_PROXY. */
-  proxy: ProxySettings;
-  /** The listener's password in clear (registered with the scrubber), when it has one. */
-  password?: string | undefined;
-  /** PEM of `file`, else of the listener's connection's caFile; undefined when neither is set. */
-  ca(file: string | undefined): string | undefined;
-  /** The cloud of the listener's connection (its hosts are the group's defaults). */
-  cloud?: Cloud | undefined;
-  /** Clear value of a stored secret of the group's section. */
-  reveal(stored: string, field: string): string;
-}
-
-/** A watcher kind: one watcher for one listener of a group of that kind. */
-export type WatcherPlugin<G extends WatchGroupConfig = WatchGroupConfig> = (group: G, build: WatcherBuild) => Watcher;
-
-/** The watcher kinds by the `kind` a group names; filled by the composition root (src/app/plugins.ts). */
-export type WatcherRegistry = { [K in WatchGroupConfig['kind']]: (group: Extract<WatchGroupConfig, { kind: K }>, build: WatcherBuild) => Promise<Watcher> };

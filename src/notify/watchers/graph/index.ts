@@ -36,7 +36,8 @@
  */
 import { MbError, toMbError } from '../../../errors/index.ts';
 import type { WatchGroupConfig } from '../config.ts';
-import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatcherPlugin, WatchState } from '../types.ts';
+import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatchState } from '../types.ts';
+import type { WatcherPlugin } from '../plugin.ts';
 import { GraphClient } from '../../../m365/graph.ts';
 import type { ProxySettings } from '../../../net/proxy.ts';
 import { Semaphore } from '../../../util/limits.ts';
