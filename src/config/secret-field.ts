@@ -6,7 +6,7 @@
  * through the SecretBox. A value is `enc:v1:…` (written by `mailbridge secret set`) or, tolerated
  * with a warning, plain text; it may span lines (PEM keys, JSON service accounts).
  *
- * A leaf: it imports nothing of mailbridge, so config/schema.ts and every capability's schema can
+ * A leaf: it imports nothing of mailbridge, so every capability's schema (assembled in src/app/schema.ts) can
  * use it without import cycles.
  */
 import { z } from 'zod';
