@@ -3,7 +3,7 @@
 //    Type=notify): waits until it answers, or fails when the main process ($MAINPID) ends;
 //    systemd's TimeoutStartSec bounds the wait.
 //  - `--once`: the container image's HEALTHCHECK, one request.
-import { loadConfig } from '../dist/config/index.js';
+import { loadConfig } from '../dist/app/config.js';
 
 const once = process.argv.includes('--once');
 const { config } = await loadConfig(process.env.MAILBRIDGE_CONFIG ?? '/etc/mailbridge/mailbridge.yaml', process.env);
