@@ -3,11 +3,11 @@
  * overrides (MAILBRIDGE__<PATH>, see env.ts), validate against the schema, run the checks the
  * schema cannot make. config/ knows no section by name: the schema of the whole file and the
  * capabilities' checks come as a ConfigModel from the composition root (src/app/config.ts, which
- * also offers these functions bound to mailbridge's model). Validation collects
- * every error, not just the first; each names the path in the file, where it is (line and column,
- * or the environment variable), what is wrong and the fix, in English and German (problems.ts).
- * Warnings (plain-text secrets, expiring client secrets, connections without credential) do not
- * stop loading.
+ * also offers these functions bound to mailbridge's model). Validation collects every error, not
+ * just the first; each names the path in the file, where it is (line and column, or the
+ * environment variable), what is wrong and the fix, in English and German (problems.ts).
+ * Warnings (plain-text secrets found here; the model's checks add theirs, such as expiring client
+ * secrets) do not stop loading.
  *
  * Secrets stay as stored (enc:v1:… or plain text) in the returned config; whoever needs one in
  * clear opens the SecretBox (secrets.ts) with `keyFile` and reveals it for a moment. Plain-text
