@@ -10,7 +10,7 @@
  * `idleRestartMs`, below Exchange's 29-minute limit) with the poll interval as a fallback and as the
  * only mechanism when IDLE is off or not offered. COMPRESS is not used (Exchange does not offer it
  * and on a LAN it costs CPU). Exchange's replies (not connected, throttled) are classified in
- * exchange.ts; the throttling hint is also taken from imapflow's log, because imapflow turns the
+ * m365/imap-replies.ts; the throttling hint is also taken from imapflow's log, because imapflow turns the
  * throttled reply into a connection error once the server hangs up.
  *
  * Limits: one selected folder at a time per session; IDLE watches only the folder it was started on.
@@ -20,7 +20,7 @@ import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
 import type { ProxySettings } from '../net/proxy.ts';
-import { classifyImapError, type ImapErrorContext } from './exchange.ts';
+import { classifyImapError, type ImapErrorContext } from '../m365/imap-replies.ts';
 import type { SourceConfig } from './types.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 
@@ -70,6 +70,13 @@ export const imapSourcePlugin: SourcePlugin<Extract<SourceConfig, { kind: 'imap'
     log: ctx.log,
   });
 
+/** Exchange's reply as the connector's error: the runner reads retryAfterMs off a ConnectorError. */
+function classified(err: unknown, ctx: ImapErrorContext): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = classifyImapError(err, ctx);
+  return new ConnectorError(e.code, e.params, { cause: err, retryAfterMs: e.retryAfterMs });
+}
+
 export async function openImapSession(o: ImapSourceOptions, mailbox: string, signal: AbortSignal, open: { freshToken?: boolean } = {}): Promise<ImapSession> {
   const ctx: ImapErrorContext = { connector: o.connector, mailbox, host: o.host, port: o.port };
   const token = await o.tokens(mailbox, { fresh: open.freshToken });
@@ -95,7 +102,7 @@ export async function openImapSession(o: ImapSourceOptions, mailbox: string, sig
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     ctx.byeReason = client.byeReason;
-    throw classifyImapError(err, ctx);
+    throw classified(err, ctx);
   }
   return session;
 }
@@ -133,7 +140,7 @@ export class ImapSession implements SourceSession {
     try {
       return await fn();
     } catch (err) {
-      throw classifyImapError(err, { ...this.ctx, folder, byeReason: this.client.byeReason ?? this.ctx.byeReason });
+      throw classified(err, { ...this.ctx, folder, byeReason: this.client.byeReason ?? this.ctx.byeReason });
     }
   }
 

@@ -23,7 +23,7 @@
  *    permanent refusal is recorded and leaves the message untouched (`--retry-rejected` tries again).
  *  - New mail is picked up at once with IDLE; polling remains as the fallback. Exchange's
  *    "authenticated but not connected" and throttling replies become MB codes with the exact
- *    New-ServicePrincipal / Add-MailboxPermission lines (exchange.ts), and the suggested backoff is
+ *    New-ServicePrincipal / Add-MailboxPermission lines (m365/imap-replies.ts), and the suggested backoff is
  *    honoured.
  *  - Bounded concurrency per connection and per mailbox (runner.ts) for hundreds of mailboxes.
  *
@@ -39,7 +39,6 @@ export { runConnector, createSharedLimits, type ConnectorDeps, type RunOptions, 
 export { syncFolder, type PipelineOptions, type SyncResult } from './pipeline.ts';
 export { imapSource, imapSourcePlugin, openImapSession, type ImapSourceOptions } from './imap.ts';
 export { graphSource, graphSourcePlugin, type GraphSourceOptions } from './graph.ts';
-export { classifyImapError, tokenFacts, throttleHint, notConnectedError } from './exchange.ts';
 export {
   createDestination,
   commandDestinationPlugin,

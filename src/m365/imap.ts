@@ -5,7 +5,7 @@
  * TLS 1.2+ with any extra CA; the proxy (HTTP CONNECT, imapflow's `proxy`) as src/net/proxy.ts
  * decides it for this host, NO_PROXY included; and a login bounded as a whole.
  *
- * Exchange's replies are explained in one place (connector/exchange.ts, classifyImapError); this
+ * Exchange's replies are explained in one place (imap-replies.ts, classifyImapError); this
  * opener keeps what that needs: the throttling hint imapflow only logs, and the server's BYE.
  *
  * Limits: IDLE is the caller's (auto-IDLE and COMPRESS are off: Exchange does not offer COMPRESS,

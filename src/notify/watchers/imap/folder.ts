@@ -35,11 +35,10 @@
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import { MbError, toMbError } from '../../../errors/index.ts';
 import type { Logger } from '../../../log/index.ts';
-import { classifyImapError, type ImapErrorContext } from '../../../connector/exchange.ts';
+import { classifyImapError, ImapSessionError, type ImapErrorContext } from '../../../m365/imap-replies.ts';
 import { connectWithin, imapClient } from '../../../m365/imap.ts';
 import type { ProxySettings } from '../../../net/proxy.ts';
 import { Backoff, sleep, type Semaphore } from '../../../util/limits.ts';
-import { ConnectorError } from '../../../connector/types.ts';
 import { messageDeleted, newMessage, readStateChanged, type NotifyEvent } from '../../events.ts';
 import type { WatchState, WatcherContext } from '../types.ts';
 import type { ImapWatchOptions } from './config.ts';
@@ -199,14 +198,14 @@ export class FolderWatch {
         for (;;) {
           await this.waitForChange(client!);
           if (this.stopping) return;
-          if (this.closed) throw new ConnectorError('MB_CONNECTOR_SESSION_LOST', { mailbox: this.mailbox, detail: closeDetail(client!) });
+          if (this.closed) throw new ImapSessionError('MB_CONNECTOR_SESSION_LOST', { mailbox: this.mailbox, detail: closeDetail(client!) });
           await this.sync(client!, false);
         }
       } catch (err) {
         if (this.stopping) return;
         if (client) errCtx.byeReason = client.byeReason;
         const e = this.classify(err, errCtx);
-        const retryAfter = e instanceof ConnectorError ? (e.retryAfterMs ?? 0) : 0;
+        const retryAfter = e instanceof ImapSessionError ? (e.retryAfterMs ?? 0) : 0;
         const delay = Math.max(retryAfter, backoff.next());
         this.setState(NEEDS_ADMIN.has(e.code) ? 'failed' : 'reconnecting', e);
         this.d.log.warn({ code: e.code, mailbox: this.mailbox, folder: this.folder, retryInMs: delay }, e.message);
@@ -229,19 +228,19 @@ export class FolderWatch {
   }
 
   private classify(err: unknown, ctx: ImapErrorContext): MbError {
-    if (err instanceof MbError && !(err instanceof ConnectorError) && !err.code.startsWith('MB_CONNECTOR_')) return err;
+    if (err instanceof MbError && !(err instanceof ImapSessionError) && !err.code.startsWith('MB_CONNECTOR_')) return err;
     const e = classifyImapError(err, ctx);
     const listener = this.d.listener;
     switch (e.code) {
       case 'MB_CONNECTOR_THROTTLED':
-        return new ConnectorError('MB_WATCH_IMAP_THROTTLED', { mailbox: this.mailbox, seconds: e.params.seconds, listener }, { cause: e, retryAfterMs: e.retryAfterMs });
+        return new ImapSessionError('MB_WATCH_IMAP_THROTTLED', { mailbox: this.mailbox, seconds: e.params.seconds, listener }, { cause: e, retryAfterMs: e.retryAfterMs });
       case 'MB_CONNECTOR_SOURCE_TLS':
-        return new ConnectorError('MB_WATCH_IMAP_TLS', { host: ctx.host, port: ctx.port, detail: e.params.detail, listener }, { cause: e });
+        return new ImapSessionError('MB_WATCH_IMAP_TLS', { host: ctx.host, port: ctx.port, detail: e.params.detail, listener }, { cause: e });
       case 'MB_CONNECTOR_FOLDER_MISSING':
-        return new ConnectorError('MB_WATCH_IMAP_FOLDER_MISSING', { mailbox: this.mailbox, folder: this.folder, listener }, { cause: e, retryAfterMs: 300_000 });
+        return new ImapSessionError('MB_WATCH_IMAP_FOLDER_MISSING', { mailbox: this.mailbox, folder: this.folder, listener }, { cause: e, retryAfterMs: 300_000 });
       case 'MB_CONNECTOR_AUTH_FAILED':
         if (this.d.options.auth !== 'xoauth2') {
-          return new ConnectorError(
+          return new ImapSessionError(
             'MB_WATCH_IMAP_LOGIN_FAILED',
             { mailbox: this.mailbox, user: this.d.options.auth.user.replaceAll('{mailbox}', this.mailbox), host: ctx.host, detail: e.params.detail, listener },
             { cause: e, retryAfterMs: e.retryAfterMs },

@@ -16,7 +16,7 @@ import { SandboxDirectory } from '../../../../src/sandbox/directory.ts';
 import { startImapFront, type ImapFront } from '../../../../src/sandbox/exchange/imap.ts';
 import { IMAP_KV_NAMESPACE, imapCheckpointKey, type StoredCheckpoint } from '../../../../src/notify/watchers/imap/index.ts';
 import type { ReadStateEvent } from '../../../../src/notify/events.ts';
-import { ConnectorError } from '../../../../src/connector/types.ts';
+import { ImapSessionError } from '../../../../src/m365/imap-replies.ts';
 import { createLogger } from '../../../../src/log/index.ts';
 import { append, exchangeAppToken, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
 import { startPipeline, waitFor, watcherFor, type Pipeline } from './helpers.ts';
@@ -143,7 +143,7 @@ test('"authenticated but not connected": MB_CONNECTOR_NOT_CONNECTED with the Add
     assert.ok(fix.includes(`New-ServicePrincipal -AppId ${app.appId} -ObjectId ${app.servicePrincipalId}`), fix);
     assert.match(problem.explain('de').fix, /Unternehmensanwendung/);
     // Permissions take a while in Exchange: the next attempt is a minute away, not a tight loop.
-    assert.ok(problem instanceof ConnectorError && (problem.retryAfterMs ?? 0) >= 60_000);
+    assert.ok(problem instanceof ImapSessionError && (problem.retryAfterMs ?? 0) >= 60_000);
   } finally {
     await w.close();
   }
@@ -192,7 +192,7 @@ test('throttled by the front: MB_WATCH_IMAP_THROTTLED with the suggested wait, h
     assert.equal(st.state, 'reconnecting');
     assert.equal(st.error?.code, 'MB_WATCH_IMAP_THROTTLED');
     const e = p.problems[0]!.error;
-    assert.ok(e instanceof ConnectorError && (e.retryAfterMs ?? 0) >= 7000);
+    assert.ok(e instanceof ImapSessionError && (e.retryAfterMs ?? 0) >= 7000);
     assert.match(e.explain('en').cause, /suggested waiting 7 seconds/);
     assert.match(e.explain('de').fix, /concurrentLogins/);
     // The next attempt waits the suggested 7 s, not the back-off's own first pause (50 ms here).

@@ -1,16 +1,28 @@
 /**
- * Exchange Online's IMAP replies, explained. Exchange answers a good app token without mailbox
+ * Exchange Online's IMAP replies, explained once for every IMAP session (the connector's IMAP
+ * source and the IMAP watcher). Exchange answers a good app token without mailbox
  * permission with `OK AUTHENTICATE completed.` and then `BAD User is authenticated but not
  * connected.`, and throttles with `BAD Request is throttled. Suggested Backoff Time: N milliseconds`
  * (facts 3.4). This module turns those (and the ordinary network and TLS failures) into MB codes
  * whose fix is the exact PowerShell line: the app ID and the Enterprise application object ID come
  * from the token's own claims (`appid`/`azp`, `oid`, `tid`), so the admin can paste them.
  */
-import { tokenFacts } from '../m365/token-facts.ts';
-import { MbError } from '../errors/index.ts';
-import { ConnectorError } from './types.ts';
+import { tokenFacts } from './token-facts.ts';
+import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 
-export { tokenFacts, type TokenFacts } from '../m365/token-facts.ts';
+/**
+ * A failed IMAP session step with its catalogue code and when to try again: the connector turns
+ * it into its ConnectorError, the watcher maps the codes to its own; both honour retryAfterMs.
+ */
+export class ImapSessionError extends MbError {
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: MbCode, params: ErrorParams, options: { cause?: unknown; retryAfterMs?: number } = {}) {
+    super(code, params, { cause: options.cause });
+    this.name = 'ImapSessionError';
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
 
 export interface ImapErrorContext {
   connector: string;
@@ -69,14 +81,14 @@ export function throttleHint(text: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function notConnectedError(ctx: Pick<ImapErrorContext, 'mailbox' | 'token'>, cause?: unknown): ConnectorError {
+export function notConnectedError(ctx: Pick<ImapErrorContext, 'mailbox' | 'token'>, cause?: unknown): ImapSessionError {
   const facts = tokenFacts(ctx.token);
   // Permissions take effect within about 30 minutes; retry, but not in a tight loop.
   const retryAfterMs = 60_000;
   if (facts && !facts.appOnly && facts.user) {
-    return new ConnectorError('MB_CONNECTOR_NOT_CONNECTED_DELEGATED', { mailbox: ctx.mailbox, user: facts.user }, { cause, retryAfterMs });
+    return new ImapSessionError('MB_CONNECTOR_NOT_CONNECTED_DELEGATED', { mailbox: ctx.mailbox, user: facts.user }, { cause, retryAfterMs });
   }
-  return new ConnectorError(
+  return new ImapSessionError(
     'MB_CONNECTOR_NOT_CONNECTED',
     {
       mailbox: ctx.mailbox,
@@ -88,10 +100,10 @@ export function notConnectedError(ctx: Pick<ImapErrorContext, 'mailbox' | 'token
   );
 }
 
-/** Any failure of an IMAP session → a ConnectorError with a catalogue code, and when to try again. */
-export function classifyImapError(err: unknown, ctx: ImapErrorContext): ConnectorError {
-  if (err instanceof ConnectorError) return err;
-  if (err instanceof MbError) return new ConnectorError(err.code, err.params, { cause: err });
+/** Any failure of an IMAP session → an ImapSessionError with a catalogue code, and when to try again. */
+export function classifyImapError(err: unknown, ctx: ImapErrorContext): ImapSessionError {
+  if (err instanceof ImapSessionError) return err;
+  if (err instanceof MbError) return new ImapSessionError(err.code, err.params, { cause: err });
   const e = (err ?? {}) as Record<string, unknown>;
   const code = typeof e.code === 'string' ? e.code : '';
   const text = textsOf(err, ctx);
@@ -101,7 +113,7 @@ export function classifyImapError(err: unknown, ctx: ImapErrorContext): Connecto
   if (hint !== undefined && (code === 'ETHROTTLE' || /throttled/i.test(text) || ctx.throttleHintMs !== undefined)) {
     const waited = typeof e.throttleWaited === 'number' ? e.throttleWaited : 0;
     const retryAfterMs = Math.max(1000, hint - waited);
-    return new ConnectorError(
+    return new ImapSessionError(
       'MB_CONNECTOR_THROTTLED',
       { mailbox: ctx.mailbox, seconds: Math.ceil(hint / 1000), connector: ctx.connector },
       { cause: err, retryAfterMs },
@@ -110,19 +122,19 @@ export function classifyImapError(err: unknown, ctx: ImapErrorContext): Connecto
   if (/User is authenticated but not connected/i.test(text)) return notConnectedError(ctx, err);
   if (e.authenticationFailed || /AUTHENTICATIONFAILED|AUTHENTICATE failed|Authentication failed/i.test(text)) {
     const detail = (typeof e.response === 'string' && e.response) || (typeof e.responseText === 'string' && e.responseText) || String(e.message ?? 'NO');
-    return new ConnectorError('MB_CONNECTOR_AUTH_FAILED', { ...where, detail }, { cause: err, retryAfterMs: 60_000 });
+    return new ImapSessionError('MB_CONNECTOR_AUTH_FAILED', { ...where, detail }, { cause: err, retryAfterMs: 60_000 });
   }
   if (e.tlsFailed || TLS_CODES.has(code) || /certificate|self[- ]signed|SSL routines/i.test(String(e.message ?? ''))) {
-    return new ConnectorError('MB_CONNECTOR_SOURCE_TLS', { host: ctx.host, port: ctx.port, detail: String(e.message ?? code), connector: ctx.connector }, { cause: err });
+    return new ImapSessionError('MB_CONNECTOR_SOURCE_TLS', { host: ctx.host, port: ctx.port, detail: String(e.message ?? code), connector: ctx.connector }, { cause: err });
   }
   if (e.mailboxMissing || /NONEXISTENT|Mailbox doesn't exist|mailbox does not exist/i.test(text)) {
-    return new ConnectorError('MB_CONNECTOR_FOLDER_MISSING', { mailbox: ctx.mailbox, folder: ctx.folder ?? '', connector: ctx.connector }, { cause: err, retryAfterMs: 300_000 });
+    return new ImapSessionError('MB_CONNECTOR_FOLDER_MISSING', { mailbox: ctx.mailbox, folder: ctx.folder ?? '', connector: ctx.connector }, { cause: err, retryAfterMs: 300_000 });
   }
   if (NETWORK_CODES.has(code)) {
-    return new ConnectorError('MB_CONNECTOR_SOURCE_UNREACHABLE', { ...where, detail: `${code}: ${String(e.message ?? '')}`.trim() }, { cause: err });
+    return new ImapSessionError('MB_CONNECTOR_SOURCE_UNREACHABLE', { ...where, detail: `${code}: ${String(e.message ?? '')}`.trim() }, { cause: err });
   }
   const detail = [ctx.byeReason ? `BYE ${ctx.byeReason}` : '', typeof e.responseText === 'string' ? `${String(e.responseStatus ?? '')} ${e.responseText}`.trim() : '', String(e.message ?? err)]
     .filter(Boolean)
     .join(' – ');
-  return new ConnectorError('MB_CONNECTOR_SESSION_LOST', { mailbox: ctx.mailbox, detail }, { cause: err });
+  return new ImapSessionError('MB_CONNECTOR_SESSION_LOST', { mailbox: ctx.mailbox, detail }, { cause: err });
 }
