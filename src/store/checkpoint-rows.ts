@@ -2,7 +2,7 @@
  * Rows of the connector tables as both drivers read them back (checkpoints-sqlite.ts,
  * checkpoints-postgres.ts store the same columns), and their records.
  */
-import type { Checkpoint, CheckpointScope, MessageRecord, MessageState } from './checkpoints.ts';
+import type { Checkpoint, CheckpointScope, InFlightEntry, MessageRecord, MessageState } from './checkpoints.ts';
 
 export type Row = Record<string, string | number | null>;
 
@@ -29,4 +29,12 @@ export const toScopeSummary = (connector: string, r: Row): CheckpointScope & Che
   delivered: Number(r.delivered),
   rejected: Number(r.rejected),
   inFlight: Number(r.inflight),
+});
+
+export const toInFlight = (r: Row): InFlightEntry => ({
+  epoch: String(r.epoch),
+  item: String(r.item),
+  key: String(r.key),
+  deliveryId: String(r.delivery_id),
+  startedAt: String(r.started_at),
 });

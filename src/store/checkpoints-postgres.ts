@@ -3,58 +3,9 @@
  * checkpoints-sqlite.ts). Each method is one transaction and has committed when it resolves.
  */
 import type pg from 'pg';
-import type { Checkpoint, CheckpointRepository, CheckpointScope, InFlightEntry, LeaseResult, MessageRecord } from './checkpoints.ts';
-import { toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
+import type { Checkpoint, CheckpointRepository, CheckpointScope, LeaseResult, MessageRecord } from './checkpoints.ts';
+import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 import type { Transaction } from './postgres.ts';
-
-/** Timestamps are ISO strings as in SQLite; COLLATE "C" keeps their order (and the items') byte-wise. */
-export const checkpointMigrationsPg: Array<{ id: string; sql: string }> = [
-  {
-    id: 'connector-1',
-    sql: `CREATE TABLE connector_checkpoint (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       position BIGINT NOT NULL DEFAULT 0,
-       cursor TEXT,
-       dedupe_below BIGINT NOT NULL DEFAULT 0,
-       updated_at TEXT NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder)
-     );
-     CREATE TABLE connector_message (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       item TEXT COLLATE "C" NOT NULL,
-       key TEXT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('delivered', 'done', 'rejected')),
-       code TEXT,
-       size BIGINT NOT NULL,
-       at TEXT COLLATE "C" NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder, epoch, item)
-     );
-     CREATE INDEX connector_message_key ON connector_message (connector, mailbox, folder, key);
-     CREATE INDEX connector_message_state ON connector_message (connector, mailbox, folder, epoch, state);
-     CREATE TABLE connector_inflight (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       item TEXT COLLATE "C" NOT NULL,
-       key TEXT NOT NULL,
-       delivery_id TEXT NOT NULL,
-       started_at TEXT COLLATE "C" NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder, epoch, item)
-     );
-     CREATE TABLE connector_lease (
-       name TEXT PRIMARY KEY,
-       owner TEXT NOT NULL,
-       expires_at BIGINT NOT NULL
-     )`,
-  },
-];
 
 const S = 'connector = $1 AND mailbox = $2 AND folder = $3';
 const sv = (s: CheckpointScope): unknown[] => [s.connector, s.mailbox, s.folder];
@@ -108,15 +59,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
 
     async inFlight(scope) {
       const { rows } = await pool.query<Row>(`SELECT epoch, item, key, delivery_id, started_at FROM connector_inflight WHERE ${S} ORDER BY started_at, item`, sv(scope));
-      return rows.map(
-        (r): InFlightEntry => ({
-          epoch: String(r.epoch),
-          item: String(r.item),
-          key: String(r.key),
-          deliveryId: String(r.delivery_id),
-          startedAt: String(r.started_at),
-        }),
-      );
+      return rows.map(toInFlight);
     },
 
     async abandon(scope, epoch, item) {

@@ -8,61 +8,11 @@ import type {
   Checkpoint,
   CheckpointRepository,
   CheckpointScope,
-  InFlightEntry,
   LeaseResult,
   MessageOutcome,
   MessageRecord,
 } from './checkpoints.ts';
-import { toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
-
-/** Appended to MIGRATIONS in sqlite.ts. */
-export const CHECKPOINT_MIGRATIONS: Array<{ id: string; sql: string }> = [
-  {
-    id: 'connector-1',
-    sql: `CREATE TABLE connector_checkpoint (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       position INTEGER NOT NULL DEFAULT 0,
-       cursor TEXT,
-       dedupe_below INTEGER NOT NULL DEFAULT 0,
-       updated_at TEXT NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder)
-     ) STRICT;
-     CREATE TABLE connector_message (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       item TEXT NOT NULL,
-       key TEXT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('delivered', 'done', 'rejected')),
-       code TEXT,
-       size INTEGER NOT NULL,
-       at TEXT NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder, epoch, item)
-     ) STRICT;
-     CREATE INDEX connector_message_key ON connector_message (connector, mailbox, folder, key);
-     CREATE INDEX connector_message_state ON connector_message (connector, mailbox, folder, epoch, state);
-     CREATE TABLE connector_inflight (
-       connector TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       folder TEXT NOT NULL,
-       epoch TEXT NOT NULL,
-       item TEXT NOT NULL,
-       key TEXT NOT NULL,
-       delivery_id TEXT NOT NULL,
-       started_at TEXT NOT NULL,
-       PRIMARY KEY (connector, mailbox, folder, epoch, item)
-     ) STRICT;
-     CREATE TABLE connector_lease (
-       name TEXT PRIMARY KEY,
-       owner TEXT NOT NULL,
-       expires_at INTEGER NOT NULL
-     ) STRICT`,
-  },
-];
+import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 
 /** SQLite limits bound parameters; query long item/key lists in slices. */
 const SLICE = 500;
@@ -151,15 +101,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
       const rows = stmt(`SELECT epoch, item, key, delivery_id, started_at FROM connector_inflight WHERE ${S} ORDER BY started_at, item`).all(
         ...sv(scope),
       ) as Row[];
-      return rows.map(
-        (r): InFlightEntry => ({
-          epoch: String(r.epoch),
-          item: String(r.item),
-          key: String(r.key),
-          deliveryId: String(r.delivery_id),
-          startedAt: String(r.started_at),
-        }),
-      );
+      return rows.map(toInFlight);
     },
 
     async abandon(scope, epoch, item) {

@@ -15,108 +15,23 @@ import {
   type DeliveryState,
   type DueDelivery,
   type NotifyRepository,
-  type NotifySubscriptionRecord,
-  type SubscriptionState,
 } from './notify.ts';
-import { toDelivery, toEvent, type DeliveryRow, type EventRow } from './notify-rows.ts';
+import { HEAD, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
-
-export const notifyMigrationsPg: Array<{ id: string; sql: string }> = [
-  {
-    id: 'notify-1',
-    sql: `CREATE TABLE notify_subscriptions (
-       id TEXT COLLATE "C" PRIMARY KEY,
-       kind TEXT NOT NULL,
-       events TEXT NOT NULL,
-       params TEXT NOT NULL,
-       privacy TEXT NOT NULL CHECK (privacy IN ('full', 'minimal')),
-       label TEXT,
-       state TEXT NOT NULL CHECK (state IN ('active', 'gone')),
-       gone_reason TEXT,
-       created_at BIGINT NOT NULL,
-       updated_at BIGINT NOT NULL
-     );
-     CREATE TABLE notify_subscription_mailboxes (
-       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
-       mailbox TEXT COLLATE "C" NOT NULL,
-       PRIMARY KEY (mailbox, subscription_id)
-     );
-     CREATE INDEX notify_subscription_mailboxes_sub ON notify_subscription_mailboxes (subscription_id);
-     CREATE TABLE notify_mailboxes (
-       mailbox TEXT PRIMARY KEY,
-       last_seq BIGINT NOT NULL
-     );
-     CREATE TABLE notify_events (
-       cursor BIGSERIAL UNIQUE,
-       id TEXT PRIMARY KEY,
-       mailbox TEXT COLLATE "C" NOT NULL,
-       seq BIGINT NOT NULL,
-       type TEXT NOT NULL,
-       body TEXT NOT NULL,
-       created_at BIGINT NOT NULL,
-       UNIQUE (mailbox, seq)
-     );
-     CREATE INDEX notify_events_created ON notify_events (created_at);
-     CREATE TABLE notify_deliveries (
-       subscription_id TEXT COLLATE "C" NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
-       event_id TEXT NOT NULL REFERENCES notify_events (id),
-       mailbox TEXT COLLATE "C" NOT NULL,
-       seq BIGINT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'expired', 'dropped')),
-       attempts INTEGER NOT NULL,
-       created_at BIGINT NOT NULL,
-       next_attempt_at BIGINT NOT NULL,
-       last_attempt_at BIGINT,
-       last_error TEXT,
-       updated_at BIGINT NOT NULL,
-       PRIMARY KEY (subscription_id, event_id)
-     );
-     CREATE INDEX notify_deliveries_line ON notify_deliveries (subscription_id, mailbox, state, seq);
-     CREATE INDEX notify_deliveries_due ON notify_deliveries (state, next_attempt_at);
-     CREATE INDEX notify_deliveries_event ON notify_deliveries (event_id);`,
-  },
-];
-
-interface SubRow {
-  id: string;
-  kind: string;
-  events: string;
-  params: string;
-  privacy: 'full' | 'minimal';
-  label: string | null;
-  state: SubscriptionState;
-  gone_reason: string | null;
-  created_at: number;
-  updated_at: number;
-  mailboxes: string[] | null;
-}
+import { tally } from './rows.ts';
 
 /** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
 const SUB = `SELECT s.*, ARRAY(SELECT m.mailbox FROM notify_subscription_mailboxes m WHERE m.subscription_id = s.id ORDER BY m.mailbox) AS mailboxes
   FROM notify_subscriptions s`;
 
-const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
-   WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
-
-function toSub(r: SubRow): NotifySubscriptionRecord {
-  const out: NotifySubscriptionRecord = {
-    id: r.id,
-    kind: r.kind,
-    mailboxes: r.mailboxes ?? [],
-    events: JSON.parse(r.events) as string[],
-    params: JSON.parse(r.params) as Record<string, unknown>,
-    privacy: r.privacy,
-    state: r.state,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-  if (r.label !== null) out.label = r.label;
-  if (r.gone_reason !== null) out.goneReason = r.gone_reason;
-  return out;
+interface SubRowWithMailboxes extends SubRow {
+  mailboxes: string[] | null;
 }
 
+const toSubscription = (r: SubRowWithMailboxes) => toSub(r, r.mailboxes ?? []);
+
 export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction): NotifyRepository {
-  const getSub = async (db: Queryable, id: string) => (await db.query<SubRow>(`${SUB} WHERE s.id = $1`, [id])).rows[0];
+  const getSub = async (db: Queryable, id: string) => (await db.query<SubRowWithMailboxes>(`${SUB} WHERE s.id = $1`, [id])).rows[0];
 
   return {
     async createSubscription(r) {
@@ -135,7 +50,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     },
     async getSubscription(id) {
       const row = await getSub(pool, id);
-      return row ? toSub(row) : undefined;
+      return row ? toSubscription(row) : undefined;
     },
     async listSubscriptions(query = {}) {
       const where: string[] = [];
@@ -148,8 +63,8 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
         values.push([...query.states]);
         where.push(`s.state = ANY($${values.length})`);
       }
-      const { rows } = await pool.query<SubRow>(`${SUB}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s.created_at, s.id`, values);
-      return rows.map(toSub);
+      const { rows } = await pool.query<SubRowWithMailboxes>(`${SUB}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s.created_at, s.id`, values);
+      return rows.map(toSubscription);
     },
     async deleteSubscription(id) {
       const r = await pool.query('DELETE FROM notify_subscriptions WHERE id = $1', [id]);
@@ -212,7 +127,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
         const ev = (await pool.query<EventRow>('SELECT id, mailbox, seq, type, body, created_at FROM notify_events WHERE id = $1', [r.event_id])).rows[0];
         const sub = await getSub(pool, r.subscription_id);
         if (!ev || !sub) continue;
-        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSub(sub) });
+        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSubscription(sub) });
       }
       return out;
     },
@@ -289,10 +204,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       return rows.map((r) => ({ ...toEvent(r), cursor: r.cursor }));
     },
     async counts() {
-      const out = Object.fromEntries(DELIVERY_STATES.map((st) => [st, 0])) as Record<DeliveryState, number>;
-      const { rows } = await pool.query<{ state: DeliveryState; n: number }>('SELECT state, COUNT(*) AS n FROM notify_deliveries GROUP BY state');
-      for (const r of rows) out[r.state] = r.n;
-      return out;
+      return tally(DELIVERY_STATES, (await pool.query<{ state: DeliveryState; n: number }>('SELECT state, COUNT(*) AS n FROM notify_deliveries GROUP BY state')).rows);
     },
     async purge(before) {
       return transaction(async (db) => {

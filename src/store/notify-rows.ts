@@ -1,8 +1,42 @@
 /**
  * Rows of the notify tables as both drivers read them back (SQLite and PostgreSQL store the same
- * columns; see notify-sqlite.ts and notify-postgres.ts), and their records.
+ * columns; see notify-sqlite.ts and notify-postgres.ts), their records, and the SQL both speak.
  */
-import type { DeliveryState, NotifyDeliveryRecord, NotifyEventRecord } from './notify.ts';
+import type { DeliveryState, NotifyDeliveryRecord, NotifyEventRecord, NotifySubscriptionRecord, SubscriptionState } from './notify.ts';
+import { withPresent } from './rows.ts';
+
+export interface SubRow {
+  id: string;
+  kind: string;
+  events: string;
+  params: string;
+  privacy: 'full' | 'minimal';
+  label: string | null;
+  state: SubscriptionState;
+  gone_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A line head: no earlier pending delivery for the same subscription and mailbox. */
+export const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
+   WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
+
+/** A subscription with its mailboxes (sorted). */
+export function toSub(r: SubRow, mailboxes: string[]): NotifySubscriptionRecord {
+  const out: NotifySubscriptionRecord = {
+    id: r.id,
+    kind: r.kind,
+    mailboxes,
+    events: JSON.parse(r.events) as string[],
+    params: JSON.parse(r.params) as Record<string, unknown>,
+    privacy: r.privacy,
+    state: r.state,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+  return withPresent(out, { label: r.label, goneReason: r.gone_reason });
+}
 
 export interface DeliveryRow {
   subscription_id: string;
@@ -43,7 +77,8 @@ export function toDelivery(r: DeliveryRow): NotifyDeliveryRecord {
     nextAttemptAt: r.next_attempt_at,
     updatedAt: r.updated_at,
   };
-  if (r.last_attempt_at !== null) out.lastAttemptAt = r.last_attempt_at;
-  if (r.last_error !== null) out.lastError = JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError'];
-  return out;
+  return withPresent(out, {
+    lastAttemptAt: r.last_attempt_at,
+    lastError: r.last_error === null ? null : (JSON.parse(r.last_error) as NotifyDeliveryRecord['lastError']),
+  });
 }

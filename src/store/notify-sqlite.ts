@@ -4,87 +4,15 @@
  * (delta link, watermark) after it.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import { transaction } from './sqlite-tools.ts';
+import { inList, transaction, where } from './sqlite-tools.ts';
 import {
   DELIVERY_STATES,
   type DeliveryState,
   type DueDelivery,
   type NotifyRepository,
-  type NotifySubscriptionRecord,
-  type SubscriptionState,
 } from './notify.ts';
-import { toDelivery, toEvent, type DeliveryRow, type EventRow } from './notify-rows.ts';
-
-export const notifyMigrations: Array<{ id: string; sql: string }> = [
-  {
-    id: 'notify-1',
-    sql: `CREATE TABLE notify_subscriptions (
-       id TEXT PRIMARY KEY,
-       kind TEXT NOT NULL,
-       events TEXT NOT NULL,
-       params TEXT NOT NULL,
-       privacy TEXT NOT NULL CHECK (privacy IN ('full', 'minimal')),
-       label TEXT,
-       state TEXT NOT NULL CHECK (state IN ('active', 'gone')),
-       gone_reason TEXT,
-       created_at INTEGER NOT NULL,
-       updated_at INTEGER NOT NULL
-     ) STRICT;
-     CREATE TABLE notify_subscription_mailboxes (
-       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
-       mailbox TEXT NOT NULL,
-       PRIMARY KEY (mailbox, subscription_id)
-     ) STRICT;
-     CREATE TABLE notify_mailboxes (
-       mailbox TEXT PRIMARY KEY,
-       last_seq INTEGER NOT NULL
-     ) STRICT;
-     CREATE TABLE notify_events (
-       id TEXT PRIMARY KEY,
-       mailbox TEXT NOT NULL,
-       seq INTEGER NOT NULL,
-       type TEXT NOT NULL,
-       body TEXT NOT NULL,
-       created_at INTEGER NOT NULL,
-       UNIQUE (mailbox, seq)
-     ) STRICT;
-     CREATE INDEX notify_events_created ON notify_events (created_at);
-     CREATE TABLE notify_deliveries (
-       subscription_id TEXT NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
-       event_id TEXT NOT NULL REFERENCES notify_events (id),
-       mailbox TEXT NOT NULL,
-       seq INTEGER NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'expired', 'dropped')),
-       attempts INTEGER NOT NULL,
-       created_at INTEGER NOT NULL,
-       next_attempt_at INTEGER NOT NULL,
-       last_attempt_at INTEGER,
-       last_error TEXT,
-       updated_at INTEGER NOT NULL,
-       PRIMARY KEY (subscription_id, event_id)
-     ) STRICT;
-     CREATE INDEX notify_deliveries_line ON notify_deliveries (subscription_id, mailbox, state, seq);
-     CREATE INDEX notify_deliveries_due ON notify_deliveries (state, next_attempt_at);
-     CREATE INDEX notify_deliveries_event ON notify_deliveries (event_id);`,
-  },
-];
-
-interface SubRow {
-  id: string;
-  kind: string;
-  events: string;
-  params: string;
-  privacy: 'full' | 'minimal';
-  label: string | null;
-  state: SubscriptionState;
-  gone_reason: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-// A line head: no earlier pending delivery for the same subscription and mailbox.
-const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
-   WHERE p.subscription_id = d.subscription_id AND p.mailbox = d.mailbox AND p.state = 'pending' AND p.seq < d.seq)`;
+import { HEAD, toDelivery, toEvent, toSub as toRecord, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
+import { tally } from './rows.ts';
 
 export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository {
   const s = {
@@ -145,22 +73,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
 
   const tx = <T>(fn: () => T): T => transaction(db, fn);
 
-  function toSub(r: SubRow): NotifySubscriptionRecord {
-    const out: NotifySubscriptionRecord = {
-      id: r.id,
-      kind: r.kind,
-      mailboxes: (s.subMailboxes.all(r.id) as Array<{ mailbox: string }>).map((m) => m.mailbox),
-      events: JSON.parse(r.events) as string[],
-      params: JSON.parse(r.params) as Record<string, unknown>,
-      privacy: r.privacy,
-      state: r.state,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-    };
-    if (r.label !== null) out.label = r.label;
-    if (r.gone_reason !== null) out.goneReason = r.gone_reason;
-    return out;
-  }
+  const toSub = (r: SubRow) => toRecord(r, (s.subMailboxes.all(r.id) as Array<{ mailbox: string }>).map((m) => m.mailbox));
 
   return {
     async createSubscription(r) {
@@ -174,18 +87,11 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       return row ? toSub(row) : undefined;
     },
     async listSubscriptions(query = {}) {
-      const where: string[] = [];
-      const values: SQLInputValue[] = [];
-      if (query.mailbox !== undefined) {
-        where.push('id IN (SELECT subscription_id FROM notify_subscription_mailboxes WHERE mailbox = ?)');
-        values.push(query.mailbox.toLowerCase());
-      }
-      if (query.states && query.states.length > 0) {
-        where.push(`state IN (${query.states.map(() => '?').join(', ')})`);
-        values.push(...query.states);
-      }
-      const sql = `SELECT * FROM notify_subscriptions${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`;
-      return (db.prepare(sql).all(...values) as unknown as SubRow[]).map(toSub);
+      const w = where([
+        query.mailbox !== undefined && ['id IN (SELECT subscription_id FROM notify_subscription_mailboxes WHERE mailbox = ?)', [query.mailbox.toLowerCase()]],
+        inList('state', query.states),
+      ]);
+      return (db.prepare(`SELECT * FROM notify_subscriptions${w.sql} ORDER BY created_at, id`).all(...w.values) as unknown as SubRow[]).map(toSub);
     },
     async deleteSubscription(id) {
       return tx(() => Number(s.deleteSub.run(id).changes) > 0);
@@ -240,19 +146,9 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       return row ? toDelivery(row) : undefined;
     },
     async listDeliveries(query = {}) {
-      const where: string[] = [];
-      const values: SQLInputValue[] = [];
-      if (query.subscriptionId !== undefined) {
-        where.push('subscription_id = ?');
-        values.push(query.subscriptionId);
-      }
-      if (query.states && query.states.length > 0) {
-        where.push(`state IN (${query.states.map(() => '?').join(', ')})`);
-        values.push(...query.states);
-      }
-      values.push(query.limit ?? 1000);
-      const sql = `SELECT * FROM notify_deliveries${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY mailbox, seq, subscription_id LIMIT ?`;
-      return (db.prepare(sql).all(...values) as unknown as DeliveryRow[]).map(toDelivery);
+      const w = where([query.subscriptionId !== undefined && ['subscription_id = ?', [query.subscriptionId]], inList('state', query.states)]);
+      const sql = `SELECT * FROM notify_deliveries${w.sql} ORDER BY mailbox, seq, subscription_id LIMIT ?`;
+      return (db.prepare(sql).all(...w.values, query.limit ?? 1000) as unknown as DeliveryRow[]).map(toDelivery);
     },
     async listEvents(query = {}) {
       const where: string[] = ['rowid > ?'];
@@ -270,9 +166,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       return rows.map((r) => ({ ...toEvent(r), cursor: r.cursor }));
     },
     async counts() {
-      const out = Object.fromEntries(DELIVERY_STATES.map((st) => [st, 0])) as Record<DeliveryState, number>;
-      for (const r of s.counts.all() as Array<{ state: DeliveryState; n: number }>) out[r.state] = r.n;
-      return out;
+      return tally(DELIVERY_STATES, s.counts.all() as Array<{ state: DeliveryState; n: number }>);
     },
     async purge(before) {
       return tx(() => {

@@ -17,9 +17,10 @@
 import pg from 'pg';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
-import { checkpointMigrationsPg, createPostgresCheckpoints } from './checkpoints-postgres.ts';
-import { createPostgresNotifyRepository, notifyMigrationsPg } from './notify-postgres.ts';
-import { createPostgresQueueRepository, queueMigrationsPg } from './queue-postgres.ts';
+import { createPostgresCheckpoints } from './checkpoints-postgres.ts';
+import { migrations } from './migrations.ts';
+import { createPostgresNotifyRepository } from './notify-postgres.ts';
+import { createPostgresQueueRepository } from './queue-postgres.ts';
 
 /** A connection or a pool: what a repository runs its statements on. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -30,21 +31,7 @@ export type Transaction = <T>(fn: (client: pg.PoolClient) => Promise<T>, options
 /** Any lock id shared by all mailbridge nodes; the value is arbitrary but fixed. */
 const MIGRATION_LOCK = 0x6d62_0001;
 
-export const MIGRATIONS_PG: Array<{ id: string; sql: string }> = [
-  {
-    id: 'core-1',
-    sql: `CREATE TABLE kv (
-       namespace TEXT NOT NULL,
-       key TEXT NOT NULL,
-       value TEXT NOT NULL,
-       updated_at TEXT NOT NULL,
-       PRIMARY KEY (namespace, key)
-     )`,
-  },
-  ...queueMigrationsPg,
-  ...checkpointMigrationsPg,
-  ...notifyMigrationsPg,
-];
+const MIGRATIONS_PG = migrations('postgres');
 
 /** pg returns int8 and numeric as strings by default; our BIGINT columns are epoch ms and counters. */
 const types = {

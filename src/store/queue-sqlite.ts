@@ -4,74 +4,10 @@
  * answers 250 to DATA. The claim and delivered updates are the exception (see `relaxed`).
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import { durable, relaxed as relaxedCommit, statementCache, transaction } from './sqlite-tools.ts';
+import { durable, inList, placeholders, relaxed as relaxedCommit, statementCache, transaction, where } from './sqlite-tools.ts';
 import { QUEUE_STATES, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
-
-export const queueMigrations: Array<{ id: string; sql: string }> = [
-  {
-    id: 'relay-1',
-    sql: `CREATE TABLE relay_queue (
-       id TEXT PRIMARY KEY,
-       state TEXT NOT NULL CHECK (state IN ('incoming', 'active', 'deferred', 'held', 'sent', 'bounced')),
-       kind TEXT NOT NULL CHECK (kind IN ('message', 'dsn')),
-       sender TEXT NOT NULL,
-       recipients TEXT NOT NULL,
-       mailbox TEXT NOT NULL,
-       relay_user TEXT,
-       client_ip TEXT,
-       size INTEGER NOT NULL,
-       body_type TEXT NOT NULL,
-       smtputf8 INTEGER NOT NULL,
-       received_at INTEGER NOT NULL,
-       attempts INTEGER NOT NULL,
-       next_attempt_at INTEGER NOT NULL,
-       last_attempt_at INTEGER,
-       last_error TEXT,
-       hold_reason TEXT,
-       origin_id TEXT,
-       updated_at INTEGER NOT NULL
-     ) STRICT;
-     CREATE INDEX relay_queue_ready ON relay_queue (state, next_attempt_at);
-     CREATE INDEX relay_queue_mailbox ON relay_queue (mailbox, state);`,
-  },
-  {
-    id: 'relay-2',
-    sql: `ALTER TABLE relay_queue ADD COLUMN retry_requested_at INTEGER`,
-  },
-  {
-    // The manager asks "what is due next" after every delivery. Without this index each question
-    // sorted every waiting message (quadratic under a backlog); with it the answer is the first
-    // entries of the index. The queries name it (INDEXED BY): without statistics SQLite prefers
-    // relay_queue_ready and sorts; they must spell the same WHERE to be allowed to use it.
-    id: 'relay-3',
-    sql: `CREATE INDEX relay_queue_due ON relay_queue (next_attempt_at, id) WHERE state IN ('incoming', 'deferred')`,
-  },
-];
-
-interface Row {
-  id: string;
-  state: QueueState;
-  kind: 'message' | 'dsn';
-  sender: string;
-  recipients: string;
-  mailbox: string;
-  relay_user: string | null;
-  client_ip: string | null;
-  size: number;
-  body_type: '7bit' | '8bitmime';
-  smtputf8: number;
-  received_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_attempt_at: number | null;
-  last_error: string | null;
-  hold_reason: string | null;
-  origin_id: string | null;
-  retry_requested_at: number | null;
-  updated_at: number;
-}
-
-const RELAXED_STATES: ReadonlySet<QueueState> = new Set<QueueState>(['active', 'sent']);
+import { COLUMNS, RELAXED_STATES, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
+import { tally } from './rows.ts';
 
 /**
  * `syncWal`, when given: an insert commits without SQLite's own fsync and then awaits this flush of
@@ -83,37 +19,12 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
   // delivery, and compiling them each time cost more than running them.
   const prepare = statementCache(db);
   const insertStmt = prepare(
-    `INSERT INTO relay_queue (id, state, kind, sender, recipients, mailbox, relay_user, client_ip, size, body_type, smtputf8,
-       received_at, attempts, next_attempt_at, last_attempt_at, last_error, hold_reason, origin_id, retry_requested_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO relay_queue (${COLUMNS}) VALUES (${placeholders(COLUMNS.split(','))})`,
   );
   const getStmt = prepare('SELECT * FROM relay_queue WHERE id = ?');
 
   function insertRows(records: QueueRecord[]): void {
-    for (const r of records) {
-      insertStmt.run(
-        r.id,
-        r.state,
-        r.kind,
-        r.sender,
-        JSON.stringify(r.recipients),
-        r.mailbox,
-        r.relayUser ?? null,
-        r.clientIp ?? null,
-        r.size,
-        r.bodyType,
-        r.smtpUtf8 ? 1 : 0,
-        r.receivedAt,
-        r.attempts,
-        r.nextAttemptAt,
-        r.lastAttemptAt ?? null,
-        r.lastError ? JSON.stringify(r.lastError) : null,
-        r.holdReason ?? null,
-        r.originId ?? null,
-        r.retryRequestedAt ?? null,
-        r.updatedAt,
-      );
-    }
+    for (const r of records) insertStmt.run(...recordValues(r, (b) => (b ? 1 : 0)));
   }
 
   /**
@@ -128,32 +39,9 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
   const tx = <T>(fn: () => T): T => transaction(db, fn);
 
   function update(id: string | undefined, from: readonly QueueState[], u: QueueUpdate): Row[] {
-    const sets: string[] = ['state = ?', 'updated_at = ?'];
-    const values: SQLInputValue[] = [u.state, u.updatedAt];
-    if (u.attempts !== undefined) {
-      sets.push('attempts = ?');
-      values.push(u.attempts);
-    }
-    if (u.nextAttemptAt !== undefined) {
-      sets.push('next_attempt_at = ?');
-      values.push(u.nextAttemptAt);
-    }
-    if (u.lastAttemptAt !== undefined) {
-      sets.push('last_attempt_at = ?');
-      values.push(u.lastAttemptAt);
-    }
-    if (u.lastError !== undefined) {
-      sets.push('last_error = ?');
-      values.push(u.lastError ? JSON.stringify(u.lastError) : null);
-    }
-    if (u.holdReason !== undefined) {
-      sets.push('hold_reason = ?');
-      values.push(u.holdReason);
-    }
-    if (u.retryRequestedAt !== undefined) {
-      sets.push('retry_requested_at = ?');
-      values.push(u.retryRequestedAt);
-    }
+    const columns = updateColumns(u);
+    const sets = columns.map(([c]) => `${c} = ?`);
+    const values: SQLInputValue[] = columns.map(([, v]) => v);
     const where = [`state IN (${placeholders(from)})`];
     const whereValues: SQLInputValue[] = [...from];
     if (id !== undefined) {
@@ -174,25 +62,12 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       return row && toRecord(row);
     },
     async list(query: QueueListQuery = {}) {
-      const where: string[] = [];
-      const values: SQLInputValue[] = [];
-      if (query.states?.length) {
-      where.push(`state IN (${placeholders(query.states)})`);
-      values.push(...query.states);
-    }
-      if (query.after) {
-      where.push('id > ?');
-      values.push(query.after);
-    }
-      const sql = `SELECT * FROM relay_queue ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`;
-      const rows = prepare(sql).all(...values, query.limit ?? 100) as unknown as Row[];
+      const w = where([inList('state', query.states), !!query.after && ['id > ?', [query.after]]]);
+      const rows = prepare(`SELECT * FROM relay_queue${w.sql} ORDER BY id LIMIT ?`).all(...w.values, query.limit ?? 100) as unknown as Row[];
       return rows.map(toRecord);
     },
     async counts() {
-      const out = Object.fromEntries(QUEUE_STATES.map((s) => [s, 0])) as Record<QueueState, number>;
-      const rows = prepare('SELECT state, COUNT(*) AS n FROM relay_queue GROUP BY state').all() as Array<{ state: QueueState; n: number }>;
-      for (const r of rows) out[r.state] = r.n;
-      return out;
+      return tally(QUEUE_STATES, prepare('SELECT state, COUNT(*) AS n FROM relay_queue GROUP BY state').all() as Array<{ state: QueueState; n: number }>);
     },
     async ids(states) {
       if (states.length === 0) return [];
@@ -252,34 +127,4 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       return rows.map((r) => r.id);
     },
   };
-}
-
-function placeholders(list: readonly unknown[]): string {
-  return list.map(() => '?').join(', ');
-}
-
-function toRecord(r: Row): QueueRecord {
-  const rec: QueueRecord = {
-    id: r.id,
-    state: r.state,
-    kind: r.kind,
-    sender: r.sender,
-    recipients: JSON.parse(r.recipients) as string[],
-    mailbox: r.mailbox,
-    size: r.size,
-    bodyType: r.body_type,
-    smtpUtf8: r.smtputf8 === 1,
-    receivedAt: r.received_at,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    updatedAt: r.updated_at,
-  };
-  if (r.relay_user !== null) rec.relayUser = r.relay_user;
-  if (r.client_ip !== null) rec.clientIp = r.client_ip;
-  if (r.last_attempt_at !== null) rec.lastAttemptAt = r.last_attempt_at;
-  if (r.last_error !== null) rec.lastError = JSON.parse(r.last_error) as QueueRecord['lastError'];
-  if (r.hold_reason !== null) rec.holdReason = r.hold_reason;
-  if (r.origin_id !== null) rec.originId = r.origin_id;
-  if (r.retry_requested_at !== null) rec.retryRequestedAt = r.retry_requested_at;
-  return rec;
 }

@@ -3,7 +3,7 @@
  * fsync for writes whose loss a crash can only turn into a repeat (`relaxed`), and a cache of
  * compiled statements for the shapes that run on every message.
  */
-import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 
 /** Runs `fn` in one IMMEDIATE transaction: all of it is committed, or none of it. */
 export function transaction<T>(db: DatabaseSync, fn: () => T): T {
@@ -50,4 +50,22 @@ export function statementCache(db: DatabaseSync): (sql: string) => StatementSync
     if (!st) cache.set(sql, (st = db.prepare(sql)));
     return st;
   };
+}
+
+/** `?, ?, ?`: one placeholder per value of a list. */
+export function placeholders(list: readonly unknown[]): string {
+  return list.map(() => '?').join(', ');
+}
+
+export type Filter = readonly [sql: string, values: readonly SQLInputValue[]];
+
+/** ` WHERE a AND b` from the filters that apply ('' when none does), with their values in order. */
+export function where(filters: ReadonlyArray<Filter | false | undefined>): { sql: string; values: SQLInputValue[] } {
+  const applied = filters.filter((f): f is Filter => Boolean(f));
+  return { sql: applied.length ? ` WHERE ${applied.map(([sql]) => sql).join(' AND ')}` : '', values: applied.flatMap(([, v]) => v) };
+}
+
+/** `column IN (?, …)` for a list that is given and not empty. */
+export function inList(column: string, list: readonly SQLInputValue[] | undefined): Filter | undefined {
+  return list && list.length > 0 ? [`${column} IN (${placeholders(list)})`, list] : undefined;
 }

@@ -10,29 +10,10 @@ import { DatabaseSync } from 'node:sqlite';
 import { transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
-import { CHECKPOINT_MIGRATIONS, createSqliteCheckpoints } from './checkpoints-sqlite.ts';
-import { createSqliteQueueRepository, queueMigrations } from './queue-sqlite.ts';
-import { createSqliteNotifyRepository, notifyMigrations } from './notify-sqlite.ts';
-
-/**
- * Migrations by name, applied once each in list order. Each capability appends its own entries
- * (named `<area>-<n>`), so work on different areas never competes for the same number.
- */
-export const MIGRATIONS: Array<{ id: string; sql: string }> = [
-  {
-    id: 'core-1',
-    sql: `CREATE TABLE kv (
-       namespace TEXT NOT NULL,
-       key TEXT NOT NULL,
-       value TEXT NOT NULL,
-       updated_at TEXT NOT NULL,
-       PRIMARY KEY (namespace, key)
-     ) STRICT`,
-  },
-  ...queueMigrations,
-  ...CHECKPOINT_MIGRATIONS,
-  ...notifyMigrations,
-];
+import { createSqliteCheckpoints } from './checkpoints-sqlite.ts';
+import { migrations } from './migrations.ts';
+import { createSqliteQueueRepository } from './queue-sqlite.ts';
+import { createSqliteNotifyRepository } from './notify-sqlite.ts';
 
 export function openSqliteStore(path: string): Store {
   let db: DatabaseSync;
@@ -115,6 +96,8 @@ function walSyncer(walPath: string): { sync: () => Promise<void>; close: () => P
     },
   };
 }
+
+const MIGRATIONS = migrations('sqlite');
 
 function migrate(db: DatabaseSync): void {
   db.exec('CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL) STRICT');
