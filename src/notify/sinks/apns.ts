@@ -26,7 +26,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { ApnsSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxy, type SinkNetwork } from './types.ts';
+import { parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxy, type SinkOptions } from './types.ts';
 
 const ORIGINS = { production: 'https://api.push.apple.com', sandbox: 'https://api.sandbox.push.apple.com' } as const;
 const TOKEN_REASONS = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
@@ -55,12 +55,7 @@ export function apnsRequest(event: NotifyEvent): { pushType: 'alert' | 'backgrou
   return { pushType: 'background', priority: 5, payload: { aps: { 'content-available': 1 }, mb: { ...mb, unreadCount: event.unreadCount } } };
 }
 
-export interface ApnsSinkOptions {
-  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
-  network?: SinkNetwork;
-  config: ApnsSinkConfig;
-  now?: () => number;
-}
+export type ApnsSinkOptions = SinkOptions<ApnsSinkConfig>;
 
 /** notify.apns as configured; the .p8 key is revealed here. */
 export const apnsSink: SinkPlugin = async ({ config, reveal, network }) =>

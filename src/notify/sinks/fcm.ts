@@ -25,7 +25,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { FcmSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkDispatcher, type SinkNetwork } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkDispatcher, type SinkOptions } from './types.ts';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -125,19 +125,14 @@ export function fcmMessage(event: NotifyEvent): Record<string, unknown> {
   };
 }
 
-export interface FcmSinkOptions {
-  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
-  network?: SinkNetwork;
-  /** serviceAccount in clear (revealed from the SecretBox by the caller). */
-  config: FcmSinkConfig;
-  now?: () => number;
-}
+/** config.serviceAccount in clear (revealed from the SecretBox by the caller). */
+export type FcmSinkOptions = SinkOptions<FcmSinkConfig>;
 
-/** The FCM sink; `prepare` fetches an access token (used by `notify test`). */
 /** notify.fcm as configured; the service account is revealed here. */
 export const fcmSink: SinkPlugin = async ({ config, reveal, network }) =>
   config.fcm ? createFcmSink({ config: { ...config.fcm, serviceAccount: reveal(config.fcm.serviceAccount, 'notify.fcm.serviceAccount') }, ...(network ? { network } : {}) }) : undefined;
 
+/** The FCM sink; `prepare` fetches an access token (used by `notify test`). */
 export function createFcmSink(options: FcmSinkOptions): Sink {
   const { config } = options;
   const now = options.now ?? Date.now;

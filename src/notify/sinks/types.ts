@@ -13,6 +13,7 @@
 import type { z } from 'zod';
 import type { Dispatcher as UndiciDispatcher } from 'undici';
 import { MbError } from '../../errors/index.ts';
+import { EgressPolicy } from '../../net/egress.ts';
 import { httpDispatcher, proxyRoute, type ProxySettings } from '../../net/proxy.ts';
 import type { EgressPolicy } from '../../net/egress.ts';
 import type { NotifySubscriptionRecord } from '../../store/notify.ts';
@@ -71,6 +72,42 @@ export function describeTarget(url: string): string {
 export interface SinkNetwork {
   proxy?: string | undefined;
   env?: NodeJS.ProcessEnv | undefined;
+}
+
+/** What every sink's factory takes besides its own options. */
+export interface SinkOptions<C> {
+  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
+  network?: SinkNetwork;
+  config: C;
+  /** Epoch milliseconds (tokens, signatures, Retry-After dates). */
+  now?: () => number;
+}
+
+/** The options of a sink that posts to URLs its subscribers chose (webhook, Web Push). */
+export interface SubscriberSinkOptions<C> extends SinkOptions<C> {
+  /** Where subscribers' URLs may lead (src/net/egress.ts); default: nothing internal. */
+  egress?: EgressPolicy;
+}
+
+/**
+ * The way out for a sink that posts to subscribers' URLs: the egress policy that judges each
+ * target, the proxy where it applies (sinkProxyVia), and closing what the sink opened itself.
+ */
+export function subscriberNetwork(options: SubscriberSinkOptions<{ proxy?: string | undefined; noProxy?: string | undefined }>): {
+  egress: EgressPolicy;
+  via: ReturnType<typeof sinkProxyVia>;
+  close(): Promise<void>;
+} {
+  const egress = options.egress ?? new EgressPolicy();
+  const via = sinkProxyVia(options.config, options.network);
+  return {
+    egress,
+    via,
+    async close() {
+      if (!options.egress) await egress.close();
+      await via.close();
+    },
+  };
 }
 
 /** A sink's proxy settings: its own `proxy`/`noProxy`, else server.proxy, else the environment. */

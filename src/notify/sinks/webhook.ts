@@ -14,10 +14,10 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
-import { EgressPolicy } from '../../net/egress.ts';
+import type { EgressPolicy } from '../../net/egress.ts';
 import type { WebhookSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkPlugin, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, type Sink, type SinkPlugin, type SinkResult, subscriberNetwork, type SubscriberSinkOptions } from './types.ts';
 
 const SECRET_RE = /^whsec_([A-Za-z0-9+/]+={0,2})$/;
 
@@ -38,16 +38,9 @@ export interface WebhookParams {
   secret: string;
 }
 
-export interface WebhookSinkOptions {
-  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
-  network?: SinkNetwork;
-  config: WebhookSinkConfig;
-  /** Epoch milliseconds, for webhook-timestamp and Retry-After dates. */
-  now?: () => number;
+export interface WebhookSinkOptions extends SubscriberSinkOptions<WebhookSinkConfig> {
   /** Overrides config.timeoutSeconds (tests). */
   timeoutMs?: number;
-  /** Where subscribers' URLs may lead (src/net/egress.ts); default: nothing internal. */
-  egress?: EgressPolicy;
 }
 
 export function webhookPayload(event: NotifyEvent): string {
@@ -61,8 +54,7 @@ export const webhookSink: SinkPlugin = async ({ config, egress, network }) =>
 export function createWebhookSink(options: WebhookSinkOptions): Sink {
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? options.config.timeoutSeconds * 1000;
-  const egress = options.egress ?? new EgressPolicy();
-  const via = sinkProxyVia(options.config, options.network);
+  const { egress, via, close } = subscriberNetwork(options);
   const schema = z
     .object({
       url: z.url({ protocol: options.config.requireHttps ? /^https$/ : /^https?$/ }),
@@ -85,10 +77,7 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
     destinations(params) {
       return [String(params.url)];
     },
-    async close() {
-      if (!options.egress) await egress.close();
-      await via.close();
-    },
+    close,
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebhookParams;
       registerSecret(p.secret);

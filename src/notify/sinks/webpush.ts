@@ -18,10 +18,10 @@ import { importJWK, SignJWT, type CryptoKey } from 'jose';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
-import { EgressPolicy } from '../../net/egress.ts';
+import type { EgressPolicy } from '../../net/egress.ts';
 import type { WebPushSinkConfig } from '../config.ts';
 import { eventId, type NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxyVia, type SinkNetwork } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, subscriberNetwork, type SubscriberSinkOptions } from './types.ts';
 
 const RECORD_SIZE = 4096;
 /** 4096-byte body − 86-byte header − 16-byte tag − 1 delimiter. */
@@ -90,14 +90,7 @@ function b64urlBytes(n: number, label: string) {
     .refine((s) => Buffer.from(s, 'base64url').length === n, `${label} must decode to ${n} bytes`);
 }
 
-export interface WebPushSinkOptions {
-  /** server.proxy and the environment, under the sink's own proxy/noProxy. */
-  network?: SinkNetwork;
-  config: WebPushSinkConfig;
-  now?: () => number;
-  /** Where subscribers' endpoints may lead (src/net/egress.ts); default: nothing internal. */
-  egress?: EgressPolicy;
-}
+export type WebPushSinkOptions = SubscriberSinkOptions<WebPushSinkConfig>;
 
 /** notify.webpush as configured; the VAPID private key is revealed here. */
 export const webPushSink: SinkPlugin = async ({ config, reveal, egress, network }) => {
@@ -109,8 +102,7 @@ export const webPushSink: SinkPlugin = async ({ config, reveal, egress, network 
 export async function createWebPushSink(options: WebPushSinkOptions): Promise<Sink> {
   const { config } = options;
   const now = options.now ?? Date.now;
-  const egress = options.egress ?? new EgressPolicy();
-  const via = sinkProxyVia(config, options.network);
+  const { egress, via, close } = subscriberNetwork(options);
   registerSecret(config.vapid.privateKey);
   const publicKey = Buffer.from(config.vapid.publicKey, 'base64url');
   const d = Buffer.from(config.vapid.privateKey, 'base64url');
@@ -166,10 +158,7 @@ export async function createWebPushSink(options: WebPushSinkOptions): Promise<Si
     destinations(params) {
       return [String(params.endpoint)];
     },
-    async close() {
-      if (!options.egress) await egress.close();
-      await via.close();
-    },
+    close,
     async deliver(event, subscription): Promise<SinkResult> {
       const p = subscription.params as unknown as WebPushParams;
       const target = describeTarget(p.endpoint);

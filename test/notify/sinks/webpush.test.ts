@@ -103,7 +103,10 @@ async function pushService(): Promise<{ origin: string; got: Pushed[]; script: n
 function vapidKeys() {
   const k = createECDH('prime256v1');
   k.generateKeys();
-  return { publicKey: k.getPublicKey().toString('base64url'), privateKey: k.getPrivateKey().toString('base64url') };
+  // getPrivateKey drops leading zero bytes (1 key in 256 came out 31 bytes and failed the test);
+  // VAPID keys are the full 32 bytes.
+  const d = k.getPrivateKey();
+  return { publicKey: k.getPublicKey().toString('base64url'), privateKey: Buffer.concat([Buffer.alloc(32 - d.length), d]).toString('base64url') };
 }
 
 function browser() {
