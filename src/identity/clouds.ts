@@ -65,30 +65,23 @@ interface Row {
   autodiscover: string;
 }
 
+/** Microsoft's worldwide service. */
+const WORLDWIDE: Row = {
+  loginHost: 'login.microsoftonline.com',
+  portal: 'https://entra.microsoft.com',
+  graphHost: 'graph.microsoft.com',
+  exchangeAppResource: 'outlook.office365.com',
+  exchangeDelegatedResource: 'outlook.office.com',
+  imapHost: 'outlook.office365.com',
+  smtpHost: 'smtp.office365.com',
+  ewsHost: 'outlook.office365.com',
+  autodiscover: 'https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc',
+};
+
 const ROWS: Record<CloudName, Row> = {
-  global: {
-    loginHost: 'login.microsoftonline.com',
-    portal: 'https://entra.microsoft.com',
-    graphHost: 'graph.microsoft.com',
-    exchangeAppResource: 'outlook.office365.com',
-    exchangeDelegatedResource: 'outlook.office.com',
-    imapHost: 'outlook.office365.com',
-    smtpHost: 'smtp.office365.com',
-    ewsHost: 'outlook.office365.com',
-    autodiscover: 'https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc',
-  },
+  global: WORLDWIDE,
   // GCC (Moderate) uses the worldwide endpoints throughout.
-  gcc: {
-    loginHost: 'login.microsoftonline.com',
-    portal: 'https://entra.microsoft.com',
-    graphHost: 'graph.microsoft.com',
-    exchangeAppResource: 'outlook.office365.com',
-    exchangeDelegatedResource: 'outlook.office.com',
-    imapHost: 'outlook.office365.com',
-    smtpHost: 'smtp.office365.com',
-    ewsHost: 'outlook.office365.com',
-    autodiscover: 'https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc',
-  },
+  gcc: WORLDWIDE,
   'gcc-high': {
     loginHost: 'login.microsoftonline.us',
     portal: 'https://portal.azure.us',

@@ -82,17 +82,21 @@ export function eventId(mailbox: string, type: EventType, messageId: string, cha
   return `evt_${h.slice(0, 32)}`;
 }
 
-export function newMessage(input: EventInput<NewMessageEvent>, now = new Date()): NewMessageEvent {
-  const out: NewMessageEvent = {
-    id: eventId(input.mailbox, 'message.new', input.messageId),
-    type: 'message.new',
+/** What every event of one message carries; the store assigns seq when it publishes. */
+function about<T extends EventType>(type: T, input: EventInput & { messageId: string; folder: string }, now: Date, changeKey?: string) {
+  return {
+    id: eventId(input.mailbox, type, input.messageId, changeKey),
+    type,
     mailbox: input.mailbox.toLowerCase(),
     seq: 0,
     observedAt: input.observedAt ?? now.toISOString(),
     messageId: input.messageId,
     folder: input.folder,
-    receivedAt: input.receivedAt,
   };
+}
+
+export function newMessage(input: EventInput<NewMessageEvent>, now = new Date()): NewMessageEvent {
+  const out: NewMessageEvent = { ...about('message.new', input, now), receivedAt: input.receivedAt };
   if (input.sender) out.sender = input.sender.name ? { address: input.sender.address, name: input.sender.name } : { address: input.sender.address };
   if (input.subject !== undefined) out.subject = input.subject;
   if (input.unreadCount !== undefined) out.unreadCount = input.unreadCount;
@@ -100,29 +104,11 @@ export function newMessage(input: EventInput<NewMessageEvent>, now = new Date())
 }
 
 export function readStateChanged(input: EventInput<ReadStateEvent> & { changeKey: string }, now = new Date()): ReadStateEvent {
-  return {
-    id: eventId(input.mailbox, 'message.read-state', input.messageId, `${input.changeKey}:${input.read ? 1 : 0}`),
-    type: 'message.read-state',
-    mailbox: input.mailbox.toLowerCase(),
-    seq: 0,
-    observedAt: input.observedAt ?? now.toISOString(),
-    messageId: input.messageId,
-    folder: input.folder,
-    read: input.read,
-    unreadCount: input.unreadCount,
-  };
+  return { ...about('message.read-state', input, now, `${input.changeKey}:${input.read ? 1 : 0}`), read: input.read, unreadCount: input.unreadCount };
 }
 
 export function messageDeleted(input: EventInput<DeletedEvent>, now = new Date()): DeletedEvent {
-  const out: DeletedEvent = {
-    id: eventId(input.mailbox, 'message.deleted', input.messageId),
-    type: 'message.deleted',
-    mailbox: input.mailbox.toLowerCase(),
-    seq: 0,
-    observedAt: input.observedAt ?? now.toISOString(),
-    messageId: input.messageId,
-    folder: input.folder,
-  };
+  const out: DeletedEvent = about('message.deleted', input, now);
   if (input.unreadCount !== undefined) out.unreadCount = input.unreadCount;
   return out;
 }

@@ -4,20 +4,15 @@
  */
 import { z } from 'zod';
 import { parsePasswordHash } from './password.ts';
-import { isSenderPattern, parseCidr } from './policy.ts';
+import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
-import { routesSchema } from './routing.ts';
+import { routesSchema, senderPattern } from './routing.ts';
 import { adminMailSchema } from './transports/admin-mail.ts';
 
 const cidr = z
   .string()
   .refine((s) => parseCidr(s) !== undefined, { message: 'not an IP address or CIDR block / keine IP-Adresse und kein CIDR-Block (10.0.0.0/24, fd00::/64)' })
   .meta({ description: 'IPv4 or IPv6 address or CIDR block, e.g. 192.168.10.0/24 or fd00::/64' });
-
-const senderPattern = z
-  .string()
-  .refine(isSenderPattern, { message: 'not an address or @domain / keine Adresse und keine @Domain (name@contoso.com, @contoso.com)' })
-  .meta({ description: 'An address (name@domain) or a whole domain (@domain)' });
 
 export const listenerSchema = z
   .object({

@@ -25,7 +25,8 @@ import type { ConnectionConfig } from '../identity/config.ts';
 import { isSenderPattern, normalizeAddress, SenderRules } from './policy.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
 
-const senderPattern = z
+/** A sender rule's entry, in the relay users' and networks' allowedSenders and in routes. */
+export const senderPattern = z
   .string()
   .refine(isSenderPattern, { message: 'not an address or @domain / keine Adresse und keine @Domain (name@contoso.com, @contoso.com)' })
   .meta({ description: 'An address (name@domain) or a whole domain (@domain)' });
