@@ -19,7 +19,7 @@
  * many addresses cannot grow memory without bound.
  */
 import { MbError } from '../errors/index.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../util/clock.ts';
 import type { RelayUserConfig } from './config.ts';
 import { parsePasswordHash, verifyNothing, verifyPassword, type ParsedHash } from './password.ts';
 import { AddressList, SenderRules } from './policy.ts';

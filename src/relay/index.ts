@@ -20,7 +20,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../util/clock.ts';
 import { relaySchema, type RelayConfig } from './config.ts';
 import { startListeners, type RunningListener } from './listener.ts';
 import { Queue, type RecoveryReport } from './queue/index.ts';
@@ -32,7 +32,7 @@ import type { Transport } from './transport.ts';
 
 export type { RelayConfig } from './config.ts';
 export type { Transport, OutboundMessage, SendResult, SendFailure } from './transport.ts';
-export type { Clock } from './clock.ts';
+export type { Clock } from '../util/clock.ts';
 
 export interface RelayOptions {
   /** The `relay:` section (parsed, defaults applied). */

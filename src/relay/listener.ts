@@ -31,7 +31,7 @@ import { MbError, type MbCode } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { LoginGuard, RelayUsers, type RelayUser } from './auth.ts';
 import { HeaderCleanup, receivedHeader } from './cleanup.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../util/clock.ts';
 import type { ListenerConfig, RelayConfig } from './config.ts';
 import { LineEndingCheck } from './guard.ts';
 import { AddressList, isAscii, SenderRules } from './policy.ts';

@@ -1,7 +1,8 @@
 /**
- * Time as the relay sees it. The queue manager, the retry schedule, the per-mailbox rate limit and
- * the login back-off read the time and set timers only through a Clock, so tests can drive them
- * with a manual clock instead of waiting (and never assert on elapsed time).
+ * Time as the product sees it. What waits or schedules by the clock (the relay's queue manager,
+ * retry schedule, per-mailbox rate limit and login back-off) reads the time and sets timers only
+ * through a Clock, so tests drive it with a manual clock instead of waiting (and never assert on
+ * elapsed time). The sandbox keeps its own (src/sandbox/ews/clock.ts): it takes nothing from util/.
  */
 export interface Clock {
   /** Epoch milliseconds. */

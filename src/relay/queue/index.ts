@@ -30,7 +30,7 @@ import type { Logger } from '../../log/index.ts';
 import { scrub } from '../../log/redact.ts';
 import { MbError, type ErrorParams, type MbCode } from '../../errors/index.ts';
 import type { QueueError, QueueRecord, QueueRepository, QueueState, QueueUpdate } from '../../store/queue.ts';
-import { systemClock, type Clock } from '../clock.ts';
+import { systemClock, type Clock } from '../../util/clock.ts';
 import { isAscii, normalizeAddress } from '../policy.ts';
 import { GroupCommitter } from './commit.ts';
 import { buildDsn, type DsnFailure } from './dsn.ts';

@@ -20,7 +20,7 @@
 import { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { QueueRecord } from '../../store/queue.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../util/clock.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
 import type { AttemptFailure, Queue } from './index.ts';
 import { MailboxPacer } from './pacing.ts';

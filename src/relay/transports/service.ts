@@ -7,7 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import type { RelayConfig } from '../config.ts';
 import type { Logger } from '../../log/index.ts';
 import type { Store } from '../../store/index.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../../util/clock.ts';
 import { startRelay, type Relay } from '../index.ts';
 import { queueAdminMail, waitSent, type AdminMailConfig } from './admin-mail.ts';
 import { RoutedTransport, type TransportSettings } from './index.ts';

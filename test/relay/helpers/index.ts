@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../../src/log/index.ts';
-import type { Clock } from '../../../src/relay/clock.ts';
+import type { Clock } from '../../../src/util/clock.ts';
 import { relaySchema, type RelayConfig } from '../../../src/relay/config.ts';
 import { startRelay, type Relay } from '../../../src/relay/index.ts';
 import { hashPassword } from '../../../src/relay/password.ts';

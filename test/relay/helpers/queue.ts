@@ -1,7 +1,7 @@
 /** A Queue on a temporary SQLite store and spool, with a manual clock, for queue and manager tests. */
 import { once } from 'node:events';
 import { join } from 'node:path';
-import type { Clock } from '../../../src/relay/clock.ts';
+import type { Clock } from '../../../src/util/clock.ts';
 import { Queue, type BounceOptions } from '../../../src/relay/queue/index.ts';
 import { parseSchedule } from '../../../src/relay/queue/schedule.ts';
 import { Spool } from '../../../src/relay/queue/spool.ts';
