@@ -37,7 +37,7 @@ import {
   type EntraState,
   type ResponseMode,
 } from './state.ts';
-import { appOnlyToken, clientInfo, userTokens, type AppIdAcr, type Minter } from './tokens.ts';
+import { appOnlyToken, clientInfo, userTokens, type AppIdAcr, type Minter, type UserTokenRequest } from './tokens.ts';
 import { checkAssignment, checkUserSignIn, findUser, sameSecret } from './users.ts';
 
 export const ENDPOINTS = ['token', 'devicecode', 'authorize', 'discovery', 'openid', 'jwks', 'devicelogin'] as const;
@@ -285,11 +285,21 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
   /** OpenID scopes of both legs count (id_token, refresh token); the resource is the request's. */
   const mergeOidc = (a: DelegatedScopes, b: DelegatedScopes): DelegatedScopes => ({ oidc: new Set([...a.oidc, ...b.oidc]), resources: a.resources });
 
+  /** What every user flow does first: its own parameter present, then the client authenticated. */
+  const startUserFlow = async (form: Form, auth: Auth, param: 'code' | 'refresh_token' | 'device_code') => {
+    const value = form[param];
+    if (!value) throw new AadstsError(900144, { name: param });
+    return { value, appidacr: await authenticateClient({ ...auth, userFlow: true }) };
+  };
+
+  /** A user flow's tokens: for the client and tenant of the request, with client_info when asked. */
+  const tokensFor = (auth: Auth, form: Form, r: Omit<UserTokenRequest, 'base' | 'tenant' | 'app' | 'clientInfo'>) =>
+    userTokens(minter, { base: base(), tenant: auth.tenant, app: auth.app, clientInfo: form.client_info === '1', ...r });
+
   const redeemCode = async (form: Form, auth: Auth) => {
     const { tenant, app: client } = auth;
-    if (!form.code) throw new AadstsError(900144, { name: 'code' });
-    const appidacr = await authenticateClient({ ...auth, userFlow: true });
-    const rec = state.codes.get(form.code);
+    const { value, appidacr } = await startUserFlow(form, auth, 'code');
+    const rec = state.codes.get(value);
     if (!rec) throw new AadstsError(9002313);
     if (rec.appId !== client.appId) throw new AadstsError(70000);
     if (rec.tenantId !== tenant.id) throw new AadstsError(700005);
@@ -306,27 +316,13 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const user = userOf(tenant, client, rec.userOid);
     const requested = mergeOidc(parseDelegatedScopes(form.scope || rec.scope, tenant), parseDelegatedScopes(rec.scope, tenant));
     const grant = grantDelegated(requested, client, tenant);
-    return userTokens(minter, {
-      base: base(),
-      tenant,
-      app: client,
-      user,
-      grant,
-      requested,
-      appidacr,
-      authTime: rec.issuedAt,
-      nonce: rec.nonce,
-      clientInfo: form.client_info === '1',
-      refresh: grant.offlineAccess,
-      refreshScope: rec.scope,
-    });
+    return tokensFor(auth, form, { user, grant, requested, appidacr, authTime: rec.issuedAt, nonce: rec.nonce, refresh: grant.offlineAccess, refreshScope: rec.scope });
   };
 
   const redeemRefreshToken = async (form: Form, auth: Auth) => {
     const { tenant, app: client } = auth;
-    if (!form.refresh_token) throw new AadstsError(900144, { name: 'refresh_token' });
-    const appidacr = await authenticateClient({ ...auth, userFlow: true });
-    const rec = state.refreshTokens.get(form.refresh_token);
+    const { value, appidacr } = await startUserFlow(form, auth, 'refresh_token');
+    const rec = state.refreshTokens.get(value);
     if (!rec) throw new AadstsError(9002313);
     if (rec.appId !== client.appId || rec.tenantId !== tenant.id) throw new AadstsError(70000);
     const user = userOf(tenant, client, rec.userOid);
@@ -343,26 +339,14 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const grant = grantDelegated(requested, client, tenant);
     // "Refresh tokens aren't revoked when used": the old one stays valid; its use counts as activity.
     state.refreshTokens.used(rec, now);
-    return userTokens(minter, {
-      base: base(),
-      tenant,
-      app: client,
-      user,
-      grant,
-      requested,
-      appidacr,
-      authTime: rec.authTime,
-      clientInfo: form.client_info === '1',
-      refresh: original.oidc.has('offline_access') || grant.offlineAccess,
-      refreshScope: rec.scope,
-    });
+    const refresh = original.oidc.has('offline_access') || grant.offlineAccess;
+    return tokensFor(auth, form, { user, grant, requested, appidacr, authTime: rec.authTime, refresh, refreshScope: rec.scope });
   };
 
   const redeemDeviceCode = async (form: Form, auth: Auth) => {
     const { tenant, app: client } = auth;
-    if (!form.device_code) throw new AadstsError(900144, { name: 'device_code' });
-    const appidacr = await authenticateClient({ ...auth, userFlow: true });
-    const rec = state.deviceCodes.get(form.device_code);
+    const { value, appidacr } = await startUserFlow(form, auth, 'device_code');
+    const rec = state.deviceCodes.get(value);
     if (!rec || rec.appId !== client.appId || rec.tenantId !== tenant.id) throw new AadstsError(70018);
     if (rec.status === 'redeemed') throw new AadstsError(54005);
     if (shared.now() > rec.expiresAt) throw new AadstsError(70019);
@@ -372,19 +356,7 @@ export function buildCloudServer(shared: EntraShared, cloud: CloudName, tls: Key
     const requested = parseDelegatedScopes(rec.scope, tenant);
     const grant = grantDelegated(requested, client, tenant);
     rec.status = 'redeemed';
-    return userTokens(minter, {
-      base: base(),
-      tenant,
-      app: client,
-      user,
-      grant,
-      requested,
-      appidacr,
-      authTime: rec.authTime ?? shared.now(),
-      clientInfo: form.client_info === '1',
-      refresh: grant.offlineAccess,
-      refreshScope: rec.scope,
-    });
+    return tokensFor(auth, form, { user, grant, requested, appidacr, authTime: rec.authTime ?? shared.now(), refresh: grant.offlineAccess, refreshScope: rec.scope });
   };
 
   // ---- device code ----------------------------------------------------------------------------

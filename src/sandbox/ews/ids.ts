@@ -14,13 +14,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { messageRefOf, type MessageRef } from '../message-ref.ts';
 
-export interface ItemRef {
-  mailbox: string;
-  folder: string;
-  uidValidity: string;
-  uid: number;
-}
+export type ItemRef = MessageRef;
 
 const ITEM = 0x41;
 const FOLDER = 0x42;
@@ -43,10 +39,7 @@ export function itemId(ref: ItemRef): string {
 
 export function parseItemId(id: string): ItemRef | undefined {
   const p = unpack(id, ITEM, 4);
-  if (!p) return undefined;
-  const [mailbox = '', folder = '', uidValidity = '', uid = ''] = p;
-  if (!mailbox || !folder || !/^\d+$/.test(uidValidity) || !/^[1-9]\d{0,9}$/.test(uid)) return undefined;
-  return { mailbox, folder, uidValidity, uid: Number(uid) };
+  return p && messageRefOf(p);
 }
 
 export function folderId(mailbox: string, folder: string): string {

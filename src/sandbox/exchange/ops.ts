@@ -111,37 +111,28 @@ export function removeServicePrincipal(directory: SandboxDirectory, tenantIdOrDo
   return sp;
 }
 
-/** Add-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess. */
-export function grantFullAccess(directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox {
+/** Adds or removes a trustee in one of a mailbox's permission lists (the same trustee once). */
+function setPermission(directory: SandboxDirectory, mailbox: string, trustee: string, list: 'fullAccess' | 'sendAs', granted: boolean): SandboxMailbox {
   const found = requireMailbox(directory, mailbox);
   const value = resolveTrustee(found.tenant, trustee);
-  if (!found.mailbox.fullAccess.some((t) => sameTrustee(found.tenant, t, value))) found.mailbox.fullAccess.push(value);
+  const others = found.mailbox[list].filter((t) => !sameTrustee(found.tenant, t, value));
+  // Granting again keeps the entry where it was, as Exchange lists a permission once.
+  if (!granted) found.mailbox[list] = others;
+  else if (others.length === found.mailbox[list].length) found.mailbox[list].push(value);
   return found.mailbox;
 }
+
+/** Add-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess. */
+export const grantFullAccess = (directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox => setPermission(directory, mailbox, trustee, 'fullAccess', true);
 
 /** Remove-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess. */
-export function revokeFullAccess(directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox {
-  const found = requireMailbox(directory, mailbox);
-  const value = resolveTrustee(found.tenant, trustee);
-  found.mailbox.fullAccess = found.mailbox.fullAccess.filter((t) => !sameTrustee(found.tenant, t, value));
-  return found.mailbox;
-}
+export const revokeFullAccess = (directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox => setPermission(directory, mailbox, trustee, 'fullAccess', false);
 
 /** Add-RecipientPermission -Identity <mailbox> -Trustee <trustee> -AccessRights SendAs. */
-export function grantSendAs(directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox {
-  const found = requireMailbox(directory, mailbox);
-  const value = resolveTrustee(found.tenant, trustee);
-  if (!found.mailbox.sendAs.some((t) => sameTrustee(found.tenant, t, value))) found.mailbox.sendAs.push(value);
-  return found.mailbox;
-}
+export const grantSendAs = (directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox => setPermission(directory, mailbox, trustee, 'sendAs', true);
 
 /** Remove-RecipientPermission -Identity <mailbox> -Trustee <trustee> -AccessRights SendAs. */
-export function revokeSendAs(directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox {
-  const found = requireMailbox(directory, mailbox);
-  const value = resolveTrustee(found.tenant, trustee);
-  found.mailbox.sendAs = found.mailbox.sendAs.filter((t) => !sameTrustee(found.tenant, t, value));
-  return found.mailbox;
-}
+export const revokeSendAs = (directory: SandboxDirectory, mailbox: string, trustee: string): SandboxMailbox => setPermission(directory, mailbox, trustee, 'sendAs', false);
 
 /** Set-TransportConfig -SmtpClientAuthenticationDisabled $true|$false. */
 export function setTenantSmtpAuthDisabled(directory: SandboxDirectory, tenantIdOrDomain: string, disabled: boolean): SandboxTenant {

@@ -151,20 +151,13 @@ async function dispatch(ctx: DirectoryApiContext, req: DirectoryRequest): Promis
   const tenant = req.principal.tenant;
   const method = req.method.toUpperCase();
   const op = new Ops(ctx, tenant, req.principal);
+  // applications(appId='…') and servicePrincipals(appId='…') name the object in the root segment; else it is the next one.
+  const key = first.appId !== undefined ? { appId: first.appId } : segs[1] !== undefined ? { id: segs[1] } : undefined;
+  const rest = first.appId !== undefined ? segs.slice(1) : segs.slice(2);
 
   if (first.root === 'applications') {
-    const key = first.appId !== undefined ? { appId: first.appId } : segs[1] !== undefined ? { id: segs[1] } : undefined;
-    const rest = first.appId !== undefined ? segs.slice(1) : segs.slice(2);
-    if (!key) {
-      if (method === 'GET') return op.listApplications(req.url);
-      if (method === 'POST') return op.createApplication(json(req.body));
-      throw directoryErrors.method();
-    }
-    if (rest.length === 0) {
-      if (method === 'GET') return op.getApplication(key);
-      if (method === 'PATCH') return op.patchApplication(key, json(req.body));
-      throw directoryErrors.method();
-    }
+    if (!key) return byMethod(method, { GET: () => op.listApplications(req.url), POST: () => op.createApplication(json(req.body)) });
+    if (rest.length === 0) return byMethod(method, { GET: () => op.getApplication(key), PATCH: () => op.patchApplication(key, json(req.body)) });
     if (rest.length === 1 && method === 'POST') {
       switch (action(rest[0])) {
         case 'addpassword':
@@ -181,33 +174,27 @@ async function dispatch(ctx: DirectoryApiContext, req: DirectoryRequest): Promis
   }
 
   if (first.root === 'serviceprincipals') {
-    const key = first.appId !== undefined ? { appId: first.appId } : segs[1] !== undefined ? { id: segs[1] } : undefined;
-    const rest = first.appId !== undefined ? segs.slice(1) : segs.slice(2);
-    if (!key) {
-      if (method === 'GET') return op.listServicePrincipals(req.url);
-      if (method === 'POST') return op.createServicePrincipal(json(req.body));
-      throw directoryErrors.method();
-    }
-    if (rest.length === 0) {
-      if (method === 'GET') return op.getServicePrincipal(key);
-      throw directoryErrors.method();
-    }
+    if (!key) return byMethod(method, { GET: () => op.listServicePrincipals(req.url), POST: () => op.createServicePrincipal(json(req.body)) });
+    if (rest.length === 0) return byMethod(method, { GET: () => op.getServicePrincipal(key) });
     const nav = action(rest[0]);
     if (rest.length === 1 && (nav === 'approleassignedto' || nav === 'approleassignments')) {
       const side = nav === 'approleassignedto' ? 'resource' : 'client';
-      if (method === 'GET') return op.listAssignments(key, side);
-      if (method === 'POST') return op.assignAppRole(key, side, json(req.body));
-      throw directoryErrors.method();
+      return byMethod(method, { GET: () => op.listAssignments(key, side), POST: () => op.assignAppRole(key, side, json(req.body)) });
     }
     throw directoryErrors.segment(rest[0] ?? '');
   }
 
   if (first.root === 'oauth2permissiongrants' && segs.length === 1) {
-    if (method === 'GET') return op.listGrants(req.url);
-    if (method === 'POST') return op.grantDelegated(json(req.body));
-    throw directoryErrors.method();
+    return byMethod(method, { GET: () => op.listGrants(req.url), POST: () => op.grantDelegated(json(req.body)) });
   }
   throw directoryErrors.segment(segs[1] ?? segs[0] ?? '');
+}
+
+/** The handler for the request's method; any other method gets Graph's 405. */
+function byMethod<R>(method: string, handlers: Partial<Record<'GET' | 'POST' | 'PATCH', () => R>>): R {
+  const handler = handlers[method as keyof typeof handlers];
+  if (!handler) throw directoryErrors.method();
+  return handler();
 }
 
 function json(body: Buffer | undefined): Record<string, unknown> {

@@ -5,13 +5,9 @@
  * A message id therefore never changes while the message stays in its folder, and a moved message
  * gets a new id, as Graph's default (non-immutable) ids do.
  */
+import { messageRefOf, type MessageRef } from '../message-ref.ts';
 
-export interface MessageRef {
-  mailbox: string;
-  folder: string;
-  uidValidity: string;
-  uid: number;
-}
+export type { MessageRef } from '../message-ref.ts';
 
 export interface FolderRef {
   mailbox: string;
@@ -39,10 +35,7 @@ function parts(id: string, kind: string, count: number): string[] | undefined {
 
 export function parseMessageId(id: string): MessageRef | undefined {
   const p = parts(id, MESSAGE, 5);
-  if (!p) return undefined;
-  const [mailbox = '', folder = '', uidValidity = '', uid = ''] = p;
-  if (!mailbox || !folder || !/^\d+$/.test(uidValidity) || !/^[1-9]\d{0,9}$/.test(uid)) return undefined;
-  return { mailbox, folder, uidValidity, uid: Number(uid) };
+  return p && messageRefOf(p);
 }
 
 export function parseFolderId(id: string): FolderRef | undefined {

@@ -19,6 +19,7 @@ import { incrementalEntries, initialEntries, knownAfter, type ChangeType, type D
 import { handleDirectory, isDirectoryPath } from './directory-api.ts';
 import { errorBody, GraphError, graphErrors } from './errors.ts';
 import { folderId, messageId, parseFolderId, parseMessageId, WELL_KNOWN_FOLDERS, wellKnownByPath, type MessageRef } from './ids.ts';
+import { pathSegments } from './paths.ts';
 import { composeMessage, decodeBase64, isAddress, messageResource, parseSelect, prop, readMimeEnvelope, stripBcc } from './message.ts';
 import { FolderMissing, type GraphBackend, type GraphMailStore, type StoredMessage } from './store.ts';
 import type { Subscriptions } from './subscriptions.ts';
@@ -239,22 +240,8 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Splits a Graph path into segments, expanding `name('key')` into name, key. */
-function segments(pathname: string): string[] {
-  const out: string[] = [];
-  for (const raw of pathname.split('/').filter(Boolean)) {
-    let seg: string;
-    try {
-      seg = decodeURIComponent(raw);
-    } catch {
-      throw graphErrors.segment(raw);
-    }
-    const m = /^([^(]+)\('(.*)'\)$/.exec(seg);
-    if (m) out.push(m[1] as string, (m[2] as string).replace(/''/g, "'"));
-    else out.push(seg);
-  }
-  return out;
-}
+/** A request path's segments; a bad percent-encoding is Graph's error for that segment. */
+const segments = (pathname: string): string[] => pathSegments(pathname, (raw) => graphErrors.segment(raw));
 
 /** /v1.0/subscriptions[/{id}[/reauthorize]]: the segments after `subscriptions`, or undefined for other paths. */
 function subscriptionPath(pathname: string): { ids: string[] } | undefined {

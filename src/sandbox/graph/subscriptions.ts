@@ -46,6 +46,7 @@ import { requirePermission, resolveMailbox, type Principal, type ResolvedMailbox
 import { graphErrors, type GraphError } from './errors.ts';
 import { messageId, parseFolderId, WELL_KNOWN_FOLDERS } from './ids.ts';
 import { changeKeyOf, messageResource, parseSelect, prop } from './message.ts';
+import { pathSegments } from './paths.ts';
 import type { GraphMailStore } from './store.ts';
 
 const MINUTE = 60_000;
@@ -687,18 +688,7 @@ function parseResource(resource: string): { user: string; folder?: string; selec
       else throw graphErrors.subscriptionInvalid(`Query option '${k}' is not supported in the resource of an Outlook message subscription.`);
     }
   }
-  const segs: string[] = [];
-  for (const raw of path.split('/').filter(Boolean)) {
-    let seg: string;
-    try {
-      seg = decodeURIComponent(raw);
-    } catch {
-      throw badResource(resource);
-    }
-    const m = /^([^(]+)\('(.*)'\)$/.exec(seg);
-    if (m) segs.push(m[1] as string, (m[2] as string).replace(/''/g, "'"));
-    else segs.push(seg);
-  }
+  const segs = pathSegments(path, () => badResource(resource));
   const lower = segs.map((s) => s.toLowerCase());
   let user: string;
   let rest: string[];
