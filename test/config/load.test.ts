@@ -1,26 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { analyzeText, checkConfig, keyFileFor, loadConfig, type ConfigProblem } from '../../src/app/config.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { scrub } from '../../src/log/redact.ts';
+import { tempDir } from '../support/temp.ts';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-config-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const byPath = (problems: ConfigProblem[], path: string) => problems.filter((p) => p.path === path);
 
 test('a missing file gives the defaults, with the key file next to where the config would be', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-config-', t).path;
   const loaded = await loadConfig(join(dir, 'mailbridge.yaml'), {});
   assert.equal(loaded.path, undefined);
   assert.equal(loaded.config.server.port, 8080);
@@ -32,7 +26,7 @@ test('a missing file gives the defaults, with the key file next to where the con
 });
 
 test('environment overrides: any path, case-insensitive, YAML scalars, text kept as written', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(
     file,
@@ -189,7 +183,7 @@ test('YAML syntax errors name line and column, and show no source text', () => {
 });
 
 test('loadConfig throws MB_CONFIG_INVALID with the count and the first error in the chosen language', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, 'server:\n  port: -1\n  listen: 1.2.3.4\nlog:\n  level: loud\n');
   await assert.rejects(loadConfig(file, { LANG: 'de_DE.UTF-8' }), (err: unknown) => {
@@ -263,7 +257,7 @@ test('warnings: plain-text secret, expiring, expired, implausibly far expiry, no
   assert.match(nocred!.message.en, /auth-code flow/);
   assert.match(nocred!.fix.de, /mailbridge secret set connections\.nocred\.clientSecret/);
   // and loadConfig logs them (code, path), continuing to load
-  const dir = tempDir(t);
+  const dir = tempDir('mb-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, text);
   const lines: string[] = [];
@@ -276,7 +270,7 @@ test('warnings: plain-text secret, expiring, expired, implausibly far expiry, no
 });
 
 test('checkConfig verifies encrypted secrets against the key without creating one', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, 'connections:\n  x:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: enc:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n');
   const r = await checkConfig(file, {});

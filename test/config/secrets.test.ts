@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -9,12 +8,7 @@ import { ENC_PREFIX, generateKey, isEncrypted, openSecretBox } from '../../src/c
 import type { SecretBox } from '../../src/config/secret-box.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { scrub } from '../../src/log/redact.ts';
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-secrets-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '../support/temp.ts';
 
 const mbCode = (code: string) => (err: unknown) => {
   assert.ok(err instanceof MbError, String(err));
@@ -27,7 +21,7 @@ const mbCode = (code: string) => (err: unknown) => {
 };
 
 test('the key file is created with mode 0600 on first use, and reused afterwards', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const keyFile = join(dir, 'sub', 'mailbridge.key');
   const box = await openSecretBox({ keyFile, env: {} });
   assert.equal(box.hasKey, false);
@@ -49,7 +43,7 @@ test('the key file is created with mode 0600 on first use, and reused afterwards
 });
 
 test('two boxes racing to create the key agree on one key', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const keyFile = join(dir, 'mailbridge.key');
   const a = await openSecretBox({ keyFile, env: {} });
   const b = await openSecretBox({ keyFile, env: {} });
@@ -62,7 +56,7 @@ test('two boxes racing to create the key agree on one key', async (t) => {
 });
 
 test('round trip: enc:v1 format, fresh IV each time, unicode, plain text passes through', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const box: SecretBox = await openSecretBox({ keyFile: join(dir, 'k'), env: {} });
   const values = ['Zq8~kP3.x/longSecretValue+1', 'Passwört € 🔑', 'x'.repeat(5000)];
   for (const v of values) {
@@ -80,7 +74,7 @@ test('round trip: enc:v1 format, fresh IV each time, unicode, plain text passes 
 });
 
 test('reveal registers every clear value with the scrubber', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const keyFile = join(dir, 'k');
   // Sealed in another process, so this one has never seen the clear value.
   const clear = `never-seen-${randomBytes(8).toString('hex')}`;
@@ -101,7 +95,7 @@ test('reveal registers every clear value with the scrubber', async (t) => {
 });
 
 test('a changed byte anywhere (IV, tag, ciphertext) is detected, not decrypted to garbage', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const box = await openSecretBox({ keyFile: join(dir, 'k'), env: {} });
   const sealed = box.seal('tamper-target-secret');
   const raw = Buffer.from(sealed.slice(ENC_PREFIX.length), 'base64url');
@@ -121,7 +115,7 @@ test('a changed byte anywhere (IV, tag, ciphertext) is detected, not decrypted t
 });
 
 test('a wrong key fails with code, cause and fix naming where the key came from', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const right = await openSecretBox({ keyFile: join(dir, 'k'), env: {} });
   const sealed = right.seal('secret-under-right-key');
   const wrong = await openSecretBox({ keyFile: join(dir, 'k'), env: { MAILBRIDGE_KEY: generateKey() } });
@@ -138,7 +132,7 @@ test('a wrong key fails with code, cause and fix naming where the key came from'
 });
 
 test('MAILBRIDGE_KEY: base64 or base64url of 32 bytes; anything else is refused', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const key = randomBytes(32);
   const a = await openSecretBox({ keyFile: join(dir, 'unused'), env: { MAILBRIDGE_KEY: key.toString('base64') } });
   const b = await openSecretBox({ keyFile: join(dir, 'unused'), env: { MAILBRIDGE_KEY: key.toString('base64url') } });
@@ -149,7 +143,7 @@ test('MAILBRIDGE_KEY: base64 or base64url of 32 bytes; anything else is refused'
 });
 
 test('a key file the group or others can read is refused with the chmod fix; a damaged one too', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-secrets-', t).path;
   const keyFile = join(dir, 'mailbridge.key');
   writeFileSync(keyFile, `${generateKey()}\n`, { mode: 0o600 });
   chmodSync(keyFile, 0o644);

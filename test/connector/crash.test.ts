@@ -21,7 +21,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { append, DEDUPE_SIEVE, folderContents, maildirFiles, makeMessage, messageIdOfRaw, NODE, startCapture, startRig, tempDir, waitFor, type Rig } from './helpers.ts';
+import { append, DEDUPE_SIEVE, folderContents, maildirFiles, makeMessage, messageIdOfRaw, NODE, startCapture, startRig, type Rig } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
 
 let rig: Rig;
 const children = new Set<ChildProcess>();

@@ -4,7 +4,7 @@
  * action (seen, move, delete, none) happens only for what the destination acknowledged. A second run
  * delivers nothing again.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -12,33 +12,16 @@ import { join } from 'node:path';
 import { runConnector, type RunSummary } from '../../src/connector/index.ts';
 import { verifySignature, type HttpMessageBody } from '../../src/connector/destinations/index.ts';
 import type { ConnectorInput } from '../../src/connector/config.ts';
-import {
-  append,
-  connectorConfig,
-  events,
-  folderContents,
-  maildirFiles,
-  makeMessage,
-  startCapture,
-  startRig,
-  tempDir,
-  tempStore,
-  type Rig,
-} from './helpers.ts';
+import { append, connectorConfig, events, folderContents, maildirFiles, makeMessage, startCapture, startRig, tempStore, type Rig } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
+import { forFile } from '../support/rig.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
 
-before(async () => {
-  rig = await startRig();
-  st = await tempStore();
-});
-
-after(async () => {
-  await st?.close();
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig()));
+forFile(async () => (st = await tempStore()));
 
 async function run(name: string, input: Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mailboxes'>): Promise<RunSummary> {
   const ev = events();

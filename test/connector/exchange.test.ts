@@ -17,7 +17,9 @@ import { runConnector, type RunOptions } from '../../src/connector/index.ts';
 import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startImapFront, type ImapFront } from '../../src/sandbox/exchange/imap.ts';
-import { append, events, exchangeAppToken, folderContents, maildirFiles, makeMessage, startRig, tempDir, tempStore, waitFor, type Rig } from './helpers.ts';
+import { append, events, exchangeAppToken, folderContents, maildirFiles, makeMessage, startRig, tempStore, type Rig } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;

@@ -5,7 +5,7 @@
  * mailbox untouched until `--retry-rejected`; an unreachable or deferring destination keeps the
  * message and gets it once it answers again.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -13,34 +13,16 @@ import { runConnector, type RunOptions, type RunSummary } from '../../src/connec
 import type { HttpMessageBody } from '../../src/connector/destinations/index.ts';
 import type { ConnectorInput } from '../../src/connector/config.ts';
 import type { ConnectorEvent } from '../../src/connector/types.ts';
-import {
-  append,
-  closedPort,
-  connectorConfig,
-  events,
-  folderContents,
-  maildirFiles,
-  makeMessage,
-  startCapture,
-  startRig,
-  tempDir,
-  tempStore,
-  type Rig,
-} from './helpers.ts';
+import { append, closedPort, connectorConfig, events, folderContents, maildirFiles, makeMessage, startCapture, startRig, tempStore, type Rig } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
+import { forFile } from '../support/rig.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
 
-before(async () => {
-  rig = await startRig();
-  st = await tempStore();
-});
-
-after(async () => {
-  await st?.close();
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig()));
+forFile(async () => (st = await tempStore()));
 
 async function run(
   name: string,

@@ -21,7 +21,9 @@ import type { Output } from '../../src/admin/cli/output.ts';
 import { MbError } from '../../src/errors/index.ts';
 import type { Lang } from '../../src/i18n/index.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
-import { append, connectorConfig, folderContents, maildirFiles, makeMessage, NODE, ROOT, startRig, tempDir, tempStore, waitFor } from './helpers.ts';
+import { append, connectorConfig, folderContents, maildirFiles, makeMessage, NODE, ROOT, startRig, tempStore } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
 
 const run = promisify(execFile);
 

@@ -15,7 +15,9 @@ import { runConnector } from '../../src/connector/index.ts';
 import type { TokenProvider } from '../../src/connector/types.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../src/sandbox/graph/index.ts';
-import { append, events, folderContents, maildirFiles, makeMessage, manualSleep, startRig, tempDir, tempStore, waitFor, type Rig } from './helpers.ts';
+import { append, events, folderContents, maildirFiles, makeMessage, manualSleep, startRig, tempStore, type Rig } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;

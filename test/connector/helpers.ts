@@ -5,16 +5,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { SignJWT } from 'jose';
 import { connectorSchema, type ConnectorConfig, type ConnectorInput } from '../../src/connector/config.ts';
 import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts';
 import { createSandboxCa, type SandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
+import { tempDir } from '../support/temp.ts';
+import { dovecotImap } from '../support/imap.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -47,17 +48,7 @@ export async function startRig(options: { sieve?: string } = {}): Promise<Rig> {
     dovecot,
     tokens,
     async imap(mailbox) {
-      const c = new ImapFlow({
-        host: '127.0.0.1',
-        port: dovecot.ports.imap,
-        secure: false,
-        doSTARTTLS: false,
-        auth: { user: mailbox, accessToken: await dovecot.mintToken(mailbox) },
-        logger: false,
-        disableAutoIdle: true,
-      });
-      c.on('error', () => undefined);
-      await c.connect();
+      const c = await dovecotImap(dovecot, mailbox);
       return c;
     },
     close: () => dovecot.stop(),
@@ -133,11 +124,6 @@ export async function folderContents(rig: Rig, mailbox: string, folder: string):
   }
 }
 
-export function tempDir(prefix: string): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
 export async function tempStore(): Promise<{ store: Store; path: string; close(): Promise<void> }> {
   const dir = tempDir('mb-conn-store-');
   const path = join(dir.path, 'mb.db');
@@ -189,16 +175,6 @@ export function maildirFiles(path: string): Array<{ name: string; raw: Buffer }>
 
 export function messageIdOfRaw(raw: Buffer): string | undefined {
   return /^Message-ID:\s*(\S+)/im.exec(raw.toString('latin1'))?.[1];
-}
-
-export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 export interface Captured {

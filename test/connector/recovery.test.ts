@@ -17,7 +17,9 @@ import { connectorSchema } from '../../src/connector/config.ts';
 import { freshTokenGate, runConnector } from '../../src/connector/runner.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 import { silentLogger } from '../../src/log/index.ts';
-import { events, maildirFiles, makeMessage, manualSleep, tempDir, waitFor } from './helpers.ts';
+import { events, maildirFiles, makeMessage, manualSleep } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 test('IMAP.AccessAsApp granted while fetching: after the back-off the connector uses a new token and delivers', { timeout: 120_000 }, async () => {

@@ -4,25 +4,20 @@
  * limit shared by two connectors that read the same mailboxes. Every message arrives once per
  * connector, and the observed concurrency never exceeds a limit (while it does use more than one).
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSharedLimits, imapSource, runConnector } from '../../src/connector/index.ts';
 import type { SourceFactory, SourceSession } from '../../src/connector/types.ts';
-import { append, connectorConfig, maildirFiles, makeMessage, startRig, tempDir, tempStore, type Rig } from './helpers.ts';
+import { append, connectorConfig, maildirFiles, makeMessage, startRig, tempStore, type Rig } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
+import { forFile } from '../support/rig.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
 
-before(async () => {
-  rig = await startRig();
-  st = await tempStore();
-});
-
-after(async () => {
-  await st?.close();
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig()));
+forFile(async () => (st = await tempStore()));
 
 interface Gauge {
   now: number;

@@ -3,19 +3,14 @@
  * in a real Dovecot with Pigeonhole: a second delivery with the same X-Mailbridge-Delivery-Id is
  * discarded, other IDs and messages without the header are delivered as always.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEDUPE_SIEVE, folderContents, makeMessage, startRig, type Rig } from './helpers.ts';
+import { forFile } from '../support/rig.ts';
 
 let rig: Rig;
 
-before(async () => {
-  rig = await startRig({ sieve: DEDUPE_SIEVE });
-});
-
-after(async () => {
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig({ sieve: DEDUPE_SIEVE })));
 
 const withId = (id: string, m: Buffer) => Buffer.concat([Buffer.from(`X-Mailbridge-Delivery-Id: ${id}\r\n`), m]);
 

@@ -5,41 +5,23 @@
  * non-idempotent receiver shows (reported); IDLE picks up a new message while the connector waits,
  * and polling does when IDLE is off; a second process cannot run the same connector.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runConnector, type RunSummary } from '../../src/connector/index.ts';
 import { maildirDestination } from '../../src/connector/destinations/index.ts';
 import type { ConnectorInput } from '../../src/connector/config.ts';
 import { ConnectorError, type ConnectorEvent, type Destination } from '../../src/connector/types.ts';
-import {
-  append,
-  connectorConfig,
-  events,
-  folderContents,
-  maildirFiles,
-  makeMessage,
-  messageIdOfRaw,
-  startCapture,
-  startRig,
-  tempDir,
-  tempStore,
-  waitFor,
-  type Rig,
-} from './helpers.ts';
+import { append, connectorConfig, events, folderContents, maildirFiles, makeMessage, messageIdOfRaw, startCapture, startRig, tempStore, type Rig } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { tempDir } from '../support/temp.ts';
+import { forFile } from '../support/rig.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
 
-before(async () => {
-  rig = await startRig();
-  st = await tempStore();
-});
-
-after(async () => {
-  await st?.close();
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig()));
+forFile(async () => (st = await tempStore()));
 
 type Input = Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mailboxes'>;
 

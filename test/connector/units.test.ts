@@ -15,7 +15,7 @@ import { configSchema } from '../../src/app/schema.ts';
 import { secretPatterns } from '../../src/app/config.ts';
 import { catalogue } from '../../src/errors/index.ts';
 import { openStore } from '../../src/store/index.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
 
 test('checkpoints: epoch, in-flight, outcomes and position survive reopen; keys of earlier epochs are found; leases exclude', async () => {
   const dir = tempDir('mb-cp-');

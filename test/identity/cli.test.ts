@@ -27,7 +27,7 @@ before(async () => {
   configPath = f.files.file(
     'mailbridge.yaml',
     stringify({
-      store: { driver: 'sqlite', path: join(f.files.dir, 'cli.db') },
+      store: { driver: 'sqlite', path: join(f.files.path, 'cli.db') },
       server: { listen: '127.0.0.1', port: f.gatewayPort },
       connections: {
         crm: { ...conn, clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01' },

@@ -5,10 +5,11 @@ import { connectionSchema } from '../../src/identity/config.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { scrub } from '../../src/log/redact.ts';
 import { assertUsable, credentialWarnings, loadCertificate, loadCredential, secretExpiry } from '../../src/identity/credentials.ts';
-import { makeCert, makePfx, tempDir, testBox } from './helpers.ts';
+import { makeCert, makePfx, testBox } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
 
-const tmp = tempDir();
-after(() => tmp.cleanup());
+const tmp = tempDir('mb-identity-');
+after(() => tmp.remove());
 
 const DAY = 86_400_000;
 const ctx = { connection: 'crm', clientId: 'a1b2c3d4-0000-0000-0000-000000000001', portal: 'https://entra.microsoft.com' };
@@ -69,7 +70,7 @@ test('PFX/PKCS#12 with password (AES-256 and legacy 3DES): opens with the right 
 });
 
 test('unreadable, empty, mismatched and non-RSA certificate files get their own MB codes', async () => {
-  await assert.rejects(loadCertificate('crm', { path: `${tmp.dir}/missing.pem`, algorithm: 'PS256' }, undefined), isMb('MB_CERT_UNREADABLE', /ENOENT/));
+  await assert.rejects(loadCertificate('crm', { path: `${tmp.path}/missing.pem`, algorithm: 'PS256' }, undefined), isMb('MB_CERT_UNREADABLE', /ENOENT/));
   await assert.rejects(loadCertificate('crm', { path: tmp.file('garbage.bin', Buffer.from([1, 2, 3, 4])), algorithm: 'PS256' }, undefined), isMb('MB_CERT_UNREADABLE', /PEM or PFX/));
   await assert.rejects(loadCertificate('crm', { path: tmp.file('key-only.pem', cert.keyPem), algorithm: 'PS256' }, undefined), isMb('MB_CERT_NO_CERTIFICATE'));
   const other = makeCert();

@@ -4,9 +4,6 @@
  * behaviour the sandbox cannot be asked for (429, 5xx, counting every request).
  */
 import { createServer as createHttpsServer } from 'node:https';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { once } from 'node:events';
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
@@ -59,19 +56,6 @@ export const testBox: SecretBox & { sealed: number } = {
     return stored.startsWith('enc:test:') ? Buffer.from(stored.slice(9), 'base64').toString('utf8') : stored;
   },
 };
-
-export function tempDir(prefix = 'mb-identity-'): { dir: string; file(name: string, content: string | Buffer): string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return {
-    dir,
-    file(name, content) {
-      const p = join(dir, name);
-      writeFileSync(p, content);
-      return p;
-    },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
 
 export interface StubRequest {
   method: string;

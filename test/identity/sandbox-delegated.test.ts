@@ -37,12 +37,12 @@ before(async () => {
     deskBadScope: { flow: 'device-code', clientId: APP.desk, scopes: { exchange: ['https://outlook.office.com/Nonsense.All'] } },
   });
   // The gateway finds its key file next to MAILBRIDGE_CONFIG, as `mailbridge serve --config …` would.
-  process.env.MAILBRIDGE_CONFIG = join(f.files.dir, 'mailbridge.yaml');
+  process.env.MAILBRIDGE_CONFIG = join(f.files.path, 'mailbridge.yaml');
   delete process.env.MAILBRIDGE_KEY;
   gw = await startGateway(config, silentLogger);
   // The "CLI" side: its own store handle and SecretBox on the same database and key file.
   store = await openStore(config.store);
-  box = await openSecretBox({ keyFile: join(f.files.dir, 'mailbridge.key'), env: {} });
+  box = await openSecretBox({ keyFile: join(f.files.path, 'mailbridge.key'), env: {} });
 });
 after(async () => {
   await Promise.all(open.map((i) => i.close()));

@@ -5,14 +5,13 @@
  * granted role, a public client app (device code), and a GCC High tenant for the wrong-cloud case.
  * Connections for Identity point at it with `tokenEndpoint` + `caFile`, as an admin would.
  */
-import { createServer } from 'node:net';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { createSandboxCa, type SandboxCa } from '../../src/sandbox/ca.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startEntraSandbox, type EntraSandbox } from '../../src/sandbox/entra/index.ts';
+import { makeCert, makePfx, type TestCert } from './helpers.ts';
+import { freePort } from '../support/ports.ts';
+import { tempDir } from '../support/temp.ts';
 import { configSchema, type Config } from '../../src/app/schema.ts';
-import { makeCert, makePfx, tempDir, type TestCert } from './helpers.ts';
 
 export const T = {
   contoso: '71f2c0de-1111-4111-8111-0000000000c1',
@@ -52,16 +51,6 @@ export interface Fixture {
   config(connections: Record<string, Record<string, unknown>>, extra?: Record<string, unknown>): Config;
   tokenCalls(): number;
   close(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 export async function startFixture(): Promise<Fixture> {
@@ -159,7 +148,7 @@ export async function startFixture(): Promise<Fixture> {
       );
       return configSchema.parse({
         server: { listen: '127.0.0.1', port: gatewayPort },
-        store: { driver: 'sqlite', path: `${files.dir}/mb.db` },
+        store: { driver: 'sqlite', path: `${files.path}/mb.db` },
         connections: withDefaults,
         ...extra,
       });
@@ -167,7 +156,7 @@ export async function startFixture(): Promise<Fixture> {
     tokenCalls: () => sandbox.stats.calls.token ?? 0,
     async close() {
       await sandbox.close();
-      files.cleanup();
+      files.remove();
     },
   };
 }

@@ -10,12 +10,13 @@ import { configSchema } from '../../src/app/schema.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { createIdentity } from '../../src/identity/index.ts';
-import { connectProxy, fakeJwt, httpsStub, json, memoryKv, tempDir, testBox } from './helpers.ts';
+import { connectProxy, fakeJwt, httpsStub, json, memoryKv, testBox } from './helpers.ts';
+import { tempDir } from '../support/temp.ts';
 
 const TENANT = '6e1f0c2a-6b1d-4c1e-9d55-0a1b2c3d4e5f';
 const APP_ID = '0c1d2e3f-aaaa-4bbb-8ccc-0123456789ab';
 const SECRET = 'Vq38Q~stub-secret-value-0123456789abcdefgh';
-const tmp = tempDir();
+const tmp = tempDir('mb-identity-');
 let mode: 'ok' | 'throttle-once' | 'throttle-long' | 'no-roles' = 'ok';
 let issued = 0;
 let stub: Awaited<ReturnType<typeof httpsStub>>;
@@ -40,7 +41,7 @@ before(async () => {
 });
 after(async () => {
   await stub.close();
-  tmp.cleanup();
+  tmp.remove();
 });
 
 function identity(

@@ -28,10 +28,11 @@ import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { openStore } from '../../src/store/index.ts';
-import { freePort } from '../identity/sandbox-fixture.ts';
 import { mail, subscription } from '../notify/helpers.ts';
 import { message, outbound } from '../relay/transports/rig.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
+import { waitFor } from '../support/wait.ts';
+import { freePort } from '../support/ports.ts';
 import { connectorPlugins, sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
 
 const ALICE = 'alice@contoso.test';
@@ -200,21 +201,14 @@ test('watch: Graph, EWS and IMAP watchers under serve, and the webhook sink, go 
   await store.close();
   const gw = await startGateway(config, silentLogger, { env: {} });
   try {
-    const until = async (what: string, check: () => boolean) => {
-      const end = Date.now() + 60_000;
-      while (!check()) {
-        if (Date.now() > end) throw new Error(`${what}: not within 60 s; ${JSON.stringify(gw.watch!.status())}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    await until('all three groups watching', () => {
+    await waitFor(() => {
       const s = gw.watch!.status();
       return s.groups.length === 3 && s.groups.every((g) => g.states.watching === 1);
-    });
+    }, 60_000, () => `all three groups watching; ${JSON.stringify(gw.watch!.status())}`);
     for (const [kind, mb] of Object.entries(watched)) {
       await sandbox.dovecot.deliver({ from: 'bob@fabrikam.test', to: [mb] }, `From: bob@fabrikam.test\r\nTo: ${mb}\r\nSubject: watch ${kind}\r\nMessage-ID: <watch-${kind}@fabrikam.test>\r\n\r\nHallo\r\n`);
     }
-    await until('a new-mail event per mailbox', () => Object.values(watched).every((mb) => events.some((e) => e.type === 'message.new' && e.mailbox === mb)));
+    await waitFor(() => Object.values(watched).every((mb) => events.some((e) => e.type === 'message.new' && e.mailbox === mb)), 60_000, () => `a new-mail event per mailbox; ${JSON.stringify(gw.watch!.status())}`);
   } finally {
     await gw.close();
   }

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { openStore } from '../../src/store/index.ts';
 import { runCli } from '../admin/cli/harness.ts';
-import { freePort } from '../identity/sandbox-fixture.ts';
 import { subscription } from './helpers.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
+import { freePort } from '../support/ports.ts';
 
 /** `mailbridge notify test` as a child process against a local webhook receiver. */
 const dir = mkdtempSync(join(tmpdir(), 'mb-notify-cli-'));

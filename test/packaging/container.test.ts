@@ -21,8 +21,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { freePort } from '../identity/sandbox-fixture.ts';
 import { childrenOf, getJson, isRunning, repo, run, watch, type Watched } from './helpers.ts';
+import { freePort } from '../support/ports.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'mb-image-'));
 const tag = `${process.pid}-${Date.now()}`;

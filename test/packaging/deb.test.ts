@@ -14,8 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../identity/sandbox-fixture.ts';
 import { getJson, isRunning, repo, run, watch, type Watched } from './helpers.ts';
+import { freePort } from '../support/ports.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'mb-deb-'));
 const unitPath = '/usr/lib/systemd/system/mailbridge.service';

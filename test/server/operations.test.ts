@@ -24,6 +24,7 @@ import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startFullSandbox, type FullSandbox } from '../relay/transports/full-sandbox.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
+import { waitFor } from '../support/wait.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 
 const PASSWORD = 'scanner password 1';
@@ -52,14 +53,6 @@ after(async () => {
   receiver?.close();
   await s?.close();
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** One sample's value from the exposition text (0 when the series does not exist yet). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -130,7 +123,7 @@ test('metrics move when mail is sent through the relay, notified to a webhook an
 
   gw = await startGateway(config, createLogger({ level: 'silent' }), { keyFile, env: {} });
   const g = gw;
-  await until('the watch group watching', () => g.watch!.status().groups[0]?.states.watching === 1);
+  await waitFor(() => g.watch!.status().groups[0]?.states.watching === 1, 30_000, 'the watch group watching');
   const ready = await fetch(`${g.url}/health/ready`);
   assert.equal(ready.status, 200, await ready.clone().text());
   assert.deepEqual(await ready.json(), { status: 'ready' });
@@ -157,8 +150,8 @@ test('metrics move when mail is sent through the relay, notified to a webhook an
   await g.relay!.relay.manager.whenIdle();
 
   // Notified: the watcher sees it arrive in bob's mailbox, the dispatcher posts it to the webhook.
-  await until('the webhook got the new-mail event', () => hooks.some((h) => h.type === 'message.new' && h.subject === 'Scan 4711'));
-  await until('the delivery is counted', async () => sample(await scrape(), 'mailbridge_notify_deliveries_total', { sink: 'webhook', outcome: 'delivered' }) >= 1);
+  await waitFor(() => hooks.some((h) => h.type === 'message.new' && h.subject === 'Scan 4711'), 30_000, 'the webhook got the new-mail event');
+  await waitFor(async () => sample(await scrape(), 'mailbridge_notify_deliveries_total', { sink: 'webhook', outcome: 'delivered' }) >= 1, 30_000, 'the delivery is counted');
 
   // Fetched: a connector in this process, with the gateway's tokens and recorder.
   const connector = connectorSchema.parse({

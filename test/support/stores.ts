@@ -6,11 +6,10 @@
  *   after(() => drivers.close());
  *   for (const d of drivers.list) test(`… (${d.name})`, async () => { const store = await d.open(); … });
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
+import { tempDir, type TempDir } from './temp.ts';
 
 export interface StoreDriver {
   name: 'sqlite' | 'postgres';
@@ -22,7 +21,7 @@ export interface StoreDriver {
 
 export function storeDrivers(): { list: StoreDriver[]; server(): Promise<PostgresServer>; close(): Promise<void> } {
   const opened: Store[] = [];
-  const dirs: string[] = [];
+  const dirs: TempDir[] = [];
   let server: Promise<PostgresServer> | undefined;
   const pgServer = () => (server ??= startPostgres());
   let lastSqlite = '';
@@ -35,9 +34,9 @@ export function storeDrivers(): { list: StoreDriver[]; server(): Promise<Postgre
     {
       name: 'sqlite',
       async open() {
-        const dir = mkdtempSync(join(tmpdir(), 'mb-store-'));
+        const dir = tempDir('mb-store-');
         dirs.push(dir);
-        lastSqlite = join(dir, 'mb.db');
+        lastSqlite = join(dir.path, 'mb.db');
         return track(await openStore({ driver: 'sqlite', path: lastSqlite }));
       },
       async reopen() {
@@ -61,7 +60,7 @@ export function storeDrivers(): { list: StoreDriver[]; server(): Promise<Postgre
     async close() {
       for (const s of opened) await s.close().catch(() => {});
       if (server) await (await server).stop();
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      for (const d of dirs) d.remove();
     },
   };
 }

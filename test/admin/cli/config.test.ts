@@ -1,20 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { runCli } from './harness.ts';
+import { tempDir } from '../../support/temp.ts';
 
 /** The value at a dotted path of parsed JSON/YAML. */
 function at(value: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined), value);
-}
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-cli-config-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 const BROKEN = [
@@ -29,7 +23,7 @@ const BROKEN = [
 ].join('\n');
 
 test('config check prints every error with path, place, cause and fix, and exits 1', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, BROKEN);
   const r = await runCli(['--config', file, 'config', 'check'], { env: { MAILBRIDGE__SERVER__PORT: 'abc' } });
@@ -56,7 +50,7 @@ test('config check prints every error with path, place, cause and fix, and exits
 });
 
 test('config check: warnings alone exit 0; a YAML syntax error names line and column', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, 'connections:\n  contoso:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n    clientSecret: plain-secret-in-file-2\n');
   const ok = await runCli(['--config', file, 'config', 'check']);
@@ -93,7 +87,7 @@ test('config schema prints a draft-07 JSON Schema with secret fields marked', as
 });
 
 test('config show: effective values with environment overrides and defaults, secrets masked', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-config-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(
     file,

@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { openSecretBox } from '../../../src/config/secrets.ts';
 import { startSandbox } from '../../../src/sandbox/index.ts';
-import { tempDir } from '../../connector/helpers.ts';
-import { freePort } from '../../identity/sandbox-fixture.ts';
 import { MAIN, NODE, runCli, type CliResult } from './harness.ts';
+import { freePort } from '../../support/ports.ts';
+import { tempDir } from '../../support/temp.ts';
 
 /** The parts of the sandbox's mailbridge.yaml this test changes. */
 interface Doc {

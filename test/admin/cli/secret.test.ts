@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parse } from 'yaml';
@@ -10,12 +9,7 @@ import { openSecretBox, generateKey, ENC_PREFIX } from '../../../src/config/secr
 import { MbError, toMbError } from '../../../src/errors/index.ts';
 import { createLogger } from '../../../src/log/index.ts';
 import { entraLikeSecret, runCli, type CliResult } from './harness.ts';
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mb-cli-secret-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '../../support/temp.ts';
 
 const COMMENTED = `# mailbridge for Contoso – do not edit without a change ticket
 server:
@@ -30,7 +24,7 @@ connections:
 `;
 
 test('secret set (stdin) encrypts into the file, keeps comments and layout, creates the key 0600', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-secret-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, COMMENTED);
   const secret = entraLikeSecret();
@@ -58,7 +52,7 @@ test('secret set (stdin) encrypts into the file, keeps comments and layout, crea
 });
 
 test('secret set creates a missing file; refuses non-secret paths with the list; refuses an empty value', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-secret-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   const r = await runCli(['--config', file, 'secret', 'set', 'store.url'], { input: 'postgres://mb:pw-1234@db/mb\n' });
   assert.equal(r.code, 0, r.stderr);
@@ -84,7 +78,7 @@ test('secret set creates a missing file; refuses non-secret paths with the list;
 });
 
 test('secret list: each secret setting with state, origin and hint, never the value', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-secret-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   writeFileSync(file, 'connections:\n  a:\n    clientSecret: plain-text-secret-value-aa\n  b:\n    certificate:\n      path: b.pfx\n  d:\n    tenantId: t\n');
   const secret = entraLikeSecret();
@@ -119,7 +113,7 @@ test('secret list: each secret setting with state, origin and hint, never the va
  * secret was in play (its masked hint, or the error about it), so no check passes by accident.
  */
 test('leak test: a secret set via the CLI never appears in clear output, logs, errors or files', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-secret-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   const secret = entraLikeSecret();
   const hint = `${secret.slice(0, 3)}********`;
@@ -207,7 +201,7 @@ test('leak test: a secret set via the CLI never appears in clear output, logs, e
 });
 
 test('one secret type: listener passwords, PEM keys (all of stdin or --file) and JSON service accounts are set, listed, shown masked', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir('mb-cli-secret-', t).path;
   const file = join(dir, 'mailbridge.yaml');
   const listenerPw = `Listener-${entraLikeSecret()}`;
   const imapPw = `Imap-${entraLikeSecret()}`;

@@ -12,6 +12,7 @@ import { newMessage, readStateChanged } from '../../../src/notify/events.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../src/notify/watchers/service.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import { MAIN, NODE, runCli } from './harness.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mb-watch-cli-'));
 const cfg = join(dir, 'mailbridge.yaml');
@@ -78,11 +79,11 @@ test('follows new events live, in publication order, filtered by --mailbox', asy
   const live = () => [...out.matchAll(/ben@contoso\.com {2}#(\d+) {2}new\s+"(live \d+)"/g)].map((m) => [m[2], Number(m[1])]);
   try {
     // It has taken its cursor once it says it waits; events from then on are shown.
-    await waitFor(async () => out.includes('waiting for new events'));
+    await waitFor(() => out.includes('waiting for new events'), 15_000, 'watch to say it waits for new events');
     for (const [mb, n] of [['ben@contoso.com', 1], ['anna@contoso.com', 9], ['ben@contoso.com', 2]] as const) {
       await publish(newMessage({ type: 'message.new', mailbox: mb, messageId: `live-${mb}-${n}`, folder: 'inbox', subject: `live ${n}`, receivedAt: new Date().toISOString() }));
     }
-    await waitFor(async () => live().length >= 2);
+    await waitFor(() => live().length >= 2, 15_000, 'two live events');
     assert.deepEqual(live(), [['live 1', 1], ['live 2', 2]]);
     assert.doesNotMatch(out, /live 9/);
   } finally {
@@ -90,14 +91,6 @@ test('follows new events live, in publication order, filtered by --mailbox', asy
     await new Promise((r) => child.once('exit', r));
   }
 });
-
-async function waitFor(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('--once names subscriptions whose mailboxes no watch group watches', async () => {
   const other = join(dir, 'watched.yaml');

@@ -24,8 +24,9 @@ import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
-import { freePort } from '../../identity/sandbox-fixture.ts';
 import { loopbackEgressConfig } from '../../support/egress.ts';
+import { waitFor } from '../../support/wait.ts';
+import { freePort } from '../../support/ports.ts';
 import { watchers } from '../../../src/app/plugins.ts';
 
 const WATCHED = { graph: 'alice@contoso.test', imap: 'bob@contoso.test', ews: 'info@contoso.test' } as const;
@@ -102,33 +103,25 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s; events: ${JSON.stringify(events)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const mail = (to: string, subject: string) =>
   sandbox.dovecot.deliver({ from: 'bob@fabrikam.test', to: [to] }, `From: Bob <bob@fabrikam.test>\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@fabrikam.test>\r\n\r\nHallo\r\n`);
 
 test('serve with graph, ews and imap groups: one new-mail event per delivered message with the unread count; reading updates it', async () => {
   const gw: Gateway = await startGateway(await config(), silentLogger);
   try {
-    await until('all three groups watching', () => {
+    await waitFor(() => {
       const s = gw.watch!.status();
       return s.groups.length === 3 && s.groups.every((g) => g.states.watching === 1);
-    }).catch((err: Error) => {
+    }, 30_000, () => `all three groups watching; events: ${JSON.stringify(events)}`).catch((err: Error) => {
       throw new Error(`${err.message}\n${JSON.stringify(gw.watch!.status(), null, 1)}`);
     });
     assert.equal(gw.watch!.status().publicUrl?.startsWith('https://127.0.0.1:'), true);
     for (const [kind, mb] of Object.entries(WATCHED)) await mail(mb, `Auftrag ${kind}`);
-    await until('three new-mail events', () => events.filter((e) => e.type === 'message.new').length >= 3);
+    await waitFor(() => events.filter((e) => e.type === 'message.new').length >= 3, 30_000, () => `three new-mail events; events: ${JSON.stringify(events)}`);
     // A late duplicate (a notification and a catch-up of the same change) would be published before
     // anything that happens later in the same mailbox: a second message is the marker to wait for.
     for (const [kind, mb] of Object.entries(WATCHED)) await mail(mb, `Marker ${kind}`);
-    await until('the three markers', () => events.filter((e) => e.type === 'message.new' && e.subject?.startsWith('Marker ')).length >= 3);
+    await waitFor(() => events.filter((e) => e.type === 'message.new' && e.subject?.startsWith('Marker ')).length >= 3, 30_000, () => `the three markers; events: ${JSON.stringify(events)}`);
     const news = events.filter((e) => e.type === 'message.new' && e.subject?.startsWith('Auftrag '));
     assert.equal(news.length, 3, JSON.stringify(news));
     for (const [kind, mb] of Object.entries(WATCHED)) {
@@ -145,7 +138,7 @@ test('serve with graph, ews and imap groups: one new-mail event per delivered me
     await client.mailboxOpen('INBOX');
     await client.messageFlagsAdd('1:*', ['\\Seen']);
     await client.logout();
-    await until('the read-state event', () => events.some((e) => e.type === 'message.read-state' && e.mailbox === WATCHED.graph));
+    await waitFor(() => events.some((e) => e.type === 'message.read-state' && e.mailbox === WATCHED.graph), 30_000, () => `the read-state event; events: ${JSON.stringify(events)}`);
     const read = events.find((e) => e.type === 'message.read-state' && e.mailbox === WATCHED.graph);
     assert.ok(read?.type === 'message.read-state');
     assert.equal(read.read, true);
@@ -160,10 +153,10 @@ test('serve with an EWS push group (listener id group/name): Exchange\'s pushes 
   const gw: Gateway = await startGateway(await config(groups), silentLogger);
   try {
     // Subscribed and caught up, but Exchange has not called yet: nothing proves the URL works.
-    await until('subscribed', () => gw.watch!.status().groups[0]?.states.subscribed === 1);
+    await waitFor(() => gw.watch!.status().groups[0]?.states.subscribed === 1, 30_000, () => `subscribed; events: ${JSON.stringify(events)}`);
     await mail(PUSHED, 'Per Push unter serve');
-    await until('the pushed event', () => events.some((e) => e.type === 'message.new' && e.mailbox === PUSHED && e.subject === 'Per Push unter serve'));
-    await until('watching after the first call', () => gw.watch!.status().groups[0]?.states.watching === 1);
+    await waitFor(() => events.some((e) => e.type === 'message.new' && e.mailbox === PUSHED && e.subject === 'Per Push unter serve'), 30_000, () => `the pushed event; events: ${JSON.stringify(events)}`);
+    await waitFor(() => gw.watch!.status().groups[0]?.states.watching === 1, 30_000, () => `watching after the first call; events: ${JSON.stringify(events)}`);
   } finally {
     await gw.close();
   }
@@ -178,7 +171,7 @@ test('a watcher warning is logged once (with group and listener) and listed once
   const watch = (await config({ plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [{ address: WATCHED.ews, folders: ['inbox', 'Inbox/Orders'] }], ews: { url: sandbox.ews.url } } })).notify!.watch!;
   const svc = await startWatchService({ config: { ...watch, groups: watch.groups }, watchers, kv: store.kv, publish: async () => ({ duplicate: false }), token: async () => 'not-used', reveal: (v) => v, log });
   try {
-    await until('the problem is listed', () => svc.status().problems.some((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED'));
+    await waitFor(() => svc.status().problems.some((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED'), 30_000, () => `the problem is listed; events: ${JSON.stringify(events)}`);
     assert.equal(svc.status().problems.filter((p) => p.code === 'MB_EWS_FOLDER_UNSUPPORTED').length, 1);
     const logged = lines.filter((l) => l.code === 'MB_EWS_FOLDER_UNSUPPORTED');
     assert.equal(logged.length, 1, JSON.stringify(logged));

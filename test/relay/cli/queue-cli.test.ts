@@ -9,8 +9,8 @@ import { relaySchema } from '../../../src/relay/config.ts';
 import { openQueue } from '../../../src/relay/index.ts';
 import { parsePasswordHash, verifyPassword } from '../../../src/relay/password.ts';
 import { openStore } from '../../../src/store/index.ts';
-import { tempDir } from '../helpers/index.ts';
 import { enqueue } from '../helpers/queue.ts';
+import { tempDir } from '../../support/temp.ts';
 
 const MAIN = new URL('../../../src/admin/cli/main.ts', import.meta.url).pathname;
 

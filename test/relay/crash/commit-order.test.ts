@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { startRelay, type Relay } from '../../../src/relay/index.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import type { QueueRecord, QueueRepository } from '../../../src/store/queue.ts';
-import { collectingLogger, RawSmtp, RecordingTransport, relayConfig, tempDir, withoutReceived } from '../helpers/index.ts';
+import { collectingLogger, RawSmtp, RecordingTransport, relayConfig, withoutReceived } from '../helpers/index.ts';
+import { tempDir } from '../../support/temp.ts';
 
 type CrashPoint = 'before-commit' | 'after-commit' | 'commit-fails';
 

@@ -14,7 +14,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import nodemailer from 'nodemailer';
-import { tempDir } from '../helpers/index.ts';
+import { tempDir } from '../../support/temp.ts';
 
 const CHILD = new URL('./child.ts', import.meta.url).pathname;
 const KILLS = 5;

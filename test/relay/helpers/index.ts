@@ -3,9 +3,8 @@
  * store and spool, a raw SMTP client over node:net, and a log collector.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../../src/log/index.ts';
 import type { Clock } from '../../../src/util/clock.ts';
@@ -14,11 +13,7 @@ import { startRelay, type Relay } from '../../../src/relay/index.ts';
 import { hashPassword } from '../../../src/relay/password.ts';
 import type { OutboundMessage, SendResult, Transport } from '../../../src/relay/transport.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
-
-export function tempDir(prefix = 'mb-relay-'): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
+import { tempDir } from '../../support/temp.ts';
 
 /** Time moves only when the test says so; due timers fire in order. */
 export class ManualClock implements Clock {
@@ -138,7 +133,7 @@ export interface TestRelay {
 export async function startTestRelay(
   options: { config?: Record<string, unknown>; clock?: Clock; transport?: RecordingTransport; dir?: string } = {},
 ): Promise<TestRelay> {
-  const owned = options.dir ? undefined : tempDir();
+  const owned = options.dir ? undefined : tempDir('mb-relay-');
   const dir = options.dir ?? owned!.path;
   const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
   const transport = options.transport ?? new RecordingTransport();

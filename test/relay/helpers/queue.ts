@@ -7,7 +7,8 @@ import { parseSchedule } from '../../../src/relay/queue/schedule.ts';
 import { Spool } from '../../../src/relay/queue/spool.ts';
 import type { QueueRecord } from '../../../src/store/queue.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
-import { collectingLogger, ManualClock, tempDir, type LogLine } from './index.ts';
+import { collectingLogger, ManualClock, type LogLine } from './index.ts';
+import { tempDir } from '../../support/temp.ts';
 
 export interface QueueFixture {
   queue: Queue;

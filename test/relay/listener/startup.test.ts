@@ -8,7 +8,8 @@ import nodemailer from 'nodemailer';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startRelay } from '../../../src/relay/index.ts';
 import { openStore } from '../../../src/store/index.ts';
-import { collectingLogger, relayConfig, RecordingTransport, startTestRelay, tempDir } from '../helpers/index.ts';
+import { collectingLogger, relayConfig, RecordingTransport, startTestRelay } from '../helpers/index.ts';
+import { tempDir } from '../../support/temp.ts';
 
 test('the generated certificate is kept across restarts; a configured certificate is used as given', async () => {
   const dir = tempDir();

@@ -13,7 +13,7 @@ import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../../src/sandbox/graph/index.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { ensureDovecot } from './rig.ts';
-import { tempDir } from '../helpers/index.ts';
+import { tempDir } from '../../support/temp.ts';
 
 export interface FullSandbox {
   sandbox: Sandbox;

@@ -13,7 +13,6 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { openSecretBox } from '../../../src/config/secrets.ts';
 import { configSchema, type Config } from '../../../src/app/schema.ts';
@@ -29,7 +28,9 @@ import type { QueueRecord } from '../../../src/relay/queue/index.ts';
 import type { OutboundMessage } from '../../../src/relay/transport.ts';
 import { startRelayService, type RelayService } from '../../../src/relay/transports/service.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
-import { collectingLogger, ManualClock, PASSWORD, tempDir, testUser, withoutReceived, type LogLine } from '../helpers/index.ts';
+import { collectingLogger, ManualClock, PASSWORD, testUser, withoutReceived, type LogLine } from '../helpers/index.ts';
+import { tempDir } from '../../support/temp.ts';
+import { dovecotImap } from '../../support/imap.ts';
 import { transports } from '../../../src/app/plugins.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -120,17 +121,7 @@ export async function startTenant(options: { smtpLimits?: SmtpLimits; clock?: Ma
 }
 
 async function readFolder(dovecot: Dovecot, address: string, folder: string): Promise<Buffer[]> {
-  const c = new ImapFlow({
-    host: '127.0.0.1',
-    port: dovecot.ports.imap,
-    secure: false,
-    doSTARTTLS: false,
-    auth: { user: address, accessToken: await dovecot.mintToken(address) },
-    logger: false,
-    disableAutoIdle: true,
-  });
-  c.on('error', () => undefined);
-  await c.connect();
+  const c = await dovecotImap(dovecot, address);
   try {
     const st = await c.status(folder, { messages: true }).catch(() => undefined);
     if (!st || !st.messages) return [];

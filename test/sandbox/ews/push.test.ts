@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { child, firstMessage, kids, NS, parseXml, startRig, text, type Rig, type XNode } from './helpers.ts';
+import { waitFor } from '../../support/wait.ts';
 
 /** A push listener: records every SendNotification, answers what the test says. */
 interface Listener {
@@ -38,12 +39,6 @@ async function listener(): Promise<Listener> {
   const addr = app.server.address();
   l.url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/ews/notify`;
   return l;
-}
-
-/** Waits (real time, bounded) for the server to process an answer it got; not a timing assertion. */
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), 'condition not reached');
 }
 
 function notification(doc: XNode): XNode {
@@ -95,20 +90,20 @@ describe('sandbox EWS: push notifications', () => {
     assert.ok(child(ev, NS.t, 'ItemId')?.attrs.Id && child(ev, NS.t, 'ParentFolderId')?.attrs.Id);
 
     // The StatusFrequency clock starts when the listener's answer is in.
-    await waitFor(() => rig.ews.stats.push.delivered > delivered);
+    await waitFor(() => rig.ews.stats.push.delivered > delivered, 2000, 'a push delivered');
     const status = l.next();
     rig.sched.advance(5 * 60_000);
     const s = notification(await status);
     const se = child(s, NS.t, 'StatusEvent')!;
     assert.equal(text(se, NS.t, 'Watermark'), text(ev, NS.t, 'Watermark'), 'StatusEvent carries the last watermark');
 
-    await waitFor(() => rig.ews.stats.push.delivered > delivered + 1);
+    await waitFor(() => rig.ews.stats.push.delivered > delivered + 1, 2000, 'a second push delivered');
     l.answer = 'Unsubscribe';
     const before = rig.ews.subscriptions();
     const last = l.next();
     rig.sched.advance(5 * 60_000);
     await last;
-    await waitFor(() => rig.ews.subscriptions() < before);
+    await waitFor(() => rig.ews.subscriptions() < before, 2000, 'the subscription ended');
     assert.equal(rig.ews.subscriptions(), before - 1);
     assert.equal(rig.ews.stats.push.unsubscribed, 1);
   });
@@ -124,13 +119,13 @@ describe('sandbox EWS: push notifications', () => {
     const subsBefore = rig.ews.subscriptions();
     for (const [n, minutes] of [0.5, 1, 2, 4, 8, 16].entries()) {
       // Let the failed POST's outcome reach the sender (it schedules the retry) before moving the clock.
-      await waitFor(() => rig.ews.stats.push.retries.length > retriesBefore + n);
+      await waitFor(() => rig.ews.stats.push.retries.length > retriesBefore + n, 2000, 'another retry');
       const next = l.next();
       rig.sched.advance(minutes * 60_000);
       const again = notification(await next);
       assert.equal(child(child(again, NS.t, 'NewMailEvent'), NS.t, 'ItemId')!.attrs.Id, item, `retry after ${minutes} min carries the event`);
     }
-    await waitFor(() => rig.ews.subscriptions() < subsBefore);
+    await waitFor(() => rig.ews.subscriptions() < subsBefore, 2000, 'the subscription ended');
     assert.deepEqual(rig.ews.stats.push.retries.slice(retriesBefore), [30_000, 60_000, 120_000, 240_000, 480_000, 960_000]);
     assert.equal(rig.ews.subscriptions(), subsBefore - 1, 'the 32-minute retry exceeds StatusFrequency 30: dropped');
     assert.equal(rig.ews.stats.push.expired, 1);
@@ -144,7 +139,7 @@ describe('sandbox EWS: push notifications', () => {
     const failed = rig.ews.stats.push.failed;
     rig.synthetic.deliver(mailbox, { from: 'x@example.org', subject: 'one' });
     await first;
-    await waitFor(() => rig.ews.stats.push.failed > failed);
+    await waitFor(() => rig.ews.stats.push.failed > failed, 2000, 'a failed push');
     rig.synthetic.deliver(mailbox, { from: 'x@example.org', subject: 'two' });
     l.answer = 'OK';
     const retry = l.next();

@@ -139,16 +139,6 @@ export async function startRig(options: { limits?: ImapLimits } = {}): Promise<R
   };
 }
 
-/** Waits for `predicate` up to `ms`, polling; returns how long it took or throws with `what`. */
-export async function waitFor(predicate: () => boolean, ms: number, what: string): Promise<number> {
-  const start = Date.now();
-  while (!predicate()) {
-    if (Date.now() - start > ms) throw new Error(`${what}: nothing after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - start;
-}
-
 /** True when no process with this PID runs any more (a zombie, never reaped here, counts as gone). */
 export function processGone(pid: number): boolean {
   try {

@@ -1,8 +1,10 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawImap } from './imap-raw-client.ts';
-import { startRig, waitFor, processGone, type Rig } from './imap-harness.ts';
+import { startRig, processGone, type Rig } from './imap-harness.ts';
 import { xoauth2 } from '../../../src/sandbox/exchange/imap-wire.ts';
+import { waitFor } from '../../support/wait.ts';
+import { forFile } from '../../support/rig.ts';
 
 // Exchange Online's strings, copied from the captures in microsoft-facts.md §3.4 (not from the source under test).
 const PRE_AUTH = '* CAPABILITY IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+';
@@ -12,13 +14,7 @@ const NOT_CONNECTED = 'BAD User is authenticated but not connected.';
 
 let rig: Rig;
 
-before(async () => {
-  rig = await startRig();
-});
-
-after(async () => {
-  await rig?.close();
-});
+forFile(async () => (rig = await startRig()));
 
 async function raw(port = rig.front.port): Promise<RawImap> {
   const c = await RawImap.open(port, rig.caPem);
@@ -263,8 +259,8 @@ test('IDLE on the front uses Exchange’s texts and wakes with EXISTS when a mes
     await new Promise((r) => setTimeout(r, 100));
     const start = Date.now();
     await rig.admin$('/mailboxes/alice@contoso.test/messages', { raw: 'Subject: wake up imapflow\r\n\r\nnew mail\r\n' });
-    const took = await waitFor(() => seen === before + 1, 5000, 'imapflow exists event');
-    assert.equal(seen, before + 1, `exists after ${took} ms (since delivery start ${Date.now() - start} ms)`);
+    await waitFor(() => seen === before + 1, 5000, 'imapflow exists event');
+    assert.equal(seen, before + 1, `exists ${Date.now() - start} ms after the delivery started`);
     await client.noop(); // breaks IDLE (DONE) and must complete normally
     await idling;
   } finally {

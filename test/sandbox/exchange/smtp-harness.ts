@@ -149,15 +149,6 @@ export class FakeClock {
   }
 }
 
-/** Waits until `cond()` holds (polling), or fails after `ms`. */
-export async function waitFor(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A minimal line-level SMTP client that records exact replies (for checking wording on the wire). */
 export class RawSmtp {
   private socket: Socket | TLSSocket;

@@ -20,7 +20,8 @@ import {
   setTenantSmtpAuthDisabled,
 } from '../../../src/sandbox/exchange/ops.ts';
 import { startSmtpFront, type SmtpFront, type SmtpFrontOptions } from '../../../src/sandbox/exchange/smtp.ts';
-import { APP, CAROL, FakeClock, RawSmtp, TENANT_ID, appToken, makeDirectory, makeSigner, userToken, waitFor, xoauth2, type Signer } from './smtp-harness.ts';
+import { APP, CAROL, FakeClock, RawSmtp, TENANT_ID, appToken, makeDirectory, makeSigner, userToken, xoauth2, type Signer } from './smtp-harness.ts';
+import { waitFor } from '../../support/wait.ts';
 
 let ca: SandboxCa;
 let dovecot: Dovecot;

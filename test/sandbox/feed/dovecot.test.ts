@@ -7,11 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../../src/sandbox/dovecot.ts';
 import { DovecotFeed } from '../../../src/sandbox/feed/dovecot.ts';
 import type { FolderChange } from '../../../src/sandbox/mailfeed.ts';
+import { dovecotImap } from '../../support/imap.ts';
 
 let dovecot: Dovecot;
 let feed: DovecotFeed;
@@ -34,17 +35,7 @@ async function deliver(to: string, subject: string): Promise<void> {
 }
 
 async function imap(address: string): Promise<ImapFlow> {
-  const c = new ImapFlow({
-    host: '127.0.0.1',
-    port: dovecot.ports.imap,
-    secure: false,
-    doSTARTTLS: false,
-    auth: { user: address, accessToken: await dovecot.mintToken(address) },
-    logger: false,
-    disableAutoIdle: true,
-  });
-  c.on('error', () => undefined);
-  await c.connect();
+  const c = await dovecotImap(dovecot, address);
   clients.push(c);
   return c;
 }

@@ -8,8 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SyntheticMailboxes } from '../../../src/sandbox/feed/synthetic.ts';
 import type { FolderChange } from '../../../src/sandbox/mailfeed.ts';
-import { APP, startRig, T, until, type Rig } from '../graph/helpers.ts';
+import { APP, startRig, T, type Rig } from '../graph/helpers.ts';
 import { startReceiver, type Receiver } from '../graph/notify-helpers.ts';
+import { waitFor } from '../../support/wait.ts';
 
 describe('the synthetic feed', () => {
   test('addresses, user ids and no state for an empty mailbox', () => {
@@ -154,7 +155,7 @@ describe('synthetic mailboxes in the Graph sandbox', () => {
     }
     assert.equal(rig.graph.subscriptions().length, COUNT);
     for (const a of addresses) s.deliver(a, { from: 'load@example.com', subject: `for ${a}` });
-    await until(() => rx.items('/scale').length >= COUNT, 120_000, 'one notification per mailbox');
+    await waitFor(() => rx.items('/scale').length >= COUNT, 120_000, 'one notification per mailbox');
     await rig.graph.notificationsSettled();
     const got = rx.items('/scale');
     assert.equal(got.length, COUNT);

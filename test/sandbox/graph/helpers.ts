@@ -7,13 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type CryptoKey } from 'jose';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { Agent, fetch } from 'undici';
 import { createSandboxCa, type KeyAndCert, type SandboxCa } from '../../../src/sandbox/ca.ts';
 import { SandboxDirectory } from '../../../src/sandbox/directory.ts';
 import { startDovecot, type Dovecot } from '../../../src/sandbox/dovecot.ts';
 import { SyntheticMailboxes } from '../../../src/sandbox/feed/synthetic.ts';
 import { startGraphSandbox, type GraphLimits, type GraphSandbox, type Timers } from '../../../src/sandbox/graph/index.ts';
+import { dovecotImap } from '../../support/imap.ts';
 
 export const T = {
   contoso: '1c000000-0000-4000-8000-000000000001',
@@ -254,17 +255,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
       };
     },
     async imap(address) {
-      const c = new ImapFlow({
-        host: '127.0.0.1',
-        port: dovecot.ports.imap,
-        secure: false,
-        doSTARTTLS: false,
-        auth: { user: address, accessToken: await dovecot.mintToken(address) },
-        logger: false,
-        disableAutoIdle: true,
-      });
-      c.on('error', () => undefined);
-      await c.connect();
+      const c = await dovecotImap(dovecot, address);
       clients.push(c);
       return c;
     },
@@ -292,15 +283,3 @@ export function rfc822(o: { from: string; to: string; subject: string; body?: st
   );
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `predicate` (no fixed waits in assertions): resolves once true, throws after `ms`. */
-export async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${ms} ms`);
-    await sleep(5);
-  }
-}

@@ -9,8 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, createDecipheriv, createHmac, privateDecrypt } from 'node:crypto';
-import { APP, graphError, INFO, rfc822, startRig, until, USER, T, type Response, type Rig } from './helpers.ts';
+import { APP, graphError, INFO, rfc822, startRig, USER, T, type Response, type Rig } from './helpers.ts';
 import { FakeTimers, startReceiver, type Receiver } from './notify-helpers.ts';
+import { waitFor } from '../../support/wait.ts';
 
 let rig: Rig;
 let rx: Receiver;
@@ -49,7 +50,7 @@ async function deliver(address: string, subject: string): Promise<void> {
 }
 
 async function items(path: string, n: number, what: string): Promise<Array<Record<string, unknown>>> {
-  await until(() => rx.items(path).length >= n, 15_000, what);
+  await waitFor(() => rx.items(path).length >= n, 15_000, what);
   return rx.items(path);
 }
 
@@ -344,7 +345,7 @@ describe('delivery retries and lifecycle', () => {
     const created = await subscribe({ notificationUrl: `${rx.url}/retry`, resource: `/users/${USER.alice.upn}/messages`, changeType: 'created', expirationDateTime: inMinutes(4000) });
     assert.equal(created.status, 201);
     await deliver(USER.alice.upn, 'retry me');
-    await until(() => rx.posts('/retry').length === 1, 15_000, 'first attempt');
+    await waitFor(() => rx.posts('/retry').length === 1, 15_000, 'first attempt');
     await rig.graph.notificationsSettled();
     timers.advance(10_000);
     await rig.graph.notificationsSettled();
@@ -372,7 +373,7 @@ describe('delivery retries and lifecycle', () => {
     const dropped = rig.graph.notificationStats.dropped;
     const attemptsAt: number[] = [];
     await deliver(USER.alice.upn, 'never arrives');
-    await until(() => rx.posts('/drop').length === 1, 15_000, 'first attempt');
+    await waitFor(() => rx.posts('/drop').length === 1, 15_000, 'first attempt');
     await rig.graph.notificationsSettled();
     attemptsAt.push(now());
     const start = now();

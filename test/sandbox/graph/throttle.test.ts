@@ -6,7 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { APP, graphError, startRig, until, USER, type Response, type Rig } from './helpers.ts';
+import { APP, graphError, startRig, USER, type Response, type Rig } from './helpers.ts';
+import { waitFor } from '../../support/wait.ts';
 
 let rig: Rig;
 before(async () => {
@@ -37,7 +38,7 @@ describe('MailboxConcurrency', () => {
     let released = false;
     try {
       const four = Array.from({ length: 4 }, () => rig.call('GET', path, { token: relay }));
-      await until(() => rig.graph.inFlight(box) === 4, 10_000, 'four requests in flight');
+      await waitFor(() => rig.graph.inFlight(box) === 4, 10_000, 'four requests in flight');
       expectThrottled(await rig.call('GET', path, { token: relay }), '1');
       // A sendMail counts the same: the 5th concurrent request of that app, whatever it is.
       const send = await rig.call('POST', `/v1.0/users/${box}/sendMail`, {
@@ -48,7 +49,7 @@ describe('MailboxConcurrency', () => {
       assert.equal(rig.graph.stats.throttled, throttledBefore + 2);
       // The limit is per app: the reader app still gets a slot (and waits in it like the others).
       const other = rig.call('GET', path, { token: reader });
-      await until(() => rig.graph.inFlight(box) === 5, 10_000, 'the other app admitted');
+      await waitFor(() => rig.graph.inFlight(box) === 5, 10_000, 'the other app admitted');
       release();
       released = true;
       for (const res of await Promise.all([...four, other])) assert.equal(res.status, 200, res.text);

@@ -11,7 +11,8 @@ import { Agent } from 'undici';
 import { autodiscoverAll, type AutodiscoverResult } from '../../../../src/m365/ews/autodiscover.ts';
 import { createEwsWatcher, ewsWatchSchema, type EwsWatcher, type EwsWatchHooks } from '../../../../src/notify/watchers/ews/index.ts';
 import { MbError } from '../../../../src/errors/index.ts';
-import { MAILBOXES, startRig, until, type Rig } from './rig.ts';
+import { MAILBOXES, startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 let agent: Agent;
@@ -127,7 +128,7 @@ test('the watcher autodiscovers, groups by GroupingInformation (one affinity coo
 
   const target = MAILBOXES[1]!;
   await rig.deliver(target, 'Found by autodiscover');
-  await until(() => rig.at(target, 'message.new').some((e) => e.type === 'message.new' && e.subject === 'Found by autodiscover'), 10_000, 'delivered');
+  await waitFor(() => rig.at(target, 'message.new').some((e) => e.type === 'message.new' && e.subject === 'Found by autodiscover'), 10_000, 'delivered');
   await all.close();
 
   const server = rig.ews.backends.of(MAILBOXES[0]!);

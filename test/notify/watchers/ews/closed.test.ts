@@ -8,7 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEwsWatcher, ewsWatchSchema } from '../../../../src/notify/watchers/ews/index.ts';
 import { ManualScheduler } from '../../../../src/sandbox/ews/index.ts';
-import { startRig, until, type Rig } from './rig.ts';
+import { startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 const scheduler = new ManualScheduler(Date.now());
@@ -36,13 +37,13 @@ test('ConnectionStatus Closed at ConnectionTimeout: reconnect at once with the s
     assert.equal(g.connections, 1);
     const subscribes = rig.ews.stats.operations.Subscribe ?? 0;
     scheduler.advance(60_000);
-    await until(() => g.connections === 2, 10_000, 'reconnected after Closed');
+    await waitFor(() => g.connections === 2, 10_000, 'reconnected after Closed');
     scheduler.advance(60_000);
-    await until(() => g.connections === 3, 10_000, 'reconnected after the second Closed');
+    await waitFor(() => g.connections === 3, 10_000, 'reconnected after the second Closed');
     assert.equal(rig.ews.stats.operations.Subscribe ?? 0, subscribes, 'the same subscription is used again');
     assert.deepEqual(rig.problems.map((p) => p.error.code), [], 'a Closed is no problem');
     await rig.deliver(anna, 'After two timeouts');
-    await until(() => rig.at(anna, 'message.new').length === 1, 10_000, 'delivered');
+    await waitFor(() => rig.at(anna, 'message.new').length === 1, 10_000, 'delivered');
   } finally {
     await w.close();
   }

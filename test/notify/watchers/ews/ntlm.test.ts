@@ -12,7 +12,8 @@ import { EwsClient, ntlmCredentials } from '../../../../src/m365/ews/client.ts';
 import { EwsError, getFolder } from '../../../../src/m365/ews/soap.ts';
 import { createEwsWatcher, ewsWatchSchema, type EwsWatcher } from '../../../../src/notify/watchers/ews/index.ts';
 import { md4 } from '../../../../src/sandbox/ews/ntlm.ts';
-import { startRig, until, type Rig } from './rig.ts';
+import { startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 const watchers: EwsWatcher[] = [];
@@ -53,7 +54,7 @@ test('an EWS watcher signing in with CONTOSO\\anna over NTLM gets its events', a
     JSON.stringify(rig.problems.map((p) => p.error.message)),
   );
   await rig.deliver(ANNA, 'Bestellung über NTLM');
-  await until(() => rig.at(ANNA, 'message.new').some((e) => e.type === 'message.new' && e.subject === 'Bestellung über NTLM'), 15_000, 'message.new over NTLM');
+  await waitFor(() => rig.at(ANNA, 'message.new').some((e) => e.type === 'message.new' && e.subject === 'Bestellung über NTLM'), 15_000, 'message.new over NTLM');
 });
 
 test('a wrong password is refused with HTTP 401; Basic is not offered while NTLM is required', async () => {

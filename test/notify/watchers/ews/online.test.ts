@@ -7,7 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEwsWatcher, ewsWatchSchema } from '../../../../src/notify/watchers/ews/index.ts';
-import { startRig, until, type Rig } from './rig.ts';
+import { startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 before(async () => {
@@ -30,7 +31,7 @@ test('Exchange Online recognised by its server version: one retirement warning w
   try {
     await w.start();
     await rig.deliver(anna, 'Noch über EWS');
-    await until(() => rig.at(anna, 'message.new').length === 1, 15_000, 'delivered');
+    await waitFor(() => rig.at(anna, 'message.new').length === 1, 15_000, 'delivered');
     const warnings = rig.problems.filter((p) => p.error.code === 'MB_EWS_EXCHANGE_ONLINE_RETIRING');
     assert.equal(warnings.length, 1, 'warned once, not per request');
     const en = warnings[0]!.error.explain('en');

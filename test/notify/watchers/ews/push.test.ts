@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { createEwsWatcher, ewsWatchSchema, type EwsWatcher } from '../../../../src/notify/watchers/ews/index.ts';
-import { startRig, until, type Rig } from './rig.ts';
+import { startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 const clock = { offset: 0 };
@@ -58,8 +59,8 @@ test('push: a new message arrives once with its unread count, a read follows, an
   assert.match(w.push!.callbackUrl(), /^http:\/\/127\.0\.0\.1:\d+\/notify\/ews\/ews-push\/[A-Za-z0-9_-]{32}$/);
 
   await rig.deliver(anna, 'Per Push');
-  await until(() => newSubjects(anna).includes('Per Push'), 10_000, 'push delivered');
-  await until(() => w.status()[0]?.state === 'watching', 10_000, 'watching after the first call');
+  await waitFor(() => newSubjects(anna).includes('Per Push'), 10_000, 'push delivered');
+  await waitFor(() => w.status()[0]?.state === 'watching', 10_000, 'watching after the first call');
   const ev = rig.at(anna, 'message.new').find((e) => e.type === 'message.new' && e.subject === 'Per Push');
   assert.equal(ev?.type === 'message.new' && ev.unreadCount, 1);
   const saved = JSON.parse((await rig.store.store.kv.get('watch-ews', `push:${anna}`))!) as { id: string; watermark: string };
@@ -68,7 +69,7 @@ test('push: a new message arrives once with its unread count, a read follows, an
   const c = await rig.imap(anna);
   await c.mailboxOpen('INBOX');
   await c.messageFlagsAdd('1:*', ['\\Seen'], { uid: true });
-  await until(() => rig.at(anna, 'message.read-state').length >= 1, 10_000, 'read-state');
+  await waitFor(() => rig.at(anna, 'message.read-state').length >= 1, 10_000, 'read-state');
   const rs = rig.at(anna, 'message.read-state')[0];
   assert.equal(rs?.type === 'message.read-state' && rs.unreadCount, 0);
   assert.ok(w.push!.stats.notifications >= 2);
@@ -94,7 +95,7 @@ test('push: strangers get 404, unknown subscriptions Unsubscribe; silence resubs
   const subscribes = rig.ews.stats.operations.Subscribe ?? 0;
   clock.offset += 3 * 60_000;
   w.push!.checkNow();
-  await until(() => (rig.ews.stats.operations.Subscribe ?? 0) > subscribes && w.status()[0]?.state === 'subscribed', 10_000, 'resubscribed');
+  await waitFor(() => (rig.ews.stats.operations.Subscribe ?? 0) > subscribes && w.status()[0]?.state === 'subscribed', 10_000, 'resubscribed');
   // Not one call from Exchange for ben's subscription in all that time: reported, with the URL but not its token.
   const silent = rig.problems.find((p) => p.mailbox === ben && p.error.code === 'MB_EWS_PUSH_SILENT');
   assert.ok(silent, JSON.stringify(rig.problems.map((p) => p.error.code)));
@@ -106,8 +107,8 @@ test('push: strangers get 404, unknown subscriptions Unsubscribe; silence resubs
   // Both the old subscription (answered Unsubscribe now) and the new one see this; it arrives once.
   const before = newSubjects(ben).length;
   await rig.deliver(ben, 'After resubscribe');
-  await until(() => newSubjects(ben).length > before, 10_000, 'delivered');
-  await until(() => rig.ews.stats.push.unsubscribed >= 1, 10_000, 'old subscription ended by Unsubscribe');
+  await waitFor(() => newSubjects(ben).length > before, 10_000, 'delivered');
+  await waitFor(() => rig.ews.stats.push.unsubscribed >= 1, 10_000, 'old subscription ended by Unsubscribe');
   await rig.dispatcher.runOnce();
   assert.deepEqual(newSubjects(ben).slice(before), ['After resubscribe']);
 });
@@ -121,7 +122,7 @@ test('push: a restart resubscribes from the saved watermark; mail that came mean
   await rig.deliver(cara, 'While the listener was down');
   const second = await pushWatcher([cara]);
   await second.w.start();
-  await until(() => newSubjects(cara).includes('While the listener was down'), 10_000, 'caught up');
+  await waitFor(() => newSubjects(cara).includes('While the listener was down'), 10_000, 'caught up');
   await rig.dispatcher.runOnce();
   assert.deepEqual(newSubjects(cara), ['While the listener was down']);
   const ids = rig.received.map((r) => r.id);

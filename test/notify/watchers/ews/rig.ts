@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { silentLogger } from '../../../../src/log/index.ts';
 import type { MbError } from '../../../../src/errors/index.ts';
 import { webhookSinkSchema } from '../../../../src/notify/config.ts';
@@ -24,6 +24,7 @@ import { DovecotFeed } from '../../../../src/sandbox/feed/dovecot.ts';
 import { MailStore } from '../../../../src/sandbox/graph/store.ts';
 import { noJitter, subscription, tempStore, type TempStore } from '../../helpers.ts';
 import { loopbackEgress } from '../../../support/egress.ts';
+import { dovecotImap } from '../../../support/imap.ts';
 
 export const TENANT = '1c000000-0000-4000-8000-0000000000e1';
 export const APP_ID = 'a0000000-0000-4000-8000-0000000000e1';
@@ -148,9 +149,7 @@ export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number;
       if (r.accepted.length !== 1) throw new Error(`not delivered: ${JSON.stringify(r.rejected)}`);
     },
     async imap(address) {
-      const c = new ImapFlow({ host: '127.0.0.1', port: dovecot.ports.imap, secure: false, doSTARTTLS: false, auth: { user: address, accessToken: await dovecot.mintToken(address) }, logger: false, disableAutoIdle: true });
-      c.on('error', () => undefined);
-      await c.connect();
+      const c = await dovecotImap(dovecot, address);
       clients.push(c);
       return c;
     },
@@ -171,15 +170,3 @@ export async function startRig(o: { scheduler?: Scheduler; heartbeatMs?: number;
   };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `predicate` until true; throws after `ms` (a bound, not a timing assertion). */
-export async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}

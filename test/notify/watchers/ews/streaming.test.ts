@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { ewsWatchSchema, createEwsWatcher, type EwsWatcher, type EwsWatchHooks } from '../../../../src/notify/watchers/ews/index.ts';
 import type { WatchedMailbox } from '../../../../src/notify/watchers/types.ts';
 import { Clock } from '../../helpers.ts';
-import { startRig, until, type Rig } from './rig.ts';
+import { startRig, type Rig } from './rig.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 const watchers: EwsWatcher[] = [];
@@ -37,7 +38,7 @@ function watcher(mailboxes: string[], options: Record<string, unknown> = {}, hoo
 
 /** Waits until the dispatcher has delivered everything published so far. */
 async function settled(): Promise<void> {
-  await until(() => rig.received.length === new Set(rig.received.map((r) => r.id)).size, 5000, 'receiver ids unique');
+  await waitFor(() => rig.received.length === new Set(rig.received.map((r) => r.id)).size, 5000, 'receiver ids unique');
   await rig.dispatcher.runOnce();
 }
 
@@ -58,7 +59,7 @@ test('a delivered message arrives once with sender, subject and unread count; re
   assert.deepEqual(w.status().map((s) => [s.mailbox, s.state]), [[anna, 'watching'], ['ben@contoso.test', 'watching']], JSON.stringify([w.status(), rig.problems.map((p) => p.error.message)]));
 
   await rig.deliver(anna, 'Rechnung März');
-  await until(() => rig.at(anna, 'message.new').length >= 1, 10_000, 'message.new');
+  await waitFor(() => rig.at(anna, 'message.new').length >= 1, 10_000, 'message.new');
   const [ev] = rig.at(anna, 'message.new');
   assert.equal(ev?.type, 'message.new');
   if (ev?.type !== 'message.new') return;
@@ -74,7 +75,7 @@ test('a delivered message arrives once with sender, subject and unread count; re
   const uids = (await c.search({ all: true }, { uid: true })) as number[];
   const newest = Math.max(...uids);
   await c.messageFlagsAdd(String(newest), ['\\Seen'], { uid: true });
-  await until(() => rig.at(anna, 'message.read-state').length >= 1, 10_000, 'read-state');
+  await waitFor(() => rig.at(anna, 'message.read-state').length >= 1, 10_000, 'read-state');
   const [rs] = rig.at(anna, 'message.read-state');
   assert.equal(rs?.type, 'message.read-state');
   if (rs?.type !== 'message.read-state') return;
@@ -84,13 +85,13 @@ test('a delivered message arrives once with sender, subject and unread count; re
 
   // Deleted: expunge it.
   await c.messageDelete(String(newest), { uid: true });
-  await until(() => rig.at(anna, 'message.deleted').length >= 1, 10_000, 'message.deleted');
+  await waitFor(() => rig.at(anna, 'message.deleted').length >= 1, 10_000, 'message.deleted');
   assert.equal(rig.at(anna, 'message.deleted')[0]?.messageId, ev.messageId);
 
   // A reconnect catches up with SyncFolderItems: everything it finds was reported already.
   const before = w.groups[0]!.connections;
   w.groups[0]!.reconnect();
-  await until(() => w.groups[0]!.connections > before && w.status().every((s) => s.state === 'watching'), 10_000, 'reconnected');
+  await waitFor(() => w.groups[0]!.connections > before && w.status().every((s) => s.state === 'watching'), 10_000, 'reconnected');
   await settled();
   assert.equal(ids(anna, 'message.new').length, 1);
   assert.equal(ids(anna, 'message.read-state').length, 1);
@@ -113,10 +114,10 @@ test('a stream dropped in the middle of a notification loses nothing and deliver
   assert.equal(rig.ews.dropStreams({ midEnvelope: true }), 1);
   await rig.deliver(ben, 'Cut 1');
   await rig.deliver(ben, 'Cut 2');
-  await until(() => rig.ews.stats.streams.dropped >= 1, 10_000, 'the emulator dropped the stream');
+  await waitFor(() => rig.ews.stats.streams.dropped >= 1, 10_000, 'the emulator dropped the stream');
   await rig.deliver(ben, 'After the drop');
-  await until(() => rig.at(ben, 'message.new').length - start >= 3, 15_000, 'three new messages');
-  await until(() => w.status().every((s) => s.state === 'watching'), 10_000, 'watching again');
+  await waitFor(() => rig.at(ben, 'message.new').length - start >= 3, 15_000, 'three new messages');
+  await waitFor(() => w.status().every((s) => s.state === 'watching'), 10_000, 'watching again');
   await settled();
   const subjects = rig.at(ben, 'message.new').slice(start).map((e) => (e.type === 'message.new' ? e.subject : ''));
   assert.deepEqual([...subjects].sort(), ['After the drop', 'Cut 1', 'Cut 2']);
@@ -131,7 +132,7 @@ test('a restart with mail arriving and being read while stopped reports each cha
   const first = watcher([cara]);
   await first.start();
   await rig.deliver(cara, 'Seen live');
-  await until(() => rig.at(cara, 'message.new').length === 1, 10_000, 'live message');
+  await waitFor(() => rig.at(cara, 'message.new').length === 1, 10_000, 'live message');
   await first.close();
   const subscribes = rig.ews.stats.operations.Subscribe ?? 0;
 
@@ -144,7 +145,7 @@ test('a restart with mail arriving and being read while stopped reports each cha
 
   const second = watcher([cara]);
   await second.start();
-  await until(() => rig.at(cara, 'message.new').length >= 3 && rig.at(cara, 'message.read-state').length >= 1, 15_000, 'caught up').catch((e: Error) => {
+  await waitFor(() => rig.at(cara, 'message.new').length >= 3 && rig.at(cara, 'message.read-state').length >= 1, 15_000, 'caught up').catch((e: Error) => {
     throw new Error(`${e.message}: ${JSON.stringify([rig.at(cara), second.status(), rig.problems.map((p) => p.error.message)])}`);
   });
   await settled();
@@ -177,9 +178,9 @@ test('ErrorServerBusy is waited out for BackOffMilliseconds (fault and message s
   rig.ews.busy(1, 250, 'message');
   const conns = w.groups[0]!.connections;
   w.groups[0]!.reconnect();
-  await until(() => rig.ews.stats.busy - busyBefore === 3 && w.groups[0]!.connections > conns && w.status()[0]?.state === 'watching', 15_000, 'past the busy answer');
+  await waitFor(() => rig.ews.stats.busy - busyBefore === 3 && w.groups[0]!.connections > conns && w.status()[0]?.state === 'watching', 15_000, 'past the busy answer');
   await rig.deliver(dora, 'After back-off');
-  await until(() => rig.at(dora, 'message.new').length === 1, 10_000, 'delivered after back-off');
+  await waitFor(() => rig.at(dora, 'message.new').length === 1, 10_000, 'delivered after back-off');
   await w.close();
 });
 
@@ -190,10 +191,10 @@ test('a stream silent for twice the heartbeat is reconnected and reported; nothi
   // The emulator heartbeats every 40 s; a read timeout of 300 ms makes every pause a lost stream.
   const w = watcher([anna], {}, { timing: { readTimeoutMs: 300, minRetryMs: 50 } });
   await w.start();
-  await until(() => w.groups[0]!.connections >= 3, 15_000, 'reconnects after silence');
+  await waitFor(() => w.groups[0]!.connections >= 3, 15_000, 'reconnects after silence');
   assert.ok(rig.problems.slice(problemsBefore).some((p) => p.error.code === 'MB_EWS_STREAM_LOST'));
   await rig.deliver(anna, 'Between reconnects');
-  await until(() => rig.at(anna, 'message.new').length === start + 1, 15_000, 'delivered');
+  await waitFor(() => rig.at(anna, 'message.new').length === start + 1, 15_000, 'delivered');
   await settled();
   assertNoDuplicates();
   await w.close();
@@ -206,7 +207,7 @@ test('a subscription Exchange no longer knows is made anew, and SyncFolderItems 
   // dora may still hold a subscription from an earlier test on another backend: the group's
   // affinity makes Exchange refuse it, and the watcher subscribes again. Wait until that settled.
   let kept: string | undefined;
-  await until(() => {
+  await waitFor(() => {
     void rig.store.store.kv.get('watch-ews', `sub:${dora}`).then((v) => (kept = v));
     return kept !== undefined && first.groups[0]!.members.every((m) => m.subId && m.state === 'watching');
   }, 10_000, 'both subscribed');
@@ -223,8 +224,8 @@ test('a subscription Exchange no longer knows is made anew, and SyncFolderItems 
 
   const second = watcher([ben, dora]);
   await second.start();
-  await until(() => rig.at(dora, 'message.new').length > start, 15_000, 'caught up');
-  await until(() => second.status().every((s) => s.state === 'watching'), 10_000, 'watching');
+  await waitFor(() => rig.at(dora, 'message.new').length > start, 15_000, 'caught up');
+  await waitFor(() => second.status().every((s) => s.state === 'watching'), 10_000, 'watching');
   await settled();
   assert.deepEqual(rig.at(dora, 'message.new').slice(start).map((e) => (e.type === 'message.new' ? e.subject : '')), ['Only the catch-up sees this']);
   assert.equal((rig.ews.stats.operations.Subscribe ?? 0) - subscribes, 1, 'only the lost subscription was made again');
@@ -252,7 +253,7 @@ test('back-off on a manual clock: drops after a healthy period each wait the fir
     const before = g.connections;
     clock.advance(healthyFor);
     assert.equal(rig.ews.dropStreams(), 1);
-    await until(() => g.connections > before && w.status()[0]?.state === 'watching', 10_000, 'reconnected');
+    await waitFor(() => g.connections > before && w.status()[0]?.state === 'watching', 10_000, 'reconnected');
   };
   // Five drops, each after 20 s of healthy streaming: each waits the first step, none doubles.
   for (let i = 0; i < 5; i++) await drop(20_000);
@@ -266,7 +267,7 @@ test('back-off on a manual clock: drops after a healthy period each wait the fir
   rig.ews.busy(1, 300, 'message');
   const conns = g.connections;
   g.reconnect();
-  await until(() => g.connections > conns + 1 && w.status()[0]?.state === 'watching', 10_000, 'past the busy message');
+  await waitFor(() => g.connections > conns + 1 && w.status()[0]?.state === 'watching', 10_000, 'past the busy message');
   assert.equal(g.waits.at(-1), 300);
   await drop(20_000);
   assert.equal(g.waits.at(-1), 40, 'a healthy period after the busy answer: the first step');

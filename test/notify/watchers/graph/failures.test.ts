@@ -14,7 +14,9 @@ import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../.
 import { subscribeFailed } from '../../../../src/notify/watchers/graph/subscriptions.ts';
 import type { TokenProvider, WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { freePort, type Recorder, recorder, type TempStore, tempStore, until } from './helpers.ts';
+import { type Recorder, recorder, type TempStore, tempStore } from './helpers.ts';
+import { waitFor } from '../../../support/wait.ts';
+import { freePort } from '../../../support/ports.ts';
 
 let rig: Rig;
 let t: TempStore;
@@ -119,7 +121,7 @@ test('validation handshake failing (public URL unreachable): MB_WATCH_GRAPH_VALI
 
     // And now by notification.
     await rig.dovecot.deliver({ from: 'anna@fabrikam.test', to: [mailbox] }, Buffer.from(rfc822({ from: 'anna@fabrikam.test', to: mailbox, subject: 'Notified' })));
-    await until(() => rec.events.some((e) => e.type === 'message.new' && e.subject === 'Notified'), 20_000, 'notified event');
+    await waitFor(() => rec.events.some((e) => e.type === 'message.new' && e.subject === 'Notified'), 20_000, 'notified event');
   } finally {
     await w.close();
     await http.close();

@@ -13,7 +13,6 @@ import { rfc822, type Rig } from '../../../sandbox/graph/helpers.ts';
 import { noJitter } from '../../helpers.ts';
 
 export { noJitter, tempStore, type TempStore } from '../../helpers.ts';
-export { freePort } from '../../../identity/sandbox-fixture.ts';
 
 /** A message from Anna Schmidt into a sandbox mailbox, over Dovecot's LMTP. */
 export async function deliver(rig: Rig, address: string, subject: string): Promise<void> {
@@ -44,10 +43,3 @@ export function recorder(store: Store): Recorder {
   return out;
 }
 
-export async function until(predicate: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -16,7 +16,9 @@ import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../.
 import { KV_NAMESPACE } from '../../../../src/notify/watchers/graph/sync.ts';
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { deliver, freePort, type Recorder, recorder, type TempStore, tempStore, until } from './helpers.ts';
+import { deliver, type Recorder, recorder, type TempStore, tempStore } from './helpers.ts';
+import { waitFor } from '../../../support/wait.ts';
+import { freePort } from '../../../support/ports.ts';
 
 let rig: Rig;
 let t: TempStore;
@@ -99,7 +101,7 @@ test('new mail is reported from the decrypted notification without a delta reque
 
     const rounds = run.w.stats.rounds;
     await deliver(rig, mailbox, 'Rich one');
-    await until(() => news('Rich one').length > 0, 20_000, 'rich message.new');
+    await waitFor(() => news('Rich one').length > 0, 20_000, 'rich message.new');
     await settle(run.w);
     assert.equal(news('Rich one').length, 1);
     const e = news('Rich one')[0]!;
@@ -114,7 +116,7 @@ test('new mail is reported from the decrypted notification without a delta reque
     const res = await rig.call('PATCH', `/v1.0/users/${mailbox}/messages/${e.messageId}`, { token: await rig.appToken(APP.relay), json: { isRead: true } });
     assert.equal(res.status, 200);
     const reads = () => rec.events.filter((x) => x.type === 'message.read-state' && x.messageId === e.messageId);
-    await until(() => reads().length > 0, 20_000, 'read-state');
+    await waitFor(() => reads().length > 0, 20_000, 'read-state');
     await settle(run.w);
     assert.equal(reads().length, 1);
     assert.ok(run.w.stats.rounds > rounds);
@@ -144,7 +146,7 @@ test('a tampered encrypted item is refused with MB_WATCH_GRAPH_RICH_INVALID and 
   try {
     const before = problems.length;
     await deliver(rig, mailbox, 'Tampered');
-    await until(() => news('Tampered').length > 0, 20_000, 'event by delta');
+    await waitFor(() => news('Tampered').length > 0, 20_000, 'event by delta');
     await settle(run.w);
     assert.equal(news('Tampered').length, 1);
     const codes = problems.slice(before).map((p) => p.code);

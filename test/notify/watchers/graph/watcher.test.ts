@@ -23,8 +23,10 @@ import { subscriptionKey } from '../../../../src/notify/watchers/graph/subscript
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
-import { deliver, freePort, noJitter, type TempStore, tempStore, until } from './helpers.ts';
+import { deliver, noJitter, type TempStore, tempStore } from './helpers.ts';
 import { loopbackEgress } from '../../../support/egress.ts';
+import { waitFor } from '../../../support/wait.ts';
+import { freePort } from '../../../support/ports.ts';
 
 /** Sandbox notification retries run only when the test says so. */
 class ManualTimers implements Timers {
@@ -170,7 +172,7 @@ async function settle(w: GraphWatcher): Promise<void> {
     await w.idle();
     await dispatcher.runOnce();
     // The background loop may still hold a delivery: wait until the queue is empty.
-    await until(async () => (await t.store.notify.counts()).pending === 0, 20_000, 'dispatcher queue drained');
+    await waitFor(async () => (await t.store.notify.counts()).pending === 0, 20_000, 'dispatcher queue drained');
   }
 }
 
@@ -233,7 +235,7 @@ test('new mail → exactly one message.new with the unread count; marking it rea
   try {
     assert.deepEqual(w.watcher.status().map((s) => [s.mailbox, s.state]), [[mailbox, 'watching']]);
     await deliver(rig, mailbox, 'Rechnung 4711');
-    await until(() => newMail(mailbox, 'Rechnung 4711').length > 0, 20_000, 'message.new at the receiver');
+    await waitFor(() => newMail(mailbox, 'Rechnung 4711').length > 0, 20_000, 'message.new at the receiver');
     await settle(w.watcher);
     const [created] = newMail(mailbox, 'Rechnung 4711');
     assert.equal(newMail(mailbox, 'Rechnung 4711').length, 1);
@@ -246,7 +248,7 @@ test('new mail → exactly one message.new with the unread count; marking it rea
     const res = await rig.call('PATCH', `/v1.0/users/${mailbox}/messages/${created.event.messageId}`, { token: await rig.appToken(APP.relay), json: { isRead: true } });
     assert.equal(res.status, 200);
     const isRead = () => eventsFor(mailbox).filter((r) => r.event.type === 'message.read-state' && r.event.messageId === created.event.messageId);
-    await until(() => isRead().length > 0, 20_000, 'read-state at the receiver');
+    await waitFor(() => isRead().length > 0, 20_000, 'read-state at the receiver');
     await settle(w.watcher);
     assert.equal(isRead().length, 1);
     const read = isRead()[0]!.event;
@@ -265,7 +267,7 @@ test('a `missed` lifecycle event (dropped notifications) ends with each change r
     rig.graph.dropNotifications(mailbox, 2);
     await deliver(rig, mailbox, 'Dropped 1');
     await deliver(rig, mailbox, 'Dropped 2');
-    await until(() => newMail(mailbox, 'Dropped 2').length > 0 && newMail(mailbox, 'Dropped 1').length > 0, 20_000, 'events after missed');
+    await waitFor(() => newMail(mailbox, 'Dropped 2').length > 0 && newMail(mailbox, 'Dropped 1').length > 0, 20_000, 'events after missed');
     await settle(w.watcher);
     assert.equal(rig.graph.notificationStats.droppedByHook, 2);
     assert.ok(w.watcher.stats.lifecycle >= 1, 'the missed event arrived');
@@ -289,14 +291,14 @@ test('a removed subscription is recreated and the gap is caught up: nothing lost
     rig.graph.removeSubscription(old.id);
     // Mail while Graph has no subscription: no notification can report it.
     await deliver(rig, mailbox, 'While removed');
-    await until(() => {
+    await waitFor(() => {
       const s = w.watcher.subscriptionOf(mailbox, 'inbox');
       return !!s && s.id !== old.id;
     }, 20_000, 'a new subscription');
-    await until(() => newMail(mailbox, 'While removed').length > 0, 20_000, 'the gap caught up');
+    await waitFor(() => newMail(mailbox, 'While removed').length > 0, 20_000, 'the gap caught up');
     assert.ok(problems.some((p) => p.code === 'MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED' && p.params.subscriptionId === old.id), 'the removal is reported with its code');
     await deliver(rig, mailbox, 'After recreate');
-    await until(() => newMail(mailbox, 'After recreate').length > 0, 20_000, 'notification on the new subscription');
+    await waitFor(() => newMail(mailbox, 'After recreate').length > 0, 20_000, 'notification on the new subscription');
     await settle(w.watcher);
     assert.ok(rig.graph.subscriptions().some((s) => s.id === w.watcher.subscriptionOf(mailbox, 'inbox')?.id));
     assert.ok(!rig.graph.subscriptions().some((s) => s.id === old.id));
@@ -315,7 +317,7 @@ test('a restart with events in flight reuses the subscription and reports every 
   const sub = w.watcher.subscriptionOf(mailbox, 'inbox');
   assert.ok(sub);
   await deliver(rig, mailbox, 'Before stop');
-  await until(() => newMail(mailbox, 'Before stop').length > 0, 20_000, 'first event');
+  await waitFor(() => newMail(mailbox, 'Before stop').length > 0, 20_000, 'first event');
   await settle(w.watcher);
   const before = newMail(mailbox, 'Before stop')[0]!.event;
   await w.stop();
@@ -327,7 +329,7 @@ test('a restart with events in flight reuses the subscription and reports every 
   await deliver(rig, mailbox, 'While down 2');
   const res = await rig.call('PATCH', `/v1.0/users/${mailbox}/messages/${before.messageId}`, { token: await rig.appToken(APP.relay), json: { isRead: true } });
   assert.equal(res.status, 200);
-  await until(() => failedPosts() > failedBefore, 20_000, 'a notification that could not be delivered');
+  await waitFor(() => failedPosts() > failedBefore, 20_000, 'a notification that could not be delivered');
   await rig.graph.notificationsSettled();
 
   w = await startWatcher([mailbox], { listener: 'rs', port });
@@ -367,14 +369,14 @@ test('reauthorizationRequired is answered with POST …/reauthorize; the subscri
     const lifecycle = w.watcher.stats.lifecycle;
     const answered204 = rig.graph.stats.responses[204] ?? 0;
     assert.equal(rig.graph.lifecycle(sub.id, 'reauthorizationRequired'), true);
-    await until(() => w.watcher.stats.lifecycle > lifecycle, 20_000, 'lifecycle notification');
+    await waitFor(() => w.watcher.stats.lifecycle > lifecycle, 20_000, 'lifecycle notification');
     await settle(w.watcher);
     assert.ok((rig.graph.stats.responses[204] ?? 0) > answered204, 'reauthorize was called (204)');
     assert.ok(logLines.some((l) => l.level === 30 && l.lifecycleEvent === 'reauthorizationRequired'), 'the lifecycle event is logged');
     assert.equal(w.watcher.subscriptionOf(mailbox, 'inbox')?.id, sub.id);
     assert.equal(w.watcher.stats.created, 1);
     await deliver(rig, mailbox, 'After reauthorize');
-    await until(() => newMail(mailbox, 'After reauthorize').length > 0, 20_000, 'event after reauthorize');
+    await waitFor(() => newMail(mailbox, 'After reauthorize').length > 0, 20_000, 'event after reauthorize');
     await settle(w.watcher);
     assert.equal(newMail(mailbox, 'After reauthorize').length, 1);
   } finally {
@@ -407,7 +409,7 @@ test('subscriptions are renewed before they expire (injectable clock) and keep n
     // Past the original expiry, the subscription still delivers.
     rig.clock.offsetMs += 60 * 60_000;
     await deliver(rig, mailbox, 'After first expiry');
-    await until(() => newMail(mailbox, 'After first expiry').length > 0, 20_000, 'event after renewal');
+    await waitFor(() => newMail(mailbox, 'After first expiry').length > 0, 20_000, 'event after renewal');
     await settle(w.watcher);
     assert.equal(newMail(mailbox, 'After first expiry').length, 1);
     assertNoDuplicateIds();

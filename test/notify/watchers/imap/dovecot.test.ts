@@ -15,7 +15,8 @@ import type { NotifyEvent, ReadStateEvent } from '../../../../src/notify/events.
 import { IMAP_KV_NAMESPACE, imapCheckpointKey, type StoredCheckpoint } from '../../../../src/notify/watchers/imap/index.ts';
 import type { KeyValue } from '../../../../src/store/index.ts';
 import { append, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
-import { gatedTokens, startPipeline, waitFor, watcherFor, type Pipeline } from './helpers.ts';
+import { gatedTokens, startPipeline, watcherFor, type Pipeline } from './helpers.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 const open: Array<{ close(): Promise<void> }> = [];

@@ -19,7 +19,8 @@ import type { ReadStateEvent } from '../../../../src/notify/events.ts';
 import { ImapSessionError } from '../../../../src/m365/imap-replies.ts';
 import { createLogger } from '../../../../src/log/index.ts';
 import { append, exchangeAppToken, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
-import { startPipeline, waitFor, watcherFor, type Pipeline } from './helpers.ts';
+import { startPipeline, watcherFor, type Pipeline } from './helpers.ts';
+import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 let front: ImapFront;

@@ -124,16 +124,6 @@ export function watcherFor(
   return createImapWatcher({ listener: 'test-listener', mailboxes, tokens, options, ctx: extra.log ? { ...ctx, log: extra.log } : ctx, ca: extra.ca });
 }
 
-export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** A token provider that can be held shut: reconnects wait until it is opened again. */
 export function gatedTokens(inner: TokenProvider): { tokens: TokenProvider; calls: () => number; hold(): void; release(): void } {
   let gate: Promise<void> | undefined;
