@@ -15,7 +15,6 @@ import type { Dispatcher as UndiciDispatcher } from 'undici';
 import { MbError } from '../../errors/index.ts';
 import { EgressPolicy } from '../../net/egress.ts';
 import { httpDispatcher, proxyRoute, type ProxySettings } from '../../net/proxy.ts';
-import type { EgressPolicy } from '../../net/egress.ts';
 import type { NotifySubscriptionRecord } from '../../store/notify.ts';
 import type { NotifyConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
