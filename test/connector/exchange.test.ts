@@ -10,14 +10,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
 import { ImapFlow } from 'imapflow';
 import { connectorSchema, type ConnectorInput } from '../../src/connector/config.ts';
 import { runConnector, type RunOptions } from '../../src/connector/index.ts';
 import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts';
-import { SandboxDirectory } from '../../src/sandbox/directory.ts';
-import { startImapFront, type ImapFront } from '../../src/sandbox/exchange/imap.ts';
-import { append, events, exchangeAppToken, folderContents, maildirFiles, makeMessage, startRig, tempStore, type Rig } from './helpers.ts';
+import type { SandboxDirectory } from '../../src/sandbox/directory.ts';
+import type { ImapFront } from '../../src/sandbox/exchange/imap.ts';
+import { append, events, exchangeTenant, folderContents, maildirFiles, makeMessage, startRig, tempStore, type ExchangeTenant, type Rig } from './helpers.ts';
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from '../support/temp.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
@@ -26,41 +25,32 @@ let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;
 let front: ImapFront;
 let directory: SandboxDirectory;
-let signer: Awaited<ReturnType<typeof generateKeyPair>>;
+let exo: ExchangeTenant;
 const kid = 'exo-test';
 const tenantId = randomUUID();
 const app = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
 const carol = { objectId: randomUUID(), upn: 'carol@contoso.test' };
-let jwks: JSONWebKeySet;
 const extraFronts: ImapFront[] = [];
 
 before(async () => {
   rig = await startRig();
   st = await tempStore();
-  signer = await generateKeyPair('RS256', { extractable: true });
-  jwks = { keys: [{ ...(await exportJWK(signer.publicKey)), kid, alg: 'RS256', use: 'sig' }] };
-  directory = new SandboxDirectory({
-    tenants: [
-      {
-        id: tenantId,
-        domains: ['contoso.test'],
-        apps: [{ ...app, displayName: 'mailbridge', appRoles: { exchange: ['IMAP.AccessAsApp'], graph: [] } }],
-        users: [{ objectId: carol.objectId, upn: carol.upn }],
-        exchange: {
-          servicePrincipals: [{ appId: app.appId, objectId: app.servicePrincipalId, displayName: 'mailbridge' }],
-          mailboxes: [
-            { address: 'alice@contoso.test', fullAccess: [app.servicePrincipalId] },
-            { address: 'info@contoso.test', type: 'shared', fullAccess: [app.servicePrincipalId] },
-            { address: 'revoked@contoso.test', fullAccess: [app.servicePrincipalId] },
-            { address: 'team@contoso.test', type: 'shared' },
-            { address: 'busy@contoso.test', fullAccess: [app.servicePrincipalId] },
-            { address: 'carol@contoso.test' },
-          ],
-        },
-      },
+  exo = await exchangeTenant(rig, {
+    kid,
+    tenantId,
+    app,
+    users: [{ objectId: carol.objectId, upn: carol.upn }],
+    mailboxes: [
+      { address: 'alice@contoso.test', fullAccess: [app.servicePrincipalId] },
+      { address: 'info@contoso.test', type: 'shared', fullAccess: [app.servicePrincipalId] },
+      { address: 'revoked@contoso.test', fullAccess: [app.servicePrincipalId] },
+      { address: 'team@contoso.test', type: 'shared' },
+      { address: 'busy@contoso.test', fullAccess: [app.servicePrincipalId] },
+      { address: 'carol@contoso.test' },
     ],
   });
-  front = await startImapFront({ directory, jwks, tls: rig.ca.issueServer(), dovecot: rig.dovecot });
+  directory = exo.directory;
+  front = await exo.front();
 });
 
 after(async () => {
@@ -71,7 +61,7 @@ after(async () => {
 });
 
 function token(claims: Record<string, unknown> = {}): Promise<string> {
-  return exchangeAppToken(signer.privateKey, { kid, tenantId, app }, claims);
+  return exo.token(claims);
 }
 
 function config(f: ImapFront, input: Partial<ConnectorInput> & Pick<ConnectorInput, 'destination' | 'mailboxes'>) {
@@ -223,7 +213,7 @@ test('a token without IMAP.AccessAsApp: MB_CONNECTOR_AUTH_FAILED pointing at the
 
 test('throttling: MB_CONNECTOR_THROTTLED with the suggested time, and the reconnect waits at least that long', async () => {
   const box = 'busy@contoso.test';
-  const limited = await startImapFront({ directory, jwks, tls: rig.ca.issueServer(), dovecot: rig.dovecot, limits: { maxConnectionsPerMailbox: 1, backoffMs: 7000 } });
+  const limited = await exo.front({ maxConnectionsPerMailbox: 1, backoffMs: 7000 });
   extraFronts.push(limited);
   // Another program holds the one session Exchange allows for this mailbox.
   const holder = new ImapFlow({ host: '127.0.0.1', port: limited.port, secure: true, tls: { ca: [rig.ca.certPem], servername: 'localhost' }, auth: { user: box, accessToken: await token() }, logger: false });

@@ -8,11 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
 import { connectorSchema, type ConnectorConfig, type ConnectorInput } from '../../src/connector/config.ts';
 import type { ConnectorEvent, TokenProvider } from '../../src/connector/types.ts';
 import { createSandboxCa, type SandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
+import { SandboxDirectory } from '../../src/sandbox/directory.ts';
+import { startImapFront, type ImapFront, type ImapLimits } from '../../src/sandbox/exchange/imap.ts';
+import type { SandboxMailbox, SandboxUser } from '../../src/sandbox/model.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { tempDir } from '../support/temp.ts';
 import { dovecotImap } from '../support/imap.ts';
@@ -265,6 +268,48 @@ export async function exchangeAppToken(
     .setNotBefore(now - 60)
     .setExpirationTime(now + 3600)
     .sign(key);
+}
+
+/** A tenant for the Exchange Online IMAP front (src/sandbox/exchange/imap.ts) over the rig's Dovecot. */
+export interface ExchangeTenant {
+  directory: SandboxDirectory;
+  jwks: JSONWebKeySet;
+  /** An Entra-shaped app-only token of the tenant's app; `claims` override (a delegated token, a missing role). */
+  token(claims?: Record<string, unknown>): Promise<string>;
+  /** A front for this tenant (the caller closes it); `limits` for the throttling tests. */
+  front(limits?: ImapLimits): Promise<ImapFront>;
+}
+
+/**
+ * One tenant with the mailbridge app (IMAP.AccessAsApp, its service principal registered in
+ * Exchange) and the given users and mailboxes, and a key that signs its tokens.
+ */
+export async function exchangeTenant(
+  rig: Rig,
+  o: { kid: string; tenantId: string; app: { appId: string; objectId: string; servicePrincipalId: string }; users?: Array<Pick<SandboxUser, 'objectId' | 'upn'>>; mailboxes: Array<Partial<SandboxMailbox> & { address: string }> },
+): Promise<ExchangeTenant> {
+  const signer = await generateKeyPair('RS256', { extractable: true });
+  const jwks: JSONWebKeySet = { keys: [{ ...(await exportJWK(signer.publicKey)), kid: o.kid, alg: 'RS256', use: 'sig' }] };
+  const directory = new SandboxDirectory({
+    tenants: [
+      {
+        id: o.tenantId,
+        domains: ['contoso.test'],
+        apps: [{ ...o.app, displayName: 'mailbridge', appRoles: { exchange: ['IMAP.AccessAsApp'], graph: [] } }],
+        users: o.users ?? [],
+        exchange: {
+          servicePrincipals: [{ appId: o.app.appId, objectId: o.app.servicePrincipalId, displayName: 'mailbridge' }],
+          mailboxes: o.mailboxes,
+        },
+      },
+    ],
+  });
+  return {
+    directory,
+    jwks,
+    token: (claims = {}) => exchangeAppToken(signer.privateKey, o, claims),
+    front: (limits) => startImapFront({ directory, jwks, tls: rig.ca.issueServer(), dovecot: rig.dovecot, ...(limits ? { limits } : {}) }),
+  };
 }
 
 /**

@@ -10,23 +10,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
 import { ImapFlow } from 'imapflow';
-import { SandboxDirectory } from '../../../../src/sandbox/directory.ts';
-import { startImapFront, type ImapFront } from '../../../../src/sandbox/exchange/imap.ts';
+import type { SandboxDirectory } from '../../../../src/sandbox/directory.ts';
+import type { ImapFront } from '../../../../src/sandbox/exchange/imap.ts';
 import { IMAP_KV_NAMESPACE, imapCheckpointKey, type StoredCheckpoint } from '../../../../src/notify/watchers/imap/index.ts';
 import type { ReadStateEvent } from '../../../../src/notify/events.ts';
 import { ImapSessionError } from '../../../../src/m365/imap-replies.ts';
 import { createLogger } from '../../../../src/log/index.ts';
-import { append, exchangeAppToken, makeMessage, startRig, type Rig } from '../../../connector/helpers.ts';
+import { append, exchangeTenant, makeMessage, startRig, type ExchangeTenant, type Rig } from '../../../connector/helpers.ts';
 import { startPipeline, watcherFor, type Pipeline } from './helpers.ts';
 import { waitFor } from '../../../support/wait.ts';
 
 let rig: Rig;
 let front: ImapFront;
 let directory: SandboxDirectory;
-let signer: Awaited<ReturnType<typeof generateKeyPair>>;
-let jwks: JSONWebKeySet;
+let exo: ExchangeTenant;
 const kid = 'exo-watch';
 const tenantId = randomUUID();
 const app = { appId: randomUUID(), objectId: randomUUID(), servicePrincipalId: randomUUID() };
@@ -34,27 +32,18 @@ const open: Array<{ close(): Promise<void> }> = [];
 
 before(async () => {
   rig = await startRig();
-  signer = await generateKeyPair('RS256', { extractable: true });
-  jwks = { keys: [{ ...(await exportJWK(signer.publicKey)), kid, alg: 'RS256', use: 'sig' }] };
-  directory = new SandboxDirectory({
-    tenants: [
-      {
-        id: tenantId,
-        domains: ['contoso.test'],
-        apps: [{ ...app, displayName: 'mailbridge', appRoles: { exchange: ['IMAP.AccessAsApp'], graph: [] } }],
-        users: [],
-        exchange: {
-          servicePrincipals: [{ appId: app.appId, objectId: app.servicePrincipalId, displayName: 'mailbridge' }],
-          mailboxes: [
-            { address: 'eva@contoso.test', fullAccess: [app.servicePrincipalId] },
-            { address: 'revoked@contoso.test', fullAccess: [] },
-            { address: 'busy@contoso.test', fullAccess: [app.servicePrincipalId] },
-          ],
-        },
-      },
+  exo = await exchangeTenant(rig, {
+    kid,
+    tenantId,
+    app,
+    mailboxes: [
+      { address: 'eva@contoso.test', fullAccess: [app.servicePrincipalId] },
+      { address: 'revoked@contoso.test', fullAccess: [] },
+      { address: 'busy@contoso.test', fullAccess: [app.servicePrincipalId] },
     ],
   });
-  front = await startImapFront({ directory, jwks, tls: rig.ca.issueServer(), dovecot: rig.dovecot });
+  directory = exo.directory;
+  front = await exo.front();
 });
 
 after(async () => {
@@ -64,7 +53,7 @@ after(async () => {
 });
 
 function token(claims: Record<string, unknown> = {}): Promise<string> {
-  return exchangeAppToken(signer.privateKey, { kid, tenantId, app }, claims);
+  return exo.token(claims);
 }
 
 async function pipeline(mailboxes: string[]): Promise<Pipeline> {
@@ -176,7 +165,7 @@ test('a token without IMAP.AccessAsApp: MB_CONNECTOR_AUTH_FAILED naming the API 
 
 test('throttled by the front: MB_WATCH_IMAP_THROTTLED with the suggested wait, honoured before the next attempt', async () => {
   const box = 'busy@contoso.test';
-  const limited = await startImapFront({ directory, jwks, tls: rig.ca.issueServer(), dovecot: rig.dovecot, limits: { maxConnectionsPerMailbox: 1, backoffMs: 7000 } });
+  const limited = await exo.front({ maxConnectionsPerMailbox: 1, backoffMs: 7000 });
   open.push(limited);
   const holder = new ImapFlow({ host: '127.0.0.1', port: limited.port, secure: true, tls: { ca: [rig.ca.certPem], servername: 'localhost' }, auth: { user: box, accessToken: await token() }, logger: false });
   holder.on('error', () => undefined);
