@@ -321,6 +321,16 @@ export class Identity {
    * or unknown expiry) and errors (expired, unreadable). Also logged, at most once a day each.
    */
   async warnings(name?: string): Promise<CredentialNotice[]> {
+    const out = await this.credentialNotices(name);
+    for (const notice of out) this.logNotice(notice);
+    return out;
+  }
+
+  /**
+   * The same notices as `warnings`, as of `now`, without logging them: for callers that decide
+   * themselves when to tell the admin (the expiry monitor tells once per threshold, not daily).
+   */
+  async credentialNotices(name?: string, now: number = this.clock()): Promise<CredentialNotice[]> {
     const names = name ? [name] : this.connections();
     const out: CredentialNotice[] = [];
     for (const n of names) {
@@ -329,16 +339,15 @@ export class Identity {
         const rt = await this.runtime(n);
         const ctx = { connection: n, clientId: rt.conn.clientId, portal: rt.cloud.portal };
         try {
-          assertUsable(rt.credential, ctx, this.clock());
+          assertUsable(rt.credential, ctx, now);
         } catch (err) {
           out.push({ connection: n, severity: 'error', error: err as MbError });
         }
-        for (const w of credentialWarnings(rt.credential, ctx, this.clock())) out.push({ connection: n, severity: 'warning', error: w });
+        for (const w of credentialWarnings(rt.credential, ctx, now)) out.push({ connection: n, severity: 'warning', error: w });
       } catch (err) {
         out.push({ connection: n, severity: 'error', error: toIdentityError(err, this.bareContext(n)) });
       }
     }
-    for (const notice of out) this.logNotice(notice);
     return out;
   }
 

@@ -19,6 +19,8 @@ import { listenOn } from '../errors/listen.ts';
 import { Metrics } from '../metrics/index.ts';
 import { operationsRoutes } from './operations.ts';
 import { sinks, transports, watchers } from '../app/plugins.ts';
+import { langFromHeader } from '../notify/api.ts';
+import type { CredentialMonitor } from '../check/expiry.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -35,6 +37,8 @@ export interface Gateway {
   identity?: Identity;
   /** What /metrics serves; a connector run in this process records with `metrics.connector(name, event)`. */
   metrics: Metrics;
+  /** The credential expiry monitor (with the identity): `check()` looks again at once. */
+  credentials?: CredentialMonitor;
   /** `reason` (e.g. the signal) goes into the relay's stop mail. */
   close(reason?: string): Promise<void>;
 }
@@ -45,6 +49,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Default: a new registry with the process metrics. */
   metrics?: Metrics;
+  /** Clock of the credential expiry monitor (tests move it); default Date.now. */
+  clock?: () => number;
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -60,13 +66,19 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     metrics.http(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode);
   });
 
-  http.get('/health', async (_req, reply) => {
+  let monitor: CredentialMonitor | undefined;
+  http.get('/health', async (req, reply) => {
     try {
       await store.ping();
-      return { status: 'ok', store: store.driver, started };
     } catch (err) {
       return reply.code(503).send({ status: 'failing', store: store.driver, error: (err as Error).message });
     }
+    // A credential near or past its expiry does not stop the gateway yet: degraded, with the reason.
+    const alerts = monitor?.alerts() ?? [];
+    if (alerts.length === 0) return { status: 'ok', store: store.driver, started };
+    const lang = langFromHeader(req.headers['accept-language']);
+    const credentials = alerts.map((a) => ({ connection: a.connection, kind: a.kind, expires: a.expires, ...a.error.explain(lang) }));
+    return { status: 'degraded', store: store.driver, started, credentials };
   });
 
   let identity: Identity | undefined;
@@ -81,6 +93,23 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       if (config.relay || watchGroups) {
         const id = await app.identity();
         identity = id;
+        // Credentials at start and daily: 30/14/7/1 days ahead and once expired (src/check/expiry.ts).
+        const { CredentialMonitor, expiryMail } = await import('../check/expiry.ts');
+        monitor = new CredentialMonitor({
+          connections: Object.keys(config.connections),
+          notices: (c, now) => id.credentialNotices(c, now),
+          expiry: (c) => id.credentialExpiry(c),
+          kv: store.kv,
+          log,
+          ...(options.clock ? { clock: options.clock } : {}),
+          announce: async (alert) => {
+            const admin = config.relay?.adminMail;
+            if (!relay || !admin?.events.includes('credentials')) return;
+            const { queueAdminText } = await import('../relay/transports/admin-mail.ts');
+            const { hostname } = await import('node:os');
+            await queueAdminText(relay.relay.queue, admin, expiryMail(alert, config.relay?.hostname ?? hostname()));
+          },
+        });
         metrics.sources.credentials = async () => {
           const out: Array<{ connection: string; kind: string; expires: Date }> = [];
           for (const connection of Object.keys(config.connections)) {
@@ -112,6 +141,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
             ),
           );
       }
+      await monitor?.start();
       if (config.notify) {
         const { startNotifyService } = await import('../notify/service.ts');
         // Subscribers' URLs must never lead back to the gateway: its API, its relay listeners and public URL.
@@ -173,6 +203,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
+    monitor?.stop();
     await watch?.close();
     await notify?.close();
     await relay?.close('start failed', 0);
@@ -190,8 +221,10 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     ...(notify ? { notify } : {}),
     ...(watch ? { watch } : {}),
     ...(identity ? { identity } : {}),
+    ...(monitor ? { credentials: monitor } : {}),
     metrics,
     async close(reason?: string) {
+      monitor?.stop();
       await relay?.close(reason);
       await http.close();
       // Watchers first: nothing publishes into a stopped dispatcher.

@@ -1,7 +1,7 @@
 /**
  * Admin mails, as enaio's administrative mails do: a short message to an admin address when the
- * relay starts and when it stops (host, listeners, queue counts, what recovery found), in English
- * and German. They go through the relay's own queue and routes like any message, so they are
+ * relay starts and when it stops (host, listeners, queue counts, what recovery found), and when a
+ * credential nears its expiry (src/check/expiry.ts), in English and German. They go through the relay's own queue and routes like any message, so they are
  * durable and use the same mailbox and transport; a start mail written while Microsoft is
  * unreachable goes out when it is reachable again. Bounce reports to an admin are not repeated
  * here: relay.bounces.notify: admin|both sends the RFC 3464 report itself to bounces.adminAddress.
@@ -20,14 +20,14 @@ export const adminMailSchema = z
     to: z.array(z.email()).min(1).meta({ description: 'Admin addresses that get the mails' }),
     from: z.email().meta({ description: 'Sender of the mails; routed by relay.routes like any sender (it must be allowed to send)' }),
     events: z
-      .array(z.enum(['start', 'stop']))
+      .array(z.enum(['start', 'stop', 'credentials']))
       .min(1)
-      .default(['start', 'stop'])
-      .meta({ description: 'When to send one (for bounce reports to an admin use relay.bounces.notify: admin or both)' }),
+      .default(['start', 'stop', 'credentials'])
+      .meta({ description: 'When to send one: start, stop, credentials (a client secret or certificate 30, 14, 7 and 1 days before it expires, and once expired); for bounce reports to an admin use relay.bounces.notify: admin or both' }),
     stopWaitSeconds: z.int().min(0).max(60).default(10).meta({ description: 'How long a stopping relay waits for the stop mail to be sent' }),
   })
   .strict()
-  .meta({ description: 'Mails to an admin when the relay starts and stops' });
+  .meta({ description: 'Mails to an admin when the relay starts and stops, and when a credential nears its expiry' });
 
 export type AdminMailConfig = z.infer<typeof adminMailSchema>;
 
@@ -66,15 +66,23 @@ export async function queueAdminMail(queue: Queue, config: AdminMailConfig, even
     ...(facts.uptimeSeconds !== undefined ? [`Laufzeit: ${facts.uptimeSeconds} s`] : []),
     ...(facts.note ? [`Hinweis: ${facts.note}`] : []),
   ];
+  return queueAdminText(queue, config, { event, subject, en, de }, now);
+}
+
+/**
+ * Queues one admin mail with a subject and English and German lines (start and stop mails above;
+ * credential expiry warnings from src/check/expiry.ts). The event goes into X-Mailbridge-Event.
+ */
+export async function queueAdminText(queue: Queue, config: AdminMailConfig, mail: { event: string; subject: string; en: string[]; de: string[] }, now = new Date()): Promise<string> {
   const domain = config.from.split('@')[1] ?? 'mailbridge.invalid';
   const raw = await new MailComposer({
     from: { name: 'mailbridge', address: config.from },
     to: config.to,
-    subject,
-    text: `${en.join('\n')}\n\n---- Deutsch ----\n\n${de.join('\n')}\n`,
+    subject: mail.subject,
+    text: `${mail.en.join('\n')}\n\n---- Deutsch ----\n\n${mail.de.join('\n')}\n`,
     date: now,
     messageId: `<${randomBytes(12).toString('hex')}@${domain}>`,
-    headers: { 'Auto-Submitted': 'auto-generated', 'X-Mailbridge-Event': event },
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Mailbridge-Event': mail.event },
     newline: '\r\n',
   })
     .compile()
