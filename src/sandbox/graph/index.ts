@@ -21,6 +21,8 @@
  *   /v1.0/applications, /servicePrincipals (+ appRoleAssignedTo, appRoleAssignments),
  *   /oauth2PermissionGrants                                       app registration as setup does it
  *                                                                  (directory-api.ts, addendum)
+ *   POST   /adminapi/beta/{tenant}/InvokeCommand                  Exchange Online's admin API (read
+ *                                                                  cmdlets; ../exchange/adminapi.ts)
  *
  * Strategies (one module each): token and permission checks against the sandbox Entra's JWKS and
  * the SandboxDirectory (auth.ts); per app+mailbox concurrency and rate limits with test hooks

@@ -17,6 +17,7 @@ import type { SandboxDirectory } from '../directory.ts';
 import { maySendAs, requirePermission, resolveMailbox, verifyToken, type JwksSource, type Operation, type Principal, type ResolvedMailbox } from './auth.ts';
 import { incrementalEntries, initialEntries, knownAfter, type ChangeType, type DeltaQuery, type Round, type TokenCache } from './delta.ts';
 import { handleDirectory, isDirectoryPath } from './directory-api.ts';
+import { handleAdminApi, isAdminApiPath } from '../exchange/adminapi.ts';
 import { errorBody, GraphError, graphErrors } from './errors.ts';
 import { folderId, messageId, parseFolderId, parseMessageId, WELL_KNOWN_FOLDERS, wellKnownByPath, type MessageRef } from './ids.ts';
 import { pathSegments } from './paths.ts';
@@ -175,6 +176,12 @@ export function buildGraphServer(ctx: GraphContext, tls: KeyAndCert) {
 
 async function handle(ctx: GraphContext, req: FastifyRequest): Promise<Result> {
   const url = new URL(req.url, 'https://graph.sandbox.invalid');
+  if (isAdminApiPath(url.pathname)) {
+    // Exchange Online's admin API lives on outlook.office365.com; the sandbox serves it here, with
+    // its own token rules (an Exchange Online token, not a Graph one).
+    const body = req.body instanceof Buffer ? req.body : undefined;
+    return await handleAdminApi(ctx.directory, ctx.jwks, { method: req.method, pathname: url.pathname, authorization: header(req, 'authorization'), body, now: ctx.now() });
+  }
   const principal = await verifyToken(ctx.directory, ctx.jwks, header(req, 'authorization'), ctx.now());
   if (isDirectoryPath(url.pathname)) {
     // Applications, service principals, grants (directory-api.ts): tenant objects, no mailbox.
