@@ -58,6 +58,10 @@ export const connectionSchema = z
     graceSeconds: z.int().min(0).max(3600).default(30).meta({ description: 'Renew a token this many seconds before it expires' }),
     proxy: z.url().optional().meta({ description: 'Outbound HTTP proxy for this connection (else server.proxy, else HTTPS_PROXY)' }),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. the sandbox CA' }),
+    exchangeAdminUrl: z
+      .url()
+      .optional()
+      .meta({ description: "Exchange Online admin API that `mailbridge check` reads Exchange permissions through (default: the cloud's, https://outlook.office365.com/adminapi/beta); used only when the app has Exchange.ManageAsApp" }),
   })
   .strict();
 

@@ -386,6 +386,8 @@ function exampleDoc(inputs: ExampleInputs, ports: Record<PortName, number>, seal
       clientId: app.appId,
       tokenEndpoint: `https://${urlHost}:${entraPort[tenant.cloud]}/#TenantID#/oauth2/v2.0/token`,
       caFile,
+      // Exchange Online's admin API, which the sandbox serves on its Graph port (`mailbridge check` reads through it).
+      exchangeAdminUrl: `https://${urlHost}:${ports.graph}/adminapi/beta`,
     };
     const secret = app.secrets[0];
     if (secret) connections.sandbox = { ...base, clientSecret: seal(secret.value), clientSecretExpires: secret.endDateTime.slice(0, 10) };

@@ -10,6 +10,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   secret: async () => (await import('./secret.ts')).command,
   token: async () => (await import('./token.ts')).command,
   signin: async () => (await import('./signin.ts')).command,
+  check: async () => (await import('./check.ts')).command,
   send: async () => (await import('./send.ts')).command,
   queue: async () => (await import('./queue.ts')).command,
   'relay-user': async () => (await import('./relay-user.ts')).command,

@@ -1,0 +1,150 @@
+/**
+ * `mailbridge check [--json] [connection|route|connector|group]`: every prerequisite the
+ * configuration needs in Entra ID and Exchange, probed (src/check/), one line each with its
+ * status, and for each that is not ok its MB code, cause and fix.
+ */
+import { readFile } from 'node:fs/promises';
+import { renderText } from '../../../errors/index.ts';
+import type { Lang } from '../../../i18n/index.ts';
+import { passed, runChecks, type CheckResult, type CheckStatus } from '../../../check/index.ts';
+import { usageError } from '../args.ts';
+import { defineCommand } from '../command.ts';
+import { openIdentity } from './token.ts';
+
+const STATUS: Record<Lang, Record<CheckStatus, string>> = {
+  en: { ok: 'ok', failed: 'FAILED', pending: 'PENDING', unverified: 'UNVERIFIED' },
+  de: { ok: 'ok', failed: 'FEHLER', pending: 'AUSSTEHEND', unverified: 'UNGEPRÜFT' },
+};
+
+const CHECKS: Record<Lang, Record<string, string>> = {
+  en: {
+    credential: 'credential',
+    token: 'token',
+    permission: 'permission',
+    'exchange-service-principal': 'Exchange service principal',
+    'full-access': 'FullAccess',
+    'send-as': 'Send-As',
+    'smtp-auth': 'SMTP AUTH',
+    login: 'XOAUTH2 login',
+  },
+  de: {
+    credential: 'Anmeldeinformation',
+    token: 'Token',
+    permission: 'Berechtigung',
+    'exchange-service-principal': 'Exchange-Dienstprinzipal',
+    'full-access': 'Vollzugriff',
+    'send-as': 'Senden als',
+    'smtp-auth': 'SMTP AUTH',
+    login: 'XOAUTH2-Anmeldung',
+  },
+};
+
+const WORDS = {
+  en: {
+    connection: 'Connection',
+    summary: (c: Record<CheckStatus, number>) => `${c.ok} ok, ${c.failed} failed, ${c.pending} pending, ${c.unverified} unverified`,
+    allOk: 'Every prerequisite is in place.',
+    notOk: 'Not ready: fix the lines marked FAILED; PENDING ones need only time.',
+  },
+  de: {
+    connection: 'Verbindung',
+    summary: (c: Record<CheckStatus, number>) => `${c.ok} ok, ${c.failed} fehlgeschlagen, ${c.pending} ausstehend, ${c.unverified} ungeprüft`,
+    allOk: 'Alle Voraussetzungen sind erfüllt.',
+    notOk: 'Nicht bereit: die mit FEHLER markierten Zeilen beheben; AUSSTEHEND braucht nur Zeit.',
+  },
+} as const;
+
+export const command = defineCommand({
+  name: 'check',
+  summary: {
+    en: 'Check every prerequisite in Entra ID and Exchange, with the fix for each one missing',
+    de: 'Jede Voraussetzung in Entra ID und Exchange prüfen, mit der Behebung für jede fehlende',
+  },
+  help: {
+    en: `Usage: mailbridge check [--json] [connection|route|connector|group]
+
+Probes what the configuration needs, per connection: the credential (valid, not expiring within
+30 days), a token per resource (asked anew), the API permissions in it, and for app-only SMTP and
+IMAP the Exchange side: the service principal (New-ServicePrincipal with the right object ID),
+FullAccess and Send-As per mailbox, SMTP AUTH for mailbox and organization, and an XOAUTH2 login
+as each mailbox. Each line is ok, FAILED, PENDING (granted less than 30 minutes ago, not yet in
+effect) or UNVERIFIED (Exchange could not be read: it needs Exchange.ManageAsApp), with the MB
+code and the fix.
+
+{options}
+
+Exit code 0: nothing failed or pending (UNVERIFIED lines say what could not be read);
+1: a prerequisite failed or is pending; 2: wrong command line.`,
+    de: `Aufruf: mailbridge check [--json] [verbindung|route|connector|gruppe]
+
+Prüft, was die Konfiguration braucht, je Verbindung: die Anmeldeinformation (gültig, läuft
+nicht innerhalb von 30 Tagen ab), ein Token je Ressource (neu angefragt), die API-Berechtigungen
+darin, und für SMTP und IMAP mit App-Zugriff die Exchange-Seite: den Dienstprinzipal
+(New-ServicePrincipal mit der richtigen Objekt-ID), Vollzugriff und „Senden als“ je Postfach,
+SMTP AUTH für Postfach und Organisation und eine XOAUTH2-Anmeldung als jedes Postfach. Jede Zeile
+ist ok, FEHLER, AUSSTEHEND (vor weniger als 30 Minuten erteilt, noch nicht wirksam) oder UNGEPRÜFT
+(Exchange war nicht lesbar: dafür braucht es Exchange.ManageAsApp), mit MB-Code und Behebung.
+
+{options}
+
+Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was nicht lesbar war);
+1: eine Voraussetzung fehlt oder ist ausstehend; 2: falscher Aufruf.`,
+  },
+  options: {
+    json: { type: 'boolean', help: { en: 'machine-readable output', de: 'maschinenlesbare Ausgabe' } },
+  },
+  async run(ctx) {
+    if (ctx.args.length > 1) throw usageError('check', ctx.lang, { en: 'Name at most one connection, route, connector or group', de: 'Höchstens eine Verbindung, Route, Connector oder Gruppe angeben' });
+    const opened = await openIdentity(ctx);
+    try {
+      const { config } = opened;
+      const results = await runChecks({
+        config,
+        identity: opened.identity,
+        ...(ctx.args[0] !== undefined ? { target: ctx.args[0] } : {}),
+        readCa: async (c) => {
+          const file = config.connections[c]?.caFile;
+          return file ? readFile(file, 'utf8') : undefined;
+        },
+        env: ctx.env,
+        log: ctx.log,
+      });
+      const ok = passed(results);
+      if (ctx.opts.json) {
+        ctx.out.json({ ok, results: results.map((r) => json(r, ctx.lang)) });
+        return ok ? 0 : 1;
+      }
+      print(ctx.out, results, ctx.lang);
+      return ok ? 0 : 1;
+    } finally {
+      await opened.close();
+    }
+  },
+});
+
+function json(r: CheckResult, lang: Lang) {
+  return { connection: r.connection, check: r.check, subject: r.subject, status: r.status, ...(r.error ? r.error.explain(lang) : {}) };
+}
+
+function print(out: { line(text?: string): void }, results: readonly CheckResult[], lang: Lang): void {
+  const w = WORDS[lang];
+  const counts: Record<CheckStatus, number> = { ok: 0, failed: 0, pending: 0, unverified: 0 };
+  const width = Math.max(...Object.values(STATUS[lang]).map((s) => s.length)) + 2;
+  const checkWidth = Math.max(...results.map((r) => (CHECKS[lang][r.check] ?? r.check).length), 0) + 2;
+  let current = '';
+  for (const r of results) {
+    counts[r.status]++;
+    if (r.connection !== current) {
+      if (current) out.line();
+      current = r.connection;
+      out.line(`${w.connection} ${r.connection}`);
+    }
+    out.line(`  ${STATUS[lang][r.status].padEnd(width)}${(CHECKS[lang][r.check] ?? r.check).padEnd(checkWidth)}${r.subject}`);
+    if (r.error && r.status !== 'ok') {
+      for (const l of renderText(r.error.explain(lang), lang).split('\n')) out.line(`  ${' '.repeat(width)}${l}`);
+    }
+  }
+  out.line();
+  out.line(w.summary(counts));
+  out.line(passed(results) ? w.allOk : w.notOk);
+}

@@ -1,0 +1,514 @@
+/**
+ * `mailbridge check`: one check per prerequisite the configuration needs, each ok, failed, pending
+ * (granted, not yet in effect) or unverified (not readable from here), with its MB code and fix.
+ * What is needed comes from src/setup/requirements.ts (the same list `mailbridge setup` creates);
+ * every probe goes through the Microsoft 365 layer (src/m365/) and the connection's proxy and CA.
+ *
+ * Per connection, in this order:
+ *  1. credential: the secret or certificate is valid and does not expire within 30 days;
+ *  2. token: one per resource the configuration uses, asked of Entra ID anew (a cached token would
+ *     hide a permission granted since);
+ *  3. permissions: the roles (app-only) or scopes (delegated) in the token cover what is needed. A
+ *     missing application permission whose admin consent Graph shows as less than 30 minutes old
+ *     is pending (Entra ID takes up to 30 minutes), not failed; reading the grant needs
+ *     Application.Read.All, and check says so when it cannot;
+ *  4. Exchange (app-only SMTP/IMAP): an XOAUTH2 login per mailbox, as the relay or connector would
+ *     log in (SMTP AUTH for sending mailboxes, IMAP otherwise). Exchange's answers separate a
+ *     refused token and SMTP AUTH switched off (5.7.139, mailbox or tenant) from "no access to this
+ *     mailbox", but give one answer for a missing service principal, a wrong object ID in
+ *     New-ServicePrincipal and missing FullAccess, and refuse a missing Send-As only after a
+ *     message's data. So when the token carries Exchange.ManageAsApp, check reads Exchange through
+ *     its admin API (Get-ServicePrincipal, Get-MailboxPermission, Get-RecipientPermission,
+ *     Get-CASMailbox, Get-TransportConfig) and names the exact cause; without it a failed login is
+ *     reported with all three causes and Send-As as unverified, honestly.
+ *
+ * Limits: senders given only as a domain cannot be listed (requirements' openSenders) and are not
+ * probed; Exchange permissions have no grant date to read, so only app role grants can be pending;
+ * delegated connections get credential, token and scope checks, no Exchange reads.
+ */
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Config, ConnectionConfig } from '../config/schema.ts';
+import { MbError, toMbError, type ErrorParams, type MbCode } from '../errors/index.ts';
+import { cloudFor, type Identity, type Resource } from '../identity/index.ts';
+import type { AccessToken } from '../identity/index.ts';
+import { ExchangeAdmin, ExchangeAdminError } from '../m365/exchange-admin.ts';
+import { GraphClient, graphError, GraphUnreachable } from '../m365/graph.ts';
+import { connectWithin, imapClient } from '../m365/imap.ts';
+import { smtpConnection, xoauth2 } from '../m365/smtp.ts';
+import { tokenFacts, type TokenFacts } from '../m365/token-facts.ts';
+import type { ProxySettings } from '../net/proxy.ts';
+import { silentLogger, type Logger } from '../log/index.ts';
+import { appRequirements, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
+
+export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
+
+export interface CheckResult {
+  connection: string;
+  /** Which prerequisite: credential, token, permission, exchange-service-principal, full-access, send-as, smtp-auth, login. */
+  check: string;
+  /** What it is about: the credential kind, a resource, a permission, a mailbox. */
+  subject: string;
+  status: CheckStatus;
+  /** Why it is not ok: the code, cause and fix. */
+  error?: MbError;
+}
+
+export interface CheckOptions {
+  config: Config;
+  identity: Identity;
+  /** A connection, relay route, connector or watch group; all connections when undefined. */
+  target?: string;
+  /** Read PEM files (the connections' caFile). */
+  readCa: (connection: string) => Promise<string | undefined>;
+  clock?: () => number;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Per probe (login, Graph and Exchange reads), default 30 s. */
+  timeoutMs?: number;
+}
+
+/** A grant younger than this that is not in the token yet is pending, not failed (Entra's propagation). */
+export const PROPAGATION_MS = 30 * 60_000;
+const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
+const API: Record<Resource, string> = { exchange: 'Office 365 Exchange Online', graph: 'Microsoft Graph' };
+
+/** The requirements `target` selects: a connection's all, or those a route, connector or group uses. */
+export function selectRequirements(config: Config, target: string | undefined): ConnectionRequirements[] {
+  const all = appRequirements(config);
+  if (target === undefined) return all;
+  if (config.connections[target]) return all.filter((r) => r.connection === target);
+  const labels = [`relay route ${target}`, `connector ${target}`, `watch group ${target}`];
+  const uses = (usedBy: string[]) => usedBy.some((u) => labels.includes(u));
+  const out: ConnectionRequirements[] = [];
+  for (const r of all) {
+    if (!uses(r.usedBy)) continue;
+    out.push({
+      ...r,
+      permissions: r.permissions.filter((p) => uses(p.usedBy)),
+      mailboxes: r.mailboxes.filter((m) => uses(m.usedBy)),
+      usedBy: r.usedBy.filter((u) => labels.includes(u)),
+    });
+  }
+  if (out.length === 0) throw new MbError('MB_CHECK_UNKNOWN_TARGET', { target, connections: Object.keys(config.connections).join(', ') || '-' });
+  return out;
+}
+
+export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  for (const req of selectRequirements(o.config, o.target)) out.push(...(await new ConnectionCheck(o, req).run()));
+  return out;
+}
+
+/** Whether every check passed (unverified ones do not fail: they say what could not be read). */
+export function passed(results: readonly CheckResult[]): boolean {
+  return results.every((r) => r.status === 'ok' || r.status === 'unverified');
+}
+
+interface LoginOutcome {
+  ok: boolean;
+  /** token: Exchange refused the token itself; disabled-mailbox / disabled-tenant: SMTP AUTH off; mailbox: no access to the mailbox; network. */
+  stage?: 'token' | 'disabled-mailbox' | 'disabled-tenant' | 'mailbox' | 'network';
+  reply?: string;
+  protocol: 'SMTP' | 'IMAP';
+  host: string;
+  port: number;
+}
+
+class ConnectionCheck {
+  private readonly o: CheckOptions;
+  private readonly req: ConnectionRequirements;
+  private readonly conn: ConnectionConfig;
+  private readonly name: string;
+  private readonly out: CheckResult[] = [];
+  private readonly tokens = new Map<Resource, AccessToken>();
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(o: CheckOptions, req: ConnectionRequirements) {
+    this.o = o;
+    this.req = req;
+    this.name = req.connection;
+    this.conn = o.config.connections[req.connection] as ConnectionConfig;
+    this.now = o.clock ?? Date.now;
+    this.log = o.log ?? silentLogger;
+  }
+
+  private add(check: string, subject: string, status: CheckStatus, error?: MbError): void {
+    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}) });
+  }
+
+  private get base(): ErrorParams {
+    return { connection: this.name, clientId: this.conn.clientId, tenantId: this.conn.tenantId, portal: cloudFor(this.conn.cloud).portal };
+  }
+
+  private proxy(): ProxySettings {
+    const own = this.conn.proxy;
+    return { proxy: own ?? this.o.config.server.proxy, source: own ? 'connection' : 'server', env: this.o.env ?? process.env };
+  }
+
+  async run(): Promise<CheckResult[]> {
+    await this.credential();
+    const resources = [...new Set(this.req.permissions.filter((p) => !OIDC.has(p.name)).map((p) => p.resource))];
+    if (resources.length === 0) resources.push('exchange');
+    for (const resource of resources) await this.token(resource);
+    for (const resource of resources) await this.permissions(resource);
+    if (!this.req.delegated && this.tokens.has('exchange') && (this.req.exchangeServicePrincipal || this.req.mailboxes.length > 0)) await this.exchange();
+    return this.out;
+  }
+
+  // --- 1. credential ----------------------------------------------------------------------------------
+
+  private async credential(): Promise<void> {
+    const notices = await this.o.identity.credentialNotices(this.name, this.now());
+    const expiry = await this.o.identity.credentialExpiry(this.name).catch(() => undefined);
+    const subject = expiry ? `${expiry.kind} ${expiry.expires.toISOString().slice(0, 10)}` : this.conn.flow === 'device-code' ? 'public client' : this.conn.clientSecret ? 'secret' : 'certificate';
+    if (notices.length === 0) return this.add('credential', subject, 'ok');
+    for (const n of notices) this.add('credential', subject, 'failed', n.error);
+  }
+
+  // --- 2. token ---------------------------------------------------------------------------------------
+
+  private async token(resource: Resource): Promise<void> {
+    try {
+      const t = await this.o.identity.getToken(this.name, resource, { forceRefresh: true });
+      this.tokens.set(resource, t);
+      this.add('token', resource, 'ok');
+    } catch (err) {
+      this.add('token', resource, 'failed', toMbError(err));
+    }
+  }
+
+  // --- 3. permissions ---------------------------------------------------------------------------------
+
+  private grants: Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> | undefined;
+
+  private async permissions(resource: Resource): Promise<void> {
+    const token = this.tokens.get(resource);
+    if (!token) return;
+    const facts = tokenFacts(token.accessToken);
+    const needed = this.req.permissions.filter((p) => p.resource === resource && !OIDC.has(p.name));
+    if (this.req.delegated) {
+      const scp = new Set((decodeScp(token.accessToken) ?? []).map((s) => s.toLowerCase()));
+      for (const p of needed.filter((x) => x.type === 'Scope')) {
+        if (scp.has(p.name.toLowerCase())) this.add('permission', p.name, 'ok');
+        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: API[resource], usedBy: p.usedBy.join(', ') }));
+      }
+      return;
+    }
+    const roles = new Set(facts?.roles ?? []);
+    for (const p of needed.filter((x) => x.type === 'Role')) {
+      if (roles.has(p.name)) {
+        this.add('permission', p.name, 'ok');
+        continue;
+      }
+      this.add('permission', p.name, ...(await this.missingRole(p)));
+    }
+  }
+
+  /** A role not in the token: pending when Graph shows a grant younger than 30 minutes. */
+  private async missingRole(p: PermissionNeed): Promise<[CheckStatus, MbError]> {
+    const params = { ...this.base, permission: p.name, api: API[p.resource], usedBy: p.usedBy.join(', ') };
+    this.grants ??= this.readGrants();
+    const read = await this.grants;
+    if ('error' in read) return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN', { ...params, detail: read.error })];
+    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resource === '' || g.resource === API[p.resource]));
+    const age = grant ? this.now() - grant.created : Infinity;
+    if (grant && age < PROPAGATION_MS) {
+      return [
+        'pending',
+        new MbError('MB_CHECK_PERMISSION_PENDING', {
+          ...params,
+          granted: new Date(grant.created).toISOString().slice(11, 16) + ' UTC',
+          minutes: Math.max(0, Math.floor(age / 60_000)),
+          until: new Date(grant.created + PROPAGATION_MS).toISOString().slice(11, 16) + ' UTC',
+        }),
+      ];
+    }
+    return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING', params)];
+  }
+
+  /** The app's app role assignments from Graph (GET /servicePrincipals(appId=…)/appRoleAssignments). */
+  private async readGrants(): Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> {
+    let token: AccessToken;
+    try {
+      token = this.tokens.get('graph') ?? (await this.o.identity.getToken(this.name, 'graph', { forceRefresh: true }));
+    } catch (err) {
+      return { error: toMbError(err).code };
+    }
+    const client = new GraphClient({
+      baseUrl: graphUrlFor(this.o.config, this.name),
+      graphHost: cloudFor(this.conn.cloud).graphHost,
+      tokens: async () => token.accessToken,
+      proxy: this.proxy(),
+      ca: await this.o.readCa(this.name),
+      throttleRetries: 1,
+      timeoutMs: this.o.timeoutMs ?? 30_000,
+    });
+    try {
+      const reply = await client.call('directory', 'GET', `/servicePrincipals(appId='${this.conn.clientId}')/appRoleAssignments`);
+      if (reply.status !== 200) {
+        const e = graphError(reply);
+        return { error: `Graph ${reply.status} ${e.code}: ${e.message}` };
+      }
+      const value = Array.isArray(reply.json?.value) ? (reply.json.value as Array<Record<string, unknown>>) : [];
+      return {
+        grants: value.map((v) => ({
+          appRoleId: String(v.appRoleId ?? ''),
+          resource: typeof v.resourceDisplayName === 'string' ? v.resourceDisplayName : '',
+          created: Date.parse(String(v.createdDateTime ?? '')) || 0,
+        })),
+      };
+    } catch (err) {
+      return { error: err instanceof GraphUnreachable ? `Graph unreachable: ${err.message}` : (err as Error).message };
+    } finally {
+      await client.close();
+    }
+  }
+
+  // --- 4. Exchange ------------------------------------------------------------------------------------
+
+  private async exchange(): Promise<void> {
+    const token = this.tokens.get('exchange') as AccessToken;
+    const facts = tokenFacts(token.accessToken) as TokenFacts;
+    const objectId = facts.objectId ?? '';
+    const appId = facts.appId ?? this.conn.clientId;
+    const ids = new Set([objectId, appId].map((s) => s.toLowerCase()));
+    const p = { ...this.base, appId, objectId, displayName: 'mailbridge' };
+    const roleMissing = (protocol: 'SMTP' | 'IMAP') => !facts.roles.includes(protocol === 'SMTP' ? 'SMTP.SendAsApp' : 'IMAP.AccessAsApp');
+
+    // Logins first: a login that works proves the service principal and FullAccess for that mailbox.
+    const logins = new Map<string, LoginOutcome>();
+    for (const m of this.req.mailboxes.filter((x) => x.fullAccess || x.smtpAuth)) logins.set(m.address, await this.login(m, token));
+
+    const reader = facts.roles.includes('Exchange.ManageAsApp') ? await this.exchangeReader(token) : undefined;
+    const readNote = `roles: ${facts.roles.join(', ') || '-'}`;
+    type Read = { rows: Array<Record<string, unknown>> } | { error: string };
+    const read = async (cmdlet: string, params: Record<string, unknown> = {}): Promise<Read> => {
+      if (!reader) return { error: readNote };
+      try {
+        return { rows: await reader.run(cmdlet, params) };
+      } catch (err) {
+        return { error: err instanceof ExchangeAdminError ? `${err.status}: ${err.message}` : (err as Error).message };
+      }
+    };
+    try {
+      // The service principal.
+      let spOk = true;
+      if (this.req.exchangeServicePrincipal) {
+        const r = await read('Get-ServicePrincipal');
+        if ('rows' in r) {
+          const mine = r.rows.filter((s) => String(s.AppId ?? '').toLowerCase() === appId.toLowerCase());
+          if (mine.length === 0) {
+            spOk = false;
+            this.add('exchange-service-principal', appId, 'failed', new MbError('MB_CHECK_EXO_NO_SERVICE_PRINCIPAL', p));
+          } else if (!mine.some((s) => String(s.ObjectId ?? '').toLowerCase() === objectId.toLowerCase())) {
+            spOk = false;
+            this.add('exchange-service-principal', appId, 'failed', new MbError('MB_CHECK_EXO_SP_WRONG_OBJECT_ID', { ...p, registered: String(mine[0]?.ObjectId ?? '') }));
+          } else this.add('exchange-service-principal', appId, 'ok');
+        } else if ([...logins.values()].some((l) => l.ok)) {
+          this.add('exchange-service-principal', appId, 'ok');
+        } else {
+          this.add('exchange-service-principal', appId, 'unverified', new MbError('MB_CHECK_EXO_UNVERIFIED', { ...p, cmdlet: `Get-ServicePrincipal | Where-Object AppId -eq ${appId}`, detail: r.error }));
+        }
+      }
+
+      let tenantSmtpDisabled: boolean | undefined;
+      for (const m of this.req.mailboxes) {
+        const usedBy = m.usedBy.join(', ');
+        const login = logins.get(m.address);
+        const mp = { ...p, mailbox: m.address, usedBy };
+        if (m.fullAccess) {
+          const r: Read = spOk ? await read('Get-MailboxPermission', { Identity: m.address }) : { error: 'service principal' };
+          if ('rows' in r) {
+            const has = r.rows.some((x) => ids.has(String(x.User ?? '').toLowerCase()) && JSON.stringify(x.AccessRights ?? '').includes('FullAccess'));
+            if (has) this.add('full-access', m.address, 'ok');
+            else this.add('full-access', m.address, 'failed', new MbError('MB_CHECK_EXO_NO_FULL_ACCESS', mp));
+          } else if (login?.ok) this.add('full-access', m.address, 'ok');
+          else if (spOk) this.add('full-access', m.address, 'unverified', new MbError('MB_CHECK_EXO_UNVERIFIED', { ...mp, cmdlet: `Get-MailboxPermission -Identity ${m.address}`, detail: r.error }));
+        }
+        if (m.sendAs) {
+          const r = await read('Get-RecipientPermission', { Identity: m.address });
+          if ('rows' in r) {
+            const has = r.rows.some((x) => ids.has(String(x.Trustee ?? '').toLowerCase()) && JSON.stringify(x.AccessRights ?? '').includes('SendAs'));
+            if (has) this.add('send-as', m.address, 'ok');
+            else this.add('send-as', m.address, 'failed', new MbError('MB_CHECK_EXO_NO_SEND_AS', mp));
+          } else {
+            // Exchange refuses a missing Send-As only after a message's data: no login shows it.
+            this.add('send-as', m.address, 'unverified', new MbError('MB_CHECK_EXO_UNVERIFIED', { ...mp, cmdlet: `Get-RecipientPermission -Identity ${m.address} -AccessRights SendAs`, detail: r.error }));
+          }
+        }
+        if (m.smtpAuth) {
+          const r = await read('Get-CASMailbox', { Identity: m.address });
+          let disabled: 'mailbox' | 'tenant' | undefined;
+          let known = false;
+          if ('rows' in r) {
+            known = true;
+            const own = r.rows[0]?.SmtpClientAuthenticationDisabled;
+            if (own === true) disabled = 'mailbox';
+            else if (own === null || own === undefined) {
+              if (tenantSmtpDisabled === undefined) {
+                const t = await read('Get-TransportConfig');
+                tenantSmtpDisabled = 'rows' in t ? t.rows[0]?.SmtpClientAuthenticationDisabled === true : undefined;
+              }
+              if (tenantSmtpDisabled) disabled = 'tenant';
+            }
+          } else if (login && (login.stage === 'disabled-mailbox' || login.stage === 'disabled-tenant')) {
+            known = true;
+            disabled = login.stage === 'disabled-mailbox' ? 'mailbox' : 'tenant';
+          } else if (login?.ok) known = true;
+          if (disabled === 'mailbox') this.add('smtp-auth', m.address, 'failed', new MbError('MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX', mp));
+          else if (disabled === 'tenant') this.add('smtp-auth', m.address, 'failed', new MbError('MB_RELAY_SMTP_AUTH_DISABLED_TENANT', mp));
+          else if (known) this.add('smtp-auth', m.address, 'ok');
+        }
+        if (login) {
+          const lp = { ...mp, protocol: login.protocol, reply: login.reply ?? '' };
+          if (login.ok) this.add('login', `${login.protocol} ${m.address}`, 'ok');
+          else if (login.stage === 'network') {
+            this.add('login', `${login.protocol} ${m.address}`, 'failed', new MbError('MB_CHECK_HOST_UNREACHABLE', { host: login.host, port: login.port, service: `Exchange ${login.protocol}`, proxy: proxyShown(this.proxy()), detail: login.reply ?? '' }));
+          } else if (login.stage === 'token' || (login.stage === 'mailbox' && roleMissing(login.protocol) && login.protocol === 'SMTP')) {
+            this.add('login', `${login.protocol} ${m.address}`, 'failed', new MbError('MB_CHECK_EXO_TOKEN_REFUSED', lp));
+          } else {
+            // With Exchange readable the exact cause is named above (service principal, FullAccess,
+            // SMTP AUTH); the login line repeats it. Otherwise all Exchange's answer allows.
+            const named = this.out.find(
+              (x) => x.status === 'failed' && x.error && (x.check === 'exchange-service-principal' || (['full-access', 'smtp-auth'].includes(x.check) && x.subject === m.address)),
+            );
+            this.add('login', `${login.protocol} ${m.address}`, 'failed', named?.error ?? new MbError('MB_CHECK_EXO_LOGIN_REFUSED', lp));
+          }
+        }
+      }
+    } finally {
+      await reader?.close();
+    }
+  }
+
+  private async exchangeReader(token: AccessToken): Promise<ExchangeAdmin> {
+    const cloud = cloudFor(this.conn.cloud);
+    const domain = this.req.mailboxes[0]?.address.split('@')[1];
+    const ca = await this.o.readCa(this.name);
+    return new ExchangeAdmin({
+      baseUrl: this.conn.exchangeAdminUrl ?? `${cloud.audiences.exchange[0]}/adminapi/beta`,
+      tenantId: this.conn.tenantId,
+      ...(domain ? { domain } : {}),
+      token: async () => token.accessToken,
+      proxy: this.proxy(),
+      ...(ca ? { ca } : {}),
+      timeoutMs: this.o.timeoutMs ?? 30_000,
+    });
+  }
+
+  /** An XOAUTH2 login as the mailbox: SMTP AUTH for a sending mailbox, IMAP for a fetched or watched one. */
+  private async login(m: MailboxNeed, token: AccessToken): Promise<LoginOutcome> {
+    const cloud = cloudFor(this.conn.cloud);
+    const ca = await this.o.readCa(this.name);
+    const timeoutMs = this.o.timeoutMs ?? 30_000;
+    if (m.smtpAuth) {
+      const route = (this.o.config.relay?.routes ?? []).find((r) => r.connection === this.name && (r.transport === 'smtp' || r.graph.fallback === 'smtp'));
+      const host = route?.smtp.host ?? cloud.exchange.smtp.host;
+      const port = route?.smtp.port ?? cloud.exchange.smtp.port;
+      const outcome: LoginOutcome = { ok: false, protocol: 'SMTP', host, port };
+      let conn: SMTPConnection | undefined;
+      try {
+        conn = await smtpConnection({ host, port, tls: route?.smtp.tls ?? 'starttls', name: this.o.config.relay?.hostname ?? 'mailbridge-check', ca, timeoutMs, proxy: this.proxy() });
+        const c = conn;
+        await new Promise<void>((resolve, reject) => {
+          c.once('error', reject);
+          c.connect(() => resolve());
+        });
+        const oauth2 = xoauth2(m.address, token, async () => token);
+        await new Promise<void>((resolve, reject) => c.login({ user: m.address, oauth2 } as never, (err) => (err ? reject(err) : resolve())));
+        outcome.ok = true;
+      } catch (err) {
+        const e = err as { response?: string; message?: string; code?: string };
+        const reply = (e.response ?? e.message ?? '').trim();
+        outcome.reply = reply;
+        if (/5\.7\.139/.test(reply) && /disabled for the Mailbox/i.test(reply)) outcome.stage = 'disabled-mailbox';
+        else if (/5\.7\.139/.test(reply) && /disabled for the Tenant/i.test(reply)) outcome.stage = 'disabled-tenant';
+        else if (/^535\b/.test(reply)) outcome.stage = 'mailbox';
+        else if (/^5\d\d\b/.test(reply)) outcome.stage = 'token';
+        else outcome.stage = 'network';
+      } finally {
+        try {
+          conn?.quit();
+        } catch {
+          // already closed
+        }
+        conn?.close();
+      }
+      this.log.debug({ connection: this.name, mailbox: m.address, ok: outcome.ok, stage: outcome.stage }, 'check: SMTP login');
+      return outcome;
+    }
+    const source = this.imapSourceFor(m.address);
+    const outcome: LoginOutcome = { ok: false, protocol: 'IMAP', host: source.host, port: source.port };
+    const client = imapClient(
+      {
+        host: source.host,
+        port: source.port,
+        tls: source.tls,
+        ca: source.ca ?? ca,
+        servername: source.servername,
+        auth: { user: m.address, accessToken: token.accessToken },
+        proxy: this.proxy(),
+        log: this.log,
+        idleRestartMs: 600_000,
+        connectTimeoutMs: timeoutMs,
+      },
+      {},
+    );
+    client.on('error', () => undefined);
+    try {
+      await connectWithin(client, AbortSignal.timeout(timeoutMs + 5000), timeoutMs);
+      // Exchange says "authenticated but not connected" only on the command after AUTHENTICATE.
+      await client.mailboxOpen('INBOX', { readOnly: true });
+      outcome.ok = true;
+    } catch (err) {
+      const e = err as { response?: string; responseText?: string; message?: string; code?: string; authenticationFailed?: boolean };
+      const reply = [e.responseText, e.response, e.message].filter(Boolean).join(' ').trim();
+      outcome.reply = reply.slice(0, 200);
+      if (/authenticated but not connected/i.test(reply)) outcome.stage = 'mailbox';
+      else if (e.authenticationFailed || /AUTHENTICATE failed|AUTHENTICATIONFAILED/i.test(reply)) outcome.stage = 'token';
+      else if (e.code && /^E[A-Z]+/.test(e.code)) outcome.stage = 'network';
+      else outcome.stage = 'mailbox';
+    } finally {
+      await client.logout().catch(() => client.close());
+    }
+    return outcome;
+  }
+
+  /** Where the configuration reads this mailbox over IMAP (a connector or watch group), else the cloud's host. */
+  private imapSourceFor(address: string): { host: string; port: number; tls: 'implicit' | 'starttls' | 'none'; ca?: string; servername?: string } {
+    const cloud = cloudFor(this.conn.cloud);
+    for (const c of Object.values(this.o.config.connectors ?? {})) {
+      if (c.connection !== this.name || c.source.kind !== 'imap') continue;
+      const s = c.source;
+      return { host: s.host ?? cloud.exchange.imap.host, port: s.port, tls: s.tls, ...(s.servername ? { servername: s.servername } : {}) };
+    }
+    void address;
+    return { host: cloud.exchange.imap.host, port: cloud.exchange.imap.port, tls: 'implicit' };
+  }
+}
+
+/** The Graph base URL configured for anything of this connection (route, connector, watch group), else the cloud's. */
+function graphUrlFor(config: Config, connection: string): string | undefined {
+  for (const r of config.relay?.routes ?? []) if (r.connection === connection && r.graph.url) return r.graph.url;
+  for (const c of Object.values(config.connectors ?? {})) if (c.connection === connection && c.source.kind === 'graph' && c.source.baseUrl) return c.source.baseUrl;
+  for (const g of Object.values(config.notify?.watch?.groups ?? {})) {
+    if (g.kind === 'graph' && g.graph.baseUrl && g.listeners.some((l) => l.connection === connection)) return g.graph.baseUrl;
+  }
+  return undefined;
+}
+
+function decodeScp(token: string): string[] | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { scp?: unknown };
+    return typeof payload.scp === 'string' ? payload.scp.split(' ').filter(Boolean) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function proxyShown(p: ProxySettings): string {
+  return p.proxy ?? p.env?.HTTPS_PROXY ?? p.env?.https_proxy ?? '-';
+}
+
+export type { MbCode };

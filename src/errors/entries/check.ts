@@ -1,0 +1,176 @@
+import type { CatalogueSection } from '../types.ts';
+
+/**
+ * `mailbridge check`: prerequisites in Entra ID and Exchange that a probe found missing, pending or
+ * could not verify. Failures that have a code elsewhere (a token error, SMTP AUTH switched off,
+ * an expiring secret) keep that code. Parameters: {connection}, {clientId}, {tenantId}, {portal},
+ * {appId}, {objectId} (the enterprise application's object ID, from the token), {mailbox}.
+ */
+
+const appPath = {
+  en: 'Entra admin center ({portal}) › App registrations › {clientId}',
+  de: 'Entra Admin Center ({portal}) › App-Registrierungen › {clientId}',
+};
+const exo = {
+  en: 'In Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}):',
+  de: 'In der Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenantId}):',
+};
+
+export const check = {
+  MB_CHECK_UNKNOWN_TARGET: {
+    http: 404,
+    title: { en: 'Nothing named "{target}" to check', de: 'Nichts namens „{target}“ zu prüfen' },
+    cause: {
+      en: '"{target}" is neither a connection nor a relay route, connector or watch group that uses one. Connections: {connections}.',
+      de: '„{target}“ ist weder eine Verbindung noch eine Relay-Route, ein Connector oder eine Überwachungsgruppe, die eine nutzt. Verbindungen: {connections}.',
+    },
+    fix: {
+      en: 'Run `mailbridge check` without a name to check everything, or name a connection (connections.<name>), a route (relay.routes[].name), a connector (connectors.<name>) or a watch group (notify.watch.groups.<name>).',
+      de: '`mailbridge check` ohne Namen ausführen, um alles zu prüfen, oder eine Verbindung (connections.<name>), eine Route (relay.routes[].name), einen Connector (connectors.<name>) oder eine Überwachungsgruppe (notify.watch.groups.<name>) angeben.',
+    },
+  },
+  MB_CHECK_PERMISSION_MISSING: {
+    http: 403,
+    title: { en: 'API permission missing: {permission}', de: 'API-Berechtigung fehlt: {permission}' },
+    cause: {
+      en: 'The application permission {permission} of {api} is not in the token of connection "{connection}", and {usedBy} needs it. Microsoft Graph shows no admin consent for it that could still be on its way.',
+      de: 'Die Anwendungsberechtigung {permission} von {api} ist nicht im Token der Verbindung „{connection}“, und {usedBy} braucht sie. Microsoft Graph zeigt keine Administratorzustimmung dafür, die noch unterwegs sein könnte.',
+    },
+    fix: {
+      en: `${appPath.en} › API permissions › Add a permission › APIs my organization uses › {api} › Application permissions › {permission} › Add permissions › Grant admin consent for the organization (or run \`mailbridge setup\`).`,
+      de: `${appPath.de} › API-Berechtigungen › Berechtigung hinzufügen › Von meiner Organisation verwendete APIs › {api} › Anwendungsberechtigungen › {permission} › Berechtigungen hinzufügen › Administratorzustimmung für die Organisation erteilen (oder \`mailbridge setup\` ausführen).`,
+    },
+  },
+  MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN: {
+    http: 403,
+    title: { en: 'API permission missing: {permission}', de: 'API-Berechtigung fehlt: {permission}' },
+    cause: {
+      en: 'The application permission {permission} of {api} is not in the token of connection "{connection}", and {usedBy} needs it. Whether it was granted in the last 30 minutes (Entra ID can take that long) could not be read from Microsoft Graph: {detail}',
+      de: 'Die Anwendungsberechtigung {permission} von {api} ist nicht im Token der Verbindung „{connection}“, und {usedBy} braucht sie. Ob sie in den letzten 30 Minuten erteilt wurde (so lange kann Entra ID brauchen), ließ sich bei Microsoft Graph nicht lesen: {detail}',
+    },
+    fix: {
+      en: `If you granted it just now, run \`mailbridge check\` again in 30 minutes. Otherwise: ${appPath.en} › API permissions › Add a permission › APIs my organization uses › {api} › Application permissions › {permission} › Grant admin consent for the organization (or run \`mailbridge setup\`). With Application.Read.All (Microsoft Graph) check can see when it was granted.`,
+      de: `Wenn Sie sie gerade erst erteilt haben, \`mailbridge check\` in 30 Minuten erneut ausführen. Sonst: ${appPath.de} › API-Berechtigungen › Berechtigung hinzufügen › Von meiner Organisation verwendete APIs › {api} › Anwendungsberechtigungen › {permission} › Administratorzustimmung für die Organisation erteilen (oder \`mailbridge setup\` ausführen). Mit Application.Read.All (Microsoft Graph) sieht check, wann sie erteilt wurde.`,
+    },
+  },
+  MB_CHECK_SCOPE_MISSING: {
+    http: 403,
+    title: { en: 'Delegated permission missing: {permission}', de: 'Delegierte Berechtigung fehlt: {permission}' },
+    cause: {
+      en: 'The delegated permission {permission} of {api} is not in the token of connection "{connection}", and {usedBy} needs it.',
+      de: 'Die delegierte Berechtigung {permission} von {api} ist nicht im Token der Verbindung „{connection}“, und {usedBy} braucht sie.',
+    },
+    fix: {
+      en: `${appPath.en} › API permissions › Add a permission › {api} › Delegated permissions › {permission} › Grant admin consent for the organization; then sign in again: \`mailbridge signin {connection}\`.`,
+      de: `${appPath.de} › API-Berechtigungen › Berechtigung hinzufügen › {api} › Delegierte Berechtigungen › {permission} › Administratorzustimmung für die Organisation erteilen; danach neu anmelden: \`mailbridge signin {connection}\`.`,
+    },
+  },
+  MB_CHECK_PERMISSION_PENDING: {
+    http: 503,
+    title: { en: 'API permission granted, not yet in effect: {permission}', de: 'API-Berechtigung erteilt, noch nicht wirksam: {permission}' },
+    cause: {
+      en: 'Admin consent for {permission} ({api}) was granted at {granted}, {minutes} min ago, but the token of connection "{connection}" does not carry it yet. Entra ID can take up to 30 minutes before a new permission appears in tokens.',
+      de: 'Die Administratorzustimmung für {permission} ({api}) wurde um {granted} erteilt, vor {minutes} Min., aber das Token der Verbindung „{connection}“ enthält sie noch nicht. Entra ID braucht bis zu 30 Minuten, bis eine neue Berechtigung in Tokens erscheint.',
+    },
+    fix: {
+      en: `Nothing to change: run \`mailbridge check\` again after {until}. If it still fails then, check ${appPath.en} › API permissions: the status of {permission} must read "Granted for …".`,
+      de: `Nichts zu ändern: \`mailbridge check\` nach {until} erneut ausführen. Schlägt es dann noch fehl, unter ${appPath.de} › API-Berechtigungen prüfen, dass bei {permission} „Gewährt für …“ steht.`,
+    },
+  },
+  MB_CHECK_EXO_NO_SERVICE_PRINCIPAL: {
+    http: 403,
+    title: { en: 'The app is not registered in Exchange Online', de: 'Die App ist in Exchange Online nicht registriert' },
+    cause: {
+      en: 'Get-ServicePrincipal finds no service principal for the app {appId}, so Exchange refuses its SMTP and IMAP logins (535 5.7.3 / "User is authenticated but not connected") for every mailbox.',
+      de: 'Get-ServicePrincipal findet keinen Dienstprinzipal für die App {appId}, daher lehnt Exchange ihre SMTP- und IMAP-Anmeldungen für jedes Postfach ab (535 5.7.3 / „User is authenticated but not connected“).',
+    },
+    fix: {
+      en: `${exo.en} New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "{displayName}". {objectId} is the Object ID of the Enterprise application (Enterprise applications › {displayName} › Overview), not of the App registration.`,
+      de: `${exo.de} New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "{displayName}". {objectId} ist die Objekt-ID der Unternehmensanwendung (Unternehmensanwendungen › {displayName} › Übersicht), nicht die der App-Registrierung.`,
+    },
+  },
+  MB_CHECK_EXO_SP_WRONG_OBJECT_ID: {
+    http: 403,
+    title: { en: 'New-ServicePrincipal was run with the wrong object ID', de: 'New-ServicePrincipal wurde mit der falschen Objekt-ID ausgeführt' },
+    cause: {
+      en: 'Exchange knows the app {appId} under the object ID {registered}, but its tokens carry {objectId}, the Object ID of the Enterprise application. {registered} is usually the App registration\'s object ID; with it every SMTP and IMAP login fails.',
+      de: 'Exchange kennt die App {appId} unter der Objekt-ID {registered}, ihre Tokens tragen aber {objectId}, die Objekt-ID der Unternehmensanwendung. {registered} ist meist die Objekt-ID der App-Registrierung; damit schlägt jede SMTP- und IMAP-Anmeldung fehl.',
+    },
+    fix: {
+      en: `${exo.en} Remove-ServicePrincipal -Identity {registered} -Confirm:$false; New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "{displayName}"; then grant the mailbox permissions again (they belonged to the removed entry), e.g. Add-MailboxPermission -Identity <mailbox> -User {objectId} -AccessRights FullAccess.`,
+      de: `${exo.de} Remove-ServicePrincipal -Identity {registered} -Confirm:$false; New-ServicePrincipal -AppId {appId} -ObjectId {objectId} -DisplayName "{displayName}"; danach die Postfachberechtigungen neu erteilen (sie gehörten zum entfernten Eintrag), z. B. Add-MailboxPermission -Identity <Postfach> -User {objectId} -AccessRights FullAccess.`,
+    },
+  },
+  MB_CHECK_EXO_NO_FULL_ACCESS: {
+    http: 403,
+    title: { en: 'No FullAccess on {mailbox}', de: 'Kein Vollzugriff auf {mailbox}' },
+    cause: {
+      en: 'Get-MailboxPermission -Identity {mailbox} lists no FullAccess for the app\'s service principal {objectId}; {usedBy} logs in to this mailbox, and Exchange refuses it.',
+      de: 'Get-MailboxPermission -Identity {mailbox} zeigt keinen Vollzugriff (FullAccess) für den Dienstprinzipal {objectId} der App; {usedBy} meldet sich an diesem Postfach an, und Exchange lehnt das ab.',
+    },
+    fix: {
+      en: `${exo.en} Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess -AutoMapping $false`,
+      de: `${exo.de} Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess -AutoMapping $false`,
+    },
+  },
+  MB_CHECK_EXO_NO_SEND_AS: {
+    http: 403,
+    title: { en: 'No Send-As on {mailbox}', de: 'Kein „Senden als“ für {mailbox}' },
+    cause: {
+      en: 'Get-RecipientPermission -Identity {mailbox} lists no SendAs for the app\'s service principal {objectId}; {usedBy} sends with {mailbox} as sender, and Exchange refuses such a message after accepting its data (554 5.2.252 SendAsDenied).',
+      de: 'Get-RecipientPermission -Identity {mailbox} zeigt kein SendAs für den Dienstprinzipal {objectId} der App; {usedBy} sendet mit {mailbox} als Absender, und Exchange lehnt eine solche Nachricht nach der Übertragung ab (554 5.2.252 SendAsDenied).',
+    },
+    fix: {
+      en: `${exo.en} Add-RecipientPermission -Identity {mailbox} -Trustee {objectId} -AccessRights SendAs -Confirm:$false`,
+      de: `${exo.de} Add-RecipientPermission -Identity {mailbox} -Trustee {objectId} -AccessRights SendAs -Confirm:$false`,
+    },
+  },
+  MB_CHECK_EXO_LOGIN_REFUSED: {
+    http: 502,
+    title: { en: 'Exchange refused the {protocol} login to {mailbox}', de: 'Exchange hat die {protocol}-Anmeldung an {mailbox} abgelehnt' },
+    cause: {
+      en: 'Exchange answered "{reply}" for {mailbox}. The token carries the needed permission, so the app is not registered with New-ServicePrincipal, was registered with the wrong object ID, or has no FullAccess on the mailbox: Exchange gives the same answer for all three and does not say which. mailbridge tells them apart by reading Exchange, which needs the permission Exchange.ManageAsApp (see MB_CHECK_EXO_UNVERIFIED).',
+      de: 'Exchange hat für {mailbox} „{reply}“ geantwortet. Das Token enthält die nötige Berechtigung, also ist die App nicht mit New-ServicePrincipal registriert, mit der falschen Objekt-ID registriert oder hat keinen Vollzugriff auf das Postfach: Exchange antwortet in allen drei Fällen gleich und sagt nicht, welcher vorliegt. mailbridge unterscheidet sie durch Lesen in Exchange, wofür die Berechtigung Exchange.ManageAsApp nötig ist (siehe MB_CHECK_EXO_UNVERIFIED).',
+    },
+    fix: {
+      en: `${exo.en} Get-ServicePrincipal | Where-Object AppId -eq {appId} (ObjectId must be {objectId}; if missing: New-ServicePrincipal -AppId {appId} -ObjectId {objectId}; if another: Remove-ServicePrincipal it first); then Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess.`,
+      de: `${exo.de} Get-ServicePrincipal | Where-Object AppId -eq {appId} (ObjectId muss {objectId} sein; fehlt der Eintrag: New-ServicePrincipal -AppId {appId} -ObjectId {objectId}; steht dort eine andere: zuerst Remove-ServicePrincipal); dann Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess.`,
+    },
+  },
+  MB_CHECK_EXO_TOKEN_REFUSED: {
+    http: 502,
+    title: { en: 'Exchange refused the token for {mailbox}', de: 'Exchange hat das Token für {mailbox} abgelehnt' },
+    cause: {
+      en: 'Exchange answered "{reply}" to the {protocol} login with the token of connection "{connection}": it refuses the token itself (permission, audience or tenant), before looking at the mailbox.',
+      de: 'Exchange hat auf die {protocol}-Anmeldung mit dem Token der Verbindung „{connection}“ „{reply}“ geantwortet: Es lehnt das Token selbst ab (Berechtigung, Zielgruppe oder Mandant), bevor es das Postfach prüft.',
+    },
+    fix: {
+      en: 'Look at the permission checks above; `mailbridge token {connection}` shows the roles and audience of the token.',
+      de: 'Die Berechtigungsprüfungen oben ansehen; `mailbridge token {connection}` zeigt Rollen und Zielgruppe des Tokens.',
+    },
+  },
+  MB_CHECK_EXO_UNVERIFIED: {
+    http: 503,
+    title: { en: 'Not verified: {cmdlet}', de: 'Nicht geprüft: {cmdlet}' },
+    cause: {
+      en: 'mailbridge could not read this from Exchange Online ({detail}). It reads Exchange settings through the admin API, which needs the application permission Exchange.ManageAsApp and an Entra role (Global Reader) for the app; without them only what a login shows is checked.',
+      de: 'mailbridge konnte das nicht aus Exchange Online lesen ({detail}). Es liest Exchange-Einstellungen über die Admin-API, die die Anwendungsberechtigung Exchange.ManageAsApp und eine Entra-Rolle (Globaler Leser) für die App braucht; ohne sie wird nur geprüft, was eine Anmeldung zeigt.',
+    },
+    fix: {
+      en: `Check it yourself in Exchange Online PowerShell: {cmdlet}. Or let check read it: ${appPath.en} › API permissions › Office 365 Exchange Online › Application permissions › Exchange.ManageAsApp › Grant admin consent, and Entra admin center › Roles & admins › Global Reader › Add assignments › the app.`,
+      de: `Selbst in der Exchange Online PowerShell prüfen: {cmdlet}. Oder check lesen lassen: ${appPath.de} › API-Berechtigungen › Office 365 Exchange Online › Anwendungsberechtigungen › Exchange.ManageAsApp › Administratorzustimmung erteilen, und Entra Admin Center › Rollen und Administratoren › Globaler Leser › Zuweisungen hinzufügen › die App.`,
+    },
+  },
+  MB_CHECK_HOST_UNREACHABLE: {
+    http: 502,
+    title: { en: '{host}:{port} not reachable', de: '{host}:{port} nicht erreichbar' },
+    cause: {
+      en: 'mailbridge could not open a TLS connection to {host}:{port} ({service}; proxy: {proxy}): {detail}',
+      de: 'mailbridge konnte keine TLS-Verbindung zu {host}:{port} aufbauen ({service}; Proxy: {proxy}): {detail}',
+    },
+    fix: {
+      en: 'Check DNS (nslookup {host}), the firewall (outbound TCP {port}) and the proxy (server.proxy, connections.<name>.proxy, HTTPS_PROXY, NO_PROXY); a TLS-inspecting proxy needs its CA in connections.<name>.caFile.',
+      de: 'DNS (nslookup {host}), die Firewall (ausgehend TCP {port}) und den Proxy prüfen (server.proxy, connections.<name>.proxy, HTTPS_PROXY, NO_PROXY); ein TLS-aufbrechender Proxy braucht seine CA in connections.<name>.caFile.',
+    },
+  },
+} satisfies CatalogueSection;

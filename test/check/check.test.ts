@@ -1,0 +1,204 @@
+/**
+ * `mailbridge check` against the sandbox tenant, as an admin runs it: each of the six broken
+ * prerequisites (missing role, missing Exchange service principal, wrong object ID in
+ * New-ServicePrincipal, missing FullAccess, missing Send-As, SMTP AUTH disabled for the mailbox) is
+ * named individually with its fix, in English and German; an app role granted through Graph a
+ * moment ago is pending, not failed; without Exchange.ManageAsApp a refused login is reported with
+ * all three causes Exchange's answer allows, and Send-As as unverified.
+ *
+ * The configuration is the sandbox's example with a relay route that sends as alice@ (FullAccess,
+ * SMTP AUTH) and may send as info@ (Send-As); the connector fetches scanner@ over IMAP.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { catalogue } from '../../src/errors/catalogue.ts';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import type { SandboxApp } from '../../src/sandbox/model.ts';
+import { runCli } from '../admin/cli/harness.ts';
+
+interface Row {
+  connection: string;
+  check: string;
+  subject: string;
+  status: string;
+  code?: string;
+  title?: string;
+  cause?: string;
+  fix?: string;
+}
+
+let dir: string;
+let sandbox: Sandbox;
+let config: string;
+let app: SandboxApp;
+const ALICE = 'alice@contoso.test';
+const INFO = 'info@contoso.test';
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mb-check-'));
+  // Long enough that a grant made during the test stays "just now".
+  sandbox = await startSandbox({ dir, propagationMs: 20 * 60_000 });
+  app = sandbox.directory.data.tenants[0]!.apps[0]!;
+  // Admin consent given long ago: check reads Exchange (Exchange.ManageAsApp) and grant dates (Application.Read.All).
+  app.appRoles.exchange.push('Exchange.ManageAsApp');
+  app.appRoles.graph.push('Application.Read.All');
+  const doc = parse(readFileSync(sandbox.configFile, 'utf8')) as { relay: { routes: Array<Record<string, unknown>>; networks: Record<string, { allowedSenders: string[] }> } };
+  doc.relay.routes[0] = { ...doc.relay.routes[0], mailbox: ALICE, sendAs: [INFO] };
+  doc.relay.networks['this-machine']!.allowedSenders = [ALICE, INFO];
+  config = join(dir, 'check.yaml');
+  writeFileSync(config, stringify(doc), { mode: 0o600 });
+});
+
+after(async () => {
+  await sandbox?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function admin(path: string, body: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${sandbox.admin.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.ok(res.status < 300, `${path}: ${res.status} ${await res.text()}`);
+}
+
+async function check(lang: 'en' | 'de' = 'en', target?: string): Promise<{ code: number; rows: Row[] }> {
+  const r = await runCli(['--config', config, '--lang', lang, 'check', '--json', ...(target ? [target] : [])], { cwd: dir });
+  assert.ok(r.stdout.trim().startsWith('{'), `${r.code} ${r.stdout} ${r.stderr}`);
+  const parsed = JSON.parse(r.stdout) as { ok: boolean; results: Row[] };
+  assert.equal(parsed.ok, r.code === 0);
+  return { code: r.code, rows: parsed.results };
+}
+
+const notOk = (rows: Row[]) => rows.filter((r) => r.status !== 'ok').map((r) => `${r.status} ${r.check} ${r.subject} ${r.code ?? ''}`.trim());
+
+/**
+ * Breaks one prerequisite and checks, in both languages, that it is named with its code and fix;
+ * `others` are the other lines that must fail with it (the logins that fail because of it, and
+ * what Exchange takes away with a removed service principal). Then repairs it.
+ */
+async function broken(o: {
+  breakIt: () => Promise<void>;
+  repair: () => Promise<void>;
+  check: string;
+  subject: string;
+  code: keyof typeof catalogue;
+  fix: RegExp;
+  others?: string[];
+}): Promise<void> {
+  await o.breakIt();
+  try {
+    const en = await check('en');
+    assert.equal(en.code, 1);
+    assert.deepEqual(notOk(en.rows).sort(), [`failed ${o.check} ${o.subject} ${o.code}`, ...(o.others ?? [])].sort());
+    const row = en.rows.find((r) => r.check === o.check && r.subject === o.subject)!;
+    const title = (lang: 'en' | 'de') => catalogue[o.code].title[lang].replace(/\{mailbox\}|\{permission\}/g, o.subject);
+    assert.equal(row.title, title('en'));
+    assert.match(row.fix!, o.fix);
+    const de = await check('de');
+    assert.equal(de.code, 1);
+    const deRow = de.rows.find((r) => r.check === o.check && r.subject === o.subject)!;
+    assert.equal(deRow.code, o.code);
+    assert.equal(deRow.title, title('de'));
+    assert.match(deRow.fix!, o.fix, 'the German fix carries the same line');
+    assert.notEqual(deRow.cause, row.cause);
+  } finally {
+    await o.repair();
+  }
+}
+
+test('a tenant set up completely: every check passes, exit 0', { timeout: 120_000 }, async () => {
+  const { code, rows } = await check();
+  assert.deepEqual(notOk(rows), []);
+  assert.equal(code, 0);
+  const names = rows.map((r) => `${r.check} ${r.subject}`);
+  for (const n of ['permission SMTP.SendAsApp', 'permission IMAP.AccessAsApp', `exchange-service-principal ${app.appId}`, `full-access ${ALICE}`, `full-access scanner@contoso.test`, `send-as ${INFO}`, `smtp-auth ${ALICE}`, `login SMTP ${ALICE}`, 'login IMAP scanner@contoso.test']) {
+    assert.ok(names.includes(n), `${n} is checked: ${names.join(' | ')}`);
+  }
+});
+
+test('1. a missing role (SMTP.SendAsApp) is named with the portal path', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: () => admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'SMTP.SendAsApp' }),
+    repair: () => admin('/entra/app-role-assignments', { appId: app.appId, role: 'SMTP.SendAsApp' }),
+    check: 'permission',
+    subject: 'SMTP.SendAsApp',
+    code: 'MB_CHECK_PERMISSION_MISSING',
+    fix: /Office 365 Exchange Online › (Application permissions|Anwendungsberechtigungen) › SMTP\.SendAsApp/,
+    others: [`failed login SMTP ${ALICE} MB_CHECK_EXO_TOKEN_REFUSED`],
+  });
+});
+
+test('2. a missing Exchange service principal is named with New-ServicePrincipal and the enterprise application\'s object ID', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: () => admin('/exchange/Remove-ServicePrincipal', { identity: app.appId }),
+    repair: async () => {
+      await admin('/exchange/New-ServicePrincipal', { appId: app.appId, objectId: app.servicePrincipalId, displayName: 'mailbridge' });
+      for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-MailboxPermission', { identity: m, user: app.servicePrincipalId });
+      for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-RecipientPermission', { identity: m, trustee: app.servicePrincipalId });
+    },
+    check: 'exchange-service-principal',
+    subject: app.appId,
+    code: 'MB_CHECK_EXO_NO_SERVICE_PRINCIPAL',
+    fix: new RegExp(`New-ServicePrincipal -AppId ${app.appId} -ObjectId ${app.servicePrincipalId}`),
+    others: [`failed login SMTP ${ALICE} MB_CHECK_EXO_NO_SERVICE_PRINCIPAL`, `failed login IMAP scanner@contoso.test MB_CHECK_EXO_NO_SERVICE_PRINCIPAL`, `failed send-as ${INFO} MB_CHECK_EXO_NO_SEND_AS`],
+  });
+});
+
+test('3. New-ServicePrincipal with the app registration\'s object ID is named, with the right object ID in the fix', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: async () => {
+      await admin('/exchange/Remove-ServicePrincipal', { identity: app.appId });
+      await admin('/exchange/New-ServicePrincipal', { appId: app.appId, objectId: app.objectId, displayName: 'mailbridge' });
+      for (const m of [ALICE, 'scanner@contoso.test']) await admin('/exchange/Add-MailboxPermission', { identity: m, user: app.objectId });
+      await admin('/exchange/Add-RecipientPermission', { identity: INFO, trustee: app.objectId });
+    },
+    repair: async () => {
+      await admin('/exchange/Remove-ServicePrincipal', { identity: app.objectId });
+      await admin('/exchange/New-ServicePrincipal', { appId: app.appId, objectId: app.servicePrincipalId, displayName: 'mailbridge' });
+      for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-MailboxPermission', { identity: m, user: app.servicePrincipalId });
+      for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-RecipientPermission', { identity: m, trustee: app.servicePrincipalId });
+    },
+    check: 'exchange-service-principal',
+    subject: app.appId,
+    code: 'MB_CHECK_EXO_SP_WRONG_OBJECT_ID',
+    fix: new RegExp(`Remove-ServicePrincipal -Identity ${app.objectId} -Confirm:\\$false; New-ServicePrincipal -AppId ${app.appId} -ObjectId ${app.servicePrincipalId}`),
+    others: [`failed login SMTP ${ALICE} MB_CHECK_EXO_SP_WRONG_OBJECT_ID`, `failed login IMAP scanner@contoso.test MB_CHECK_EXO_SP_WRONG_OBJECT_ID`, `failed send-as ${INFO} MB_CHECK_EXO_NO_SEND_AS`],
+  });
+});
+
+test('4. missing FullAccess on the sending mailbox is named with Add-MailboxPermission', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: () => admin('/exchange/Remove-MailboxPermission', { identity: ALICE, user: app.servicePrincipalId }),
+    repair: () => admin('/exchange/Add-MailboxPermission', { identity: ALICE, user: app.servicePrincipalId }),
+    check: 'full-access',
+    subject: ALICE,
+    code: 'MB_CHECK_EXO_NO_FULL_ACCESS',
+    fix: new RegExp(`Add-MailboxPermission -Identity ${ALICE} -User ${app.servicePrincipalId} -AccessRights FullAccess`),
+    others: [`failed login SMTP ${ALICE} MB_CHECK_EXO_NO_FULL_ACCESS`],
+  });
+});
+
+test('5. missing Send-As is named with Add-RecipientPermission (no login shows it)', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: () => admin('/exchange/Remove-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId }),
+    repair: () => admin('/exchange/Add-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId }),
+    check: 'send-as',
+    subject: INFO,
+    code: 'MB_CHECK_EXO_NO_SEND_AS',
+    fix: new RegExp(`Add-RecipientPermission -Identity ${INFO} -Trustee ${app.servicePrincipalId} -AccessRights SendAs`),
+  });
+});
+
+test('6. SMTP AUTH disabled for the mailbox is named with Set-CASMailbox', { timeout: 120_000 }, async () => {
+  await broken({
+    breakIt: () => admin('/exchange/Set-CASMailbox', { identity: ALICE, smtpClientAuthenticationDisabled: true }),
+    repair: () => admin('/exchange/Set-CASMailbox', { identity: ALICE, smtpClientAuthenticationDisabled: null }),
+    check: 'smtp-auth',
+    subject: ALICE,
+    code: 'MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX',
+    fix: new RegExp(`Set-CASMailbox -Identity ${ALICE} -SmtpClientAuthenticationDisabled \\$false`),
+    others: [`failed login SMTP ${ALICE} MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX`],
+  });
+});
