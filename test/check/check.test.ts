@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent, fetch as undiciFetch, type RequestInit } from 'undici';
 import { parse, stringify } from 'yaml';
 import { catalogue } from '../../src/errors/catalogue.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
@@ -57,6 +58,11 @@ after(async () => {
   await sandbox?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** HTTPS to the sandbox's Graph, trusting its CA. */
+function fetchSandbox(url: string, init: RequestInit) {
+  return undiciFetch(url, { ...init, dispatcher: new Agent({ connect: { ca: readFileSync(sandbox.caFile, 'utf8') } }) });
+}
 
 async function admin(path: string, body: Record<string, unknown>): Promise<void> {
   const res = await fetch(`${sandbox.admin.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -201,4 +207,77 @@ test('6. SMTP AUTH disabled for the mailbox is named with Set-CASMailbox', { tim
     fix: new RegExp(`Set-CASMailbox -Identity ${ALICE} -SmtpClientAuthenticationDisabled \\$false`),
     others: [`failed login SMTP ${ALICE} MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX`],
   });
+});
+
+test('a role granted through Graph a moment ago (sandbox propagation delay) is pending, not failed', { timeout: 120_000 }, async () => {
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'SMTP.SendAsApp' });
+  app.appRoles.graph.push('AppRoleAssignment.ReadWrite.All');
+  try {
+    // Admin consent the way `mailbridge setup` gives it: an app role assignment on Exchange Online's service principal.
+    const token = await sandbox.appToken('https://graph.microsoft.com/.default');
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const graph = (path: string, init: RequestInit = {}) => fetchSandbox(`${sandbox.graph.url}/v1.0${path}`, { ...init, headers });
+    const exo = (await (await graph(`/servicePrincipals(appId='00000002-0000-0ff1-ce00-000000000000')`)).json()) as { id: string };
+    const granted = await graph(`/servicePrincipals/${exo.id}/appRoleAssignedTo`, {
+      method: 'POST',
+      body: JSON.stringify({ principalId: app.servicePrincipalId, resourceId: exo.id, appRoleId: '7146a1f0-8703-45b3-9eae-527a64c00995' }),
+    });
+    assert.equal(granted.status, 201, await granted.text());
+
+    for (const lang of ['en', 'de'] as const) {
+      const { code, rows } = await check(lang);
+      assert.equal(code, 1, 'pending is not passing');
+      assert.deepEqual(notOk(rows).sort(), [`failed login SMTP ${ALICE} MB_CHECK_EXO_TOKEN_REFUSED`, 'pending permission SMTP.SendAsApp MB_CHECK_PERMISSION_PENDING'].sort());
+      const row = rows.find((r) => r.check === 'permission' && r.subject === 'SMTP.SendAsApp')!;
+      assert.match(row.cause!, lang === 'en' ? /granted at \d\d:\d\d UTC, 0 min ago/ : /erteilt, vor 0 Min\./);
+    }
+  } finally {
+    app.appRoles.graph = app.appRoles.graph.filter((r) => r !== 'AppRoleAssignment.ReadWrite.All');
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'SMTP.SendAsApp' });
+  }
+});
+
+test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login naming all three causes Exchange does not tell apart; Send-As unverified; SMTP AUTH still named from the login', { timeout: 120_000 }, async () => {
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  try {
+    await admin('/exchange/Remove-ServicePrincipal', { identity: app.appId });
+    await admin('/exchange/New-ServicePrincipal', { appId: app.appId, objectId: app.objectId, displayName: 'mailbridge' });
+    const { code, rows } = await check('en');
+    assert.equal(code, 1);
+    assert.deepEqual(
+      notOk(rows).sort(),
+      [
+        `failed login SMTP ${ALICE} MB_CHECK_EXO_LOGIN_REFUSED`,
+        'failed login IMAP scanner@contoso.test MB_CHECK_EXO_LOGIN_REFUSED',
+        `unverified exchange-service-principal ${app.appId} MB_CHECK_EXO_UNVERIFIED`,
+        `unverified full-access ${ALICE} MB_CHECK_EXO_UNVERIFIED`,
+        'unverified full-access scanner@contoso.test MB_CHECK_EXO_UNVERIFIED',
+        `unverified send-as ${INFO} MB_CHECK_EXO_UNVERIFIED`,
+      ].sort(),
+    );
+    const login = rows.find((r) => r.check === 'login' && r.subject === `SMTP ${ALICE}`)!;
+    assert.match(login.cause!, /same answer for all three and does not say which/);
+    assert.match(login.fix!, new RegExp(`New-ServicePrincipal -AppId ${app.appId} -ObjectId ${app.servicePrincipalId}`));
+
+    await admin('/exchange/Remove-ServicePrincipal', { identity: app.objectId });
+    await admin('/exchange/New-ServicePrincipal', { appId: app.appId, objectId: app.servicePrincipalId, displayName: 'mailbridge' });
+    for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-MailboxPermission', { identity: m, user: app.servicePrincipalId });
+    for (const m of [ALICE, INFO, 'scanner@contoso.test', 'bob@contoso.test']) await admin('/exchange/Add-RecipientPermission', { identity: m, trustee: app.servicePrincipalId });
+    await admin('/exchange/Set-CASMailbox', { identity: ALICE, smtpClientAuthenticationDisabled: true });
+    const off = await check('de');
+    assert.deepEqual(
+      notOk(off.rows).sort(),
+      [
+        `failed login SMTP ${ALICE} MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX`,
+        `failed smtp-auth ${ALICE} MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX`,
+        // Exchange refuses the login before it looks at FullAccess, so that stays open.
+        `unverified full-access ${ALICE} MB_CHECK_EXO_UNVERIFIED`,
+        `unverified send-as ${INFO} MB_CHECK_EXO_UNVERIFIED`,
+      ].sort(),
+    );
+    assert.equal(off.rows.find((r) => r.check === 'smtp-auth')!.title, 'SMTP AUTH ist für das Postfach abgeschaltet (5.7.139)');
+  } finally {
+    await admin('/exchange/Set-CASMailbox', { identity: ALICE, smtpClientAuthenticationDisabled: null });
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  }
 });
