@@ -50,6 +50,8 @@ export interface CredentialMonitorOptions {
   clock?: () => number;
   /** Told of each new announcement (the gateway queues the admin mail here). */
   announce?: (alert: ExpiryAlert) => Promise<void>;
+  /** Also run at each look: removing old credentials whose rotation overlap is over (src/check/rotate.ts). */
+  alsoDaily?: () => Promise<unknown>;
 }
 
 /** Which threshold a credential with this much time left has reached, if any. */
@@ -129,6 +131,7 @@ export class CredentialMonitor {
       await this.o.kv.set(KV_NAMESPACE, connection, JSON.stringify({ expires: alert.expires, stage }));
     }
     this.current = out;
+    if (this.o.alsoDaily) await this.o.alsoDaily().catch((err: Error) => this.o.log.error({ err: err.message }, 'credential rotate: removing an old credential failed; tried again at the next daily look'));
     return out;
   }
 }

@@ -488,14 +488,20 @@ class ConnectionCheck {
   }
 }
 
-/** The Graph base URL configured for anything of this connection (route, connector, watch group), else the cloud's. */
-function graphUrlFor(config: Config, connection: string): string | undefined {
-  for (const r of config.relay?.routes ?? []) if (r.connection === connection && r.graph.url) return r.graph.url;
-  for (const c of Object.values(config.connectors ?? {})) if (c.connection === connection && c.source.kind === 'graph' && c.source.baseUrl) return c.source.baseUrl;
+/**
+ * The Graph base URL configured for this connection (relay route, connector, watch group), else
+ * one configured for another connection of the same cloud (one tenant's Graph is one service),
+ * else undefined: the cloud's.
+ */
+export function graphUrlFor(config: Config, connection: string): string | undefined {
+  const cloud = config.connections[connection]?.cloud;
+  const found: Array<{ connection: string; url: string }> = [];
+  for (const r of config.relay?.routes ?? []) if (r.graph.url) found.push({ connection: r.connection, url: r.graph.url });
+  for (const c of Object.values(config.connectors ?? {})) if (c.source.kind === 'graph' && c.source.baseUrl) found.push({ connection: c.connection, url: c.source.baseUrl });
   for (const g of Object.values(config.notify?.watch?.groups ?? {})) {
-    if (g.kind === 'graph' && g.graph.baseUrl && g.listeners.some((l) => l.connection === connection)) return g.graph.baseUrl;
+    if (g.kind === 'graph' && g.graph.baseUrl) for (const l of g.listeners) if (l.connection) found.push({ connection: l.connection, url: g.graph.baseUrl });
   }
-  return undefined;
+  return (found.find((f) => f.connection === connection) ?? found.find((f) => config.connections[f.connection]?.cloud === cloud))?.url;
 }
 
 function decodeScp(token: string): string[] | undefined {

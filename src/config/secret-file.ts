@@ -114,6 +114,12 @@ export async function storeSecret(root: AnySchema, configPath: string, segments:
   };
 }
 
+/** Write a plain (not secret) setting at `segments`, keeping the rest of the file (credential rotate: certificate path, secret expiry). */
+export async function storeSetting(configPath: string, segments: string[], value: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const current = await readRawConfig(configPath, env);
+  await writeAtomic(configPath, setInYaml(current.text ?? '', segments, value, basename(configPath)));
+}
+
 export type SecretState = 'encrypted' | 'plain' | 'missing';
 
 export interface SecretInfo {

@@ -34,6 +34,8 @@ export interface LoadedCertificate {
   privateKeyPem: string;
   thumbprintSha1: string;
   thumbprintSha256: string;
+  /** The public certificate (PEM): what Entra ID has registered, and what signs proofs with the key. */
+  certPem: string;
   subject: string;
   notBefore: Date;
   notAfter: Date;
@@ -206,6 +208,7 @@ export async function loadCertificate(connection: string, cfg: CertificateInput,
     privateKeyPem,
     thumbprintSha1: hex(x509.fingerprint),
     thumbprintSha256: hex(x509.fingerprint256),
+    certPem: x509.toString(),
     subject: x509.subject.replace(/\n/g, ', '),
     notBefore: x509.validFromDate,
     notAfter: x509.validToDate,

@@ -102,6 +102,13 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           kv: store.kv,
           log,
           ...(options.clock ? { clock: options.clock } : {}),
+          // Old credentials of `mailbridge credential rotate` go when their overlap is over.
+          alsoDaily: async () => {
+            const { retireDue } = await import('../check/rotate.ts');
+            const { readFile } = await import('node:fs/promises');
+            const caFiles = (c: string) => config.connections[c]?.caFile;
+            await retireDue({ config, box: secretBox, kv: store.kv, env, log, readCa: async (c) => (caFiles(c) ? readFile(caFiles(c)!, 'utf8') : undefined) });
+          },
           announce: async (alert) => {
             const admin = config.relay?.adminMail;
             if (!relay || !admin?.events.includes('credentials')) return;

@@ -1,7 +1,7 @@
 /**
  * Self-signed certificates that mailbridge makes for itself: the relay listeners' TLS certificate
- * (src/relay/tls.ts) and the Graph watcher's encryption certificate for rich notifications
- * (src/notify/watchers/graph/crypto.ts). Node's crypto makes the RSA key; node-forge signs the
+ * (src/relay/tls.ts), the Graph watcher's encryption certificate for rich notifications
+ * (src/notify/watchers/graph/crypto.ts) and an app's new client certificate (src/check/rotate.ts). Node's crypto makes the RSA key; node-forge signs the
  * certificate, since Node cannot issue X.509. The sandbox has its own CA (src/sandbox/ca.ts) and
  * never uses this, so the emulator shares no code with what it tests.
  */
@@ -13,8 +13,8 @@ export interface SelfSignedOptions {
   organization?: string;
   notBefore: Date;
   notAfter: Date;
-  /** server: TLS server certificate (names and loopback addresses in subjectAltName); encryption: key and data encipherment only. */
-  use: 'server' | 'encryption';
+  /** server: TLS server certificate (names and loopback addresses in subjectAltName); encryption: key and data encipherment only; signing: an app's client credential (digital signature). */
+  use: 'server' | 'encryption' | 'signing';
   /** DNS names for a server certificate (the common name is added). */
   dnsNames?: string[];
 }
@@ -43,6 +43,8 @@ export function selfSignedCertificate(o: SelfSignedOptions): { keyPem: string; c
       { name: 'extKeyUsage', serverAuth: true },
       { name: 'subjectAltName', altNames: [...names.map((value) => ({ type: 2, value })), { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
     ]);
+  } else if (o.use === 'signing') {
+    cert.setExtensions([{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true, critical: true }]);
   } else {
     cert.setExtensions([{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', keyEncipherment: true, dataEncipherment: true, critical: true }]);
   }

@@ -173,4 +173,40 @@ export const check = {
       de: 'DNS (nslookup {host}), die Firewall (ausgehend TCP {port}) und den Proxy prüfen (server.proxy, connections.<name>.proxy, HTTPS_PROXY, NO_PROXY); ein TLS-aufbrechender Proxy braucht seine CA in connections.<name>.caFile.',
     },
   },
+  MB_ROTATE_NOT_POSSIBLE: {
+    http: 400,
+    title: { en: 'Connection "{connection}" has no credential to rotate', de: 'Verbindung „{connection}“ hat keine Anmeldeinformation zum Austauschen' },
+    cause: {
+      en: 'Only a client secret or a certificate can be rotated; connection "{connection}" ({flow}) has neither.',
+      de: 'Austauschen lässt sich nur ein geheimer Clientschlüssel oder ein Zertifikat; die Verbindung „{connection}“ ({flow}) hat keins von beiden.',
+    },
+    fix: {
+      en: 'Name a connection with clientSecret or certificate: mailbridge credential rotate <connection>. A device-code connection signs in as a user and has no app credential.',
+      de: 'Eine Verbindung mit clientSecret oder certificate angeben: mailbridge credential rotate <verbindung>. Eine Device-Code-Verbindung meldet einen Benutzer an und hat keine App-Anmeldeinformation.',
+    },
+  },
+  MB_ROTATE_GRAPH_FAILED: {
+    http: 502,
+    title: { en: 'Microsoft Graph refused {step}', de: 'Microsoft Graph hat {step} abgelehnt' },
+    cause: {
+      en: 'Rotating the credential of connection "{connection}" failed at {step}: Graph answered {status} {code}: {detail}. mailbridge.yaml is unchanged.',
+      de: 'Das Austauschen der Anmeldeinformation der Verbindung „{connection}“ ist bei {step} gescheitert: Graph antwortete {status} {code}: {detail}. mailbridge.yaml ist unverändert.',
+    },
+    fix: {
+      en: 'The app changes its own registration with its own token: Entra admin center › App registrations › the app › API permissions › Microsoft Graph › Application permissions › Application.ReadWrite.OwnedBy › Grant admin consent, and add the app\'s service principal as owner of its registration (New-MgApplicationOwnerByRef -ApplicationId <object id> -BodyParameter @{ "@odata.id" = "https://graph.microsoft.com/v1.0/directoryObjects/<service principal object id>" }).',
+      de: 'Die App ändert ihre eigene Registrierung mit ihrem eigenen Token: Entra Admin Center › App-Registrierungen › die App › API-Berechtigungen › Microsoft Graph › Anwendungsberechtigungen › Application.ReadWrite.OwnedBy › Administratorzustimmung erteilen, und den Dienstprinzipal der App als Besitzer ihrer Registrierung eintragen (New-MgApplicationOwnerByRef -ApplicationId <Objekt-ID> -BodyParameter @{ "@odata.id" = "https://graph.microsoft.com/v1.0/directoryObjects/<Objekt-ID des Dienstprinzipals>" }).',
+    },
+  },
+  MB_ROTATE_NEW_CREDENTIAL_REFUSED: {
+    http: 502,
+    title: { en: 'The new credential did not get a token', de: 'Mit der neuen Anmeldeinformation kam kein Token' },
+    cause: {
+      en: 'The new credential of connection "{connection}" was added in Entra ID, but {tries} token requests with it failed ({detail}). mailbridge.yaml still uses the old one, which keeps working.',
+      de: 'Die neue Anmeldeinformation der Verbindung „{connection}“ wurde in Entra ID angelegt, aber {tries} Token-Anfragen damit sind gescheitert ({detail}). mailbridge.yaml verwendet weiter die alte, die weiter funktioniert.',
+    },
+    fix: {
+      en: 'Run mailbridge credential rotate {connection} again in a few minutes; remove the unused new credential at Entra admin center › App registrations › the app › Certificates & secrets.',
+      de: 'mailbridge credential rotate {connection} in ein paar Minuten erneut ausführen; die ungenutzte neue Anmeldeinformation unter Entra Admin Center › App-Registrierungen › die App › Zertifikate & Geheimnisse entfernen.',
+    },
+  },
 } satisfies CatalogueSection;

@@ -11,6 +11,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   token: async () => (await import('./token.ts')).command,
   signin: async () => (await import('./signin.ts')).command,
   check: async () => (await import('./check.ts')).command,
+  credential: async () => (await import('./credential.ts')).command,
   send: async () => (await import('./send.ts')).command,
   queue: async () => (await import('./queue.ts')).command,
   'relay-user': async () => (await import('./relay-user.ts')).command,
