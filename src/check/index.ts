@@ -26,7 +26,14 @@
  * probed; Exchange permissions have no grant date to read, so only app role grants can be pending;
  * delegated connections get credential, token and scope checks, no Exchange reads.
  */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { Agent, request } from 'undici';
 import type { Config, ConnectionConfig } from '../config/schema.ts';
 import { MbError, toMbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import { cloudFor, type Identity, type Resource } from '../identity/index.ts';
@@ -36,7 +43,9 @@ import { GraphClient, graphError, GraphUnreachable } from '../m365/graph.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
 import { smtpConnection, xoauth2 } from '../m365/smtp.ts';
 import { tokenFacts, type TokenFacts } from '../m365/token-facts.ts';
-import type { ProxySettings } from '../net/proxy.ts';
+import { openTunnel, proxyRoute, type ProxySettings } from '../net/proxy.ts';
+import { graphBaseUrl } from '../m365/graph-url.ts';
+import { assignMailboxes } from '../notify/watchers/pools.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import { appRequirements, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
@@ -86,6 +95,7 @@ export function selectRequirements(config: Config, target: string | undefined): 
       ...r,
       permissions: r.permissions.filter((p) => uses(p.usedBy)),
       mailboxes: r.mailboxes.filter((m) => uses(m.usedBy)),
+      openSenders: r.openSenders.filter((o) => labels.includes(o.usedBy)),
       usedBy: r.usedBy.filter((u) => labels.includes(u)),
     });
   }
@@ -147,13 +157,153 @@ class ConnectionCheck {
   }
 
   async run(): Promise<CheckResult[]> {
+    await this.reach();
     await this.credential();
     const resources = [...new Set(this.req.permissions.filter((p) => !OIDC.has(p.name)).map((p) => p.resource))];
     if (resources.length === 0) resources.push('exchange');
     for (const resource of resources) await this.token(resource);
     for (const resource of resources) await this.permissions(resource);
     if (!this.req.delegated && this.tokens.has('exchange') && (this.req.exchangeServicePrincipal || this.req.mailboxes.length > 0)) await this.exchange();
+    for (const o of this.req.openSenders) {
+      // A sender domain: its mailboxes are whatever the applications send as, so none can be probed.
+      this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: o.usedBy }));
+    }
+    await this.watchGroups();
     return this.out;
+  }
+
+  // --- 0. reach ---------------------------------------------------------------------------------------
+
+  /** DNS, TCP (through the proxy where one applies) and TLS to each HTTPS host this connection talks to. */
+  private async reach(): Promise<void> {
+    const cloud = cloudFor(this.conn.cloud);
+    const targets = new Map<string, { url: URL; service: string }>();
+    const addUrl = (raw: string, service: string) => {
+      const url = new URL(raw);
+      const key = `${url.hostname}:${url.port || 443}`;
+      if (!targets.has(key)) targets.set(key, { url, service });
+    };
+    addUrl((this.conn.tokenEndpoint ?? `https://${cloud.loginHost}/#TenantID#/oauth2/v2.0/token`).replace('#TenantID#', this.conn.tenantId), 'Entra ID');
+    if (this.req.permissions.some((p) => p.resource === 'graph' && !OIDC.has(p.name))) addUrl(graphBaseUrl(graphUrlFor(this.o.config, this.name), cloud.graphHost), 'Microsoft Graph');
+    for (const g of Object.values(this.o.config.notify?.watch?.groups ?? {})) {
+      if (g.kind === 'ews' && g.listeners.some((l) => l.connection === this.name)) addUrl(g.ews.url ?? cloud.exchange.ews, 'EWS');
+    }
+    const ca = await this.o.readCa(this.name);
+    for (const [key, t] of targets) {
+      const host = t.url.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(t.url.port || 443);
+      try {
+        await tlsReach(host, port, { ca, proxy: this.proxy(), timeoutMs: this.o.timeoutMs ?? 30_000 });
+        this.add('reach', key, 'ok');
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        this.add('reach', key, 'failed', new MbError('MB_CHECK_HOST_UNREACHABLE', { host, port, service: t.service, proxy: proxyShown(this.proxy()), detail: `${e.code ?? ''} ${e.message}`.trim() }));
+      }
+    }
+  }
+
+  // --- 5. watch groups --------------------------------------------------------------------------------
+
+  /** Per watch group this connection listens for: the mailboxes fit the listeners, and Graph can reach the public URL. */
+  private async watchGroups(): Promise<void> {
+    const watch = this.o.config.notify?.watch;
+    for (const [name, g] of Object.entries(watch?.groups ?? {})) {
+      if (!this.req.usedBy.includes(`watch group ${name}`)) continue;
+      const mine = g.listeners.filter((l) => l.connection === this.name);
+      if (mine.length === 0) continue;
+      // The first listener's connection reports for the group (capacity is the group's).
+      if (g.listeners.find((l) => l.connection)?.connection === this.name) {
+        const listeners = g.listeners.map((l) => ({ id: `${name}/${l.name ?? l.connection ?? l.username}`, capacity: l.capacity }));
+        const mailboxes = g.mailboxes.map((m) => ({ address: typeof m === 'string' ? m : m.address, folders: [...g.folders] }));
+        try {
+          const plan = assignMailboxes(name, mailboxes, listeners);
+          this.add('capacity', `${name}: ${plan.map((a) => `${a.listener.id} ${a.mailboxes.length}/${a.listener.capacity}`).join(', ')}`, 'ok');
+        } catch (err) {
+          this.add('capacity', name, 'failed', toMbError(err));
+        }
+      }
+      if (g.kind !== 'graph' || !watch) continue;
+      for (const l of mine) await this.publicUrl(name, `${name}/${l.name ?? l.connection ?? l.username}`, g.graph.path);
+    }
+  }
+
+  /**
+   * Graph's validation handshake against this gateway's notification URL (facts §4.2): POST
+   * ?validationToken=… must come back 200, text/plain, the token decoded, within 10 seconds, over
+   * TLS with a certificate Graph trusts (public CAs; a configured non-Microsoft Graph, such as the
+   * sandbox, trusts the connection's caFile too). When nothing listens yet (the gateway is not
+   * running), check answers on notify.watch.listen itself for the moment of the handshake, so the
+   * path from the public URL to the listener is what is tested.
+   */
+  private async publicUrl(group: string, listenerId: string, path: string): Promise<void> {
+    const watch = this.o.config.notify!.watch!;
+    const base = (watch.publicUrl ?? this.o.config.server.publicUrl ?? `https://${watch.listen.host === '0.0.0.0' ? '127.0.0.1' : watch.listen.host}:${watch.listen.port}`).replace(/\/+$/, '');
+    const routePath = `${path}/${listenerId}`;
+    const url = `${base}${routePath}`;
+    const customGraph = graphUrlFor(this.o.config, this.name) !== undefined;
+    const ca = customGraph ? await this.o.readCa(this.name) : undefined;
+    const token = `mailbridge check ${randomBytes(6).toString('hex')} +/=&`;
+    const handshake = async () => {
+      const agent = new Agent({ connect: { ca: ca ? [...rootCertificates, ca] : [...rootCertificates], timeout: 10_000 } });
+      try {
+        const res = await request(`${url}?validationToken=${encodeURIComponent(token)}`, {
+          method: 'POST',
+          dispatcher: agent,
+          headers: { 'content-type': 'text/plain; charset=utf-8' },
+          body: '',
+          headersTimeout: 10_000,
+          bodyTimeout: 10_000,
+        });
+        const body = await res.body.text();
+        if (res.statusCode !== 200) return `HTTP ${res.statusCode}`;
+        if (!/^text\/plain/i.test(String(res.headers['content-type'] ?? ''))) return `Content-Type ${String(res.headers['content-type'])}`;
+        if (body !== token) return 'the answer is not the decoded validationToken';
+        return undefined;
+      } finally {
+        await agent.close();
+      }
+    };
+    let problem: string | undefined;
+    try {
+      problem = await handshake();
+    } catch (err) {
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      const code = e.cause?.code ?? e.code;
+      if (code === 'ECONNREFUSED') {
+        problem = await this.answerOnListener(routePath, token, handshake).catch((x: Error) => `${code}; ${x.message}`);
+      } else problem = `${code ?? ''} ${e.cause?.message ?? e.message}`.trim();
+    }
+    if (problem === undefined) this.add('public-url', url, 'ok');
+    else this.add('public-url', url, 'failed', new MbError('MB_CHECK_PUBLIC_URL_FAILED', { url, group, detail: problem, listen: `${watch.listen.host}:${watch.listen.port}` }));
+  }
+
+  /** Opens notify.watch.listen for one handshake (the gateway is not running), then closes it. */
+  private async answerOnListener(routePath: string, token: string, handshake: () => Promise<string | undefined>): Promise<string | undefined> {
+    const listen = this.o.config.notify!.watch!.listen;
+    const { readFile } = await import('node:fs/promises');
+    const https = listen.certFile && listen.keyFile ? { cert: await readFile(listen.certFile, 'utf8'), key: await readFile(listen.keyFile, 'utf8') } : undefined;
+    let answered = false;
+    const answer = (req: IncomingMessage, res: ServerResponse) => {
+      const u = new URL(req.url ?? '/', 'https://listener.invalid');
+      const given = u.searchParams.get('validationToken');
+      if (req.method !== 'POST' || u.pathname !== routePath || given === null) {
+        res.writeHead(404).end();
+        return;
+      }
+      answered = given === token;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(given);
+    };
+    const http = https ? createHttpsServer(https, answer) : createHttpServer(answer);
+    http.listen(listen.port, listen.host);
+    await once(http, 'listening');
+    try {
+      const problem = await handshake();
+      if (problem === undefined && !answered) return 'the public URL answered, but not from notify.watch.listen';
+      return problem;
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
   }
 
   // --- 1. credential ----------------------------------------------------------------------------------
@@ -510,6 +660,32 @@ function decodeScp(token: string): string[] | undefined {
     return typeof payload.scp === 'string' ? payload.scp.split(' ').filter(Boolean) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A TLS handshake with host:port, directly or through the proxy's CONNECT tunnel. */
+async function tlsReach(host: string, port: number, o: { ca?: string | undefined; proxy: ProxySettings; timeoutMs: number }): Promise<void> {
+  const route = proxyRoute(o.proxy, { host, port });
+  const ca = o.ca ? [...rootCertificates, o.ca] : undefined;
+  let tunnel: Duplex | undefined;
+  if (route.proxy) tunnel = await openTunnel(route.proxy, host, port, { ca: o.ca, timeoutMs: o.timeoutMs });
+  const socket: TLSSocket = tlsConnect({
+    ...(tunnel ? { socket: tunnel } : { host, port }),
+    servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+    ...(ca ? { ca } : {}),
+    minVersion: 'TLSv1.2',
+    timeout: o.timeoutMs,
+  });
+  try {
+    await Promise.race([
+      once(socket, 'secureConnect'),
+      once(socket, 'timeout').then(() => {
+        throw Object.assign(new Error(`no TLS handshake within ${o.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' });
+      }),
+    ]);
+  } finally {
+    socket.destroy();
+    tunnel?.destroy();
   }
 }
 

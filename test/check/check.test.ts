@@ -42,7 +42,7 @@ const INFO = 'info@contoso.test';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mb-check-'));
   // Long enough that a grant made during the test stays "just now".
-  sandbox = await startSandbox({ dir, propagationMs: 20 * 60_000 });
+  sandbox = await startSandbox({ dir, propagationMs: 20 * 60_000, proxy: true });
   app = sandbox.directory.data.tenants[0]!.apps[0]!;
   // Admin consent given long ago: check reads Exchange (Exchange.ManageAsApp) and grant dates (Application.Read.All).
   app.appRoles.exchange.push('Exchange.ManageAsApp');
@@ -69,8 +69,8 @@ async function admin(path: string, body: Record<string, unknown>): Promise<void>
   assert.ok(res.status < 300, `${path}: ${res.status} ${await res.text()}`);
 }
 
-async function check(lang: 'en' | 'de' = 'en', target?: string): Promise<{ code: number; rows: Row[] }> {
-  const r = await runCli(['--config', config, '--lang', lang, 'check', '--json', ...(target ? [target] : [])], { cwd: dir });
+async function check(lang: 'en' | 'de' = 'en', target?: string, file = config): Promise<{ code: number; rows: Row[] }> {
+  const r = await runCli(['--config', file, '--lang', lang, 'check', '--json', ...(target ? [target] : [])], { cwd: dir });
   assert.ok(r.stdout.trim().startsWith('{'), `${r.code} ${r.stdout} ${r.stderr}`);
   const parsed = JSON.parse(r.stdout) as { ok: boolean; results: Row[] };
   assert.equal(parsed.ok, r.code === 0);
@@ -280,4 +280,68 @@ test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login n
     await admin('/exchange/Set-CASMailbox', { identity: ALICE, smtpClientAuthenticationDisabled: null });
     await admin('/entra/app-role-assignments', { appId: app.appId, role: 'Exchange.ManageAsApp' });
   }
+});
+
+/** A copy of the test configuration with changes, in the same folder (same key file). */
+function variant(name: string, change: (doc: Record<string, Record<string, unknown>>) => void): string {
+  const doc = parse(readFileSync(config, 'utf8')) as Record<string, Record<string, unknown>>;
+  change(doc);
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify(doc), { mode: 0o600 });
+  return file;
+}
+
+test('DNS and TLS reach, logins and Exchange reads go through server.proxy; a proxy that refuses is named with the host', { timeout: 120_000 }, async () => {
+  const proxied = variant('proxied', (d) => {
+    d.server!.proxy = sandbox.proxy!.url;
+  });
+  const before = { ...sandbox.proxy!.tunnels() };
+  const { code, rows } = await check('en', undefined, proxied);
+  assert.deepEqual(notOk(rows), []);
+  assert.equal(code, 0);
+  const grew = (hostPort: string) => (sandbox.proxy!.tunnels()[hostPort] ?? 0) > (before[hostPort] ?? 0);
+  const hostPort = (url: string) => new URL(url).host;
+  assert.ok(grew(hostPort(sandbox.entra.urls.global)), 'login host through the proxy');
+  assert.ok(grew(hostPort(sandbox.graph.url)), 'Graph (and the Exchange admin API on the sandbox Graph port) through the proxy');
+  assert.ok(grew(`127.0.0.1:${sandbox.smtp.port}`), 'the SMTP login through the proxy');
+  assert.ok(grew(`127.0.0.1:${sandbox.imap.port}`), 'the IMAP login through the proxy');
+
+  const refused = variant('refused', (d) => {
+    d.server!.proxy = 'http://127.0.0.1:9';
+  });
+  const r = await check('en', 'sandbox-cert', refused);
+  assert.equal(r.code, 1);
+  const reach = r.rows.find((x) => x.check === 'reach')!;
+  assert.equal(reach.status, 'failed');
+  assert.equal(reach.code, 'MB_CHECK_HOST_UNREACHABLE');
+  assert.match(reach.cause!, new RegExp(`${hostPort(sandbox.entra.urls.global).replace('.', '\\.')}.*Entra ID; proxy: http://127\\.0\\.0\\.1:9`));
+});
+
+test('the Graph validation handshake: answered on notify.watch.listen when the gateway is not running; a public URL that does not lead there fails with the fix', { timeout: 120_000 }, async () => {
+  const good = await check('en', 'sandbox');
+  const row = good.rows.find((r) => r.check === 'public-url')!;
+  assert.equal(row.status, 'ok');
+  assert.equal(row.subject, `https://127.0.0.1:${sandbox.ports.notify}/notify/graph/sandbox/sandbox`);
+
+  const elsewhere = variant('elsewhere', (d) => {
+    const notify = d.notify as { watch: { publicUrl: string } };
+    notify.watch.publicUrl = 'https://127.0.0.1:9';
+  });
+  const bad = await check('de', 'sandbox', elsewhere);
+  assert.equal(bad.code, 1);
+  const failed = bad.rows.find((r) => r.check === 'public-url')!;
+  assert.equal(failed.status, 'failed');
+  assert.equal(failed.code, 'MB_CHECK_PUBLIC_URL_FAILED');
+  assert.match(failed.fix!, /curl -X POST "https:\/\/127\.0\.0\.1:9\/notify\/graph\/sandbox\/sandbox\?validationToken=test"/);
+  assert.match(failed.cause!, /Bestätigungs-Handshake/);
+});
+
+test('check names a route, a connector or a group; anything else is MB_CHECK_UNKNOWN_TARGET', { timeout: 120_000 }, async () => {
+  const scans = await check('en', 'sandbox-scans');
+  assert.equal(scans.code, 0);
+  assert.ok(scans.rows.some((r) => r.check === 'login' && r.subject === 'IMAP scanner@contoso.test'));
+  assert.ok(!scans.rows.some((r) => r.subject.includes(ALICE)), 'the relay route is not part of the connector');
+  const r = await runCli(['--config', config, 'check', 'nothing-of-that-name'], { cwd: dir });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr + r.stdout, /MB_CHECK_UNKNOWN_TARGET/);
 });

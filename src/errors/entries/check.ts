@@ -209,4 +209,28 @@ export const check = {
       de: 'mailbridge credential rotate {connection} in ein paar Minuten erneut ausführen; die ungenutzte neue Anmeldeinformation unter Entra Admin Center › App-Registrierungen › die App › Zertifikate & Geheimnisse entfernen.',
     },
   },
+  MB_CHECK_OPEN_SENDER: {
+    http: 503,
+    title: { en: 'Senders of {pattern}: mailboxes not known', de: 'Absender aus {pattern}: Postfächer nicht bekannt' },
+    cause: {
+      en: '{usedBy} sends from whichever mailbox of {pattern} an application names, so check cannot list and probe them. Each such mailbox needs what a listed one needs: FullAccess for the app and SMTP AUTH.',
+      de: '{usedBy} sendet von dem Postfach aus {pattern}, das eine Anwendung angibt; check kann diese Postfächer daher nicht auflisten und prüfen. Jedes braucht, was ein aufgeführtes braucht: Vollzugriff für die App und SMTP AUTH.',
+    },
+    fix: {
+      en: 'Give the route a fixed mailbox (relay.routes[].mailbox) or list the senders (allowedSenders: name@domain) so check probes each; or grant per mailbox: Add-MailboxPermission -Identity <mailbox> -User <object ID of the enterprise application> -AccessRights FullAccess; Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false',
+      de: 'Der Route ein festes Postfach geben (relay.routes[].mailbox) oder die Absender einzeln aufführen (allowedSenders: name@domain), damit check jeden prüft; oder je Postfach erteilen: Add-MailboxPermission -Identity <Postfach> -User <Objekt-ID der Unternehmensanwendung> -AccessRights FullAccess; Set-CASMailbox -Identity <Postfach> -SmtpClientAuthenticationDisabled $false',
+    },
+  },
+  MB_CHECK_PUBLIC_URL_FAILED: {
+    http: 502,
+    title: { en: 'Graph could not validate {url}', de: 'Graph könnte {url} nicht bestätigen' },
+    cause: {
+      en: 'The validation handshake Graph makes before every subscription (POST with ?validationToken=, answer 200 text/plain with the token within 10 seconds, over TLS with a certificate from a public CA) failed for watch group {group}: {detail}. Graph would refuse the subscriptions (MB_WATCH_GRAPH_VALIDATION_FAILED).',
+      de: 'Der Bestätigungs-Handshake, den Graph vor jedem Abonnement macht (POST mit ?validationToken=, Antwort 200 text/plain mit dem Token binnen 10 Sekunden, über TLS mit einem Zertifikat einer öffentlichen CA), ist für die Überwachungsgruppe {group} gescheitert: {detail}. Graph würde die Abonnements ablehnen (MB_WATCH_GRAPH_VALIDATION_FAILED).',
+    },
+    fix: {
+      en: 'Make notify.watch.publicUrl reach notify.watch.listen ({listen}) from the internet (firewall, reverse proxy forwarding the path), and give it a certificate of a public CA for its name (notify.watch.listen.certFile/keyFile, or on the reverse proxy). Test from outside: curl -X POST "{url}?validationToken=test"',
+      de: 'Dafür sorgen, dass notify.watch.publicUrl aus dem Internet notify.watch.listen ({listen}) erreicht (Firewall, Reverse Proxy, der den Pfad weiterleitet), mit einem Zertifikat einer öffentlichen CA für den Namen (notify.watch.listen.certFile/keyFile oder am Reverse Proxy). Von außen testen: curl -X POST "{url}?validationToken=test"',
+    },
+  },
 } satisfies CatalogueSection;

@@ -26,6 +26,10 @@ const CHECKS: Record<Lang, Record<string, string>> = {
     'send-as': 'Send-As',
     'smtp-auth': 'SMTP AUTH',
     login: 'XOAUTH2 login',
+    reach: 'DNS and TLS',
+    'open-sender': 'sender domain',
+    capacity: 'capacity',
+    'public-url': 'Graph validation',
   },
   de: {
     credential: 'Anmeldeinformation',
@@ -36,6 +40,10 @@ const CHECKS: Record<Lang, Record<string, string>> = {
     'send-as': 'Senden als',
     'smtp-auth': 'SMTP AUTH',
     login: 'XOAUTH2-Anmeldung',
+    reach: 'DNS und TLS',
+    'open-sender': 'Absenderdomäne',
+    capacity: 'Kapazität',
+    'public-url': 'Graph-Bestätigung',
   },
 };
 
@@ -44,12 +52,14 @@ const WORDS = {
     connection: 'Connection',
     summary: (c: Record<CheckStatus, number>) => `${c.ok} ok, ${c.failed} failed, ${c.pending} pending, ${c.unverified} unverified`,
     allOk: 'Every prerequisite is in place.',
+    unverified: 'Nothing failed; the lines marked UNVERIFIED could not be checked from here (each says how to check it).',
     notOk: 'Not ready: fix the lines marked FAILED; PENDING ones need only time.',
   },
   de: {
     connection: 'Verbindung',
     summary: (c: Record<CheckStatus, number>) => `${c.ok} ok, ${c.failed} fehlgeschlagen, ${c.pending} ausstehend, ${c.unverified} ungeprüft`,
     allOk: 'Alle Voraussetzungen sind erfüllt.',
+    unverified: 'Nichts ist fehlgeschlagen; die mit UNGEPRÜFT markierten Zeilen ließen sich von hier nicht prüfen (jede sagt, wie man es prüft).',
     notOk: 'Nicht bereit: die mit FEHLER markierten Zeilen beheben; AUSSTEHEND braucht nur Zeit.',
   },
 } as const;
@@ -146,5 +156,5 @@ function print(out: { line(text?: string): void }, results: readonly CheckResult
   }
   out.line();
   out.line(w.summary(counts));
-  out.line(passed(results) ? w.allOk : w.notOk);
+  out.line(!passed(results) ? w.notOk : counts.unverified > 0 ? w.unverified : w.allOk);
 }
