@@ -46,6 +46,12 @@ import { tokenFacts, type TokenFacts } from '../m365/token-facts.ts';
 import { openTunnel, proxyRoute, type ProxySettings } from '../net/proxy.ts';
 import { graphBaseUrl } from '../m365/graph-url.ts';
 import { assignMailboxes } from '../notify/watchers/pools.ts';
+import { autodiscoverAll } from '../m365/ews/autodiscover.ts';
+import { EwsClient, ntlmCredentials, type NtlmCredentials } from '../m365/ews/client.ts';
+import { getFolder } from '../m365/ews/soap.ts';
+import { explainEws } from '../notify/watchers/ews/mailbox.ts';
+import { registerSecret } from '../log/redact.ts';
+import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import { appRequirements, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
@@ -74,7 +80,12 @@ export interface CheckOptions {
   log?: Logger;
   /** Per probe (login, Graph and Exchange reads), default 30 s. */
   timeoutMs?: number;
+  /** Clear value of a sealed setting (on-premises EWS listener passwords). */
+  reveal?: (stored: string, path: string) => string;
 }
+
+/** Mailboxes per EWS listener that check opens (autodiscover and GetFolder each); the rest are named as not probed. */
+export const EWS_PROBE_MAILBOXES = 20;
 
 /** A grant younger than this that is not in the token yet is pending, not failed (Entra's propagation). */
 export const PROPAGATION_MS = 30 * 60_000;
@@ -91,11 +102,15 @@ export function selectRequirements(config: Config, target: string | undefined): 
   const out: ConnectionRequirements[] = [];
   for (const r of all) {
     if (!uses(r.usedBy)) continue;
+    const mailboxes = r.mailboxes.filter((m) => uses(m.usedBy));
+    const openSenders = r.openSenders.filter((o) => labels.includes(o.usedBy));
     out.push({
       ...r,
       permissions: r.permissions.filter((p) => uses(p.usedBy)),
-      mailboxes: r.mailboxes.filter((m) => uses(m.usedBy)),
-      openSenders: r.openSenders.filter((o) => labels.includes(o.usedBy)),
+      mailboxes,
+      openSenders,
+      // Exchange knows the app only for SMTP and IMAP logins (EWS and Graph need no service principal).
+      exchangeServicePrincipal: r.exchangeServicePrincipal && (mailboxes.some((m) => m.fullAccess || m.smtpAuth) || openSenders.length > 0),
       usedBy: r.usedBy.filter((u) => labels.includes(u)),
     });
   }
@@ -105,8 +120,120 @@ export function selectRequirements(config: Config, target: string | undefined): 
 
 export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
-  for (const req of selectRequirements(o.config, o.target)) out.push(...(await new ConnectionCheck(o, req).run()));
+  const selected = (() => {
+    try {
+      return selectRequirements(o.config, o.target);
+    } catch (err) {
+      // A watch group whose listeners sign in on premises (no connection) is a target too.
+      if (o.target !== undefined && o.config.notify?.watch?.groups[o.target]) return [];
+      throw err;
+    }
+  })();
+  for (const req of selected) out.push(...(await new ConnectionCheck(o, req).run()));
+  // EWS listeners with an on-premises account need nothing from Entra ID: checked on their own.
+  for (const [name, g] of Object.entries(o.config.notify?.watch?.groups ?? {})) {
+    if (g.kind !== 'ews' || (o.target !== undefined && o.target !== name)) continue;
+    for (const l of g.listeners) {
+      if (l.connection || !l.username) continue;
+      const password = l.password !== undefined && o.reveal ? o.reveal(l.password, `notify.watch.groups.${name}.listeners.password`) : undefined;
+      if (password) registerSecret(password);
+      const ntlm = password && g.ews.authentication === 'ntlm' ? ntlmCredentials(l.username, password) : undefined;
+      const basic = password && !ntlm ? `Basic ${Buffer.from(`${l.username}:${password}`).toString('base64')}` : undefined;
+      const owner = `${name} (${l.username})`;
+      const proxy: ProxySettings = { proxy: o.config.server.proxy, source: 'server', env: o.env ?? process.env };
+      const ca = g.ews.caFile ? (await import('node:fs/promises')).readFile(g.ews.caFile, 'utf8') : undefined;
+      out.push(...(await ewsProbe(o, owner, name, g, { authorization: async () => basic ?? '', ...(ntlm ? { ntlm } : {}) }, proxy, await ca)));
+    }
+  }
   return out;
+}
+
+type EwsGroup = Extract<NonNullable<NonNullable<Config['notify']>['watch']>['groups'][string], { kind: 'ews' }>;
+
+/**
+ * EWS as the watcher will use it: autodiscover per mailbox (unless the group names the URL), then
+ * GetFolder on the inbox with ExchangeImpersonation (app-only, or an on-premises account with
+ * ApplicationImpersonation) or as a delegate (FullAccess), for up to EWS_PROBE_MAILBOXES mailboxes.
+ */
+async function ewsProbe(
+  o: CheckOptions,
+  owner: string,
+  group: string,
+  g: EwsGroup,
+  auth: { authorization: (mailbox: string) => Promise<string>; ntlm?: NtlmCredentials },
+  proxy: ProxySettings,
+  ca: string | undefined,
+): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  const add = (check: string, subject: string, status: CheckStatus, error?: MbError) => out.push({ connection: owner, check, subject, status, ...(error ? { error } : {}) });
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const signal = AbortSignal.timeout(timeoutMs * 4);
+  const client = new EwsClient({
+    version: g.ews.version,
+    impersonation: g.ews.impersonation,
+    authorization: auth.authorization,
+    ntlm: auth.ntlm,
+    ...(ca ? { ca } : {}),
+    proxy,
+    timeoutMs,
+    maxBackOffMs: 10_000,
+    busyRetries: 1,
+    signal,
+    secretSlot: `check:ews:${owner}`,
+  });
+  const all = [...new Set(g.mailboxes.map((m) => (typeof m === 'string' ? m : m.address).toLowerCase()))];
+  const mailboxes = all.slice(0, EWS_PROBE_MAILBOXES);
+  try {
+    const urls = new Map<string, string>();
+    if (g.ews.url && !g.ews.servers?.length) for (const m of mailboxes) urls.set(m, g.ews.url);
+    else {
+      const found = await autodiscoverAll(mailboxes, {
+        agent: client.agent,
+        authorization: auth.authorization,
+        kv: memoryKv(),
+        namespace: 'check-ews',
+        now: o.clock ?? Date.now,
+        version: g.ews.version,
+        ...(g.ews.autodiscover.url ? { url: g.ews.autodiscover.url } : {}),
+        prefer: g.ews.autodiscover.prefer,
+        cacheHours: 0,
+        timeoutMs,
+        signal,
+      });
+      for (const m of mailboxes) {
+        const r = found.get(m);
+        if (r && !(r instanceof MbError)) {
+          urls.set(m, g.ews.url ?? r.ewsUrl);
+          add('autodiscover', m, 'ok');
+        } else add('autodiscover', m, 'failed', r ?? new MbError('MB_EWS_AUTODISCOVER_FAILED', { mailbox: m, domain: m.split('@')[1] ?? '', detail: 'no answer' }));
+      }
+    }
+    for (const m of mailboxes) {
+      const url = urls.get(m);
+      if (!url) continue;
+      try {
+        await client.call({ url, mailbox: m }, getFolder(['inbox'], g.ews.impersonation ? undefined : m));
+        add('ews-access', m, 'ok');
+      } catch (err) {
+        add('ews-access', m, 'failed', explainEws(err, { operation: 'GetFolder', mailbox: m, url }));
+      }
+    }
+    if (all.length > mailboxes.length) add('ews-access', `${all.length - mailboxes.length} more of group ${group}`, 'unverified', new MbError('MB_CHECK_NOT_PROBED', { group, probed: mailboxes.length, total: all.length }));
+  } finally {
+    await client.agent.close().catch(() => undefined);
+  }
+  return out;
+}
+
+/** A KeyValue that lives for one check (autodiscover wants one for its cache). */
+function memoryKv(): KeyValue {
+  const data = new Map<string, { value: string; updatedAt: string }>();
+  return {
+    get: async (ns, key) => data.get(`${ns}\u0000${key}`)?.value,
+    set: async (ns, key, value) => void data.set(`${ns}\u0000${key}`, { value, updatedAt: new Date().toISOString() }),
+    delete: async (ns, key) => data.delete(`${ns}\u0000${key}`),
+    list: async (ns) => [...data].filter(([k]) => k.startsWith(`${ns}\u0000`)).map(([k, v]) => ({ key: k.slice(ns.length + 1), ...v })),
+  };
 }
 
 /** Whether every check passed (unverified ones do not fail: they say what could not be read). */
@@ -185,8 +312,11 @@ class ConnectionCheck {
     };
     addUrl((this.conn.tokenEndpoint ?? `https://${cloud.loginHost}/#TenantID#/oauth2/v2.0/token`).replace('#TenantID#', this.conn.tenantId), 'Entra ID');
     if (this.req.permissions.some((p) => p.resource === 'graph' && !OIDC.has(p.name))) addUrl(graphBaseUrl(graphUrlFor(this.o.config, this.name), cloud.graphHost), 'Microsoft Graph');
-    for (const g of Object.values(this.o.config.notify?.watch?.groups ?? {})) {
-      if (g.kind === 'ews' && g.listeners.some((l) => l.connection === this.name)) addUrl(g.ews.url ?? cloud.exchange.ews, 'EWS');
+    for (const [name, g] of Object.entries(this.o.config.notify?.watch?.groups ?? {})) {
+      if (g.kind !== 'ews' || !this.req.usedBy.includes(`watch group ${name}`) || !g.listeners.some((l) => l.connection === this.name)) continue;
+      // Without a URL, autodiscover finds one per mailbox (its own check line).
+      if (g.ews.url) addUrl(g.ews.url, 'EWS');
+      else if (g.ews.autodiscover.url) addUrl(g.ews.autodiscover.url, 'EWS Autodiscover');
     }
     const ca = await this.o.readCa(this.name);
     for (const [key, t] of targets) {
@@ -221,6 +351,11 @@ class ConnectionCheck {
         } catch (err) {
           this.add('capacity', name, 'failed', toMbError(err));
         }
+      }
+      if (g.kind === 'ews' && !this.req.delegated && this.tokens.has('exchange')) {
+        const token = this.tokens.get('exchange') as AccessToken;
+        const ca = g.ews.caFile ? await (await import('node:fs/promises')).readFile(g.ews.caFile, 'utf8') : await this.o.readCa(this.name);
+        this.out.push(...(await ewsProbe(this.o, this.name, name, g, { authorization: async () => `Bearer ${token.accessToken}` }, this.proxy(), ca)));
       }
       if (g.kind !== 'graph' || !watch) continue;
       for (const l of mine) await this.publicUrl(name, `${name}/${l.name ?? l.connection ?? l.username}`, g.graph.path);

@@ -345,3 +345,28 @@ test('check names a route, a connector or a group; anything else is MB_CHECK_UNK
   assert.equal(r.code, 1);
   assert.match(r.stderr + r.stdout, /MB_CHECK_UNKNOWN_TARGET/);
 });
+
+test('EWS: autodiscover and GetFolder with impersonation per mailbox of the group; without full_access_as_app both the permission and the access are named', { timeout: 120_000 }, async () => {
+  const ews = variant('ews', (d) => {
+    const notify = d.notify as { watch: { groups: Record<string, unknown> } };
+    notify.watch.groups.onprem = { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: ['bob@contoso.test'], ews: { autodiscover: { url: sandbox.ews.autodiscoverUrl } } };
+  });
+  const good = await check('en', 'onprem', ews);
+  assert.deepEqual(notOk(good.rows), []);
+  assert.equal(good.code, 0);
+  assert.deepEqual(
+    good.rows.filter((r) => ['autodiscover', 'ews-access', 'permission'].includes(r.check)).map((r) => `${r.check} ${r.subject} ${r.status}`),
+    ['permission full_access_as_app ok', 'autodiscover bob@contoso.test ok', 'ews-access bob@contoso.test ok'],
+  );
+
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'full_access_as_app' });
+  try {
+    const bad = await check('de', 'onprem', ews);
+    assert.equal(bad.code, 1);
+    const failed = notOk(bad.rows);
+    assert.ok(failed.includes('failed permission full_access_as_app MB_CHECK_PERMISSION_MISSING'), failed.join(' | '));
+    assert.ok(failed.some((f) => /^failed (ews-access|autodiscover) bob@contoso\.test MB_EWS_/.test(f)), failed.join(' | '));
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'full_access_as_app' });
+  }
+});

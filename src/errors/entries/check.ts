@@ -233,4 +233,16 @@ export const check = {
       de: 'Dafür sorgen, dass notify.watch.publicUrl aus dem Internet notify.watch.listen ({listen}) erreicht (Firewall, Reverse Proxy, der den Pfad weiterleitet), mit einem Zertifikat einer öffentlichen CA für den Namen (notify.watch.listen.certFile/keyFile oder am Reverse Proxy). Von außen testen: curl -X POST "{url}?validationToken=test"',
     },
   },
+  MB_CHECK_NOT_PROBED: {
+    http: 503,
+    title: { en: 'Not every mailbox of {group} was probed', de: 'Nicht jedes Postfach von {group} wurde geprüft' },
+    cause: {
+      en: 'check opened EWS for {probed} of the {total} mailboxes of watch group {group}; the others get the same permission (impersonation or FullAccess) but were not tried one by one.',
+      de: 'check hat EWS für {probed} der {total} Postfächer der Überwachungsgruppe {group} geöffnet; die übrigen brauchen dieselbe Berechtigung (Identitätswechsel oder Vollzugriff), wurden aber nicht einzeln versucht.',
+    },
+    fix: {
+      en: 'After mailbridge serve starts, `mailbridge watch --json` shows the state of every mailbox (failed ones with their MB code).',
+      de: 'Nach dem Start von mailbridge serve zeigt `mailbridge watch --json` den Zustand jedes Postfachs (fehlgeschlagene mit ihrem MB-Code).',
+    },
+  },
 } satisfies CatalogueSection;

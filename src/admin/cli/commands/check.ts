@@ -9,7 +9,7 @@ import type { Lang } from '../../../i18n/index.ts';
 import { passed, runChecks, type CheckResult, type CheckStatus } from '../../../check/index.ts';
 import { usageError } from '../args.ts';
 import { defineCommand } from '../command.ts';
-import { openIdentity } from './token.ts';
+import { openApp } from '../../../app/open.ts';
 
 const STATUS: Record<Lang, Record<CheckStatus, string>> = {
   en: { ok: 'ok', failed: 'FAILED', pending: 'PENDING', unverified: 'UNVERIFIED' },
@@ -30,6 +30,8 @@ const CHECKS: Record<Lang, Record<string, string>> = {
     'open-sender': 'sender domain',
     capacity: 'capacity',
     'public-url': 'Graph validation',
+    autodiscover: 'EWS autodiscover',
+    'ews-access': 'EWS access',
   },
   de: {
     credential: 'Anmeldeinformation',
@@ -44,6 +46,8 @@ const CHECKS: Record<Lang, Record<string, string>> = {
     'open-sender': 'Absenderdomäne',
     capacity: 'Kapazität',
     'public-url': 'Graph-Bestätigung',
+    autodiscover: 'EWS-Autodiscover',
+    'ews-access': 'EWS-Zugriff',
   },
 };
 
@@ -77,7 +81,9 @@ Probes what the configuration needs, per connection: the credential (valid, not 
 30 days), a token per resource (asked anew), the API permissions in it, and for app-only SMTP and
 IMAP the Exchange side: the service principal (New-ServicePrincipal with the right object ID),
 FullAccess and Send-As per mailbox, SMTP AUTH for mailbox and organization, and an XOAUTH2 login
-as each mailbox. Each line is ok, FAILED, PENDING (granted less than 30 minutes ago, not yet in
+as each mailbox; DNS and TLS to the HTTPS hosts (through the proxy); for watch groups the
+capacity of their listeners, Graph's validation handshake with the public URL, and EWS
+autodiscover and access (impersonation or FullAccess). Each line is ok, FAILED, PENDING (granted less than 30 minutes ago, not yet in
 effect) or UNVERIFIED (Exchange could not be read: it needs Exchange.ManageAsApp), with the MB
 code and the fix.
 
@@ -91,7 +97,10 @@ Prüft, was die Konfiguration braucht, je Verbindung: die Anmeldeinformation (g�
 nicht innerhalb von 30 Tagen ab), ein Token je Ressource (neu angefragt), die API-Berechtigungen
 darin, und für SMTP und IMAP mit App-Zugriff die Exchange-Seite: den Dienstprinzipal
 (New-ServicePrincipal mit der richtigen Objekt-ID), Vollzugriff und „Senden als“ je Postfach,
-SMTP AUTH für Postfach und Organisation und eine XOAUTH2-Anmeldung als jedes Postfach. Jede Zeile
+SMTP AUTH für Postfach und Organisation und eine XOAUTH2-Anmeldung als jedes Postfach; DNS und
+TLS zu den HTTPS-Hosts (über den Proxy); für Überwachungsgruppen die Kapazität ihrer Listener, den
+Bestätigungs-Handshake von Graph mit der öffentlichen URL sowie EWS-Autodiscover und -Zugriff
+(Identitätswechsel oder Vollzugriff). Jede Zeile
 ist ok, FEHLER, AUSSTEHEND (vor weniger als 30 Minuten erteilt, noch nicht wirksam) oder UNGEPRÜFT
 (Exchange war nicht lesbar: dafür braucht es Exchange.ManageAsApp), mit MB-Code und Behebung.
 
@@ -105,12 +114,13 @@ Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was
   },
   async run(ctx) {
     if (ctx.args.length > 1) throw usageError('check', ctx.lang, { en: 'Name at most one connection, route, connector or group', de: 'Höchstens eine Verbindung, Route, Connector oder Gruppe angeben' });
-    const opened = await openIdentity(ctx);
+    const app = await openApp(ctx);
     try {
-      const { config } = opened;
+      const { config } = app;
+      const box = await app.secretBox();
       const results = await runChecks({
         config,
-        identity: opened.identity,
+        identity: await app.identity(),
         ...(ctx.args[0] !== undefined ? { target: ctx.args[0] } : {}),
         readCa: async (c) => {
           const file = config.connections[c]?.caFile;
@@ -118,6 +128,7 @@ Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was
         },
         env: ctx.env,
         log: ctx.log,
+        reveal: (stored) => box.reveal(stored),
       });
       const ok = passed(results);
       if (ctx.opts.json) {
@@ -127,7 +138,7 @@ Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was
       print(ctx.out, results, ctx.lang);
       return ok ? 0 : 1;
     } finally {
-      await opened.close();
+      await app.close();
     }
   },
 });
