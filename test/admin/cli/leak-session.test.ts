@@ -3,7 +3,7 @@
  * started; every kind of secret is set with `secret set` (the client secret the sandbox wrote, API
  * key, APNs .p8 key from a file, FCM service account JSON and VAPID key from stdin, EWS and IMAP
  * listener passwords, the IMAP watch login, a connector's signing secret and login, the store URL
- * from the environment); then config check/show, secret list, token, `serve` with the subscriptions
+ * from the environment); then config check/show, secret list, token, check, `serve` with the subscriptions
  * API called and mail arriving, watch, notify test and fetch --status run. Every byte they print
  * (stdout, stderr, the gateway's debug log) and every API answer is searched for each clear value,
  * its URL-encoded form and, for listener accounts, the Basic credentials built from it.
@@ -153,6 +153,9 @@ test('a whole sandbox session prints, logs and answers none of the configured se
     for (const p of ['notify.watch.groups.plant.listeners.0.password', 'notify.apns.privateKey', 'notify.fcm.serviceAccount', 'notify.api.keys.mdm']) assert.match(list.stdout, new RegExp(`${p.replace(/\./g, '\\.')}\\s+encrypted`));
     assert.match((await run('secret list (postgres)', ['secret', 'list', '--json'], { env: postgres })).stdout, /store\.url/);
     assert.equal((await run('token', ['token', 'sandbox'])).code, 0);
+    // check probes with every credential: logins, Exchange reads, EWS with the listener passwords.
+    assert.match((await run('check', ['check'])).stdout, /Connection sandbox/);
+    await run('check --json', ['check', '--json']);
     await run('fetch --status', ['fetch', 'scans', '--status']);
 
     // serve: the gateway with every watcher and sink, the subscriptions API, a new mail.
