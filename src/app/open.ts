@@ -22,6 +22,8 @@ export interface AppOptions {
   log?: Logger;
   /** Told of every token request (the gateway counts them for /metrics). */
   onTokenRequest?: IdentityOptions['onTokenRequest'];
+  /** false: the identity leaves "expires soon" to the caller (the gateway's expiry monitor). */
+  expiryLog?: IdentityOptions['expiryLog'];
 }
 
 export interface App {
@@ -76,7 +78,7 @@ export function appOf(
       (identity ??= (async () => {
         const secretBox = await app.secretBox();
         const s = await app.store();
-        return createIdentity({ config: loaded.config, kv: s.kv, secretBox, env, ...(o.log ? { log: o.log } : {}), ...(o.onTokenRequest ? { onTokenRequest: o.onTokenRequest } : {}) });
+        return createIdentity({ config: loaded.config, kv: s.kv, secretBox, env, ...(o.log ? { log: o.log } : {}), ...(o.onTokenRequest ? { onTokenRequest: o.onTokenRequest } : {}), ...(o.expiryLog !== undefined ? { expiryLog: o.expiryLog } : {}) });
       })()),
     async close() {
       // What failed to open has nothing to close.

@@ -50,6 +50,11 @@ export interface IdentityOptions {
    * /health/ready: the connection and whether it worked.
    */
   onTokenRequest?: (connection: string, result: { ok: true } | { ok: false; error: MbError }) => void;
+  /**
+   * false: "expires soon" warnings are not logged here (at most daily); the caller announces them
+   * itself. The gateway does, once per threshold (src/check/expiry.ts).
+   */
+  expiryLog?: boolean;
 }
 
 export interface AccessToken {
@@ -785,6 +790,7 @@ export class Identity {
   }
 
   private logNotice(n: CredentialNotice): void {
+    if (this.opts.expiryLog === false && (n.error.code === 'MB_CLIENT_SECRET_EXPIRING' || n.error.code === 'MB_CERT_EXPIRING')) return;
     const key = `${n.connection}\u0000${n.error.code}`;
     const now = this.clock();
     const last = this.warned.get(key);

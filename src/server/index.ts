@@ -57,7 +57,13 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const env = options.env ?? process.env;
   const metrics = options.metrics ?? new Metrics();
   // Config → secret box → store → identity, each opened once, when something needs it (src/app/open.ts).
-  const app = appOf({ config, keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile) }, { env, log, onTokenRequest: (c, r) => metrics.token(c, r) });
+  const app = appOf({ config, keyFile: options.keyFile ?? keyFileFor(env.MAILBRIDGE_CONFIG ?? 'mailbridge.yaml', config.secrets.keyFile) }, {
+    env,
+    log,
+    onTokenRequest: (c, r) => metrics.token(c, r),
+    // Expiry warnings come from the monitor below, once per threshold, not daily from every token request.
+    expiryLog: false,
+  });
   const store = await app.store();
   const http = Fastify({ loggerInstance: log as FastifyBaseLogger });
   const started = new Date().toISOString();

@@ -112,7 +112,9 @@ test('the gateway: credentials checked at start; /health degraded with the reaso
       adminMail: { to: ['it@example.test'], from: 'mailbridge@example.test', events: ['credentials'] },
     },
   });
-  const gw = await startGateway(config, silentLogger, { keyFile: join(dir, 'mailbridge.key'), env: {}, clock: () => now });
+  const lines: Array<{ code?: string }> = [];
+  const log = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l) as { code?: string }) } });
+  const gw = await startGateway(config, log, { keyFile: join(dir, 'mailbridge.key'), env: {}, clock: () => now });
   try {
     const res = await fetch(`${gw.url}/health`);
     assert.equal(res.status, 200);
@@ -137,6 +139,10 @@ test('the gateway: credentials checked at start; /health degraded with the reaso
     // Another look the same day announces nothing new.
     await gw.credentials!.check();
     assert.equal((await gw.relay!.relay.queue.list()).length, 1);
+
+    // A token request (it fails: no tenant answers here) logs no second "expires soon" of its own.
+    await gw.identity!.getToken('m365').catch(() => undefined);
+    assert.equal(lines.filter((l) => l.code === 'MB_CLIENT_SECRET_EXPIRING').length, 1, 'announced once, by the monitor');
 
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     const expected = Math.floor(Date.parse(`${inTenDays}T23:59:59.999Z`) / 1000);
