@@ -370,3 +370,21 @@ test('EWS: autodiscover and GetFolder with impersonation per mailbox of the grou
     await admin('/entra/app-role-assignments', { appId: app.appId, role: 'full_access_as_app' });
   }
 });
+
+test('the sandbox admin API answers app-only Exchange tokens with Exchange.ManageAsApp only: 401 for a Graph token, 403 without the role', { timeout: 60_000 }, async () => {
+  const url = `${sandbox.graph.url}/adminapi/beta/${sandbox.directory.data.tenants[0]!.id}/InvokeCommand`;
+  const call = async (token: string) => {
+    const res = await fetchSandbox(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ CmdletInput: { CmdletName: 'Get-ServicePrincipal', Parameters: {} } }) });
+    return { status: res.status, body: (await res.json()) as { value?: Array<{ AppId: string; ObjectId: string }> } };
+  };
+  const ok = await call(await sandbox.appToken('https://outlook.office365.com/.default'));
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.body.value?.map((s) => [s.AppId, s.ObjectId]), [[app.appId, app.servicePrincipalId]]);
+  assert.equal((await call(await sandbox.appToken('https://graph.microsoft.com/.default'))).status, 401);
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  try {
+    assert.equal((await call(await sandbox.appToken('https://outlook.office365.com/.default'))).status, 403);
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  }
+});
