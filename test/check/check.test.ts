@@ -209,6 +209,19 @@ test('6. SMTP AUTH disabled for the mailbox is named with Set-CASMailbox', { tim
   });
 });
 
+test('SMTP AUTH disabled for the organization (the mailbox following it) is named with Set-TransportConfig and the per-mailbox alternative', { timeout: 120_000 }, async () => {
+  const tenant = sandbox.directory.data.tenants[0]!.id;
+  await broken({
+    breakIt: () => admin('/exchange/Set-TransportConfig', { tenant, smtpClientAuthenticationDisabled: true }),
+    repair: () => admin('/exchange/Set-TransportConfig', { tenant, smtpClientAuthenticationDisabled: false }),
+    check: 'smtp-auth',
+    subject: ALICE,
+    code: 'MB_RELAY_SMTP_AUTH_DISABLED_TENANT',
+    fix: new RegExp(`Set-CASMailbox -Identity ${ALICE} -SmtpClientAuthenticationDisabled \\$false.*Set-TransportConfig -SmtpClientAuthenticationDisabled \\$false`),
+    others: [`failed login SMTP ${ALICE} MB_RELAY_SMTP_AUTH_DISABLED_TENANT`],
+  });
+});
+
 test('a role granted through Graph a moment ago (sandbox propagation delay) is pending, not failed', { timeout: 120_000 }, async () => {
   await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'SMTP.SendAsApp' });
   app.appRoles.graph.push('AppRoleAssignment.ReadWrite.All');
