@@ -5,6 +5,8 @@
  * every probe goes through the Microsoft 365 layer (src/m365/) and the connection's proxy and CA.
  *
  * Per connection, in this order:
+ *  0. reach: DNS, TCP (through the proxy where one applies) and TLS to the HTTPS hosts it uses
+ *     (Entra ID, Graph, EWS); SMTP and IMAP hosts show in their logins;
  *  1. credential: the secret or certificate is valid and does not expire within 30 days;
  *  2. token: one per resource the configuration uses, asked of Entra ID anew (a cached token would
  *     hide a permission granted since);
@@ -20,7 +22,12 @@
  *     message's data. So when the token carries Exchange.ManageAsApp, check reads Exchange through
  *     its admin API (Get-ServicePrincipal, Get-MailboxPermission, Get-RecipientPermission,
  *     Get-CASMailbox, Get-TransportConfig) and names the exact cause; without it a failed login is
- *     reported with all three causes and Send-As as unverified, honestly.
+ *     reported with all three causes and Send-As as unverified, honestly;
+ *  5. watch groups: the mailboxes fit the listeners' capacity; Graph groups: Graph's validation
+ *     handshake against the public URL (answered on notify.watch.listen by check itself when the
+ *     gateway is not running); EWS groups: autodiscover and GetFolder per mailbox, with
+ *     impersonation or as a delegate (FullAccess), up to EWS_PROBE_MAILBOXES per listener.
+ * EWS listeners with an on-premises account (no connection) are checked the same way on their own.
  *
  * Limits: senders given only as a domain cannot be listed (requirements' openSenders) and are not
  * probed; Exchange permissions have no grant date to read, so only app role grants can be pending;
