@@ -41,7 +41,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { Agent, request } from 'undici';
-import type { Config, ConnectionConfig } from '../config/schema.ts';
+import type { Config } from '../app/schema.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
 import { MbError, toMbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import { cloudFor, type Identity, type Resource } from '../identity/index.ts';
 import type { AccessToken } from '../identity/index.ts';

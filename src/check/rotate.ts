@@ -28,9 +28,10 @@ import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { importPKCS8, SignJWT } from 'jose';
-import type { Config, ConnectionConfig } from '../config/schema.ts';
+import type { Config } from '../app/schema.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
-import { storeSecret, storeSetting } from '../config/secret-file.ts';
+import { storeSettings } from '../app/config.ts';
 import { MbError, toMbError } from '../errors/index.ts';
 import { cloudFor, createIdentity } from '../identity/index.ts';
 import { loadCertificate, revealSecret } from '../identity/credentials.ts';
@@ -180,8 +181,15 @@ export async function rotateCredential(o: RotateOptions): Promise<RotateResult> 
       const keyId = String(added.json?.keyId ?? '');
       const newConn: ConnectionConfig = { ...conn, certificate: { path: file, algorithm: conn.certificate.algorithm } };
       const attempts = await verify(o, newConn);
-      await storeSetting(o.configPath, ['connections', o.connection, 'certificate', 'path'], file, o.env ?? process.env);
-      if (conn.certificate.privateKeyPath !== undefined) await storeSetting(o.configPath, ['connections', o.connection, 'certificate', 'privateKeyPath'], file, o.env ?? process.env);
+      // Path and key path together, in one replace of the file: never one without the other.
+      await storeSettings(
+        o.configPath,
+        [
+          { path: ['connections', o.connection, 'certificate', 'path'], value: file },
+          ...(conn.certificate.privateKeyPath !== undefined ? [{ path: ['connections', o.connection, 'certificate', 'privateKeyPath'], value: file }] : []),
+        ],
+        o.env ?? process.env,
+      );
       log.info({ connection: o.connection, keyId, file }, 'credential rotate: new certificate in use');
       const oldKey = app.keyCredentials.find((k) => (k.customKeyIdentifier ?? '').toLowerCase() === current.thumbprintSha1.toLowerCase() || sha1Base64(current.thumbprintSha1) === k.customKeyIdentifier);
       const old = oldKey
@@ -200,8 +208,15 @@ export async function rotateCredential(o: RotateOptions): Promise<RotateResult> 
     const keyId = String(added.json?.keyId ?? '');
     const endDate = String(added.json?.endDateTime ?? expires.toISOString()).slice(0, 10);
     const attempts = await verify(o, { ...conn, clientSecret: secretText, clientSecretExpires: endDate });
-    await storeSecret(o.configPath, ['connections', o.connection, 'clientSecret'], secretText, o.env ?? process.env);
-    await storeSetting(o.configPath, ['connections', o.connection, 'clientSecretExpires'], endDate, o.env ?? process.env);
+    // The secret (sealed) and its date together, in one replace of the file.
+    await storeSettings(
+      o.configPath,
+      [
+        { path: ['connections', o.connection, 'clientSecret'], value: secretText, secret: true },
+        { path: ['connections', o.connection, 'clientSecretExpires'], value: endDate },
+      ],
+      o.env ?? process.env,
+    );
     log.info({ connection: o.connection, keyId }, 'credential rotate: new client secret in use');
     const candidates = app.passwordCredentials.filter(
       (p) => p.keyId !== keyId && p.hint === currentSecret.slice(0, 3) && (!conn.clientSecretExpires || (p.endDateTime ?? '').slice(0, 10) === conn.clientSecretExpires),

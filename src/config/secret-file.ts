@@ -114,10 +114,31 @@ export async function storeSecret(root: AnySchema, configPath: string, segments:
   };
 }
 
-/** Write a plain (not secret) setting at `segments`, keeping the rest of the file (credential rotate: certificate path, secret expiry). */
-export async function storeSetting(configPath: string, segments: string[], value: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const current = await readRawConfig(configPath, env);
-  await writeAtomic(configPath, setInYaml(current.text ?? '', segments, value, basename(configPath)));
+/**
+ * Write several settings at once (one atomic replace of the file), sealing those marked secret:
+ * `mailbridge setup` stores the client ID, the credential and its date together, so a crash leaves
+ * either all or none of them.
+ */
+export async function storeSettings(
+  root: AnySchema,
+  configPath: string,
+  entries: Array<{ path: string[]; value: string; secret?: boolean }>,
+  env: NodeJS.ProcessEnv,
+): Promise<{ file: string; keyCreated: boolean }> {
+  const current = await readRawConfig(root, configPath, env);
+  const box = await openSecretBox({ keyFile: current.keyFile, env });
+  let text = current.text ?? '';
+  for (const e of entries) {
+    let value = e.value;
+    if (e.secret) {
+      value = box.seal(e.value);
+      if (box.reveal(value) !== e.value) throw new MbError('MB_INTERNAL', { detail: 'encrypted secret did not decrypt to the same value' });
+    }
+    text = setInYaml(text, e.path, value, basename(configPath));
+  }
+  const target = await writeAtomic(configPath, text);
+  if (box.created) await giveToOwnerOf(box.keyFile, target);
+  return { file: target, keyCreated: box.created };
 }
 
 export type SecretState = 'encrypted' | 'plain' | 'missing';

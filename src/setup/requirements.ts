@@ -25,7 +25,8 @@
  * whichever mailbox the application names; they cannot be listed and are reported in
  * `openSenders`. On-premises listeners (username/password) need nothing from Entra ID.
  */
-import type { Config, ConnectionConfig } from '../config/schema.ts';
+import type { Config } from '../app/schema.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
 import { mailboxesOf, type ConnectorConfig } from '../connector/config.ts';
 import { audienceOfScopes, cloudFor, defaultScopes, type Cloud, type Resource } from '../identity/clouds.ts';
 import { normalizeAddress } from '../relay/policy.ts';
@@ -334,4 +335,30 @@ function watchNeeds(config: Config, builders: Map<string, Builder>): void {
       builders.get(l.connection)?.use(`watch group ${name}`, protocol, mailboxes);
     }
   }
+}
+
+// --- Exchange Server on premises ---------------------------------------------------------------------
+
+/** An EWS watch group whose listeners log in as service accounts: what Exchange Server must grant them. */
+export interface OnPremisesNeed {
+  group: string;
+  /** The listeners' account names as configured (UPN or DOMAIN\name). */
+  accounts: string[];
+  /** Lower-case addresses. */
+  mailboxes: string[];
+  /** ews.impersonation: the ApplicationImpersonation role (scoped to the mailboxes); off: FullAccess per mailbox. */
+  impersonation: boolean;
+}
+
+/** What on-premises Exchange must grant the EWS service accounts of the configuration (nothing in Entra ID). */
+export function onPremisesRequirements(config: Config): OnPremisesNeed[] {
+  const out: OnPremisesNeed[] = [];
+  for (const [group, g] of Object.entries(config.notify?.watch?.groups ?? {})) {
+    if (g.kind !== 'ews') continue;
+    const accounts = g.listeners.flatMap((l) => (l.username !== undefined ? [l.username] : []));
+    if (accounts.length === 0) continue;
+    const mailboxes = [...new Set(g.mailboxes.map((m) => normalizeAddress(typeof m === 'string' ? m : m.address)))].sort();
+    out.push({ group, accounts, mailboxes, impersonation: g.ews.impersonation });
+  }
+  return out;
 }

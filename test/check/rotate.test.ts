@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/app/config.ts';
 import { openSecretBox } from '../../src/config/secrets.ts';
 import { createIdentity } from '../../src/identity/index.ts';
 import { silentLogger } from '../../src/log/index.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { appRequirements, connectionRequirements, requiredResourceAccess, type ConnectionRequirements } from '../../src/setup/requirements.ts';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';

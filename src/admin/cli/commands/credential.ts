@@ -4,7 +4,7 @@
  * (src/check/rotate.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { loadConfig } from '../../../config/index.ts';
+import { loadConfig } from '../../../app/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { openStore } from '../../../store/index.ts';
 import { rotateCredential } from '../../../check/rotate.ts';
