@@ -17,6 +17,7 @@ import { watchEws } from './entries/watch-ews.ts';
 import { watchImap } from './entries/watch-imap.ts';
 import { launcher } from './entries/launcher.ts';
 import { health } from './entries/health.ts';
+import { api } from './entries/api.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -33,6 +34,7 @@ export const catalogue = {
   ...watchImap,
   ...launcher,
   ...health,
+  ...api,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

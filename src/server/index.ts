@@ -169,7 +169,27 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     });
     // Without relay or watchers the identity opens at the first sign-in redirect.
     await http.register((await import('./signin.ts')).signinRoutes, { config, identity: () => app.identity() });
-    if (notify) await http.register(notify.routes);
+    // The admin API (/api/v1, /api/openapi.json, /api/reference) with the subscriptions routes.
+    const { registerAdminApi, keysFromConfig } = await import('../api/index.ts');
+    const box = config.api || config.notify ? await app.secretBox() : undefined;
+    const reveal = box ? (stored: string, field?: string) => box.reveal(stored, field) : undefined;
+    const [{ analyzeText }, { configSchema }, { maskedConfig }] = await Promise.all([import('../app/config.ts'), import('../app/schema.ts'), import('../config/masked.ts')]);
+    await registerAdminApi(http, {
+      config,
+      store,
+      configTools: {
+        masked: () => maskedConfig(configSchema, config, box),
+        // The text alone: the environment overrides of the running gateway are no part of a candidate.
+        check: (text, lang) => analyzeText(text, 'mailbridge.yaml', {}, { lang }),
+      },
+      keys: reveal ? keysFromConfig(config, reveal) : [],
+      metrics,
+      ...(reveal ? { reveal } : {}),
+      ...(relay ? { relay } : {}),
+      ...(identity ? { identity } : {}),
+      ...(watch ? { watch } : {}),
+      ...(notify ? { subscriptions: notify.subscriptions } : {}),
+    });
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.

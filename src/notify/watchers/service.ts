@@ -69,6 +69,8 @@ export interface GroupStatus {
   mailboxes: number;
   /** Mailboxes per state (watching, catching-up, reconnecting, failed, …). */
   states: Record<string, number>;
+  /** The same per listener (pool member): how full each is and how its mailboxes fare. */
+  byListener?: Record<string, Record<string, number>>;
 }
 
 export interface WatchStatus {
@@ -215,11 +217,13 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
       const byGroup = new Map<string, GroupStatus>();
       const attention: WatchStatus['attention'] = [];
       for (const b of built) {
-        const gs = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {} };
+        const gs: GroupStatus = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {}, byListener: {} };
         gs.listeners++;
+        const mine = (gs.byListener![b.watcher.listener] ??= {});
         for (const s of b.watcher.status()) {
           gs.mailboxes++;
           gs.states[s.state] = (gs.states[s.state] ?? 0) + 1;
+          mine[s.state] = (mine[s.state] ?? 0) + 1;
           if (s.state !== 'watching' && attention.length < MAX_ATTENTION) attention.push({ ...s, group: b.group });
         }
         byGroup.set(b.group, gs);
