@@ -6,6 +6,7 @@
  * service's status), the same sources `mailbridge token`, `fetch --status` and `watch` print.
  */
 import { z } from 'zod';
+import { RetryRequests } from '../../connector/retry-requests.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Lang } from '../../i18n/index.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../notify/watchers/service.ts';
@@ -243,8 +244,8 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
       scope: 'read',
       tag: 'connectors',
       summary: {
-        en: 'Messages the destination refused for good (they stay in the mailbox; `mailbridge fetch <name> --retry-rejected` delivers them again)',
-        de: 'Vom Ziel endgültig abgewiesene Nachrichten (sie bleiben im Postfach; `mailbridge fetch <name> --retry-rejected` stellt sie erneut zu)',
+        en: 'Messages the destination refused for good (they stay in the mailbox until retried)',
+        de: 'Vom Ziel endgültig abgewiesene Nachrichten (sie bleiben bis zum erneuten Versuch im Postfach)',
       },
       params: nameParams,
       status: 200,
@@ -269,6 +270,27 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
           }
         }
         return { messages: out };
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/api/v1/connectors/{name}/retry-rejected',
+      scope: 'operate',
+      tag: 'connectors',
+      summary: {
+        en: 'Deliver the quarantined messages again: every folder of the connector retries them at its next pass (mailbridge fetch, running or next started)',
+        de: 'Die zurückgehaltenen Nachrichten erneut zustellen: jeder Ordner des Connectors versucht sie bei seinem nächsten Durchlauf (mailbridge fetch, laufend oder beim nächsten Start)',
+      },
+      params: nameParams,
+      status: 202,
+      response: z.object({ connector: z.string(), requestedAt: iso, quarantined: z.int().meta({ description: 'Messages refused for good now, which the request covers' }) }),
+      errors: [404],
+      target: ({ params }) => params.name,
+      async handler({ params }) {
+        connector(params.name);
+        const requestedAt = await new RetryRequests(ctx.store.kv).request(params.name, new Date((ctx.now ?? Date.now)()));
+        const quarantined = (await ctx.store.checkpoints.list(params.name)).reduce((n, r) => n + r.rejected, 0);
+        return { connector: params.name, requestedAt, quarantined };
       },
     }),
     route({
