@@ -10,6 +10,20 @@ const T = {
   de: { title: 'mailbridge Admin-API', intro: 'Maschinenlesbar:', scope: 'Berechtigung', params: 'Parameter', body: 'Anfrageinhalt', responses: 'Antworten', audited: 'wird im Audit-Protokoll festgehalten', required: 'Pflicht' },
 } satisfies Record<Lang, Record<string, string>>;
 
+/** German texts of the answers (the document's descriptions are English). */
+const ANSWERS_DE: Record<string, string> = {
+  '200': 'Erfolg',
+  '201': 'Angelegt',
+  '202': 'Angenommen; es geschieht beim nächsten Durchlauf',
+  '204': 'Erledigt; kein Inhalt',
+  '400': 'Die Anfrage passt nicht zu dieser Beschreibung (MB_API_INVALID) oder die Aktion ist jetzt nicht möglich (der MB-Code sagt, warum)',
+  '401': 'Kein oder ein unbekannter API-Schlüssel (MB_API_UNAUTHORIZED)',
+  '403': 'Dem Schlüssel fehlt die Berechtigung (MB_API_FORBIDDEN)',
+  '404': 'Nicht gefunden oder in diesem Gateway nicht eingerichtet (der MB-Code sagt, was)',
+  '409': 'Der Zustand des Objekts erlaubt das nicht (der MB-Code sagt, welcher)',
+  '502': 'Ein vorgelagerter Dienst ist fehlgeschlagen (der MB-Code sagt, welcher)',
+};
+
 function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -33,7 +47,8 @@ export function referencePage(doc: Json, lang: Lang): string {
       const responses = Object.entries(op.responses as Record<string, Json>)
         .map(([status, r]) => {
           const schema = (r.content as Record<string, Json> | undefined)?.['application/json']?.schema;
-          return `<li><strong>${esc(status)}</strong> ${esc(r.description)}${schema && !(schema as Json).$ref ? `<pre>${esc(JSON.stringify(schema, null, 2))}</pre>` : ''}</li>`;
+          const text = lang === 'de' ? (ANSWERS_DE[status] ?? r.description) : r.description;
+          return `<li><strong>${esc(status)}</strong> ${esc(text)}${schema && !(schema as Json).$ref ? `<pre>${esc(JSON.stringify(schema, null, 2))}</pre>` : ''}</li>`;
         })
         .join('');
       const html = `<section id="${id}" aria-labelledby="${id}-h">

@@ -72,6 +72,7 @@ test('the reference page is plain HTML rendered from the document, in English an
     assert.match(de.body, /<html lang="de">/);
     assert.match(de.body, /Nachrichtenverlauf: angenommen/);
     assert.match(de.body, /Berechtigung: <code>operate<\/code>/);
+    assert.match(de.body, /<strong>403<\/strong> Dem Schlüssel fehlt die Berechtigung/);
     const json = await http.inject({ url: '/api/openapi.json' });
     assert.deepEqual(json.json(), apiDocument());
   } finally {
