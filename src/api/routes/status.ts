@@ -107,7 +107,7 @@ const watchersSchema = z.object({
     z.object({
       group: z.string(),
       kind: z.string(),
-      listeners: z.array(z.object({ name: z.string(), mailboxes: z.int(), states: z.record(z.string(), z.int()) })),
+      listeners: z.array(z.object({ name: z.string(), capacity: z.int().meta({ description: 'Mailboxes this listener may hold' }), mailboxes: z.int(), states: z.record(z.string(), z.int()) })),
       mailboxes: z.int(),
       states: z.record(z.string(), z.int()),
     }),
@@ -316,13 +316,29 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
           groups: status.groups.map((g) => ({
             group: g.group,
             kind: g.kind,
-            listeners: Object.entries(g.byListener ?? {}).map(([name, states]) => ({ name, mailboxes: Object.values(states).reduce((a, b) => a + b, 0), states })),
+            listeners: Object.entries(g.byListener ?? {}).map(([name, l]) => ({ name, capacity: l.capacity, mailboxes: Object.values(l.states).reduce((a, b) => a + b, 0), states: l.states })),
             mailboxes: g.mailboxes,
             states: g.states,
           })),
           attention: status.attention,
           problems: status.problems,
         };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/api/v1/watchers/{name}/mailboxes',
+      scope: 'read',
+      tag: 'watchers',
+      summary: { en: 'Every mailbox of a watch group: listener, state since when, last problem', de: 'Jedes Postfach einer Überwachungsgruppe: Listener, Zustand seit wann, letztes Problem' },
+      params: nameParams,
+      status: 200,
+      response: z.object({ mailboxes: z.array(mailboxStatusSchema) }),
+      errors: [404],
+      async handler({ params, req }) {
+        const groups = Object.keys(ctx.config.notify?.watch?.groups ?? {});
+        if (!groups.includes(params.name)) throw known('watch group', params.name, groups);
+        return { mailboxes: need(ctx.watch, 'notify.watch', req.url).mailboxes(params.name) };
       },
     }),
     route({

@@ -75,14 +75,16 @@ async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => bool
   }
 }
 
-type Watchers = { running: boolean; groups: Array<{ group: string; kind: string; listeners: Array<{ name: string; mailboxes: number; states: Record<string, number> }> }> };
+type Watchers = { running: boolean; groups: Array<{ group: string; kind: string; listeners: Array<{ name: string; capacity: number; mailboxes: number; states: Record<string, number> }> }> };
 type Events = { events: Array<{ type: string; mailbox: string; cursor: number; event: { subject?: string } }> };
 type Connections = { connections: Array<{ name: string; lastToken?: { ok: boolean }; credential: { kind: string; expires?: string } }> };
 
 test('connections, token, watchers and events of a running gateway', async () => {
   const watchers = await until('the group watching', () => get('/api/v1/watchers') as Promise<Watchers>, (w) => w.groups[0]?.listeners[0]?.states.watching === 1);
   assert.equal(watchers.running, true);
-  assert.deepEqual(watchers.groups.map((g) => [g.group, g.kind, g.listeners.map((l) => [l.name, l.mailboxes])]), [['legacy', 'imap', [['legacy/sandbox', 1]]]]);
+  assert.deepEqual(watchers.groups.map((g) => [g.group, g.kind, g.listeners.map((l) => [l.name, l.mailboxes, l.capacity])]), [['legacy', 'imap', [['legacy/sandbox', 1, 1250]]]]);
+  const boxes = (await get('/api/v1/watchers/legacy/mailboxes')) as { mailboxes: Array<{ mailbox: string; listener: string; state: string; group: string }> };
+  assert.deepEqual(boxes.mailboxes.map((m) => [m.group, m.mailbox, m.listener, m.state]), [['legacy', WATCHED, 'legacy/sandbox', 'watching']]);
 
   const app = nodemailer.createTransport({
     host: '127.0.0.1',
