@@ -5,8 +5,9 @@
  * The queue row keeps only the last error; this keeps all of them, in the store's key-value table
  * (namespace relay.trace, one entry per message), and goes when the row is purged or deleted.
  *
- * Written right after the state change it describes, by the one process that made it: a crash in
- * between loses that line of the trace, never the message or its state.
+ * Written right after the state change it describes, by the one process that made it, without
+ * waiting for the disk flush: a crash in between (or a power failure soon after) loses that line
+ * of the trace, never the message or its state.
  */
 import type { KeyValue } from '../../store/index.ts';
 
@@ -30,7 +31,8 @@ export class QueueTrace {
   async add(id: string, step: TraceStep): Promise<void> {
     const steps = await this.get(id);
     steps.push(step);
-    await this.kv.set(TRACE_NAMESPACE, id, JSON.stringify(steps.slice(-MAX_STEPS)));
+    // Relaxed: a trace line is not worth an fsync in every delivery (a power failure may lose the last ones).
+    await this.kv.set(TRACE_NAMESPACE, id, JSON.stringify(steps.slice(-MAX_STEPS)), { relaxed: true });
   }
 
   async get(id: string): Promise<TraceStep[]> {
