@@ -49,7 +49,7 @@ export async function registerAdminApi(http: FastifyInstance, o: AdminApiOptions
   const audit = new AuditLog(o.store.kv, o.now);
   await audit.prune().catch((err: unknown) => http.log.warn({ err: (err as Error).message }, 'admin API: could not prune the audit log'));
   const keys = new ApiKeys(o.keys);
-  if (keys.size === 0) http.log.warn({ path: 'api.keys' }, 'admin API: no API key configured; every call to /api/v1 is refused');
+  if (keys.size === 0) http.log.info({ path: 'api.keys' }, 'admin API: no API key configured; every call to /api/v1 is refused');
   const routes = apiRoutes(o, audit);
   const doc = openApiDocument(routes);
   await http.register(
