@@ -10,6 +10,7 @@ import { RetryRequests } from '../../connector/retry-requests.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Lang } from '../../i18n/index.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../notify/watchers/service.ts';
+import { subscriptionsNotWatched } from '../../notify/check.ts';
 import { parseEvent } from '../../notify/events.ts';
 import { need, type ApiContext } from '../context.ts';
 import { route, type RouteSpec } from '../route.ts';
@@ -114,6 +115,9 @@ const watchersSchema = z.object({
   ),
   attention: z.array(mailboxStatusSchema).meta({ description: 'Mailboxes not watching (at most 200)' }),
   problems: z.array(z.object({ at: iso, group: z.string(), listener: z.string(), mailbox: z.string().optional(), code: z.string(), message: z.string() })),
+  unwatchedSubscriptions: z
+    .array(z.object({ id: z.string(), mailboxes: z.array(z.string()), error: explained }))
+    .meta({ description: 'Active subscriptions with mailboxes no watch group watches: they never get an event (MB_NOTIFY_MAILBOX_NOT_WATCHED)' }),
 });
 
 const eventSchema = z.object({
@@ -301,14 +305,19 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
       summary: { en: 'Watchers per group and listener, mailboxes not watching, recent problems', de: 'Watcher je Gruppe und Listener, nicht überwachte Postfächer, letzte Probleme' },
       status: 200,
       response: watchersSchema,
-      async handler() {
+      async handler({ lang }) {
+        // Subscriptions that can never get an event, as `mailbridge watch` lists them.
+        const unwatchedSubscriptions = (await subscriptionsNotWatched(ctx.store.notify, ctx.config.notify?.watch)).map((x) => ({
+          ...x,
+          error: explainErr(new MbError('MB_NOTIFY_MAILBOX_NOT_WATCHED', { mailboxes: x.mailboxes.slice(0, 10).join(', '), count: x.mailboxes.length }), lang),
+        }));
         // The running service when this gateway watches; else what a gateway wrote to the store.
         let status: WatchStatus | undefined = ctx.watch?.status();
         if (!status) {
           const raw = await ctx.store.kv.get(STATUS_NAMESPACE, STATUS_KEY);
           status = raw ? (JSON.parse(raw) as WatchStatus) : undefined;
         }
-        if (!status || status.stopped) return { running: false, groups: [], attention: [], problems: [] };
+        if (!status || status.stopped) return { running: false, groups: [], attention: [], problems: [], unwatchedSubscriptions };
         return {
           running: true,
           updatedAt: status.updatedAt,
@@ -322,6 +331,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
           })),
           attention: status.attention,
           problems: status.problems,
+          unwatchedSubscriptions,
         };
       },
     }),

@@ -75,14 +75,30 @@ async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => bool
   }
 }
 
-type Watchers = { running: boolean; groups: Array<{ group: string; kind: string; listeners: Array<{ name: string; capacity: number; mailboxes: number; states: Record<string, number> }> }> };
+type Watchers = { unwatchedSubscriptions: Array<{ id: string; mailboxes: string[]; error: { code: string } }>; running: boolean; groups: Array<{ group: string; kind: string; listeners: Array<{ name: string; capacity: number; mailboxes: number; states: Record<string, number> }> }> };
 type Events = { events: Array<{ type: string; mailbox: string; cursor: number; event: { subject?: string } }> };
 type Connections = { connections: Array<{ name: string; lastToken?: { ok: boolean }; credential: { kind: string; expires?: string } }> };
 
 test('connections, token, watchers and events of a running gateway', async () => {
+  // A subscription no group serves: the watchers answer names it.
+  await gw.store.notify.createSubscription({
+    id: 'sub_unwatched',
+    kind: 'webhook',
+    mailboxes: ['nobody@contoso.test'],
+    events: [],
+    params: { url: 'https://dms.contoso.test/hook' },
+    privacy: 'full',
+    state: 'active',
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+  });
   const watchers = await until('the group watching', () => get('/api/v1/watchers') as Promise<Watchers>, (w) => w.groups[0]?.listeners[0]?.states.watching === 1);
   assert.equal(watchers.running, true);
   assert.deepEqual(watchers.groups.map((g) => [g.group, g.kind, g.listeners.map((l) => [l.name, l.mailboxes, l.capacity])]), [['legacy', 'imap', [['legacy/sandbox', 1, 1250]]]]);
+  assert.deepEqual(
+    watchers.unwatchedSubscriptions.map((u) => [u.id, u.mailboxes, u.error.code]),
+    [['sub_unwatched', ['nobody@contoso.test'], 'MB_NOTIFY_MAILBOX_NOT_WATCHED']],
+  );
   const boxes = (await get('/api/v1/watchers/legacy/mailboxes')) as { mailboxes: Array<{ mailbox: string; listener: string; state: string; group: string }> };
   assert.deepEqual(boxes.mailboxes.map((m) => [m.group, m.mailbox, m.listener, m.state]), [['legacy', WATCHED, 'legacy/sandbox', 'watching']]);
 
