@@ -12,6 +12,7 @@ import { apiDocument, registerAdminApi } from '../../src/api/index.ts';
 import type { ApiScope } from '../../src/api/config.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { catalogue } from '../../src/errors/index.ts';
+import { scrub } from '../../src/log/redact.ts';
 import { tempStore } from '../notify/helpers.ts';
 
 const key = () => randomBytes(24).toString('base64url');
@@ -89,6 +90,8 @@ test('every route refuses a missing or unknown key with 401 and a key without it
     }
     assert.ok(!entries.some((e) => e.action.startsWith('GET ')), 'reads are not audited');
     for (const b of bodies) for (const k of Object.values(KEYS)) assert.equal(b.includes(k), false, 'a key in an answer');
+    // The keys are registered with the log's redaction: a log line that quoted a header shows none of them.
+    for (const k of Object.values(KEYS)) assert.equal(scrub(`authorization: Bearer ${k}`).includes(k), false);
   } finally {
     await http.close();
     await t.cleanup();
