@@ -173,15 +173,10 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const { registerAdminApi, keysFromConfig } = await import('../api/index.ts');
     const box = config.api || config.notify ? await app.secretBox() : undefined;
     const reveal = box ? (stored: string, field?: string) => box.reveal(stored, field) : undefined;
-    const [{ analyzeText }, { configSchema }, { maskedConfig }] = await Promise.all([import('../app/config.ts'), import('../app/schema.ts'), import('../config/masked.ts')]);
     await registerAdminApi(http, {
       config,
       store,
-      configTools: {
-        masked: () => maskedConfig(configSchema, config, box),
-        // The text alone: the environment overrides of the running gateway are no part of a candidate.
-        check: (text, lang) => analyzeText(text, 'mailbridge.yaml', {}, { lang }),
-      },
+      configTools: (await import('./config-tools.ts')).configTools(config, box),
       keys: reveal ? keysFromConfig(config, reveal) : [],
       metrics,
       ...(reveal ? { reveal } : {}),

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
 import { apiDocument, registerAdminApi } from '../../src/api/index.ts';
 import type { ApiScope } from '../../src/api/config.ts';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { catalogue } from '../../src/errors/index.ts';
 import { scrub } from '../../src/log/redact.ts';
 import { tempStore } from '../notify/helpers.ts';

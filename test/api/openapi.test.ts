@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { apiDocument, registerAdminApi } from '../../src/api/index.ts';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { tempStore } from '../notify/helpers.ts';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, { security: Array<Record<string, string[]>>; 'x-scope': string }>> };

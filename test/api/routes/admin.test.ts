@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import Fastify from 'fastify';
 import { registerAdminApi } from '../../../src/api/index.ts';
-import { configSchema } from '../../../src/config/schema.ts';
+import { configTools } from '../../../src/server/config-tools.ts';
+import { configSchema } from '../../../src/app/schema.ts';
 import { openSecretBox } from '../../../src/config/secrets.ts';
 import { MASK } from '../../../src/log/redact.ts';
 import { tempStore } from '../../notify/helpers.ts';
@@ -35,7 +36,7 @@ test('GET /api/v1/config masks every secret; POST /api/v1/config/validate names 
     await registerAdminApi(http, {
       config,
       store: t.store,
-      reveal: (stored, field) => box.reveal(stored, field),
+      configTools: configTools(config, box),
       keys: [
         { name: 'ops', key: ADMIN, scopes: ['admin'] },
         { name: 'viewer', key: READ, scopes: ['read'] },

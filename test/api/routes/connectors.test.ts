@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminApi } from '../../../src/api/index.ts';
-import { configSchema, type Config } from '../../../src/config/schema.ts';
+import { configSchema, type Config } from '../../../src/app/schema.ts';
+import { connectorPlugins } from '../../../src/app/plugins.ts';
 import { runConnector } from '../../../src/connector/index.ts';
 import { RetryRequests } from '../../../src/connector/retry-requests.ts';
 import { append, connectorConfig, folderContents, makeMessage, startCapture, startRig, tempStore, type Rig } from '../../connector/helpers.ts';
@@ -48,7 +49,7 @@ after(async () => {
 });
 
 const run = () =>
-  runConnector({ name: 'archive', config: connector, repo: st.store.checkpoints, tokens: rig.tokens, retryRequests: new RetryRequests(st.store.kv) }, { once: true });
+  runConnector({ name: 'archive', plugins: connectorPlugins, config: connector, repo: st.store.checkpoints, tokens: rig.tokens, retryRequests: new RetryRequests(st.store.kv) }, { once: true });
 
 async function get(url: string, key = READ_KEY) {
   const r = await http.inject({ url, headers: { authorization: `Bearer ${key}`, 'accept-language': 'de' } });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { loadConfig } from '../../../src/config/index.ts';
+import { loadConfig } from '../../../src/app/config.ts';
 import { createLogger } from '../../../src/log/index.ts';
 import { hashPassword } from '../../../src/relay/password.ts';
 import { setMailboxSmtpAuthDisabled } from '../../../src/sandbox/exchange/ops.ts';
