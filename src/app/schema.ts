@@ -17,6 +17,7 @@ import { storeSchema } from '../store/config.ts';
 import { relaySchema } from '../relay/config.ts';
 import { connectorsSchema } from '../connector/config.ts';
 import { notifySchema } from '../notify/config.ts';
+import { apiSchema } from '../api/config.ts';
 
 export const serverSchema = z
   .object({
@@ -43,6 +44,7 @@ export const configSchema = z
     relay: relaySchema.optional(),
     connectors: connectorsSchema.optional(),
     notify: notifySchema.optional(),
+    api: apiSchema.optional().meta({ description: 'The admin API under /api/v1 (reference at /api/reference): its keys and their scopes' }),
   })
   .strict();
 

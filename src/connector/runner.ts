@@ -24,6 +24,7 @@ import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
 import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
 import { syncFolder, type PipelineOptions } from './pipeline.ts';
+import type { RetryRequests } from './retry-requests.ts';
 import { ConnectorError, type ConnectorEvent, type ConnectorPlugins, type Destination, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 
@@ -62,6 +63,8 @@ export interface ConnectorDeps {
   onEvent?: (e: ConnectorEvent) => void;
   /** The pause before a mailbox reconnects (default: a timer); tests pass a manual clock. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Retry requests from the admin API (retry-requests.ts): each folder retries its refused messages once per request. */
+  retryRequests?: RetryRequests;
 }
 
 /**
@@ -183,7 +186,10 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
             await limits.busy.get(c.connection).with(async () => {
               for (const f of toSync) {
                 folder = f;
-                await syncFolder({ ...pipeline, signal }, session!, f);
+                const scope = { connector: deps.name, mailbox: mb.address, folder: f };
+                const asked = await deps.retryRequests?.pending(scope);
+                await syncFolder({ ...pipeline, signal, ...(asked ? { retryRejected: true } : {}) }, session!, f);
+                if (asked) await deps.retryRequests!.honoured(scope, asked);
               }
               folder = undefined;
             }, signal);

@@ -18,6 +18,7 @@ import { watchImap } from './entries/watch-imap.ts';
 import { launcher } from './entries/launcher.ts';
 import { health } from './entries/health.ts';
 import { check } from './entries/check.ts';
+import { api } from './entries/api.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -35,6 +36,7 @@ export const catalogue = {
   ...launcher,
   ...health,
   ...check,
+  ...api,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

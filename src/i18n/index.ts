@@ -24,3 +24,16 @@ export function format(template: string, params: Record<string, unknown> = {}): 
 export function tr(text: Text, lang: Lang, params?: Record<string, unknown>): string {
   return format(text[lang], params);
 }
+
+/** en or de from an Accept-Language header, honouring q-values; English when neither is asked for. */
+export function langFromHeader(header: string | undefined): Lang {
+  let best: { lang: Lang; q: number } | undefined;
+  for (const part of (header ?? '').split(',')) {
+    const [tag = '', ...rest] = part.trim().toLowerCase().split(';');
+    const qp = rest.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qp ? Number(qp.slice(2)) : 1;
+    const lang: Lang | undefined = tag.startsWith('de') ? 'de' : tag.startsWith('en') ? 'en' : undefined;
+    if (lang && Number.isFinite(q) && q > 0 && (!best || q > best.q)) best = { lang, q };
+  }
+  return best?.lang ?? 'en';
+}

@@ -6,12 +6,11 @@
  * `buildSinks` is also what `mailbridge notify test` uses, so the test sends through exactly the
  * sink the gateway would use.
  */
-import type { FastifyInstance } from 'fastify';
 import type { SecretBox } from '../config/secret-box.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import { EgressPolicy } from '../net/egress.ts';
 import type { Store } from '../store/index.ts';
-import { notifyApi } from './api.ts';
+import type { NotifyRepository } from '../store/notify.ts';
 import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type DispatchObserver, type Dispatcher } from './dispatcher.ts';
@@ -85,8 +84,8 @@ export async function buildSinks(
 export interface NotifyService {
   dispatcher: Dispatcher;
   sinks: ReadonlyMap<string, Sink>;
-  /** The subscriptions API; register it on the gateway's Fastify instance. */
-  routes(http: FastifyInstance): Promise<void>;
+  /** What the admin API's subscriptions routes work with (src/api/routes/subscriptions.ts). */
+  subscriptions: { repo: NotifyRepository; sinks: ReadonlyMap<string, Sink>; watched: ReadonlySet<string>; egress: EgressPolicy };
   /** Stops the dispatcher (waiting for deliveries in flight) and closes the sinks. */
   close(): Promise<void>;
 }
@@ -113,8 +112,6 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   const reveal = revealer(options.secretBox);
   const egress = egressPolicy(config, options.ownListeners);
   const sinks = await buildSinks(options.sinks, config, reveal, egress, options.network);
-  const apiKeys = Object.fromEntries(Object.entries(config.api.keys).map(([name, stored]) => [name, reveal(stored, `notify.api.keys.${name}`)]));
-  if (Object.keys(apiKeys).length === 0) log.warn({ path: 'notify.api.keys' }, 'notify: no API key configured; the subscriptions API refuses every call');
   // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.
   const repo = typeof options.secretBox === 'function' ? store.notify : sealedNotifyRepository(store.notify, options.secretBox);
   const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}), ...(options.observe ? { observe: options.observe } : {}) });
@@ -133,7 +130,7 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   return {
     dispatcher,
     sinks,
-    routes: (http) => notifyApi(http, { repo, sinks, apiKeys, watched: watchedMailboxes(config.watch), egress, ...(options.now ? { now: options.now } : {}) }),
+    subscriptions: { repo, sinks, watched: watchedMailboxes(config.watch), egress },
     async close() {
       clearInterval(purgeTimer);
       await dispatcher.stop();

@@ -27,6 +27,7 @@ import { Queue, type RecoveryReport } from './queue/index.ts';
 import { QueueManager } from './queue/manager.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { Spool } from './queue/spool.ts';
+import { QueueTrace } from './queue/trace.ts';
 import { loadTls, type TlsMaterial } from './tls.ts';
 import type { Transport } from './transport.ts';
 
@@ -79,6 +80,7 @@ export async function openQueue(options: {
     bounces: config.bounces,
     keepMs: config.queue.keepDays * 86_400_000,
     ...(options.mailboxFor ? { mailboxFor: options.mailboxFor } : {}),
+    trace: new QueueTrace(options.store.kv),
   });
   return queue;
 }

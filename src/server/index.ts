@@ -19,7 +19,7 @@ import { listenOn } from '../errors/listen.ts';
 import { Metrics } from '../metrics/index.ts';
 import { operationsRoutes } from './operations.ts';
 import { sinks, transports, watchers } from '../app/plugins.ts';
-import { langFromHeader } from '../notify/api.ts';
+import { langFromHeader } from '../i18n/index.ts';
 import type { CredentialMonitor } from '../check/expiry.ts';
 
 export interface Gateway {
@@ -212,7 +212,22 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     });
     // Without relay or watchers the identity opens at the first sign-in redirect.
     await http.register((await import('./signin.ts')).signinRoutes, { config, identity: () => app.identity() });
-    if (notify) await http.register(notify.routes);
+    // The admin API (/api/v1, /api/openapi.json, /api/reference) with the subscriptions routes.
+    const { registerAdminApi, keysFromConfig } = await import('../api/index.ts');
+    const box = config.api || config.notify ? await app.secretBox() : undefined;
+    const reveal = box ? (stored: string, field?: string) => box.reveal(stored, field) : undefined;
+    await registerAdminApi(http, {
+      config,
+      store,
+      configTools: (await import('./config-tools.ts')).configTools(config, box),
+      keys: reveal ? keysFromConfig(config, reveal) : [],
+      metrics,
+      ...(reveal ? { reveal } : {}),
+      ...(relay ? { relay } : {}),
+      ...(identity ? { identity } : {}),
+      ...(watch ? { watch } : {}),
+      ...(notify ? { subscriptions: notify.subscriptions } : {}),
+    });
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.

@@ -18,9 +18,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { MbError } from '../errors/index.ts';
-import type { Lang } from '../i18n/index.ts';
+import { langFromHeader, type Lang } from '../i18n/index.ts';
 import type { Metrics } from '../metrics/index.ts';
-import { langFromHeader } from '../notify/api.ts';
 import type { Store } from '../store/index.ts';
 
 export interface ReadinessParts {

@@ -14,7 +14,12 @@ export type { CheckpointRepository } from './checkpoints.ts';
 
 export interface KeyValue {
   get(namespace: string, key: string): Promise<string | undefined>;
-  set(namespace: string, key: string, value: string): Promise<void>;
+  /**
+   * `relaxed`: no wait for the disk flush (SQLite synchronous = NORMAL, PostgreSQL
+   * synchronous_commit = off): survives kill -9, may be lost with a power failure. For notes whose
+   * loss costs nothing but the note (the relay's message trace), so they add no fsync to a delivery.
+   */
+  set(namespace: string, key: string, value: string, options?: { relaxed?: boolean }): Promise<void>;
   delete(namespace: string, key: string): Promise<boolean>;
   list(namespace: string): Promise<Array<{ key: string; value: string; updatedAt: string }>>;
 }

@@ -90,12 +90,12 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       const { rows } = await pool.query<{ value: string }>('SELECT value FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
       return rows[0]?.value;
     },
-    async set(namespace, key, value) {
-      await pool.query(
-        `INSERT INTO kv (namespace, key, value, updated_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-        [namespace, key, value, new Date().toISOString()],
-      );
+    async set(namespace, key, value, options) {
+      const sql = `INSERT INTO kv (namespace, key, value, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
+      const params = [namespace, key, value, new Date().toISOString()];
+      if (options?.relaxed) await transaction((c) => c.query(sql, params), { relaxed: true });
+      else await pool.query(sql, params);
     },
     async delete(namespace, key) {
       const r = await pool.query('DELETE FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);

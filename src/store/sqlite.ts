@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { transaction } from './sqlite-tools.ts';
+import { relaxed, transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
 import { createSqliteCheckpoints } from './checkpoints-sqlite.ts';
@@ -41,8 +41,10 @@ export function openSqliteStore(path: string): Store {
       const row = stmts.get.get(namespace, key) as { value: string } | undefined;
       return row?.value;
     },
-    async set(namespace, key, value) {
-      stmts.set.run(namespace, key, value, new Date().toISOString());
+    async set(namespace, key, value, options) {
+      const write = () => stmts.set.run(namespace, key, value, new Date().toISOString());
+      if (options?.relaxed) relaxed(db, write);
+      else write();
     },
     async delete(namespace, key) {
       return Number(stmts.del.run(namespace, key).changes) > 0;

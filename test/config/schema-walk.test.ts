@@ -8,6 +8,7 @@ import { MbError } from '../../src/errors/index.ts';
 
 test('the secret settings are derived from the schema marks', () => {
   assert.deepEqual(secretPatterns().sort(), [
+    'api.keys.<name>.key',
     'connections.<name>.certificate.password',
     'connections.<name>.clientSecret',
     'connectors.<name>.destination.auth.pass',

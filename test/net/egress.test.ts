@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { MbError } from '../../src/errors/index.ts';
 import { EgressPolicy, internalRange, type Lookup } from '../../src/net/egress.ts';
-import { notifyApi } from '../../src/notify/api.ts';
+import { registerAdminApi } from '../../src/api/index.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { webhookSinkSchema } from '../../src/notify/config.ts';
 import { createWebhookSink } from '../../src/notify/sinks/webhook.ts';
 import { subscription, tempStore } from '../notify/helpers.ts';
@@ -163,7 +164,12 @@ test('the subscriptions API refuses internal targets with 400 and the MB code, i
   const t = await tempStore();
   const sink = createWebhookSink({ config: webhookSinkSchema.parse({}) });
   const http = Fastify();
-  await http.register(notifyApi, { repo: t.store.notify, sinks: new Map([['webhook', sink]]), apiKeys: { k: 'k'.repeat(24) }, egress: new EgressPolicy() });
+  await registerAdminApi(http, {
+    config: configSchema.parse({}),
+    store: t.store,
+    subscriptions: { repo: t.store.notify, sinks: new Map([['webhook', sink]]), egress: new EgressPolicy() },
+    keys: [{ name: 'k', key: 'k'.repeat(24), scopes: ['subscriptions'] }],
+  });
   try {
     const post = (url: string, lang = 'en') =>
       http.inject({ method: 'POST', url: '/api/v1/subscriptions', headers: { authorization: `Bearer ${'k'.repeat(24)}`, 'accept-language': lang }, payload: { mailboxes: ['anna@contoso.com'], sink: { kind: 'webhook', url, secret: `whsec_${Buffer.alloc(32, 7).toString('base64')}` } } });

@@ -46,7 +46,7 @@ test('the gateway with a notify section: a webhook subscription made through the
     const api = `${gw.url}/api/v1/subscriptions`;
     const refused = await fetch(api, { headers: { authorization: `Bearer ${sealed}` } });
     assert.equal(refused.status, 401, 'the stored (encrypted) form is not the key');
-    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'MB_NOTIFY_API_UNAUTHORIZED');
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'MB_API_UNAUTHORIZED');
 
     const secret = `whsec_${randomBytes(32).toString('base64')}`;
     const created = await fetch(api, {
@@ -83,13 +83,18 @@ test('the gateway with a notify section: a webhook subscription made through the
   }
 });
 
-test('without a notify section the gateway serves no subscriptions API', async () => {
+test('without a notify section the subscriptions routes answer 404 MB_API_NOT_CONFIGURED naming the section', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-notify-gw-'));
-  const config = configSchema.parse({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, server: { port: 0 } });
+  const key = randomBytes(24).toString('base64url');
+  const config = configSchema.parse({ store: { driver: 'sqlite', path: join(dir, 'mb.db') }, server: { port: 0 }, api: { keys: { ops: { key, scopes: ['admin'] } } } });
   const gw = await startGateway(config, silentLogger, { keyFile: join(dir, 'mailbridge.key'), env: {} });
   try {
     assert.equal(gw.notify, undefined);
-    assert.equal((await fetch(`${gw.url}/api/v1/subscriptions`)).status, 404);
+    const res = await fetch(`${gw.url}/api/v1/subscriptions`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { error: { code: string; cause: string } };
+    assert.equal(body.error.code, 'MB_API_NOT_CONFIGURED');
+    assert.match(body.error.cause, /notify/);
   } finally {
     await gw.close();
     rmSync(dir, { recursive: true, force: true });

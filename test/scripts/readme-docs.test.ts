@@ -34,7 +34,7 @@ test('every MAILBRIDGE_* variable of the command destination is documented', () 
 });
 
 test('the subscriptions API, the relay listener default, bare LF and the AUTH pause are documented; nothing shipped is "planned"', () => {
-  const path = /SUBSCRIPTIONS_PATH = '([^']+)'/.exec(source('src/notify/api.ts'))?.[1];
+  const path = /SUBSCRIPTIONS_PATH = '([^']+)'/.exec(source('src/api/routes/subscriptions.ts'))?.[1];
   assert.ok(path && readme.includes(`POST ${path}`), `README documents POST ${path}`);
   assert.match(readme, /127\.0\.0\.1:2525/);
   assert.match(readme, /bare LF/);

@@ -37,12 +37,17 @@ for (const d of drivers.list) {
       await a.kv.set('tokens', 'contoso', 'v2');
       await a.kv.set('tokens', 'fabrikam', 'x');
       await a.kv.set('other', 'contoso', 'y');
+      // A relaxed write (no wait for the flush) is a write like any other for every reader and a reopen.
+      await a.kv.set('trace', 'm1', 'r1', { relaxed: true });
+      await a.kv.set('trace', 'm1', 'r2', { relaxed: true });
+      assert.equal(await a.kv.get('trace', 'm1'), 'r2');
       assert.equal(await a.kv.delete('tokens', 'fabrikam'), true);
       assert.equal(await a.kv.delete('tokens', 'fabrikam'), false);
       await a.close();
       const b = await d.reopen();
       assert.equal(await b.kv.get('tokens', 'contoso'), 'v2');
       assert.equal(await b.kv.get('tokens', 'fabrikam'), undefined);
+      assert.equal(await b.kv.get('trace', 'm1'), 'r2');
       const rows = await b.kv.list('tokens');
       assert.deepEqual(rows.map((r) => [r.key, r.value]), [['contoso', 'v2']]);
       assert.match(rows[0]!.updatedAt, /^\d{4}-\d\d-\d\dT/);

@@ -159,18 +159,6 @@ export const notify = {
       de: 'Reparieren Sie den Empfänger (siehe letzter Fehler) und lassen Sie die App neu synchronisieren. Mit notify.retry.giveUpAfterHours bleiben Ereignisse länger erhalten.',
     },
   },
-  MB_NOTIFY_API_UNAUTHORIZED: {
-    http: 401,
-    title: { en: 'Subscriptions API key missing or wrong', de: 'API-Schlüssel für Abonnements fehlt oder ist falsch' },
-    cause: {
-      en: 'The request to {path} had no "Authorization: Bearer" header, or its key is not one of notify.api.keys. Every call to the subscriptions API needs one.',
-      de: 'Die Anfrage an {path} hatte keinen Header „Authorization: Bearer“, oder ihr Schlüssel gehört nicht zu notify.api.keys. Jeder Aufruf der Abonnement-API braucht einen.',
-    },
-    fix: {
-      en: 'Send the header "Authorization: Bearer <key>". Create a key with `mailbridge secret set notify.api.keys.<name>` (at least 16 random characters) and restart mailbridge.',
-      de: 'Senden Sie den Header „Authorization: Bearer <Schlüssel>“. Legen Sie einen Schlüssel mit `mailbridge secret set notify.api.keys.<name>` an (mindestens 16 Zufallszeichen) und starten Sie mailbridge neu.',
-    },
-  },
   MB_NOTIFY_POOL_FULL: {
     http: 400,
     title: { en: 'Listener pool full', de: 'Listener-Pool voll' },

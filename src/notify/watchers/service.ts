@@ -69,6 +69,8 @@ export interface GroupStatus {
   mailboxes: number;
   /** Mailboxes per state (watching, catching-up, reconnecting, failed, …). */
   states: Record<string, number>;
+  /** Per listener (pool member): its capacity and its mailboxes per state, how full it is and how they fare. */
+  byListener?: Record<string, { capacity: number; states: Record<string, number> }>;
 }
 
 export interface WatchStatus {
@@ -89,6 +91,8 @@ export interface WatchService {
   /** Whether the inbound listener still accepts connections (for /health/ready), when one runs. */
   inboundListening?: () => boolean;
   status(): WatchStatus;
+  /** Every watched mailbox of a group (or of all groups) with its listener, state and last problem. */
+  mailboxes(group?: string): Array<MailboxStatus & { group: string }>;
   close(): Promise<void>;
 }
 
@@ -101,6 +105,7 @@ interface Built {
   group: string;
   kind: WatchGroupConfig['kind'];
   watcher: Watcher;
+  capacity: number;
 }
 
 function listenerName(l: WatchListenerConfig): string {
@@ -198,7 +203,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         };
         // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
         const watcher = await (o.watchers[g.kind] as (group: typeof g, build: WatcherBuild) => Promise<Watcher>)(g, build);
-        built.push({ group: plan.name, kind: g.kind, watcher });
+        built.push({ group: plan.name, kind: g.kind, watcher, capacity: listener.capacity });
       }
     }
     let inboundUrl: string | undefined;
@@ -215,11 +220,13 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
       const byGroup = new Map<string, GroupStatus>();
       const attention: WatchStatus['attention'] = [];
       for (const b of built) {
-        const gs = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {} };
+        const gs: GroupStatus = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {}, byListener: {} };
         gs.listeners++;
+        const mine = (gs.byListener![b.watcher.listener] ??= { capacity: b.capacity, states: {} }).states;
         for (const s of b.watcher.status()) {
           gs.mailboxes++;
           gs.states[s.state] = (gs.states[s.state] ?? 0) + 1;
+          mine[s.state] = (mine[s.state] ?? 0) + 1;
           if (s.state !== 'watching' && attention.length < MAX_ATTENTION) attention.push({ ...s, group: b.group });
         }
         byGroup.set(b.group, gs);
@@ -235,6 +242,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
       ...(inboundUrl ? { inboundUrl } : {}),
       ...(inbound ? { inboundListening: () => inbound.http.server.listening } : {}),
       status,
+      mailboxes: (group) => built.filter((b) => group === undefined || b.group === group).flatMap((b) => b.watcher.status().map((m) => ({ ...m, group: b.group }))),
       async close() {
         clearInterval(timer);
         await close();

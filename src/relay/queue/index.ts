@@ -36,6 +36,7 @@ import { GroupCommitter } from './commit.ts';
 import { buildDsn, type DsnFailure } from './dsn.ts';
 import { newQueueId } from './ids.ts';
 import type { Spool } from './spool.ts';
+import type { QueueTrace, TraceStep } from './trace.ts';
 
 export type { QueueRecord, QueueState } from '../../store/queue.ts';
 
@@ -75,6 +76,8 @@ export interface QueueOptions {
   mailboxFor?: (envelope: { sender: string; relayUser?: string }) => string;
   /** How long sent and bounced rows stay listed. */
   keepMs?: number;
+  /** Keeps every attempt and admin action per message (trace.ts); without it only the last error is kept. */
+  trace?: QueueTrace;
 }
 
 export interface AcceptInput {
@@ -122,6 +125,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
   private readonly mailboxFor: (envelope: { sender: string; relayUser?: string }) => string;
   private readonly keepMs: number;
   private readonly committer: GroupCommitter<QueueRecord>;
+  readonly trace: QueueTrace | undefined;
 
   constructor(options: QueueOptions) {
     super();
@@ -134,6 +138,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     this.bounces = options.bounces;
     this.mailboxFor = options.mailboxFor ?? ((e) => normalizeAddress(e.sender));
     this.keepMs = options.keepMs ?? 7 * 86_400_000;
+    this.trace = options.trace;
     this.committer = new GroupCommitter(async (records) => {
       await this.spool.syncDir();
       await this.repo.insert(records);
@@ -211,6 +216,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     const now = this.clock.now();
     const moved = await this.move(rec.id, 'delivered', { attempts: rec.attempts + 1, lastAttemptAt: now, lastError: null });
     if (!moved) return;
+    await this.traced(rec.id, { at: now, type: 'attempt', attempt: rec.attempts + 1, outcome: 'delivered', ...(reply ? { reply: scrub(reply) } : {}) });
     this.emit('outcome', 'delivered', rec, now);
     await this.spool.remove(rec.id).catch((err: Error) => this.log.warn({ id: rec.id, err: err.message }, 'could not remove the body of a sent message'));
     this.log.info({ id: rec.id, mailbox: rec.mailbox, recipients: rec.recipients.length, attempt: rec.attempts + 1, reply }, 'relay: message sent');
@@ -227,7 +233,10 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     if (f.kind === 'temporary' && attempts <= this.schedule.length) {
       const delay = Math.max(this.schedule[attempts - 1]!, (f.retryAfter ?? 0) * 1000);
       const moved = await this.move(rec.id, 'defer', { attempts, lastAttemptAt: now, nextAttemptAt: now + delay, lastError });
-      if (moved) this.emit('outcome', 'deferred', rec, now);
+      if (moved) {
+        await this.traced(rec.id, { at: now, type: 'attempt', attempt: attempts, outcome: 'deferred', ...errorFields(lastError), nextAttemptAt: now + delay });
+        this.emit('outcome', 'deferred', rec, now);
+      }
       this.log.warn(
         { id: rec.id, mb: f.mbCode, mailbox: rec.mailbox, attempt: attempts, retryInMs: delay, reply: lastError.reply, detail: lastError.detail },
         `relay: delivery deferred (${f.mbCode})`,
@@ -255,6 +264,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
   async markCorrupt(rec: QueueRecord): Promise<void> {
     const error: QueueError = { code: 'MB_RELAY_BODY_MISSING', params: { id: rec.id, path: this.spool.dir } };
     const moved = await this.move(rec.id, 'corrupt', { holdReason: 'corrupt', lastError: error });
+    if (moved) await this.traced(rec.id, { at: this.clock.now(), type: 'corrupt', code: error.code });
     if (moved) this.log.error({ id: rec.id, mb: 'MB_RELAY_BODY_MISSING', path: this.spool.dir }, 'relay: queued message has no body; held as corrupt');
   }
 
@@ -302,6 +312,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     if (!(await this.repo.delete(id, MOVES.delete.from))) throw this.stateError(rec, 'delete');
     // Row first, then file: a crash in between leaves an orphan file, which recovery removes.
     await this.spool.remove(id);
+    await this.trace?.remove(id).catch(() => undefined);
     this.log.info({ id, state: rec.state, sender: rec.sender }, 'relay: message deleted by admin');
     return rec;
   }
@@ -321,7 +332,10 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
   /** Removes sent/bounced rows older than keepMs. */
   async purge(): Promise<number> {
     const ids = await this.repo.purge(['sent', 'bounced'], this.clock.now() - this.keepMs);
-    for (const id of ids) await this.spool.remove(id).catch(() => undefined);
+    for (const id of ids) {
+      await this.spool.remove(id).catch(() => undefined);
+      await this.trace?.remove(id).catch(() => undefined);
+    }
     return ids.length;
   }
 
@@ -375,6 +389,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
   private async admin(id: string, action: Exclude<AdminAction, 'delete'>, fields: Omit<QueueUpdate, 'state' | 'updatedAt'>): Promise<QueueRecord> {
     const moved = await this.move(id, action, fields);
     if (moved) {
+      await this.traced(id, { at: this.clock.now(), type: 'admin', action });
       this.log.info({ id, action }, `relay: message ${action} by admin`);
       return moved;
     }
@@ -396,6 +411,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     if (to.length === 0) {
       const moved = await this.move(rec.id, 'bounce', update);
       if (moved) {
+        await this.traced(rec.id, { at: now, type: 'attempt', attempt: attempts, outcome: 'bounced', ...errorFields(error) });
         this.emit('outcome', 'bounced', rec, now);
         await this.spool.remove(rec.id).catch(() => undefined);
         if (rec.kind === 'dsn') {
@@ -446,11 +462,17 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
       await this.spool.remove(dsnId);
       return undefined;
     }
+    await this.traced(rec.id, { at: now, type: 'attempt', attempt: attempts, outcome: 'bounced', ...errorFields(error), report: dsnId });
     this.emit('outcome', 'bounced', rec, now);
     await this.spool.remove(rec.id).catch(() => undefined);
     this.log.error({ ...logFields, report: dsnId, reportTo: to }, `relay: message bounced (${error.code}), report ${dsnId} queued`);
     this.emit('ready');
     return moved;
+  }
+
+  /** A trace line is an aid: failing to write it must not fail the delivery whose state is already stored. */
+  private async traced(id: string, step: TraceStep): Promise<void> {
+    await this.trace?.add(id, step).catch((err: Error) => this.log.warn({ id, err: err.message }, 'relay: could not write the message trace'));
   }
 
   /** Never a report about a report (null sender); otherwise as bounces.notify says. */
@@ -462,6 +484,10 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     if ((notify === 'admin' || notify === 'both') && adminAddress) out.push(adminAddress);
     return [...new Set(out)];
   }
+}
+
+function errorFields(e: QueueError): { code: string; reply?: string; detail?: string } {
+  return { code: e.code, ...(e.reply ? { reply: e.reply } : {}), ...(e.detail ? { detail: e.detail } : {}) };
 }
 
 function scrubParams(params: ErrorParams): ErrorParams {

@@ -62,6 +62,11 @@ export class QueueManager {
     this.pacer = new MailboxPacer({ concurrency: options.concurrencyPerMailbox, perMinute: options.ratePerMinute, recipientsPerDay: options.recipientsPerDay });
   }
 
+  /** Per-mailbox pacing now (MailboxPacer.state): for the admin API. */
+  pacing(): ReturnType<MailboxPacer['state']> {
+    return this.pacer.state(this.o.clock.now());
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;

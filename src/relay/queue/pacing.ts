@@ -133,6 +133,31 @@ export class MailboxPacer {
     return out;
   }
 
+  /**
+   * What the pacer knows about each mailbox it has seen (for the admin API): deliveries running,
+   * starts in the last minute, recipients in the last 24 hours and what is left of the budget, a
+   * pause and when the next delivery may start (undefined: when a running one finishes).
+   */
+  state(now: number): Array<{ mailbox: string; running: number; startsLastMinute: number; recipientsLastDay: number; remainingToday: number | null; pausedUntil?: number; nextStartAt?: number }> {
+    const out = [];
+    for (const mailbox of [...new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.days.keys()])].sort()) {
+      const paused = this.pausedUntil.get(mailbox);
+      const next = this.nextStart(mailbox, now);
+      const remaining = this.remainingToday(mailbox, now);
+      out.push({
+        mailbox,
+        running: this.running(mailbox),
+        startsLastMinute: this.minute(mailbox, now).length,
+        recipientsLastDay: this.day(mailbox, now).total,
+        // JSON has no Infinity: null means no daily budget is enforced.
+        remainingToday: Number.isFinite(remaining) ? remaining : null,
+        ...(paused !== undefined && paused > now ? { pausedUntil: paused } : {}),
+        ...(next !== undefined ? { nextStartAt: next } : {}),
+      });
+    }
+    return out;
+  }
+
   /** When `recipients` more fit into the mailbox's 24-hour budget. */
   private dayBudgetAt(mailbox: string, now: number, recipients: number): number {
     const w = this.day(mailbox, now);

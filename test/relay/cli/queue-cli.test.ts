@@ -62,9 +62,11 @@ test('mailbridge queue: list, show (with the last error explained in en/de), hol
     assert.match(show.stdout, /Attempts\s+1/);
     assert.match(show.stdout, /MB_RELAY_UPSTREAM_TEMPORARY: Microsoft 365 did not accept the message yet/);
     assert.match(show.stdout, /Cause: The upstream server answered with a temporary error: 432 4\.3\.2/);
+    assert.match(show.stdout, /Trace \(UTC\):\n {2}\S+ \S+ {2}accepted from 192\.0\.2\.10\n {2}\S+ \S+ {2}attempt 1: deferred \(MB_RELAY_UPSTREAM_TEMPORARY – 432 4\.3\.2 STOREDRV\.ClientSubmit; sender thread limit exceeded\)/);
     const showDe = await cli(['--lang', 'de', '--config', configPath, 'queue', 'show', b.id]);
     assert.match(showDe.stdout, /Zustand\s+verzögert/);
     assert.match(showDe.stdout, /Ursache: Der Zielserver antwortete mit einem vorübergehenden Fehler/);
+    assert.match(showDe.stdout, /Verlauf \(UTC\):\n {2}\S+ \S+ {2}angenommen von 192\.0\.2\.10\n {2}\S+ \S+ {2}Versuch 1: verzögert \(MB_RELAY_UPSTREAM_TEMPORARY – 432/);
 
     assert.match((await cli(['--config', configPath, 'queue', 'hold', a.id])).stdout, new RegExp(`${a.id} is held`));
     const holdActive = await cli(['--config', configPath, 'queue', 'hold', c.id]);

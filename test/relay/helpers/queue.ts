@@ -5,6 +5,7 @@ import type { Clock } from '../../../src/util/clock.ts';
 import { Queue, type BounceOptions } from '../../../src/relay/queue/index.ts';
 import { parseSchedule } from '../../../src/relay/queue/schedule.ts';
 import { Spool } from '../../../src/relay/queue/spool.ts';
+import { QueueTrace } from '../../../src/relay/queue/trace.ts';
 import type { QueueRecord } from '../../../src/store/queue.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import { collectingLogger, ManualClock, type LogLine } from './index.ts';
@@ -24,7 +25,7 @@ export interface QueueFixture {
 }
 
 export async function queueFixture(
-  options: { schedule?: string; bounces?: BounceOptions; clock?: ManualClock; dir?: string } = {},
+  options: { schedule?: string; bounces?: BounceOptions; clock?: ManualClock; dir?: string; keepMs?: number } = {},
 ): Promise<QueueFixture> {
   const owned = options.dir ? undefined : tempDir('mb-queue-');
   const dir = options.dir ?? owned!.path;
@@ -42,6 +43,8 @@ export async function queueFixture(
       retrySchedule: parseSchedule(options.schedule ?? '1m, 5m*2'),
       hostname: 'relay.test',
       bounces: options.bounces ?? { notify: 'sender' },
+      trace: new QueueTrace(store.kv),
+      ...(options.keepMs !== undefined ? { keepMs: options.keepMs } : {}),
     });
   };
   const queue = await make();

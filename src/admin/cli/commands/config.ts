@@ -7,11 +7,10 @@ import { z } from 'zod';
 import { checkConfig, describeLocation, secretSlots, type ConfigProblem } from '../../../app/config.ts';
 import { openApp } from '../../../app/open.ts';
 import { configSchema } from '../../../app/schema.ts';
-import { maskUrlPassword } from '../../../config/problems.ts';
+import { maskedConfig } from '../../../config/masked.ts';
 import { isEncrypted, type KeyedSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
-import { mask, MASK } from '../../../log/redact.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 
@@ -131,38 +130,22 @@ export function renderProblem(p: ConfigProblem, file: string, lang: Lang): strin
 async function show(ctx: CommandContext, json: boolean): Promise<number> {
   const loaded = await openApp(ctx);
   const de = ctx.lang === 'de';
-  const copy = structuredClone(loaded.config) as Record<string, unknown>;
-  const slots = secretSlots(loaded.config);
   let box: KeyedSecretBox | undefined;
   let boxError: string | undefined;
-  if (slots.some((s) => isEncrypted(s.value))) {
+  if (secretSlots(loaded.config).some((s) => isEncrypted(s.value))) {
     try {
       box = await loaded.secretBox();
     } catch (err) {
       boxError = err instanceof MbError ? err.code : 'MB_INTERNAL';
     }
   }
+  const { config: copy, secrets } = maskedConfig(configSchema, loaded.config, box, boxError);
   const notes = new Map<string, string>();
-  for (const slot of slots) {
-    if (typeof slot.value !== 'string') continue;
-    let shown = MASK;
-    let note: string;
-    if (!isEncrypted(slot.value)) {
-      shown = mask(slot.value);
-      note = de ? 'Klartext' : 'plain text';
-    } else {
-      note = de ? 'verschlüsselt' : 'encrypted';
-      try {
-        if (box) shown = mask(box.reveal(slot.value, slot.path));
-        else if (boxError) note += de ? `, nicht entschlüsselbar: ${boxError}` : `, cannot be decrypted: ${boxError}`;
-      } catch (err) {
-        note += de ? `, nicht entschlüsselbar: ${(err as MbError).code}` : `, cannot be decrypted: ${(err as MbError).code}`;
-      }
-    }
-    setAt(copy, slot.segments, shown);
-    notes.set(slot.path, note);
+  for (const s of secrets) {
+    let note = s.encrypted ? (de ? 'verschlüsselt' : 'encrypted') : de ? 'Klartext' : 'plain text';
+    if (s.unreadable) note += de ? `, nicht entschlüsselbar: ${s.unreadable}` : `, cannot be decrypted: ${s.unreadable}`;
+    notes.set(s.path, note);
   }
-  maskUrlPasswords(copy);
   for (const [path, name] of loaded.fromEnv) {
     const prior = notes.get(path);
     const from = de ? `aus ${name}` : `from ${name}`;
@@ -183,18 +166,4 @@ async function show(ctx: CommandContext, json: boolean): Promise<number> {
   }
   ctx.out.line(doc.toString({ lineWidth: 0 }).trimEnd());
   return 0;
-}
-
-/** Proxy URLs may carry a password (http://user:pass@proxy:3128): mask it like a secret. */
-function maskUrlPasswords(node: Record<string, unknown> | unknown[]): void {
-  for (const [k, v] of Object.entries(node)) {
-    if (typeof v === 'string') (node as Record<string, unknown>)[k] = maskUrlPassword(v);
-    else if (typeof v === 'object' && v !== null) maskUrlPasswords(v as Record<string, unknown>);
-  }
-}
-
-function setAt(obj: Record<string, unknown>, path: string[], value: unknown): void {
-  let cur = obj;
-  for (const k of path.slice(0, -1)) cur = cur[k] as Record<string, unknown>;
-  cur[path[path.length - 1]!] = value;
 }

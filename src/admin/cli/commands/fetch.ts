@@ -12,6 +12,7 @@
 import { openApp } from '../../../app/open.ts';
 import type { Config } from '../../../app/schema.ts';
 import { runConnector, type ConnectorConfig, type ConnectorEvent, type RunSummary, type TokenProvider } from '../../../connector/index.ts';
+import { RetryRequests } from '../../../connector/retry-requests.ts';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { cloudFor } from '../../../identity/index.ts';
@@ -355,6 +356,8 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
         reveal: (stored) => env.reveal(stored),
         log: createLogger({ level: jsonLevel, destination: { write: (line: string) => ctx.out.error(line.trimEnd()) } }),
         onEvent: (e) => progress.on(e),
+        // Retries of the quarantine asked for through the admin API while this runs (or before).
+        retryRequests: new RetryRequests(env.store.kv),
       },
       { once, retryRejected, signal: controller.signal },
     );

@@ -5,6 +5,7 @@ import { silentLogger } from '../../../log/index.ts';
 import { openQueue } from '../../../relay/index.ts';
 import type { Queue, QueueRecord, QueueState } from '../../../relay/queue/index.ts';
 import { formatDelay } from '../../../relay/queue/schedule.ts';
+import type { TraceStep } from '../../../relay/queue/trace.ts';
 import { QUEUE_STATES } from '../../../store/queue.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError, type OptionDefs } from '../args.ts';
@@ -192,7 +193,34 @@ async function show(ctx: CommandContext, queue: Queue, id: string): Promise<numb
     if (r.lastError.reply) ctx.out.line(`  ${de ? 'Antwort des Servers' : 'Server reply'}: ${r.lastError.reply}`);
     if (r.lastError.detail) ctx.out.line(`  ${de ? 'Einzelheiten' : 'Detail'}: ${r.lastError.detail}`);
   }
+  // The message trace (relay/queue/trace.ts): what the admin API's …/trace answers, as lines.
+  const steps = (await queue.trace?.get(r.id)) ?? [];
+  if (steps.length) {
+    ctx.out.line('');
+    ctx.out.line(de ? 'Verlauf (UTC):' : 'Trace (UTC):');
+    ctx.out.line(`  ${time(r.receivedAt)}  ${de ? 'angenommen' : 'accepted'}${r.clientIp ? ` ${de ? 'von' : 'from'} ${r.clientIp}` : ''}${r.relayUser ? ` (${r.relayUser})` : ''}`);
+    for (const step of steps) ctx.out.line(`  ${time(step.at)}  ${traceLine(step, ctx.lang)}`);
+  }
   return 0;
+}
+
+const OUTCOME_DE = { delivered: 'zugestellt', deferred: 'verzögert', bounced: 'unzustellbar' } as const;
+const ACTION_DE = { hold: 'angehalten', release: 'freigegeben', retry: 'erneut versucht' } as const;
+
+function traceLine(step: TraceStep, lang: Lang): string {
+  const de = lang === 'de';
+  switch (step.type) {
+    case 'attempt': {
+      const head = de ? `Versuch ${step.attempt}: ${OUTCOME_DE[step.outcome]}` : `attempt ${step.attempt}: ${step.outcome}`;
+      const parts = [step.code, step.reply].filter(Boolean).join(' – ');
+      const report = step.report ? (de ? `, Unzustellbarkeitsbericht ${step.report}` : `, bounce report ${step.report}`) : '';
+      return `${head}${parts ? ` (${parts})` : ''}${report}`;
+    }
+    case 'admin':
+      return de ? `vom Admin ${ACTION_DE[step.action]}` : `${step.action} by admin`;
+    case 'corrupt':
+      return de ? `angehalten, Inhalt fehlt (${step.code})` : `held, body missing (${step.code})`;
+  }
 }
 
 function stateName(s: QueueState, lang: Lang): string {

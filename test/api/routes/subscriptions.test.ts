@@ -2,13 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Fastify, { type InjectOptions } from 'fastify';
-import { catalogue } from '../../src/errors/index.ts';
-import { langFromHeader, notifyApi } from '../../src/notify/api.ts';
-import { apnsSinkSchema, webhookSinkSchema } from '../../src/notify/config.ts';
-import { createApnsSink } from '../../src/notify/sinks/apns.ts';
-import { createWebhookSink } from '../../src/notify/sinks/webhook.ts';
-import type { Sink } from '../../src/notify/sinks/types.ts';
-import { tempStore } from './helpers.ts';
+import { registerAdminApi } from '../../../src/api/index.ts';
+import { configSchema } from '../../../src/app/schema.ts';
+import { catalogue } from '../../../src/errors/index.ts';
+import { langFromHeader } from '../../../src/i18n/index.ts';
+import { apnsSinkSchema, webhookSinkSchema } from '../../../src/notify/config.ts';
+import { createApnsSink } from '../../../src/notify/sinks/apns.ts';
+import { createWebhookSink } from '../../../src/notify/sinks/webhook.ts';
+import type { Sink } from '../../../src/notify/sinks/types.ts';
+import { tempStore } from '../../notify/helpers.ts';
 
 const KEY = randomBytes(24).toString('base64url');
 const OTHER_KEY = randomBytes(24).toString('base64url');
@@ -21,7 +23,15 @@ async function api(extra: { watched?: ReadonlySet<string> } = {}) {
     ['apns', createApnsSink({ config: apnsSinkSchema.parse({ teamId: 'TEAM123456', keyId: 'KEY1234567', privateKey: apnsKey, topic: 'com.contoso.mail' }) })],
   ]);
   const http = Fastify();
-  await http.register(notifyApi, { repo: t.store.notify, sinks, apiKeys: { mdm: KEY, erp: OTHER_KEY }, ...extra });
+  await registerAdminApi(http, {
+    config: configSchema.parse({}),
+    store: t.store,
+    subscriptions: { repo: t.store.notify, sinks, ...extra },
+    keys: [
+      { name: 'notify.mdm', key: KEY, scopes: ['subscriptions'] },
+      { name: 'notify.erp', key: OTHER_KEY, scopes: ['subscriptions'] },
+    ],
+  });
   await http.ready();
   const bodies: string[] = [];
   const call = async (o: InjectOptions & { key?: string | null; lang?: string }) => {
@@ -67,14 +77,14 @@ test('Accept-Language picks German or English by q-value', () => {
   assert.equal(langFromHeader('de;q=0, en;q=0.1'), 'en');
 });
 
-test('every call needs a configured API key: 401 with an MB code otherwise, in the caller\'s language', async () => {
+test('every subscriptions call needs a configured API key: 401 with an MB code otherwise, in the caller\'s language', async () => {
   const a = await api();
   try {
     for (const [method, url] of [['GET', '/api/v1/subscriptions'], ['POST', '/api/v1/subscriptions'], ['GET', '/api/v1/subscriptions/sub_x'], ['DELETE', '/api/v1/subscriptions/sub_x']] as const) {
       for (const key of [null, 'wrong-key-0123456789', `${KEY}x`]) {
         const r = await a.call({ method, url, key, payload: method === 'POST' ? {} : undefined });
         assert.equal(r.status, 401, `${method} ${url} with ${key}`);
-        assert.equal(r.json!.error.code, 'MB_NOTIFY_API_UNAUTHORIZED');
+        assert.equal(r.json!.error.code, 'MB_API_UNAUTHORIZED');
         assert.equal(r.headers['www-authenticate'], 'Bearer realm="mailbridge"');
       }
     }
@@ -83,10 +93,10 @@ test('every call needs a configured API key: 401 with an MB code otherwise, in t
     const de = await a.call({ method: 'GET', url: '/api/v1/subscriptions?x=1', key: null, lang: 'de-DE,de;q=0.9' });
     assert.deepEqual(de.json, {
       error: {
-        code: 'MB_NOTIFY_API_UNAUTHORIZED',
-        title: catalogue.MB_NOTIFY_API_UNAUTHORIZED.title.de,
-        cause: catalogue.MB_NOTIFY_API_UNAUTHORIZED.cause.de.replace('{path}', '/api/v1/subscriptions'),
-        fix: catalogue.MB_NOTIFY_API_UNAUTHORIZED.fix.de,
+        code: 'MB_API_UNAUTHORIZED',
+        title: catalogue.MB_API_UNAUTHORIZED.title.de,
+        cause: catalogue.MB_API_UNAUTHORIZED.cause.de.replace('{path}', '/api/v1/subscriptions'),
+        fix: catalogue.MB_API_UNAUTHORIZED.fix.de,
       },
     });
     assert.equal(de.headers['content-language'], 'de');
@@ -155,7 +165,10 @@ test('create, list, show and delete subscriptions; answers never carry the webho
     const again = await a.call({ method: 'DELETE', url: `/api/v1/subscriptions/${sub.id}` });
     assert.equal(again.status, 404);
     assert.equal(again.json!.error.title, 'Notification subscription not found');
-    assert.equal((await a.call({ method: 'GET', url: '/api/v1/subscriptions/not-an-id' })).status, 404);
+    const bad = await a.call({ method: 'GET', url: '/api/v1/subscriptions/not-an-id' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json!.error.code, 'MB_API_INVALID');
+    assert.match(bad.json!.error.cause, /path\.id: expected a subscription ID/);
 
     // No answer of this test carried the secret or the full device token.
     for (const b of a.bodies) {
@@ -168,17 +181,17 @@ test('create, list, show and delete subscriptions; answers never carry the webho
   }
 });
 
-test('bad requests are refused with MB_NOTIFY_SUBSCRIPTION_INVALID or MB_NOTIFY_SINK_NOT_CONFIGURED naming the field, and nothing is stored', async () => {
+test('bad requests are refused with MB_API_INVALID (the request schema), MB_NOTIFY_SUBSCRIPTION_INVALID (the sink parameters) or MB_NOTIFY_SINK_NOT_CONFIGURED naming the field, and nothing is stored', async () => {
   const a = await api();
   try {
     const ok = { mailboxes: ['ben@contoso.com'], sink: { kind: 'webhook', url: 'https://erp.contoso.com/h', secret: secret() } };
     const cases: Array<[unknown, number, string, RegExp]> = [
-      [{ ...ok, mailboxes: [] }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /mailboxes:/],
-      [{ ...ok, mailboxes: ['not an address'] }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /mailboxes\.0:/],
-      [{ ...ok, events: ['message.moved'] }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /events\.0:/],
-      [{ ...ok, privacy: 'none' }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /privacy:/],
-      [{ ...ok, colour: 'blue' }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /colour/],
-      [{ mailboxes: ok.mailboxes }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /sink:/],
+      [{ ...ok, mailboxes: [] }, 400, 'MB_API_INVALID', /body\.mailboxes:/],
+      [{ ...ok, mailboxes: ['not an address'] }, 400, 'MB_API_INVALID', /body\.mailboxes\.0:/],
+      [{ ...ok, events: ['message.moved'] }, 400, 'MB_API_INVALID', /body\.events\.0:/],
+      [{ ...ok, privacy: 'none' }, 400, 'MB_API_INVALID', /body\.privacy:/],
+      [{ ...ok, colour: 'blue' }, 400, 'MB_API_INVALID', /colour/],
+      [{ mailboxes: ok.mailboxes }, 400, 'MB_API_INVALID', /body\.sink:/],
       [{ ...ok, sink: { kind: 'fcm', registrationToken: 'x'.repeat(64) } }, 400, 'MB_NOTIFY_SINK_NOT_CONFIGURED', /"fcm"/],
       [{ ...ok, sink: { kind: 'webhook', url: 'http://erp.contoso.com/h', secret: secret() } }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /sink\.url:/],
       [{ ...ok, sink: { kind: 'webhook', url: 'https://erp.contoso.com/h', secret: 'hunter2' } }, 400, 'MB_NOTIFY_SUBSCRIPTION_INVALID', /sink\.secret:/],
@@ -190,14 +203,15 @@ test('bad requests are refused with MB_NOTIFY_SUBSCRIPTION_INVALID or MB_NOTIFY_
       assert.equal(r.json!.error.code, code, JSON.stringify(r.json));
       assert.match(r.json!.error.cause, cause);
       assert.equal(r.json!.error.fix, catalogue[code as keyof typeof catalogue].fix.en.replaceAll('{kind}', 'fcm'));
+      if (code === 'MB_API_INVALID') assert.match(r.json!.error.cause, /^The request to \/api\/v1\/subscriptions does not match the API description: /);
     }
     const broken = await a.call({ method: 'POST', url: '/api/v1/subscriptions', headers: { 'content-type': 'application/json' }, payload: '{"mailboxes": [', lang: 'de' });
     assert.equal(broken.status, 400);
-    assert.equal(broken.json!.error.code, 'MB_NOTIFY_SUBSCRIPTION_INVALID');
-    assert.match(broken.json!.error.cause, /^Die Abonnement-Anfrage wurde abgelehnt: body:/);
+    assert.equal(broken.json!.error.code, 'MB_API_INVALID');
+    assert.match(broken.json!.error.cause, /^Die Anfrage an \/api\/v1\/subscriptions passt nicht zur API-Beschreibung: body:/);
     const text = await a.call({ method: 'POST', url: '/api/v1/subscriptions', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
     assert.equal(text.status, 400);
-    assert.equal(text.json!.error.code, 'MB_NOTIFY_SUBSCRIPTION_INVALID');
+    assert.equal(text.json!.error.code, 'MB_API_INVALID');
     assert.deepEqual(await a.t.store.notify.listSubscriptions(), []);
   } finally {
     await a.close();

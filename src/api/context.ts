@@ -1,0 +1,71 @@
+/**
+ * What the admin API reaches: the capabilities the gateway runs (each optional: a route of a
+ * capability that is not configured answers MB_API_NOT_CONFIGURED), the sections of the
+ * configuration it reads, the store, and the configuration tools bound to the whole schema. The
+ * gateway (src/server, from the composition root) builds it; tests build their own. The API names
+ * no composition root itself: src/app assembles the schema with the API's section in it.
+ */
+import type { ConfigProblem } from '../config/problems.ts';
+import type { ConnectorConfig } from '../connector/config.ts';
+import type { Lang } from '../i18n/index.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
+import type { NotifyConfig } from '../notify/config.ts';
+import type { RelayConfig } from '../relay/config.ts';
+import type { ApiConfig } from './config.ts';
+import type { Identity } from '../identity/index.ts';
+import type { Metrics } from '../metrics/index.ts';
+import type { EgressPolicy } from '../net/egress.ts';
+import type { WatchService } from '../notify/watchers/service.ts';
+import type { Sink } from '../notify/sinks/types.ts';
+import type { RelayService } from '../relay/transports/service.ts';
+import type { NotifyRepository } from '../store/notify.ts';
+import type { Store } from '../store/index.ts';
+import { MbError } from '../errors/index.ts';
+
+/** The subscriptions routes' part of the notify service. */
+export interface SubscriptionsContext {
+  /** The notify repository that seals subscribers' secrets at rest. */
+  repo: NotifyRepository;
+  sinks: ReadonlyMap<string, Sink>;
+  /** Mailboxes some watch group watches: a subscription for others gets a warning. */
+  watched?: ReadonlySet<string>;
+  egress?: Pick<EgressPolicy, 'check'>;
+}
+
+/** The sections of mailbridge.yaml the routes read (the gateway passes its whole configuration). */
+export interface ApiConfigView {
+  connections: Record<string, ConnectionConfig>;
+  relay?: RelayConfig | undefined;
+  connectors?: Record<string, ConnectorConfig> | undefined;
+  notify?: NotifyConfig | undefined;
+  api?: ApiConfig | undefined;
+}
+
+/** `config show` and `config check` as the composition root binds them to the whole schema. */
+export interface ConfigTools {
+  /** The running configuration with every secret masked. */
+  masked(): { config: Record<string, unknown>; secrets: Array<{ path: string; encrypted: boolean; unreadable?: string }> };
+  /** A candidate file's problems, as `mailbridge config check` finds them. */
+  check(text: string, lang: Lang): { errors: ConfigProblem[]; warnings: ConfigProblem[] };
+}
+
+export interface ApiContext {
+  config: ApiConfigView;
+  configTools?: ConfigTools;
+  store: Store;
+  /** Path of mailbridge.yaml (config show names it; config validate resolves relative paths against it). */
+  configPath?: string;
+  keyFile?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  relay?: RelayService;
+  identity?: Identity;
+  metrics?: Metrics;
+  watch?: WatchService;
+  subscriptions?: SubscriptionsContext;
+  now?: () => number;
+}
+
+export function need<T>(value: T | undefined, section: string, path: string): T {
+  if (value === undefined) throw new MbError('MB_API_NOT_CONFIGURED', { section, path });
+  return value;
+}

@@ -1,0 +1,17 @@
+/**
+ * The admin API's configuration tools, bound to the whole schema the composition root assembles:
+ * the running configuration with its secrets masked (as `mailbridge config show`) and the check of
+ * a candidate file (as `mailbridge config check`).
+ */
+import type { ConfigTools } from '../api/context.ts';
+import { analyzeText, type Config } from '../app/config.ts';
+import { configSchema } from '../app/schema.ts';
+import { maskedConfig } from '../config/masked.ts';
+
+export function configTools(config: Config, box?: { reveal(stored: string, field?: string): string }): ConfigTools {
+  return {
+    masked: () => maskedConfig(configSchema, config, box),
+    // The text alone: the environment overrides of the running gateway are no part of a candidate.
+    check: (text, lang) => analyzeText(text, 'mailbridge.yaml', {}, { lang }),
+  };
+}
