@@ -23,6 +23,7 @@
  */
 import { z } from 'zod';
 import { secretField } from '../../config/secret-field.ts';
+import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../../m365/subscriptions/inbound.ts';
 import { ewsWatchSchema } from './ews/config.ts';
 import { graphWatchSchema } from './graph/config.ts';
 import { imapWatchSchema } from './imap/config.ts';
@@ -70,20 +71,11 @@ export const watchGroupSchema = z.discriminatedUnion('kind', [
 
 export const watchSchema = z
   .object({
-    publicUrl: z
-      .url()
-      .refine((u) => u.startsWith('https://'), { message: 'Microsoft only calls https:// URLs / Microsoft ruft nur https://-URLs auf' })
-      .optional()
-      .meta({ description: 'How Graph (and EWS push) reach the listener below, e.g. through a reverse proxy; default server.publicUrl, else https://<listen.host>:<listen.port>' }),
-    listen: z
-      .object({
-        host: z.string().default('0.0.0.0'),
-        port: z.int().min(0).max(65535).default(8443),
-        certFile: z.string().optional().meta({ description: 'TLS certificate chain (PEM) of the public name; without it the listener speaks plain HTTP for a TLS-terminating proxy' }),
-        keyFile: z.string().optional().meta({ description: 'Its private key (PEM)' }),
-      })
-      .strict()
-      .default({ host: '0.0.0.0', port: 8443 })
+    publicUrl: publicUrlField(
+      'How Graph (and EWS push) reach the listener below, e.g. through a reverse proxy; default server.publicUrl, else https://<listen.host>:<listen.port>',
+    ).optional(),
+    listen: listenSchema()
+      .default(DEFAULT_LISTEN)
       .meta({ description: 'Inbound listener for Graph change notifications and EWS push callbacks (only opened when a group needs it)' }),
     groups: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), watchGroupSchema).default({}),
   })

@@ -10,18 +10,17 @@
  * show them.
  */
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MbError, toMbError } from '../../errors/index.ts';
 import { silentLogger, type Logger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import { cloudFor, type CloudName } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
+import { createInbound, type Inbound } from '../../m365/subscriptions/inbound.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
-import { listenOn } from '../../errors/listen.ts';
 
 export type { Resource } from './plugin.ts';
 
@@ -133,22 +132,15 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     return { name, group: g, assignments: assignMailboxes(name, mailboxesOf(g), listeners) };
   });
 
-  let inbound: { http: FastifyInstance; publicUrl: string } | undefined;
+  let inbound: Inbound | undefined;
   if (groups.some(([, g]) => needsInbound(g))) {
-    const { listen } = o.config;
-    const tls = listen.certFile && listen.keyFile ? { cert: readFile(listen.certFile), key: readFile(listen.keyFile) } : undefined;
-    // No line per request: Graph and EWS call it once per change of every watched mailbox.
-    // (Fastify 5 deprecates the top-level disableRequestLogging and warns on every start.)
-    const common = { loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 4 * 1024 * 1024 };
-    const http = tls ? Fastify({ ...common, https: tls }) : Fastify(common);
-    const publicUrl = (o.config.publicUrl ?? o.serverPublicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
-    inbound = { http, publicUrl };
+    inbound = createInbound({ listen: o.config.listen, publicUrl: o.config.publicUrl ?? o.serverPublicUrl, setting: 'notify.watch.listen', log, readFile });
   }
 
   const built: Built[] = [];
   const close = async () => {
     await Promise.allSettled(built.map((b) => b.watcher.close()));
-    await inbound?.http.close();
+    await inbound?.close();
   };
   try {
     for (const plan of plans) {
@@ -169,7 +161,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           log: log.child({ group: plan.name, listener: listener.id }),
           now,
           problem: report,
-          ...(inbound ? { inbound } : {}),
+          ...(inbound ? { inbound: { http: inbound.http, publicUrl: inbound.publicUrl } } : {}),
           ...(o.seal ? { seal: o.seal } : {}),
           ...(o.open ? { reveal: o.open } : {}),
         };
@@ -208,8 +200,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     }
     let inboundUrl: string | undefined;
     if (inbound) {
-      const { host, port } = o.config.listen;
-      inboundUrl = await listenOn('notify.watch.listen', host, port, () => inbound.http.listen({ host, port }));
+      inboundUrl = await inbound.listen();
       log.info({ url: inboundUrl, publicUrl: inbound.publicUrl }, 'watch: inbound listener for Graph notifications / EWS push is up');
     }
     for (const b of built) {
@@ -240,7 +231,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     return {
       watchers: built.map((b) => b.watcher),
       ...(inboundUrl ? { inboundUrl } : {}),
-      ...(inbound ? { inboundListening: () => inbound.http.server.listening } : {}),
+      ...(inbound ? { inboundListening: inbound.listening } : {}),
       status,
       mailboxes: (group) => built.filter((b) => group === undefined || b.group === group).flatMap((b) => b.watcher.status().map((m) => ({ ...m, group: b.group }))),
       async close() {

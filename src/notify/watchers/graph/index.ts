@@ -4,10 +4,10 @@
  * listener of a `graph` watch pool.
  *
  * Strategy
- * - One subscription per mailbox and folder (`users/{m}/mailFolders('{f}')/messages`), created
- *   with a random clientState (kept sealed in kv; only its SHA-256 is held in memory and compared
- *   with every notification item) and renewed `renewBeforeMinutes` before it expires. A restart
- *   reuses the stored subscription (renews it; 404 → a new one) and catches up with delta.
+ * - Subscriptions are the shared machinery's (src/m365/subscriptions: one per mailbox and folder,
+ *   clientState checked on every item, renewed `renewBeforeMinutes` before expiry, reused after a
+ *   restart, recovered after lifecycle events, retried with back-off); this file decides what a
+ *   notification and a gap mean for events.
  * - Notifications never carry the change itself into an event: an item whose subscription and
  *   clientState check out only marks its folder for a delta round (coalesced: a burst is one
  *   round), started after the 202 went out. sync.ts turns the round into events and saves the
@@ -39,26 +39,25 @@ import type { WatchGroupConfig } from '../config.ts';
 import type { MailboxStatus, TokenProvider, WatchedMailbox, Watcher, WatcherContext, WatchState } from '../types.ts';
 import type { WatcherPlugin } from '../plugin.ts';
 import { GraphClient } from '../../../m365/graph.ts';
+import { createSubscriptionManager, type SubscriptionCodes, type Subscribed } from '../../../m365/subscriptions/index.ts';
 import type { ProxySettings } from '../../../net/proxy.ts';
 import { Semaphore } from '../../../util/limits.ts';
 import { graphWatchSchema, MAX_EXPIRATION_MINUTES_RICH, type GraphWatchOptions } from './config.ts';
 import { decryptContent, encryptionKey, type EncryptionKey } from './crypto.ts';
-import { registerRoutes } from './endpoint.ts';
-import {
-  clientStateDigest,
-  clientStateMatches,
-  createSubscription,
-  deleteSubscription,
-  dropRecord,
-  loadRecord,
-  reauthorizeSubscription,
-  renewSubscription,
-  saveRecord,
-  subscribeFailed,
-} from './subscriptions.ts';
-import { syncFolder, type SyncDeps } from './sync.ts';
+import { KV_NAMESPACE, syncFolder, type SyncDeps } from './sync.ts';
 
 export { graphWatchSchema, type GraphWatchOptions } from './config.ts';
+
+/** How the watcher reports subscription trouble (its events come late; the texts say so). */
+export const WATCH_SUBSCRIPTION_CODES: SubscriptionCodes = {
+  forbidden: 'MB_WATCH_GRAPH_FORBIDDEN',
+  validation: 'MB_WATCH_GRAPH_VALIDATION_FAILED',
+  limit: 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT',
+  failed: 'MB_WATCH_GRAPH_SUBSCRIBE_FAILED',
+  clientState: 'MB_WATCH_GRAPH_CLIENTSTATE_MISMATCH',
+  removed: 'MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED',
+  missed: 'MB_WATCH_GRAPH_MISSED',
+};
 
 export interface GraphWatcherDeps {
   listener: string;
@@ -117,15 +116,8 @@ interface Box {
 interface Feed {
   box: Box;
   folder: string;
-  subId?: string;
-  expires: number;
-  digest?: Buffer;
-  subBusy: boolean;
-  /** Lifecycle work that arrived while subBusy. */
-  subNext?: 'recreate' | 'reauthorize';
-  subRetryAt: number;
-  subFailures: number;
-  subError?: MbError;
+  /** Its subscription (the shared machinery's state). */
+  sub: Subscribed<Feed>;
   syncRun?: Promise<void>;
   again: boolean;
   /** A delta round is wanted (not only notification data). */
@@ -166,8 +158,6 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
   const now = ctx.now;
   const log = ctx.log.child({ watcher: 'graph', listener });
   const routePath = `${o.path}/${listener}`;
-  const notificationUrl = `${ctx.inbound.publicUrl.replace(/\/+$/, '')}${routePath}`;
-  const lifecycleUrl = o.lifecycleNotifications ? `${notificationUrl}/lifecycle` : undefined;
   let warnedSeal = false;
   const seal = (v: string) => {
     if (ctx.seal) return ctx.seal(v);
@@ -190,21 +180,48 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     secretSlot: `watch-graph:${listener}`,
     onThrottle: (mailbox, status, ms) => problem(mailbox, new MbError('MB_WATCH_GRAPH_THROTTLED', { status, mailbox, seconds: Math.ceil(ms / 1000) })),
   });
-  const setupGate = new Semaphore(o.setupConcurrency);
   const syncGate = new Semaphore(o.syncConcurrency);
   const boxes: Box[] = [];
   const feeds: Feed[] = [];
-  const bySub = new Map<string, Feed>();
   const work = new Set<Promise<unknown>>();
   let closed = false;
   let timer: ReturnType<typeof setInterval> | undefined;
-  let lastMismatchReport = 0;
   let richKey: EncryptionKey | undefined;
+
+  const subs = createSubscriptionManager<Feed>({
+    client,
+    kv: ctx.kv,
+    namespace: KV_NAMESPACE,
+    prefix: 's\t',
+    inbound: ctx.inbound,
+    path: routePath,
+    changeTypes: o.changeTypes,
+    expirationMinutes,
+    renewBeforeMinutes: o.renewBeforeMinutes,
+    lifecycleNotifications: o.lifecycleNotifications,
+    retry: o.retry,
+    setupConcurrency: o.setupConcurrency,
+    codes: WATCH_SUBSCRIPTION_CODES,
+    now,
+    log,
+    seal,
+    reveal,
+    rich: () => richKey && { certificate: richKey.certificate, id: richKey.id },
+    stats,
+    onNotification: (f, item) => {
+      if (richKey && item.changeType === 'created' && item.encryptedContent !== undefined) void sync(f, rich(f, item.encryptedContent));
+      else void sync(f);
+    },
+    onGap: (f) => void sync(f),
+    onState: (f) => refresh(f.box),
+    problem: (mailbox, err) => problem(mailbox, err),
+  });
 
   for (const m of deps.mailboxes) {
     const box: Box = { address: m.address.toLowerCase(), feeds: [], state: 'starting', since: now() };
     for (const folder of m.folders.length ? m.folders : ['inbox']) {
-      const f: Feed = { box, folder, expires: 0, subBusy: false, subRetryAt: 0, subFailures: 0, again: false, needRound: true, lastRound: 0, syncRetryAt: 0, syncFailures: 0, synced: false };
+      const f = { box, folder, again: false, needRound: true, lastRound: 0, syncRetryAt: 0, syncFailures: 0, synced: false } as Feed;
+      f.sub = subs.add(box.address, folder, f);
       box.feeds.push(f);
       feeds.push(f);
     }
@@ -246,15 +263,15 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     let state: WatchState = 'watching';
     let error: MbError | undefined;
     for (const f of box.feeds) {
-      const admin = [f.subError, f.syncError].find((e) => e && ADMIN_CODES.has(e.code));
+      const admin = [f.sub.error, f.syncError].find((e) => e && ADMIN_CODES.has(e.code));
       if (admin) {
         state = 'failed';
         error = admin;
         break;
       }
-      if (!f.subId || f.subError || f.syncError) {
+      if (!f.sub.id || f.sub.error || f.syncError) {
         state = 'reconnecting';
-        error ??= f.subError ?? f.syncError;
+        error ??= f.sub.error ?? f.syncError;
       } else if (!f.synced && state === 'watching') {
         state = 'catching-up';
       }
@@ -266,160 +283,6 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     }
     if (error) box.error = { code: error.code, message: error.message };
     else delete box.error;
-  }
-
-  // --- subscriptions ---------------------------------------------------------------------------------
-
-  function adopt(f: Feed, id: string, expires: number, digest: Buffer): void {
-    if (f.subId && f.subId !== id) bySub.delete(f.subId);
-    f.subId = id;
-    f.expires = expires;
-    f.digest = digest;
-    f.subFailures = 0;
-    f.subRetryAt = 0;
-    delete f.subError;
-    bySub.set(id, f);
-  }
-
-  function forget(f: Feed): void {
-    if (f.subId) bySub.delete(f.subId);
-    delete f.subId;
-    delete f.digest;
-    f.expires = 0;
-  }
-
-  function failSub(f: Feed, err: MbError): void {
-    f.subError = err;
-    f.subRetryAt = now() + backoffMs(f.subFailures);
-    problem(f.box.address, err);
-  }
-
-  async function create(f: Feed): Promise<boolean> {
-    const mailbox = f.box.address;
-    f.subFailures++;
-    const seconds = Math.round(backoffMs(f.subFailures) / 1000);
-    const r = await createSubscription(client, {
-      mailbox,
-      folder: f.folder,
-      notificationUrl,
-      ...(lifecycleUrl ? { lifecycleNotificationUrl: lifecycleUrl } : {}),
-      changeTypes: o.changeTypes,
-      expirationMinutes,
-      now: now(),
-      ...(richKey ? { rich: { certificate: richKey.certificate, id: richKey.id } } : {}),
-    });
-    if (!('clientState' in r)) {
-      failSub(f, subscribeFailed('create', { mailbox, folder: f.folder, notificationUrl }, r, seconds));
-      return false;
-    }
-    await saveRecord(ctx.kv, mailbox, f.folder, { id: r.id, expires: r.expires, clientState: seal(r.clientState), notificationUrl, ...(richKey ? { certId: richKey.id } : {}) });
-    adopt(f, r.id, r.expires, clientStateDigest(r.clientState));
-    stats.created++;
-    // Debug, not info: a start with 15,000 mailboxes would write 15,000 lines.
-    log.debug({ mailbox, folder: f.folder, subscription: r.id, expires: new Date(r.expires).toISOString() }, 'graph watcher: subscribed');
-    return true;
-  }
-
-  async function renew(f: Feed): Promise<boolean> {
-    const id = f.subId;
-    if (!id) return create(f);
-    const r = await renewSubscription(client, f.box.address, id, now(), expirationMinutes);
-    if (r.kind === 'ok') {
-      const rec = await loadRecord(ctx.kv, f.box.address, f.folder);
-      if (rec && rec.id === id) await saveRecord(ctx.kv, f.box.address, f.folder, { ...rec, expires: r.expires });
-      f.expires = r.expires;
-      f.subFailures = 0;
-      f.subRetryAt = 0;
-      delete f.subError;
-      stats.renewed++;
-      return true;
-    }
-    if (r.kind === 'gone' || f.expires <= now()) {
-      // Graph no longer has it (or it ran out while renewal failed): a new one, and a round for the gap.
-      forget(f);
-      await dropRecord(ctx.kv, f.box.address, f.folder);
-      return create(f);
-    }
-    f.subFailures++;
-    failSub(f, subscribeFailed('renew', { mailbox: f.box.address, folder: f.folder, notificationUrl }, r.reply, Math.round(backoffMs(f.subFailures) / 1000)));
-    return false;
-  }
-
-  /** First setup of a folder: reuse (renew) the stored subscription or create one, then catch up. */
-  async function setup(f: Feed): Promise<void> {
-    const mailbox = f.box.address;
-    const rec = await loadRecord(ctx.kv, mailbox, f.folder);
-    // Reusable: same URL, not expired, and made with the current key (or none, as configured now).
-    if (rec && rec.notificationUrl === notificationUrl && rec.expires > now() && rec.certId === richKey?.id) {
-      let digest: Buffer | undefined;
-      try {
-        digest = clientStateDigest(reveal(rec.clientState));
-      } catch (err) {
-        log.warn({ mailbox, code: toMbError(err).code }, 'graph watcher: stored clientState unreadable; subscribing anew');
-      }
-      if (digest) {
-        adopt(f, rec.id, rec.expires, digest);
-        await renew(f);
-        return;
-      }
-    }
-    if (rec) {
-      // Made for another URL (publicUrl changed), another key, or expired: replace it.
-      if (rec.expires > now()) await deleteSubscription(client, mailbox, rec.id).catch(() => false);
-      await dropRecord(ctx.kv, mailbox, f.folder);
-    }
-    await create(f);
-  }
-
-  /** Runs subscription work on a folder, one at a time per folder; a catch-up round follows when asked. */
-  function subWork(f: Feed, kind: 'setup' | 'renew' | 'recreate' | 'reauthorize'): Promise<void> {
-    if (f.subBusy) {
-      if (kind === 'recreate' || kind === 'reauthorize') f.subNext = f.subNext === 'recreate' ? 'recreate' : kind;
-      return Promise.resolve();
-    }
-    f.subBusy = true;
-    return track(
-      setupGate.with(async () => {
-        let k: typeof kind | undefined = kind;
-        try {
-          while (k && !closed) {
-            const hadSub = f.subId;
-            if (k === 'setup') await setup(f);
-            else if (k === 'renew') await renew(f);
-            else if (k === 'recreate') {
-              const old = f.subId;
-              forget(f);
-              await dropRecord(ctx.kv, f.box.address, f.folder);
-              if (old) await deleteSubscription(client, f.box.address, old).catch(() => false);
-              await create(f);
-            } else {
-              const id = f.subId;
-              const r = id ? await reauthorizeSubscription(client, f.box.address, id) : 'gone';
-              if (r === 'gone') {
-                forget(f);
-                await dropRecord(ctx.kv, f.box.address, f.folder);
-                await create(f);
-              } else if (r === 'failed') await renew(f);
-            }
-            // A new subscription (or none) means a gap: a delta round covers it. Without permission
-            // the round would fail the same way, so it waits for the next retry.
-            const gap = k === 'setup' || k === 'recreate' || f.subId !== hadSub || !f.subId;
-            if (gap && f.subError?.code !== 'MB_WATCH_GRAPH_FORBIDDEN') void sync(f);
-            k = f.subNext;
-            delete f.subNext;
-          }
-        } catch (err) {
-          const e = toMbError(err);
-          if (!closed) {
-            f.subFailures++;
-            failSub(f, e);
-          }
-        } finally {
-          f.subBusy = false;
-          refresh(f.box);
-        }
-      }),
-    );
   }
 
   // --- delta rounds ----------------------------------------------------------------------------------
@@ -475,47 +338,6 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
 
   // --- notifications ---------------------------------------------------------------------------------
 
-  function accept(item: Record<string, unknown>): void {
-    const id = typeof item.subscriptionId === 'string' ? item.subscriptionId : '';
-    const lifecycle = typeof item.lifecycleEvent === 'string' ? item.lifecycleEvent : undefined;
-    if (lifecycle) stats.lifecycle++;
-    else stats.notifications++;
-    const f = bySub.get(id);
-    if (!f) {
-      // A subscription of an earlier setup (replaced, or another listener's): Graph stops on expiry.
-      stats.unknown++;
-      return;
-    }
-    if (!clientStateMatches(item.clientState, f.digest)) {
-      stats.rejected++;
-      // Reported at most once a minute: a flood of forged posts must not flood the log.
-      if (now() - lastMismatchReport >= 60_000) {
-        lastMismatchReport = now();
-        problem(f.box.address, new MbError('MB_WATCH_GRAPH_CLIENTSTATE_MISMATCH', { subscriptionId: id, mailbox: f.box.address }));
-      }
-      return;
-    }
-    // Lifecycle events are rare and each means something to an admin: a line for each. Routine
-    // reauthorization is info; a removed subscription or missed notifications are problems.
-    if (lifecycle === 'reauthorizationRequired') {
-      log.info({ mailbox: f.box.address, folder: f.folder, subscription: id, lifecycleEvent: lifecycle }, 'graph watcher: Graph asks for reauthorization of the subscription; reauthorizing');
-    } else if (lifecycle === 'subscriptionRemoved') {
-      problem(f.box.address, new MbError('MB_WATCH_GRAPH_SUBSCRIPTION_REMOVED', { mailbox: f.box.address, folder: f.folder, subscriptionId: id }));
-    } else if (lifecycle === 'missed') {
-      problem(f.box.address, new MbError('MB_WATCH_GRAPH_MISSED', { mailbox: f.box.address, folder: f.folder, subscriptionId: id }));
-    } else if (lifecycle) {
-      log.info({ mailbox: f.box.address, subscription: id, lifecycleEvent: lifecycle }, 'graph watcher: lifecycle event of a kind mailbridge does not act on');
-    }
-    // Work starts after the 202 is on its way (setImmediate runs after the reply is written).
-    setImmediate(() => {
-      if (closed) return;
-      if (lifecycle === 'subscriptionRemoved') void subWork(f, 'recreate');
-      else if (lifecycle === 'reauthorizationRequired') void subWork(f, 'reauthorize');
-      else if (richKey && item.changeType === 'created' && item.encryptedContent !== undefined) void sync(f, rich(f, item.encryptedContent));
-      else void sync(f); // a change, or `missed`
-    });
-  }
-
   /** The decrypted resource of a rich item, or undefined (then a delta round) when it cannot be used. */
   function rich(f: Feed, encrypted: unknown): Record<string, unknown> | undefined {
     try {
@@ -528,21 +350,14 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     }
   }
 
-  registerRoutes(ctx.inbound.http, routePath, { accept, closed: () => closed });
-
   // --- scheduler -------------------------------------------------------------------------------------
 
   function due(): Promise<unknown>[] {
     const t = now();
-    const renewAt = o.renewBeforeMinutes * 60_000;
-    const started: Promise<unknown>[] = [];
+    const started = subs.due();
     for (const f of feeds) {
-      if (!f.subBusy && (f.subRetryAt === 0 || f.subRetryAt <= t)) {
-        if (f.subId && f.expires - renewAt <= t) started.push(subWork(f, 'renew'));
-        else if (!f.subId && f.subRetryAt !== 0) started.push(subWork(f, 'setup'));
-      }
       // Without a subscription, its retries run the rounds.
-      if (f.subId && !f.syncRun && f.syncRetryAt !== 0 && f.syncRetryAt <= t) started.push(sync(f));
+      if (f.sub.id && !f.syncRun && f.syncRetryAt !== 0 && f.syncRetryAt <= t) started.push(sync(f));
     }
     return started;
   }
@@ -554,7 +369,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     async start() {
       if (closed) return;
       if (o.includeResourceData) richKey = await encryptionKey(ctx.kv, listener, seal, reveal, now());
-      await Promise.all(feeds.map((f) => subWork(f, 'setup')));
+      await Promise.all(feeds.map((f) => subs.setup(f.sub)));
       // Catch-up rounds the setups started.
       await Promise.all(feeds.map((f) => f.syncRun));
       for (const b of boxes) refresh(b);
@@ -565,11 +380,14 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
       await Promise.all(due());
     },
     async idle() {
-      while (work.size > 0) await Promise.allSettled([...work]);
+      do {
+        await subs.idle();
+        await Promise.allSettled([...work]);
+      } while (work.size > 0);
     },
     subscriptionOf(mailbox, folder) {
       const f = feedOf(mailbox, folder);
-      return f?.subId ? { id: f.subId, expires: f.expires } : undefined;
+      return f?.sub.id ? { id: f.sub.id, expires: f.sub.expires } : undefined;
     },
     status(): MailboxStatus[] {
       return boxes.map((b) => {
@@ -582,7 +400,9 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
       if (closed) return;
       closed = true;
       if (timer) clearInterval(timer);
+      const stopping = subs.close();
       await client.close();
+      await stopping;
       await Promise.allSettled([...work]);
       for (const b of boxes) {
         b.state = 'stopped';

@@ -10,8 +10,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { MbError } from '../../../../src/errors/index.ts';
 import { silentLogger } from '../../../../src/log/index.ts';
 import { scrub } from '../../../../src/log/redact.ts';
-import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../../../src/notify/watchers/graph/index.ts';
-import { subscribeFailed } from '../../../../src/notify/watchers/graph/subscriptions.ts';
+import { createGraphWatcher, graphWatchSchema, WATCH_SUBSCRIPTION_CODES, type GraphWatcher } from '../../../../src/notify/watchers/graph/index.ts';
+import { subscribeFailed } from '../../../../src/m365/subscriptions/index.ts';
 import type { TokenProvider, WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import { APP, rfc822, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
 import { type Recorder, recorder, type TempStore, tempStore } from './helpers.ts';
@@ -131,10 +131,10 @@ test('validation handshake failing (public URL unreachable): MB_WATCH_GRAPH_VALI
 test("Graph's answers map to the codes with the right fix: the 1,000 limit, validation, permission, anything else", () => {
   const p = { mailbox: 'a@contoso.test', folder: 'inbox', notificationUrl: 'https://mb.contoso.com/notify/graph/l1' };
   const reply = (status: number, code: string, message: string) => ({ status, headers: {}, body: Buffer.alloc(0), text: '', requestId: 'req-1', clientRequestId: 'c-1', json: { error: { code, message } } });
-  assert.equal(subscribeFailed('create', p, reply(403, 'ExtensionError', 'Operation: Create; Exception: [Status Code: Forbidden; Reason: Maximum number of subscriptions has been reached]'), 30).code, 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT');
-  assert.equal(subscribeFailed('create', p, reply(400, 'InvalidRequest', 'Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.'), 30).code, 'MB_WATCH_GRAPH_VALIDATION_FAILED');
-  assert.equal(subscribeFailed('create', p, reply(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'), 30).code, 'MB_WATCH_GRAPH_FORBIDDEN');
-  const other = subscribeFailed('renew', p, reply(500, 'UnknownError', ''), 30);
+  assert.equal(subscribeFailed('create', p, reply(403, 'ExtensionError', 'Operation: Create; Exception: [Status Code: Forbidden; Reason: Maximum number of subscriptions has been reached]'), 30, WATCH_SUBSCRIPTION_CODES).code, 'MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT');
+  assert.equal(subscribeFailed('create', p, reply(400, 'InvalidRequest', 'Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.'), 30, WATCH_SUBSCRIPTION_CODES).code, 'MB_WATCH_GRAPH_VALIDATION_FAILED');
+  assert.equal(subscribeFailed('create', p, reply(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'), 30, WATCH_SUBSCRIPTION_CODES).code, 'MB_WATCH_GRAPH_FORBIDDEN');
+  const other = subscribeFailed('renew', p, reply(500, 'UnknownError', ''), 30, WATCH_SUBSCRIPTION_CODES);
   assert.equal(other.code, 'MB_WATCH_GRAPH_SUBSCRIBE_FAILED');
   assert.equal(other.details['request-id'], 'req-1');
 });

@@ -19,7 +19,7 @@ import type { NotifyEvent } from '../../../../src/notify/events.ts';
 import { createWebhookSink } from '../../../../src/notify/sinks/webhook.ts';
 import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../../../src/notify/watchers/graph/index.ts';
 import { KV_NAMESPACE } from '../../../../src/notify/watchers/graph/sync.ts';
-import { subscriptionKey } from '../../../../src/notify/watchers/graph/subscriptions.ts';
+import { subscriptionKey } from '../../../../src/m365/subscriptions/index.ts';
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';

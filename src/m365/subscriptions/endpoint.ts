@@ -1,5 +1,6 @@
 /**
- * The Graph watcher's routes on mailbridge's inbound HTTPS listener (facts §4.2–4.4):
+ * The routes of a subscription owner (the Graph watcher, a Graph connector) on its inbound HTTPS
+ * listener (facts §4.2–4.4):
  *   POST {path}            change notifications
  *   POST {path}/lifecycle  lifecycle notifications (either route takes both kinds)
  *
@@ -10,7 +11,7 @@
  *   a slow endpoint gets its notifications delayed or dropped, so no Graph call or store write runs
  *   before the answer. What the queued work would have done is not lost when the process dies after
  *   the 202: the folder's delta link still covers it and the restart catches up.
- * - A closed watcher answers 503, so Graph retries (for up to 4 hours) instead of dropping.
+ * - A closed owner answers 503, so Graph retries (for up to 4 hours) instead of dropping.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 

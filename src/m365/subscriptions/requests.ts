@@ -1,16 +1,43 @@
 /**
- * Graph subscriptions for one watched folder (facts §4.1, §4.4): create, renew (PATCH), reauthorize,
- * delete, and the record kept in kv (`s\t<mailbox>\t<folder>`: id, expiry, notificationUrl and the
- * clientState sealed with the SecretBox). Failures become MbErrors with the fix an admin needs:
- * 403 → the Mail.Read permission and admin consent; Graph's "Subscription validation request
- * failed" → reachability of the public URL; the 1,000-subscriptions-per-mailbox limit; anything
- * else with Graph's status, code and message. The caller decides when to retry.
+ * Graph subscriptions for one folder (facts §4.1, §4.4): create, renew (PATCH), reauthorize,
+ * delete, and the record kept in kv (id, expiry, notificationUrl and the clientState sealed with the
+ * SecretBox; where in kv is the owner's: the watcher and the connector keep theirs apart). Failures
+ * become MbErrors with the fix an admin needs: 403 → the Mail.Read permission and admin consent;
+ * Graph's "Subscription validation request failed" → reachability of the public URL; the
+ * 1,000-subscriptions-per-mailbox limit; anything else with Graph's status, code and message. Each
+ * owner names its own codes (SubscriptionCodes), because what follows from a failure differs: a
+ * watcher's events come late, a connector falls back to its poll interval. The caller decides when
+ * to retry.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { MbError } from '../../../errors/index.ts';
-import type { KeyValue } from '../../../store/index.ts';
-import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from '../../../m365/graph.ts';
-import { KV_NAMESPACE } from './sync.ts';
+import { MbError, type MbCode } from '../../errors/index.ts';
+import type { KeyValue } from '../../store/index.ts';
+import { graphError, GraphUnreachable, type GraphClient, type GraphReply } from '../graph.ts';
+
+/**
+ * The codes an owner reports subscription trouble with. Each entry takes the parameters named
+ * here (plus the owner's own `params`, e.g. the connector's name):
+ * forbidden {status, code, mailbox, operation, detail, seconds}; validation {mailbox, folder,
+ * detail, notificationUrl, seconds}; limit {mailbox, detail, seconds}; failed {status, code,
+ * operation, mailbox, folder, detail, seconds}; clientState {subscriptionId, mailbox}; removed and
+ * missed {mailbox, folder, subscriptionId}.
+ */
+export interface SubscriptionCodes {
+  forbidden: MbCode;
+  validation: MbCode;
+  limit: MbCode;
+  failed: MbCode;
+  clientState: MbCode;
+  removed: MbCode;
+  missed: MbCode;
+}
+
+/** Where an owner keeps its subscription records: a kv namespace and a key prefix (mailbox and folder follow). */
+export interface RecordPlace {
+  kv: KeyValue;
+  namespace: string;
+  prefix: string;
+}
 
 export interface SubscriptionRecord {
   id: string;
@@ -44,8 +71,9 @@ export interface Created {
   clientState: string;
 }
 
-export function subscriptionKey(mailbox: string, folder: string): string {
-  return `s\t${mailbox}\t${folder}`;
+/** The kv key of a folder's record: `<prefix><mailbox>\t<folder>` (the watcher's prefix is `s\t`). */
+export function subscriptionKey(mailbox: string, folder: string, prefix = 's\t'): string {
+  return `${prefix}${mailbox}\t${folder}`;
 }
 
 /** What is kept in memory instead of the clientState itself. */
@@ -69,24 +97,31 @@ function isoIn(now: number, minutes: number): string {
 }
 
 /** The MbError for a failed create/renew/reauthorize. */
-export function subscribeFailed(operation: string, p: { mailbox: string; folder: string; notificationUrl: string }, reply: GraphReply | GraphUnreachable, seconds: number): MbError {
+export function subscribeFailed(
+  operation: string,
+  p: { mailbox: string; folder: string; notificationUrl: string },
+  reply: GraphReply | GraphUnreachable,
+  seconds: number,
+  codes: SubscriptionCodes,
+  params: Record<string, string> = {},
+): MbError {
   if (reply instanceof GraphUnreachable) {
-    return new MbError('MB_WATCH_GRAPH_SUBSCRIBE_FAILED', { status: 0, code: 'unreachable', operation, mailbox: p.mailbox, folder: p.folder, detail: reply.message, seconds });
+    return new MbError(codes.failed, { ...params, status: 0, code: 'unreachable', operation, mailbox: p.mailbox, folder: p.folder, detail: reply.message, seconds });
   }
   const e = graphError(reply);
   const details: Record<string, string> = reply.requestId ? { 'request-id': reply.requestId } : {};
   const text = `${e.code} ${e.message}`;
   if (reply.status === 400 && /validation request failed|notification endpoint|notificationUrl/i.test(text)) {
-    return new MbError('MB_WATCH_GRAPH_VALIDATION_FAILED', { mailbox: p.mailbox, folder: p.folder, detail: e.message, notificationUrl: p.notificationUrl, seconds }, { details });
+    return new MbError(codes.validation, { ...params, mailbox: p.mailbox, folder: p.folder, detail: e.message, notificationUrl: p.notificationUrl, seconds }, { details });
   }
   // Exact text of the per-mailbox limit is not in the facts; these words are what it is known to say.
   if ((reply.status === 403 || reply.status === 400 || reply.status === 429) && /1,?000|maximum number|limit (has been )?reached|too many subscriptions|quota/i.test(text)) {
-    return new MbError('MB_WATCH_GRAPH_SUBSCRIPTION_LIMIT', { mailbox: p.mailbox, detail: e.message, seconds }, { details });
+    return new MbError(codes.limit, { ...params, mailbox: p.mailbox, detail: e.message, seconds }, { details });
   }
   if (reply.status === 401 || reply.status === 403) {
-    return new MbError('MB_WATCH_GRAPH_FORBIDDEN', { status: reply.status, code: e.code, mailbox: p.mailbox, operation, detail: e.message, seconds }, { details });
+    return new MbError(codes.forbidden, { ...params, status: reply.status, code: e.code, mailbox: p.mailbox, operation, detail: e.message, seconds }, { details });
   }
-  return new MbError('MB_WATCH_GRAPH_SUBSCRIBE_FAILED', { status: reply.status, code: e.code, operation, mailbox: p.mailbox, folder: p.folder, detail: e.message, seconds }, { details });
+  return new MbError(codes.failed, { ...params, status: reply.status, code: e.code, operation, mailbox: p.mailbox, folder: p.folder, detail: e.message, seconds }, { details });
 }
 
 async function call(client: GraphClient, mailbox: string, method: string, url: string, body?: unknown): Promise<GraphReply | GraphUnreachable> {
@@ -153,8 +188,8 @@ export async function deleteSubscription(client: GraphClient, mailbox: string, i
   return !(reply instanceof GraphUnreachable) && (reply.status === 204 || reply.status === 404);
 }
 
-export async function loadRecord(kv: KeyValue, mailbox: string, folder: string): Promise<SubscriptionRecord | undefined> {
-  const raw = await kv.get(KV_NAMESPACE, subscriptionKey(mailbox, folder));
+export async function loadRecord(place: RecordPlace, mailbox: string, folder: string): Promise<SubscriptionRecord | undefined> {
+  const raw = await place.kv.get(place.namespace, subscriptionKey(mailbox, folder, place.prefix));
   if (!raw) return undefined;
   try {
     const r = JSON.parse(raw) as Partial<SubscriptionRecord>;
@@ -165,10 +200,10 @@ export async function loadRecord(kv: KeyValue, mailbox: string, folder: string):
   }
 }
 
-export async function saveRecord(kv: KeyValue, mailbox: string, folder: string, record: SubscriptionRecord): Promise<void> {
-  await kv.set(KV_NAMESPACE, subscriptionKey(mailbox, folder), JSON.stringify(record));
+export async function saveRecord(place: RecordPlace, mailbox: string, folder: string, record: SubscriptionRecord): Promise<void> {
+  await place.kv.set(place.namespace, subscriptionKey(mailbox, folder, place.prefix), JSON.stringify(record));
 }
 
-export async function dropRecord(kv: KeyValue, mailbox: string, folder: string): Promise<void> {
-  await kv.delete(KV_NAMESPACE, subscriptionKey(mailbox, folder));
+export async function dropRecord(place: RecordPlace, mailbox: string, folder: string): Promise<void> {
+  await place.kv.delete(place.namespace, subscriptionKey(mailbox, folder, place.prefix));
 }
