@@ -10,11 +10,17 @@
  *     mailboxes: [scanner@contoso.com, { address: invoices@contoso.com, folders: [INBOX, Inbox/Scans] }]
  *     destination: { kind: lmtp, host: 127.0.0.1, port: 24, recipients: { domain: intern.example } }
  *     after: { action: move, folder: Archive }
+ *   invoices:                                   # Graph, woken by change notifications
+ *     connection: contoso
+ *     source: { kind: graph, notifications: { publicUrl: https://mb.contoso.com:8444, listen: { port: 8444 } } }
+ *     mailboxes: [invoices@contoso.com]
+ *     destination: { kind: maildir, path: /srv/invoices }
  * ```
  */
 import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
+import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../m365/subscriptions/inbound.ts';
 
 const folderName = z.string().min(1).meta({ description: 'Folder as Exchange names it: INBOX, or "Inbox/Scans" for a subfolder' });
 
@@ -48,12 +54,45 @@ const imapSourceSchema = z
   })
   .strict();
 
+/** Longest lifetime of a subscription on Outlook messages (facts §4.1). */
+const MAX_SUBSCRIPTION_MINUTES = 4230;
+
+/**
+ * Change notifications for the Graph source: where Graph calls back (the same two settings as
+ * notify.watch: publicUrl and listen). Without this section the source polls every pollSeconds.
+ */
+const graphNotificationsSchema = z
+  .object({
+    publicUrl: publicUrlField(
+      'How Microsoft Graph reaches the listener below over HTTPS (e.g. through a reverse proxy); setting it turns change notifications on: new mail is fetched at once, pollSeconds stays as the safety net',
+    ),
+    listen: listenSchema()
+      .default(DEFAULT_LISTEN)
+      .meta({ description: 'Inbound listener of this connector for Graph change notifications; give each connector that runs at the same time, and notify.watch.listen, a port of its own' }),
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)
+      .default('/notify/connector')
+      .meta({ description: 'Path on the listener; the connector name is appended (notificationUrl = publicUrl + path + /<connector>)' }),
+    expirationMinutes: z
+      .int()
+      .min(45)
+      .max(MAX_SUBSCRIPTION_MINUTES)
+      .default(MAX_SUBSCRIPTION_MINUTES)
+      .meta({ description: 'Lifetime asked for each subscription (Graph: at most 4,230 minutes for messages)' }),
+    renewBeforeMinutes: z.int().min(5).max(1440).default(60).meta({ description: 'Renew a subscription this long before it expires' }),
+  })
+  .strict();
+
 const graphSourceSchema = z
   .object({
     kind: z.literal('graph'),
     baseUrl: graphUrlField('Graph for the mailbox source.'),
     pageSize: z.int().min(1).max(1000).default(50).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust' }),
+    notifications: graphNotificationsSchema
+      .optional()
+      .meta({ description: 'Graph change notifications: new mail wakes the connector at once instead of at the next poll (needs an https URL Graph can reach)' }),
   })
   .strict();
 
@@ -144,7 +183,12 @@ export const connectorSchema = z
     folders: z.array(folderName).min(1).default(['INBOX']).meta({ description: 'Folders of every mailbox that names none itself' }),
     destination: destinationSchema,
     after: afterSchema,
-    pollSeconds: z.int().min(5).max(3600).default(60).meta({ description: 'Look for new mail at least this often (also when IDLE is on)' }),
+    pollSeconds: z
+      .int()
+      .min(5)
+      .max(3600)
+      .default(60)
+      .meta({ description: 'Look for new mail at least this often (also when IDLE or Graph change notifications are on)' }),
     maxMessageBytes: z
       .int()
       .min(1)
@@ -189,6 +233,7 @@ export const connectorsSchema = z
 export type ConnectorConfig = z.infer<typeof connectorSchema>;
 export type ConnectorInput = z.input<typeof connectorSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
+export type GraphNotificationsConfig = z.infer<typeof graphNotificationsSchema>;
 
 /** Each mailbox with its folders. */
 export function mailboxesOf(c: ConnectorConfig): Array<{ address: string; folders: string[] }> {

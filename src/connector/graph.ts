@@ -13,15 +13,29 @@
  * tokens, proxy, 429/503/504 back-off and the 4-requests-per-mailbox limit are the shared Graph
  * client's (src/m365/graph.ts); this file keeps what the replies mean for a mailbox source.
  *
- * Limits. No change notifications yet: new mail is found at the poll interval. Folders are
- * well-known names (inbox, archive, …; "INBOX" is taken as inbox) or folder ids. The epoch is always
- * "graph"; message ids change when a message moves to another folder, which is why a folder's
- * checkpoint only ever concerns messages in that folder.
+ * Change notifications (optional, `source.notifications`): with a public URL configured, `start`
+ * opens the connector's inbound listener and subscribes every folder through the shared
+ * subscription machinery (src/m365/subscriptions, the same the Graph watcher uses: renewals,
+ * reauthorization, recreation after subscriptionRemoved, the validation handshake). A notification
+ * only marks its folder; the waiting mailbox worker wakes and runs a delta round, so what is
+ * delivered still comes from delta and its checkpoint. Polling stays: every pollSeconds, and as the
+ * fallback whenever notifications may have been lost (a new subscription, `missed`, each retry of
+ * a failed subscription mark the folder too). Without the URL, or with --once, nothing of this runs.
+ *
+ * Limits. Folders are well-known names (inbox, archive, …; "INBOX" is taken as inbox) or folder
+ * ids. The epoch is always "graph"; message ids change when a message moves to another folder,
+ * which is why a folder's checkpoint only ever concerns messages in that folder. Subscriptions are
+ * kept (and reused by the next start) when the connector stops; Graph ends them at their expiry.
  */
 import type { MbError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import { silentLogger } from '../log/index.ts';
 import { GraphClient, GraphUnreachable, type GraphReply } from '../m365/graph.ts';
+import { createInbound, createSubscriptionManager, type Inbound, type SubscriptionCodes, type SubscriptionManager } from '../m365/subscriptions/index.ts';
 import type { ProxySettings } from '../net/proxy.ts';
+import type { KeyValue } from '../store/index.ts';
 import { sleep } from '../util/limits.ts';
+import type { GraphNotificationsConfig } from './config.ts';
 import type { SourceConfig } from './types.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 
@@ -43,6 +57,8 @@ export interface GraphSourceOptions {
   notice?: (mailbox: string, error: MbError) => void;
   /** Retries of one request after 429/503 before the error goes up. */
   throttleRetries?: number;
+  /** Change notifications (source.notifications); absent: the source polls. */
+  notifications?: GraphNotifyOptions;
 }
 
 /** The `graph` source as configured: at most 4 requests per mailbox (Graph's limit), fewer with a smaller window. */
@@ -56,9 +72,103 @@ export const graphSourcePlugin: SourcePlugin<Extract<SourceConfig, { kind: 'grap
     pageSize: s.pageSize,
     concurrency: Math.min(4, ctx.config.concurrency.window),
     notice: ctx.notice,
+    // A --once run ends before any notification could arrive: it only polls.
+    ...(s.notifications && ctx.long && ctx.kv
+      ? { notifications: { config: s.notifications, kv: ctx.kv, seal: ctx.seal, reveal: ctx.open, readFile: (p: string) => ctx.readFile(p), log: ctx.log } }
+      : {}),
   });
 
-export function graphSource(o: GraphSourceOptions): SourceFactory {
+export interface GraphNotifyOptions {
+  config: GraphNotificationsConfig;
+  /** Where the subscriptions are kept (namespace `connector.graph`, per connector). */
+  kv: KeyValue;
+  /** Seal and reveal the clientState in kv (the SecretBox). */
+  seal?: (plain: string) => string;
+  reveal?: (sealed: string) => string;
+  /** Reads listen.certFile / keyFile. */
+  readFile: (path: string) => string;
+  log?: Logger;
+  now?: () => number;
+  /** How often renewals and retries are looked at (ms; default 60 s). */
+  tickMs?: number;
+}
+
+/** How the connector reports subscription trouble: its texts say that polling carries on meanwhile. */
+export const CONNECTOR_SUBSCRIPTION_CODES: SubscriptionCodes = {
+  forbidden: 'MB_CONNECTOR_GRAPH_FORBIDDEN',
+  validation: 'MB_CONNECTOR_GRAPH_VALIDATION_FAILED',
+  limit: 'MB_CONNECTOR_GRAPH_SUBSCRIPTION_LIMIT',
+  failed: 'MB_CONNECTOR_GRAPH_SUBSCRIBE_FAILED',
+  clientState: 'MB_CONNECTOR_GRAPH_CLIENTSTATE_MISMATCH',
+  removed: 'MB_CONNECTOR_GRAPH_SUBSCRIPTION_REMOVED',
+  missed: 'MB_CONNECTOR_GRAPH_MISSED',
+};
+
+/** kv namespace of the connector's subscription records (key: `s\t<connector>\t<mailbox>\t<folder>`). */
+export const SUBSCRIPTION_NAMESPACE = 'connector.graph';
+
+/**
+ * Retries of a failed subscription, as the watcher's defaults: each retry also reads the folder, so
+ * this is how often a connector without working notifications looks for mail between polls.
+ */
+const SUBSCRIPTION_RETRY = { initialSeconds: 30, maxSeconds: 1800 };
+
+/** Folders marked by notifications, per mailbox, and the worker waiting for them. */
+export class Wakes {
+  private readonly boxes = new Map<string, { marked: Set<string>; wake?: () => void }>();
+
+  private box(mailbox: string) {
+    const key = mailbox.toLowerCase();
+    let b = this.boxes.get(key);
+    if (!b) this.boxes.set(key, (b = { marked: new Set() }));
+    return b;
+  }
+
+  mark(mailbox: string, folder: string): void {
+    const b = this.box(mailbox);
+    b.marked.add(folder);
+    b.wake?.();
+  }
+
+  /** The marked folders, unmarked: a mark arriving while they are read stays for the next wait. */
+  take(mailbox: string): string[] {
+    const b = this.box(mailbox);
+    const out = [...b.marked];
+    b.marked.clear();
+    return out;
+  }
+
+  wait(mailbox: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout'> {
+    const b = this.box(mailbox);
+    if (b.marked.size > 0) return Promise.resolve('changed');
+    // A stop that came while the folder was read: its abort event is gone already.
+    if (signal.aborted) return Promise.resolve('timeout');
+    return new Promise((resolve) => {
+      const done = (r: 'changed' | 'timeout') => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        delete b.wake;
+        resolve(r);
+      };
+      const timer = setTimeout(() => done('timeout'), ms);
+      const onAbort = () => done('timeout');
+      signal.addEventListener('abort', onAbort, { once: true });
+      b.wake = () => done('changed');
+    });
+  }
+}
+
+/** The Graph source's factory; with notifications, `tick` and `idle` let tests drive the subscriptions. */
+export interface GraphSourceFactory extends SourceFactory {
+  /** Renewals and retries due now (the timer does this every tickMs). */
+  tick(): Promise<void>;
+  /** Resolves when no subscription work runs. */
+  idle(): Promise<void>;
+  /** The URL Graph calls (with notifications, after start). */
+  readonly notificationUrl: string | undefined;
+}
+
+export function graphSource(o: GraphSourceOptions): GraphSourceFactory {
   let client: GraphClient | undefined;
   // Built on first use: a source that is never opened sends nothing.
   const shared = () =>
@@ -73,13 +183,84 @@ export function graphSource(o: GraphSourceOptions): SourceFactory {
       onThrottle: (mailbox, status, ms) =>
         o.notice?.(mailbox, new ConnectorError('MB_CONNECTOR_GRAPH_THROTTLED', { status, mailbox, seconds: Math.ceil(ms / 1000), connector: o.connector }, { retryAfterMs: ms })),
     }));
+  const n = o.notifications;
+  let wakes: Wakes | undefined;
+  let inbound: Inbound | undefined;
+  let subs: SubscriptionManager<{ mailbox: string; folder: string }> | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
   return {
     kind: 'graph',
     description: `graph ${shared().base}`,
-    async open(mailbox, _signal, options) {
-      return new GraphSession(mailbox, o, shared(), options?.freshToken);
+    get notificationUrl() {
+      return subs?.notificationUrl;
     },
-    close: async () => client?.close(),
+    async start(mailboxes) {
+      if (!n || subs) return;
+      // The runner's log already names the connector.
+      const log = (n.log ?? silentLogger).child({ source: 'graph' });
+      const c = n.config;
+      const w = new Wakes();
+      inbound = createInbound({ listen: c.listen, publicUrl: c.publicUrl, setting: `connectors.${o.connector}.source.notifications.listen`, log, readFile: n.readFile });
+      subs = createSubscriptionManager({
+        client: shared(),
+        kv: n.kv,
+        namespace: SUBSCRIPTION_NAMESPACE,
+        prefix: `s\t${o.connector}\t`,
+        inbound,
+        path: `${c.path}/${o.connector}`,
+        // Only new mail matters to a connector.
+        changeTypes: ['created'],
+        expirationMinutes: c.expirationMinutes,
+        renewBeforeMinutes: c.renewBeforeMinutes,
+        lifecycleNotifications: true,
+        retry: SUBSCRIPTION_RETRY,
+        setupConcurrency: 16,
+        codes: CONNECTOR_SUBSCRIPTION_CODES,
+        params: { connector: o.connector },
+        now: n.now ?? Date.now,
+        log,
+        ...(n.seal ? { seal: n.seal } : {}),
+        ...(n.reveal ? { reveal: n.reveal } : {}),
+        onNotification: (t) => w.mark(t.mailbox, t.folder),
+        onGap: (t) => w.mark(t.mailbox, t.folder),
+        problem: (mailbox, err) => {
+          log.warn({ code: err.code, mailbox }, err.message);
+          o.notice?.(mailbox, err);
+        },
+      });
+      const targets = mailboxes.flatMap((m) => m.folders.map((folder) => subs!.add(m.address, folder, { mailbox: m.address, folder })));
+      try {
+        // Graph validates the URL while subscribing: the listener must answer first.
+        await inbound.listen();
+      } catch (err) {
+        await inbound.close().catch(() => undefined);
+        inbound = undefined;
+        subs = undefined;
+        throw err;
+      }
+      wakes = w;
+      log.info({ notificationUrl: subs.notificationUrl, folders: targets.length }, 'graph source: subscribing to new mail');
+      // In the background: the workers fetch meanwhile, and every new subscription marks its folder.
+      for (const t of targets) void subs.setup(t);
+      timer = setInterval(() => void Promise.all(subs?.due() ?? []).catch(() => undefined), n.tickMs ?? 60_000);
+      timer.unref();
+    },
+    async open(mailbox, _signal, options) {
+      return new GraphSession(mailbox, o, shared(), options?.freshToken, wakes);
+    },
+    async tick() {
+      await Promise.all(subs?.due() ?? []);
+    },
+    async idle() {
+      await subs?.idle();
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      const stopping = subs?.close();
+      await inbound?.close();
+      await client?.close();
+      await stopping;
+    },
   };
 }
 
@@ -100,12 +281,15 @@ export class GraphSession implements SourceSession {
   private readonly received = new Map<string, Date>();
   /** The first request asks for a new token (the previous session was refused for authorization). */
   private freshToken: boolean;
+  /** Change notifications, when they are on. */
+  private readonly wakes: Wakes | undefined;
 
-  constructor(mailbox: string, o: GraphSourceOptions, client: GraphClient, freshToken = false) {
+  constructor(mailbox: string, o: GraphSourceOptions, client: GraphClient, freshToken = false, wakes?: Wakes) {
     this.mailbox = mailbox;
     this.o = o;
     this.client = client;
     this.freshToken = freshToken;
+    this.wakes = wakes;
   }
 
   private userUrl(path: string): string {
@@ -245,8 +429,13 @@ export class GraphSession implements SourceSession {
   }
 
   async wait(_folder: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout' | 'closed'> {
+    if (this.wakes) return this.wakes.wait(this.mailbox, ms, signal);
     await sleep(ms, signal).catch(() => undefined);
     return 'timeout';
+  }
+
+  changedFolders(): string[] {
+    return this.wakes?.take(this.mailbox) ?? [];
   }
 
   async close(): Promise<void> {}

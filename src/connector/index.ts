@@ -28,17 +28,19 @@
  *  - Bounded concurrency per connection and per mailbox (runner.ts) for hundreds of mailboxes.
  *
  *  - Graph (graph.ts): messages delta per folder with $skiptoken/$deltatoken paging saved as the
- *    cursor, the raw MIME from /$value, a new round on 410/syncStateNotFound, Retry-After honoured.
+ *    cursor, the raw MIME from /$value, a new round on 410/syncStateNotFound, Retry-After honoured;
+ *    with source.notifications, Graph change notifications (src/m365/subscriptions, shared with
+ *    the Graph watcher) wake the mailbox, and polling stays as the fallback.
  *
  * Limits. The token comes from a TokenProvider (wired to identity by the caller, e.g. the `fetch`
  * command); the connector knows nothing of Entra ID. IDLE watches a mailbox's first folder; its
- * other folders are looked at every poll interval. The Graph source polls (no change notifications
- * yet) and takes folders as well-known names or ids.
+ * other folders are looked at every poll interval. The Graph source takes folders as well-known
+ * names or ids; without source.notifications (and always with --once) it only polls.
  */
 export { runConnector, createSharedLimits, type ConnectorDeps, type RunOptions, type RunSummary, type SharedLimits } from './runner.ts';
 export { syncFolder, type PipelineOptions, type SyncResult } from './pipeline.ts';
 export { imapSource, imapSourcePlugin, openImapSession, type ImapSourceOptions } from './imap.ts';
-export { graphSource, graphSourcePlugin, type GraphSourceOptions } from './graph.ts';
+export { graphSource, graphSourcePlugin, type GraphSourceFactory, type GraphSourceOptions } from './graph.ts';
 export {
   createDestination,
   commandDestinationPlugin,

@@ -20,6 +20,7 @@ import { MbError, toMbError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import type { CheckpointRepository } from '../store/checkpoints.ts';
+import type { KeyValue } from '../store/index.ts';
 import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
 import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
@@ -58,6 +59,13 @@ export interface ConnectorDeps {
   readFile?: (path: string) => string;
   /** Clear value of a stored secret (enc:v1:…); default: the value as is. */
   reveal?: (stored: string, field: string) => string;
+  /**
+   * Where a Graph source with change notifications keeps its subscriptions, and the SecretBox's
+   * seal/open for their clientState. Without `kv` such a source polls.
+   */
+  kv?: KeyValue;
+  seal?: (plain: string) => string;
+  open?: (sealed: string) => string;
   limits?: SharedLimits;
   log?: Logger;
   onEvent?: (e: ConnectorEvent) => void;
@@ -140,7 +148,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
 
   const ownDestination = !deps.destination;
   const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal }, deps.plugins.destinations);
-  const source = deps.source ?? sourceFromConfig(deps, log, emit);
+  const source = deps.source ?? sourceFromConfig(deps, log, emit, !opts.once);
   const limits = deps.limits ?? createSharedLimits(c.concurrency);
   const pipeline: Omit<PipelineOptions, 'signal'> = {
     connector: deps.name,
@@ -201,7 +209,9 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
             if (signal.aborted) return;
             if (why === 'closed') throw new ConnectorError('MB_CONNECTOR_SESSION_LOST', { mailbox: mb.address, detail: 'the server closed the connection' });
             // IDLE reports only the folder it watches; the others are looked at every poll interval.
-            toSync = why === 'changed' && Date.now() - lastFull < pollMs ? [mb.folders[0]!] : mb.folders;
+            // Graph notifications name their folders.
+            const marked = why === 'changed' ? session!.changedFolders?.() : undefined;
+            toSync = why === 'changed' && Date.now() - lastFull < pollMs ? (marked ? mb.folders.filter((f) => marked.includes(f)) : [mb.folders[0]!]) : mb.folders;
           }
         } finally {
           dropAbort();
@@ -228,6 +238,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   const boxes = mailboxesOf(c);
   summary.mailboxes = boxes.length;
   try {
+    if (!opts.once) await source.start?.(boxes);
     await Promise.all(boxes.map((mb) => worker(mb)));
   } finally {
     clearInterval(renew);
@@ -252,7 +263,7 @@ export function freshTokenGate(tokens: TokenProvider, gapMs = FRESH_TOKEN_GAP_MS
   };
 }
 
-function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorEvent) => void): SourceFactory {
+function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorEvent) => void, long: boolean): SourceFactory {
   const s = deps.config.source;
   // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
   const plugin = deps.plugins.sources[s.kind] as SourcePlugin;
@@ -264,6 +275,10 @@ function sourceFromConfig(deps: ConnectorDeps, log: Logger, emit: (e: ConnectorE
     readFile: deps.readFile ?? ((p: string) => readFileSync(p, 'utf8')),
     log,
     notice: (mailbox, error) => emit({ type: 'warning', scope: { connector: deps.name, mailbox, folder: '' }, error }),
+    long,
+    kv: deps.kv,
+    seal: deps.seal,
+    open: deps.open,
   });
 }
 

@@ -6,6 +6,7 @@
 import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { ProxySettings } from '../net/proxy.ts';
+import type { KeyValue } from '../store/index.ts';
 import type { ConnectorConfig, DestinationConfig } from './config.ts';
 
 /**
@@ -93,6 +94,11 @@ export interface SourceSession {
    * ends, or the signal aborts. Returns why.
    */
   wait(folder: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout' | 'closed'>;
+  /**
+   * After `wait` said 'changed': the folders that changed (and forgets them), for a source that
+   * can tell (Graph change notifications). Without it, 'changed' means the folder `wait` watched.
+   */
+  changedFolders?(): string[];
   /** True once the server or the network ended the session. */
   readonly closed: boolean;
   close(): Promise<void>;
@@ -102,6 +108,12 @@ export interface SourceFactory {
   readonly kind: 'imap' | 'graph';
   /** Describes the endpoint for messages ("imap outlook.office365.com:993"). */
   readonly description: string;
+  /**
+   * Called once before the first `open` of a long run (not with --once): a source that is told
+   * about new mail (Graph change notifications) sets that up here. A failure (e.g. its listener's
+   * port is taken) fails the run.
+   */
+  start?(mailboxes: Array<{ address: string; folders: string[] }>): Promise<void>;
   /** `freshToken`: the previous attempt was refused for authorization; do not reuse a cached token. */
   open(mailbox: string, signal: AbortSignal, options?: { freshToken?: boolean }): Promise<SourceSession>;
   /** Frees what the factory holds across sessions (HTTP connection pools). */
@@ -175,6 +187,12 @@ export interface SourceContext {
   log: Logger;
   /** A problem worth a warning that does not stop the mailbox (e.g. Graph asked for a resynchronisation). */
   notice(mailbox: string, error: MbError): void;
+  /** A long run (not --once): a source may set up to be told about new mail. */
+  long: boolean;
+  /** Where a source keeps what outlives a run (Graph subscriptions), and the SecretBox to seal it. */
+  kv?: KeyValue | undefined;
+  seal?: ((plain: string) => string) | undefined;
+  open?: ((sealed: string) => string) | undefined;
 }
 
 export type SourcePlugin<S extends SourceConfig = SourceConfig> = (source: S, ctx: SourceContext) => SourceFactory;

@@ -345,4 +345,78 @@ export const connector = {
       de: 'mailbridge versucht es mit wachsenden Pausen erneut. Hält es an, prüfen Sie den Ordnernamen und den Dienststatus von Graph im Microsoft 365 Admin Center.',
     },
   },
+  // Change notifications of the Graph source (connectors.<name>.source.notifications): until they
+  // work again the connector finds new mail by reading the folder at each retry and at pollSeconds.
+  MB_CONNECTOR_GRAPH_VALIDATION_FAILED: {
+    http: 502,
+    title: { en: 'Graph could not validate the connector\'s notification URL', de: 'Graph konnte die Benachrichtigungs-URL des Connectors nicht prüfen' },
+    cause: {
+      en: 'Subscribing to new mail in {mailbox} ({folder}) for connector {connector} failed: {detail}. Microsoft Graph posts a validation token to {notificationUrl} and needs it back within 10 seconds; it did not get it. Until it works the connector reads the folder at each retry (next in {seconds} s) and every pollSeconds, so mail arrives later, not lost.',
+      de: 'Das Abonnieren neuer Mail in {mailbox} ({folder}) für Connector {connector} schlug fehl: {detail}. Microsoft Graph sendet ein Prüf-Token an {notificationUrl} und erwartet es innerhalb von 10 Sekunden zurück; das kam nicht an. Bis es klappt, liest der Connector den Ordner bei jedem neuen Versuch (nächster in {seconds} s) und alle pollSeconds; Mail kommt also später an, geht aber nicht verloren.',
+    },
+    fix: {
+      en: 'Make {notificationUrl} reachable from the internet over HTTPS with a publicly trusted certificate, forwarded to connectors.{connector}.source.notifications.listen (DNS, firewall, reverse proxy). Test from outside: curl -i -X POST "{notificationUrl}?validationToken=test" must answer 200 with the body "test". Or remove source.notifications to poll only.',
+      de: 'Machen Sie {notificationUrl} aus dem Internet per HTTPS mit einem öffentlich vertrauenswürdigen Zertifikat erreichbar, weitergeleitet an connectors.{connector}.source.notifications.listen (DNS, Firewall, Reverse Proxy). Test von außen: curl -i -X POST "{notificationUrl}?validationToken=test" muss 200 mit dem Inhalt „test“ liefern. Oder entfernen Sie source.notifications, um nur abzufragen.',
+    },
+  },
+  MB_CONNECTOR_GRAPH_SUBSCRIPTION_LIMIT: {
+    http: 502,
+    title: { en: 'Too many Graph subscriptions on the mailbox', de: 'Zu viele Graph-Abonnements für das Postfach' },
+    cause: {
+      en: 'Microsoft Graph refused a new subscription for {mailbox} (connector {connector}): {detail}. Exchange Online allows at most 1,000 active subscriptions per mailbox across all apps. The connector keeps polling and retries in {seconds} s.',
+      de: 'Microsoft Graph lehnte ein neues Abonnement für {mailbox} ab (Connector {connector}): {detail}. Exchange Online erlaubt höchstens 1.000 aktive Abonnements je Postfach über alle Apps. Der Connector fragt weiter regelmäßig ab und versucht es in {seconds} s erneut.',
+    },
+    fix: {
+      en: 'Find the apps that subscribe to {mailbox} (each app lists its own with GET https://graph.microsoft.com/v1.0/subscriptions) and delete stale subscriptions with DELETE /v1.0/subscriptions/<id>, or remove apps that no longer need the mailbox in Entra admin center > Enterprise applications.',
+      de: 'Ermitteln Sie die Apps, die {mailbox} abonnieren (jede App listet ihre eigenen mit GET https://graph.microsoft.com/v1.0/subscriptions), und löschen Sie veraltete Abonnements mit DELETE /v1.0/subscriptions/<id>, oder entfernen Sie Apps, die das Postfach nicht mehr brauchen, unter Entra Admin Center > Unternehmensanwendungen.',
+    },
+  },
+  MB_CONNECTOR_GRAPH_SUBSCRIBE_FAILED: {
+    http: 502,
+    title: { en: 'Graph subscription of the connector failed', de: 'Graph-Abonnement des Connectors fehlgeschlagen' },
+    cause: {
+      en: 'Microsoft Graph answered {status} {code} to {operation} for {mailbox} ({folder}, connector {connector}): {detail}. The connector keeps polling and retries in {seconds} s.',
+      de: 'Microsoft Graph antwortete {status} {code} auf {operation} für {mailbox} ({folder}, Connector {connector}): {detail}. Der Connector fragt weiter regelmäßig ab und versucht es in {seconds} s erneut.',
+    },
+    fix: {
+      en: 'If it persists, check the mailbox and folder exist (Get-EXOMailbox -Identity {mailbox}) and that mailbridge reaches Graph (proxy, firewall); quote the request-id from the log to Microsoft support.',
+      de: 'Hält es an, prüfen Sie, ob Postfach und Ordner existieren (Get-EXOMailbox -Identity {mailbox}) und ob mailbridge Graph erreicht (Proxy, Firewall); nennen Sie dem Microsoft-Support die request-id aus dem Protokoll.',
+    },
+  },
+  MB_CONNECTOR_GRAPH_CLIENTSTATE_MISMATCH: {
+    http: 400,
+    title: { en: 'Graph notification with a wrong clientState ignored', de: 'Graph-Benachrichtigung mit falschem clientState ignoriert' },
+    cause: {
+      en: 'A change notification for subscription {subscriptionId} ({mailbox}, connector {connector}) carried a clientState that does not match the one mailbridge set; it may not come from Microsoft Graph and was ignored.',
+      de: 'Eine Änderungsbenachrichtigung für das Abonnement {subscriptionId} ({mailbox}, Connector {connector}) trug einen clientState, der nicht zu dem von mailbridge gesetzten passt; sie stammt womöglich nicht von Microsoft Graph und wurde ignoriert.',
+    },
+    fix: {
+      en: 'If it repeats, someone posts to the connector\'s notification URL: check the reverse proxy\'s access log for the sender, and restrict the URL to Microsoft\'s addresses (Microsoft 365 URLs and IP address ranges, "Microsoft Graph change notifications").',
+      de: 'Wiederholt es sich, sendet jemand an die Benachrichtigungs-URL des Connectors: Prüfen Sie im Zugriffsprotokoll des Reverse Proxys den Absender und beschränken Sie die URL auf Microsofts Adressen (Microsoft 365-URLs und IP-Adressbereiche, „Microsoft Graph change notifications“).',
+    },
+  },
+  MB_CONNECTOR_GRAPH_SUBSCRIPTION_REMOVED: {
+    http: 502,
+    title: { en: 'Graph removed the connector\'s subscription', de: 'Graph hat das Abonnement des Connectors entfernt' },
+    cause: {
+      en: 'Microsoft Graph removed the subscription {subscriptionId} on {mailbox} ({folder}, connector {connector}) and said so with a subscriptionRemoved lifecycle event. mailbridge creates a new one and reads the folder for mail that came meanwhile; nothing is lost.',
+      de: 'Microsoft Graph hat das Abonnement {subscriptionId} für {mailbox} ({folder}, Connector {connector}) entfernt und dies mit dem Lebenszyklusereignis subscriptionRemoved gemeldet. mailbridge legt ein neues an und liest den Ordner nach Mail, die inzwischen kam; es geht nichts verloren.',
+    },
+    fix: {
+      en: 'Nothing to do when it happens now and then. If it repeats for this mailbox, check the app\'s Mail.Read permission and any application access policy: Get-ApplicationAccessPolicy | Format-List',
+      de: 'Nichts zu tun, wenn es gelegentlich vorkommt. Wiederholt es sich für dieses Postfach, prüfen Sie die Berechtigung Mail.Read der App und eine etwaige Anwendungszugriffsrichtlinie: Get-ApplicationAccessPolicy | Format-List',
+    },
+  },
+  MB_CONNECTOR_GRAPH_MISSED: {
+    http: 502,
+    title: { en: 'Graph dropped notifications for the connector', de: 'Graph hat Benachrichtigungen für den Connector verworfen' },
+    cause: {
+      en: 'Microsoft Graph could not deliver some change notifications of {mailbox} ({folder}, subscription {subscriptionId}, connector {connector}) and sent a missed lifecycle event instead. mailbridge reads the folder now, so that mail is delivered, only later.',
+      de: 'Microsoft Graph konnte einige Änderungsbenachrichtigungen von {mailbox} ({folder}, Abonnement {subscriptionId}, Connector {connector}) nicht zustellen und hat stattdessen das Lebenszyklusereignis missed gesendet. mailbridge liest den Ordner jetzt; diese Mail wird also zugestellt, nur später.',
+    },
+    fix: {
+      en: 'Graph drops notifications to an endpoint that answers slowly or not at all: check that connectors.{connector}.source.notifications.publicUrl is reachable from the internet and answers within 3 seconds (reverse proxy, firewall, load on the mailbridge host).',
+      de: 'Graph verwirft Benachrichtigungen an einen Endpunkt, der langsam oder gar nicht antwortet: Prüfen Sie, ob connectors.{connector}.source.notifications.publicUrl aus dem Internet erreichbar ist und innerhalb von 3 Sekunden antwortet (Reverse Proxy, Firewall, Last auf dem mailbridge-Host).',
+    },
+  },
 } satisfies CatalogueSection;

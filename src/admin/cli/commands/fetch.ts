@@ -49,6 +49,9 @@ export interface FetchEnvironment {
   /** Tokens for a connector's mailboxes (Exchange for IMAP, Graph for a Graph source). */
   tokens(connector: ConnectorConfig): TokenProvider;
   reveal(stored: string): string;
+  /** Seal and open small secrets kept in the store (the clientState of Graph subscriptions). */
+  seal?(plain: string): string;
+  open?(sealed: string): string;
   close(): Promise<void>;
 }
 
@@ -66,6 +69,8 @@ export async function openFetchEnvironment(ctx: CommandContext): Promise<FetchEn
       tokens: (c) => async (_mailbox, o) =>
         (await identity.getToken(c.connection, c.source.kind === 'graph' ? 'graph' : 'exchange', { forceRefresh: o?.fresh })).accessToken,
       reveal: (stored) => secretBox.reveal(stored),
+      seal: (plain) => secretBox.seal(plain),
+      open: (sealed) => secretBox.open(sealed),
       close: () => app.close(),
     };
   } catch (err) {
@@ -354,6 +359,9 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
         tokens: env.tokens(c),
         proxy: { proxy: connection.proxy ?? env.config.server?.proxy, source: connection.proxy ? 'connection' : 'server', env: ctx.env },
         reveal: (stored) => env.reveal(stored),
+        // Graph change notifications (source.notifications) keep their subscriptions here.
+        kv: env.store.kv,
+        ...(env.seal && env.open ? { seal: env.seal, open: env.open } : {}),
         log: createLogger({ level: jsonLevel, destination: { write: (line: string) => ctx.out.error(line.trimEnd()) } }),
         onEvent: (e) => progress.on(e),
         // Retries of the quarantine asked for through the admin API while this runs (or before).
@@ -381,7 +389,8 @@ export const command = defineCommand({
 Runs the connector connectors.<connector> of mailbridge.yaml: opens its mailboxes with the tokens of
 its connection, hands every new message unchanged to its destination (LMTP/SMTP, maildir, HTTP or a
 command) exactly once, then marks, moves or deletes it as configured. Without --once it keeps
-running, picks up new mail at once (IMAP IDLE) and stops cleanly on Ctrl-C or SIGTERM.
+running, picks up new mail at once (IMAP IDLE; Graph change notifications when the Graph source has
+notifications.publicUrl, with its own listener) and stops cleanly on Ctrl-C or SIGTERM.
 
 On a terminal one status line shows messages, bytes and the rate; otherwise plain lines are printed
 (one per folder that received mail, errors with their MB code, progress every 10 seconds).
@@ -401,8 +410,9 @@ command line.`,
 Führt den Connector connectors.<connector> aus mailbridge.yaml aus: öffnet seine Postfächer mit den
 Tokens seiner Verbindung, übergibt jede neue Nachricht unverändert und genau einmal an sein Ziel
 (LMTP/SMTP, Maildir, HTTP oder ein Befehl) und markiert, verschiebt oder löscht sie danach wie
-eingestellt. Ohne --once läuft er weiter, holt neue Mail sofort ab (IMAP IDLE) und endet sauber mit
-Strg-C oder SIGTERM.
+eingestellt. Ohne --once läuft er weiter, holt neue Mail sofort ab (IMAP IDLE; Graph-Änderungs-
+benachrichtigungen, wenn die Graph-Quelle notifications.publicUrl hat, mit eigenem Listener) und endet
+sauber mit Strg-C oder SIGTERM.
 
 Im Terminal zeigt eine Statuszeile Nachrichten, Bytes und die Rate; sonst erscheinen einfache Zeilen
 (eine je Ordner mit neuer Mail, Fehler mit ihrem MB-Code, alle 10 Sekunden der Fortschritt).
