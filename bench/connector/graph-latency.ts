@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
+import { connectorPlugins } from '../../src/app/plugins.ts';
 import { connectorSchema } from '../../src/connector/config.ts';
 import { runConnector } from '../../src/connector/index.ts';
 import type { ConnectorEvent } from '../../src/connector/types.ts';
@@ -106,7 +107,7 @@ async function measure(mode: 'poll' | 'notify'): Promise<number[]> {
   };
   const controller = new AbortController();
   const running = runConnector(
-    { name: `graph-${mode}`, config, repo: store.checkpoints, kv: store.kv, tokens: token, onEvent, readFile: (p) => files[p]! },
+    { name: `graph-${mode}`, config, plugins: connectorPlugins, repo: store.checkpoints, kv: store.kv, tokens: token, onEvent, readFile: (p) => files[p]! },
     { signal: controller.signal },
   );
   try {

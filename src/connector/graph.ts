@@ -35,6 +35,7 @@ import { createInbound, createSubscriptionManager, type Inbound, type Subscripti
 import type { ProxySettings } from '../net/proxy.ts';
 import type { KeyValue } from '../store/index.ts';
 import { sleep } from '../util/limits.ts';
+import { waitForWake } from '../util/wake.ts';
 import type { GraphNotificationsConfig } from './config.ts';
 import type { SourceConfig } from './types.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
@@ -141,20 +142,12 @@ export class Wakes {
   wait(mailbox: string, ms: number, signal: AbortSignal): Promise<'changed' | 'timeout'> {
     const b = this.box(mailbox);
     if (b.marked.size > 0) return Promise.resolve('changed');
-    // A stop that came while the folder was read: its abort event is gone already.
-    if (signal.aborted) return Promise.resolve('timeout');
-    return new Promise((resolve) => {
-      const done = (r: 'changed' | 'timeout') => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        delete b.wake;
-        resolve(r);
-      };
-      const timer = setTimeout(() => done('timeout'), ms);
-      const onAbort = () => done('timeout');
-      signal.addEventListener('abort', onAbort, { once: true });
-      b.wake = () => done('changed');
-    });
+    return waitForWake<'changed'>(
+      ms,
+      signal,
+      (wake) => (b.wake = () => wake('changed')),
+      () => delete b.wake,
+    );
   }
 }
 

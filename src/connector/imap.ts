@@ -20,6 +20,7 @@ import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
 import type { ProxySettings } from '../net/proxy.ts';
+import { waitForWake } from '../util/wake.ts';
 import { classifyImapError, type ImapErrorContext } from '../m365/imap-replies.ts';
 import type { SourceConfig } from './types.ts';
 import { ConnectorError, describeAction, type AfterAction, type Batch, type FetchedMessage, type FolderState, type ListedItem, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
@@ -231,21 +232,16 @@ export class ImapSession implements SourceSession {
       // Runs until the next command breaks it (imapflow sends DONE first); EXISTS arrives as an event.
       this.client.idle().catch(() => undefined);
     }
-    const result = await new Promise<'changed' | 'timeout' | 'closed'>((resolve) => {
-      const done = (r: 'changed' | 'timeout' | 'closed') => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.wake = undefined;
-        resolve(r);
-      };
-      const timer = setTimeout(() => done('timeout'), ms);
-      const onAbort = () => done('timeout');
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.wake = () => done(this.closed ? 'closed' : 'changed');
-      if (this.closed) done('closed');
-      else if (this.changed) done('changed');
-    });
-    return result;
+    return waitForWake<'changed' | 'closed'>(
+      ms,
+      signal,
+      (wake) => {
+        this.wake = () => wake(this.closed ? 'closed' : 'changed');
+        if (this.closed) wake('closed');
+        else if (this.changed) wake('changed');
+      },
+      () => (this.wake = undefined),
+    );
   }
 
   private closing: Promise<void> | undefined;

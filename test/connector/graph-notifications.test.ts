@@ -8,12 +8,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { generateKey, openSecretBox, type KeyedSecretBox } from '../../src/config/secrets.ts';
 import { connectorSchema, type ConnectorConfig, type ConnectorInput } from '../../src/connector/config.ts';
 import { graphSource, SUBSCRIPTION_NAMESPACE, Wakes, type GraphSourceFactory } from '../../src/connector/graph.ts';
 import { runConnector } from '../../src/connector/index.ts';
-import type { MbError } from '../../src/errors/index.ts';
+import { MbError } from '../../src/errors/index.ts';
 import { subscriptionKey } from '../../src/m365/subscriptions/index.ts';
 import { connectorPlugins } from '../../src/app/plugins.ts';
 import { APP, INFO, rfc822, startRig, USER, type Rig } from '../sandbox/graph/helpers.ts';
@@ -237,6 +239,26 @@ test('without notifications.publicUrl nothing changes: no listener, no subscript
     );
   } finally {
     await r.stop();
+    md.remove();
+  }
+});
+
+test('a listener port that is taken fails the start with MB_PORT_IN_USE naming the connector\'s setting, before any subscription', async () => {
+  const mailbox = USER.alice.upn;
+  const md = tempDir('mb-graph-port-');
+  const c = await config(mailbox, md.path, true);
+  const port = c.source.kind === 'graph' ? c.source.notifications!.listen.port : 0;
+  const blocker = createServer().listen(port, '127.0.0.1');
+  await once(blocker, 'listening');
+  const subscriptions = rig.graph.subscriptions().length;
+  try {
+    await assert.rejects(
+      runConnector({ name: 'taken', config: c, plugins: connectorPlugins, repo: st.store.checkpoints, kv: st.store.kv, tokens: () => rig.appToken(APP.relay), readFile }, {}),
+      (e: unknown) => e instanceof MbError && e.code === 'MB_PORT_IN_USE' && e.params.what === 'connectors.taken.source.notifications.listen',
+    );
+    assert.equal(rig.graph.subscriptions().length, subscriptions);
+  } finally {
+    blocker.close();
     md.remove();
   }
 });
