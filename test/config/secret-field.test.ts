@@ -25,6 +25,7 @@ const NOT_SECRETS: Record<string, string> = {
   'relay.users.<name>.passwordHash': 'a one-way scrypt hash printed by `relay-user`, verifiable only, never revealed',
   'relay.routes.<n>.connection': 'the name of a connection whose token is used',
   'connectors.<name>.connection': 'the name of a connection whose tokens are used',
+  'connectors.<name>.source.notifications.listen.keyFile': 'a path to the TLS key file',
   'notify.webpush.vapid.publicKey': 'the public half, which browsers are given',
   'notify.apns.keyId': 'the public ID of the .p8 key',
   'notify.watch.listen.keyFile': 'a path to the TLS key file',
