@@ -12,9 +12,9 @@
  *
  * What is in the notify figure: the sandbox's mail feed noticing the message (Dovecot IDLE), the
  * notification POST to the connector's listener, the delta round, GET /$value, the maildir write
- * and mailbridge's two fsynced store writes. Real Graph delivers notifications "usually within
- * seconds", which the sandbox does not model: the figure is what mailbridge adds, not what Exchange
- * Online takes.
+ * and mailbridge's two fsynced store writes. The sandbox notifies as soon as Dovecot reports the
+ * message; whatever delay Exchange Online puts between an arrival and its notification is not in
+ * the figure: it is what mailbridge adds on top of Microsoft's side.
  *
  * Run: node_modules/.bin/node bench/connector/graph-latency.ts [--samples 40] [--mode poll|notify|both]
  */
