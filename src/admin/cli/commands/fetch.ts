@@ -410,9 +410,9 @@ command line.`,
 Führt den Connector connectors.<connector> aus mailbridge.yaml aus: öffnet seine Postfächer mit den
 Tokens seiner Verbindung, übergibt jede neue Nachricht unverändert und genau einmal an sein Ziel
 (LMTP/SMTP, Maildir, HTTP oder ein Befehl) und markiert, verschiebt oder löscht sie danach wie
-eingestellt. Ohne --once läuft er weiter, holt neue Mail sofort ab (IMAP IDLE; Graph-Änderungs-
-benachrichtigungen, wenn die Graph-Quelle notifications.publicUrl hat, mit eigenem Listener) und endet
-sauber mit Strg-C oder SIGTERM.
+eingestellt. Ohne --once läuft er weiter, holt neue Mail sofort ab (IMAP IDLE; bei einer Graph-Quelle
+mit notifications.publicUrl über Graph-Änderungsbenachrichtigungen an einen eigenen Listener) und
+endet sauber mit Strg-C oder SIGTERM.
 
 Im Terminal zeigt eine Statuszeile Nachrichten, Bytes und die Rate; sonst erscheinen einfache Zeilen
 (eine je Ordner mit neuer Mail, Fehler mit ihrem MB-Code, alle 10 Sekunden der Fortschritt).
