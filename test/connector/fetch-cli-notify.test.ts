@@ -16,8 +16,10 @@ import { SUBSCRIPTION_NAMESPACE } from '../../src/connector/graph.ts';
 import { subscriptionKey } from '../../src/m365/subscriptions/index.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 import { openStore } from '../../src/store/index.ts';
-import { freePort } from '../identity/sandbox-fixture.ts';
-import { makeMessage, maildirFiles, NODE, ROOT, tempDir, waitFor } from './helpers.ts';
+import { freePort } from '../support/ports.ts';
+import { tempDir } from '../support/temp.ts';
+import { waitFor } from '../support/wait.ts';
+import { makeMessage, maildirFiles, NODE, ROOT } from './helpers.ts';
 
 test('mailbridge fetch (no --once) with source.notifications: subscribes through its own listener, delivers new mail, stops on SIGTERM', { timeout: 120_000 }, async () => {
   const dir = tempDir('mb-fetch-notify-');
