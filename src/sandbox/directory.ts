@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
+import { firstPartyApp } from './entra/first-party.ts';
 import { sandboxFileSchema, type SandboxApp, type SandboxFile, type SandboxMailbox, type SandboxTenant } from './model.ts';
 
 /** A block of synthetic mailboxes in one tenant, answered by computation (src/sandbox/feed/synthetic.ts). */
@@ -40,8 +41,9 @@ export class SandboxDirectory {
     return this.data.tenants.find((t) => t.id.toLowerCase() === key || t.domains.some((d) => d.toLowerCase() === key));
   }
 
+  /** An app of the tenant, or one of Microsoft's first-party clients every tenant has (entra/first-party.ts). */
   app(tenant: SandboxTenant, appId: string): SandboxApp | undefined {
-    return tenant.apps.find((a) => a.appId.toLowerCase() === appId.toLowerCase());
+    return tenant.apps.find((a) => a.appId.toLowerCase() === appId.toLowerCase()) ?? firstPartyApp(tenant, appId);
   }
 
   /** The tenant that owns a mail address, by domain. */

@@ -12,6 +12,7 @@
  *   GET   /servicePrincipals/{id} | /servicePrincipals(appId='…')
  *   POST/GET /servicePrincipals/{id}/appRoleAssignedTo (resource side) | /appRoleAssignments (client side)
  *   POST/GET /oauth2PermissionGrants          (tenant-wide delegated consent, consentType AllPrincipals)
+ *   PATCH /oauth2PermissionGrants/{id}        (its scope replaced, as Graph does)
  *
  * Authorization, as Graph decides it for directory objects: a delegated token needs the scope
  * (Application.ReadWrite.All to write apps and service principals, Application.Read.All or
@@ -186,6 +187,10 @@ async function dispatch(ctx: DirectoryApiContext, req: DirectoryRequest): Promis
 
   if (first.root === 'oauth2permissiongrants' && segs.length === 1) {
     return byMethod(method, { GET: () => op.listGrants(req.url), POST: () => op.grantDelegated(json(req.body)) });
+  }
+  if (first.root === 'oauth2permissiongrants' && segs.length === 2) {
+    if (method === 'PATCH') return op.updateGrant(segs[1] as string, json(req.body));
+    throw directoryErrors.method();
   }
   throw directoryErrors.segment(segs[1] ?? segs[0] ?? '');
 }
@@ -689,17 +694,33 @@ class Ops {
     if (!app) throw directoryErrors.notFound(clientId);
     const names = scope.split(/\s+/).filter(Boolean);
     if (names.length === 0) throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
-    const full: string[] = [];
-    for (const n of names) {
-      const oidc = ['openid', 'profile', 'email', 'offline_access'].includes(n.toLowerCase());
-      // OpenID scopes belong to Microsoft Graph's service principal; delegatedConsent keeps them bare.
-      if (oidc && resource.kind === 'graph') full.push(n.toLowerCase());
-      else if (!oidc && resource.delegated.some((d) => same(d, n))) full.push(resource.kind === 'graph' ? n : `${resource.identifierUris[0]}/${n}`);
-      else throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
-    }
+    const full = names.map((n) => this.fullScope(resource, n));
     entraOps.grantDelegatedConsent(this.ctx.directory, this.tenant.id, app.appId, full);
     const grant = this.grantsOf(app).find((g) => same(String(g.resourceId), resource.objectId));
     return { status: 201, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants/$entity', ...grant } };
+  }
+
+  /** PATCH of a grant's `scope` (learn.microsoft.com/graph/api/oauth2permissiongrant-update): the resource's consented scopes become exactly these. */
+  updateGrant(id: string, body: Record<string, unknown>): DirectoryResult {
+    const found = this.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.grantsOf(a).map((g) => ({ app: a, g }))).find((x) => same(String(x.g.id), id));
+    if (!found) throw directoryErrors.notFound(id);
+    const resource = this.resources().find((r) => same(r.objectId, String(found.g.resourceId))) as Resource;
+    this.requireConsent('delegated', resource);
+    const names = (typeof body.scope === 'string' ? body.scope : '').split(/\s+/).filter(Boolean);
+    if (names.length === 0 || Object.keys(body).some((k) => k !== 'scope')) throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
+    const full = names.map((n) => this.fullScope(resource, n));
+    const others = found.app.delegatedConsent.filter((c) => consentResource(c, resource) === undefined);
+    entraOps.setDelegatedConsent(this.ctx.directory, this.tenant.id, found.app.appId, [...others, ...full]);
+    return { status: 204 };
+  }
+
+  /** A scope name of the resource in the form delegatedConsent keeps it; refused when the resource has no such scope. */
+  private fullScope(resource: Resource, n: string): string {
+    const oidc = ['openid', 'profile', 'email', 'offline_access'].includes(n.toLowerCase());
+    // OpenID scopes belong to Microsoft Graph's service principal; delegatedConsent keeps them bare.
+    if (oidc && resource.kind === 'graph') return n.toLowerCase();
+    if (!oidc && resource.delegated.some((d) => same(d, n))) return resource.kind === 'graph' ? n : `${resource.identifierUris[0]}/${n}`;
+    throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
   }
 }
 

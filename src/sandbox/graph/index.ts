@@ -170,7 +170,7 @@ export async function startGraphSandbox(options: GraphSandboxOptions): Promise<G
     throttle,
     tokens: new TokenCache(options.deltaTokenCacheSize),
     now,
-    stats: { responses: {}, throttled: 0, sent: [], outbound: [] },
+    stats: { responses: {}, throttled: 0, directoryWrites: 0, sent: [], outbound: [] },
     log,
     modified: new Map(),
     ...(options.propagationMs !== undefined ? { propagationMs: options.propagationMs } : {}),

@@ -63,6 +63,8 @@ export interface GraphStats {
   responses: Record<number, number>;
   /** 429s sent (concurrency, rate, forced). */
   throttled: number;
+  /** Requests that changed the directory (applications, service principals, assignments, grants). */
+  directoryWrites: number;
   sent: SentRecord[];
   outbound: OutboundMessage[];
 }
@@ -187,7 +189,15 @@ async function handle(ctx: GraphContext, req: FastifyRequest): Promise<Result> {
     // Applications, service principals, grants (directory-api.ts): tenant objects, no mailbox.
     const body = req.body instanceof Buffer ? req.body : undefined;
     return await handleDirectory(
-      { directory: ctx.directory, now: ctx.now, propagationMs: ctx.propagationMs, onChange: ctx.onDirectoryChange },
+      {
+        directory: ctx.directory,
+        now: ctx.now,
+        propagationMs: ctx.propagationMs,
+        onChange: async () => {
+          ctx.stats.directoryWrites++;
+          await ctx.onDirectoryChange?.();
+        },
+      },
       { method: req.method, url, body, principal },
     );
   }

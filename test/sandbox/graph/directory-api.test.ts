@@ -412,5 +412,27 @@ describe('sandbox Graph directory API', () => {
       const listed = await rig.call('GET', `/v1.0/oauth2PermissionGrants?$filter=clientId eq '${sp.id}'`, { token: await as(USER.dave, 'Application.Read.All') });
       assert.equal(listed.json<{ value: unknown[] }>().value.length, 2);
     });
+
+    it('PATCH replaces one grant\'s scope and leaves the other resource\'s consent alone; unknown ids are 404, unknown scopes 400, no role 403', async () => {
+      const created = await create('patched');
+      const sp = await createSp(created.appId);
+      const graph = await resourceSp(GRAPH_APP_ID);
+      const exo = await resourceSp(EXCHANGE_APP_ID);
+      const token = await as(USER.dave, 'DelegatedPermissionGrant.ReadWrite.All Application.Read.All');
+      for (const [resourceId, scope] of [[graph.id, 'openid offline_access'], [exo.id, 'SMTP.Send']] as const) {
+        const r = await rig.call('POST', '/v1.0/oauth2PermissionGrants', { token, json: { clientId: sp.id, consentType: 'AllPrincipals', resourceId, scope } });
+        assert.equal(r.status, 201, r.text);
+      }
+      const grants = (await rig.call('GET', `/v1.0/oauth2PermissionGrants?$filter=clientId eq '${sp.id}'`, { token })).json<{ value: Array<{ id: string; resourceId: string }> }>().value;
+      const graphGrant = grants.find((g) => g.resourceId === graph.id)!;
+      const patched = await rig.call('PATCH', `/v1.0/oauth2PermissionGrants/${graphGrant.id}`, { token, json: { scope: 'openid offline_access Mail.Send' } });
+      assert.equal(patched.status, 204, patched.text);
+      assert.deepEqual(appOf(created.appId).delegatedConsent.sort(), ['Mail.Send', 'https://outlook.office365.com/SMTP.Send', 'offline_access', 'openid']);
+      const missing = await rig.call('PATCH', '/v1.0/oauth2PermissionGrants/00000000-0000-4000-8000-00000000dead', { token, json: { scope: 'openid' } });
+      assert.equal(missing.status, 404);
+      assert.equal((await rig.call('PATCH', `/v1.0/oauth2PermissionGrants/${graphGrant.id}`, { token, json: { scope: 'Nope.Nothing' } })).status, 400);
+      const denied = await rig.call('PATCH', `/v1.0/oauth2PermissionGrants/${graphGrant.id}`, { token: await as(USER.carol, 'DelegatedPermissionGrant.ReadWrite.All'), json: { scope: 'openid' } });
+      assert.equal(graphError(denied).code, 'Authorization_RequestDenied');
+    });
   });
 });
