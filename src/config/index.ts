@@ -56,6 +56,11 @@ export interface LoadOptions {
   now?: Date;
   /** Warnings are logged here (one line each, with code and path). */
   log?: Logger;
+  /**
+   * Errors of the model's checks the caller takes as warnings: `mailbridge setup` loads a
+   * configuration whose app and credential it is about to create.
+   */
+  relax?: (problem: ConfigProblem) => boolean;
 }
 
 export interface CheckOptions extends LoadOptions {
@@ -173,7 +178,10 @@ export function analyzeText<C>(model: ConfigModel<C>, text: string | undefined, 
   const warnings = plainTextWarnings(root, result.data, ctx);
   // What the schema cannot see (IDs, endpoints, proxies, listeners on one port, pools over capacity):
   // errors here, so that serve refuses what config check refuses.
-  for (const p of model.checks.flatMap((check) => check(result.data, ctx))) (p.severity === 'error' ? errors : warnings).push(p);
+  for (const p of model.checks.flatMap((check) => check(result.data, ctx))) {
+    if (p.severity === 'error' && options.relax?.(p)) warnings.push({ ...p, severity: 'warning' });
+    else (p.severity === 'error' ? errors : warnings).push(p);
+  }
   return { ...base, errors: inFileOrder(errors), warnings: inFileOrder(warnings), config: errors.length ? undefined : result.data };
 }
 

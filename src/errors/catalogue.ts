@@ -19,6 +19,7 @@ import { launcher } from './entries/launcher.ts';
 import { health } from './entries/health.ts';
 import { check } from './entries/check.ts';
 import { api } from './entries/api.ts';
+import { setup } from './entries/setup.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -37,6 +38,7 @@ export const catalogue = {
   ...health,
   ...check,
   ...api,
+  ...setup,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

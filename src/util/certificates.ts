@@ -1,7 +1,8 @@
 /**
  * Self-signed certificates that mailbridge makes for itself: the relay listeners' TLS certificate
  * (src/relay/tls.ts), the Graph watcher's encryption certificate for rich notifications
- * (src/notify/watchers/graph/crypto.ts) and an app's new client certificate (src/check/rotate.ts). Node's crypto makes the RSA key; node-forge signs the
+ * (src/notify/watchers/graph/crypto.ts) and an app's new client certificate (src/check/rotate.ts,
+ * src/setup/). Node's crypto makes the RSA key; node-forge signs the
  * certificate, since Node cannot issue X.509. The sandbox has its own CA (src/sandbox/ca.ts) and
  * never uses this, so the emulator shares no code with what it tests.
  */

@@ -8,6 +8,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.ts')).command,
   config: async () => (await import('./config.ts')).command,
   secret: async () => (await import('./secret.ts')).command,
+  setup: async () => (await import('./setup.ts')).command,
   token: async () => (await import('./token.ts')).command,
   signin: async () => (await import('./signin.ts')).command,
   check: async () => (await import('./check.ts')).command,

@@ -1,0 +1,256 @@
+/**
+ * `mailbridge setup [connection] [--check | --dry-run] [--secret]`: creates or checks the app
+ * registration each connection needs (src/setup/), after an admin signs in with a device code, and
+ * writes the Exchange PowerShell script beside mailbridge.yaml.
+ *
+ * The admin signs in with Microsoft's public "Microsoft Graph Command Line Tools" client (the one
+ * Connect-MgGraph uses), which exists in every tenant, so nothing has to be registered first; the
+ * sign-in lives in this process only: an admin's token is never stored.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfig, type Config } from '../../../config/index.ts';
+import { connectionSchema } from '../../../config/schema.ts';
+import { storeSettings } from '../../../config/secret-file.ts';
+import { openSecretBox } from '../../../config/secrets.ts';
+import { MbError } from '../../../errors/index.ts';
+import { createIdentity } from '../../../identity/index.ts';
+import { cloudFor } from '../../../identity/clouds.ts';
+import { tr } from '../../../i18n/index.ts';
+import { GraphClient, GraphUnreachable } from '../../../m365/graph.ts';
+import type { KeyValue } from '../../../store/index.ts';
+import { adminScopes, runSetup, setupGraphUrl, type SetupMode, type SetupResult } from '../../../setup/index.ts';
+import { appRequirements } from '../../../setup/requirements.ts';
+import { defineCommand, type CommandContext } from '../command.ts';
+import { usageError } from '../args.ts';
+
+/** Microsoft Graph Command Line Tools: Microsoft's public client for admins (docs/microsoft-facts-addendum.md). */
+export const GRAPH_CLI_TOOLS = '14d82eec-204b-4c2f-b7e8-296a70dab67e';
+const ADMIN = 'setup-admin';
+
+export const command = defineCommand({
+  name: 'setup',
+  summary: {
+    en: 'Create or check the app registration in Entra ID; write the Exchange PowerShell script',
+    de: 'App-Registrierung in Entra ID anlegen oder prüfen; Exchange-PowerShell-Skript schreiben',
+  },
+  help: {
+    en: `Usage: mailbridge setup [<connection>] [--check | --dry-run] [--secret]
+
+Works out what the relay routes, connectors and watchers using a connection need from Entra ID
+(API permissions, admin consent, redirect URI, public client flows, a credential) and Exchange
+(the app as service principal, FullAccess, SendAs, SMTP AUTH per mailbox), then:
+
+  (default)   signs you in (device code; as Global Administrator, or Application Administrator
+              plus Privileged Role Administrator for Microsoft Graph permissions), creates the
+              app registration when clientId is "new" (or fixes the one clientId names), its
+              enterprise application, permissions and admin consent, and a certificate (the
+              private key stays on this machine, in <connection>-app.key beside mailbridge.yaml;
+              --secret: a client secret instead), stores clientId and the credential sealed in
+              mailbridge.yaml, and writes exchange-<connection>.ps1 for Exchange Online
+              PowerShell. Running it again changes nothing that is in place.
+  --dry-run   the same reads; prints every request it would make, changes nothing.
+  --check     prints exactly what is missing; exit status 1 when something is.
+
+Without <connection>: every connection the configuration uses.
+New permissions can take up to 30 minutes before Microsoft's tokens carry them.
+
+{options}`,
+    de: `Aufruf: mailbridge setup [<verbindung>] [--check | --dry-run] [--secret]
+
+Ermittelt, was die Relay-Routen, Konnektoren und Überwachungen einer Verbindung von Entra ID
+(API-Berechtigungen, Administratorzustimmung, Umleitungs-URI, öffentliche Clientflows, ein
+Berechtigungsnachweis) und von Exchange brauchen (die App als Dienstprinzipal, Vollzugriff,
+Senden als, SMTP AUTH je Postfach), und dann:
+
+  (Standard)  meldet Sie an (Gerätecode; als Globaler Administrator, oder als
+              Anwendungsadministrator plus Administrator für privilegierte Rollen für
+              Microsoft-Graph-Berechtigungen), legt die App-Registrierung an, wenn clientId
+              "new" ist (oder ergänzt die, die clientId nennt), dazu Unternehmensanwendung,
+              Berechtigungen, Administratorzustimmung und ein Zertifikat (der private Schlüssel
+              bleibt auf diesem Rechner, in <verbindung>-app.key neben mailbridge.yaml; --secret:
+              stattdessen ein geheimer Clientschlüssel), speichert clientId und den Nachweis
+              versiegelt in mailbridge.yaml und schreibt exchange-<verbindung>.ps1 für Exchange
+              Online PowerShell. Ein zweiter Lauf ändert nichts, was schon da ist.
+  --dry-run   dieselben Abfragen; zeigt jede Anfrage, die es stellen würde, ändert nichts.
+  --check     zeigt genau, was fehlt; Exit-Status 1, wenn etwas fehlt.
+
+Ohne <verbindung>: jede Verbindung, die die Konfiguration nutzt.
+Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie enthalten.
+
+{options}`,
+  },
+  options: {
+    check: { type: 'boolean', help: { en: 'Only report what is missing.', de: 'Nur melden, was fehlt.' } },
+    'dry-run': { type: 'boolean', help: { en: 'Print the requests setup would make; change nothing.', de: 'Die Anfragen zeigen, die setup stellen würde; nichts ändern.' } },
+    secret: { type: 'boolean', help: { en: 'Create a client secret instead of a certificate.', de: 'Einen geheimen Clientschlüssel statt eines Zertifikats anlegen.' } },
+    'valid-months': {
+      type: 'integer',
+      value: { en: 'MONTHS', de: 'MONATE' },
+      min: 1,
+      max: 24,
+      help: { en: 'Lifetime of a new certificate or secret (default 12).', de: 'Laufzeit eines neuen Zertifikats oder Schlüssels (Standard 12).' },
+    },
+    name: { type: 'string', value: 'NAME', help: { en: 'Display name of a new app (default "mailbridge <connection>").', de: 'Anzeigename einer neuen App (Standard "mailbridge <verbindung>").' } },
+    'graph-url': { type: 'string', value: 'URL', help: { en: 'Microsoft Graph to talk to (default: the cloud\'s, or a Graph URL the connection\'s settings name).', de: 'Zu verwendendes Microsoft Graph (Standard: das der Cloud oder eine Graph-URL aus den Einstellungen der Verbindung).' } },
+    'admin-client-id': {
+      type: 'string',
+      value: 'ID',
+      help: {
+        en: `Public client the admin signs in with (default ${GRAPH_CLI_TOOLS},\nMicrosoft Graph Command Line Tools).`,
+        de: `Öffentlicher Client für die Anmeldung des Administrators (Standard ${GRAPH_CLI_TOOLS},\nMicrosoft Graph Command Line Tools).`,
+      },
+    },
+  },
+  async run(ctx) {
+    if (ctx.args.length > 1) throw usageError('setup', ctx.lang, { en: 'Name at most one connection', de: 'Höchstens eine Verbindung angeben' });
+    if (ctx.opts.check && ctx.opts['dry-run']) throw usageError('setup', ctx.lang, { en: '--check and --dry-run exclude each other', de: '--check und --dry-run schließen einander aus' });
+    const mode: SetupMode = ctx.opts.check ? 'check' : ctx.opts['dry-run'] ? 'dry-run' : 'apply';
+    const loaded = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
+    const names = ctx.args.length ? [ctx.args[0] as string] : appRequirements(loaded.config).filter((r) => r.usedBy.length > 0).map((r) => r.connection);
+    if (names.length === 0) {
+      ctx.out.line(ctx.lang === 'de' ? 'Keine Verbindung wird genutzt: nichts einzurichten.' : 'No connection is in use: nothing to set up.');
+      return 0;
+    }
+    let incomplete = false;
+    for (const name of names) {
+      // Each run reads the file anew: the one before may have written a client ID or credential.
+      const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
+      const result = await setupOne(ctx, config, keyFile, name, mode);
+      incomplete ||= result.missing.length > 0;
+    }
+    return mode === 'check' && incomplete ? 1 : 0;
+  },
+});
+
+async function setupOne(ctx: CommandContext, config: Config, keyFile: string, name: string, mode: SetupMode): Promise<SetupResult> {
+  const de = ctx.lang === 'de';
+  const conn = config.connections[name];
+  if (!conn) throw new MbError('MB_IDENTITY_UNKNOWN_CONNECTION', { connection: name, known: Object.keys(config.connections).join(', ') || '—' });
+  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
+  const scopes = adminScopes(conn);
+  const adminConn = connectionSchema.parse({
+    cloud: conn.cloud,
+    tenantId: conn.tenantId,
+    clientId: (ctx.opts['admin-client-id'] as string | undefined) ?? GRAPH_CLI_TOOLS,
+    flow: 'device-code',
+    scopes: { exchange: scopes, graph: scopes },
+    ...(conn.tokenEndpoint ? { tokenEndpoint: conn.tokenEndpoint } : {}),
+    ...(conn.caFile ? { caFile: conn.caFile } : {}),
+    ...(conn.proxy ? { proxy: conn.proxy } : {}),
+  });
+  const identity = createIdentity({ config: { connections: { [ADMIN]: adminConn }, server: config.server }, kv: memoryKv(), secretBox, log: ctx.log, env: ctx.env });
+  let graph: GraphClient | undefined;
+  try {
+    ctx.out.line(de ? `Verbindung ${name}: Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Connection ${name}: sign-in of an administrator of tenant ${conn.tenantId} …`);
+    const signedIn = await identity.signInWithDeviceCode(ADMIN, {
+      onCode: (info) => ctx.out.line(info.message),
+    });
+    ctx.out.line(de ? `Angemeldet: ${signedIn.account}` : `Signed in: ${signedIn.account}`);
+    const token = (await identity.getToken(ADMIN, 'graph')).accessToken;
+    const ca = conn.caFile ? await readFile(conn.caFile, 'utf8') : undefined;
+    graph = new GraphClient({
+      baseUrl: setupGraphUrl(config, name, ctx.opts['graph-url'] as string | undefined),
+      graphHost: cloudFor(conn.cloud).graphHost,
+      tokens: async () => token,
+      ca,
+      proxy: { proxy: conn.proxy ?? config.server.proxy, source: conn.proxy ? 'connection' : config.server.proxy ? 'server' : undefined, env: ctx.env },
+      secretSlot: 'setup-admin',
+    });
+    const client = graph;
+    const result = await runSetup({
+      config,
+      configPath: ctx.configPath,
+      connection: name,
+      mode,
+      ...(ctx.opts.secret ? { credential: 'secret' as const } : {}),
+      ...(ctx.opts['valid-months'] !== undefined ? { validMonths: ctx.opts['valid-months'] as number } : {}),
+      ...(ctx.opts.name !== undefined ? { displayName: ctx.opts.name as string } : {}),
+      account: signedIn.account,
+      secretBox,
+      lang: ctx.lang,
+      send: async (method, path, body) => {
+        try {
+          return await client.call('directory', method, path, body === undefined ? {} : { json: body });
+        } catch (err) {
+          if (err instanceof GraphUnreachable) throw new MbError('MB_SETUP_GRAPH_UNREACHABLE', { request: `${method} ${path}`, url: client.base, detail: err.message, connection: name }, { cause: err });
+          throw err;
+        }
+      },
+      onRead: (path) => {
+        if (mode === 'dry-run') ctx.out.line(`  ${de ? 'gelesen' : 'read'}: GET ${path}`);
+      },
+      onWrite: (w) => {
+        const verb = w.sent ? (de ? 'erledigt' : 'done') : mode === 'dry-run' ? (de ? 'würde' : 'would') : de ? 'fehlt' : 'missing';
+        ctx.out.line(`  ${verb}: ${w.method} ${w.path}  – ${tr(w.why, ctx.lang)}`);
+        if (mode === 'dry-run') ctx.out.line(`        ${abbreviate(JSON.stringify(w.body))}`);
+      },
+      storeSettings: async (entries) => {
+        await storeSettings(ctx.configPath, entries, ctx.env);
+      },
+    });
+    report(ctx, result, mode);
+    if (result.script !== undefined) {
+      const file = join(dirname(resolve(ctx.configPath)), `exchange-${name}.ps1`);
+      if (mode === 'apply') {
+        await writeFile(file, result.script, { mode: 0o644 });
+        ctx.out.line(de ? `Exchange-Skript: ${file}` : `Exchange script: ${file}`);
+        ctx.out.line(
+          de
+            ? '  In PowerShell als Exchange-Administrator ausführen (pwsh -File …); es registriert die App in Exchange und erteilt die Postfachrechte.'
+            : '  Run it in PowerShell as an Exchange administrator (pwsh -File …); it registers the app in Exchange and grants the mailbox rights.',
+        );
+      } else ctx.out.line(de ? `Würde das Exchange-Skript schreiben: ${file}` : `Would write the Exchange script: ${file}`);
+    }
+    // The next step after this (mailbridge check, issue 12 item 3) proves each prerequisite.
+    return result;
+  } finally {
+    await graph?.close();
+    await identity.close();
+  }
+}
+
+function report(ctx: CommandContext, r: SetupResult, mode: SetupMode): void {
+  const de = ctx.lang === 'de';
+  const l = (en: string, deText: string) => ctx.out.line(de ? deText : en);
+  l(
+    `App: ${r.app.displayName} (application (client) ID ${r.app.appId}, enterprise application object ID ${r.app.servicePrincipalId || '—'})${r.app.created ? (mode === 'apply' ? ', created' : ', to be created') : ''}`,
+    `App: ${r.app.displayName} (Anwendungs-ID ${r.app.appId}, Objekt-ID der Unternehmensanwendung ${r.app.servicePrincipalId || '—'})${r.app.created ? (mode === 'apply' ? ', angelegt' : ', wird angelegt') : ''}`,
+  );
+  for (const s of r.settings) l(`  mailbridge.yaml: ${s.path} = ${s.value}`, `  mailbridge.yaml: ${s.path} = ${s.value}`);
+  if (r.credential) {
+    const kind = r.credential.kind === 'certificate' ? (de ? 'Zertifikat' : 'certificate') : de ? 'geheimer Clientschlüssel' : 'client secret';
+    l(`  Credential: ${kind}, valid until ${r.credential.expires}${r.credential.keyFile ? `, private key ${r.credential.keyFile}` : ''}`, `  Nachweis: ${kind}, gültig bis ${r.credential.expires}${r.credential.keyFile ? `, privater Schlüssel ${r.credential.keyFile}` : ''}`);
+  }
+  if (mode === 'check') {
+    if (r.missing.length === 0) l('  Entra ID: nothing missing.', '  Entra ID: nichts fehlt.');
+    else {
+      l('  Missing:', '  Fehlt:');
+      for (const m of r.missing) ctx.out.line(`  - ${tr(m, ctx.lang)}`);
+    }
+    return;
+  }
+  for (const m of r.missing) ctx.out.line(`  ${de ? 'Nicht erledigt' : 'Not done'}: ${tr(m, ctx.lang)}`);
+  if (r.writes.length === 0) l('  Entra ID: everything in place, nothing changed.', '  Entra ID: alles vorhanden, nichts geändert.');
+  else if (mode === 'apply') l('  New permissions can take up to 30 minutes before Microsoft\'s tokens carry them.', '  Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie enthalten.');
+}
+
+function abbreviate(text: string, max = 300): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** The admin's sign-in lives in this process only; a Global Administrator's refresh token is never written anywhere. */
+function memoryKv(): KeyValue {
+  const rows = new Map<string, { value: string; updatedAt: string }>();
+  const k = (ns: string, key: string) => `${ns}\u0000${key}`;
+  return {
+    get: async (ns, key) => rows.get(k(ns, key))?.value,
+    set: async (ns, key, value) => {
+      rows.set(k(ns, key), { value, updatedAt: new Date().toISOString() });
+    },
+    delete: async (ns, key) => rows.delete(k(ns, key)),
+    list: async (ns) =>
+      [...rows.entries()].filter(([key]) => key.startsWith(`${ns}\u0000`)).map(([key, v]) => ({ key: key.slice(ns.length + 1), value: v.value, updatedAt: v.updatedAt })),
+  };
+}
+
