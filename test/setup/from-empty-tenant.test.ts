@@ -72,12 +72,12 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     });
     let stdout = '';
     let stderr = '';
-    let approved = false;
+    const approved = new Set<string>();
     child.stdout.on('data', (d) => {
       stdout += d;
-      const m = /(?:enter the code|den Code) (\S+)/.exec(stdout);
-      if (m && !approved) {
-        approved = true;
+      for (const m of stdout.matchAll(/(?:enter the code|den Code) (\S+)/g)) {
+        if (approved.has(m[1]!)) continue;
+        approved.add(m[1]!);
         sandbox.entra.approveDeviceCode(m[1]!, upn);
       }
     });
@@ -114,12 +114,21 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
             tokenEndpoint: `https://127.0.0.1:${sandbox.ports.entra}/#TenantID#/oauth2/v2.0/token`,
             caFile: sandbox.caFile,
           },
+          notices: {
+            tenantId: TENANT,
+            clientId: 'new',
+            tokenEndpoint: `https://127.0.0.1:${sandbox.ports.entra}/#TenantID#/oauth2/v2.0/token`,
+            caFile: sandbox.caFile,
+          },
         },
         relay: {
           dataDir: join(dir.path, 'relay'),
           listeners: [{ host: '127.0.0.1', port: relayPort, tls: 'none' }],
           networks: { local: { cidrs: ['127.0.0.1/32'], allowedSenders: [RELAY] } },
-          routes: [{ name: 'erp', senders: [RELAY], connection: 'contoso', smtp: { host: '127.0.0.1', port: sandbox.smtp.port } }],
+          routes: [
+            { name: 'erp', senders: [RELAY], connection: 'contoso', smtp: { host: '127.0.0.1', port: sandbox.smtp.port } },
+            { name: 'notices', senders: [INFO], connection: 'notices', transport: 'graph', graph: { url: `https://127.0.0.1:${sandbox.ports.graph}/v1.0` } },
+          ],
         },
         connectors: {
           scans: {
@@ -143,9 +152,10 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
   });
 
   after(async () => {
-    if (serve) {
+    if (serve && serve.exitCode === null && serve.signalCode === null) {
+      const exited = once(serve, 'exit');
       serve.kill('SIGKILL');
-      await once(serve, 'exit').catch(() => undefined);
+      await exited;
     }
     await sandbox?.close();
     dir.remove();
@@ -175,6 +185,11 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     assert.equal(sandbox.directory.data.tenants[0]!.apps.length, 0);
     assert.ok(!existsSync(join(dir.path, 'exchange-contoso.ps1')));
     assert.ok(!existsSync(join(dir.path, 'contoso-app.key')));
+    // --check before any app exists: exit status 1 and what is missing.
+    const missing = await setup(['notices', '--check'], ADMIN);
+    assert.equal(missing.code, 1, missing.stdout + missing.stderr);
+    assert.match(missing.stdout, /Missing:\n {2}- the app registration itself/);
+    assert.equal(writes(), before);
   });
 
   it('an admin without a directory role: 403 Authorization_RequestDenied as MB_SETUP_ADMIN_DENIED with the fix, in English and German', async () => {
@@ -194,12 +209,29 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     assert.equal(sandbox.directory.data.tenants[0]!.apps.length, 0);
   });
 
-  it('setup, the Exchange script and serve: first relayed mail, first fetched mail, first new-mail event', async () => {
-    const r = await setup(['contoso'], ADMIN);
+  it('--secret: the client secret goes sealed into mailbridge.yaml and is printed nowhere', async () => {
+    const r = await setup(['notices', '--secret'], ADMIN);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const doc = parse(readFileSync(file, 'utf8')) as { connections: { notices: { clientId: string; clientSecret: string; clientSecretExpires: string } } };
+    const app = sandbox.directory.data.tenants[0]!.apps.find((a) => a.appId === doc.connections.notices.clientId)!;
+    const secret = app.secrets[0]!.value;
+    assert.match(doc.connections.notices.clientSecret, /^enc:v1:/);
+    assert.equal(doc.connections.notices.clientSecretExpires, app.secrets[0]!.endDateTime.slice(0, 10));
+    assert.ok(!(r.stdout + r.stderr).includes(secret), 'the secret is not printed');
+    assert.ok(!readFileSync(file, 'utf8').includes(secret));
+  });
+
+  it('setup, the Exchange script and serve: first relayed mail, first fetched mail, first new-mail event', async () => {
+    // Every connection in use, one sign-in for the tenant; notices was set up already and stays as it is.
+    const before = writes();
+    const r = await setup([], ADMIN);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout.match(/Signed in:/g)?.length, 1, r.stdout);
+    assert.match(r.stdout, /Connection notices:[\s\S]*everything in place, nothing changed/);
     const tenant = sandbox.directory.data.tenants[0]!;
-    const app = tenant.apps[0]!;
-    assert.equal(tenant.apps.length, 1);
+    const app = tenant.apps.find((a) => a.displayName === 'mailbridge contoso')!;
+    assert.equal(tenant.apps.length, 2);
+    assert.ok(writes() > before);
     const doc = parse(readFileSync(file, 'utf8')) as { connections: { contoso: { clientId: string; certificate: { path: string; privateKeyPath: string; password: string } } } };
     assert.equal(doc.connections.contoso.clientId, app.appId);
     // The certificate: only the public part went to Entra; the key is on disk, encrypted, its password sealed.
@@ -268,13 +300,18 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
   it('a second run changes nothing: no directory write, the same mailbridge.yaml', async () => {
     const yaml = readFileSync(file, 'utf8');
     const before = writes();
-    const r = await setup(['contoso'], ADMIN);
+    const r = await setup([], ADMIN);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /everything in place, nothing changed/);
+    assert.equal(r.stdout.match(/everything in place, nothing changed/g)?.length, 2, r.stdout);
     assert.equal(writes(), before);
+    // The secret setup made for notices works: Graph sendMail's permission is in its token.
+    const token = await runCli(['--config', file, 'token', 'notices', '--resource', 'graph'], { cwd: dir.path });
+    assert.equal(token.code, 0, token.stdout + token.stderr);
+    assert.match(token.stdout, /Mail\.Send/);
     assert.equal(readFileSync(file, 'utf8'), yaml);
     const check = await setup(['contoso', '--check'], ADMIN);
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /Entra ID: nothing missing/);
   });
+
 });

@@ -10,11 +10,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig, type Config } from '../../../config/index.ts';
-import { connectionSchema } from '../../../config/schema.ts';
+import { connectionSchema, type ConnectionConfig } from '../../../config/schema.ts';
 import { storeSettings } from '../../../config/secret-file.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
-import { createIdentity } from '../../../identity/index.ts';
+import { createIdentity, type Identity } from '../../../identity/index.ts';
 import { cloudFor } from '../../../identity/clouds.ts';
 import { tr } from '../../../i18n/index.ts';
 import { GraphClient, GraphUnreachable } from '../../../m365/graph.ts';
@@ -113,26 +113,40 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
       return 0;
     }
     let incomplete = false;
-    for (const name of names) {
-      // Each run reads the file anew: the one before may have written a client ID or credential.
-      const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
-      const result = await setupOne(ctx, config, keyFile, name, mode);
-      incomplete ||= result.missing.length > 0;
+    const sessions = new Map<string, AdminSession>();
+    try {
+      for (const name of names) {
+        // Each run reads the file anew: the one before may have written a client ID or credential.
+        const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
+        const result = await setupOne(ctx, config, keyFile, name, mode, sessions);
+        incomplete ||= result.missing.length > 0;
+      }
+    } finally {
+      for (const s of sessions.values()) await s.identity.close();
     }
     return mode === 'check' && incomplete ? 1 : 0;
   },
 });
 
-async function setupOne(ctx: CommandContext, config: Config, keyFile: string, name: string, mode: SetupMode): Promise<SetupResult> {
+/** An admin's sign-in to one tenant, reused for every connection of that tenant in this run. */
+interface AdminSession {
+  identity: Identity;
+  account: string;
+  token: string;
+}
+
+async function adminSession(ctx: CommandContext, config: Config, keyFile: string, conn: ConnectionConfig, sessions: Map<string, AdminSession>): Promise<AdminSession> {
   const de = ctx.lang === 'de';
-  const conn = config.connections[name];
-  if (!conn) throw new MbError('MB_IDENTITY_UNKNOWN_CONNECTION', { connection: name, known: Object.keys(config.connections).join(', ') || '—' });
+  const clientId = (ctx.opts['admin-client-id'] as string | undefined) ?? GRAPH_CLI_TOOLS;
+  const key = [conn.cloud, conn.tenantId, conn.tokenEndpoint ?? '', conn.caFile ?? '', conn.proxy ?? '', clientId].join('\n').toLowerCase();
+  const known = sessions.get(key);
+  if (known) return known;
   const secretBox = await openSecretBox({ keyFile, env: ctx.env });
   const scopes = adminScopes(conn);
   const adminConn = connectionSchema.parse({
     cloud: conn.cloud,
     tenantId: conn.tenantId,
-    clientId: (ctx.opts['admin-client-id'] as string | undefined) ?? GRAPH_CLI_TOOLS,
+    clientId,
     flow: 'device-code',
     scopes: { exchange: scopes, graph: scopes },
     ...(conn.tokenEndpoint ? { tokenEndpoint: conn.tokenEndpoint } : {}),
@@ -140,14 +154,30 @@ async function setupOne(ctx: CommandContext, config: Config, keyFile: string, na
     ...(conn.proxy ? { proxy: conn.proxy } : {}),
   });
   const identity = createIdentity({ config: { connections: { [ADMIN]: adminConn }, server: config.server }, kv: memoryKv(), secretBox, log: ctx.log, env: ctx.env });
-  let graph: GraphClient | undefined;
   try {
-    ctx.out.line(de ? `Verbindung ${name}: Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Connection ${name}: sign-in of an administrator of tenant ${conn.tenantId} …`);
-    const signedIn = await identity.signInWithDeviceCode(ADMIN, {
-      onCode: (info) => ctx.out.line(info.message),
-    });
+    ctx.out.line(de ? `Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Sign-in of an administrator of tenant ${conn.tenantId} …`);
+    const signedIn = await identity.signInWithDeviceCode(ADMIN, { onCode: (info) => ctx.out.line(info.message) });
     ctx.out.line(de ? `Angemeldet: ${signedIn.account}` : `Signed in: ${signedIn.account}`);
     const token = (await identity.getToken(ADMIN, 'graph')).accessToken;
+    const session = { identity, account: signedIn.account, token };
+    sessions.set(key, session);
+    return session;
+  } catch (err) {
+    await identity.close();
+    throw err;
+  }
+}
+
+async function setupOne(ctx: CommandContext, config: Config, keyFile: string, name: string, mode: SetupMode, sessions: Map<string, AdminSession>): Promise<SetupResult> {
+  const de = ctx.lang === 'de';
+  const conn = config.connections[name];
+  if (!conn) throw new MbError('MB_IDENTITY_UNKNOWN_CONNECTION', { connection: name, known: Object.keys(config.connections).join(', ') || '—' });
+  ctx.out.line(de ? `Verbindung ${name}:` : `Connection ${name}:`);
+  const session = await adminSession(ctx, config, keyFile, conn, sessions);
+  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
+  const token = session.token;
+  let graph: GraphClient | undefined;
+  try {
     const ca = conn.caFile ? await readFile(conn.caFile, 'utf8') : undefined;
     graph = new GraphClient({
       baseUrl: setupGraphUrl(config, name, ctx.opts['graph-url'] as string | undefined),
@@ -166,7 +196,7 @@ async function setupOne(ctx: CommandContext, config: Config, keyFile: string, na
       ...(ctx.opts.secret ? { credential: 'secret' as const } : {}),
       ...(ctx.opts['valid-months'] !== undefined ? { validMonths: ctx.opts['valid-months'] as number } : {}),
       ...(ctx.opts.name !== undefined ? { displayName: ctx.opts.name as string } : {}),
-      account: signedIn.account,
+      account: session.account,
       secretBox,
       lang: ctx.lang,
       send: async (method, path, body) => {
@@ -206,7 +236,6 @@ async function setupOne(ctx: CommandContext, config: Config, keyFile: string, na
     return result;
   } finally {
     await graph?.close();
-    await identity.close();
   }
 }
 
