@@ -94,7 +94,22 @@ export const sandboxTenantSchema = z.object({
       mailboxes: z.array(sandboxMailboxSchema).default([]),
       /** RBAC for Applications: New-ManagementScope and New-ManagementRoleAssignment -App (exchange/powershell.ts). */
       managementScopes: z.array(z.object({ name: z.string(), recipientRestrictionFilter: z.string() })).optional(),
-      managementRoleAssignments: z.array(z.object({ name: z.string(), role: z.string(), app: z.string(), customResourceScope: z.string().optional() })).optional(),
+      /**
+       * RBAC role assignments: to an app (RBAC for Applications, -App, scoped by -CustomResourceScope) or,
+       * on premises, to a user (-User, e.g. ApplicationImpersonation scoped by -CustomRecipientWriteScope).
+       */
+      managementRoleAssignments: z
+        .array(
+          z.object({
+            name: z.string(),
+            role: z.string(),
+            app: z.string().optional(),
+            user: z.string().optional(),
+            customResourceScope: z.string().optional(),
+            customRecipientWriteScope: z.string().optional(),
+          }),
+        )
+        .optional(),
     })
     .default({ servicePrincipals: [], mailboxes: [] }),
 });

@@ -16,9 +16,10 @@
  * - With `t:ExchangeImpersonation/t:ConnectingSID` (SmtpAddress, PrimarySmtpAddress or
  *   PrincipalName; a SID is not resolvable here): that mailbox. Unknown → fault
  *   ErrorNonExistentMailbox. App-only: any mailbox of the token's tenant (full_access_as_app;
- *   application access policies are not modelled). Users: the sandbox has no
- *   ApplicationImpersonation RBAC role, so a user may impersonate the mailboxes it holds FullAccess
- *   on [APPROX] and gets ErrorImpersonateUserDenied for the others.
+ *   application access policies are not modelled). Users: the mailboxes an ApplicationImpersonation
+ *   role assignment gives them (New-ManagementRoleAssignment -User, within its
+ *   -CustomRecipientWriteScope), and — an approximation kept from before that role was modelled —
+ *   the mailboxes they hold FullAccess on [APPROX]; ErrorImpersonateUserDenied for the others.
  * - Without it: app-only → fault ErrorInvalidExchangeImpersonationHeader (Exchange Online's
  *   "ExchangeImpersonation SOAP header must be present for this type of OAuth token."); a user acts
  *   as its own mailbox.
@@ -26,6 +27,7 @@
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { SandboxDirectory } from '../directory.ts';
 import { CLOUD_PROFILES } from '../entra/clouds.ts';
+import { inScope } from '../exchange/authz.ts';
 import { EwsFault } from './errors.ts';
 import { challengeMessage, ntlmMessage, parseAuthenticate, verifyNtlmV2, type NtlmServer } from './ntlm.ts';
 
@@ -43,6 +45,8 @@ export interface EwsMailboxInfo {
   tenantId?: string;
   /** Trustees with FullAccess (user UPNs, service principal object IDs). */
   fullAccess: string[];
+  /** UPNs of users whose ApplicationImpersonation role assignment covers this mailbox (Exchange Server RBAC). */
+  impersonators?: string[];
 }
 
 export type MailboxResolver = (address: string) => EwsMailboxInfo | undefined;
@@ -177,11 +181,12 @@ async function verifyBearer(options: AuthOptions, token: string, now: number): P
   return { kind: 'app', tenantId: tenant.id, appId, objectId: typeof claims.oid === 'string' ? claims.oid : '' };
 }
 
-/** May this principal open `mailbox` (as itself, by impersonation, or by FullAccess)? */
-export function mayAccess(principal: EwsPrincipal, mailbox: EwsMailboxInfo): boolean {
+/** May this principal open `mailbox` (as itself, by FullAccess, or — `impersonating` — by ApplicationImpersonation)? */
+export function mayAccess(principal: EwsPrincipal, mailbox: EwsMailboxInfo, impersonating = false): boolean {
   if (mailbox.tenantId && mailbox.tenantId.toLowerCase() !== principal.tenantId.toLowerCase()) return false;
   if (principal.kind === 'app') return true;
   const upn = principal.upn.toLowerCase();
+  if (impersonating && (mailbox.impersonators ?? []).some((u) => u.toLowerCase() === upn)) return true;
   return mailbox.address.toLowerCase() === upn || mailbox.fullAccess.some((t) => t.toLowerCase() === upn);
 }
 
@@ -190,6 +195,9 @@ export function directoryMailboxes(directory: SandboxDirectory): MailboxResolver
   return (address) => {
     const found = directory.mailbox(address);
     if (!found) return undefined;
-    return { address: found.mailbox.address, displayName: found.mailbox.displayName || found.mailbox.address, tenantId: found.tenant.id, fullAccess: found.mailbox.fullAccess };
+    const impersonators = (found.tenant.exchange.managementRoleAssignments ?? [])
+      .filter((a) => a.user !== undefined && a.role.toLowerCase() === 'applicationimpersonation' && inScope(found.tenant, a.customRecipientWriteScope, found.mailbox))
+      .map((a) => a.user as string);
+    return { address: found.mailbox.address, displayName: found.mailbox.displayName || found.mailbox.address, tenantId: found.tenant.id, fullAccess: found.mailbox.fullAccess, impersonators };
   };
 }

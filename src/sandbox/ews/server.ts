@@ -262,7 +262,7 @@ function resolveCaller(ctx: ServerContext, principal: EwsPrincipal, soapHeader: 
   }
   const box = ctx.mailboxes(value);
   if (!box || (box.tenantId && box.tenantId.toLowerCase() !== principal.tenantId.toLowerCase())) throw new EwsFault('ErrorNonExistentMailbox');
-  if (!mayAccess(principal, box)) throw new EwsFault('ErrorImpersonateUserDenied');
+  if (!mayAccess(principal, box, true)) throw new EwsFault('ErrorImpersonateUserDenied');
   return { principal, acting: box, impersonated: true, owner: `mailbox:${box.address.toLowerCase()}` };
 }
 

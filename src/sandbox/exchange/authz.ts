@@ -34,8 +34,8 @@
  * send when New-ManagementRoleAssignment gave the app's service principal 'Application
  * SMTP.SendAsApp' over a management scope that takes in the mailbox; then no FullAccess is needed.
  *
- * Limits: Conditional Access is not modelled; management scopes are read for one `-eq` clause on
- * the address (no groups).
+ * Limits: Conditional Access is not modelled; management scopes are read as `-eq` clauses on the
+ * address joined by `-or` (no groups).
  */
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import type { SandboxDirectory } from '../directory.ts';
@@ -279,23 +279,27 @@ export function maySendAs(directory: SandboxDirectory, granted: AuthzGranted, se
 function rbacAssignments(tenant: SandboxTenant, principal: Extract<Principal, { kind: 'app' }>) {
   const sp = tenant.exchange.servicePrincipals.find((s) => same(s.appId, principal.appId) && same(s.objectId, principal.objectId));
   if (!sp) return [];
-  return (tenant.exchange.managementRoleAssignments ?? []).filter((a) => same(a.role, 'Application SMTP.SendAsApp') && same(a.app, sp.objectId));
+  return (tenant.exchange.managementRoleAssignments ?? []).filter((a) => same(a.role, 'Application SMTP.SendAsApp') && a.app !== undefined && same(a.app, sp.objectId));
 }
 
 /**
- * Whether a management scope's RecipientRestrictionFilter takes in the mailbox. The sandbox reads one
- * clause, `PrimarySmtpAddress|WindowsEmailAddress|EmailAddresses|Alias -eq 'value'`; groups
- * (MemberOfGroup) are not modelled and match nothing. No scope: the whole organization.
+ * Whether a management scope's RecipientRestrictionFilter takes in the mailbox. The sandbox reads
+ * `-eq` clauses joined by `-or`, each `PrimarySmtpAddress|WindowsEmailAddress|EmailAddresses|Alias
+ * -eq 'value'`; groups (MemberOfGroup) are not modelled and match nothing. No scope: the whole
+ * organization.
  */
-function inScope(tenant: SandboxTenant, scopeName: string | undefined, mailbox: SandboxMailbox): boolean {
+export function inScope(tenant: SandboxTenant, scopeName: string | undefined, mailbox: SandboxMailbox): boolean {
   if (scopeName === undefined) return true;
   const scope = (tenant.exchange.managementScopes ?? []).find((s) => same(s.name, scopeName));
-  const m = scope ? /^\s*(\w+)\s+-eq\s+'([^']*)'\s*$/i.exec(scope.recipientRestrictionFilter) : null;
-  if (!m) return false;
-  const property = (m[1] as string).toLowerCase();
-  const value = (m[2] as string).replace(/^smtp:/i, '');
-  if (property === 'alias') return same(mailbox.address.split('@')[0] ?? '', value);
-  return ['primarysmtpaddress', 'windowsemailaddress', 'emailaddresses'].includes(property) && same(mailbox.address, value);
+  if (!scope) return false;
+  return scope.recipientRestrictionFilter.split(/\s+-or\s+/i).some((clause) => {
+    const m = /^\s*\(?\s*(\w+)\s+-eq\s+'([^']*)'\s*\)?\s*$/i.exec(clause);
+    if (!m) return false;
+    const property = (m[1] as string).toLowerCase();
+    const value = (m[2] as string).replace(/^smtp:/i, '');
+    if (property === 'alias') return same(mailbox.address.split('@')[0] ?? '', value);
+    return ['primarysmtpaddress', 'windowsemailaddress', 'emailaddresses'].includes(property) && same(mailbox.address, value);
+  });
 }
 
 function same(a: string, b: string): boolean {

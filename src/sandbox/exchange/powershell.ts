@@ -19,7 +19,7 @@
  *   Set-CASMailbox -Identity -SmtpClientAuthenticationDisabled $true|$false|$null
  *   Set-TransportConfig -SmtpClientAuthenticationDisabled $true|$false
  *   New-ManagementScope -Name -RecipientRestrictionFilter
- *   New-ManagementRoleAssignment -Name -Role -App -CustomResourceScope
+ *   New-ManagementRoleAssignment -Name -Role (-App [-CustomResourceScope] | -User [-CustomRecipientWriteScope])
  *
  * Like Exchange, New-ServicePrincipal takes any object ID: registering the app registration's
  * object ID instead of the enterprise application's succeeds, and the app's logins then fail
@@ -87,7 +87,7 @@ const CMDLETS: Record<string, CmdletSpec> = {
   'Set-CASMailbox': { params: { Identity: true, SmtpClientAuthenticationDisabled: true } },
   'Set-TransportConfig': { params: { SmtpClientAuthenticationDisabled: true } },
   'New-ManagementScope': { params: { Name: true, RecipientRestrictionFilter: true } },
-  'New-ManagementRoleAssignment': { params: { Name: true, Role: true, App: true, CustomResourceScope: false } },
+  'New-ManagementRoleAssignment': { params: { Name: true, Role: true, App: false, CustomResourceScope: false, User: false, CustomRecipientWriteScope: false } },
 };
 
 /**
@@ -111,6 +111,13 @@ export const APPLICATION_ROLES = [
   'Application EWS.AccessAsApp',
   'Application SMTP.SendAsApp',
 ];
+
+/**
+ * Roles the sandbox assigns to a user (-User): ApplicationImpersonation lets a service account act as
+ * the mailboxes of its -CustomRecipientWriteScope through EWS (Exchange Server; removed from Exchange
+ * Online in 2025, facts §3.6).
+ */
+export const USER_ROLES = ['ApplicationImpersonation'];
 
 // --- parsing ---------------------------------------------------------------------------------------
 
@@ -393,16 +400,35 @@ function run(directory: SandboxDirectory, c: PsCommand, tenant: () => SandboxTen
     case 'New-ManagementRoleAssignment': {
       const t = tenant();
       const name = str(p.Name);
+      if ((p.App === undefined) === (p.User === undefined)) throw new PsFailure('InvalidArgument', 'Give either -App or -User.');
+      const scopeOf = (v: PsValue | undefined) => {
+        if (v === undefined) return undefined;
+        const scope = str(v);
+        if (!(t.exchange.managementScopes ?? []).some((s) => eq(s.name, scope))) {
+          throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${scope}' couldn't be found.`);
+        }
+        return scope;
+      };
+      const assignments = (t.exchange.managementRoleAssignments ??= []);
+      if (p.User !== undefined) {
+        const role = USER_ROLES.find((r) => eq(r, str(p.Role)));
+        if (!role) throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${str(p.Role)}' couldn't be found.`);
+        const user = str(p.User);
+        // A UPN, an object ID, or the account name (DOMAIN\name or name alone).
+        const account = user.replace(/^.*\\/, '');
+        const known = t.users.find((u) => eq(u.upn, user) || eq(u.objectId, user) || eq(u.upn.split('@')[0] ?? '', account));
+        if (!known) throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${user}' couldn't be found.`);
+        const scope = scopeOf(p.CustomRecipientWriteScope);
+        if (assignments.some((a) => eq(a.name, name))) return { status: 'exists', message: `The role assignment "${name}" already exists.` };
+        assignments.push({ name, role, user: known.upn, ...(scope !== undefined ? { customRecipientWriteScope: scope } : {}) });
+        return { status: 'ok', output: { Name: name, Role: role, RoleAssigneeName: known.upn, CustomRecipientWriteScope: scope ?? null } };
+      }
       const role = APPLICATION_ROLES.find((r) => eq(r, str(p.Role)));
       if (!role) throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${str(p.Role)}' couldn't be found.`);
       const app = str(p.App);
       const sp = t.exchange.servicePrincipals.find((s) => eq(s.objectId, app) || eq(s.appId, app) || (s.displayName !== '' && eq(s.displayName, app)));
       if (!sp) throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${app}' couldn't be found. Register it with New-ServicePrincipal first.`);
-      const scope = p.CustomResourceScope === undefined ? undefined : str(p.CustomResourceScope);
-      if (scope !== undefined && !(t.exchange.managementScopes ?? []).some((s) => eq(s.name, scope))) {
-        throw new PsFailure('ManagementObjectNotFound', `The operation couldn't be performed because object '${scope}' couldn't be found.`);
-      }
-      const assignments = (t.exchange.managementRoleAssignments ??= []);
+      const scope = scopeOf(p.CustomResourceScope);
       if (assignments.some((a) => eq(a.name, name))) return { status: 'exists', message: `The role assignment "${name}" already exists.` };
       assignments.push({ name, role, app: sp.objectId, ...(scope !== undefined ? { customResourceScope: scope } : {}) });
       return { status: 'ok', output: { Name: name, Role: role, RoleAssigneeName: sp.displayName || sp.objectId, CustomResourceScope: scope ?? null } };
