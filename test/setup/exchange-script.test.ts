@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { configSchema } from '../../src/config/schema.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { runScript } from '../../src/sandbox/exchange/powershell.ts';
-import { exchangeScript } from '../../src/setup/exchange-script.ts';
-import { connectionRequirements } from '../../src/setup/requirements.ts';
+import { directoryMailboxes, mayAccess } from '../../src/sandbox/ews/auth.ts';
+import { exchangeScript, onPremisesScript } from '../../src/setup/exchange-script.ts';
+import { connectionRequirements, onPremisesRequirements } from '../../src/setup/requirements.ts';
 
 const TENANT = '2c000000-0000-4000-8000-000000000001';
 const APP = { appId: '2a000000-0000-4000-8000-000000000001', displayName: "mailbridge o'brien", servicePrincipalId: '2b000000-0000-4000-8000-000000000001' };
@@ -89,4 +90,49 @@ test('the RBAC for Applications alternative: commented out, and accepted by Exch
   const run = runScript(dir, rbac.join('\n'));
   assert.ok(run.ok, JSON.stringify(run.results));
   assert.deepEqual(assignments().map((a) => [a.role, a.app, a.customResourceScope]), [['Application SMTP.SendAsApp', APP.servicePrincipalId, 'mailbridge c relay@contoso.test']]);
+});
+
+test('Exchange Server on premises: ApplicationImpersonation scoped to exactly the watched mailboxes, or FullAccess without impersonation; the sandbox runs it and EWS honours it', () => {
+  const onprem = configSchema.parse({
+    notify: {
+      watch: {
+        groups: {
+          plant: { kind: 'ews', listeners: [{ username: 'PLANT\\svc-notify', password: 'x' }], mailboxes: ['Meister@plant.test', 'halle@plant.test'], ews: { url: 'https://mail.plant.test/EWS/Exchange.asmx' } },
+          office: { kind: 'ews', listeners: [{ username: 'svc-office@plant.test', password: 'x' }], mailboxes: ['chef@plant.test'], ews: { url: 'https://mail.plant.test/EWS/Exchange.asmx', impersonation: false } },
+        },
+      },
+    },
+  });
+  const needs = onPremisesRequirements(onprem);
+  const script = onPremisesScript(needs, 'en', new Date('2026-12-07T00:00:00Z'));
+  assert.deepEqual(commands(script), [
+    `New-ManagementScope -Name 'mailbridge plant' -RecipientRestrictionFilter "PrimarySmtpAddress -eq 'halle@plant.test' -or PrimarySmtpAddress -eq 'meister@plant.test'"`,
+    `New-ManagementRoleAssignment -Name 'mailbridge plant svc-notify' -Role ApplicationImpersonation -User 'PLANT\\svc-notify' -CustomRecipientWriteScope 'mailbridge plant'`,
+    `Add-MailboxPermission -Identity 'chef@plant.test' -User 'svc-office@plant.test' -AccessRights FullAccess -InheritanceType All -AutoMapping $false`,
+  ]);
+  assert.match(onPremisesScript(needs, 'de', new Date()).replace(/\n# /g, ' '), /nur mit der Rolle ApplicationImpersonation, hier auf den Bereich oben beschränkt/);
+
+  const dir = new SandboxDirectory({
+    tenants: [
+      {
+        id: TENANT,
+        domains: ['plant.test'],
+        users: [
+          { objectId: '2d000000-0000-4000-8000-000000000001', upn: 'svc-notify@plant.test' },
+          { objectId: '2d000000-0000-4000-8000-000000000002', upn: 'svc-office@plant.test' },
+        ],
+        exchange: { mailboxes: ['meister@plant.test', 'halle@plant.test', 'chef@plant.test', 'lager@plant.test'].map((address) => ({ address })) },
+      },
+    ],
+  });
+  const first = runScript(dir, script);
+  assert.ok(first.ok, JSON.stringify(first.results.filter((r) => r.status === 'error')));
+  const mailboxes = directoryMailboxes(dir);
+  const svc = { kind: 'user' as const, tenantId: TENANT, upn: 'svc-notify@plant.test', via: 'ntlm' as const };
+  const may = (address: string) => mayAccess(svc, mailboxes(address)!, true);
+  assert.deepEqual(['meister@plant.test', 'halle@plant.test', 'lager@plant.test', 'chef@plant.test'].map(may), [true, true, false, false]);
+  assert.equal(mayAccess({ ...svc, upn: 'svc-office@plant.test' }, mailboxes('chef@plant.test')!), true);
+  const second = runScript(dir, script);
+  assert.ok(second.ok);
+  assert.deepEqual(second.results.filter((r) => r.status === 'ok'), []);
 });

@@ -20,7 +20,8 @@ import { tr } from '../../../i18n/index.ts';
 import { GraphClient, GraphUnreachable } from '../../../m365/graph.ts';
 import type { KeyValue } from '../../../store/index.ts';
 import { adminScopes, runSetup, setupGraphUrl, type SetupMode, type SetupResult } from '../../../setup/index.ts';
-import { appRequirements } from '../../../setup/requirements.ts';
+import { onPremisesScript } from '../../../setup/exchange-script.ts';
+import { appRequirements, onPremisesRequirements } from '../../../setup/requirements.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 
@@ -52,7 +53,10 @@ Works out what the relay routes, connectors and watchers using a connection need
   --dry-run   the same reads; prints every request it would make, changes nothing.
   --check     prints exactly what is missing; exit status 1 when something is.
 
-Without <connection>: every connection the configuration uses.
+Without <connection>: every connection the configuration uses, and for EWS watch groups whose
+listeners are service accounts of an Exchange Server on premises, exchange-onprem.ps1 for the
+Exchange Management Shell (ApplicationImpersonation scoped to the watched mailboxes, or FullAccess
+with ews.impersonation: false).
 New permissions can take up to 30 minutes before Microsoft's tokens carry them.
 
 {options}`,
@@ -75,7 +79,10 @@ Senden als, SMTP AUTH je Postfach), und dann:
   --dry-run   dieselben Abfragen; zeigt jede Anfrage, die es stellen würde, ändert nichts.
   --check     zeigt genau, was fehlt; Exit-Status 1, wenn etwas fehlt.
 
-Ohne <verbindung>: jede Verbindung, die die Konfiguration nutzt.
+Ohne <verbindung>: jede Verbindung, die die Konfiguration nutzt, und für EWS-Überwachungsgruppen,
+deren Listener Dienstkonten eines lokalen Exchange Servers sind, exchange-onprem.ps1 für die
+Exchange-Verwaltungsshell (ApplicationImpersonation auf die überwachten Postfächer beschränkt, oder
+Vollzugriff bei ews.impersonation: false).
 Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie enthalten.
 
 {options}`,
@@ -108,7 +115,8 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
     const mode: SetupMode = ctx.opts.check ? 'check' : ctx.opts['dry-run'] ? 'dry-run' : 'apply';
     const loaded = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
     const names = ctx.args.length ? [ctx.args[0] as string] : appRequirements(loaded.config).filter((r) => r.usedBy.length > 0).map((r) => r.connection);
-    if (names.length === 0) {
+    const onPremises = ctx.args.length ? [] : onPremisesRequirements(loaded.config);
+    if (names.length === 0 && onPremises.length === 0) {
       ctx.out.line(ctx.lang === 'de' ? 'Keine Verbindung wird genutzt: nichts einzurichten.' : 'No connection is in use: nothing to set up.');
       return 0;
     }
@@ -123,6 +131,15 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
       }
     } finally {
       for (const s of sessions.values()) await s.identity.close();
+    }
+    // Exchange Server on premises: its service accounts need rights only its own shell can give.
+    if (onPremises.length && mode !== 'check') {
+      const file = join(dirname(resolve(ctx.configPath)), 'exchange-onprem.ps1');
+      const de = ctx.lang === 'de';
+      if (mode === 'apply') {
+        await writeFile(file, onPremisesScript(onPremises, ctx.lang, new Date()), { mode: 0o644 });
+        ctx.out.line(de ? `Skript für Exchange Server (lokal, Exchange-Verwaltungsshell): ${file}` : `Script for Exchange Server (on premises, Exchange Management Shell): ${file}`);
+      } else ctx.out.line(de ? `Würde das Skript für Exchange Server (lokal) schreiben: ${file}` : `Would write the script for Exchange Server (on premises): ${file}`);
     }
     return mode === 'check' && incomplete ? 1 : 0;
   },
