@@ -29,7 +29,9 @@
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { Config, ConnectionConfig } from '../config/schema.ts';
+import type { Config } from '../app/schema.ts';
+import type { ConfigProblem } from '../config/index.ts';
+import type { ConnectionConfig } from '../identity/config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
 import { cloudFor, type Resource } from '../identity/clouds.ts';
@@ -471,6 +473,14 @@ async function credential(o: SetupOptions, conn: ConnectionConfig, app: GraphApp
 
 function day(d: Date): string {
   return d.toISOString().slice(0, 10);
+}
+
+/**
+ * Configuration errors setup is about to resolve, so it loads such a file (LoadOptions.relax): a
+ * connection without credential, or with `clientId: new` for an app that does not exist yet.
+ */
+export function setupWillCreate(problem: ConfigProblem): boolean {
+  return problem.code === 'MB_CONFIG_NO_CREDENTIAL' || (problem.code === 'MB_CONFIG_CLIENT_ID_INVALID' && problem.params.found === '"new"');
 }
 
 /** The Graph base URL setup talks to: --graph-url, else one the configuration gives for this connection, else the cloud's. */

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema } from '../../src/app/schema.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { runScript } from '../../src/sandbox/exchange/powershell.ts';
 import { directoryMailboxes, mayAccess } from '../../src/sandbox/ews/auth.ts';

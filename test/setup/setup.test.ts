@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { configSchema, type Config } from '../../src/config/schema.ts';
+import { configSchema, type Config } from '../../src/app/schema.ts';
 import { adminScopes, runSetup, type DirectorySend, type PlannedWrite, type SetupOptions } from '../../src/setup/index.ts';
 import { runScript } from '../../src/sandbox/exchange/powershell.ts';
 import { testBox } from '../identity/helpers.ts';

@@ -9,9 +9,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { loadConfig, type Config } from '../../../config/index.ts';
-import { connectionSchema, type ConnectionConfig } from '../../../config/schema.ts';
-import { storeSettings } from '../../../config/secret-file.ts';
+import { loadConfig, storeSettings, type Config } from '../../../app/config.ts';
+import { connectionSchema, type ConnectionConfig } from '../../../identity/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
 import { createIdentity, type Identity } from '../../../identity/index.ts';
@@ -19,7 +18,7 @@ import { cloudFor } from '../../../identity/clouds.ts';
 import { tr } from '../../../i18n/index.ts';
 import { GraphClient, GraphUnreachable } from '../../../m365/graph.ts';
 import type { KeyValue } from '../../../store/index.ts';
-import { adminScopes, runSetup, setupGraphUrl, type SetupMode, type SetupResult } from '../../../setup/index.ts';
+import { adminScopes, runSetup, setupGraphUrl, setupWillCreate, type SetupMode, type SetupResult } from '../../../setup/index.ts';
 import { onPremisesScript } from '../../../setup/exchange-script.ts';
 import { appRequirements, onPremisesRequirements } from '../../../setup/requirements.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
@@ -113,7 +112,7 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
     if (ctx.args.length > 1) throw usageError('setup', ctx.lang, { en: 'Name at most one connection', de: 'Höchstens eine Verbindung angeben' });
     if (ctx.opts.check && ctx.opts['dry-run']) throw usageError('setup', ctx.lang, { en: '--check and --dry-run exclude each other', de: '--check und --dry-run schließen einander aus' });
     const mode: SetupMode = ctx.opts.check ? 'check' : ctx.opts['dry-run'] ? 'dry-run' : 'apply';
-    const loaded = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
+    const loaded = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, relax: setupWillCreate });
     const names = ctx.args.length ? [ctx.args[0] as string] : appRequirements(loaded.config).filter((r) => r.usedBy.length > 0).map((r) => r.connection);
     const onPremises = ctx.args.length ? [] : onPremisesRequirements(loaded.config);
     if (names.length === 0 && onPremises.length === 0) {
@@ -125,7 +124,7 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
     try {
       for (const name of names) {
         // Each run reads the file anew: the one before may have written a client ID or credential.
-        const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, beforeSetup: true });
+        const { config, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, relax: setupWillCreate });
         const result = await setupOne(ctx, config, keyFile, name, mode, sessions);
         incomplete ||= result.missing.length > 0;
       }
