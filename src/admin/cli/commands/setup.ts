@@ -172,7 +172,16 @@ async function adminSession(ctx: CommandContext, config: Config, keyFile: string
   const identity = createIdentity({ config: { connections: { [ADMIN]: adminConn }, server: config.server }, kv: memoryKv(), secretBox, log: ctx.log, env: ctx.env });
   try {
     ctx.out.line(de ? `Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Sign-in of an administrator of tenant ${conn.tenantId} …`);
-    const signedIn = await identity.signInWithDeviceCode(ADMIN, { onCode: (info) => ctx.out.line(info.message) });
+    const signedIn = await identity.signInWithDeviceCode(ADMIN, {
+      onCode: (info) => {
+        ctx.out.line(info.message);
+        ctx.out.line(
+          de
+            ? `Öffnen Sie ${info.verificationUri}, geben Sie den Code ${info.userCode} ein und melden Sie sich als Administrator des Mandanten an (gültig ${Math.round(info.expiresIn / 60)} Minuten).`
+            : `Open ${info.verificationUri}, enter the code ${info.userCode} and sign in as an administrator of the tenant (valid for ${Math.round(info.expiresIn / 60)} minutes).`,
+        );
+      },
+    });
     ctx.out.line(de ? `Angemeldet: ${signedIn.account}` : `Signed in: ${signedIn.account}`);
     const token = (await identity.getToken(ADMIN, 'graph')).accessToken;
     const session = { identity, account: signedIn.account, token };
