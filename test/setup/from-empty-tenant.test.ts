@@ -21,8 +21,8 @@ import nodemailer from 'nodemailer';
 import { parse, stringify } from 'yaml';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
-import { tempDir } from '../connector/helpers.ts';
-import { freePort } from '../identity/sandbox-fixture.ts';
+import { tempDir } from '../support/temp.ts';
+import { freePort } from '../support/ports.ts';
 import { MAIN, NODE, runCli, type CliResult } from '../admin/cli/harness.ts';
 
 const TENANT = randomUUID();

@@ -12,7 +12,7 @@ import { configSchema, type Config } from '../../src/app/schema.ts';
 import { adminScopes, runSetup, type DirectorySend, type PlannedWrite, type SetupOptions } from '../../src/setup/index.ts';
 import { runScript } from '../../src/sandbox/exchange/powershell.ts';
 import { testBox } from '../identity/helpers.ts';
-import { tempDir } from '../connector/helpers.ts';
+import { tempDir } from '../support/temp.ts';
 import { startRig, T, USER, type Rig } from '../sandbox/graph/helpers.ts';
 
 const ADMIN_SCOPES = 'Application.ReadWrite.All AppRoleAssignment.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All';
