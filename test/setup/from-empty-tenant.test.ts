@@ -221,7 +221,7 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     assert.ok(!readFileSync(file, 'utf8').includes(secret));
   });
 
-  it('setup, the Exchange script and serve: first relayed mail, first fetched mail, first new-mail event', async () => {
+  it('setup, the Exchange script, check and serve: first relayed mail, first fetched mail, first new-mail event', async () => {
     // Every connection in use, one sign-in for the tenant; notices was set up already and stays as it is.
     const before = writes();
     const r = await setup([], ADMIN);
@@ -251,7 +251,11 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     assert.equal(ps.code, 0, ps.stdout + ps.stderr);
     assert.deepEqual(tenant.exchange.servicePrincipals.map((s) => s.objectId), [app.servicePrincipalId]);
 
-    // (mailbridge check goes here: issue 12 item 3 proves each prerequisite before the first mail.)
+    // Before the first mail, `mailbridge check` proves each prerequisite: nothing failed, nothing pending.
+    const checked = await runCli(['--config', file, 'check'], { cwd: dir.path });
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+    assert.doesNotMatch(checked.stdout, /FAILED|PENDING/, checked.stdout);
+    assert.match(checked.stdout, /SMTP\.SendAsApp/, checked.stdout);
 
     serve = spawn(NODE, [MAIN, '--config', file, 'serve', '--port', '0'], { cwd: dir.path, env: { PATH: process.env.PATH, LANG: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
