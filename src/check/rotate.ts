@@ -100,10 +100,9 @@ function proxyOf(config: Config, conn: ConnectionConfig, env: NodeJS.ProcessEnv 
   return { proxy: conn.proxy ?? config.server.proxy, source: conn.proxy ? 'connection' : 'server', env: env ?? process.env };
 }
 
-/** The connection's app-only token provider and a Graph client for its app registration. */
-function graphFor(o: Pick<RotateOptions, 'config' | 'connection' | 'box' | 'kv' | 'ca' | 'env' | 'log' | 'onTokenRequest'>) {
-  const conn = o.config.connections[o.connection] as ConnectionConfig;
-  const identity = createIdentity({
+/** An identity that knows only this connection: as configured, or with the new credential being tried. */
+function identityFor(o: Pick<RotateOptions, 'config' | 'connection' | 'box' | 'kv' | 'env' | 'log' | 'onTokenRequest'>, conn: ConnectionConfig) {
+  return createIdentity({
     config: { connections: { [o.connection]: conn }, server: o.config.server },
     kv: o.kv,
     secretBox: o.box,
@@ -111,6 +110,12 @@ function graphFor(o: Pick<RotateOptions, 'config' | 'connection' | 'box' | 'kv' 
     env: o.env ?? process.env,
     onTokenRequest: (c, r) => o.onTokenRequest?.(c, { ok: r.ok }),
   });
+}
+
+/** The connection's app-only token provider and a Graph client for its app registration. */
+function graphFor(o: Pick<RotateOptions, 'config' | 'connection' | 'box' | 'kv' | 'ca' | 'env' | 'log' | 'onTokenRequest'>) {
+  const conn = o.config.connections[o.connection] as ConnectionConfig;
+  const identity = identityFor(o, conn);
   const client = new GraphClient({
     baseUrl: graphUrlFor(o.config, o.connection),
     graphHost: cloudFor(conn.cloud).graphHost,
@@ -233,14 +238,7 @@ export async function rotateCredential(o: RotateOptions): Promise<RotateResult> 
 
 /** A token with the new credential, tried a few times (Entra may need a moment); the number of tries. */
 async function verify(o: RotateOptions, conn: ConnectionConfig): Promise<number> {
-  const identity = createIdentity({
-    config: { connections: { [o.connection]: conn }, server: o.config.server },
-    kv: o.kv,
-    secretBox: o.box,
-    log: o.log ?? silentLogger,
-    env: o.env ?? process.env,
-    onTokenRequest: (c, r) => o.onTokenRequest?.(c, { ok: r.ok }),
-  });
+  const identity = identityFor(o, conn);
   const tries = o.verifyTries ?? 6;
   try {
     for (let attempt = 1; ; attempt++) {

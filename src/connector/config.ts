@@ -21,6 +21,7 @@ import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
 import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../m365/subscriptions/inbound.ts';
+import { imapServerFields } from '../m365/imap-fields.ts';
 
 const folderName = z.string().min(1).meta({ description: 'Folder as Exchange names it: INBOX, or "Inbox/Scans" for a subfolder' });
 
@@ -37,18 +38,7 @@ const mailboxEntry = z.union([
 const imapSourceSchema = z
   .object({
     kind: z.literal('imap'),
-    host: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({ description: "IMAP server (default: the connection's cloud, e.g. outlook.office365.com; outlook.office365.us for GCC High)" }),
-    port: z.int().min(1).max(65535).default(993),
-    tls: z
-      .enum(['implicit', 'starttls', 'none'])
-      .default('implicit')
-      .meta({ description: 'implicit: TLS from the start (993); starttls: upgrade on 143; none: cleartext, only for a server on this machine' }),
-    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. of a TLS-inspecting proxy or the sandbox' }),
-    servername: z.string().optional().meta({ description: 'TLS server name, when host is an IP address' }),
+    ...imapServerFields,
     idle: z.boolean().default(true).meta({ description: 'Use IMAP IDLE to pick up new mail at once (the poll interval stays as a fallback)' }),
     idleRestartSeconds: z.int().min(60).max(1740).default(600).meta({ description: 'Restart IDLE this often (Exchange ends IDLE after 29 minutes)' }),
   })

@@ -19,6 +19,7 @@ import type { ImapFlow } from 'imapflow';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
+import type { ImapTls } from '../m365/imap-fields.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 import { waitForWake } from '../util/wake.ts';
 import { classifyImapError, type ImapErrorContext } from '../m365/imap-replies.ts';
@@ -29,8 +30,7 @@ export interface ImapSourceOptions {
   connector: string;
   host: string;
   port: number;
-  /** implicit: TLS from the start (993); starttls: upgrade required; none: cleartext (loopback tests only). */
-  tls: 'implicit' | 'starttls' | 'none';
+  tls: ImapTls;
   /** Extra CA certificates (PEM) to trust. */
   ca?: string;
   servername?: string;

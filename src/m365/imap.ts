@@ -15,12 +15,13 @@ import { ImapFlow, type ImapFlowOptions, type Logger as ImapLogger } from 'imapf
 import type { Logger } from '../log/index.ts';
 import { registerSecret } from '../log/redact.ts';
 import { proxyRoute, type ProxySettings } from '../net/proxy.ts';
+import type { ImapTls } from './imap-fields.ts';
 
 export interface ImapOpenOptions {
   host: string;
   port: number;
   /** implicit: TLS from the start (993); starttls: upgrade required; none: cleartext (loopback tests only). */
-  tls: 'implicit' | 'starttls' | 'none';
+  tls: ImapTls;
   ca?: string | undefined;
   servername?: string | undefined;
   /** SASL user: the mailbox (or an on-premises account), and a bearer token or a password. */

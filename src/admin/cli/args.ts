@@ -66,12 +66,28 @@ const T = {
   atLeast: { en: '{option} {given}: must be at least {min}', de: '{option} {given}: muss mindestens {min} sein' },
   choice: { en: '{option} {given}: one of {choices}', de: '{option} {given}: erlaubt sind {choices}' },
   twice: { en: '{option} is given twice', de: '{option} ist doppelt angegeben' },
+  unexpected: { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' },
+  noSubcommand: { en: 'Say what to do: {subs}.', de: 'Es fehlt, was getan werden soll: {subs}.' },
+  unknownSubcommand: { en: 'Unknown subcommand: {sub} (expected {subs})', de: 'Unbekannter Unterbefehl: {sub} (erwartet: {subs})' },
   options: { en: 'Options:', de: 'Optionen:' },
 } satisfies Record<string, Text>;
 
 /** The usage error of a command, in the admin's language. */
 export function usageError(command: string, lang: Lang, detail: Text, params: Record<string, unknown> = {}): MbError {
   return new MbError('MB_CLI_USAGE', { command, detail: format(detail[lang], params) });
+}
+
+/** The subcommand a command was given, if it is one of `subs`; else MB_CLI_USAGE naming them. */
+export function subcommand<S extends string>(command: string, lang: Lang, given: string | undefined, subs: readonly S[]): S {
+  if (given !== undefined && (subs as readonly string[]).includes(given)) return given as S;
+  // en-GB: "check, schema or show", without the serial comma of en-US.
+  const list = new Intl.ListFormat(lang === 'de' ? 'de' : 'en-GB', { type: 'disjunction' }).format(subs);
+  throw given === undefined ? usageError(command, lang, T.noSubcommand, { subs: list }) : usageError(command, lang, T.unknownSubcommand, { sub: given, subs: list });
+}
+
+/** MB_CLI_USAGE for the first argument left over after those a command takes. */
+export function noMoreArgs(command: string, lang: Lang, rest: readonly string[]): void {
+  if (rest.length > 0) throw usageError(command, lang, T.unexpected, { arg: rest[0] });
 }
 
 function placeholder(def: StringOption | IntegerOption, lang: Lang): string {

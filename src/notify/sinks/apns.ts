@@ -26,7 +26,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { ApnsSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxy, type SinkOptions } from './types.ts';
+import { parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkProxy, sinkWithSecret, type SinkOptions } from './types.ts';
 
 const ORIGINS = { production: 'https://api.push.apple.com', sandbox: 'https://api.sandbox.push.apple.com' } as const;
 const TOKEN_REASONS = new Set(['ExpiredProviderToken', 'InvalidProviderToken']);
@@ -58,8 +58,7 @@ export function apnsRequest(event: NotifyEvent): { pushType: 'alert' | 'backgrou
 export type ApnsSinkOptions = SinkOptions<ApnsSinkConfig>;
 
 /** notify.apns as configured; the .p8 key is revealed here. */
-export const apnsSink: SinkPlugin = async ({ config, reveal, network }) =>
-  config.apns ? createApnsSink({ config: { ...config.apns, privateKey: reveal(config.apns.privateKey, 'notify.apns.privateKey') }, ...(network ? { network } : {}) }) : undefined;
+export const apnsSink: SinkPlugin = sinkWithSecret('apns', 'privateKey', createApnsSink);
 
 export function createApnsSink(options: ApnsSinkOptions): Sink {
   const { config } = options;

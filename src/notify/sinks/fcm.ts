@@ -25,7 +25,7 @@ import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import type { FcmSinkConfig } from '../config.ts';
 import type { NotifyEvent } from '../events.ts';
-import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkDispatcher, type SinkOptions } from './types.ts';
+import { describeTarget, parseWith, retryAfterMs, shorten, type Sink, type SinkPlugin, type SinkResult, sinkDispatcher, sinkWithSecret, type SinkOptions } from './types.ts';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -129,8 +129,7 @@ export function fcmMessage(event: NotifyEvent): Record<string, unknown> {
 export type FcmSinkOptions = SinkOptions<FcmSinkConfig>;
 
 /** notify.fcm as configured; the service account is revealed here. */
-export const fcmSink: SinkPlugin = async ({ config, reveal, network }) =>
-  config.fcm ? createFcmSink({ config: { ...config.fcm, serviceAccount: reveal(config.fcm.serviceAccount, 'notify.fcm.serviceAccount') }, ...(network ? { network } : {}) }) : undefined;
+export const fcmSink: SinkPlugin = sinkWithSecret('fcm', 'serviceAccount', createFcmSink);
 
 /** The FCM sink; `prepare` fetches an access token (used by `notify test`). */
 export function createFcmSink(options: FcmSinkOptions): Sink {

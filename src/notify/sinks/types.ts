@@ -76,7 +76,7 @@ export interface SinkNetwork {
 /** What every sink's factory takes besides its own options. */
 export interface SinkOptions<C> {
   /** server.proxy and the environment, under the sink's own proxy/noProxy. */
-  network?: SinkNetwork;
+  network?: SinkNetwork | undefined;
   config: C;
   /** Epoch milliseconds (tokens, signatures, Retry-After dates). */
   now?: () => number;
@@ -155,3 +155,22 @@ export interface SinkContext {
  * missing. Each sink file exports one; the composition root registers them by kind (src/app/plugins.ts).
  */
 export type SinkPlugin = (ctx: SinkContext) => Promise<Sink | undefined>;
+
+type SectionOf<N extends 'apns' | 'fcm'> = NonNullable<NotifyConfig[N]>;
+
+/**
+ * The plug-in of a sink whose section holds one secret (APNs' .p8 key, FCM's service account): the
+ * sink gets its section with that secret in clear, revealed under its config path.
+ */
+export function sinkWithSecret<N extends 'apns' | 'fcm', K extends keyof SectionOf<N> & string>(
+  section: N,
+  secret: K,
+  create: (options: SinkOptions<SectionOf<N>>) => Sink,
+): SinkPlugin {
+  return async ({ config, reveal, network }) => {
+    // TypeScript does not narrow NotifyConfig[N] per N, nor see that the secret fields are strings.
+    const c = config[section] as (SectionOf<N> & Record<K, string>) | undefined;
+    if (!c) return undefined;
+    return create({ config: { ...c, [secret]: reveal(c[secret], `notify.${section}.${secret}`) }, network });
+  };
+}

@@ -49,7 +49,7 @@ export function webhookPayload(event: NotifyEvent): string {
 
 /** notify.webhook as configured. */
 export const webhookSink: SinkPlugin = async ({ config, egress, network }) =>
-  config.webhook ? createWebhookSink({ config: config.webhook, egress, ...(network ? { network } : {}) }) : undefined;
+  config.webhook ? createWebhookSink({ config: config.webhook, egress, network }) : undefined;
 
 export function createWebhookSink(options: WebhookSinkOptions): Sink {
   const now = options.now ?? Date.now;

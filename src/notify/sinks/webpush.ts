@@ -96,7 +96,7 @@ export type WebPushSinkOptions = SubscriberSinkOptions<WebPushSinkConfig>;
 export const webPushSink: SinkPlugin = async ({ config, reveal, egress, network }) => {
   const c = config.webpush;
   if (!c) return undefined;
-  return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } }, egress, ...(network ? { network } : {}) });
+  return createWebPushSink({ config: { ...c, vapid: { ...c.vapid, privateKey: reveal(c.vapid.privateKey, 'notify.webpush.vapid.privateKey') } }, egress, network });
 };
 
 export async function createWebPushSink(options: WebPushSinkOptions): Promise<Sink> {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommandLine, type OptionDefs } from '../../../src/admin/cli/args.ts';
+import { noMoreArgs, parseCommandLine, subcommand, type OptionDefs } from '../../../src/admin/cli/args.ts';
 import { commandHelp } from '../../../src/admin/cli/command.ts';
 import { commands } from '../../../src/admin/cli/commands/index.ts';
 import { MbError } from '../../../src/errors/index.ts';
@@ -55,6 +55,16 @@ test('parseCommandLine: every mistake is MB_CLI_USAGE naming the option, in the 
   assert.match(usageDetail(parse(['--json=yes'])), /--json takes no value/);
 });
 
+test('subcommand and noMoreArgs: the shared usage errors of commands with subcommands, in both languages', () => {
+  assert.equal(subcommand('config', 'en', 'show', ['check', 'schema', 'show']), 'show');
+  assert.match(usageDetail(() => subcommand('config', 'en', undefined, ['check', 'schema', 'show'])), /^Say what to do: check, schema or show\.$/);
+  assert.match(usageDetail(() => subcommand('config', 'de', undefined, ['check', 'schema', 'show'])), /^Es fehlt, was getan werden soll: check, schema oder show\.$/);
+  assert.match(usageDetail(() => subcommand('secret', 'en', 'frob', ['set', 'list'])), /^Unknown subcommand: frob \(expected set or list\)$/);
+  assert.match(usageDetail(() => subcommand('secret', 'de', 'frob', ['set', 'list'])), /^Unbekannter Unterbefehl: frob \(erwartet: set oder list\)$/);
+  assert.doesNotThrow(() => noMoreArgs('serve', 'en', []));
+  assert.match(usageDetail(() => noMoreArgs('serve', 'de', ['x', 'y'])), /^unerwartetes Argument x$/);
+});
+
 test('the CLI: a usage error exits 2 with MB_CLI_USAGE and then the command help (en, de)', async () => {
   const cases: Array<{ args: string[]; detail: RegExp; help: RegExp }> = [
     { args: ['serve', '--port', 'abc'], detail: /--port abc: not a whole number/, help: /Usage: mailbridge serve/ },
@@ -64,6 +74,8 @@ test('the CLI: a usage error exits 2 with MB_CLI_USAGE and then the command help
     { args: ['watch', '--last', '-1'], detail: /--last -1: must be at least 0/, help: /Usage: mailbridge watch/ },
     { args: ['send', '--from', 'a@contoso.test', '--to', 'b@contoso.test', '--via', 'pigeon'], detail: /--via pigeon: one of smtp \| graph/, help: /Usage: mailbridge send/ },
     { args: ['--lang', 'de', 'config', 'check', 'extra'], detail: /unerwartetes Argument extra/, help: /Aufruf: mailbridge config/ },
+    { args: ['queue', 'frob'], detail: /Unknown subcommand: frob \(expected list, show, retry, hold, release or delete\)/, help: /Usage: mailbridge queue/ },
+    { args: ['relay-user'], detail: /Say what to do: add or passwd\./, help: /Usage: mailbridge relay-user/ },
   ];
   for (const c of cases) {
     const r = await runCli(c.args);

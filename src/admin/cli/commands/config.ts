@@ -12,7 +12,7 @@ import { isEncrypted, type KeyedSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, subcommand } from '../args.ts';
 
 export const command = defineCommand({
   name: 'config',
@@ -62,9 +62,10 @@ Wert entfernt die Einstellung, dann gilt der Standardwert.`,
     json: { type: 'boolean', help: { en: 'check, show: print JSON instead of text', de: 'check, show: JSON statt Text ausgeben' } },
   },
   async run(ctx) {
-    const [sub, ...extra] = ctx.args;
+    const [given, ...extra] = ctx.args;
     const json = ctx.opts.json;
-    if (extra.length) throw usageError('config', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: extra[0] });
+    const sub = subcommand('config', ctx.lang, given, ['check', 'schema', 'show']);
+    noMoreArgs('config', ctx.lang, extra);
     switch (sub) {
       case 'check':
         return check(ctx, json);
@@ -73,24 +74,9 @@ Wert entfernt die Einstellung, dann gilt der Standardwert.`,
         return 0;
       case 'show':
         return show(ctx, json);
-      default:
-        throw usage(
-          ctx,
-          sub === undefined
-            ? ctx.lang === 'de'
-              ? 'Es fehlt, was getan werden soll: check, schema oder show.'
-              : 'Say what to do: check, schema or show.'
-            : ctx.lang === 'de'
-              ? `Unbekannter Unterbefehl: ${sub}`
-              : `Unknown subcommand: ${sub}`,
-        );
     }
   },
 });
-
-function usage(_ctx: CommandContext, detail: string): MbError {
-  return new MbError('MB_CLI_USAGE', { detail, command: 'config' });
-}
 
 /** The JSON Schema editors read: draft-07, which the YAML language server supports fully. */
 export function jsonSchema(): Record<string, unknown> {

@@ -20,7 +20,7 @@ import { buildSink, isSinkKind, SINK_KINDS } from '../../../notify/service.ts';
 import type { Sink } from '../../../notify/sinks/types.ts';
 import type { NotifySubscriptionRecord } from '../../../store/notify.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, subcommand, usageError } from '../args.ts';
 import { sinks } from '../../../app/plugins.ts';
 
 const usage = (detail: string) => new MbError('MB_CLI_USAGE', { command: 'notify', detail });
@@ -88,14 +88,9 @@ Wiederholung. Rückgabewert 0, wenn der Empfänger es angenommen hat, sonst 1.`,
   },
   async run(ctx) {
     const [sub, target, ...rest] = ctx.args;
-    const usage = (detail: Text, params?: Record<string, unknown>) => usageError('notify', ctx.lang, detail, params);
-    if (sub !== 'test') {
-      throw sub === undefined
-        ? usage({ en: 'a subcommand is missing (test)', de: 'ein Unterbefehl fehlt (test)' })
-        : usage({ en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub });
-    }
-    if (!target) throw usage({ en: 'notify test needs a subscription id (sub_…) or a sink kind', de: 'notify test braucht eine Abonnement-ID (sub_…) oder eine Zielart' });
-    if (rest.length) throw usage({ en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+    subcommand('notify', ctx.lang, sub, ['test']);
+    if (!target) throw usageError('notify', ctx.lang, { en: 'notify test needs a subscription id (sub_…) or a sink kind', de: 'notify test braucht eine Abonnement-ID (sub_…) oder eine Zielart' });
+    noMoreArgs('notify', ctx.lang, rest);
     return test(ctx, target, { params: ctx.opts.params, mailbox: ctx.opts.mailbox });
   },
 });

@@ -8,7 +8,7 @@ import { formatDelay } from '../../../relay/queue/schedule.ts';
 import type { TraceStep } from '../../../relay/queue/trace.ts';
 import { QUEUE_STATES } from '../../../store/queue.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError, type OptionDefs } from '../args.ts';
+import { noMoreArgs, subcommand, usageError, type OptionDefs } from '../args.ts';
 
 const STATE_DE: Record<QueueState, string> = {
   incoming: 'eingehend',
@@ -72,8 +72,9 @@ sent (gesendet), bounced (unzustellbar).`,
   },
   options,
   async run(ctx) {
-    const [sub = 'list', ...rest] = ctx.args;
-    if (sub === 'list' && rest.length) throw usageError('queue', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+    const [given = 'list', ...rest] = ctx.args;
+    const sub = subcommand('queue', ctx.lang, given, ['list', 'show', 'retry', 'hold', 'release', 'delete']);
+    if (sub === 'list') noMoreArgs('queue', ctx.lang, rest);
     // Without the command's language: a broken file is reported in the file's own `lang`.
     const app = await openApp({ configPath: ctx.configPath, env: ctx.env });
     const { config } = app;
@@ -111,8 +112,6 @@ sent (gesendet), bounced (unzustellbar).`,
           ctx.out.line(ctx.lang === 'de' ? `${rec.id} (${stateName(rec.state, 'de')}) ist gelöscht.` : `${rec.id} (${rec.state}) is deleted.`);
           return 0;
         }
-        default:
-          throw usageError('queue', ctx.lang, { en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub });
       }
     } finally {
       await app.close();

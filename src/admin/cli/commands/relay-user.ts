@@ -3,7 +3,7 @@ import { registerSecret } from '../../../log/redact.ts';
 import { hashPassword } from '../../../relay/password.ts';
 import { isSenderPattern, parseCidr } from '../../../relay/policy.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, subcommand, usageError } from '../args.ts';
 
 /** Devices often cap password length near 16; 12 keeps guessing out of reach with the login back-off. */
 const MIN_PASSWORD = 12;
@@ -60,15 +60,13 @@ Kennwörter brauchen mindestens ${MIN_PASSWORD} Zeichen.`,
     },
   },
   async run(ctx) {
-    const [sub, name, ...rest] = ctx.args;
+    const [given, name, ...rest] = ctx.args;
     const usage = (detail: Text, params?: Record<string, unknown>) => usageError('relay-user', ctx.lang, detail, params);
-    if (sub !== 'add' && sub !== 'passwd') {
-      throw sub ? usage({ en: 'unknown subcommand {sub}', de: 'unbekannter Unterbefehl {sub}' }, { sub }) : usage({ en: 'add or passwd expected', de: 'add oder passwd erwartet' });
-    }
+    const sub = subcommand('relay-user', ctx.lang, given, ['add', 'passwd']);
     if (!name || !/^[A-Za-z0-9._-]+$/.test(name)) {
       throw usage({ en: 'a user name of letters, digits, ".", "_" or "-" is needed', de: 'ein Benutzername aus Buchstaben, Ziffern, „.“, „_“ oder „-“ fehlt' });
     }
-    if (rest.length) throw usage({ en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
+    noMoreArgs('relay-user', ctx.lang, rest);
     const senders = ctx.opts.sender;
     const ips = ctx.opts.ip;
     if (sub === 'passwd' && (senders.length || ips.length)) throw usage({ en: 'passwd takes no --sender or --ip', de: 'passwd nimmt kein --sender oder --ip' });

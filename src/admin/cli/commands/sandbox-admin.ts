@@ -202,6 +202,21 @@ function onOff(v: string, allowDefault: boolean): boolean | null {
   throw usage(`expected on|off${allowDefault ? '|default' : ''}, not "${v}"`);
 }
 
+/**
+ * Add-/Remove-MailboxPermission (FullAccess, the trustee is -User) and Add-/Remove-RecipientPermission
+ * (SendAs, the trustee is -Trustee): the admin API takes the cmdlet's parameters by their names.
+ */
+function permission(op: string, rest: string[], cmdlet: { noun: string; trustee: 'User' | 'Trustee'; rights: string }): Call {
+  const [identity, trustee] = need(rest, ['mailbox', 'trustee'], op);
+  const verb = op.startsWith('grant') ? 'Add' : 'Remove';
+  return {
+    method: 'POST',
+    path: `/exchange/${verb}-${cmdlet.noun}`,
+    body: { identity, [cmdlet.trustee.toLowerCase()]: trustee, accessRights: cmdlet.rights },
+    equivalent: `${verb}-${cmdlet.noun} -Identity "${identity}" -${cmdlet.trustee} ${trustee} -AccessRights ${cmdlet.rights}`,
+  };
+}
+
 async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call> {
   const tenant = flag(args, '--tenant');
   const folder = flag(args, '--folder');
@@ -211,27 +226,11 @@ async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call
       need(rest, [], op);
       return { method: 'GET', path: '/state' };
     case 'grant-full-access':
-    case 'revoke-full-access': {
-      const [identity, user] = need(rest, ['mailbox', 'trustee'], op);
-      const verb = op.startsWith('grant') ? 'Add' : 'Remove';
-      return {
-        method: 'POST',
-        path: `/exchange/${verb}-MailboxPermission`,
-        body: { identity, user, accessRights: 'FullAccess' },
-        equivalent: `${verb}-MailboxPermission -Identity "${identity}" -User ${user} -AccessRights FullAccess`,
-      };
-    }
+    case 'revoke-full-access':
+      return permission(op, rest, { noun: 'MailboxPermission', trustee: 'User', rights: 'FullAccess' });
     case 'grant-send-as':
-    case 'revoke-send-as': {
-      const [identity, trustee] = need(rest, ['mailbox', 'trustee'], op);
-      const verb = op.startsWith('grant') ? 'Add' : 'Remove';
-      return {
-        method: 'POST',
-        path: `/exchange/${verb}-RecipientPermission`,
-        body: { identity, trustee, accessRights: 'SendAs' },
-        equivalent: `${verb}-RecipientPermission -Identity "${identity}" -Trustee ${trustee} -AccessRights SendAs`,
-      };
-    }
+    case 'revoke-send-as':
+      return permission(op, rest, { noun: 'RecipientPermission', trustee: 'Trustee', rights: 'SendAs' });
     case 'register-sp': {
       const [appId, objectId] = need(rest, ['appId', 'objectId'], op);
       const name = flag(args, '--name') ?? '';

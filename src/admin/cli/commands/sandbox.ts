@@ -4,7 +4,7 @@ import { createLogger } from '../../../log/index.ts';
 import { sandboxPointerFile, startSandbox } from '../../../sandbox/index.ts';
 import { parsePortArg, PORT_NAMES, type PortMap } from '../../../sandbox/ports.ts';
 import { defineCommand } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, usageError } from '../args.ts';
 
 export const command = defineCommand({
   name: 'sandbox',
@@ -95,7 +95,7 @@ Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
   async run(ctx) {
     const o = ctx.opts;
     const de = ctx.lang === 'de';
-    if (ctx.args.length) throw usageError('sandbox', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    noMoreArgs('sandbox', ctx.lang, ctx.args);
     const ports: PortMap = {};
     for (const value of o.port) {
       const parsed = parsePortArg(value);

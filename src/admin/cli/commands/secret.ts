@@ -8,7 +8,7 @@ import { registerSecret } from '../../../log/redact.ts';
 import { listSecrets, readRawConfig, secretPathFor, secretSettings, storeSecret, type SecretInfo } from '../../../app/config.ts';
 import { MbError } from '../../../errors/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, subcommand, usageError } from '../args.ts';
 
 export const command = defineCommand({
   name: 'secret',
@@ -75,33 +75,21 @@ Geheimnisse verloren.`,
     },
   },
   async run(ctx) {
-    const [sub, ...rest] = ctx.args;
-    const de = ctx.lang === 'de';
+    const [given, ...rest] = ctx.args;
+    const sub = subcommand('secret', ctx.lang, given, ['set', 'list']);
     if (sub === 'set') {
       if (rest.length !== 1) {
-        throw usage(de ? 'secret set erwartet genau einen Pfad, z. B. connections.contoso.clientSecret; den Wert fragt es ab.' : 'secret set takes exactly one path, e.g. connections.contoso.clientSecret; it asks for the value.');
+        throw usageError('secret', ctx.lang, {
+          en: 'secret set takes exactly one path, e.g. connections.contoso.clientSecret; it asks for the value.',
+          de: 'secret set erwartet genau einen Pfad, z. B. connections.contoso.clientSecret; den Wert fragt es ab.',
+        });
       }
       return set(ctx, rest[0]!, ctx.opts.file);
     }
-    if (sub === 'list') {
-      if (rest.length) throw usageError('secret', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: rest[0] });
-      return list(ctx, ctx.opts.json);
-    }
-    throw usage(
-      sub === undefined
-        ? de
-          ? 'Es fehlt, was getan werden soll: set oder list.'
-          : 'Say what to do: set or list.'
-        : de
-          ? `Unbekannter Unterbefehl: ${sub}`
-          : `Unknown subcommand: ${sub}`,
-    );
+    noMoreArgs('secret', ctx.lang, rest);
+    return list(ctx, ctx.opts.json);
   },
 });
-
-function usage(detail: string): MbError {
-  return new MbError('MB_CLI_USAGE', { detail, command: 'secret' });
-}
 
 async function set(ctx: CommandContext, given: string, file: string | undefined): Promise<number> {
   const de = ctx.lang === 'de';

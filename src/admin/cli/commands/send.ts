@@ -17,7 +17,7 @@ import { relaySchema } from '../../../relay/config.ts';
 import { RoutedTransport, type StepEvent, type StepName } from '../../../relay/transports/index.ts';
 import type { OutboundMessage } from '../../../relay/transport.ts';
 import { defineCommand } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs, usageError } from '../args.ts';
 import { openIdentity } from './token.ts';
 import { transports } from '../../../app/plugins.ts';
 
@@ -91,7 +91,7 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
     const user = o.user;
     const json = o.json;
     const de = ctx.lang === 'de';
-    if (ctx.args.length > 0) throw usageError('send', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    noMoreArgs('send', ctx.lang, ctx.args);
     if (!from || to.length === 0) throw usageError('send', ctx.lang, { en: '--from and --to are required', de: '--from und --to sind erforderlich' });
 
     const attachments = [];

@@ -2,7 +2,7 @@ import { loadConfig } from '../../../app/config.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
 import { reloadConfig } from '../../../server/reload.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs } from '../args.ts';
 import { defineCommand } from '../command.ts';
 
 export const command = defineCommand({
@@ -39,7 +39,7 @@ andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
   },
   async run(ctx) {
     const { config, path, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
-    if (ctx.args.length) throw usageError('serve', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    noMoreArgs('serve', ctx.lang, ctx.args);
     // --port applies to the configuration read at start and to every one SIGHUP reads again.
     const adjust = (c: typeof config) => {
       if (ctx.opts.port !== undefined) c.server.port = ctx.opts.port;

@@ -13,7 +13,7 @@ import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
 import { webhookPayload } from '../../../notify/sinks/webhook.ts';
 import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import { usageError } from '../args.ts';
+import { noMoreArgs } from '../args.ts';
 
 
 /** A status older than this means no gateway is writing it. */
@@ -105,7 +105,7 @@ veröffentlicht werden, bis Strg-C.
     },
   },
   async run(ctx) {
-    if (ctx.args.length) throw usageError('watch', ctx.lang, { en: 'unexpected argument {arg}', de: 'unerwartetes Argument {arg}' }, { arg: ctx.args[0] });
+    noMoreArgs('watch', ctx.lang, ctx.args);
     const o = {
       mailbox: ctx.opts.mailbox?.toLowerCase(),
       last: ctx.opts.last ?? 10,

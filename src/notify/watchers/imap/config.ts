@@ -4,22 +4,10 @@
  */
 import { z } from 'zod';
 import { secretField } from '../../../config/secret-field.ts';
-
-
+import { imapServerFields } from '../../../m365/imap-fields.ts';
 export const imapWatchSchema = z
   .object({
-    host: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({ description: "IMAP server (default: the connection's cloud, e.g. outlook.office365.com)" }),
-    port: z.int().min(1).max(65535).default(993),
-    tls: z
-      .enum(['implicit', 'starttls', 'none'])
-      .default('implicit')
-      .meta({ description: 'implicit: TLS from the start (993); starttls: upgrade on 143; none: cleartext, only for a server on this machine' }),
-    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. of an on-premises server or a TLS-inspecting proxy' }),
-    servername: z.string().optional().meta({ description: 'TLS server name, when host is an IP address' }),
+    ...imapServerFields,
     auth: z
       .union([
         z.literal('xoauth2'),
