@@ -156,6 +156,25 @@ export function childrenOf(pid: number): number[] {
 }
 
 /**
+ * CPU time (user + system, seconds) a process has used itself and, separately, what its children
+ * that it has already reaped used (0s if gone). Postfix's master reaps its daemons, so the CPU of a
+ * daemon that exited during a measurement is in the master's `children` figure.
+ */
+export function cpuSeconds(pid: number): { self: number; children: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return { self: (f[11]! + f[12]!) / TICKS, children: (f[13]! + f[14]!) / TICKS };
+  } catch {
+    return { self: 0, children: 0 };
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/**
  * Proportional set size of a process in bytes (0 if gone): its resident memory with shared pages
  * divided among the processes sharing them, so summing it over Postfix's many daemons does not
  * count the shared libraries once per process (RSS would).

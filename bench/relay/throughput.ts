@@ -23,11 +23,17 @@
  * second from the first MAIL FROM until the upstream has delivered the last message into Dovecot.
  * Memory is the peak of the summed proportional set size (PSS: resident memory, shared pages split
  * among their sharers) of the relay's processes (mailbridge: its one process; Postfix: master and
- * all its daemons), sampled every 200 ms. A warm-up of 100 messages
+ * all its daemons), sampled every 200 ms. CPU is the user + system time the relay's processes used
+ * over the same interval (Postfix: every daemon, including those its master reaped meanwhile), per
+ * 1,000 messages; the upstream and Dovecot, shared by both, are not counted. A warm-up of 100 messages
  * per tool opens the connections first. Rounds alternate which tool goes first. Every message is
  * checked in its sink mailbox in Dovecot before figures are printed.
  *
- * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix]
+ * `--baseline <checkout>` adds a third relay: mailbridge from another checkout of this repository
+ * (its bench/relay/mailbridge-child.ts), so a change can be compared with the code before it in the
+ * same run, on the same machine load; its column and ratio are printed beside the others.
+ *
+ * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,7 +47,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
-import { alive, pss, startPostfix, type Postfix } from './postfix.ts';
+import { alive, cpuSeconds, pss, startPostfix, type Postfix } from './postfix.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -53,6 +59,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '100' },
     keep: { type: 'boolean', default: false },
     tools: { type: 'string', default: 'mailbridge,postfix' },
+    baseline: { type: 'string' },
   },
 });
 const N = Number(values.messages);
@@ -61,13 +68,15 @@ const CLIENTS = Number(values.clients);
 const ROUNDS = Number(values.rounds);
 const WARMUP = Number(values.warmup);
 
-type Tool = 'mailbridge' | 'postfix';
+type Tool = 'mailbridge' | 'postfix' | 'baseline';
+const BASELINE = values.baseline;
 interface RunResult {
   tool: Tool;
   seconds: number;
   acceptSeconds: number;
   latencies: number[];
   peakRss: number;
+  cpuSeconds: number;
 }
 
 execFileSync('bash', [join(ROOT, 'bench', 'relay', 'setup.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -177,14 +186,16 @@ async function submit(port: number, total: number, sink: string, tag: string): P
 interface Running {
   port: number;
   pids(): number[];
+  /** CPU seconds the relay's processes have used so far. */
+  cpu(): number;
   stop(): Promise<void>;
 }
 
-async function startMailbridge(dir: string, upstreamPort: number): Promise<Running> {
+async function startMailbridge(dir: string, upstreamPort: number, checkout = ROOT): Promise<Running> {
   mkdirSync(dir, { recursive: true });
   const child: ChildProcess = spawn(
     join(ROOT, 'node_modules', '.bin', 'node'),
-    [...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []), join(ROOT, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
+    [...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []), join(checkout, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {
@@ -200,6 +211,7 @@ async function startMailbridge(dir: string, upstreamPort: number): Promise<Runni
   return {
     port,
     pids: () => [pid],
+    cpu: () => cpuSeconds(pid).self,
     async stop() {
       if (!alive(pid)) return;
       const exited = once(child, 'exit');
@@ -211,12 +223,19 @@ async function startMailbridge(dir: string, upstreamPort: number): Promise<Runni
 
 async function startPeer(dir: string, upstreamPort: number): Promise<Running> {
   const pf: Postfix = await startPostfix({ dir, port: await freePort(), relay: { host: '127.0.0.1', port: upstreamPort }, caFile, concurrency: 3 * CLIENTS });
-  return { port: pf.port, pids: pf.pids, stop: pf.stop };
+  return {
+    port: pf.port,
+    pids: pf.pids,
+    // Live daemons' own time plus what the master reaped: a daemon that exits in between moves
+    // from the first to the second, so the difference over an interval counts it once.
+    cpu: () => pf.pids().reduce((sum, p) => sum + cpuSeconds(p).self, 0) + cpuSeconds(pf.masterPid).children,
+    stop: pf.stop,
+  };
 }
 
 async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<RunResult> {
   const dir = join(work, `${tool}-${round}`);
-  const relay = tool === 'mailbridge' ? await startMailbridge(dir, upstreamPort) : await startPeer(dir, upstreamPort);
+  const relay = tool === 'postfix' ? await startPeer(dir, upstreamPort) : await startMailbridge(dir, upstreamPort, tool === 'baseline' ? BASELINE : ROOT);
   cleanups.push(relay.stop);
   try {
     const warm = `warm-${tool}-${round}@bench.test`;
@@ -239,14 +258,16 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
     const sampler = setInterval(sample, 200);
     sample();
     const sink = `sink-${tool}-${round}@bench.test`;
+    const cpu0 = relay.cpu();
     const t0 = performance.now();
     const latencies = await submit(relay.port, N, sink, `${tool}-${round}`);
     const tAccepted = performance.now();
     await deliveredTo(sink, N);
     const t1 = performance.now();
+    const cpu = relay.cpu() - cpu0;
     clearInterval(sampler);
     sample();
-    return { tool, seconds: (t1 - t0) / 1000, acceptSeconds: (tAccepted - t0) / 1000, latencies, peakRss: peak };
+    return { tool, seconds: (t1 - t0) / 1000, acceptSeconds: (tAccepted - t0) / 1000, latencies, peakRss: peak, cpuSeconds: cpu };
   } finally {
     await relay.stop();
     cleanups.splice(cleanups.indexOf(relay.stop), 1);
@@ -262,12 +283,12 @@ try {
   const upstreamPort = await startUpstream(dovecot);
   const results: RunResult[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const tools = values.tools.split(',').filter((t): t is Tool => t === 'mailbridge' || t === 'postfix');
+    const tools = [...values.tools.split(',').filter((t): t is Tool => t === 'mailbridge' || t === 'postfix'), ...(BASELINE ? (['baseline'] as const) : [])];
     const order: Tool[] = r % 2 === 0 ? tools : [...tools].reverse();
     for (const tool of order) {
       const res = await runOne(tool, r, upstreamPort);
       results.push(res);
-      console.error(`round ${r + 1} ${tool}: ${(N / res.seconds).toFixed(0)} msg/s`);
+      console.error(`round ${r + 1} ${tool}: ${(N / res.seconds).toFixed(0)} msg/s end to end, ${(N / res.acceptSeconds).toFixed(0)} accepted, ${((1000 * res.cpuSeconds) / N).toFixed(2)} CPU s per 1,000`);
     }
   }
   // Every message is in its sink mailbox, once.
@@ -279,26 +300,51 @@ try {
   const summary = (tool: Tool) => {
     const rs = results.filter((x) => x.tool === tool);
     const lat = rs.flatMap((x) => x.latencies).sort((a, b) => a - b);
-    const rate = rs.reduce((s, x) => s + N / x.seconds, 0) / rs.length;
-    const acceptRate = rs.reduce((s, x) => s + N / x.acceptSeconds, 0) / rs.length;
-    return { rate, acceptRate, p50: pct(lat, 50), p99: pct(lat, 99), peak: Math.max(...rs.map((x) => x.peakRss)) };
+    const spread = (f: (x: RunResult) => number) => {
+      const v = rs.map(f);
+      return { mean: v.reduce((a, b) => a + b, 0) / v.length, min: Math.min(...v), max: Math.max(...v) };
+    };
+    return {
+      rate: spread((x) => N / x.seconds),
+      acceptRate: spread((x) => N / x.acceptSeconds),
+      cpu: spread((x) => (1000 * x.cpuSeconds) / N),
+      p50: pct(lat, 50),
+      p99: pct(lat, 99),
+      peak: Math.max(...rs.map((x) => x.peakRss)),
+    };
   };
-  if (results.some((x) => x.tool === 'mailbridge') !== results.some((x) => x.tool === 'postfix')) {
-    for (const x of results) console.log(`${x.tool}: ${(N / x.seconds).toFixed(0)} messages/s end to end, ${(N / x.acceptSeconds).toFixed(0)} accepted`);
-    throw new Error('run both tools (--tools mailbridge,postfix) for the side-by-side table');
+  const present = (['mailbridge', 'postfix', 'baseline'] as const).filter((t) => results.some((x) => x.tool === t));
+  const s = Object.fromEntries(present.map((t) => [t, summary(t)])) as Record<Tool, ReturnType<typeof summary>>;
+  const names: Record<Tool, string> = { mailbridge: 'mailbridge', postfix: 'postfix', baseline: 'baseline' };
+  const ratios: Array<[Tool, Tool]> = [
+    ...(s.mailbridge && s.postfix ? [['mailbridge', 'postfix'] as [Tool, Tool]] : []),
+    ...(s.mailbridge && s.baseline ? [['mailbridge', 'baseline'] as [Tool, Tool]] : []),
+  ];
+  const row = (label: string, cells: string[]) => console.log(`${label.padEnd(38)}${cells.map((c) => c.padStart(19)).join('')}`);
+  const range = (v: { mean: number; min: number; max: number }, digits = 0) =>
+    ROUNDS === 1 ? v.mean.toFixed(digits) : `${v.mean.toFixed(digits)} (${v.min.toFixed(digits)}–${v.max.toFixed(digits)})`;
+  const figures: Array<[string, (x: ReturnType<typeof summary>) => number, (x: ReturnType<typeof summary>) => string]> = [
+    ['messages/s end to end', (x) => x.rate.mean, (x) => range(x.rate)],
+    ['messages/s accepted', (x) => x.acceptRate.mean, (x) => range(x.acceptRate)],
+    ['acceptance latency p50 (ms)', (x) => x.p50, (x) => x.p50.toFixed(1)],
+    ['acceptance latency p99 (ms)', (x) => x.p99, (x) => x.p99.toFixed(1)],
+    ['peak memory (MB PSS, all processes)', (x) => x.peak, (x) => (x.peak / 1048576).toFixed(1)],
+    ['CPU s per 1,000 messages', (x) => x.cpu.mean, (x) => range(x.cpu, 2)],
+  ];
+  console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s) (mean, min–max over rounds), warm-up ${WARMUP}`);
+  console.log(`Upstream for all: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in every relay${BASELINE ? `; baseline: mailbridge from ${BASELINE}` : ''}\n`);
+  row('', [...present.map((t) => names[t]), ...ratios.map(([a, b]) => `${a} / ${b}`)]);
+  for (const [label, value, text] of figures) {
+    row(label, [...present.map((t) => text(s[t])), ...ratios.map(([a, b]) => `${(value(s[a]) / value(s[b])).toFixed(2)}×`)]);
   }
-  const mb = summary('mailbridge');
-  const pf = summary('postfix');
-  const row = (label: string, a: string, b: string) => console.log(`${label.padEnd(34)} ${a.padStart(12)} ${b.padStart(12)}`);
-  console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s), warm-up ${WARMUP}`);
-  console.log('Upstream for both: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in both relays\n');
-  row('', 'mailbridge', 'postfix');
-  row('messages/s end to end', mb.rate.toFixed(0), pf.rate.toFixed(0));
-  row('messages/s accepted', mb.acceptRate.toFixed(0), pf.acceptRate.toFixed(0));
-  row('acceptance latency p50 (ms)', mb.p50.toFixed(1), pf.p50.toFixed(1));
-  row('acceptance latency p99 (ms)', mb.p99.toFixed(1), pf.p99.toFixed(1));
-  row('peak memory (MB PSS, all processes)', (mb.peak / 1048576).toFixed(1), (pf.peak / 1048576).toFixed(1));
-  console.log(`\nratio mailbridge / postfix (end to end): ${(mb.rate / pf.rate).toFixed(2)}×  — target ≥ 1.00`);
+  if (s.mailbridge && s.postfix) {
+    const mb = s.mailbridge;
+    const pf = s.postfix;
+    console.log(
+      `\ntargets: accepted ≥ 1.0× Postfix: ${mb.acceptRate.mean >= pf.acceptRate.mean ? 'yes' : 'NO'}; end to end ≥ 1.1×: ${mb.rate.mean >= 1.1 * pf.rate.mean ? 'yes' : 'NO'}; ` +
+        `p99 ≤ Postfix: ${mb.p99 <= pf.p99 ? 'yes' : 'NO'}; peak memory ≤ Postfix: ${mb.peak <= pf.peak ? 'yes' : 'NO'} (≤ 1.5×: ${mb.peak <= 1.5 * pf.peak ? 'yes' : 'NO'})`,
+    );
+  }
 } finally {
   for (const stop of cleanups.reverse()) await stop().catch(() => undefined);
   if (upstream) await new Promise<void>((r) => upstream!.close(() => r()));

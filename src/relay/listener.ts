@@ -321,7 +321,7 @@ async function listen(l: ListenerConfig, s: Shared): Promise<RunningListener> {
 }
 
 /**
- * DATA: stream the message into a temp spool file (with the cleanup edits: Received on top, Bcc
+ * DATA: stream the message into its spool file (with the cleanup edits: Received on top, Bcc
  * dropped) while checking line endings, NUL bytes and size, then make it durable (Queue.accept).
  * The stream is always read to its end — smtp-server replies only then — but after a refusal
  * nothing more is written.
@@ -348,7 +348,7 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
     }),
     `<${id}@${s.hostname}>`,
   );
-  const writer = queue.spool.createTempWriter(id);
+  const writer = queue.spool.createWriter(id);
   let writeError: Error | undefined;
   writer.on('error', (err) => (writeError ??= err));
   let size = 0;
@@ -374,7 +374,7 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
       writer.destroy();
       await once(writer, 'close').catch(() => undefined);
     }
-    await queue.spool.removeTemp(id).catch(() => undefined);
+    await queue.spool.remove(id).catch(() => undefined);
   };
 
   try {

@@ -10,17 +10,17 @@
  *   incoming/deferred ──retry──▶ deferred (due now)        any but active ──delete──▶ (gone)
  *   active ──recover (at start) / interrupted (at stop)──▶ deferred (due now)
  *
- * Durability (the promise behind every 250): the listener writes the body to `<id>.tmp` and fsyncs
- * it; `accept` renames it to `<id>.eml` and hands the row to the group committer, which fsyncs the
- * spool directory and commits the rows of the batch in one transaction. Only then does `accept`
- * resolve and the client get its 250. A bounce and its report are one transaction too.
+ * Durability (the promise behind every 250): the listener writes the body to `<id>.eml` and fsyncs
+ * it; `accept` hands the row to the group committer, which fsyncs the spool directory and commits
+ * the rows of the batch in one transaction. Only then does `accept` resolve and the client get its
+ * 250. A bounce and its report are one transaction too.
  *
  * Recovery at start, for whatever a crash left behind:
  * - `active` rows go back to deferred, due now (the attempt may have reached Microsoft: at-least-once);
- * - `.tmp` files are removed (never acknowledged);
+ * - `.tmp` files (left by older versions) are removed (never acknowledged);
  * - `.eml` files without a row are removed: the row is committed before the 250, so such a file
- *   belongs to a message the client was never told we have — it will send it again, and keeping the
- *   file would deliver it twice (and it has no envelope to deliver it with);
+ *   belongs to a message the client was never told we have (possibly cut short) — it will send it
+ *   again, and keeping the file would deliver it twice (and it has no envelope to deliver it with);
  * - bodies of sent/bounced rows are removed (a crash between the state change and the unlink);
  * - rows in incoming/deferred/held without a body go to held with MB_RELAY_BODY_MISSING, never
  *   silently dropped: an admin can restore the file and `queue release` it.
@@ -152,8 +152,9 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
   // ── arrival ──────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Makes a received message durable: its temp file (already fsynced by the writer) becomes the
-   * body, and its row is committed with the current batch. Resolves only when both are on disk.
+   * Makes a received message durable: its body file (already fsynced by the writer, see
+   * Spool.createWriter) and its row, committed with the current batch. Resolves only when both are
+   * on disk.
    */
   async accept(input: AcceptInput): Promise<QueueRecord> {
     const now = this.clock.now();
@@ -175,11 +176,9 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
     if (input.relayUser !== undefined) record.relayUser = input.relayUser;
     if (input.clientIp !== undefined) record.clientIp = input.clientIp;
     try {
-      await this.spool.commitTemp(input.id);
       await this.committer.submit(record);
     } catch (err) {
       await this.spool.remove(input.id).catch(() => undefined);
-      await this.spool.removeTemp(input.id).catch(() => undefined);
       throw new MbError('MB_RELAY_SPOOL_WRITE_FAILED', { path: this.spool.dir, detail: (err as Error).message }, { cause: err });
     }
     this.emit('outcome', 'accepted', record, now);

@@ -24,6 +24,7 @@ import type { Clock } from '../../util/clock.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
 import type { AttemptFailure, Queue } from './index.ts';
 import { MailboxPacer } from './pacing.ts';
+import type { StoredBody } from './spool.ts';
 
 export interface ManagerOptions {
   queue: Queue;
@@ -177,16 +178,17 @@ export class QueueManager {
 
   private async deliver(rec: QueueRecord, controller: AbortController): Promise<void> {
     const { queue, transport, clock, log } = this.o;
+    let stored: StoredBody | undefined;
     try {
-      let present: boolean;
       try {
-        present = await queue.spool.exists(rec.id);
+        stored = await queue.spool.openStored(rec.id);
       } catch (err) {
         const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
         return;
       }
-      if (!present) return await queue.markCorrupt(rec);
+      if (!stored) return await queue.markCorrupt(rec);
+      const body = stored;
       let timedOut = false;
       const cancelTimeout = clock.setTimer(this.o.sendTimeoutMs, () => {
         timedOut = true;
@@ -205,8 +207,8 @@ export class QueueManager {
         receivedAt: new Date(rec.receivedAt),
         attempt: rec.attempts + 1,
         isBounce: rec.kind === 'dsn',
-        body: () => queue.spool.openBody(rec.id),
-        readBody: () => queue.spool.readBody(rec.id),
+        body: () => body.stream(),
+        readBody: () => body.read(),
         signal: controller.signal,
       };
       let result: SendResult;
@@ -240,6 +242,8 @@ export class QueueManager {
       // to deferred at the next start (at-least-once), so nothing is lost. Not retried here: the
       // attempt may have been delivered, and a store that keeps failing would resend it in a loop.
       log.error({ id: rec.id, err: (err as Error).message }, 'relay: could not record a delivery result');
+    } finally {
+      await stored?.close().catch(() => undefined);
     }
   }
 

@@ -1,18 +1,27 @@
 /**
  * The spool: one file per queued message, `<id>.eml`, holding the message exactly as received.
- * A file is written under `<id>.tmp`, fsynced, renamed, and the directory fsynced, so after a crash
- * a `.eml` file is complete and a `.tmp` file is garbage. Whether a message exists is decided by its
- * row in the store, committed after the rename (see queue/index.ts for the recovery rules).
+ * A file is written under its final name and fsynced, then the directory is fsynced (once per group
+ * commit). Whether a message exists is decided by its row in the store, committed only after that
+ * (see queue/index.ts for the recovery rules): a file a crash cut short has no row and is removed at
+ * the next start, so no temporary name and rename is needed (one file-system operation and one
+ * directory update fewer per message). `.tmp` files are what older versions left behind.
  *
  * A lock file keeps two mailbridge processes off one spool: recovery deletes files without a row,
  * which would eat the other process's messages in flight.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MbError } from '../../errors/index.ts';
 import { processAlive } from '../../util/process.ts';
+
+/** A stored body opened for one delivery attempt (Spool.openStored); `close` when the attempt ends. */
+export interface StoredBody {
+  stream(): Readable;
+  read(): Promise<Buffer>;
+  close(): Promise<void>;
+}
 
 const BODY = '.eml';
 const TEMP = '.tmp';
@@ -51,16 +60,12 @@ export class Spool {
   }
 
   /**
-   * A stream for a new message's temp file. `flush: true` makes the stream fsync the file before it
-   * closes, so 'finish'/'close' mean the bytes are on disk.
+   * A stream for a new message's file. `flush: true` makes the stream fsync the file before it
+   * closes, so 'finish'/'close' mean the bytes are on disk; its name is durable after the next
+   * `syncDir()`, and the message exists once its row is committed (Queue.accept).
    */
-  createTempWriter(id: string): WriteStream {
-    return createWriteStream(this.tempPath(id), { flags: 'wx', mode: 0o600, flush: true });
-  }
-
-  /** Temp file → final name. Durable only after the next `syncDir()`. */
-  async commitTemp(id: string): Promise<void> {
-    await rename(this.tempPath(id), this.path(id));
+  createWriter(id: string): WriteStream {
+    return createWriteStream(this.path(id), { flags: 'wx', mode: 0o600, flush: true });
   }
 
   async syncDir(): Promise<void> {
@@ -72,17 +77,41 @@ export class Spool {
     }
   }
 
-  /** Writes a whole file durably (bounce reports): temp, fsync, rename, directory fsync. */
+  /** Writes a whole file durably (bounce reports, before their row): file and directory fsync. */
   async writeDurable(id: string, data: Buffer): Promise<void> {
-    const fh = await open(this.tempPath(id), 'wx', 0o600);
+    const fh = await open(this.path(id), 'wx', 0o600);
     try {
       await fh.writeFile(data);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await this.commitTemp(id);
     await this.syncDir();
+  }
+
+  /**
+   * Opens a queued message's body for one delivery attempt; undefined if the file is missing. One
+   * open serves the presence check, `read` and `stream` (a check and a second open cost two more
+   * thread-pool round trips per message). Only a missing file means "no body": an I/O or permission
+   * error is thrown, is temporary, and must not get the message held as corrupt.
+   */
+  async openStored(id: string): Promise<StoredBody | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(id), 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    let whole: Promise<Buffer> | undefined;
+    return {
+      // Positional reads (start: 0) never move the handle's offset, so each stream and `read` see
+      // the whole file; a stream still running after `close` fails with EBADF on the closed handle.
+      stream: () => createReadStream('', { fd: fh, start: 0, autoClose: false }),
+      read: () => (whole ??= readWhole(fh)),
+      close: () => fh.close(),
+    };
   }
 
   openBody(id: string): Readable {
@@ -159,6 +188,18 @@ export class Spool {
     }
     throw new MbError('MB_RELAY_SPOOL_LOCKED', { pid: '?', path: this.dir });
   }
+}
+
+async function readWhole(fh: FileHandle): Promise<Buffer> {
+  const { size } = await fh.stat();
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  while (at < size) {
+    const { bytesRead } = await fh.read(buf, at, size - at, at);
+    if (bytesRead === 0) break;
+    at += bytesRead;
+  }
+  return buf.subarray(0, at);
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

@@ -88,7 +88,7 @@ export async function queueAdminText(queue: Queue, config: AdminMailConfig, mail
     .compile()
     .build();
   const id = queue.newId();
-  const w = queue.spool.createTempWriter(id);
+  const w = queue.spool.createWriter(id);
   w.end(raw);
   await once(w, 'close');
   await queue.accept({ id, sender: config.from, recipients: [...config.to], size: raw.length, bodyType: '7bit', smtpUtf8: false });

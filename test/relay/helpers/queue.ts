@@ -68,7 +68,7 @@ let seq = 0;
 export async function enqueue(queue: Queue, m: { sender?: string; recipients?: string[]; body?: string | Buffer } = {}): Promise<QueueRecord> {
   const id = queue.newId();
   const body = m.body ?? `Message-ID: <m${++seq}@contoso.com>\r\nFrom: ${m.sender ?? 'app@contoso.com'}\r\nSubject: test ${seq}\r\n\r\nbody ${seq}\r\n`;
-  const w = queue.spool.createTempWriter(id);
+  const w = queue.spool.createWriter(id);
   w.end(typeof body === 'string' ? Buffer.from(body) : body);
   await once(w, 'close');
   return queue.accept({

@@ -390,8 +390,8 @@ test('a body that exists but cannot be read (I/O error) is a temporary failure, 
   const t = new RecordingTransport();
   const m = manager(f, t);
   const spool = f.queue.spool;
-  const realExists = spool.exists.bind(spool);
-  spool.exists = async () => {
+  const realOpen = spool.openStored.bind(spool);
+  spool.openStored = async () => {
     throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
   };
   try {
@@ -402,7 +402,7 @@ test('a body that exists but cannot be read (I/O error) is a temporary failure, 
     assert.equal(rec?.lastError?.code, 'MB_RELAY_SPOOL_UNREADABLE');
     assert.equal(rec?.holdReason, undefined, 'not held as corrupt');
     assert.equal(t.attempts.length, 0, 'never handed to the transport');
-    spool.exists = realExists;
+    spool.openStored = realOpen;
     f.clock.advance(MIN);
     await m.whenIdle();
     assert.equal((await f.queue.get(msg.id))?.state, 'sent');

@@ -53,7 +53,6 @@ test('accept: the body is a complete spool file and the row is committed when ac
       assert.equal(row?.state, 'incoming');
       assert.deepEqual(row?.recipients.slice(1), ['bcc@example.org']);
       assert.ok(existsSync(f.spool.path(r.id)));
-      assert.ok(!existsSync(f.spool.tempPath(r.id)));
     }
     assert.equal(new Set(recs.map((r) => r.id)).size, 12);
   } finally {
