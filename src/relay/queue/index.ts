@@ -114,7 +114,12 @@ export interface RecoveryReport {
 /** What became of a message, for metrics: `deferred` is one failed attempt that will be retried. */
 export type QueueOutcome = 'accepted' | 'delivered' | 'deferred' | 'bounced';
 
-export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOutcome, record: QueueRecord, at: number] }> {
+/**
+ * 'ready': something may have become due. With the record when it is a message this process just
+ * accepted (the manager indexes it without reading the store); without one, the manager reads the
+ * store (an admin action, a bounce report).
+ */
+export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outcome: [outcome: QueueOutcome, record: QueueRecord, at: number] }> {
   readonly spool: Spool;
   private readonly repo: QueueRepository;
   private readonly log: Logger;
@@ -182,7 +187,7 @@ export class Queue extends EventEmitter<{ ready: []; outcome: [outcome: QueueOut
       throw new MbError('MB_RELAY_SPOOL_WRITE_FAILED', { path: this.spool.dir, detail: (err as Error).message }, { cause: err });
     }
     this.emit('outcome', 'accepted', record, now);
-    this.emit('ready');
+    this.emit('ready', record);
     return record;
   }
 

@@ -4,10 +4,16 @@
  * `ratePerMinute` starts and `recipientsPerDay` recipients in 24 hours per mailbox (MailboxPacer),
  * and `maxConcurrency` over all mailboxes.
  *
- * Strategy: a "pump" asks the store for due messages of mailboxes that may start now (oldest first),
- * claims each (compare-and-set incoming/deferred → active) and starts it. It runs when a message
- * arrives, when a delivery ends, at the next due time or rate-limit slot (a timer on the injected
- * clock), and every `pollMs` to see changes made by `mailbridge queue` in another process. What a
+ * Strategy: a "pump" takes due messages of mailboxes that may start now (oldest first) from an
+ * in-memory index (ready-index.ts), claims each (compare-and-set incoming/deferred → active) and
+ * starts it. It runs when a message arrives, when a delivery ends, at the next due time or
+ * rate-limit slot (a timer on the injected clock), and every `pollMs`. Arrivals in this process go
+ * into the index directly; the store is read (due messages, and when the next one falls due) only
+ * when it may hold what the index lacks: at start, on every timer (so every `pollMs` at the latest,
+ * which is how changes made by `mailbridge queue` in another process are seen), after an admin
+ * action or a bounce report here, when a deferral falls due, when a mailbox left out of the last
+ * read (it was blocked) may start again, and while a read came back full. Reading the store after
+ * every delivery cost a scan of the backlog each time its mailboxes were all at their limits. What a
  * result means for the message (deferred, bounced, sent) is decided by the queue, not here.
  * A temporary result with `retryAfter` (429, 432, a refused login) also pauses the whole mailbox
  * for that long. An admin's `queue retry` or `queue release` of one of its messages lifts that pause
@@ -24,6 +30,7 @@ import type { Clock } from '../../util/clock.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
 import type { AttemptFailure, Queue } from './index.ts';
 import { MailboxPacer } from './pacing.ts';
+import { ReadyIndex } from './ready-index.ts';
 import type { StoredBody } from './spool.ts';
 
 export interface ManagerOptions {
@@ -56,7 +63,18 @@ export class QueueManager {
   private seeded = false;
   /** Mailboxes whose 24-hour budget is used up and that were reported as such (once per exhaustion). */
   private readonly overBudget = new Set<string>();
-  private readonly onReady = () => void this.pump();
+  private readonly index = new ReadyIndex();
+  /** The store may hold due messages the index lacks. */
+  private stale = true;
+  /** Mailboxes left out of the last store read (blocked then): once one may start, read again. */
+  private unread = new Set<string>();
+  /** When the earliest message not in the index falls due (from the last read and deferrals here). */
+  private storeDue: number | undefined;
+  private readStore = false;
+  private readonly onReady = (accepted?: QueueRecord) => {
+    if (!accepted || !this.index.add(accepted)) this.stale = true;
+    void this.pump();
+  };
 
   constructor(options: ManagerOptions) {
     this.o = options;
@@ -72,6 +90,8 @@ export class QueueManager {
     if (this.running) return;
     this.running = true;
     this.stopping = false;
+    this.index.clear();
+    this.stale = true;
     this.o.queue.on('ready', this.onReady);
     void this.pump();
   }
@@ -98,6 +118,7 @@ export class QueueManager {
   /** Resolves when nothing is in flight and nothing more can start at the clock's current time. */
   whenIdle(): Promise<void> {
     const p = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.stale = true;
     void this.pump();
     return p;
   }
@@ -128,26 +149,30 @@ export class QueueManager {
         let free = this.o.maxConcurrency - this.inFlight.size;
         if (free <= 0) break;
         await this.liftPausesRetried();
-        const now = this.o.clock.now();
-        const blocked = [...this.pacer.blocked(now).keys()];
-        const rows = await this.o.queue.ready(Math.min(free * 4, 200), blocked);
+        const blocked = this.pacer.blocked(this.o.clock.now());
+        await this.readIfStale(blocked, free);
+        // Mailboxes that cannot start now (limits reached during this pass, or the budget).
+        const skip = new Set(blocked.keys());
         let started = 0;
-        for (const row of rows) {
-          if (free <= 0 || !this.running) break;
+        while (free > 0 && this.running) {
+          const row = this.index.next((mailbox) => skip.has(mailbox));
+          if (!row) break;
           const now = this.o.clock.now();
           const at = this.pacer.nextStart(row.mailbox, now, row.recipients.length);
           if (at !== now) {
             if (at !== undefined && row.recipients.length > this.pacer.remainingToday(row.mailbox, now)) this.waitForBudget(row, at);
+            skip.add(row.mailbox);
             continue;
           }
           this.overBudget.delete(row.mailbox);
+          this.index.delete(row);
           const rec = await this.o.queue.claim(row.id);
           if (!rec) continue; // moved by someone else (queue hold in another process)
           this.launch(rec);
           started++;
           free--;
         }
-        if (started > 0 && free > 0) this.pumpAgain = true;
+        if (started > 0 && free > 0 && this.stale) this.pumpAgain = true;
       } while (this.pumpAgain && this.running);
       await this.maybePurge();
       await this.scheduleWake();
@@ -184,7 +209,8 @@ export class QueueManager {
         stored = await queue.spool.openStored(rec.id);
       } catch (err) {
         const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
+        const moved = await queue.failed(rec, { kind: 'temporary', mbCode: 'MB_RELAY_SPOOL_UNREADABLE', params: { id: rec.id, path: queue.spool.dir, detail }, detail });
+        this.deferred(moved);
         return;
       }
       if (!stored) return await queue.markCorrupt(rec);
@@ -236,7 +262,7 @@ export class QueueManager {
         failure.retryAfter = result.retryAfter;
         this.pacer.pause(rec.mailbox, clock.now() + result.retryAfter * 1000, clock.now());
       }
-      await queue.failed(rec, failure);
+      this.deferred(await queue.failed(rec, failure));
     } catch (err) {
       // The store or spool failed while recording the result: the row stays active and goes back
       // to deferred at the next start (at-least-once), so nothing is lost. Not retried here: the
@@ -245,6 +271,31 @@ export class QueueManager {
     } finally {
       await stored?.close().catch(() => undefined);
     }
+  }
+
+  /** A deferral made here: the store is read again when it falls due. */
+  private deferred(rec: QueueRecord | undefined): void {
+    if (rec?.state === 'deferred') this.storeDue = Math.min(this.storeDue ?? Infinity, rec.nextAttemptAt);
+  }
+
+  /** Reads due messages from the store into the index when it may hold some the index lacks. */
+  private async readIfStale(blocked: Map<string, number | undefined>, free: number): Promise<void> {
+    const now = this.o.clock.now();
+    if (!this.stale && this.storeDue !== undefined && this.storeDue <= now) this.stale = true;
+    if (!this.stale) for (const mailbox of this.unread) if (!blocked.has(mailbox)) this.stale = true;
+    if (!this.stale) return;
+    // Cleared before the read: whatever makes it stale while the read runs sets it again.
+    this.stale = false;
+    this.readStore = true;
+    this.storeDue = undefined;
+    this.unread = new Set(blocked.keys());
+    const limit = Math.min(free * 4, 200);
+    const rows = await this.o.queue.ready(limit, [...this.unread]);
+    for (const row of rows) {
+      if (this.inFlight.has(row.id)) continue;
+      if (!this.index.add(row)) this.stale = true;
+    }
+    if (rows.length === limit) this.stale = true;
   }
 
   /** Ends the pause of every mailbox with a message an admin asked to retry since the pause began. */
@@ -277,8 +328,14 @@ export class QueueManager {
     const now = this.o.clock.now();
     const blocked = this.pacer.blocked(now);
     let next = now + this.o.pollMs;
-    const due = await this.o.queue.nextDue([...blocked.keys()]);
-    if (due !== undefined && due > now) next = Math.min(next, due);
+    if (this.readStore) {
+      // Asked only after a read of the store: between reads only deferrals here add due times.
+      this.readStore = false;
+      const due = await this.o.queue.nextDue([...blocked.keys()]);
+      // Due already: in the index, or the index is stale (full, or the read came back full).
+      if (due !== undefined && due > now) this.storeDue = Math.min(this.storeDue ?? Infinity, due);
+    }
+    if (this.storeDue !== undefined && this.storeDue > now) next = Math.min(next, this.storeDue);
     for (const at of blocked.values()) if (at !== undefined && at > now) next = Math.min(next, at);
     this.setWake(next - now);
   }
@@ -291,6 +348,8 @@ export class QueueManager {
     this.cancelWake?.();
     this.cancelWake = this.o.clock.setTimer(ms, () => {
       this.cancelWake = undefined;
+      // A due time, a rate-limit slot or the poll: the store may have changed meanwhile.
+      this.stale = true;
       void this.pump();
     });
   }

@@ -411,3 +411,43 @@ test('a body that exists but cannot be read (I/O error) is a temporary failure, 
     await f.close();
   }
 });
+
+test('arrivals are served from memory: the store is not asked for due messages after every delivery, yet a row another process added is found at the poll', async () => {
+  const f = await queueFixture();
+  let reads = 0;
+  const repo: QueueRepository = {
+    ...f.store.queue,
+    async ready(now, limit, exclude) {
+      reads++;
+      return f.store.queue.ready(now, limit, exclude);
+    },
+  };
+  const queue = new Queue({ repo, spool: f.spool, log: collectingLogger().log, clock: f.clock, retrySchedule: [MIN], hostname: 'relay.test', bounces: { notify: 'none' } });
+  const t = new RecordingTransport();
+  // One mailbox, one delivery at a time: every delivery that ends starts the next from the backlog.
+  const m = new QueueManager({ queue, transport: t, log: collectingLogger().log, clock: f.clock, concurrencyPerMailbox: 1, ratePerMinute: 10_000, recipientsPerDay: 10_000, maxConcurrency: 20, sendTimeoutMs: 300_000, pollMs: 10_000 });
+  m.start();
+  try {
+    await m.whenIdle();
+    const before = reads;
+    const msgs = [];
+    for (let i = 0; i < 30; i++) msgs.push(await enqueue(queue));
+    await t.delivered(30);
+    await m.whenIdle();
+    assert.deepEqual(t.deliveries.map((d) => d.id), msgs.map((x) => x.id), 'oldest first');
+    // Each whenIdle asks for one read (the first one's may come during the flow); the 30 arrivals
+    // and 30 deliveries read nothing (before the index: a read per arrival and per delivery).
+    assert.ok(reads - before <= 2, `${reads - before} reads of the store for 30 messages`);
+
+    // A row written by another process (e.g. `mailbridge queue release` there) is not announced
+    // here: the poll finds it.
+    const other = await enqueue(f.queue);
+    assert.equal((await queue.get(other.id))?.state, 'incoming');
+    f.clock.advance(10_000);
+    await t.delivered(31);
+    assert.equal(t.deliveries[30]!.id, other.id);
+  } finally {
+    await m.stop(0);
+    await f.close();
+  }
+});
