@@ -30,6 +30,8 @@ const LOCK = '.lock';
 export class Spool {
   readonly dir: string;
   private locked = false;
+  /** The directory, opened once for its fsyncs (one thread-pool job per group commit, not three). */
+  private dirHandle: Promise<FileHandle> | undefined;
 
   constructor(dir: string) {
     this.dir = dir;
@@ -46,6 +48,9 @@ export class Spool {
   }
 
   async close(): Promise<void> {
+    const dir = this.dirHandle;
+    this.dirHandle = undefined;
+    if (dir) await (await dir.catch(() => undefined))?.close().catch(() => undefined);
     if (!this.locked) return;
     this.locked = false;
     await unlink(join(this.dir, LOCK)).catch(() => undefined);
@@ -69,12 +74,15 @@ export class Spool {
   }
 
   async syncDir(): Promise<void> {
-    const fh = await open(this.dir, 'r');
+    const opening = (this.dirHandle ??= open(this.dir, 'r'));
+    let fh: FileHandle;
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      fh = await opening;
+    } catch (err) {
+      if (this.dirHandle === opening) this.dirHandle = undefined;
+      throw err;
     }
+    await fh.sync();
   }
 
   /** Writes a whole file durably (bounce reports, before their row): file and directory fsync. */
