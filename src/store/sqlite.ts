@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { relaxed, transaction } from './sqlite-tools.ts';
+import { durable, relaxed, transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store } from './index.ts';
 import { createSqliteCheckpoints } from './checkpoints-sqlite.ts';
@@ -36,6 +36,12 @@ export function openSqliteStore(path: string): Store {
     list: db.prepare('SELECT key, value, updated_at FROM kv WHERE namespace = ? ORDER BY key'),
   };
 
+  const wal = walSyncer(`${path}-wal`);
+  const syncWal = path === ':memory:' ? undefined : wal.sync;
+  // Writes not asked to be relaxed are as durable as before, but their fsync runs in the thread pool: watchers write a
+  // subscription and a cursor per mailbox at start (100,000 writes for 50,000 mailboxes), and an
+  // fsync each inside SQLite's commit held the event loop for minutes — long enough for Graph's
+  // 10-second validation of the notification URL to fail.
   const kv: KeyValue = {
     async get(namespace, key) {
       const row = stmts.get.get(namespace, key) as { value: string } | undefined;
@@ -44,10 +50,10 @@ export function openSqliteStore(path: string): Store {
     async set(namespace, key, value, options) {
       const write = () => stmts.set.run(namespace, key, value, new Date().toISOString());
       if (options?.relaxed) relaxed(db, write);
-      else write();
+      else await durable(db, syncWal, write);
     },
     async delete(namespace, key) {
-      return Number(stmts.del.run(namespace, key).changes) > 0;
+      return durable(db, syncWal, () => Number(stmts.del.run(namespace, key).changes) > 0);
     },
     async list(namespace) {
       const rows = stmts.list.all(namespace) as Array<{ key: string; value: string; updated_at: string }>;
@@ -55,12 +61,11 @@ export function openSqliteStore(path: string): Store {
     },
   };
 
-  const wal = walSyncer(`${path}-wal`);
   return {
     driver: 'sqlite',
     kv,
-    checkpoints: createSqliteCheckpoints(db, path === ':memory:' ? undefined : wal.sync),
-    queue: createSqliteQueueRepository(db, path === ':memory:' ? undefined : wal.sync),
+    checkpoints: createSqliteCheckpoints(db, syncWal),
+    queue: createSqliteQueueRepository(db, syncWal),
     notify: createSqliteNotifyRepository(db),
     async ping() {
       db.prepare('SELECT 1').get();
