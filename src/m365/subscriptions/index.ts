@@ -94,6 +94,8 @@ export interface SubscriptionManagerOptions<T> {
   lifecycleNotifications: boolean;
   retry: { initialSeconds: number; maxSeconds: number };
   setupConcurrency: number;
+  /** A limit shared with other owners in the process (the watch service's, see WatcherContext.gates). */
+  sharedGate?: Semaphore;
   codes: SubscriptionCodes;
   /** Extra parameters for every error (e.g. the connector's name). */
   params?: Record<string, string>;
@@ -155,6 +157,7 @@ export function createSubscriptionManager<T>(o: SubscriptionManagerOptions<T>): 
   const lifecycleUrl = o.lifecycleNotifications ? `${notificationUrl}/lifecycle` : undefined;
   const stats = o.stats ?? subscriptionStats();
   const gate = new Semaphore(o.setupConcurrency);
+  const shared = o.sharedGate ?? new Semaphore(Number.MAX_SAFE_INTEGER);
   const targets: Target<T>[] = [];
   const bySub = new Map<string, Target<T>>();
   const work = new Set<Promise<unknown>>();
@@ -294,7 +297,7 @@ export function createSubscriptionManager<T>(o: SubscriptionManagerOptions<T>): 
     }
     t.busy = true;
     return track(
-      gate.with(async () => {
+      gate.with(() => shared.with(async () => {
         let k: Work | undefined = kind;
         try {
           while (k && !closed) {
@@ -329,7 +332,7 @@ export function createSubscriptionManager<T>(o: SubscriptionManagerOptions<T>): 
           t.busy = false;
           if (!closed) o.onState?.(t.data);
         }
-      }),
+      })),
     );
   }
 

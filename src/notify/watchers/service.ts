@@ -21,6 +21,7 @@ import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './confi
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
+import { Semaphore } from '../../util/limits.ts';
 
 export type { Resource } from './plugin.ts';
 
@@ -99,6 +100,10 @@ export const STATUS_NAMESPACE = 'notify.watch';
 export const STATUS_KEY = 'status';
 const MAX_PROBLEMS = 100;
 const MAX_ATTENTION = 200;
+/** Subscriptions set up (or renewed, caught up) at once in the whole process, over all listeners. */
+const SETUP_IN_FLIGHT = 128;
+/** Graph delta rounds at once in the whole process. */
+const SYNC_IN_FLIGHT = 256;
 
 interface Built {
   group: string;
@@ -137,6 +142,13 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     inbound = createInbound({ listen: o.config.listen, publicUrl: o.config.publicUrl ?? o.serverPublicUrl, setting: 'notify.watch.listen', log, readFile });
   }
 
+  // Process-wide limits over all listeners (WatcherContext.gates): at least the largest a listener
+  // has of its own, so one big listener is not slowed down.
+  const most = (pick: (g: WatchGroupConfig) => number | undefined, floor: number) => Math.max(floor, ...groups.map(([, g]) => pick(g) ?? 0));
+  const gates = {
+    setup: new Semaphore(most((g) => (g.kind === 'graph' ? g.graph.setupConcurrency : g.kind === 'ews' ? g.ews.subscribeConcurrency : undefined), SETUP_IN_FLIGHT)),
+    sync: new Semaphore(most((g) => (g.kind === 'graph' ? g.graph.syncConcurrency : undefined), SYNC_IN_FLIGHT)),
+  };
   const built: Built[] = [];
   const close = async () => {
     await Promise.allSettled(built.map((b) => b.watcher.close()));
@@ -161,6 +173,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
           log: log.child({ group: plan.name, listener: listener.id }),
           now,
           problem: report,
+          gates,
           ...(inbound ? { inbound: { http: inbound.http, publicUrl: inbound.publicUrl } } : {}),
           ...(o.seal ? { seal: o.seal } : {}),
           ...(o.open ? { reveal: o.open } : {}),
@@ -214,11 +227,21 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         const gs: GroupStatus = byGroup.get(b.group) ?? { group: b.group, kind: b.kind, listeners: 0, mailboxes: 0, states: {}, byListener: {} };
         gs.listeners++;
         const mine = (gs.byListener![b.watcher.listener] ??= { capacity: b.capacity, states: {} }).states;
-        for (const s of b.watcher.status()) {
-          gs.mailboxes++;
-          gs.states[s.state] = (gs.states[s.state] ?? 0) + 1;
-          mine[s.state] = (mine[s.state] ?? 0) + 1;
-          if (s.state !== 'watching' && attention.length < MAX_ATTENTION) attention.push({ ...s, group: b.group });
+        if (b.watcher.summary) {
+          const counts: Record<string, number> = {};
+          for (const s of b.watcher.summary(counts, MAX_ATTENTION - attention.length)) attention.push({ ...s, group: b.group });
+          for (const [state, n] of Object.entries(counts)) {
+            gs.mailboxes += n;
+            gs.states[state] = (gs.states[state] ?? 0) + n;
+            mine[state] = (mine[state] ?? 0) + n;
+          }
+        } else {
+          for (const s of b.watcher.status()) {
+            gs.mailboxes++;
+            gs.states[s.state] = (gs.states[s.state] ?? 0) + 1;
+            mine[s.state] = (mine[s.state] ?? 0) + 1;
+            if (s.state !== 'watching' && attention.length < MAX_ATTENTION) attention.push({ ...s, group: b.group });
+          }
         }
         byGroup.set(b.group, gs);
       }

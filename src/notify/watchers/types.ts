@@ -18,6 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import type { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { KeyValue } from '../../store/index.ts';
+import type { Semaphore } from '../../util/limits.ts';
 import type { NotifyEvent } from '../events.ts';
 
 export const WATCHER_KINDS = ['graph', 'ews', 'imap'] as const;
@@ -70,6 +71,14 @@ export interface WatcherContext {
   /** Seal and reveal small secrets kept in `kv` (clientState, push keys) with the SecretBox. */
   seal?: (plain: string) => string;
   reveal?: (sealed: string) => string;
+  /**
+   * Limits shared by every watcher of the process, on top of each listener's own: `setup`
+   * (subscribing, renewing, catching up at start) and `sync` (Graph delta rounds). A listener's
+   * limits suit one account; 40 listeners starting at once (50,000 mailboxes) would otherwise have
+   * 640 subscriptions and 5,120 delta rounds in flight, more than the process (and Microsoft's
+   * validation of the notification URL, answered within 10 s) can take.
+   */
+  gates?: { setup: Semaphore; sync: Semaphore };
 }
 
 export interface Watcher {
@@ -79,6 +88,12 @@ export interface Watcher {
   /** Starts watching in the background; resolves once every mailbox was set up once (or has a failed status). */
   start(): Promise<void>;
   status(): MailboxStatus[];
+  /**
+   * Counts mailboxes per state into `counts` and returns the first `max` that are not watching:
+   * what the service's status needs, without an object per mailbox (status() every few seconds
+   * for 50,000 mailboxes made 50,000 objects each time). Optional: status() serves otherwise.
+   */
+  summary?(counts: Record<string, number>, max: number): MailboxStatus[];
   /** Stops every connection and timer; events already published stay published. */
   close(): Promise<void>;
 }

@@ -135,7 +135,9 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
   /** Mailboxes that never got as far as a member (autodiscover failed, no usable folder). */
   const unplaced = new Map<string, MailboxStatus>();
   const groups: StreamGroup[] = [];
-  const limit = limiter(options.subscribeConcurrency);
+  const own = limiter(options.subscribeConcurrency);
+  const shared = ctx.gates?.setup;
+  const limit: Limiter = shared ? { run: (fn) => own.run(() => shared.with(fn)) } : own;
 
   const client = new EwsClient({
     version: options.version,
@@ -310,6 +312,18 @@ export function createEwsWatcher(deps: EwsWatcherDeps): EwsWatcher {
     start,
     status() {
       return [...members.map((m) => m.status(listener)), ...unplaced.values()];
+    },
+    summary(counts, max) {
+      const out: MailboxStatus[] = [];
+      for (const m of members) {
+        counts[m.state] = (counts[m.state] ?? 0) + 1;
+        if (m.state !== 'watching' && out.length < max) out.push(m.status(listener));
+      }
+      for (const s of unplaced.values()) {
+        counts[s.state] = (counts[s.state] ?? 0) + 1;
+        if (out.length < max) out.push(s);
+      }
+      return out;
     },
     async close() {
       abort.abort(new Error('ews watcher closed'));

@@ -181,6 +181,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     onThrottle: (mailbox, status, ms) => problem(mailbox, new MbError('MB_WATCH_GRAPH_THROTTLED', { status, mailbox, seconds: Math.ceil(ms / 1000) })),
   });
   const syncGate = new Semaphore(o.syncConcurrency);
+  const sharedSync = ctx.gates?.sync ?? new Semaphore(Number.MAX_SAFE_INTEGER);
   const boxes: Box[] = [];
   const feeds: Feed[] = [];
   const work = new Set<Promise<unknown>>();
@@ -201,6 +202,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     lifecycleNotifications: o.lifecycleNotifications,
     retry: o.retry,
     setupConcurrency: o.setupConcurrency,
+    ...(ctx.gates ? { sharedGate: ctx.gates.setup } : {}),
     codes: WATCH_SUBSCRIPTION_CODES,
     now,
     log,
@@ -303,7 +305,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
         delete f.hints;
         const round = f.needRound || !hints || now() - f.lastRound > 3_600_000;
         f.needRound = false;
-        await syncGate.with(async () => {
+        await syncGate.with(() => sharedSync.with(async () => {
           if (closed) return;
           try {
             const r = await syncFolder(syncDeps, f.box.address, f.folder, round ? undefined : hints);
@@ -326,7 +328,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
             f.syncRetryAt = now() + backoffMs(f.syncFailures);
             problem(f.box.address, e);
           }
-        });
+        }));
         refresh(f.box);
       } while (f.again && !closed);
     })().finally(() => {
@@ -348,6 +350,12 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
       problem(f.box.address, new MbError('MB_WATCH_GRAPH_RICH_INVALID', { mailbox: f.box.address, detail: (err as Error).message }));
       return undefined;
     }
+  }
+
+  function boxStatus(b: Box): MailboxStatus {
+    const s: MailboxStatus = { mailbox: b.address, listener, state: b.state, since: new Date(b.since).toISOString() };
+    if (b.error) s.error = b.error;
+    return s;
   }
 
   // --- scheduler -------------------------------------------------------------------------------------
@@ -390,11 +398,15 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
       return f?.sub.id ? { id: f.sub.id, expires: f.sub.expires } : undefined;
     },
     status(): MailboxStatus[] {
-      return boxes.map((b) => {
-        const s: MailboxStatus = { mailbox: b.address, listener, state: b.state, since: new Date(b.since).toISOString() };
-        if (b.error) s.error = b.error;
-        return s;
-      });
+      return boxes.map(boxStatus);
+    },
+    summary(counts, max) {
+      const out: MailboxStatus[] = [];
+      for (const b of boxes) {
+        counts[b.state] = (counts[b.state] ?? 0) + 1;
+        if (b.state !== 'watching' && out.length < max) out.push(boxStatus(b));
+      }
+      return out;
     },
     async close() {
       if (closed) return;

@@ -21,6 +21,7 @@ import { createGraphWatcher, graphWatchSchema, type GraphWatcher } from '../../.
 import { KV_NAMESPACE } from '../../../../src/notify/watchers/graph/sync.ts';
 import { subscriptionKey } from '../../../../src/m365/subscriptions/index.ts';
 import type { WatcherContext } from '../../../../src/notify/watchers/types.ts';
+import { Semaphore } from '../../../../src/util/limits.ts';
 import type { Timers } from '../../../../src/sandbox/graph/index.ts';
 import { APP, startRig, USER, type Rig } from '../../../sandbox/graph/helpers.ts';
 import { deliver, noJitter, type TempStore, tempStore } from './helpers.ts';
@@ -120,7 +121,7 @@ interface Running {
 }
 
 /** A watcher behind its own inbound HTTPS listener (routes must exist before it listens). */
-async function startWatcher(mailboxes: string[], options: { port?: number; listener?: string; renewBeforeMinutes?: number } = {}): Promise<Running> {
+async function startWatcher(mailboxes: string[], options: { port?: number; listener?: string; renewBeforeMinutes?: number; gates?: WatcherContext['gates']; start?: boolean } = {}): Promise<Running> {
   const port = options.port ?? (await freePort());
   const tls = rig.ca.issueServer(['127.0.0.1']);
   const http = Fastify({ https: { key: tls.keyPem, cert: tls.certPem }, logger: false, forceCloseConnections: true });
@@ -135,6 +136,7 @@ async function startWatcher(mailboxes: string[], options: { port?: number; liste
     // Reversible stand-in for the SecretBox: the test checks the clear value is not what is stored.
     seal: (v) => `sealed:${Buffer.from(v).toString('base64')}`,
     reveal: (v) => Buffer.from(v.replace(/^sealed:/, ''), 'base64').toString('utf8'),
+    ...(options.gates ? { gates: options.gates } : {}),
   };
   const watcher = createGraphWatcher({
     listener: options.listener ?? 'l1',
@@ -146,7 +148,7 @@ async function startWatcher(mailboxes: string[], options: { port?: number; liste
     tickMs: 3_600_000,
   }) as GraphWatcher;
   await http.listen({ host: '127.0.0.1', port });
-  await watcher.start();
+  if (options.start !== false) await watcher.start();
   return {
     watcher,
     http,
@@ -415,5 +417,37 @@ test('subscriptions are renewed before they expire (injectable clock) and keep n
     assertNoDuplicateIds();
   } finally {
     await w.stop();
+  }
+});
+
+/** A semaphore that counts what ran through it and the most at once. */
+class CountingGate extends Semaphore {
+  runs = 0;
+  most = 0;
+  override async with<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return super.with(async () => {
+      this.runs++;
+      this.most = Math.max(this.most, this.inUse);
+      return fn();
+    }, signal);
+  }
+}
+
+test('the process-wide gates bound subscription setups and delta rounds over all listeners together', async () => {
+  const gates = { setup: new CountingGate(1), sync: new CountingGate(1) };
+  // Two listeners, each allowed 16 setups and 128 rounds of its own, started at the same time.
+  const a = await startWatcher([USER.alice.upn, USER.bob.upn], { listener: 'gate-a', gates, start: false });
+  const b = await startWatcher([USER.dave.upn], { listener: 'gate-b', gates, start: false });
+  try {
+    await Promise.all([a.watcher.start(), b.watcher.start()]);
+    await Promise.all([a.watcher.idle(), b.watcher.idle()]);
+    for (const [w, m] of [[a, USER.alice.upn], [a, USER.bob.upn], [b, USER.dave.upn]] as const) assert.ok(w.watcher.subscriptionOf(m, 'inbox'), `${m} subscribed`);
+    assert.equal(gates.setup.runs, 3, 'every setup went through the shared gate');
+    assert.ok(gates.sync.runs >= 3, 'every catch-up round went through the shared gate');
+    assert.equal(gates.setup.most, 1);
+    assert.equal(gates.sync.most, 1);
+  } finally {
+    await a.stop();
+    await b.stop();
   }
 });
