@@ -146,7 +146,8 @@ try {
   if (KIND === 'graph') group.graph = { baseUrl: `${sandbox.graph.url}/v1.0` };
   if (KIND === 'ews') group.ews = { url: `${(sandbox as unknown as { ews: { url: string } }).ews.url}` };
   if (KIND === 'imap') group.imap = { host: '127.0.0.1', port: sandbox.imap.port, tls: 'implicit', servername: 'outlook.office365.com' };
-  const notify = { webhook: { requireHttps: false }, api: { keys: {} } };
+  // The receiver is on loopback, which the egress policy refuses unless listed.
+  const notify = { webhook: { requireHttps: false }, api: { keys: {} }, egress: { allow: ['127.0.0.1/32'] } };
   const watch = { publicUrl: `https://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port, certFile: join(work, 'inbound.pem'), keyFile: join(work, 'inbound.key') }, groups: { bench: group } };
   const configFile = join(sandbox.dir, 'bench-watch.yaml');
   const withoutWatchFile = join(sandbox.dir, 'bench-nowatch.yaml');
