@@ -320,7 +320,7 @@ try {
     ...(s.mailbridge && s.postfix ? [['mailbridge', 'postfix'] as [Tool, Tool]] : []),
     ...(s.mailbridge && s.baseline ? [['mailbridge', 'baseline'] as [Tool, Tool]] : []),
   ];
-  const row = (label: string, cells: string[]) => console.log(`${label.padEnd(38)}${cells.map((c) => c.padStart(19)).join('')}`);
+  const row = (label: string, cells: string[]) => console.log(`${label.padEnd(38)}${cells.map((c) => c.padStart(20)).join('')}`);
   const range = (v: { mean: number; min: number; max: number }, digits = 0) =>
     ROUNDS === 1 ? v.mean.toFixed(digits) : `${v.mean.toFixed(digits)} (${v.min.toFixed(digits)}–${v.max.toFixed(digits)})`;
   const figures: Array<[string, (x: ReturnType<typeof summary>) => number, (x: ReturnType<typeof summary>) => string]> = [
@@ -333,7 +333,7 @@ try {
   ];
   console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s) (mean, min–max over rounds), warm-up ${WARMUP}`);
   console.log(`Upstream for all: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in every relay${BASELINE ? `; baseline: mailbridge from ${BASELINE}` : ''}\n`);
-  row('', [...present.map((t) => names[t]), ...ratios.map(([a, b]) => `${a} / ${b}`)]);
+  row('', [...present.map((t) => names[t]), ...ratios.map(([, b]) => `ratio to ${b}`)]);
   for (const [label, value, text] of figures) {
     row(label, [...present.map((t) => text(s[t])), ...ratios.map(([a, b]) => `${(value(s[a]) / value(s[b])).toFixed(2)}×`)]);
   }
