@@ -31,7 +31,7 @@ export function openParams(box: Pick<SecretBox, 'open'>, params: Record<string, 
 
 /** The repository with subscription parameters sealed on write and opened on read. */
 export function sealedNotifyRepository(repo: NotifyRepository, box: Pick<SecretBox, 'seal' | 'open'>): NotifyRepository {
-  const open = (r: NotifySubscriptionRecord): NotifySubscriptionRecord => ({ ...r, params: openParams(box, r.params) });
+  const open = <T extends Pick<NotifySubscriptionRecord, 'params'>>(r: T): T => ({ ...r, params: openParams(box, r.params) });
   return {
     ...repo,
     createSubscription: (record) => repo.createSubscription({ ...record, params: sealParams(box, record.params) }),

@@ -16,7 +16,7 @@ import {
   type DueDelivery,
   type NotifyRepository,
 } from './notify.ts';
-import { HEAD, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
+import { HEAD, subFields, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
 import { tally } from './rows.ts';
 
@@ -125,9 +125,9 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
         if (out.length >= limit) break;
         if (busy?.has(`${r.subscription_id}\n${r.mailbox}`)) continue;
         const ev = (await pool.query<EventRow>('SELECT id, mailbox, seq, type, body, created_at FROM notify_events WHERE id = $1', [r.event_id])).rows[0];
-        const sub = await getSub(pool, r.subscription_id);
+        const sub = (await pool.query<SubRow>('SELECT * FROM notify_subscriptions WHERE id = $1', [r.subscription_id])).rows[0];
         if (!ev || !sub) continue;
-        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSubscription(sub) });
+        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: subFields(sub) });
       }
       return out;
     },

@@ -24,10 +24,14 @@ export const HEAD = `NOT EXISTS (SELECT 1 FROM notify_deliveries p
 
 /** A subscription with its mailboxes (sorted). */
 export function toSub(r: SubRow, mailboxes: string[]): NotifySubscriptionRecord {
-  const out: NotifySubscriptionRecord = {
+  return { ...subFields(r), mailboxes };
+}
+
+/** A subscription without its mailbox list (what a due delivery carries, see DueDelivery). */
+export function subFields(r: SubRow): Omit<NotifySubscriptionRecord, 'mailboxes'> {
+  const out: Omit<NotifySubscriptionRecord, 'mailboxes'> = {
     id: r.id,
     kind: r.kind,
-    mailboxes,
     events: JSON.parse(r.events) as string[],
     params: JSON.parse(r.params) as Record<string, unknown>,
     privacy: r.privacy,

@@ -11,7 +11,7 @@ import {
   type DueDelivery,
   type NotifyRepository,
 } from './notify.ts';
-import { HEAD, toDelivery, toEvent, toSub as toRecord, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
+import { HEAD, subFields, toDelivery, toEvent, toSub as toRecord, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import { tally } from './rows.ts';
 
 export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository {
@@ -124,7 +124,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
         const ev = s.eventById.get(r.event_id) as EventRow | undefined;
         const sub = s.getSub.get(r.subscription_id) as SubRow | undefined;
         if (!ev || !sub) continue;
-        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: toSub(sub) });
+        out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: subFields(sub) });
       }
       return out;
     },

@@ -74,7 +74,11 @@ export interface NotifyDeliveryRecord {
 export interface DueDelivery {
   delivery: NotifyDeliveryRecord;
   event: NotifyEventRecord;
-  subscription: NotifySubscriptionRecord;
+  /**
+   * Without its mailbox list: a delivery needs none of it, and one subscription may name 50,000
+   * mailboxes (reading them for every due delivery made a webhook take 20 s at that size).
+   */
+  subscription: Omit<NotifySubscriptionRecord, 'mailboxes'>;
 }
 
 export interface PublishResult {

@@ -21,7 +21,8 @@ import type { NotifyEvent } from '../events.ts';
 
 export type SinkResult = { kind: 'ok' } | { kind: 'retry'; afterMs?: number; error: MbError } | { kind: 'gone'; error: MbError };
 
-export type Subscription = NotifySubscriptionRecord;
+/** What a sink gets of a subscription: everything but its mailbox list (see DueDelivery). */
+export type Subscription = Omit<NotifySubscriptionRecord, 'mailboxes'>;
 
 export interface Sink {
   readonly kind: string;
