@@ -295,6 +295,28 @@ test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login n
   }
 });
 
+test('exit status: UNVERIFIED lines alone exit 0 (Exchange.ManageAsApp is not mailbridge\'s to need), --strict makes them exit 1, in both languages', { timeout: 120_000 }, async () => {
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  try {
+    const plain = await check('en');
+    assert.ok(plain.rows.some((r) => r.status === 'unverified'), 'some lines cannot be verified without Exchange.ManageAsApp');
+    assert.deepEqual(plain.rows.filter((r) => r.status === 'failed' || r.status === 'pending'), []);
+    assert.equal(plain.code, 0);
+    for (const lang of ['en', 'de'] as const) {
+      const strict = await runCli(['--config', config, '--lang', lang, 'check', '--strict'], { cwd: dir });
+      assert.equal(strict.code, 1, strict.stdout);
+      assert.match(strict.stdout, lang === 'en' ? /--strict asks for every line to be proven/ : /--strict verlangt jede Zeile belegt/);
+      const json = await runCli(['--config', config, '--lang', lang, 'check', '--json', '--strict'], { cwd: dir });
+      assert.equal(json.code, 1);
+      assert.equal((JSON.parse(json.stdout) as { ok: boolean }).ok, false);
+    }
+    const help = await runCli(['--lang', 'de', 'check', '--help'], { cwd: dir });
+    assert.match(help.stdout, /Mit --strict gilt UNGEPRÜFT als nicht\s+bestanden/);
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  }
+});
+
 /** A copy of the test configuration with changes, in the same folder (same key file). */
 function variant(name: string, change: (doc: Record<string, Record<string, unknown>>) => void): string {
   const doc = parse(readFileSync(config, 'utf8')) as Record<string, Record<string, unknown>>;

@@ -58,6 +58,7 @@ const WORDS = {
     allOk: 'Every prerequisite is in place.',
     unverified: 'Nothing failed; the lines marked UNVERIFIED could not be checked from here (each says how to check it).',
     notOk: 'Not ready: fix the lines marked FAILED; PENDING ones need only time.',
+    strict: 'Nothing failed, but --strict asks for every line to be proven: check the lines marked UNVERIFIED as each says.',
   },
   de: {
     connection: 'Verbindung',
@@ -65,6 +66,7 @@ const WORDS = {
     allOk: 'Alle Voraussetzungen sind erfüllt.',
     unverified: 'Nichts ist fehlgeschlagen; die mit UNGEPRÜFT markierten Zeilen ließen sich von hier nicht prüfen (jede sagt, wie man es prüft).',
     notOk: 'Nicht bereit: die mit FEHLER markierten Zeilen beheben; AUSSTEHEND braucht nur Zeit.',
+    strict: 'Nichts ist fehlgeschlagen, aber --strict verlangt jede Zeile belegt: die mit UNGEPRÜFT markierten Zeilen so prüfen, wie jede es sagt.',
   },
 } as const;
 
@@ -75,7 +77,7 @@ export const command = defineCommand({
     de: 'Jede Voraussetzung in Entra ID und Exchange prüfen, mit der Behebung für jede fehlende',
   },
   help: {
-    en: `Usage: mailbridge check [--json] [connection|route|connector|group]
+    en: `Usage: mailbridge check [--json] [--strict] [connection|route|connector|group]
 
 Probes what the configuration needs, per connection: the credential (valid, not expiring within
 30 days), a token per resource (asked anew), the API permissions in it, and for app-only SMTP and
@@ -89,9 +91,12 @@ code and the fix.
 
 {options}
 
-Exit code 0: nothing failed or pending (UNVERIFIED lines say what could not be read);
-1: a prerequisite failed or is pending; 2: wrong command line.`,
-    de: `Aufruf: mailbridge check [--json] [verbindung|route|connector|gruppe]
+Exit codes: 0 nothing failed or is pending; UNVERIFIED lines do not count, because reading
+Exchange's permissions needs Exchange.ManageAsApp, which mailbridge itself never uses (each such
+line says how to check it by hand). With --strict UNVERIFIED counts as not passed (exit 1), for
+scripts that must prove every line. 1: a prerequisite failed or is pending (or, with --strict,
+unverified); 2: wrong command line.`,
+    de: `Aufruf: mailbridge check [--json] [--strict] [verbindung|route|connector|gruppe]
 
 Prüft, was die Konfiguration braucht, je Verbindung: die Anmeldeinformation (gültig, läuft
 nicht innerhalb von 30 Tagen ab), ein Token je Ressource (neu angefragt), die API-Berechtigungen
@@ -106,11 +111,15 @@ ist ok, FEHLER, AUSSTEHEND (vor weniger als 30 Minuten erteilt, noch nicht wirks
 
 {options}
 
-Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was nicht lesbar war);
-1: eine Voraussetzung fehlt oder ist ausstehend; 2: falscher Aufruf.`,
+Exit-Codes: 0 nichts ist fehlgeschlagen oder ausstehend; UNGEPRÜFT-Zeilen zählen nicht, denn
+Exchange-Berechtigungen lesen braucht Exchange.ManageAsApp, das mailbridge selbst nie verwendet
+(jede solche Zeile sagt, wie man es von Hand prüft). Mit --strict gilt UNGEPRÜFT als nicht
+bestanden (Exit-Code 1), für Skripte, die jede Zeile belegen müssen. 1: eine Voraussetzung fehlt
+oder ist ausstehend (mit --strict auch ungeprüft); 2: falscher Aufruf.`,
   },
   options: {
     json: { type: 'boolean', help: { en: 'machine-readable output', de: 'maschinenlesbare Ausgabe' } },
+    strict: { type: 'boolean', help: { en: 'UNVERIFIED lines fail too (exit 1)', de: 'auch UNGEPRÜFT-Zeilen lassen die Prüfung scheitern (Exit-Code 1)' } },
   },
   async run(ctx) {
     if (ctx.args.length > 1) throw usageError('check', ctx.lang, { en: 'Name at most one connection, route, connector or group', de: 'Höchstens eine Verbindung, Route, Connector oder Gruppe angeben' });
@@ -130,12 +139,12 @@ Exit-Code 0: nichts fehlgeschlagen oder ausstehend (UNGEPRÜFT-Zeilen sagen, was
         log: ctx.log,
         reveal: (stored) => box.reveal(stored),
       });
-      const ok = passed(results);
+      const ok = passed(results) && !(ctx.opts.strict && results.some((r) => r.status === 'unverified'));
       if (ctx.opts.json) {
         ctx.out.json({ ok, results: results.map((r) => json(r, ctx.lang)) });
         return ok ? 0 : 1;
       }
-      print(ctx.out, results, ctx.lang);
+      print(ctx.out, results, ctx.lang, ok);
       return ok ? 0 : 1;
     } finally {
       await app.close();
@@ -147,7 +156,7 @@ function json(r: CheckResult, lang: Lang) {
   return { connection: r.connection, check: r.check, subject: r.subject, status: r.status, ...(r.error ? r.error.explain(lang) : {}) };
 }
 
-function print(out: { line(text?: string): void }, results: readonly CheckResult[], lang: Lang): void {
+function print(out: { line(text?: string): void }, results: readonly CheckResult[], lang: Lang, ok: boolean): void {
   const w = WORDS[lang];
   const counts: Record<CheckStatus, number> = { ok: 0, failed: 0, pending: 0, unverified: 0 };
   const width = Math.max(...Object.values(STATUS[lang]).map((s) => s.length)) + 2;
@@ -167,5 +176,5 @@ function print(out: { line(text?: string): void }, results: readonly CheckResult
   }
   out.line();
   out.line(w.summary(counts));
-  out.line(!passed(results) ? w.notOk : counts.unverified > 0 ? w.unverified : w.allOk);
+  out.line(!passed(results) ? w.notOk : !ok ? w.strict : counts.unverified > 0 ? w.unverified : w.allOk);
 }
