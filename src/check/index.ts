@@ -61,7 +61,8 @@ import { explainEws } from '../notify/watchers/ews/mailbox.ts';
 import { registerSecret } from '../log/redact.ts';
 import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
-import { appRequirements, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
+import type { Text } from '../i18n/index.ts';
+import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
 
@@ -69,8 +70,10 @@ export interface CheckResult {
   connection: string;
   /** Which prerequisite: credential, token, permission, exchange-service-principal, full-access, send-as, smtp-auth, login. */
   check: string;
-  /** What it is about: the credential kind, a resource, a permission, a mailbox. */
+  /** What it is about: the credential kind, a resource, a permission, a mailbox (a stable key, also for scripts). */
   subject: string;
+  /** The subject in the admin's language where it holds words (the credential's kind); else subject is shown. */
+  label?: Text;
   status: CheckStatus;
   /** Why it is not ok: the code, cause and fix. */
   error?: MbError;
@@ -98,6 +101,8 @@ export const EWS_PROBE_MAILBOXES = 20;
 /** A grant younger than this that is not in the token yet is pending, not failed (Entra's propagation). */
 export const PROPAGATION_MS = 30 * 60_000;
 const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
+/** The credential kinds as a German admin reads them (the portal's words: Zertifikate & Geheimnisse). */
+const CREDENTIAL_DE: Record<string, string> = { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', 'public client': 'öffentlicher Client (kein Schlüssel)' };
 const API: Record<Resource, string> = { exchange: 'Office 365 Exchange Online', graph: 'Microsoft Graph' };
 
 /** The requirements `target` selects: a connection's all, or those a route, connector or group uses. */
@@ -105,7 +110,7 @@ export function selectRequirements(config: Config, target: string | undefined): 
   const all = appRequirements(config);
   if (target === undefined) return all;
   if (config.connections[target]) return all.filter((r) => r.connection === target);
-  const labels = [`relay route ${target}`, `connector ${target}`, `watch group ${target}`];
+  const labels = [USE.route(target), USE.connector(target), USE.group(target)];
   const uses = (usedBy: string[]) => usedBy.some((u) => labels.includes(u));
   const out: ConnectionRequirements[] = [];
   for (const r of all) {
@@ -278,8 +283,8 @@ class ConnectionCheck {
     this.log = o.log ?? silentLogger;
   }
 
-  private add(check: string, subject: string, status: CheckStatus, error?: MbError): void {
-    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}) });
+  private add(check: string, subject: string, status: CheckStatus, error?: MbError, label?: Text): void {
+    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}), ...(label ? { label } : {}) });
   }
 
   private get base(): ErrorParams {
@@ -301,7 +306,7 @@ class ConnectionCheck {
     if (!this.req.delegated && this.tokens.has('exchange') && (this.req.exchangeServicePrincipal || this.req.mailboxes.length > 0)) await this.exchange();
     for (const o of this.req.openSenders) {
       // A sender domain: its mailboxes are whatever the applications send as, so none can be probed.
-      this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: o.usedBy }));
+      this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: usesText([o.usedBy]) }));
     }
     await this.watchGroups();
     return this.out;
@@ -321,7 +326,7 @@ class ConnectionCheck {
     addUrl((this.conn.tokenEndpoint ?? `https://${cloud.loginHost}/#TenantID#/oauth2/v2.0/token`).replace('#TenantID#', this.conn.tenantId), 'Entra ID');
     if (this.req.permissions.some((p) => p.resource === 'graph' && !OIDC.has(p.name))) addUrl(graphBaseUrl(graphUrlFor(this.o.config, this.name), cloud.graphHost), 'Microsoft Graph');
     for (const [name, g] of Object.entries(this.o.config.notify?.watch?.groups ?? {})) {
-      if (g.kind !== 'ews' || !this.req.usedBy.includes(`watch group ${name}`) || !g.listeners.some((l) => l.connection === this.name)) continue;
+      if (g.kind !== 'ews' || !this.req.usedBy.includes(USE.group(name)) || !g.listeners.some((l) => l.connection === this.name)) continue;
       // Without a URL, autodiscover finds one per mailbox (its own check line).
       if (g.ews.url) addUrl(g.ews.url, 'EWS');
       else if (g.ews.autodiscover.url) addUrl(g.ews.autodiscover.url, 'EWS Autodiscover');
@@ -346,7 +351,7 @@ class ConnectionCheck {
   private async watchGroups(): Promise<void> {
     const watch = this.o.config.notify?.watch;
     for (const [name, g] of Object.entries(watch?.groups ?? {})) {
-      if (!this.req.usedBy.includes(`watch group ${name}`)) continue;
+      if (!this.req.usedBy.includes(USE.group(name))) continue;
       const mine = g.listeners.filter((l) => l.connection === this.name);
       if (mine.length === 0) continue;
       // The first listener's connection reports for the group (capacity is the group's).
@@ -454,9 +459,12 @@ class ConnectionCheck {
   private async credential(): Promise<void> {
     const notices = await this.o.identity.credentialNotices(this.name, this.now());
     const expiry = await this.o.identity.credentialExpiry(this.name).catch(() => undefined);
-    const subject = expiry ? `${expiry.kind} ${expiry.expires.toISOString().slice(0, 10)}` : this.conn.flow === 'device-code' ? 'public client' : this.conn.clientSecret ? 'secret' : 'certificate';
-    if (notices.length === 0) return this.add('credential', subject, 'ok');
-    for (const n of notices) this.add('credential', subject, 'failed', n.error);
+    const kind = expiry ? expiry.kind : this.conn.flow === 'device-code' ? 'public client' : this.conn.clientSecret ? 'secret' : 'certificate';
+    const date = expiry ? ` ${expiry.expires.toISOString().slice(0, 10)}` : '';
+    const subject = `${kind}${date}`;
+    const label = { en: subject, de: `${CREDENTIAL_DE[kind]}${date}` };
+    if (notices.length === 0) return this.add('credential', subject, 'ok', undefined, label);
+    for (const n of notices) this.add('credential', subject, 'failed', n.error, label);
   }
 
   // --- 2. token ---------------------------------------------------------------------------------------
@@ -484,7 +492,7 @@ class ConnectionCheck {
       const scp = new Set((decodeScp(token.accessToken) ?? []).map((s) => s.toLowerCase()));
       for (const p of needed.filter((x) => x.type === 'Scope')) {
         if (scp.has(p.name.toLowerCase())) this.add('permission', p.name, 'ok');
-        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: API[resource], usedBy: p.usedBy.join(', ') }));
+        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: API[resource], usedBy: usesText(p.usedBy) }));
       }
       return;
     }
@@ -500,7 +508,7 @@ class ConnectionCheck {
 
   /** A role not in the token: pending when Graph shows a grant younger than 30 minutes. */
   private async missingRole(p: PermissionNeed): Promise<[CheckStatus, MbError]> {
-    const params = { ...this.base, permission: p.name, api: API[p.resource], usedBy: p.usedBy.join(', ') };
+    const params = { ...this.base, permission: p.name, api: API[p.resource], usedBy: usesText(p.usedBy) };
     this.grants ??= this.readGrants();
     const read = await this.grants;
     if ('error' in read) return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN', { ...params, detail: read.error })];
@@ -607,7 +615,7 @@ class ConnectionCheck {
 
       let tenantSmtpDisabled: boolean | undefined;
       for (const m of this.req.mailboxes) {
-        const usedBy = m.usedBy.join(', ');
+        const usedBy = usesText(m.usedBy);
         const login = logins.get(m.address);
         const mp = { ...p, mailbox: m.address, usedBy };
         if (m.fullAccess) {

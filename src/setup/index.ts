@@ -41,7 +41,7 @@ import { registerSecret } from '../log/redact.ts';
 import { selfSignedCertificate } from '../util/certificates.ts';
 import { exchangeScript } from './exchange-script.ts';
 import { RESOURCE_APP_IDS, RESOURCE_NAMES } from './permissions.ts';
-import { connectionRequirements, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
+import { connectionRequirements, usesText, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
 
 export type SetupMode = 'apply' | 'dry-run' | 'check';
 
@@ -245,14 +245,16 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     // requiredResourceAccess: add what is missing, keep what the admin added.
     const current = structuredClone(app.requiredResourceAccess ?? []);
     let changed = false;
-    const lacking: string[] = [];
+    // The portal's column "Type": Application / Delegated, in German Anwendung / Delegiert.
+    const lacking: Array<{ en: string; de: string }> = [];
     for (const { p, id } of wanted) {
       let e = current.find((x) => x.resourceAppId.toLowerCase() === p.resourceAppId.toLowerCase());
       if (!e) current.push((e = { resourceAppId: p.resourceAppId, resourceAccess: [] }));
       if (!e.resourceAccess.some((a) => a.id.toLowerCase() === id.toLowerCase() && a.type === p.type)) {
         e.resourceAccess.push({ id, type: p.type });
         changed = true;
-        lacking.push(`${p.name} (${RESOURCE_NAMES[p.resource]}, ${p.type === 'Role' ? 'Application' : 'Delegated'})`);
+        const role = p.type === 'Role';
+        lacking.push({ en: `${p.name} (${RESOURCE_NAMES[p.resource]}, ${role ? 'Application' : 'Delegated'})`, de: `${p.name} (${RESOURCE_NAMES[p.resource]}, ${role ? 'Anwendung' : 'Delegiert'})` });
       }
     }
     const patch: Record<string, unknown> = {};
@@ -263,12 +265,12 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     if (req.publicClient && app.isFallbackPublicClient !== true) patch.isFallbackPublicClient = true;
     if (Object.keys(patch).length) {
       const what = [
-        ...(lacking.length ? [`API permissions ${lacking.join(', ')}`] : []),
+        ...(lacking.length ? [`API permissions ${lacking.map((l) => l.en).join(', ')}`] : []),
         ...(addUris.length ? [`redirect URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Allow public client flows'] : []),
       ].join('; ');
       const whatDe = [
-        ...(lacking.length ? [`API-Berechtigungen ${lacking.join(', ')}`] : []),
+        ...(lacking.length ? [`API-Berechtigungen ${lacking.map((l) => l.de).join(', ')}`] : []),
         ...(addUris.length ? [`Umleitungs-URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Öffentliche Clientflows zulassen'] : []),
       ].join('; ');
@@ -301,12 +303,13 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     for (const { p, id } of roles) {
       const resource = resources.get(p.resource) as ResourceSp;
       if (assigned.some((a) => a.resourceId.toLowerCase() === resource.id.toLowerCase() && a.appRoleId.toLowerCase() === id.toLowerCase())) continue;
-      if (o.mode === 'check' && !spIsNew) missing(`admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}), needed by ${p.usedBy.join(', ')}`, `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}), gebraucht von ${p.usedBy.join(', ')}`);
+      const users = usesText(p.usedBy);
+      if (o.mode === 'check' && !spIsNew) missing(`admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}), needed by ${users.en}`, `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}), gebraucht von ${users.de}`);
       await write(
         'POST',
         `/servicePrincipals/${sp.id}/appRoleAssignments`,
         { principalId: sp.id, resourceId: resource.id, appRoleId: id },
-        { en: `grant admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}): ${p.usedBy.join(', ')}`, de: `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}) erteilen: ${p.usedBy.join(', ')}` },
+        { en: `grant admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}): ${users.en}`, de: `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}) erteilen: ${users.de}` },
         // Consent to Microsoft Graph's application permissions is a privileged role's to give.
         p.resource === 'graph' ? 'Privileged Role Administrator' : 'Application Administrator',
       );

@@ -295,6 +295,32 @@ test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login n
   }
 });
 
+/** Words of the English labels that requirements and check name things with; none may reach a German admin. */
+const ENGLISH_LABELS = /relay route|\bconnector\b|watch group|\bmailbox\b|\bpermission\b|needed by|\bcertificate\b|\bsecret\b|public client|\blistener\b/i;
+
+test('in German, check names routes, connectors, watch groups, mailboxes and permissions in German only', { timeout: 120_000 }, async () => {
+  // Broken so that every kind of use is named: a role (relay route), FullAccess (connector), Send-As.
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'SMTP.SendAsApp' });
+  await admin('/exchange/Remove-MailboxPermission', { identity: 'scanner@contoso.test', user: app.servicePrincipalId });
+  await admin('/exchange/Remove-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId });
+  try {
+    const de = await runCli(['--config', config, '--lang', 'de', 'check'], { cwd: dir });
+    assert.equal(de.code, 1, de.stdout);
+    assert.match(de.stdout, /Relay-Route /, de.stdout);
+    assert.match(de.stdout, /Konnektor /, de.stdout);
+    const english = de.stdout.split('\n').filter((l) => ENGLISH_LABELS.test(l));
+    assert.deepEqual(english, [], de.stdout);
+    // The same run in English still names them in English.
+    const en = await runCli(['--config', config, '--lang', 'en', 'check'], { cwd: dir });
+    assert.match(en.stdout, /relay route /);
+    assert.match(en.stdout, /connector /);
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'SMTP.SendAsApp' });
+    await admin('/exchange/Add-MailboxPermission', { identity: 'scanner@contoso.test', user: app.servicePrincipalId });
+    await admin('/exchange/Add-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId });
+  }
+});
+
 test('exit status: UNVERIFIED lines alone exit 0 (Exchange.ManageAsApp is not mailbridge\'s to need), --strict makes them exit 1, in both languages', { timeout: 120_000 }, async () => {
   await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'Exchange.ManageAsApp' });
   try {

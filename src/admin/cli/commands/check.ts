@@ -96,7 +96,7 @@ Exchange's permissions needs Exchange.ManageAsApp, which mailbridge itself never
 line says how to check it by hand). With --strict UNVERIFIED counts as not passed (exit 1), for
 scripts that must prove every line. 1: a prerequisite failed or is pending (or, with --strict,
 unverified); 2: wrong command line.`,
-    de: `Aufruf: mailbridge check [--json] [--strict] [verbindung|route|connector|gruppe]
+    de: `Aufruf: mailbridge check [--json] [--strict] [verbindung|route|konnektor|gruppe]
 
 Prüft, was die Konfiguration braucht, je Verbindung: die Anmeldeinformation (gültig, läuft
 nicht innerhalb von 30 Tagen ab), ein Token je Ressource (neu angefragt), die API-Berechtigungen
@@ -122,7 +122,7 @@ oder ist ausstehend (mit --strict auch ungeprüft); 2: falscher Aufruf.`,
     strict: { type: 'boolean', help: { en: 'UNVERIFIED lines fail too (exit 1)', de: 'auch UNGEPRÜFT-Zeilen lassen die Prüfung scheitern (Exit-Code 1)' } },
   },
   async run(ctx) {
-    if (ctx.args.length > 1) throw usageError('check', ctx.lang, { en: 'Name at most one connection, route, connector or group', de: 'Höchstens eine Verbindung, Route, Connector oder Gruppe angeben' });
+    if (ctx.args.length > 1) throw usageError('check', ctx.lang, { en: 'Name at most one connection, route, connector or group', de: 'Höchstens eine Verbindung, Route, einen Konnektor oder eine Gruppe angeben' });
     const app = await openApp(ctx);
     try {
       const { config } = app;
@@ -153,7 +153,7 @@ oder ist ausstehend (mit --strict auch ungeprüft); 2: falscher Aufruf.`,
 });
 
 function json(r: CheckResult, lang: Lang) {
-  return { connection: r.connection, check: r.check, subject: r.subject, status: r.status, ...(r.error ? r.error.explain(lang) : {}) };
+  return { connection: r.connection, check: r.check, subject: r.subject, ...(r.label ? { label: r.label[lang] } : {}), status: r.status, ...(r.error ? r.error.explain(lang) : {}) };
 }
 
 function print(out: { line(text?: string): void }, results: readonly CheckResult[], lang: Lang, ok: boolean): void {
@@ -169,7 +169,7 @@ function print(out: { line(text?: string): void }, results: readonly CheckResult
       current = r.connection;
       out.line(`${w.connection} ${r.connection}`);
     }
-    out.line(`  ${STATUS[lang][r.status].padEnd(width)}${(CHECKS[lang][r.check] ?? r.check).padEnd(checkWidth)}${r.subject}`);
+    out.line(`  ${STATUS[lang][r.status].padEnd(width)}${(CHECKS[lang][r.check] ?? r.check).padEnd(checkWidth)}${r.label?.[lang] ?? r.subject}`);
     if (r.error && r.status !== 'ok') {
       for (const l of renderText(r.error.explain(lang), lang).split('\n')) out.line(`  ${' '.repeat(width)}${l}`);
     }
