@@ -23,8 +23,9 @@
  *     its admin API (Get-ServicePrincipal, Get-MailboxPermission, Get-RecipientPermission,
  *     Get-CASMailbox, Get-TransportConfig) and names the exact cause; without it a failed login is
  *     reported with all three causes and Send-As as unverified, honestly;
- *  5. watch groups: the mailboxes fit the listeners' capacity; Graph groups: Graph's validation
- *     handshake against the public URL (answered on notify.watch.listen by check itself when the
+ *  5. watch groups: the mailboxes fit the listeners' capacity; Graph groups, and Graph connectors
+ *     woken by change notifications: Graph's validation handshake against the public URL
+ *     (m365/subscriptions/inbound.ts publicUrlOf; answered on the listener by check itself when the
  *     gateway is not running); EWS groups: autodiscover and GetFolder per mailbox, with
  *     impersonation or as a delegate (FullAccess), up to EWS_PROBE_MAILBOXES per listener.
  * EWS listeners with an on-premises account (no connection) are checked the same way on their own.
@@ -62,6 +63,7 @@ import { registerSecret } from '../log/redact.ts';
 import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { Text } from '../i18n/index.ts';
+import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
 import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
@@ -309,6 +311,7 @@ class ConnectionCheck {
       this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: usesText([o.usedBy]) }));
     }
     await this.watchGroups();
+    await this.connectorNotifications();
     return this.out;
   }
 
@@ -371,7 +374,21 @@ class ConnectionCheck {
         this.out.push(...(await ewsProbe(this.o, this.name, name, g, { authorization: async () => `Bearer ${token.accessToken}` }, this.proxy(), ca)));
       }
       if (g.kind !== 'graph' || !watch) continue;
-      for (const l of mine) await this.publicUrl(name, `${name}/${l.name ?? l.connection ?? l.username}`, g.graph.path);
+      // The watch service's listener falls back to server.publicUrl (notify/watchers/service.ts).
+      const base = publicUrlOf(watch.listen, watch.publicUrl ?? this.o.config.server.publicUrl);
+      for (const l of mine) {
+        await this.publicUrl({ base, path: `${g.graph.path}/${name}/${l.name ?? l.connection ?? l.username}`, listen: watch.listen, setting: 'notify.watch', owner: usesText([USE.group(name)]) });
+      }
+    }
+  }
+
+  /** Per Graph connector of this connection woken by change notifications: Graph can reach its public URL. */
+  private async connectorNotifications(): Promise<void> {
+    for (const [name, c] of Object.entries(this.o.config.connectors ?? {})) {
+      if (c.connection !== this.name || !this.req.usedBy.includes(USE.connector(name)) || c.source.kind !== 'graph' || !c.source.notifications) continue;
+      const n = c.source.notifications;
+      // The same URL the connector subscribes with (connector/graph.ts: publicUrl + path + /<connector>).
+      await this.publicUrl({ base: publicUrlOf(n.listen, n.publicUrl), path: `${n.path}/${name}`, listen: n.listen, setting: `connectors.${name}.source.notifications`, owner: usesText([USE.connector(name)]) });
     }
   }
 
@@ -380,18 +397,17 @@ class ConnectionCheck {
    * ?validationToken=… must come back 200, text/plain, the token decoded, within 10 seconds, over
    * TLS with a certificate Graph trusts (public CAs; a configured non-Microsoft Graph, such as the
    * sandbox, trusts the connection's caFile too). When nothing listens yet (the gateway is not
-   * running), check answers on notify.watch.listen itself for the moment of the handshake, so the
+   * running), check answers on the listener (notify.watch.listen, a connector's notifications.listen)
+   * itself for the moment of the handshake, so the
    * path from the public URL to the listener is what is tested.
    */
-  private async publicUrl(group: string, listenerId: string, path: string): Promise<void> {
-    const watch = this.o.config.notify!.watch!;
-    const base = (watch.publicUrl ?? this.o.config.server.publicUrl ?? `https://${watch.listen.host === '0.0.0.0' ? '127.0.0.1' : watch.listen.host}:${watch.listen.port}`).replace(/\/+$/, '');
-    const routePath = `${path}/${listenerId}`;
+  private async publicUrl(target: { base: string; path: string; listen: ListenConfig; setting: string; owner: Text }): Promise<void> {
+    const { base, path: routePath, listen } = target;
     const url = `${base}${routePath}`;
     const customGraph = graphUrlFor(this.o.config, this.name) !== undefined;
     const ca = customGraph ? await this.o.readCa(this.name) : undefined;
     const token = `mailbridge check ${randomBytes(6).toString('hex')} +/=&`;
-    const handshake = async () => {
+    const handshake = async (): Promise<string | Text | undefined> => {
       const agent = new Agent({ connect: { ca: ca ? [...rootCertificates, ca] : [...rootCertificates], timeout: 10_000 } });
       try {
         const res = await request(`${url}?validationToken=${encodeURIComponent(token)}`, {
@@ -405,29 +421,28 @@ class ConnectionCheck {
         const body = await res.body.text();
         if (res.statusCode !== 200) return `HTTP ${res.statusCode}`;
         if (!/^text\/plain/i.test(String(res.headers['content-type'] ?? ''))) return `Content-Type ${String(res.headers['content-type'])}`;
-        if (body !== token) return 'the answer is not the decoded validationToken';
+        if (body !== token) return { en: 'the answer is not the decoded validationToken', de: 'die Antwort ist nicht das decodierte validationToken' };
         return undefined;
       } finally {
         await agent.close();
       }
     };
-    let problem: string | undefined;
+    let problem: string | Text | undefined;
     try {
       problem = await handshake();
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
       const code = e.cause?.code ?? e.code;
       if (code === 'ECONNREFUSED') {
-        problem = await this.answerOnListener(routePath, token, handshake).catch((x: Error) => `${code}; ${x.message}`);
+        problem = await this.answerOnListener(listen, routePath, token, handshake).catch((x: Error) => `${code}; ${x.message}`);
       } else problem = `${code ?? ''} ${e.cause?.message ?? e.message}`.trim();
     }
     if (problem === undefined) this.add('public-url', url, 'ok');
-    else this.add('public-url', url, 'failed', new MbError('MB_CHECK_PUBLIC_URL_FAILED', { url, group, detail: problem, listen: `${watch.listen.host}:${watch.listen.port}` }));
+    else this.add('public-url', url, 'failed', new MbError('MB_CHECK_PUBLIC_URL_FAILED', { url, owner: target.owner, setting: target.setting, detail: problem, listen: `${listen.host}:${listen.port}` }));
   }
 
-  /** Opens notify.watch.listen for one handshake (the gateway is not running), then closes it. */
-  private async answerOnListener(routePath: string, token: string, handshake: () => Promise<string | undefined>): Promise<string | undefined> {
-    const listen = this.o.config.notify!.watch!.listen;
+  /** Opens the listener for one handshake (the gateway is not running), then closes it. */
+  private async answerOnListener(listen: ListenConfig, routePath: string, token: string, handshake: () => Promise<string | Text | undefined>): Promise<string | Text | undefined> {
     const { readFile } = await import('node:fs/promises');
     const https = listen.certFile && listen.keyFile ? { cert: await readFile(listen.certFile, 'utf8'), key: await readFile(listen.keyFile, 'utf8') } : undefined;
     let answered = false;
@@ -446,7 +461,7 @@ class ConnectionCheck {
     await once(http, 'listening');
     try {
       const problem = await handshake();
-      if (problem === undefined && !answered) return 'the public URL answered, but not from notify.watch.listen';
+      if (problem === undefined && !answered) return { en: 'the public URL answered, but not from the listener', de: 'die öffentliche URL hat geantwortet, aber nicht vom Listener' };
       return problem;
     } finally {
       http.closeAllConnections();

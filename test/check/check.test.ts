@@ -20,6 +20,7 @@ import { catalogue } from '../../src/errors/catalogue.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import type { SandboxApp } from '../../src/sandbox/model.ts';
 import { runCli } from '../admin/cli/harness.ts';
+import { freePort } from '../support/ports.ts';
 
 interface Row {
   connection: string;
@@ -395,6 +396,34 @@ test('the Graph validation handshake: answered on notify.watch.listen when the g
   assert.equal(failed.code, 'MB_CHECK_PUBLIC_URL_FAILED');
   assert.match(failed.fix!, /curl -X POST "https:\/\/127\.0\.0\.1:9\/notify\/graph\/sandbox\/sandbox\?validationToken=test"/);
   assert.match(failed.cause!, /Bestätigungs-Handshake/);
+  assert.match(failed.cause!, /für Überwachungsgruppe sandbox gescheitert/);
+  assert.match(failed.fix!, /notify\.watch\.publicUrl aus dem Internet notify\.watch\.listen/);
+});
+
+test('a Graph connector woken by change notifications: its source.notifications.publicUrl gets the same handshake, answered on its own listener; a URL that does not lead there names the connector\'s settings', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const withConnector = (name: string, publicUrl: string) =>
+    variant(name, (d) => {
+      const watch = (d.notify as { watch: { listen: { certFile: string; keyFile: string }; groups: { sandbox: { graph: { baseUrl: string } } } } }).watch;
+      (d.connectors as Record<string, unknown>).invoices = {
+        connection: 'sandbox',
+        mailboxes: [INFO],
+        source: { kind: 'graph', baseUrl: watch.groups.sandbox.graph.baseUrl, notifications: { publicUrl, listen: { host: '127.0.0.1', port, certFile: watch.listen.certFile, keyFile: watch.listen.keyFile } } },
+        destination: { kind: 'maildir', path: join(dir, 'invoices') },
+      };
+    });
+  const good = await check('en', 'invoices', withConnector('invoices', `https://127.0.0.1:${port}/`));
+  const row = good.rows.find((r) => r.check === 'public-url');
+  assert.deepEqual(row && { status: row.status, subject: row.subject }, { status: 'ok', subject: `https://127.0.0.1:${port}/notify/connector/invoices` }, JSON.stringify(good.rows));
+
+  const bad = await check('de', 'invoices', withConnector('invoices-elsewhere', 'https://127.0.0.1:9'));
+  assert.equal(bad.code, 1);
+  const failed = bad.rows.find((r) => r.check === 'public-url')!;
+  assert.equal(failed.status, 'failed');
+  assert.equal(failed.code, 'MB_CHECK_PUBLIC_URL_FAILED');
+  assert.match(failed.cause!, /für Konnektor invoices gescheitert/);
+  assert.match(failed.fix!, new RegExp(`connectors\\.invoices\\.source\\.notifications\\.publicUrl aus dem Internet connectors\\.invoices\\.source\\.notifications\\.listen \\(127\\.0\\.0\\.1:${port}\\)`));
+  assert.match(failed.fix!, /curl -X POST "https:\/\/127\.0\.0\.1:9\/notify\/connector\/invoices\?validationToken=test"/);
 });
 
 test('check names a route, a connector or a group; anything else is MB_CHECK_UNKNOWN_TARGET', { timeout: 120_000 }, async () => {

@@ -84,8 +84,9 @@ Probes what the configuration needs, per connection: the credential (valid, not 
 IMAP the Exchange side: the service principal (New-ServicePrincipal with the right object ID),
 FullAccess and Send-As per mailbox, SMTP AUTH for mailbox and organization, and an XOAUTH2 login
 as each mailbox; DNS and TLS to the HTTPS hosts (through the proxy); for watch groups the
-capacity of their listeners, Graph's validation handshake with the public URL, and EWS
-autodiscover and access (impersonation or FullAccess). Each line is ok, FAILED, PENDING (granted less than 30 minutes ago, not yet in
+capacity of their listeners, Graph's validation handshake with the public URL (also for each
+Graph connector with change notifications), and EWS autodiscover and access (impersonation or
+FullAccess). Each line is ok, FAILED, PENDING (granted less than 30 minutes ago, not yet in
 effect) or UNVERIFIED (Exchange could not be read: it needs Exchange.ManageAsApp), with the MB
 code and the fix.
 
@@ -104,7 +105,8 @@ darin, und für SMTP und IMAP mit App-Zugriff die Exchange-Seite: den Dienstprin
 (New-ServicePrincipal mit der richtigen Objekt-ID), Vollzugriff und „Senden als“ je Postfach,
 SMTP AUTH für Postfach und Organisation und eine XOAUTH2-Anmeldung als jedes Postfach; DNS und
 TLS zu den HTTPS-Hosts (über den Proxy); für Überwachungsgruppen die Kapazität ihrer Listener, den
-Bestätigungs-Handshake von Graph mit der öffentlichen URL sowie EWS-Autodiscover und -Zugriff
+Bestätigungs-Handshake von Graph mit der öffentlichen URL (auch für jeden Graph-Konnektor mit
+Änderungsbenachrichtigungen) sowie EWS-Autodiscover und -Zugriff
 (Identitätswechsel oder Vollzugriff). Jede Zeile
 ist ok, FEHLER, AUSSTEHEND (vor weniger als 30 Minuten erteilt, noch nicht wirksam) oder UNGEPRÜFT
 (Exchange war nicht lesbar: dafür braucht es Exchange.ManageAsApp), mit MB-Code und Behebung.
