@@ -64,6 +64,7 @@ import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { Text } from '../i18n/index.ts';
 import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
+import { appRoleGrants, findServicePrincipal, type AppRoleGrant, type DirectoryGet } from '../setup/directory.ts';
 import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
@@ -496,7 +497,7 @@ class ConnectionCheck {
 
   // --- 3. permissions ---------------------------------------------------------------------------------
 
-  private grants: Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> | undefined;
+  private grants: Promise<{ grants: AppRoleGrant[] } | { error: string }> | undefined;
 
   private async permissions(resource: Resource): Promise<void> {
     const token = this.tokens.get(resource);
@@ -527,7 +528,7 @@ class ConnectionCheck {
     this.grants ??= this.readGrants();
     const read = await this.grants;
     if ('error' in read) return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN', { ...params, detail: read.error })];
-    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resource === '' || g.resource === API[p.resource]));
+    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resourceDisplayName === '' || g.resourceDisplayName === API[p.resource]));
     const age = grant ? this.now() - grant.created : Infinity;
     if (grant && age < PROPAGATION_MS) {
       return [
@@ -543,8 +544,8 @@ class ConnectionCheck {
     return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING', params)];
   }
 
-  /** The app's app role assignments from Graph (GET /servicePrincipals(appId=…)/appRoleAssignments). */
-  private async readGrants(): Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> {
+  /** The app's app role assignments, read with its own token (Application.Read.All) through setup/directory.ts. */
+  private async readGrants(): Promise<{ grants: AppRoleGrant[] } | { error: string }> {
     let token: AccessToken;
     try {
       token = this.tokens.get('graph') ?? (await this.o.identity.getToken(this.name, 'graph', { forceRefresh: true }));
@@ -560,20 +561,16 @@ class ConnectionCheck {
       throttleRetries: 1,
       timeoutMs: this.o.timeoutMs ?? 30_000,
     });
+    const get: DirectoryGet = async (path) => {
+      const reply = await client.call('directory', 'GET', path);
+      if (reply.status === 200) return reply.json ?? {};
+      const e = graphError(reply);
+      throw new Error(`Graph ${reply.status} ${e.code}: ${e.message}`);
+    };
     try {
-      const reply = await client.call('directory', 'GET', `/servicePrincipals(appId='${this.conn.clientId}')/appRoleAssignments`);
-      if (reply.status !== 200) {
-        const e = graphError(reply);
-        return { error: `Graph ${reply.status} ${e.code}: ${e.message}` };
-      }
-      const value = Array.isArray(reply.json?.value) ? (reply.json.value as Array<Record<string, unknown>>) : [];
-      return {
-        grants: value.map((v) => ({
-          appRoleId: String(v.appRoleId ?? ''),
-          resource: typeof v.resourceDisplayName === 'string' ? v.resourceDisplayName : '',
-          created: Date.parse(String(v.createdDateTime ?? '')) || 0,
-        })),
-      };
+      const sp = await findServicePrincipal(get, this.conn.clientId);
+      if (!sp) return { error: `no service principal with appId ${this.conn.clientId}` };
+      return { grants: await appRoleGrants(get, sp.id) };
     } catch (err) {
       return { error: err instanceof GraphUnreachable ? `Graph unreachable: ${err.message}` : (err as Error).message };
     } finally {

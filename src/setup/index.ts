@@ -41,6 +41,7 @@ import { registerSecret } from '../log/redact.ts';
 import { selfSignedCertificate } from '../util/certificates.ts';
 import { exchangeScript } from './exchange-script.ts';
 import { RESOURCE_APP_IDS, RESOURCE_NAMES } from './permissions.ts';
+import { appRoleGrants, findApplication, findServicePrincipal, odataFilter, type DirectoryGet, type GraphApp } from './directory.ts';
 import { connectionRequirements, usesText, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
 
 export type SetupMode = 'apply' | 'dry-run' | 'check';
@@ -109,17 +110,6 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Placeholders a dry run prints for IDs that do not exist yet. */
 const NEW = { appId: '<appId of the new app>', objectId: '<id of the new app>', sp: '<id of the new service principal>' };
 
-interface GraphApp {
-  id: string;
-  appId: string;
-  displayName: string;
-  isFallbackPublicClient?: boolean;
-  web?: { redirectUris?: string[] };
-  requiredResourceAccess?: Array<{ resourceAppId: string; resourceAccess: Array<{ id: string; type: string }> }>;
-  passwordCredentials?: Array<{ keyId: string; hint?: string | null; endDateTime?: string | null }>;
-  keyCredentials?: Array<{ customKeyIdentifier?: string | null; endDateTime?: string | null }>;
-}
-
 interface ResourceSp {
   id: string;
   appRoles: Array<{ id: string; value: string }>;
@@ -164,7 +154,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
       app: result.app.displayName,
     });
   };
-  const read = async (path: string): Promise<Record<string, unknown>> => {
+  const read: DirectoryGet = async (path) => {
     result.reads++;
     o.onRead?.(path);
     return call('GET', path);
@@ -178,12 +168,11 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     if (!apply) return {};
     return call(method, path, body, role);
   };
-  const filter = (prop: string, value: string) => `$filter=${encodeURIComponent(`${prop} eq '${value.replace(/'/g, "''")}'`)}`;
 
   // --- the resource service principals whose permissions the app needs ------------------------------
   const resources = new Map<Resource, ResourceSp>();
   for (const r of new Set(req.permissions.map((p) => p.resource))) {
-    const [sp] = await list<ResourceSp>(`/servicePrincipals?${filter('appId', RESOURCE_APP_IDS[r])}`);
+    const sp = await findServicePrincipal<ResourceSp>(read, RESOURCE_APP_IDS[r]);
     if (!sp) throw new MbError('MB_SETUP_NO_RESOURCE', { tenant: conn.tenantId, resource: RESOURCE_NAMES[r], resourceAppId: RESOURCE_APP_IDS[r], connection: o.connection });
     resources.set(r, sp);
   }
@@ -209,11 +198,11 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- the application ---------------------------------------------------------------------------------
   let app: GraphApp | undefined;
   if (GUID.test(conn.clientId)) {
-    [app] = await list<GraphApp>(`/applications?${filter('appId', conn.clientId)}`);
+    app = await findApplication(read, conn.clientId);
     if (!app) throw new MbError('MB_SETUP_APP_NOT_FOUND', { connection: o.connection, clientId: conn.clientId, tenant: conn.tenantId });
   } else {
     // Not created yet, or created by a run that stopped before it could write the client ID.
-    const found = await list<GraphApp>(`/applications?${filter('displayName', displayName)}`);
+    const found = await list<GraphApp>(`/applications?${odataFilter('displayName', displayName)}`);
     if (found.length > 1) {
       throw new MbError('MB_SETUP_APP_AMBIGUOUS', { tenant: conn.tenantId, count: found.length, name: displayName, appIds: found.map((a) => a.appId).join(', '), connection: o.connection });
     }
@@ -284,7 +273,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
 
   // --- the enterprise application (service principal) -------------------------------------------------
   let sp: { id: string } | undefined;
-  if (!result.app.created) [sp] = await list<{ id: string }>(`/servicePrincipals?${filter('appId', app.appId)}`);
+  if (!result.app.created) sp = await findServicePrincipal(read, app.appId);
   if (!sp) {
     if (o.mode === 'check' && !result.app.created) missing('the enterprise application (service principal) of the app', 'die Unternehmensanwendung (Dienstprinzipal) der App');
     const created = await write('POST', '/servicePrincipals', { appId: app.appId }, {
@@ -299,7 +288,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- admin consent: application permissions ----------------------------------------------------------
   const roles = wanted.filter((w) => w.p.type === 'Role');
   if (roles.length) {
-    const assigned = spIsNew && !apply ? [] : await list<{ resourceId: string; appRoleId: string }>(`/servicePrincipals/${sp.id}/appRoleAssignments`);
+    const assigned = spIsNew && !apply ? [] : await appRoleGrants(read, sp.id);
     for (const { p, id } of roles) {
       const resource = resources.get(p.resource) as ResourceSp;
       if (assigned.some((a) => a.resourceId.toLowerCase() === resource.id.toLowerCase() && a.appRoleId.toLowerCase() === id.toLowerCase())) continue;
@@ -319,7 +308,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- admin consent: delegated permissions (auth-code, device-code) -----------------------------------
   const scopes = wanted.filter((w) => w.p.type === 'Scope');
   if (scopes.length) {
-    const grants = spIsNew && !apply ? [] : await list<{ id: string; resourceId: string; consentType: string; scope?: string }>(`/oauth2PermissionGrants?${filter('clientId', sp.id)}`);
+    const grants = spIsNew && !apply ? [] : await list<{ id: string; resourceId: string; consentType: string; scope?: string }>(`/oauth2PermissionGrants?${odataFilter('clientId', sp.id)}`);
     for (const r of new Set(scopes.map((s) => s.p.resource))) {
       const resource = resources.get(r) as ResourceSp;
       const names = scopes.filter((s) => s.p.resource === r).map((s) => s.p.name);
