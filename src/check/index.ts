@@ -65,6 +65,7 @@ import { silentLogger, type Logger } from '../log/index.ts';
 import type { Text } from '../i18n/index.ts';
 import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
 import { appRoleGrants, findServicePrincipal, type AppRoleGrant, type DirectoryGet } from '../setup/directory.ts';
+import { RESOURCE_NAMES } from '../setup/permissions.ts';
 import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
@@ -106,7 +107,6 @@ export const PROPAGATION_MS = 30 * 60_000;
 const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
 /** The credential kinds as a German admin reads them (the portal's words: Zertifikate & Geheimnisse). */
 const CREDENTIAL_DE: Record<string, string> = { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', 'public client': 'öffentlicher Client (kein Schlüssel)' };
-const API: Record<Resource, string> = { exchange: 'Office 365 Exchange Online', graph: 'Microsoft Graph' };
 
 /** The requirements `target` selects: a connection's all, or those a route, connector or group uses. */
 export function selectRequirements(config: Config, target: string | undefined): ConnectionRequirements[] {
@@ -508,7 +508,7 @@ class ConnectionCheck {
       const scp = new Set((decodeScp(token.accessToken) ?? []).map((s) => s.toLowerCase()));
       for (const p of needed.filter((x) => x.type === 'Scope')) {
         if (scp.has(p.name.toLowerCase())) this.add('permission', p.name, 'ok');
-        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: API[resource], usedBy: usesText(p.usedBy) }));
+        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: RESOURCE_NAMES[resource], usedBy: usesText(p.usedBy) }));
       }
       return;
     }
@@ -524,11 +524,11 @@ class ConnectionCheck {
 
   /** A role not in the token: pending when Graph shows a grant younger than 30 minutes. */
   private async missingRole(p: PermissionNeed): Promise<[CheckStatus, MbError]> {
-    const params = { ...this.base, permission: p.name, api: API[p.resource], usedBy: usesText(p.usedBy) };
+    const params = { ...this.base, permission: p.name, api: RESOURCE_NAMES[p.resource], usedBy: usesText(p.usedBy) };
     this.grants ??= this.readGrants();
     const read = await this.grants;
     if ('error' in read) return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN', { ...params, detail: read.error })];
-    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resourceDisplayName === '' || g.resourceDisplayName === API[p.resource]));
+    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resourceDisplayName === '' || g.resourceDisplayName === RESOURCE_NAMES[p.resource]));
     const age = grant ? this.now() - grant.created : Infinity;
     if (grant && age < PROPAGATION_MS) {
       return [
