@@ -23,8 +23,9 @@
  *     its admin API (Get-ServicePrincipal, Get-MailboxPermission, Get-RecipientPermission,
  *     Get-CASMailbox, Get-TransportConfig) and names the exact cause; without it a failed login is
  *     reported with all three causes and Send-As as unverified, honestly;
- *  5. watch groups: the mailboxes fit the listeners' capacity; Graph groups: Graph's validation
- *     handshake against the public URL (answered on notify.watch.listen by check itself when the
+ *  5. watch groups: the mailboxes fit the listeners' capacity; Graph groups, and Graph connectors
+ *     woken by change notifications: Graph's validation handshake against the public URL
+ *     (m365/subscriptions/inbound.ts publicUrlOf; answered on the listener by check itself when the
  *     gateway is not running); EWS groups: autodiscover and GetFolder per mailbox, with
  *     impersonation or as a delegate (FullAccess), up to EWS_PROBE_MAILBOXES per listener.
  * EWS listeners with an on-premises account (no connection) are checked the same way on their own.
@@ -61,7 +62,11 @@ import { explainEws } from '../notify/watchers/ews/mailbox.ts';
 import { registerSecret } from '../log/redact.ts';
 import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
-import { appRequirements, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
+import type { Text } from '../i18n/index.ts';
+import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
+import { appRoleGrants, findServicePrincipal, type AppRoleGrant, type DirectoryGet } from '../setup/directory.ts';
+import { RESOURCE_NAMES } from '../setup/permissions.ts';
+import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
 export type CheckStatus = 'ok' | 'failed' | 'pending' | 'unverified';
 
@@ -69,8 +74,10 @@ export interface CheckResult {
   connection: string;
   /** Which prerequisite: credential, token, permission, exchange-service-principal, full-access, send-as, smtp-auth, login. */
   check: string;
-  /** What it is about: the credential kind, a resource, a permission, a mailbox. */
+  /** What it is about: the credential kind, a resource, a permission, a mailbox (a stable key, also for scripts). */
   subject: string;
+  /** The subject in the admin's language where it holds words (the credential's kind); else subject is shown. */
+  label?: Text;
   status: CheckStatus;
   /** Why it is not ok: the code, cause and fix. */
   error?: MbError;
@@ -98,14 +105,15 @@ export const EWS_PROBE_MAILBOXES = 20;
 /** A grant younger than this that is not in the token yet is pending, not failed (Entra's propagation). */
 export const PROPAGATION_MS = 30 * 60_000;
 const OIDC = new Set(['openid', 'profile', 'offline_access', 'email']);
-const API: Record<Resource, string> = { exchange: 'Office 365 Exchange Online', graph: 'Microsoft Graph' };
+/** The credential kinds as a German admin reads them (the portal's words: Zertifikate & Geheimnisse). */
+const CREDENTIAL_DE: Record<string, string> = { secret: 'geheimer Clientschlüssel', certificate: 'Zertifikat', 'public client': 'öffentlicher Client (kein Schlüssel)' };
 
 /** The requirements `target` selects: a connection's all, or those a route, connector or group uses. */
 export function selectRequirements(config: Config, target: string | undefined): ConnectionRequirements[] {
   const all = appRequirements(config);
   if (target === undefined) return all;
   if (config.connections[target]) return all.filter((r) => r.connection === target);
-  const labels = [`relay route ${target}`, `connector ${target}`, `watch group ${target}`];
+  const labels = [USE.route(target), USE.connector(target), USE.group(target)];
   const uses = (usedBy: string[]) => usedBy.some((u) => labels.includes(u));
   const out: ConnectionRequirements[] = [];
   for (const r of all) {
@@ -278,8 +286,8 @@ class ConnectionCheck {
     this.log = o.log ?? silentLogger;
   }
 
-  private add(check: string, subject: string, status: CheckStatus, error?: MbError): void {
-    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}) });
+  private add(check: string, subject: string, status: CheckStatus, error?: MbError, label?: Text): void {
+    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}), ...(label ? { label } : {}) });
   }
 
   private get base(): ErrorParams {
@@ -301,9 +309,10 @@ class ConnectionCheck {
     if (!this.req.delegated && this.tokens.has('exchange') && (this.req.exchangeServicePrincipal || this.req.mailboxes.length > 0)) await this.exchange();
     for (const o of this.req.openSenders) {
       // A sender domain: its mailboxes are whatever the applications send as, so none can be probed.
-      this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: o.usedBy }));
+      this.add('open-sender', o.pattern, 'unverified', new MbError('MB_CHECK_OPEN_SENDER', { ...this.base, pattern: o.pattern, usedBy: usesText([o.usedBy]) }));
     }
     await this.watchGroups();
+    await this.connectorNotifications();
     return this.out;
   }
 
@@ -321,7 +330,7 @@ class ConnectionCheck {
     addUrl((this.conn.tokenEndpoint ?? `https://${cloud.loginHost}/#TenantID#/oauth2/v2.0/token`).replace('#TenantID#', this.conn.tenantId), 'Entra ID');
     if (this.req.permissions.some((p) => p.resource === 'graph' && !OIDC.has(p.name))) addUrl(graphBaseUrl(graphUrlFor(this.o.config, this.name), cloud.graphHost), 'Microsoft Graph');
     for (const [name, g] of Object.entries(this.o.config.notify?.watch?.groups ?? {})) {
-      if (g.kind !== 'ews' || !this.req.usedBy.includes(`watch group ${name}`) || !g.listeners.some((l) => l.connection === this.name)) continue;
+      if (g.kind !== 'ews' || !this.req.usedBy.includes(USE.group(name)) || !g.listeners.some((l) => l.connection === this.name)) continue;
       // Without a URL, autodiscover finds one per mailbox (its own check line).
       if (g.ews.url) addUrl(g.ews.url, 'EWS');
       else if (g.ews.autodiscover.url) addUrl(g.ews.autodiscover.url, 'EWS Autodiscover');
@@ -346,7 +355,7 @@ class ConnectionCheck {
   private async watchGroups(): Promise<void> {
     const watch = this.o.config.notify?.watch;
     for (const [name, g] of Object.entries(watch?.groups ?? {})) {
-      if (!this.req.usedBy.includes(`watch group ${name}`)) continue;
+      if (!this.req.usedBy.includes(USE.group(name))) continue;
       const mine = g.listeners.filter((l) => l.connection === this.name);
       if (mine.length === 0) continue;
       // The first listener's connection reports for the group (capacity is the group's).
@@ -366,7 +375,21 @@ class ConnectionCheck {
         this.out.push(...(await ewsProbe(this.o, this.name, name, g, { authorization: async () => `Bearer ${token.accessToken}` }, this.proxy(), ca)));
       }
       if (g.kind !== 'graph' || !watch) continue;
-      for (const l of mine) await this.publicUrl(name, `${name}/${l.name ?? l.connection ?? l.username}`, g.graph.path);
+      // The watch service's listener falls back to server.publicUrl (notify/watchers/service.ts).
+      const base = publicUrlOf(watch.listen, watch.publicUrl ?? this.o.config.server.publicUrl);
+      for (const l of mine) {
+        await this.publicUrl({ base, path: `${g.graph.path}/${name}/${l.name ?? l.connection ?? l.username}`, listen: watch.listen, setting: 'notify.watch', owner: usesText([USE.group(name)]) });
+      }
+    }
+  }
+
+  /** Per Graph connector of this connection woken by change notifications: Graph can reach its public URL. */
+  private async connectorNotifications(): Promise<void> {
+    for (const [name, c] of Object.entries(this.o.config.connectors ?? {})) {
+      if (c.connection !== this.name || !this.req.usedBy.includes(USE.connector(name)) || c.source.kind !== 'graph' || !c.source.notifications) continue;
+      const n = c.source.notifications;
+      // The same URL the connector subscribes with (connector/graph.ts: publicUrl + path + /<connector>).
+      await this.publicUrl({ base: publicUrlOf(n.listen, n.publicUrl), path: `${n.path}/${name}`, listen: n.listen, setting: `connectors.${name}.source.notifications`, owner: usesText([USE.connector(name)]) });
     }
   }
 
@@ -375,18 +398,17 @@ class ConnectionCheck {
    * ?validationToken=… must come back 200, text/plain, the token decoded, within 10 seconds, over
    * TLS with a certificate Graph trusts (public CAs; a configured non-Microsoft Graph, such as the
    * sandbox, trusts the connection's caFile too). When nothing listens yet (the gateway is not
-   * running), check answers on notify.watch.listen itself for the moment of the handshake, so the
+   * running), check answers on the listener (notify.watch.listen, a connector's notifications.listen)
+   * itself for the moment of the handshake, so the
    * path from the public URL to the listener is what is tested.
    */
-  private async publicUrl(group: string, listenerId: string, path: string): Promise<void> {
-    const watch = this.o.config.notify!.watch!;
-    const base = (watch.publicUrl ?? this.o.config.server.publicUrl ?? `https://${watch.listen.host === '0.0.0.0' ? '127.0.0.1' : watch.listen.host}:${watch.listen.port}`).replace(/\/+$/, '');
-    const routePath = `${path}/${listenerId}`;
+  private async publicUrl(target: { base: string; path: string; listen: ListenConfig; setting: string; owner: Text }): Promise<void> {
+    const { base, path: routePath, listen } = target;
     const url = `${base}${routePath}`;
     const customGraph = graphUrlFor(this.o.config, this.name) !== undefined;
     const ca = customGraph ? await this.o.readCa(this.name) : undefined;
     const token = `mailbridge check ${randomBytes(6).toString('hex')} +/=&`;
-    const handshake = async () => {
+    const handshake = async (): Promise<string | Text | undefined> => {
       const agent = new Agent({ connect: { ca: ca ? [...rootCertificates, ca] : [...rootCertificates], timeout: 10_000 } });
       try {
         const res = await request(`${url}?validationToken=${encodeURIComponent(token)}`, {
@@ -400,29 +422,28 @@ class ConnectionCheck {
         const body = await res.body.text();
         if (res.statusCode !== 200) return `HTTP ${res.statusCode}`;
         if (!/^text\/plain/i.test(String(res.headers['content-type'] ?? ''))) return `Content-Type ${String(res.headers['content-type'])}`;
-        if (body !== token) return 'the answer is not the decoded validationToken';
+        if (body !== token) return { en: 'the answer is not the decoded validationToken', de: 'die Antwort ist nicht das decodierte validationToken' };
         return undefined;
       } finally {
         await agent.close();
       }
     };
-    let problem: string | undefined;
+    let problem: string | Text | undefined;
     try {
       problem = await handshake();
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
       const code = e.cause?.code ?? e.code;
       if (code === 'ECONNREFUSED') {
-        problem = await this.answerOnListener(routePath, token, handshake).catch((x: Error) => `${code}; ${x.message}`);
+        problem = await this.answerOnListener(listen, routePath, token, handshake).catch((x: Error) => `${code}; ${x.message}`);
       } else problem = `${code ?? ''} ${e.cause?.message ?? e.message}`.trim();
     }
     if (problem === undefined) this.add('public-url', url, 'ok');
-    else this.add('public-url', url, 'failed', new MbError('MB_CHECK_PUBLIC_URL_FAILED', { url, group, detail: problem, listen: `${watch.listen.host}:${watch.listen.port}` }));
+    else this.add('public-url', url, 'failed', new MbError('MB_CHECK_PUBLIC_URL_FAILED', { url, owner: target.owner, setting: target.setting, detail: problem, listen: `${listen.host}:${listen.port}` }));
   }
 
-  /** Opens notify.watch.listen for one handshake (the gateway is not running), then closes it. */
-  private async answerOnListener(routePath: string, token: string, handshake: () => Promise<string | undefined>): Promise<string | undefined> {
-    const listen = this.o.config.notify!.watch!.listen;
+  /** Opens the listener for one handshake (the gateway is not running), then closes it. */
+  private async answerOnListener(listen: ListenConfig, routePath: string, token: string, handshake: () => Promise<string | Text | undefined>): Promise<string | Text | undefined> {
     const { readFile } = await import('node:fs/promises');
     const https = listen.certFile && listen.keyFile ? { cert: await readFile(listen.certFile, 'utf8'), key: await readFile(listen.keyFile, 'utf8') } : undefined;
     let answered = false;
@@ -441,7 +462,7 @@ class ConnectionCheck {
     await once(http, 'listening');
     try {
       const problem = await handshake();
-      if (problem === undefined && !answered) return 'the public URL answered, but not from notify.watch.listen';
+      if (problem === undefined && !answered) return { en: 'the public URL answered, but not from the listener', de: 'die öffentliche URL hat geantwortet, aber nicht vom Listener' };
       return problem;
     } finally {
       http.closeAllConnections();
@@ -454,9 +475,12 @@ class ConnectionCheck {
   private async credential(): Promise<void> {
     const notices = await this.o.identity.credentialNotices(this.name, this.now());
     const expiry = await this.o.identity.credentialExpiry(this.name).catch(() => undefined);
-    const subject = expiry ? `${expiry.kind} ${expiry.expires.toISOString().slice(0, 10)}` : this.conn.flow === 'device-code' ? 'public client' : this.conn.clientSecret ? 'secret' : 'certificate';
-    if (notices.length === 0) return this.add('credential', subject, 'ok');
-    for (const n of notices) this.add('credential', subject, 'failed', n.error);
+    const kind = expiry ? expiry.kind : this.conn.flow === 'device-code' ? 'public client' : this.conn.clientSecret ? 'secret' : 'certificate';
+    const date = expiry ? ` ${expiry.expires.toISOString().slice(0, 10)}` : '';
+    const subject = `${kind}${date}`;
+    const label = { en: subject, de: `${CREDENTIAL_DE[kind]}${date}` };
+    if (notices.length === 0) return this.add('credential', subject, 'ok', undefined, label);
+    for (const n of notices) this.add('credential', subject, 'failed', n.error, label);
   }
 
   // --- 2. token ---------------------------------------------------------------------------------------
@@ -473,7 +497,7 @@ class ConnectionCheck {
 
   // --- 3. permissions ---------------------------------------------------------------------------------
 
-  private grants: Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> | undefined;
+  private grants: Promise<{ grants: AppRoleGrant[] } | { error: string }> | undefined;
 
   private async permissions(resource: Resource): Promise<void> {
     const token = this.tokens.get(resource);
@@ -484,7 +508,7 @@ class ConnectionCheck {
       const scp = new Set((decodeScp(token.accessToken) ?? []).map((s) => s.toLowerCase()));
       for (const p of needed.filter((x) => x.type === 'Scope')) {
         if (scp.has(p.name.toLowerCase())) this.add('permission', p.name, 'ok');
-        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: API[resource], usedBy: p.usedBy.join(', ') }));
+        else this.add('permission', p.name, 'failed', new MbError('MB_CHECK_SCOPE_MISSING', { ...this.base, permission: p.name, api: RESOURCE_NAMES[resource], usedBy: usesText(p.usedBy) }));
       }
       return;
     }
@@ -500,11 +524,11 @@ class ConnectionCheck {
 
   /** A role not in the token: pending when Graph shows a grant younger than 30 minutes. */
   private async missingRole(p: PermissionNeed): Promise<[CheckStatus, MbError]> {
-    const params = { ...this.base, permission: p.name, api: API[p.resource], usedBy: p.usedBy.join(', ') };
+    const params = { ...this.base, permission: p.name, api: RESOURCE_NAMES[p.resource], usedBy: usesText(p.usedBy) };
     this.grants ??= this.readGrants();
     const read = await this.grants;
     if ('error' in read) return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING_GRANT_UNKNOWN', { ...params, detail: read.error })];
-    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resource === '' || g.resource === API[p.resource]));
+    const grant = read.grants.find((g) => p.id !== undefined && g.appRoleId.toLowerCase() === p.id.toLowerCase() && (g.resourceDisplayName === '' || g.resourceDisplayName === RESOURCE_NAMES[p.resource]));
     const age = grant ? this.now() - grant.created : Infinity;
     if (grant && age < PROPAGATION_MS) {
       return [
@@ -520,8 +544,8 @@ class ConnectionCheck {
     return ['failed', new MbError('MB_CHECK_PERMISSION_MISSING', params)];
   }
 
-  /** The app's app role assignments from Graph (GET /servicePrincipals(appId=…)/appRoleAssignments). */
-  private async readGrants(): Promise<{ grants: Array<{ appRoleId: string; resource: string; created: number }> } | { error: string }> {
+  /** The app's app role assignments, read with its own token (Application.Read.All) through setup/directory.ts. */
+  private async readGrants(): Promise<{ grants: AppRoleGrant[] } | { error: string }> {
     let token: AccessToken;
     try {
       token = this.tokens.get('graph') ?? (await this.o.identity.getToken(this.name, 'graph', { forceRefresh: true }));
@@ -537,20 +561,16 @@ class ConnectionCheck {
       throttleRetries: 1,
       timeoutMs: this.o.timeoutMs ?? 30_000,
     });
+    const get: DirectoryGet = async (path) => {
+      const reply = await client.call('directory', 'GET', path);
+      if (reply.status === 200) return reply.json ?? {};
+      const e = graphError(reply);
+      throw new Error(`Graph ${reply.status} ${e.code}: ${e.message}`);
+    };
     try {
-      const reply = await client.call('directory', 'GET', `/servicePrincipals(appId='${this.conn.clientId}')/appRoleAssignments`);
-      if (reply.status !== 200) {
-        const e = graphError(reply);
-        return { error: `Graph ${reply.status} ${e.code}: ${e.message}` };
-      }
-      const value = Array.isArray(reply.json?.value) ? (reply.json.value as Array<Record<string, unknown>>) : [];
-      return {
-        grants: value.map((v) => ({
-          appRoleId: String(v.appRoleId ?? ''),
-          resource: typeof v.resourceDisplayName === 'string' ? v.resourceDisplayName : '',
-          created: Date.parse(String(v.createdDateTime ?? '')) || 0,
-        })),
-      };
+      const sp = await findServicePrincipal(get, this.conn.clientId);
+      if (!sp) return { error: `no service principal with appId ${this.conn.clientId}` };
+      return { grants: await appRoleGrants(get, sp.id) };
     } catch (err) {
       return { error: err instanceof GraphUnreachable ? `Graph unreachable: ${err.message}` : (err as Error).message };
     } finally {
@@ -607,7 +627,7 @@ class ConnectionCheck {
 
       let tenantSmtpDisabled: boolean | undefined;
       for (const m of this.req.mailboxes) {
-        const usedBy = m.usedBy.join(', ');
+        const usedBy = usesText(m.usedBy);
         const login = logins.get(m.address);
         const mp = { ...p, mailbox: m.address, usedBy };
         if (m.fullAccess) {

@@ -43,6 +43,7 @@ import type { KeyValue } from '../store/index.ts';
 import { selfSignedCertificate } from '../util/certificates.ts';
 import { sleep } from '../util/limits.ts';
 import { graphUrlFor } from './index.ts';
+import { findApplication } from '../setup/directory.ts';
 
 const PROOF_AUDIENCE = '00000002-0000-0000-c000-000000000000';
 const RETIRE_NAMESPACE = 'credential-retire';
@@ -88,12 +89,6 @@ interface RetireEntry {
   keyId: string;
   appObjectId: string;
   after: number;
-}
-
-interface GraphApp {
-  id: string;
-  keyCredentials: Array<{ keyId: string; customKeyIdentifier: string | null }>;
-  passwordCredentials: Array<{ keyId: string; hint: string | null; endDateTime: string | null }>;
 }
 
 function proxyOf(config: Config, conn: ConnectionConfig, env: NodeJS.ProcessEnv | undefined): ProxySettings {
@@ -160,9 +155,13 @@ export async function rotateCredential(o: RotateOptions): Promise<RotateResult> 
   await retireDue({ ...o, only: o.connection, readCa: async () => o.ca });
   const g = graphFor(o);
   try {
-    const reply = await g.client.call('directory', 'GET', `/applications(appId='${conn.clientId}')`);
-    if (reply.status !== 200) throw failed(o.connection, 'GET application', reply);
-    const app = reply.json as unknown as GraphApp;
+    const found = await findApplication(async (path) => {
+      const reply = await g.client.call('directory', 'GET', path);
+      if (reply.status !== 200) throw failed(o.connection, 'GET application', reply);
+      return reply.json ?? {};
+    }, conn.clientId);
+    if (!found) throw new MbError('MB_ROTATE_GRAPH_FAILED', { connection: o.connection, step: 'GET application', status: 404, code: 'Request_ResourceNotFound', detail: `no app registration with appId ${conn.clientId}` });
+    const app = { ...found, keyCredentials: found.keyCredentials ?? [], passwordCredentials: found.passwordCredentials ?? [] };
     const stamp = new Date(now).toISOString().replace(/[-:]/g, '').slice(0, 13);
     const expires = new Date(now + o.validDays * 86_400_000);
 

@@ -5,13 +5,14 @@
  * Secrets never reach an MbError: parameters are scrubbed of every registered secret value when
  * the error is built, so even a careless `String(err)` cannot leak one.
  */
-import { format, type Lang } from '../i18n/index.ts';
+import { format, type Lang, type Text } from '../i18n/index.ts';
 import { scrub } from '../log/redact.ts';
 import { catalogue, entryFor, type MbCode } from './catalogue.ts';
 
 export { catalogue, type MbCode } from './catalogue.ts';
 
-export type ErrorParams = Record<string, string | number | boolean | undefined>;
+/** A Text value is a phrase in the admin's language ("relay route x" / "Relay-Route x"), chosen when rendered. */
+export type ErrorParams = Record<string, string | number | boolean | undefined | Text>;
 
 export interface Explanation {
   code: string;
@@ -29,7 +30,8 @@ export class MbError extends Error {
 
   constructor(code: MbCode, params: ErrorParams = {}, options: { cause?: unknown; details?: Record<string, string> } = {}) {
     const clean = scrubParams(params);
-    super(`${code}: ${format(catalogue[code].title.en, clean)}: ${format(catalogue[code].cause.en, clean)}`, {
+    const en = inLang(clean, 'en');
+    super(`${code}: ${format(catalogue[code].title.en, en)}: ${format(catalogue[code].cause.en, en)}`, {
       cause: options.cause,
     });
     this.name = 'MbError';
@@ -49,7 +51,7 @@ export class MbError extends Error {
 
 export function explain(code: string, params: ErrorParams, lang: Lang, details?: Record<string, string>): Explanation {
   const entry = entryFor(code) ?? catalogue.MB_INTERNAL;
-  const p = scrubParams(params);
+  const p = inLang(scrubParams(params), lang);
   const out: Explanation = {
     code,
     title: format(entry.title[lang], p),
@@ -93,6 +95,10 @@ export function detailLabel(key: string, lang: Lang): string {
 
 function scrubParams(params: ErrorParams): ErrorParams {
   const out: ErrorParams = {};
-  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'string' ? scrub(v) : v;
+  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'string' ? scrub(v) : typeof v === 'object' ? { en: scrub(v.en), de: scrub(v.de) } : v;
   return out;
+}
+
+function inLang(params: ErrorParams, lang: Lang): Record<string, string | number | boolean | undefined> {
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'object' ? v[lang] : v]));
 }

@@ -28,7 +28,7 @@
  * (src/sandbox/exchange/powershell.ts).
  */
 import type { Lang } from '../i18n/index.ts';
-import type { ConnectionRequirements, MailboxNeed, OnPremisesNeed, PermissionNeed } from './requirements.ts';
+import { usesText, type ConnectionRequirements, type MailboxNeed, type OnPremisesNeed, type PermissionNeed } from './requirements.ts';
 
 export interface ScriptApp {
   appId: string;
@@ -50,14 +50,14 @@ const T = {
     connect: 'Sign in to Exchange Online of this tenant (a browser window opens).',
     sp: (app: string) =>
       `Exchange must know the app before it accepts the app's tokens for SMTP AUTH and IMAP. -ObjectId is the object ID of the enterprise application '${app}' (looked up through Graph), not the one of the app registration, which Exchange would accept and then refuse every login.`,
-    fullAccess: (m: MailboxNeed, who: string) => `${who} opens ${m.address} (${m.usedBy.join(', ')}): Exchange lets it in only with FullAccess.`,
-    sendAs: (m: MailboxNeed, who: string) => `${who} sends mail with ${m.address} as sender (${m.usedBy.join(', ')}): without SendAs Exchange refuses it (SendAsDenied).`,
-    smtpAuth: (m: MailboxNeed) => `${m.address} sends over SMTP AUTH (${m.usedBy.join(', ')}): SMTP AUTH must be on for the mailbox (a tenant or mailbox switched off answers 535 5.7.139).`,
+    fullAccess: (m: MailboxNeed, who: string) => `${who} opens ${m.address} (${usesText(m.usedBy).en}): Exchange lets it in only with FullAccess.`,
+    sendAs: (m: MailboxNeed, who: string) => `${who} sends mail with ${m.address} as sender (${usesText(m.usedBy).en}): without SendAs Exchange refuses it (SendAsDenied).`,
+    smtpAuth: (m: MailboxNeed) => `${m.address} sends over SMTP AUTH (${usesText(m.usedBy).en}): SMTP AUTH must be on for the mailbox (a tenant or mailbox switched off answers 535 5.7.139).`,
     theApp: 'The app',
     theAccount: (a: string) => `The signed-in account ${a}`,
     noAccount: (c: string) => `connections.${c}.account is not set: the rights below are for the account that signs in; set it and run mailbridge setup again.`,
     open: (o: { pattern: string; usedBy: string; fullAccess: boolean; smtpAuth: boolean }) =>
-      `Senders ${o.pattern} (${o.usedBy}) send from whichever mailbox the application names; mailbridge cannot list them. For each such mailbox run${o.fullAccess ? ' Add-MailboxPermission (FullAccess)' : ''}${o.smtpAuth ? ' and Set-CASMailbox (SMTP AUTH)' : ''} as above, or give the route a fixed mailbox.`,
+      `Senders ${o.pattern} (${usesText([o.usedBy]).en}) send from whichever mailbox the application names; mailbridge cannot list them. For each such mailbox run${o.fullAccess ? ' Add-MailboxPermission (FullAccess)' : ''}${o.smtpAuth ? ' and Set-CASMailbox (SMTP AUTH)' : ''} as above, or give the route a fixed mailbox.`,
     nothing: 'This connection needs nothing in Exchange (Graph application permissions or EWS with full_access_as_app reach the mailboxes without mailbox rights).',
     rbacTitle: 'Least privilege (recommended): RBAC for Applications instead of tenant-wide application permissions.',
     rbacWhy:
@@ -72,14 +72,14 @@ const T = {
     connect: 'Bei Exchange Online dieses Mandanten anmelden (ein Browserfenster öffnet sich).',
     sp: (app: string) =>
       `Exchange muss die App kennen, bevor es ihre Token für SMTP AUTH und IMAP annimmt. -ObjectId ist die Objekt-ID der Unternehmensanwendung '${app}' (über Graph nachgeschlagen), nicht die der App-Registrierung, die Exchange zwar annähme, dann aber jede Anmeldung abwiese.`,
-    fullAccess: (m: MailboxNeed, who: string) => `${who} öffnet ${m.address} (${m.usedBy.join(', ')}): Exchange lässt sie nur mit Vollzugriff (FullAccess) hinein.`,
-    sendAs: (m: MailboxNeed, who: string) => `${who} sendet Mails mit ${m.address} als Absender (${m.usedBy.join(', ')}): ohne Senden als (SendAs) weist Exchange sie ab (SendAsDenied).`,
-    smtpAuth: (m: MailboxNeed) => `${m.address} sendet über SMTP AUTH (${m.usedBy.join(', ')}): SMTP AUTH muss für das Postfach eingeschaltet sein (abgeschaltet antwortet Exchange 535 5.7.139).`,
+    fullAccess: (m: MailboxNeed, who: string) => `${who} öffnet ${m.address} (${usesText(m.usedBy).de}): Exchange lässt sie nur mit Vollzugriff (FullAccess) hinein.`,
+    sendAs: (m: MailboxNeed, who: string) => `${who} sendet Mails mit ${m.address} als Absender (${usesText(m.usedBy).de}): ohne Senden als (SendAs) weist Exchange sie ab (SendAsDenied).`,
+    smtpAuth: (m: MailboxNeed) => `${m.address} sendet über SMTP AUTH (${usesText(m.usedBy).de}): SMTP AUTH muss für das Postfach eingeschaltet sein (abgeschaltet antwortet Exchange 535 5.7.139).`,
     theApp: 'Die App',
     theAccount: (a: string) => `Das angemeldete Konto ${a}`,
     noAccount: (c: string) => `connections.${c}.account ist nicht gesetzt: Die Rechte unten gelten dem Konto, das sich anmeldet; eintragen und mailbridge setup erneut ausführen.`,
     open: (o: { pattern: string; usedBy: string; fullAccess: boolean; smtpAuth: boolean }) =>
-      `Absender ${o.pattern} (${o.usedBy}) senden aus dem Postfach, das die Anwendung nennt; mailbridge kann diese Postfächer nicht aufzählen. Für jedes solche Postfach${o.fullAccess ? ' Add-MailboxPermission (FullAccess)' : ''}${o.smtpAuth ? ' und Set-CASMailbox (SMTP AUTH)' : ''} wie oben ausführen oder der Route ein festes Postfach geben.`,
+      `Absender ${o.pattern} (${usesText([o.usedBy]).de}) senden aus dem Postfach, das die Anwendung nennt; mailbridge kann diese Postfächer nicht aufzählen. Für jedes solche Postfach${o.fullAccess ? ' Add-MailboxPermission (FullAccess)' : ''}${o.smtpAuth ? ' und Set-CASMailbox (SMTP AUTH)' : ''} wie oben ausführen oder der Route ein festes Postfach geben.`,
     nothing: 'Diese Verbindung braucht in Exchange nichts (Graph-Anwendungsberechtigungen und EWS mit full_access_as_app erreichen die Postfächer ohne Postfachrechte).',
     rbacTitle: 'Geringste Rechte (empfohlen): RBAC für Anwendungen statt mandantenweiter Anwendungsberechtigungen.',
     rbacWhy:

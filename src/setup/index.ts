@@ -41,7 +41,8 @@ import { registerSecret } from '../log/redact.ts';
 import { selfSignedCertificate } from '../util/certificates.ts';
 import { exchangeScript } from './exchange-script.ts';
 import { RESOURCE_APP_IDS, RESOURCE_NAMES } from './permissions.ts';
-import { connectionRequirements, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
+import { appRoleGrants, findApplication, findServicePrincipal, odataFilter, type DirectoryGet, type GraphApp } from './directory.ts';
+import { connectionRequirements, usesText, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
 
 export type SetupMode = 'apply' | 'dry-run' | 'check';
 
@@ -109,17 +110,6 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Placeholders a dry run prints for IDs that do not exist yet. */
 const NEW = { appId: '<appId of the new app>', objectId: '<id of the new app>', sp: '<id of the new service principal>' };
 
-interface GraphApp {
-  id: string;
-  appId: string;
-  displayName: string;
-  isFallbackPublicClient?: boolean;
-  web?: { redirectUris?: string[] };
-  requiredResourceAccess?: Array<{ resourceAppId: string; resourceAccess: Array<{ id: string; type: string }> }>;
-  passwordCredentials?: Array<{ keyId: string; hint?: string | null; endDateTime?: string | null }>;
-  keyCredentials?: Array<{ customKeyIdentifier?: string | null; endDateTime?: string | null }>;
-}
-
 interface ResourceSp {
   id: string;
   appRoles: Array<{ id: string; value: string }>;
@@ -164,7 +154,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
       app: result.app.displayName,
     });
   };
-  const read = async (path: string): Promise<Record<string, unknown>> => {
+  const read: DirectoryGet = async (path) => {
     result.reads++;
     o.onRead?.(path);
     return call('GET', path);
@@ -178,12 +168,11 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     if (!apply) return {};
     return call(method, path, body, role);
   };
-  const filter = (prop: string, value: string) => `$filter=${encodeURIComponent(`${prop} eq '${value.replace(/'/g, "''")}'`)}`;
 
   // --- the resource service principals whose permissions the app needs ------------------------------
   const resources = new Map<Resource, ResourceSp>();
   for (const r of new Set(req.permissions.map((p) => p.resource))) {
-    const [sp] = await list<ResourceSp>(`/servicePrincipals?${filter('appId', RESOURCE_APP_IDS[r])}`);
+    const sp = await findServicePrincipal<ResourceSp>(read, RESOURCE_APP_IDS[r]);
     if (!sp) throw new MbError('MB_SETUP_NO_RESOURCE', { tenant: conn.tenantId, resource: RESOURCE_NAMES[r], resourceAppId: RESOURCE_APP_IDS[r], connection: o.connection });
     resources.set(r, sp);
   }
@@ -209,11 +198,11 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- the application ---------------------------------------------------------------------------------
   let app: GraphApp | undefined;
   if (GUID.test(conn.clientId)) {
-    [app] = await list<GraphApp>(`/applications?${filter('appId', conn.clientId)}`);
+    app = await findApplication(read, conn.clientId);
     if (!app) throw new MbError('MB_SETUP_APP_NOT_FOUND', { connection: o.connection, clientId: conn.clientId, tenant: conn.tenantId });
   } else {
     // Not created yet, or created by a run that stopped before it could write the client ID.
-    const found = await list<GraphApp>(`/applications?${filter('displayName', displayName)}`);
+    const found = await list<GraphApp>(`/applications?${odataFilter('displayName', displayName)}`);
     if (found.length > 1) {
       throw new MbError('MB_SETUP_APP_AMBIGUOUS', { tenant: conn.tenantId, count: found.length, name: displayName, appIds: found.map((a) => a.appId).join(', '), connection: o.connection });
     }
@@ -245,14 +234,16 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     // requiredResourceAccess: add what is missing, keep what the admin added.
     const current = structuredClone(app.requiredResourceAccess ?? []);
     let changed = false;
-    const lacking: string[] = [];
+    // The portal's column "Type": Application / Delegated, in German Anwendung / Delegiert.
+    const lacking: Array<{ en: string; de: string }> = [];
     for (const { p, id } of wanted) {
       let e = current.find((x) => x.resourceAppId.toLowerCase() === p.resourceAppId.toLowerCase());
       if (!e) current.push((e = { resourceAppId: p.resourceAppId, resourceAccess: [] }));
       if (!e.resourceAccess.some((a) => a.id.toLowerCase() === id.toLowerCase() && a.type === p.type)) {
         e.resourceAccess.push({ id, type: p.type });
         changed = true;
-        lacking.push(`${p.name} (${RESOURCE_NAMES[p.resource]}, ${p.type === 'Role' ? 'Application' : 'Delegated'})`);
+        const role = p.type === 'Role';
+        lacking.push({ en: `${p.name} (${RESOURCE_NAMES[p.resource]}, ${role ? 'Application' : 'Delegated'})`, de: `${p.name} (${RESOURCE_NAMES[p.resource]}, ${role ? 'Anwendung' : 'Delegiert'})` });
       }
     }
     const patch: Record<string, unknown> = {};
@@ -263,12 +254,12 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     if (req.publicClient && app.isFallbackPublicClient !== true) patch.isFallbackPublicClient = true;
     if (Object.keys(patch).length) {
       const what = [
-        ...(lacking.length ? [`API permissions ${lacking.join(', ')}`] : []),
+        ...(lacking.length ? [`API permissions ${lacking.map((l) => l.en).join(', ')}`] : []),
         ...(addUris.length ? [`redirect URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Allow public client flows'] : []),
       ].join('; ');
       const whatDe = [
-        ...(lacking.length ? [`API-Berechtigungen ${lacking.join(', ')}`] : []),
+        ...(lacking.length ? [`API-Berechtigungen ${lacking.map((l) => l.de).join(', ')}`] : []),
         ...(addUris.length ? [`Umleitungs-URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Öffentliche Clientflows zulassen'] : []),
       ].join('; ');
@@ -282,7 +273,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
 
   // --- the enterprise application (service principal) -------------------------------------------------
   let sp: { id: string } | undefined;
-  if (!result.app.created) [sp] = await list<{ id: string }>(`/servicePrincipals?${filter('appId', app.appId)}`);
+  if (!result.app.created) sp = await findServicePrincipal(read, app.appId);
   if (!sp) {
     if (o.mode === 'check' && !result.app.created) missing('the enterprise application (service principal) of the app', 'die Unternehmensanwendung (Dienstprinzipal) der App');
     const created = await write('POST', '/servicePrincipals', { appId: app.appId }, {
@@ -297,16 +288,17 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- admin consent: application permissions ----------------------------------------------------------
   const roles = wanted.filter((w) => w.p.type === 'Role');
   if (roles.length) {
-    const assigned = spIsNew && !apply ? [] : await list<{ resourceId: string; appRoleId: string }>(`/servicePrincipals/${sp.id}/appRoleAssignments`);
+    const assigned = spIsNew && !apply ? [] : await appRoleGrants(read, sp.id);
     for (const { p, id } of roles) {
       const resource = resources.get(p.resource) as ResourceSp;
       if (assigned.some((a) => a.resourceId.toLowerCase() === resource.id.toLowerCase() && a.appRoleId.toLowerCase() === id.toLowerCase())) continue;
-      if (o.mode === 'check' && !spIsNew) missing(`admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}), needed by ${p.usedBy.join(', ')}`, `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}), gebraucht von ${p.usedBy.join(', ')}`);
+      const users = usesText(p.usedBy);
+      if (o.mode === 'check' && !spIsNew) missing(`admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}), needed by ${users.en}`, `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}), gebraucht von ${users.de}`);
       await write(
         'POST',
         `/servicePrincipals/${sp.id}/appRoleAssignments`,
         { principalId: sp.id, resourceId: resource.id, appRoleId: id },
-        { en: `grant admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}): ${p.usedBy.join(', ')}`, de: `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}) erteilen: ${p.usedBy.join(', ')}` },
+        { en: `grant admin consent for ${p.name} (${RESOURCE_NAMES[p.resource]}): ${users.en}`, de: `Administratorzustimmung für ${p.name} (${RESOURCE_NAMES[p.resource]}) erteilen: ${users.de}` },
         // Consent to Microsoft Graph's application permissions is a privileged role's to give.
         p.resource === 'graph' ? 'Privileged Role Administrator' : 'Application Administrator',
       );
@@ -316,7 +308,7 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
   // --- admin consent: delegated permissions (auth-code, device-code) -----------------------------------
   const scopes = wanted.filter((w) => w.p.type === 'Scope');
   if (scopes.length) {
-    const grants = spIsNew && !apply ? [] : await list<{ id: string; resourceId: string; consentType: string; scope?: string }>(`/oauth2PermissionGrants?${filter('clientId', sp.id)}`);
+    const grants = spIsNew && !apply ? [] : await list<{ id: string; resourceId: string; consentType: string; scope?: string }>(`/oauth2PermissionGrants?${odataFilter('clientId', sp.id)}`);
     for (const r of new Set(scopes.map((s) => s.p.resource))) {
       const resource = resources.get(r) as ResourceSp;
       const names = scopes.filter((s) => s.p.resource === r).map((s) => s.p.name);

@@ -31,6 +31,7 @@ import { mailboxesOf, type ConnectorConfig } from '../connector/config.ts';
 import { audienceOfScopes, cloudFor, defaultScopes, type Cloud, type Resource } from '../identity/clouds.ts';
 import { normalizeAddress } from '../relay/policy.ts';
 import { Router, senderDecision, type RouteConfig } from '../relay/routing.ts';
+import type { Text } from '../i18n/index.ts';
 import { permissionId, RESOURCE_APP_IDS, type PermissionType } from './permissions.ts';
 
 export type { Resource };
@@ -44,7 +45,7 @@ export interface PermissionNeed {
   type: PermissionType;
   /** Its ID on the resource service principal; undefined for a scope mailbridge does not know (a hand-written override). */
   id: string | undefined;
-  /** What in the configuration needs it ("relay route sales", "connector scans", …). */
+  /** What in the configuration needs it, as keys of USE ("relay route sales", "connector scans", …); shown through usesText. */
   usedBy: string[];
 }
 
@@ -82,6 +83,31 @@ export interface ConnectionRequirements {
   openSenders: Array<{ pattern: string; usedBy: string; fullAccess: boolean; smtpAuth: boolean }>;
   /** Everything that uses this connection; empty: setup has nothing to ask for it. */
   usedBy: string[];
+}
+
+/**
+ * What uses a connection, as usedBy names it: a key per relay route, connector and watch group.
+ * The keys select (check's target) and match; what the admin reads is usesText, in each language.
+ */
+export const USE = {
+  route: (name: string) => `relay route ${name}`,
+  connector: (name: string) => `connector ${name}`,
+  group: (name: string) => `watch group ${name}`,
+} as const;
+
+const USE_WORDS: Array<[prefix: string, words: Text]> = [
+  ['relay route ', { en: 'relay route', de: 'Relay-Route' }],
+  ['connector ', { en: 'connector', de: 'Konnektor' }],
+  ['watch group ', { en: 'watch group', de: 'Überwachungsgruppe' }],
+];
+
+/** The uses named by `keys` (USE), for the admin: "relay route erp, connector scans" / "Relay-Route erp, Konnektor scans". */
+export function usesText(keys: readonly string[]): Text {
+  const one = (key: string, lang: keyof Text) => {
+    const found = USE_WORDS.find(([prefix]) => key.startsWith(prefix));
+    return found ? `${found[1][lang]} ${key.slice(found[0].length)}` : key;
+  };
+  return { en: keys.map((k) => one(k, 'en')).join(', '), de: keys.map((k) => one(k, 'de')).join(', ') };
 }
 
 /** Protocols a use reaches Microsoft with. */
@@ -250,7 +276,7 @@ function relayNeeds(config: Config, builders: Map<string, Builder>): void {
   const relay = config.relay;
   if (!relay || relay.routes.length === 0) return;
   const router = new Router(relay.routes, config.connections);
-  const label = (r: { name: string }) => `relay route ${r.name}`;
+  const label = (r: { name: string }) => USE.route(r.name);
   const protocols = (r: RouteConfig): Protocol[] => (r.transport === 'smtp' ? ['smtp'] : r.graph.fallback === 'smtp' ? ['graph-send', 'smtp'] : ['graph-send']);
 
   // Every sender the configuration names, with the relay user that may use it: the router says
@@ -321,7 +347,7 @@ function connectorNeeds(name: string, c: ConnectorConfig, builders: Map<string, 
   if (!b) return;
   // Graph: marking read, moving and deleting are writes (addendum: Mail.ReadWrite); `none` only reads.
   const protocol: Protocol = c.source.kind === 'imap' ? 'imap' : c.after.action === 'none' ? 'graph-read' : 'graph-readwrite';
-  b.use(`connector ${name}`, protocol, mailboxesOf(c).map((m) => ({ address: m.address })));
+  b.use(USE.connector(name), protocol, mailboxesOf(c).map((m) => ({ address: m.address })));
 }
 
 function watchNeeds(config: Config, builders: Map<string, Builder>): void {
@@ -332,7 +358,7 @@ function watchNeeds(config: Config, builders: Map<string, Builder>): void {
     const protocol: Protocol = g.kind === 'graph' ? 'graph-read' : g.kind === 'ews' ? 'ews' : 'imap';
     for (const l of g.listeners) {
       if (!l.connection) continue;
-      builders.get(l.connection)?.use(`watch group ${name}`, protocol, mailboxes);
+      builders.get(l.connection)?.use(USE.group(name), protocol, mailboxes);
     }
   }
 }

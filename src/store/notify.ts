@@ -12,6 +12,7 @@
  * - `due` returns only the head of each (subscription, mailbox) line: a later event is not handed
  *   out while an earlier one of the same line is still pending.
  */
+import type { ErrorParams } from '../errors/index.ts';
 
 export const SUBSCRIPTION_STATES = ['active', 'gone'] as const;
 export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
@@ -53,7 +54,7 @@ export interface NotifyEventRecord {
 
 export interface DeliveryError {
   code: string;
-  params?: Record<string, string | number | boolean | undefined>;
+  params?: ErrorParams;
   detail?: string;
 }
 

@@ -8,6 +8,7 @@
  * a `mailbridge queue` command in another process, later a second node on PostgreSQL) can never
  * both move the same message.
  */
+import type { ErrorParams } from '../errors/index.ts';
 
 /** Postfix-style queue states. A message is in exactly one of them at any time. */
 export const QUEUE_STATES = ['incoming', 'active', 'deferred', 'held', 'sent', 'bounced'] as const;
@@ -17,7 +18,7 @@ export interface QueueError {
   /** MB code from the error catalogue. */
   code: string;
   /** Parameters for the catalogue texts. */
-  params?: Record<string, string | number | boolean | undefined>;
+  params?: ErrorParams;
   /** The upstream reply, e.g. `432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded`. */
   reply?: string;
   /** Free text for the log and `queue show` (already scrubbed of secrets). */

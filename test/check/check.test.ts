@@ -20,6 +20,7 @@ import { catalogue } from '../../src/errors/catalogue.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import type { SandboxApp } from '../../src/sandbox/model.ts';
 import { runCli } from '../admin/cli/harness.ts';
+import { freePort } from '../support/ports.ts';
 
 interface Row {
   connection: string;
@@ -295,6 +296,54 @@ test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login n
   }
 });
 
+/** Words of the English labels that requirements and check name things with; none may reach a German admin. */
+const ENGLISH_LABELS = /relay route|\bconnector\b|watch group|\bmailbox\b|\bpermission\b|needed by|\bcertificate\b|\bsecret\b|public client|\blistener\b/i;
+
+test('in German, check names routes, connectors, watch groups, mailboxes and permissions in German only', { timeout: 120_000 }, async () => {
+  // Broken so that every kind of use is named: a role (relay route), FullAccess (connector), Send-As.
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'SMTP.SendAsApp' });
+  await admin('/exchange/Remove-MailboxPermission', { identity: 'scanner@contoso.test', user: app.servicePrincipalId });
+  await admin('/exchange/Remove-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId });
+  try {
+    const de = await runCli(['--config', config, '--lang', 'de', 'check'], { cwd: dir });
+    assert.equal(de.code, 1, de.stdout);
+    assert.match(de.stdout, /Relay-Route /, de.stdout);
+    assert.match(de.stdout, /Konnektor /, de.stdout);
+    const english = de.stdout.split('\n').filter((l) => ENGLISH_LABELS.test(l));
+    assert.deepEqual(english, [], de.stdout);
+    // The same run in English still names them in English.
+    const en = await runCli(['--config', config, '--lang', 'en', 'check'], { cwd: dir });
+    assert.match(en.stdout, /relay route /);
+    assert.match(en.stdout, /connector /);
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'SMTP.SendAsApp' });
+    await admin('/exchange/Add-MailboxPermission', { identity: 'scanner@contoso.test', user: app.servicePrincipalId });
+    await admin('/exchange/Add-RecipientPermission', { identity: INFO, trustee: app.servicePrincipalId });
+  }
+});
+
+test('exit status: UNVERIFIED lines alone exit 0 (Exchange.ManageAsApp is not mailbridge\'s to need), --strict makes them exit 1, in both languages', { timeout: 120_000 }, async () => {
+  await admin('/entra/app-role-assignments/remove', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  try {
+    const plain = await check('en');
+    assert.ok(plain.rows.some((r) => r.status === 'unverified'), 'some lines cannot be verified without Exchange.ManageAsApp');
+    assert.deepEqual(plain.rows.filter((r) => r.status === 'failed' || r.status === 'pending'), []);
+    assert.equal(plain.code, 0);
+    for (const lang of ['en', 'de'] as const) {
+      const strict = await runCli(['--config', config, '--lang', lang, 'check', '--strict'], { cwd: dir });
+      assert.equal(strict.code, 1, strict.stdout);
+      assert.match(strict.stdout, lang === 'en' ? /--strict asks for every line to be proven/ : /--strict verlangt jede Zeile belegt/);
+      const json = await runCli(['--config', config, '--lang', lang, 'check', '--json', '--strict'], { cwd: dir });
+      assert.equal(json.code, 1);
+      assert.equal((JSON.parse(json.stdout) as { ok: boolean }).ok, false);
+    }
+    const help = await runCli(['--lang', 'de', 'check', '--help'], { cwd: dir });
+    assert.match(help.stdout, /Mit --strict gilt UNGEPRÜFT als nicht\s+bestanden/);
+  } finally {
+    await admin('/entra/app-role-assignments', { appId: app.appId, role: 'Exchange.ManageAsApp' });
+  }
+});
+
 /** A copy of the test configuration with changes, in the same folder (same key file). */
 function variant(name: string, change: (doc: Record<string, Record<string, unknown>>) => void): string {
   const doc = parse(readFileSync(config, 'utf8')) as Record<string, Record<string, unknown>>;
@@ -347,6 +396,34 @@ test('the Graph validation handshake: answered on notify.watch.listen when the g
   assert.equal(failed.code, 'MB_CHECK_PUBLIC_URL_FAILED');
   assert.match(failed.fix!, /curl -X POST "https:\/\/127\.0\.0\.1:9\/notify\/graph\/sandbox\/sandbox\?validationToken=test"/);
   assert.match(failed.cause!, /Bestätigungs-Handshake/);
+  assert.match(failed.cause!, /für Überwachungsgruppe sandbox gescheitert/);
+  assert.match(failed.fix!, /notify\.watch\.publicUrl aus dem Internet notify\.watch\.listen/);
+});
+
+test('a Graph connector woken by change notifications: its source.notifications.publicUrl gets the same handshake, answered on its own listener; a URL that does not lead there names the connector\'s settings', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const withConnector = (name: string, publicUrl: string) =>
+    variant(name, (d) => {
+      const watch = (d.notify as { watch: { listen: { certFile: string; keyFile: string }; groups: { sandbox: { graph: { baseUrl: string } } } } }).watch;
+      (d.connectors as Record<string, unknown>).invoices = {
+        connection: 'sandbox',
+        mailboxes: [INFO],
+        source: { kind: 'graph', baseUrl: watch.groups.sandbox.graph.baseUrl, notifications: { publicUrl, listen: { host: '127.0.0.1', port, certFile: watch.listen.certFile, keyFile: watch.listen.keyFile } } },
+        destination: { kind: 'maildir', path: join(dir, 'invoices') },
+      };
+    });
+  const good = await check('en', 'invoices', withConnector('invoices', `https://127.0.0.1:${port}/`));
+  const row = good.rows.find((r) => r.check === 'public-url');
+  assert.deepEqual(row && { status: row.status, subject: row.subject }, { status: 'ok', subject: `https://127.0.0.1:${port}/notify/connector/invoices` }, JSON.stringify(good.rows));
+
+  const bad = await check('de', 'invoices', withConnector('invoices-elsewhere', 'https://127.0.0.1:9'));
+  assert.equal(bad.code, 1);
+  const failed = bad.rows.find((r) => r.check === 'public-url')!;
+  assert.equal(failed.status, 'failed');
+  assert.equal(failed.code, 'MB_CHECK_PUBLIC_URL_FAILED');
+  assert.match(failed.cause!, /für Konnektor invoices gescheitert/);
+  assert.match(failed.fix!, new RegExp(`connectors\\.invoices\\.source\\.notifications\\.publicUrl aus dem Internet connectors\\.invoices\\.source\\.notifications\\.listen \\(127\\.0\\.0\\.1:${port}\\)`));
+  assert.match(failed.fix!, /curl -X POST "https:\/\/127\.0\.0\.1:9\/notify\/connector\/invoices\?validationToken=test"/);
 });
 
 test('check names a route, a connector or a group; anything else is MB_CHECK_UNKNOWN_TARGET', { timeout: 120_000 }, async () => {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { catalogue, explain, MbError, renderText, toMbError } from '../../src/errors/index.ts';
 import { LANGS } from '../../src/i18n/index.ts';
+import { registerSecret } from '../../src/log/redact.ts';
 
 test('every catalogue entry has a code of the MB_ form and non-empty title, cause and fix in every language', () => {
   for (const [code, entry] of Object.entries(catalogue)) {
@@ -34,6 +35,17 @@ test('MbError renders in both languages with code, cause and fix', () => {
   assert.match(de, /Ursache: .*frobnicate/);
   assert.match(de, /Behebung: /);
   assert.match(renderText(e.explain('en'), 'en'), /Fix: Run `mailbridge --help`/);
+});
+
+test('a parameter given as { en, de } is shown in the language rendered, and scrubbed in both', () => {
+  const secret = 'Geheim-9f2c71d0a4';
+  registerSecret(secret);
+  const e = new MbError('MB_CLI_UNKNOWN_COMMAND', { command: { en: `relay route ${secret}`, de: `Relay-Route ${secret}` } });
+  assert.match(e.explain('de').cause, /Relay-Route /);
+  assert.doesNotMatch(e.explain('de').cause, /relay route|Geheim-9f2c71d0a4/);
+  assert.match(e.explain('en').cause, /relay route /);
+  assert.match(e.message, /relay route /, 'the message (logs, String(err)) is English');
+  assert.ok(!JSON.stringify({ params: e.params, message: e.message }).includes(secret));
 });
 
 test('unknown thrown values become MB_INTERNAL, unknown codes explain as MB_INTERNAL texts', () => {

@@ -54,8 +54,12 @@ test('the script grants exactly what the configuration needs, each line after a 
   assert.match(prose(script), /The app opens scanner@contoso\.test \(connector scans\): Exchange lets it in only with FullAccess/);
   const de = exchangeScript(req, APP, 'de', new Date('2026-12-07T00:00:00Z'));
   assert.deepEqual(commands(de), commands(script));
-  assert.match(prose(de), /Die App öffnet scanner@contoso\.test \(connector scans\): Exchange lässt sie nur mit Vollzugriff/);
+  assert.match(prose(de), /Die App öffnet scanner@contoso\.test \(Konnektor scans\): Exchange lässt sie nur mit Vollzugriff/);
+  assert.match(prose(de), /Relay-Route erp/);
   assert.match(prose(de), /Erneutes Ausführen schadet nicht/);
+  // The comments a German admin reads name what uses each right in German, nowhere in English.
+  const comments = de.split('\n').filter((l) => l.startsWith('# '));
+  assert.deepEqual(comments.filter((l) => /relay route|\bconnector\b|watch group|needed by/i.test(l)), []);
 });
 
 test('the sandbox runs it: SMTP AUTH on, rights granted; a second run reports everything as there already', () => {

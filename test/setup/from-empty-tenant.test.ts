@@ -180,6 +180,13 @@ describe('mailbridge setup from a tenant with no app', { timeout: 600_000 }, () 
     // One consent per permission the configuration uses: SMTP (relay), IMAP (connector), Mail.Read (watcher).
     assert.equal(r.stdout.match(/would: POST \/servicePrincipals\/<id of the new service principal>\/appRoleAssignments/g)?.length, 3, r.stdout);
     for (const p of ['SMTP.SendAsApp', 'IMAP.AccessAsApp', 'Mail.Read']) assert.match(r.stdout, new RegExp(`admin consent for ${p.replace('.', '\\.')}`));
+    // In German every request is explained in German, down to what uses it.
+    const de = await setup(['contoso', '--dry-run'], ADMIN, { LANG: 'de_DE.UTF-8' });
+    assert.equal(de.code, 0, de.stdout + de.stderr);
+    assert.match(de.stdout, /Administratorzustimmung für SMTP\.SendAsApp \(Office 365 Exchange Online\) erteilen: Relay-Route erp/, de.stdout);
+    assert.match(de.stdout, /Konnektor scans/);
+    assert.match(de.stdout, /Überwachungsgruppe info/);
+    assert.deepEqual(de.stdout.split('\n').filter((l) => /relay route|\bconnector\b|watch group|needed by|admin consent/i.test(l)), [], de.stdout);
     assert.equal(writes(), before, 'no directory write');
     assert.equal(readFileSync(file, 'utf8'), yaml, 'mailbridge.yaml unchanged');
     assert.equal(sandbox.directory.data.tenants[0]!.apps.length, 0);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configSchema } from '../../src/app/schema.ts';
-import { appRequirements, connectionRequirements, requiredResourceAccess, type ConnectionRequirements } from '../../src/setup/requirements.ts';
+import { appRequirements, connectionRequirements, requiredResourceAccess, USE, usesText, type ConnectionRequirements } from '../../src/setup/requirements.ts';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
 const conn = (extra: Record<string, unknown> = {}) => ({ tenantId: TENANT, clientId: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', ...extra });
@@ -147,4 +147,11 @@ test('delegated: device code is a public client; auth code registers its redirec
   assert.deepEqual(web.redirectUris.web, ['https://mailbridge.contoso.com/oauth/callback']);
   assert.equal(mailbox(web, 'team@contoso.com')?.fullAccess, true);
   assert.equal(mailbox(web, 'otto@contoso.com')?.fullAccess, false);
+});
+
+test('what uses a connection is named in each language: relay route, connector, watch group', () => {
+  const keys = [USE.route('erp'), USE.connector('scans'), USE.group('vertrieb')];
+  assert.deepEqual(usesText(keys), { en: 'relay route erp, connector scans, watch group vertrieb', de: 'Relay-Route erp, Konnektor scans, Überwachungsgruppe vertrieb' });
+  // A name that holds a label word stays as it is; only the prefix is translated.
+  assert.deepEqual(usesText([USE.connector('watch group')]), { en: 'connector watch group', de: 'Konnektor watch group' });
 });

@@ -102,6 +102,10 @@ describe('setup against the sandbox Graph', () => {
       check.result.missing.map((m) => m.en),
       ['on the app registration: API permissions IMAP.AccessAsApp (Office 365 Exchange Online, Application)', 'admin consent for IMAP.AccessAsApp (Office 365 Exchange Online), needed by connector inbox'],
     );
+    assert.deepEqual(
+      check.result.missing.map((m) => m.de),
+      ['an der App-Registrierung: API-Berechtigungen IMAP.AccessAsApp (Office 365 Exchange Online, Anwendung)', 'Administratorzustimmung für IMAP.AccessAsApp (Office 365 Exchange Online), gebraucht von Konnektor inbox'],
+    );
     assert.equal(check.result.script, undefined);
     const fixed = await run(grown, 'ops');
     assert.deepEqual(fixed.writes.map((w) => `${w.method} ${w.path.replace(/[0-9a-f-]{36}/g, '{id}')}`), ['PATCH /applications/{id}', 'POST /servicePrincipals/{id}/appRoleAssignments']);

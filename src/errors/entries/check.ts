@@ -225,12 +225,12 @@ export const check = {
     http: 502,
     title: { en: 'Graph could not validate {url}', de: 'Graph könnte {url} nicht bestätigen' },
     cause: {
-      en: 'The validation handshake Graph makes before every subscription (POST with ?validationToken=, answer 200 text/plain with the token within 10 seconds, over TLS with a certificate from a public CA) failed for watch group {group}: {detail}. Graph would refuse the subscriptions (MB_WATCH_GRAPH_VALIDATION_FAILED).',
-      de: 'Der Bestätigungs-Handshake, den Graph vor jedem Abonnement macht (POST mit ?validationToken=, Antwort 200 text/plain mit dem Token binnen 10 Sekunden, über TLS mit einem Zertifikat einer öffentlichen CA), ist für die Überwachungsgruppe {group} gescheitert: {detail}. Graph würde die Abonnements ablehnen (MB_WATCH_GRAPH_VALIDATION_FAILED).',
+      en: 'The validation handshake Graph makes before every subscription (POST with ?validationToken=, answer 200 text/plain with the token within 10 seconds, over TLS with a certificate from a public CA) failed for {owner}: {detail}. Graph would refuse its subscriptions, and no change notification would arrive.',
+      de: 'Der Bestätigungs-Handshake, den Graph vor jedem Abonnement macht (POST mit ?validationToken=, Antwort 200 text/plain mit dem Token binnen 10 Sekunden, über TLS mit einem Zertifikat einer öffentlichen CA), ist für {owner} gescheitert: {detail}. Graph würde die Abonnements ablehnen, und keine Änderungsbenachrichtigung käme an.',
     },
     fix: {
-      en: 'Make notify.watch.publicUrl reach notify.watch.listen ({listen}) from the internet (firewall, reverse proxy forwarding the path), and give it a certificate of a public CA for its name (notify.watch.listen.certFile/keyFile, or on the reverse proxy). Test from outside: curl -X POST "{url}?validationToken=test"',
-      de: 'Dafür sorgen, dass notify.watch.publicUrl aus dem Internet notify.watch.listen ({listen}) erreicht (Firewall, Reverse Proxy, der den Pfad weiterleitet), mit einem Zertifikat einer öffentlichen CA für den Namen (notify.watch.listen.certFile/keyFile oder am Reverse Proxy). Von außen testen: curl -X POST "{url}?validationToken=test"',
+      en: 'Make {setting}.publicUrl reach {setting}.listen ({listen}) from the internet (firewall, reverse proxy forwarding the path), and give it a certificate of a public CA for its name ({setting}.listen.certFile/keyFile, or on the reverse proxy). Test from outside: curl -X POST "{url}?validationToken=test"',
+      de: 'Dafür sorgen, dass {setting}.publicUrl aus dem Internet {setting}.listen ({listen}) erreicht (Firewall, Reverse Proxy, der den Pfad weiterleitet), mit einem Zertifikat einer öffentlichen CA für den Namen ({setting}.listen.certFile/keyFile oder am Reverse Proxy). Von außen testen: curl -X POST "{url}?validationToken=test"',
     },
   },
   MB_CHECK_NOT_PROBED: {

@@ -58,13 +58,21 @@ export interface InboundOptions {
   readFile: (path: string) => string;
 }
 
+/**
+ * The URL Microsoft calls for a listener: the configured public URL, else the listener itself
+ * (0.0.0.0 as 127.0.0.1), without a trailing slash. `mailbridge check` probes this same URL.
+ */
+export function publicUrlOf(listen: ListenConfig, publicUrl?: string): string {
+  return (publicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
+}
+
 export function createInbound(o: InboundOptions): Inbound {
   const { listen } = o;
   const tls = listen.certFile && listen.keyFile ? { cert: o.readFile(listen.certFile), key: o.readFile(listen.keyFile) } : undefined;
   // (Fastify 5 deprecates the top-level disableRequestLogging and warns on every start.)
   const common = { loggerInstance: o.log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 4 * 1024 * 1024 };
   const http = tls ? Fastify({ ...common, https: tls }) : Fastify(common);
-  const publicUrl = (o.publicUrl ?? `https://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`).replace(/\/+$/, '');
+  const publicUrl = publicUrlOf(listen, o.publicUrl);
   return {
     http,
     publicUrl,

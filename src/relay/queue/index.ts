@@ -496,6 +496,6 @@ function errorFields(e: QueueError): { code: string; reply?: string; detail?: st
 
 function scrubParams(params: ErrorParams): ErrorParams {
   const out: ErrorParams = {};
-  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'string' ? scrub(v) : v;
+  for (const [k, v] of Object.entries(params)) out[k] = typeof v === 'string' ? scrub(v) : typeof v === 'object' ? { en: scrub(v.en), de: scrub(v.de) } : v;
   return out;
 }
