@@ -16,6 +16,7 @@ import { createLogger } from '../../../src/log/index.ts';
 import { hashPassword } from '../../../src/relay/password.ts';
 import { setMailboxSmtpAuthDisabled } from '../../../src/sandbox/exchange/ops.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
+import { readUntil } from '../../support/wait.ts';
 import { startFullSandbox, type FullSandbox } from '../../relay/transports/full-sandbox.ts';
 
 const PASSWORD = 'scanner password 1';
@@ -54,16 +55,6 @@ async function call(method: string, path: string, key = KEY): Promise<{ status: 
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown> & { error?: { code: string } }) : {} };
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function send(subject: string): Promise<string> {
   const app = nodemailer.createTransport({
     host: '127.0.0.1',
@@ -90,7 +81,7 @@ const message = async (id: string) => (await call('GET', `/api/v1/relay/queue/${
 test('queue actions through the API move a real message, and its trace shows each attempt with Exchange\'s reply', async () => {
   setMailboxSmtpAuthDisabled(s.sandbox.directory, SENDER, true);
   const id = await send('Scan API 1');
-  const deferred = await until('deferred', () => message(id), (m) => m.state === 'deferred' && m.attempts === 1);
+  const deferred = await readUntil('deferred', () => message(id), (m) => m.state === 'deferred' && m.attempts === 1);
   assert.equal(deferred.lastError?.code, 'MB_RELAY_SMTP_AUTH_DISABLED_MAILBOX');
   assert.match(deferred.lastError?.reply ?? '', /^535 5\.7\.139 .*disabled for the Mailbox/);
   assert.match(deferred.lastError?.fix ?? '', /Set-CASMailbox -Identity scanner@contoso\.test -SmtpClientAuthenticationDisabled \$false/);
@@ -111,13 +102,13 @@ test('queue actions through the API move a real message, and its trace shows eac
 
   // Released while the mailbox is still refused: tried again at once (the admin asked), deferred again.
   assert.equal((await call('POST', `/api/v1/relay/queue/${id}/release`)).status, 200);
-  await until('second attempt', () => message(id), (m) => m.state === 'deferred' && m.attempts === 2);
+  await readUntil('second attempt', () => message(id), (m) => m.state === 'deferred' && m.attempts === 2);
 
   // The admin fixes the mailbox and retries: delivered.
   setMailboxSmtpAuthDisabled(s.sandbox.directory, SENDER, false);
   const retried = await call('POST', `/api/v1/relay/queue/${id}/retry`);
   assert.equal(retried.status, 200);
-  await until('sent', () => message(id), (m) => m.state === 'sent');
+  await readUntil('sent', () => message(id), (m) => m.state === 'sent');
   assert.equal((await s.inbox(TO)).filter((m) => m.includes('Subject: Scan API 1\r\n')).length, 1);
 
   const trace = await call('GET', `/api/v1/relay/queue/${id}/trace`);
@@ -146,7 +137,7 @@ test('queue actions through the API move a real message, and its trace shows eac
 test('a held message is deleted through the API with its trace; every change is in the audit log under the key\'s name', async () => {
   setMailboxSmtpAuthDisabled(s.sandbox.directory, SENDER, true);
   const id = await send('Scan API 2');
-  await until('deferred', () => message(id), (m) => m.state === 'deferred');
+  await readUntil('deferred', () => message(id), (m) => m.state === 'deferred');
   assert.equal((await call('POST', `/api/v1/relay/queue/${id}/hold`)).status, 200);
   assert.equal((await call('DELETE', `/api/v1/relay/queue/${id}`)).status, 204);
   const gone = await call('GET', `/api/v1/relay/queue/${id}`);

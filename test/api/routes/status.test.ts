@@ -13,6 +13,7 @@ import { loadConfig } from '../../../src/app/config.ts';
 import { createLogger } from '../../../src/log/index.ts';
 import { hashPassword } from '../../../src/relay/password.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
+import { readUntil } from '../../support/wait.ts';
 import { startFullSandbox, type FullSandbox } from '../../relay/transports/full-sandbox.ts';
 
 const PASSWORD = 'scanner password 1';
@@ -65,16 +66,6 @@ async function get(path: string): Promise<Record<string, unknown>> {
   return JSON.parse(text) as Record<string, unknown>;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 type Watchers = { unwatchedSubscriptions: Array<{ id: string; mailboxes: string[]; error: { code: string } }>; running: boolean; groups: Array<{ group: string; kind: string; listeners: Array<{ name: string; capacity: number; mailboxes: number; states: Record<string, number> }> }> };
 type Events = { events: Array<{ type: string; mailbox: string; cursor: number; event: { subject?: string } }> };
 type Connections = { connections: Array<{ name: string; lastToken?: { ok: boolean }; credential: { kind: string; expires?: string } }> };
@@ -92,7 +83,7 @@ test('connections, token, watchers and events of a running gateway', async () =>
     createdAt: Date.now(),
     updatedAt: Date.now(),
   });
-  const watchers = await until('the group watching', () => get('/api/v1/watchers') as Promise<Watchers>, (w) => w.groups[0]?.listeners[0]?.states.watching === 1);
+  const watchers = await readUntil('the group watching', () => get('/api/v1/watchers') as Promise<Watchers>, (w) => w.groups[0]?.listeners[0]?.states.watching === 1);
   assert.equal(watchers.running, true);
   assert.deepEqual(watchers.groups.map((g) => [g.group, g.kind, g.listeners.map((l) => [l.name, l.mailboxes, l.capacity])]), [['legacy', 'imap', [['legacy/sandbox', 1, 1250]]]]);
   assert.deepEqual(
@@ -113,7 +104,7 @@ test('connections, token, watchers and events of a running gateway', async () =>
   await app.sendMail({ from: 'scanner@contoso.test', to: WATCHED, subject: 'Status 0815', text: 'Scan.' });
   app.close();
 
-  const events = await until(
+  const events = await readUntil(
     'the new-mail event',
     () => get(`/api/v1/events?mailbox=${encodeURIComponent(WATCHED)}`) as Promise<Events>,
     (e) => e.events.some((x) => x.type === 'message.new' && x.event.subject === 'Status 0815'),
