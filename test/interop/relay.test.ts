@@ -7,12 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import { loadConfig } from '../../src/app/config.ts';
 import { createLogger } from '../../src/log/index.ts';
-import { hashPassword } from '../../src/relay/password.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { startFullSandbox, type FullSandbox } from '../relay/transports/full-sandbox.ts';
 
@@ -32,17 +30,15 @@ after(async () => {
 test('serve with a relay section: mail from an application arrives over SMTP XOAUTH2 and over Graph; admin mails at start and stop', async () => {
   const file = s.writeConfig('mailbridge-relay.yaml', {
     server: { listen: '127.0.0.1', port: 0 },
-    relay: {
-      hostname: 'relay.sandbox.test',
-      dataDir: join(s.dir, 'relay'),
-      listeners: [{ host: '127.0.0.1', port: 0 }],
-      users: { scanner: { passwordHash: await hashPassword(PASSWORD, 10), allowedSenders: ['@contoso.test'] } },
-      routes: [
+    relay: await s.relay(
+      'relay',
+      PASSWORD,
+      [
         { name: 'graph', senders: ['info@contoso.test'], connection: 'sandbox', transport: 'graph', graph: { url: s.graph.url } },
         { name: 'smtp', senders: ['@contoso.test'], connection: 'sandbox', mailbox: 'scanner@contoso.test', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } },
       ],
-      adminMail: { to: ['alice@contoso.test'], from: 'scanner@contoso.test' },
-    },
+      { adminMail: { to: ['alice@contoso.test'], from: 'scanner@contoso.test' } },
+    ),
   });
   const { config, keyFile } = await loadConfig(file, {});
   gw = await startGateway(config, createLogger({ level: 'silent' }), { keyFile, env: {} });

@@ -11,12 +11,12 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { parse } from 'yaml';
 import { configSchema } from '../../src/app/schema.ts';
 import { startSandbox } from '../../src/sandbox/index.ts';
 import { MAIN, NODE, runCli } from '../admin/cli/harness.ts';
+import { waitFor } from '../support/wait.ts';
 
 test('the example mailbridge.yaml: valid; serve relays through the sandbox, fetch --once brings the message into the maildir, the API key opens the subscriptions API', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mb-sandbox-example-'));
@@ -66,10 +66,7 @@ test('the example mailbridge.yaml: valid; serve relays through the sandbox, fetc
       const res = await fetch(`${sandbox.admin.url}/mailboxes/scanner@contoso.test/messages`);
       return ((await res.json()) as { messages: Array<{ subject: string }> }).messages.some((m) => m.subject === subject);
     };
-    for (let i = 0; !(await arrived()); i++) {
-      assert.ok(i < 300, `the relay did not deliver within 60 s: ${out} ${err}`);
-      await sleep(200);
-    }
+    await waitFor(arrived, 60_000, () => `the relay to deliver: ${out} ${err}`, 200);
 
     const fetched = await runCli(['--config', sandbox.configFile, 'fetch', 'sandbox-scans', '--once'], { cwd: dir });
     assert.equal(fetched.code, 0, fetched.stdout + fetched.stderr);

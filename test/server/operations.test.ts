@@ -18,7 +18,6 @@ import { connectorSchema } from '../../src/connector/config.ts';
 import { runConnector } from '../../src/connector/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
-import { hashPassword } from '../../src/relay/password.ts';
 import { removeSecret } from '../../src/sandbox/entra/ops.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { openStore } from '../../src/store/index.ts';
@@ -81,13 +80,7 @@ async function scrape(): Promise<string> {
 test('metrics move when mail is sent through the relay, notified to a webhook and fetched by a connector', async () => {
   const file = s.writeConfig('mailbridge-ops.yaml', {
     server: { listen: '127.0.0.1', port: 0 },
-    relay: {
-      hostname: 'relay.sandbox.test',
-      dataDir: join(s.dir, 'relay'),
-      listeners: [{ host: '127.0.0.1', port: 0 }],
-      users: { scanner: { passwordHash: await hashPassword(PASSWORD, 10), allowedSenders: ['@contoso.test'] } },
-      routes: [{ name: 'smtp', senders: ['@contoso.test'], connection: 'sandbox', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } }],
-    },
+    relay: await s.relay('relay', PASSWORD, [{ name: 'smtp', senders: ['@contoso.test'], connection: 'sandbox', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } }]),
     notify: {
       webhook: { requireHttps: false },
       egress: loopbackEgressConfig,

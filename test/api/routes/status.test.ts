@@ -7,11 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { loadConfig } from '../../../src/app/config.ts';
 import { createLogger } from '../../../src/log/index.ts';
-import { hashPassword } from '../../../src/relay/password.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { readUntil } from '../../support/wait.ts';
 import { startFullSandbox, type FullSandbox } from '../../relay/transports/full-sandbox.ts';
@@ -26,13 +24,7 @@ before(async () => {
   s = await startFullSandbox();
   const file = s.writeConfig('mailbridge-api-status.yaml', {
     server: { listen: '127.0.0.1', port: 0 },
-    relay: {
-      hostname: 'relay.sandbox.test',
-      dataDir: join(s.dir, 'relay-api-status'),
-      listeners: [{ host: '127.0.0.1', port: 0 }],
-      users: { scanner: { passwordHash: await hashPassword(PASSWORD, 10), allowedSenders: ['@contoso.test'] } },
-      routes: [{ name: 'exo', senders: ['@contoso.test'], connection: 'sandbox', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } }],
-    },
+    relay: await s.relay('relay-api-status', PASSWORD, [{ name: 'exo', senders: ['@contoso.test'], connection: 'sandbox', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } }]),
     notify: {
       watch: {
         groups: {

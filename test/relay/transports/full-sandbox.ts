@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { Agent, fetch } from 'undici';
 import { parse, stringify } from 'yaml';
+import { hashPassword } from '../../../src/relay/password.ts';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../../src/sandbox/graph/index.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
@@ -21,6 +22,12 @@ export interface FullSandbox {
   dir: string;
   /** Writes a mailbridge.yaml next to the sandbox's example (same key file and store) with `extra` merged in; returns its path. */
   writeConfig(name: string, extra: Record<string, unknown>): string;
+  /**
+   * The relay section the gateway tests share: one loopback listener and the user `scanner`
+   * (with `password`) who may send as anyone at contoso.test, spooling into `dataDir` under the
+   * sandbox folder; `more` adds or replaces fields.
+   */
+  relay(dataDir: string, password: string, routes: unknown[], more?: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** Raw messages of a folder, read through the IMAP front with an app token. */
   inbox(address: string, folder?: string): Promise<Buffer[]>;
   close(): Promise<void>;
@@ -60,6 +67,16 @@ export async function startFullSandbox(): Promise<FullSandbox> {
       const path = join(sandbox.dir, name);
       writeFileSync(path, stringify({ ...doc, ...extra }), { mode: 0o600 });
       return path;
+    },
+    async relay(dataDir, password, routes, more = {}) {
+      return {
+        hostname: 'relay.sandbox.test',
+        dataDir: join(sandbox.dir, dataDir),
+        listeners: [{ host: '127.0.0.1', port: 0 }],
+        users: { scanner: { passwordHash: await hashPassword(password, 10), allowedSenders: ['@contoso.test'] } },
+        routes,
+        ...more,
+      };
     },
     async inbox(address, folder = 'INBOX') {
       const imap = new ImapFlow({
