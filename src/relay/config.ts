@@ -3,7 +3,7 @@
  * by `mailbridge relay-user add|passwd`), which are not secrets; the listener's TLS key is a path.
  */
 import { z } from 'zod';
-import { parsePasswordHash } from './password.ts';
+import { parsePasswordHash } from '../util/password.ts';
 import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { routesSchema, senderPattern } from './routing.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../../src/log/index.ts';
 import { relaySchema } from '../../../src/relay/config.ts';
 import { openQueue } from '../../../src/relay/index.ts';
-import { parsePasswordHash, verifyPassword } from '../../../src/relay/password.ts';
+import { parsePasswordHash, verifyPassword } from '../../../src/util/password.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { enqueue } from '../helpers/queue.ts';
 import { tempDir } from '../../support/temp.ts';

@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../../../src/log/index.ts';
 import type { Clock } from '../../../src/util/clock.ts';
 import { relaySchema, type RelayConfig } from '../../../src/relay/config.ts';
 import { startRelay, type Relay } from '../../../src/relay/index.ts';
-import { hashPassword } from '../../../src/relay/password.ts';
+import { hashPassword } from '../../../src/util/password.ts';
 import type { OutboundMessage, SendResult, Transport } from '../../../src/relay/transport.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import { tempDir } from '../../support/temp.ts';

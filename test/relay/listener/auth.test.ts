@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { LoginGuard } from '../../../src/relay/auth.ts';
-import { hashPassword, parsePasswordHash, verifyPassword } from '../../../src/relay/password.ts';
+import { LoginGuard } from '../../../src/util/login-guard.ts';
+import { hashPassword, parsePasswordHash, verifyPassword } from '../../../src/util/password.ts';
 import { ManualClock, PASSWORD, RawSmtp, startTestRelay, testUser } from '../helpers/index.ts';
 
 const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');

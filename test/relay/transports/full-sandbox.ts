@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { Agent, fetch } from 'undici';
 import { parse, stringify } from 'yaml';
-import { hashPassword } from '../../../src/relay/password.ts';
+import { hashPassword } from '../../../src/util/password.ts';
 import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startGraphSandbox, type GraphSandbox } from '../../../src/sandbox/graph/index.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';

@@ -1,6 +1,6 @@
 import type { Text } from '../../../i18n/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
-import { hashPassword } from '../../../relay/password.ts';
+import { hashPassword } from '../../../util/password.ts';
 import { isSenderPattern, parseCidr } from '../../../relay/policy.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { noMoreArgs, subcommand, usageError } from '../args.ts';
