@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
+import { parsePasswordHash } from '../util/password.ts';
 
 /**
  * read: every GET of the admin routes; operate: queue actions and connector retries (and read);
@@ -25,8 +26,47 @@ export const apiKeySchema = z
   })
   .strict();
 
+/** What a person may do: reader → read; operator → read, operate; admin → everything. */
+export const ROLES = ['reader', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+export const ROLE_SCOPES: Record<Role, readonly ApiScope[]> = { reader: ['read'], operator: ['operate'], admin: ['admin'] };
+
+export const apiUserSchema = z
+  .object({
+    password: z
+      .string()
+      .refine((h) => parsePasswordHash(h) !== undefined, { message: 'not a scrypt hash ($scrypt$ln=…): set it with `mailbridge api user set <name> --role <role>`' })
+      .meta({ description: 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored' }),
+    role: z.enum(ROLES).meta({ description: 'reader (read), operator (read and queue/connector actions), admin (everything)' }),
+  })
+  .strict();
+
 export const apiSchema = z
   .object({
+    users: z
+      .record(z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/), apiUserSchema)
+      .default({})
+      .meta({ description: 'Local admin users of the console (for installs without Entra ID); the audit log names them user:<name>' }),
+    signin: z
+      .object({
+        entra: z
+          .object({
+            connection: z.string().min(1).meta({ description: 'The connection (tenant, app, credential) admins sign in through; its app defines the app roles reader, operator, admin' }),
+            redirectUri: z.url().optional().meta({ description: 'Redirect URI registered on the app (Web platform); default: <server.publicUrl>/login/entra/callback' }),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({})
+      .meta({ description: 'How admins sign in to the console besides local users: Entra ID (OpenID Connect, auth code + PKCE)' }),
+    session: z
+      .object({
+        idleMinutes: z.int().min(1).max(1440).default(30).meta({ description: 'A console session ends after this many minutes without a request' }),
+        maxHours: z.int().min(1).max(168).default(12).meta({ description: 'A console session ends this many hours after sign-in, however active' }),
+      })
+      .strict()
+      .default({ idleMinutes: 30, maxHours: 12 }),
     keys: z
       .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), apiKeySchema)
       .default({})

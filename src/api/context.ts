@@ -39,6 +39,8 @@ export interface ApiConfigView {
   connectors?: Record<string, ConnectorConfig> | undefined;
   notify?: NotifyConfig | undefined;
   api?: ApiConfig | undefined;
+  /** Where the gateway is reached (sign-in redirects, the CSRF origin check). */
+  server?: { publicUrl?: string | undefined; port?: number } | undefined;
 }
 
 /** `config show` and `config check` as the composition root binds them to the whole schema. */

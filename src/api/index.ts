@@ -5,8 +5,10 @@
  * document is generated from the very zod schemas requests are checked with.
  *
  * Auth: `Authorization: Bearer <key>`, keys of api.keys with scopes (read, operate, admin,
- * subscriptions) and, for the subscriptions routes, notify.api.keys (keys.ts). 401 without a known
- * key, 403 without the scope, both with an MB code. Every change is written to the audit log in the
+ * subscriptions) and, for the subscriptions routes, notify.api.keys (keys.ts); or a person's console
+ * session (cookie mb_session, session.ts) from a sign-in at /login (local users of api.users, or
+ * Entra ID: login.ts), with the scopes of the person's role and a CSRF token for changes (csrf.ts).
+ * 401 without a known key or live session, 403 without the scope, both with an MB code. Every change is written to the audit log in the
  * store (audit.ts) and listed at /api/v1/audit.
  *
  * Every route exists whatever is configured (the document stays the same for every gateway); a
@@ -16,7 +18,12 @@ import type { FastifyInstance } from 'fastify';
 import { langFromHeader } from '../i18n/index.ts';
 import { AuditLog } from './audit.ts';
 import type { ApiContext } from './context.ts';
+import { Gate } from './csrf.ts';
 import { ApiKeys, type ApiKeyEntry } from './keys.ts';
+import { SignIn } from './login.ts';
+import { Sessions } from './session.ts';
+import { systemClock, type Clock } from '../util/clock.ts';
+import type { Identity } from '../identity/index.ts';
 import { openApiDocument } from './openapi.ts';
 import { referencePage } from './reference.ts';
 import { API_PREFIX, serveRoutes } from './register.ts';
@@ -31,36 +38,60 @@ export { keysFromConfig } from './keys.ts';
 
 export interface AdminApiOptions extends ApiContext {
   keys: readonly ApiKeyEntry[];
+  /** Sessions' expiry, the sign-in back-off and the audit log's times (tests use a manual clock). */
+  clock?: Clock;
+  /** The Identity that redeems console sign-ins with Entra ID (api.signin.entra), opened at the first. */
+  signinIdentity?: () => Promise<Identity>;
 }
 
 /** Every route of the admin API, for a context (the handlers use it; the set never depends on it). */
-export function apiRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
-  return [...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit)];
+export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn): RouteSpec[] {
+  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit)];
 }
 
 /** The OpenAPI document; it does not depend on the configuration. */
 export function apiDocument(): Record<string, unknown> {
   const none = {} as ApiContext;
-  return openApiDocument(apiRoutes(none, undefined as unknown as AuditLog));
+  const audit = undefined as unknown as AuditLog;
+  const signin = new SignIn({ api: undefined, server: undefined, sessions: undefined as unknown as Sessions, audit, clock: systemClock });
+  return openApiDocument(apiRoutes(none, audit, signin));
 }
 
 /** Registers the admin API on the gateway's Fastify instance. */
 export async function registerAdminApi(http: FastifyInstance, o: AdminApiOptions): Promise<void> {
-  const audit = new AuditLog(o.store.kv, o.now);
+  const clock = o.clock ?? systemClock;
+  const now = o.now ?? (() => clock.now());
+  const audit = new AuditLog(o.store.kv, now);
   await audit.prune().catch((err: unknown) => http.log.warn({ err: (err as Error).message }, 'admin API: could not prune the audit log'));
   const keys = new ApiKeys(o.keys);
-  if (keys.size === 0) http.log.info({ path: 'api.keys' }, 'admin API: no API key configured; every call to /api/v1 is refused');
-  const routes = apiRoutes(o, audit);
+  const people = Object.keys(o.config.api?.users ?? {}).length > 0 || o.config.api?.signin.entra !== undefined;
+  if (keys.size === 0 && !people) http.log.info({ path: 'api.keys' }, 'admin API: no API key, local user or Entra sign-in configured; every call to /api/v1 is refused');
+  const sessions = new Sessions(o.store.kv, o.config.api?.session ?? { idleMinutes: 30, maxHours: 12 }, now);
+  const signin = new SignIn({
+    api: o.config.api,
+    server: o.config.server,
+    sessions,
+    audit,
+    clock,
+    ...(o.signinIdentity ? { identity: o.signinIdentity } : o.identity ? { identity: async () => o.identity! } : {}),
+  });
+  const gate = new Gate(keys, sessions, o.config.server?.publicUrl);
+  const routes = apiRoutes({ ...o, now }, audit, signin);
   const doc = openApiDocument(routes);
+  signin.pages(http);
   await http.register(
     async (api) => {
+      // The sign-in form of /login posts urlencoded; the fields are read by the route's zod schema.
+      api.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      });
       api.get('/openapi.json', async (_req, reply) => reply.header('cache-control', 'no-cache').send(doc));
       api.get('/reference', async (req, reply) => {
         const q = (req.query as { lang?: string }).lang;
         const lang = q === 'de' || q === 'en' ? q : langFromHeader(req.headers['accept-language']);
         return reply.header('content-type', 'text/html; charset=utf-8').header('content-language', lang).send(referencePage(doc, lang));
       });
-      serveRoutes(api, routes, keys, audit);
+      serveRoutes(api, routes, gate, audit);
     },
     { prefix: API_PREFIX },
   );

@@ -26,8 +26,9 @@ export const errorSchema = z
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'The request does not match this description (MB_API_INVALID) or the action is not possible now (MB code says why)',
-  401: 'No or an unknown API key (MB_API_UNAUTHORIZED)',
-  403: 'The key lacks the scope (MB_API_FORBIDDEN)',
+  401: 'No or an unknown API key and no console session (MB_API_UNAUTHORIZED); for the sign-in: wrong user name or password (MB_API_LOGIN_FAILED)',
+  403: 'The key or the person’s role lacks the scope (MB_API_FORBIDDEN), or a change made with the session cookie lacks its x-csrf-token (MB_API_CSRF)',
+  429: 'Too many failed sign-ins for this user name or address (MB_API_LOGIN_LOCKED); Retry-After says when to try again',
   404: 'Not found or not configured in this gateway (MB code says which)',
   409: 'The object is in a state that does not allow this (MB code says which)',
   500: 'Unexpected failure (MB_INTERNAL)',
@@ -72,7 +73,7 @@ export function openApiDocument(routes: readonly RouteSpec[]): Json {
       description: spec.status === 204 ? 'Done; no content' : 'Success',
       ...(spec.response ? { content: { 'application/json': { schema: jsonSchema(spec.response, 'output') } } } : {}),
     };
-    const errors = new Set([400, 401, 403, ...(spec.errors ?? [])]);
+    const errors = new Set([400, ...(spec.public ? [] : [401, 403]), ...(spec.errors ?? [])]);
     for (const status of [...errors].sort()) {
       responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Refused (MB code says why)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     }
@@ -81,9 +82,10 @@ export function openApiDocument(routes: readonly RouteSpec[]): Json {
       tags: [spec.tag],
       summary: spec.summary.en,
       'x-summary-de': spec.summary.de,
-      'x-scope': spec.scope,
+      ...(spec.public ? {} : { 'x-scope': spec.scope }),
       ...(spec.audit ?? spec.method !== 'GET' ? { 'x-audited': true } : {}),
-      security: [{ apiKey: [spec.scope] }],
+      // A person's session carries the scopes of the role (reader: read; operator: operate; admin: all).
+      security: spec.public ? [] : [{ apiKey: [spec.scope] }, { session: [spec.scope] }],
     };
     const params = [...parameters(spec.params, 'path'), ...parameters(spec.query, 'query')];
     if (params.length) op.parameters = params;
@@ -98,7 +100,7 @@ export function openApiDocument(routes: readonly RouteSpec[]): Json {
       title: 'mailbridge admin API',
       version: API_VERSION,
       description:
-        'Everything an admin sees and does with mailbridge: connections, the relay queue with its message trace, connectors, watchers, subscriptions, events, configuration and the audit log. Every call needs `Authorization: Bearer <key>` with a key of api.keys and the scope the operation names (admin includes operate, read and subscriptions; operate includes read). Errors carry an MB code with cause and fix in the language of Accept-Language.',
+        'Everything an admin sees and does with mailbridge: connections, the relay queue with its message trace, connectors, watchers, subscriptions, events, configuration and the audit log. Every call needs `Authorization: Bearer <key>` with a key of api.keys, or the console session cookie mb_session (from POST /api/v1/session or the Entra ID sign-in at /login/entra) plus the header x-csrf-token on changes, with the scope the operation names (admin includes operate, read and subscriptions; operate includes read; roles: reader = read, operator = operate, admin = admin). Errors carry an MB code with cause and fix in the language of Accept-Language.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
@@ -108,6 +110,12 @@ export function openApiDocument(routes: readonly RouteSpec[]): Json {
       schemas: { Error: error },
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'A key of api.keys (set with `mailbridge secret set api.keys.<name>.key`); subscriptions routes also take notify.api.keys' },
+        session: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'mb_session',
+          description: 'A person’s console session (GET /api/v1/session names the role and the csrfToken to send as x-csrf-token with every change)',
+        },
       },
     },
     security: [{ apiKey: [] }],

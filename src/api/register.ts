@@ -1,7 +1,8 @@
 /**
- * Serves route specs (route.ts) on Fastify under the /api prefix: the key and its scope are checked
- * first (onRequest: 401 MB_API_UNAUTHORIZED without a known key, 403 MB_API_FORBIDDEN without the
- * scope, before any body is read), then path parameters, query and body are parsed with the route's
+ * Serves route specs (route.ts) on Fastify under the /api prefix: the caller (API key or console
+ * session, csrf.ts) and its scope are checked first (onRequest: 401 MB_API_UNAUTHORIZED without a
+ * known key or live session, 403 MB_API_CSRF for a cookie-authenticated change without its CSRF
+ * token, 403 MB_API_FORBIDDEN without the scope, before any body is read), then path parameters, query and body are parsed with the route's
  * zod schemas (400 MB_API_INVALID naming the first problem), then the handler runs. Every change
  * (audit: true, default for all but GET) is written to the audit log with the key's name and the
  * outcome, refused and failed changes too. Errors are `{error: {code, title, cause, fix}}` from the
@@ -12,8 +13,8 @@ import type { z } from 'zod';
 import { MbError, toMbError } from '../errors/index.ts';
 import { langFromHeader } from '../i18n/index.ts';
 import type { AuditLog } from './audit.ts';
-import type { ApiKeys } from './keys.ts';
-import { fastifyPath, type Caller, type RouteSpec } from './route.ts';
+import type { Authenticated, Gate } from './csrf.ts';
+import { fastifyPath, type RouteSpec } from './route.ts';
 
 export const API_PREFIX = '/api';
 
@@ -34,10 +35,12 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: strin
   throw new MbError('MB_API_INVALID', { path, detail: `${at}: ${issue?.message ?? 'invalid'}` });
 }
 
-const callers = new WeakMap<FastifyRequest, Caller>();
+const callers = new WeakMap<FastifyRequest, Authenticated>();
+/** Who calls a public route (the sign-in): nobody yet. */
+const ANONYMOUS: Authenticated = { caller: { key: 'anonymous', scopes: new Set() } };
 
 /** Registers `routes` on an encapsulated Fastify context whose prefix is API_PREFIX. */
-export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[], keys: ApiKeys, audit: AuditLog): void {
+export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[], gate: Gate, audit: AuditLog): void {
   http.setErrorHandler((err, req, reply) => {
     if (err instanceof MbError) return sendError(req, reply, err);
     const status = (err as { statusCode?: number }).statusCode;
@@ -57,18 +60,29 @@ export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[],
       url: fastifyPath(spec.path.slice(API_PREFIX.length)),
       ...(spec.bodyLimit ? { bodyLimit: spec.bodyLimit } : {}),
       onRequest: async (req, reply) => {
-        const caller = keys.authenticate(req.headers.authorization);
+        if (spec.public) {
+          callers.set(req, ANONYMOUS);
+          return;
+        }
         const path = req.url.split('?')[0]!;
-        if (!caller) return sendError(req, reply, new MbError('MB_API_UNAUTHORIZED', { path }));
+        const who = await gate.authenticate(req);
+        if (!who) return sendError(req, reply, new MbError('MB_API_UNAUTHORIZED', { path }));
+        const caller = who.caller;
+        if (who.refused) {
+          // A change the session's person did not confirm (CSRF): recorded as refused under their name.
+          if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: path, status: who.refused.http, code: who.refused.code });
+          return sendError(req, reply, who.refused);
+        }
         if (!caller.scopes.has(spec.scope)) {
           const refused = new MbError('MB_API_FORBIDDEN', { key: caller.key, scopes: [...caller.scopes].join(', '), scope: spec.scope, method: spec.method, path });
           if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: path, status: 403, code: refused.code });
           return sendError(req, reply, refused);
         }
-        callers.set(req, caller);
+        callers.set(req, who);
       },
       handler: async (req, reply) => {
-        const caller = callers.get(req)!;
+        const who = callers.get(req)!;
+        const caller = who.caller;
         const path = req.url.split('?')[0]!;
         const lang = langFromHeader(req.headers['accept-language']);
         let params: unknown;
@@ -77,8 +91,10 @@ export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[],
           params = parse(spec.params, req.params, 'path', path);
           const query = parse(spec.query, req.query, 'query', path);
           body = parse(spec.body, req.body, 'body', path);
-          const result = await spec.handler({ params, query, body, caller, lang, req, reply });
+          const result = await spec.handler({ params, query, body, caller, ...(who.session ? { session: who.session } : {}), lang, req, reply });
           if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, params, body, path), status: spec.status });
+          // A handler that answered itself (the sign-in form's redirect) is done.
+          if (reply.sent) return reply;
           reply.code(spec.status).header('cache-control', 'no-store');
           return spec.status === 204 ? reply.send() : reply.send(result);
         } catch (err) {

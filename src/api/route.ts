@@ -8,10 +8,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Lang, Text } from '../i18n/index.ts';
 import type { ApiScope } from './config.ts';
+import type { Session } from './session.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
-/** Who called: the key's name (what the audit log records) and what it may do. */
+/** Who called: the key's name or `user:<name>` for a person (what the audit log records) and what it may do. */
 export interface Caller {
   key: string;
   scopes: ReadonlySet<ApiScope>;
@@ -22,6 +23,8 @@ export interface RouteInput<P, Q, B> {
   query: Q;
   body: B;
   caller: Caller;
+  /** The console session the caller came with (cookie mb_session), if any. */
+  session?: { id: string; data: Session };
   lang: Lang;
   req: FastifyRequest;
   reply: FastifyReply;
@@ -32,6 +35,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   /** OpenAPI form, with {name} for path parameters: /api/v1/relay/queue/{id}. */
   path: string;
   scope: ApiScope;
+  /** Open to everyone (the sign-in itself): no key or session checked, `scope` not applied. */
+  public?: boolean;
   /** Groups routes in the document and the reference page. */
   tag: string;
   summary: Text;

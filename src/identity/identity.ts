@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { decodeJwt, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
 import {
   ConfidentialClientApplication,
   CryptoProvider,
@@ -31,7 +31,7 @@ import { resolveEndpoints, type Endpoints } from './endpoints.ts';
 import { fromEntraBody, toIdentityError, type ErrorContext } from './entra-errors.ts';
 import type { ProxyRoute } from '../net/proxy.ts';
 import { UndiciNetwork, type EntraErrorBody, type NetworkOptions } from './network.ts';
-import { SIGNIN_TTL_MINUTES, SignInStore } from './signin-state.ts';
+import { CONSOLE_SIGNIN_NAMESPACE, SIGNIN_TTL_MINUTES, SignInStore } from './signin-state.ts';
 
 export interface IdentityOptions {
   /** The connections and the server defaults (proxy, publicUrl, port) from mailbridge.yaml. */
@@ -139,6 +139,17 @@ export interface SignInResult {
   warnings: MbError[];
 }
 
+/** A person signed in to the console through a connection (OpenID Connect, verified id token). */
+export interface ConsoleSignIn {
+  connection: string;
+  /** preferred_username (the UPN), else the object ID. */
+  account: string;
+  oid: string;
+  tenantId: string;
+  /** The id token's `roles` claim: the app roles the person is assigned (none: empty). */
+  roles: string[];
+}
+
 export interface DeviceCodeInfo {
   userCode: string;
   verificationUri: string;
@@ -196,6 +207,8 @@ export class Identity {
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   private readonly warned = new Map<string, number>();
   private readonly signins: SignInStore;
+  private readonly consoleSignins: SignInStore;
+  private readonly jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
   private readonly events = new EventEmitter();
   private readonly pendingListeners = new Map<string, (body: EntraErrorBody) => void>();
   private readonly crypto = new CryptoProvider();
@@ -205,6 +218,7 @@ export class Identity {
     this.log = options.log ?? silentLogger;
     this.clock = options.clock ?? Date.now;
     this.signins = new SignInStore(options.kv, options.secretBox);
+    this.consoleSignins = new SignInStore(options.kv, options.secretBox, CONSOLE_SIGNIN_NAMESPACE);
     this.events.setMaxListeners(0);
   }
 
@@ -469,6 +483,115 @@ export class Identity {
       await this.signins.put(state, { status: 'failed', connection: rec.connection, createdAt: rec.createdAt, code: e.code, params: e.params, details: e.details });
       this.events.emit(`signin:${state}`, e);
       throw e;
+    }
+  }
+
+  // ── console sign-in (OpenID Connect) ──────────────────────────────────────────────────────
+
+  /**
+   * Starts a person's sign-in to the console through a connection's app: OpenID Connect auth code
+   * with PKCE (S256), a random state and nonce, kept sealed in the store for 15 minutes under the
+   * state (any node sharing the store may receive the redirect). Only `openid profile` is asked
+   * for: the console needs who signed in and the app roles, no API access.
+   */
+  async beginConsoleSignIn(name: string, redirectUri: string): Promise<{ url: string; state: string }> {
+    const rt = await this.runtime(name);
+    const now = this.clock();
+    await this.consoleSignins.sweep(now);
+    const { verifier, challenge } = await this.crypto.generatePkceCodes();
+    const state = randomBytes(24).toString('base64url');
+    const nonce = randomBytes(24).toString('base64url');
+    await this.consoleSignins.put(state, { status: 'pending', connection: name, verifier, redirectUri, scopes: ['openid', 'profile'], createdAt: now, nonce });
+    const url = await rt.app.getAuthCodeUrl({
+      scopes: ['openid', 'profile'],
+      redirectUri,
+      codeChallenge: challenge,
+      codeChallengeMethod: 'S256',
+      state,
+      nonce,
+      responseMode: 'query',
+      prompt: 'select_account',
+    });
+    return { url, state };
+  }
+
+  /**
+   * Redeems the console redirect (once: the record is deleted first) and verifies the id token with
+   * jose against the authority's signing keys (fetched through the connection's proxy and CA):
+   * signature, issuer (the token's tenant on the connection's login host), audience (the app),
+   * lifetime and the nonce of this sign-in.
+   */
+  async completeConsoleSignIn(query: { state?: string; code?: string; error?: string; error_description?: string }): Promise<ConsoleSignIn> {
+    const unknown = () => new MbError('MB_SIGNIN_STATE_UNKNOWN', { minutes: SIGNIN_TTL_MINUTES });
+    if (!query.state) throw unknown();
+    const rec = await this.consoleSignins.get(query.state);
+    await this.consoleSignins.delete(query.state);
+    if (!rec || rec.status !== 'pending' || this.clock() - rec.createdAt > SIGNIN_TTL_MINUTES * 60_000) throw unknown();
+    const rt = await this.runtime(rec.connection);
+    const ctx = this.context(rt, 'exchange', undefined, rec.redirectUri);
+    if (query.error || !query.code) {
+      const body: EntraErrorBody = { error: query.error ?? 'invalid_request', error_description: query.error_description ?? 'the redirect carried no code' };
+      const e = fromEntraBody(body, ctx);
+      throw e.code === 'MB_ENTRA_UNKNOWN' && !/AADSTS\d+/.test(body.error_description ?? '')
+        ? new MbError('MB_SIGNIN_FAILED', { connection: rec.connection, error: body.error!, description: body.error_description! })
+        : e;
+    }
+    assertUsable(rt.credential, ctx, this.clock());
+    const correlationId = randomUUID();
+    let result: AuthenticationResult | null;
+    try {
+      result = await rt.app.acquireTokenByCode({ code: query.code, scopes: rec.scopes, redirectUri: rec.redirectUri, codeVerifier: rec.verifier, correlationId });
+    } catch (err) {
+      throw toIdentityError(err, ctx, rt.network.peek(correlationId));
+    } finally {
+      this.noteEndpoint(rt, correlationId);
+    }
+    // The connection's token cache is for its own account(s), not for the admins who sign in.
+    if (result?.account) await rt.app.getTokenCache().removeAccount(result.account);
+    if (!result?.idToken) throw new MbError('MB_IDENTITY_MSAL', { ...ctx, code: 'no_id_token', detail: 'the token response carried no id token' });
+    const claims = await this.verifyIdToken(rt, result.idToken, rec.nonce ?? '');
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const oid = str(claims.oid) ?? str(claims.sub) ?? '';
+    const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
+    const account = str(claims.preferred_username) ?? oid;
+    this.log.info({ connection: rec.connection, account, roles }, 'console sign-in: id token verified');
+    return { connection: rec.connection, account, oid, tenantId: str(claims.tid) ?? '', roles };
+  }
+
+  private async verifyIdToken(rt: Runtime, idToken: string, nonce: string): Promise<JWTPayload & Record<string, unknown>> {
+    const jwksUri = (JSON.parse(rt.endpoints.authorityMetadata) as { jwks_uri: string }).jwks_uri;
+    let keys = this.jwks.get(jwksUri);
+    if (!keys) {
+      const dispatcher = rt.network.dispatcher;
+      keys = createRemoteJWKSet(new URL(jwksUri), {
+        [customFetch]: (url, init) => fetch(url, { ...init, dispatcher } as RequestInit),
+      });
+      this.jwks.set(jwksUri, keys);
+    }
+    const fail = (detail: string) => new MbError('MB_IDENTITY_MSAL', { ...this.context(rt, 'exchange'), code: 'id_token_invalid', detail });
+    const tid = (() => {
+      try {
+        return decodeJwt(idToken).tid;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (typeof tid !== 'string') throw fail('the id token names no tenant (tid)');
+    // A GUID tenant in the config must be the token's; a domain is resolved by Entra to its GUID.
+    if (/^[0-9a-f-]{36}$/i.test(rt.conn.tenantId) && tid.toLowerCase() !== rt.conn.tenantId.toLowerCase()) throw fail(`the id token is from tenant ${tid}`);
+    try {
+      const { payload } = await jwtVerify(idToken, keys, {
+        issuer: `${new URL(rt.endpoints.authority).origin}/${tid}/v2.0`,
+        audience: rt.conn.clientId,
+        algorithms: ['RS256'],
+        clockTolerance: 300,
+        currentDate: new Date(this.clock()),
+      });
+      if (payload.nonce !== nonce) throw fail('the nonce differs from the one this sign-in sent');
+      return payload as JWTPayload & Record<string, unknown>;
+    } catch (err) {
+      if (err instanceof MbError) throw err;
+      throw fail((err as Error).message);
     }
   }
 

@@ -28,6 +28,7 @@
  */
 export { Identity } from './identity.ts';
 export type {
+  ConsoleSignIn,
   AccessToken,
   CredentialNotice,
   DeviceCodeInfo,

@@ -72,6 +72,9 @@ const GENERIC: Array<[RegExp, string]> = [
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, `-----PRIVATE KEY ${MASK}-----`],
   [/((?:client_secret|refresh_token|access_token|client_assertion|password|code_verifier)=)[^&\s"]+/gi, `$1${MASK}`],
   [/("(?:client_secret|refresh_token|access_token|password|secret|privateKey)"\s*:\s*")[^"]+/gi, `$1${MASK}`],
+  // The console's session cookie and CSRF token (a Cookie header or an answer quoted in an error).
+  [/(mb_session=)[^;\s"]+/g, `$1${MASK}`],
+  [/("csrfToken"\s*:\s*")[^"]+/g, `$1${MASK}`],
 ];
 
 export function scrub(text: string): string {

@@ -4,14 +4,14 @@ import type { CatalogueSection } from '../types.ts';
 export const api = {
   MB_API_UNAUTHORIZED: {
     http: 401,
-    title: { en: 'API key missing or wrong', de: 'API-Schlüssel fehlt oder ist falsch' },
+    title: { en: 'Not signed in, or API key missing or wrong', de: 'Nicht angemeldet, oder API-Schlüssel fehlt oder ist falsch' },
     cause: {
-      en: 'The request to {path} had no "Authorization: Bearer" header, or its key is none of api.keys (nor, for subscriptions, of notify.api.keys). Every call to /api/v1 needs one.',
-      de: 'Die Anfrage an {path} hatte keinen Header „Authorization: Bearer“, oder ihr Schlüssel gehört weder zu api.keys noch (für Abonnements) zu notify.api.keys. Jeder Aufruf von /api/v1 braucht einen.',
+      en: 'The request to {path} had no "Authorization: Bearer" header with a key of api.keys (nor, for subscriptions, of notify.api.keys), and no console session (cookie mb_session) that is still valid. Every call to /api/v1 needs one of them.',
+      de: 'Die Anfrage an {path} hatte weder einen Header „Authorization: Bearer“ mit einem Schlüssel aus api.keys (bzw. für Abonnements aus notify.api.keys) noch eine noch gültige Konsolensitzung (Cookie mb_session). Jeder Aufruf von /api/v1 braucht eines davon.',
     },
     fix: {
-      en: 'Send the header "Authorization: Bearer <key>". Create a key with `mailbridge secret set api.keys.<name>.key` (at least 16 random characters), give it scopes under api.keys.<name>.scopes (read, operate, admin, subscriptions) and restart mailbridge.',
-      de: 'Senden Sie den Header „Authorization: Bearer <Schlüssel>“. Legen Sie einen Schlüssel mit `mailbridge secret set api.keys.<name>.key` an (mindestens 16 Zufallszeichen), geben Sie ihm unter api.keys.<name>.scopes Berechtigungen (read, operate, admin, subscriptions) und starten Sie mailbridge neu.',
+      en: 'In the browser, sign in again at /login. Programs send the header "Authorization: Bearer <key>": create a key with `mailbridge secret set api.keys.<name>.key` (at least 16 random characters), give it scopes under api.keys.<name>.scopes (read, operate, admin, subscriptions) and restart mailbridge.',
+      de: 'Im Browser melden Sie sich unter /login erneut an. Programme senden den Header „Authorization: Bearer <Schlüssel>“: Legen Sie einen Schlüssel mit `mailbridge secret set api.keys.<name>.key` an (mindestens 16 Zufallszeichen), geben Sie ihm unter api.keys.<name>.scopes Berechtigungen (read, operate, admin, subscriptions) und starten Sie mailbridge neu.',
     },
   },
   MB_API_FORBIDDEN: {
@@ -72,6 +72,90 @@ export const api = {
     fix: {
       en: 'Use one of the configured names (GET the list of the same route without the name), or add it to mailbridge.yaml and restart mailbridge.',
       de: 'Verwenden Sie einen der eingerichteten Namen (die Liste liefert dieselbe Route ohne den Namen), oder ergänzen Sie ihn in mailbridge.yaml und starten Sie mailbridge neu.',
+    },
+  },
+  MB_API_LOGIN_FAILED: {
+    http: 401,
+    title: { en: 'Sign-in failed', de: 'Anmeldung fehlgeschlagen' },
+    cause: {
+      en: 'The user name or the password is wrong (mailbridge does not say which, so that user names cannot be guessed).',
+      de: 'Der Benutzername oder das Kennwort ist falsch (mailbridge sagt nicht, was davon, damit sich Benutzernamen nicht erraten lassen).',
+    },
+    fix: {
+      en: 'Check the user name and password. An admin on the mailbridge host sets a new password with: mailbridge api user set <name> --role <reader|operator|admin>',
+      de: 'Prüfen Sie Benutzername und Kennwort. Ein Administrator setzt auf dem mailbridge-Host ein neues Kennwort mit: mailbridge api user set <name> --role <reader|operator|admin>',
+    },
+  },
+  MB_API_LOGIN_LOCKED: {
+    http: 429,
+    title: { en: 'Too many failed sign-ins', de: 'Zu viele fehlgeschlagene Anmeldungen' },
+    cause: {
+      en: 'After {failures} failed sign-ins for this user name or from this address, sign-ins are paused for {seconds} seconds, against password guessing.',
+      de: 'Nach {failures} fehlgeschlagenen Anmeldungen für diesen Benutzernamen oder von dieser Adresse sind Anmeldungen zum Schutz vor dem Erraten von Kennwörtern für {seconds} Sekunden gesperrt.',
+    },
+    fix: {
+      en: 'Wait {seconds} seconds and sign in with the right password. If nobody of yours made these attempts, look at the audit log (GET /api/v1/audit) for the address they came from.',
+      de: 'Warten Sie {seconds} Sekunden und melden Sie sich mit dem richtigen Kennwort an. Stammen die Versuche nicht von Ihnen, finden Sie die Absenderadresse im Audit-Protokoll (GET /api/v1/audit).',
+    },
+  },
+  MB_API_CSRF: {
+    http: 403,
+    title: { en: 'Request not confirmed by the console (CSRF)', de: 'Anfrage nicht von der Konsole bestätigt (CSRF)' },
+    cause: {
+      en: 'A change to {path} came with the console session cookie but {problem}. A page of another site could otherwise make your browser change mailbridge.',
+      de: 'Eine Änderung an {path} kam mit dem Sitzungs-Cookie der Konsole, aber {problem}. Sonst könnte eine Seite einer anderen Website Ihren Browser mailbridge ändern lassen.',
+    },
+    fix: {
+      en: 'Reload the console page and try again. Scripts send the header x-csrf-token with the csrfToken of GET /api/v1/session, or use an API key (Authorization: Bearer) instead of the cookie.',
+      de: 'Laden Sie die Konsolenseite neu und versuchen Sie es noch einmal. Skripte senden den Header x-csrf-token mit dem csrfToken aus GET /api/v1/session oder verwenden statt des Cookies einen API-Schlüssel (Authorization: Bearer).',
+    },
+  },
+  MB_API_SIGNIN_NO_ROLE: {
+    http: 403,
+    title: { en: 'No mailbridge role assigned', de: 'Keine mailbridge-Rolle zugewiesen' },
+    cause: {
+      en: '{account} signed in through the connection {connection}, but the sign-in carries none of the app roles reader, operator or admin (the id token has no roles claim for this user).',
+      de: '{account} hat sich über die Verbindung {connection} angemeldet, aber die Anmeldung trägt keine der App-Rollen reader, operator oder admin (das ID-Token enthält für diesen Benutzer keinen roles-Claim).',
+    },
+    fix: {
+      en: 'Entra admin center › Enterprise applications › (the app of {connection}) › Users and groups › Add user/group: assign {account} the role reader, operator or admin, then sign in again. PowerShell: New-MgUserAppRoleAssignment -UserId <user> -PrincipalId <user> -ResourceId <service principal ID> -AppRoleId <role ID>',
+      de: 'Entra Admin Center › Unternehmensanwendungen › (die App von {connection}) › Benutzer und Gruppen › Benutzer/Gruppe hinzufügen: {account} die Rolle reader, operator oder admin zuweisen und erneut anmelden. PowerShell: New-MgUserAppRoleAssignment -UserId <Benutzer> -PrincipalId <Benutzer> -ResourceId <Dienstprinzipal-ID> -AppRoleId <Rollen-ID>',
+    },
+  },
+  MB_API_SIGNIN_NOT_CONFIGURED: {
+    http: 404,
+    title: { en: 'Sign-in with Entra ID is not set up', de: 'Anmeldung mit Entra ID ist nicht eingerichtet' },
+    cause: {
+      en: 'mailbridge.yaml has no api.signin.entra.connection, or it names no connection of the file ({connection}).',
+      de: 'mailbridge.yaml hat kein api.signin.entra.connection, oder es nennt keine Verbindung der Datei ({connection}).',
+    },
+    fix: {
+      en: 'Set api.signin.entra.connection to a connection whose app has the redirect URI <server.publicUrl>/login/entra/callback (Web platform) and the app roles reader, operator, admin (`mailbridge setup` adds them), then restart mailbridge. Local users sign in at /login meanwhile.',
+      de: 'Setzen Sie api.signin.entra.connection auf eine Verbindung, deren App den Umleitungs-URI <server.publicUrl>/login/entra/callback (Plattform Web) und die App-Rollen reader, operator, admin hat (`mailbridge setup` legt sie an), und starten Sie mailbridge neu. Lokale Benutzer melden sich solange unter /login an.',
+    },
+  },
+  MB_SERVER_TLS_REQUIRED: {
+    http: 500,
+    title: { en: 'Console reachable from the network without TLS', de: 'Konsole ohne TLS aus dem Netz erreichbar' },
+    cause: {
+      en: 'server.listen is {listen}, which other hosts reach, but server.tls is not set: passwords, session cookies and API keys would cross the network in clear text. mailbridge does not start so.',
+      de: 'server.listen ist {listen} und damit von anderen Hosts erreichbar, aber server.tls ist nicht gesetzt: Kennwörter, Sitzungs-Cookies und API-Schlüssel gingen unverschlüsselt über das Netz. So startet mailbridge nicht.',
+    },
+    fix: {
+      en: 'Set server.tls.cert and server.tls.key to PEM files (e.g. from your CA, or /etc/ssl/certs/ssl-cert-snakeoil.pem and /etc/ssl/private/ssl-cert-snakeoil.key), or server.listen: 127.0.0.1. Only if a reverse proxy in front terminates TLS, set server.insecure: true. Then: mailbridge config check',
+      de: 'Setzen Sie server.tls.cert und server.tls.key auf PEM-Dateien (z. B. von Ihrer CA, oder /etc/ssl/certs/ssl-cert-snakeoil.pem und /etc/ssl/private/ssl-cert-snakeoil.key), oder server.listen: 127.0.0.1. Nur wenn ein vorgeschalteter Reverse-Proxy TLS beendet, setzen Sie server.insecure: true. Danach: mailbridge config check',
+    },
+  },
+  MB_SERVER_TLS_UNREADABLE: {
+    http: 500,
+    title: { en: 'TLS certificate or key not usable', de: 'TLS-Zertifikat oder -Schlüssel nicht verwendbar' },
+    cause: {
+      en: 'server.tls: {file} could not be used: {detail}',
+      de: 'server.tls: {file} ließ sich nicht verwenden: {detail}',
+    },
+    fix: {
+      en: 'Point server.tls.cert to the PEM certificate (chain) and server.tls.key to its unencrypted PEM private key, readable by the mailbridge user: ls -l {file}',
+      de: 'Lassen Sie server.tls.cert auf das PEM-Zertifikat (mit Kette) und server.tls.key auf dessen unverschlüsselten privaten PEM-Schlüssel zeigen, lesbar für den Benutzer mailbridge: ls -l {file}',
     },
   },
 } satisfies CatalogueSection;

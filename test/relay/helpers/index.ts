@@ -37,6 +37,11 @@ export class ManualClock implements Clock {
     };
   }
 
+  /** Timers set and not yet fired or cancelled (a test waits for one before it advances). */
+  get pending(): number {
+    return this.timers.length;
+  }
+
   /** Moves time forward by `ms`, firing every timer due on the way (and those they set). */
   advance(ms: number): void {
     const target = this.t + ms;
