@@ -540,7 +540,8 @@ export class Identity {
     const correlationId = randomUUID();
     let result: AuthenticationResult | null;
     try {
-      result = await rt.app.acquireTokenByCode({ code: query.code, scopes: rec.scopes, redirectUri: rec.redirectUri, codeVerifier: rec.verifier, correlationId });
+      // With the nonce, MSAL checks it too (and refuses an id token with a nonce it was not given).
+      result = await rt.app.acquireTokenByCode({ code: query.code, scopes: rec.scopes, redirectUri: rec.redirectUri, codeVerifier: rec.verifier, nonce: rec.nonce, correlationId });
     } catch (err) {
       throw toIdentityError(err, ctx, rt.network.peek(correlationId));
     } finally {

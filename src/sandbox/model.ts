@@ -35,6 +35,12 @@ export const sandboxAppSchema = z.object({
   assignmentRequired: z.boolean().optional(),
   /** Users and groups assigned to the enterprise application (UPNs or object IDs). */
   assignedUsers: z.array(z.string()).optional(),
+  /**
+   * App roles this app defines (allowedMemberTypes User) assigned to users (Enterprise application ›
+   * Users and groups, with a role): each role's value goes into the `roles` claim of that user's
+   * ID tokens for this app; a user with none gets no `roles` claim at all.
+   */
+  userRoles: z.array(z.object({ user: z.string(), role: z.string() })).optional(),
   redirectUris: z.array(z.string()).default([]),
   secrets: z.array(sandboxSecretSchema).default([]),
   certificates: z.array(sandboxCertificateSchema).default([]),

@@ -221,6 +221,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       store,
       configTools: (await import('./config-tools.ts')).configTools(config, box),
       keys: reveal ? keysFromConfig(config, reveal) : [],
+      // Console sign-ins with Entra ID redeem their code through the connection of api.signin.entra.
+      signinIdentity: () => app.identity(),
       metrics,
       ...(reveal ? { reveal } : {}),
       ...(relay ? { relay } : {}),

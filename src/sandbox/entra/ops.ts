@@ -259,6 +259,17 @@ export function setAppAssignment(dir: SandboxDirectory, tenant: string, appId: s
   app.assignedUsers = users;
 }
 
+/**
+ * Enterprise application › Users and groups › Add user/group with a role (New-MgUserAppRoleAssignment):
+ * the user's ID tokens for the app carry the role's value in `roles`. An empty list removes them all.
+ */
+export function setUserAppRoles(dir: SandboxDirectory, tenant: string, appId: string, upn: string, roles: string[]): void {
+  const app = appOf(dir, tenant, appId);
+  const user = userOf(dir, tenant, upn);
+  const others = (app.userRoles ?? []).filter((a) => a.user.toLowerCase() !== user.upn.toLowerCase() && a.user.toLowerCase() !== user.objectId.toLowerCase());
+  app.userRoles = [...others, ...roles.map((role) => ({ user: user.upn, role }))];
+}
+
 /** accountEnabled = false: sign-in and token redemption fail with AADSTS50057. */
 export function setUserDisabled(dir: SandboxDirectory, tenant: string, upn: string, disabled: boolean): void {
   userOf(dir, tenant, upn).disabled = disabled;

@@ -165,6 +165,10 @@ export async function userTokens(m: Minter, r: UserTokenRequest): Promise<Record
       id.preferred_username = user.upn;
     }
     if (r.grant.email) id.email = user.upn;
+    // App roles assigned to the user on this app (facts addendum "App roles in ID tokens"): the
+    // claim exists only when at least one is assigned.
+    const userRoles = [...new Set((app.userRoles ?? []).filter((a) => [user.upn.toLowerCase(), user.objectId.toLowerCase()].includes(a.user.toLowerCase())).map((a) => a.role))];
+    if (userRoles.length > 0) id.roles = userRoles;
     // Only echo a nonce the authorize request carried; MSAL rejects one it did not send.
     if (r.nonce) id.nonce = r.nonce;
     body.id_token = await m.key.sign(id);
