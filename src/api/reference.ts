@@ -11,7 +11,7 @@ const T = {
 } satisfies Record<Lang, Record<string, string>>;
 
 /** German texts of the answers (the document's descriptions are English). */
-const ANSWERS_DE: Record<string, string> = {
+export const ANSWERS_DE: Record<string, string> = {
   '200': 'Erfolg',
   '201': 'Angelegt',
   '202': 'Angenommen; es geschieht beim nächsten Durchlauf',
