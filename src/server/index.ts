@@ -212,6 +212,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     });
     // Without relay or watchers the identity opens at the first sign-in redirect.
     await http.register((await import('./signin.ts')).signinRoutes, { config, identity: () => app.identity() });
+    // The documentation (/docs/<lang>/…, an MB code's page at /docs/<lang>/errors/<CODE>).
+    await http.register((await import('../docs/index.ts')).docsRoutes);
     // The admin API (/api/v1, /api/openapi.json, /api/reference) with the subscriptions routes.
     const { registerAdminApi, keysFromConfig } = await import('../api/index.ts');
     const box = config.api || config.notify ? await app.secretBox() : undefined;
