@@ -1,11 +1,9 @@
 /**
- * Renders the configuration reference (README, between the config-reference markers) from the
- * zod schema, so the documentation cannot drift from what mailbridge accepts.
+ * Renders the configuration reference (docs/<lang>/reference/config.md, written by scripts/docs.ts)
+ * from the zod schema, so the documentation cannot drift from what mailbridge accepts.
  *   node scripts/config-reference.ts           print the table
- *   node scripts/config-reference.ts --write   update README.md in place
- * test/scripts/config-reference.test.ts fails when README.md is stale.
+ * test/docs/reference.test.ts fails when the page is stale.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { configSchema } from '../src/app/schema.ts';
 
@@ -84,22 +82,4 @@ function row(path: string, node: JsonSchema): string {
   return `| \`${path}\` | ${type} | ${def} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
 }
 
-export const START = '<!-- config-reference:start -->';
-export const END = '<!-- config-reference:end -->';
-
-export function spliceReadme(readme: string, table: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error('README.md has no config-reference markers');
-  return `${readme.slice(0, a + START.length)}\n${table}\n${readme.slice(b)}`;
-}
-
-if (import.meta.main) {
-  const table = renderReference();
-  if (process.argv.includes('--write')) {
-    const file = new URL('../README.md', import.meta.url);
-    writeFileSync(file, spliceReadme(readFileSync(file, 'utf8'), table));
-  } else {
-    console.log(table);
-  }
-}
+if (import.meta.main) console.log(renderReference());

@@ -1,7 +1,7 @@
 /**
  * The schema of mailbridge.yaml, assembled from the sections each part of mailbridge owns: one zod
  * schema is the single source for validation, the types the code uses, defaults, and the JSON
- * Schema printed by `mailbridge config schema` for editors (and the README's reference).
+ * Schema printed by `mailbridge config schema` for editors (and the generated docs/<lang>/reference/config.md).
  *
  * Sections: lang, log and server belong to the gateway as a whole and are declared here; secrets to
  * the secret box (config/secrets.ts), store to the store, connections to identity, relay, connectors

@@ -13,7 +13,7 @@ import { z } from 'zod';
 
 const HOW = 'secret: set it with `mailbridge secret set <path>` (stored encrypted as enc:v1:…)';
 
-/** A secret setting; `what` says what it is (shown in the JSON Schema and the README reference). */
+/** A secret setting; `what` says what it is (shown in the JSON Schema and docs/<lang>/reference/config.md). */
 export function secretField(what?: string) {
   return z
     .string()

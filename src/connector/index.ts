@@ -17,7 +17,7 @@
  *    where the destination allows: deterministic maildir file names, a stable Idempotency-Key for
  *    HTTP, MAILBRIDGE_DELIVERY_ID for commands (which read a complete file, never a cut pipe),
  *    X-Mailbridge-Delivery-Id for SMTP/LMTP (share/sieve/mailbridge-dedupe.sieve for Dovecot).
- *    What each destination guarantees is what test/connector/crash.test.ts shows (README).
+ *    What each destination guarantees is what test/connector/crash.test.ts shows (docs/en/connector.md).
  *  - A UIDVALIDITY change resynchronises by Message-ID (or content hash) without duplicates.
  *  - A destination that is down keeps the message in the mailbox and is retried with backoff; a
  *    permanent refusal is recorded and leaves the message untouched (`--retry-rejected` tries again).

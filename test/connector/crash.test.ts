@@ -1,7 +1,7 @@
 /**
  * Crash tests: a child process fetches many messages from a real Dovecot mailbox; the test kills it
  * with SIGKILL at random moments while it delivers, several times, and restarts it until a run
- * completes. Then it counts, per destination, what the README promises:
+ * completes. Then it counts, per destination, what docs/en/connector.md promises:
  *  - maildir: exactly once (the file name carries the delivery ID); moved exactly once.
  *  - LMTP into Dovecot with the shipped Sieve recipe and deliveryIdHeader: exactly once in the
  *    mailbox. Without the recipe a kill may leave a message twice; the recipe discarded those
@@ -251,7 +251,7 @@ test('kill -9 during a fetch over HTTP: none lost; every extra request carries t
 });
 
 /**
- * A delivery program as the README suggests: keeps every copy it was given (to count), checks the
+ * A delivery program as docs/en/connector.md suggests: keeps every copy it was given (to count), checks the
  * size against MAILBRIDGE_SIZE, and stores each delivery ID once.
  */
 const DEDUPING_COMMAND = [

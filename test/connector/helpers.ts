@@ -34,7 +34,7 @@ export interface Rig {
 
 let installed = false;
 
-/** The Sieve recipe the README tells LMTP/SMTP receivers to install (drops redeliveries by X-Mailbridge-Delivery-Id). */
+/** The Sieve recipe docs/en/connector.md tells LMTP/SMTP receivers to install (drops redeliveries by X-Mailbridge-Delivery-Id). */
 export const DEDUPE_SIEVE = join(ROOT, 'share', 'sieve', 'mailbridge-dedupe.sieve');
 
 /** `sieve`: Dovecot runs this script before every LMTP delivery (Pigeonhole). */

@@ -36,6 +36,7 @@ import { commands } from '../../src/admin/cli/commands/index.ts';
 import { parseCommandLine } from '../../src/admin/cli/args.ts';
 import { LANGS, type Lang } from '../../src/i18n/index.ts';
 import { MAIN, NODE } from '../admin/cli/harness.ts';
+import { slug } from '../../src/docs/index.ts';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -75,35 +76,55 @@ function blocksOf(lang: Lang, page: string): Block[] {
 
 const where = (b: Block) => `${b.page}:${b.line}`;
 
-/** Shell words of one line (quotes and backslash escapes as sh reads them; enough for command lines). */
-function words(line: string): string[] {
-  const out: string[] = [];
+/**
+ * The command lines of a block as shell words: quotes and backslash escapes as sh reads them, a
+ * backslash-newline joins lines, a newline outside quotes ends a command, `#` at a word's start
+ * begins a comment (enough for the command lines guides show).
+ */
+function commandLines(text: string): string[][] {
+  const lines: string[][] = [];
+  let words: string[] = [];
   let cur = '';
   let quote = '';
   let started = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quote) {
+  let comment = false;
+  const endWord = () => {
+    if (started) words.push(cur);
+    cur = '';
+    started = false;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (comment) {
+      if (c === '\n') {
+        comment = false;
+        lines.push(words);
+        words = [];
+      }
+    } else if (quote) {
       if (c === quote) quote = '';
       else cur += c;
     } else if (c === '"' || c === "'") {
       quote = c;
       started = true;
-    } else if (c === '#' && !started && cur === '') break;
-    else if (/\s/.test(c)) {
-      if (started) out.push(cur);
-      cur = '';
-      started = false;
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[++i];
+    } else if (c === '#' && !started) comment = true;
+    else if (c === '\\' && text[i + 1] === '\n') i++;
+    else if (c === '\\' && i + 1 < text.length) {
+      cur += text[++i];
       started = true;
-    } else {
+    } else if (c === '\n') {
+      endWord();
+      lines.push(words);
+      words = [];
+    } else if (/\s/.test(c)) endWord();
+    else {
       cur += c;
       started = true;
     }
   }
-  if (started) out.push(cur);
-  return out;
+  endWord();
+  lines.push(words);
+  return lines.filter((l) => l.length > 0);
 }
 
 /** Checks one `mailbridge …` command line against the registry; returns what is wrong, or ''. */
@@ -153,9 +174,8 @@ for (const lang of LANGS) {
     const checked = blocks.filter((b) => /\bmb-check\b/.test(b.info));
     assert.ok(checked.length >= 5);
     for (const b of checked) {
-      for (const raw of b.text.split('\n')) {
-        const argv = words(raw);
-        if (argv.length === 0) continue;
+      for (const argv of commandLines(b.text)) {
+        const raw = argv.join(' ');
         const cmd = argv[0] === 'sudo' ? argv.slice(1) : argv;
         if (cmd[0] === 'mailbridge') {
           const wrong = await checkMailbridgeLine(cmd.slice(1));
@@ -227,3 +247,28 @@ for (const lang of LANGS) {
     }
   });
 }
+
+test('every link between the pages of docs/ (and from the README) leads to a page (and a heading) that exists', () => {
+  const pages = [...readdirSync(DOCS, { recursive: true, encoding: 'utf8' }).filter((p) => p.endsWith('.md')).map((p) => new URL(p, DOCS)), new URL('../README.md', DOCS)];
+  const headings = new Map(pages.map((u) => [u.href, new Set([...readFileSync(u, 'utf8').matchAll(/^#+ (.+)$/gm)].map((m) => slug(m[1]!)))]));
+  const broken: string[] = [];
+  for (const page of pages) {
+    const text = readFileSync(page, 'utf8').replace(/^```[\s\S]*?^```$/gm, '');
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const href = m[1]!;
+      if (/^[a-z]+:/i.test(href)) continue;
+      const [path, anchor] = href.split('#') as [string, string | undefined];
+      const target = path === '' ? page : new URL(path, page);
+      const name = `${page.pathname.slice(DOCS.pathname.length - 5)}: ${href}`;
+      let exists = true;
+      try {
+        readFileSync(target);
+      } catch {
+        exists = false;
+      }
+      if (!exists) broken.push(name);
+      else if (anchor && target.pathname.endsWith('.md') && !headings.get(target.href)?.has(anchor)) broken.push(`${name} (no such heading)`);
+    }
+  }
+  assert.deepEqual(broken, []);
+});

@@ -78,7 +78,7 @@ test('on Node 24, npm install -g --ignore-scripts: no warnings, runtime dependen
 test('npm install -g with the bundled runtime: mailbridge runs on the machine\'s older Node through it; npm prints only its install-script notice', { timeout: 600_000 }, () => {
   // npm 11 names the `node` package's install script as not yet reviewed. Following its advice
   // (--allow-scripts=node) would break that script's own nested `npm install` (EALLOWSCRIPTS),
-  // and npm would drop the optional runtime silently; the README says so.
+  // and npm would drop the optional runtime silently; the docs/en/install.md says so.
   const { stderr, installed } = installGlobally(join(work, 'prefix-bundled'), []);
   const warnings = stderr.split('\n').filter((l) => l.trim() && !l.startsWith('npm warn install-scripts'));
   assert.deepEqual(warnings, []);

@@ -208,8 +208,8 @@ export const connector = {
       de: 'mailbridge wurde beendet, während Nachricht {item} aus {mailbox}/{folder} an {destination} übergeben wurde; ob sie dort ankam, ist daher unbekannt. Sie wurde mit derselben Zustell-ID {deliveryId} erneut zugestellt, die das Ziel als {dedupeBy} sieht.',
     },
     fix: {
-      en: 'Nothing to do for a maildir and for receivers that deduplicate by {dedupeBy}; others may hold this one message twice. Dovecot drops it with share/sieve/mailbridge-dedupe.sieve and deliveryIdHeader: true (README, "The connector: what it guarantees").',
-      de: 'Bei einem Maildir und bei Empfängern, die über {dedupeBy} deduplizieren, nichts zu tun; andere halten diese eine Nachricht eventuell doppelt. Dovecot verwirft sie mit share/sieve/mailbridge-dedupe.sieve und deliveryIdHeader: true (README, „The connector: what it guarantees“).',
+      en: 'Nothing to do for a maildir and for receivers that deduplicate by {dedupeBy}; others may hold this one message twice. Dovecot drops it with share/sieve/mailbridge-dedupe.sieve and deliveryIdHeader: true (docs: "The connector", /docs/en/connector).',
+      de: 'Bei einem Maildir und bei Empfängern, die über {dedupeBy} deduplizieren, nichts zu tun; andere halten diese eine Nachricht eventuell doppelt. Dovecot verwirft sie mit share/sieve/mailbridge-dedupe.sieve und deliveryIdHeader: true (Dokumentation: „Der Connector“, /docs/de/connector).',
     },
   },
 
