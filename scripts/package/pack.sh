@@ -8,7 +8,7 @@ out=$(realpath "${1:-.}")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp -r "$repo"/{package.json,package-lock.json,tsconfig.json,tsconfig.build.json,README.md,LICENSE,bin,src} "$stage"/
+cp -r "$repo"/{package.json,package-lock.json,tsconfig.json,tsconfig.build.json,README.md,LICENSE,bin,src,docs} "$stage"/
 ln -s "$repo/node_modules" "$stage/node_modules"
 name=$(cd "$stage" && npm pack --silent --pack-destination "$out")
 echo "$out/$name"

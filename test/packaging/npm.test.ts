@@ -35,12 +35,14 @@ function topLevel(installed: string): string[] {
   return readdirSync(nm).flatMap((d) => (d.startsWith('@') ? readdirSync(join(nm, d)).map((s) => `${d}/${s}`) : [d]));
 }
 
-test('npm pack holds only what runs: the launcher and the compiled dist/, no sources', { timeout: 600_000 }, () => {
+test('npm pack holds only what runs: the launcher, the compiled dist/ and the docs it serves, no sources', { timeout: 600_000 }, () => {
   tgz = run(join(repo, 'scripts/package/pack.sh'), [work]).stdout.trim();
   const files = run('tar', ['-tzf', tgz]).stdout.trim().split('\n');
   assert.ok(files.includes('package/dist/admin/cli/main.js'));
   assert.ok(files.includes('package/bin/mailbridge.mjs'));
-  const stray = files.filter((f) => !/^package\/(package\.json|README\.md|LICENSE|bin\/mailbridge\.mjs|dist\/.+\.js)$/.test(f));
+  // docs/: the pages the gateway serves at /docs (Markdown, the OpenAPI document, monitoring examples).
+  assert.ok(files.includes('package/docs/en/errors/MB_NODE_TOO_OLD.md') && files.includes('package/docs/de/index.md'));
+  const stray = files.filter((f) => !/^package\/(package\.json|README\.md|LICENSE|bin\/mailbridge\.mjs|dist\/.+\.js|docs\/.+\.(md|json|yml))$/.test(f));
   assert.deepEqual(stray, []);
   // npm itself runs on Node 24 in the next tests: the machine "has Node 24".
   mkdirSync(node24Bin);
@@ -68,6 +70,10 @@ test('on Node 24, npm install -g --ignore-scripts: no warnings, runtime dependen
   try {
     const [, url] = await w.waitFor(/mailbridge is running: (\S+\/health)/);
     assert.equal((await getJson(url!))?.body.status, 'ok');
+    // The installed package serves its documentation (dist/docs finds docs/ beside dist/).
+    const page = await fetch(url!.replace(/\/health$/, '/docs/de/errors/MB_NODE_TOO_OLD'));
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<h1 id="[^"]*">MB_NODE_TOO_OLD: /);
   } finally {
     w.child.kill('SIGTERM');
   }
