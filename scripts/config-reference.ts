@@ -22,36 +22,37 @@ type JsonSchema = {
   secret?: boolean;
 };
 
-export function renderReference(): string {
+/** The table; `describe` turns a key's (English) description into the page's language. */
+export function renderReference(describe: (text: string) => string = (text) => text): string {
   const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
   const rows: string[] = ['| key | type | default | meaning |', '|---|---|---|---|'];
-  walk(schema, '', rows);
+  walk(schema, '', rows, describe);
   return rows.join('\n');
 }
 
-function walk(node: JsonSchema, path: string, rows: string[]): void {
+function walk(node: JsonSchema, path: string, rows: string[], describe: (text: string) => string): void {
   const variants = node.anyOf ?? node.oneOf;
   if (variants && !node.properties) {
     // Discriminated unions (store.driver): list each variant's keys under the same path.
-    for (const v of variants) walk(v, path, rows);
+    for (const v of variants) walk(v, path, rows, describe);
     return;
   }
   if (node.properties) {
     for (const [key, child] of Object.entries(node.properties)) {
       const p = path ? `${path}.${key}` : key;
       if (child.properties || typeof child.additionalProperties === 'object' || ((child.anyOf ?? child.oneOf) && !child.enum)) {
-        if (child.description) rows.push(row(p, child));
-        walk(child, p, rows);
+        if (child.description) rows.push(row(p, child, describe));
+        walk(child, p, rows, describe);
       } else {
-        rows.push(row(p, child));
+        rows.push(row(p, child, describe));
         // A list of objects (relay.listeners, relay.routes, watch listeners): their fields too, as `path[].field`.
-        if (child.type === 'array' && child.items && hasFields(child.items)) walk(child.items, `${p}[]`, rows);
+        if (child.type === 'array' && child.items && hasFields(child.items)) walk(child.items, `${p}[]`, rows, describe);
       }
     }
     return;
   }
   if (node.additionalProperties && typeof node.additionalProperties === 'object') {
-    walk(node.additionalProperties, `${path}.<name>`, rows);
+    walk(node.additionalProperties, `${path}.<name>`, rows, describe);
   }
 }
 
@@ -70,7 +71,7 @@ function defaultText(value: unknown): string {
   return typeof value === 'object' ? '' : `\`${String(value)}\``;
 }
 
-function row(path: string, node: JsonSchema): string {
+function row(path: string, node: JsonSchema, describe: (text: string) => string): string {
   const type = node.enum
     ? node.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
     : node.const !== undefined
@@ -79,7 +80,7 @@ function row(path: string, node: JsonSchema): string {
         ? `list of ${node.items && hasFields(node.items) ? 'objects (fields below)' : (node.items?.type ?? 'values')}`
         : [node.type ?? 'object'].flat().join(' \\| ') + (node.format ? ` (${node.format})` : '');
   const def = defaultText(node.default);
-  return `| \`${path}\` | ${type} | ${def} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
+  return `| \`${path}\` | ${type} | ${def} | ${(node.description ? describe(node.description) : '').replace(/\|/g, '\\|')} |`;
 }
 
 if (import.meta.main) console.log(renderReference());

@@ -15,6 +15,8 @@ import { commands } from '../src/admin/cli/commands/index.ts';
 import { commandHelp } from '../src/admin/cli/command.ts';
 import { ANSWERS_DE } from '../src/api/reference.ts';
 import { renderReference } from './config-reference.ts';
+import { CONFIG_DESCRIPTIONS_DE } from './config-descriptions-de.ts';
+import { SECRET_HOW } from '../src/config/secret-field.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const DOCS = join(ROOT, 'docs');
@@ -43,7 +45,7 @@ const T = {
     code: 'Code', title: 'Titel', cause: 'Ursache', fix: 'Behebung', http: 'HTTP-Status in der Admin-API', raisedBy: 'Ausgelöst von',
     back: 'Alle MB-Codes', other: 'English',
     configTitle: 'Konfigurationsreferenz',
-    configIntro: 'Jeder Schlüssel der `mailbridge.yaml`, erzeugt aus dem Schema, gegen das mailbridge sie prüft (`mailbridge config check`; `mailbridge config schema` für Editoren). `<name>` steht für einen frei gewählten Namen, `[]` für jeden Eintrag einer Liste. Die Beschreibungen stammen aus dem Schema und sind englisch. Geheimnisse setzen Sie mit `mailbridge secret set <pfad>`; sie werden verschlüsselt gespeichert. Jeder Schlüssel lässt sich mit einer Umgebungsvariablen überschreiben: `MAILBRIDGE__` und der Pfad mit `__` zwischen den Teilen (`MAILBRIDGE__SERVER__PORT=9000`).',
+    configIntro: 'Jeder Schlüssel der `mailbridge.yaml`, erzeugt aus dem Schema, gegen das mailbridge sie prüft (`mailbridge config check`; `mailbridge config schema` für Editoren). `<name>` steht für einen frei gewählten Namen, `[]` für jeden Eintrag einer Liste. Geheimnisse setzen Sie mit `mailbridge secret set <pfad>`; sie werden verschlüsselt gespeichert. Jeder Schlüssel lässt sich mit einer Umgebungsvariablen überschreiben: `MAILBRIDGE__` und der Pfad mit `__` zwischen den Teilen (`MAILBRIDGE__SERVER__PORT=9000`).',
     cliTitle: 'Referenz der Kommandozeile',
     cliIntro: 'Jeder `mailbridge`-Befehl mit seinen Optionen, wie `mailbridge <befehl> --help --lang de` sie ausgibt. Globale Optionen: `--config DATEI` (Standard `mailbridge.yaml` oder `MAILBRIDGE_CONFIG`), `--lang en|de` (Standard aus `LANG`), `--log-format json`. Eine falsche Option oder ein falscher Wert endet mit Exit-Code 2 (MB_CLI_USAGE).',
     apiTitle: 'Referenz der Admin-API',
@@ -173,9 +175,33 @@ function errorIndex(all: Awaited<ReturnType<typeof sections>>, lang: Lang): stri
   return lines.join('\n');
 }
 
+const SECRET_HOW_DE = 'geheim: setzen mit `mailbridge secret set <pfad>` (verschlüsselt gespeichert als enc:v1:…)';
+
+/** A schema description in German; undefined when CONFIG_DESCRIPTIONS_DE has no text for it yet. */
+export function germanDescription(text: string): string | undefined {
+  if (text === `Secret; ${SECRET_HOW.slice('secret: '.length)}`) return `Geheimnis; ${SECRET_HOW_DE.slice('geheim: '.length)}`;
+  const note = `; ${SECRET_HOW}`;
+  if (text.endsWith(note)) {
+    const what = CONFIG_DESCRIPTIONS_DE[text.slice(0, -note.length)];
+    return what === undefined ? undefined : `${what}; ${SECRET_HOW_DE}`;
+  }
+  return CONFIG_DESCRIPTIONS_DE[text];
+}
+
+/** The schema's descriptions that have no German text (test/docs/reference.test.ts lists them). */
+export function untranslatedDescriptions(): string[] {
+  const missing: string[] = [];
+  renderReference((text) => {
+    if (germanDescription(text) === undefined) missing.push(text);
+    return text;
+  });
+  return missing;
+}
+
 function configPage(lang: Lang): string {
   const t = T[lang];
-  const table = renderReference().split('\n');
+  // A description without German text yet stays English rather than leaving the row empty.
+  const table = renderReference(lang === 'de' ? (text) => germanDescription(text) ?? text : undefined).split('\n');
   if (lang === 'de') table[0] = `| ${t.key} | ${t.type} | ${t.default} | ${t.meaning} |`;
   return [MARK, `# ${t.configTitle}`, '', t.configIntro, '', ...table, ''].join('\n');
 }

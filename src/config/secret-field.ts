@@ -11,12 +11,13 @@
  */
 import { z } from 'zod';
 
-const HOW = 'secret: set it with `mailbridge secret set <path>` (stored encrypted as enc:v1:…)';
+/** The note every secret setting's description ends with (translated in docs/de/reference/config.md). */
+export const SECRET_HOW = 'secret: set it with `mailbridge secret set <path>` (stored encrypted as enc:v1:…)';
 
 /** A secret setting; `what` says what it is (shown in the JSON Schema and docs/<lang>/reference/config.md). */
 export function secretField(what?: string) {
   return z
     .string()
     .min(1)
-    .meta({ description: what ? `${what}; ${HOW}` : `Secret; ${HOW.slice('secret: '.length)}`, secret: true });
+    .meta({ description: what ? `${what}; ${SECRET_HOW}` : `Secret; ${SECRET_HOW.slice('secret: '.length)}`, secret: true });
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOCS, generatedOnDisk, renderDocs } from '../../scripts/docs.ts';
+import { DOCS, generatedOnDisk, renderDocs, untranslatedDescriptions } from '../../scripts/docs.ts';
 import { catalogue } from '../../src/errors/catalogue.ts';
 import { LANGS } from '../../src/i18n/index.ts';
 
@@ -54,4 +54,10 @@ test('the references hold every config key, every command with its options, and 
     for (const [path, ops] of Object.entries(doc.paths)) for (const method of Object.keys(ops)) assert.ok(api.includes(`### ${method.toUpperCase()} ${path}\n`), `${lang} ${method} ${path}`);
   }
   assert.match(pages.get('de/reference/cli.md')!, /Sandbox-Mandanten starten/);
+});
+
+test('every description of a config key has its German text (scripts/config-descriptions-de.ts)', () => {
+  assert.deepEqual(untranslatedDescriptions(), []);
+  assert.match(pages.get('de/reference/config.md')!, /\| `connections\.<name>\.tenantId` \| string \| {2}\| Verzeichnis-ID \(Mandant\) als GUID oder eine verifizierte Domain \|/);
+  assert.match(pages.get('de/reference/config.md')!, /geheim: setzen mit `mailbridge secret set <pfad>`/);
 });
