@@ -248,6 +248,17 @@ for (const lang of LANGS) {
   });
 }
 
+test('docs/en and docs/de have the same pages, with as many headings and code blocks each', () => {
+  const shape = (lang: Lang) =>
+    Object.fromEntries(
+      pagesOf(lang).map((p) => {
+        const text = readFileSync(new URL(`${lang}/${p}`, DOCS), 'utf8');
+        return [p, { headings: text.match(/^#+ /gm)?.length ?? 0, blocks: blocksOf(lang, p).map((b) => b.info.replace(/(until|expect)="[^"]*"/g, '$1')) }];
+      }),
+    );
+  assert.deepEqual(shape('de'), shape('en'));
+});
+
 test('every link between the pages of docs/ (and from the README) leads to a page (and a heading) that exists', () => {
   const pages = [...readdirSync(DOCS, { recursive: true, encoding: 'utf8' }).filter((p) => p.endsWith('.md')).map((p) => new URL(p, DOCS)), new URL('../README.md', DOCS)];
   const headings = new Map(pages.map((u) => [u.href, new Set([...readFileSync(u, 'utf8').matchAll(/^#+ (.+)$/gm)].map((m) => slug(m[1]!)))]));
