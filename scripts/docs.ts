@@ -218,6 +218,45 @@ async function cliPage(lang: Lang): Promise<string> {
 
 type Json = Record<string, unknown>;
 
+/**
+ * German texts of the OpenAPI document's parameter and field descriptions (the answers' come from
+ * src/api/reference.ts). Keyed by the English text: a new one fails test/docs/reference.test.ts
+ * until it is added here.
+ */
+const API_DESCRIPTIONS_DE: Record<string, string> = {
+  'Exchange Online (SMTP, IMAP, EWS) or Microsoft Graph': 'Exchange Online (SMTP, IMAP, EWS) oder Microsoft Graph',
+  'Only events of this mailbox': 'Nur Ereignisse dieses Postfachs',
+  'Only events after this cursor (read on from the last answer)': 'Nur Ereignisse nach diesem Cursor (ab der letzten Antwort weiterlesen)',
+  'Only messages in these states, comma-separated (default: all but sent): incoming, active, deferred, held, sent, bounced':
+    'Nur Nachrichten in diesen Zuständen, durch Kommas getrennt (Standard: alle außer sent): incoming, active, deferred, held, sent, bounced',
+  'At most this many messages (default 100)': 'Höchstens so viele Nachrichten (Standard 100)',
+  'Paging: only messages whose ID sorts after this one': 'Blättern: nur Nachrichten, deren ID nach dieser einsortiert ist',
+  'Queue ID as `queue list` shows it': 'Warteschlangen-ID, wie `queue list` sie zeigt',
+  'Event types wanted; empty: all': 'Gewünschte Ereignisarten; leer: alle',
+  'minimal: no subject or sender in the events': 'minimal: kein Betreff und kein Absender in den Ereignissen',
+  'The sink kind and its parameters, e.g. {kind: webhook, url, secret}': 'Die Art des Ziels und seine Parameter, z. B. {kind: webhook, url, secret}',
+  'Only subscriptions of this mailbox': 'Nur Abonnements dieses Postfachs',
+  'The whole file': 'Die ganze Datei',
+  'Only changes by this key': 'Nur Änderungen durch diesen Schlüssel',
+  'Only changes at or after this time': 'Nur Änderungen ab diesem Zeitpunkt',
+};
+
+/** A description of the API document in the page's language ('' stays ''); English where German is missing. */
+function apiText(text: unknown, lang: Lang, missing?: string[]): string {
+  const en = String(text ?? '');
+  if (lang === 'en' || en === '') return en;
+  const de = API_DESCRIPTIONS_DE[en];
+  if (de === undefined) missing?.push(en);
+  return de ?? en;
+}
+
+/** The API document's descriptions that have no German text (test/docs/reference.test.ts lists them). */
+export function untranslatedApiDescriptions(): string[] {
+  const missing: string[] = [];
+  apiPage('de', missing);
+  return missing;
+}
+
 /** A schema in a few words: its type, format or allowed values. */
 function typeOf(schema: Json | undefined): string {
   if (!schema) return '';
@@ -230,7 +269,7 @@ function typeOf(schema: Json | undefined): string {
   return [schema.type ?? 'object'].flat().join(' \\| ') + (schema.format ? ` (${String(schema.format)})` : '');
 }
 
-function apiPage(lang: Lang): string {
+function apiPage(lang: Lang, missing?: string[]): string {
   const t = T[lang];
   const doc = JSON.parse(readFileSync(join(DOCS, 'api/openapi.json'), 'utf8')) as Json;
   const lines = [MARK, `# ${t.apiTitle}`, '', t.apiIntro, ''];
@@ -243,7 +282,7 @@ function apiPage(lang: Lang): string {
       const params = (op.parameters as Json[] | undefined) ?? [];
       if (params.length) {
         out.push(`**${t.params}**`, '', `| ${t.field} | ${t.type} | ${t.meaning} |`, '|---|---|---|');
-        for (const p of params) out.push(`| \`${String(p.name)}\` (${String(p.in)}${p.required ? `, ${t.required}` : ''}) | ${typeOf(p.schema as Json)} | ${cell(String(p.description ?? ''))} |`);
+        for (const p of params) out.push(`| \`${String(p.name)}\` (${String(p.in)}${p.required ? `, ${t.required}` : ''}) | ${typeOf(p.schema as Json)} | ${cell(apiText(p.description, lang, missing))} |`);
         out.push('');
       }
       const body = op.requestBody ? (((op.requestBody as Json).content as Record<string, Json>)['application/json']?.schema as Json | undefined) : undefined;
@@ -251,7 +290,7 @@ function apiPage(lang: Lang): string {
       if (fields) {
         const required = new Set((body!.required as string[] | undefined) ?? []);
         out.push(`**${t.body}**`, '', `| ${t.field} | ${t.type} | ${t.meaning} |`, '|---|---|---|');
-        for (const [name, f] of Object.entries(fields)) out.push(`| \`${name}\`${required.has(name) ? ` (${t.required})` : ''} | ${typeOf(f)} | ${cell(String(f.description ?? ''))} |`);
+        for (const [name, f] of Object.entries(fields)) out.push(`| \`${name}\`${required.has(name) ? ` (${t.required})` : ''} | ${typeOf(f)} | ${cell(apiText(f.description, lang, missing))} |`);
         out.push('');
       }
       out.push(`**${t.answers}**`, '');

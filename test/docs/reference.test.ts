@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOCS, generatedOnDisk, renderDocs, untranslatedDescriptions } from '../../scripts/docs.ts';
+import { DOCS, generatedOnDisk, renderDocs, untranslatedApiDescriptions, untranslatedDescriptions } from '../../scripts/docs.ts';
 import { catalogue } from '../../src/errors/catalogue.ts';
 import { LANGS } from '../../src/i18n/index.ts';
 
@@ -60,4 +60,9 @@ test('every description of a config key has its German text (scripts/config-desc
   assert.deepEqual(untranslatedDescriptions(), []);
   assert.match(pages.get('de/reference/config.md')!, /\| `connections\.<name>\.tenantId` \| string \| {2}\| Verzeichnis-ID \(Mandant\) als GUID oder eine verifizierte Domain \|/);
   assert.match(pages.get('de/reference/config.md')!, /geheim: setzen mit `mailbridge secret set <pfad>`/);
+});
+
+test('every parameter and field description of the admin API has its German text', () => {
+  assert.deepEqual(untranslatedApiDescriptions(), []);
+  assert.match(pages.get('de/reference/api.md')!, /Warteschlangen-ID, wie `queue list` sie zeigt/);
 });
