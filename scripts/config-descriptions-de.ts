@@ -438,4 +438,20 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Der API-Schlüssel (mindestens 16 zufällige Zeichen), den Aufrufer als `Authorization: Bearer <key>` senden",
   "What the key may do: read, operate (queue actions, retries; includes read), admin (includes operate, read and subscriptions), subscriptions":
     "Was der Schlüssel darf: read, operate (Aktionen in der Warteschlange, Wiederholungen; schließt read ein), admin (schließt operate, read und subscriptions ein), subscriptions",
+  "Local admin users of the console (for installs without Entra ID); the audit log names them user:<name>":
+    "Lokale Administratoren der Konsole (für Installationen ohne Entra ID); das Audit-Protokoll nennt sie user:<name>",
+  "scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored":
+    "scrypt-Hash des Kennworts ($scrypt$ln=15,r=8,p=1$…), geschrieben von `mailbridge api user set <name>`; kein Geheimnis, das Kennwort selbst wird nie gespeichert",
+  "reader (read), operator (read and queue/connector actions), admin (everything)":
+    "reader (lesen), operator (lesen sowie Aktionen an Warteschlange und Connectoren), admin (alles)",
+  "How admins sign in to the console besides local users: Entra ID (OpenID Connect, auth code + PKCE)":
+    "Wie sich Administratoren außer als lokale Benutzer an der Konsole anmelden: Entra ID (OpenID Connect, Autorisierungscode + PKCE)",
+  "The connection (tenant, app, credential) admins sign in through; its app defines the app roles reader, operator, admin":
+    "Die Verbindung (Mandant, App, Anmeldedaten), über die sich Administratoren anmelden; ihre App legt die App-Rollen reader, operator und admin fest",
+  "Redirect URI registered on the app (Web platform); default: <server.publicUrl>/login/entra/callback":
+    "An der App registrierte Umleitungs-URI (Plattform Web); Standard: <server.publicUrl>/login/entra/callback",
+  "A console session ends after this many minutes without a request":
+    "Eine Konsolensitzung endet nach so vielen Minuten ohne Anfrage",
+  "A console session ends this many hours after sign-in, however active":
+    "Eine Konsolensitzung endet so viele Stunden nach der Anmeldung, wie aktiv sie auch ist",
 };

@@ -239,6 +239,7 @@ const API_DESCRIPTIONS_DE: Record<string, string> = {
   'The whole file': 'Die ganze Datei',
   'Only changes by this key': 'Nur Änderungen durch diesen Schlüssel',
   'Only changes at or after this time': 'Nur Änderungen ab diesem Zeitpunkt',
+  'Form only: the path to go to after signing in (default /console/)': 'Nur im Formular: der Pfad, zu dem es nach der Anmeldung geht (Standard /console/)',
 };
 
 /** A description of the API document in the page's language ('' stays ''); English where German is missing. */
