@@ -29,6 +29,12 @@ test('the gateway serves each MB code page in both languages, and /docs picks th
     assert.ok(html.includes(`MB_RELAY_AUTH_FAILED: ${title.de}`), html.slice(0, 2000));
     assert.ok(html.includes('<a href="/docs/en/errors/MB_RELAY_AUTH_FAILED" hreflang="en"'), 'the other language');
     assert.ok(html.includes('<a href="./">'), 'links between pages without .md');
+    // The layout a screen reader and a keyboard need: a skip link to the main landmark, a labelled
+    // navigation, one h1, and the other language marked as such.
+    assert.ok(html.includes('<a class="skip" href="#main">Zum Inhalt springen</a>') && html.includes('<main id="main">'));
+    assert.match(html, /<nav aria-label="Dokumentation">/);
+    assert.equal(html.match(/<h1[ >]/g)?.length, 1);
+    assert.match(html, /hreflang="en" lang="en">English</);
     const en = await (await fetch(`${gw.url}/docs/en/errors/MB_RELAY_AUTH_FAILED`)).text();
     assert.ok(en.includes(`MB_RELAY_AUTH_FAILED: ${title.en}`));
     const index = await fetch(`${gw.url}/docs/en/errors/`);
