@@ -139,22 +139,43 @@ function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function errorPage(code: string, e: CatalogueEntry, raisers: Text[], lang: Lang): string {
+/**
+ * A catalogue text as Markdown: outside its `code` spans, `<…>` placeholders (`<mailbox>`) would be
+ * taken for HTML (GitHub drops them, the gateway shows them escaped) and `*` for emphasis, so they
+ * are escaped; another MB code named in the text links to its page.
+ */
+export function mdText(text: string, codes: ReadonlySet<string>, self?: string): string {
+  return text
+    .split(/(`[^`]*`)/)
+    .map((part) =>
+      part.startsWith('`')
+        ? part
+        : part
+            .replace(/&/g, '&amp;')
+            .replace(/</g, '&lt;')
+            .replace(/>/g, '&gt;')
+            .replace(/\*/g, '\\*')
+            .replace(/\bMB_[A-Z0-9_]+\b/g, (c) => (codes.has(c) && c !== self ? `[${c}](${c}.md)` : c)),
+    )
+    .join('');
+}
+
+function errorPage(code: string, e: CatalogueEntry, raisers: Text[], lang: Lang, codes: ReadonlySet<string>): string {
   const t = T[lang];
   const other: Lang = lang === 'en' ? 'de' : 'en';
   const lines = [
     MARK,
-    `# ${code}: ${e.title[lang]}`,
+    `# ${code}: ${mdText(e.title[lang], codes, code)}`,
     '',
     `[${t.back}](index.md) · [${t.other}](../../${other}/errors/${code}.md)`,
     '',
     `## ${t.cause}`,
     '',
-    e.cause[lang],
+    mdText(e.cause[lang], codes, code),
     '',
     `## ${t.fix}`,
     '',
-    e.fix[lang],
+    mdText(e.fix[lang], codes, code),
     '',
   ];
   if (raisers.length) lines.push(`## ${t.raisedBy}`, '', ...raisers.map((r) => `- ${r[lang]}`), '');
@@ -169,7 +190,7 @@ function errorIndex(all: Awaited<ReturnType<typeof sections>>, lang: Lang): stri
   lines.push(lang === 'en' ? `${total} codes.` : `${total} Codes.`, '');
   for (const { area, entries } of all) {
     lines.push(`## ${(AREAS[area] ?? { en: area, de: area })[lang]}`, '', `| ${t.code} | ${t.title} |`, '|---|---|');
-    for (const [code, e] of entries) lines.push(`| [${code}](${code}.md) | ${cell(e.title[lang])} |`);
+    for (const [code, e] of entries) lines.push(`| [${code}](${code}.md) | ${cell(mdText(e.title[lang], new Set(), code))} |`);
     lines.push('');
   }
   return lines.join('\n');
@@ -311,9 +332,10 @@ export async function renderDocs(): Promise<Map<string, string>> {
   const pages = new Map<string, string>();
   const all = await sections();
   const raisers = raisersByCode();
+  const codes = new Set(all.flatMap((section) => section.entries.map(([code]) => code)));
   for (const lang of LANGS) {
     for (const { entries } of all) {
-      for (const [code, e] of entries) pages.set(`${lang}/errors/${code}.md`, errorPage(code, e, raisers.get(code) ?? [], lang));
+      for (const [code, e] of entries) pages.set(`${lang}/errors/${code}.md`, errorPage(code, e, raisers.get(code) ?? [], lang, codes));
     }
     pages.set(`${lang}/errors/index.md`, errorIndex(all, lang));
     pages.set(`${lang}/reference/config.md`, configPage(lang));

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOCS, generatedOnDisk, renderDocs, untranslatedApiDescriptions, untranslatedDescriptions } from '../../scripts/docs.ts';
+import { DOCS, generatedOnDisk, mdText, renderDocs, untranslatedApiDescriptions, untranslatedDescriptions } from '../../scripts/docs.ts';
 import { catalogue } from '../../src/errors/catalogue.ts';
 import { LANGS } from '../../src/i18n/index.ts';
 
@@ -26,12 +26,13 @@ test('the generated pages on disk are current (run `npm run docs`)', () => {
 });
 
 test('one page per MB code and language, with its title, cause and fix in that language', () => {
+  const codes = new Set(Object.keys(catalogue));
   for (const [code, entry] of Object.entries(catalogue)) {
     for (const lang of LANGS) {
       const page = pages.get(`${lang}/errors/${code}.md`);
       assert.ok(page, `${lang}/errors/${code}.md`);
-      assert.ok(page.includes(`# ${code}: ${entry.title[lang]}`), `${code} ${lang} title`);
-      assert.ok(page.includes(entry.cause[lang]) && page.includes(entry.fix[lang]), `${code} ${lang} cause and fix`);
+      assert.ok(page.includes(`# ${code}: ${mdText(entry.title[lang], codes, code)}`), `${code} ${lang} title`);
+      assert.ok(page.includes(mdText(entry.cause[lang], codes, code)) && page.includes(mdText(entry.fix[lang], codes, code)), `${code} ${lang} cause and fix`);
       assert.ok(pages.get(`${lang}/errors/index.md`)!.includes(`[${code}](${code}.md)`), `${code} in the ${lang} index`);
     }
   }
@@ -65,4 +66,10 @@ test('every description of a config key has its German text (scripts/config-desc
 test('every parameter and field description of the admin API has its German text', () => {
   assert.deepEqual(untranslatedApiDescriptions(), []);
   assert.match(pages.get('de/reference/api.md')!, /Warteschlangen-ID, wie `queue list` sie zeigt/);
+});
+
+test('catalogue texts are Markdown-safe: placeholders stay visible, other MB codes link to their pages', () => {
+  const codes = new Set(['MB_A', 'MB_B']);
+  assert.equal(mdText('Add <mailbox> as {mailbox}*master; see MB_B, not MB_A or MB_C', codes, 'MB_A'), 'Add &lt;mailbox&gt; as {mailbox}\\*master; see [MB_B](MB_B.md), not MB_A or MB_C');
+  assert.equal(mdText('Run `Get-X -Identity <mailbox>` (MB_B)', codes), 'Run `Get-X -Identity <mailbox>` ([MB_B](MB_B.md))');
 });
