@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { configSchema } from '../src/app/schema.ts';
+import { mdEscape } from './markdown.ts';
 
 type JsonSchema = {
   type?: string | string[];
@@ -80,7 +81,7 @@ function row(path: string, node: JsonSchema, describe: (text: string) => string)
         ? `list of ${node.items && hasFields(node.items) ? 'objects (fields below)' : (node.items?.type ?? 'values')}`
         : [node.type ?? 'object'].flat().join(' \\| ') + (node.format ? ` (${node.format})` : '');
   const def = defaultText(node.default);
-  return `| \`${path}\` | ${type} | ${def} | ${(node.description ? describe(node.description) : '').replace(/\|/g, '\\|')} |`;
+  return `| \`${path}\` | ${type} | ${def} | ${mdEscape(node.description ? describe(node.description) : '').replace(/\|/g, '\\|')} |`;
 }
 
 if (import.meta.main) console.log(renderReference());

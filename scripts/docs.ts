@@ -15,6 +15,7 @@ import { commands } from '../src/admin/cli/commands/index.ts';
 import { commandHelp } from '../src/admin/cli/command.ts';
 import { ANSWERS_DE } from '../src/api/reference.ts';
 import { renderReference } from './config-reference.ts';
+import { mdEscape } from './markdown.ts';
 import { CONFIG_DESCRIPTIONS_DE } from './config-descriptions-de.ts';
 import { SECRET_HOW } from '../src/config/secret-field.ts';
 
@@ -139,25 +140,9 @@ function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-/**
- * A catalogue text as Markdown: outside its `code` spans, `<…>` placeholders (`<mailbox>`) would be
- * taken for HTML (GitHub drops them, the gateway shows them escaped) and `*` for emphasis, so they
- * are escaped; another MB code named in the text links to its page.
- */
+/** A catalogue text as Markdown (scripts/markdown.ts); another MB code named in it links to its page. */
 export function mdText(text: string, codes: ReadonlySet<string>, self?: string): string {
-  return text
-    .split(/(`[^`]*`)/)
-    .map((part) =>
-      part.startsWith('`')
-        ? part
-        : part
-            .replace(/&/g, '&amp;')
-            .replace(/</g, '&lt;')
-            .replace(/>/g, '&gt;')
-            .replace(/\*/g, '\\*')
-            .replace(/\bMB_[A-Z0-9_]+\b/g, (c) => (codes.has(c) && c !== self ? `[${c}](${c}.md)` : c)),
-    )
-    .join('');
+  return mdEscape(text, (plain) => plain.replace(/\bMB_[A-Z0-9_]+\b/g, (c) => (codes.has(c) && c !== self ? `[${c}](${c}.md)` : c)));
 }
 
 function errorPage(code: string, e: CatalogueEntry, raisers: Text[], lang: Lang, codes: ReadonlySet<string>): string {
@@ -304,7 +289,7 @@ function apiPage(lang: Lang, missing?: string[]): string {
       const params = (op.parameters as Json[] | undefined) ?? [];
       if (params.length) {
         out.push(`**${t.params}**`, '', `| ${t.field} | ${t.type} | ${t.meaning} |`, '|---|---|---|');
-        for (const p of params) out.push(`| \`${String(p.name)}\` (${String(p.in)}${p.required ? `, ${t.required}` : ''}) | ${typeOf(p.schema as Json)} | ${cell(apiText(p.description, lang, missing))} |`);
+        for (const p of params) out.push(`| \`${String(p.name)}\` (${String(p.in)}${p.required ? `, ${t.required}` : ''}) | ${typeOf(p.schema as Json)} | ${cell(mdEscape(apiText(p.description, lang, missing)))} |`);
         out.push('');
       }
       const body = op.requestBody ? (((op.requestBody as Json).content as Record<string, Json>)['application/json']?.schema as Json | undefined) : undefined;
@@ -312,7 +297,7 @@ function apiPage(lang: Lang, missing?: string[]): string {
       if (fields) {
         const required = new Set((body!.required as string[] | undefined) ?? []);
         out.push(`**${t.body}**`, '', `| ${t.field} | ${t.type} | ${t.meaning} |`, '|---|---|---|');
-        for (const [name, f] of Object.entries(fields)) out.push(`| \`${name}\`${required.has(name) ? ` (${t.required})` : ''} | ${typeOf(f)} | ${cell(apiText(f.description, lang, missing))} |`);
+        for (const [name, f] of Object.entries(fields)) out.push(`| \`${name}\`${required.has(name) ? ` (${t.required})` : ''} | ${typeOf(f)} | ${cell(mdEscape(apiText(f.description, lang, missing)))} |`);
         out.push('');
       }
       out.push(`**${t.answers}**`, '');
