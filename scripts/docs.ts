@@ -204,6 +204,13 @@ export function untranslatedDescriptions(): string[] {
   return missing;
 }
 
+function referenceIndex(lang: Lang): string {
+  const t = T[lang];
+  const title = lang === 'de' ? 'Referenz' : 'Reference';
+  const intro = lang === 'de' ? 'Aus dem Programm erzeugt (`npm run docs`), daher immer auf dem Stand dieser Version.' : 'Generated from the program (`npm run docs`), so always as this version is.';
+  return [MARK, `# ${title}`, '', intro, '', `- [${t.errorsTitle}](../errors/index.md)`, `- [${t.configTitle}](config.md)`, `- [${t.cliTitle}](cli.md)`, `- [${t.apiTitle}](api.md)`, ''].join('\n');
+}
+
 function configPage(lang: Lang): string {
   const t = T[lang];
   // A description without German text yet stays English rather than leaving the row empty.
@@ -323,6 +330,7 @@ export async function renderDocs(): Promise<Map<string, string>> {
       for (const [code, e] of entries) pages.set(`${lang}/errors/${code}.md`, errorPage(code, e, raisers.get(code) ?? [], lang, codes));
     }
     pages.set(`${lang}/errors/index.md`, errorIndex(all, lang));
+    pages.set(`${lang}/reference/index.md`, referenceIndex(lang));
     pages.set(`${lang}/reference/config.md`, configPage(lang));
     pages.set(`${lang}/reference/cli.md`, await cliPage(lang));
     pages.set(`${lang}/reference/api.md`, apiPage(lang));
