@@ -60,11 +60,11 @@ import { EwsClient, ntlmCredentials, type NtlmCredentials } from '../m365/ews/cl
 import { getFolder } from '../m365/ews/soap.ts';
 import { explainEws } from '../notify/watchers/ews/mailbox.ts';
 import { registerSecret } from '../log/redact.ts';
-import type { KeyValue } from '../store/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
-import type { Text } from '../i18n/index.ts';
+import type { Lang, Text } from '../i18n/index.ts';
 import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
 import { appRoleGrants, findServicePrincipal, type AppRoleGrant, type DirectoryGet } from '../setup/directory.ts';
+import { memoryKv } from '../setup/admin.ts';
 import { RESOURCE_NAMES } from '../setup/permissions.ts';
 import { appRequirements, USE, usesText, type ConnectionRequirements, type MailboxNeed, type PermissionNeed } from '../setup/requirements.ts';
 
@@ -97,6 +97,8 @@ export interface CheckOptions {
   timeoutMs?: number;
   /** Clear value of a sealed setting (on-premises EWS listener passwords). */
   reveal?: (stored: string, path: string) => string;
+  /** Told of each result as soon as it is known (the admin API's check runs show them one by one). */
+  onResult?: (result: CheckResult) => void;
 }
 
 /** Mailboxes per EWS listener that check opens (autodiscover and GetFolder each); the rest are named as not probed. */
@@ -181,7 +183,11 @@ async function ewsProbe(
   ca: string | undefined,
 ): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
-  const add = (check: string, subject: string, status: CheckStatus, error?: MbError) => out.push({ connection: owner, check, subject, status, ...(error ? { error } : {}) });
+  const add = (check: string, subject: string, status: CheckStatus, error?: MbError) => {
+    const r: CheckResult = { connection: owner, check, subject, status, ...(error ? { error } : {}) };
+    out.push(r);
+    o.onResult?.(r);
+  };
   const timeoutMs = o.timeoutMs ?? 30_000;
   const signal = AbortSignal.timeout(timeoutMs * 4);
   const client = new EwsClient({
@@ -241,15 +247,44 @@ async function ewsProbe(
   return out;
 }
 
-/** A KeyValue that lives for one check (autodiscover wants one for its cache). */
-function memoryKv(): KeyValue {
-  const data = new Map<string, { value: string; updatedAt: string }>();
-  return {
-    get: async (ns, key) => data.get(`${ns}\u0000${key}`)?.value,
-    set: async (ns, key, value) => void data.set(`${ns}\u0000${key}`, { value, updatedAt: new Date().toISOString() }),
-    delete: async (ns, key) => data.delete(`${ns}\u0000${key}`),
-    list: async (ns) => [...data].filter(([k]) => k.startsWith(`${ns}\u0000`)).map(([k, v]) => ({ key: k.slice(ns.length + 1), ...v })),
-  };
+/** What each check is called, in the admin's language (the CLI's column, the API's result titles). */
+const CHECK_NAMES: Record<Lang, Record<string, string>> = {
+  en: {
+    credential: 'credential',
+    token: 'token',
+    permission: 'permission',
+    'exchange-service-principal': 'Exchange service principal',
+    'full-access': 'FullAccess',
+    'send-as': 'Send-As',
+    'smtp-auth': 'SMTP AUTH',
+    login: 'XOAUTH2 login',
+    reach: 'DNS and TLS',
+    'open-sender': 'sender domain',
+    capacity: 'capacity',
+    'public-url': 'Graph validation',
+    autodiscover: 'EWS autodiscover',
+    'ews-access': 'EWS access',
+  },
+  de: {
+    credential: 'Anmeldeinformation',
+    token: 'Token',
+    permission: 'Berechtigung',
+    'exchange-service-principal': 'Exchange-Dienstprinzipal',
+    'full-access': 'Vollzugriff',
+    'send-as': 'Senden als',
+    'smtp-auth': 'SMTP AUTH',
+    login: 'XOAUTH2-Anmeldung',
+    reach: 'DNS und TLS',
+    'open-sender': 'Absenderdomäne',
+    capacity: 'Kapazität',
+    'public-url': 'Graph-Bestätigung',
+    autodiscover: 'EWS-Autodiscover',
+    'ews-access': 'EWS-Zugriff',
+  },
+};
+
+export function checkName(check: string, lang: Lang): string {
+  return CHECK_NAMES[lang][check] ?? check;
 }
 
 /** Whether every check passed (unverified ones do not fail: they say what could not be read). */
@@ -287,7 +322,9 @@ class ConnectionCheck {
   }
 
   private add(check: string, subject: string, status: CheckStatus, error?: MbError, label?: Text): void {
-    this.out.push({ connection: this.name, check, subject, status, ...(error ? { error } : {}), ...(label ? { label } : {}) });
+    const r: CheckResult = { connection: this.name, check, subject, status, ...(error ? { error } : {}), ...(label ? { label } : {}) };
+    this.out.push(r);
+    this.o.onResult?.(r);
   }
 
   private get base(): ErrorParams {

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
-import { passed, runChecks, type CheckResult, type CheckStatus } from '../../../check/index.ts';
+import { checkName, passed, runChecks, type CheckResult, type CheckStatus } from '../../../check/index.ts';
 import { usageError } from '../args.ts';
 import { defineCommand } from '../command.ts';
 import { openApp } from '../../../app/open.ts';
@@ -14,41 +14,6 @@ import { openApp } from '../../../app/open.ts';
 const STATUS: Record<Lang, Record<CheckStatus, string>> = {
   en: { ok: 'ok', failed: 'FAILED', pending: 'PENDING', unverified: 'UNVERIFIED' },
   de: { ok: 'ok', failed: 'FEHLER', pending: 'AUSSTEHEND', unverified: 'UNGEPRÜFT' },
-};
-
-const CHECKS: Record<Lang, Record<string, string>> = {
-  en: {
-    credential: 'credential',
-    token: 'token',
-    permission: 'permission',
-    'exchange-service-principal': 'Exchange service principal',
-    'full-access': 'FullAccess',
-    'send-as': 'Send-As',
-    'smtp-auth': 'SMTP AUTH',
-    login: 'XOAUTH2 login',
-    reach: 'DNS and TLS',
-    'open-sender': 'sender domain',
-    capacity: 'capacity',
-    'public-url': 'Graph validation',
-    autodiscover: 'EWS autodiscover',
-    'ews-access': 'EWS access',
-  },
-  de: {
-    credential: 'Anmeldeinformation',
-    token: 'Token',
-    permission: 'Berechtigung',
-    'exchange-service-principal': 'Exchange-Dienstprinzipal',
-    'full-access': 'Vollzugriff',
-    'send-as': 'Senden als',
-    'smtp-auth': 'SMTP AUTH',
-    login: 'XOAUTH2-Anmeldung',
-    reach: 'DNS und TLS',
-    'open-sender': 'Absenderdomäne',
-    capacity: 'Kapazität',
-    'public-url': 'Graph-Bestätigung',
-    autodiscover: 'EWS-Autodiscover',
-    'ews-access': 'EWS-Zugriff',
-  },
 };
 
 const WORDS = {
@@ -162,7 +127,7 @@ function print(out: { line(text?: string): void }, results: readonly CheckResult
   const w = WORDS[lang];
   const counts: Record<CheckStatus, number> = { ok: 0, failed: 0, pending: 0, unverified: 0 };
   const width = Math.max(...Object.values(STATUS[lang]).map((s) => s.length)) + 2;
-  const checkWidth = Math.max(...results.map((r) => (CHECKS[lang][r.check] ?? r.check).length), 0) + 2;
+  const checkWidth = Math.max(...results.map((r) => checkName(r.check, lang).length), 0) + 2;
   let current = '';
   for (const r of results) {
     counts[r.status]++;
@@ -171,7 +136,7 @@ function print(out: { line(text?: string): void }, results: readonly CheckResult
       current = r.connection;
       out.line(`${w.connection} ${r.connection}`);
     }
-    out.line(`  ${STATUS[lang][r.status].padEnd(width)}${(CHECKS[lang][r.check] ?? r.check).padEnd(checkWidth)}${r.label?.[lang] ?? r.subject}`);
+    out.line(`  ${STATUS[lang][r.status].padEnd(width)}${checkName(r.check, lang).padEnd(checkWidth)}${r.label?.[lang] ?? r.subject}`);
     if (r.error && r.status !== 'ok') {
       for (const l of renderText(r.error.explain(lang), lang).split('\n')) out.line(`  ${' '.repeat(width)}${l}`);
     }

@@ -7,26 +7,20 @@
  * Connect-MgGraph uses), which exists in every tenant, so nothing has to be registered first; the
  * sign-in lives in this process only: an admin's token is never stored.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig, storeSettings, type Config } from '../../../app/config.ts';
-import { connectionSchema, type ConnectionConfig } from '../../../identity/config.ts';
+import type { ConnectionConfig } from '../../../identity/config.ts';
 import { openSecretBox } from '../../../config/secrets.ts';
 import { MbError } from '../../../errors/index.ts';
-import { createIdentity, type Identity } from '../../../identity/index.ts';
-import { cloudFor } from '../../../identity/clouds.ts';
 import { tr } from '../../../i18n/index.ts';
-import { GraphClient, GraphUnreachable } from '../../../m365/graph.ts';
-import type { KeyValue } from '../../../store/index.ts';
-import { adminScopes, runSetup, setupGraphUrl, setupWillCreate, type SetupMode, type SetupResult } from '../../../setup/index.ts';
+import { setupWillCreate, type SetupMode, type SetupResult } from '../../../setup/index.ts';
+import { adminSessionKey, GRAPH_CLI_TOOLS, setupWithAdmin, signInAdmin, type AdminSession } from '../../../setup/admin.ts';
 import { onPremisesScript } from '../../../setup/exchange-script.ts';
 import { appRequirements, onPremisesRequirements } from '../../../setup/requirements.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { usageError } from '../args.ts';
 
-/** Microsoft Graph Command Line Tools: Microsoft's public client for admins (docs/microsoft-facts-addendum.md). */
-export const GRAPH_CLI_TOOLS = '14d82eec-204b-4c2f-b7e8-296a70dab67e';
-const ADMIN = 'setup-admin';
 
 export const command = defineCommand({
   name: 'setup',
@@ -144,53 +138,32 @@ Neue Berechtigungen können bis zu 30 Minuten brauchen, bis Microsofts Token sie
   },
 });
 
-/** An admin's sign-in to one tenant, reused for every connection of that tenant in this run. */
-interface AdminSession {
-  identity: Identity;
-  account: string;
-  token: string;
-}
-
 async function adminSession(ctx: CommandContext, config: Config, keyFile: string, conn: ConnectionConfig, sessions: Map<string, AdminSession>): Promise<AdminSession> {
   const de = ctx.lang === 'de';
   const clientId = (ctx.opts['admin-client-id'] as string | undefined) ?? GRAPH_CLI_TOOLS;
-  const key = [conn.cloud, conn.tenantId, conn.tokenEndpoint ?? '', conn.caFile ?? '', conn.proxy ?? '', clientId].join('\n').toLowerCase();
+  const key = adminSessionKey(conn, clientId);
   const known = sessions.get(key);
   if (known) return known;
-  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
-  const scopes = adminScopes(conn);
-  const adminConn = connectionSchema.parse({
-    cloud: conn.cloud,
-    tenantId: conn.tenantId,
+  ctx.out.line(de ? `Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Sign-in of an administrator of tenant ${conn.tenantId} …`);
+  const session = await signInAdmin({
+    config,
+    conn,
+    secretBox: await openSecretBox({ keyFile, env: ctx.env }),
+    env: ctx.env,
+    log: ctx.log,
     clientId,
-    flow: 'device-code',
-    scopes: { exchange: scopes, graph: scopes },
-    ...(conn.tokenEndpoint ? { tokenEndpoint: conn.tokenEndpoint } : {}),
-    ...(conn.caFile ? { caFile: conn.caFile } : {}),
-    ...(conn.proxy ? { proxy: conn.proxy } : {}),
+    onCode: (info) => {
+      ctx.out.line(info.message);
+      ctx.out.line(
+        de
+          ? `Öffnen Sie ${info.verificationUri}, geben Sie den Code ${info.userCode} ein und melden Sie sich als Administrator des Mandanten an (gültig ${Math.round(info.expiresIn / 60)} Minuten).`
+          : `Open ${info.verificationUri}, enter the code ${info.userCode} and sign in as an administrator of the tenant (valid for ${Math.round(info.expiresIn / 60)} minutes).`,
+      );
+    },
   });
-  const identity = createIdentity({ config: { connections: { [ADMIN]: adminConn }, server: config.server }, kv: memoryKv(), secretBox, log: ctx.log, env: ctx.env });
-  try {
-    ctx.out.line(de ? `Anmeldung eines Administrators von Mandant ${conn.tenantId} …` : `Sign-in of an administrator of tenant ${conn.tenantId} …`);
-    const signedIn = await identity.signInWithDeviceCode(ADMIN, {
-      onCode: (info) => {
-        ctx.out.line(info.message);
-        ctx.out.line(
-          de
-            ? `Öffnen Sie ${info.verificationUri}, geben Sie den Code ${info.userCode} ein und melden Sie sich als Administrator des Mandanten an (gültig ${Math.round(info.expiresIn / 60)} Minuten).`
-            : `Open ${info.verificationUri}, enter the code ${info.userCode} and sign in as an administrator of the tenant (valid for ${Math.round(info.expiresIn / 60)} minutes).`,
-        );
-      },
-    });
-    ctx.out.line(de ? `Angemeldet: ${signedIn.account}` : `Signed in: ${signedIn.account}`);
-    const token = (await identity.getToken(ADMIN, 'graph')).accessToken;
-    const session = { identity, account: signedIn.account, token };
-    sessions.set(key, session);
-    return session;
-  } catch (err) {
-    await identity.close();
-    throw err;
-  }
+  ctx.out.line(de ? `Angemeldet: ${session.account}` : `Signed in: ${session.account}`);
+  sessions.set(key, session);
+  return session;
 }
 
 async function setupOne(ctx: CommandContext, config: Config, keyFile: string, name: string, mode: SetupMode, sessions: Map<string, AdminSession>): Promise<SetupResult> {
@@ -199,69 +172,46 @@ async function setupOne(ctx: CommandContext, config: Config, keyFile: string, na
   if (!conn) throw new MbError('MB_IDENTITY_UNKNOWN_CONNECTION', { connection: name, known: Object.keys(config.connections).join(', ') || '—' });
   ctx.out.line(de ? `Verbindung ${name}:` : `Connection ${name}:`);
   const session = await adminSession(ctx, config, keyFile, conn, sessions);
-  const secretBox = await openSecretBox({ keyFile, env: ctx.env });
-  const token = session.token;
-  let graph: GraphClient | undefined;
-  try {
-    const ca = conn.caFile ? await readFile(conn.caFile, 'utf8') : undefined;
-    graph = new GraphClient({
-      baseUrl: setupGraphUrl(config, name, ctx.opts['graph-url'] as string | undefined),
-      graphHost: cloudFor(conn.cloud).graphHost,
-      tokens: async () => token,
-      ca,
-      proxy: { proxy: conn.proxy ?? config.server.proxy, source: conn.proxy ? 'connection' : config.server.proxy ? 'server' : undefined, env: ctx.env },
-      secretSlot: 'setup-admin',
-    });
-    const client = graph;
-    const result = await runSetup({
-      config,
-      configPath: ctx.configPath,
-      connection: name,
-      mode,
-      ...(ctx.opts.secret ? { credential: 'secret' as const } : {}),
-      ...(ctx.opts['valid-months'] !== undefined ? { validMonths: ctx.opts['valid-months'] as number } : {}),
-      ...(ctx.opts.name !== undefined ? { displayName: ctx.opts.name as string } : {}),
-      account: session.account,
-      secretBox,
-      lang: ctx.lang,
-      send: async (method, path, body) => {
-        try {
-          return await client.call('directory', method, path, body === undefined ? {} : { json: body });
-        } catch (err) {
-          if (err instanceof GraphUnreachable) throw new MbError('MB_SETUP_GRAPH_UNREACHABLE', { request: `${method} ${path}`, url: client.base, detail: err.message, connection: name }, { cause: err });
-          throw err;
-        }
-      },
-      onRead: (path) => {
-        if (mode === 'dry-run') ctx.out.line(`  ${de ? 'gelesen' : 'read'}: GET ${path}`);
-      },
-      onWrite: (w) => {
-        const verb = w.sent ? (de ? 'erledigt' : 'done') : mode === 'dry-run' ? (de ? 'würde' : 'would') : de ? 'fehlt' : 'missing';
-        ctx.out.line(`  ${verb}: ${w.method} ${w.path}  – ${tr(w.why, ctx.lang)}`);
-        if (mode === 'dry-run') ctx.out.line(`        ${abbreviate(JSON.stringify(w.body))}`);
-      },
-      storeSettings: async (entries) => {
-        await storeSettings(ctx.configPath, entries, ctx.env);
-      },
-    });
-    report(ctx, result, mode);
-    if (result.script !== undefined) {
-      const file = join(dirname(resolve(ctx.configPath)), `exchange-${name}.ps1`);
-      if (mode === 'apply') {
-        await writeFile(file, result.script, { mode: 0o644 });
-        ctx.out.line(de ? `Exchange-Skript: ${file}` : `Exchange script: ${file}`);
-        ctx.out.line(
-          de
-            ? '  In PowerShell als Exchange-Administrator ausführen (pwsh -File …); es registriert die App in Exchange und erteilt die Postfachrechte.'
-            : '  Run it in PowerShell as an Exchange administrator (pwsh -File …); it registers the app in Exchange and grants the mailbox rights.',
-        );
-      } else ctx.out.line(de ? `Würde das Exchange-Skript schreiben: ${file}` : `Would write the Exchange script: ${file}`);
-    }
-    // The next step after this (mailbridge check, issue 12 item 3) proves each prerequisite.
-    return result;
-  } finally {
-    await graph?.close();
+  const result = await setupWithAdmin({
+    config,
+    configPath: ctx.configPath,
+    connection: name,
+    mode,
+    session,
+    env: ctx.env,
+    ...(ctx.opts['graph-url'] !== undefined ? { graphUrl: ctx.opts['graph-url'] as string } : {}),
+    ...(ctx.opts.secret ? { credential: 'secret' as const } : {}),
+    ...(ctx.opts['valid-months'] !== undefined ? { validMonths: ctx.opts['valid-months'] as number } : {}),
+    ...(ctx.opts.name !== undefined ? { displayName: ctx.opts.name as string } : {}),
+    secretBox: await openSecretBox({ keyFile, env: ctx.env }),
+    lang: ctx.lang,
+    onRead: (path) => {
+      if (mode === 'dry-run') ctx.out.line(`  ${de ? 'gelesen' : 'read'}: GET ${path}`);
+    },
+    onWrite: (w) => {
+      const verb = w.sent ? (de ? 'erledigt' : 'done') : mode === 'dry-run' ? (de ? 'würde' : 'would') : de ? 'fehlt' : 'missing';
+      ctx.out.line(`  ${verb}: ${w.method} ${w.path}  – ${tr(w.why, ctx.lang)}`);
+      if (mode === 'dry-run') ctx.out.line(`        ${abbreviate(JSON.stringify(w.body))}`);
+    },
+    storeSettings: async (entries) => {
+      await storeSettings(ctx.configPath, entries, ctx.env);
+    },
+  });
+  report(ctx, result, mode);
+  if (result.script !== undefined) {
+    const file = join(dirname(resolve(ctx.configPath)), `exchange-${name}.ps1`);
+    if (mode === 'apply') {
+      await writeFile(file, result.script, { mode: 0o644 });
+      ctx.out.line(de ? `Exchange-Skript: ${file}` : `Exchange script: ${file}`);
+      ctx.out.line(
+        de
+          ? '  In PowerShell als Exchange-Administrator ausführen (pwsh -File …); es registriert die App in Exchange und erteilt die Postfachrechte.'
+          : '  Run it in PowerShell as an Exchange administrator (pwsh -File …); it registers the app in Exchange and grants the mailbox rights.',
+      );
+    } else ctx.out.line(de ? `Würde das Exchange-Skript schreiben: ${file}` : `Would write the Exchange script: ${file}`);
   }
+  // The next step after this (mailbridge check, issue 12 item 3) proves each prerequisite.
+  return result;
 }
 
 function report(ctx: CommandContext, r: SetupResult, mode: SetupMode): void {
@@ -292,19 +242,3 @@ function report(ctx: CommandContext, r: SetupResult, mode: SetupMode): void {
 function abbreviate(text: string, max = 300): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
-
-/** The admin's sign-in lives in this process only; a Global Administrator's refresh token is never written anywhere. */
-function memoryKv(): KeyValue {
-  const rows = new Map<string, { value: string; updatedAt: string }>();
-  const k = (ns: string, key: string) => `${ns}\u0000${key}`;
-  return {
-    get: async (ns, key) => rows.get(k(ns, key))?.value,
-    set: async (ns, key, value) => {
-      rows.set(k(ns, key), { value, updatedAt: new Date().toISOString() });
-    },
-    delete: async (ns, key) => rows.delete(k(ns, key)),
-    list: async (ns) =>
-      [...rows.entries()].filter(([key]) => key.startsWith(`${ns}\u0000`)).map(([key, v]) => ({ key: key.slice(ns.length + 1), value: v.value, updatedAt: v.updatedAt })),
-  };
-}
-
