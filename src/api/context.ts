@@ -7,7 +7,7 @@
  */
 import type { ConfigProblem } from '../config/problems.ts';
 import type { ConnectorConfig } from '../connector/config.ts';
-import type { Lang } from '../i18n/index.ts';
+import type { Lang, Text } from '../i18n/index.ts';
 import type { ConnectionConfig } from '../identity/config.ts';
 import type { NotifyConfig } from '../notify/config.ts';
 import type { RelayConfig } from '../relay/config.ts';
@@ -51,6 +51,42 @@ export interface ConfigTools {
   check(text: string, lang: Lang): { errors: ConfigProblem[]; warnings: ConfigProblem[] };
 }
 
+/** One result of a check run; rendered in the caller's language when read. */
+export interface CheckItem {
+  /** Stable within a run: connection, check and subject. */
+  id: string;
+  title: Text;
+  /** unverified checks are warn: nothing failed, but it could not be proven from here. */
+  status: 'ok' | 'warn' | 'fail' | 'pending';
+  error?: MbError;
+}
+
+/** What a setup run reports as it goes (the console's wizard shows each step). */
+export interface SetupProgress {
+  step(step: 'signin' | 'creating' | 'script' | 'checking'): void;
+  deviceCode(code: { userCode: string; verificationUri: string }): void;
+  app(appId: string): void;
+  script(text: string): void;
+  check(item: CheckItem): void;
+}
+
+/** What applying a configuration did: restarted and needsRestart name sections or settings (relay, notify.watch, api.keys). */
+export interface ApplyResult {
+  applied: boolean;
+  restarted: string[];
+  needsRestart: string[];
+}
+
+/** Check runs, setup runs and config apply, bound by the gateway (src/server/ops.ts) to what it runs. */
+export interface OpsTools {
+  /** The checks of `mailbridge check` for a connection (all when undefined), each result told as soon as it is known. */
+  check(connection: string | undefined, onResult: (item: CheckItem) => void): Promise<void>;
+  /** `mailbridge setup <connection>`: admin sign-in by device code, the app, the Exchange script, then the checks. */
+  setup(o: { connection: string; credential?: 'certificate' | 'secret'; lang: Lang }, progress: SetupProgress): Promise<void>;
+  /** Write `text` as mailbridge.yaml (it was validated) and restart what changed. */
+  apply(text: string, lang: Lang): Promise<ApplyResult>;
+}
+
 export interface ApiContext {
   config: ApiConfigView;
   configTools?: ConfigTools;
@@ -64,6 +100,7 @@ export interface ApiContext {
   metrics?: Metrics;
   watch?: WatchService;
   subscriptions?: SubscriptionsContext;
+  ops?: OpsTools;
   now?: () => number;
 }
 

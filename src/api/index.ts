@@ -29,6 +29,7 @@ import { referencePage } from './reference.ts';
 import { API_PREFIX, serveRoutes } from './register.ts';
 import type { RouteSpec } from './route.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { relayRoutes } from './routes/relay.ts';
 import { statusRoutes } from './routes/status.ts';
 import { subscriptionRoutes } from './routes/subscriptions.ts';
@@ -46,7 +47,7 @@ export interface AdminApiOptions extends ApiContext {
 
 /** Every route of the admin API, for a context (the handlers use it; the set never depends on it). */
 export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn): RouteSpec[] {
-  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit)];
+  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit), ...opsRoutes(ctx)];
 }
 
 /** The OpenAPI document; it does not depend on the configuration. */
@@ -57,8 +58,15 @@ export function apiDocument(): Record<string, unknown> {
   return openApiDocument(apiRoutes(none, audit, signin));
 }
 
-/** Registers the admin API on the gateway's Fastify instance. */
-export async function registerAdminApi(http: FastifyInstance, o: AdminApiOptions): Promise<void> {
+/**
+ * Registers the admin API on the gateway's Fastify instance. The routes read their context at each
+ * request, so the gateway may swap a capability it restarted (`update`, config apply) and the keys
+ * (`setKeys`).
+ */
+export async function registerAdminApi(
+  http: FastifyInstance,
+  o: AdminApiOptions,
+): Promise<{ setKeys(keys: readonly ApiKeyEntry[]): void; update(ctx: Partial<ApiContext>): void }> {
   const clock = o.clock ?? systemClock;
   const now = o.now ?? (() => clock.now());
   const audit = new AuditLog(o.store.kv, now);
@@ -76,7 +84,8 @@ export async function registerAdminApi(http: FastifyInstance, o: AdminApiOptions
     ...(o.signinIdentity ? { identity: o.signinIdentity } : o.identity ? { identity: async () => o.identity! } : {}),
   });
   const gate = new Gate(keys, sessions, o.config.server?.publicUrl);
-  const routes = apiRoutes({ ...o, now }, audit, signin);
+  const ctx: ApiContext = { ...o, now };
+  const routes = apiRoutes(ctx, audit, signin);
   const doc = openApiDocument(routes);
   signin.pages(http);
   await http.register(
@@ -95,4 +104,14 @@ export async function registerAdminApi(http: FastifyInstance, o: AdminApiOptions
     },
     { prefix: API_PREFIX },
   );
+  return {
+    setKeys: (next) => keys.replace(next),
+    update: (changed) => {
+      // A key given as undefined: that capability no longer runs.
+      for (const [k, v] of Object.entries(changed)) {
+        if (v === undefined) delete (ctx as unknown as Record<string, unknown>)[k];
+        else (ctx as unknown as Record<string, unknown>)[k] = v;
+      }
+    },
+  };
 }

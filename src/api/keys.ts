@@ -20,9 +20,14 @@ function digest(s: string): Buffer {
 }
 
 export class ApiKeys {
-  private readonly entries: Array<{ digest: Buffer; caller: Caller }>;
+  private entries: Array<{ digest: Buffer; caller: Caller }> = [];
 
   constructor(keys: readonly ApiKeyEntry[]) {
+    this.replace(keys);
+  }
+
+  /** From now on these keys, and only these, are accepted (config apply changed api.keys). */
+  replace(keys: readonly ApiKeyEntry[]): void {
     this.entries = keys
       .filter((k) => k.key.length > 0)
       .map((k) => {

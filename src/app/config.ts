@@ -58,5 +58,6 @@ export const secretSettings = (): string[] => secretFile.secretSettings(configSc
 export const secretPathFor = (given: string, raw: unknown): string[] => secretFile.secretPathFor(configSchema, given, raw);
 export const storeSecret = (configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv) => secretFile.storeSecret(configSchema, configPath, segments, clear, env);
 export const listSecrets = (configPath: string, env: NodeJS.ProcessEnv) => secretFile.listSecrets(configSchema, configPath, env);
+export const replaceConfigText = secretFile.replaceConfigText;
 export const storeSettings = (configPath: string, entries: Array<{ path: string[]; value: string; secret?: boolean }>, env: NodeJS.ProcessEnv) =>
   secretFile.storeSettings(configSchema, configPath, entries, env);

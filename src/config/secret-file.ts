@@ -191,6 +191,20 @@ export async function listSecrets(root: AnySchema, configPath: string, env: Node
 }
 
 /**
+ * Replace mailbridge.yaml with `text` (the admin API's config apply): the file as it was goes to
+ * `<file>.bak` first, then the new text replaces it in one step; both writes are atomic and synced.
+ */
+export async function replaceConfigText(configPath: string, text: string): Promise<{ file: string; backup?: string }> {
+  const target = await realpath(configPath).catch(() => resolve(configPath));
+  const current = await readFile(target, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new MbError('MB_CONFIG_WRITE_FAILED', { path: target, detail: err.message }, { cause: err });
+  });
+  const backup = current === undefined ? undefined : await writeAtomic(`${target}.bak`, current);
+  return { file: await writeAtomic(target, text), ...(backup ? { backup } : {}) };
+}
+
+/**
  * Replace the file in one step (temporary file in the same folder, fsync, rename), keeping its
  * mode and owner; a symlinked config is written through the link. A new file gets mode 0600.
  */

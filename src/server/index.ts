@@ -21,6 +21,8 @@ import { operationsRoutes } from './operations.ts';
 import { sinks, transports, watchers } from '../app/plugins.ts';
 import { langFromHeader } from '../i18n/index.ts';
 import type { CredentialMonitor } from '../check/expiry.ts';
+import type { AdminApiOptions } from '../api/index.ts';
+import type { ApiKeyEntry } from '../api/keys.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -39,6 +41,12 @@ export interface Gateway {
   metrics: Metrics;
   /** The credential expiry monitor (with the identity): `check()` looks again at once. */
   credentials?: CredentialMonitor;
+  /**
+   * Apply a new configuration while running: the log level at once, and a clean stop and start of
+   * each capability whose section changed (relay, notify with its watchers, the watchers alone, the
+   * API keys); what cannot change in this process is named in needsRestart (apply.ts).
+   */
+  apply(next: Config): Promise<{ restarted: string[]; needsRestart: string[] }>;
   /** `reason` (e.g. the signal) goes into the relay's stop mail. */
   close(reason?: string): Promise<void>;
 }
@@ -51,6 +59,8 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** Clock of the credential expiry monitor (tests move it); default Date.now. */
   clock?: () => number;
+  /** mailbridge.yaml as `serve` read it: setup runs and config apply write it, check runs read it anew. */
+  configPath?: string;
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -88,10 +98,86 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   });
 
   let identity: Identity | undefined;
+  // The relay and the watchers share one identity; one started later by config apply opens it then.
+  const tokenSource = async (): Promise<Identity> => (identity ??= await app.identity());
   let relay: RelayService | undefined;
   let notify: NotifyService | undefined;
   let watch: WatchService | undefined;
+  let running = config;
+  let api: AdminApiOptions | undefined;
+  let setKeys: ((keys: ApiKeyEntry[]) => void) | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
+  /** The SMTP relay of `cfg.relay`, with its metrics; also what config apply starts again. */
+  const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
+    const { startRelayService } = await import('../relay/transports/service.ts');
+    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens: await tokenSource(), env });
+    const router = r.transport.router;
+    r.relay.queue.on('outcome', (outcome, rec, at) => {
+      const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
+      metrics.relay(outcome, route, rec.mailbox, outcome === 'delivered' ? Math.max(0, at - rec.receivedAt) / 1000 : undefined);
+    });
+    metrics.sources.queueCounts = () => r.relay.queue.counts();
+    for (const l of r.relay.listeners) {
+      const name = `${l.host}:${l.port}`;
+      l.server.server.on('connection', () => metrics.smtpSession(name));
+    }
+    metrics.sources.smtpOpen = () =>
+      Promise.all(
+        r.relay.listeners.map(
+          (l) => new Promise<{ listener: string; open: number }>((resolve) => l.server.server.getConnections((err, n) => resolve({ listener: `${l.host}:${l.port}`, open: err ? 0 : n }))),
+        ),
+      );
+    return r;
+  };
+
+  /** The dispatcher, sinks and subscriptions of `cfg.notify`. */
+  const startNotify = async (cfg: Config & { notify: NonNullable<Config['notify']> }): Promise<NotifyService> => {
+    const { startNotifyService } = await import('../notify/service.ts');
+    // Subscribers' URLs must never lead back to the gateway: its API, its relay listeners and public URL.
+    const ownListeners = [{ host: cfg.server.listen, port: cfg.server.port }, ...(cfg.relay?.listeners ?? []).map((l) => ({ host: l.host, port: l.port }))];
+    if (cfg.server.publicUrl) {
+      const u = new URL(cfg.server.publicUrl);
+      ownListeners.push({ host: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 });
+    }
+    return startNotifyService({
+      config: cfg.notify,
+      sinks,
+      store,
+      log,
+      secretBox: await app.secretBox(),
+      ownListeners,
+      network: { proxy: cfg.server.proxy, env },
+      observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
+    });
+  };
+
+  /** The watchers of `cfg.notify.watch`, publishing into `n`'s dispatcher. */
+  const startWatch = async (cfg: Config, n: NotifyService): Promise<WatchService | undefined> => {
+    const w = cfg.notify?.watch;
+    if (!w || Object.keys(w.groups).length === 0) return undefined;
+    const { startWatchService } = await import('../notify/watchers/service.ts');
+    const tokens = await tokenSource();
+    const secretBox = await app.secretBox();
+    const dispatcher = n.dispatcher;
+    const started = await startWatchService({
+      config: w,
+      watchers,
+      ...(cfg.server.publicUrl ? { serverPublicUrl: cfg.server.publicUrl } : {}),
+      connections: cfg.connections,
+      serverProxy: cfg.server.proxy,
+      env,
+      kv: store.kv,
+      publish: async (e) => ({ duplicate: (await dispatcher.publish(e)).duplicate }),
+      token: async (connection, resource) => (await tokens.getToken(connection, resource)).accessToken,
+      reveal: (stored) => secretBox.reveal(stored),
+      seal: (plain) => secretBox.seal(plain),
+      open: (sealed) => secretBox.open(sealed),
+      log,
+    });
+    metrics.sources.watchStates = () => started.status().groups;
+    return started;
+  };
+
   try {
     const metricsToken = config.server.metricsToken !== undefined ? (await app.secretBox()).reveal(config.server.metricsToken, 'server.metricsToken') : undefined;
     if (config.relay || config.notify) {
@@ -116,11 +202,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
             await retireDue({ config, box: secretBox, kv: store.kv, env, log, readCa: async (c) => (caFiles(c) ? readFile(caFiles(c)!, 'utf8') : undefined) });
           },
           announce: async (alert) => {
-            const admin = config.relay?.adminMail;
+            const admin = running.relay?.adminMail;
             if (!relay || !admin?.events.includes('credentials')) return;
             const { queueAdminText } = await import('../relay/transports/admin-mail.ts');
             const { hostname } = await import('node:os');
-            await queueAdminText(relay.relay.queue, admin, expiryMail(alert, config.relay?.hostname ?? hostname()));
+            await queueAdminText(relay.relay.queue, admin, expiryMail(alert, running.relay?.hostname ?? hostname()));
           },
         });
         metrics.sources.credentials = async () => {
@@ -133,80 +219,21 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           return out;
         };
       }
-      if (config.relay) {
-        const { startRelayService } = await import('../relay/transports/service.ts');
-        const r = await startRelayService({ config: { ...config, relay: config.relay }, transports, store, log, tokens: identity!, env });
-        relay = r;
-        const router = r.transport.router;
-        r.relay.queue.on('outcome', (outcome, rec, at) => {
-          const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
-          metrics.relay(outcome, route, rec.mailbox, outcome === 'delivered' ? Math.max(0, at - rec.receivedAt) / 1000 : undefined);
-        });
-        metrics.sources.queueCounts = () => r.relay.queue.counts();
-        for (const l of r.relay.listeners) {
-          const name = `${l.host}:${l.port}`;
-          l.server.server.on('connection', () => metrics.smtpSession(name));
-        }
-        metrics.sources.smtpOpen = () =>
-          Promise.all(
-            r.relay.listeners.map(
-              (l) => new Promise<{ listener: string; open: number }>((resolve) => l.server.server.getConnections((err, n) => resolve({ listener: `${l.host}:${l.port}`, open: err ? 0 : n }))),
-            ),
-          );
-      }
+      if (config.relay) relay = await startRelay({ ...config, relay: config.relay });
       await monitor?.start();
       if (config.notify) {
-        const { startNotifyService } = await import('../notify/service.ts');
-        // Subscribers' URLs must never lead back to the gateway: its API, its relay listeners and public URL.
-        const ownListeners = [{ host: config.server.listen, port: config.server.port }, ...(config.relay?.listeners ?? []).map((l) => ({ host: l.host, port: l.port }))];
-        if (config.server.publicUrl) {
-          const u = new URL(config.server.publicUrl);
-          ownListeners.push({ host: u.hostname, port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80 });
-        }
-        notify = await startNotifyService({
-          config: config.notify,
-          sinks,
-          store,
-          log,
-          secretBox,
-          ownListeners,
-          network: { proxy: config.server.proxy, env },
-          observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
-        });
-        if (watchGroups && config.notify.watch) {
-          const { startWatchService } = await import('../notify/watchers/service.ts');
-          const tokens = identity!;
-          const dispatcher = notify.dispatcher;
-          watch = await startWatchService({
-            config: config.notify.watch,
-            watchers,
-            ...(config.server.publicUrl ? { serverPublicUrl: config.server.publicUrl } : {}),
-            connections: config.connections,
-            serverProxy: config.server.proxy,
-            env,
-            kv: store.kv,
-            publish: async (e) => ({ duplicate: (await dispatcher.publish(e)).duplicate }),
-            token: async (connection, resource) => (await tokens.getToken(connection, resource)).accessToken,
-            reveal: (stored) => secretBox.reveal(stored),
-            seal: (plain) => secretBox.seal(plain),
-            open: (sealed) => secretBox.open(sealed),
-            log,
-          });
-          const w = watch;
-          metrics.sources.watchStates = () => w.status().groups;
-        }
+        notify = await startNotify({ ...config, notify: config.notify });
+        watch = await startWatch(config, notify);
       }
     }
-    const relayListeners = relay?.relay.listeners ?? [];
-    const inboundListening = watch?.inboundListening;
-    const inboundName = watch?.inboundUrl ? new URL(watch.inboundUrl).host : '';
     operationsRoutes(http, {
       store,
       metrics,
       connections: Object.keys(config.connections),
+      // Read at each probe: config apply may have started the relay or the watchers anew.
       listeners: () => [
-        ...relayListeners.map((l) => ({ setting: 'relay.listeners', name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
-        ...(inboundListening ? [{ setting: 'notify.watch.listen', name: inboundName, listening: inboundListening() }] : []),
+        ...(relay?.relay.listeners ?? []).map((l) => ({ setting: 'relay.listeners', name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
+        ...(watch?.inboundListening ? [{ setting: 'notify.watch.listen', name: watch.inboundUrl ? new URL(watch.inboundUrl).host : '', listening: watch.inboundListening() }] : []),
       ],
       ...(metricsToken !== undefined ? { metricsToken } : {}),
     });
@@ -218,20 +245,27 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const { registerAdminApi, keysFromConfig } = await import('../api/index.ts');
     const box = config.api || config.notify ? await app.secretBox() : undefined;
     const reveal = box ? (stored: string, field?: string) => box.reveal(stored, field) : undefined;
-    await registerAdminApi(http, {
+    const { configTools } = await import('./config-tools.ts');
+    const { opsTools } = await import('./ops.ts');
+    // One object the routes read at each request, so config apply can swap what it restarted.
+    api = {
       config,
       store,
-      configTools: (await import('./config-tools.ts')).configTools(config, box),
       keys: reveal ? keysFromConfig(config, reveal) : [],
       // Console sign-ins with Entra ID redeem their code through the connection of api.signin.entra.
-      signinIdentity: () => app.identity(),
+      signinIdentity: tokenSource,
+      configTools: configTools(() => running, box),
+      ...(options.configPath !== undefined ? { configPath: options.configPath } : {}),
       metrics,
       ...(reveal ? { reveal } : {}),
       ...(relay ? { relay } : {}),
       ...(identity ? { identity } : {}),
       ...(watch ? { watch } : {}),
       ...(notify ? { subscriptions: notify.subscriptions } : {}),
-    });
+    };
+    api.ops = opsTools({ running: () => running, configPath: options.configPath, keyFile: app.keyFile, env, log, apply: (next) => gateway.apply(next) });
+    const served = await registerAdminApi(http, api);
+    setKeys = served.setKeys;
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
@@ -245,18 +279,82 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.listen.includes(':') ? `[${config.server.listen}]` : config.server.listen;
-  return {
+  // Applies run one after another: two at once would stop and start the same capability twice.
+  let applying: Promise<unknown> = Promise.resolve();
+  const applyNow = async (next: Config): Promise<{ restarted: string[]; needsRestart: string[] }> => {
+    const { planApply } = await import('./reload.ts');
+    const plan = planApply(running, next);
+    const restarted: string[] = [];
+    if (plan.logLevel) {
+      log.level = next.log.level;
+      restarted.push('log.level');
+    }
+    if (plan.relay) {
+      await relay?.close('configuration applied');
+      relay = undefined;
+      if (next.relay) relay = await startRelay({ ...next, relay: next.relay });
+      restarted.push('relay');
+    }
+    if (plan.notify || plan.watch) {
+      // Watchers first: nothing publishes into a stopped dispatcher.
+      await watch?.close();
+      watch = undefined;
+      if (plan.notify) {
+        await notify?.close();
+        notify = undefined;
+        if (next.notify) notify = await startNotify({ ...next, notify: next.notify });
+        restarted.push('notify');
+      }
+      if (notify) watch = await startWatch(next, notify);
+      if (plan.watch) restarted.push('notify.watch');
+    }
+    if (plan.keys) {
+      const b = await app.secretBox();
+      const { keysFromConfig } = await import('../api/index.ts');
+      setKeys?.(keysFromConfig(next, (stored, field) => b.reveal(stored, field)));
+      restarted.push('api.keys');
+    }
+    // What was applied runs from now on; the rest stays as it runs until a restart.
+    running = { ...running, log: next.log, relay: next.relay, notify: next.notify, api: next.api };
+    if (api) {
+      api.config = running;
+      if (relay) api.relay = relay;
+      else delete api.relay;
+      if (watch) api.watch = watch;
+      else delete api.watch;
+      if (identity) api.identity = identity;
+      if (notify) api.subscriptions = notify.subscriptions;
+      else delete api.subscriptions;
+    }
+    log.info({ restarted, needsRestart: plan.needsRestart }, 'configuration applied');
+    return { restarted, needsRestart: plan.needsRestart };
+  };
+  const gateway: Gateway = {
     http,
     store,
     url: `http://${host}:${port}`,
-    ...(relay ? { relay } : {}),
-    ...(notify ? { notify } : {}),
-    ...(watch ? { watch } : {}),
-    ...(identity ? { identity } : {}),
+    get relay() {
+      return relay;
+    },
+    get notify() {
+      return notify;
+    },
+    get watch() {
+      return watch;
+    },
+    get identity() {
+      return identity;
+    },
     ...(monitor ? { credentials: monitor } : {}),
     metrics,
+    apply(next: Config) {
+      const done = applying.then(() => applyNow(next));
+      applying = done.catch(() => undefined);
+      return done;
+    },
     async close(reason?: string) {
       monitor?.stop();
+      await applying;
       await relay?.close(reason);
       await http.close();
       // Watchers first: nothing publishes into a stopped dispatcher.
@@ -265,4 +363,5 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       await app.close();
     },
   };
+  return gateway;
 }

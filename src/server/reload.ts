@@ -45,3 +45,40 @@ export async function reloadConfig(running: Config, o: ReloadOptions): Promise<C
   // What was not applied stays as it runs, so the next reload reports it again.
   return { ...running, log: next.log };
 }
+
+/** What applying `next` over `running` restarts (true) and what only a restart of the process can change. */
+export interface ApplyPlan {
+  logLevel: boolean;
+  relay: boolean;
+  /** The dispatcher and sinks (and with them the watchers, which publish into it). */
+  notify: boolean;
+  /** The watch groups alone. */
+  watch: boolean;
+  /** api.keys or notify.api.keys. */
+  keys: boolean;
+  /** Changed settings no capability of the gateway can take while it runs. */
+  needsRestart: string[];
+}
+
+export function planApply(running: Config, next: Config): ApplyPlan {
+  const same = (a: unknown, b: unknown) => isDeepStrictEqual(a, b);
+  const notifyCore = (c: Config) => (c.notify ? { ...c.notify, watch: undefined, api: undefined } : undefined);
+  const needsRestart: string[] = [];
+  for (const k of ['lang', 'secrets', 'store', 'server'] as const) if (!same(running[k], next[k])) needsRestart.push(k);
+  // One identity serves every capability; a connection changes with the process.
+  for (const name of new Set([...Object.keys(running.connections), ...Object.keys(next.connections)])) {
+    if (!same(running.connections[name], next.connections[name])) needsRestart.push(`connections.${name}`);
+  }
+  // Connectors run in their own `mailbridge fetch <name>` process, which reads the file when it starts.
+  for (const name of new Set([...Object.keys(running.connectors ?? {}), ...Object.keys(next.connectors ?? {})])) {
+    if (!same(running.connectors?.[name], next.connectors?.[name])) needsRestart.push(`connectors.${name}`);
+  }
+  return {
+    logLevel: running.log.level !== next.log.level,
+    relay: !same(running.relay, next.relay),
+    notify: !same(notifyCore(running), notifyCore(next)),
+    watch: !same(running.notify?.watch, next.notify?.watch),
+    keys: !same(running.api, next.api) || !same(running.notify?.api, next.notify?.api),
+    needsRestart,
+  };
+}

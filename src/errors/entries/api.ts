@@ -158,4 +158,52 @@ export const api = {
       de: 'Lassen Sie server.tls.cert auf das PEM-Zertifikat (mit Kette) und server.tls.key auf dessen unverschlüsselten privaten PEM-Schlüssel zeigen, lesbar für den Benutzer mailbridge: ls -l {file}',
     },
   },
+  MB_API_RUN_NOT_FOUND: {
+    http: 404,
+    title: { en: 'No such {kind}', de: 'Diesen {kind} gibt es nicht' },
+    cause: {
+      en: 'This gateway has no {kind} {id}. It keeps the last {keep} runs in memory; runs of another node or from before a restart are gone.',
+      de: 'Dieses Gateway hat keinen {kind} {id}. Es behält die letzten {keep} Läufe im Speicher; Läufe eines anderen Knotens oder von vor einem Neustart gibt es nicht mehr.',
+    },
+    fix: {
+      en: 'List the runs with GET {list}, or start a new one with POST {list}.',
+      de: 'Die Läufe mit GET {list} auflisten oder mit POST {list} einen neuen starten.',
+    },
+  },
+  MB_API_CONFIG_REFUSED: {
+    http: 422,
+    title: { en: 'Configuration not applied: it has errors', de: 'Konfiguration nicht übernommen: sie enthält Fehler' },
+    cause: {
+      en: 'The candidate mailbridge.yaml has {count} error(s): {problems}. mailbridge.yaml was left as it is.',
+      de: 'Die neue mailbridge.yaml hat {count} Fehler: {problems}. mailbridge.yaml blieb unverändert.',
+    },
+    fix: {
+      en: 'Correct each error at its line (POST /api/v1/config/validate lists them with cause and fix), then apply again.',
+      de: 'Beheben Sie jeden Fehler in seiner Zeile (POST /api/v1/config/validate listet sie mit Ursache und Behebung auf) und übernehmen Sie erneut.',
+    },
+  },
+  MB_API_CONFIG_SECRET_CLEAR: {
+    http: 422,
+    title: { en: 'Configuration not applied: secret in plain text', de: 'Konfiguration nicht übernommen: Geheimnis im Klartext' },
+    cause: {
+      en: '{fields} would be written to mailbridge.yaml in plain text. The API writes secrets only sealed (enc:v1:…), as `mailbridge secret set` stores them. mailbridge.yaml was left as it is.',
+      de: '{fields} stünde im Klartext in mailbridge.yaml. Die API schreibt Geheimnisse nur versiegelt (enc:v1:…), so wie `mailbridge secret set` sie speichert. mailbridge.yaml blieb unverändert.',
+    },
+    fix: {
+      en: 'Keep the sealed value the file has (GET /api/v1/config shows which are sealed), or set the secret on the gateway host: `mailbridge secret set {first}`.',
+      de: 'Behalten Sie den versiegelten Wert aus der Datei (GET /api/v1/config zeigt, welche versiegelt sind), oder setzen Sie das Geheimnis auf dem Gateway-Rechner: `mailbridge secret set {first}`.',
+    },
+  },
+  MB_API_CONFIG_SECRET_UNREADABLE: {
+    http: 422,
+    title: { en: 'Configuration not applied: sealed secret this gateway cannot open', de: 'Konfiguration nicht übernommen: versiegeltes Geheimnis, das dieses Gateway nicht öffnen kann' },
+    cause: {
+      en: '{field} is sealed (enc:v1:…) with another key than this gateway\'s ({keySource}), or was changed. mailbridge.yaml was left as it is.',
+      de: '{field} ist mit einem anderen Schlüssel als dem dieses Gateways ({keySource}) versiegelt oder wurde verändert. mailbridge.yaml blieb unverändert.',
+    },
+    fix: {
+      en: 'Copy the sealed value from this gateway\'s mailbridge.yaml, or set it on the gateway host: `mailbridge secret set {field}`.',
+      de: 'Übernehmen Sie den versiegelten Wert aus der mailbridge.yaml dieses Gateways, oder setzen Sie ihn auf dem Gateway-Rechner: `mailbridge secret set {field}`.',
+    },
+  },
 } satisfies CatalogueSection;

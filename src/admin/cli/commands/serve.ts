@@ -46,7 +46,7 @@ andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
     };
     adjust(config);
     const log = createLogger({ level: config.log.level });
-    const gw = await startGateway(config, log, { keyFile, env: ctx.env });
+    const gw = await startGateway(config, log, { keyFile, env: ctx.env, configPath: ctx.configPath });
     const de = ctx.lang === 'de';
     ctx.out.line(
       de
