@@ -87,19 +87,22 @@ export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[],
         const lang = langFromHeader(req.headers['accept-language']);
         let params: unknown;
         let body: unknown;
+        // A route's own target reads its parsed parameters and body; before they parse, the path names it.
+        let parsed = false;
         try {
           params = parse(spec.params, req.params, 'path', path);
           const query = parse(spec.query, req.query, 'query', path);
           body = parse(spec.body, req.body, 'body', path);
+          parsed = true;
           const result = await spec.handler({ params, query, body, caller, ...(who.session ? { session: who.session } : {}), lang, req, reply });
-          if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, params, body, path), status: spec.status });
+          if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, parsed, params, body, path), status: spec.status });
           // A handler that answered itself (the sign-in form's redirect) is done.
           if (reply.sent) return reply;
           reply.code(spec.status).header('cache-control', 'no-store');
           return spec.status === 204 ? reply.send() : reply.send(result);
         } catch (err) {
           const e = toMbError(err);
-          if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, params, body, path), status: e.http, code: e.code });
+          if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, parsed, params, body, path), status: e.http, code: e.code });
           throw e;
         }
       },
@@ -107,8 +110,8 @@ export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[],
   }
 }
 
-function targetOf(spec: RouteSpec, params: unknown, body: unknown, path: string): string {
-  if (spec.target && params !== undefined) return spec.target({ params, body });
+function targetOf(spec: RouteSpec, parsed: boolean, params: unknown, body: unknown, path: string): string {
+  if (spec.target && parsed) return spec.target({ params, body });
   const values = params && typeof params === 'object' ? Object.values(params as Record<string, unknown>).map(String) : [];
   return values.length ? values.join('/') : path;
 }
