@@ -293,6 +293,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       await relay?.close('configuration applied');
       relay = undefined;
       if (next.relay) relay = await startRelay({ ...next, relay: next.relay });
+      else {
+        // A scrape must not read the queue of a relay that no longer runs.
+        delete metrics.sources.queueCounts;
+        delete metrics.sources.smtpOpen;
+      }
       restarted.push('relay');
     }
     if (plan.notify || plan.watch) {
@@ -306,6 +311,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         restarted.push('notify');
       }
       if (notify) watch = await startWatch(next, notify);
+      if (!watch) delete metrics.sources.watchStates;
       if (plan.watch) restarted.push('notify.watch');
     }
     if (plan.keys) {
