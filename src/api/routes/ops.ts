@@ -202,16 +202,15 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
           .check(body.connection, (item) => run.results.push(item))
           .then(
             () => {
+              run.finishedAt = now();
               run.state = 'done';
             },
             (err: unknown) => {
-              run.state = 'failed';
+              run.finishedAt = now();
               run.error = toMbError(err);
+              run.state = 'failed';
             },
-          )
-          .finally(() => {
-            run.finishedAt = now();
-          });
+          );
         return { id: run.id };
       },
     }),
@@ -291,19 +290,18 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
           )
           .then(
             () => {
-              run.state = 'done';
+              run.finishedAt = now();
               run.step = 'done';
+              run.state = 'done';
             },
             (err: unknown) => {
-              run.state = 'failed';
-              run.step = 'failed';
+              run.finishedAt = now();
               delete run.deviceCode;
               run.error = toMbError(err);
+              run.step = 'failed';
+              run.state = 'failed';
             },
-          )
-          .finally(() => {
-            run.finishedAt = now();
-          });
+          );
         return { id: run.id };
       },
     }),
