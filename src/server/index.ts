@@ -100,6 +100,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let identity: Identity | undefined;
   // The relay and the watchers share one identity; one started later by config apply opens it then.
   const tokenSource = async (): Promise<Identity> => (identity ??= await app.identity());
+  // What the relay and the watchers ask for tokens: always the identity of now.
+  const tokens: Pick<Identity, 'getToken'> = { getToken: async (...a) => (await tokenSource()).getToken(...a) };
   let relay: RelayService | undefined;
   let notify: NotifyService | undefined;
   let watch: WatchService | undefined;
@@ -110,7 +112,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   /** The SMTP relay of `cfg.relay`, with its metrics; also what config apply starts again. */
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
     const { startRelayService } = await import('../relay/transports/service.ts');
-    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens: await tokenSource(), env });
+    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env });
     const router = r.transport.router;
     r.relay.queue.on('outcome', (outcome, rec, at) => {
       const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
@@ -156,7 +158,6 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const w = cfg.notify?.watch;
     if (!w || Object.keys(w.groups).length === 0) return undefined;
     const { startWatchService } = await import('../notify/watchers/service.ts');
-    const tokens = await tokenSource();
     const secretBox = await app.secretBox();
     const dispatcher = n.dispatcher;
     const started = await startWatchService({
@@ -183,14 +184,15 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     if (config.relay || config.notify) {
       const secretBox = await app.secretBox();
       if (config.relay || watchGroups) {
-        const id = await app.identity();
-        identity = id;
+        // The identity as it is now: config apply replaces it when connections change.
+        const id = await tokenSource();
+        const current = (): Identity => identity ?? id;
         // Credentials at start and daily: 30/14/7/1 days ahead and once expired (src/check/expiry.ts).
         const { CredentialMonitor, expiryMail } = await import('../check/expiry.ts');
         monitor = new CredentialMonitor({
           connections: Object.keys(config.connections),
-          notices: (c, now) => id.credentialNotices(c, now),
-          expiry: (c) => id.credentialExpiry(c),
+          notices: (c, now) => current().credentialNotices(c, now),
+          expiry: (c) => current().credentialExpiry(c),
           kv: store.kv,
           log,
           ...(options.clock ? { clock: options.clock } : {}),
@@ -211,9 +213,9 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         });
         metrics.sources.credentials = async () => {
           const out: Array<{ connection: string; kind: string; expires: Date }> = [];
-          for (const connection of Object.keys(config.connections)) {
+          for (const connection of Object.keys(running.connections)) {
             // An unreadable credential is the token's problem (MB code at the next request), not a scrape error.
-            const c = await id.credentialExpiry(connection).catch(() => undefined);
+            const c = await current().credentialExpiry(connection).catch(() => undefined);
             if (c) out.push({ connection, ...c });
           }
           return out;
@@ -229,7 +231,9 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     operationsRoutes(http, {
       store,
       metrics,
-      connections: Object.keys(config.connections),
+      get connections() {
+        return Object.keys(running.connections);
+      },
       // Read at each probe: config apply may have started the relay or the watchers anew.
       listeners: () => [
         ...(relay?.relay.listeners ?? []).map((l) => ({ setting: 'relay.listeners', name: `${l.host}:${l.port}`, listening: l.server.server.listening })),
@@ -238,7 +242,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ...(metricsToken !== undefined ? { metricsToken } : {}),
     });
     // Without relay or watchers the identity opens at the first sign-in redirect.
-    await http.register((await import('./signin.ts')).signinRoutes, { config, identity: () => app.identity() });
+    await http.register((await import('./signin.ts')).signinRoutes, { config, identity: tokenSource });
     // The documentation (/docs/<lang>/…, an MB code's page at /docs/<lang>/errors/<CODE>).
     await http.register((await import('../docs/index.ts')).docsRoutes);
     // The admin API (/api/v1, /api/openapi.json, /api/reference) with the subscriptions routes.
@@ -284,15 +288,30 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const applyNow = async (next: Config): Promise<{ restarted: string[]; needsRestart: string[] }> => {
     const { planApply } = await import('./reload.ts');
     const plan = planApply(running, next);
+    // What this process can take; the rest (server, store, secrets, lang, connectors) stays as it runs.
+    const merged: Config = { ...running, log: next.log, connections: next.connections, relay: next.relay, notify: next.notify, api: next.api };
     const restarted: string[] = [];
     if (plan.logLevel) {
       log.level = next.log.level;
       restarted.push('log.level');
     }
-    if (plan.relay) {
+    let retired: Identity | undefined;
+    if (plan.connections.length) {
+      // A new identity for the new connections; the relay and watchers ask it from now on (tokens).
+      const { createIdentity } = await import('../identity/index.ts');
+      retired = identity;
+      identity = createIdentity({ config: merged, kv: store.kv, secretBox: await app.secretBox(), env, log, onTokenRequest: (c, r) => metrics.token(c, r), expiryLog: false });
+      // Readiness judges a connection by its last token: the old identity's says nothing of the new one.
+      for (const c of plan.connections) metrics.lastToken.delete(c);
+      restarted.push(...plan.connections.map((c) => `connections.${c}`));
+    }
+    const changed = new Set(plan.connections);
+    const relayUses = (plan.relay || merged.relay?.routes.some((r) => changed.has(r.connection))) ?? false;
+    const watchUses = Object.values(merged.notify?.watch?.groups ?? {}).some((g) => g.listeners.some((l) => l.connection !== undefined && changed.has(l.connection)));
+    if (relayUses) {
       await relay?.close('configuration applied');
       relay = undefined;
-      if (next.relay) relay = await startRelay({ ...next, relay: next.relay });
+      if (merged.relay) relay = await startRelay({ ...merged, relay: merged.relay });
       else {
         // A scrape must not read the queue of a relay that no longer runs.
         delete metrics.sources.queueCounts;
@@ -300,28 +319,28 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       }
       restarted.push('relay');
     }
-    if (plan.notify || plan.watch) {
+    if (plan.notify || plan.watch || watchUses) {
       // Watchers first: nothing publishes into a stopped dispatcher.
       await watch?.close();
       watch = undefined;
       if (plan.notify) {
         await notify?.close();
         notify = undefined;
-        if (next.notify) notify = await startNotify({ ...next, notify: next.notify });
+        if (merged.notify) notify = await startNotify({ ...merged, notify: merged.notify });
         restarted.push('notify');
       }
-      if (notify) watch = await startWatch(next, notify);
+      if (notify) watch = await startWatch(merged, notify);
       if (!watch) delete metrics.sources.watchStates;
-      if (plan.watch) restarted.push('notify.watch');
+      if (plan.watch || watchUses) restarted.push('notify.watch');
     }
+    await retired?.close();
     if (plan.keys) {
       const b = await app.secretBox();
       const { keysFromConfig } = await import('../api/index.ts');
-      setKeys?.(keysFromConfig(next, (stored, field) => b.reveal(stored, field)));
+      setKeys?.(keysFromConfig(merged, (stored, field) => b.reveal(stored, field)));
       restarted.push('api.keys');
     }
-    // What was applied runs from now on; the rest stays as it runs until a restart.
-    running = { ...running, log: next.log, relay: next.relay, notify: next.notify, api: next.api };
+    running = merged;
     if (api) {
       api.config = running;
       if (relay) api.relay = relay;

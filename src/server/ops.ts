@@ -5,7 +5,9 @@
  *
  * Check runs read mailbridge.yaml anew, as `mailbridge check` does, so what a setup run just wrote
  * (the client ID, the credential) is what is checked; without a file they check the running
- * configuration. Setup runs and config apply write the file, so they need one.
+ * configuration. Setup runs and config apply write the file, so they need one; a setup run then
+ * hands the connection it set up to the running gateway (its apply: a new identity, and the relay
+ * routes and watch groups that use the connection start again with it).
  */
 import { readFile } from 'node:fs/promises';
 import type { ApplyResult, CheckItem, OpsTools } from '../api/context.ts';
@@ -109,6 +111,10 @@ export function opsTools(o: OpsOptions): OpsTools {
         await session.identity.close();
       }
       progress.app(result.app.appId);
+      // The gateway takes the app's client ID and credential at once, as config apply would.
+      const written = (await loadConfig(configPath, o.env, { relax: setupWillCreate })).config.connections[connection];
+      const now = o.running();
+      if (written) await o.apply({ ...now, connections: { ...now.connections, [connection]: written } });
       progress.step('script');
       if (result.script !== undefined) progress.script(result.script);
       progress.step('checking');

@@ -56,6 +56,8 @@ export interface ApplyPlan {
   watch: boolean;
   /** api.keys or notify.api.keys. */
   keys: boolean;
+  /** Connections added, removed or changed: a new identity, and what uses them restarts. */
+  connections: string[];
   /** Changed settings no capability of the gateway can take while it runs. */
   needsRestart: string[];
 }
@@ -65,10 +67,7 @@ export function planApply(running: Config, next: Config): ApplyPlan {
   const notifyCore = (c: Config) => (c.notify ? { ...c.notify, watch: undefined, api: undefined } : undefined);
   const needsRestart: string[] = [];
   for (const k of ['lang', 'secrets', 'store', 'server'] as const) if (!same(running[k], next[k])) needsRestart.push(k);
-  // One identity serves every capability; a connection changes with the process.
-  for (const name of new Set([...Object.keys(running.connections), ...Object.keys(next.connections)])) {
-    if (!same(running.connections[name], next.connections[name])) needsRestart.push(`connections.${name}`);
-  }
+  const connections = [...new Set([...Object.keys(running.connections), ...Object.keys(next.connections)])].filter((name) => !same(running.connections[name], next.connections[name]));
   // Connectors run in their own `mailbridge fetch <name>` process, which reads the file when it starts.
   for (const name of new Set([...Object.keys(running.connectors ?? {}), ...Object.keys(next.connectors ?? {})])) {
     if (!same(running.connectors?.[name], next.connectors?.[name])) needsRestart.push(`connectors.${name}`);
@@ -79,6 +78,7 @@ export function planApply(running: Config, next: Config): ApplyPlan {
     notify: !same(notifyCore(running), notifyCore(next)),
     watch: !same(running.notify?.watch, next.notify?.watch),
     keys: !same(running.api, next.api) || !same(running.notify?.api, next.notify?.api),
+    connections,
     needsRestart,
   };
 }

@@ -4,8 +4,9 @@
  * secret sealed by another key is refused with its MB code and mailbridge.yaml stays byte for byte
  * as it was; a good one is written (the old file kept as .bak) and only what changed restarts: an
  * unchanged relay keeps its open SMTP session, a changed notify section and new API keys take effect
- * at once, the connector (run by `mailbridge fetch`, not the gateway) is named as needing a
- * restart; then a changed relay is stopped and started again, closing the old session.
+ * at once, a rotated client secret gets a new identity, the connector (run by `mailbridge fetch`,
+ * not the gateway) is named as needing a restart; then a changed relay is stopped and started
+ * again, closing the old session.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,10 +126,15 @@ test('refused candidates leave mailbridge.yaml untouched; a good one restarts on
   next.notify = { webhook: { timeoutSeconds: 20 } };
   next.api = { keys: { ops: { key: sealed(ADMIN), scopes: ['admin'] }, viewer: { key: sealed(VIEWER), scopes: ['read'] } } };
   (next.connectors!.archive as Record<string, unknown>).pollSeconds = 30;
+  // A rotated client secret: a new identity; the relay, whose routes do not use the connection, stays.
+  (next.connections!.contoso as Record<string, unknown>).clientSecret = sealed(`Qx8~${randomBytes(18).toString('base64url')}`);
   const notifyBefore = gw.notify;
+  const identityBefore = gw.identity;
+  assert.ok(identityBefore);
   const good = await apply(stringify(next));
   assert.equal(good.status, 200, good.raw);
-  assert.deepEqual(good.body, { applied: true, restarted: ['log.level', 'notify', 'api.keys'], needsRestart: ['connectors.archive'] });
+  assert.deepEqual(good.body, { applied: true, restarted: ['log.level', 'connections.contoso', 'notify', 'api.keys'], needsRestart: ['connectors.archive'] });
+  assert.notEqual(gw.identity, identityBefore);
   assert.equal(readFileSync(file, 'utf8'), stringify(next));
   assert.equal(readFileSync(`${file}.bak`, 'utf8'), original);
   assert.equal(log.level, 'info', 'the log level applies at once');

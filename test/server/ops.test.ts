@@ -157,6 +157,13 @@ test('a setup run from an empty tenant: device code, app with a sealed secret, s
   assert.equal(doc.connections.contoso.clientId, app.appId);
   assert.match(doc.connections.contoso.clientSecret, /^enc:v1:/);
   const secret = app.secrets[0]!.value;
+  // The running gateway took the new app at once.
+  const connections = await call<{ connections: Array<{ name: string; clientId: string; credential: { kind: string } }> }>('GET', '/api/v1/connections', undefined, READ);
+  assert.deepEqual(connections.body.connections.map((c) => [c.name, c.clientId, c.credential.kind]), [['contoso', app.appId, 'secret']]);
+  const token = await call<{ clientId: string; roles?: string[] }>('GET', '/api/v1/connections/contoso/token?resource=exchange', undefined, READ);
+  assert.equal(token.status, 200, token.raw);
+  assert.equal(token.body.clientId, app.appId);
+  assert.ok(token.body.roles?.includes('IMAP.AccessAsApp'), token.raw);
   // The checks ran with what setup wrote: the token works; Exchange does not know the app yet.
   const checks = done.checks!;
   assert.ok(checks.some((c) => c.id === 'contoso/token/exchange' && c.status === 'ok'), JSON.stringify(checks, null, 1));
