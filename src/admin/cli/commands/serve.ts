@@ -1,6 +1,7 @@
 import { loadConfig } from '../../../app/config.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
+import { setupWillCreate } from '../../../setup/index.ts';
 import { reloadConfig } from '../../../server/reload.ts';
 import { noMoreArgs } from '../args.ts';
 import { defineCommand } from '../command.ts';
@@ -15,7 +16,9 @@ Runs the long-running gateway with the store from mailbridge.yaml (embedded SQLi
 and serves GET /health. With a relay: section it also runs the SMTP relay (listeners, queue,
 delivery to Microsoft 365 by relay.routes). Stops cleanly on Ctrl-C or SIGTERM. SIGHUP reads
 mailbridge.yaml again: a new log.level applies at once, other changes need a restart (the log
-names them).
+names them); POST /api/v1/config/apply restarts what changed. A connection not set up yet
+(clientId: new, no credential) does not stop it: set it up with \`mailbridge setup\` or
+POST /api/v1/setup/runs.
 
 {options}`,
     de: `Aufruf: mailbridge serve [--port N]
@@ -24,7 +27,9 @@ Startet das dauerhaft laufende Gateway mit dem Speicher aus mailbridge.yaml (sta
 eingebettetes SQLite) und stellt GET /health bereit. Mit einem Abschnitt relay: läuft auch das
 SMTP-Relay (Listener, Warteschlange, Zustellung an Microsoft 365 nach relay.routes). Beendet sich
 sauber mit Strg-C oder SIGTERM. SIGHUP liest mailbridge.yaml neu: ein neues log.level gilt sofort,
-andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
+andere Änderungen brauchen einen Neustart (das Protokoll nennt sie); POST /api/v1/config/apply
+startet neu, was sich geändert hat. Eine noch nicht eingerichtete Verbindung (clientId: new, kein
+Nachweis) hält es nicht auf: einrichten mit \`mailbridge setup\` oder POST /api/v1/setup/runs.
 
 {options}`,
   },
@@ -38,7 +43,10 @@ andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
     },
   },
   async run(ctx) {
-    const { config, path, keyFile } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang });
+    // A connection whose app setup has yet to create (clientId: new, no credential) does not stop the
+    // gateway: its setup runs through the admin API (POST /api/v1/setup/runs); until then what uses
+    // it fails with the connection's MB code (and /health/ready names it once a token was refused).
+    const { config, path, keyFile, warnings } = await loadConfig(ctx.configPath, ctx.env, { lang: ctx.lang, relax: setupWillCreate });
     noMoreArgs('serve', ctx.lang, ctx.args);
     // --port applies to the configuration read at start and to every one SIGHUP reads again.
     const adjust = (c: typeof config) => {
@@ -48,6 +56,13 @@ andere Änderungen brauchen einen Neustart (das Protokoll nennt sie).
     const log = createLogger({ level: config.log.level });
     const gw = await startGateway(config, log, { keyFile, env: ctx.env, configPath: ctx.configPath });
     const de = ctx.lang === 'de';
+    for (const name of new Set(warnings.filter(setupWillCreate).map((w) => w.path.split('.')[1] ?? ''))) {
+      ctx.out.line(
+        de
+          ? `Verbindung ${name} ist noch nicht eingerichtet: \`mailbridge setup ${name}\` ausführen oder die Einrichtung in der Konsole starten (POST /api/v1/setup/runs).`
+          : `Connection ${name} is not set up yet: run \`mailbridge setup ${name}\` or start its setup in the console (POST /api/v1/setup/runs).`,
+      );
+    }
     ctx.out.line(
       de
         ? `mailbridge läuft: ${gw.url}/health (Konfiguration: ${path ?? 'Standardwerte'}, Speicher: ${config.store.driver})`
