@@ -21,8 +21,7 @@ import { operationsRoutes } from './operations.ts';
 import { sinks, transports, watchers } from '../app/plugins.ts';
 import { langFromHeader } from '../i18n/index.ts';
 import type { CredentialMonitor } from '../check/expiry.ts';
-import type { AdminApiOptions } from '../api/index.ts';
-import type { ApiKeyEntry } from '../api/keys.ts';
+import type { AdminApiOptions, registerAdminApi as registerAdminApiType } from '../api/index.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -107,7 +106,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let watch: WatchService | undefined;
   let running = config;
   let api: AdminApiOptions | undefined;
-  let setKeys: ((keys: ApiKeyEntry[]) => void) | undefined;
+  let served: Awaited<ReturnType<typeof registerAdminApiType>> | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
   /** The SMTP relay of `cfg.relay`, with its metrics; also what config apply starts again. */
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
@@ -251,7 +250,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const reveal = box ? (stored: string, field?: string) => box.reveal(stored, field) : undefined;
     const { configTools } = await import('./config-tools.ts');
     const { opsTools } = await import('./ops.ts');
-    // One object the routes read at each request, so config apply can swap what it restarted.
+    // What the routes read; config apply changes it through served.update.
     api = {
       config,
       store,
@@ -268,8 +267,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ...(notify ? { subscriptions: notify.subscriptions } : {}),
     };
     api.ops = opsTools({ running: () => running, configPath: options.configPath, keyFile: app.keyFile, env, log, apply: (next) => gateway.apply(next) });
-    const served = await registerAdminApi(http, api);
-    setKeys = served.setKeys;
+    served = await registerAdminApi(http, api);
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
@@ -337,20 +335,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     if (plan.keys) {
       const b = await app.secretBox();
       const { keysFromConfig } = await import('../api/index.ts');
-      setKeys?.(keysFromConfig(merged, (stored, field) => b.reveal(stored, field)));
+      served?.setKeys(keysFromConfig(merged, (stored, field) => b.reveal(stored, field)));
       restarted.push('api.keys');
     }
     running = merged;
-    if (api) {
-      api.config = running;
-      if (relay) api.relay = relay;
-      else delete api.relay;
-      if (watch) api.watch = watch;
-      else delete api.watch;
-      if (identity) api.identity = identity;
-      if (notify) api.subscriptions = notify.subscriptions;
-      else delete api.subscriptions;
-    }
+    served?.update({ config: running, relay, watch, identity, subscriptions: notify?.subscriptions });
     log.info({ restarted, needsRestart: plan.needsRestart }, 'configuration applied');
     return { restarted, needsRestart: plan.needsRestart };
   };
