@@ -108,6 +108,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   let api: AdminApiOptions | undefined;
   let served: Awaited<ReturnType<typeof registerAdminApiType>> | undefined;
   const watchGroups = Object.keys(config.notify?.watch?.groups ?? {}).length > 0;
+  // The connections the credential monitor looks at; config apply changes the list in place.
+  const monitored = Object.keys(config.connections);
   /** The SMTP relay of `cfg.relay`, with its metrics; also what config apply starts again. */
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
     const { startRelayService } = await import('../relay/transports/service.ts');
@@ -189,7 +191,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         // Credentials at start and daily: 30/14/7/1 days ahead and once expired (src/check/expiry.ts).
         const { CredentialMonitor, expiryMail } = await import('../check/expiry.ts');
         monitor = new CredentialMonitor({
-          connections: Object.keys(config.connections),
+          connections: monitored,
           notices: (c, now) => current().credentialNotices(c, now),
           expiry: (c) => current().credentialExpiry(c),
           kv: store.kv,
@@ -301,6 +303,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       identity = createIdentity({ config: merged, kv: store.kv, secretBox: await app.secretBox(), env, log, onTokenRequest: (c, r) => metrics.token(c, r), expiryLog: false });
       // Readiness judges a connection by its last token: the old identity's says nothing of the new one.
       for (const c of plan.connections) metrics.lastToken.delete(c);
+      monitored.splice(0, monitored.length, ...Object.keys(merged.connections));
       restarted.push(...plan.connections.map((c) => `connections.${c}`));
     }
     const changed = new Set(plan.connections);
@@ -332,6 +335,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       if (plan.watch || watchUses) restarted.push('notify.watch');
     }
     await retired?.close();
+    // A rotated credential ends its expiry warning (/health) now, not at the next daily look.
+    if (plan.connections.length) await monitor?.check();
     if (plan.keys) {
       const b = await app.secretBox();
       const { keysFromConfig } = await import('../api/index.ts');

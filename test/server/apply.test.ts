@@ -4,7 +4,7 @@
  * secret sealed by another key is refused with its MB code and mailbridge.yaml stays byte for byte
  * as it was; a good one is written (the old file kept as .bak) and only what changed restarts: an
  * unchanged relay keeps its open SMTP session, a changed notify section and new API keys take effect
- * at once, a rotated client secret gets a new identity, the connector (run by `mailbridge fetch`,
+ * at once, a rotated client secret gets a new identity (and ends the expiry warning), the connector (run by `mailbridge fetch`,
  * not the gateway) is named as needing a restart; then a changed relay is stopped and started
  * again, closing the old session.
  */
@@ -41,7 +41,7 @@ before(async () => {
     store: { driver: 'sqlite', path: join(dir.path, 'mb.db') },
     server: { port: 0 },
     connections: {
-      contoso: { tenantId: randomUUID(), clientId: randomUUID(), clientSecret: sealed(`Qx8~${randomBytes(18).toString('base64url')}`), clientSecretExpires: '2099-01-01' },
+      contoso: { tenantId: randomUUID(), clientId: randomUUID(), clientSecret: sealed(`Qx8~${randomBytes(18).toString('base64url')}`), clientSecretExpires: new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10) },
     },
     relay: { dataDir: join(dir.path, 'relay'), hostname: 'relay.test', listeners: [{ host: '127.0.0.1', port: 0, tls: 'none' }] },
     connectors: {
@@ -127,7 +127,9 @@ test('refused candidates leave mailbridge.yaml untouched; a good one restarts on
   next.api = { keys: { ops: { key: sealed(ADMIN), scopes: ['admin'] }, viewer: { key: sealed(VIEWER), scopes: ['read'] } } };
   (next.connectors!.archive as Record<string, unknown>).pollSeconds = 30;
   // A rotated client secret: a new identity; the relay, whose routes do not use the connection, stays.
-  (next.connections!.contoso as Record<string, unknown>).clientSecret = sealed(`Qx8~${randomBytes(18).toString('base64url')}`);
+  Object.assign(next.connections!.contoso as Record<string, unknown>, { clientSecret: sealed(`Qx8~${randomBytes(18).toString('base64url')}`), clientSecretExpires: '2099-01-01' });
+  const expiring = (await (await fetch(`${gw.url}/health`)).json()) as { status: string; credentials?: Array<{ connection: string }> };
+  assert.deepEqual([expiring.status, expiring.credentials?.map((c) => c.connection)], ['degraded', ['contoso']]);
   const notifyBefore = gw.notify;
   const identityBefore = gw.identity;
   assert.ok(identityBefore);
@@ -135,6 +137,8 @@ test('refused candidates leave mailbridge.yaml untouched; a good one restarts on
   assert.equal(good.status, 200, good.raw);
   assert.deepEqual(good.body, { applied: true, restarted: ['log.level', 'connections.contoso', 'notify', 'api.keys'], needsRestart: ['connectors.archive'] });
   assert.notEqual(gw.identity, identityBefore);
+  // The expiring secret was replaced: /health is fine again at once.
+  assert.equal(((await (await fetch(`${gw.url}/health`)).json()) as { status: string }).status, 'ok');
   assert.equal(readFileSync(file, 'utf8'), stringify(next));
   assert.equal(readFileSync(`${file}.bak`, 'utf8'), original);
   assert.equal(log.level, 'info', 'the log level applies at once');
