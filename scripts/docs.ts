@@ -253,6 +253,9 @@ const API_DESCRIPTIONS_DE: Record<string, string> = {
   'Only changes by this key': 'Nur Änderungen durch diesen Schlüssel',
   'Only changes at or after this time': 'Nur Änderungen ab diesem Zeitpunkt',
   'Form only: the path to go to after signing in (default /console/)': 'Nur im Formular: der Pfad, zu dem es nach der Anmeldung geht (Standard /console/)',
+  'Absent: every connection': 'Ohne Angabe: jede Verbindung',
+  'What to create when the connection has no working credential (default certificate); stored sealed in mailbridge.yaml, never returned':
+    'Was angelegt wird, wenn die Verbindung keinen funktionierenden Nachweis hat (Standard: Zertifikat); versiegelt in mailbridge.yaml gespeichert, nie zurückgegeben',
 };
 
 /** A description of the API document in the page's language ('' stays ''); English where German is missing. */
