@@ -33,11 +33,11 @@ test('check and setup runs show what is known while they run, and how they ended
   const t = await tempStore();
   const checkGate = gate();
   const setupGate = gate();
-  let checkStarts = 0;
+  const checkedFor: Array<string | undefined> = [];
   let progress: SetupProgress | undefined;
   const ops: OpsTools = {
     async check(connection, onResult) {
-      checkStarts++;
+      checkedFor.push(connection);
       const item: CheckItem = { id: `${connection}/token/exchange`, title: { en: `${connection}: token exchange`, de: `${connection}: Token exchange` }, status: 'ok' };
       onResult(item);
       await checkGate.wait;
@@ -77,7 +77,7 @@ test('check and setup runs show what is known while they run, and how they ended
     assert.equal(partial.finishedAt, undefined);
     // Started again for the same connection while it runs: the same run, not a second one.
     assert.equal((await call<{ id: string }>('POST', '/api/v1/check/runs', { connection: 'contoso' })).body.id, started.body.id);
-    assert.equal(checkStarts, 1);
+    assert.deepEqual(checkedFor, ['contoso']);
     checkGate.open();
     const done = await readUntil('the end of the run', async () => (await call<Run>('GET', `/api/v1/check/runs/${started.body.id}`, undefined, 'de')).body, (r) => r.state !== 'running');
     assert.equal(done.state, 'done');
@@ -87,6 +87,13 @@ test('check and setup runs show what is known while they run, and how they ended
     ]);
     assert.equal(done.results[1]!.command, 'mailbridge signin contoso');
     assert.ok(done.finishedAt);
+    // Without a body: every connection.
+    const all = await http.inject({ method: 'POST', url: '/api/v1/check/runs', headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(all.statusCode, 202, all.body);
+    const allDone = await readUntil('the run of every connection', async () => (await call<Run & { connection?: string }>('GET', `/api/v1/check/runs/${(all.json() as { id: string }).id}`)).body, (r) => r.state !== 'running');
+    assert.equal(allDone.state, 'done');
+    assert.equal(allDone.connection, undefined);
+    assert.deepEqual(checkedFor, ['contoso', undefined]);
 
     // A setup run: the device code while it waits for the sign-in, then a failure with its MB code.
     const setup = await call<{ id: string }>('POST', '/api/v1/setup/runs', { connection: 'contoso' });
