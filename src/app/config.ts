@@ -4,7 +4,9 @@
  * notify pools), plus the two that span sections (proxies anywhere, listeners on one port).
  * The names are config/'s, without the model argument.
  */
+import { BlockList, isIP } from 'node:net';
 import * as loader from '../config/index.ts';
+import { makeProblem, type ConfigProblem, type Locate } from '../config/problems.ts';
 import { listenerClashes, proxyProblems, type ConfiguredListener } from '../config/consistency.ts';
 import * as walk from '../config/schema-walk.ts';
 import * as secretFile from '../config/secret-file.ts';
@@ -27,6 +29,31 @@ function listenersOf(config: Config): ConfiguredListener[] {
   return out;
 }
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether only this host reaches an address: localhost, 127.0.0.0/8, ::1 (also IPv4-mapped). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)?.[1];
+  const addr = mapped ?? h;
+  const family = isIP(addr);
+  return family !== 0 && LOOPBACK.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * The gateway refuses to serve a non-loopback server.listen in plain HTTP (passwords, session
+ * cookies and API keys would cross the network in clear) unless server.tls or the explicit opt-out
+ * server.insecure is set. `config check` reports it (so does `serve`, before it starts anything).
+ */
+export function serverTlsProblems(config: Pick<Config, 'server'>, locate: Locate): ConfigProblem[] {
+  const s = config.server;
+  if (s.tls || s.insecure || isLoopbackHost(s.listen)) return [];
+  return [makeProblem('error', 'MB_SERVER_TLS_REQUIRED', 'server.listen', { listen: s.listen }, locate(['server', 'listen']))];
+}
+
 export const configModel: loader.ConfigModel<Config> = {
   schema: configSchema,
   checks: [
@@ -34,6 +61,7 @@ export const configModel: loader.ConfigModel<Config> = {
     (config, ctx) => proxyProblems(config, ctx.locate),
     (config, ctx) => listenerClashes(listenersOf(config), ctx.locate),
     (config, ctx) => notifyConfigProblems(config, ctx.locate),
+    (config, ctx) => serverTlsProblems(config, ctx.locate),
   ],
 };
 

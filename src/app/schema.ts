@@ -26,9 +26,21 @@ export const serverSchema = z
     publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
     proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
     metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
+    tls: z
+      .object({
+        cert: z.string().min(1).meta({ description: 'PEM certificate (with its chain) the gateway serves HTTPS with' }),
+        key: z.string().min(1).meta({ description: 'PEM private key of the certificate (unencrypted, readable by the mailbridge user)' }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set' }),
+    insecure: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Serve plain HTTP on a non-loopback server.listen anyway: only when a reverse proxy in front terminates TLS (passwords, session cookies and API keys cross the network in clear otherwise)' }),
   })
   .strict()
-  .default({ listen: '127.0.0.1', port: 8080 });
+  .default({ listen: '127.0.0.1', port: 8080, insecure: false });
 
 export const configSchema = z
   .object({

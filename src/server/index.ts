@@ -7,7 +7,10 @@
  * capability as a small recorder or an event subscription.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { keyFileFor, type Config } from '../app/config.ts';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { keyFileFor, serverTlsProblems, type Config } from '../app/config.ts';
+import { MbError } from '../errors/index.ts';
 import { appOf } from '../app/open.ts';
 import type { Store } from '../store/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -73,8 +76,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     // Expiry warnings come from the monitor below, once per threshold, not daily from every token request.
     expiryLog: false,
   });
+  // Refused before anything opens: a non-loopback listener in plain HTTP without the opt-out.
+  if (serverTlsProblems(config, () => ({})).length > 0) throw new MbError('MB_SERVER_TLS_REQUIRED', { listen: config.server.listen });
+  const https = config.server.tls ? await serverTls(config.server.tls) : undefined;
   const store = await app.store();
-  const http = Fastify({ loggerInstance: log as FastifyBaseLogger });
+  // With TLS, Fastify runs on an https.Server; the routes and hooks are the same either way.
+  const http = (https ? Fastify({ loggerInstance: log as FastifyBaseLogger, https }) : Fastify({ loggerInstance: log as FastifyBaseLogger })) as unknown as FastifyInstance;
   const started = new Date().toISOString();
   // The route template (never the URL with its ids and query) keeps the label set bounded.
   http.addHook('onResponse', async (req, reply) => {
@@ -351,7 +358,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const gateway: Gateway = {
     http,
     store,
-    url: `http://${host}:${port}`,
+    url: `${https ? 'https' : 'http'}://${host}:${port}`,
     get relay() {
       return relay;
     },
@@ -383,4 +390,23 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     },
   };
   return gateway;
+}
+
+/** server.tls's PEM files, checked as a pair (a key that does not belong to the certificate fails here, not at the first client). */
+async function serverTls(tls: { cert: string; key: string }): Promise<{ cert: string; key: string }> {
+  const read = async (file: string) => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new MbError('MB_SERVER_TLS_UNREADABLE', { file, detail: (err as Error).message }, { cause: err });
+    }
+  };
+  const pair = { cert: await read(tls.cert), key: await read(tls.key) };
+  try {
+    createSecureContext(pair);
+  } catch (err) {
+    // The message names the problem (no start line, key values mismatch), never the key itself.
+    throw new MbError('MB_SERVER_TLS_UNREADABLE', { file: `${tls.cert}, ${tls.key}`, detail: (err as Error).message }, { cause: err });
+  }
+  return pair;
 }

@@ -35,6 +35,8 @@ test('environment overrides: any path, case-insensitive, YAML scalars, text kept
   const loaded = await loadConfig(file, {
     MAILBRIDGE__SERVER__PORT: '9000',
     mailbridge__server__listen: '0.0.0.0',
+    // (a non-loopback listener needs server.tls or this opt-out: test/server/tls.test.ts)
+    MAILBRIDGE__SERVER__INSECURE: 'true',
     MAILBRIDGE__LOG__LEVEL: 'debug',
     // the file's name is Contoso: matched whatever the case
     MAILBRIDGE__CONNECTIONS__CONTOSO__ACCOUNT: '0123',
