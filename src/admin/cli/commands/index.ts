@@ -16,6 +16,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   send: async () => (await import('./send.ts')).command,
   queue: async () => (await import('./queue.ts')).command,
   'relay-user': async () => (await import('./relay-user.ts')).command,
+  api: async () => (await import('./api.ts')).command,
   fetch: async () => (await import('./fetch.ts')).command,
   notify: async () => (await import('./notify.ts')).command,
   watch: async () => (await import('./watch.ts')).command,

@@ -74,7 +74,7 @@ Kennwörter brauchen mindestens ${MIN_PASSWORD} Zeichen.`,
     for (const v of ips) if (!parseCidr(v)) throw usage({ en: '"{v}" is not an IP address or CIDR block', de: '„{v}“ ist keine IP-Adresse und kein CIDR-Block' }, { v });
     if (sub === 'add' && senders.length === 0) throw usage({ en: 'at least one --sender is needed', de: 'mindestens ein --sender ist nötig' });
 
-    const hash = await hashPassword(await askPassword(ctx));
+    const hash = await hashPassword(await askPassword(ctx, 'relay-user'));
     if (sub === 'passwd') {
       ctx.out.line(ctx.lang === 'de' ? `# In mailbridge.yaml unter relay.users.${name} ersetzen:` : `# Replace in mailbridge.yaml under relay.users.${name}:`);
       ctx.out.line(`passwordHash: '${hash}'`);
@@ -88,16 +88,17 @@ Kennwörter brauchen mindestens ${MIN_PASSWORD} Zeichen.`,
   },
 });
 
-async function askPassword(ctx: CommandContext): Promise<string> {
+/** A new password: asked twice on a terminal, one line from a pipe; at least MIN_PASSWORD characters. */
+export async function askPassword(ctx: CommandContext, command: string): Promise<string> {
   const de = ctx.lang === 'de';
   const first = await ctx.prompt(de ? 'Kennwort: ' : 'Password: ', { secret: true });
   registerSecret(first);
   if (first.length < MIN_PASSWORD) {
-    throw usageError('relay-user', ctx.lang, { en: 'the password needs at least {n} characters', de: 'das Kennwort braucht mindestens {n} Zeichen' }, { n: MIN_PASSWORD });
+    throw usageError(command, ctx.lang, { en: 'the password needs at least {n} characters', de: 'das Kennwort braucht mindestens {n} Zeichen' }, { n: MIN_PASSWORD });
   }
   if (process.stdin.isTTY) {
     const again = await ctx.prompt(de ? 'Kennwort wiederholen: ' : 'Repeat password: ', { secret: true });
-    if (again !== first) throw usageError('relay-user', ctx.lang, { en: 'the passwords do not match', de: 'die Kennwörter stimmen nicht überein' });
+    if (again !== first) throw usageError(command, ctx.lang, { en: 'the passwords do not match', de: 'die Kennwörter stimmen nicht überein' });
   }
   return first;
 }
