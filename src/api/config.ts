@@ -75,3 +75,9 @@ export const apiSchema = z
   .strict();
 
 export type ApiConfig = z.infer<typeof apiSchema>;
+
+/** Where Entra ID sends a console sign-in back to: api.signin.entra.redirectUri, else <server.publicUrl or http://localhost:port>/login/entra/callback. */
+export function consoleRedirectUri(api: ApiConfig | undefined, server: { publicUrl?: string | undefined; port?: number } | undefined): string {
+  const base = server?.publicUrl ? server.publicUrl.replace(/\/+$/, '') : `http://localhost:${server?.port ?? 8080}`;
+  return api?.signin.entra?.redirectUri ?? `${base}/login/entra/callback`;
+}

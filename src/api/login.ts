@@ -31,7 +31,7 @@ import type { Clock } from '../util/clock.ts';
 import { LoginGuard, type LoginTicket } from '../util/login-guard.ts';
 import { parsePasswordHash, verifyNothing, verifyPassword, type ParsedHash } from '../util/password.ts';
 import type { AuditLog } from './audit.ts';
-import { ROLES, type ApiConfig, type Role } from './config.ts';
+import { consoleRedirectUri, ROLES, type ApiConfig, type Role } from './config.ts';
 import { foreignOrigin } from './csrf.ts';
 import { route, type RouteSpec } from './route.ts';
 import { cookieValue, SESSION_COOKIE, sessionCaller, setCookie, type Session, type Sessions } from './session.ts';
@@ -98,9 +98,7 @@ export class SignIn {
   }
 
   redirectUri(): string {
-    const s = this.o.server;
-    const base = s?.publicUrl ? s.publicUrl.replace(/\/+$/, '') : `http://localhost:${s?.port ?? 8080}`;
-    return this.o.api?.signin.entra?.redirectUri ?? `${base}${ENTRA_CALLBACK_PATH}`;
+    return consoleRedirectUri(this.o.api, this.o.server);
   }
 
   private publicUrl(): string | undefined {

@@ -48,6 +48,19 @@ export const appRegistrationSchema = z.object({
   /** Key IDs and display names of certificates, by SHA-1 thumbprint (the PEMs live in `certificates`). */
   keyCredentials: z.array(z.object({ thumbprint: z.string(), keyId: guid, displayName: z.string().default('') })).default([]),
   appRoleAssignments: z.array(appRoleAssignmentSchema).default([]),
+  /** The app roles the app itself defines (for people: allowedMemberTypes User), as Graph's application.appRoles. */
+  appRoles: z
+    .array(
+      z.object({
+        id: guid,
+        value: z.string(),
+        displayName: z.string(),
+        description: z.string(),
+        allowedMemberTypes: z.array(z.enum(['User', 'Application'])).min(1),
+        isEnabled: z.boolean(),
+      }),
+    )
+    .default([]),
 });
 
 export type AppRegistration = z.infer<typeof appRegistrationSchema>;

@@ -18,6 +18,7 @@ export interface GraphApp {
   requiredResourceAccess?: Array<{ resourceAppId: string; resourceAccess: Array<{ id: string; type: string }> }>;
   passwordCredentials?: Array<{ keyId: string; hint?: string | null; endDateTime?: string | null }>;
   keyCredentials?: Array<{ keyId: string; customKeyIdentifier?: string | null; endDateTime?: string | null }>;
+  appRoles?: Array<{ id: string; value: string | null; displayName?: string; description?: string; allowedMemberTypes?: string[]; isEnabled?: boolean }>;
 }
 
 /** One app role granted to a service principal: which role, on which resource, since when. */

@@ -26,7 +26,7 @@
  * with the portal path instead. Propagation: Entra can take up to 30 minutes before new roles show
  * in tokens; setup says so and does not wait.
  */
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../app/schema.ts';
@@ -42,7 +42,7 @@ import { selfSignedCertificate } from '../util/certificates.ts';
 import { exchangeScript } from './exchange-script.ts';
 import { RESOURCE_APP_IDS, RESOURCE_NAMES } from './permissions.ts';
 import { appRoleGrants, findApplication, findServicePrincipal, odataFilter, type DirectoryGet, type GraphApp } from './directory.ts';
-import { connectionRequirements, usesText, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
+import { CONSOLE_APP_ROLES, connectionRequirements, usesText, type ConnectionRequirements, type PermissionNeed } from './requirements.ts';
 
 export type SetupMode = 'apply' | 'dry-run' | 'check';
 
@@ -217,11 +217,12 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
       requiredResourceAccess: wantedAccess(),
       ...(req.redirectUris.web.length ? { web: { redirectUris: req.redirectUris.web } } : {}),
       ...(req.publicClient ? { isFallbackPublicClient: true } : {}),
+      ...(req.consoleRoles ? { appRoles: consoleAppRoles([]) } : {}),
     };
     if (o.mode === 'check') missing('the app registration itself (nothing else can be checked before it exists)', 'die App-Registrierung selbst (vorher lässt sich nichts weiter prüfen)');
     const created = await write('POST', '/applications', body, {
-      en: `create the app registration "${displayName}" with its API permissions${req.redirectUris.web.length ? ', redirect URI' : ''}${req.publicClient ? ', public client flows' : ''}`,
-      de: `App-Registrierung „${displayName}“ mit ihren API-Berechtigungen${req.redirectUris.web.length ? ', Umleitungs-URI' : ''}${req.publicClient ? ', öffentlichen Clientflows' : ''} anlegen`,
+      en: `create the app registration "${displayName}" with its API permissions${req.redirectUris.web.length ? ', redirect URI' : ''}${req.publicClient ? ', public client flows' : ''}${req.consoleRoles ? ', app roles reader, operator, admin' : ''}`,
+      de: `App-Registrierung „${displayName}“ mit ihren API-Berechtigungen${req.redirectUris.web.length ? ', Umleitungs-URI' : ''}${req.publicClient ? ', öffentlichen Clientflows' : ''}${req.consoleRoles ? ', App-Rollen reader, operator, admin' : ''} anlegen`,
     });
     app = apply ? (created as unknown as GraphApp) : { id: NEW.objectId, appId: NEW.appId, displayName, keyCredentials: [], passwordCredentials: [] };
     result.app.created = true;
@@ -252,16 +253,22 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     const addUris = req.redirectUris.web.filter((u) => !uris.includes(u));
     if (addUris.length) patch.web = { redirectUris: [...uris, ...addUris] };
     if (req.publicClient && app.isFallbackPublicClient !== true) patch.isFallbackPublicClient = true;
+    // The console's app roles: added to those the app has (Graph's PATCH replaces the collection).
+    const roles = app.appRoles ?? [];
+    const addRoles = req.consoleRoles ? consoleAppRoles(roles) : [];
+    if (addRoles.length) patch.appRoles = [...roles, ...addRoles];
     if (Object.keys(patch).length) {
       const what = [
         ...(lacking.length ? [`API permissions ${lacking.map((l) => l.en).join(', ')}`] : []),
         ...(addUris.length ? [`redirect URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Allow public client flows'] : []),
+        ...(addRoles.length ? [`app roles ${addRoles.map((r) => r.value).join(', ')} (console sign-in)`] : []),
       ].join('; ');
       const whatDe = [
         ...(lacking.length ? [`API-Berechtigungen ${lacking.map((l) => l.de).join(', ')}`] : []),
         ...(addUris.length ? [`Umleitungs-URI ${addUris.join(', ')}`] : []),
         ...(patch.isFallbackPublicClient ? ['Öffentliche Clientflows zulassen'] : []),
+        ...(addRoles.length ? [`App-Rollen ${addRoles.map((r) => r.value).join(', ')} (Anmeldung an der Konsole)`] : []),
       ].join('; ');
       if (o.mode === 'check') missing(`on the app registration: ${what}`, `an der App-Registrierung: ${whatDe}`);
       await write('PATCH', `/applications/${app.id}`, patch, { en: `add to the app registration: ${what}`, de: `an der App-Registrierung ergänzen: ${whatDe}` });
@@ -491,4 +498,16 @@ export function setupGraphUrl(config: Config, connection: string, given?: string
 export function adminScopes(conn: ConnectionConfig): string[] {
   const graph = `https://${cloudFor(conn.cloud).graphHost}`;
   return ['Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All', 'DelegatedPermissionGrant.ReadWrite.All'].map((s) => `${graph}/${s}`);
+}
+
+/** The console's app roles (requirements.ts) the app does not define yet, each with a new ID as Graph requires. */
+function consoleAppRoles(have: NonNullable<GraphApp['appRoles']>): Array<{ id: string; value: string; displayName: string; description: string; allowedMemberTypes: string[]; isEnabled: boolean }> {
+  return CONSOLE_APP_ROLES.filter((r) => !have.some((h) => h.value === r.value)).map((r) => ({
+    id: randomUUID(),
+    value: r.value,
+    displayName: r.displayName,
+    description: r.description,
+    allowedMemberTypes: ['User'],
+    isEnabled: true,
+  }));
 }

@@ -32,6 +32,7 @@ import { audienceOfScopes, cloudFor, defaultScopes, type Cloud, type Resource } 
 import { normalizeAddress } from '../relay/policy.ts';
 import { Router, senderDecision, type RouteConfig } from '../relay/routing.ts';
 import type { Text } from '../i18n/index.ts';
+import { consoleRedirectUri, type Role } from '../api/config.ts';
 import { permissionId, RESOURCE_APP_IDS, type PermissionType } from './permissions.ts';
 
 export type { Resource };
@@ -83,7 +84,20 @@ export interface ConnectionRequirements {
   openSenders: Array<{ pattern: string; usedBy: string; fullAccess: boolean; smtpAuth: boolean }>;
   /** Everything that uses this connection; empty: setup has nothing to ask for it. */
   usedBy: string[];
+  /**
+   * The connection of api.signin.entra: admins sign in to the console through its app, which
+   * defines the app roles reader, operator and admin (allowedMemberTypes User) whose assignment
+   * decides what each person may do.
+   */
+  consoleRoles: boolean;
 }
+
+/** The app roles the console reads from the id token's `roles` claim (src/api/login.ts). */
+export const CONSOLE_APP_ROLES: ReadonlyArray<{ value: Role; displayName: string; description: string }> = [
+  { value: 'reader', displayName: 'mailbridge reader', description: 'Sees everything in the mailbridge console and admin API, changes nothing' },
+  { value: 'operator', displayName: 'mailbridge operator', description: 'Also retries, holds and releases messages and retries connectors in the mailbridge console' },
+  { value: 'admin', displayName: 'mailbridge admin', description: 'Everything in the mailbridge console, including configuration and the audit log' },
+];
 
 /**
  * What uses a connection, as usedBy names it: a key per relay route, connector and watch group.
@@ -93,19 +107,21 @@ export const USE = {
   route: (name: string) => `relay route ${name}`,
   connector: (name: string) => `connector ${name}`,
   group: (name: string) => `watch group ${name}`,
+  console: () => 'console sign-in',
 } as const;
 
 const USE_WORDS: Array<[prefix: string, words: Text]> = [
   ['relay route ', { en: 'relay route', de: 'Relay-Route' }],
   ['connector ', { en: 'connector', de: 'Konnektor' }],
   ['watch group ', { en: 'watch group', de: 'Überwachungsgruppe' }],
+  ['console sign-in', { en: 'console sign-in', de: 'Anmeldung an der Konsole' }],
 ];
 
 /** The uses named by `keys` (USE), for the admin: "relay route erp, connector scans" / "Relay-Route erp, Konnektor scans". */
 export function usesText(keys: readonly string[]): Text {
   const one = (key: string, lang: keyof Text) => {
     const found = USE_WORDS.find(([prefix]) => key.startsWith(prefix));
-    return found ? `${found[1][lang]} ${key.slice(found[0].length)}` : key;
+    return found ? `${found[1][lang]} ${key.slice(found[0].length)}`.trimEnd() : key;
   };
   return { en: keys.map((k) => one(k, 'en')).join(', '), de: keys.map((k) => one(k, 'de')).join(', ') };
 }
@@ -153,6 +169,7 @@ class Builder {
       mailboxes: [],
       openSenders: [],
       usedBy: [],
+      consoleRoles: false,
     };
     if (conn.flow === 'auth-code') this.out.redirectUris.web.push(conn.redirectUri ?? defaultRedirectUri(config));
   }
@@ -179,6 +196,15 @@ class Builder {
         smtpAuth: protocol === 'smtp' && m.sendAs !== true,
       });
     }
+  }
+
+  /** The console's sign-in (OpenID Connect: openid and profile), its redirect URI and app roles. */
+  consoleSignIn(redirectUri: string): void {
+    const label = USE.console();
+    if (!this.out.usedBy.includes(label)) this.out.usedBy.push(label);
+    for (const s of ['openid', 'profile']) this.permission('graph', 'Scope', s, label);
+    if (!this.out.redirectUris.web.includes(redirectUri)) this.out.redirectUris.web.push(redirectUri);
+    this.out.consoleRoles = true;
   }
 
   openSender(pattern: string, label: string, protocol: Protocol): void {
@@ -250,6 +276,8 @@ export function appRequirements(config: Config): ConnectionRequirements[] {
   relayNeeds(config, builders);
   for (const [name, c] of Object.entries(config.connectors ?? {})) connectorNeeds(name, c, builders);
   watchNeeds(config, builders);
+  const signin = config.api?.signin.entra;
+  if (signin) builders.get(signin.connection)?.consoleSignIn(consoleRedirectUri(config.api, config.server));
   return [...builders.values()].map((b) => b.finish());
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configSchema } from '../../src/app/schema.ts';
-import { appRequirements, connectionRequirements, requiredResourceAccess, USE, usesText, type ConnectionRequirements } from '../../src/setup/requirements.ts';
+import { appRequirements, CONSOLE_APP_ROLES, connectionRequirements, requiredResourceAccess, USE, usesText, type ConnectionRequirements } from '../../src/setup/requirements.ts';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
 const conn = (extra: Record<string, unknown> = {}) => ({ tenantId: TENANT, clientId: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', ...extra });
@@ -155,3 +155,25 @@ test('what uses a connection is named in each language: relay route, connector, 
   // A name that holds a label word stays as it is; only the prefix is translated.
   assert.deepEqual(usesText([USE.connector('watch group')]), { en: 'connector watch group', de: 'Konnektor watch group' });
 });
+
+test('api.signin.entra: its connection needs openid and profile, the console redirect URI and the app roles reader, operator, admin; other connections none of it', () => {
+  const config = configSchema.parse({
+    server: { publicUrl: 'https://mailbridge.contoso.com/' },
+    connections: { app: conn({}), other: conn({ clientId: 'cccccccc-bbbb-cccc-dddd-eeeeeeeeeeee' }) },
+    relay: { routes: [{ name: 'erp', connection: 'app', transport: 'graph' }] },
+    api: { signin: { entra: { connection: 'app' } } },
+  });
+  const [app, other] = appRequirements(config);
+  assert.ok(app && other);
+  assert.equal(app.consoleRoles, true);
+  assert.equal(other.consoleRoles, false);
+  assert.deepEqual(perms(app), ['graph:Role:Mail.Send', 'graph:Scope:openid', 'graph:Scope:profile']);
+  assert.deepEqual(app.redirectUris.web, ['https://mailbridge.contoso.com/login/entra/callback']);
+  assert.deepEqual(app.usedBy, ['relay route erp', 'console sign-in']);
+  assert.deepEqual(usesText(app.usedBy), { en: 'relay route erp, console sign-in', de: 'Relay-Route erp, Anmeldung an der Konsole' });
+  assert.deepEqual(CONSOLE_APP_ROLES.map((r) => r.value), ['reader', 'operator', 'admin']);
+  // Its own redirect URI when api.signin.entra names one.
+  const own = configSchema.parse({ ...config, api: { signin: { entra: { connection: 'app', redirectUri: 'https://mb.contoso.com/login/entra/callback' } } } });
+  assert.deepEqual(appRequirements(own)[0]!.redirectUris.web, ['https://mb.contoso.com/login/entra/callback']);
+});
+

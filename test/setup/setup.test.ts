@@ -157,4 +157,32 @@ describe('setup against the sandbox Graph', () => {
     assert.equal(rig.directory.app(contoso(), result.app.appId), undefined);
     assert.ok(result.script!.includes(`Connect-ExchangeOnline -Organization '${T.usgov}'`));
   });
+  it('api.signin.entra: the app gets the app roles reader, operator, admin (for users), the console redirect URI and consent to openid and profile; an admin\'s own role stays', async () => {
+    const config = configSchema.parse({
+      server: { publicUrl: 'https://mb.contoso.test' },
+      connections: { console: { tenantId: T.contoso, clientId: 'new' } },
+      api: { signin: { entra: { connection: 'console' } } },
+    });
+    const { result } = await run(config, 'console', { credential: 'secret', validMonths: 6 });
+    const app = rig.directory.app(contoso(), result.app.appId)!;
+    const roles = () => app.registration!.appRoles.map((r) => `${r.value}:${r.allowedMemberTypes.join('+')}:${r.isEnabled}`);
+    assert.deepEqual(roles(), ['reader:User:true', 'operator:User:true', 'admin:User:true']);
+    assert.ok(app.registration!.webRedirectUris.includes('https://mb.contoso.test/login/entra/callback'));
+    for (const s of ['openid', 'profile']) assert.ok(app.delegatedConsent.includes(s), `consent to ${s}`);
+
+    // An app that has a role of its own and one of ours: the rest is added, both stay as they were.
+    const admin = app.registration!.appRoles.find((r) => r.value === 'admin')!;
+    app.registration!.appRoles = [
+      { id: randomUUID(), value: 'auditor', displayName: 'Auditor', description: 'ours', allowedMemberTypes: ['User'], isEnabled: true },
+      admin,
+    ];
+    const again = configSchema.parse({ ...config, connections: { console: { tenantId: T.contoso, clientId: result.app.appId } } });
+    const second = await run(again, 'console', { credential: 'secret', validMonths: 6 });
+    assert.deepEqual(roles(), ['auditor:User:true', 'admin:User:true', 'reader:User:true', 'operator:User:true']);
+    assert.equal(app.registration!.appRoles.find((r) => r.value === 'admin')!.id, admin.id, 'an existing role keeps its ID');
+    assert.ok(second.writes.some((w) => w.method === 'PATCH' && JSON.stringify(w.why).includes('app roles reader, operator (console sign-in)')));
+    // Nothing missing any more: no PATCH of the app.
+    const third = await run(again, 'console', { credential: 'secret', validMonths: 6 });
+    assert.deepEqual(third.writes.filter((w) => w.method === 'PATCH' && w.path.startsWith('/applications/')), []);
+  });
 });

@@ -386,7 +386,7 @@ class Ops {
 
   /** The properties setup sets; anything else is refused rather than silently dropped. */
   private applyPatch(app: SandboxApp, body: Record<string, unknown>): void {
-    const known = ['displayName', 'requiredResourceAccess', 'web', 'publicClient', 'isFallbackPublicClient', 'keyCredentials', 'signInAudience'];
+    const known = ['displayName', 'requiredResourceAccess', 'web', 'publicClient', 'isFallbackPublicClient', 'keyCredentials', 'signInAudience', 'appRoles'];
     for (const k of Object.keys(body)) {
       if (!known.includes(k)) throw new GraphError(400, 'Request_BadRequest', `Property '${k}' is not supported by the mailbridge sandbox.`);
     }
@@ -398,6 +398,7 @@ class Ops {
     const pub = body.publicClient === undefined ? undefined : redirectUris(body.publicClient, 'publicClient');
     if (body.isFallbackPublicClient !== undefined && typeof body.isFallbackPublicClient !== 'boolean') throw directoryErrors.badValue('isFallbackPublicClient', 'Application');
     const keys = body.keyCredentials === undefined ? undefined : parseKeyCredentials(body.keyCredentials);
+    const roles = body.appRoles === undefined ? undefined : parseAppRoles(body.appRoles, this.registration(app).appRoles);
 
     const reg = this.registration(app);
     if (typeof body.displayName === 'string') app.displayName = body.displayName;
@@ -406,6 +407,7 @@ class Ops {
     if (pub) reg.publicClientRedirectUris = pub;
     if (web || pub) app.redirectUris = [...new Set([...reg.webRedirectUris, ...reg.publicClientRedirectUris])];
     if (typeof body.isFallbackPublicClient === 'boolean') app.publicClient = body.isFallbackPublicClient;
+    if (roles) reg.appRoles = roles;
     if (keys) {
       // PATCH replaces the collection (facts §6: the way to add a certificate to an app without a valid one).
       app.certificates = keys.map((k) => ({ pem: k.pem }));
@@ -427,6 +429,7 @@ class Ops {
       publicClient: { redirectUris: pub },
       web: { redirectUris: web, implicitGrantSettings: { enableAccessTokenIssuance: false, enableIdTokenIssuance: false } },
       requiredResourceAccess: reg?.requiredResourceAccess ?? [],
+      appRoles: (reg?.appRoles ?? []).map((r) => ({ ...r, origin: 'Application' })),
       passwordCredentials: app.secrets.map((s) => {
         const meta = reg?.passwordCredentials.find((m) => same(m.keyId, s.keyId));
         return {
@@ -780,7 +783,8 @@ function appSpView(tenant: SandboxTenant, app: SandboxApp): Record<string, unkno
     servicePrincipalType: 'Application',
     appOwnerOrganizationId: tenant.id,
     servicePrincipalNames: [app.appId],
-    appRoles: [],
+    // The enterprise application shows the roles its app registration defines.
+    appRoles: (app.registration?.appRoles ?? []).map((r) => ({ ...r, origin: 'Application' })),
     oauth2PermissionScopes: [],
   };
 }
@@ -870,4 +874,40 @@ function parseKeyCredentials(v: unknown): Array<{ pem: string; keyId?: string; d
     }
     return { pem, ...(typeof o.keyId === 'string' ? { keyId: o.keyId } : {}), displayName: typeof o.displayName === 'string' ? o.displayName : '' };
   });
+}
+
+/**
+ * application.appRoles in a PATCH or POST: the whole collection (Graph replaces it). Each role needs
+ * a GUID id, a value unique in the app, display name, description and allowedMemberTypes; an
+ * enabled role may be neither removed nor changed (only disabled) before a PATCH has disabled it
+ * (CannotDeleteOrUpdateEnabledEntitlement; facts addendum "Changing app roles through Graph").
+ */
+function parseAppRoles(value: unknown, current: AppRegistration['appRoles']): AppRegistration['appRoles'] {
+  if (!Array.isArray(value)) throw directoryErrors.badValue('appRoles', 'Application');
+  const out: AppRegistration['appRoles'] = [];
+  for (const v of value) {
+    const r = v as Record<string, unknown>;
+    const types = Array.isArray(r.allowedMemberTypes) ? r.allowedMemberTypes : [];
+    if (
+      typeof r.id !== 'string' ||
+      !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(r.id) ||
+      typeof r.value !== 'string' ||
+      r.value === '' ||
+      typeof r.displayName !== 'string' ||
+      typeof r.description !== 'string' ||
+      types.length === 0 ||
+      !types.every((t) => t === 'User' || t === 'Application')
+    ) {
+      throw directoryErrors.badValue('appRoles', 'Application');
+    }
+    if (out.some((o) => o.value === r.value || same(o.id, r.id as string))) throw directoryErrors.badValue('appRoles', 'Application');
+    out.push({ id: r.id, value: r.value, displayName: r.displayName, description: r.description, allowedMemberTypes: types as Array<'User' | 'Application'>, isEnabled: r.isEnabled !== false });
+  }
+  for (const old of current) {
+    if (!old.isEnabled) continue;
+    const now = out.find((o) => same(o.id, old.id));
+    const unchanged = now && now.value === old.value && now.displayName === old.displayName && now.description === old.description && now.allowedMemberTypes.join() === old.allowedMemberTypes.join();
+    if (!unchanged) throw new GraphError(400, 'CannotDeleteOrUpdateEnabledEntitlement', 'Permission (scope or role) cannot be deleted or updated unless disabled first.');
+  }
+  return out;
 }

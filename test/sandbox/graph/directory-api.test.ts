@@ -125,6 +125,27 @@ describe('sandbox Graph directory API', () => {
       assert.equal(appOnly.status, 403, 'Mail roles do not read the directory');
     });
 
+    it('PATCH appRoles replaces the collection; an enabled role is neither removed nor changed before it is disabled (CannotDeleteOrUpdateEnabledEntitlement)', async () => {
+      const created = await create('roles');
+      const token = await as(USER.alice, WRITE);
+      const role = (value: string, isEnabled = true) => ({ id: `0e1e0000-0000-4000-8000-00000000000${value.length}`, value, displayName: value, description: value, allowedMemberTypes: ['User'], isEnabled });
+      const patch = (appRoles: unknown[]) => rig.call('PATCH', `/v1.0/applications/${created.id}`, { token, json: { appRoles } });
+      assert.equal((await patch([role('reader')])).status, 204);
+      assert.equal((await patch([role('reader'), role('admin')])).status, 204);
+      const got = (await rig.call('GET', `/v1.0/applications/${created.id}`, { token })).json<{ appRoles: Array<{ value: string; origin: string }> }>();
+      assert.deepEqual(got.appRoles.map((r) => [r.value, r.origin]), [['reader', 'Application'], ['admin', 'Application']]);
+      const removed = await patch([role('admin')]);
+      assert.equal(removed.status, 400);
+      assert.deepEqual([graphError(removed).code, graphError(removed).message], ['CannotDeleteOrUpdateEnabledEntitlement', 'Permission (scope or role) cannot be deleted or updated unless disabled first.']);
+      const renamed = await patch([{ ...role('reader'), displayName: 'Leser' }, role('admin')]);
+      assert.equal(graphError(renamed).code, 'CannotDeleteOrUpdateEnabledEntitlement');
+      assert.equal((await patch([role('reader', false), role('admin')])).status, 204, 'disabling is allowed');
+      assert.equal((await patch([role('admin')])).status, 204, 'a disabled role may go');
+      assert.deepEqual(appOf(created.appId).registration!.appRoles.map((r) => r.value), ['admin']);
+      const bad = await patch([{ ...role('x'), allowedMemberTypes: [] }]);
+      assert.equal(graphError(bad).code, 'Request_BadRequest');
+    });
+
     it('PATCH changes the properties setup sets (204); invalid values are 400 Request_BadRequest and change nothing', async () => {
       const created = await create('patchme');
       const token = await as(USER.bob, WRITE);
