@@ -54,6 +54,14 @@ export function serverTlsProblems(config: Pick<Config, 'server'>, locate: Locate
   return [makeProblem('error', 'MB_SERVER_TLS_REQUIRED', 'server.listen', { listen: s.listen }, locate(['server', 'listen']))];
 }
 
+/** api.signin.entra must name a connection of the file: the console's Entra sign-in goes through its app. */
+export function apiSigninProblems(config: Pick<Config, 'api' | 'connections'>, locate: Locate): ConfigProblem[] {
+  const connection = config.api?.signin.entra?.connection;
+  if (connection === undefined || connection in config.connections) return [];
+  const at = ['api', 'signin', 'entra', 'connection'];
+  return [makeProblem('error', 'MB_API_SIGNIN_NOT_CONFIGURED', at.join('.'), { connection }, locate(at))];
+}
+
 export const configModel: loader.ConfigModel<Config> = {
   schema: configSchema,
   checks: [
@@ -62,6 +70,7 @@ export const configModel: loader.ConfigModel<Config> = {
     (config, ctx) => listenerClashes(listenersOf(config), ctx.locate),
     (config, ctx) => notifyConfigProblems(config, ctx.locate),
     (config, ctx) => serverTlsProblems(config, ctx.locate),
+    (config, ctx) => apiSigninProblems(config, ctx.locate),
   ],
 };
 

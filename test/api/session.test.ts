@@ -13,6 +13,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { apiDocument, registerAdminApi } from '../../src/api/index.ts';
 import { LOGIN_BACKOFF } from '../../src/api/login.ts';
 import type { ApiScope } from '../../src/api/config.ts';
+import { analyzeText } from '../../src/app/config.ts';
 import { configSchema } from '../../src/app/schema.ts';
 import { catalogue } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/log/index.ts';
@@ -375,4 +376,15 @@ test('GET /login: an accessible form in English and German (Accept-Language, ?la
     await r.close();
     await r.t.cleanup();
   }
+});
+
+test('config check: api.signin.entra must name a connection of the file', () => {
+  const report = analyzeText('api:\n  signin:\n    entra:\n      connection: contso\nconnections:\n  contoso: { tenantId: contoso.example, clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35 }\n', 'mailbridge.yaml', {});
+  const e = report.errors.find((p) => p.code === 'MB_API_SIGNIN_NOT_CONFIGURED');
+  assert.ok(e, JSON.stringify(report.errors));
+  assert.equal(e.path, 'api.signin.entra.connection');
+  assert.equal(e.line, 4);
+  assert.match(e.message.de, /contso/);
+  const fine = analyzeText('api: { signin: { entra: { connection: contoso } } }\nconnections:\n  contoso: { tenantId: contoso.example, clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35 }\n', 'mailbridge.yaml', {});
+  assert.deepEqual(fine.errors.filter((p) => p.code === 'MB_API_SIGNIN_NOT_CONFIGURED'), []);
 });
