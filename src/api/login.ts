@@ -185,13 +185,18 @@ export class SignIn {
             const foreign = foreignOrigin(req, this.publicUrl());
             if (foreign) throw new MbError('MB_API_CSRF', { path: req.url.split('?')[0], problem: foreign });
             const { id, session } = await this.local(name, body.password, req.ip);
+            // A session this browser had before ends: a new sign-in never continues an old ID.
+            await sessions.delete(cookieValue(req.headers.cookie, SESSION_COOKIE));
             await audit.write({ who, action: 'sign-in', target: req.ip, status: 201 });
+            req.log.info({ user: name, ip: req.ip }, 'console sign-in');
             this.setSessionCookie(req, reply, id);
             if (form) return reply.header('cache-control', 'no-store').redirect(safeNext(body.next), 303);
             return view(session.user, [session.role], sessionCaller(session).scopes, session.csrf);
           } catch (err) {
             const e = toMbError(err);
             await audit.write({ who, action: 'sign-in', target: req.ip, status: e.http, code: e.code });
+            // One line per refusal with name and address (what fail2ban and the like match on); never the password.
+            req.log.warn({ code: e.code, user: name, ip: req.ip }, 'console sign-in refused');
             if (e.code === 'MB_API_LOGIN_LOCKED') reply.header('retry-after', String(e.params.seconds));
             if (!form) throw e;
             return reply

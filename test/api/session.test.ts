@@ -126,7 +126,12 @@ test('sign-in, session, sign-out: cookie flags, the session view, CSRF token; th
     assert.equal(failed.res.json().error.code, 'MB_API_LOGIN_FAILED');
     assert.ok(failed.delayed, 'a failed sign-in is answered only after the back-off delay');
 
-    const admin = await signIn(r.http, 'ada');
+    const admin = await signIn(r.http, 'ada', { cookie: `mb_session=${id}` });
+    // A sign-in from a browser that still had a session ends that one.
+    const stale = await signIn(r.http, 'ada');
+    const renewed = await signIn(r.http, 'ada', { cookie: `mb_session=${stale.id}` });
+    assert.equal((await r.http.inject({ url: '/api/v1/session', headers: { cookie: `mb_session=${stale.id}` } })).statusCode, 401);
+    assert.equal((await r.http.inject({ url: '/api/v1/session', headers: { cookie: `mb_session=${renewed.id}` } })).statusCode, 200);
     const audit = await r.http.inject({ url: '/api/v1/audit?limit=100', headers: { cookie: `mb_session=${admin.id}` } });
     const entries = (audit.json() as { entries: Array<{ who: string; action: string; status: number; code?: string }> }).entries;
     // Entries at the same instant of the manual clock have no order among themselves.
@@ -135,12 +140,16 @@ test('sign-in, session, sign-out: cookie flags, the session view, CSRF token; th
       'user:ada POST /api/v1/relay/queue/{id}/retry 404 MB_API_NOT_CONFIGURED',
       'user:ada sign-in 201',
       'user:ada sign-in 201',
+      'user:ada sign-in 201',
+      'user:ada sign-in 201',
       'user:ada sign-in 401 MB_API_LOGIN_FAILED',
       'user:ada sign-out 204',
     ]);
     const all = r.log.join('');
     assert.ok(all.length > 0, 'requests were logged');
-    for (const secret of [...Object.values(PASSWORDS), 'wrong-password-x', id, admin.id, body.csrfToken, admin.csrf]) {
+    assert.match(all, /"msg":"console sign-in refused"/);
+    assert.match(all, /"code":"MB_API_LOGIN_FAILED","user":"ada","ip":"127\.0\.0\.1"/);
+    for (const secret of [...Object.values(PASSWORDS), 'wrong-password-x', id, admin.id, stale.id, renewed.id, body.csrfToken, admin.csrf]) {
       assert.equal(all.includes(secret), false, 'a password, session ID or CSRF token in the log');
     }
   } finally {
