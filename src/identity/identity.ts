@@ -538,6 +538,8 @@ export class Identity {
     }
     assertUsable(rt.credential, ctx, this.clock());
     const correlationId = randomUUID();
+    const cache = rt.app.getTokenCache();
+    const known = new Set((await cache.getAllAccounts()).map((a) => a.homeAccountId));
     let result: AuthenticationResult | null;
     try {
       // With the nonce, MSAL checks it too (and refuses an id token with a nonce it was not given).
@@ -547,8 +549,9 @@ export class Identity {
     } finally {
       this.noteEndpoint(rt, correlationId);
     }
-    // The connection's token cache is for its own account(s), not for the admins who sign in.
-    if (result?.account) await rt.app.getTokenCache().removeAccount(result.account);
+    // The connection's token cache is for its own account(s), not for the admins who sign in; an
+    // account it held before (the admin is the connection's delegated account) stays.
+    if (result?.account && !known.has(result.account.homeAccountId)) await cache.removeAccount(result.account);
     if (!result?.idToken) throw new MbError('MB_IDENTITY_MSAL', { ...ctx, code: 'no_id_token', detail: 'the token response carried no id token' });
     const claims = await this.verifyIdToken(rt, result.idToken, rec.nonce ?? '');
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);

@@ -12,7 +12,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Agent, fetch, type Response } from 'undici';
 import type { FastifyBaseLogger } from 'fastify';
+import { openSecretBox } from '../../src/config/secrets.ts';
+import { createIdentity } from '../../src/identity/index.ts';
 import { createLogger } from '../../src/log/index.ts';
+import { openStore } from '../../src/store/index.ts';
 import { setUserAppRoles } from '../../src/sandbox/entra/ops.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import type { Config } from '../../src/app/schema.ts';
@@ -37,9 +40,11 @@ before(async () => {
   tenant.users.push({ ...BOB, displayName: 'Bob' }, { ...CAROL, displayName: 'Carol' });
   setUserAppRoles(f.dir, T.contoso, APP.cc, ALICE.upn, ['admin']);
   setUserAppRoles(f.dir, T.contoso, APP.cc, CAROL.upn, ['reader', 'operator']);
+  // The console signs in through a delegated connection that has its own account (alice): its
+  // tokens must survive the admins' sign-ins (see the last test).
   config = f.config(
-    { console: { flow: 'client-credentials', clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01' } },
-    { api: { signin: { entra: { connection: 'console', redirectUri: callback } } } },
+    { mailbox: { flow: 'auth-code', clientId: APP.cc, clientSecret: SECRET.valid, clientSecretExpires: '2099-01-01', redirectUri: f.redirectUri, account: ALICE.upn } },
+    { api: { signin: { entra: { connection: 'mailbox', redirectUri: callback } } } },
   );
   process.env.MAILBRIDGE_CONFIG = join(f.files.path, 'mailbridge.yaml');
   delete process.env.MAILBRIDGE_KEY;
@@ -155,6 +160,38 @@ test('a callback without the state cookie of the browser that started it is refu
   assert.equal(res.status, 400);
   assert.match(await res.text(), /MB_SIGNIN_STATE_UNKNOWN/);
   assert.equal(cookie(res, 'mb_session'), undefined);
+});
+
+test('a console sign-in through a delegated connection keeps the tokens of its own account and stores no one else\'s', async () => {
+  const store = await openStore(config.store);
+  const box = await openSecretBox({ keyFile: join(f.files.path, 'mailbridge.key'), env: {} });
+  const identities = [createIdentity({ config, kv: store.kv, secretBox: box, env: {} })];
+  try {
+    // The connection's own sign-in (as `mailbridge signin mailbox` does), redeemed by the gateway.
+    const link = await identities[0]!.beginSignIn('mailbox');
+    const redirect = await f.sandbox.signIn(link.url, ALICE.upn, ALICE.password);
+    secrets.push(new URL(redirect).searchParams.get('code')!);
+    assert.equal((await fetch(redirect)).status, 200);
+    await identities[0]!.waitForSignIn(link, { pollMs: 20 });
+    // Alice (the connection's account) and carol sign in to the console through the same app.
+    for (const [upn, password] of [[ALICE.upn, ALICE.password], [CAROL.upn, CAROL.password]] as const) {
+      const { back, stateCookie } = await throughEntra(upn, password);
+      const done = await fetch(back, { headers: { cookie: stateCookie } });
+      assert.equal(done.status, 200, await done.text());
+      secrets.push(valueOf(cookie(done, 'mb_session'))!);
+    }
+    // A new Identity reads the stored cache: alice's sign-in is there, carol's is not.
+    const fresh = createIdentity({ config, kv: store.kv, secretBox: box, env: {} });
+    identities.push(fresh);
+    assert.deepEqual(await fresh.accounts('mailbox'), [ALICE.upn]);
+    const calls = f.tokenCalls();
+    const token = await fresh.getToken('mailbox');
+    assert.equal(token.account, ALICE.upn);
+    assert.ok(f.tokenCalls() <= calls + 1, 'from the stored refresh token');
+  } finally {
+    await Promise.all(identities.map((i) => i.close()));
+    await store.close();
+  }
 });
 
 test('the whole captured log holds no authorization code, session ID, CSRF token, client secret or password', async () => {
