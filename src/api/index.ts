@@ -54,7 +54,7 @@ export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn): Rou
 export function apiDocument(): Record<string, unknown> {
   const none = {} as ApiContext;
   const audit = undefined as unknown as AuditLog;
-  const signin = new SignIn({ api: undefined, server: undefined, sessions: undefined as unknown as Sessions, audit, clock: systemClock });
+  const signin = new SignIn({ current: () => ({ api: undefined, server: undefined }), sessions: undefined as unknown as Sessions, audit, clock: systemClock });
   return openApiDocument(apiRoutes(none, audit, signin));
 }
 
@@ -75,16 +75,16 @@ export async function registerAdminApi(
   const people = Object.keys(o.config.api?.users ?? {}).length > 0 || o.config.api?.signin.entra !== undefined;
   if (keys.size === 0 && !people) http.log.info({ path: 'api.keys' }, 'admin API: no API key, local user or Entra sign-in configured; every call to /api/v1 is refused');
   const sessions = new Sessions(o.store.kv, o.config.api?.session ?? { idleMinutes: 30, maxHours: 12 }, now);
+  const ctx: ApiContext = { ...o, now };
   const signin = new SignIn({
-    api: o.config.api,
-    server: o.config.server,
+    // Users and the Entra sign-in as config apply leaves them (update() below replaces ctx.config).
+    current: () => ({ api: ctx.config.api, server: ctx.config.server }),
     sessions,
     audit,
     clock,
     ...(o.signinIdentity ? { identity: o.signinIdentity } : o.identity ? { identity: async () => o.identity! } : {}),
   });
   const gate = new Gate(keys, sessions, o.config.server?.publicUrl);
-  const ctx: ApiContext = { ...o, now };
   const routes = apiRoutes(ctx, audit, signin);
   const doc = openApiDocument(routes);
   signin.pages(http);

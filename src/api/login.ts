@@ -46,8 +46,8 @@ const STATE_COOKIE = 'mb_login';
 export const LOGIN_BACKOFF = { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 15 * 60_000, baseDelayMs: 250, maxDelayMs: 4_000 };
 
 export interface SignInOptions {
-  api: ApiConfig | undefined;
-  server: { publicUrl?: string | undefined; port?: number } | undefined;
+  /** The api and server sections as of now: config apply may change users and the Entra sign-in while the gateway runs. */
+  current: () => { api: ApiConfig | undefined; server: { publicUrl?: string | undefined; port?: number } | undefined };
   sessions: Sessions;
   audit: AuditLog;
   clock: Clock;
@@ -83,26 +83,37 @@ export function roleFrom(roles: readonly string[]): Role | undefined {
 
 export class SignIn {
   private readonly o: SignInOptions;
-  private readonly users = new Map<string, { hash: ParsedHash; role: Role }>();
+  private parsed: { from: unknown; users: Map<string, { hash: ParsedHash; role: Role }> } = { from: undefined, users: new Map() };
   private readonly guard: LoginGuard;
 
   constructor(o: SignInOptions) {
     this.o = o;
-    // The schema refused anything but a valid hash, so parsing cannot fail here.
-    for (const [name, u] of Object.entries(o.api?.users ?? {})) this.users.set(name, { hash: parsePasswordHash(u.password)!, role: u.role });
     this.guard = new LoginGuard(LOGIN_BACKOFF, o.clock);
   }
 
+  /** The local users of api.users, parsed again when config apply replaced the section. */
+  private get users(): Map<string, { hash: ParsedHash; role: Role }> {
+    const from = this.o.current().api?.users;
+    if (from !== this.parsed.from) {
+      const users = new Map<string, { hash: ParsedHash; role: Role }>();
+      // The schema refused anything but a valid hash, so parsing cannot fail here.
+      for (const [name, u] of Object.entries(from ?? {})) users.set(name, { hash: parsePasswordHash(u.password)!, role: u.role });
+      this.parsed = { from, users };
+    }
+    return this.parsed.users;
+  }
+
   get entraConnection(): string | undefined {
-    return this.o.api?.signin.entra?.connection;
+    return this.o.current().api?.signin.entra?.connection;
   }
 
   redirectUri(): string {
-    return consoleRedirectUri(this.o.api, this.o.server);
+    const { api, server } = this.o.current();
+    return consoleRedirectUri(api, server);
   }
 
   private publicUrl(): string | undefined {
-    return this.o.server?.publicUrl;
+    return this.o.current().server?.publicUrl;
   }
 
   /** Checks a local user's password under the back-off; the session, or throws an MbError. */

@@ -36,6 +36,7 @@ async function usersConfig(extra: Record<string, unknown> = {}) {
 
 interface Rig {
   http: FastifyInstance;
+  served: Awaited<ReturnType<typeof registerAdminApi>>;
   t: TempStore;
   clock: ManualClock;
   log: string[];
@@ -48,9 +49,9 @@ async function rig(options: { config?: ReturnType<typeof configSchema.parse>; t?
   const log: string[] = [];
   const logger = createLogger({ level: 'trace', destination: { write: (l: string) => log.push(l) } });
   const http = Fastify({ loggerInstance: logger as FastifyBaseLogger });
-  await registerAdminApi(http, { config: options.config ?? (await usersConfig()), store: t.store, keys: [], clock });
+  const served = await registerAdminApi(http, { config: options.config ?? (await usersConfig()), store: t.store, keys: [], clock });
   await http.ready();
-  return { http, t, clock, log, close: () => http.close() };
+  return { http, served, t, clock, log, close: () => http.close() };
 }
 
 const cookieOf = (setCookie: string | string[] | undefined) => {
@@ -396,4 +397,24 @@ test('config check: api.signin.entra must name a connection of the file', () => 
   assert.match(e.message.de, /contso/);
   const fine = analyzeText('api: { signin: { entra: { connection: contoso } } }\nconnections:\n  contoso: { tenantId: contoso.example, clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35 }\n', 'mailbridge.yaml', {});
   assert.deepEqual(fine.errors.filter((p) => p.code === 'MB_API_SIGNIN_NOT_CONFIGURED'), []);
+});
+
+test('config apply: users added or removed in api.users sign in, or no longer, without a restart', async () => {
+  const config = await usersConfig();
+  const r = await rig({ config });
+  try {
+    await signIn(r.http, 'otto');
+    const { otto: _gone, ...rest } = config.api!.users;
+    void _gone;
+    const next = configSchema.parse({ ...config, api: { ...config.api, users: { ...rest, neu: { password: await hashPassword('new-user-password', 10), role: 'reader' } } } });
+    r.served.update({ config: next });
+    const neu = await r.http.inject({ method: 'POST', url: '/api/v1/session', payload: { user: 'neu', password: 'new-user-password' } });
+    assert.equal(neu.statusCode, 201, neu.body);
+    assert.deepEqual(neu.json().roles, ['reader']);
+    const otto = await failSignIn(r, { user: 'otto', password: PASSWORDS.otto });
+    assert.equal(otto.res.json().error.code, 'MB_API_LOGIN_FAILED');
+  } finally {
+    await r.close();
+    await r.t.cleanup();
+  }
 });
