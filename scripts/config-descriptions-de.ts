@@ -20,10 +20,10 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Bearer-Token, das GET /metrics verlangt (setzen, wenn server.listen von anderen Rechnern erreichbar ist); ohne es ist /metrics für jeden offen, der server.listen erreicht",
   "Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set":
     "HTTPS statt HTTP ausliefern. Nötig, wenn server.listen von anderen Rechnern erreichbar ist (nicht Loopback), außer server.insecure ist gesetzt",
-  "PEM certificate (with its chain) the gateway serves HTTPS with":
-    "PEM-Zertifikat (mit Kette), mit dem das Gateway HTTPS ausliefert",
-  "PEM private key of the certificate (unencrypted, readable by the mailbridge user)":
-    "Privater PEM-Schlüssel des Zertifikats (unverschlüsselt, lesbar für den Benutzer mailbridge)",
+  "Path of the PEM certificate file (with its chain) the gateway serves HTTPS with":
+    "Pfad der PEM-Zertifikatsdatei (mit Kette), mit der das Gateway HTTPS ausliefert",
+  "Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)":
+    "Pfad der PEM-Datei mit dem privaten Schlüssel des Zertifikats (unverschlüsselt, lesbar für den Benutzer mailbridge)",
   "Serve plain HTTP on a non-loopback server.listen anyway: only when a reverse proxy in front terminates TLS (passwords, session cookies and API keys cross the network in clear otherwise)":
     "Auf einem server.listen außerhalb von Loopback trotzdem unverschlüsseltes HTTP ausliefern: nur, wenn ein vorgeschalteter Reverse-Proxy TLS beendet (sonst gehen Kennwörter, Sitzungs-Cookies und API-Schlüssel unverschlüsselt über das Netz)",
   "Directory (tenant) ID GUID, or a verified domain":

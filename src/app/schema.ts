@@ -28,8 +28,8 @@ export const serverSchema = z
     metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
     tls: z
       .object({
-        cert: z.string().min(1).meta({ description: 'PEM certificate (with its chain) the gateway serves HTTPS with' }),
-        key: z.string().min(1).meta({ description: 'PEM private key of the certificate (unencrypted, readable by the mailbridge user)' }),
+        cert: z.string().min(1).meta({ description: 'Path of the PEM certificate file (with its chain) the gateway serves HTTPS with' }),
+        key: z.string().min(1).meta({ description: 'Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)' }),
       })
       .strict()
       .optional()
