@@ -123,6 +123,12 @@ export const relaySchema = z
         sendTimeoutSeconds: z.int().min(1).max(3600).default(300).meta({ description: 'A delivery attempt that takes longer counts as a temporary failure' }),
         pollSeconds: z.int().min(1).max(3600).default(10).meta({ description: 'How often the queue looks for changes made by `mailbridge queue` in another process' }),
         keepDays: z.int().min(0).max(3650).default(7).meta({ description: 'Days that sent and bounced entries stay listed' }),
+        leaseSeconds: z
+          .int()
+          .min(2)
+          .max(3600)
+          .default(30)
+          .meta({ description: 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this' }),
       })
       .strict()
       .default({
@@ -134,6 +140,7 @@ export const relaySchema = z
         sendTimeoutSeconds: 300,
         pollSeconds: 10,
         keepDays: 7,
+        leaseSeconds: 30,
       })
       .meta({ description: 'Delivery: retries and Microsoft 365 per-mailbox limits' }),
     bounces: z

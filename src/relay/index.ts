@@ -11,7 +11,9 @@
  * times.
  *
  * Limits: one relay process per spool directory (a lock file enforces it); per-mailbox limits are
- * per process. Routing (which connection, mailbox and transport send a sender's mail) lives in
+ * per process — unless the composition root (src/app/relay.ts) hands in the store spool and
+ * `cluster`: then bodies, claims (with leases) and per-mailbox limits live in the shared
+ * PostgreSQL database and any number of nodes relay together. Routing (which connection, mailbox and transport send a sender's mail) lives in
  * routing.ts and transports/ (RoutedTransport, with `mailboxFor` for the queue's pacing key);
  * transports/service.ts starts the relay with them, as `serve` does. Without `mailboxFor` the
  * sending mailbox is the envelope sender.
@@ -23,10 +25,10 @@ import type { Store } from '../store/index.ts';
 import { systemClock, type Clock } from '../util/clock.ts';
 import { relaySchema, type RelayConfig } from './config.ts';
 import { startListeners, type RunningListener } from './listener.ts';
-import { Queue, type RecoveryReport } from './queue/index.ts';
+import { Queue, type ClusterOptions, type RecoveryReport } from './queue/index.ts';
 import { QueueManager } from './queue/manager.ts';
 import { parseSchedule } from './queue/schedule.ts';
-import { Spool } from './queue/spool.ts';
+import { FileSpool, type Spool } from './queue/spool.ts';
 import { QueueTrace } from './queue/trace.ts';
 import { loadTls, type TlsMaterial } from './tls.ts';
 import type { Transport } from './transport.ts';
@@ -45,6 +47,10 @@ export interface RelayOptions {
   clock?: Clock;
   /** The sending mailbox of a message (routing); default: its envelope sender. */
   mailboxFor?: (envelope: { sender: string; relayUser?: string }) => string;
+  /** Where bodies live (src/app/relay.ts chooses by the store driver); default: the spool folder in dataDir. */
+  spool?: Spool;
+  /** Several nodes share the store: claims with leases, limits kept in the store. */
+  cluster?: ClusterOptions;
 }
 
 export interface Relay {
@@ -66,9 +72,11 @@ export async function openQueue(options: {
   /** Take the spool lock and recover (only the process that delivers does). */
   exclusive?: boolean;
   mailboxFor?: RelayOptions['mailboxFor'];
+  spool?: Spool;
+  cluster?: ClusterOptions;
 }): Promise<Queue> {
   const config = options.config ?? relaySchema.parse({});
-  const spool = new Spool(join(config.dataDir, 'spool'));
+  const spool = options.spool ?? new FileSpool(join(config.dataDir, 'spool'));
   await spool.open({ lock: options.exclusive ?? false });
   const queue = new Queue({
     repo: options.store.queue,
@@ -81,6 +89,7 @@ export async function openQueue(options: {
     keepMs: config.queue.keepDays * 86_400_000,
     ...(options.mailboxFor ? { mailboxFor: options.mailboxFor } : {}),
     trace: new QueueTrace(options.store.kv),
+    ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   return queue;
 }
@@ -91,7 +100,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const clock = options.clock ?? systemClock;
   const hostname = config.hostname ?? osHostname();
 
-  const queue = await openQueue({ config, store: options.store, log, clock, exclusive: true, ...(options.mailboxFor ? { mailboxFor: options.mailboxFor } : {}) });
+  const queue = await openQueue({
+    config,
+    store: options.store,
+    log,
+    clock,
+    exclusive: true,
+    ...(options.mailboxFor ? { mailboxFor: options.mailboxFor } : {}),
+    ...(options.spool ? { spool: options.spool } : {}),
+    ...(options.cluster ? { cluster: options.cluster } : {}),
+  });
   let listeners: Awaited<ReturnType<typeof startListeners>> | undefined;
   let manager: QueueManager | undefined;
   try {
@@ -108,6 +126,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       maxConcurrency: config.queue.maxConcurrency,
       sendTimeoutMs: config.queue.sendTimeoutSeconds * 1000,
       pollMs: config.queue.pollSeconds * 1000,
+      ...(options.cluster ? { cluster: options.cluster } : {}),
     });
     // Deliver what survived the last run before taking new mail.
     manager.start();

@@ -120,7 +120,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   /** The SMTP relay of `cfg.relay`, with its metrics; also what config apply starts again. */
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
     const { startRelayService } = await import('../relay/transports/service.ts');
-    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env });
+    const { relayStorage } = await import('../app/relay.ts');
+    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env, storage: relayStorage(store, cfg.relay) });
     const router = r.transport.router;
     r.relay.queue.on('outcome', (outcome, rec, at) => {
       const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';

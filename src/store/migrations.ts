@@ -181,5 +181,30 @@ export function migrations(dialect: Dialect): Migration[] {
        CREATE INDEX notify_deliveries_due ON notify_deliveries (state, next_attempt_at);
        CREATE INDEX notify_deliveries_event ON notify_deliveries (event_id);`,
     },
+    {
+      // Several relay nodes on one database (PostgreSQL). A claim names its node, a token that
+      // fences the result (a node whose claim was taken over cannot record it) and a lease the node
+      // renews while it delivers; once the lease has run out another node takes the message over.
+      // Bodies live next to their rows so that any node can deliver any message; relay_starts
+      // counts each mailbox's delivery starts for the limits that hold across nodes (30 a minute,
+      // recipients a day). SQLite installs keep bodies in the spool folder and limits in memory;
+      // the tables exist there too, so both dialects keep one list of migrations.
+      id: 'relay_cluster',
+      sql: `ALTER TABLE relay_queue ADD COLUMN claimed_by TEXT;
+       ALTER TABLE relay_queue ADD COLUMN claim_token TEXT;
+       ALTER TABLE relay_queue ADD COLUMN lease_until ${t.int64};
+       CREATE INDEX relay_queue_lease ON relay_queue (lease_until) WHERE state = 'active';
+       CREATE INDEX relay_queue_active ON relay_queue (mailbox) WHERE state = 'active';
+       CREATE TABLE relay_bodies (
+         id ${t.sorted} PRIMARY KEY,
+         body ${pg ? 'BYTEA' : 'BLOB'} NOT NULL
+       ${t.end};
+       CREATE TABLE relay_starts (
+         mailbox TEXT NOT NULL,
+         at ${t.int64} NOT NULL,
+         recipients INTEGER NOT NULL
+       ${t.end};
+       CREATE INDEX relay_starts_mailbox ON relay_starts (mailbox, at);`,
+    },
   ];
 }

@@ -3,10 +3,16 @@
  * (src/store/queue-sqlite.ts). A CAS is one UPDATE … WHERE state IN (…) RETURNING, which
  * PostgreSQL makes atomic across nodes: two nodes that claim the same message both run it, and
  * only one gets the row back.
+ *
+ * Several nodes: a claim locks its row with FOR UPDATE SKIP LOCKED (a node never waits for a row
+ * another node is claiming, it moves on) and writes holder, token and lease. Shared per-mailbox
+ * limits are checked under a transaction-scoped advisory lock on the mailbox, so two nodes cannot
+ * both take the last slot; the lock ends with the claim's commit. Bodies (relay_bodies, BYTEA) are
+ * inserted in the transaction of their rows, so a row that exists has its body on every node.
  */
 import type pg from 'pg';
-import { QUEUE_STATES, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
-import { COLUMNS, RELAXED_STATES, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
+import { QUEUE_STATES, type Bodies, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
+import { COLUMNS, DAY_MS, MINUTE_MS, RELAXED_STATES, limitedUntil, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
 import { tally } from './rows.ts';
 
@@ -23,7 +29,14 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
     await db.query(`INSERT INTO relay_queue (${COLUMNS}) VALUES ${tuples.join(', ')}`, values);
   }
 
-  async function update(db: Queryable, id: string | undefined, from: readonly QueueState[], u: QueueUpdate): Promise<Row[]> {
+  async function insertBodies(db: Queryable, bodies: Bodies | undefined): Promise<void> {
+    if (!bodies?.size) return;
+    const ids = [...bodies.keys()];
+    // One statement for the batch: arrays of ids and bodies, unnested into rows.
+    await db.query('INSERT INTO relay_bodies (id, body) SELECT * FROM unnest($1::text[], $2::bytea[])', [ids, ids.map((id) => bodies.get(id)!)]);
+  }
+
+  async function update(db: Queryable, id: string | undefined, from: readonly QueueState[], u: QueueUpdate, token?: string): Promise<Row[]> {
     const columns = updateColumns(u);
     const values: unknown[] = columns.map(([, v]) => v);
     const sets = columns.map(([c], i) => `${c} = $${i + 1}`);
@@ -33,14 +46,22 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
       values.push(id);
       where.unshift(`id = $${values.length}`);
     }
+    if (token !== undefined) {
+      values.push(token);
+      where.push(`claim_token = $${values.length}`);
+    }
     const { rows } = await db.query<Row>(`UPDATE relay_queue SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`, values);
     return rows;
   }
 
   return {
-    async insert(records) {
+    async insert(records, bodies) {
       if (records.length === 0) return;
-      await insertRows(pool, records);
+      if (!bodies?.size) return insertRows(pool, records);
+      await transaction(async (c) => {
+        await insertRows(c, records);
+        await insertBodies(c, bodies);
+      });
     },
     async get(id) {
       const { rows } = await pool.query<Row>('SELECT * FROM relay_queue WHERE id = $1', [id]);
@@ -87,19 +108,95 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
       );
       return rows[0]?.due ?? undefined;
     },
-    async transition(id, from, u) {
+    async transition(id, from, u, token) {
       const rows = RELAXED_STATES.has(u.state)
-        ? await transaction((c) => update(c, id, from, u), { relaxed: true })
-        : await update(pool, id, from, u);
+        ? await transaction((c) => update(c, id, from, u, token), { relaxed: true })
+        : await update(pool, id, from, u, token);
       return rows[0] && toRecord(rows[0]);
     },
-    async transitionAndInsert(id, from, u, records) {
+    async transitionAndInsert(id, from, u, records, options = {}) {
       return transaction(async (c) => {
-        const rows = await update(c, id, from, u);
+        const rows = await update(c, id, from, u, options.token);
         if (!rows[0]) return undefined;
         if (records.length) await insertRows(c, records);
+        await insertBodies(c, options.bodies);
         return toRecord(rows[0]);
       });
+    },
+    async claim(id, claim) {
+      // Relaxed like SQLite's claim: a claim lost to a database crash only makes the message be sent once more.
+      return transaction(
+        async (c) => {
+          const { limits } = claim;
+          let recipients = 0;
+          if (limits) {
+            const head = await c.query<{ mailbox: string; n: number }>(
+              `SELECT mailbox, jsonb_array_length(recipients) AS n FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred')`,
+              [id],
+            );
+            const row = head.rows[0];
+            if (!row) return {};
+            recipients = row.n;
+            // Held until COMMIT: the check and the counted start are one step for all nodes.
+            await c.query(`SELECT pg_advisory_xact_lock(hashtextextended('mailbridge.relay:' || $1, 0))`, [row.mailbox]);
+            const running = await c.query<{ n: number }>(`SELECT COUNT(*) AS n FROM relay_queue WHERE mailbox = $1 AND state = 'active' AND lease_until > $2`, [row.mailbox, claim.now]);
+            const minute = await c.query<{ at: number }>('SELECT at FROM relay_starts WHERE mailbox = $1 AND at > $2 ORDER BY at', [row.mailbox, claim.now - MINUTE_MS]);
+            const day = Number.isFinite(limits.recipientsPerDay)
+              ? await c.query<{ n: number }>('SELECT COALESCE(SUM(recipients), 0) AS n FROM relay_starts WHERE mailbox = $1 AND at > $2', [row.mailbox, claim.now - DAY_MS])
+              : undefined;
+            const limited = await limitedUntil(limits, claim.now, recipients, {
+              running: Number(running.rows[0]!.n),
+              minute: minute.rows.map((r) => r.at),
+              dayTotal: Number(day?.rows[0]?.n ?? 0),
+              day: async () =>
+                (await c.query<{ at: number; recipients: number }>('SELECT at, recipients FROM relay_starts WHERE mailbox = $1 AND at > $2 ORDER BY at', [row.mailbox, claim.now - DAY_MS])).rows.map(
+                  (r) => [r.at, r.recipients] as [number, number],
+                ),
+            });
+            if (limited) return { limited };
+          }
+          const { rows } = await c.query<Row>(
+            `UPDATE relay_queue SET state = 'active', claimed_by = $2, claim_token = $3, lease_until = $4, updated_at = $5
+             WHERE id = (SELECT id FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred') FOR UPDATE SKIP LOCKED)
+             RETURNING *`,
+            [id, claim.by, claim.token, claim.leaseUntil, claim.now],
+          );
+          if (!rows[0]) return {};
+          if (limits) await c.query('INSERT INTO relay_starts (mailbox, at, recipients) VALUES ($1, $2, $3)', [rows[0].mailbox, claim.now, recipients]);
+          return { record: toRecord(rows[0]) };
+        },
+        { relaxed: true },
+      );
+    },
+    async renew(by, tokens, leaseUntil) {
+      if (tokens.length === 0) return [];
+      const { rows } = await pool.query<{ claim_token: string }>(
+        `UPDATE relay_queue SET lease_until = $1 WHERE state = 'active' AND claimed_by = $2 AND claim_token = ANY($3) RETURNING claim_token`,
+        [leaseUntil, by, [...tokens]],
+      );
+      return rows.map((r) => r.claim_token);
+    },
+    async takeOver(now) {
+      const { rows } = await pool.query<{ id: string; claimed_by: string | null }>(
+        `UPDATE relay_queue SET state = 'deferred', next_attempt_at = $1, updated_at = $1
+         WHERE id IN (SELECT id FROM relay_queue WHERE state = 'active' AND lease_until < $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, claimed_by`,
+        [now],
+      );
+      return rows.map((r) => ({ id: r.id, claimedBy: r.claimed_by ?? undefined }));
+    },
+    async readBody(id) {
+      const { rows } = await pool.query<{ body: Buffer }>('SELECT body FROM relay_bodies WHERE id = $1', [id]);
+      return rows[0]?.body;
+    },
+    async hasBody(id) {
+      return ((await pool.query('SELECT 1 FROM relay_bodies WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    },
+    async deleteBody(id) {
+      await pool.query('DELETE FROM relay_bodies WHERE id = $1', [id]);
+    },
+    async bodyIds() {
+      return (await pool.query<{ id: string }>('SELECT id FROM relay_bodies')).rows.map((r) => r.id);
     },
     async transitionAll(from, u) {
       return (await update(pool, undefined, from, u)).length;
@@ -129,6 +226,8 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
         [...states],
         before,
       ]);
+      // Starts leave the day window long before: `before` is at most now.
+      await pool.query('DELETE FROM relay_starts WHERE at < $1', [before - DAY_MS]);
       return rows.map((r) => r.id);
     },
   };

@@ -4,7 +4,7 @@
  * row read back. SQLite returns the JSON columns as text and the flag as 0/1; PostgreSQL returns
  * JSONB parsed and BOOLEAN as true/false; `toRecord` takes either.
  */
-import type { QueueRecord, QueueState, QueueUpdate } from './queue.ts';
+import type { QueueRecord, QueueState, QueueUpdate, SharedLimits } from './queue.ts';
 import { withPresent } from './rows.ts';
 
 export interface Row {
@@ -27,6 +27,9 @@ export interface Row {
   hold_reason: string | null;
   origin_id: string | null;
   retry_requested_at: number | null;
+  claimed_by?: string | null;
+  claim_token?: string | null;
+  lease_until?: number | null;
   updated_at: number;
 }
 
@@ -106,5 +109,48 @@ export function toRecord(r: Row): QueueRecord {
     holdReason: r.hold_reason,
     originId: r.origin_id,
     retryRequestedAt: r.retry_requested_at,
+    claimedBy: r.claimed_by ?? null,
+    claimToken: r.claim_token ?? null,
+    leaseUntil: r.lease_until ?? null,
   });
+}
+
+export const MINUTE_MS = 60_000;
+export const DAY_MS = 86_400_000;
+
+/** What a claim with shared limits finds in the store for its mailbox (both drivers ask the same). */
+export interface MailboxUse {
+  /** Active deliveries whose lease has not run out. */
+  running: number;
+  /** Start times in the last minute, oldest first. */
+  minute: number[];
+  /** Recipients started in the last 24 hours. */
+  dayTotal: number;
+  /** [start time, recipients] in the last 24 hours, oldest first; read only when the budget is short. */
+  day: () => Promise<Array<[number, number]>>;
+}
+
+/**
+ * undefined when a delivery of `recipients` recipients may start at `now`; otherwise when it may
+ * (`until` undefined: when a running delivery ends). The same rules as the in-memory MailboxPacer
+ * (src/relay/queue/pacing.ts), computed from the rows all nodes write.
+ */
+export async function limitedUntil(limits: SharedLimits, now: number, recipients: number, use: MailboxUse): Promise<{ until: number | undefined } | undefined> {
+  if (use.running >= limits.concurrency) return { until: undefined };
+  let at = now;
+  if (use.minute.length >= limits.perMinute) at = use.minute[use.minute.length - limits.perMinute]! + MINUTE_MS;
+  if (Number.isFinite(limits.recipientsPerDay) && use.dayTotal + recipients > limits.recipientsPerDay) {
+    let excess = use.dayTotal + recipients - limits.recipientsPerDay;
+    const day = await use.day();
+    let budgetAt = (day[day.length - 1]?.[0] ?? now - DAY_MS) + DAY_MS;
+    for (const [start, n] of day) {
+      excess -= n;
+      if (excess <= 0) {
+        budgetAt = start + DAY_MS;
+        break;
+      }
+    }
+    at = Math.max(at, budgetAt);
+  }
+  return at > now ? { until: at } : undefined;
 }

@@ -5,8 +5,8 @@
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { durable, inList, placeholders, relaxed as relaxedCommit, statementCache, transaction, where } from './sqlite-tools.ts';
-import { QUEUE_STATES, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
-import { COLUMNS, RELAXED_STATES, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
+import { QUEUE_STATES, type Bodies, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
+import { COLUMNS, DAY_MS, MINUTE_MS, RELAXED_STATES, limitedUntil, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
 import { tally } from './rows.ts';
 
 /**
@@ -23,8 +23,11 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
   );
   const getStmt = prepare('SELECT * FROM relay_queue WHERE id = ?');
 
-  function insertRows(records: QueueRecord[]): void {
+  const insertBody = prepare('INSERT INTO relay_bodies (id, body) VALUES (?, ?)');
+
+  function insertRows(records: QueueRecord[], bodies?: Bodies): void {
     for (const r of records) insertStmt.run(...recordValues(r, (b) => (b ? 1 : 0)));
+    for (const [id, body] of bodies ?? []) insertBody.run(id, body);
   }
 
   /**
@@ -38,7 +41,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
   const relaxed = <T>(fn: () => T): T => relaxedCommit(db, fn);
   const tx = <T>(fn: () => T): T => transaction(db, fn);
 
-  function update(id: string | undefined, from: readonly QueueState[], u: QueueUpdate): Row[] {
+  function update(id: string | undefined, from: readonly QueueState[], u: QueueUpdate, token?: string): Row[] {
     const columns = updateColumns(u);
     const sets = columns.map(([c]) => `${c} = ?`);
     const values: SQLInputValue[] = columns.map(([, v]) => v);
@@ -48,14 +51,18 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       where.unshift('id = ?');
       whereValues.unshift(id);
     }
+    if (token !== undefined) {
+      where.push('claim_token = ?');
+      whereValues.push(token);
+    }
     const sql = `UPDATE relay_queue SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`;
     return prepare(sql).all(...values, ...whereValues) as unknown as Row[];
   }
 
   return {
-    async insert(records) {
+    async insert(records, bodies) {
       if (records.length === 0) return;
-      await durable(db, syncWal, () => insertRows(records));
+      await durable(db, syncWal, () => insertRows(records, bodies));
     },
     async get(id) {
       const row = getStmt.get(id) as Row | undefined;
@@ -89,17 +96,77 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
         .get(...exclude) as { due: number | null };
       return row.due ?? undefined;
     },
-    async transition(id, from, u) {
-      const rows = RELAXED_STATES.has(u.state) ? relaxed(() => update(id, from, u)) : update(id, from, u);
+    async transition(id, from, u, token) {
+      const rows = RELAXED_STATES.has(u.state) ? relaxed(() => update(id, from, u, token)) : update(id, from, u, token);
       return rows[0] && toRecord(rows[0]);
     },
-    async transitionAndInsert(id, from, u, records) {
+    async transitionAndInsert(id, from, u, records, options = {}) {
       return tx(() => {
-        const rows = update(id, from, u);
+        const rows = update(id, from, u, options.token);
         if (!rows[0]) return undefined;
-        insertRows(records);
+        insertRows(records, options.bodies);
         return toRecord(rows[0]);
       });
+    },
+    async claim(id, claim) {
+      // One writer per database file: node:sqlite is synchronous, so the check and the claim below
+      // run without another statement in between.
+      const claimRow = () =>
+        relaxed(() =>
+          prepare(
+            `UPDATE relay_queue SET state = 'active', claimed_by = ?, claim_token = ?, lease_until = ?, updated_at = ?
+             WHERE id = ? AND state IN ('incoming', 'deferred') RETURNING *`,
+          ).get(claim.by, claim.token, claim.leaseUntil, claim.now, id) as Row | undefined,
+        );
+      const { limits } = claim;
+      if (!limits) {
+        const row = claimRow();
+        return row ? { record: toRecord(row) } : {};
+      }
+      const head = prepare(`SELECT mailbox, json_array_length(recipients) AS n FROM relay_queue WHERE id = ? AND state IN ('incoming', 'deferred')`).get(id) as
+        | { mailbox: string; n: number }
+        | undefined;
+      if (!head) return {};
+      const running = prepare(`SELECT COUNT(*) AS n FROM relay_queue WHERE mailbox = ? AND state = 'active' AND lease_until > ?`).get(head.mailbox, claim.now) as { n: number };
+      const minute = prepare('SELECT at FROM relay_starts WHERE mailbox = ? AND at > ? ORDER BY at').all(head.mailbox, claim.now - MINUTE_MS) as Array<{ at: number }>;
+      const day = prepare('SELECT COALESCE(SUM(recipients), 0) AS n FROM relay_starts WHERE mailbox = ? AND at > ?').get(head.mailbox, claim.now - DAY_MS) as { n: number };
+      const dayRows = prepare('SELECT at, recipients FROM relay_starts WHERE mailbox = ? AND at > ? ORDER BY at').all(head.mailbox, claim.now - DAY_MS) as Array<{ at: number; recipients: number }>;
+      const limited = await limitedUntil(limits, claim.now, head.n, {
+        running: running.n,
+        minute: minute.map((r) => r.at),
+        dayTotal: day.n,
+        day: async () => dayRows.map((r) => [r.at, r.recipients] as [number, number]),
+      });
+      if (limited) return { limited };
+      const row = claimRow();
+      if (!row) return {};
+      relaxed(() => prepare('INSERT INTO relay_starts (mailbox, at, recipients) VALUES (?, ?, ?)').run(head.mailbox, claim.now, head.n));
+      return { record: toRecord(row) };
+    },
+    async renew(by, tokens, leaseUntil) {
+      if (tokens.length === 0) return [];
+      const rows = prepare(`UPDATE relay_queue SET lease_until = ? WHERE state = 'active' AND claimed_by = ? AND claim_token IN (${placeholders(tokens)}) RETURNING claim_token`)
+        .all(leaseUntil, by, ...tokens) as Array<{ claim_token: string }>;
+      return rows.map((r) => r.claim_token);
+    },
+    async takeOver(now) {
+      const rows = prepare(
+        `UPDATE relay_queue SET state = 'deferred', next_attempt_at = ?, updated_at = ? WHERE state = 'active' AND lease_until < ? RETURNING id, claimed_by`,
+      ).all(now, now, now) as Array<{ id: string; claimed_by: string | null }>;
+      return rows.map((r) => ({ id: r.id, claimedBy: r.claimed_by ?? undefined }));
+    },
+    async readBody(id) {
+      const row = prepare('SELECT body FROM relay_bodies WHERE id = ?').get(id) as { body: Uint8Array } | undefined;
+      return row && Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength);
+    },
+    async hasBody(id) {
+      return prepare('SELECT 1 FROM relay_bodies WHERE id = ?').get(id) !== undefined;
+    },
+    async deleteBody(id) {
+      prepare('DELETE FROM relay_bodies WHERE id = ?').run(id);
+    },
+    async bodyIds() {
+      return (prepare('SELECT id FROM relay_bodies').all() as Array<{ id: string }>).map((r) => r.id);
     },
     async transitionAll(from, u) {
       return update(undefined, from, u).length;
@@ -124,6 +191,8 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       if (states.length === 0) return [];
       const rows = prepare(`DELETE FROM relay_queue WHERE state IN (${placeholders(states)}) AND updated_at < ? RETURNING id`)
         .all(...states, before) as Array<{ id: string }>;
+      // Starts leave the day window long before: `before` is at most now.
+      prepare('DELETE FROM relay_starts WHERE at < ?').run(before - DAY_MS);
       return rows.map((r) => r.id);
     },
   };

@@ -5,8 +5,9 @@
  * src/relay/queue/index.ts, the one module that moves messages.
  *
  * Every update is a compare-and-set on the current state (`from`), so two actors (the queue manager,
- * a `mailbridge queue` command in another process, later a second node on PostgreSQL) can never
- * both move the same message.
+ * a `mailbridge queue` command in another process, another node on PostgreSQL) can never both move
+ * the same message. A claim (→ active) also writes who holds it, a token and a lease: the moves out
+ * of active name the token, so a node whose lease ran out and was taken over cannot record a result.
  */
 import type { ErrorParams } from '../errors/index.ts';
 
@@ -58,7 +59,40 @@ export interface QueueRecord {
    * The queue manager, possibly in another process, lifts its mailbox's pause for such a message.
    */
   retryRequestedAt?: number;
+  /** The node that claimed the message last (kept after the delivery: who sent it). */
+  claimedBy?: string;
+  /** The token of the current claim; moves out of active must name it (fencing). */
+  claimToken?: string;
+  /** Epoch milliseconds; an active message whose lease has passed may be taken over by another node. */
+  leaseUntil?: number;
   updatedAt: number;
+}
+
+/** Per-mailbox limits a claim checks in the store when several nodes share them. */
+export interface SharedLimits {
+  concurrency: number;
+  perMinute: number;
+  /** Recipients in any 24 hours; Infinity: unpaced. */
+  recipientsPerDay: number;
+}
+
+export interface Claim {
+  by: string;
+  token: string;
+  now: number;
+  leaseUntil: number;
+  /** Checked and counted in the same transaction as the claim (PostgreSQL: across nodes). */
+  limits?: SharedLimits;
+}
+
+/**
+ * `record`: the claimed row. Otherwise `limited` when the mailbox is at a limit (`until`: when it
+ * may start, undefined when a running delivery must end first), or neither when the message was
+ * moved or is being claimed by someone else.
+ */
+export interface ClaimResult {
+  record?: QueueRecord;
+  limited?: { until: number | undefined };
 }
 
 /** Fields an update may set; `null` clears an optional field. */
@@ -81,9 +115,12 @@ export interface QueueListQuery {
   after?: string;
 }
 
+/** Bodies by message id, committed in the same transaction as their rows. */
+export type Bodies = ReadonlyMap<string, Buffer>;
+
 export interface QueueRepository {
-  /** Insert rows in one transaction: all are durable when this resolves, or none is. */
-  insert(records: QueueRecord[]): Promise<void>;
+  /** Insert rows (and their bodies, when given) in one transaction: all are durable when this resolves, or none is. */
+  insert(records: QueueRecord[], bodies?: Bodies): Promise<void>;
   get(id: string): Promise<QueueRecord | undefined>;
   list(query?: QueueListQuery): Promise<QueueRecord[]>;
   counts(): Promise<Record<QueueState, number>>;
@@ -93,10 +130,35 @@ export interface QueueRepository {
   ready(now: number, limit: number, excludeMailboxes?: readonly string[]): Promise<QueueRecord[]>;
   /** Earliest nextAttemptAt of incoming/deferred messages, skipping the given mailboxes. */
   nextDue(excludeMailboxes?: readonly string[]): Promise<number | undefined>;
-  /** Compare-and-set: applies `update` if the message is in one of `from`; the new row, or undefined. */
-  transition(id: string, from: readonly QueueState[], update: QueueUpdate): Promise<QueueRecord | undefined>;
+  /**
+   * Compare-and-set: applies `update` if the message is in one of `from` (and, with `token`, still
+   * holds that claim); the new row, or undefined.
+   */
+  transition(id: string, from: readonly QueueState[], update: QueueUpdate, token?: string): Promise<QueueRecord | undefined>;
   /** `transition` and `insert` in one transaction (a bounce and its report); nothing happens if the CAS fails. */
-  transitionAndInsert(id: string, from: readonly QueueState[], update: QueueUpdate, records: QueueRecord[]): Promise<QueueRecord | undefined>;
+  transitionAndInsert(
+    id: string,
+    from: readonly QueueState[],
+    update: QueueUpdate,
+    records: QueueRecord[],
+    options?: { bodies?: Bodies; token?: string },
+  ): Promise<QueueRecord | undefined>;
+  /**
+   * incoming/deferred → active with the claim's holder, token and lease, skipping a row another
+   * node is claiming at this moment (FOR UPDATE SKIP LOCKED). With `limits`, the mailbox's running
+   * deliveries, starts in the last minute and recipients in the last 24 hours are checked and the
+   * start counted in the same transaction, under a per-mailbox lock.
+   */
+  claim(id: string, claim: Claim): Promise<ClaimResult>;
+  /** Extends the lease of the claims `by` still holds; returns their tokens (the others were taken over). */
+  renew(by: string, tokens: readonly string[], leaseUntil: number): Promise<string[]>;
+  /** Active messages whose lease ran out before `now` → deferred, due now; their ids and former holders. */
+  takeOver(now: number): Promise<Array<{ id: string; claimedBy: string | undefined }>>;
+  readBody(id: string): Promise<Buffer | undefined>;
+  hasBody(id: string): Promise<boolean>;
+  deleteBody(id: string): Promise<void>;
+  /** Ids of all stored bodies (recovery). */
+  bodyIds(): Promise<string[]>;
   /** Applies `update` to every message in `from`; the number of rows changed. */
   transitionAll(from: readonly QueueState[], update: QueueUpdate): Promise<number>;
   /** Deletes the row if it is in one of `from`. */
@@ -105,6 +167,6 @@ export interface QueueRepository {
   sentSince(since: number): Promise<Array<{ mailbox: string; recipients: number; at: number }>>;
   /** Mailboxes with incoming/deferred messages an admin asked to retry at or after `since`, with the latest such time. */
   retriedSince(since: number): Promise<Array<{ mailbox: string; at: number }>>;
-  /** Deletes rows in `states` last updated before `before`; returns their ids. */
+  /** Deletes rows in `states` last updated before `before` (and delivery starts a day older); returns their ids. */
   purge(states: readonly QueueState[], before: number): Promise<string[]>;
 }

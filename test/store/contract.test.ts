@@ -173,6 +173,84 @@ for (const d of drivers.list) {
       assert.equal((await s.queue.get('r2'))?.retryRequestedAt, undefined);
     });
 
+    test('queue: bodies commit with their rows (all or nothing), read back byte for byte, and are deleted', async () => {
+      const s = await d.open();
+      const body = Buffer.from([0, 1, 2, 0xff, 0x0d, 0x0a, ...Buffer.from('Grüße')]);
+      await s.queue.insert([rec('b1'), rec('b2')], new Map([['b1', body], ['b2', Buffer.from('two')]]));
+      assert.deepEqual(await s.queue.readBody('b1'), body);
+      assert.equal(await s.queue.hasBody('b2'), true);
+      assert.deepEqual((await s.queue.bodyIds()).sort(), ['b1', 'b2']);
+      // A row that fails takes its body with it, and a body that fails its row.
+      await assert.rejects(s.queue.insert([rec('b3'), rec('b1')], new Map([['b3', Buffer.from('three')]])));
+      assert.equal(await s.queue.hasBody('b3'), false);
+      await assert.rejects(s.queue.insert([rec('b4')], new Map([['b4', Buffer.from('x')], ['b2', Buffer.from('dup')]])));
+      assert.equal(await s.queue.get('b4'), undefined);
+      await s.queue.deleteBody('b1');
+      assert.equal(await s.queue.readBody('b1'), undefined);
+      assert.equal(await s.queue.hasBody('b1'), false);
+      // A bounce's report and its body go in with the bounce.
+      await s.queue.insert([rec('o', { state: 'active' })]);
+      await s.queue.transitionAndInsert('o', ['active'], { state: 'bounced', updatedAt: 9 }, [rec('dsn', { kind: 'dsn', sender: '' })], {
+        bodies: new Map([['dsn', Buffer.from('report')]]),
+      });
+      assert.deepEqual(await s.queue.readBody('dsn'), Buffer.from('report'));
+    });
+
+    test('queue: a claim writes holder, token and lease; results are fenced by the token; expired leases are taken over', async () => {
+      const s = await d.open();
+      await s.queue.insert([rec('c1'), rec('c2'), rec('c3', { state: 'held' })]);
+      const a = await s.queue.claim('c1', { by: 'node-a', token: 'ta', now: 100, leaseUntil: 1_100 });
+      assert.deepEqual([a.record?.state, a.record?.claimedBy, a.record?.claimToken, a.record?.leaseUntil], ['active', 'node-a', 'ta', 1_100]);
+      assert.deepEqual(await s.queue.claim('c1', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'claimed already');
+      assert.deepEqual(await s.queue.claim('c3', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'held');
+      await s.queue.claim('c2', { by: 'node-b', token: 'tc', now: 100, leaseUntil: 1_100 });
+      // Renewal keeps only what the node still holds under those tokens.
+      assert.deepEqual(await s.queue.renew('node-a', ['ta', 'tc'], 2_000), ['ta']);
+      assert.equal((await s.queue.get('c1'))?.leaseUntil, 2_000);
+      // node-b dies: its lease (1_100) runs out, node-a's (2_000) does not.
+      assert.deepEqual(await s.queue.takeOver(1_500), [{ id: 'c2', claimedBy: 'node-b' }]);
+      const back = await s.queue.get('c2');
+      assert.deepEqual([back?.state, back?.nextAttemptAt], ['deferred', 1_500]);
+      const again = await s.queue.claim('c2', { by: 'node-a', token: 'td', now: 1_600, leaseUntil: 2_600 });
+      assert.equal(again.record?.claimToken, 'td');
+      // node-b comes back and reports its old attempt: refused; node-a's result is recorded.
+      assert.equal(await s.queue.transition('c2', ['active'], { state: 'sent', updatedAt: 1_700 }, 'tc'), undefined);
+      assert.equal((await s.queue.transition('c2', ['active'], { state: 'sent', updatedAt: 1_700 }, 'td'))?.state, 'sent');
+      assert.equal(
+        await s.queue.transitionAndInsert('c1', ['active'], { state: 'bounced', updatedAt: 1_800 }, [rec('r1')], { token: 'wrong' }),
+        undefined,
+      );
+      assert.equal(await s.queue.get('r1'), undefined);
+      assert.deepEqual(await s.queue.renew('node-b', ['tc'], 3_000), []);
+    });
+
+    test('queue: claims with shared limits count connections, starts per minute and recipients per day across claimers', async () => {
+      const s = await d.open();
+      const limits = { concurrency: 2, perMinute: 3, recipientsPerDay: 9 };
+      const mb = { mailbox: 'shared@contoso.test' };
+      await s.queue.insert(['l1', 'l2', 'l3', 'l4', 'l5'].map((id) => rec(id, mb)));
+      const claim = (id: string, by: string, now: number) => s.queue.claim(id, { by, token: `${id}-${now}`, now, leaseUntil: now + 10_000, limits });
+      assert.ok((await claim('l1', 'a', 1_000)).record);
+      assert.ok((await claim('l2', 'b', 1_000)).record);
+      assert.deepEqual(await claim('l3', 'c', 1_000), { limited: { until: undefined } }, 'two connections in use on other nodes');
+      assert.equal((await s.queue.get('l3'))?.state, 'incoming', 'a limited claim leaves the row alone');
+      await s.queue.transition('l1', ['active'], { state: 'sent', updatedAt: 2_000 }, 'l1-1000');
+      assert.ok((await claim('l3', 'c', 2_000)).record, 'a connection is free again');
+      await s.queue.transition('l2', ['active'], { state: 'sent', updatedAt: 3_000 }, 'l2-1000');
+      await s.queue.transition('l3', ['active'], { state: 'sent', updatedAt: 3_000 }, 'l3-2000');
+      assert.deepEqual(await claim('l4', 'a', 3_000), { limited: { until: 61_000 } }, 'three starts in the last minute; the oldest leaves it at 61 s');
+      // 6 recipients started (2 each); a 9-recipient budget leaves room for one more message, not for two.
+      assert.ok((await claim('l4', 'a', 61_001)).record);
+      await s.queue.transition('l4', ['active'], { state: 'sent', updatedAt: 61_002 }, 'l4-61001');
+      const day = await claim('l5', 'b', 62_000);
+      assert.deepEqual(day, { limited: { until: 1_000 + 86_400_000 } }, 'the daily budget frees up when the first start leaves the 24 hours');
+      // Leases that ran out (their node died) do not hold connections.
+      await s.queue.insert(['l6', 'l7'].map((id) => rec(id, { ...mb, recipients: ['x@example.com'] })));
+      for (const id of ['l6', 'l7']) assert.ok((await s.queue.claim(id, { by: 'dead', token: id, now: 90_000_000, leaseUntil: 90_000_001, limits })).record);
+      assert.deepEqual(await claim('l5', 'b', 90_000_000), { limited: { until: undefined } });
+      assert.ok((await claim('l5', 'b', 90_000_010)).record, 'the leases of l6 and l7 ran out: their connections are not counted');
+    });
+
     test('checkpoints: epoch, advance (never backward), cursor, in-flight, record, lookup, keys of earlier epochs', async () => {
       const s = await d.open();
       const c = s.checkpoints;

@@ -186,6 +186,18 @@ export const relay = {
       de: 'Beenden Sie die andere Instanz oder geben Sie dieser ein eigenes relay.dataDir. Zwei Relays auf einem Spool würden beim Wiederanlauf gegenseitig Nachrichten löschen.',
     },
   },
+  MB_RELAY_CLAIM_LOST: {
+    http: 409,
+    title: { en: 'Delivery taken over by another node', de: 'Zustellung von einem anderen Knoten übernommen' },
+    cause: {
+      en: 'Node {node} could not renew or record its claim on message {id} in time (it was stopped, overloaded or could not reach the database for longer than relay.queue.leaseSeconds), so another node took the message over. The result of this node was refused; the message may go out once more (at least once, never lost).',
+      de: 'Knoten {node} konnte seinen Anspruch auf Nachricht {id} nicht rechtzeitig erneuern oder eintragen (er war angehalten, überlastet oder erreichte die Datenbank länger als relay.queue.leaseSeconds nicht), daher hat ein anderer Knoten die Nachricht übernommen. Das Ergebnis dieses Knotens wurde verworfen; die Nachricht kann ein weiteres Mal zugestellt werden (mindestens einmal, nie verloren).',
+    },
+    fix: {
+      en: 'If it happens often, check the network between the nodes and PostgreSQL (pg_stat_activity, the server log) or raise relay.queue.leaseSeconds in mailbridge.yaml.',
+      de: 'Tritt es häufig auf, prüfen Sie das Netz zwischen den Knoten und PostgreSQL (pg_stat_activity, Server-Log) oder erhöhen Sie relay.queue.leaseSeconds in mailbridge.yaml.',
+    },
+  },
   MB_RELAY_SPOOL_ORPHAN: {
     http: 500,
     title: { en: 'Unacknowledged spool file removed', de: 'Nicht bestätigte Spool-Datei entfernt' },

@@ -13,7 +13,15 @@
  * Durability (the promise behind every 250): the listener writes the body to `<id>.eml` and fsyncs
  * it; `accept` hands the row to the group committer, which fsyncs the spool directory and commits
  * the rows of the batch in one transaction. Only then does `accept` resolve and the client get its
- * 250. A bounce and its report are one transaction too.
+ * 250. A bounce and its report are one transaction too. With the store spool (several nodes on
+ * PostgreSQL) the bodies are committed in the rows' transaction instead (store-spool.ts).
+ *
+ * Claims: a claim writes the node, a fresh token and a lease (`cluster.leaseMs`); every move out of
+ * active names the token, so the result of a node whose claim was taken over is refused. With
+ * `cluster`, the manager renews the leases of its deliveries and takes over claims whose lease ran
+ * out (a node that died), and recovery at start does only that: the active rows of other nodes
+ * are theirs. Without it (SQLite, one process holding the spool lock) every active row at start is
+ * a leftover and goes back to deferred.
  *
  * Recovery at start, for whatever a crash left behind:
  * - `active` rows go back to deferred, due now (the attempt may have reached Microsoft: at-least-once);
@@ -25,11 +33,13 @@
  * - rows in incoming/deferred/held without a body go to held with MB_RELAY_BODY_MISSING, never
  *   silently dropped: an admin can restore the file and `queue release` it.
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { hostname as osHostname } from 'node:os';
 import type { Logger } from '../../log/index.ts';
 import { scrub } from '../../log/redact.ts';
 import { MbError, type ErrorParams, type MbCode } from '../../errors/index.ts';
-import type { QueueError, QueueRecord, QueueRepository, QueueState, QueueUpdate } from '../../store/queue.ts';
+import type { ClaimResult, QueueError, QueueRecord, QueueRepository, QueueState, QueueUpdate, SharedLimits } from '../../store/queue.ts';
 import { systemClock, type Clock } from '../../util/clock.ts';
 import { isAscii, normalizeAddress } from '../policy.ts';
 import { GroupCommitter } from './commit.ts';
@@ -56,6 +66,9 @@ export const MOVES = {
 
 export type AdminAction = 'hold' | 'release' | 'retry' | 'delete';
 
+/** A claim's lease on one node (no one takes it over there; it only shows when the claim was made). */
+const DEFAULT_LEASE_MS = 60_000;
+
 export interface BounceOptions {
   notify: 'sender' | 'admin' | 'both' | 'none';
   adminAddress?: string;
@@ -78,6 +91,16 @@ export interface QueueOptions {
   keepMs?: number;
   /** Keeps every attempt and admin action per message (trace.ts); without it only the last error is kept. */
   trace?: QueueTrace;
+  /**
+   * Several nodes on one database: this node's name in its claims and how long a claim holds
+   * without renewal. Without it the queue is the only one on its store (SQLite).
+   */
+  cluster?: ClusterOptions;
+}
+
+export interface ClusterOptions {
+  node: string;
+  leaseMs: number;
 }
 
 export interface AcceptInput {
@@ -131,6 +154,9 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
   private readonly keepMs: number;
   private readonly committer: GroupCommitter<QueueRecord>;
   readonly trace: QueueTrace | undefined;
+  readonly cluster: ClusterOptions | undefined;
+  /** Who claims: the cluster node, or this host and process. */
+  readonly node: string;
 
   constructor(options: QueueOptions) {
     super();
@@ -144,9 +170,11 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     this.mailboxFor = options.mailboxFor ?? ((e) => normalizeAddress(e.sender));
     this.keepMs = options.keepMs ?? 7 * 86_400_000;
     this.trace = options.trace;
+    this.cluster = options.cluster;
+    this.node = options.cluster?.node ?? `${osHostname()}:${process.pid}`;
     this.committer = new GroupCommitter(async (records) => {
-      await this.spool.syncDir();
-      await this.repo.insert(records);
+      const bodies = await this.spool.seal(records.map((r) => r.id));
+      await this.repo.insert(records, bodies);
     });
   }
 
@@ -211,15 +239,42 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     return this.repo.retriedSince(since);
   }
 
-  /** incoming/deferred → active; undefined if someone else moved it first. */
-  claim(id: string): Promise<QueueRecord | undefined> {
-    return this.move(id, 'claim', {});
+  /** incoming/deferred → active under a new claim (this node, a token, a lease); undefined if someone else moved it first. */
+  async claim(id: string): Promise<QueueRecord | undefined> {
+    return (await this.claimWithin(id)).record;
+  }
+
+  /**
+   * `claim`, checking and counting `limits` (shared by several nodes) in the store: no record if
+   * someone else moved or is claiming it, `limited` if the mailbox may not start now.
+   */
+  claimWithin(id: string, limits?: SharedLimits): Promise<ClaimResult> {
+    const now = this.clock.now();
+    return this.repo.claim(id, {
+      by: this.node,
+      token: randomUUID(),
+      now,
+      leaseUntil: now + (this.cluster?.leaseMs ?? DEFAULT_LEASE_MS),
+      ...(limits ? { limits } : {}),
+    });
+  }
+
+  /** Extends the leases of this node's claims; the tokens it still holds (the others were taken over). */
+  async renew(tokens: readonly string[]): Promise<Set<string>> {
+    return new Set(await this.repo.renew(this.node, tokens, this.clock.now() + (this.cluster?.leaseMs ?? DEFAULT_LEASE_MS)));
+  }
+
+  /** Claims whose lease ran out (their node died or lost the database) → deferred, due now. */
+  async takeOver(): Promise<number> {
+    const taken = await this.repo.takeOver(this.clock.now());
+    for (const t of taken) this.log.warn({ id: t.id, from: t.claimedBy, node: this.node }, 'relay: took over a delivery whose lease ran out');
+    return taken.length;
   }
 
   async delivered(rec: QueueRecord, reply?: string): Promise<void> {
     const now = this.clock.now();
-    const moved = await this.move(rec.id, 'delivered', { attempts: rec.attempts + 1, lastAttemptAt: now, lastError: null });
-    if (!moved) return;
+    const moved = await this.move(rec.id, 'delivered', { attempts: rec.attempts + 1, lastAttemptAt: now, lastError: null }, rec.claimToken);
+    if (!moved) return this.claimLost(rec, 'delivered');
     await this.traced(rec.id, { at: now, type: 'attempt', attempt: rec.attempts + 1, outcome: 'delivered', ...(reply ? { reply: scrub(reply) } : {}) });
     this.emit('outcome', 'delivered', rec, now);
     await this.spool.remove(rec.id).catch((err: Error) => this.log.warn({ id: rec.id, err: err.message }, 'could not remove the body of a sent message'));
@@ -236,7 +291,8 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
 
     if (f.kind === 'temporary' && attempts <= this.schedule.length) {
       const delay = Math.max(this.schedule[attempts - 1]!, (f.retryAfter ?? 0) * 1000);
-      const moved = await this.move(rec.id, 'defer', { attempts, lastAttemptAt: now, nextAttemptAt: now + delay, lastError });
+      const moved = await this.move(rec.id, 'defer', { attempts, lastAttemptAt: now, nextAttemptAt: now + delay, lastError }, rec.claimToken);
+      if (!moved) this.claimLost(rec, 'deferred');
       if (moved) {
         await this.traced(rec.id, { at: now, type: 'attempt', attempt: attempts, outcome: 'deferred', ...errorFields(lastError), nextAttemptAt: now + delay });
         this.emit('outcome', 'deferred', rec, now);
@@ -261,13 +317,13 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
 
   /** The attempt was cut short by shutdown: back to deferred, due now, not counted. */
   interrupted(rec: QueueRecord): Promise<QueueRecord | undefined> {
-    return this.move(rec.id, 'recover', { nextAttemptAt: this.clock.now() });
+    return this.move(rec.id, 'recover', { nextAttemptAt: this.clock.now() }, rec.claimToken);
   }
 
   /** The body is gone: hold the message as corrupt, loudly. */
   async markCorrupt(rec: QueueRecord): Promise<void> {
     const error: QueueError = { code: 'MB_RELAY_BODY_MISSING', params: { id: rec.id, path: this.spool.dir } };
-    const moved = await this.move(rec.id, 'corrupt', { holdReason: 'corrupt', lastError: error });
+    const moved = await this.move(rec.id, 'corrupt', { holdReason: 'corrupt', lastError: error }, rec.state === 'active' ? rec.claimToken : undefined);
     if (moved) await this.traced(rec.id, { at: this.clock.now(), type: 'corrupt', code: error.code });
     if (moved) this.log.error({ id: rec.id, mb: 'MB_RELAY_BODY_MISSING', path: this.spool.dir }, 'relay: queued message has no body; held as corrupt');
   }
@@ -347,7 +403,9 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
 
   async recover(): Promise<RecoveryReport> {
     const now = this.clock.now();
-    const requeued = await this.repo.transitionAll(MOVES.recover.from, { state: MOVES.recover.to, nextAttemptAt: now, updatedAt: now });
+    const requeued = this.cluster
+      ? await this.takeOver()
+      : await this.repo.transitionAll(MOVES.recover.from, { state: MOVES.recover.to, nextAttemptAt: now, updatedAt: now });
     const { bodies, temps } = await this.spool.scan();
     for (const id of temps) await this.spool.removeTemp(id);
 
@@ -367,7 +425,8 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     }
     const corrupt: string[] = [];
     for (const id of live) {
-      if (onDisk.has(id)) continue;
+      // Not in the scan: missing, or (store spool, another node) accepted after it.
+      if (onDisk.has(id) || (this.cluster && (await this.spool.exists(id)))) continue;
       const rec = await this.repo.get(id);
       if (!rec || rec.holdReason === 'corrupt') continue;
       await this.markCorrupt(rec);
@@ -384,10 +443,20 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     id: string,
     action: keyof typeof MOVES,
     fields: Omit<QueueUpdate, 'state' | 'updatedAt'>,
+    token?: string,
   ): Promise<QueueRecord | undefined> {
     const m = MOVES[action];
     if (!m.to) throw new Error(`${action} is not a move`);
-    return this.repo.transition(id, m.from, { ...fields, state: m.to, updatedAt: this.clock.now() });
+    return this.repo.transition(id, m.from, { ...fields, state: m.to, updatedAt: this.clock.now() }, token);
+  }
+
+  /**
+   * A result this node could not record: its claim was taken over (its lease ran out, e.g. while
+   * the database was unreachable) and another node owns the message now. Refused, so the message's
+   * fate is decided once; a delivery reported here may go out once more (at-least-once).
+   */
+  private claimLost(rec: QueueRecord, outcome: string): void {
+    this.log.warn({ mb: 'MB_RELAY_CLAIM_LOST', id: rec.id, node: this.node, outcome }, 'relay: delivery result refused, the claim was taken over by another node');
   }
 
   private async admin(id: string, action: Exclude<AdminAction, 'delete'>, fields: Omit<QueueUpdate, 'state' | 'updatedAt'>): Promise<QueueRecord> {
@@ -413,7 +482,7 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     const logFields = { id: rec.id, mb: error.code, mailbox: rec.mailbox, sender: rec.sender, attempt: attempts, reply: error.reply, detail: error.detail };
 
     if (to.length === 0) {
-      const moved = await this.move(rec.id, 'bounce', update);
+      const moved = await this.move(rec.id, 'bounce', update, rec.claimToken);
       if (moved) {
         await this.traced(rec.id, { at: now, type: 'attempt', attempt: attempts, outcome: 'bounced', ...errorFields(error) });
         this.emit('outcome', 'bounced', rec, now);
@@ -445,6 +514,7 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
       originalHeaders: headers,
     });
     await this.spool.writeDurable(dsnId, body);
+    const bodies = await this.spool.seal([dsnId]);
     const report: QueueRecord = {
       id: dsnId,
       state: 'incoming',
@@ -461,7 +531,10 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
       originId: rec.id,
       updatedAt: now,
     };
-    const moved = await this.repo.transitionAndInsert(rec.id, MOVES.bounce.from, { ...update, state: MOVES.bounce.to, updatedAt: now }, [report]);
+    const moved = await this.repo.transitionAndInsert(rec.id, MOVES.bounce.from, { ...update, state: MOVES.bounce.to, updatedAt: now }, [report], {
+      ...(bodies ? { bodies } : {}),
+      ...(rec.claimToken !== undefined ? { token: rec.claimToken } : {}),
+    });
     if (!moved) {
       await this.spool.remove(dsnId);
       return undefined;

@@ -21,14 +21,20 @@
  * delay the message): the manager sees the request in the store — at once in this process, within
  * `pollMs` when `mailbridge queue` ran in another one.
  *
- * Limits: in-process only — with several nodes on one database the per-mailbox limits hold per node.
+ * Several nodes (`cluster`, PostgreSQL): each claim checks and counts the mailbox's limits in the
+ * store, under a per-mailbox lock, so 3 connections, 30 a minute and the daily recipients hold
+ * across all nodes; a mailbox the store says is at a limit waits here until the time it names (or,
+ * for the connection limit, a short while: a delivery on another node ends unseen). Every third of
+ * the lease the manager renews the leases of its running deliveries — one whose claim was taken
+ * over is aborted, and its result would be refused anyway — and takes over the claims of nodes
+ * whose leases ran out. On one node (SQLite) the limits are kept in memory only.
  */
 import { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { QueueRecord } from '../../store/queue.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
-import type { AttemptFailure, Queue } from './index.ts';
+import type { AttemptFailure, ClusterOptions, Queue } from './index.ts';
 import { MailboxPacer } from './pacing.ts';
 import { ReadyIndex } from './ready-index.ts';
 import type { StoredBody } from './spool.ts';
@@ -45,7 +51,12 @@ export interface ManagerOptions {
   maxConcurrency: number;
   sendTimeoutMs: number;
   pollMs: number;
+  /** Several nodes on one store: leases renewed and taken over, limits checked in the store. */
+  cluster?: ClusterOptions;
 }
+
+/** How long a mailbox whose connections are all used on other nodes waits before it is tried again. */
+const BUSY_ELSEWHERE_MS = 500;
 
 const PURGE_EVERY_MS = 3_600_000;
 
@@ -71,6 +82,7 @@ export class QueueManager {
   /** When the earliest message not in the index falls due (from the last read and deferrals here). */
   private storeDue: number | undefined;
   private readStore = false;
+  private cancelLease: (() => void) | undefined;
   private readonly onReady = (accepted?: QueueRecord) => {
     if (!accepted || !this.index.add(accepted)) this.stale = true;
     void this.pump();
@@ -93,6 +105,7 @@ export class QueueManager {
     this.index.clear();
     this.stale = true;
     this.o.queue.on('ready', this.onReady);
+    if (this.o.cluster) this.scheduleLease();
     void this.pump();
   }
 
@@ -106,6 +119,7 @@ export class QueueManager {
     this.stopping = true;
     this.o.queue.off('ready', this.onReady);
     this.cancelWake?.();
+    this.cancelLease?.();
     const all = () => Promise.all([...this.inFlight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
@@ -166,8 +180,16 @@ export class QueueManager {
           }
           this.overBudget.delete(row.mailbox);
           this.index.delete(row);
-          const rec = await this.o.queue.claim(row.id);
-          if (!rec) continue; // moved by someone else (queue hold in another process)
+          const claimed = await this.o.queue.claimWithin(row.id, this.sharedLimits());
+          if (claimed.limited) {
+            // Another node uses the mailbox's slots: wait as the store says, then ask it again.
+            this.index.add(row);
+            this.pacer.holdOff(row.mailbox, claimed.limited.until ?? now + BUSY_ELSEWHERE_MS);
+            skip.add(row.mailbox);
+            continue;
+          }
+          const rec = claimed.record;
+          if (!rec) continue; // moved by someone else (queue hold in another process, another node)
           this.launch(rec);
           started++;
           free--;
@@ -270,6 +292,41 @@ export class QueueManager {
       log.error({ id: rec.id, err: (err as Error).message }, 'relay: could not record a delivery result');
     } finally {
       await stored?.close().catch(() => undefined);
+    }
+  }
+
+  private sharedLimits(): { concurrency: number; perMinute: number; recipientsPerDay: number } | undefined {
+    if (!this.o.cluster) return undefined;
+    return { concurrency: this.o.concurrencyPerMailbox, perMinute: this.o.ratePerMinute, recipientsPerDay: this.o.recipientsPerDay };
+  }
+
+  private scheduleLease(): void {
+    this.cancelLease = this.o.clock.setTimer(this.o.cluster!.leaseMs / 3, () => void this.leaseTick());
+  }
+
+  /**
+   * Renews the leases of this node's running deliveries (aborting those whose claim another node
+   * took over) and takes over claims whose lease ran out.
+   */
+  private async leaseTick(): Promise<void> {
+    try {
+      const held = [...this.inFlight.values()].filter((f) => f.rec.claimToken !== undefined);
+      if (held.length) {
+        const kept = await this.o.queue.renew(held.map((f) => f.rec.claimToken!));
+        for (const f of held) {
+          if (kept.has(f.rec.claimToken!) || this.inFlight.get(f.rec.id) !== f) continue;
+          this.o.log.warn({ mb: 'MB_RELAY_CLAIM_LOST', id: f.rec.id, node: this.o.queue.node }, 'relay: the claim of a running delivery was taken over by another node; attempt aborted');
+          f.controller.abort(new Error('claim taken over'));
+        }
+      }
+      if ((await this.o.queue.takeOver()) > 0) {
+        this.stale = true;
+        void this.pump();
+      }
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'relay: could not renew the delivery leases; trying again');
+    } finally {
+      if (this.running) this.scheduleLease();
     }
   }
 

@@ -9,6 +9,8 @@
  *   instead of provoking that block.
  * A mailbox can also be paused, when Microsoft answered 429 or 432 with a time to wait, or after a
  * refused login (535, 5.7.139: a minute); `resume` ends a pause early (an admin's `queue retry`).
+ * `holdOff` keeps a mailbox back until a time the shared limits in the store named (several nodes:
+ * its slots are used elsewhere); unlike a pause, an admin's retry does not lift it.
  *
  * Sliding windows on the injected clock: a start is allowed when fewer than `perMinute` starts
  * happened in the last 60 s and the recipients started in the last 24 h plus this message's stay
@@ -38,6 +40,7 @@ export class MailboxPacer {
   private readonly starts = new Map<string, number[]>();
   private readonly days = new Map<string, DayWindow>();
   private readonly pausedUntil = new Map<string, number>();
+  private readonly heldOff = new Map<string, number>();
   /** When each current pause began. */
   private readonly pausedFrom = new Map<string, number>();
   private readonly concurrency: number;
@@ -77,6 +80,11 @@ export class MailboxPacer {
       if (paused > now) at = paused;
       else this.resume(mailbox);
     }
+    const off = this.heldOff.get(mailbox);
+    if (off !== undefined) {
+      if (off > now) at = Math.max(at, off);
+      else this.heldOff.delete(mailbox);
+    }
     const recent = this.minute(mailbox, now);
     if (recent.length >= this.perMinute) at = Math.max(at, recent[recent.length - this.perMinute]! + MINUTE_MS);
     return Math.max(at, this.dayBudgetAt(mailbox, now, recipients));
@@ -106,6 +114,11 @@ export class MailboxPacer {
     this.pausedUntil.set(mailbox, Math.max(until, this.pausedUntil.get(mailbox) ?? 0));
   }
 
+  /** Keeps the mailbox from starting before `until` (its limits are used on other nodes). */
+  holdOff(mailbox: string, until: number): void {
+    this.heldOff.set(mailbox, Math.max(until, this.heldOff.get(mailbox) ?? 0));
+  }
+
   resume(mailbox: string): void {
     this.pausedUntil.delete(mailbox);
     this.pausedFrom.delete(mailbox);
@@ -121,7 +134,7 @@ export class MailboxPacer {
   /** Mailboxes that cannot start now, with the time they can (undefined: when a delivery finishes). */
   blocked(now: number): Map<string, number | undefined> {
     const out = new Map<string, number | undefined>();
-    for (const mb of new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.days.keys()])) {
+    for (const mb of new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.heldOff.keys(), ...this.days.keys()])) {
       const at = this.nextStart(mb, now);
       if (at !== now) out.set(mb, at);
       // Forget idle mailboxes so the maps do not grow with every sender ever seen.
@@ -140,7 +153,7 @@ export class MailboxPacer {
    */
   state(now: number): Array<{ mailbox: string; running: number; startsLastMinute: number; recipientsLastDay: number; remainingToday: number | null; pausedUntil?: number; nextStartAt?: number }> {
     const out = [];
-    for (const mailbox of [...new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.days.keys()])].sort()) {
+    for (const mailbox of [...new Set([...this.active.keys(), ...this.starts.keys(), ...this.pausedUntil.keys(), ...this.heldOff.keys(), ...this.days.keys()])].sort()) {
       const paused = this.pausedUntil.get(mailbox);
       const next = this.nextStart(mailbox, now);
       const remaining = this.remainingToday(mailbox, now);

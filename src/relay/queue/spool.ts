@@ -1,5 +1,10 @@
 /**
- * The spool: one file per queued message, `<id>.eml`, holding the message exactly as received.
+ * Where message bodies live. Two kinds, chosen by the store driver in the composition root
+ * (src/app/relay.ts): the file spool below for SQLite installs (one node), and the store spool
+ * (store-spool.ts) that keeps bodies in PostgreSQL next to their rows, so any node can deliver any
+ * message.
+ *
+ * The file spool: one file per queued message, `<id>.eml`, holding the message exactly as received.
  * A file is written under its final name and fsynced, then the directory is fsynced (once per group
  * commit). Whether a message exists is decided by its row in the store, committed only after that
  * (see queue/index.ts for the recovery rules): a file a crash cut short has no row and is removed at
@@ -12,8 +17,9 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { MbError } from '../../errors/index.ts';
+import type { Bodies } from '../../store/queue.ts';
 import { processAlive } from '../../util/process.ts';
 
 /** A stored body opened for one delivery attempt (Spool.openStored); `close` when the attempt ends. */
@@ -23,11 +29,40 @@ export interface StoredBody {
   close(): Promise<void>;
 }
 
+/** What the queue, the listener and the manager need of a place for bodies. */
+export interface Spool {
+  /** Where bodies live, for errors and logs: a folder, or the database. */
+  readonly dir: string;
+  open(options?: { lock?: boolean }): Promise<void>;
+  close(): Promise<void>;
+  /** Where one body lives, for logs. */
+  path(id: string): string;
+  /** A stream for a new message's body; 'close' once it is written (and, for files, fsynced). */
+  createWriter(id: string): Writable;
+  /** A whole body written at once (bounce reports, before their row). */
+  writeDurable(id: string, data: Buffer): Promise<void>;
+  /**
+   * Called before the rows of `ids` commit: makes the files' names durable (directory fsync) and
+   * returns nothing, or hands over the bodies for the rows' transaction.
+   */
+  seal(ids: readonly string[]): Promise<Bodies | undefined>;
+  /** A body opened for one delivery attempt; undefined when it is missing. */
+  openStored(id: string): Promise<StoredBody | undefined>;
+  readBody(id: string): Promise<Buffer>;
+  /** The header block of a stored message (up to the first empty line), at most `max` bytes. */
+  readHeaders(id: string, max?: number): Promise<Buffer>;
+  exists(id: string): Promise<boolean>;
+  remove(id: string): Promise<void>;
+  removeTemp(id: string): Promise<void>;
+  /** IDs of stored bodies and of leftover temp files (recovery). */
+  scan(): Promise<{ bodies: string[]; temps: string[] }>;
+}
+
 const BODY = '.eml';
 const TEMP = '.tmp';
 const LOCK = '.lock';
 
-export class Spool {
+export class FileSpool implements Spool {
   readonly dir: string;
   private locked = false;
   /** The directory, opened once for its fsyncs (one thread-pool job per group commit, not three). */
@@ -71,6 +106,11 @@ export class Spool {
    */
   createWriter(id: string): WriteStream {
     return createWriteStream(this.path(id), { flags: 'wx', mode: 0o600, flush: true });
+  }
+
+  async seal(): Promise<undefined> {
+    await this.syncDir();
+    return undefined;
   }
 
   async syncDir(): Promise<void> {

@@ -8,7 +8,7 @@ import type { RelayConfig } from '../config.ts';
 import type { Logger } from '../../log/index.ts';
 import type { Store } from '../../store/index.ts';
 import type { Clock } from '../../util/clock.ts';
-import { startRelay, type Relay } from '../index.ts';
+import { startRelay, type Relay, type RelayOptions } from '../index.ts';
 import { queueAdminMail, waitSent, type AdminMailConfig } from './admin-mail.ts';
 import { RoutedTransport, type TransportSettings } from './index.ts';
 import type { TokenSource, TransportRegistry } from './types.ts';
@@ -24,6 +24,8 @@ export interface RelayServiceOptions {
   transports: TransportRegistry;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
+  /** Where bodies live and whether nodes share the store (src/app/relay.ts). */
+  storage?: Pick<RelayOptions, 'spool' | 'cluster'>;
 }
 
 export interface RelayService {
@@ -55,7 +57,15 @@ export async function startRelayService(o: RelayServiceOptions): Promise<RelaySe
   }
   let relay: Relay;
   try {
-    relay = await startRelay({ config: relayConfig, store: o.store, log: o.log, transport, mailboxFor: transport.mailboxFor, ...(o.clock ? { clock: o.clock } : {}) });
+    relay = await startRelay({
+      config: relayConfig,
+      store: o.store,
+      log: o.log,
+      transport,
+      mailboxFor: transport.mailboxFor,
+      ...(o.clock ? { clock: o.clock } : {}),
+      ...o.storage,
+    });
   } catch (err) {
     await transport.close();
     throw err;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../../src/util/clock.ts';
 import { Queue, type BounceOptions } from '../../../src/relay/queue/index.ts';
 import { parseSchedule } from '../../../src/relay/queue/schedule.ts';
-import { Spool } from '../../../src/relay/queue/spool.ts';
+import { FileSpool } from '../../../src/relay/queue/spool.ts';
 import { QueueTrace } from '../../../src/relay/queue/trace.ts';
 import type { QueueRecord } from '../../../src/store/queue.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
@@ -14,7 +14,7 @@ import { tempDir } from '../../support/temp.ts';
 export interface QueueFixture {
   queue: Queue;
   store: Store;
-  spool: Spool;
+  spool: FileSpool;
   clock: ManualClock;
   lines: LogLine[];
   dir: string;
@@ -33,7 +33,7 @@ export async function queueFixture(
   const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
   const { log, lines } = collectingLogger();
   const make = async () => {
-    const spool = new Spool(join(dir, 'spool'));
+    const spool = new FileSpool(join(dir, 'spool'));
     await spool.open({ lock: false });
     return new Queue({
       repo: store.queue,
@@ -51,7 +51,7 @@ export async function queueFixture(
   return {
     queue,
     store,
-    spool: queue.spool,
+    spool: queue.spool as FileSpool,
     clock,
     lines,
     dir,

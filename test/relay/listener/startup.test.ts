@@ -82,8 +82,8 @@ test('start-up failures name their MB code: unreadable certificate, port in use,
       [
         '--input-type=module',
         '-e',
-        `import { Spool } from ${JSON.stringify(new URL('../../../src/relay/queue/spool.ts', import.meta.url).pathname)};
-         try { await new Spool(${JSON.stringify(join(dir.path, 'c', 'spool'))}).open(); console.log('opened'); } catch (e) { console.log(e.code); }`,
+        `import { FileSpool } from ${JSON.stringify(new URL('../../../src/relay/queue/spool.ts', import.meta.url).pathname)};
+         try { await new FileSpool(${JSON.stringify(join(dir.path, 'c', 'spool'))}).open(); console.log('opened'); } catch (e) { console.log(e.code); }`,
       ],
       { encoding: 'utf8' },
     );

@@ -3,6 +3,8 @@ import { MbError, explain, renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { silentLogger } from '../../../log/index.ts';
 import { openQueue } from '../../../relay/index.ts';
+import { relaySchema } from '../../../relay/config.ts';
+import { relayStorage } from '../../../app/relay.ts';
 import type { Queue, QueueRecord, QueueState } from '../../../relay/queue/index.ts';
 import { formatDelay } from '../../../relay/queue/schedule.ts';
 import type { TraceStep } from '../../../relay/queue/trace.ts';
@@ -80,7 +82,8 @@ sent (gesendet), bounced (unzustellbar).`,
     const { config } = app;
     try {
       const store = await app.store();
-      const queue = await openQueue({ ...(config.relay ? { config: config.relay } : {}), store, log: silentLogger });
+      const relayConfig = config.relay ?? relaySchema.parse({});
+      const queue = await openQueue({ config: relayConfig, store, log: silentLogger, ...relayStorage(store, relayConfig) });
       switch (sub) {
         case 'list':
           return await list(ctx, queue);
