@@ -58,7 +58,9 @@ function describe(url: string): string {
 }
 
 export async function openPostgresStore(url: string, options: { max?: number } = {}): Promise<PostgresStore> {
-  const pool = new pg.Pool({ connectionString: url, types, max: options.max ?? 10 });
+  // A server that does not answer (host down, network cut) fails a connection attempt after 5 s
+  // instead of never: the relay then answers 451 rather than leaving the client hanging.
+  const pool = new pg.Pool({ connectionString: url, types, max: options.max ?? 10, connectionTimeoutMillis: 5_000 });
   // An idle connection the server closed (restart, failover) must not crash the process; the pool
   // drops it and the next query opens a new one.
   pool.on('error', () => {});
@@ -71,6 +73,12 @@ export async function openPostgresStore(url: string, options: { max?: number } =
 
   const transaction: Transaction = async (fn, opts = {}) => {
     const client = await pool.connect();
+    // pg emits 'error' on a checked-out connection the server drops between two statements (a
+    // restart), and the pool listens only to idle ones: unheard, it would end the process. The
+    // statement in progress fails on its own; the broken connection is dropped at release.
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken ??= err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       if (opts.relaxed) await client.query('SET LOCAL synchronous_commit = off');
@@ -78,10 +86,12 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
+      // A connection that cannot even roll back is broken: dropped at release, not reused.
+      await client.query('ROLLBACK').catch((e: Error) => (broken ??= e));
       throw err;
     } finally {
-      client.release();
+      client.removeListener('error', onError);
+      client.release(broken);
     }
   };
 

@@ -195,6 +195,11 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
     async deleteBody(id) {
       await pool.query('DELETE FROM relay_bodies WHERE id = $1', [id]);
     },
+    async dropFinishedBodies() {
+      // A body is inserted in its row's transaction, so one without a live row is never a message in flight.
+      return (await pool.query(`DELETE FROM relay_bodies WHERE NOT EXISTS (
+  SELECT 1 FROM relay_queue q WHERE q.id = relay_bodies.id AND q.state IN ('incoming', 'active', 'deferred', 'held'))`)).rowCount ?? 0;
+    },
     async bodyIds() {
       return (await pool.query<{ id: string }>('SELECT id FROM relay_bodies')).rows.map((r) => r.id);
     },

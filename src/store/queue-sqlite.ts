@@ -165,6 +165,10 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
     async deleteBody(id) {
       prepare('DELETE FROM relay_bodies WHERE id = ?').run(id);
     },
+    async dropFinishedBodies() {
+      return Number(prepare(`DELETE FROM relay_bodies WHERE NOT EXISTS (
+  SELECT 1 FROM relay_queue q WHERE q.id = relay_bodies.id AND q.state IN ('incoming', 'active', 'deferred', 'held'))`).run().changes);
+    },
     async bodyIds() {
       return (prepare('SELECT id FROM relay_bodies').all() as Array<{ id: string }>).map((r) => r.id);
     },

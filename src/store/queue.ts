@@ -159,6 +159,11 @@ export interface QueueRepository {
   deleteBody(id: string): Promise<void>;
   /** Ids of all stored bodies (recovery). */
   bodyIds(): Promise<string[]>;
+  /**
+   * Deletes the bodies of messages that are sent, bounced or gone (a node died between recording
+   * the result and deleting the body); how many.
+   */
+  dropFinishedBodies(): Promise<number>;
   /** Applies `update` to every message in `from`; the number of rows changed. */
   transitionAll(from: readonly QueueState[], update: QueueUpdate): Promise<number>;
   /** Deletes the row if it is in one of `from`. */

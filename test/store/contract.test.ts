@@ -194,6 +194,10 @@ for (const d of drivers.list) {
         bodies: new Map([['dsn', Buffer.from('report')]]),
       });
       assert.deepEqual(await s.queue.readBody('dsn'), Buffer.from('report'));
+      // Bodies of finished (or deleted) messages are dropped; those of waiting ones stay.
+      await s.queue.insert([rec('f1', { state: 'sent' }), rec('f2', { state: 'held' })], new Map([['f1', Buffer.from('1')], ['f2', Buffer.from('2')]]));
+      assert.equal(await s.queue.dropFinishedBodies(), 1, 'f1 is sent');
+      assert.deepEqual((await s.queue.bodyIds()).sort(), ['b2', 'dsn', 'f2']);
     });
 
     test('queue: a claim writes holder, token and lease; results are fenced by the token; expired leases are taken over', async () => {

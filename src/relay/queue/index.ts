@@ -264,10 +264,15 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
     return new Set(await this.repo.renew(this.node, tokens, this.clock.now() + (this.cluster?.leaseMs ?? DEFAULT_LEASE_MS)));
   }
 
-  /** Claims whose lease ran out (their node died or lost the database) → deferred, due now. */
-  async takeOver(): Promise<number> {
+  /**
+   * Claims whose lease ran out (their node died or lost the database) → deferred, due now. With
+   * `sweep` (or when something was taken over), also the bodies a dead node left of messages it had
+   * recorded as sent just before it died.
+   */
+  async takeOver(sweep = false): Promise<number> {
     const taken = await this.repo.takeOver(this.clock.now());
     for (const t of taken) this.log.warn({ id: t.id, from: t.claimedBy, node: this.node }, 'relay: took over a delivery whose lease ran out');
+    if (taken.length > 0 || sweep) await this.repo.dropFinishedBodies();
     return taken.length;
   }
 

@@ -9,116 +9,42 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import nodemailer from 'nodemailer';
 import { tempDir } from '../../support/temp.ts';
+import { deliveredSeqs as delivered, prng, sendLoop, sentLog, startChild } from './harness.ts';
 
-const CHILD = new URL('./child.ts', import.meta.url).pathname;
 const KILLS = 5;
 const MAX_IN_FLIGHT = 20; // the child's relay.queue.maxConcurrency
 const SENDERS = 6;
-
-/** Small seeded PRNG (mulberry32), so a failing run can be repeated with CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Started {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-  /** The child's recovery report (READY line). */
-  recovery: string;
-  /** What the child logged (warnings and errors), for the report of a failed run. */
-  stderr: () => string;
-}
-
-function start(dir: string, log: string, round: number): Promise<Started> {
-  const child = spawn(process.execPath, [CHILD, dir, log, String(round)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /READY (\d+) (.*)\n/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), exited, recovery: m[2]!, stderr: () => err });
-    });
-    void exited.then((code) => reject(new Error(`child exited (${code}) before it was ready: ${err}`)));
-  });
-}
 
 test('kill -9 at random moments loses no acknowledged message; duplicates only from in-flight deliveries', { timeout: 240_000 }, async (t) => {
   const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
   const random = prng(seed);
   const dir = tempDir('mb-crash-');
   const log = join(dir.path, 'delivered.log');
-  const acked = new Set<number>();
-  /** Queue ID from each 250 ("Message queued as <id>"), to look a lost message up in the store. */
-  const ids = new Map<number, string>();
+  const sent = sentLog();
+  const { acked, ids } = sent;
   const starts: Array<{ recovery: string; stderr: () => string }> = [];
-  let nextSeq = 1;
   let child: ChildProcess | undefined;
   try {
     for (let round = 0; round <= KILLS; round++) {
-      const started = await start(dir.path, log, round);
+      const started = await startChild(dir.path, log, round);
       starts.push(started);
       child = started.child;
-      const transport = nodemailer.createTransport({
-        host: '127.0.0.1',
-        port: started.port,
-        pool: true,
-        maxConnections: SENDERS,
-        maxMessages: Infinity,
-        connectionTimeout: 3_000,
-        greetingTimeout: 3_000,
-        socketTimeout: 5_000,
-      });
-      let stop = false;
-      const send = async () => {
-        while (!stop) {
-          const seq = nextSeq++;
-          const size = 200 + Math.floor(random() * 20_000);
-          try {
-            const info = await transport.sendMail({
-              envelope: { from: `app${seq % 4}@crash.test`, to: [`rcpt${seq}@example.com`, `bcc${seq}@example.org`] },
-              raw: `From: app${seq % 4}@crash.test\r\nTo: rcpt${seq}@example.com\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n${'z'.repeat(size)}\r\n`,
-            });
-            acked.add(seq);
-            const id = /queued as (\w+)/.exec(String(info.response))?.[1];
-            if (id) ids.set(seq, id);
-          } catch {
-            // No 250: the message is the client's to resend; not counted.
-            if (round < KILLS) return;
-          }
-        }
-      };
-      const senders = Array.from({ length: SENDERS }, send);
+      const senders = sendLoop(started.port, sent, random, { senders: SENDERS, stopOnFailure: round < KILLS });
       if (round < KILLS) {
         await new Promise((r) => setTimeout(r, 150 + random() * 600));
         started.child.kill('SIGKILL');
         await started.exited;
-        stop = true;
-        await Promise.allSettled(senders);
-        transport.close();
+        await senders.stop();
         continue;
       }
       // Last run: some more mail, then let everything drain.
       await new Promise((r) => setTimeout(r, 300));
-      stop = true;
-      await Promise.allSettled(senders);
-      transport.close();
+      await senders.stop();
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
         const seen = new Set(deliveredSeqs(log).map((d) => d.seq));
@@ -170,14 +96,7 @@ test('kill -9 at random moments loses no acknowledged message; duplicates only f
 });
 
 function deliveredSeqs(log: string): Array<{ round: number; seq: number; messageId: string }> {
-  if (!existsSync(log)) return [];
-  return readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((l) => /^\d+ \d+ /.test(l))
-    .map((l) => {
-      const [round, seq, , messageId] = l.split(' ');
-      return { round: Number(round), seq: Number(seq), messageId: messageId ?? '-' };
-    });
+  return delivered(log).map((d) => ({ round: Number(d.label), seq: d.seq, messageId: d.messageId }));
 }
 
 /**
