@@ -15,6 +15,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   credential: async () => (await import('./credential.ts')).command,
   send: async () => (await import('./send.ts')).command,
   queue: async () => (await import('./queue.ts')).command,
+  store: async () => (await import('./store.ts')).command,
   'relay-user': async () => (await import('./relay-user.ts')).command,
   api: async () => (await import('./api.ts')).command,
   fetch: async () => (await import('./fetch.ts')).command,
