@@ -80,8 +80,8 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     const onError = (err: Error) => (broken ??= err);
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      if (opts.relaxed) await client.query('SET LOCAL synchronous_commit = off');
+      // One round trip: the relaxed commits are the relay's per-message claim and delivered updates.
+      await client.query(opts.relaxed ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
       const out = await fn(client);
       await client.query('COMMIT');
       return out;

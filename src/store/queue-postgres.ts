@@ -124,30 +124,35 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
       });
     },
     async claim(id, claim) {
-      // Relaxed like SQLite's claim: a claim lost to a database crash only makes the message be sent once more.
+      // Relaxed like SQLite's claim: a claim lost to a database crash only makes the message be sent
+      // once more. Four round trips with limits (row and lock, use, claim and count, commit), as
+      // this runs once per delivery.
       return transaction(
         async (c) => {
           const { limits } = claim;
           let recipients = 0;
           if (limits) {
+            // The per-mailbox lock is taken in the statement that finds the row; held until COMMIT,
+            // so the check and the counted start are one step for all nodes.
             const head = await c.query<{ mailbox: string; n: number }>(
-              `SELECT mailbox, jsonb_array_length(recipients) AS n FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred')`,
+              `SELECT mailbox, jsonb_array_length(recipients) AS n, pg_advisory_xact_lock(hashtextextended('mailbridge.relay:' || mailbox, 0))
+               FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred')`,
               [id],
             );
             const row = head.rows[0];
             if (!row) return {};
             recipients = row.n;
-            // Held until COMMIT: the check and the counted start are one step for all nodes.
-            await c.query(`SELECT pg_advisory_xact_lock(hashtextextended('mailbridge.relay:' || $1, 0))`, [row.mailbox]);
-            const running = await c.query<{ n: number }>(`SELECT COUNT(*) AS n FROM relay_queue WHERE mailbox = $1 AND state = 'active' AND lease_until > $2`, [row.mailbox, claim.now]);
-            const minute = await c.query<{ at: number }>('SELECT at FROM relay_starts WHERE mailbox = $1 AND at > $2 ORDER BY at', [row.mailbox, claim.now - MINUTE_MS]);
-            const day = Number.isFinite(limits.recipientsPerDay)
-              ? await c.query<{ n: number }>('SELECT COALESCE(SUM(recipients), 0) AS n FROM relay_starts WHERE mailbox = $1 AND at > $2', [row.mailbox, claim.now - DAY_MS])
-              : undefined;
+            const use = await c.query<{ running: number; minute: number[] | null; day: number }>(
+              `SELECT (SELECT COUNT(*) FROM relay_queue WHERE mailbox = $1 AND state = 'active' AND lease_until > $2) AS running,
+                      (SELECT array_agg(at ORDER BY at) FROM relay_starts WHERE mailbox = $1 AND at > $3) AS minute,
+                      (SELECT COALESCE(SUM(recipients), 0) FROM relay_starts WHERE mailbox = $1 AND at > $4) AS day`,
+              [row.mailbox, claim.now, claim.now - MINUTE_MS, Number.isFinite(limits.recipientsPerDay) ? claim.now - DAY_MS : claim.now],
+            );
+            const u = use.rows[0]!;
             const limited = await limitedUntil(limits, claim.now, recipients, {
-              running: Number(running.rows[0]!.n),
-              minute: minute.rows.map((r) => r.at),
-              dayTotal: Number(day?.rows[0]?.n ?? 0),
+              running: Number(u.running),
+              minute: (u.minute ?? []).map(Number),
+              dayTotal: Number(u.day),
               day: async () =>
                 (await c.query<{ at: number; recipients: number }>('SELECT at, recipients FROM relay_starts WHERE mailbox = $1 AND at > $2 ORDER BY at', [row.mailbox, claim.now - DAY_MS])).rows.map(
                   (r) => [r.at, r.recipients] as [number, number],
@@ -155,15 +160,17 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
             });
             if (limited) return { limited };
           }
-          const { rows } = await c.query<Row>(
-            `UPDATE relay_queue SET state = 'active', claimed_by = $2, claim_token = $3, lease_until = $4, updated_at = $5
+          const claimed = `UPDATE relay_queue SET state = 'active', claimed_by = $2, claim_token = $3, lease_until = $4, updated_at = $5
              WHERE id = (SELECT id FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred') FOR UPDATE SKIP LOCKED)
-             RETURNING *`,
-            [id, claim.by, claim.token, claim.leaseUntil, claim.now],
-          );
-          if (!rows[0]) return {};
-          if (limits) await c.query('INSERT INTO relay_starts (mailbox, at, recipients) VALUES ($1, $2, $3)', [rows[0].mailbox, claim.now, recipients]);
-          return { record: toRecord(rows[0]) };
+             RETURNING *`;
+          const { rows } = limits
+            ? await c.query<Row>(
+                `WITH claimed AS (${claimed}), counted AS (INSERT INTO relay_starts (mailbox, at, recipients) SELECT mailbox, $5, $6 FROM claimed)
+                 SELECT * FROM claimed`,
+                [id, claim.by, claim.token, claim.leaseUntil, claim.now, recipients],
+              )
+            : await c.query<Row>(claimed, [id, claim.by, claim.token, claim.leaseUntil, claim.now]);
+          return rows[0] ? { record: toRecord(rows[0]) } : {};
         },
         { relaxed: true },
       );
