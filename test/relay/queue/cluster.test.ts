@@ -122,3 +122,71 @@ test('a running delivery whose claim another node took over is aborted at the ne
     dir.remove();
   }
 });
+
+test('per-mailbox limits hold across nodes: 3 deliveries at once and the per-minute rate, whichever node starts them', async () => {
+  const dir = tempDir('mb-cluster-q-');
+  const store = await openStore({ driver: 'sqlite', path: join(dir.path, 'mb.db') });
+  const clock = new ManualClock();
+  const held: Array<() => void> = [];
+  const managers = ['node-a', 'node-b'].map((name) => {
+    const n = node(store, clock, name);
+    const transport = new RecordingTransport();
+    transport.behave = () => new Promise<SendResult>((resolve) => held.push(() => resolve({ ok: true })));
+    const manager = new QueueManager({
+      queue: n.queue,
+      transport,
+      log: collectingLogger().log,
+      clock,
+      concurrencyPerMailbox: 3,
+      ratePerMinute: 4,
+      recipientsPerDay: 10_000,
+      maxConcurrency: 20,
+      sendTimeoutMs: 300_000,
+      pollMs: 60_000,
+      cluster: { node: name, leaseMs: LEASE_MS },
+    });
+    return { ...n, transport, manager };
+  });
+  const [a, b] = managers as [(typeof managers)[0], (typeof managers)[0]];
+  const MAILBOX = 'scanner@contoso.com';
+  /** The mailbox may not start on this node now: its own deliveries are at the limit, or it waits as the store said. */
+  const waiting = (m: QueueManager) => m.pacing().some((p) => p.mailbox === MAILBOX && p.nextStartAt !== clock.now());
+  const running = () => a.transport.attempts.length + b.transport.attempts.length - a.transport.deliveries.length - b.transport.deliveries.length;
+  try {
+    // Six messages of one mailbox, three accepted by each node.
+    for (let i = 0; i < 3; i++) await enqueue(a.queue, { sender: 'scanner@contoso.com' });
+    for (let i = 0; i < 3; i++) await enqueue(b.queue, { sender: 'scanner@contoso.com' });
+    for (const m of managers) m.manager.start();
+    await waitFor(() => running() === 3, 5_000, 'three deliveries of the mailbox to run');
+    // Each node has tried for more and been told to wait (its own 3 running, or the store's limit).
+    await waitFor(() => managers.every((m) => waiting(m.manager)), 5_000, () => `both nodes to wait: ${JSON.stringify(managers.map((m) => m.manager.pacing()))}`);
+    assert.equal(running(), 3, 'no more than 3 at once over both nodes');
+    assert.equal((await store.queue.counts()).active, 3);
+
+    // One ends: a fourth may start (on either node), then the per-minute rate (4) is used up.
+    held.shift()!();
+    clock.advance(600); // past the wait a node keeps after the store said "at a limit"
+    await waitFor(() => a.transport.attempts.length + b.transport.attempts.length === 4, 5_000, 'a fourth delivery');
+    for (const release of held.splice(0)) release();
+    await waitFor(() => running() === 0, 5_000, 'the deliveries to end');
+    clock.advance(600);
+    await waitFor(
+      () => managers.every((m) => m.manager.pacing().some((p) => p.mailbox === MAILBOX && (p.nextStartAt ?? 0) > clock.now() + 50_000)),
+      5_000,
+      () => `both nodes to wait for the next minute: ${JSON.stringify(managers.map((m) => m.manager.pacing()))}`,
+    );
+    assert.equal(a.transport.attempts.length + b.transport.attempts.length, 4, 'four starts in this minute over both nodes, as configured');
+    assert.equal((await store.queue.counts()).incoming, 2);
+
+    // A minute after the first starts, the rest goes out.
+    clock.advance(60_000);
+    await waitFor(() => held.length === 2, 5_000, 'the last two to start in the next minute');
+    for (const release of held.splice(0)) release();
+    await waitFor(async () => (await store.queue.counts()).sent === 6, 5_000, 'all six sent');
+  } finally {
+    for (const release of held.splice(0)) release();
+    for (const m of managers) await m.manager.stop(0);
+    await store.close();
+    dir.remove();
+  }
+});
