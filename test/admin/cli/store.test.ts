@@ -162,3 +162,25 @@ test('store migrate refuses while a gateway holds the relay spool, and explains 
     dir.remove();
   }
 });
+
+test('store migrate refuses while another process writes the SQLite file', { timeout: 60_000 }, async () => {
+  const dir = tempDir('mb-migrate-');
+  const { DatabaseSync } = await import('node:sqlite');
+  try {
+    const install = await singleNode(dir.path);
+    const url = await server.database('migrate');
+    // A writer in the middle of a transaction (a `mailbridge fetch` on the same file, say).
+    const writer = new DatabaseSync(install.db);
+    writer.exec('BEGIN IMMEDIATE');
+    try {
+      const r = await runCli(['store', 'migrate', '--from', `sqlite:${install.db}`, '--to', `postgres:${url}`, '--spool', install.spool]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /MB_STORE_MIGRATE_BUSY/);
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+    }
+  } finally {
+    dir.remove();
+  }
+});
