@@ -188,13 +188,15 @@ export function migrations(dialect: Dialect): Migration[] {
       // Bodies live next to their rows so that any node can deliver any message; relay_starts
       // counts each mailbox's delivery starts for the limits that hold across nodes (30 a minute,
       // recipients a day). SQLite installs keep bodies in the spool folder and limits in memory;
-      // the tables exist there too, so both dialects keep one list of migrations.
+      // the tables exist there too, so both dialects keep one list of migrations. The indexes for
+      // finding expired leases and a mailbox's running deliveries are PostgreSQL's only: on SQLite
+      // nothing asks those questions, and every claim and delivery would pay for keeping them.
       id: 'relay_cluster',
       sql: `ALTER TABLE relay_queue ADD COLUMN claimed_by TEXT;
        ALTER TABLE relay_queue ADD COLUMN claim_token TEXT;
        ALTER TABLE relay_queue ADD COLUMN lease_until ${t.int64};
-       CREATE INDEX relay_queue_lease ON relay_queue (lease_until) WHERE state = 'active';
-       CREATE INDEX relay_queue_active ON relay_queue (mailbox) WHERE state = 'active';
+       ${pg ? "CREATE INDEX relay_queue_lease ON relay_queue (lease_until) WHERE state = 'active';" : ''}
+       ${pg ? "CREATE INDEX relay_queue_active ON relay_queue (mailbox) WHERE state = 'active';" : ''}
        CREATE TABLE relay_bodies (
          id ${t.sorted} PRIMARY KEY,
          body ${pg ? 'BYTEA' : 'BLOB'} NOT NULL
