@@ -184,6 +184,8 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Wie oft die Warteschlange nach Änderungen sieht, die `mailbridge queue` in einem anderen Prozess gemacht hat",
   "Days that sent and bounced entries stay listed":
     "Tage, die gesendete und unzustellbare Einträge gelistet bleiben",
+  "Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this":
+    "Mehrere Knoten (store.driver: postgres): wie lange der Anspruch auf eine Zustellung ohne Erneuerung gilt; die Zustellungen eines ausgefallenen Knotens übernehmen die anderen nach dieser Zeit",
   "Bounce reports for messages that cannot be delivered":
     "Unzustellbarkeitsberichte für Nachrichten, die nicht zugestellt werden können",
   "Who gets the bounce report (RFC 3464) of a message that cannot be delivered":
