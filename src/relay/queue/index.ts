@@ -16,12 +16,12 @@
  * 250. A bounce and its report are one transaction too. With the store spool (several nodes on
  * PostgreSQL) the bodies are committed in the rows' transaction instead (store-spool.ts).
  *
- * Claims: a claim writes the node, a fresh token and a lease (`cluster.leaseMs`); every move out of
- * active names the token, so the result of a node whose claim was taken over is refused. With
- * `cluster`, the manager renews the leases of its deliveries and takes over claims whose lease ran
- * out (a node that died), and recovery at start does only that: the active rows of other nodes
- * are theirs. Without it (SQLite, one process holding the spool lock) every active row at start is
- * a leftover and goes back to deferred.
+ * Claims with `cluster` (several nodes): a claim writes the node, a fresh token and a lease
+ * (`cluster.leaseMs`); every move out of active names the token, so the result of a node whose claim
+ * was taken over is refused. The manager renews the leases of its deliveries and takes over claims
+ * whose lease ran out (a node that died), and recovery at start does only that: the active rows of
+ * other nodes are theirs. Without it (SQLite, one process holding the spool lock) a claim is the
+ * plain compare-and-set, and every active row at start is a leftover that goes back to deferred.
  *
  * Recovery at start, for whatever a crash left behind:
  * - `active` rows go back to deferred, due now (the attempt may have reached Microsoft: at-least-once);
@@ -65,9 +65,6 @@ export const MOVES = {
 } as const satisfies Record<string, { from: readonly QueueState[]; to: QueueState | undefined }>;
 
 export type AdminAction = 'hold' | 'release' | 'retry' | 'delete';
-
-/** A claim's lease on one node (no one takes it over there; it only shows when the claim was made). */
-const DEFAULT_LEASE_MS = 60_000;
 
 export interface BounceOptions {
   notify: 'sender' | 'admin' | 'both' | 'none';
@@ -248,20 +245,27 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
    * `claim`, checking and counting `limits` (shared by several nodes) in the store: no record if
    * someone else moved or is claiming it, `limited` if the mailbox may not start now.
    */
-  claimWithin(id: string, limits?: SharedLimits): Promise<ClaimResult> {
+  async claimWithin(id: string, limits?: SharedLimits): Promise<ClaimResult> {
     const now = this.clock.now();
+    // Alone on the store (SQLite, the spool lock), nobody takes a claim over: the plain
+    // compare-and-set as before, without a holder, token or lease to write on every delivery.
+    if (!this.cluster) {
+      const record = await this.move(id, 'claim', {});
+      return record ? { record } : {};
+    }
     return this.repo.claim(id, {
       by: this.node,
       token: randomUUID(),
       now,
-      leaseUntil: now + (this.cluster?.leaseMs ?? DEFAULT_LEASE_MS),
+      leaseUntil: now + this.cluster.leaseMs,
       ...(limits ? { limits } : {}),
     });
   }
 
   /** Extends the leases of this node's claims; the tokens it still holds (the others were taken over). */
   async renew(tokens: readonly string[]): Promise<Set<string>> {
-    return new Set(await this.repo.renew(this.node, tokens, this.clock.now() + (this.cluster?.leaseMs ?? DEFAULT_LEASE_MS)));
+    if (!this.cluster) return new Set(tokens);
+    return new Set(await this.repo.renew(this.node, tokens, this.clock.now() + this.cluster.leaseMs));
   }
 
   /**
