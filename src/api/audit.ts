@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { KeyValue } from '../store/index.ts';
+import { publish } from './live.ts';
 
 export const AUDIT_NAMESPACE = 'api.audit';
 
@@ -40,6 +41,8 @@ export class AuditLog {
     const at = new Date(this.now()).toISOString();
     const full: AuditEntry = { at, ...entry };
     await this.kv.set(AUDIT_NAMESPACE, `${at}-${randomBytes(4).toString('hex')}`, JSON.stringify(full));
+    // The console's audit page and the pages whose objects the change touched read again.
+    publish('audit', full);
     return full;
   }
 

@@ -33,6 +33,8 @@ import { opsRoutes } from './routes/ops.ts';
 import { relayRoutes } from './routes/relay.ts';
 import { statusRoutes } from './routes/status.ts';
 import { subscriptionRoutes } from './routes/subscriptions.ts';
+import { OpenStreams, streamRoutes } from './routes/stream.ts';
+import { live, publish } from './live.ts';
 
 export type { ApiContext } from './context.ts';
 export { keysFromConfig } from './keys.ts';
@@ -46,8 +48,8 @@ export interface AdminApiOptions extends ApiContext {
 }
 
 /** Every route of the admin API, for a context (the handlers use it; the set never depends on it). */
-export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn): RouteSpec[] {
-  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit), ...opsRoutes(ctx)];
+export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn, streams = new OpenStreams()): RouteSpec[] {
+  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit), ...opsRoutes(ctx), ...streamRoutes(streams)];
 }
 
 /** The OpenAPI document; it does not depend on the configuration. */
@@ -85,7 +87,9 @@ export async function registerAdminApi(
     ...(o.signinIdentity ? { identity: o.signinIdentity } : o.identity ? { identity: async () => o.identity! } : {}),
   });
   const gate = new Gate(keys, sessions, o.config.server?.publicUrl);
-  const routes = apiRoutes(ctx, audit, signin);
+  const streams = new OpenStreams();
+  const routes = apiRoutes(ctx, audit, signin, streams);
+  const feed = liveSources(http, ctx, streams);
   const doc = openApiDocument(routes);
   signin.pages(http);
   await http.register(
@@ -112,6 +116,46 @@ export async function registerAdminApi(
         if (v === undefined) delete (ctx as unknown as Record<string, unknown>)[k];
         else (ctx as unknown as Record<string, unknown>)[k] = v;
       }
+      // A restarted relay has a new queue: live updates follow it.
+      if ('relay' in changed) feed.rebind();
+    },
+  };
+}
+
+/** How often the watchers' states are compared for a live update (only while a stream is open). */
+export const WATCH_LIVE_MS = 5_000;
+
+/**
+ * Feeds live.ts from what already happens: every outcome of the relay queue (accepted, delivered,
+ * deferred, bounced) and a change of the watchers' states per group and listener. Admin actions
+ * reach the stream as audit entries (audit.ts). Open streams end when the gateway closes.
+ */
+function liveSources(http: FastifyInstance, ctx: ApiContext, streams: OpenStreams): { rebind(): void } {
+  const onOutcome = (outcome: string, rec: { id: string; state: string; mailbox: string }) => publish('queue', { id: rec.id, outcome, state: rec.state, mailbox: rec.mailbox });
+  let queue = ctx.relay?.relay.queue;
+  queue?.on('outcome', onOutcome);
+  // The watch service keeps its states in memory and has no events; its summary is cheap (counts
+  // per group). Read from ctx at each look: a config apply may start, stop or replace it.
+  let last = '';
+  const timer = setInterval(() => {
+    const watch = ctx.watch;
+    if (live.size === 0 || !watch) return;
+    const groups = watch.status().groups.map((g) => ({ group: g.group, states: g.states, byListener: g.byListener }));
+    const now = JSON.stringify(groups);
+    if (now !== last) publish('watcher', { groups: groups.map((g) => ({ group: g.group, states: g.states })) });
+    last = now;
+  }, WATCH_LIVE_MS);
+  timer.unref();
+  http.addHook('preClose', async () => {
+    clearInterval(timer);
+    queue?.off('outcome', onOutcome);
+    streams.closeAll();
+  });
+  return {
+    rebind() {
+      queue?.off('outcome', onOutcome);
+      queue = ctx.relay?.relay.queue;
+      queue?.on('outcome', onOutcome);
     },
   };
 }

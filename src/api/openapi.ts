@@ -72,6 +72,7 @@ export function openApiDocument(routes: readonly RouteSpec[]): Json {
     responses[String(spec.status)] = {
       description: spec.status === 204 ? 'Done; no content' : 'Success',
       ...(spec.response ? { content: { 'application/json': { schema: jsonSchema(spec.response, 'output') } } } : {}),
+      ...(spec.produces ? { content: { [spec.produces]: { schema: { type: 'string', description: 'Server-sent events: `event: <topic>` and `data: <JSON>` per change' } } } } : {}),
     };
     const errors = new Set([400, ...(spec.public ? [] : [401, 403]), ...(spec.errors ?? [])]);
     for (const status of [...errors].sort()) {

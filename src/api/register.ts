@@ -96,7 +96,7 @@ export function serveRoutes(http: FastifyInstance, routes: readonly RouteSpec[],
           parsed = true;
           const result = await spec.handler({ params, query, body, caller, ...(who.session ? { session: who.session } : {}), lang, req, reply });
           if (audited) await audit.write({ who: caller.key, action: `${spec.method} ${spec.path}`, target: targetOf(spec, parsed, params, body, path), status: spec.status });
-          // A handler that answered itself (the sign-in form's redirect) is done.
+          // A handler that answered itself (the sign-in form's redirect, a stream) is done.
           if (reply.sent) return reply;
           reply.code(spec.status).header('cache-control', 'no-store');
           return spec.status === 204 ? reply.send() : reply.send(result);

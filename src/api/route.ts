@@ -46,6 +46,8 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   /** The success answer: status and body schema (none for 204). */
   status: 200 | 201 | 202 | 204;
   response?: z.ZodType;
+  /** A stream instead of JSON (the handler takes the reply over with reply.hijack()). */
+  produces?: 'text/event-stream';
   /** MB codes the route may answer besides 400/401/403 (documented per status). */
   errors?: number[];
   /** A change (written to the audit log); default: every method but GET. */

@@ -206,4 +206,16 @@ export const api = {
       de: 'Übernehmen Sie den versiegelten Wert aus der mailbridge.yaml dieses Gateways, oder setzen Sie ihn auf dem Gateway-Rechner: `mailbridge secret set {field}`.',
     },
   },
+  MB_API_STREAM_BUSY: {
+    http: 503,
+    title: { en: 'Too many live update streams', de: 'Zu viele Live-Aktualisierungs-Streams' },
+    cause: {
+      en: 'This gateway already serves {max} live update streams (/api/v1/stream: open console tabs and other clients); it refuses more so that slow clients cannot exhaust its memory.',
+      de: 'Dieses Gateway bedient bereits {max} Live-Aktualisierungs-Streams (/api/v1/stream: offene Konsolen-Tabs und andere Clients); weitere lehnt es ab, damit langsame Clients seinen Speicher nicht aufbrauchen.',
+    },
+    fix: {
+      en: 'Close console tabs you do not need (the page retries by itself), or find the client holding many streams: ss -tnp state established "( sport = :8080 )" (8080: the default of server.port).',
+      de: 'Schließen Sie nicht benötigte Konsolen-Tabs (die Seite versucht es von selbst erneut), oder suchen Sie den Client, der viele Streams hält: ss -tnp state established "( sport = :8080 )" (8080: Vorgabe von server.port).',
+    },
+  },
 } satisfies CatalogueSection;
