@@ -278,6 +278,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     };
     api.ops = opsTools({ running: () => running, configPath: options.configPath, keyFile: app.keyFile, env, log, apply: (next) => gateway.apply(next) });
     served = await registerAdminApi(http, api);
+    // The web console under /console/ (and / leading to it), reading through the API registered above.
+    (await import('../console/index.ts')).registerConsole(http);
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.

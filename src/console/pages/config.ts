@@ -1,0 +1,76 @@
+/**
+ * Configuration: the effective configuration with every secret masked (GET /api/v1/config), and an
+ * editor whose text is validated as it is edited (the script posts it to /api/v1/config/validate
+ * and lists each problem at its line with MB code, cause and fix, and marks the line) and applied
+ * with POST /api/v1/config/apply when valid. The editor starts from the masked configuration:
+ * secrets are never sent to the browser, so a secret field is set with `mailbridge secret set`.
+ */
+import { stringify } from 'yaml';
+import type { Lang, Text } from '../../i18n/index.ts';
+import { html, type Html } from '../html.ts';
+import { layout, problem, t } from '../layout.ts';
+import { need, type Ctx } from '../request.ts';
+
+const T = {
+  title: { en: 'Configuration', de: 'Konfiguration' },
+  effective: { en: 'Effective configuration (secrets masked)', de: 'Wirksame Konfiguration (Geheimnisse maskiert)' },
+  secrets: { en: 'Secrets', de: 'Geheimnisse' },
+  encrypted: { en: 'encrypted', de: 'verschlüsselt' },
+  plain: { en: 'in clear text in the file', de: 'im Klartext in der Datei' },
+  edit: { en: 'Edit', de: 'Bearbeiten' },
+  editor: { en: 'mailbridge.yaml', de: 'mailbridge.yaml' },
+  editorHint: {
+    en: 'Checked as you type, with the same analysis as `mailbridge config check`. Problems are listed below with their line.',
+    de: 'Wird beim Tippen geprüft, mit derselben Analyse wie `mailbridge config check`. Probleme stehen darunter mit ihrer Zeile.',
+  },
+  apply: { en: 'Apply', de: 'Übernehmen' },
+  problems: { en: 'Problems', de: 'Probleme' },
+} satisfies Record<string, Text>;
+
+/** Texts the editor's script shows (it builds the problem list itself). */
+const SCRIPT = {
+  valid: { en: 'No problem found.', de: 'Kein Problem gefunden.' },
+  checking: { en: 'Checking…', de: 'Wird geprüft…' },
+  line: { en: 'Line {line}', de: 'Zeile {line}' },
+  whole: { en: 'The file as a whole', de: 'Die Datei als Ganzes' },
+  goto: { en: 'Go to line {line}', de: 'Zu Zeile {line} springen' },
+  cause: { en: 'Cause', de: 'Ursache' },
+  fix: { en: 'Fix', de: 'Behebung' },
+  more: { en: 'About {code}', de: 'Mehr zu {code}' },
+  errors: { en: '{n} errors', de: '{n} Fehler' },
+  warnings: { en: '{n} warnings', de: '{n} Warnungen' },
+  applied: { en: 'Configuration applied.', de: 'Konfiguration übernommen.' },
+  refused: { en: 'Not applied', de: 'Nicht übernommen' },
+} satisfies Record<string, Text>;
+
+const pick = (texts: Record<string, Text>, lang: Lang) => Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v[lang]]));
+
+export async function configPage(ctx: Ctx): Promise<Html> {
+  const { lang } = ctx;
+  const c = need(await ctx.api<{ config: Record<string, unknown>; secrets: Array<{ path: string; encrypted: boolean; unreadable?: string }> }>('/api/v1/config'));
+  let body: Html;
+  if (!c.body) body = problem(c.error!, lang, 3);
+  else {
+    const text = stringify(c.body.config, { lineWidth: 0 });
+    body = html`<section aria-labelledby="h-effective">
+<h2 id="h-effective">${T.effective[lang]}</h2>
+<pre class="config" tabindex="0" aria-labelledby="h-effective">${text}</pre>
+<h3>${T.secrets[lang]}</h3>
+<ul>${c.body.secrets.map((s) => html`<li><code>${s.path}</code>: ${s.encrypted ? T.encrypted[lang] : T.plain[lang]}${s.unreadable ? html` – ${s.unreadable}` : ''}</li>`)}</ul>
+</section>
+<section aria-labelledby="h-edit">
+<h2 id="h-edit">${T.edit[lang]}</h2>
+<form id="config-form" class="editor" novalidate>
+<label for="config-editor">${T.editor[lang]}</label>
+<p id="config-hint" class="hint">${T.editorHint[lang]}</p>
+<div class="editor-wrap">
+<pre class="gutter" id="config-gutter" aria-hidden="true"></pre>
+<textarea id="config-editor" name="yaml" rows="24" spellcheck="false" autocapitalize="off" aria-describedby="config-hint config-result" data-validate="/api/v1/config/validate">${text}</textarea>
+</div>
+<div id="config-result" aria-live="polite"><h3>${T.problems[lang]}</h3><p id="config-summary"></p><ol id="config-problems" class="config-problems"></ol></div>
+<p><button type="submit" id="config-apply">${T.apply[lang]}</button></p>
+</form>
+</section>`;
+  }
+  return layout({ lang, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang) }, lang } });
+}

@@ -1,0 +1,203 @@
+/**
+ * The console's read-mostly pages: connectors with their folders and quarantined messages (and the
+ * button that asks for them to be delivered again), watchers per group and listener against each
+ * listener's capacity, notification subscriptions, and the audit log of changes. Each reads the
+ * API route of the same name.
+ */
+import type { Lang, Text } from '../../i18n/index.ts';
+import { html, type Html } from '../html.ts';
+import { layout, problem } from '../layout.ts';
+import { need, type ApiError, type Ctx } from '../request.ts';
+
+const T = {
+  connectors: { en: 'Connectors', de: 'Connectoren' },
+  watchers: { en: 'Watchers', de: 'Watcher' },
+  subscriptions: { en: 'Subscriptions', de: 'Abonnements' },
+  audit: { en: 'Audit log', de: 'Audit-Protokoll' },
+  none: { en: 'None.', de: 'Keine.' },
+  mailbox: { en: 'Mailbox', de: 'Postfach' },
+  folder: { en: 'Folder', de: 'Ordner' },
+  delivered: { en: 'Delivered', de: 'Zugestellt' },
+  quarantined: { en: 'Quarantined', de: 'Zurückgehalten' },
+  inFlight: { en: 'In flight', de: 'In Arbeit' },
+  updated: { en: 'Last change', de: 'Letzte Änderung' },
+  connectorHead: { en: '{name}: {source} → {destination} (connection {connection})', de: '{name}: {source} → {destination} (Verbindung {connection})' },
+  quarantine: { en: 'Quarantine of {name}', de: 'Zurückgehaltene Nachrichten von {name}' },
+  retryRejected: { en: 'Deliver quarantined messages again', de: 'Zurückgehaltene Nachrichten erneut zustellen' },
+  item: { en: 'Item', de: 'Element' },
+  key: { en: 'Message-ID', de: 'Message-ID' },
+  at: { en: 'When', de: 'Wann' },
+  error: { en: 'Error', de: 'Fehler' },
+  notRunning: { en: 'No running gateway reports watchers.', de: 'Kein laufendes Gateway meldet Watcher.' },
+  group: { en: 'Group {group} ({kind}): {mailboxes} mailboxes', de: 'Gruppe {group} ({kind}): {mailboxes} Postfächer' },
+  listener: { en: 'Listener', de: 'Listener' },
+  load: { en: 'Mailboxes / capacity', de: 'Postfächer / Kapazität' },
+  states: { en: 'States', de: 'Zustände' },
+  attention: { en: 'Mailboxes not watching', de: 'Nicht überwachte Postfächer' },
+  state: { en: 'State', de: 'Zustand' },
+  since: { en: 'Since', de: 'Seit' },
+  problems: { en: 'Recent problems', de: 'Letzte Probleme' },
+  id: { en: 'ID', de: 'ID' },
+  mailboxes: { en: 'Mailboxes', de: 'Postfächer' },
+  sink: { en: 'Sink', de: 'Ziel' },
+  events: { en: 'Events', de: 'Ereignisse' },
+  created: { en: 'Created', de: 'Angelegt' },
+  label: { en: 'Label', de: 'Bezeichnung' },
+  all: { en: 'all', de: 'alle' },
+  who: { en: 'Who', de: 'Wer' },
+  action: { en: 'Action', de: 'Aktion' },
+  target: { en: 'Target', de: 'Ziel' },
+  status: { en: 'Answer', de: 'Antwort' },
+  code: { en: 'MB code', de: 'MB-Code' },
+  filterWho: { en: 'Only changes by', de: 'Nur Änderungen von' },
+  show: { en: 'Show', de: 'Anzeigen' },
+  search: { en: 'Search in the list', de: 'In der Liste suchen' },
+  notConfigured: { en: 'Not configured in this gateway.', de: 'In diesem Gateway nicht eingerichtet.' },
+} satisfies Record<string, Text>;
+
+const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
+const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) : '–');
+const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
+
+function refused(e: { error?: ApiError; notConfigured?: boolean }, lang: Lang): Html {
+  return e.notConfigured ? html`<p>${tx('notConfigured', lang)}</p>` : problem(e.error!, lang, 3);
+}
+
+type Connectors = { connectors: Array<{ name: string; connection: string; source: string; destination: string; folders: Array<{ mailbox: string; folder: string; delivered: number; rejected: number; inFlight: number; updatedAt: string }> }> };
+type Quarantine = { messages: Array<{ mailbox: string; folder: string; item: string; key: string; at: string; error?: ApiError }> };
+
+export async function connectorsPage(ctx: Ctx): Promise<Html> {
+  const { lang } = ctx;
+  const c = need(await ctx.api<Connectors>('/api/v1/connectors'));
+  let body: Html;
+  if (!c.body) body = refused(c, lang);
+  else if (c.body.connectors.length === 0) body = html`<p>${tx('none', lang)}</p>`;
+  else {
+    const parts: Html[] = [];
+    for (const x of c.body.connectors) {
+      const rejected = x.folders.reduce((n, f) => n + f.rejected, 0);
+      const q = rejected > 0 ? need(await ctx.api<Quarantine>(`/api/v1/connectors/${encodeURIComponent(x.name)}/quarantine`)) : undefined;
+      parts.push(html`<section aria-labelledby="h-c-${slug(x.name)}" id="connector-${slug(x.name)}" data-live-region>
+<h2 id="h-c-${slug(x.name)}">${tx('connectorHead', lang, { name: x.name, source: x.source, destination: x.destination, connection: x.connection })}</h2>
+${
+  x.folders.length === 0
+    ? html`<p>${tx('none', lang)}</p>`
+    : html`<div class="table-wrap"><table>
+<thead><tr><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('folder', lang)}</th><th scope="col">${tx('delivered', lang)}</th><th scope="col">${tx('quarantined', lang)}</th><th scope="col">${tx('inFlight', lang)}</th><th scope="col">${tx('updated', lang)}</th></tr></thead>
+<tbody>${x.folders.map((f) => html`<tr><th scope="row">${f.mailbox}</th><td>${f.folder}</td><td>${f.delivered}</td><td>${f.rejected}</td><td>${f.inFlight}</td><td>${when(f.updatedAt, lang)}</td></tr>`)}</tbody>
+</table></div>`
+}
+${
+  q?.body
+    ? html`<h3>${tx('quarantine', lang, { name: x.name })}</h3>
+<div class="table-wrap"><table>
+<thead><tr><th scope="col">${tx('key', lang)}</th><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('folder', lang)}</th><th scope="col">${tx('at', lang)}</th><th scope="col">${tx('error', lang)}</th></tr></thead>
+<tbody>${q.body.messages.map((m) => html`<tr><th scope="row">${m.key}</th><td>${m.mailbox}</td><td>${m.folder}</td><td>${when(m.at, lang)}</td><td>${m.error ? problem(m.error, lang) : '–'}</td></tr>`)}</tbody>
+</table></div>
+<p><button type="button" data-action="retry-rejected" data-method="POST" data-url="/api/v1/connectors/${encodeURIComponent(x.name)}/retry-rejected">${tx('retryRejected', lang)}</button></p>`
+    : q?.error
+      ? problem(q.error, lang, 3)
+      : ''
+}
+</section>`);
+    }
+    body = html`${parts}`;
+  }
+  return layout({ lang, page: 'connectors', title: tx('connectors', lang), path: ctx.path, body, topics: ['connector', 'audit'] });
+}
+
+type Watchers = {
+  running: boolean;
+  groups: Array<{ group: string; kind: string; mailboxes: number; listeners: Array<{ name: string; capacity: number; mailboxes: number; states: Record<string, number> }> }>;
+  attention: Array<{ group: string; mailbox: string; listener: string; state: string; since: string; error?: { code: string; message: string } }>;
+  problems: Array<{ at: string; group: string; listener: string; mailbox?: string; code: string; message: string }>;
+  unwatchedSubscriptions: Array<{ id: string; error: ApiError }>;
+};
+
+const statesText = (s: Record<string, number>) =>
+  Object.entries(s)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ');
+
+export async function watchersPage(ctx: Ctx): Promise<Html> {
+  const { lang } = ctx;
+  const w = need(await ctx.api<Watchers>('/api/v1/watchers'));
+  let body: Html;
+  if (!w.body) body = refused(w, lang);
+  else {
+    const x = w.body;
+    body = html`${!x.running ? html`<p>${tx('notRunning', lang)}</p>` : ''}
+${x.groups.map(
+  (g) => html`<section aria-labelledby="h-g-${slug(g.group)}" id="group-${slug(g.group)}" data-live-region>
+<h2 id="h-g-${slug(g.group)}">${tx('group', lang, { group: g.group, kind: g.kind, mailboxes: g.mailboxes })}</h2>
+<div class="table-wrap"><table>
+<thead><tr><th scope="col">${tx('listener', lang)}</th><th scope="col">${tx('load', lang)}</th><th scope="col">${tx('states', lang)}</th></tr></thead>
+<tbody>${g.listeners.map(
+    (l) => html`<tr><th scope="row">${l.name}</th><td><meter min="0" max="${l.capacity}" value="${l.mailboxes}" high="${Math.floor(l.capacity * 0.9)}" aria-label="${l.name}: ${l.mailboxes} / ${l.capacity}"></meter> ${l.mailboxes} / ${l.capacity}</td><td>${statesText(l.states)}</td></tr>`,
+  )}</tbody>
+</table></div>
+</section>`,
+)}
+<section aria-labelledby="h-attention" id="watch-attention" data-live-region>
+<h2 id="h-attention">${tx('attention', lang)}</h2>
+${
+  x.attention.length === 0
+    ? html`<p>${tx('none', lang)}</p>`
+    : html`<div class="table-wrap"><table>
+<thead><tr><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('listener', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('since', lang)}</th><th scope="col">${tx('error', lang)}</th></tr></thead>
+<tbody>${x.attention.map((a) => html`<tr><th scope="row">${a.mailbox}</th><td>${a.listener}</td><td>${a.state}</td><td>${when(a.since, lang)}</td><td>${a.error ? html`<code>${a.error.code}</code> ${a.error.message} <a href="/docs/${lang}/errors/${a.error.code}">${a.error.code}</a>` : '–'}</td></tr>`)}</tbody>
+</table></div>`
+}
+${x.unwatchedSubscriptions.map((s) => problem(s.error, lang, 3))}
+</section>
+<section aria-labelledby="h-problems" id="watch-problems" data-live-region>
+<h2 id="h-problems">${tx('problems', lang)}</h2>
+${x.problems.length === 0 ? html`<p>${tx('none', lang)}</p>` : html`<ul>${x.problems.slice(-20).map((p) => html`<li><time datetime="${p.at}">${when(p.at, lang)}</time> ${p.group}/${p.listener}${p.mailbox ? ` ${p.mailbox}` : ''}: <code>${p.code}</code> ${p.message}</li>`)}</ul>`}
+</section>`;
+  }
+  return layout({ lang, page: 'watchers', title: tx('watchers', lang), path: ctx.path, body, topics: ['watcher'] });
+}
+
+type Subscriptions = { subscriptions: Array<{ id: string; mailboxes: string[]; events: string[]; sink: { kind: string }; state: string; createdAt: string; label?: string }> };
+
+export async function subscriptionsPage(ctx: Ctx): Promise<Html> {
+  const { lang } = ctx;
+  const s = need(await ctx.api<Subscriptions>('/api/v1/subscriptions'));
+  let body: Html;
+  if (!s.body) body = refused(s, lang);
+  else if (s.body.subscriptions.length === 0) body = html`<p>${tx('none', lang)}</p>`;
+  else
+    body = html`<p><label for="sub-search">${tx('search', lang)}</label> <input id="sub-search" type="search" data-filter="sub-table"></p>
+<div class="table-wrap" id="subscriptions" data-live-region><table id="sub-table">
+<thead><tr><th scope="col">${tx('id', lang)}</th><th scope="col">${tx('label', lang)}</th><th scope="col">${tx('mailboxes', lang)}</th><th scope="col">${tx('sink', lang)}</th><th scope="col">${tx('events', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('created', lang)}</th></tr></thead>
+<tbody>${s.body.subscriptions.map(
+      (x) =>
+        html`<tr><th scope="row">${x.id}</th><td>${x.label ?? '–'}</td><td>${x.mailboxes.slice(0, 5).join(', ')}${x.mailboxes.length > 5 ? ` (+${x.mailboxes.length - 5})` : ''}</td><td>${x.sink.kind}</td><td>${x.events.length ? x.events.join(', ') : tx('all', lang)}</td><td>${x.state}</td><td>${when(x.createdAt, lang)}</td></tr>`,
+    )}</tbody>
+</table></div>`;
+  return layout({ lang, page: 'subscriptions', title: tx('subscriptions', lang), path: ctx.path, body, topics: ['audit'] });
+}
+
+type Audit = { entries: Array<{ at: string; who: string; action: string; target?: string; status: number; code?: string }> };
+
+export async function auditPage(ctx: Ctx, query: { who?: string }): Promise<Html> {
+  const { lang } = ctx;
+  const who = query.who && /^[\w:.@-]{1,80}$/.test(query.who) ? query.who : undefined;
+  const a = need(await ctx.api<Audit>(`/api/v1/audit?limit=200${who ? `&who=${encodeURIComponent(who)}` : ''}`));
+  let body: Html;
+  if (!a.body) body = refused(a, lang);
+  else
+    body = html`<form class="filters" method="get" action="/console/audit"><label for="audit-who">${tx('filterWho', lang)}</label> <input id="audit-who" name="who" value="${who ?? ''}"> <button type="submit">${tx('show', lang)}</button></form>
+<section aria-labelledby="h-entries" id="audit-entries" data-live-region>
+<h2 id="h-entries" class="visually-hidden">${tx('audit', lang)}</h2>
+${
+  a.body.entries.length === 0
+    ? html`<p>${tx('none', lang)}</p>`
+    : html`<div class="table-wrap"><table id="audit-table">
+<thead><tr><th scope="col">${tx('at', lang)}</th><th scope="col">${tx('who', lang)}</th><th scope="col">${tx('action', lang)}</th><th scope="col">${tx('target', lang)}</th><th scope="col">${tx('status', lang)}</th><th scope="col">${tx('code', lang)}</th></tr></thead>
+<tbody>${a.body.entries.map((e) => html`<tr data-action="${e.action}" data-target="${e.target ?? ''}"><th scope="row"><time datetime="${e.at}">${when(e.at, lang)}</time></th><td>${e.who}</td><td><code>${e.action}</code></td><td>${e.target ?? '–'}</td><td>${e.status}</td><td>${e.code ? html`<a href="/docs/${lang}/errors/${e.code}">${e.code}</a>` : '–'}</td></tr>`)}</tbody>
+</table></div>`
+}
+</section>`;
+  return layout({ lang, page: 'audit', title: tx('audit', lang), path: ctx.path, body, topics: ['audit'] });
+}
