@@ -180,7 +180,10 @@ test('the overview in English and German shows the connection whose secret was r
     const commands = [...en.fix.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
     assert.deepEqual(await page.locator(`${item} button.copy`).evaluateAll((bs) => bs.map((b) => b.getAttribute('data-copy'))), commands);
     // The routes on that connection are red too.
-    assert.equal(await page.locator('#section-routes li[data-state="red"]').count(), 2);
+    assert.deepEqual(await page.locator('#section-routes li.item').evaluateAll((lis) => lis.map((li) => [li.getAttribute('data-name'), li.getAttribute('data-state')])), [
+      ['nowhere', 'red'],
+      ['exo', 'red'],
+    ]);
     await noSeriousViolations(page, 'the overview');
 
     // Keyboard: the skip link is the first stop and leads into the main region.
@@ -214,7 +217,7 @@ test('the overview in English and German shows the connection whose secret was r
   const narrow = await rig.context('de', { width: 360, height: 780 });
   try {
     const page = await narrow.newPage();
-    for (const path of ['/console/', '/console/queue', '/console/config', '/console/audit']) {
+    for (const path of ['/console/', '/console/queue', '/console/connectors', '/console/watchers', '/console/subscriptions', '/console/config', '/console/audit', '/console/setup']) {
       await page.goto(path);
       assert.equal(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, `${path} scrolls sideways at 360 px`);
       await noSeriousViolations(page, `${path} at 360 px`);

@@ -56,7 +56,7 @@ const T = {
 } satisfies Record<string, Text>;
 
 const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
-const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) : '–');
+const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) + ' UTC' : '–');
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
 function refused(e: { error?: ApiError; notConfigured?: boolean }, lang: Lang): Html {
@@ -82,7 +82,7 @@ export async function connectorsPage(ctx: Ctx): Promise<Html> {
 ${
   x.folders.length === 0
     ? html`<p>${tx('none', lang)}</p>`
-    : html`<div class="table-wrap"><table>
+    : html`<div class="table-wrap" tabindex="0"><table>
 <thead><tr><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('folder', lang)}</th><th scope="col">${tx('delivered', lang)}</th><th scope="col">${tx('quarantined', lang)}</th><th scope="col">${tx('inFlight', lang)}</th><th scope="col">${tx('updated', lang)}</th></tr></thead>
 <tbody>${x.folders.map((f) => html`<tr><th scope="row">${f.mailbox}</th><td>${f.folder}</td><td>${f.delivered}</td><td>${f.rejected}</td><td>${f.inFlight}</td><td>${when(f.updatedAt, lang)}</td></tr>`)}</tbody>
 </table></div>`
@@ -90,7 +90,7 @@ ${
 ${
   q?.body
     ? html`<h3>${tx('quarantine', lang, { name: x.name })}</h3>
-<div class="table-wrap"><table>
+<div class="table-wrap" tabindex="0"><table>
 <thead><tr><th scope="col">${tx('key', lang)}</th><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('folder', lang)}</th><th scope="col">${tx('at', lang)}</th><th scope="col">${tx('error', lang)}</th></tr></thead>
 <tbody>${q.body.messages.map((m) => html`<tr><th scope="row">${m.key}</th><td>${m.mailbox}</td><td>${m.folder}</td><td>${when(m.at, lang)}</td><td>${m.error ? problem(m.error, lang) : '–'}</td></tr>`)}</tbody>
 </table></div>
@@ -130,7 +130,7 @@ export async function watchersPage(ctx: Ctx): Promise<Html> {
 ${x.groups.map(
   (g) => html`<section aria-labelledby="h-g-${slug(g.group)}" id="group-${slug(g.group)}" data-live-region>
 <h2 id="h-g-${slug(g.group)}">${tx('group', lang, { group: g.group, kind: g.kind, mailboxes: g.mailboxes })}</h2>
-<div class="table-wrap"><table>
+<div class="table-wrap" tabindex="0"><table>
 <thead><tr><th scope="col">${tx('listener', lang)}</th><th scope="col">${tx('load', lang)}</th><th scope="col">${tx('states', lang)}</th></tr></thead>
 <tbody>${g.listeners.map(
     (l) => html`<tr><th scope="row">${l.name}</th><td><meter min="0" max="${l.capacity}" value="${l.mailboxes}" high="${Math.floor(l.capacity * 0.9)}" aria-label="${l.name}: ${l.mailboxes} / ${l.capacity}"></meter> ${l.mailboxes} / ${l.capacity}</td><td>${statesText(l.states)}</td></tr>`,
@@ -143,7 +143,7 @@ ${x.groups.map(
 ${
   x.attention.length === 0
     ? html`<p>${tx('none', lang)}</p>`
-    : html`<div class="table-wrap"><table>
+    : html`<div class="table-wrap" tabindex="0"><table>
 <thead><tr><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('listener', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('since', lang)}</th><th scope="col">${tx('error', lang)}</th></tr></thead>
 <tbody>${x.attention.map((a) => html`<tr><th scope="row">${a.mailbox}</th><td>${a.listener}</td><td>${a.state}</td><td>${when(a.since, lang)}</td><td>${a.error ? html`<code>${a.error.code}</code> ${a.error.message} <a href="/docs/${lang}/errors/${a.error.code}">${a.error.code}</a>` : '–'}</td></tr>`)}</tbody>
 </table></div>`
@@ -168,7 +168,7 @@ export async function subscriptionsPage(ctx: Ctx): Promise<Html> {
   else if (s.body.subscriptions.length === 0) body = html`<p>${tx('none', lang)}</p>`;
   else
     body = html`<p><label for="sub-search">${tx('search', lang)}</label> <input id="sub-search" type="search" data-filter="sub-table"></p>
-<div class="table-wrap" id="subscriptions" data-live-region><table id="sub-table">
+<div class="table-wrap" tabindex="0" id="subscriptions" data-live-region><table id="sub-table">
 <thead><tr><th scope="col">${tx('id', lang)}</th><th scope="col">${tx('label', lang)}</th><th scope="col">${tx('mailboxes', lang)}</th><th scope="col">${tx('sink', lang)}</th><th scope="col">${tx('events', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('created', lang)}</th></tr></thead>
 <tbody>${s.body.subscriptions.map(
       (x) =>
@@ -193,7 +193,7 @@ export async function auditPage(ctx: Ctx, query: { who?: string }): Promise<Html
 ${
   a.body.entries.length === 0
     ? html`<p>${tx('none', lang)}</p>`
-    : html`<div class="table-wrap"><table id="audit-table">
+    : html`<div class="table-wrap" tabindex="0"><table id="audit-table">
 <thead><tr><th scope="col">${tx('at', lang)}</th><th scope="col">${tx('who', lang)}</th><th scope="col">${tx('action', lang)}</th><th scope="col">${tx('target', lang)}</th><th scope="col">${tx('status', lang)}</th><th scope="col">${tx('code', lang)}</th></tr></thead>
 <tbody>${a.body.entries.map((e) => html`<tr data-action="${e.action}" data-target="${e.target ?? ''}"><th scope="row"><time datetime="${e.at}">${when(e.at, lang)}</time></th><td>${e.who}</td><td><code>${e.action}</code></td><td>${e.target ?? '–'}</td><td>${e.status}</td><td>${e.code ? html`<a href="/docs/${lang}/errors/${e.code}">${e.code}</a>` : '–'}</td></tr>`)}</tbody>
 </table></div>`

@@ -105,7 +105,11 @@ export async function overviewPage(ctx: Ctx): Promise<Html> {
   });
   sections.push({ id: 'connections', title: tx('connections', lang), items: connItems, ...(c.error ? { error: c.error } : {}) });
 
-  const inherit = (connection: string) => byConnection.get(connection) ?? { state: 'green' as State, problems: [] };
+  // A route or connector fares as its connection does (and says so by the connection's problems).
+  const inherit = (connection: string): Pick<Item, 'state' | 'problems'> => {
+    const c = byConnection.get(connection);
+    return c ? { state: c.state, problems: c.problems } : { state: 'green', problems: [] };
+  };
   const r = need(routes);
   sections.push({
     id: 'routes',

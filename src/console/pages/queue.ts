@@ -71,7 +71,7 @@ const STATE_TEXT: Record<(typeof STATES)[number], Text> = {
 };
 
 const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
-const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) : '–');
+const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) + ' UTC' : '–');
 
 interface Message {
   id: string;
@@ -130,7 +130,7 @@ ${STATES.map((s) => html`<label><input type="checkbox" name="state" value="${s}"
 ${
   messages.length === 0
     ? html`<p>${tx('none', lang)}</p>`
-    : html`<div class="table-wrap"><table id="queue-table">
+    : html`<div class="table-wrap" tabindex="0"><table id="queue-table">
 <caption class="visually-hidden">${tx('messages', lang)}</caption>
 <thead><tr><th scope="col">${tx('id', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('sender', lang)}</th><th scope="col">${tx('recipients', lang)}</th><th scope="col">${tx('mailbox', lang)}</th><th scope="col">${tx('attempts', lang)}</th><th scope="col">${tx('next', lang)}</th><th scope="col">${tx('error', lang)}</th><th scope="col">${tx('actions', lang)}</th></tr></thead>
 <tbody>${messages.map(

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { configSchema } from '../../../src/app/schema.ts';
-import { registerAdminApi } from '../../../src/api/index.ts';
+import { registerAdminApi, WATCH_LIVE_MS } from '../../../src/api/index.ts';
 import { live, MAX_BUFFERED, MAX_STREAMS, publish } from '../../../src/api/live.ts';
 import { tempStore } from '../../notify/helpers.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -153,4 +153,33 @@ test('closing the gateway ends its open streams', async () => {
     if (r.done) break;
   }
   assert.equal(g.http.server.listening, false);
+});
+
+test('the watchers’ states are published as a watcher event when they change', async () => {
+  const t = await tempStore();
+  const http = Fastify();
+  const states = { watching: 1, 'catching-up': 1 };
+  const status = () => ({ updatedAt: new Date().toISOString(), groups: [{ group: 'legacy', kind: 'imap', listeners: 1, mailboxes: 2, states: { ...states } }], attention: [], problems: [] });
+  await registerAdminApi(http, {
+    config: configSchema.parse({ connections: {} }),
+    store: t.store,
+    keys: [{ name: 'ops', key: ADMIN, scopes: ['admin'] }],
+    watch: { watchers: [], status, mailboxes: () => [], close: async () => undefined },
+  });
+  const seen: Array<Record<string, unknown>> = [];
+  const off = live.subscribe((e) => {
+    if (e.topic === 'watcher') seen.push(e.data as Record<string, unknown>);
+  })!;
+  try {
+    await http.ready();
+    await waitFor(() => seen.length === 1, 3 * WATCH_LIVE_MS, 'the first watcher event');
+    states.watching = 2;
+    delete (states as Record<string, number>)['catching-up'];
+    await waitFor(() => seen.length === 2, 3 * WATCH_LIVE_MS, 'the event of the change');
+    assert.deepEqual(seen[1], { groups: [{ group: 'legacy', states: { watching: 2 } }] });
+  } finally {
+    off();
+    await http.close();
+    await t.cleanup();
+  }
 });
