@@ -122,13 +122,15 @@ export async function registerAdminApi(
   };
 }
 
-/** How often the watchers' states are compared for a live update (only while a stream is open). */
+/** How often the watchers' states and the connectors' checkpoints are compared for a live update (only while a stream is open). */
 export const WATCH_LIVE_MS = 5_000;
 
 /**
  * Feeds live.ts from what already happens: every outcome of the relay queue (accepted, delivered,
- * deferred, bounced) and a change of the watchers' states per group and listener. Admin actions
- * reach the stream as audit entries (audit.ts). Open streams end when the gateway closes.
+ * deferred, bounced), a change of the watchers' states per group and listener, and a moved
+ * checkpoint of a connector (connectors run in `mailbridge fetch`, another process on the same
+ * store, so their progress is read from the store while a stream is open). Admin actions reach
+ * the stream as audit entries (audit.ts). Open streams end when the gateway closes.
  */
 function liveSources(http: FastifyInstance, ctx: ApiContext, streams: OpenStreams): { rebind(): void } {
   const onOutcome = (outcome: string, rec: { id: string; state: string; mailbox: string }) => publish('queue', { id: rec.id, outcome, state: rec.state, mailbox: rec.mailbox });
@@ -137,13 +139,31 @@ function liveSources(http: FastifyInstance, ctx: ApiContext, streams: OpenStream
   // The watch service keeps its states in memory and has no events; its summary is cheap (counts
   // per group). Read from ctx at each look: a config apply may start, stop or replace it.
   let last = '';
+  const lastCheckpoints = new Map<string, string>();
+  let reading = false;
   const timer = setInterval(() => {
+    if (live.size === 0) return;
     const watch = ctx.watch;
-    if (live.size === 0 || !watch) return;
-    const groups = watch.status().groups.map((g) => ({ group: g.group, states: g.states, byListener: g.byListener }));
-    const now = JSON.stringify(groups);
-    if (now !== last) publish('watcher', { groups: groups.map((g) => ({ group: g.group, states: g.states })) });
-    last = now;
+    if (watch) {
+      const groups = watch.status().groups.map((g) => ({ group: g.group, states: g.states, byListener: g.byListener }));
+      const now = JSON.stringify(groups);
+      if (now !== last) publish('watcher', { groups: groups.map((g) => ({ group: g.group, states: g.states })) });
+      last = now;
+    }
+    const connectors = Object.keys(ctx.config.connectors ?? {});
+    if (connectors.length === 0 || reading) return;
+    reading = true;
+    void (async () => {
+      for (const name of connectors) {
+        const rows = await ctx.store.checkpoints.list(name);
+        const now = rows.map((r) => `${r.mailbox}/${r.folder}:${r.epoch}:${r.position}:${r.delivered}:${r.rejected}:${r.inFlight}`).join('|');
+        const before = lastCheckpoints.get(name);
+        lastCheckpoints.set(name, now);
+        if (before !== undefined && before !== now) publish('connector', { connector: name, delivered: rows.reduce((n, r) => n + r.delivered, 0), rejected: rows.reduce((n, r) => n + r.rejected, 0) });
+      }
+    })()
+      .catch((err: unknown) => http.log.debug({ err: (err as Error).message }, 'admin API: connector checkpoints not read for live updates'))
+      .finally(() => (reading = false));
   }, WATCH_LIVE_MS);
   timer.unref();
   http.addHook('preClose', async () => {

@@ -183,3 +183,37 @@ test('the watchers’ states are published as a watcher event when they change',
     await t.cleanup();
   }
 });
+
+test('a connector’s checkpoint moved by another process (mailbridge fetch on the same store) is published as a connector event', async () => {
+  const t = await tempStore();
+  const http = Fastify();
+  const config = { ...configSchema.parse({ connections: {} }), connectors: { scans: {} as never } };
+  await registerAdminApi(http, { config, store: t.store, keys: [{ name: 'ops', key: ADMIN, scopes: ['admin'] }] });
+  const seen: Array<Record<string, unknown>> = [];
+  const off = live.subscribe((e) => {
+    if (e.topic === 'connector') seen.push(e.data as Record<string, unknown>);
+  })!;
+  try {
+    await http.ready();
+    const scope = { connector: 'scans', mailbox: 'scanner@contoso.test', folder: 'INBOX' };
+    await t.store.checkpoints.setEpoch(scope, '7', 0);
+    // Deliveries go on as a running connector's would; one of them comes after the feed's first look.
+    let n = 0;
+    await waitFor(
+      async () => {
+        n++;
+        await t.store.checkpoints.record(scope, { epoch: '7', item: String(n), key: `<m${n}@contoso.test>`, state: 'delivered', size: 10 }, { position: n });
+        return seen.length > 0;
+      },
+      4 * WATCH_LIVE_MS,
+      'a connector event',
+      500,
+    );
+    assert.equal(seen[0]!.connector, 'scans');
+    assert.ok(typeof seen[0]!.delivered === 'number' && seen[0]!.delivered >= 1, JSON.stringify(seen[0]));
+  } finally {
+    off();
+    await http.close();
+    await t.cleanup();
+  }
+});
