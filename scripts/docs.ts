@@ -256,6 +256,8 @@ const API_DESCRIPTIONS_DE: Record<string, string> = {
   'Absent: every connection': 'Ohne Angabe: jede Verbindung',
   'What to create when the connection has no working credential (default certificate); stored sealed in mailbridge.yaml, never returned':
     'Was angelegt wird, wenn die Verbindung keinen funktionierenden Nachweis hat (Standard: Zertifikat); versiegelt in mailbridge.yaml gespeichert, nie zurückgegeben',
+  'Only these topics, comma-separated (default: all)': 'Nur diese Themen, durch Kommas getrennt (Standard: alle)',
+  'Server-sent events: `event: <topic>` and `data: <JSON>` per change': 'Server-Sent Events: `event: <Thema>` und `data: <JSON>` je Änderung',
 };
 
 /** A description of the API document in the page's language ('' stays ''); English where German is missing. */

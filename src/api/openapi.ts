@@ -33,6 +33,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'The object is in a state that does not allow this (MB code says which)',
   500: 'Unexpected failure (MB_INTERNAL)',
   502: 'An upstream service failed (MB code says which)',
+  503: 'Busy: too many at once (MB code says what)',
 };
 
 type Json = Record<string, unknown>;

@@ -22,6 +22,7 @@ export const ANSWERS_DE: Record<string, string> = {
   '404': 'Nicht gefunden oder in diesem Gateway nicht eingerichtet (der MB-Code sagt, was)',
   '409': 'Der Zustand des Objekts erlaubt das nicht (der MB-Code sagt, welcher)',
   '502': 'Ein vorgelagerter Dienst ist fehlgeschlagen (der MB-Code sagt, welcher)',
+  '503': 'Ausgelastet: zu viele gleichzeitig (der MB-Code sagt, was)',
 };
 
 function esc(s: unknown): string {
