@@ -297,7 +297,9 @@ function html(reply: FastifyReply, status: number, lang: Lang): FastifyReply {
     .type('text/html; charset=utf-8')
     .header('content-language', lang)
     .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
+    // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` with the form's
+    // POST, which the origin check (csrf.ts) rightly refuses, so no one could sign in from a browser.
+    .header('referrer-policy', 'same-origin')
     .header('x-frame-options', 'DENY')
     .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
 }
