@@ -66,6 +66,11 @@ export function registerConsole(http: FastifyInstance): void {
   const page = (url: string, render: (ctx: Ctx, req: FastifyRequest) => Promise<Html>) =>
     http.get(url, async (req, reply) => {
       const ctx = ctxOf(http, req);
+      // Who is signed in (a session; an API key has none): the header shows them with sign-out.
+      if (req.headers.cookie) {
+        const me = await ctx.api<{ user: string; roles: string[] }>('/api/v1/session');
+        if (me.ok) ctx.person = { user: me.body.user, roles: me.body.roles };
+      }
       try {
         return send(reply, await render(ctx, req), ctx.lang);
       } catch (err) {

@@ -38,6 +38,8 @@ const T = {
   green: { en: 'OK', de: 'OK' },
   amber: { en: 'Warning', de: 'Warnung' },
   red: { en: 'Failing', de: 'Gestört' },
+  signedIn: { en: 'Signed in as {user} ({role})', de: 'Angemeldet als {user} ({role})' },
+  signOut: { en: 'Sign out', de: 'Abmelden' },
 } satisfies Record<string, Text>;
 
 export type State = 'green' | 'amber' | 'red';
@@ -84,6 +86,8 @@ export interface PageOptions {
   topics?: readonly string[];
   /** JSON the page's script reads (texts, IDs), put in a non-executed script element. */
   data?: Record<string, unknown>;
+  /** The signed-in person (none for an API key): shown with the sign-out button. */
+  person?: { user: string; roles: string[] } | undefined;
 }
 
 export function layout(o: PageOptions): Html {
@@ -106,6 +110,7 @@ export function layout(o: PageOptions): Html {
   <nav aria-label="${t('nav', o.lang)}">
     <ul>${PAGES.map((p) => html`<li><a href="${p.path}"${p.id === o.page ? html` aria-current="page"` : ''}>${p.label[o.lang]}</a></li>`)}</ul>
   </nav>
+  ${o.person ? html`<p class="who">${t('signedIn', o.lang, { user: o.person.user, role: o.person.roles.join(', ') })} <button type="button" data-signout>${t('signOut', o.lang)}</button></p>` : ''}
   <p class="lang"><a href="/console/lang?to=${other}&amp;back=${back}" hreflang="${other}" lang="${other}" title="${t('otherLang', o.lang)}">${t('other', o.lang)}</a></p>
 </header>
 <main id="main" tabindex="-1"${o.topics?.length ? html` data-topics="${o.topics.join(',')}"` : ''}>

@@ -38,6 +38,8 @@ export interface Ctx {
   /** Path and query of the page (for the language switch's way back). */
   path: string;
   api<T>(url: string): Promise<ApiAnswer<T>>;
+  /** The signed-in person, when the caller came with a session (read once per page). */
+  person?: { user: string; roles: string[] } | undefined;
 }
 
 export function ctxOf(http: FastifyInstance, req: FastifyRequest): Ctx {

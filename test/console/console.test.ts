@@ -13,9 +13,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { removeSecret } from '../../src/sandbox/entra/ops.ts';
+import { removeSecret, setUserAppRoles } from '../../src/sandbox/entra/ops.ts';
 import { readUntil, waitFor } from '../support/wait.ts';
-import { axe, startConsoleRig, STUCK, type ConsoleRig } from './rig.ts';
+import { axe, OPS, startConsoleRig, STUCK, type ConsoleRig } from './rig.ts';
 
 let rig: ConsoleRig;
 
@@ -142,6 +142,74 @@ test('a config edit is refused with its error at the right line', async () => {
     assert.equal(await page.locator('#config-problems li').count(), 0);
     const audit = await rig.api<Audit>('GET', '/api/v1/audit');
     assert.ok(!audit.entries.some((e) => e.action.includes('/config/apply')), 'a refused edit never reached the API');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a local user signs in from the console, acts with the session (CSRF token), sees only what the role allows and signs out', async () => {
+  await rig.send(STUCK, 'bob@contoso.test', 'console session');
+  const queued = await readUntil('the second stuck message deferred', () => rig.api<Queue>('GET', '/api/v1/relay/queue'), (q) => q.messages.some((m) => m.sender === STUCK && m.state === 'deferred'));
+  const id = queued.messages.find((m) => m.sender === STUCK && m.state === 'deferred')!.id;
+  const ctx = await rig.context('en', undefined, 'none');
+  try {
+    const page = await ctx.newPage();
+    const res = await page.goto('/console/queue');
+    assert.equal(res?.status(), 401);
+    assert.equal(await textOf(page, 'h1'), 'Sign in');
+    await noSeriousViolations(page, 'the console sign-in page');
+    await page.locator('main a.button').click();
+    await page.waitForURL('**/login?next=%2Fconsole%2Fqueue');
+    await page.locator('#user').fill(OPS.user);
+    await page.locator('#password').fill(OPS.password);
+    await page.locator('button[type="submit"]').click();
+    // (Under the sign-in page's former Referrer-Policy no-referrer the browser posted Origin: null and was refused MB_API_CSRF.)
+    await page.waitForURL('**/console/queue');
+    assert.equal(await textOf(page, 'h1'), 'Relay queue');
+    assert.match(await textOf(page, '.who'), /^Signed in as ops \(operator\)/);
+
+    // A change through the session: the script sends the session's CSRF token, the API audits the person.
+    await page.locator(`tr[data-id="${id}"] button[data-action="hold"]`).click();
+    await readUntil('the message held', () => rig.api<{ state: string }>('GET', `/api/v1/relay/queue/${id}`), (m) => m.state === 'held');
+    const audit = await rig.api<Audit>('GET', '/api/v1/audit');
+    assert.ok(audit.entries.some((e) => e.who === 'user:ops' && e.action === 'POST /api/v1/relay/queue/{id}/hold' && e.target === id && e.status === 200), JSON.stringify(audit.entries.slice(0, 5)));
+    // Without the token the same change is refused: the CSRF check is real.
+    const bare = await page.evaluate(`fetch('/api/v1/relay/queue/${id}/release', { method: 'POST' }).then((r) => r.status)`);
+    assert.equal(bare, 403);
+
+    // An operator may not read the audit log: the page says so with the MB code.
+    await page.goto('/console/audit');
+    assert.equal(await textOf(page, 'main .problem code'), 'MB_API_FORBIDDEN');
+
+    await page.locator('button[data-signout]').click();
+    await page.waitForURL('**/login?lang=en');
+    const after = await page.goto('/console/');
+    assert.equal(after?.status(), 401, 'the session is gone');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('an Entra ID user with the app role admin signs in through the sandbox and lands in the console in German', async () => {
+  const tenant = rig.s.sandbox.directory.data.tenants[0]!;
+  setUserAppRoles(rig.s.sandbox.directory, tenant.id, tenant.apps[0]!.appId, 'alice@contoso.test', ['admin']);
+  const ctx = await rig.context('de', undefined, 'none');
+  try {
+    const page = await ctx.newPage();
+    await page.goto('/login');
+    await page.locator('a.entra').click();
+    // The sandbox's Entra ID sign-in page, as Microsoft's would ask.
+    await page.locator('input[name="login"]').waitFor();
+    assert.ok(page.url().startsWith(rig.s.sandbox.entra.urls.global), page.url());
+    await page.locator('input[name="login"]').fill('alice@contoso.test');
+    await page.locator('input[name="passwd"]').fill('sandbox');
+    await page.locator('button[value="signin"]').click();
+    await page.waitForURL('**/console/');
+    assert.equal(await textOf(page, 'h1'), 'Übersicht');
+    assert.match(await textOf(page, '.who'), /^Angemeldet als alice@contoso\.test \(admin\)/);
+    // An admin reads the audit log, where the sign-in is.
+    await page.goto('/console/audit');
+    assert.equal(await page.locator('#audit-table tbody tr[data-action="sign-in"]').count() >= 1, true);
   } finally {
     await ctx.close();
   }

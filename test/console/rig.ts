@@ -2,8 +2,9 @@
  * The console's browser rig: the whole sandbox (startFullSandbox), a gateway with a relay on the
  * sandbox connection and an admin API key, and Debian's Chromium driven by playwright-core
  * (executablePath /usr/bin/chromium, installed by scripts/chromium/install.sh; playwright's own
- * browser download is not used). Until the auth part's session cookie is on main, the browser
- * authenticates with the API key in every request's header (extraHTTPHeaders).
+ * browser download is not used). A context signs in as a person (local user `ops`, or an Entra
+ * user through the sandbox's sign-in page), or carries the admin API key in every request's header
+ * (extraHTTPHeaders) where the test is about a page, not about signing in.
  *
  * Relay routes: mail from `stuck@contoso.test` goes to a port where nothing listens (it is
  * deferred, for the queue's buttons); every other sender goes to the sandbox's Exchange SMTP front.
@@ -18,18 +19,21 @@ import { createLogger } from '../../src/log/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { startFullSandbox, type FullSandbox } from '../relay/transports/full-sandbox.ts';
 import { freePort } from '../support/ports.ts';
+import { hashPassword } from '../../src/util/password.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const STUCK = 'stuck@contoso.test';
 const PASSWORD = 'scanner password 1';
+/** The console's local admin user (api.users.ops). */
+export const OPS = { user: 'ops', password: 'console password 9' };
 
 export interface ConsoleRig {
   s: FullSandbox;
   gw: Gateway;
   key: string;
   browser: Browser;
-  /** A browser context in a language, authenticated with the admin key. */
-  context(lang: 'en' | 'de', viewport?: { width: number; height: number }): Promise<BrowserContext>;
+  /** A browser context in a language, authenticated with the admin key (auth: 'key') or not at all, to sign in (auth: 'none'). */
+  context(lang: 'en' | 'de', viewport?: { width: number; height: number }, auth?: 'key' | 'none'): Promise<BrowserContext>;
   /** Hands a mail to the relay as the scanner user. */
   send(from: string, to: string, subject: string): Promise<void>;
   /** The admin API as the test (not the browser) calls it. */
@@ -43,13 +47,22 @@ export async function startConsoleRig(name: string): Promise<ConsoleRig> {
   let browser: Browser | undefined;
   try {
     const key = randomBytes(24).toString('base64url');
+    // A fixed port: Entra's redirect URI must be registered before the gateway starts.
+    const port = await freePort();
+    const callback = `http://127.0.0.1:${port}/login/entra/callback`;
+    const tenant = s.sandbox.directory.data.tenants[0]!;
+    tenant.apps[0]!.redirectUris.push(callback);
     const file = s.writeConfig(`mailbridge-${name}.yaml`, {
-      server: { listen: '127.0.0.1', port: 0 },
+      server: { listen: '127.0.0.1', port },
       relay: await s.relay(`relay-${name}`, PASSWORD, [
         { name: 'nowhere', senders: [STUCK], connection: 'sandbox', smtp: { host: '127.0.0.1', port: await freePort() } },
         { name: 'exo', senders: ['@contoso.test'], connection: 'sandbox', smtp: { host: '127.0.0.1', port: s.sandbox.smtp.port } },
       ]),
-      api: { keys: { 'console-admin': { key, scopes: ['admin'] } } },
+      api: {
+        keys: { 'console-admin': { key, scopes: ['admin'] } },
+        users: { [OPS.user]: { password: await hashPassword(OPS.password, 10), role: 'operator' } },
+        signin: { entra: { connection: 'sandbox', redirectUri: callback } },
+      },
     });
     const { config, keyFile } = await loadConfig(file, {});
     gw = await startGateway(config, createLogger({ level: 'silent' }), { keyFile, env: {} });
@@ -62,12 +75,14 @@ export async function startConsoleRig(name: string): Promise<ConsoleRig> {
       gw: g,
       key,
       browser: b,
-      context: (lang, viewport = { width: 1280, height: 900 }) =>
+      context: (lang, viewport = { width: 1280, height: 900 }, auth = 'key') =>
         b.newContext({
           baseURL: g.url,
           locale: lang === 'de' ? 'de-DE' : 'en-US',
           viewport,
-          extraHTTPHeaders: { authorization: `Bearer ${key}` },
+          ...(auth === 'key' ? { extraHTTPHeaders: { authorization: `Bearer ${key}` } } : {}),
+          // The sandbox's Entra ID answers over TLS with the sandbox's own CA.
+          ignoreHTTPSErrors: true,
           // axe-core is injected as a script; the console's CSP (script-src 'self') would refuse it.
           bypassCSP: true,
         }),

@@ -185,6 +185,16 @@
     });
   }
 
+  // ── sign-out: the session ends on the server, then the sign-in page ───────────────────────
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest && ev.target.closest('button[data-signout]');
+    if (!b) return;
+    api('DELETE', '/api/v1/session').then(function (r) {
+      if (!r.ok) return showError(r.body.error || { code: 'HTTP ' + r.status });
+      window.location.assign('/login?lang=' + lang);
+    });
+  });
+
   // ── buttons that call the API ──────────────────────────────────────────────────────────────
   document.addEventListener('click', function (ev) {
     var b = ev.target.closest && ev.target.closest('button[data-action]');

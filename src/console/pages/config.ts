@@ -72,5 +72,5 @@ export async function configPage(ctx: Ctx): Promise<Html> {
 </form>
 </section>`;
   }
-  return layout({ lang, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang) }, lang } });
+  return layout({ lang, person: ctx.person, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang) }, lang } });
 }

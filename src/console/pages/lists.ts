@@ -103,7 +103,7 @@ ${
     }
     body = html`${parts}`;
   }
-  return layout({ lang, page: 'connectors', title: tx('connectors', lang), path: ctx.path, body, topics: ['connector', 'audit'] });
+  return layout({ lang, person: ctx.person, page: 'connectors', title: tx('connectors', lang), path: ctx.path, body, topics: ['connector', 'audit'] });
 }
 
 type Watchers = {
@@ -155,7 +155,7 @@ ${x.unwatchedSubscriptions.map((s) => problem(s.error, lang, 3))}
 ${x.problems.length === 0 ? html`<p>${tx('none', lang)}</p>` : html`<ul>${x.problems.slice(-20).map((p) => html`<li><time datetime="${p.at}">${when(p.at, lang)}</time> ${p.group}/${p.listener}${p.mailbox ? ` ${p.mailbox}` : ''}: <code>${p.code}</code> ${p.message}</li>`)}</ul>`}
 </section>`;
   }
-  return layout({ lang, page: 'watchers', title: tx('watchers', lang), path: ctx.path, body, topics: ['watcher'] });
+  return layout({ lang, person: ctx.person, page: 'watchers', title: tx('watchers', lang), path: ctx.path, body, topics: ['watcher'] });
 }
 
 type Subscriptions = { subscriptions: Array<{ id: string; mailboxes: string[]; events: string[]; sink: { kind: string }; state: string; createdAt: string; label?: string }> };
@@ -175,7 +175,7 @@ export async function subscriptionsPage(ctx: Ctx): Promise<Html> {
         html`<tr><th scope="row">${x.id}</th><td>${x.label ?? '–'}</td><td>${x.mailboxes.slice(0, 5).join(', ')}${x.mailboxes.length > 5 ? ` (+${x.mailboxes.length - 5})` : ''}</td><td>${x.sink.kind}</td><td>${x.events.length ? x.events.join(', ') : tx('all', lang)}</td><td>${x.state}</td><td>${when(x.createdAt, lang)}</td></tr>`,
     )}</tbody>
 </table></div>`;
-  return layout({ lang, page: 'subscriptions', title: tx('subscriptions', lang), path: ctx.path, body, topics: ['audit'] });
+  return layout({ lang, person: ctx.person, page: 'subscriptions', title: tx('subscriptions', lang), path: ctx.path, body, topics: ['audit'] });
 }
 
 type Audit = { entries: Array<{ at: string; who: string; action: string; target?: string; status: number; code?: string }> };
@@ -199,5 +199,5 @@ ${
 </table></div>`
 }
 </section>`;
-  return layout({ lang, page: 'audit', title: tx('audit', lang), path: ctx.path, body, topics: ['audit'] });
+  return layout({ lang, person: ctx.person, page: 'audit', title: tx('audit', lang), path: ctx.path, body, topics: ['audit'] });
 }

@@ -159,7 +159,7 @@ export async function overviewPage(ctx: Ctx): Promise<Html> {
   const count = (st: State) => all.filter((i) => i.state === st).length;
   const body = html`<p class="summary" id="summary" data-live-region>${tx('summary', lang, { red: count('red'), amber: count('amber'), green: count('green') })}</p>
 ${sections.map((s) => sectionView(s, lang))}`;
-  return layout({ lang, page: 'overview', title: tx('title', lang), path: ctx.path, body, topics: ['queue', 'watcher', 'audit'] });
+  return layout({ lang, person: ctx.person, page: 'overview', title: tx('title', lang), path: ctx.path, body, topics: ['queue', 'watcher', 'audit'] });
 }
 
 function sectionView(s: Section, lang: Lang): Html {

@@ -142,7 +142,7 @@ ${
 }
 </section>`;
   }
-  return layout({ lang, page: 'queue', title: tx('title', lang), path: ctx.path, body, topics: ['queue', 'audit'] });
+  return layout({ lang, person: ctx.person, page: 'queue', title: tx('title', lang), path: ctx.path, body, topics: ['queue', 'audit'] });
 }
 
 export async function messagePage(ctx: Ctx, id: string): Promise<Html> {
@@ -177,7 +177,7 @@ ${x.lastError ? html`<h3>${tx('error', lang)}</h3>${problem(x.lastError, lang)}$
 ${trace.body ? html`<p>${tx('outcome', lang, { outcome: OUTCOME[trace.body.outcome]?.[lang] ?? trace.body.outcome })}</p><ol class="trace">${trace.body.steps.map((s) => stepView(s, lang))}</ol>` : problem(trace.error!, lang, 3)}
 </section>`;
   }
-  return layout({ lang, page: 'queue', title: tx('message', lang, { id }), path: ctx.path, body, topics: ['queue', 'audit'] });
+  return layout({ lang, person: ctx.person, page: 'queue', title: tx('message', lang, { id }), path: ctx.path, body, topics: ['queue', 'audit'] });
 }
 
 function stepView(s: Step, lang: Lang): Html {

@@ -79,5 +79,5 @@ ${(Object.keys(STEPS) as Array<keyof typeof STEPS>).map(
 </ol>
 <p id="setup-outcome" role="status"></p>
 </section>`;
-  return layout({ lang, page: 'setup', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang), copyWhat: t('copyWhat', lang) }, lang } });
+  return layout({ lang, person: ctx.person, page: 'setup', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang), copyWhat: t('copyWhat', lang) }, lang } });
 }
