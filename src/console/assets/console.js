@@ -308,6 +308,7 @@
   var setupForm = document.getElementById('setup-form');
   if (setupForm) {
     var STEPS = ['signin', 'creating', 'script', 'checking'];
+    var lastStep = 'signin';
     var stepEl = function (s) {
       return document.getElementById('step-' + s);
     };
@@ -341,9 +342,12 @@
       });
     };
     var render = function (run) {
-      // A check run has no step: it is the last step of the wizard.
-      var step = run.step || (run.state === 'running' ? 'checking' : 'done');
-      var at = step === 'done' || step === 'failed' ? STEPS.length : STEPS.indexOf(step);
+      // A check run has no step: it is the last step of the wizard. A failed run names no step:
+      // the one it was in when last seen is the one that failed.
+      var step = run.step || (run.state === 'running' ? 'checking' : run.state === 'failed' ? 'checking' : 'done');
+      if (step === 'failed') step = lastStep;
+      else if (step !== 'done') lastStep = step;
+      var at = step === 'done' ? STEPS.length : STEPS.indexOf(step);
       STEPS.forEach(function (s, i) {
         mark(s, i < at ? 'done' : i === at ? (run.state === 'failed' ? 'failed' : 'current') : 'pending');
       });
@@ -361,7 +365,9 @@
       var checks = run.checks || run.results;
       if (checks) checkList(checks);
       var outcome = document.getElementById('setup-outcome');
-      if (run.state === 'done') outcome.textContent = checks && checks.every(function (c) { return c.status === 'ok'; }) ? texts.allGreen : texts.finishedWith;
+      // warn: could not be proven from here (UNVERIFIED), not a failure.
+      if (run.state === 'done') outcome.textContent = checks && checks.every(function (c) { return c.status === 'ok' || c.status === 'warn'; }) ? texts.allGreen : texts.finishedWith;
+      else outcome.textContent = '';
       if (run.state === 'failed' && run.error) showError(run.error);
     };
     var poll = function (url) {
