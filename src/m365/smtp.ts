@@ -8,7 +8,7 @@
  * The relay's SMTP transport pools and explains; this file only opens. Limits: the tunnel is opened
  * before SMTPConnection's own connection timeout starts, bounded by the same timeout.
  */
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import SMTPConnection, { type SMTPConnectionOptions } from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import { isIP, type Socket } from 'node:net';
@@ -25,6 +25,20 @@ export interface SmtpOpenOptions {
   proxy?: ProxySettings | undefined;
 }
 
+/**
+ * One TLS context per extra CA, shared by every connection that trusts it: a `ca` list made each
+ * new connection parse Node's ~150 root certificates again (a few milliseconds of CPU on the
+ * relay's event loop and native memory until the garbage collector reached the context), as it
+ * did for the HTTP dispatchers (src/net/proxy.ts). The context carries the minimum TLS version,
+ * since tls.connect takes it from there when one is given.
+ */
+const contexts = new Map<string, SecureContext>();
+export function contextFor(ca: string): SecureContext {
+  let context = contexts.get(ca);
+  if (!context) contexts.set(ca, (context = createSecureContext({ ca: [...rootCertificates, ca], minVersion: 'TLSv1.2' })));
+  return context;
+}
+
 /** A connection ready for `connect()`: through the proxy's tunnel where one applies. */
 export async function smtpConnection(o: SmtpOpenOptions): Promise<SMTPConnection> {
   const route = o.proxy ? proxyRoute(o.proxy, { host: o.host, port: o.port }) : undefined;
@@ -38,7 +52,7 @@ export async function smtpConnection(o: SmtpOpenOptions): Promise<SMTPConnection
     connectionTimeout: connectTimeout,
     greetingTimeout: connectTimeout,
     socketTimeout: o.timeoutMs,
-    tls: { ...(o.ca ? { ca: [...rootCertificates, o.ca] } : {}), ...(isIP(o.host) ? {} : { servername: o.host }), minVersion: 'TLSv1.2' },
+    tls: { ...(o.ca ? { secureContext: contextFor(o.ca) } : {}), ...(isIP(o.host) ? {} : { servername: o.host }), minVersion: 'TLSv1.2' },
     logger: false,
   };
   if (route?.proxy) {
