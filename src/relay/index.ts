@@ -124,6 +124,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       ratePerMinute: config.queue.ratePerMinute,
       recipientsPerDay: config.queue.recipientsPerDay,
       maxConcurrency: config.queue.maxConcurrency,
+      receivingConcurrency: config.queue.concurrencyWhileReceiving,
       sendTimeoutMs: config.queue.sendTimeoutSeconds * 1000,
       pollMs: config.queue.pollSeconds * 1000,
       ...(options.cluster ? { cluster: options.cluster } : {}),

@@ -49,6 +49,12 @@ export interface ManagerOptions {
   /** Recipients per mailbox in any 24 hours (Exchange Online: 10,000). */
   recipientsPerDay: number;
   maxConcurrency: number;
+  /**
+   * Deliveries at once while messages are arriving (one accepted within the last
+   * RECEIVING_QUIET_MS); maxConcurrency again once arrivals pause. Default: maxConcurrency (no
+   * priority).
+   */
+  receivingConcurrency?: number;
   sendTimeoutMs: number;
   pollMs: number;
   /** Several nodes on one store: leases renewed and taken over, limits checked in the store. */
@@ -59,6 +65,12 @@ export interface ManagerOptions {
 const BUSY_ELSEWHERE_MS = 500;
 
 const PURGE_EVERY_MS = 3_600_000;
+/**
+ * Arrivals this close together count as one burst: acceptance keeps its priority until none came
+ * for this long. Longer than the gap between two messages of a client sending back to back (a few
+ * milliseconds), short enough that a burst's backlog starts at full concurrency almost at once.
+ */
+export const RECEIVING_QUIET_MS = 250;
 
 export class QueueManager {
   private readonly o: ManagerOptions;
@@ -84,7 +96,10 @@ export class QueueManager {
   private readStore = false;
   private cancelLease: (() => void) | undefined;
   private leaseTicks = 0;
+  /** When this process last accepted a message (clock time): acceptance has priority until it is quiet. */
+  private lastArrival = -Infinity;
   private readonly onReady = (accepted?: QueueRecord) => {
+    if (accepted) this.lastArrival = this.o.clock.now();
     if (!accepted || !this.index.add(accepted)) this.stale = true;
     void this.pump();
   };
@@ -161,7 +176,7 @@ export class QueueManager {
       }
       do {
         this.pumpAgain = false;
-        let free = this.o.maxConcurrency - this.inFlight.size;
+        let free = this.concurrency(this.o.clock.now()) - this.inFlight.size;
         if (free <= 0) break;
         await this.liftPausesRetried();
         const blocked = this.pacer.blocked(this.o.clock.now());
@@ -210,6 +225,20 @@ export class QueueManager {
     // message would wait for the next poll.
     if (this.pumpAgain && this.running) return this.pump();
     if (this.inFlight.size === 0) this.resolveIdle();
+  }
+
+  /**
+   * Acceptance first: while messages arrive, at most `receivingConcurrency` deliveries run. Both
+   * share one event loop and, on a small machine, the CPU; every delivery running slows the 250 of
+   * the messages arriving (measured: 4 clients sending back to back were accepted at 290 messages
+   * a second with deliveries at full concurrency, 488 with one). A burst is then taken in at full
+   * speed and delivered at full concurrency right after it; never fewer than one delivery runs, so
+   * a steady stream of arrivals slows the queue but does not stop it.
+   */
+  private concurrency(now: number): number {
+    const receiving = this.o.receivingConcurrency;
+    if (receiving === undefined || now - this.lastArrival >= RECEIVING_QUIET_MS) return this.o.maxConcurrency;
+    return Math.max(1, Math.min(receiving, this.o.maxConcurrency));
   }
 
   private launch(rec: QueueRecord): void {
@@ -395,6 +424,9 @@ export class QueueManager {
       if (due !== undefined && due > now) this.storeDue = Math.min(this.storeDue ?? Infinity, due);
     }
     if (this.storeDue !== undefined && this.storeDue > now) next = Math.min(next, this.storeDue);
+    // Arrivals held deliveries back: full concurrency once they pause.
+    const quiet = this.lastArrival + RECEIVING_QUIET_MS;
+    if (quiet > now && this.concurrency(now) < this.o.maxConcurrency) next = Math.min(next, quiet);
     for (const at of blocked.values()) if (at !== undefined && at > now) next = Math.min(next, at);
     this.setWake(next - now);
   }

@@ -3,17 +3,18 @@ import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { Queue } from '../../../src/relay/queue/index.ts';
-import { QueueManager } from '../../../src/relay/queue/manager.ts';
+import { QueueManager, RECEIVING_QUIET_MS } from '../../../src/relay/queue/manager.ts';
 import type { SendResult } from '../../../src/relay/transport.ts';
 import type { QueueRepository } from '../../../src/store/queue.ts';
 import { collectingLogger, RecordingTransport } from '../helpers/index.ts';
 import { enqueue, queueFixture, type QueueFixture } from '../helpers/queue.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
-function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ perMailbox: number; perMinute: number; max: number; timeoutMs: number }> = {}) {
+function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ perMailbox: number; perMinute: number; max: number; timeoutMs: number; receiving: number }> = {}) {
   const m = new QueueManager({
     queue: f.queue,
     transport,
@@ -23,6 +24,7 @@ function manager(f: QueueFixture, transport: RecordingTransport, o: Partial<{ pe
     ratePerMinute: o.perMinute ?? 30,
     recipientsPerDay: 10_000,
     maxConcurrency: o.max ?? 20,
+    ...(o.receiving !== undefined ? { receivingConcurrency: o.receiving } : {}),
     sendTimeoutMs: o.timeoutMs ?? 300_000,
     pollMs: 10_000,
   });
@@ -448,6 +450,37 @@ test('arrivals are served from memory: the store is not asked for due messages a
     assert.equal(t.deliveries[30]!.id, other.id);
   } finally {
     await m.stop(0);
+    await f.close();
+  }
+});
+
+test('acceptance first: while messages arrive only concurrencyWhileReceiving deliveries run, never none; once arrivals pause the rest start at once (manual clock)', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  const started: number[] = [];
+  const pending: Array<() => void> = [];
+  t.behave = () => {
+    started.push(f.clock.now());
+    return new Promise<SendResult>((resolve) => pending.push(() => resolve({ ok: true })));
+  };
+  const m = manager(f, t, { receiving: 1 });
+  try {
+    const t0 = f.clock.now();
+    // Four mailboxes, so that only the receiving limit (not the per-mailbox one) holds them back.
+    for (const sender of ['a@contoso.com', 'b@contoso.com', 'c@contoso.com', 'd@contoso.com']) await f.enqueue({ sender });
+    await waitFor(() => pending.length === 1, 5_000, 'the first delivery');
+    f.clock.advance(RECEIVING_QUIET_MS - 1);
+    // Still within the burst: a finished delivery makes room for exactly one more.
+    pending.shift()!();
+    await waitFor(() => pending.length === 1, 5_000, 'the second delivery');
+    f.clock.advance(1);
+    await waitFor(() => pending.length === 3, 5_000, () => `the last two deliveries once arrivals paused (started at ${started.map((x) => x - t0)})`);
+    assert.deepEqual(started.map((x) => x - t0), [0, RECEIVING_QUIET_MS - 1, RECEIVING_QUIET_MS, RECEIVING_QUIET_MS]);
+    for (const release of pending.splice(0)) release();
+    await m.whenIdle();
+    assert.equal((await f.queue.counts()).sent, 4);
+  } finally {
+    await m.stop();
     await f.close();
   }
 });
