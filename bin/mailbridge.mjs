@@ -28,14 +28,40 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const sources = join(root, 'src', 'admin', 'cli', 'main.ts');
 const entry = existsSync(sources) ? sources : join(root, 'dist', 'admin', 'cli', 'main.js');
 const args = process.argv.slice(2);
+const serve = args.includes('serve') ? serveSettings() : { flags: [], env: {} };
 
 if (Number(process.versions.node.split('.')[0]) >= NEEDED) {
+  // V8 reads its heap sizes and glibc its malloc settings when the process starts, so `serve`
+  // starts over with them: execve keeps the PID (systemd's main PID, signals and the exit status
+  // stay this process's own).
+  if ((serve.flags.length > 0 || Object.keys(serve.env).length > 0) && typeof process.execve === 'function') {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...serve.flags, fileURLToPath(import.meta.url), ...args], { ...process.env, ...serve.env });
+  }
   const cli = await import(pathToFileURL(entry).href);
   process.exitCode = await cli.main(args);
 } else {
   const node = bundledNode();
   if (!node) tooOld();
   else runChild(node);
+}
+
+/**
+ * What the long-running gateway starts with (package.json "mailbridge"): V8 options (serveFlags)
+ * and environment variables (serveEnv) that are not given already — on the command line, in
+ * NODE_OPTIONS or in the environment, an admin's own choice wins. Why these: docs/en/operations.md,
+ * "Memory".
+ */
+function serveSettings() {
+  let wanted;
+  try {
+    wanted = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).mailbridge ?? {};
+  } catch {
+    return { flags: [], env: {} };
+  }
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((f) => f.split('=')[0].replace(/_/g, '-'));
+  const flags = (wanted.serveFlags ?? []).filter((f) => !given.includes(f.split('=')[0]));
+  const env = Object.fromEntries(Object.entries(wanted.serveEnv ?? {}).filter(([k]) => process.env[k] === undefined));
+  return { flags, env };
 }
 
 /** The Node 24 binary of the `node` package, wherever npm put it (nested or hoisted). */
@@ -50,7 +76,7 @@ function bundledNode() {
 }
 
 function runChild(node) {
-  const child = spawn(node, [entry, ...args], { stdio: 'inherit' });
+  const child = spawn(node, [...serve.flags, entry, ...args], { stdio: 'inherit', env: { ...process.env, ...serve.env } });
   const relay = {};
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     relay[sig] = () => {

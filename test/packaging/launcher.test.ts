@@ -25,10 +25,10 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function serve(node: string, name: string): Watched {
+function serve(node: string, name: string, env: NodeJS.ProcessEnv = {}): Watched {
   const config = join(work, `${name}.yaml`);
   writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, `${name}.db`)} }\nlog: { level: info }\n`);
-  const w = watch(node, [launcher, '--config', config, 'serve'], { env: { ...process.env, LANG: 'C.UTF-8', MAILBRIDGE_LANG: 'en' } });
+  const w = watch(node, [launcher, '--config', config, 'serve'], { env: { ...process.env, LANG: 'C.UTF-8', MAILBRIDGE_LANG: 'en', ...env } });
   started.push(w);
   return w;
 }
@@ -108,6 +108,42 @@ test('on Node 24 the launcher runs the CLI in its own process: no child, SIGTERM
   w.child.kill('SIGTERM');
   assert.deepEqual(await w.exited, { code: 0, signal: null });
   assert.match(w.stdout(), /SIGTERM received/);
+});
+
+test("serve runs with package.json's V8 options and environment (mailbridge.serveFlags, serveEnv) in the same process on Node 24 and in the child on an older Node; an admin's own values win", limit, async () => {
+  const { serveFlags: flags, serveEnv } = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { mailbridge: { serveFlags: string[]; serveEnv: Record<string, string> } }).mailbridge;
+  assert.ok(flags.length > 0 && Object.keys(serveEnv).length > 0);
+  const args = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const env = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const hasEnv = (pid: number) => {
+    const e = env(pid);
+    for (const [k, v] of Object.entries(serveEnv)) assert.equal(e[k], v, k);
+  };
+  const stop = async (w: Watched) => {
+    w.child.kill('SIGTERM');
+    assert.deepEqual(await w.exited, { code: 0, signal: null });
+  };
+
+  const inproc = serve(node24, 'flags-inproc');
+  await healthy(inproc);
+  assert.deepEqual(childrenOf(inproc.child.pid!), [], 'started over in place (execve), not as a child');
+  for (const f of flags) assert.ok(args(inproc.child.pid!).includes(f), `${f} in ${args(inproc.child.pid!).join(' ')}`);
+  hasEnv(inproc.child.pid!);
+  await stop(inproc);
+
+  const old = serve(oldNode(), 'flags-child');
+  await healthy(old);
+  const kid = theChild(old);
+  for (const f of flags) assert.ok(args(kid).includes(f));
+  hasEnv(kid);
+  await stop(old);
+
+  const ownEnv = Object.fromEntries(Object.keys(serveEnv).map((k) => [k, '4']));
+  const own = serve(node24, 'flags-own', { NODE_OPTIONS: '--max-semi-space-size=8', ...ownEnv });
+  await healthy(own);
+  assert.ok(!args(own.child.pid!).some((a) => a.startsWith('--max-semi-space-size')), args(own.child.pid!).join(' '));
+  for (const k of Object.keys(serveEnv)) assert.equal(env(own.child.pid!)[k], '4');
+  await stop(own);
 });
 
 test('no warnings: --version on the old Node, on Node 24 and through npx on the old Node prints the version and nothing else', limit, () => {
