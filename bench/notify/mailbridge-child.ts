@@ -16,6 +16,7 @@ import { createLogger } from '../../src/log/index.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const o = JSON.parse(process.argv[2] ?? '{}') as { configFile: string; withoutWatchFile: string; mailboxes: number; deadlineSeconds: number; settleSeconds?: number };
 const gc = (globalThis as { gc?: (o?: object) => void }).gc ?? (() => undefined);
@@ -58,7 +59,10 @@ const setupSeconds = (Date.now() - started) / 1000;
 const after = await measure();
 const report = { watching, setupSeconds, before, after, problems: gw.watch?.status().problems.slice(-3) ?? [] };
 process.stdout.write(`${watching >= o.mailboxes ? 'READY' : 'FAILED'} ${JSON.stringify(report)}\n`);
-const peak = setInterval(() => process.stdout.write(`MEM ${JSON.stringify(process.memoryUsage())}\n`), 5000);
+// The event-loop delay from here on (mail flowing), in ms: how late the watchers and the dispatcher ran.
+const delay = monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
+const peak = setInterval(() => process.stdout.write(`MEM ${JSON.stringify({ ...process.memoryUsage(), delay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 } })}\n`), 5000);
 process.on('SIGTERM', () => {
   clearInterval(peak);
   void gw.close('SIGTERM').finally(() => {

@@ -14,6 +14,9 @@
  * or Dovecot's LMTP 250); the figure ends when the signed webhook reached the receiver, so it holds
  * Microsoft's side as the sandbox emulates it, the watcher, the store and the dispatcher.
  *
+ * The child starts with the V8 options and environment of `mailbridge serve` (package.json
+ * mailbridge.serveFlags and serveEnv).
+ *
  * Memory: the headline is the child's peak RSS as the kernel reports it (VmHWM: the whole run, the
  * setup burst included, no forced collection), over N. Beside it, per watched mailbox: the child's
  * RSS with the watch groups minus its RSS without them, over N, both after a last-resort collection (V8 otherwise keeps young-generation pages of the start-up
@@ -27,6 +30,7 @@
  * sender, subject and unread count, the durable store, and the signed webhook. Targets from the issue: 50,000 mailboxes on one instance (--mailboxes 50000), p99 < 1 s, peak RSS < 20 KB per mailbox (< 1 GB).
  */
 import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -179,12 +183,15 @@ try {
 
   // ── start mailbridge and wait until every mailbox is watched ────────────────────────────────────
   const setupStarted = Date.now();
-  child = spawn(NODE, ['--expose-gc', join(ROOT, 'bench', 'notify', 'mailbridge-child.ts'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']) })], {
+  // With the V8 options and environment `mailbridge serve` starts with (bin/mailbridge.mjs).
+  const serve = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } }).mailbridge;
+  child = spawn(NODE, ['--expose-gc', ...(serve?.serveFlags ?? []), join(ROOT, 'bench', 'notify', 'mailbridge-child.ts'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']) })], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
+    env: { ...process.env, ...serve?.serveEnv, NODE_EXTRA_CA_CERTS: sandbox.caFile },
   });
   let peakRss = 0;
   let lastRss = 0;
+  let childDelay = { p99: NaN, max: NaN };
   const ready = await new Promise<{ watching: number; setupSeconds: number; before: Mem; after: Mem; problems: unknown[] }>((resolve, reject) => {
     let buf = '';
     child!.stdout!.on('data', (c: Buffer) => {
@@ -196,8 +203,10 @@ try {
         if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)));
         else if (line.startsWith('FAILED ')) reject(new Error(`not every mailbox is watched: ${line.slice(7)}`));
         else if (line.startsWith('MEM ')) {
-          lastRss = (JSON.parse(line.slice(4)) as { rss: number }).rss;
+          const m = JSON.parse(line.slice(4)) as { rss: number; delay?: { p99: number; max: number } };
+          lastRss = m.rss;
           peakRss = Math.max(peakRss, lastRss);
+          if (m.delay) childDelay = m.delay;
         }
       }
     });
@@ -215,6 +224,10 @@ try {
     }
   };
   const total = RATE * SECONDS;
+  // Both processes' event-loop delay over the measured window: a late timestamp in this process (the
+  // sandbox, the feed and the receiver share it) would show here, a slow watcher in the child's.
+  const rigDelay = monitorEventLoopDelay({ resolution: 10 });
+  rigDelay.enable();
   const t0 = performance.now();
   for (let i = 0; i < total; i++) {
     const due = t0 + (i * 1000) / RATE;
@@ -232,6 +245,7 @@ try {
   }
   const end = Date.now() + 30_000;
   while (latencies.length < total && Date.now() < end) await sleep(100);
+  rigDelay.disable();
   const got = [...latencies].sort((a, b) => a - b);
 
   // ── the floor: the same arrival seen by a bare client ───────────────────────────────────────────
@@ -314,6 +328,7 @@ try {
   console.log(`latency p50              ${ms(percentile(got, 50)).padEnd(25)}${ms(percentile(floor, 50)).padEnd(23)}${(percentile(got, 50) / percentile(floor, 50)).toFixed(2)}`);
   console.log(`latency p99              ${ms(percentile(got, 99)).padEnd(25)}${ms(percentile(floor, 99)).padEnd(23)}${(percentile(got, 99) / percentile(floor, 99)).toFixed(2)}`);
   console.log(`events                   ${got.length}/${total} (lost ${lost}, duplicates ${duplicates})`);
+  console.log(`event-loop delay p99    bench process (sandbox, feed, receiver) ${ms(rigDelay.percentile(99) / 1e6)}, max ${ms(rigDelay.max / 1e6)}; mailbridge ${ms(childDelay.p99)}, max ${ms(childDelay.max)}`);
   console.log(`memory per mailbox       RSS ${kb(perMailbox)} (as left by ordinary GCs: ${kb((ready.after.retainedRss - ready.before.retainedRss) / N)}), JS heap ${kb(heapPerMailbox)}, buffers ${kb(externalPerMailbox)} (RSS ${(ready.before.rss / 2 ** 20).toFixed(0)} → ${(ready.after.rss / 2 ** 20).toFixed(0)} MB: anonymous ${(ready.before.rssAnon / 2 ** 20).toFixed(0)} → ${(ready.after.rssAnon / 2 ** 20).toFixed(0)} MB, file/shared ${(ready.before.rssFile / 2 ** 20).toFixed(0)} → ${(ready.after.rssFile / 2 ** 20).toFixed(0)} MB, V8 heap committed ${(ready.before.heapTotal / 2 ** 20).toFixed(0)} → ${(ready.after.heapTotal / 2 ** 20).toFixed(0)} MB, open files ${ready.before.fds} → ${ready.after.fds}; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB, at the end of the run ${(lastRss / 2 ** 20).toFixed(0)} MB = ${kb((lastRss - ready.before.rss) / N)} per mailbox)`);
   // The headline: the child's peak resident set as the kernel counted it (VmHWM, over its whole
   // life, setup burst included, no collection forced by anyone), over the watched mailboxes.

@@ -29,15 +29,20 @@
  * per tool opens the connections first. Rounds alternate which tool goes first. Every message is
  * checked in its sink mailbox in Dovecot before figures are printed.
  *
+ * What runs is what the packages install: src/ compiled to JavaScript (tsconfig.build.json), started
+ * with the V8 options and environment of `mailbridge serve` (package.json mailbridge.serveFlags and
+ * serveEnv, which bin/mailbridge.mjs applies). `--from-src` runs the checkout's TypeScript instead, which also loads
+ * Node's type stripper (about 12 MB more).
+ *
  * `--baseline <checkout>` adds a third relay: mailbridge from another checkout of this repository
  * (its bench/relay/mailbridge-child.ts), so a change can be compared with the code before it in the
  * same run, on the same machine load; its column and ratio are printed beside the others.
  *
- * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR]
+ * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR] [--from-src]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,8 +65,10 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     tools: { type: 'string', default: 'mailbridge,postfix' },
     baseline: { type: 'string' },
+    'from-src': { type: 'boolean', default: false },
   },
 });
+const FROM_SRC = values['from-src'];
 const N = Number(values.messages);
 const SIZE = Number(values.size);
 const CLIENTS = Number(values.clients);
@@ -183,6 +190,29 @@ async function submit(port: number, total: number, sink: string, tag: string): P
   return latencies;
 }
 
+/**
+ * src/ compiled as the packages ship it (npm run build's tsconfig.build.json), into the checkout's
+ * tmp/ so that its node_modules resolve: an installed mailbridge runs JavaScript, and Node's type
+ * stripper, which a checkout's .ts files load, is not part of it. Once per checkout and run.
+ */
+const builds = new Map<string, string>();
+function compiled(checkout: string): string {
+  let out = builds.get(checkout);
+  if (!out) {
+    out = join(checkout, 'tmp', `bench-relay-${process.pid}`);
+    execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(checkout, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+    builds.set(checkout, out);
+    cleanups.push(async () => rmSync(out!, { recursive: true, force: true }));
+  }
+  return out;
+}
+
+/** The V8 options and environment `mailbridge serve` starts with (package.json mailbridge.serveFlags and serveEnv, see bin/mailbridge.mjs). */
+function serveSettings(checkout: string): { flags: string[]; env: Record<string, string> } {
+  const pkg = JSON.parse(readFileSync(join(checkout, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } };
+  return { flags: pkg.mailbridge?.serveFlags ?? [], env: pkg.mailbridge?.serveEnv ?? {} };
+}
+
 interface Running {
   port: number;
   pids(): number[];
@@ -193,10 +223,19 @@ interface Running {
 
 async function startMailbridge(dir: string, upstreamPort: number, checkout = ROOT): Promise<Running> {
   mkdirSync(dir, { recursive: true });
+  const code = FROM_SRC ? undefined : compiled(checkout);
+  const serve = serveSettings(checkout);
+  const childFile = [join(checkout, 'bench', 'relay', 'mailbridge-child.mjs'), join(checkout, 'bench', 'relay', 'mailbridge-child.ts')].find((f) => existsSync(f))!;
   const child: ChildProcess = spawn(
     join(ROOT, 'node_modules', '.bin', 'node'),
-    [...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []), join(checkout, 'bench', 'relay', 'mailbridge-child.ts'), JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20 })],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    [
+      ...serve.flags,
+      ...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []),
+      ...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []),
+      childFile,
+      JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(code ? { code } : {}) }),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...serve.env } },
   );
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
