@@ -379,11 +379,17 @@ export class QueueManager {
     this.unread = new Set(blocked.keys());
     const limit = Math.min(free * 4, 200);
     const rows = await this.o.queue.ready(limit, [...this.unread]);
+    let unknown = 0;
     for (const row of rows) {
       if (this.inFlight.has(row.id)) continue;
+      if (!this.index.has(row)) unknown++;
       if (!this.index.add(row)) this.stale = true;
     }
-    if (rows.length === limit) this.stale = true;
+    // A full read with rows the index lacked: there may be more. One with only rows it holds
+    // already (a backlog of this process's own arrivals) says nothing new: what it did not return is
+    // newer than all of it and comes with the next read, at the poll at the latest. Reading again at
+    // every pass then scanned the backlog once per delivery while deliveries were held back.
+    if (rows.length === limit && unknown > 0) this.stale = true;
   }
 
   /** Ends the pause of every mailbox with a message an admin asked to retry since the pause began. */

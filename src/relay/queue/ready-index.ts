@@ -33,6 +33,10 @@ export class ReadyIndex {
     return this.count;
   }
 
+  has(rec: QueueRecord): boolean {
+    return this.byMailbox.get(rec.mailbox)?.list.has(rec.id) ?? false;
+  }
+
   /** Adds a due message (or replaces its entry); false when the index is full. */
   add(rec: QueueRecord): boolean {
     const lane = this.byMailbox.get(rec.mailbox);

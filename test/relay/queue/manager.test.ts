@@ -484,3 +484,37 @@ test('acceptance first: while messages arrive only concurrencyWhileReceiving del
     await f.close();
   }
 });
+
+test('a read of the store that finds only messages the index holds already is not repeated at every pass, though it came back full', async () => {
+  const f = await queueFixture();
+  let reads = 0;
+  const repo: QueueRepository = {
+    ...f.store.queue,
+    async ready(now, limit, exclude) {
+      reads++;
+      return f.store.queue.ready(now, limit, exclude);
+    },
+  };
+  const queue = new Queue({ repo, spool: f.spool, log: collectingLogger().log, clock: f.clock, retrySchedule: [MIN], hostname: 'relay.test', bounces: { notify: 'none' } });
+  const t = new RecordingTransport();
+  const first = Promise.withResolvers<SendResult>();
+  t.behave = () => (t.attempts.length === 1 ? first.promise : { ok: true });
+  // One delivery at a time: a read asks for 4 rows, and the backlog of 30 fills every read.
+  const m = new QueueManager({ queue, transport: t, log: collectingLogger().log, clock: f.clock, concurrencyPerMailbox: 3, ratePerMinute: 10_000, recipientsPerDay: 10_000, maxConcurrency: 1, sendTimeoutMs: 300_000, pollMs: 10_000 });
+  m.start();
+  try {
+    await m.whenIdle();
+    for (let i = 0; i < 30; i++) await enqueue(queue, { sender: `app${i % 3}@contoso.com` });
+    await waitFor(() => t.attempts.length === 1, 5_000, 'the first delivery');
+    const before = reads;
+    // Asks for a read of the store (as a timer or an admin action does) while the backlog waits.
+    const idle = m.whenIdle();
+    first.resolve({ ok: true });
+    await idle;
+    await t.delivered(30);
+    assert.ok(reads - before <= 3, `${reads - before} reads of the store for 29 deliveries`);
+  } finally {
+    await m.stop(0);
+    await f.close();
+  }
+});
