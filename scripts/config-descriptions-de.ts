@@ -178,8 +178,8 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Empfänger je sendendem Postfach in 24 Stunden (Exchange Online: 10.000); weitere warten in der Warteschlange, statt das Postfach sperren zu lassen",
   "Deliveries at once over all mailboxes":
     "Gleichzeitige Zustellungen über alle Postfächer",
-  "Deliveries at once while applications are sending (taking mail in goes first); maxConcurrency again a quarter of a second after the last message arrived":
-    "Gleichzeitige Zustellungen, während Anwendungen senden (die Annahme geht vor); wieder maxConcurrency eine Viertelsekunde nach der letzten eingegangenen Nachricht",
+  "Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive":
+    "Gleichzeitige Zustellungen, während Anwendungen einen Schwall senden (10 Nachrichten oder mehr in einer Viertelsekunde: die Annahme geht vor); wieder maxConcurrency, sobald weniger eingehen",
   "A delivery attempt that takes longer counts as a temporary failure":
     "Ein Zustellversuch, der länger dauert, gilt als vorübergehender Fehler",
   "How often the queue looks for changes made by `mailbridge queue` in another process":

@@ -124,8 +124,8 @@ export const relaySchema = z
           .int()
           .min(1)
           .max(1000)
-          .default(2)
-          .meta({ description: 'Deliveries at once while applications are sending (taking mail in goes first); maxConcurrency again a quarter of a second after the last message arrived' }),
+          .default(1)
+          .meta({ description: 'Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive' }),
         sendTimeoutSeconds: z.int().min(1).max(3600).default(300).meta({ description: 'A delivery attempt that takes longer counts as a temporary failure' }),
         pollSeconds: z.int().min(1).max(3600).default(10).meta({ description: 'How often the queue looks for changes made by `mailbridge queue` in another process' }),
         keepDays: z.int().min(0).max(3650).default(7).meta({ description: 'Days that sent and bounced entries stay listed' }),
@@ -143,7 +143,7 @@ export const relaySchema = z
         ratePerMinute: 30,
         recipientsPerDay: 10_000,
         maxConcurrency: 20,
-        concurrencyWhileReceiving: 2,
+        concurrencyWhileReceiving: 1,
         sendTimeoutSeconds: 300,
         pollSeconds: 10,
         keepDays: 7,

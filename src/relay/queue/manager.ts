@@ -50,9 +50,8 @@ export interface ManagerOptions {
   recipientsPerDay: number;
   maxConcurrency: number;
   /**
-   * Deliveries at once while messages are arriving (one accepted within the last
-   * RECEIVING_QUIET_MS); maxConcurrency again once arrivals pause. Default: maxConcurrency (no
-   * priority).
+   * Deliveries at once during a burst of arrivals (RECEIVING_BURST accepted within
+   * RECEIVING_QUIET_MS); maxConcurrency again once it is over. Default: maxConcurrency (no priority).
    */
   receivingConcurrency?: number;
   sendTimeoutMs: number;
@@ -66,10 +65,13 @@ const BUSY_ELSEWHERE_MS = 500;
 
 const PURGE_EVERY_MS = 3_600_000;
 /**
- * Arrivals this close together count as one burst: acceptance keeps its priority until none came
- * for this long. Longer than the gap between two messages of a client sending back to back (a few
- * milliseconds), short enough that a burst's backlog starts at full concurrency almost at once.
+ * A burst: RECEIVING_BURST messages accepted within RECEIVING_QUIET_MS (40 a second and more).
+ * Acceptance keeps its priority until fewer arrived in the last RECEIVING_QUIET_MS; an application
+ * that sends now and then, or a steady trickle, never holds deliveries back. The window is longer
+ * than the gap between two messages of clients sending back to back (a few milliseconds) and
+ * short enough that a burst's backlog starts at full concurrency almost at once.
  */
+export const RECEIVING_BURST = 10;
 export const RECEIVING_QUIET_MS = 250;
 
 export class QueueManager {
@@ -96,10 +98,13 @@ export class QueueManager {
   private readStore = false;
   private cancelLease: (() => void) | undefined;
   private leaseTicks = 0;
-  /** When this process last accepted a message (clock time): acceptance has priority until it is quiet. */
-  private lastArrival = -Infinity;
+  /** When this process accepted its last RECEIVING_BURST messages (clock time), oldest first. */
+  private readonly arrivals: number[] = [];
   private readonly onReady = (accepted?: QueueRecord) => {
-    if (accepted) this.lastArrival = this.o.clock.now();
+    if (accepted) {
+      this.arrivals.push(this.o.clock.now());
+      if (this.arrivals.length > RECEIVING_BURST) this.arrivals.shift();
+    }
     if (!accepted || !this.index.add(accepted)) this.stale = true;
     void this.pump();
   };
@@ -228,7 +233,7 @@ export class QueueManager {
   }
 
   /**
-   * Acceptance first: while messages arrive, at most `receivingConcurrency` deliveries run. Both
+   * Acceptance first: during a burst of arrivals, at most `receivingConcurrency` deliveries run. Both
    * share one event loop and, on a small machine, the CPU; every delivery running slows the 250 of
    * the messages arriving (measured: 4 clients sending back to back were accepted at 290 messages
    * a second with deliveries at full concurrency, 488 with one). A burst is then taken in at full
@@ -237,8 +242,13 @@ export class QueueManager {
    */
   private concurrency(now: number): number {
     const receiving = this.o.receivingConcurrency;
-    if (receiving === undefined || now - this.lastArrival >= RECEIVING_QUIET_MS) return this.o.maxConcurrency;
+    if (receiving === undefined || now >= this.burstUntil()) return this.o.maxConcurrency;
     return Math.max(1, Math.min(receiving, this.o.maxConcurrency));
+  }
+
+  /** Until when the arrivals so far count as a burst (-Infinity: they do not). */
+  private burstUntil(): number {
+    return this.arrivals.length < RECEIVING_BURST ? -Infinity : this.arrivals[0]! + RECEIVING_QUIET_MS;
   }
 
   private launch(rec: QueueRecord): void {
@@ -430,8 +440,8 @@ export class QueueManager {
       if (due !== undefined && due > now) this.storeDue = Math.min(this.storeDue ?? Infinity, due);
     }
     if (this.storeDue !== undefined && this.storeDue > now) next = Math.min(next, this.storeDue);
-    // Arrivals held deliveries back: full concurrency once they pause.
-    const quiet = this.lastArrival + RECEIVING_QUIET_MS;
+    // A burst of arrivals held deliveries back: full concurrency once it is over.
+    const quiet = this.burstUntil();
     if (quiet > now && this.concurrency(now) < this.o.maxConcurrency) next = Math.min(next, quiet);
     for (const at of blocked.values()) if (at !== undefined && at > now) next = Math.min(next, at);
     this.setWake(next - now);

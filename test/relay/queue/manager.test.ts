@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { Queue } from '../../../src/relay/queue/index.ts';
-import { QueueManager, RECEIVING_QUIET_MS } from '../../../src/relay/queue/manager.ts';
+import { QueueManager, RECEIVING_BURST, RECEIVING_QUIET_MS } from '../../../src/relay/queue/manager.ts';
 import type { SendResult } from '../../../src/relay/transport.ts';
 import type { QueueRepository } from '../../../src/store/queue.ts';
 import { collectingLogger, RecordingTransport } from '../helpers/index.ts';
@@ -454,7 +454,7 @@ test('arrivals are served from memory: the store is not asked for due messages a
   }
 });
 
-test('acceptance first: while messages arrive only concurrencyWhileReceiving deliveries run, never none; once arrivals pause the rest start at once (manual clock)', async () => {
+test('acceptance first: during a burst of arrivals only concurrencyWhileReceiving deliveries run, never none; once it is over the rest start at once (manual clock)', async () => {
   const f = await queueFixture();
   const t = new RecordingTransport();
   const started: number[] = [];
@@ -466,19 +466,42 @@ test('acceptance first: while messages arrive only concurrencyWhileReceiving del
   const m = manager(f, t, { receiving: 1 });
   try {
     const t0 = f.clock.now();
-    // Four mailboxes, so that only the receiving limit (not the per-mailbox one) holds them back.
-    for (const sender of ['a@contoso.com', 'b@contoso.com', 'c@contoso.com', 'd@contoso.com']) await f.enqueue({ sender });
-    await waitFor(() => pending.length === 1, 5_000, 'the first delivery');
+    // One mailbox each, so that only the burst limit (not the per-mailbox one) holds them back.
+    // Until the RECEIVING_BURST-th arrival it is no burst: those before it start at once.
+    const n = RECEIVING_BURST + 3;
+    for (let i = 0; i < n; i++) await f.enqueue({ sender: `app${i}@contoso.com` });
+    await waitFor(() => pending.length === RECEIVING_BURST - 1, 5_000, () => `${RECEIVING_BURST - 1} deliveries before the burst (${pending.length})`);
     f.clock.advance(RECEIVING_QUIET_MS - 1);
-    // Still within the burst: a finished delivery makes room for exactly one more.
-    pending.shift()!();
-    await waitFor(() => pending.length === 1, 5_000, 'the second delivery');
+    // Still within the burst: with every delivery done, exactly one more starts.
+    for (const release of pending.splice(0)) release();
+    await waitFor(() => pending.length === 1, 5_000, 'one delivery during the burst');
     f.clock.advance(1);
-    await waitFor(() => pending.length === 3, 5_000, () => `the last two deliveries once arrivals paused (started at ${started.map((x) => x - t0)})`);
-    assert.deepEqual(started.map((x) => x - t0), [0, RECEIVING_QUIET_MS - 1, RECEIVING_QUIET_MS, RECEIVING_QUIET_MS]);
+    await waitFor(() => pending.length === 4, 5_000, () => `the last three deliveries once the burst is over (started at ${started.map((x) => x - t0)})`);
+    const burst = Array.from({ length: RECEIVING_BURST - 1 }, () => 0);
+    assert.deepEqual(started.map((x) => x - t0), [...burst, RECEIVING_QUIET_MS - 1, RECEIVING_QUIET_MS, RECEIVING_QUIET_MS, RECEIVING_QUIET_MS]);
     for (const release of pending.splice(0)) release();
     await m.whenIdle();
-    assert.equal((await f.queue.counts()).sent, 4);
+    assert.equal((await f.queue.counts()).sent, n);
+  } finally {
+    await m.stop();
+    await f.close();
+  }
+});
+
+test('no burst, no holding back: messages that arrive a quarter of a second or more apart start at full concurrency (manual clock)', async () => {
+  const f = await queueFixture();
+  const t = new RecordingTransport();
+  const pending: Array<() => void> = [];
+  t.behave = () => new Promise<SendResult>((resolve) => pending.push(() => resolve({ ok: true })));
+  const m = manager(f, t, { receiving: 1 });
+  try {
+    for (let i = 0; i < RECEIVING_BURST + 5; i++) {
+      await f.enqueue({ sender: `app${i}@contoso.com` });
+      await waitFor(() => pending.length === i + 1, 5_000, () => `delivery ${i + 1} while ${pending.length} run`);
+      f.clock.advance(Math.ceil(RECEIVING_QUIET_MS / (RECEIVING_BURST - 1)));
+    }
+    for (const release of pending.splice(0)) release();
+    await m.whenIdle();
   } finally {
     await m.stop();
     await f.close();
