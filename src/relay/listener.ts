@@ -353,16 +353,18 @@ async function receive(stream: SMTPServerDataStream, session: SMTPServerSession,
   let writeError: Error | undefined;
   writer.on('error', (err) => (writeError ??= err));
   let size = 0;
+  // The cleaned header comes as several parts (Received, the kept fields, maybe a Message-ID, the
+  // body's first bytes): one write of all of them, since each write is a trip to the thread pool.
   const store = async (parts: Buffer[]) => {
-    for (const part of parts) {
-      if (part.length === 0 || writeError) continue;
-      size += part.length;
-      if (!writer.write(part)) {
-        try {
-          await once(writer, 'drain');
-        } catch (err) {
-          writeError ??= err as Error;
-        }
+    if (writeError) return;
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    if (data.length === 0) return;
+    size += data.length;
+    if (!writer.write(data)) {
+      try {
+        await once(writer, 'drain');
+      } catch (err) {
+        writeError ??= err as Error;
       }
     }
   };
