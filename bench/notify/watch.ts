@@ -2,7 +2,7 @@
  * Benchmark (not a test): watch N mailboxes while mail arrives at a steady rate, and measure the
  * latency from arrival to the webhook (p50, p99) and the memory per watched mailbox.
  *
- *   node_modules/.bin/node bench/notify/watch.ts --kind graph [--mailboxes 15000] [--rate 20] [--seconds 30]
+ *   node_modules/.bin/node bench/notify/watch.ts --kind graph [--mailboxes 15000] [--rate 20] [--seconds 30] [--plain-node]
  *   node_modules/.bin/node bench/notify/watch.ts --kind ews   [--mailboxes 15000] …
  *   node_modules/.bin/node bench/notify/watch.ts --kind imap  [--mailboxes 1000]  …
  *
@@ -53,6 +53,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '20' },
     seconds: { type: 'string', default: '30' },
     'setup-seconds': { type: 'string', default: '600' },
+    'plain-node': { type: 'boolean', default: false },
   },
 });
 const KIND = values.kind as 'graph' | 'ews' | 'imap';
@@ -194,7 +195,8 @@ try {
   // ── start mailbridge and wait until every mailbox is watched ────────────────────────────────────
   const setupStarted = Date.now();
   // With the V8 options and environment `mailbridge serve` starts with (bin/mailbridge.mjs).
-  const serve = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } }).mailbridge;
+  // --plain-node: without them, to see what they change.
+  const serve = values['plain-node'] ? undefined : (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } }).mailbridge;
   child = spawn(NODE, ['--expose-gc', ...(serve?.serveFlags ?? []), join(ROOT, 'bench', 'notify', 'mailbridge-child.ts'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']) })], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...serve?.serveEnv, NODE_EXTRA_CA_CERTS: sandbox.caFile },
