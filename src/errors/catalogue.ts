@@ -20,6 +20,7 @@ import { health } from './entries/health.ts';
 import { check } from './entries/check.ts';
 import { api } from './entries/api.ts';
 import { setup } from './entries/setup.ts';
+import { cluster } from './entries/cluster.ts';
 import type { CatalogueEntry } from './types.ts';
 
 export const catalogue = {
@@ -39,6 +40,7 @@ export const catalogue = {
   ...check,
   ...api,
   ...setup,
+  ...cluster,
 } as const;
 
 export type MbCode = keyof typeof catalogue;

@@ -6,13 +6,28 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointRepository, CheckpointScope, LeaseResult, MessageRecord } from './checkpoints.ts';
 import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 import type { Transaction } from './postgres.ts';
+import type { Fence } from './cluster.ts';
+import { postgresFenceCheck } from './cluster-postgres.ts';
 
 const S = 'connector = $1 AND mailbox = $2 AND folder = $3';
 const sv = (s: CheckpointScope): unknown[] => [s.connector, s.mailbox, s.folder];
 const now = () => new Date().toISOString();
 
-export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction): CheckpointRepository {
-  const advanceIn = async (db: pg.PoolClient, scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
+/** `fence`: every write runs in a transaction that first checks the lease still holds (cluster.ts). */
+export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction, fence?: Fence): CheckpointRepository {
+  const write = <T>(fn: (db: pg.PoolClient | pg.Pool) => Promise<T>): Promise<T> =>
+    fence
+      ? transaction(async (db) => {
+          await postgresFenceCheck(db, fence);
+          return fn(db);
+        })
+      : fn(pool);
+  const tx = <T>(fn: (db: pg.PoolClient) => Promise<T>): Promise<T> =>
+    transaction(async (db) => {
+      await postgresFenceCheck(db, fence);
+      return fn(db);
+    });
+  const advanceIn = async (db: pg.PoolClient | pg.Pool, scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
     if (to.position !== undefined) {
       await db.query(`UPDATE connector_checkpoint SET position = GREATEST(position, $4), updated_at = $5 WHERE ${S}`, [...sv(scope), to.position, now()]);
     }
@@ -32,7 +47,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
     },
 
     async setEpoch(scope, epoch, dedupeBelow) {
-      await transaction(async (db) => {
+      await tx(async (db) => {
         await db.query(
           `INSERT INTO connector_checkpoint (connector, mailbox, folder, epoch, position, cursor, dedupe_below, updated_at)
            VALUES ($1, $2, $3, $4, 0, NULL, $5, $6)
@@ -45,16 +60,16 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
     },
 
     async advance(scope, to) {
-      await transaction((db) => advanceIn(db, scope, to));
+      await tx((db) => advanceIn(db, scope, to));
     },
 
     async begin(scope, e) {
-      await pool.query(
+      await write((db) => db.query(
         `INSERT INTO connector_inflight (connector, mailbox, folder, epoch, item, key, delivery_id, started_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (connector, mailbox, folder, epoch, item) DO UPDATE SET key = excluded.key, delivery_id = excluded.delivery_id`,
         [...sv(scope), e.epoch, e.item, e.key, e.deliveryId, now()],
-      );
+      ));
     },
 
     async inFlight(scope) {
@@ -63,11 +78,11 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
     },
 
     async abandon(scope, epoch, item) {
-      await pool.query(`DELETE FROM connector_inflight WHERE ${S} AND epoch = $4 AND item = $5`, [...sv(scope), epoch, item]);
+      await write((db) => db.query(`DELETE FROM connector_inflight WHERE ${S} AND epoch = $4 AND item = $5`, [...sv(scope), epoch, item]));
     },
 
     async record(scope, o, to) {
-      await transaction(async (db) => {
+      await tx(async (db) => {
         await db.query(
           `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -110,17 +125,14 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
 
     async markDone(scope, epoch, items) {
       if (items.length === 0) return;
-      await pool.query(`UPDATE connector_message SET state = 'done', at = $6 WHERE ${S} AND epoch = $4 AND item = ANY($5) AND state = 'delivered'`, [
-        ...sv(scope),
-        epoch,
-        items,
-        now(),
-      ]);
+      await write((db) =>
+        db.query(`UPDATE connector_message SET state = 'done', at = $6 WHERE ${S} AND epoch = $4 AND item = ANY($5) AND state = 'delivered'`, [...sv(scope), epoch, items, now()]),
+      );
     },
 
     async prune(scope, before, states) {
       if (states.length === 0) return 0;
-      const r = await pool.query(`DELETE FROM connector_message WHERE ${S} AND at < $4 AND state = ANY($5)`, [...sv(scope), before.toISOString(), states]);
+      const r = await write((db) => db.query(`DELETE FROM connector_message WHERE ${S} AND at < $4 AND state = ANY($5)`, [...sv(scope), before.toISOString(), states]));
       return r.rowCount ?? 0;
     },
 
@@ -153,6 +165,10 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
 
     async release(name, owner) {
       await pool.query('DELETE FROM connector_lease WHERE name = $1 AND owner = $2', [name, owner]);
+    },
+
+    fenced(f) {
+      return createPostgresCheckpoints(pool, transaction, f);
     },
   };
 }

@@ -13,6 +13,8 @@ import type {
   MessageRecord,
 } from './checkpoints.ts';
 import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
+import type { Fence } from './cluster.ts';
+import { sqliteFenceCheck } from './cluster-sqlite.ts';
 
 /** SQLite limits bound parameters; query long item/key lists in slices. */
 const SLICE = 500;
@@ -26,11 +28,27 @@ const SLICE = 500;
  */
 export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promise<void>): CheckpointRepository {
   const stmt = statementCache(db);
+  const fenceCheck = sqliteFenceCheck(db);
+  return checkpoints(db, stmt, fenceCheck, syncWal, undefined);
+}
+
+/** `fence`: every write first checks, in its transaction, that the lease still holds (cluster.ts). */
+function checkpoints(
+  db: DatabaseSync,
+  stmt: ReturnType<typeof statementCache>,
+  fenceCheck: ReturnType<typeof sqliteFenceCheck>,
+  syncWal: (() => Promise<void>) | undefined,
+  fence: Fence | undefined,
+): CheckpointRepository {
+  const guard = () => fenceCheck(fence);
   const now = () => new Date().toISOString();
   const S = 'connector = ? AND mailbox = ? AND folder = ?';
   const sv = (s: CheckpointScope) => [s.connector, s.mailbox, s.folder] as const;
 
-  const tx = <T>(fn: () => T): T => transaction(db, fn);
+  const tx = <T>(fn: () => T): T => transaction(db, () => {
+    guard();
+    return fn();
+  });
 
   /**
    * The in-flight note (begin, abandon) commits without the fsync: in WAL mode a NORMAL commit
@@ -39,7 +57,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
    * receivers deduplicate by. The next recording commit (FULL) syncs it too. One fsync less per
    * message keeps the event loop free, so an acknowledgement is recorded sooner after it arrives.
    */
-  const relaxed = <T>(fn: () => T): T => relaxedCommit(db, fn);
+  const relaxed = <T>(fn: () => T): T => relaxedCommit(db, fence ? () => tx(fn) : fn);
 
   const advanceIn = (scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
     if (to.position !== undefined) {
@@ -110,6 +128,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
 
     async record(scope, o: MessageOutcome, to) {
       await durable(db, syncWal, () => {
+          guard();
           stmt(
             `INSERT INTO connector_message (connector, mailbox, folder, epoch, item, key, state, code, size, at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -162,6 +181,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
 
     async prune(scope, before, states) {
       if (states.length === 0) return 0;
+      guard();
       const r = stmt(`DELETE FROM connector_message WHERE ${S} AND at < ? AND state IN (${states.map(() => '?').join(',')})`).run(
         ...sv(scope),
         before.toISOString(),
@@ -198,6 +218,10 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
 
     async release(name, owner) {
       stmt('DELETE FROM connector_lease WHERE name = ? AND owner = ?').run(name, owner);
+    },
+
+    fenced(f) {
+      return checkpoints(db, stmt, fenceCheck, syncWal, f);
     },
   };
 }

@@ -21,6 +21,7 @@
  * The in-flight note is the exception: it survives kill -9 but not necessarily a power failure
  * (see checkpoints-sqlite.ts); losing it only loses the redelivery flag, never a message.
  */
+import type { Fence } from './cluster.ts';
 
 export interface CheckpointScope {
   connector: string;
@@ -97,4 +98,11 @@ export interface CheckpointRepository {
    */
   claim(name: string, owner: string, ttlMs: number, steal?: (currentOwner: string) => boolean): Promise<LeaseResult>;
   release(name: string, owner: string): Promise<void>;
+  /**
+   * The same repository for the holder of a cluster lease (src/store/cluster.ts): every write
+   * (setEpoch, advance, begin, abandon, record, markDone, prune) first checks in its transaction
+   * that the lease still names this owner and epoch and has not expired, and otherwise throws
+   * MB_CLUSTER_LEASE_LOST and writes nothing.
+   */
+  fenced(fence: Fence): CheckpointRepository;
 }

@@ -9,8 +9,10 @@
 import type { QueueRepository } from './queue.ts';
 import type { CheckpointRepository } from './checkpoints.ts';
 import type { NotifyRepository } from './notify.ts';
+import type { ClusterRepository } from './cluster.ts';
 
 export type { CheckpointRepository } from './checkpoints.ts';
+export type { ClusterRepository, Fence, LeaseRecord, NodeRecord } from './cluster.ts';
 
 export interface KeyValue {
   get(namespace: string, key: string): Promise<string | undefined>;
@@ -34,6 +36,8 @@ export interface Store {
   readonly queue: QueueRepository;
   /** New-mail notifications: subscriptions, events and their durable delivery queue (src/store/notify.ts). */
   readonly notify: NotifyRepository;
+  /** Several nodes: the node registry and leases with fencing (src/store/cluster.ts). */
+  readonly cluster: ClusterRepository;
   /** Throws when the database cannot answer; used by the health endpoint and `check`. */
   ping(): Promise<void>;
   close(): Promise<void>;

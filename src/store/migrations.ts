@@ -208,5 +208,32 @@ export function migrations(dialect: Dialect): Migration[] {
        ${t.end};
        CREATE INDEX relay_starts_mailbox ON relay_starts (mailbox, at);`,
     },
+    {
+      // Several nodes (src/store/cluster.ts): the registry with heartbeats, and leases whose epoch is
+      // the fencing token. `owns` is JSON text (counts per kind of lease).
+      id: 'cluster_1',
+      sql: `CREATE TABLE cluster_nodes (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         version TEXT NOT NULL,
+         role TEXT NOT NULL,
+         started_at ${t.int64} NOT NULL,
+         heartbeat_at ${t.int64} NOT NULL,
+         owns TEXT NOT NULL
+       ${t.end};
+       CREATE TABLE cluster_leases (
+         name ${t.sorted} PRIMARY KEY,
+         owner TEXT NOT NULL,
+         epoch ${t.int64} NOT NULL,
+         expires_at ${t.int64} NOT NULL
+       ${t.end}`,
+    },
+    {
+      // Notification deliveries claimed across nodes (notify-postgres.ts `due`): the node that
+      // claimed a line's head and until when; another node may take it over after that.
+      id: 'cluster_2',
+      sql: `ALTER TABLE notify_deliveries ADD COLUMN claimed_by TEXT;
+       ALTER TABLE notify_deliveries ADD COLUMN claimed_until ${t.int64}`,
+    },
   ];
 }

@@ -21,6 +21,7 @@ import { createPostgresCheckpoints } from './checkpoints-postgres.ts';
 import { migrations } from './migrations.ts';
 import { createPostgresNotifyRepository } from './notify-postgres.ts';
 import { createPostgresQueueRepository } from './queue-postgres.ts';
+import { createPostgresCluster } from './cluster-postgres.ts';
 
 /** A connection or a pool: what a repository runs its statements on. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -126,6 +127,7 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     queue: createPostgresQueueRepository(pool, transaction),
     checkpoints: createPostgresCheckpoints(pool, transaction),
     notify: createPostgresNotifyRepository(pool, transaction),
+    cluster: createPostgresCluster(pool, transaction),
     transaction,
     async ping() {
       await pool.query('SELECT 1');

@@ -14,6 +14,7 @@ import { createSqliteCheckpoints } from './checkpoints-sqlite.ts';
 import { migrations } from './migrations.ts';
 import { createSqliteQueueRepository } from './queue-sqlite.ts';
 import { createSqliteNotifyRepository } from './notify-sqlite.ts';
+import { createSqliteCluster } from './cluster-sqlite.ts';
 
 export function openSqliteStore(path: string): Store {
   let db: DatabaseSync;
@@ -67,6 +68,7 @@ export function openSqliteStore(path: string): Store {
     checkpoints: createSqliteCheckpoints(db, syncWal),
     queue: createSqliteQueueRepository(db, syncWal),
     notify: createSqliteNotifyRepository(db),
+    cluster: createSqliteCluster(db),
     async ping() {
       db.prepare('SELECT 1').get();
     },

@@ -1,0 +1,81 @@
+/**
+ * Several nodes on one database: the node registry and leases with fencing tokens. This is the
+ * repository behind `Store.cluster`; it knows rows and atomic updates. Who should own what
+ * (rendezvous hashing over the live nodes, moving work gradually) is src/cluster/ownership.ts.
+ *
+ * Nodes: one row per running process (id generated at its start), with a heartbeat; a node whose
+ * heartbeat is older than the lease time is dead for everyone else.
+ *
+ * Leases: one row per unit of work (a connector's mailbox, a shard of a watch group) with its
+ * owner, an expiry and an epoch. The epoch grows by one every time the lease changes hands, and is
+ * the fencing token: every write a holder makes as owner carries {lease, owner, epoch} and is
+ * refused (MB_CLUSTER_LEASE_LOST) unless, inside the same transaction, the lease row still names
+ * that owner and epoch and has not expired. So a node that was paused past its lease (GC, a
+ * frozen VM, a partition from the database) and wakes up believing it still owns a mailbox cannot
+ * move a checkpoint its successor already moved. On PostgreSQL the check reads the row FOR SHARE:
+ * a node taking the lease over (an UPDATE of that row) waits until the fenced write has committed,
+ * and a fenced write that comes after the takeover sees the new epoch.
+ *
+ * Times are epoch milliseconds of the caller's clock (tests pass a manual one); nodes are expected
+ * to keep their clocks in sync (NTP) to well within the lease time.
+ */
+import { MbError } from '../errors/index.ts';
+
+export interface NodeRecord {
+  /** Generated at each process start (src/cluster/node.ts). */
+  id: string;
+  /** node.name of mailbridge.yaml, else the host name. */
+  name: string;
+  version: string;
+  /** What the process runs: serve, fetch <connector>, … */
+  role: string;
+  startedAt: number;
+  heartbeatAt: number;
+  /** What it holds, counted per kind of lease (connector, watch, …). */
+  owns: Record<string, number>;
+}
+
+export interface LeaseRecord {
+  name: string;
+  owner: string;
+  epoch: number;
+  expiresAt: number;
+}
+
+/** What every write made as an owner carries; refused when the lease moved on. */
+export interface Fence {
+  lease: string;
+  owner: string;
+  epoch: number;
+  /** The holder's clock (the expiry is compared with it). */
+  now: () => number;
+}
+
+export type Acquired = { ok: true; epoch: number; expiresAt: number } | { ok: false; owner: string; epoch: number; expiresAt: number };
+
+export interface ClusterRepository {
+  /** Inserts or updates the node's row (its heartbeat and what it owns). */
+  heartbeat(node: NodeRecord): Promise<void>;
+  /** Every registered node, live or not, oldest start first. */
+  nodes(): Promise<NodeRecord[]>;
+  /** A node that stops cleanly says goodbye, so the others rebalance at once instead of after the lease time. */
+  leave(id: string): Promise<void>;
+  /** Forgets nodes whose heartbeat is older than `before`; returns how many. */
+  pruneNodes(before: number): Promise<number>;
+  /**
+   * Takes the lease `name` for `owner` until now + ttlMs when it is free, expired or already this
+   * owner's (then it is renewed and keeps its epoch). A new holder gets the next epoch.
+   */
+  acquire(name: string, owner: string, ttlMs: number, now: number): Promise<Acquired>;
+  /** Extends a held lease; false when it expired or moved on (the holder must stop at once). */
+  renew(fence: Omit<Fence, 'now'>, ttlMs: number, now: number): Promise<boolean>;
+  /** Gives a lease up (expiring it now, keeping its epoch for the next holder to count on). */
+  release(fence: Omit<Fence, 'now'>, now: number): Promise<boolean>;
+  /** Leases whose names start with `prefix` (all when omitted). */
+  leases(prefix?: string): Promise<LeaseRecord[]>;
+}
+
+/** What a refused fenced write throws. */
+export function leaseLost(fence: Omit<Fence, 'now'>): MbError {
+  return new MbError('MB_CLUSTER_LEASE_LOST', { lease: fence.lease, owner: fence.owner, epoch: fence.epoch });
+}

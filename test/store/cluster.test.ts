@@ -1,0 +1,92 @@
+/**
+ * The node registry and fenced leases (src/store/cluster.ts) hold the same promises on SQLite and
+ * PostgreSQL. Times are passed in (a manual clock): nothing here waits.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MbError } from '../../src/errors/index.ts';
+import { storeDrivers } from '../support/stores.ts';
+
+const drivers = storeDrivers();
+after(() => drivers.close());
+
+const T0 = 1_800_000_000_000;
+const scope = { connector: 'erp', mailbox: 'anna@contoso.test', folder: 'INBOX' };
+
+for (const d of drivers.list) {
+  describe(`cluster store (${d.name})`, () => {
+    test('nodes: heartbeat inserts then updates; leave and prune remove', async () => {
+      const s = await d.open();
+      const a = { id: 'n-a', name: 'mb1', version: '0.1.0', role: 'serve', startedAt: T0, heartbeatAt: T0, owns: {} };
+      await s.cluster.heartbeat(a);
+      await s.cluster.heartbeat({ ...a, heartbeatAt: T0 + 5000, owns: { connector: 3 } });
+      await s.cluster.heartbeat({ id: 'n-b', name: 'mb2', version: '0.1.0', role: 'serve', startedAt: T0 + 1, heartbeatAt: T0 + 1, owns: {} });
+      const nodes = await s.cluster.nodes();
+      assert.deepEqual(nodes.map((n) => [n.id, n.heartbeatAt, n.owns]), [['n-a', T0 + 5000, { connector: 3 }], ['n-b', T0 + 1, {}]]);
+      assert.equal(await s.cluster.pruneNodes(T0 + 1000), 1);
+      await s.cluster.leave('n-a');
+      assert.deepEqual(await s.cluster.nodes(), []);
+    });
+
+    test('leases: the first takes epoch 1, others are refused until it expires, the next holder gets the next epoch', async () => {
+      const s = await d.open();
+      assert.deepEqual(await s.cluster.acquire('connector:erp/anna', 'n-a', 30_000, T0), { ok: true, epoch: 1, expiresAt: T0 + 30_000 });
+      assert.deepEqual(await s.cluster.acquire('connector:erp/anna', 'n-b', 30_000, T0 + 1000), { ok: false, owner: 'n-a', epoch: 1, expiresAt: T0 + 30_000 });
+      // The holder acquiring again renews and keeps its epoch.
+      assert.deepEqual(await s.cluster.acquire('connector:erp/anna', 'n-a', 30_000, T0 + 2000), { ok: true, epoch: 1, expiresAt: T0 + 32_000 });
+      assert.equal(await s.cluster.renew({ lease: 'connector:erp/anna', owner: 'n-a', epoch: 1 }, 30_000, T0 + 3000), true);
+      // Expired: n-b takes it with epoch 2, and n-a can neither renew nor release it any more.
+      assert.deepEqual(await s.cluster.acquire('connector:erp/anna', 'n-b', 30_000, T0 + 33_001), { ok: true, epoch: 2, expiresAt: T0 + 63_001 });
+      assert.equal(await s.cluster.renew({ lease: 'connector:erp/anna', owner: 'n-a', epoch: 1 }, 30_000, T0 + 33_002), false);
+      assert.equal(await s.cluster.release({ lease: 'connector:erp/anna', owner: 'n-a', epoch: 1 }, T0 + 33_002), false);
+      // A release lets the next node in at once, with the next epoch.
+      assert.equal(await s.cluster.release({ lease: 'connector:erp/anna', owner: 'n-b', epoch: 2 }, T0 + 34_000), true);
+      assert.deepEqual(await s.cluster.acquire('connector:erp/anna', 'n-c', 30_000, T0 + 34_000), { ok: true, epoch: 3, expiresAt: T0 + 64_000 });
+      await s.cluster.acquire('watch:sales/0', 'n-c', 30_000, T0);
+      assert.deepEqual((await s.cluster.leases('connector:')).map((l) => [l.name, l.owner, l.epoch]), [['connector:erp/anna', 'n-c', 3]]);
+      assert.equal((await s.cluster.leases()).length, 2);
+    });
+
+    test('fencing: a stale owner cannot write a checkpoint; its successor can, and nothing the stale one tried is kept', async () => {
+      const s = await d.open();
+      let now = T0;
+      const clock = () => now;
+      const lease = 'connector:erp/anna@contoso.test';
+      const a = await s.cluster.acquire(lease, 'n-a', 30_000, now);
+      assert.ok(a.ok);
+      const asA = s.checkpoints.fenced({ lease, owner: 'n-a', epoch: a.epoch, now: clock });
+      await asA.setEpoch(scope, '7', 0);
+      await asA.begin(scope, { epoch: '7', item: '1', key: '<1@x>', deliveryId: 'd1' });
+      await asA.record(scope, { epoch: '7', item: '1', key: '<1@x>', state: 'delivered', size: 10 }, { position: 1 });
+
+      // n-a is paused past its lease; n-b takes the mailbox over and moves on.
+      now += 31_000;
+      const b = await s.cluster.acquire(lease, 'n-b', 30_000, now);
+      assert.deepEqual(b.ok && b.epoch, a.epoch + 1);
+      const asB = s.checkpoints.fenced({ lease, owner: 'n-b', epoch: a.epoch + 1, now: clock });
+      await asB.record(scope, { epoch: '7', item: '2', key: '<2@x>', state: 'delivered', size: 10 }, { position: 2 });
+
+      // n-a wakes up and tries each kind of write: all refused with MB_CLUSTER_LEASE_LOST.
+      const lost = (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST';
+      await assert.rejects(asA.record(scope, { epoch: '7', item: '3', key: '<3@x>', state: 'delivered', size: 10 }, { position: 3 }), lost);
+      await assert.rejects(asA.advance(scope, { position: 9, cursor: 'stale' }), lost);
+      await assert.rejects(asA.begin(scope, { epoch: '7', item: '4', key: '<4@x>', deliveryId: 'd4' }), lost);
+      await assert.rejects(asA.abandon(scope, '7', '1'), lost);
+      await assert.rejects(asA.setEpoch(scope, '8', 0), lost);
+      await assert.rejects(asA.markDone(scope, '7', ['1', '2']), lost);
+      await assert.rejects(asA.prune(scope, new Date(now + 1e9), ['delivered']), lost);
+
+      const cp = await s.checkpoints.get(scope);
+      assert.equal(cp?.epoch, '7');
+      assert.equal(cp?.position, 2);
+      assert.equal(cp?.cursor, undefined);
+      assert.deepEqual([...(await s.checkpoints.lookup(scope, '7', ['1', '2', '3'])).keys()].sort(), ['1', '2']);
+      assert.deepEqual(await s.checkpoints.inFlight(scope), []);
+      assert.deepEqual((await s.checkpoints.byState(scope, '7', 'delivered')).map((r) => r.item), ['1', '2']);
+
+      // Even with the right epoch, a lease that ran out without a successor refuses writes until renewed.
+      now += 31_000;
+      await assert.rejects(asB.advance(scope, { position: 5 }), lost);
+    });
+  });
+}
