@@ -1,0 +1,234 @@
+/**
+ * Who does which work when several nodes share one database: connectors per mailbox, watch
+ * listeners per shard of mailboxes. Each piece of work (a unit) is a lease in the store
+ * (src/store/cluster.ts) held by one node at a time; its epoch is the fencing token every write of
+ * the holder carries (CheckpointRepository.fenced), so a node that lost a lease cannot commit.
+ *
+ * Strategy, one round every `roundMs` (a third of the lease time by default):
+ * 1. Heartbeat: the node's row with what it holds per pool. A pool's key in that row says the node
+ *    takes part in the pool (a `fetch erp` process takes connector:erp units, a `serve` does not).
+ * 2. Live nodes: those whose heartbeat is younger than the lease time.
+ * 3. Rendezvous hashing: each unit belongs to the live member of its pool with the highest
+ *    hash(node id, lease name). Adding or removing a node moves only the units it wins or held
+ *    (about 1/N of them), and every node computes the same answer without talking to the others.
+ * 4. Held units are renewed; a unit another node now wins is handed over gradually (at most
+ *    `moveBatch` per round: stopped here first, then released, so the new owner starts after this
+ *    one stopped); units this node wins are acquired when free or expired. A dead node's units are
+ *    taken by the survivors once its leases expire: within the lease time plus one round.
+ * 5. A held lease this node could not renew in time (the database unreachable) is given up locally
+ *    when it expires, without waiting for the database: its work stops before anyone else may start.
+ *
+ * On SQLite there is one node: it wins every unit, and holding them changes nothing for the work.
+ *
+ * Limits: one statement per unit and round (hundreds of units are fine, not hundreds of thousands:
+ * watch groups are sharded, not leased per mailbox); nodes' clocks must agree to well within the
+ * lease time (NTP).
+ */
+import { createHash } from 'node:crypto';
+import { toMbError } from '../errors/index.ts';
+import { silentLogger, type Logger } from '../log/index.ts';
+import type { ClusterRepository, Fence } from '../store/cluster.ts';
+import type { NodeIdentity } from './node.ts';
+
+export const DEFAULT_LEASE_MS = 30_000;
+
+export interface UnitHandlers {
+  /** This node holds the unit now: start its work, writing through `fence`. */
+  gained(unit: string, fence: Fence): void | Promise<void>;
+  /** This node no longer holds it (handed over, expired, or shutting down): stop its work before resolving. */
+  lost(unit: string): void | Promise<void>;
+}
+
+export interface OwnershipOptions {
+  cluster: ClusterRepository;
+  node: NodeIdentity;
+  now?: () => number;
+  leaseMs?: number;
+  roundMs?: number;
+  /** Units handed to other nodes per round at most (default: a quarter of those held, at least 1). */
+  moveBatch?: number;
+  log?: Logger;
+}
+
+interface Held {
+  pool: string;
+  unit: string;
+  epoch: number;
+  expiresAt: number;
+}
+
+interface Pool {
+  key: string;
+  units: string[];
+  handlers: UnitHandlers;
+}
+
+/** The rendezvous score of a node for a lease. */
+function score(node: string, lease: string): bigint {
+  return createHash('sha256').update(node).update('\u0000').update(lease).digest().readBigUInt64BE(0);
+}
+
+/** The node (of `candidates`) that should hold `lease`. */
+export function ownerOf(lease: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1n;
+  for (const n of candidates) {
+    const s = score(n, lease);
+    if (s > bestScore || (s === bestScore && best !== undefined && n < best)) {
+      best = n;
+      bestScore = s;
+    }
+  }
+  return best;
+}
+
+export const leaseName = (pool: string, unit: string) => `${pool}/${unit}`;
+
+export class Ownership {
+  readonly node: NodeIdentity;
+  readonly leaseMs: number;
+  readonly roundMs: number;
+  private readonly cluster: ClusterRepository;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly moveBatch: number | undefined;
+  private readonly pools = new Map<string, Pool>();
+  private readonly held = new Map<string, Held>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private round: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(o: OwnershipOptions) {
+    this.cluster = o.cluster;
+    this.node = o.node;
+    this.now = o.now ?? Date.now;
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.roundMs = o.roundMs ?? Math.floor(this.leaseMs / 3);
+    this.moveBatch = o.moveBatch;
+    this.log = (o.log ?? silentLogger).child({ component: 'cluster', node: this.node.id });
+  }
+
+  /** Takes part in a pool of units (e.g. `connector:erp` with its mailboxes); work starts in the next round. */
+  join(pool: string, units: readonly string[], handlers: UnitHandlers): void {
+    this.pools.set(pool, { key: pool, units: [...new Set(units)], handlers });
+  }
+
+  /** Units held now, per pool. */
+  owned(pool?: string): string[] {
+    return [...this.held.values()].filter((h) => pool === undefined || h.pool === pool).map((h) => h.unit);
+  }
+
+  /** Units held per pool, every joined pool present (what the heartbeat row says). */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = Object.fromEntries([...this.pools.keys()].map((k) => [k, 0]));
+    for (const h of this.held.values()) out[h.pool] = (out[h.pool] ?? 0) + 1;
+    return out;
+  }
+
+  /** Runs a round now (rounds never overlap); tests drive rounds with a manual clock this way. */
+  tick(): Promise<void> {
+    this.round ??= this.runRound().finally(() => {
+      this.round = undefined;
+    });
+    return this.round;
+  }
+
+  /** Rounds every roundMs until close(); the first one at once. */
+  start(): void {
+    const loop = () => {
+      if (this.closed) return;
+      void this.tick().finally(() => {
+        if (this.closed) return;
+        this.timer = setTimeout(loop, this.roundMs);
+        this.timer.unref();
+      });
+    };
+    loop();
+  }
+
+  /** Stops every unit's work, releases the leases (the others take over at once) and leaves. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.round;
+    const t = this.now();
+    for (const [lease, h] of [...this.held]) {
+      await this.stop(lease);
+      await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, t).catch(() => false);
+    }
+    await this.cluster.leave(this.node.id).catch(() => undefined);
+  }
+
+  private fence(lease: string, epoch: number): Fence {
+    return { lease, owner: this.node.id, epoch, now: this.now };
+  }
+
+  private async stop(lease: string): Promise<void> {
+    const h = this.held.get(lease);
+    if (!h) return;
+    this.held.delete(lease);
+    try {
+      await this.pools.get(h.pool)?.handlers.lost(h.unit);
+    } catch (err) {
+      this.log.error({ lease, err: toMbError(err).message }, 'cluster: stopping a unit failed');
+    }
+  }
+
+  private async runRound(): Promise<void> {
+    const t = this.now();
+    // Leases that ran out without a renewal (the database was unreachable): stop before anyone may take over.
+    for (const [lease, h] of [...this.held]) {
+      if (h.expiresAt <= t) {
+        this.log.warn({ lease, epoch: h.epoch }, 'cluster: lease expired before it could be renewed; its work stops');
+        await this.stop(lease);
+      }
+    }
+    try {
+      await this.cluster.heartbeat({
+        id: this.node.id,
+        name: this.node.name,
+        version: this.node.version,
+        role: this.node.role,
+        startedAt: this.node.started,
+        heartbeatAt: t,
+        owns: this.counts(),
+      });
+      const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > t - this.leaseMs);
+      let budget = this.moveBatch ?? Math.max(1, Math.ceil(this.held.size / 4));
+      for (const pool of this.pools.values()) {
+        const members = live.filter((n) => pool.key in n.owns).map((n) => n.id);
+        if (!members.includes(this.node.id)) members.push(this.node.id);
+        for (const unit of pool.units) {
+          if (this.closed) return;
+          const lease = leaseName(pool.key, unit);
+          const mine = ownerOf(lease, members) === this.node.id;
+          const h = this.held.get(lease);
+          if (h && !mine && budget > 0) {
+            budget--;
+            await this.stop(lease);
+            await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, this.now());
+            this.log.info({ lease }, 'cluster: handed over to another node');
+          } else if (h) {
+            if (await this.cluster.renew({ lease, owner: this.node.id, epoch: h.epoch }, this.leaseMs, t)) h.expiresAt = t + this.leaseMs;
+            else {
+              this.log.warn({ lease, epoch: h.epoch }, 'cluster: lease lost to another node; its work stops');
+              await this.stop(lease);
+            }
+          } else if (mine) {
+            const r = await this.cluster.acquire(lease, this.node.id, this.leaseMs, t);
+            if (!r.ok) continue;
+            this.held.set(lease, { pool: pool.key, unit, epoch: r.epoch, expiresAt: r.expiresAt });
+            this.log.info({ lease, epoch: r.epoch }, 'cluster: took over');
+            try {
+              await pool.handlers.gained(unit, this.fence(lease, r.epoch));
+            } catch (err) {
+              this.log.error({ lease, err: toMbError(err).message }, 'cluster: starting a unit failed');
+            }
+          }
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err: toMbError(err).message }, 'cluster: round failed (database unreachable?); held work continues until its leases expire');
+    }
+  }
+}
