@@ -15,12 +15,13 @@
  *   that the line moves on.
  * - `gone` retires the subscription and drops its pending deliveries.
  *
- * Limits: one dispatcher per store (lines in flight are tracked in memory); a line's head blocks
- * only that line, never other subscriptions or mailboxes.
+ * Limits: on SQLite one dispatcher per store (lines in flight are tracked in memory); on
+ * PostgreSQL one per node, each claiming the heads it sends (`claim`). A line's head blocks only
+ * that line, never other subscriptions or mailboxes.
  */
 import { MbError, toMbError } from '../errors/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
-import type { DeliveryError, DueDelivery, NotifyRepository } from '../store/notify.ts';
+import type { DeliveryClaim, DeliveryError, DueDelivery, NotifyRepository } from '../store/notify.ts';
 import type { RetryConfig } from './config.ts';
 import { forSubscription, parseEvent, type NotifyEvent } from './events.ts';
 import type { Sink, SinkResult } from './sinks/types.ts';
@@ -38,6 +39,12 @@ export interface DispatcherOptions {
   concurrency?: number;
   /** Counts for /metrics (src/metrics): new events and each delivery attempt's outcome per sink. */
   observe?: DispatchObserver;
+  /**
+   * Several nodes on one PostgreSQL database: each due head is claimed for this node (see
+   * NotifyRepository.due), so the nodes' dispatchers share the work and never send one delivery
+   * twice, unless a node dies mid-delivery and another takes the head over after `forMs`.
+   */
+  claim?: DeliveryClaim;
 }
 
 export interface DispatchObserver {
@@ -150,7 +157,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const inFlight = new Set<Promise<void>>();
     for (;;) {
       const free = concurrency - inFlight.size;
-      const batch = free > 0 ? await repo.due(now(), free, busy) : [];
+      const batch = free > 0 ? await repo.due(now(), free, busy, options.claim) : [];
       if (batch.length === 0 && inFlight.size === 0) return stats;
       for (const item of batch) {
         const key = `${item.subscription.id}\n${item.delivery.mailbox}`;

@@ -40,6 +40,6 @@ export function sealedNotifyRepository(repo: NotifyRepository, box: Pick<SecretB
       return r && open(r);
     },
     listSubscriptions: async (query) => (await repo.listSubscriptions(query)).map(open),
-    due: async (now, limit, busy) => (await repo.due(now, limit, busy)).map((d) => ({ ...d, subscription: open(d.subscription) })),
+    due: async (now, limit, busy, claim) => (await repo.due(now, limit, busy, claim)).map((d) => ({ ...d, subscription: open(d.subscription) })),
   };
 }

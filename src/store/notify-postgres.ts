@@ -111,15 +111,34 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
         return { event: { id: event.id, mailbox, seq, type: event.type, body: event.body, createdAt: now }, duplicate: false, deliveries: fan.rowCount ?? 0 };
       });
     },
-    async due(now, limit, busy) {
-      const extra = busy?.size ?? 0;
-      const { rows } = await pool.query<DeliveryRow>(
-        `SELECT d.* FROM notify_deliveries d
-         JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
-         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${HEAD}
-         ORDER BY d.next_attempt_at, d.seq LIMIT $2`,
-        [now, limit + extra],
-      );
+    async due(now, limit, busy, claim) {
+      // Claimed rows must all be handed out (a claimed row left behind would wait for its claim to
+      // run out), and this node's busy lines are claimed already, so a claim asks for `limit` only.
+      const extra = claim ? 0 : (busy?.size ?? 0);
+      const unclaimed = '(d.claimed_until IS NULL OR d.claimed_until <= $1)';
+      const { rows } = claim
+        ? // One statement: the heads are locked (skipping rows another node is claiming right now), then marked as claimed.
+          await pool.query<DeliveryRow>(
+            `WITH heads AS (
+               SELECT d.subscription_id, d.event_id FROM notify_deliveries d
+               JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+               WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${unclaimed} AND ${HEAD}
+               ORDER BY d.next_attempt_at, d.seq LIMIT $2
+               FOR UPDATE OF d SKIP LOCKED)
+             UPDATE notify_deliveries x SET claimed_by = $3, claimed_until = $4
+             FROM heads WHERE x.subscription_id = heads.subscription_id AND x.event_id = heads.event_id
+             RETURNING x.*`,
+            [now, limit + extra, claim.by, now + claim.forMs],
+          )
+        : await pool.query<DeliveryRow>(
+            `SELECT d.* FROM notify_deliveries d
+             JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${HEAD}
+             ORDER BY d.next_attempt_at, d.seq LIMIT $2`,
+            [now, limit + extra],
+          );
+      // RETURNING gives no order: earliest first, as without a claim.
+      if (claim) rows.sort((p, q) => p.next_attempt_at - q.next_attempt_at || p.seq - q.seq);
       const out: DueDelivery[] = [];
       for (const r of rows) {
         if (out.length >= limit) break;
@@ -133,7 +152,8 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     },
     async nextDue() {
       const { rows } = await pool.query<{ t: number | null }>(
-        `SELECT MIN(d.next_attempt_at) AS t FROM notify_deliveries d
+        // A head another node has claimed is due (for this node) only when that claim runs out.
+        `SELECT MIN(GREATEST(d.next_attempt_at, COALESCE(d.claimed_until, 0))) AS t FROM notify_deliveries d
          JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
          WHERE d.state = 'pending' AND ${HEAD}`,
       );
@@ -141,7 +161,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     },
     async complete(subscriptionId, eventId, now) {
       const r = await pool.query(
-        `UPDATE notify_deliveries SET state = 'done', attempts = attempts + 1, last_attempt_at = $1, updated_at = $1
+        `UPDATE notify_deliveries SET state = 'done', attempts = attempts + 1, last_attempt_at = $1, updated_at = $1, claimed_by = NULL, claimed_until = NULL
          WHERE subscription_id = $2 AND event_id = $3 AND state = 'pending'`,
         [now, subscriptionId, eventId],
       );
@@ -149,7 +169,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     },
     async defer(subscriptionId, eventId, u, now) {
       const r = await pool.query(
-        `UPDATE notify_deliveries SET attempts = $1, next_attempt_at = $2, last_attempt_at = $3, last_error = $4, updated_at = $3
+        `UPDATE notify_deliveries SET attempts = $1, next_attempt_at = $2, last_attempt_at = $3, last_error = $4, updated_at = $3, claimed_by = NULL, claimed_until = NULL
          WHERE subscription_id = $5 AND event_id = $6 AND state = 'pending'`,
         [u.attempts, u.nextAttemptAt, now, JSON.stringify(u.lastError), subscriptionId, eventId],
       );
@@ -157,7 +177,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     },
     async expire(subscriptionId, eventId, u, now) {
       const r = await pool.query(
-        `UPDATE notify_deliveries SET state = 'expired', attempts = $1, last_attempt_at = $2, last_error = $3, updated_at = $2
+        `UPDATE notify_deliveries SET state = 'expired', attempts = $1, last_attempt_at = $2, last_error = $3, updated_at = $2, claimed_by = NULL, claimed_until = NULL
          WHERE subscription_id = $4 AND event_id = $5 AND state = 'pending'`,
         [u.attempts, now, JSON.stringify(u.lastError), subscriptionId, eventId],
       );

@@ -82,6 +82,13 @@ export interface DueDelivery {
   subscription: Omit<NotifySubscriptionRecord, 'mailboxes'>;
 }
 
+export interface DeliveryClaim {
+  /** The claiming node's id. */
+  by: string;
+  /** How long the claim holds: longer than a sink's slowest delivery attempt. */
+  forMs: number;
+}
+
 export interface PublishResult {
   event: NotifyEventRecord;
   /** True when an event with this id was already stored; nothing was added. */
@@ -101,8 +108,16 @@ export interface NotifyRepository {
   markGone(id: string, reason: string, now: number): Promise<boolean>;
   /** Stores the event with the mailbox's next seq and fans it out, in one transaction. `body` is JSON. */
   publish(event: { id: string; mailbox: string; type: string; body: string }, now: number): Promise<PublishResult>;
-  /** Heads of (subscription, mailbox) lines that are due, earliest first; lines in `busy` (`sub\nmailbox`) are skipped. */
-  due(now: number, limit: number, busy?: ReadonlySet<string>): Promise<DueDelivery[]>;
+  /**
+   * Heads of (subscription, mailbox) lines that are due, earliest first; lines in `busy`
+   * (`sub\nmailbox`) are skipped. With `claim` (several dispatchers on one PostgreSQL database)
+   * the heads returned are claimed for `claim.by` until now + `claim.forMs` in the same statement
+   * (FOR UPDATE SKIP LOCKED: two nodes asking at once get different heads, neither waits), and a
+   * head claimed by another node is not due until its claim runs out (that node died mid-delivery).
+   * Since only a line's head is ever handed out, a line's events go out in order whichever node
+   * sends them. complete, defer and expire end the claim. SQLite (one node) ignores `claim`.
+   */
+  due(now: number, limit: number, busy?: ReadonlySet<string>, claim?: DeliveryClaim): Promise<DueDelivery[]>;
   /** Earliest nextAttemptAt among line heads, or undefined when nothing is pending. */
   nextDue(): Promise<number | undefined>;
   /** pending → done. False if the row is no longer pending. */
