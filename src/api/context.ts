@@ -20,6 +20,7 @@ import type { Sink } from '../notify/sinks/types.ts';
 import type { RelayService } from '../relay/transports/service.ts';
 import type { NotifyRepository } from '../store/notify.ts';
 import type { Store } from '../store/index.ts';
+import type { NodeIdentity } from '../cluster/node.ts';
 import { MbError } from '../errors/index.ts';
 
 /** The subscriptions routes' part of the notify service. */
@@ -101,6 +102,8 @@ export interface ApiContext {
   watch?: WatchService;
   subscriptions?: SubscriptionsContext;
   ops?: OpsTools;
+  /** This process among the nodes sharing the store (GET /api/v1/nodes marks it). */
+  node?: NodeIdentity;
   now?: () => number;
 }
 

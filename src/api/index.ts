@@ -32,6 +32,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { relayRoutes } from './routes/relay.ts';
 import { statusRoutes } from './routes/status.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import { subscriptionRoutes } from './routes/subscriptions.ts';
 import { OpenStreams, streamRoutes } from './routes/stream.ts';
 import { live, publish } from './live.ts';
@@ -49,7 +50,7 @@ export interface AdminApiOptions extends ApiContext {
 
 /** Every route of the admin API, for a context (the handlers use it; the set never depends on it). */
 export function apiRoutes(ctx: ApiContext, audit: AuditLog, signin: SignIn, streams = new OpenStreams()): RouteSpec[] {
-  return [...signin.routes(), ...statusRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit), ...opsRoutes(ctx), ...streamRoutes(streams)];
+  return [...signin.routes(), ...statusRoutes(ctx), ...nodeRoutes(ctx), ...relayRoutes(ctx), ...subscriptionRoutes(ctx), ...adminRoutes(ctx, audit), ...opsRoutes(ctx), ...streamRoutes(streams)];
 }
 
 /** The OpenAPI document; it does not depend on the configuration. */

@@ -18,6 +18,7 @@ import { relaySchema } from '../relay/config.ts';
 import { connectorsSchema } from '../connector/config.ts';
 import { notifySchema } from '../notify/config.ts';
 import { apiSchema } from '../api/config.ts';
+import { nodeSchema } from '../cluster/config.ts';
 
 export const serverSchema = z
   .object({
@@ -51,6 +52,7 @@ export const configSchema = z
       .default({ level: 'info' }),
     secrets: secretsSchema,
     store: storeSchema,
+    node: nodeSchema.meta({ description: 'This node among several on one PostgreSQL store (its name); the only setting that may differ between nodes' }),
     server: serverSchema,
     connections: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), connectionSchema).default({}),
     relay: relaySchema.optional(),

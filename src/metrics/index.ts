@@ -49,6 +49,10 @@ export interface Sources {
   /** Secret expiry from the config (clientSecretExpires) or the certificate's notAfter. */
   credentials?: () => Promise<Array<{ connection: string; kind: string; expires: Date }>>;
   smtpOpen?: () => Promise<Array<{ listener: string; open: number }>>;
+  /** This node (src/cluster/node.ts) and the leases it holds per pool. */
+  node?: () => { id: string; name: string; version: string; role: string; owns: Record<string, number> };
+  /** Nodes sharing the store, live and not (their heartbeat stopped). */
+  clusterNodes?: () => Promise<{ live: number; dead: number }>;
 }
 
 export class Metrics implements Recorder {
@@ -123,6 +127,42 @@ export class Metrics implements Recorder {
         if (!sources.watchStates) return;
         this.reset();
         for (const g of sources.watchStates()) for (const [state, n] of Object.entries(g.states)) this.set({ group: g.group, kind: g.kind, state }, n);
+      },
+    });
+    new Gauge({
+      name: 'mailbridge_node_info',
+      help: 'This node: always 1, its id (new at each start), name, version and role as labels',
+      labelNames: ['id', 'name', 'version', 'role'],
+      registers: r,
+      collect() {
+        if (!sources.node) return;
+        this.reset();
+        const n = sources.node();
+        this.set({ id: n.id, name: n.name, version: n.version, role: n.role }, 1);
+      },
+    });
+    new Gauge({
+      name: 'mailbridge_node_owned',
+      help: 'Leases this node holds by pool (connector:<name> per mailbox, watch:<group> per shard)',
+      labelNames: ['pool'],
+      registers: r,
+      collect() {
+        if (!sources.node) return;
+        this.reset();
+        for (const [pool, n] of Object.entries(sources.node().owns)) this.set({ pool }, n);
+      },
+    });
+    new Gauge({
+      name: 'mailbridge_cluster_nodes',
+      help: 'Nodes sharing the store by state (live: heartbeat within the lease time; dead: stopped within the last day)',
+      labelNames: ['state'],
+      registers: r,
+      async collect() {
+        if (!sources.clusterNodes) return;
+        const c = await sources.clusterNodes().catch(() => undefined);
+        if (!c) return;
+        this.set({ state: 'live' }, c.live);
+        this.set({ state: 'dead' }, c.dead);
       },
     });
     this.notifyEvents = new Counter({ name: 'mailbridge_notify_events_published_total', help: 'Events published to the dispatcher (duplicates not counted), by type', labelNames: ['type'], registers: r });

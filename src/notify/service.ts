@@ -10,7 +10,7 @@ import type { SecretBox } from '../config/secret-box.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import { EgressPolicy } from '../net/egress.ts';
 import type { Store } from '../store/index.ts';
-import type { NotifyRepository } from '../store/notify.ts';
+import type { DeliveryClaim, NotifyRepository } from '../store/notify.ts';
 import { watchedMailboxes } from './check.ts';
 import type { NotifyConfig } from './config.ts';
 import { createDispatcher, type DispatchObserver, type Dispatcher } from './dispatcher.ts';
@@ -104,6 +104,8 @@ export interface NotifyServiceOptions {
   network?: SinkNetwork;
   /** Counts for /metrics, passed to the dispatcher. */
   observe?: DispatchObserver;
+  /** Several nodes on PostgreSQL: this node's claim on the deliveries it sends (dispatcher.ts). */
+  claim?: DeliveryClaim;
 }
 
 export async function startNotifyService(options: NotifyServiceOptions): Promise<NotifyService> {
@@ -114,7 +116,7 @@ export async function startNotifyService(options: NotifyServiceOptions): Promise
   const sinks = await buildSinks(options.sinks, config, reveal, egress, options.network);
   // Subscribers' secrets (webhook signing secrets, push keys, device tokens) are sealed at rest.
   const repo = typeof options.secretBox === 'function' ? store.notify : sealedNotifyRepository(store.notify, options.secretBox);
-  const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}), ...(options.observe ? { observe: options.observe } : {}) });
+  const dispatcher = createDispatcher({ repo, sinks: [...sinks.values()], retry: config.retry, logger: log, ...(options.now ? { now: options.now } : {}), ...(options.observe ? { observe: options.observe } : {}), ...(options.claim ? { claim: options.claim } : {}) });
   dispatcher.start();
   log.info({ sinks: [...sinks.keys()] }, 'notify: dispatcher started');
   // Delivered events (and with them their ids, the memory of deduplication) are kept retentionHours.

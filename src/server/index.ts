@@ -25,6 +25,9 @@ import { sinks, transports, watchers } from '../app/plugins.ts';
 import { langFromHeader } from '../i18n/index.ts';
 import type { CredentialMonitor } from '../check/expiry.ts';
 import type { AdminApiOptions, registerAdminApi as registerAdminApiType } from '../api/index.ts';
+import { nodeIdentity, type NodeIdentity } from '../cluster/node.ts';
+import { Ownership } from '../cluster/ownership.ts';
+import { nodesView } from '../cluster/status.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -49,9 +52,15 @@ export interface Gateway {
    * API keys); what cannot change in this process is named in needsRestart (apply.ts).
    */
   apply(next: Config): Promise<{ restarted: string[]; needsRestart: string[] }>;
+  /** This process among the nodes sharing the store, and the leases it holds (src/cluster/). */
+  node: NodeIdentity;
+  ownership: Ownership;
   /** `reason` (e.g. the signal) goes into the relay's stop mail. */
   close(reason?: string): Promise<void>;
 }
+
+/** A notification delivery claimed by a node stays its own this long (sinks give up after 120 s at most). */
+const DELIVERY_CLAIM_MS = 300_000;
 
 export interface GatewayOptions {
   /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
@@ -80,6 +89,15 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   if (serverTlsProblems(config, () => ({})).length > 0) throw new MbError('MB_SERVER_TLS_REQUIRED', { listen: config.server.listen });
   const https = config.server.tls ? await serverTls(config.server.tls) : undefined;
   const store = await app.store();
+  // Every gateway is a node: it heartbeats (mailbridge status lists it) and, on PostgreSQL, shares
+  // the watch shards and the notification deliveries with the other nodes of the same database.
+  const node = nodeIdentity({ name: config.node.name, role: 'serve' });
+  const ownership = new Ownership({ cluster: store.cluster, node, log });
+  metrics.sources.node = () => ({ id: node.id, name: node.name, version: node.version, role: node.role, owns: ownership.counts() });
+  metrics.sources.clusterNodes = async () => {
+    const nodes = await nodesView(store.cluster, { now: Date.now(), leaseMs: ownership.leaseMs });
+    return { live: nodes.filter((n) => n.live).length, dead: nodes.filter((n) => !n.live).length };
+  };
   // With TLS, Fastify runs on an https.Server; the routes and hooks are the same either way.
   const http = (https ? Fastify({ loggerInstance: log as FastifyBaseLogger, https }) : Fastify({ loggerInstance: log as FastifyBaseLogger })) as unknown as FastifyInstance;
   const started = new Date().toISOString();
@@ -159,6 +177,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ownListeners,
       network: { proxy: cfg.server.proxy, env },
       observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
+      // Several nodes: each claims the deliveries it sends (longer than any sink's timeout, 120 s at most).
+      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: DELIVERY_CLAIM_MS } } : {}),
     });
   };
 
@@ -275,16 +295,19 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ...(identity ? { identity } : {}),
       ...(watch ? { watch } : {}),
       ...(notify ? { subscriptions: notify.subscriptions } : {}),
+      node,
     };
     api.ops = opsTools({ running: () => running, configPath: options.configPath, keyFile: app.keyFile, env, log, apply: (next) => gateway.apply(next) });
     served = await registerAdminApi(http, api);
     // The web console under /console/ (and / leading to it), reading through the API registered above.
     (await import('../console/index.ts')).registerConsole(http);
+    ownership.start();
     await listenOn('server.port', config.server.listen, config.server.port, () => http.listen({ host: config.server.listen, port: config.server.port }));
   } catch (err) {
     // Whatever started is stopped again, in reverse order, so a failed start leaves nothing running.
     monitor?.stop();
     await watch?.close();
+    await ownership.close();
     await notify?.close();
     await relay?.close('start failed', 0);
     await app.close();
@@ -381,6 +404,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       applying = done.catch(() => undefined);
       return done;
     },
+    node,
+    ownership,
     async close(reason?: string) {
       monitor?.stop();
       await applying;
@@ -388,6 +413,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       await http.close();
       // Watchers first: nothing publishes into a stopped dispatcher.
       await watch?.close();
+      // Leases released: the other nodes take this node's work over in their next round.
+      await ownership.close();
       await notify?.close();
       await app.close();
     },

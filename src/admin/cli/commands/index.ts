@@ -6,6 +6,7 @@ import type { Command } from '../command.ts';
  */
 export const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.ts')).command,
+  status: async () => (await import('./status.ts')).command,
   config: async () => (await import('./config.ts')).command,
   secret: async () => (await import('./secret.ts')).command,
   setup: async () => (await import('./setup.ts')).command,
