@@ -55,10 +55,14 @@ test('GET /api/v1/nodes and /metrics on two gateways sharing one database', asyn
   const one = await gateway(url, 'mb1');
   const two = await gateway(url, 'mb2');
   // Each node writes its row in its first round, at start.
-  const both = await waitFor(async () => {
-    const n = await nodes(one);
-    return n.nodes.length === 2 ? n : undefined;
-  });
+  const both = await waitFor(
+    async () => {
+      const n = await nodes(one);
+      return n.nodes.length === 2 ? n : undefined;
+    },
+    10_000,
+    'both nodes in the registry',
+  );
   assert.equal(both.store, 'postgres');
   assert.deepEqual(both.nodes.map((n) => [n.name, n.role, n.live]).sort(), [['mb1', 'serve', true], ['mb2', 'serve', true]]);
   assert.deepEqual(both.nodes.filter((n) => n.self).map((n) => n.id), [one.node.id]);
