@@ -12,6 +12,13 @@
  *
  * A lease in the store keeps a second process from running the same connector at the same time;
  * the lease of a process that died on this host is taken over at once, one of another host expires.
+ *
+ * Several nodes (`ownership`, on PostgreSQL): instead of one lease for the whole connector, each
+ * mailbox is a unit of the pool `connector:<name>` (src/cluster/ownership.ts). A node runs the
+ * workers of the mailboxes it holds, every checkpoint write of a worker carries its lease's fence
+ * (a node that lost a mailbox cannot commit for it), and a mailbox whose lease moves is stopped
+ * here before the next node starts it. Graph change notifications are not set up in this mode (a
+ * node would subscribe mailboxes it does not hold): Graph sources poll every pollSeconds.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -28,6 +35,7 @@ import { syncFolder, type PipelineOptions } from './pipeline.ts';
 import type { RetryRequests } from './retry-requests.ts';
 import { ConnectorError, type ConnectorEvent, type ConnectorPlugins, type Destination, type SourceFactory, type SourcePlugin, type SourceSession, type TokenProvider } from './types.ts';
 import type { ProxySettings } from '../net/proxy.ts';
+import type { Ownership } from '../cluster/ownership.ts';
 
 export interface SharedLimits {
   /** Per connection: logins in progress. */
@@ -73,6 +81,8 @@ export interface ConnectorDeps {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Retry requests from the admin API (retry-requests.ts): each folder retries its refused messages once per request. */
   retryRequests?: RetryRequests;
+  /** Several nodes: the mailboxes are shared with the other nodes through per-mailbox leases (not with --once). */
+  ownership?: Ownership;
 }
 
 /**
@@ -136,15 +146,19 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     }
   };
 
-  // One run per connector at a time, across processes.
+  // One run per connector at a time, across processes; with several nodes, one per mailbox (below).
+  const ownership = opts.once ? undefined : deps.ownership;
   const leaseName = `connector:${deps.name}`;
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const lease = await deps.repo.claim(leaseName, owner, LEASE_TTL_MS, deadOnThisHost);
-  if (!lease.ok) throw new ConnectorError('MB_CONNECTOR_BUSY', { connector: deps.name, owner: lease.owner, seconds: Math.ceil((lease.expiresAt - Date.now()) / 1000) });
-  const renew = setInterval(() => {
-    deps.repo.claim(leaseName, owner, LEASE_TTL_MS).catch((err: unknown) => log.error({ err: (err as Error).message }, 'lease renewal failed'));
-  }, LEASE_TTL_MS / 3);
-  renew.unref();
+  let renew: ReturnType<typeof setInterval> | undefined;
+  if (!ownership) {
+    const lease = await deps.repo.claim(leaseName, owner, LEASE_TTL_MS, deadOnThisHost);
+    if (!lease.ok) throw new ConnectorError('MB_CONNECTOR_BUSY', { connector: deps.name, owner: lease.owner, seconds: Math.ceil((lease.expiresAt - Date.now()) / 1000) });
+    renew = setInterval(() => {
+      deps.repo.claim(leaseName, owner, LEASE_TTL_MS).catch((err: unknown) => log.error({ err: (err as Error).message }, 'lease renewal failed'));
+    }, LEASE_TTL_MS / 3);
+    renew.unref();
+  }
 
   const ownDestination = !deps.destination;
   const destination = deps.destination ?? createDestination(c.destination, { connector: deps.name, window: c.concurrency.window, log, reveal: deps.reveal }, deps.plugins.destinations);
@@ -168,7 +182,8 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
 
   const pause = deps.sleep ?? sleep;
 
-  const worker = async (mb: { address: string; folders: string[] }) => {
+  /** Runs one mailbox until `signal` aborts, writing checkpoints through `repo` (fenced with several nodes). */
+  const worker = async (mb: { address: string; folders: string[] }, signal: AbortSignal, repo: CheckpointRepository) => {
     const backoff = new Backoff({ initialMs: c.retry.initialSeconds * 1000, maxMs: c.retry.maxSeconds * 1000 });
     const sessionSlot = limits.sessions.get(mb.address.toLowerCase());
     let freshToken = false;
@@ -196,7 +211,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
                 folder = f;
                 const scope = { connector: deps.name, mailbox: mb.address, folder: f };
                 const asked = await deps.retryRequests?.pending(scope);
-                await syncFolder({ ...pipeline, signal, ...(asked ? { retryRejected: true } : {}) }, session!, f);
+                await syncFolder({ ...pipeline, repo, signal, ...(asked ? { retryRejected: true } : {}) }, session!, f);
                 if (asked) await deps.retryRequests!.honoured(scope, asked);
               }
               folder = undefined;
@@ -235,17 +250,48 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     }
   };
 
+  /** Several nodes: a worker for each mailbox this node holds, started and stopped as leases move. */
+  const runOwned = async (o: Ownership, list: Array<{ address: string; folders: string[] }>) => {
+    const byAddress = new Map(list.map((mb) => [mb.address.toLowerCase(), mb]));
+    const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+    o.join(leaseName, [...byAddress.keys()], {
+      gained(unit, fence) {
+        const mb = byAddress.get(unit);
+        if (!mb || signal.aborted) return;
+        const controller = new AbortController();
+        const stop = () => controller.abort();
+        signal.addEventListener('abort', stop, { once: true });
+        log.info({ mailbox: mb.address, epoch: fence.epoch }, 'connector: this node runs the mailbox now');
+        const done = worker(mb, controller.signal, deps.repo.fenced(fence)).finally(() => signal.removeEventListener('abort', stop));
+        running.set(unit, { controller, done });
+      },
+      async lost(unit) {
+        const r = running.get(unit);
+        running.delete(unit);
+        r?.controller.abort();
+        await r?.done;
+      },
+    });
+    // The next round takes this pool's mailboxes; not waiting for the timer.
+    void o.tick();
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    await Promise.all([...running.values()].map((r) => r.done));
+  };
+
   const boxes = mailboxesOf(c);
   summary.mailboxes = boxes.length;
   try {
-    if (!opts.once) await source.start?.(boxes);
-    await Promise.all(boxes.map((mb) => worker(mb)));
+    if (ownership) await runOwned(ownership, boxes);
+    else {
+      if (!opts.once) await source.start?.(boxes);
+      await Promise.all(boxes.map((mb) => worker(mb, signal, deps.repo)));
+    }
   } finally {
-    clearInterval(renew);
+    if (renew) clearInterval(renew);
     outer?.removeEventListener('abort', onOuterAbort);
     if (ownDestination) await destination.close().catch(() => undefined);
     if (!deps.source) await source.close?.().catch(() => undefined);
-    await deps.repo.release(leaseName, owner).catch(() => undefined);
+    if (!ownership) await deps.repo.release(leaseName, owner).catch(() => undefined);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;

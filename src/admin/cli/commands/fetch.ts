@@ -22,6 +22,8 @@ import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs } from '../args.ts';
 import type { Output } from '../output.ts';
 import { connectorPlugins } from '../../../app/plugins.ts';
+import { nodeIdentity } from '../../../cluster/node.ts';
+import { Ownership } from '../../../cluster/ownership.ts';
 
 /** Exit codes of `fetch --once` (also in the help): the most serious that applies. */
 export const FETCH_EXIT = {
@@ -44,7 +46,7 @@ export function fetchExitCode(s: RunSummary): number {
 }
 
 export interface FetchEnvironment {
-  config: Pick<Config, 'connectors' | 'connections'> & Partial<Pick<Config, 'log'>> & { server?: { proxy?: string | undefined } };
+  config: Pick<Config, 'connectors' | 'connections'> & Partial<Pick<Config, 'log' | 'node'>> & { server?: { proxy?: string | undefined } };
   store: Store;
   /** Tokens for a connector's mailboxes (Exchange for IMAP, Graph for a Graph source). */
   tokens(connector: ConnectorConfig): TokenProvider;
@@ -344,6 +346,13 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
     const level = env.config.log?.level ?? 'info';
     const progress = new Progress(ctx.out, { mailboxes: c.mailboxes.length, level });
     const jsonLevel = ctx.env.MAILBRIDGE_LOG_LEVEL ?? (level === 'debug' || level === 'trace' ? level : 'silent');
+    // On PostgreSQL a long run is a node: several `fetch` processes of one connector (on several
+    // hosts) share its mailboxes through per-mailbox leases, and take over those of one that dies.
+    const ownership =
+      !once && env.store.driver === 'postgres'
+        ? new Ownership({ cluster: env.store.cluster, node: nodeIdentity({ name: env.config.node?.name, role: `fetch ${name}` }), log: createLogger({ level: jsonLevel, destination: { write: (line: string) => ctx.out.error(line.trimEnd()) } }) })
+        : undefined;
+    ownership?.start();
     const controller = new AbortController();
     void ctx.stopSignal.then((sig) => {
       if (controller.signal.aborted) return;
@@ -366,9 +375,10 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
         onEvent: (e) => progress.on(e),
         // Retries of the quarantine asked for through the admin API while this runs (or before).
         retryRequests: new RetryRequests(env.store.kv),
+        ...(ownership ? { ownership } : {}),
       },
       { once, retryRejected, signal: controller.signal },
-    );
+    ).finally(() => ownership?.close());
     progress.tick(true);
     ctx.out.line(progress.summary(summary));
     return once ? fetchExitCode(summary) : FETCH_EXIT.ok;
