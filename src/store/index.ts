@@ -10,9 +10,11 @@ import type { QueueRepository } from './queue.ts';
 import type { CheckpointRepository } from './checkpoints.ts';
 import type { NotifyRepository } from './notify.ts';
 import type { ClusterRepository } from './cluster.ts';
+import type { Signals } from './signals.ts';
 
 export type { CheckpointRepository } from './checkpoints.ts';
 export type { ClusterRepository, Fence, LeaseRecord, NodeRecord } from './cluster.ts';
+export type { Signals } from './signals.ts';
 
 export interface KeyValue {
   get(namespace: string, key: string): Promise<string | undefined>;
@@ -38,6 +40,8 @@ export interface Store {
   readonly notify: NotifyRepository;
   /** Several nodes: the node registry and leases with fencing (src/store/cluster.ts). */
   readonly cluster: ClusterRepository;
+  /** Short, not durable messages between the nodes of one database (src/store/signals.ts). */
+  readonly signals: Signals;
   /** Throws when the database cannot answer; used by the health endpoint and `check`. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -22,6 +22,7 @@ import { migrations } from './migrations.ts';
 import { createPostgresNotifyRepository } from './notify-postgres.ts';
 import { createPostgresQueueRepository } from './queue-postgres.ts';
 import { createPostgresCluster } from './cluster-postgres.ts';
+import { postgresSignals } from './signals.ts';
 
 /** A connection or a pool: what a repository runs its statements on. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -121,6 +122,7 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     },
   };
 
+  const signals = postgresSignals(pool, url, types);
   const store: PostgresStore = {
     driver: 'postgres',
     kv,
@@ -128,11 +130,13 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     checkpoints: createPostgresCheckpoints(pool, transaction),
     notify: createPostgresNotifyRepository(pool, transaction),
     cluster: createPostgresCluster(pool, transaction),
+    signals,
     transaction,
     async ping() {
       await pool.query('SELECT 1');
     },
     async close() {
+      await signals.close();
       await pool.end();
     },
   };

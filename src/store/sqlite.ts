@@ -15,6 +15,7 @@ import { migrations } from './migrations.ts';
 import { createSqliteQueueRepository } from './queue-sqlite.ts';
 import { createSqliteNotifyRepository } from './notify-sqlite.ts';
 import { createSqliteCluster } from './cluster-sqlite.ts';
+import { memorySignals } from './signals.ts';
 
 export function openSqliteStore(path: string): Store {
   let db: DatabaseSync;
@@ -37,6 +38,7 @@ export function openSqliteStore(path: string): Store {
     list: db.prepare('SELECT key, value, updated_at FROM kv WHERE namespace = ? ORDER BY key'),
   };
 
+  const signals = memorySignals();
   const wal = walSyncer(`${path}-wal`);
   const syncWal = path === ':memory:' ? undefined : wal.sync;
   // Writes not asked to be relaxed are as durable as before, but their fsync runs in the thread pool: watchers write a
@@ -69,10 +71,12 @@ export function openSqliteStore(path: string): Store {
     queue: createSqliteQueueRepository(db, syncWal),
     notify: createSqliteNotifyRepository(db),
     cluster: createSqliteCluster(db),
+    signals,
     async ping() {
       db.prepare('SELECT 1').get();
     },
     async close() {
+      await signals.close();
       if (db.isOpen) db.close();
       await wal.close();
     },

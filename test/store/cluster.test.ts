@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MbError } from '../../src/errors/index.ts';
 import { storeDrivers } from '../support/stores.ts';
+import { waitFor } from '../support/wait.ts';
 
 const drivers = storeDrivers();
 after(() => drivers.close());
@@ -88,5 +89,45 @@ for (const d of drivers.list) {
       now += 31_000;
       await assert.rejects(asB.advance(scope, { position: 5 }), lost);
     });
+
+    test('signals: a subscriber gets what another store of the same database publishes', async () => {
+      const a = await d.open();
+      // PostgreSQL: a second pool on the same database, as another node; SQLite: the same process.
+      const b = d.name === 'postgres' ? await d.reopen() : a;
+      const got: string[] = [];
+      const stop = await a.signals.subscribe('mailbridge_test', (p) => got.push(p));
+      await b.signals.publish('mailbridge_test', '{"n":1}');
+      await b.signals.publish('other_channel', 'not for us');
+      await waitFor(() => got.length === 1, 10_000, 'the signal');
+      assert.deepEqual(got, ['{"n":1}']);
+      stop();
+      await b.signals.publish('mailbridge_test', '{"n":2}');
+      await b.signals.publish('mailbridge_test', '{"n":3}');
+      // A second subscriber still listening shows that the publications went out; the stopped one got none.
+      const later: string[] = [];
+      await a.signals.subscribe('mailbridge_test', (p) => later.push(p));
+      await b.signals.publish('mailbridge_test', '{"n":4}');
+      await waitFor(() => later.includes('{"n":4}'), 10_000, 'the later signal');
+      assert.deepEqual(got, ['{"n":1}']);
+    });
   });
 }
+
+test('signals on PostgreSQL listen again after the server restarted', async () => {
+  const d = drivers.list.find((x) => x.name === 'postgres')!;
+  const a = await d.open();
+  const b = await d.reopen();
+  const got: string[] = [];
+  await a.signals.subscribe('mailbridge_test', (p) => got.push(p));
+  await (await drivers.server()).restart();
+  // Publishing fails while the pools reconnect; each attempt is a new publication until one arrives.
+  await waitFor(
+    async () => {
+      await b.signals.publish('mailbridge_test', 'after restart').catch(() => undefined);
+      return got.includes('after restart');
+    },
+    30_000,
+    'a signal after the restart',
+    200,
+  );
+});
