@@ -72,6 +72,8 @@ export interface GatewayOptions {
   clock?: () => number;
   /** mailbridge.yaml as `serve` read it: setup runs and config apply write it, check runs read it anew. */
   configPath?: string;
+  /** Several nodes, for tests and benchmarks: a shorter lease time, smaller watch shards. */
+  cluster?: { leaseMs?: number; shardSize?: number };
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -92,7 +94,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   // Every gateway is a node: it heartbeats (mailbridge status lists it) and, on PostgreSQL, shares
   // the watch shards and the notification deliveries with the other nodes of the same database.
   const node = nodeIdentity({ name: config.node.name, role: 'serve' });
-  const ownership = new Ownership({ cluster: store.cluster, node, log });
+  const ownership = new Ownership({ cluster: store.cluster, node, log, ...(options.cluster?.leaseMs ? { leaseMs: options.cluster.leaseMs } : {}) });
   metrics.sources.node = () => ({ id: node.id, name: node.name, version: node.version, role: node.role, owns: ownership.counts() });
   metrics.sources.clusterNodes = async () => {
     const nodes = await nodesView(store.cluster, { now: Date.now(), leaseMs: ownership.leaseMs });
@@ -203,6 +205,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       seal: (plain) => secretBox.seal(plain),
       open: (sealed) => secretBox.open(sealed),
       log,
+      // Several nodes: this node watches the shards whose leases it holds.
+      ...(store.driver === 'postgres' ? { cluster: { ownership, signals: store.signals, ...(options.cluster?.shardSize ? { shardSize: options.cluster.shardSize } : {}) } } : {}),
     });
     metrics.sources.watchStates = () => started.status().groups;
     return started;

@@ -31,6 +31,7 @@ import type { KeyValue } from '../../store/index.ts';
 import { Semaphore } from '../../util/limits.ts';
 import type { GraphClient } from '../graph.ts';
 import { registerRoutes } from './endpoint.ts';
+import type { RouteHub } from './hub.ts';
 import {
   clientStateDigest,
   clientStateMatches,
@@ -47,6 +48,7 @@ import {
 } from './requests.ts';
 
 export { publicUrlField, listenSchema, createInbound, DEFAULT_LISTEN, type Inbound, type ListenConfig } from './inbound.ts';
+export { createRouteHub, type RouteHub, type Handoff } from './hub.ts';
 export { resourcePath, subscriptionKey, subscribeFailed, RICH_SELECT, type SubscriptionCodes, type SubscriptionRecord } from './requests.ts';
 
 /** Counters an owner may show; the manager adds to them. */
@@ -87,6 +89,8 @@ export interface SubscriptionManagerOptions<T> {
   prefix: string;
   /** The inbound listener (routes are registered at once) and the path Graph calls on it. */
   inbound: { http: FastifyInstance; publicUrl: string };
+  /** Several owners (nodes) share the path's routes: join the hub's instead of registering them (hub.ts). */
+  hub?: RouteHub;
   path: string;
   changeTypes: readonly string[];
   expirationMinutes: number;
@@ -373,7 +377,7 @@ export function createSubscriptionManager<T>(o: SubscriptionManagerOptions<T>): 
     });
   }
 
-  registerRoutes(o.inbound.http, o.path, { accept, closed: () => closed });
+  const leave = o.hub ? o.hub.attach(o.path, { knows: (id) => !closed && bySub.has(id), accept }) : (registerRoutes(o.inbound.http, o.path, { accept, closed: () => closed }), () => {});
 
   return {
     notificationUrl,
@@ -401,6 +405,7 @@ export function createSubscriptionManager<T>(o: SubscriptionManagerOptions<T>): 
     },
     async close() {
       closed = true;
+      leave();
       await Promise.allSettled([...work]);
     },
   };

@@ -8,6 +8,16 @@
  * Status: every watcher's per-mailbox state and the last problems are kept in memory for the API
  * and written to the store every few seconds, so that `mailbridge watch` in another process can
  * show them.
+ *
+ * Several nodes (`cluster`, on PostgreSQL): each listener's mailboxes are cut into shards of
+ * `shardSize` (by a hash of the address, so a shard keeps its mailboxes), each shard a lease of the
+ * pool `watch:<group>` (src/cluster/ownership.ts). A node runs a watcher for each shard it holds,
+ * built when the lease comes and closed when it goes, so N nodes watch N times the mailboxes.
+ * A shard's watcher keeps the listener's id: Graph subscriptions, cursors and the notification URL
+ * stay the same whichever node holds it, and a new holder renews the stored subscriptions and reads
+ * each folder with delta. Graph's notifications reach any node behind the load balancer; the shared
+ * routes (m365/subscriptions/hub.ts) hand each to the node holding its subscription through the
+ * store's signals. EWS push groups cannot be sharded yet (their routes are per watcher).
  */
 import { readFileSync } from 'node:fs';
 import { MbError, toMbError } from '../../errors/index.ts';
@@ -17,6 +27,10 @@ import { cloudFor, type CloudName } from '../../identity/clouds.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 import { createInbound, type Inbound } from '../../m365/subscriptions/inbound.ts';
+import { createRouteHub, type Handoff, type RouteHub } from '../../m365/subscriptions/hub.ts';
+import { createHash } from 'node:crypto';
+import type { Ownership } from '../../cluster/ownership.ts';
+import { MAX_SIGNAL_BYTES, type Signals } from '../../store/signals.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
@@ -51,6 +65,21 @@ export interface WatchServiceOptions {
   readFile?: (path: string) => string;
   /** How often the status is written to the store for `mailbridge watch` (ms; default 5,000). */
   statusEveryMs?: number;
+  /** Several nodes on one PostgreSQL database: the shards this node watches come and go with their leases. */
+  cluster?: { ownership: Ownership; signals: Signals; shardSize?: number };
+}
+
+/** The signal channel on which a node hands a Graph notification to the node holding its subscription. */
+export const PUSH_CHANNEL = 'mailbridge_push';
+/** Mailboxes per shard (a lease) when several nodes share a group. */
+export const DEFAULT_SHARD_SIZE = 250;
+
+/** Splits a listener's mailboxes into shards of about `size`, each mailbox always in the same one. */
+export function shardsOf(mailboxes: readonly WatchedMailbox[], size: number): WatchedMailbox[][] {
+  const n = Math.max(1, Math.ceil(mailboxes.length / size));
+  const out: WatchedMailbox[][] = Array.from({ length: n }, () => []);
+  for (const m of mailboxes) out[createHash('sha256').update(m.address).digest().readUInt32BE(0) % n]!.push(m);
+  return out;
 }
 
 export interface WatchProblem {
@@ -82,6 +111,8 @@ export interface WatchStatus {
   attention: Array<MailboxStatus & { group: string }>;
   problems: WatchProblem[];
   stopped?: boolean;
+  /** Several nodes: Graph notifications handed to the node holding their subscription, received from other nodes, and received for no shard held here. */
+  handoff?: { forwarded: number; received: number; unclaimed: number };
 }
 
 export interface WatchService {
@@ -149,75 +180,137 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     setup: new Semaphore(most((g) => (g.kind === 'graph' ? g.graph.setupConcurrency : g.kind === 'ews' ? g.ews.subscribeConcurrency : undefined), SETUP_IN_FLIGHT)),
     sync: new Semaphore(most((g) => (g.kind === 'graph' ? g.graph.syncConcurrency : undefined), SYNC_IN_FLIGHT)),
   };
-  const built: Built[] = [];
+  let built: Built[] = [];
+  let closed = false;
+  let stopSignals: (() => void) | undefined;
   const close = async () => {
+    closed = true;
+    stopSignals?.();
     await Promise.allSettled(built.map((b) => b.watcher.close()));
     await inbound?.close();
   };
+  const cluster = o.cluster;
+  let hub: RouteHub | undefined;
+  type Plan = (typeof plans)[number];
+  type Member = Plan['assignments'][number]['listener'];
+  const build = async (plan: Plan, listener: Member, mailboxes: WatchedMailbox[]): Promise<Built> => {
+    const g = plan.group;
+    const l = listener.config;
+    const report = (mailbox: string | undefined, error: MbError) => {
+      const p: WatchProblem = { at: new Date(now()).toISOString(), group: plan.name, listener: listener.id, code: error.code, message: error.message };
+      if (mailbox) p.mailbox = mailbox;
+      problems.push(p);
+      if (problems.length > MAX_PROBLEMS) problems.shift();
+      // Not logged here: every watcher logs its problem (with group and listener) before reporting it.
+    };
+    const publish: Publish = g.privacy === 'minimal' ? (e) => o.publish(e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e) : o.publish;
+    const ctx: WatcherContext = {
+      publish,
+      kv: o.kv,
+      log: log.child({ group: plan.name, listener: listener.id }),
+      now,
+      problem: report,
+      gates,
+      ...(inbound ? { inbound: { http: inbound.http, publicUrl: inbound.publicUrl } } : {}),
+      ...(hub ? { hub } : {}),
+      ...(o.seal ? { seal: o.seal } : {}),
+      ...(o.open ? { reveal: o.open } : {}),
+    };
+    const password = l.password !== undefined ? o.reveal(l.password, `notify.watch.groups.${plan.name}.listeners.password`) : undefined;
+    if (password) registerSecret(password);
+    const tokens = (resource: Resource) => async () => {
+      if (!l.connection) throw new MbError('MB_NOTIFY_WATCH_NO_CONNECTION', { group: plan.name, listener: listener.id });
+      return o.token(l.connection, resource);
+    };
+    // Defaults from the listener's connection: its cloud's hosts and its extra CA (the sandbox's).
+    const conn = l.connection ? o.connections?.[l.connection] : undefined;
+    const cloud = conn ? cloudFor(conn.cloud) : undefined;
+    // Proxy: the connection's, else server.proxy, else HTTPS_PROXY (src/net/proxy.ts).
+    const proxy: ProxySettings = { proxy: conn?.proxy ?? o.serverProxy, source: conn?.proxy ? 'connection' : 'server', env: o.env };
+    const caOf = (file: string | undefined) => {
+      const path = file ?? conn?.caFile;
+      return path ? readFile(path) : undefined;
+    };
+    const build: WatcherBuild = {
+      group: plan.name,
+      listener: listener.id,
+      config: l,
+      mailboxes,
+      ctx,
+      tokens,
+      proxy,
+      password,
+      ca: caOf,
+      cloud,
+      reveal: o.reveal,
+    };
+    // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
+    const watcher = await (o.watchers[g.kind] as (group: typeof g, build: WatcherBuild) => Promise<Watcher>)(g, build);
+    return { group: plan.name, kind: g.kind, watcher, capacity: listener.capacity };
+  };
   try {
-    for (const plan of plans) {
-      const g = plan.group;
-      for (const { listener, mailboxes } of plan.assignments) {
-        const l = listener.config;
-        const report = (mailbox: string | undefined, error: MbError) => {
-          const p: WatchProblem = { at: new Date(now()).toISOString(), group: plan.name, listener: listener.id, code: error.code, message: error.message };
-          if (mailbox) p.mailbox = mailbox;
-          problems.push(p);
-          if (problems.length > MAX_PROBLEMS) problems.shift();
-          // Not logged here: every watcher logs its problem (with group and listener) before reporting it.
-        };
-        const publish: Publish = g.privacy === 'minimal' ? (e) => o.publish(e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e) : o.publish;
-        const ctx: WatcherContext = {
-          publish,
-          kv: o.kv,
-          log: log.child({ group: plan.name, listener: listener.id }),
-          now,
-          problem: report,
-          gates,
-          ...(inbound ? { inbound: { http: inbound.http, publicUrl: inbound.publicUrl } } : {}),
-          ...(o.seal ? { seal: o.seal } : {}),
-          ...(o.open ? { reveal: o.open } : {}),
-        };
-        const password = l.password !== undefined ? o.reveal(l.password, `notify.watch.groups.${plan.name}.listeners.password`) : undefined;
-        if (password) registerSecret(password);
-        const tokens = (resource: Resource) => async () => {
-          if (!l.connection) throw new MbError('MB_NOTIFY_WATCH_NO_CONNECTION', { group: plan.name, listener: listener.id });
-          return o.token(l.connection, resource);
-        };
-        // Defaults from the listener's connection: its cloud's hosts and its extra CA (the sandbox's).
-        const conn = l.connection ? o.connections?.[l.connection] : undefined;
-        const cloud = conn ? cloudFor(conn.cloud) : undefined;
-        // Proxy: the connection's, else server.proxy, else HTTPS_PROXY (src/net/proxy.ts).
-        const proxy: ProxySettings = { proxy: conn?.proxy ?? o.serverProxy, source: conn?.proxy ? 'connection' : 'server', env: o.env };
-        const caOf = (file: string | undefined) => {
-          const path = file ?? conn?.caFile;
-          return path ? readFile(path) : undefined;
-        };
-        const build: WatcherBuild = {
-          group: plan.name,
-          listener: listener.id,
-          config: l,
-          mailboxes,
-          ctx,
-          tokens,
-          proxy,
-          password,
-          ca: caOf,
-          cloud,
-          reveal: o.reveal,
-        };
-        // The registry is keyed by kind, so the plug-in found takes exactly this kind's section.
-        const watcher = await (o.watchers[g.kind] as (group: typeof g, build: WatcherBuild) => Promise<Watcher>)(g, build);
-        built.push({ group: plan.name, kind: g.kind, watcher, capacity: listener.capacity });
+    if (cluster) {
+      const ews = groups.find(([, g]) => g.kind === 'ews' && g.ews.mode === 'push');
+      if (ews) throw new MbError('MB_CLUSTER_EWS_PUSH_UNSUPPORTED', { group: ews[0] });
+    }
+    if (cluster && inbound) {
+      const signals = cluster.signals;
+      hub = createRouteHub(inbound.http, (h) => {
+        let text = JSON.stringify(h);
+        // Rich content that does not fit a signal is left out: the owner then reads the message with delta.
+        if (Buffer.byteLength(text) > MAX_SIGNAL_BYTES) text = JSON.stringify({ ...h, item: { ...h.item, encryptedContent: undefined } });
+        signals.publish(PUSH_CHANNEL, text).catch((err: unknown) => log.warn({ err: toMbError(err).message }, 'watch: handing a notification to its node failed; the node reads the folder at its next round'));
+      });
+      for (const plan of plans) {
+        if (plan.group.kind !== 'graph') continue;
+        for (const a of plan.assignments) hub.prepare(`${plan.group.graph.path}/${a.listener.id}`);
       }
+      const h = hub;
+      stopSignals = await signals.subscribe(PUSH_CHANNEL, (payload) => {
+        try {
+          h.receive(JSON.parse(payload) as Handoff);
+        } catch {
+          // Not ours to read: another version's or a foreign payload on the channel.
+        }
+      });
+    } else if (!cluster) {
+      for (const plan of plans) for (const { listener, mailboxes } of plan.assignments) built.push(await build(plan, listener, mailboxes));
     }
     let inboundUrl: string | undefined;
     if (inbound) {
       inboundUrl = await inbound.listen();
       log.info({ url: inboundUrl, publicUrl: inbound.publicUrl }, 'watch: inbound listener for Graph notifications / EWS push is up');
     }
-    for (const b of built) {
-      b.watcher.start().catch((err: unknown) => log.error({ listener: b.watcher.listener, err: toMbError(err).message }, 'watch: a watcher failed to start'));
+    const startOne = (b: Built) => b.watcher.start().catch((err: unknown) => log.error({ listener: b.watcher.listener, err: toMbError(err).message }, 'watch: a watcher failed to start'));
+    for (const b of built) startOne(b);
+    if (cluster) {
+      const size = cluster.shardSize ?? DEFAULT_SHARD_SIZE;
+      for (const plan of plans) {
+        const units = new Map<string, { listener: Member; mailboxes: WatchedMailbox[] }>();
+        for (const a of plan.assignments) shardsOf(a.mailboxes, size).forEach((mailboxes, k) => mailboxes.length > 0 && units.set(`${a.listener.id}#${k}`, { listener: a.listener, mailboxes }));
+        const running = new Map<string, Built>();
+        cluster.ownership.join(`watch:${plan.name}`, [...units.keys()], {
+          async gained(unit) {
+            const u = units.get(unit);
+            if (!u || closed) return;
+            const b = await build(plan, u.listener, u.mailboxes);
+            if (closed) return void (await b.watcher.close());
+            running.set(unit, b);
+            built.push(b);
+            log.info({ group: plan.name, shard: unit, mailboxes: u.mailboxes.length }, 'watch: this node watches the shard now');
+            startOne(b);
+          },
+          async lost(unit) {
+            const b = running.get(unit);
+            // After close() every watcher is closed already.
+            if (!b || closed) return;
+            running.delete(unit);
+            built = built.filter((x) => x !== b);
+            await b.watcher.close();
+          },
+        });
+      }
+      void cluster.ownership.tick();
     }
 
     const status = (): WatchStatus => {
@@ -245,14 +338,24 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         }
         byGroup.set(b.group, gs);
       }
-      return { updatedAt: new Date(now()).toISOString(), ...(inbound ? { publicUrl: inbound.publicUrl } : {}), groups: [...byGroup.values()], attention, problems: [...problems] };
+      return {
+        updatedAt: new Date(now()).toISOString(),
+        ...(inbound ? { publicUrl: inbound.publicUrl } : {}),
+        groups: [...byGroup.values()],
+        attention,
+        problems: [...problems],
+        ...(hub ? { handoff: { ...hub.stats } } : {}),
+      };
     };
     const writeStatus = () => o.kv.set(STATUS_NAMESPACE, STATUS_KEY, JSON.stringify(status())).catch((err: unknown) => log.debug({ err: (err as Error).message }, 'watch: status not written'));
     const timer = setInterval(writeStatus, o.statusEveryMs ?? 5_000);
     timer.unref();
     log.info({ groups: groups.length, watchers: built.length, mailboxes: plans.reduce((n, p) => n + p.assignments.reduce((k, a) => k + a.mailboxes.length, 0), 0) }, 'watch: started');
     return {
-      watchers: built.map((b) => b.watcher),
+      // A getter: with several nodes the watchers come and go with their shards' leases.
+      get watchers() {
+        return built.map((b) => b.watcher);
+      },
       ...(inboundUrl ? { inboundUrl } : {}),
       ...(inbound ? { inboundListening: inbound.listening } : {}),
       status,

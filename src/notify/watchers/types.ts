@@ -19,6 +19,7 @@ import type { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { Semaphore } from '../../util/limits.ts';
+import type { RouteHub } from '../../m365/subscriptions/hub.ts';
 import type { NotifyEvent } from '../events.ts';
 
 export const WATCHER_KINDS = ['graph', 'ews', 'imap'] as const;
@@ -68,6 +69,11 @@ export interface WatcherContext {
    * it while the watcher is built (before it listens); `publicUrl` is how Microsoft reaches it.
    */
   inbound?: { http: FastifyInstance; publicUrl: string };
+  /**
+   * Several nodes: the inbound routes are shared (src/m365/subscriptions/hub.ts), prepared before
+   * the listener listens; a watcher built later (its shard's lease moved here) joins them.
+   */
+  hub?: RouteHub;
   /** Seal and reveal small secrets kept in `kv` (clientState, push keys) with the SecretBox. */
   seal?: (plain: string) => string;
   reveal?: (sealed: string) => string;

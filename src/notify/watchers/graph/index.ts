@@ -195,6 +195,7 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     namespace: KV_NAMESPACE,
     prefix: 's\t',
     inbound: ctx.inbound,
+    ...(ctx.hub ? { hub: ctx.hub } : {}),
     path: routePath,
     changeTypes: o.changeTypes,
     expirationMinutes,
