@@ -22,6 +22,7 @@
 import { MbError, toMbError } from '../errors/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { DeliveryClaim, DeliveryError, DueDelivery, NotifyRepository } from '../store/notify.ts';
+import type { Fence } from '../store/cluster.ts';
 import type { RetryConfig } from './config.ts';
 import { forSubscription, parseEvent, type NotifyEvent } from './events.ts';
 import type { Sink, SinkResult } from './sinks/types.ts';
@@ -66,8 +67,8 @@ export function backoffMs(retry: RetryConfig, failures: number): number {
 }
 
 export interface Dispatcher {
-  /** Stores the event (deduplicated by id), fans it out, and wakes the loop. */
-  publish(event: NotifyEvent): Promise<{ seq: number; duplicate: boolean; deliveries: number }>;
+  /** Stores the event (deduplicated by id), fans it out, and wakes the loop; `fence`: see NotifyRepository.publish. */
+  publish(event: NotifyEvent, fence?: Fence): Promise<{ seq: number; duplicate: boolean; deliveries: number }>;
   /** Delivers everything due now, line by line, until nothing is due; for tests and `notify test`. */
   runOnce(): Promise<RunStats>;
   /** Runs in the background: delivers what is due and sleeps until the next due time or a publish. */
@@ -206,10 +207,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
 
   return {
-    async publish(event) {
+    async publish(event, fence) {
       const { id, mailbox, type } = event;
       const { seq: _seq, ...body } = event;
-      const r = await repo.publish({ id, mailbox, type, body: JSON.stringify(body) }, now());
+      const r = await repo.publish({ id, mailbox, type, body: JSON.stringify(body) }, now(), fence);
       if (!r.duplicate) options.observe?.published(type);
       if (!r.duplicate && r.deliveries > 0) kick();
       return { seq: r.event.seq, duplicate: r.duplicate, deliveries: r.deliveries };

@@ -199,7 +199,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       serverProxy: cfg.server.proxy,
       env,
       kv: store.kv,
-      publish: async (e) => ({ duplicate: (await dispatcher.publish(e)).duplicate }),
+      publish: async (e, fence) => ({ duplicate: (await dispatcher.publish(e, fence)).duplicate }),
       token: async (connection, resource) => (await tokens.getToken(connection, resource)).accessToken,
       reveal: (stored) => secretBox.reveal(stored),
       seal: (plain) => secretBox.seal(plain),

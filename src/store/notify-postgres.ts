@@ -18,6 +18,7 @@ import {
 } from './notify.ts';
 import { HEAD, subFields, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
+import { postgresFenceCheck } from './cluster-postgres.ts';
 import { tally } from './rows.ts';
 
 /** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
@@ -82,9 +83,10 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
         return changed;
       });
     },
-    async publish(event, now) {
+    async publish(event, now, fence) {
       const mailbox = event.mailbox.toLowerCase();
       return transaction(async (db) => {
+        await postgresFenceCheck(db, fence);
         // Lock the mailbox's sequence row first: publishers of one mailbox take turns, so the
         // duplicate check below sees an event another node committed a moment ago.
         await db.query('INSERT INTO notify_mailboxes (mailbox, last_seq) VALUES ($1, 0) ON CONFLICT (mailbox) DO NOTHING', [mailbox]);

@@ -13,6 +13,7 @@ import {
 } from './notify.ts';
 import { HEAD, subFields, toDelivery, toEvent, toSub as toRecord, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import { tally } from './rows.ts';
+import { sqliteFenceCheck } from './cluster-sqlite.ts';
 
 export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository {
   const s = {
@@ -72,6 +73,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
   };
 
   const tx = <T>(fn: () => T): T => transaction(db, fn);
+  const fenceCheck = sqliteFenceCheck(db);
 
   const toSub = (r: SubRow) => toRecord(r, (s.subMailboxes.all(r.id) as Array<{ mailbox: string }>).map((m) => m.mailbox));
 
@@ -103,8 +105,9 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
         return changed;
       });
     },
-    async publish(event, now) {
+    async publish(event, now, fence) {
       return tx(() => {
+        fenceCheck(fence);
         const existing = s.eventById.get(event.id) as EventRow | undefined;
         if (existing) return { event: toEvent(existing), duplicate: true, deliveries: 0 };
         const mailbox = event.mailbox.toLowerCase();

@@ -13,6 +13,7 @@
  *   out while an earlier one of the same line is still pending.
  */
 import type { ErrorParams } from '../errors/index.ts';
+import type { Fence } from './cluster.ts';
 
 export const SUBSCRIPTION_STATES = ['active', 'gone'] as const;
 export type SubscriptionState = (typeof SUBSCRIPTION_STATES)[number];
@@ -106,8 +107,12 @@ export interface NotifyRepository {
   deleteSubscription(id: string): Promise<boolean>;
   /** The sink said the subscription no longer exists: mark it gone and drop its pending deliveries. */
   markGone(id: string, reason: string, now: number): Promise<boolean>;
-  /** Stores the event with the mailbox's next seq and fans it out, in one transaction. `body` is JSON. */
-  publish(event: { id: string; mailbox: string; type: string; body: string }, now: number): Promise<PublishResult>;
+  /**
+   * Stores the event with the mailbox's next seq and fans it out, in one transaction. `body` is
+   * JSON. With `fence` (a watcher publishing as the holder of its shard's lease) the transaction
+   * first checks the lease still holds, and otherwise throws MB_CLUSTER_LEASE_LOST storing nothing.
+   */
+  publish(event: { id: string; mailbox: string; type: string; body: string }, now: number, fence?: Fence): Promise<PublishResult>;
   /**
    * Heads of (subscription, mailbox) lines that are due, earliest first; lines in `busy`
    * (`sub\nmailbox`) are skipped. With `claim` (several dispatchers on one PostgreSQL database)

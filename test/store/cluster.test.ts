@@ -90,6 +90,24 @@ for (const d of drivers.list) {
       await assert.rejects(asB.advance(scope, { position: 5 }), lost);
     });
 
+    test('fencing: a watcher that lost its shard\'s lease cannot publish an event as its owner', async () => {
+      const s = await d.open();
+      let now = T0;
+      const clock = () => now;
+      const lease = 'watch:sales/sales/contoso#0';
+      const a = await s.cluster.acquire(lease, 'n-a', 30_000, now);
+      assert.ok(a.ok);
+      const event = (id: string) => ({ id, mailbox: 'anna@contoso.test', type: 'message.new', body: '{}' });
+      const fenceA = { lease, owner: 'n-a', epoch: a.epoch, now: clock };
+      assert.equal((await s.notify.publish(event('evt_1'), now, fenceA)).event.seq, 1);
+      now += 31_000;
+      const b = await s.cluster.acquire(lease, 'n-b', 30_000, now);
+      assert.ok(b.ok);
+      await assert.rejects(s.notify.publish(event('evt_2'), now, fenceA), (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST');
+      assert.deepEqual((await s.notify.listEvents({ after: 0 })).map((e) => e.id), ['evt_1']);
+      assert.equal((await s.notify.publish(event('evt_2'), now, { lease, owner: 'n-b', epoch: b.epoch, now: clock })).event.seq, 2);
+    });
+
     test('signals: a subscriber gets what another store of the same database publishes', async () => {
       const a = await d.open();
       // PostgreSQL: a second pool on the same database, as another node; SQLite: the same process.

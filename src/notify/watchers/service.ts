@@ -31,6 +31,7 @@ import { createRouteHub, type Handoff, type RouteHub } from '../../m365/subscrip
 import { createHash } from 'node:crypto';
 import type { Ownership } from '../../cluster/ownership.ts';
 import { MAX_SIGNAL_BYTES, type Signals } from '../../store/signals.ts';
+import type { Fence } from '../../store/cluster.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
@@ -52,7 +53,8 @@ export interface WatchServiceOptions {
   /** The environment (HTTPS_PROXY, NO_PROXY); default process.env. */
   env?: NodeJS.ProcessEnv;
   kv: KeyValue;
-  publish: Publish;
+  /** `fence`: with several nodes, the lease of the shard the event comes from (refused once it moved on). */
+  publish: (event: Parameters<Publish>[0], fence?: Fence) => ReturnType<Publish>;
   /** An access token of a connection for a resource (Identity.getToken). */
   token: (connection: string, resource: Resource) => Promise<string>;
   /** Clear value of a stored secret (enc:v1:…). */
@@ -193,7 +195,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
   let hub: RouteHub | undefined;
   type Plan = (typeof plans)[number];
   type Member = Plan['assignments'][number]['listener'];
-  const build = async (plan: Plan, listener: Member, mailboxes: WatchedMailbox[]): Promise<Built> => {
+  const build = async (plan: Plan, listener: Member, mailboxes: WatchedMailbox[], fence?: Fence): Promise<Built> => {
     const g = plan.group;
     const l = listener.config;
     const report = (mailbox: string | undefined, error: MbError) => {
@@ -203,7 +205,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
       if (problems.length > MAX_PROBLEMS) problems.shift();
       // Not logged here: every watcher logs its problem (with group and listener) before reporting it.
     };
-    const publish: Publish = g.privacy === 'minimal' ? (e) => o.publish(e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e) : o.publish;
+    // With several nodes every event is published as the holder of the shard's lease (refused once it moved on).
+    const publish: Publish = (e) => o.publish(g.privacy === 'minimal' && e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e, fence);
     const ctx: WatcherContext = {
       publish,
       kv: o.kv,
@@ -290,10 +293,10 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         for (const a of plan.assignments) shardsOf(a.mailboxes, size).forEach((mailboxes, k) => mailboxes.length > 0 && units.set(`${a.listener.id}#${k}`, { listener: a.listener, mailboxes }));
         const running = new Map<string, Built>();
         cluster.ownership.join(`watch:${plan.name}`, [...units.keys()], {
-          async gained(unit) {
+          async gained(unit, fence) {
             const u = units.get(unit);
             if (!u || closed) return;
-            const b = await build(plan, u.listener, u.mailboxes);
+            const b = await build(plan, u.listener, u.mailboxes, fence);
             if (closed) return void (await b.watcher.close());
             running.set(unit, b);
             built.push(b);
