@@ -113,6 +113,22 @@ export class Ownership {
     this.pools.set(pool, { key: pool, units: [...new Set(units)], handlers });
   }
 
+  /**
+   * Stops taking part in a pool: its units' work stops here and their leases are released, so the
+   * other nodes take them at once (a watch service stopped by config apply, a connector run that
+   * ended). Joining again later takes them as new leases.
+   */
+  async leave(pool: string): Promise<void> {
+    await this.round;
+    const t = this.now();
+    for (const [lease, h] of [...this.held]) {
+      if (h.pool !== pool) continue;
+      await this.stop(lease);
+      await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, t).catch(() => false);
+    }
+    this.pools.delete(pool);
+  }
+
   /** Units held now, per pool. */
   owned(pool?: string): string[] {
     return [...this.held.values()].filter((h) => pool === undefined || h.pool === pool).map((h) => h.unit);

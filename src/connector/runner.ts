@@ -276,6 +276,8 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     void o.tick();
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     await Promise.all([...running.values()].map((r) => r.done));
+    // The mailboxes' leases go back now: the other nodes take them over without waiting for the lease time.
+    await o.leave(leaseName);
   };
 
   const boxes = mailboxesOf(c);

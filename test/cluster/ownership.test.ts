@@ -49,6 +49,30 @@ for (const d of drivers.list) {
       }
     });
 
+    test('leave: a pool\'s units stop here and go to the other node at once, without waiting for the lease time', async () => {
+      const store = await d.open();
+      let now = 1_800_000_000_000;
+      const clock = () => now;
+      const running = new Map<string, string>();
+      const a = node(store, 'a', clock, running);
+      const b = node(store, 'b', clock, running);
+      const round = async () => {
+        now += a.o.roundMs;
+        for (const n of [a, b]) await n.o.tick();
+      };
+      for (let i = 0; i < 10; i++) await round();
+      assert.ok(a.active.size > 0 && b.active.size > 0);
+      const leftAt = now;
+      await a.o.leave('connector:erp');
+      assert.equal(a.active.size, 0);
+      assert.deepEqual(a.o.counts(), {});
+      await round();
+      assert.equal(b.active.size, UNITS.length);
+      assert.ok(now - leftAt < LEASE);
+      await a.o.close();
+      await b.o.close();
+    });
+
     test('three nodes share the units, a killed node\'s units move to the survivors within the lease time, its late write is refused', async () => {
       const store = await d.open();
       let now = 1_800_000_000_000;

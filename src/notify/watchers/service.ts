@@ -186,6 +186,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
   let closed = false;
   let stopSignals: (() => void) | undefined;
   const close = async () => {
+    // Several nodes: the shards' leases go back at once (config apply starts a new service that takes them again).
+    if (o.cluster) for (const plan of plans) await o.cluster.ownership.leave(`watch:${plan.name}`);
     closed = true;
     stopSignals?.();
     await Promise.allSettled(built.map((b) => b.watcher.close()));
