@@ -12,6 +12,10 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "AES-256-Schlüsseldatei, bei der ersten Verwendung mit Modus 0600 angelegt; MAILBRIDGE_KEY hat Vorrang",
   "PostgreSQL connection URL, e.g. postgres://user:password@host/db":
     "PostgreSQL-Verbindungs-URL, z. B. postgres://benutzer:kennwort@host/db",
+  "This node among several on one PostgreSQL store (its name); the only setting that may differ between nodes":
+    "Dieser Knoten unter mehreren an einem PostgreSQL-Speicher (sein Name); die einzige Einstellung, die sich zwischen Knoten unterscheiden darf",
+  "Name of this node in mailbridge status, the API and the metrics (default: the host name); the only node-specific setting":
+    "Name dieses Knotens in mailbridge status, der API und den Metriken (Standard: der Rechnername); die einzige knotenspezifische Einstellung",
   "URL under which admins and Microsoft reach this server (sign-in redirects, notifications)":
     "URL, unter der Administratoren und Microsoft diesen Server erreichen (Umleitungen nach der Anmeldung, Benachrichtigungen)",
   "Default outbound HTTP proxy":
