@@ -24,8 +24,12 @@ import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
 import type pg from 'pg';
 import { MbError } from '../errors/index.ts';
 
-/** Tables the copy leaves out: the migration ledger (each side keeps its own) and SQLite-unused ones. */
-const SKIP = new Set(['migrations', 'relay_starts']);
+/**
+ * Tables the copy leaves out: the migration ledger (each side keeps its own), SQLite-unused ones,
+ * and the node registry and leases (src/store/cluster.ts), which describe processes running now:
+ * the stopped single node would otherwise be listed as a dead node, and its leases mean nothing.
+ */
+const SKIP = new Set(['migrations', 'relay_starts', 'cluster_nodes', 'cluster_leases']);
 const BATCH = 500;
 const LIVE = new Set(['incoming', 'active', 'deferred', 'held']);
 
