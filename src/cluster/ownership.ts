@@ -31,6 +31,8 @@ import type { ClusterRepository, Fence } from '../store/cluster.ts';
 import type { NodeIdentity } from './node.ts';
 
 export const DEFAULT_LEASE_MS = 30_000;
+/** A node whose heartbeat stopped this long ago is forgotten (until then `mailbridge status` shows it as stopped). */
+export const FORGET_NODES_AFTER_MS = 24 * 3_600_000;
 
 export interface UnitHandlers {
   /** This node holds the unit now: start its work, writing through `fence`. */
@@ -209,6 +211,8 @@ export class Ownership {
         heartbeatAt: t,
         owns: this.counts(),
       });
+      // Every start is a new node id: rows of nodes long gone are removed, by whichever node comes first.
+      await this.cluster.pruneNodes(t - FORGET_NODES_AFTER_MS);
       const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > t - this.leaseMs);
       let budget = this.moveBatch ?? Math.max(1, Math.ceil(this.held.size / 4));
       for (const pool of this.pools.values()) {

@@ -4,7 +4,7 @@
  * it owns per pool, read from the node registry every node writes each round.
  */
 import type { ClusterRepository } from '../store/cluster.ts';
-import { DEFAULT_LEASE_MS } from './ownership.ts';
+import { DEFAULT_LEASE_MS, FORGET_NODES_AFTER_MS } from './ownership.ts';
 
 export interface NodeView {
   id: string;
@@ -22,13 +22,12 @@ export interface NodeView {
   self: boolean;
 }
 
-/** Nodes whose heartbeat stopped are shown for this long (then forgotten), so an admin sees which one died. */
-export const FORGET_AFTER_MS = 24 * 3_600_000;
 
 export async function nodesView(cluster: ClusterRepository, o: { now: number; self?: string | undefined; leaseMs?: number }): Promise<NodeView[]> {
   const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
   return (await cluster.nodes())
-    .filter((n) => n.heartbeatAt > o.now - FORGET_AFTER_MS)
+    // Stopped nodes are shown until the rounds forget them, so an admin sees which one died.
+    .filter((n) => n.heartbeatAt > o.now - FORGET_NODES_AFTER_MS)
     .map((n) => ({
       id: n.id,
       name: n.name,
