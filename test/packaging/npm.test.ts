@@ -40,9 +40,10 @@ test('npm pack holds only what runs: the launcher, the compiled dist/ and the do
   const files = run('tar', ['-tzf', tgz]).stdout.trim().split('\n');
   assert.ok(files.includes('package/dist/admin/cli/main.js'));
   assert.ok(files.includes('package/bin/mailbridge.mjs'));
-  // docs/: the pages the gateway serves at /docs (Markdown, the OpenAPI document, monitoring examples).
+  // docs/: the pages the gateway serves at /docs (Markdown, the OpenAPI document, monitoring examples),
+  // not the console's screenshots (they are for the README); the console's stylesheet beside its script.
   assert.ok(files.includes('package/docs/en/errors/MB_NODE_TOO_OLD.md') && files.includes('package/docs/de/index.md'));
-  const stray = files.filter((f) => !/^package\/(package\.json|README\.md|LICENSE|bin\/mailbridge\.mjs|dist\/.+\.js|docs\/.+\.(md|json|yml))$/.test(f));
+  const stray = files.filter((f) => !/^package\/(package\.json|README\.md|LICENSE|bin\/mailbridge\.mjs|dist\/.+\.js|dist\/console\/assets\/[\w.-]+\.css|docs\/.+\.(md|json|yml))$/.test(f));
   assert.deepEqual(stray, []);
   // npm itself runs on Node 24 in the next tests: the machine "has Node 24".
   mkdirSync(node24Bin);
