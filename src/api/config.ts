@@ -36,7 +36,7 @@ export const apiUserSchema = z
     password: z
       .string()
       .refine((h) => parsePasswordHash(h) !== undefined, { message: 'not a scrypt hash ($scrypt$ln=…): set it with `mailbridge api user set <name> --role <role>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored' }),
+      .meta({ description: 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored' , hash: true }),
     role: z.enum(ROLES).meta({ description: 'reader (read), operator (read and queue/connector actions), admin (everything)' }),
   })
   .strict();

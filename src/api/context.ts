@@ -6,6 +6,7 @@
  * no composition root itself: src/app assembles the schema with the API's section in it.
  */
 import type { ConfigProblem } from '../config/problems.ts';
+import type { ResolvedCandidate } from '../config/secret-file.ts';
 import type { ConnectorConfig } from '../connector/config.ts';
 import type { Lang, Text } from '../i18n/index.ts';
 import type { ConnectionConfig } from '../identity/config.ts';
@@ -50,6 +51,13 @@ export interface ConfigTools {
   masked(): { config: Record<string, unknown>; secrets: Array<{ path: string; encrypted: boolean; unreadable?: string }> };
   /** A candidate file's problems, as `mailbridge config check` finds them. */
   check(text: string, lang: Lang): { errors: ConfigProblem[]; warnings: ConfigProblem[] };
+  /** mailbridge.yaml as written (comments kept), every secret and password hash masked: where the console's editor starts. */
+  file(): Promise<{ path: string; text: string }>;
+  /**
+   * A candidate from the editor with each mask replaced by what the file has at its path; with
+   * `seal`, secrets typed in clear are sealed with the installation's key (when one exists).
+   */
+  resolve(text: string, seal: boolean): Promise<ResolvedCandidate>;
 }
 
 /** One result of a check run; rendered in the caller's language when read. */

@@ -96,5 +96,8 @@ export const secretPathFor = (given: string, raw: unknown): string[] => secretFi
 export const storeSecret = (configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv) => secretFile.storeSecret(configSchema, configPath, segments, clear, env);
 export const listSecrets = (configPath: string, env: NodeJS.ProcessEnv) => secretFile.listSecrets(configSchema, configPath, env);
 export const replaceConfigText = secretFile.replaceConfigText;
+export type { ResolvedCandidate } from '../config/secret-file.ts';
+export const resolveMasks = (configPath: string | undefined, candidate: string, env: NodeJS.ProcessEnv, options: { seal: boolean }) =>
+  secretFile.resolveMasks(configSchema, configPath, candidate, env, options);
 export const storeSettings = (configPath: string, entries: Array<{ path: string[]; value: string; secret?: boolean }>, env: NodeJS.ProcessEnv) =>
   secretFile.storeSettings(configSchema, configPath, entries, env);

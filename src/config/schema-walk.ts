@@ -40,6 +40,20 @@ export function isSecretSchema(schema: AnySchema): boolean {
   return unwrap(schema).meta.secret === true;
 }
 
+/**
+ * A one-way password hash (`hash: true`: relay.users.<name>.passwordHash, api.users.<name>.password).
+ * Not a secret (nothing to seal, nothing to reveal), but not for display either: a shown hash can
+ * be attacked offline.
+ */
+export function isHashSchema(schema: AnySchema): boolean {
+  return unwrap(schema).meta.hash === true;
+}
+
+/** A value no answer shows: a secret or a password hash. */
+export function isHiddenSchema(schema: AnySchema): boolean {
+  return isSecretSchema(schema) || isHashSchema(schema);
+}
+
 export function kindOf(schema: AnySchema): string {
   return unwrap(schema).inner._zod.def.type;
 }
@@ -257,6 +271,15 @@ export function slotNeeded(slot: SecretSlot): boolean {
  * when the store is postgres), set or not.
  */
 export function secretSlots(root: AnySchema, raw: unknown): SecretSlot[] {
+  return slotsWhere(root, raw, isSecretSchema);
+}
+
+/** The secret slots and the password-hash slots (isHiddenSchema) of a configuration: what no answer shows. */
+export function hiddenSlots(root: AnySchema, raw: unknown): SecretSlot[] {
+  return slotsWhere(root, raw, isHiddenSchema);
+}
+
+function slotsWhere(root: AnySchema, raw: unknown, isSlot: (schema: AnySchema) => boolean): SecretSlot[] {
   const out: SecretSlot[] = [];
   const walk = (schema: AnySchema, value: unknown, path: string[]): void => {
     const { inner } = unwrap(schema);
@@ -264,7 +287,7 @@ export function secretSlots(root: AnySchema, raw: unknown): SecretSlot[] {
     if (element && Array.isArray(value)) {
       value.forEach((item, i) => {
         const p = [...path, String(i)];
-        if (isSecretSchema(element)) out.push({ path: p.join('.'), segments: p, value: item, schema: element });
+        if (isSlot(element)) out.push({ path: p.join('.'), segments: p, value: item, schema: element });
         else walk(element, item, p);
       });
       return;
@@ -277,7 +300,7 @@ export function secretSlots(root: AnySchema, raw: unknown): SecretSlot[] {
       const vt = (inner._zod.def as z.core.$ZodRecordDef).valueType as AnySchema;
       for (const [k, v] of Object.entries(value)) {
         // A map of secrets (notify.api.keys.<name>): each entry is a slot of its own.
-        if (isSecretSchema(vt)) out.push({ path: [...path, k].join('.'), segments: [...path, k], value: v, schema: vt });
+        if (isSlot(vt)) out.push({ path: [...path, k].join('.'), segments: [...path, k], value: v, schema: vt });
         else walk(vt, v, [...path, k]);
       }
       return;
@@ -289,7 +312,7 @@ export function secretSlots(root: AnySchema, raw: unknown): SecretSlot[] {
     if (!shape) return;
     for (const [k, child] of Object.entries(shape)) {
       const p = [...path, k];
-      if (isSecretSchema(child)) out.push({ path: p.join('.'), segments: p, value: value[k], schema: child, siblings: value, parent: shape });
+      if (isSlot(child)) out.push({ path: p.join('.'), segments: p, value: value[k], schema: child, siblings: value, parent: shape });
       else walk(child, value[k], p);
     }
   };

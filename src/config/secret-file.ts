@@ -12,10 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MbError, type MbCode } from '../errors/index.ts';
-import { mask, MASK } from '../log/redact.ts';
+import { mask, MASK, registerSecret } from '../log/redact.ts';
 import { applyEnvOverrides } from './env.ts';
 import { keyFileFor } from './index.ts';
-import { isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded, type AnySchema } from './schema-walk.ts';
+import { stringsIn } from './masked.ts';
+import { maskUrlPassword } from './problems.ts';
+import { hiddenSlots, isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded, type AnySchema } from './schema-walk.ts';
 import { isEncrypted, openSecretBox, type KeyedSecretBox } from './secrets.ts';
 import { parseForEdit, setInYaml } from './yaml-edit.ts';
 
@@ -95,9 +97,7 @@ export interface StoredSecret {
 export async function storeSecret(root: AnySchema, configPath: string, segments: string[], clear: string, env: NodeJS.ProcessEnv): Promise<StoredSecret> {
   const current = await readRawConfig(root, configPath, env);
   const box = await openSecretBox({ keyFile: current.keyFile, env });
-  const sealed = box.seal(clear);
-  // Prove the round trip before the file changes.
-  if (box.reveal(sealed) !== clear) throw new MbError('MB_INTERNAL', { detail: 'encrypted secret did not decrypt to the same value' });
+  const sealed = sealChecked(box, clear);
   const text = setInYaml(current.text ?? '', segments, sealed, basename(configPath));
   const target = await writeAtomic(configPath, text);
   if (box.created) await giveToOwnerOf(box.keyFile, target);
@@ -130,15 +130,100 @@ export async function storeSettings(
   let text = current.text ?? '';
   for (const e of entries) {
     let value = e.value;
-    if (e.secret) {
-      value = box.seal(e.value);
-      if (box.reveal(value) !== e.value) throw new MbError('MB_INTERNAL', { detail: 'encrypted secret did not decrypt to the same value' });
-    }
+    if (e.secret) value = sealChecked(box, e.value);
     text = setInYaml(text, e.path, value, basename(configPath));
   }
   const target = await writeAtomic(configPath, text);
   if (box.created) await giveToOwnerOf(box.keyFile, target);
   return { file: target, keyCreated: box.created };
+}
+
+/** `clear` sealed, with the round trip proven before anything is written (creates the key file on first use). */
+function sealChecked(box: KeyedSecretBox, clear: string): string {
+  const sealed = box.seal(clear);
+  if (box.reveal(sealed) !== clear) throw new MbError('MB_INTERNAL', { detail: 'encrypted secret did not decrypt to the same value' });
+  return sealed;
+}
+
+export interface ResolvedCandidate {
+  /** The candidate with every resolvable mask replaced by the file's value (and typed secrets sealed, if asked and possible). */
+  text: string;
+  /** Masks at paths where the file has no value: nothing to keep, and the mask is no value. */
+  unresolved: Array<{ path: string; segments: string[]; line?: number; column?: number }>;
+  /** Secret slots typed in clear in the candidate (new values, not masks). */
+  typed: string[];
+  /** Whether the installation has a key to seal `typed` with (MAILBRIDGE_KEY or the key file). */
+  keyAvailable: boolean;
+  /** Whether `typed` were sealed in `text` (false without `seal`, or when no key exists yet). */
+  sealed: boolean;
+  /** Slots whose value was taken from the file for a mask (a clear secret the file has stays as it was). */
+  kept: string[];
+}
+
+/**
+ * A candidate mailbridge.yaml from the console's editor, which got the file with every secret and
+ * password hash masked (masked.ts maskedFileText), made ready to be checked and written:
+ *  - a secret or hash slot whose value is exactly MASK keeps what the file has at that path (also a
+ *    password inside a URL that reads as the file's URL masked);
+ *  - a secret typed in clear is sealed with the installation's key as `secret set` seals it, when
+ *    `seal` is asked for and a key exists (MAILBRIDGE_KEY or the key file); a key is never created
+ *    here: the gateway would create it under its own user, unseen by the admin who must back it up.
+ * Clear values met on the way are registered with the log scrubber. Broken YAML is returned as it
+ * is: the check that follows reports it at its line.
+ */
+export async function resolveMasks(
+  root: AnySchema,
+  configPath: string | undefined,
+  candidate: string,
+  env: NodeJS.ProcessEnv,
+  options: { seal: boolean },
+): Promise<ResolvedCandidate> {
+  const result: ResolvedCandidate = { text: candidate, unresolved: [], typed: [], keyAvailable: false, sealed: false, kept: [] };
+  const { doc, lines, errors } = parseForEdit(candidate);
+  if (errors.length) return result;
+  const raw: unknown = doc.toJS();
+  const current = configPath === undefined ? undefined : await readRawConfig(root, configPath, env);
+  const file = configPath === undefined ? 'mailbridge.yaml' : basename(configPath);
+  const inFile = (segments: string[]): unknown => segments.reduce<unknown>((node, k) => (typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[k] : undefined), current?.fileRaw);
+  const where = (segments: string[]) => {
+    const node = doc.getIn(segments, true) as { range?: [number, number, number] } | undefined;
+    if (!node?.range) return {};
+    const pos = lines.linePos(node.range[0]);
+    return { line: pos.line, column: pos.col };
+  };
+  const keep = (path: string, segments: string[], old: unknown) => {
+    if (typeof old === 'string' && old !== '') {
+      if (!isEncrypted(old)) registerSecret(old);
+      result.text = setInYaml(result.text, segments, old, file);
+      result.kept.push(path);
+    } else {
+      result.unresolved.push({ path, segments, ...where(segments) });
+    }
+  };
+  const typed: Array<{ segments: string[]; value: string }> = [];
+  for (const slot of hiddenSlots(root, raw)) {
+    if (slot.value === MASK) keep(slot.path, slot.segments, inFile(slot.segments));
+    else if (isSecretSchema(slot.schema) && typeof slot.value === 'string' && slot.value !== '' && !isEncrypted(slot.value)) {
+      registerSecret(slot.value);
+      typed.push({ segments: slot.segments, value: slot.value });
+      result.typed.push(slot.path);
+    }
+  }
+  const hidden = new Set(hiddenSlots(root, raw).map((s) => s.path));
+  for (const { segments, value } of stringsIn(raw, [])) {
+    if (hidden.has(segments.join('.')) || !value.includes(`:${MASK}@`)) continue;
+    const old = inFile(segments);
+    keep(segments.join('.'), segments, typeof old === 'string' && maskUrlPassword(old) === value ? old : undefined);
+  }
+  if (typed.length > 0 && current) {
+    const box = await openSecretBox({ keyFile: current.keyFile, env });
+    result.keyAvailable = box.hasKey;
+    if (options.seal && box.hasKey) {
+      for (const t of typed) result.text = setInYaml(result.text, t.segments, sealChecked(box, t.value), file);
+      result.sealed = true;
+    }
+  }
+  return result;
 }
 
 export type SecretState = 'encrypted' | 'plain' | 'missing';

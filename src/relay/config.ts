@@ -34,7 +34,7 @@ export const relayUserSchema = z
     passwordHash: z
       .string()
       .refine((s) => parsePasswordHash(s) !== undefined, { message: 'not a scrypt hash / kein scrypt-Hash: `mailbridge relay-user passwd <name>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`' }),
+      .meta({ description: 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`' , hash: true }),
     allowedSenders: z.array(senderPattern).min(1).meta({ description: 'Sender addresses (MAIL FROM) this user may use: name@domain or @domain' }),
     allowedIps: z.array(cidr).optional().meta({ description: 'If set, this user may log in only from these addresses' }),
     disabled: z.boolean().default(false).meta({ description: 'Refuse logins of this user without deleting it' }),

@@ -291,7 +291,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       keys: reveal ? keysFromConfig(config, reveal) : [],
       // Console sign-ins with Entra ID redeem their code through the connection of api.signin.entra.
       signinIdentity: tokenSource,
-      configTools: configTools(() => running, box),
+      configTools: configTools(() => running, box, { configPath: options.configPath, env }),
       ...(options.configPath !== undefined ? { configPath: options.configPath } : {}),
       metrics,
       ...(reveal ? { reveal } : {}),

@@ -1,11 +1,14 @@
 /**
  * Configuration and audit: the effective configuration with secrets masked (config/masked.ts, as
  * `mailbridge config show`), validation of a candidate mailbridge.yaml with the same analysis as
- * `mailbridge config check` (every problem with path, line, MB code, cause and fix), and the audit
+ * `mailbridge config check` (every problem with path, line, MB code, cause and fix), the file as
+ * written with its secrets masked for the console's editor (a mask sent back keeps the stored
+ * value), and the audit
  * log of changes made through this API.
  */
 import { z } from 'zod';
-import type { ConfigProblem } from '../../config/problems.ts';
+import { makeProblem, type ConfigProblem } from '../../config/problems.ts';
+import type { ResolvedCandidate } from '../../config/secret-file.ts';
 import type { Lang } from '../../i18n/index.ts';
 import type { AuditLog } from '../audit.ts';
 import { need, type ApiContext } from '../context.ts';
@@ -33,6 +36,24 @@ function problemView(p: ConfigProblem, lang: Lang): z.infer<typeof problemSchema
     cause: p.message[lang],
     fix: p.fix[lang],
   };
+}
+
+/**
+ * The problems of an editor's candidate as apply judges it: a mask where the file has no value is an
+ * error at its line; a secret typed in clear is sealed by apply when the gateway has a key (no
+ * plain-text warning then), and refused by apply when it has none (an error here too).
+ */
+export function candidateProblems(resolved: ResolvedCandidate, report: { errors: ConfigProblem[]; warnings: ConfigProblem[] }): { errors: ConfigProblem[]; warnings: ConfigProblem[] } {
+  const errors = [...report.errors];
+  for (const u of resolved.unresolved) {
+    errors.push(makeProblem('error', 'MB_API_CONFIG_MASK_NEW', u.path, { field: u.path }, { ...(u.line !== undefined ? { line: u.line } : {}), ...(u.column !== undefined ? { column: u.column } : {}) }));
+  }
+  const warnings: ConfigProblem[] = [];
+  for (const w of report.warnings) {
+    if (w.code !== 'MB_CONFIG_SECRET_PLAINTEXT' || !resolved.typed.includes(w.path)) warnings.push(w);
+    else if (!resolved.keyAvailable) errors.push({ ...makeProblem('error', 'MB_API_CONFIG_SECRET_CLEAR', w.path, { fields: w.path, first: w.path }), ...(w.line !== undefined ? { line: w.line } : {}), ...(w.column !== undefined ? { column: w.column } : {}) });
+  }
+  return { errors, warnings };
 }
 
 const auditEntrySchema = z.object({
@@ -63,6 +84,22 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
       },
     }),
     route({
+      method: 'GET',
+      path: '/api/v1/config/file',
+      scope: 'admin',
+      tag: 'config',
+      summary: {
+        en: 'mailbridge.yaml as written (comments and order kept), every secret and password hash shown as ******** (sent back unchanged, it keeps the stored value)',
+        de: 'mailbridge.yaml wie geschrieben (Kommentare und Reihenfolge bleiben), jedes Geheimnis und jeder Passwort-Hash als ******** (unverändert zurückgeschickt, bleibt der gespeicherte Wert)',
+      },
+      status: 200,
+      response: z.object({ path: z.string().meta({ description: 'Where the file is on the gateway host' }), text: z.string() }),
+      errors: [404],
+      async handler({ req }) {
+        return need(ctx.configTools, 'the configuration tools of the gateway', req.url).file();
+      },
+    }),
+    route({
       method: 'POST',
       path: '/api/v1/config/validate',
       scope: 'admin',
@@ -79,8 +116,12 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
       response: z.object({ valid: z.boolean(), errors: z.array(problemSchema), warnings: z.array(problemSchema) }),
       errors: [404],
       async handler({ body, lang, req }) {
-        const report = need(ctx.configTools, 'the configuration tools of the gateway', req.url).check(body.yaml, lang);
-        return { valid: report.errors.length === 0, errors: report.errors.map((p) => problemView(p, lang)), warnings: report.warnings.map((p) => problemView(p, lang)) };
+        const tools = need(ctx.configTools, 'the configuration tools of the gateway', req.url);
+        // As apply will see it: each mask stands for the file's value (nothing is sealed here).
+        const resolved = await tools.resolve(body.yaml, false);
+        const report = tools.check(resolved.text, lang);
+        const { errors, warnings } = candidateProblems(resolved, report);
+        return { valid: errors.length === 0, errors: errors.map((p) => problemView(p, lang)), warnings: warnings.map((p) => problemView(p, lang)) };
       },
     }),
     route({

@@ -327,8 +327,8 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
       scope: 'admin',
       tag: 'config',
       summary: {
-        en: 'Write a new mailbridge.yaml (validated first; secrets only sealed) and restart what changed',
-        de: 'Eine neue mailbridge.yaml schreiben (vorher geprüft; Geheimnisse nur versiegelt) und neu starten, was sich geändert hat',
+        en: 'Write a new mailbridge.yaml (validated first; ******** keeps the stored value, a secret typed in clear is sealed) and restart what changed',
+        de: 'Eine neue mailbridge.yaml schreiben (vorher geprüft; ******** behält den gespeicherten Wert, ein im Klartext eingegebenes Geheimnis wird versiegelt) und neu starten, was sich geändert hat',
       },
       body: z.object({ text: z.string().max(1024 * 1024).meta({ description: 'The whole file' }) }).strict(),
       bodyLimit: 2 * 1024 * 1024,
@@ -343,11 +343,17 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
       async handler({ body, lang, req }): Promise<ApplyResult> {
         const tools = need(ctx.configTools, 'the configuration tools of the gateway', req.url);
         const ops = need(ctx.ops, 'config apply of the gateway', req.url);
-        const report = tools.check(body.text, lang);
+        // The editor's masks stand for the file's values; secrets typed in clear are sealed here.
+        const resolved = await tools.resolve(body.text, true);
+        const first = resolved.unresolved[0];
+        if (first) throw new MbError('MB_API_CONFIG_MASK_NEW', { field: first.path });
+        if (resolved.typed.length && !resolved.sealed) throw new MbError('MB_API_CONFIG_SECRET_CLEAR', { fields: resolved.typed.join(', '), first: resolved.typed[0] });
+        const report = tools.check(resolved.text, lang);
         if (report.errors.length) throw configRefused(report.errors);
-        const clear = report.warnings.filter((w) => w.code === 'MB_CONFIG_SECRET_PLAINTEXT').map((w) => w.path);
+        // A clear secret the file already had stays as it was; any other would be written in clear.
+        const clear = report.warnings.filter((w) => w.code === 'MB_CONFIG_SECRET_PLAINTEXT' && !resolved.kept.includes(w.path)).map((w) => w.path);
         if (clear.length) throw new MbError('MB_API_CONFIG_SECRET_CLEAR', { fields: clear.join(', '), first: clear[0] });
-        return ops.apply(body.text, lang);
+        return ops.apply(resolved.text, lang);
       },
     }),
   ];

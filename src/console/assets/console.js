@@ -298,7 +298,18 @@
       api('POST', '/api/v1/config/apply', { text: editor.value }).then(function (r) {
         if (!r.ok) return showError(r.body.error || { code: 'HTTP ' + r.status });
         clearError();
-        announce(texts.applied);
+        var said = [texts.applied];
+        if (r.body.restarted.length) said.push(fmt(texts.restarted, { list: r.body.restarted.join(', ') }));
+        if (r.body.needsRestart.length) said.push(fmt(texts.needsRestart, { list: r.body.needsRestart.join(', ') }));
+        var result = said.join(' ');
+        summary.textContent = result;
+        announce(result);
+        // The file as now written, masked again: a secret just typed does not stay on the page.
+        return api('GET', editor.getAttribute('data-file')).then(function (f) {
+          if (!f.ok) return;
+          editor.value = f.body.text;
+          drawGutter({});
+        });
       });
     });
     drawGutter({});

@@ -2,8 +2,11 @@
  * Configuration: the effective configuration with every secret masked (GET /api/v1/config), and an
  * editor whose text is validated as it is edited (the script posts it to /api/v1/config/validate
  * and lists each problem at its line with MB code, cause and fix, and marks the line) and applied
- * with POST /api/v1/config/apply when valid. The editor starts from the masked configuration:
- * secrets are never sent to the browser, so a secret field is set with `mailbridge secret set`.
+ * with POST /api/v1/config/apply when valid. The editor starts from mailbridge.yaml as written
+ * (GET /api/v1/config/file: comments kept, no defaults added), each secret and password hash shown
+ * as ********: secrets never reach the browser. Left as it is, a mask keeps the stored value; a new
+ * secret typed over it is sealed by the gateway before it is written. After an apply the editor
+ * loads the file again, so a typed secret does not stay on the page.
  */
 import { stringify } from 'yaml';
 import type { Lang, Text } from '../../i18n/index.ts';
@@ -20,8 +23,8 @@ const T = {
   edit: { en: 'Edit', de: 'Bearbeiten' },
   editor: { en: 'mailbridge.yaml', de: 'mailbridge.yaml' },
   editorHint: {
-    en: 'Checked as you type, with the same analysis as `mailbridge config check`. Problems are listed below with their line.',
-    de: 'Wird beim Tippen geprüft, mit derselben Analyse wie `mailbridge config check`. Probleme stehen darunter mit ihrer Zeile.',
+    en: 'Checked as you type, with the same analysis as `mailbridge config check`. Problems are listed below with their line. Secrets and password hashes show as ********: leave the mask to keep the stored value, or type a new value over it, which is stored encrypted.',
+    de: 'Wird beim Tippen geprüft, mit derselben Analyse wie `mailbridge config check`. Probleme stehen darunter mit ihrer Zeile. Geheimnisse und Passwort-Hashes erscheinen als ********: Lassen Sie die Maske stehen, um den gespeicherten Wert zu behalten, oder überschreiben Sie sie mit einem neuen Wert, der verschlüsselt gespeichert wird.',
   },
   apply: { en: 'Apply', de: 'Übernehmen' },
   problems: { en: 'Problems', de: 'Probleme' },
@@ -40,6 +43,8 @@ const SCRIPT = {
   errors: { en: '{n} errors', de: '{n} Fehler' },
   warnings: { en: '{n} warnings', de: '{n} Warnungen' },
   applied: { en: 'Configuration applied.', de: 'Konfiguration übernommen.' },
+  restarted: { en: 'Restarted: {list}.', de: 'Neu gestartet: {list}.' },
+  needsRestart: { en: 'Takes effect after `systemctl restart mailbridge`: {list}.', de: 'Wirkt erst nach `systemctl restart mailbridge`: {list}.' },
   refused: { en: 'Not applied', de: 'Nicht übernommen' },
 } satisfies Record<string, Text>;
 
@@ -48,10 +53,24 @@ const pick = (texts: Record<string, Text>, lang: Lang) => Object.fromEntries(Obj
 export async function configPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
   const c = need(await ctx.api<{ config: Record<string, unknown>; secrets: Array<{ path: string; encrypted: boolean; unreadable?: string }> }>('/api/v1/config'));
+  const f = need(await ctx.api<{ path: string; text: string }>('/api/v1/config/file'));
   let body: Html;
   if (!c.body) body = problem(c.error!, lang, 3);
   else {
     const text = stringify(c.body.config, { lineWidth: 0 });
+    // A reader sees the effective configuration; the file (and editing it) is the admin's.
+    const editor = f.body
+      ? html`<form id="config-form" class="editor" novalidate>
+<label for="config-editor">${T.editor[lang]}</label> <code id="config-path">${f.body.path}</code>
+<p id="config-hint" class="hint">${T.editorHint[lang]}</p>
+<div class="editor-wrap">
+<pre class="gutter" id="config-gutter" aria-hidden="true"></pre>
+<textarea id="config-editor" name="yaml" rows="24" spellcheck="false" autocapitalize="off" aria-describedby="config-hint config-result" data-validate="/api/v1/config/validate" data-file="/api/v1/config/file">${f.body.text}</textarea>
+</div>
+<div id="config-result" aria-live="polite"><h3>${T.problems[lang]}</h3><p id="config-summary"></p><ol id="config-problems" class="config-problems"></ol></div>
+<p><button type="submit" id="config-apply">${T.apply[lang]}</button></p>
+</form>`
+      : problem(f.error!, lang, 3);
     body = html`<section aria-labelledby="h-effective">
 <h2 id="h-effective">${T.effective[lang]}</h2>
 <pre class="config" tabindex="0" aria-labelledby="h-effective">${text}</pre>
@@ -60,16 +79,7 @@ export async function configPage(ctx: Ctx): Promise<Html> {
 </section>
 <section aria-labelledby="h-edit">
 <h2 id="h-edit">${T.edit[lang]}</h2>
-<form id="config-form" class="editor" novalidate>
-<label for="config-editor">${T.editor[lang]}</label>
-<p id="config-hint" class="hint">${T.editorHint[lang]}</p>
-<div class="editor-wrap">
-<pre class="gutter" id="config-gutter" aria-hidden="true"></pre>
-<textarea id="config-editor" name="yaml" rows="24" spellcheck="false" autocapitalize="off" aria-describedby="config-hint config-result" data-validate="/api/v1/config/validate">${text}</textarea>
-</div>
-<div id="config-result" aria-live="polite"><h3>${T.problems[lang]}</h3><p id="config-summary"></p><ol id="config-problems" class="config-problems"></ol></div>
-<p><button type="submit" id="config-apply">${T.apply[lang]}</button></p>
-</form>
+${editor}
 </section>`;
   }
   return layout({ lang, person: ctx.person, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang) }, lang } });

@@ -186,12 +186,24 @@ export const api = {
     http: 422,
     title: { en: 'Configuration not applied: secret in plain text', de: 'Konfiguration nicht übernommen: Geheimnis im Klartext' },
     cause: {
-      en: '{fields} would be written to mailbridge.yaml in plain text. The API writes secrets only sealed (enc:v1:…), as `mailbridge secret set` stores them. mailbridge.yaml was left as it is.',
-      de: '{fields} stünde im Klartext in mailbridge.yaml. Die API schreibt Geheimnisse nur versiegelt (enc:v1:…), so wie `mailbridge secret set` sie speichert. mailbridge.yaml blieb unverändert.',
+      en: '{fields} would be written to mailbridge.yaml in plain text: the gateway seals a secret typed in the editor (enc:v1:…) only with the installation\'s key, and it has none yet (MAILBRIDGE_KEY unset, no key file). mailbridge.yaml was left as it is.',
+      de: '{fields} stünde im Klartext in mailbridge.yaml: Das Gateway versiegelt ein im Editor eingegebenes Geheimnis (enc:v1:…) nur mit dem Schlüssel der Installation, und den gibt es noch nicht (MAILBRIDGE_KEY nicht gesetzt, keine Schlüsseldatei). mailbridge.yaml blieb unverändert.',
     },
     fix: {
-      en: 'Keep the sealed value the file has (GET /api/v1/config shows which are sealed), or set the secret on the gateway host: `mailbridge secret set {first}`.',
-      de: 'Behalten Sie den versiegelten Wert aus der Datei (GET /api/v1/config zeigt, welche versiegelt sind), oder setzen Sie das Geheimnis auf dem Gateway-Rechner: `mailbridge secret set {first}`.',
+      en: 'Set the secret once on the gateway host, which creates the key file (back it up): `mailbridge secret set {first}`; then edit and apply again.',
+      de: 'Setzen Sie das Geheimnis einmal auf dem Gateway-Rechner; dabei entsteht die Schlüsseldatei (sichern Sie sie): `mailbridge secret set {first}`. Danach erneut bearbeiten und übernehmen.',
+    },
+  },
+  MB_API_CONFIG_MASK_NEW: {
+    http: 422,
+    title: { en: 'Configuration not applied: mask where the file has no value', de: 'Konfiguration nicht übernommen: Maske, wo die Datei keinen Wert hat' },
+    cause: {
+      en: '{field} holds the mask ********. A mask keeps the value mailbridge.yaml has at that place, but the file has none there (a new entry, or a copied section). mailbridge.yaml was left as it is.',
+      de: '{field} enthält die Maske ********. Eine Maske behält den Wert, den mailbridge.yaml an dieser Stelle hat, aber dort steht in der Datei keiner (ein neuer Eintrag oder ein kopierter Abschnitt). mailbridge.yaml blieb unverändert.',
+    },
+    fix: {
+      en: 'Type the new value in place of the mask; it will be sealed before it is written. Or set it on the gateway host: `mailbridge secret set {field}` (a password hash: mailbridge relay-user passwd or mailbridge api user set).',
+      de: 'Geben Sie anstelle der Maske den neuen Wert ein; er wird vor dem Schreiben versiegelt. Oder setzen Sie ihn auf dem Gateway-Rechner: `mailbridge secret set {field}` (ein Passwort-Hash: mailbridge relay-user passwd oder mailbridge api user set).',
     },
   },
   MB_API_CONFIG_SECRET_UNREADABLE: {
