@@ -19,7 +19,7 @@ import { stringsIn } from './masked.ts';
 import { maskUrlPassword } from './problems.ts';
 import { hiddenSlots, isSecretSchema, resolvePath, secretPatterns, secretSlots, slotNeeded, type AnySchema } from './schema-walk.ts';
 import { isEncrypted, openSecretBox, type KeyedSecretBox } from './secrets.ts';
-import { parseForEdit, setInYaml } from './yaml-edit.ts';
+import { copyScalar, parseForEdit, setInYaml } from './yaml-edit.ts';
 
 export interface RawConfig {
   /** The file's text, undefined when it does not exist. */
@@ -194,7 +194,7 @@ export async function resolveMasks(
   const keep = (path: string, segments: string[], old: unknown) => {
     if (typeof old === 'string' && old !== '') {
       if (!isEncrypted(old)) registerSecret(old);
-      result.text = setInYaml(result.text, segments, old, file);
+      result.text = copyScalar(result.text, current!.text!, segments) ?? setInYaml(result.text, segments, old, file);
       result.kept.push(path);
     } else {
       result.unresolved.push({ path, segments, ...where(segments) });

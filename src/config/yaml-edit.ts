@@ -82,6 +82,22 @@ export function setInYaml(text: string, path: string[], value: string, file = 'm
   throw new MbError('MB_CONFIG_WRITE_FAILED', { path: file, detail: 'the YAML could not be updated safely' });
 }
 
+/**
+ * The written form (quotes and all) of the single-line scalar at `path` in `from`, put in place of
+ * the single-line scalar at `path` in `text`: a value kept from the file stays byte for byte as the
+ * file wrote it. Undefined when either is no such scalar (a block scalar, a missing key) or the
+ * result would not read back as `from`'s value there; setInYaml is the fallback.
+ */
+export function copyScalar(text: string, from: string, path: string[]): string | undefined {
+  const source = parseForEdit(from).doc.getIn(path, true) as Node | undefined;
+  const target = parseForEdit(text).doc.getIn(path, true) as Node | undefined;
+  const flow = (n: Node | undefined): n is Scalar => isScalar(n) && !!n.range && (n.type === Scalar.PLAIN || n.type === Scalar.QUOTE_DOUBLE || n.type === Scalar.QUOTE_SINGLE);
+  if (!flow(source) || !flow(target)) return undefined;
+  const out = text.slice(0, target.range![0]) + from.slice(source.range![0], source.range![1]) + text.slice(target.range![1]);
+  const check = parseDocument(out);
+  return check.errors.length === 0 && isDeepStrictEqual(check.getIn(path), source.value) ? out : undefined;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

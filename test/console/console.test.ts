@@ -5,6 +5,9 @@
  *    page's buttons; the page follows the queue live (server-sent events, no reload) and each
  *    change is in the audit log page with who, what and the message ID;
  *  - a config edit is refused with its error at the right line (the editor validates as you type);
+ *  - the editor starts from the file with its secrets masked; a changed log level is applied, the
+ *    page says what restarted, the audit page has the entry, and no configured secret (clear,
+ *    sealed or hash) is in any page, answer or log line;
  *  - the overview, in English and German (switched with the language link), shows the connection
  *    whose secret the sandbox revoked red, with its MB code, cause, fix and documentation link;
  *  - axe-core finds no serious or critical violation on these pages, also at a phone's width; the
@@ -12,7 +15,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
+import { openSecretBox } from '../../src/config/secrets.ts';
+import { MASK } from '../../src/log/redact.ts';
 import { removeSecret, setUserAppRoles } from '../../src/sandbox/entra/ops.ts';
 import { readUntil, waitFor } from '../support/wait.ts';
 import { axe, OPS, startConsoleRig, STUCK, type ConsoleRig } from './rig.ts';
@@ -145,6 +151,50 @@ test('a config edit is refused with its error at the right line', async () => {
   } finally {
     await ctx.close();
   }
+});
+
+test('the config editor of a file with secrets changes the log level and applies it; the result and the audit entry are shown; no secret reaches the page, an answer or the log', async () => {
+  const before = readFileSync(rig.configFile, 'utf8');
+  const sealed = [...before.matchAll(/enc:v1:[A-Za-z0-9_-]+/g)].map((m) => m[0]);
+  const hashes = [...before.matchAll(/\$scrypt\$[^\s"']+/g)].map((m) => m[0]);
+  assert.ok(sealed.length >= 1 && hashes.length >= 2, 'the rig’s file has a sealed client secret and two password hashes');
+  const box = await openSecretBox({ keyFile: rig.keyFile, env: {} });
+  const secrets = [rig.key, ...sealed, ...sealed.map((v) => box.open(v)), ...hashes];
+
+  const ctx = await rig.context('en');
+  const answers: Array<Promise<string>> = [];
+  try {
+    const page = await ctx.newPage();
+    page.on('response', (r) => answers.push(r.text().catch(() => '')));
+    await page.goto('/console/config');
+    const editor = page.locator('#config-editor');
+    const text = await editor.inputValue();
+    assert.match(text, /^log:\n {2}level: info$/m, 'the editor holds the file as written');
+    assert.ok(text.includes(`"${MASK}"`), 'secrets are masked in the editor');
+
+    await editor.fill(text.replace(/^( {2}level:) info$/m, '$1 debug'));
+    await waitFor(async () => (await editor.getAttribute('aria-invalid')) === 'false', 15_000, 'the edited file valid');
+    await page.locator('#config-apply').click();
+    await waitFor(async () => /^Configuration applied\. Restarted: log\.level\.$/.test(await textOf(page, '#config-summary')), 15_000, 'the result on the page');
+    assert.equal(await page.locator('#action-error').count(), 0);
+    // The editor shows the file as now written, secrets masked again.
+    await waitFor(async () => /^ {2}level: debug$/m.test(await editor.inputValue()), 15_000, 'the editor reloaded');
+
+    const after = readFileSync(rig.configFile, 'utf8');
+    assert.match(after, /^ {2}level: debug$/m);
+    assert.deepEqual([...after.matchAll(/enc:v1:[A-Za-z0-9_-]+/g)].map((m) => m[0]), sealed, 'every sealed value as it was');
+    assert.deepEqual(after.replace(/^( {2}level:) debug$/m, '$1 info'), before, 'nothing else in the file changed');
+
+    await page.goto('/console/audit');
+    const row = page.locator('#audit-table tbody tr[data-action="POST /api/v1/config/apply"]');
+    assert.equal(await row.count(), 1);
+    assert.deepEqual([await row.getAttribute('data-target'), (await row.locator('td').nth(0).textContent())?.trim(), (await row.locator('td').nth(3).textContent())?.trim()], ['mailbridge.yaml', 'console-admin', '200']);
+  } finally {
+    await ctx.close();
+  }
+  const everything = [...(await Promise.all(answers)), ...rig.logged].join('\n');
+  assert.ok(rig.logged.length > 0, 'the log was captured');
+  for (const secret of secrets) assert.equal(everything.includes(secret), false, `${secret.slice(0, 10)}… on a page, in an answer or in the log`);
 });
 
 test('a local user signs in from the console, acts with the session (CSRF token), sees only what the role allows and signs out', async () => {

@@ -36,6 +36,11 @@ export interface ConsoleRig {
   context(lang: 'en' | 'de', viewport?: { width: number; height: number }, auth?: 'key' | 'none'): Promise<BrowserContext>;
   /** Hands a mail to the relay as the scanner user. */
   send(from: string, to: string, subject: string): Promise<void>;
+  /** The gateway's mailbridge.yaml (config apply writes it) and the key its secrets are sealed with. */
+  configFile: string;
+  keyFile: string;
+  /** Every line the gateway logged. */
+  logged: string[];
   /** The admin API as the test (not the browser) calls it. */
   api<T>(method: string, path: string): Promise<T>;
   close(): Promise<void>;
@@ -53,6 +58,7 @@ export async function startConsoleRig(name: string): Promise<ConsoleRig> {
     const tenant = s.sandbox.directory.data.tenants[0]!;
     tenant.apps[0]!.redirectUris.push(callback);
     const file = s.writeConfig(`mailbridge-${name}.yaml`, {
+      log: { level: 'info' },
       server: { listen: '127.0.0.1', port },
       relay: await s.relay(`relay-${name}`, PASSWORD, [
         { name: 'nowhere', senders: [STUCK], connection: 'sandbox', smtp: { host: '127.0.0.1', port: await freePort() } },
@@ -65,7 +71,9 @@ export async function startConsoleRig(name: string): Promise<ConsoleRig> {
       },
     });
     const { config, keyFile } = await loadConfig(file, {});
-    gw = await startGateway(config, createLogger({ level: 'silent' }), { keyFile, env: {} });
+    const logged: string[] = [];
+    // The level follows log.level, which the config editor's test changes through the console.
+    gw = await startGateway(config, createLogger({ level: config.log.level, destination: { write: (line: string) => logged.push(line) } }), { keyFile, env: {}, configPath: file });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     const g = gw;
     const b = browser;
@@ -75,6 +83,9 @@ export async function startConsoleRig(name: string): Promise<ConsoleRig> {
       gw: g,
       key,
       browser: b,
+      configFile: file,
+      keyFile,
+      logged,
       context: (lang, viewport = { width: 1280, height: 900 }, auth = 'key') =>
         b.newContext({
           baseURL: g.url,
