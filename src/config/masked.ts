@@ -65,11 +65,15 @@ export function maskedFileText(root: AnySchema, text: string, file = 'mailbridge
   }
   const raw: unknown = doc.toJS();
   let out = text;
-  for (const slot of hiddenSlots(root, raw)) {
+  const hidden = hiddenSlots(root, raw);
+  for (const slot of hidden) {
     if (slot.value === undefined || slot.value === null) continue;
     out = setInYaml(out, slot.segments, MASK, file);
   }
+  const masked = new Set(hidden.map((s) => s.path));
   for (const { segments, value } of stringsIn(raw, [])) {
+    // A secret URL (store.url) is masked whole above; its password must not bring the rest back.
+    if (masked.has(segments.join('.'))) continue;
     const shown = maskUrlPassword(value);
     if (shown !== value) out = setInYaml(out, segments, shown, file);
   }

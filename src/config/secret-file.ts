@@ -201,7 +201,8 @@ export async function resolveMasks(
     }
   };
   const typed: Array<{ segments: string[]; value: string }> = [];
-  for (const slot of hiddenSlots(root, raw)) {
+  const slots = hiddenSlots(root, raw);
+  for (const slot of slots) {
     if (slot.value === MASK) keep(slot.path, slot.segments, inFile(slot.segments));
     else if (isSecretSchema(slot.schema) && typeof slot.value === 'string' && slot.value !== '' && !isEncrypted(slot.value)) {
       registerSecret(slot.value);
@@ -209,7 +210,7 @@ export async function resolveMasks(
       result.typed.push(slot.path);
     }
   }
-  const hidden = new Set(hiddenSlots(root, raw).map((s) => s.path));
+  const hidden = new Set(slots.map((s) => s.path));
   for (const { segments, value } of stringsIn(raw, [])) {
     if (hidden.has(segments.join('.')) || !value.includes(`:${MASK}@`)) continue;
     const old = inFile(segments);
