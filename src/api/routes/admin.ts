@@ -43,7 +43,7 @@ function problemView(p: ConfigProblem, lang: Lang): z.infer<typeof problemSchema
  * error at its line; a secret typed in clear is sealed by apply when the gateway has a key (no
  * plain-text warning then), and refused by apply when it has none (an error here too).
  */
-export function candidateProblems(resolved: ResolvedCandidate, report: { errors: ConfigProblem[]; warnings: ConfigProblem[] }): { errors: ConfigProblem[]; warnings: ConfigProblem[] } {
+function candidateProblems(resolved: ResolvedCandidate, report: { errors: ConfigProblem[]; warnings: ConfigProblem[] }): { errors: ConfigProblem[]; warnings: ConfigProblem[] } {
   const errors = [...report.errors];
   for (const u of resolved.unresolved) {
     errors.push(makeProblem('error', 'MB_API_CONFIG_MASK_NEW', u.path, { field: u.path }, { ...(u.line !== undefined ? { line: u.line } : {}), ...(u.column !== undefined ? { column: u.column } : {}) }));
