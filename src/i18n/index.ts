@@ -9,9 +9,12 @@ export const LANGS = ['en', 'de'] as const;
 export type Lang = (typeof LANGS)[number];
 export type Text = Record<Lang, string>;
 
-/** --lang wins, then LC_ALL, LC_MESSAGES, LANG (POSIX order); anything starting with "de" is German. */
+/**
+ * --lang wins, then LC_ALL, LC_MESSAGES, LANG (POSIX order); anything starting with "de" is German.
+ * A variable set but empty counts as unset, as POSIX says (`LC_ALL= mailbridge …` is common).
+ */
 export function detectLang(explicit?: string, env: NodeJS.ProcessEnv = process.env): Lang {
-  const pick = explicit ?? env.MAILBRIDGE_LANG ?? env.LC_ALL ?? env.LC_MESSAGES ?? env.LANG ?? 'en';
+  const pick = explicit || env.MAILBRIDGE_LANG || env.LC_ALL || env.LC_MESSAGES || env.LANG || 'en';
   return pick.toLowerCase().startsWith('de') ? 'de' : 'en';
 }
 

@@ -51,6 +51,7 @@ import { PsParseError, runScript } from './exchange/powershell.ts';
 import { SandboxOpError } from './entra/op-errors.ts';
 import { listenOn } from '../errors/listen.ts';
 import type { GraphSandbox } from './graph/index.ts';
+import type { EntraSandbox } from './entra/index.ts';
 
 /** What the admin API needs from the sandbox Dovecot. */
 export type AdminBackend = Pick<Dovecot, 'host' | 'ports' | 'mintToken' | 'deliver'>;
@@ -63,6 +64,8 @@ export interface SandboxAdminOptions {
   dovecot: AdminBackend;
   /** The Graph sandbox, for its subscriptions' lifecycle events (routes absent without it). */
   graph?: AdminGraph;
+  /** Entra ID, to approve device-code sign-ins as a user would (routes absent without it). */
+  entra?: Pick<EntraSandbox, 'approveDeviceCode' | 'pendingDeviceCodes'>;
   /** Loopback only (default 127.0.0.1). */
   host?: string;
   port?: number;
@@ -225,6 +228,29 @@ export async function startSandboxAdmin(options: SandboxAdminOptions): Promise<S
     await changed();
     return reply.code(201).send({ appId: req.params.appId, ...added });
   });
+
+  // https://microsoft.com/devicelogin as the user, for scripts: `mailbridge setup` waits for its
+  // admin there. Without a code it waits (bounded) for the one sign-in pending in the user's tenant,
+  // so a script can start setup in the background and approve right after.
+  const entra = options.entra;
+  if (entra) {
+    http.post('/entra/devicelogin', async (req) => {
+      const body = z.object({ upn: z.string(), userCode: z.string().optional(), waitSeconds: z.number().min(0).max(300).default(60) }).parse(req.body);
+      const tenant = directory.tenantForAddress(body.upn);
+      if (!tenant) throw new AdminError(404, 'UnknownUser', `no tenant has the domain of ${body.upn}`);
+      const until = Date.now() + body.waitSeconds * 1000;
+      for (;;) {
+        const codes = body.userCode ? [body.userCode] : entra.pendingDeviceCodes(tenant.id);
+        if (codes.length > 1) throw new AdminError(409, 'SeveralDeviceCodes', `${codes.length} device-code sign-ins are waiting in ${tenant.id} (${codes.join(', ')}); name one with --code`);
+        if (codes.length === 1) {
+          entra.approveDeviceCode(codes[0]!, body.upn);
+          return { userCode: codes[0], upn: body.upn, tenant: tenant.id };
+        }
+        if (Date.now() >= until) throw new AdminError(404, 'NoDeviceCode', `no device-code sign-in waited in ${tenant.id} within ${body.waitSeconds} s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+  }
 
   const graph = options.graph;
   if (graph) {

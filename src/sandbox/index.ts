@@ -197,6 +197,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       urlFile: join(dir, 'admin-url'),
       onChange: persist,
       graph,
+      entra,
       log,
     });
     started.push(admin);

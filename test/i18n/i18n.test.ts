@@ -7,6 +7,8 @@ test('language: --lang wins, then LC_ALL, LC_MESSAGES, LANG; German for any de l
   assert.equal(detectLang(undefined, { LANG: 'de_DE.UTF-8' }), 'de');
   assert.equal(detectLang(undefined, { LC_ALL: 'en_GB.UTF-8', LANG: 'de_AT.UTF-8' }), 'en');
   assert.equal(detectLang(undefined, { LC_MESSAGES: 'de_CH' }), 'de');
+  // Set but empty counts as unset (POSIX): an empty LC_ALL does not hide LANG.
+  assert.equal(detectLang(undefined, { LC_ALL: '', LC_MESSAGES: '', LANG: 'de_DE.UTF-8' }), 'de');
   assert.equal(detectLang(undefined, {}), 'en');
 });
 

@@ -16,6 +16,7 @@ import { importPKCS8, SignJWT } from 'jose';
 import { Agent, fetch } from 'undici';
 import { createSandboxCa, selfSigned } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { GRAPH_CLI_TOOLS_APP_ID } from '../../src/sandbox/entra/first-party.ts';
 import { runCli } from '../admin/cli/harness.ts';
 import { startReceiver, type Receiver } from './graph/notify-helpers.ts';
 
@@ -239,4 +240,30 @@ test('Graph sendMail to a recipient Dovecot refuses: 202 as Exchange answers, an
   assert.match(source, /Content-Type: multipart\/report; report-type=delivery-status/);
   assert.match(source, /Final-Recipient: rfc822;jörg@contoso\.test/);
   assert.match(source, /Action: failed/);
+});
+
+test('approve-device signs in at the device-code page as the user: the one waiting sign-in, or the named one when several wait', async () => {
+  const base = `${sandbox.entra.urls.global}/contoso.test/oauth2/v2.0`;
+  const agent = new Agent({ connect: { ca } });
+  const post = (path: string, form: Record<string, string>) => fetch(`${base}/${path}`, { method: 'POST', body: new URLSearchParams(form), dispatcher: agent });
+  const start = async () => (await (await post('devicecode', { client_id: GRAPH_CLI_TOOLS_APP_ID, scope: 'openid profile offline_access' })).json()) as { device_code: string; user_code: string };
+  const redeem = (deviceCode: string) => post('token', { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: GRAPH_CLI_TOOLS_APP_ID, device_code: deviceCode });
+
+  const one = await start();
+  assert.equal((await redeem(one.device_code)).status, 400, 'pending until the user signs in');
+  let r = await admin(['--dir', dir, 'approve-device', 'alice@contoso.test']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`Code ${one.user_code} approved as alice@contoso\\.test`));
+  assert.equal((await redeem(one.device_code)).status, 200);
+
+  const [a, b] = [await start(), await start()];
+  r = await admin(['--dir', dir, 'approve-device', 'alice@contoso.test'], { LANG: 'de_DE.UTF-8' });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /SeveralDeviceCodes/);
+  assert.equal((await redeem(a.device_code)).status, 400, 'neither was approved');
+  r = await admin(['--dir', dir, 'approve-device', 'alice@contoso.test', '--code', b.user_code], { LANG: 'de_DE.UTF-8' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`Code ${b.user_code} als alice@contoso\\.test bestätigt`));
+  assert.equal((await redeem(b.device_code)).status, 200);
+  assert.equal((await redeem(a.device_code)).status, 400);
 });

@@ -82,6 +82,8 @@ export interface EntraSandbox {
   stats: { calls: Record<string, number>; tokenRequests: Array<Record<string, unknown>> };
   /** Complete a pending device-code sign-in as this user (what the user does in the browser). */
   approveDeviceCode(userCode: string, upn: string): void;
+  /** User codes of the device-code sign-ins of a tenant still waiting for their user (for `sandbox-admin approve-device`). */
+  pendingDeviceCodes(tenantId: string): string[];
   /** Non-interactive sign-in for tests: follows an authorize URL as the given user and returns the redirect URL (with code & state, or error). */
   signIn(authorizeUrl: string, upn: string, password?: string): Promise<string>;
   close(): Promise<void>;
@@ -163,6 +165,11 @@ export async function startEntraSandbox(options: {
       entry.status = 'approved';
       entry.userOid = user.objectId;
       entry.authTime = now();
+    },
+
+    pendingDeviceCodes(tenantId) {
+      const t = now();
+      return [...shared.state.deviceCodes.values()].filter((e) => e.tenantId === tenantId && e.status === 'pending' && t <= e.expiresAt).map((e) => e.userCode);
     },
 
     async signIn(authorizeUrl, upn, password) {

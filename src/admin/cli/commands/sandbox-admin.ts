@@ -47,6 +47,7 @@ const options = {
   },
   from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'deliver: the envelope sender', de: 'deliver: der Umschlag-Absender' } },
   folder: { type: 'string', value: 'F', help: { en: 'list, show-message: the folder (default INBOX)', de: 'list, show-message: der Ordner (Standard INBOX)' } },
+  code: { type: 'string', value: 'CODE', help: { en: 'approve-device: the code to approve (default: the one waiting)', de: 'approve-device: der zu bestätigende Code (Standard: der eine wartende)' } },
   shared: { type: 'boolean', help: { en: 'add-mailbox: a shared mailbox', de: 'add-mailbox: ein freigegebenes Postfach' } },
 } satisfies OptionDefs;
 
@@ -83,6 +84,8 @@ Operations:
   revoke-role <appId> <role> [--resource exchange|graph] [--tenant T]
   add-cert <appId> <cert.pem> [--tenant T]
                                           upload a public certificate to the app (keyCredentials)
+  approve-device <upn> [--code CODE]      sign in at the device-code page as this user: approves the
+                                          sign-in waiting in the user's tenant (waits up to 60 s for one)
   subscriptions                           Graph change-notification subscriptions
   lifecycle <subscriptionId|mailbox> missed|subscriptionRemoved|reauthorizationRequired
                                           send a Graph lifecycle event (to the lifecycleNotificationUrl)
@@ -122,6 +125,8 @@ Vorgänge:
   revoke-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
   add-cert <appId> <zert.pem> [--tenant T]
                                           ein öffentliches Zertifikat zur App hochladen (keyCredentials)
+  approve-device <upn> [--code CODE]      als dieser Benutzer auf der Gerätecode-Seite anmelden: bestätigt
+                                          die im Mandanten wartende Anmeldung (wartet bis zu 60 s darauf)
   subscriptions                           Graph-Abonnements für Änderungsbenachrichtigungen
   lifecycle <abonnement-ID|postfach> missed|subscriptionRemoved|reauthorizationRequired
                                           ein Graph-Lebenszyklusereignis senden (an die lifecycleNotificationUrl)
@@ -287,6 +292,15 @@ async function buildCall(op: string, rest: string[], args: Parsed): Promise<Call
         equivalent: `Entra admin center → App registrations → ${appId} → Certificates & secrets → Certificates → Upload certificate`,
       };
     }
+    case 'approve-device': {
+      const [upn] = need(rest, ['upn'], op);
+      return {
+        method: 'POST',
+        path: '/entra/devicelogin',
+        body: { upn, userCode: flag(args, '--code') },
+        equivalent: `https://microsoft.com/devicelogin → ${upn}`,
+      };
+    }
     case 'subscriptions':
       need(rest, [], op);
       return { method: 'GET', path: '/graph/subscriptions' };
@@ -434,6 +448,10 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
   }
   if (op === 'deliver') {
     ctx.out.line(de ? `Zugestellt an ${body.mailbox}.` : `Delivered to ${body.mailbox}.`);
+    return;
+  }
+  if (op === 'approve-device') {
+    ctx.out.line(de ? `Code ${String(body.userCode)} als ${String(body.upn)} bestätigt.` : `Code ${String(body.userCode)} approved as ${String(body.upn)}.`);
     return;
   }
   ctx.out.line(de ? `Erledigt: ${call.equivalent}` : `Done: ${call.equivalent}`);
