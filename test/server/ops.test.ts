@@ -9,25 +9,23 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { commandOf } from '../../src/api/routes/ops.ts';
 import { loadConfig } from '../../src/app/config.ts';
 import { MbError } from '../../src/errors/index.ts';
-import { openSecretBox } from '../../src/config/secrets.ts';
 import { createLogger } from '../../src/log/index.ts';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { setupWillCreate } from '../../src/setup/index.ts';
 import { runCli } from '../admin/cli/harness.ts';
 import { tempDir } from '../support/temp.ts';
+import { EMPTY_TENANT, startEmptyTenant, writeConfigBeforeSetup } from '../support/empty-tenant.ts';
 import { readUntil } from '../support/wait.ts';
 
-const TENANT = randomUUID();
-const ADMIN = 'admin@contoso.test';
-const SCANNER = 'scanner@contoso.test';
+const { admin: ADMIN, scanner: SCANNER } = EMPTY_TENANT;
 const KEY = randomBytes(24).toString('base64url');
 const READ = randomBytes(24).toString('base64url');
 const dir = tempDir('mb-ops-runs-');
@@ -63,56 +61,9 @@ interface CheckRun {
 }
 
 before(async () => {
-  // Dovecot's users pass through the folder to the sandbox's mail.
-  chmodSync(dir.path, 0o755);
-  const tenantFile = join(dir.path, 'tenant.yaml');
-  writeFileSync(
-    tenantFile,
-    stringify({
-      tenants: [
-        {
-          id: TENANT,
-          name: 'Contoso (empty)',
-          domains: ['contoso.test'],
-          cloud: 'global',
-          exchangeOnline: true,
-          apps: [],
-          users: [{ objectId: randomUUID(), upn: ADMIN, displayName: 'Admin', password: 'sandbox', roles: ['Global Administrator'] }],
-          exchange: { servicePrincipals: [], mailboxes: [{ address: SCANNER, type: 'shared' }] },
-        },
-      ],
-    }),
-  );
-  sandbox = await startSandbox({ dir: join(dir.path, 'sandbox'), file: tenantFile, propagationMs: 0 });
-  const box = await openSecretBox({ keyFile: join(dir.path, 'mailbridge.key'), env: {} });
-  // What an admin has before the wizard: the tenant, what mailbridge should do, and API keys.
-  writeFileSync(
-    file,
-    stringify({
-      store: { driver: 'sqlite', path: join(dir.path, 'mailbridge.db') },
-      server: { port: 0 },
-      connections: {
-        contoso: { tenantId: TENANT, clientId: 'new', tokenEndpoint: `https://127.0.0.1:${sandbox.ports.entra}/#TenantID#/oauth2/v2.0/token`, caFile: sandbox.caFile },
-      },
-      connectors: {
-        scans: {
-          connection: 'contoso',
-          source: { kind: 'imap', host: '127.0.0.1', port: sandbox.imap.port, caFile: sandbox.caFile, servername: 'localhost' },
-          mailboxes: [SCANNER],
-          destination: { kind: 'maildir', path: join(dir.path, 'maildir') },
-        },
-        // Through the sandbox's Graph, which setup then talks to as well.
-        invoices: {
-          connection: 'contoso',
-          source: { kind: 'graph', baseUrl: `https://127.0.0.1:${sandbox.ports.graph}/v1.0` },
-          mailboxes: [SCANNER],
-          destination: { kind: 'maildir', path: join(dir.path, 'invoices') },
-        },
-      },
-      api: { keys: { wizard: { key: box.seal(KEY), scopes: ['admin'] }, viewer: { key: box.seal(READ), scopes: ['read'] } } },
-    }),
-    { mode: 0o600 },
-  );
+  sandbox = await startEmptyTenant(dir.path);
+  // What an admin has before setup: the tenant, what mailbridge should do, and API keys.
+  await writeConfigBeforeSetup(dir.path, sandbox, { wizard: { key: KEY, scopes: ['admin'] }, viewer: { key: READ, scopes: ['read'] } });
   // The app does not exist yet (clientId: new): the gateway runs for the wizard that creates it.
   const loaded = await loadConfig(file, {}, { relax: setupWillCreate });
   gw = await startGateway(loaded.config, createLogger({ level: 'warn', destination: { write: (l: string) => logged.push(l) } }), { keyFile: loaded.keyFile, env: {}, configPath: file });
