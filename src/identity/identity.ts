@@ -443,13 +443,7 @@ export class Identity {
     const rt = await this.runtime(rec.connection);
     const ctx = this.context(rt, 'exchange', undefined, rec.redirectUri);
     try {
-      if (query.error || !query.code) {
-        const body: EntraErrorBody = { error: query.error ?? 'invalid_request', error_description: query.error_description ?? 'the redirect carried no code' };
-        const e = fromEntraBody(body, ctx);
-        throw e.code === 'MB_ENTRA_UNKNOWN' && !/AADSTS\d+/.test(body.error_description ?? '')
-          ? new MbError('MB_SIGNIN_FAILED', { connection: rec.connection, error: body.error!, description: body.error_description! })
-          : e;
-      }
+      if (query.error || !query.code) throw redirectError(query, ctx, rec.connection);
       assertUsable(rt.credential, ctx, this.clock());
       const correlationId = randomUUID();
       let result: AuthenticationResult | null;
@@ -529,13 +523,7 @@ export class Identity {
     if (!rec || rec.status !== 'pending' || this.clock() - rec.createdAt > SIGNIN_TTL_MINUTES * 60_000) throw unknown();
     const rt = await this.runtime(rec.connection);
     const ctx = this.context(rt, 'exchange', undefined, rec.redirectUri);
-    if (query.error || !query.code) {
-      const body: EntraErrorBody = { error: query.error ?? 'invalid_request', error_description: query.error_description ?? 'the redirect carried no code' };
-      const e = fromEntraBody(body, ctx);
-      throw e.code === 'MB_ENTRA_UNKNOWN' && !/AADSTS\d+/.test(body.error_description ?? '')
-        ? new MbError('MB_SIGNIN_FAILED', { connection: rec.connection, error: body.error!, description: body.error_description! })
-        : e;
-    }
+    if (query.error || !query.code) throw redirectError(query, ctx, rec.connection);
     assertUsable(rt.credential, ctx, this.clock());
     const correlationId = randomUUID();
     const cache = rt.app.getTokenCache();
@@ -933,4 +921,17 @@ export class Identity {
 function proxyShown(route: ProxyRoute, w: { direct: string; noProxy: string }): string {
   if (route.proxy) return route.description;
   return route.bypass === 'no-proxy' ? w.noProxy : w.direct;
+}
+
+/**
+ * What a sign-in redirect reports instead of a code (Entra's `error` and `error_description`, or
+ * nothing at all), as the MB error an admin reads: Entra's own AADSTS code where it gave one, else
+ * MB_SIGNIN_FAILED with Entra's words.
+ */
+function redirectError(query: { error?: string; error_description?: string }, ctx: ErrorContext, connection: string): MbError {
+  const body: EntraErrorBody = { error: query.error ?? 'invalid_request', error_description: query.error_description ?? 'the redirect carried no code' };
+  const e = fromEntraBody(body, ctx);
+  return e.code === 'MB_ENTRA_UNKNOWN' && !/AADSTS\d+/.test(body.error_description ?? '')
+    ? new MbError('MB_SIGNIN_FAILED', { connection, error: body.error!, description: body.error_description! })
+    : e;
 }
