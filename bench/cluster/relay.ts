@@ -137,7 +137,7 @@ async function startNode(dir: string, name: string, postgres: string | undefined
   mkdirSync(dir, { recursive: true });
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'node'),
-    [join(ROOT, 'bench', 'cluster', 'relay-node.ts'), JSON.stringify({ dir, name, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(postgres ? { postgres } : {}) })],
+    [join(ROOT, 'bench', 'relay', 'mailbridge-child.mjs'), JSON.stringify({ dir, name, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(postgres ? { postgres } : {}) })],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';

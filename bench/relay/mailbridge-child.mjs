@@ -12,8 +12,12 @@
  * load Node's type stripper (about 12 MB) that the packages never load. Without `code` it runs the
  * checkout's TypeScript sources.
  *
- * argv[2]: JSON { dir, upstream: { host, port }, caFile, maxConcurrency, code? }. Prints
- * `READY <port>`, stops on SIGTERM.
+ * bench/cluster/relay.ts runs it as one of several nodes: with `postgres` (a URL) the store is
+ * PostgreSQL, and bodies, claims and per-mailbox limits live there, as src/app/relay.ts chooses them
+ * for `serve`; `name` names the node's claims.
+ *
+ * argv[2]: JSON { dir, upstream: { host, port }, caFile, maxConcurrency, code?, postgres?, name? }.
+ * Prints `READY <port>`, stops on SIGTERM.
  */
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +35,7 @@ const [{ configSchema }, { createLogger }, { startRelayService }, { openStore },
 ]);
 
 const config = configSchema.parse({
-  store: { driver: 'sqlite', path: join(o.dir, 'mb.db') },
+  store: o.postgres ? { driver: 'postgres', url: o.postgres } : { driver: 'sqlite', path: join(o.dir, 'mb.db') },
   connections: { bench: { tenantId: 'bench.test', clientId: '00000000-0000-4000-8000-00000000be0c', clientSecret: 'unused', caFile: o.caFile } },
   relay: {
     hostname: 'mailbridge.bench.test',
@@ -46,7 +50,9 @@ const logFile = createWriteStream(join(o.dir, 'mailbridge.log'));
 const log = createLogger({ level: 'info', destination: logFile });
 const store = await openStore(config.store);
 const tokens = { getToken: async () => ({ accessToken: 'bench-token', expiresOn: new Date(Date.now() + 3_600_000), fromCache: true }) };
-const service = await startRelayService({ config: { ...config, relay: config.relay }, transports, store, log, tokens, env: {} });
+// Only a cluster run asks for the storage choice: older checkouts that throughput.ts compares with have no app/relay.
+const storage = o.postgres ? (await load('app/relay')).relayStorage(store, config.relay, { node: `${o.name}:${process.pid}` }) : undefined;
+const service = await startRelayService({ config: { ...config, relay: config.relay }, transports, store, log, tokens, env: {}, ...(storage ? { storage } : {}) });
 process.stdout.write(`READY ${service.relay.listeners[0].port}\n`);
 process.on('SIGTERM', () => {
   void (async () => {
