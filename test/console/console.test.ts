@@ -302,6 +302,11 @@ test('the overview in English and German shows the connection whose secret was r
       ['nowhere', 'red'],
       ['exo', 'red'],
     ]);
+    // They point to the connection, where the cause and the fix stand once, instead of repeating them.
+    assert.equal(await page.locator('#section-routes .problem').count(), 0);
+    assert.equal(await page.locator('#section-routes li[data-name="exo"] .via a').getAttribute('href'), '#connections-sandbox');
+    assert.match(await textOf(page, '#section-routes li[data-name="exo"] .via'), /connection sandbox/);
+    assert.equal(await page.locator('#section-connectors li[data-name="sandbox-scans"] .via a').getAttribute('href'), '#connections-sandbox');
     await noSeriousViolations(page, 'the overview');
 
     // Keyboard: the skip link is the first stop and leads into the main region.

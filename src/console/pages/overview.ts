@@ -31,6 +31,8 @@ const T = {
   state: { en: 'State', de: 'Zustand' },
   detail: { en: 'Details', de: 'Einzelheiten' },
   problems: { en: 'What is wrong and the fix', de: 'Was nicht stimmt und die Behebung' },
+  inherited: { en: 'Fails with its connection {connection}: the cause and the fix are there.', de: 'Gestört, weil die Verbindung {connection} gestört ist: Ursache und Behebung stehen dort.' },
+  inheritedAmber: { en: 'Its connection {connection} has a warning: see there.', de: 'Die Verbindung {connection} hat eine Warnung: siehe dort.' },
 } satisfies Record<string, Text>;
 
 const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
@@ -40,6 +42,8 @@ interface Item {
   state: State;
   detail: string;
   problems: ApiError[];
+  /** The connection whose state this item takes (its problems are shown there, once). */
+  via?: string;
 }
 
 interface Section {
@@ -105,10 +109,11 @@ export async function overviewPage(ctx: Ctx): Promise<Html> {
   });
   sections.push({ id: 'connections', title: tx('connections', lang), items: connItems, ...(c.error ? { error: c.error } : {}) });
 
-  // A route or connector fares as its connection does (and says so by the connection's problems).
-  const inherit = (connection: string): Pick<Item, 'state' | 'problems'> => {
+  // A route or connector fares as its connection does; the connection's problems are shown once,
+  // under the connection, and the route or connector points there instead of repeating them.
+  const inherit = (connection: string): Pick<Item, 'state' | 'problems' | 'via'> => {
     const c = byConnection.get(connection);
-    return c ? { state: c.state, problems: c.problems } : { state: 'green', problems: [] };
+    return c && c.state !== 'green' ? { state: c.state, problems: [], via: connection } : { state: 'green', problems: [] };
   };
   const r = need(routes);
   sections.push({
@@ -134,7 +139,7 @@ export async function overviewPage(ctx: Ctx): Promise<Html> {
       const q = need(await ctx.api<Quarantine>(`/api/v1/connectors/${encodeURIComponent(x.name)}/quarantine`));
       problems.push(...(q.body?.messages ?? []).flatMap((m) => (m.error ? [m.error] : [])));
     }
-    connectorItems.push({ name: x.name, state, problems: unique(problems), detail: tx('connectorDetail', lang, { source: x.source, destination: x.destination, mailboxes: x.mailboxes, rejected }) });
+    connectorItems.push({ name: x.name, state, problems: unique(problems), ...(base.via ? { via: base.via } : {}), detail: tx('connectorDetail', lang, { source: x.source, destination: x.destination, mailboxes: x.mailboxes, rejected }) });
   }
   sections.push({ id: 'connectors', title: tx('connectors', lang), items: connectorItems, ...(k.error ? { error: k.error } : {}) });
 
@@ -170,8 +175,11 @@ ${s.error ? problem(s.error, lang, 3) : s.items.length === 0 ? html`<p>${s.empty
 }
 
 function itemView(section: string, i: Item, lang: Lang): Html {
-  return html`<li class="item item-${i.state}" data-state="${i.state}" data-name="${i.name}" id="${section}-${i.name.replace(/[^A-Za-z0-9_-]/g, '_')}">
+  return html`<li class="item item-${i.state}" data-state="${i.state}" data-name="${i.name}" id="${section}-${anchor(i.name)}">
 <p class="item-head">${badge(i.state, lang)} <strong>${i.name}</strong> <span class="detail">${i.detail}</span></p>
+${i.via ? html`<p class="via"><a href="#connections-${anchor(i.via)}">${tx(i.state === 'red' ? 'inherited' : 'inheritedAmber', lang, { connection: i.via })}</a></p>` : ''}
 ${i.state !== 'green' && i.problems.length ? html`<div class="problems">${i.problems.map((p) => problem(p, lang))}</div>` : ''}
 </li>`;
 }
+
+const anchor = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, '_');
