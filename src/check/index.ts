@@ -35,6 +35,7 @@
  * delegated connections get credential, token and scope checks, no Exchange reads.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -88,8 +89,8 @@ export interface CheckOptions {
   identity: Identity;
   /** A connection, relay route, connector or watch group; all connections when undefined. */
   target?: string;
-  /** Read PEM files (the connections' caFile). */
-  readCa: (connection: string) => Promise<string | undefined>;
+  /** Read PEM files (default: the connections' caFile from disk, caFileReader). */
+  readCa?: (connection: string) => Promise<string | undefined>;
   clock?: () => number;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
@@ -136,7 +137,19 @@ export function selectRequirements(config: Config, target: string | undefined): 
   return out;
 }
 
-export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
+/** The options with the CA reader chosen (the checks read CAs through it). */
+type ReadyOptions = CheckOptions & Required<Pick<CheckOptions, 'readCa'>>;
+
+/** The extra CA (PEM) a connection trusts, read from its caFile; undefined without one. */
+export function caFileReader(config: Config): (connection: string) => Promise<string | undefined> {
+  return async (connection) => {
+    const file = config.connections[connection]?.caFile;
+    return file ? readFile(file, 'utf8') : undefined;
+  };
+}
+
+export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
+  const o: ReadyOptions = { ...options, readCa: options.readCa ?? caFileReader(options.config) };
   const out: CheckResult[] = [];
   const selected = (() => {
     try {
@@ -303,7 +316,7 @@ interface LoginOutcome {
 }
 
 class ConnectionCheck {
-  private readonly o: CheckOptions;
+  private readonly o: ReadyOptions;
   private readonly req: ConnectionRequirements;
   private readonly conn: ConnectionConfig;
   private readonly name: string;
@@ -312,7 +325,7 @@ class ConnectionCheck {
   private readonly now: () => number;
   private readonly log: Logger;
 
-  constructor(o: CheckOptions, req: ConnectionRequirements) {
+  constructor(o: ReadyOptions, req: ConnectionRequirements) {
     this.o = o;
     this.req = req;
     this.name = req.connection;
@@ -408,7 +421,7 @@ class ConnectionCheck {
       }
       if (g.kind === 'ews' && !this.req.delegated && this.tokens.has('exchange')) {
         const token = this.tokens.get('exchange') as AccessToken;
-        const ca = g.ews.caFile ? await (await import('node:fs/promises')).readFile(g.ews.caFile, 'utf8') : await this.o.readCa(this.name);
+        const ca = g.ews.caFile ? await readFile(g.ews.caFile, 'utf8') : await this.o.readCa(this.name);
         this.out.push(...(await ewsProbe(this.o, this.name, name, g, { authorization: async () => `Bearer ${token.accessToken}` }, this.proxy(), ca)));
       }
       if (g.kind !== 'graph' || !watch) continue;

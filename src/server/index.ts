@@ -232,9 +232,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           // Old credentials of `mailbridge credential rotate` go when their overlap is over.
           alsoDaily: async () => {
             const { retireDue } = await import('../check/rotate.ts');
-            const { readFile } = await import('node:fs/promises');
-            const caFiles = (c: string) => config.connections[c]?.caFile;
-            await retireDue({ config, box: secretBox, kv: store.kv, env, log, readCa: async (c) => (caFiles(c) ? readFile(caFiles(c)!, 'utf8') : undefined) });
+            const { caFileReader } = await import('../check/index.ts');
+            await retireDue({ config, box: secretBox, kv: store.kv, env, log, readCa: caFileReader(config) });
           },
           announce: async (alert) => {
             const admin = running.relay?.adminMail;

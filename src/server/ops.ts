@@ -9,7 +9,6 @@
  * hands the connection it set up to the running gateway (its apply: a new identity, and the relay
  * routes and watch groups that use the connection start again with it).
  */
-import { readFile } from 'node:fs/promises';
 import type { ApplyResult, CheckItem, OpsTools } from '../api/context.ts';
 import { configRefused } from '../api/routes/ops.ts';
 import { analyzeText, loadConfig, replaceConfigText, secretSlots, storeSettings, type Config } from '../app/config.ts';
@@ -62,10 +61,6 @@ export function opsTools(o: OpsOptions): OpsTools {
         config,
         identity: await app.identity(),
         ...(connection !== undefined ? { target: connection } : {}),
-        readCa: async (c) => {
-          const file = config.connections[c]?.caFile;
-          return file ? readFile(file, 'utf8') : undefined;
-        },
         env: o.env,
         log: o.log,
         reveal: (stored) => box.reveal(stored),

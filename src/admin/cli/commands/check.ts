@@ -3,7 +3,6 @@
  * configuration needs in Entra ID and Exchange, probed (src/check/), one line each with its
  * status, and for each that is not ok its MB code, cause and fix.
  */
-import { readFile } from 'node:fs/promises';
 import { renderText } from '../../../errors/index.ts';
 import type { Lang } from '../../../i18n/index.ts';
 import { checkName, passed, runChecks, type CheckResult, type CheckStatus } from '../../../check/index.ts';
@@ -98,10 +97,6 @@ oder ist ausstehend (mit --strict auch ungeprüft); 2: falscher Aufruf.`,
         config,
         identity: await app.identity(),
         ...(ctx.args[0] !== undefined ? { target: ctx.args[0] } : {}),
-        readCa: async (c) => {
-          const file = config.connections[c]?.caFile;
-          return file ? readFile(file, 'utf8') : undefined;
-        },
         env: ctx.env,
         log: ctx.log,
         reveal: (stored) => box.reveal(stored),
