@@ -128,15 +128,25 @@ test('three relay nodes on PostgreSQL: kill -9 of one under load loses no acknow
   try {
     const load = c.nodes.map((n, i) => sendLoop(n.port, sent, random, { senders: SENDERS_PER_NODE, stopOnFailure: i === 0, mailboxes: MAILBOXES }));
     c.loads.push(...load);
-    // Load on all three until the victim has delivered some and holds claims of its own.
+    // Load on all three until the victim has delivered some and holds claims of its own. Those
+    // claims are row-locked here across the kill: without that, the victim could finish them in the
+    // instant between the check and the kill, and leave nothing to take over (seen in CI).
+    const hold = new pg.Client({ connectionString: c.url });
+    await hold.connect();
     await waitFor(async () => {
-      const [row] = await query<{ n: string }>(c.url, "SELECT COUNT(*) AS n FROM relay_queue WHERE state = 'active' AND claimed_by LIKE 'n0:%'");
-      return sent.acked.size > 150 && Number(row!.n) > 0;
+      if (sent.acked.size <= 150) return false;
+      await hold.query('BEGIN');
+      const { rows } = await hold.query("SELECT id FROM relay_queue WHERE state = 'active' AND claimed_by LIKE 'n0:%' FOR UPDATE SKIP LOCKED");
+      if (rows.length > 0) return true;
+      await hold.query('ROLLBACK');
+      return false;
     }, 60_000, 'node n0 to hold claims under load', 5);
     const victim = c.nodes[0]!;
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
     await victim.exited;
+    await hold.query('ROLLBACK');
+    await hold.end();
     await load[0]!.stop();
     // The survivors take its claims over once the lease has run out (renewals every third of it).
     const orphaned = await query<{ id: string }>(c.url, "SELECT id FROM relay_queue WHERE state = 'active' AND claimed_by LIKE 'n0:%'");
