@@ -49,7 +49,12 @@ interface ChildRun {
   stderr: string;
 }
 
-/** Runs the child; when `kill` is set, SIGKILLs it a random 0–`kill` ms after its first delivery. */
+/**
+ * Runs the child; when `kill` is set, SIGKILLs it after a random 1–`kill` deliveries of this run and a
+ * random 0–20 ms more (so the kill falls anywhere in the pipeline). Counting deliveries rather than
+ * time keeps the kill inside the run however fast the machine fetches (a 0–700 ms timer once let a
+ * whole run of 300 finish first).
+ */
 function runChild(input: object, kill: number | undefined): Promise<ChildRun> {
   return new Promise((resolve) => {
     const child = spawn(NODE, [CHILD, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -57,19 +62,20 @@ function runChild(input: object, kill: number | undefined): Promise<ChildRun> {
     const out: ChildRun = { code: null, signal: null, delivered: [], redelivered: [], killedMidRun: false, stderr: '' };
     let armed = false;
     let finished = false;
+    const killAfter = kill === undefined ? undefined : 1 + Math.floor(Math.random() * kill);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const [what, item] = line.split(' ');
       if (what === 'done') finished = true;
       if (what === 'delivered') out.delivered.push(item!);
       if (what === 'redelivered') out.redelivered.push(item!);
-      if ((what === 'delivered' || what === 'redelivered') && kill !== undefined && !armed) {
+      if ((what === 'delivered' || what === 'redelivered') && killAfter !== undefined && !armed && out.delivered.length + out.redelivered.length >= killAfter) {
         armed = true;
         setTimeout(() => {
           if (child.exitCode === null && child.signalCode === null) {
             out.killedMidRun = !finished;
             child.kill('SIGKILL');
           }
-        }, Math.floor(Math.random() * kill));
+        }, Math.floor(Math.random() * 20));
       }
     });
     child.stderr!.on('data', (c: Buffer) => (out.stderr += c.toString()));
@@ -86,7 +92,7 @@ function runChild(input: object, kill: number | undefined): Promise<ChildRun> {
 async function crashLoop(input: object, kills: number): Promise<ChildRun[]> {
   const runs: ChildRun[] = [];
   for (let i = 0; i < kills; i++) {
-    const r = await runChild(input, 700);
+    const r = await runChild(input, 40);
     runs.push(r);
     if (r.code === 0) return runs;
     assert.equal(r.signal, 'SIGKILL', `run ${i} failed on its own: ${r.stderr}`);
