@@ -27,6 +27,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startPostgres, type PostgresServer } from '../../test/support/postgres.ts';
+import { Arrivals } from '../support/arrivals.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -57,21 +58,7 @@ const ca = createSandboxCa();
 const caFile = join(work, 'ca.pem');
 writeFileSync(caFile, ca.certPem);
 
-const received = new Map<string, number>();
-const waiters: Array<{ tag: string; n: number; resolve: () => void }> = [];
-function count(tag: string): void {
-  received.set(tag, (received.get(tag) ?? 0) + 1);
-  for (const w of [...waiters]) {
-    if ((received.get(w.tag) ?? 0) >= w.n) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }
-}
-function receivedAll(tag: string, n: number): Promise<void> {
-  if ((received.get(tag) ?? 0) >= n) return Promise.resolve();
-  return new Promise((resolve) => waiters.push({ tag, n, resolve }));
-}
+const received = new Arrivals();
 
 const tls = ca.issueServer();
 const upstream = new SMTPServer({
@@ -91,7 +78,7 @@ const upstream = new SMTPServer({
     });
     stream.on('end', () => {
       const tag = /^Subject: bench (\S+) /m.exec(head)?.[1] ?? '?';
-      count(tag);
+      received.add(tag);
       cb();
     });
   },
@@ -189,11 +176,11 @@ try {
       const ports = nodes.map((n) => n.port);
       const warm = `w${round}${setup.nodes}${setup.postgres ? 'p' : 's'}`;
       await submit(ports, WARMUP, warm);
-      await receivedAll(warm, WARMUP);
+      await received.reached(warm, WARMUP);
       const tag = `r${round}${setup.nodes}${setup.postgres ? 'p' : 's'}`;
       const t0 = performance.now();
       const latencies = await submit(ports, N, tag);
-      await receivedAll(tag, N);
+      await received.reached(tag, N);
       const seconds = (performance.now() - t0) / 1000;
       results.push({ setup: setup.name, round, perSecond: N / seconds, p50: pct(latencies, 50), p99: pct(latencies, 99) });
       for (const n of nodes) await stopNode(n.child);

@@ -53,6 +53,7 @@ import { SMTPServer } from 'smtp-server';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
 import { alive, cpuSeconds, pss, startPostfix, type Postfix } from './postfix.ts';
+import { Arrivals } from '../support/arrivals.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -96,23 +97,7 @@ let dovecot: Dovecot | undefined;
 let upstream: SMTPServer | undefined;
 let lmtp: ReturnType<typeof nodemailer.createTransport> | undefined;
 const cleanups: Array<() => Promise<void>> = [];
-const delivered = new Map<string, number>();
-const waiters: Array<{ sink: string; n: number; resolve: () => void }> = [];
-
-function count(sink: string, n: number): void {
-  delivered.set(sink, (delivered.get(sink) ?? 0) + n);
-  for (const w of [...waiters]) {
-    if ((delivered.get(w.sink) ?? 0) >= w.n) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }
-}
-
-function deliveredTo(sink: string, n: number): Promise<void> {
-  if ((delivered.get(sink) ?? 0) >= n) return Promise.resolve();
-  return new Promise((resolve) => waiters.push({ sink, n, resolve }));
-}
+const delivered = new Arrivals();
 
 async function startUpstream(d: Dovecot): Promise<number> {
   lmtp = nodemailer.createTransport({ host: '127.0.0.1', port: d.ports.lmtp, lmtp: true, ignoreTLS: true, pool: true, maxConnections: 16, maxMessages: Infinity });
@@ -135,7 +120,7 @@ async function startUpstream(d: Dovecot): Promise<number> {
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         lmtp!.sendMail({ envelope: { from, to }, raw: Buffer.concat(chunks) }).then(
           (info) => {
-            for (const r of info.accepted ?? []) count(String(r).toLowerCase(), 1);
+            for (const r of info.accepted ?? []) delivered.add(String(r).toLowerCase());
             cb();
           },
           (err: Error) => cb(err),
@@ -280,7 +265,7 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
     const warm = `warm-${tool}-${round}@bench.test`;
     if (WARMUP > 0) {
       await submit(relay.port, WARMUP, warm, `warm-${tool}-${round}`);
-      await deliveredTo(warm, WARMUP);
+      await delivered.reached(warm, WARMUP);
     }
     let peak = 0;
     // Sampling reads /proc (smaps_rollup walks page tables): every 200 ms, process list every second,
@@ -301,7 +286,7 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
     const t0 = performance.now();
     const latencies = await submit(relay.port, N, sink, `${tool}-${round}`);
     const tAccepted = performance.now();
-    await deliveredTo(sink, N);
+    await delivered.reached(sink, N);
     const t1 = performance.now();
     const cpu = relay.cpu() - cpu0;
     clearInterval(sampler);
