@@ -73,7 +73,8 @@ export interface GatewayOptions {
   /** mailbridge.yaml as `serve` read it: setup runs and config apply write it, check runs read it anew. */
   configPath?: string;
   /** Several nodes, for tests and benchmarks: a shorter lease time, smaller watch shards. */
-  cluster?: { leaseMs?: number; shardSize?: number };
+  /** Ownership timing for tests of several nodes: leases, shard size, and how long a node's claim on a notification delivery lasts. */
+  cluster?: { leaseMs?: number; shardSize?: number; deliveryClaimMs?: number };
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -180,7 +181,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       network: { proxy: cfg.server.proxy, env },
       observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
       // Several nodes: each claims the deliveries it sends (longer than any sink's timeout, 120 s at most).
-      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: DELIVERY_CLAIM_MS } } : {}),
+      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: options.cluster?.deliveryClaimMs ?? DELIVERY_CLAIM_MS } } : {}),
     });
   };
 

@@ -189,9 +189,11 @@ test('three gateway processes share a Graph watch group; kill -9 of one while ma
   });
   await store.close();
 
+  // Deliveries the killed node had claimed go out from a survivor once the claim runs out: 5 min in
+  // production (longer than any sink's timeout), 10 s here so the test sees them within its wait.
   const watching = [0, 0, 0];
   const nodes = files.map((configFile, i) => {
-    const child = spawn(NODE, [join(import.meta.dirname, 'fixtures', 'gateway-child.ts'), JSON.stringify({ configFile, shardSize: 1, leaseMs: LEASE_MS })], {
+    const child = spawn(NODE, [join(import.meta.dirname, 'fixtures', 'gateway-child.ts'), JSON.stringify({ configFile, shardSize: 1, leaseMs: LEASE_MS, deliveryClaimMs: 10_000 })], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
     });
