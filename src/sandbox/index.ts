@@ -37,7 +37,7 @@ import { DovecotFeed } from './feed/dovecot.ts';
 import { SyntheticMailboxes } from './feed/synthetic.ts';
 import { startEwsSandbox, type SandboxEws } from './ews/index.ts';
 import { newSigningPair } from './entra/keys.ts';
-import { freePort, readPortsFile, requireFree, writePortsFile, type PortMap, type PortName } from './ports.ts';
+import { CONFIG_ONLY, freePorts, readPortsFile, requireFree, writePortsFile, type PortMap, type PortName } from './ports.ts';
 import { startSandboxProxy, type SandboxProxy, type SandboxProxyOptions } from './proxy.ts';
 
 export interface SandboxOptions {
@@ -221,10 +221,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       'dovecot-lmtp': dovecot.ports.lmtp,
       'dovecot-submission': dovecot.ports.submission,
       // Only the example mailbridge.yaml binds these (when `serve` runs): chosen once, then kept.
-      relay: wanted.relay || (await freePort(host)),
-      serve: wanted.serve || (await freePort(host)),
-      notify: wanted.notify || (await freePort(host)),
+      relay: wanted.relay ?? 0,
+      serve: wanted.serve ?? 0,
+      notify: wanted.notify ?? 0,
     };
+    const unset = CONFIG_ONLY.filter((name) => !ports[name]);
+    const fresh = await freePorts(host, unset.length, Object.values(ports));
+    unset.forEach((name, i) => (ports[name] = fresh[i]!));
     writePortsFile(portsFile, ports);
 
     const caFile = join(dir, 'ca.pem');

@@ -99,16 +99,48 @@ export function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** A port that is free now (for the example config's own listeners). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host, port: 0 }, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+/**
+ * Free ports for the example config's own listeners, distinct from each other, picked from below the
+ * kernel's ephemeral range. Nothing binds them until `serve` runs, perhaps much later: a port the
+ * kernel handed out for port 0 could meanwhile go to any program asking for port 0 or to an outgoing
+ * connection; ports below the range go to neither.
+ */
+export async function freePorts(host: string, count: number, avoid: readonly number[] = []): Promise<number[]> {
+  const [low] = ephemeralRange();
+  const floor = 10_000;
+  const picked: number[] = [];
+  const taken = (port: number) => picked.includes(port) || avoid.includes(port);
+  for (let tries = 0; picked.length < count && low - floor > 1_000 && tries < 200; tries++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    if (!taken(port) && (await portFree(host, port))) picked.push(port);
+  }
+  // A kernel whose ephemeral range starts low leaves no room below it: fall back to port 0, all held
+  // open together so that the three differ.
+  while (picked.length < count) picked.push(...(await heldTogether(host, count - picked.length)).filter((p) => !taken(p)));
+  return picked;
+}
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // Not Linux: the IANA range.
+  }
+  return [49_152, 65_535];
+}
+
+async function heldTogether(host: string, count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen({ host, port: 0 }, () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 /** Refuse, before starting anything, a pinned or remembered port that is taken. */
