@@ -4,13 +4,17 @@
  *  - config/ is a leaf: it imports errors, i18n, log and util, and no capability;
  *  - no import cycle between the top-level folders of src/;
  *  - the sandbox takes from the product only config, errors, i18n and log;
- *  - the error catalogue imports nothing from the sandbox.
+ *  - the error catalogue imports nothing from the sandbox;
+ *  - the config schema loads only zod, and the plug-in registries of `serve` no connector, IMAP,
+ *    HTTP server or certificate library (read from what a child process really loads).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import ts from 'typescript';
+import { execFileSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 
 const SRC = resolve(import.meta.dirname, '../src');
 
@@ -127,4 +131,25 @@ test('the error catalogue imports nothing from the sandbox', () => {
     [...importsOf('errors')].filter(([to]) => to === 'sandbox').map(([to, edges]) => `errors -> ${to}:\n${describe(edges)}`),
     [],
   );
+});
+
+/** The npm packages a process holds after importing `module` (what it really loads, type-only imports aside). */
+function packagesLoadedBy(module: string): string[] {
+  const script = `
+    import { registerHooks } from 'node:module';
+    const seen = new Set();
+    registerHooks({ load(url, ctx, next) { const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(url); if (m) seen.add(m[1]); return next(url, ctx); } });
+    await import(${JSON.stringify(pathToFileURL(join(SRC, module)).href)});
+    console.log(JSON.stringify([...seen].sort()));`;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
+}
+
+test('the config schema loads zod and nothing else: every command parses the config, so a schema that imports a server or a client puts it into every process', () => {
+  assert.deepEqual(packagesLoadedBy('app/schema.ts'), ['zod']);
+});
+
+test('the relay and the gateway\'s plug-in registries load no connector, IMAP or HTTP server library: those load where a configuration uses them', () => {
+  const loaded = packagesLoadedBy('app/plugins.ts');
+  for (const pkg of ['imapflow', 'mailparser', 'fastify', 'node-forge', '@azure/msal-node']) assert.ok(!loaded.includes(pkg), `${pkg} in ${loaded.join(', ')}`);
+  assert.ok(loaded.includes('smtp-server') || loaded.includes('nodemailer'), 'the probe sees the relay\'s own libraries');
 });

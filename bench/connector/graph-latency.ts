@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from 'jose';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 import { connectorSchema } from '../../src/connector/config.ts';
 import { runConnector } from '../../src/connector/index.ts';
 import type { ConnectorEvent } from '../../src/connector/types.ts';

@@ -20,7 +20,7 @@ import { runConnector } from '../../src/connector/index.ts';
 import type { ConnectorEvent } from '../../src/connector/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { benchMessage, percentile, startBenchRig } from './rig.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 const { values } = parseArgs({ options: { samples: { type: 'string', default: '200' } } });
 const SAMPLES = Number(values.samples);

@@ -34,7 +34,7 @@ import { runConnector } from '../../src/connector/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { floorFetch } from './floor.ts';
 import { benchMessage, fill, startBenchRig, type BenchRig } from './rig.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 const { values } = parseArgs({
   options: {

@@ -5,39 +5,22 @@
  * service, the notify service) names no plug-in of its own. A new kind is its schema option, its
  * plug-in, and one line here; the types make a kind without an entry a compile error.
  *
- * Sinks and watchers are loaded when a configuration first asks for them (their libraries — HTTP/2,
- * JWT signing, SOAP — stay out of processes that do not use them); the relay's transports and the
- * connector's sources and destinations are small and load with their capability.
+ * Sinks, watchers and the Graph transport are loaded when a configuration first asks for them
+ * (their libraries — HTTP/2, JWT signing, SOAP, undici — stay out of processes that do not use them);
+ * the connector's sources and destinations are in connectors.ts, loaded only by `fetch`, the one
+ * command that runs connectors.
  */
-import {
-  commandDestinationPlugin,
-  graphSourcePlugin,
-  httpDestinationPlugin,
-  imapSourcePlugin,
-  maildirDestinationPlugin,
-  smtpDestinationPlugin,
-  type ConnectorPlugins,
-} from '../connector/index.ts';
 import type { SinkRegistry } from '../notify/service.ts';
 import type { WatcherRegistry } from '../notify/watchers/plugin.ts';
-import { graphTransport, smtpTransport, type TransportRegistry } from '../relay/transports/index.ts';
+import type { TransportRegistry } from '../relay/transports/index.ts';
+import { smtpTransport } from '../relay/transports/smtp-xoauth2.ts';
+import { lazyTransport } from '../relay/transports/lazy.ts';
 
 /** relay.routes[].transport */
 export const transports: TransportRegistry = {
   smtp: smtpTransport,
-  graph: graphTransport,
-};
-
-/** connectors.<name>.source.kind and connectors.<name>.destination.kind */
-export const connectorPlugins: ConnectorPlugins = {
-  sources: { imap: imapSourcePlugin, graph: graphSourcePlugin },
-  destinations: {
-    smtp: smtpDestinationPlugin,
-    lmtp: smtpDestinationPlugin,
-    maildir: maildirDestinationPlugin,
-    http: httpDestinationPlugin,
-    command: commandDestinationPlugin,
-  },
+  // Graph's HTTP client (undici) loads with the first message a route sends through Graph.
+  graph: (ctx) => lazyTransport(async () => (await import('../relay/transports/graph.ts')).graphTransport(ctx)),
 };
 
 /** notify.watch.groups.<name>.kind */

@@ -63,7 +63,7 @@ import { explainEws } from '../notify/watchers/ews/mailbox.ts';
 import { registerSecret } from '../log/redact.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { Lang, Text } from '../i18n/index.ts';
-import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/inbound.ts';
+import { publicUrlOf, type ListenConfig } from '../m365/subscriptions/listen.ts';
 import { appRoleGrants, findServicePrincipal, type AppRoleGrant, type DirectoryGet } from '../setup/directory.ts';
 import { memoryKv } from '../setup/admin.ts';
 import { RESOURCE_NAMES } from '../setup/permissions.ts';

@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
-import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../m365/subscriptions/inbound.ts';
+import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../m365/subscriptions/listen.ts';
 import { imapServerFields } from '../m365/imap-fields.ts';
 
 const folderName = z.string().min(1).meta({ description: 'Folder as Exchange names it: INBOX, or "Inbox/Scans" for a subfolder' });

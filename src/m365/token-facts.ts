@@ -3,7 +3,8 @@
  * object ID, tenant, roles), read for fix texts: the PowerShell lines an admin pastes need the IDs
  * from the token's own claims. Nothing is verified here, it only names things.
  */
-import { decodeJwt } from 'jose';
+// The subpath: jose's index loads signing and encryption too, which reading claims does not need.
+import { decodeJwt } from 'jose/jwt/decode';
 
 export interface TokenFacts {
   /** App-only token (roles claim) or delegated (scp claim). */

@@ -33,6 +33,7 @@ import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Agent, buildConnector, fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from 'undici';
 import { MbError } from '../errors/index.ts';
+import { CIDR_RE } from './allow-entry.ts';
 
 export type Lookup = (hostname: string) => Promise<LookupAddress[]>;
 
@@ -72,21 +73,8 @@ const V6: Array<[string, number]> = [
   ['ff00::', 8],
 ];
 
-const CIDR_RE = /^(.+)\/(\d{1,3})$/;
 /** How long the subscription-time check waits for a name to resolve. */
 const LOOKUP_TIMEOUT_MS = 5000;
-const HOST_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
-
-/** Whether an allow-list entry is usable: a CIDR or a host name (for the config schema). */
-export function isAllowEntry(entry: string): boolean {
-  const m = CIDR_RE.exec(entry);
-  if (m) {
-    const family = isIP(m[1]!);
-    const bits = Number(m[2]);
-    return family !== 0 && bits <= (family === 4 ? 32 : 128);
-  }
-  return isIP(entry) !== 0 || HOST_RE.test(entry);
-}
 
 function rangeOf(address: string, ranges: Array<[string, number]>, type: 'ipv4' | 'ipv6'): string | undefined {
   // Most specific first, so ::1 is named as itself rather than as part of ::/96.

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
-import { isAllowEntry } from '../net/egress.ts';
+import { isAllowEntry } from '../net/allow-entry.ts';
 import { watchSchema } from './watchers/config.ts';
 
 

@@ -7,12 +7,28 @@ import { parsePasswordHash } from '../util/password.ts';
 import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { routesSchema, senderPattern } from './routing.ts';
-import { adminMailSchema } from './transports/admin-mail.ts';
 
 const cidr = z
   .string()
   .refine((s) => parseCidr(s) !== undefined, { message: 'not an IP address or CIDR block / keine IP-Adresse und kein CIDR-Block (10.0.0.0/24, fd00::/64)' })
   .meta({ description: 'IPv4 or IPv6 address or CIDR block, e.g. 192.168.10.0/24 or fd00::/64' });
+
+/** Mails to an admin when the relay starts or stops or a credential nears expiry (sent by transports/admin-mail.ts). */
+export const adminMailSchema = z
+  .object({
+    to: z.array(z.email()).min(1).meta({ description: 'Admin addresses that get the mails' }),
+    from: z.email().meta({ description: 'Sender of the mails; routed by relay.routes like any sender (it must be allowed to send)' }),
+    events: z
+      .array(z.enum(['start', 'stop', 'credentials']))
+      .min(1)
+      .default(['start', 'stop', 'credentials'])
+      .meta({ description: 'When to send one: start, stop, credentials (a client secret or certificate 30, 14, 7 and 1 days before it expires, and once expired); for bounce reports to an admin use relay.bounces.notify: admin or both' }),
+    stopWaitSeconds: z.int().min(0).max(60).default(10).meta({ description: 'How long a stopping relay waits for the stop mail to be sent' }),
+  })
+  .strict()
+  .meta({ description: 'Mails to an admin when the relay starts and stops, and when a credential nears its expiry' });
+
+export type AdminMailConfig = z.infer<typeof adminMailSchema>;
 
 export const listenerSchema = z
   .object({

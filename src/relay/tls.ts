@@ -9,7 +9,6 @@ import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MbError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
-import { selfSignedCertificate } from '../util/certificates.ts';
 
 export interface TlsMaterial {
   key: string;
@@ -38,6 +37,8 @@ export async function loadTls(options: { certPath?: string; keyPath?: string; da
       throw new MbError('MB_RELAY_TLS_UNREADABLE', { path: dir, detail: (err as Error).message }, { cause: err });
     }
   }
+  // node-forge loads only for a relay that must make its own certificate.
+  const { selfSignedCertificate } = await import('../util/certificates.ts');
   const { keyPem: key, certPem: cert } = selfSignedCertificate({
     commonName: options.hostname,
     organization: 'mailbridge relay',

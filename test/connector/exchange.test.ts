@@ -19,7 +19,7 @@ import type { ImapFront } from '../../src/sandbox/exchange/imap.ts';
 import { append, events, exchangeTenant, folderContents, maildirFiles, makeMessage, startRig, tempStore, type ExchangeTenant, type Rig } from './helpers.ts';
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from '../support/temp.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;

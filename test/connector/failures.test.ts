@@ -16,7 +16,7 @@ import type { ConnectorEvent } from '../../src/connector/types.ts';
 import { append, closedPort, connectorConfig, events, folderContents, maildirFiles, makeMessage, startCapture, startRig, tempStore, type Rig } from './helpers.ts';
 import { tempDir } from '../support/temp.ts';
 import { forFile } from '../support/rig.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;

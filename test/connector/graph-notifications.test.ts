@@ -17,7 +17,7 @@ import { graphSource, SUBSCRIPTION_NAMESPACE, Wakes, type GraphSourceFactory } f
 import { runConnector } from '../../src/connector/index.ts';
 import { MbError } from '../../src/errors/index.ts';
 import { subscriptionKey } from '../../src/m365/subscriptions/index.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 import { APP, INFO, rfc822, startRig, USER, type Rig } from '../sandbox/graph/helpers.ts';
 import { freePort } from '../support/ports.ts';
 import { tempDir } from '../support/temp.ts';

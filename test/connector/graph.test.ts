@@ -18,7 +18,7 @@ import { startGraphSandbox, type GraphSandbox } from '../../src/sandbox/graph/in
 import { append, events, folderContents, maildirFiles, makeMessage, manualSleep, startRig, tempStore, type Rig } from './helpers.ts';
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from '../support/temp.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;

@@ -20,7 +20,7 @@ import { silentLogger } from '../../src/log/index.ts';
 import { events, maildirFiles, makeMessage, manualSleep } from './helpers.ts';
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from '../support/temp.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 test('IMAP.AccessAsApp granted while fetching: after the back-off the connector uses a new token and delivers', { timeout: 120_000 }, async () => {
   const dir = tempDir('mb-recover-');

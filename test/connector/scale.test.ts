@@ -11,7 +11,7 @@ import type { SourceFactory, SourceSession } from '../../src/connector/types.ts'
 import { append, connectorConfig, maildirFiles, makeMessage, startRig, tempStore, type Rig } from './helpers.ts';
 import { tempDir } from '../support/temp.ts';
 import { forFile } from '../support/rig.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;

@@ -15,7 +15,7 @@ import { append, connectorConfig, events, folderContents, maildirFiles, makeMess
 import { waitFor } from '../support/wait.ts';
 import { tempDir } from '../support/temp.ts';
 import { forFile } from '../support/rig.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 let rig: Rig;
 let st: Awaited<ReturnType<typeof tempStore>>;

@@ -33,7 +33,8 @@ import { message, outbound } from '../relay/transports/rig.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { waitFor } from '../support/wait.ts';
 import { freePort } from '../support/ports.ts';
-import { connectorPlugins, sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
+import { sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
 
 const ALICE = 'alice@contoso.test';
 const BOB = 'bob@contoso.test';

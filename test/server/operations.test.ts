@@ -24,7 +24,7 @@ import { openStore } from '../../src/store/index.ts';
 import { startFullSandbox, type FullSandbox } from '../relay/transports/full-sandbox.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { waitFor } from '../support/wait.ts';
-import { connectorPlugins } from '../../src/app/plugins.ts';
+import { connectorPlugins } from '../../src/app/connectors.ts';
 
 const PASSWORD = 'scanner password 1';
 const WATCHED = 'bob@contoso.test';

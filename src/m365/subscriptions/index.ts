@@ -47,7 +47,8 @@ import {
   type SubscriptionCodes,
 } from './requests.ts';
 
-export { publicUrlField, listenSchema, createInbound, DEFAULT_LISTEN, type Inbound, type ListenConfig } from './inbound.ts';
+export { createInbound, type Inbound } from './inbound.ts';
+export { publicUrlField, listenSchema, DEFAULT_LISTEN, type ListenConfig } from './listen.ts';
 export { createRouteHub, type RouteHub, type Handoff } from './hub.ts';
 export { resourcePath, subscriptionKey, subscribeFailed, RICH_SELECT, type SubscriptionCodes, type SubscriptionRecord } from './requests.ts';
 

@@ -23,7 +23,7 @@
  */
 import { z } from 'zod';
 import { secretField } from '../../config/secret-field.ts';
-import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../../m365/subscriptions/inbound.ts';
+import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../../m365/subscriptions/listen.ts';
 import { ewsWatchSchema } from './ews/config.ts';
 import { graphWatchSchema } from './graph/config.ts';
 import { imapWatchSchema } from './imap/config.ts';

@@ -11,25 +11,9 @@
  */
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Queue } from '../queue/index.ts';
-
-export const adminMailSchema = z
-  .object({
-    to: z.array(z.email()).min(1).meta({ description: 'Admin addresses that get the mails' }),
-    from: z.email().meta({ description: 'Sender of the mails; routed by relay.routes like any sender (it must be allowed to send)' }),
-    events: z
-      .array(z.enum(['start', 'stop', 'credentials']))
-      .min(1)
-      .default(['start', 'stop', 'credentials'])
-      .meta({ description: 'When to send one: start, stop, credentials (a client secret or certificate 30, 14, 7 and 1 days before it expires, and once expired); for bounce reports to an admin use relay.bounces.notify: admin or both' }),
-    stopWaitSeconds: z.int().min(0).max(60).default(10).meta({ description: 'How long a stopping relay waits for the stop mail to be sent' }),
-  })
-  .strict()
-  .meta({ description: 'Mails to an admin when the relay starts and stops, and when a credential nears its expiry' });
-
-export type AdminMailConfig = z.infer<typeof adminMailSchema>;
+import type { AdminMailConfig } from '../config.ts';
 
 export interface AdminMailFacts {
   hostname: string;

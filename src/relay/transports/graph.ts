@@ -39,11 +39,8 @@ import { silentLogger } from '../../log/index.ts';
 import type { OutboundMessage, SendResult } from '../transport.ts';
 import { parseRetryAfter } from '../../util/limits.ts';
 import { addressesIn, splitMessage } from './headers.ts';
-import { attemptToken, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type RouteTransport, type TokenSource, type TransportContext } from './types.ts';
+import { attemptToken, GRAPH_MAX_MIME_BYTES, PLACEHOLDER, since, tokenFacts, type DeliverHooks, type DeliveryTarget, type RouteTransport, type TokenSource, type TransportContext } from './types.ts';
 
-/** Graph's request size limit (4 MB) and the largest MIME message that fits after base64. */
-export const GRAPH_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-export const GRAPH_MAX_MIME_BYTES = Math.floor(GRAPH_MAX_REQUEST_BYTES / 4) * 3;
 export { GRAPH_CONCURRENCY_PER_MAILBOX };
 const DEFAULT_RETRY_AFTER = 30;
 

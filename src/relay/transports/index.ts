@@ -25,14 +25,13 @@ import type { Logger } from '../../log/index.ts';
 import { silentLogger } from '../../log/index.ts';
 import { Router, senderDecision, type ResolvedRoute, type RouteConfig } from '../routing.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
-import { GRAPH_MAX_MIME_BYTES } from './graph.ts';
+import { GRAPH_MAX_MIME_BYTES } from './types.ts';
 import { addressesIn, alignRecipients, rewriteSender, splitMessage } from './headers.ts';
 import type { DeliverHooks, DeliveryTarget, RouteTransport, TokenSource, TransportKind, TransportRegistry } from './types.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 
 export type { DeliverHooks, RouteTransport, StepEvent, StepName, TokenSource, TransportContext, TransportKind, TransportRegistry } from './types.ts';
-export { GRAPH_MAX_MIME_BYTES, graphTransport } from './graph.ts';
-export { smtpTransport } from './smtp-xoauth2.ts';
+export { GRAPH_MAX_MIME_BYTES } from './types.ts';
 
 /** What the transports read of mailbridge.yaml besides the routes: the connections and server.proxy. */
 export interface TransportSettings {

@@ -9,7 +9,8 @@ import type { Logger } from '../../log/index.ts';
 import type { Store } from '../../store/index.ts';
 import type { Clock } from '../../util/clock.ts';
 import { startRelay, type Relay, type RelayOptions } from '../index.ts';
-import { queueAdminMail, waitSent, type AdminMailConfig } from './admin-mail.ts';
+import { queueAdminMail, waitSent } from './admin-mail.ts';
+import type { AdminMailConfig } from '../config.ts';
 import { RoutedTransport, type TransportSettings } from './index.ts';
 import type { TokenSource, TransportRegistry } from './types.ts';
 

@@ -71,6 +71,10 @@ export interface RouteTransport {
 
 export type TransportKind = RouteConfig['transport'];
 
+/** Graph's request size limit (4 MB) and the largest MIME message that fits after base64. */
+export const GRAPH_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+export const GRAPH_MAX_MIME_BYTES = Math.floor(GRAPH_MAX_REQUEST_BYTES / 4) * 3;
+
 /** The transports a route can name, by kind; filled by the composition root (src/app/plugins.ts). */
 export type TransportRegistry = Record<TransportKind, (ctx: TransportContext) => RouteTransport>;
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminApi } from '../../../src/api/index.ts';
 import { configSchema, type Config } from '../../../src/app/schema.ts';
-import { connectorPlugins } from '../../../src/app/plugins.ts';
+import { connectorPlugins } from '../../../src/app/connectors.ts';
 import { runConnector } from '../../../src/connector/index.ts';
 import { RetryRequests } from '../../../src/connector/retry-requests.ts';
 import { append, connectorConfig, folderContents, makeMessage, startCapture, startRig, tempStore, type Rig } from '../../connector/helpers.ts';

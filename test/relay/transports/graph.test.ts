@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { explain } from '../../../src/errors/index.ts';
 import { grantSendAs, revokeSendAs } from '../../../src/sandbox/exchange/ops.ts';
-import { GRAPH_MAX_MIME_BYTES } from '../../../src/relay/transports/graph.ts';
+import { GRAPH_MAX_MIME_BYTES } from '../../../src/relay/transports/types.ts';
 import { message, startRelayRig, startTenant, stored, type RelayRig, type TenantRig } from './rig.ts';
 
 const SCANNER = 'scanner@contoso.test';

@@ -21,7 +21,7 @@ import { createLogger } from '../../../log/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import type { OptionDefs } from '../args.ts';
 import type { Output } from '../output.ts';
-import { connectorPlugins } from '../../../app/plugins.ts';
+import { connectorPlugins } from '../../../app/connectors.ts';
 import { nodeIdentity } from '../../../cluster/node.ts';
 import { Ownership } from '../../../cluster/ownership.ts';
 
