@@ -153,3 +153,9 @@ test('the relay and the gateway\'s plug-in registries load no connector, IMAP or
   for (const pkg of ['imapflow', 'mailparser', 'fastify', 'node-forge', '@azure/msal-node']) assert.ok(!loaded.includes(pkg), `${pkg} in ${loaded.join(', ')}`);
   assert.ok(loaded.includes('smtp-server') || loaded.includes('nodemailer'), 'the probe sees the relay\'s own libraries');
 });
+
+test('the gateway (server/index.ts) loads no probe, setup, PostgreSQL or certificate library until a check run, a setup run, a PostgreSQL store or a .pfx asks for it', () => {
+  const loaded = packagesLoadedBy('server/index.ts');
+  for (const pkg of ['imapflow', 'fast-xml-parser', '@ewsjs/ntlm-client', 'pg', 'node-forge']) assert.ok(!loaded.includes(pkg), `${pkg} in ${loaded.join(', ')}`);
+  assert.ok(loaded.includes('fastify') && loaded.includes('@azure/msal-node'), 'the probe sees the gateway\'s own libraries');
+});

@@ -44,9 +44,9 @@ import { selfSignedCertificate } from '../util/certificates.ts';
 import { sleep } from '../util/limits.ts';
 import { graphUrlFor } from './index.ts';
 import { findApplication } from '../setup/directory.ts';
+import { readRetire, RETIRE_NAMESPACE, type RetireEntry } from './retire.ts';
 
 const PROOF_AUDIENCE = '00000002-0000-0000-c000-000000000000';
-const RETIRE_NAMESPACE = 'credential-retire';
 const HOUR_MS = 3_600_000;
 
 export interface RotateOptions {
@@ -82,13 +82,6 @@ export interface RotateResult {
   /** Token requests it took before the new credential worked. */
   attempts: number;
   old: { keyId: string; removed: boolean; removeAfter?: string } | { keyId: undefined; reason: string };
-}
-
-interface RetireEntry {
-  kind: 'certificate' | 'secret';
-  keyId: string;
-  appObjectId: string;
-  after: number;
 }
 
 function proxyOf(config: Config, conn: ConnectionConfig, env: NodeJS.ProcessEnv | undefined): ProxySettings {
@@ -279,11 +272,6 @@ async function remove(connection: string, client: GraphClient, entry: RetireEntr
         });
   // Already gone (removed in the portal) is what was wanted.
   if (reply.status !== 204 && reply.status !== 200 && reply.status !== 404) throw failed(connection, entry.kind === 'secret' ? 'removePassword' : 'removeKey', reply);
-}
-
-async function readRetire(kv: KeyValue, connection: string): Promise<RetireEntry[]> {
-  const raw = await kv.get(RETIRE_NAMESPACE, connection);
-  return raw ? (JSON.parse(raw) as RetireEntry[]) : [];
 }
 
 /**

@@ -15,7 +15,8 @@
  */
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import forge from 'node-forge';
+// node-forge (PKCS#12, which Node's crypto cannot read) loads only for a .pfx certificate.
+import type Forge from 'node-forge';
 import type { ConnectionConfig } from './config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
@@ -182,7 +183,7 @@ export async function loadCertificate(connection: string, cfg: CertificateInput,
     key = openPemKey(connection, keyPath, keyText, password);
   } else {
     format = 'pfx';
-    const opened = openPfx(connection, cfg.path, file, password);
+    const opened = openPfx((await import('node-forge')).default, connection, cfg.path, file, password);
     certPem = opened.certPem;
     key = opened.key;
   }
@@ -248,8 +249,8 @@ function openPemKey(connection: string, path: string, pem: string, password: str
   }
 }
 
-function openPfx(connection: string, path: string, file: Buffer, password: string | undefined): { certPem: string; key: KeyObject } {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+function openPfx(forge: typeof Forge, connection: string, path: string, file: Buffer, password: string | undefined): { certPem: string; key: KeyObject } {
+  let p12: Forge.pkcs12.Pkcs12Pfx;
   try {
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(file.toString('binary')));
     // A PFX exported without a password still has a MAC over the empty password.

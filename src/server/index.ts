@@ -232,9 +232,13 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
           ...(options.clock ? { clock: options.clock } : {}),
           // Old credentials of `mailbridge credential rotate` go when their overlap is over.
           alsoDaily: async () => {
+            const { retireIsDue } = await import('../check/retire.ts');
+            const clock = options.clock ?? Date.now;
+            // Rotation's Graph client and probes load only on a day when an old credential is due.
+            if (!(await retireIsDue(store.kv, clock()))) return;
             const { retireDue } = await import('../check/rotate.ts');
             const { caFileReader } = await import('../check/index.ts');
-            await retireDue({ config, box: secretBox, kv: store.kv, env, log, readCa: caFileReader(config) });
+            await retireDue({ config, box: secretBox, kv: store.kv, env, log, clock, readCa: caFileReader(config) });
           },
           announce: async (alert) => {
             const admin = running.relay?.adminMail;

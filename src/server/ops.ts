@@ -13,13 +13,12 @@ import type { ApplyResult, CheckItem, OpsTools } from '../api/context.ts';
 import { configRefused } from '../api/routes/ops.ts';
 import { analyzeText, loadConfig, replaceConfigText, secretSlots, storeSettings, type Config } from '../app/config.ts';
 import { appOf, type App } from '../app/open.ts';
-import { checkName, runChecks, type CheckResult } from '../check/index.ts';
+import type { CheckResult } from '../check/index.ts';
 import { isEncrypted, openSecretBox } from '../config/secrets.ts';
 import { MbError } from '../errors/index.ts';
 import type { Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';
-import { setupWithAdmin, signInAdmin } from '../setup/admin.ts';
-import { setupWillCreate } from '../setup/index.ts';
+import { setupWillCreate } from '../setup/relax.ts';
 
 export interface OpsOptions {
   /** The configuration the gateway runs on now. */
@@ -35,7 +34,7 @@ export interface OpsOptions {
 const STATUS = { ok: 'ok', failed: 'fail', pending: 'pending', unverified: 'warn' } as const;
 
 /** A result of src/check as the API shows it: "contoso: FullAccess info@contoso.com". */
-export function checkItem(r: CheckResult): CheckItem {
+export function checkItem(r: CheckResult, checkName: (check: string, lang: Lang) => string): CheckItem {
   const title = (lang: Lang) => `${r.connection}: ${checkName(r.check, lang)} ${r.label?.[lang] ?? r.subject}`;
   return { id: `${r.connection}/${r.check}/${r.subject}`, title: { en: title('en'), de: title('de') }, status: STATUS[r.status], ...(r.error ? { error: r.error } : {}) };
 }
@@ -57,6 +56,8 @@ export function opsTools(o: OpsOptions): OpsTools {
     try {
       const { config } = app;
       const box = await app.secretBox();
+      // The probes (IMAP, SMTP, EWS, Graph) load with the first check run, not with every gateway.
+      const { checkName, runChecks } = await import('../check/index.ts');
       await runChecks({
         config,
         identity: await app.identity(),
@@ -64,7 +65,7 @@ export function opsTools(o: OpsOptions): OpsTools {
         env: o.env,
         log: o.log,
         reveal: (stored) => box.reveal(stored),
-        onResult: (r) => onResult(checkItem(r)),
+        onResult: (r) => onResult(checkItem(r, checkName)),
       });
     } finally {
       await app.close();
@@ -80,6 +81,7 @@ export function opsTools(o: OpsOptions): OpsTools {
       const conn = config.connections[connection];
       if (!conn) throw new MbError('MB_IDENTITY_UNKNOWN_CONNECTION', { connection, known: Object.keys(config.connections).join(', ') || '—' });
       const secretBox = await openSecretBox({ keyFile, env: o.env });
+      const { setupWithAdmin, signInAdmin } = await import('../setup/admin.ts');
       progress.step('signin');
       const session = await signInAdmin({ config, conn, secretBox, env: o.env, log: o.log, onCode: (info) => progress.deviceCode(info) });
       let result;

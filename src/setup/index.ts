@@ -30,7 +30,6 @@ import { createPrivateKey, randomBytes, randomUUID, X509Certificate } from 'node
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../app/schema.ts';
-import type { ConfigProblem } from '../config/index.ts';
 import type { ConnectionConfig } from '../identity/config.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 import { MbError } from '../errors/index.ts';
@@ -474,13 +473,7 @@ function day(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
-/**
- * Configuration errors setup is about to resolve, so it loads such a file (LoadOptions.relax): a
- * connection without credential, or with `clientId: new` for an app that does not exist yet.
- */
-export function setupWillCreate(problem: ConfigProblem): boolean {
-  return problem.code === 'MB_CONFIG_NO_CREDENTIAL' || (problem.code === 'MB_CONFIG_CLIENT_ID_INVALID' && problem.params.found === '"new"');
-}
+export { setupWillCreate } from './relax.ts';
 
 /** The Graph base URL setup talks to: --graph-url, else one the configuration gives for this connection, else the cloud's. */
 export function setupGraphUrl(config: Config, connection: string, given?: string): string | undefined {

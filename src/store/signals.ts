@@ -10,7 +10,8 @@
  * Payloads stay below PostgreSQL's 8,000-byte limit (MAX_SIGNAL_BYTES); callers shorten theirs.
  */
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+// Loaded by the PostgreSQL side only: an SQLite install (the default) never loads the pg driver.
+import type pg from 'pg';
 
 export const MAX_SIGNAL_BYTES = 7900;
 
@@ -49,7 +50,8 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
 
   const connect = (): Promise<pg.Client> =>
     (client ??= (async () => {
-      const c = new pg.Client({ connectionString, types });
+      const { default: driver } = await import('pg');
+      const c = new driver.Client({ connectionString, types });
       c.on('notification', (n) => {
         for (const fn of handlers.get(n.channel) ?? []) fn(n.payload ?? '');
       });

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../../app/config.ts';
 import { createLogger } from '../../../log/index.ts';
 import { startGateway } from '../../../server/index.ts';
-import { setupWillCreate } from '../../../setup/index.ts';
+import { setupWillCreate } from '../../../setup/relax.ts';
 import { reloadConfig } from '../../../server/reload.ts';
 import { noMoreArgs } from '../args.ts';
 import { defineCommand } from '../command.ts';
