@@ -9,8 +9,12 @@
  * LMTP connections). Both relays must use STARTTLS to it; mailbridge logs in with XOAUTH2 (its
  * transport always does; the upstream does not check the token), Postfix sends without AUTH.
  *
- *  - mailbridge: the relay (listener, durable queue: fsync + SQLite commit before 250, SMTP XOAUTH2
- *    transport with pooled connections) in a child process; clients come from an allowed network
+ *  - mailbridge: `mailbridge serve` as an admin runs it (relay listener, durable queue: fsync +
+ *    SQLite commit before 250, SMTP XOAUTH2 transport with pooled connections, and everything else
+ *    serve holds: the HTTP server with /health, /metrics and the admin API, MSAL with its token
+ *    cache). Its connection gets real tokens from the sandbox's Entra ID (started here for that
+ *    alone; the upstream does not check them). `--service-only` runs just the relay service with a
+ *    stub token source instead (bench/relay/mailbridge-child.mjs), to show what serve adds. Clients come from an allowed network
  *    (no AUTH, no TLS, like Postfix's mynetworks). Each client sends as its own mailbox, and
  *    mailbridge keeps Exchange's limit of 3 connections per mailbox (4 clients → up to 12
  *    connections upstream); the 30-per-minute pacing is lifted (the upstream is not Exchange).
@@ -38,11 +42,11 @@
  * (its bench/relay/mailbridge-child.ts), so a change can be compared with the code before it in the
  * same run, on the same machine load; its column and ratio are printed beside the others.
  *
- * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR] [--from-src]
+ * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR] [--from-src] [--service-only]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +56,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { parse, stringify } from 'yaml';
 import { alive, cpuSeconds, pss, startPostfix, type Postfix } from './postfix.ts';
 import { Arrivals } from '../support/arrivals.ts';
 
@@ -67,9 +73,11 @@ const { values } = parseArgs({
     tools: { type: 'string', default: 'mailbridge,postfix' },
     baseline: { type: 'string' },
     'from-src': { type: 'boolean', default: false },
+    'service-only': { type: 'boolean', default: false },
   },
 });
 const FROM_SRC = values['from-src'];
+const SERVICE_ONLY = values['service-only'];
 const N = Number(values.messages);
 const SIZE = Number(values.size);
 const CLIENTS = Number(values.clients);
@@ -94,6 +102,7 @@ const caFile = join(work, 'ca.pem');
 writeFileSync(caFile, ca.certPem);
 
 let dovecot: Dovecot | undefined;
+let sandbox: Sandbox | undefined;
 let upstream: SMTPServer | undefined;
 let lmtp: ReturnType<typeof nodemailer.createTransport> | undefined;
 const cleanups: Array<() => Promise<void>> = [];
@@ -186,6 +195,8 @@ function compiled(checkout: string): string {
   if (!out) {
     out = join(checkout, 'tmp', `bench-relay-${process.pid}`);
     execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(checkout, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+    // What npm run build copies beside the JavaScript (the console's stylesheet and script).
+    if (existsSync(join(checkout, 'src', 'console', 'assets'))) cpSync(join(checkout, 'src', 'console', 'assets'), join(out, 'console', 'assets'), { recursive: true });
     builds.set(checkout, out);
     cleanups.push(async () => rmSync(out!, { recursive: true, force: true }));
   }
@@ -206,10 +217,56 @@ interface Running {
   stop(): Promise<void>;
 }
 
+/**
+ * mailbridge.yaml for `serve`: the relay as the child below configures it, and the sandbox's
+ * connection (its client secret sealed with the sandbox's key) for real tokens.
+ */
+function serveConfig(dir: string, relayPort: number, upstreamPort: number): string {
+  const example = parse(readFileSync(sandbox!.configFile, 'utf8')) as { connections: Record<string, Record<string, unknown>> };
+  const file = join(dir, 'mailbridge.yaml');
+  const config = {
+    secrets: { keyFile: join(sandbox!.dir, 'mailbridge.key') },
+    store: { driver: 'sqlite', path: join(dir, 'mb.db') },
+    server: { listen: '127.0.0.1', port: 0 },
+    connections: { bench: { ...example.connections.sandbox, caFile } },
+    relay: {
+      hostname: 'mailbridge.bench.test',
+      dataDir: join(dir, 'relay'),
+      listeners: [{ host: '127.0.0.1', port: relayPort, tls: 'none' }],
+      networks: { local: { cidrs: ['127.0.0.1/32'], allowedSenders: ['@bench.test'] } },
+      queue: { ratePerMinute: 100_000, concurrencyPerMailbox: 3, maxConcurrency: 20 },
+      routes: [{ senders: ['@bench.test'], connection: 'bench', smtp: { host: '127.0.0.1', port: upstreamPort } }],
+    },
+  };
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
 async function startMailbridge(dir: string, upstreamPort: number, checkout = ROOT): Promise<Running> {
   mkdirSync(dir, { recursive: true });
   const code = FROM_SRC ? undefined : compiled(checkout);
   const serve = serveSettings(checkout);
+  if (!SERVICE_ONLY) {
+    const relayPort = await freePort();
+    const main = code ? join(code, 'admin', 'cli', 'main.js') : join(checkout, 'src', 'admin', 'cli', 'main.ts');
+    const child: ChildProcess = spawn(
+      join(ROOT, 'node_modules', '.bin', 'node'),
+      [...serve.flags, ...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []), main, '--config', serveConfig(dir, relayPort, upstreamPort), 'serve'],
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, env: { PATH: process.env.PATH, LANG: 'C', ...serve.env } },
+    );
+    const log = createWriteStream(join(dir, 'mailbridge.log'));
+    child.stderr!.pipe(log, { end: false });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        log.write(d);
+        if (out.length < 100_000) out += d.toString();
+        if (/mailbridge is running/.test(out)) resolve();
+      });
+      child.once('exit', (c) => reject(new Error(`mailbridge serve exited with ${c}: see ${join(dir, 'mailbridge.log')}`)));
+    });
+    return running(child, relayPort);
+  }
   const childFile = [join(checkout, 'bench', 'relay', 'mailbridge-child.mjs'), join(checkout, 'bench', 'relay', 'mailbridge-child.ts')].find((f) => existsSync(f))!;
   const child: ChildProcess = spawn(
     join(ROOT, 'node_modules', '.bin', 'node'),
@@ -231,6 +288,10 @@ async function startMailbridge(dir: string, upstreamPort: number, checkout = ROO
     });
     child.once('exit', (code) => reject(new Error(`mailbridge exited with ${code}`)));
   });
+  return running(child, port);
+}
+
+function running(child: ChildProcess, port: number): Running {
   const pid = child.pid!;
   return {
     port,
@@ -304,6 +365,16 @@ function pct(sorted: number[], p: number): number {
 
 try {
   dovecot = await startDovecot({ tls: ca.issueServer() });
+  // The sandbox's Entra ID gives serve its tokens; its CA is the bench's, so one caFile serves both.
+  if (!SERVICE_ONLY && values.tools.includes('mailbridge')) {
+    const sandboxDir = join(work, 'sandbox');
+    mkdirSync(sandboxDir);
+    // Its Dovecot's users pass through the work folder (mkdtemp makes it 0700).
+    chmodSync(work, 0o711);
+    writeFileSync(join(sandboxDir, 'ca.key'), ca.keyPem, { mode: 0o600 });
+    writeFileSync(join(sandboxDir, 'ca.pem'), ca.certPem);
+    sandbox = await startSandbox({ dir: sandboxDir });
+  }
   const upstreamPort = await startUpstream(dovecot);
   const results: RunResult[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -356,7 +427,8 @@ try {
     ['CPU s per 1,000 messages', (x) => x.cpu.mean, (x) => range(x.cpu, 2)],
   ];
   console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s) (mean, min–max over rounds), warm-up ${WARMUP}`);
-  console.log(`Upstream for all: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in every relay${BASELINE ? `; baseline: mailbridge from ${BASELINE}` : ''}\n`);
+  console.log(`Upstream for all: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in every relay${BASELINE ? `; baseline: mailbridge from ${BASELINE}` : ''}`);
+  console.log(`mailbridge runs as ${SERVICE_ONLY ? 'the relay service alone (stub tokens, no HTTP server)' : '`mailbridge serve` (relay, HTTP server, admin API, MSAL tokens from the sandbox)'}, ${FROM_SRC ? 'from the TypeScript sources' : 'compiled as the packages ship it'}\n`);
   row('', [...present.map((t) => names[t]), ...ratios.map(([, b]) => `ratio to ${b}`)]);
   for (const [label, value, text] of figures) {
     row(label, [...present.map((t) => text(s[t])), ...ratios.map(([a, b]) => `${(value(s[a]) / value(s[b])).toFixed(2)}×`)]);
@@ -374,6 +446,7 @@ try {
   if (upstream) await new Promise<void>((r) => upstream!.close(() => r()));
   lmtp?.close();
   await dovecot?.stop();
+  await sandbox?.close();
   if (values.keep) console.error(`kept ${work} (logs: */postfix.log, */mailbridge.log)`);
   else rmSync(work, { recursive: true, force: true });
 }
