@@ -59,9 +59,6 @@ export interface Gateway {
   close(reason?: string): Promise<void>;
 }
 
-/** A notification delivery claimed by a node stays its own this long (sinks give up after 120 s at most). */
-const DELIVERY_CLAIM_MS = 300_000;
-
 export interface GatewayOptions {
   /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
   keyFile?: string;
@@ -72,9 +69,8 @@ export interface GatewayOptions {
   clock?: () => number;
   /** mailbridge.yaml as `serve` read it: setup runs and config apply write it, check runs read it anew. */
   configPath?: string;
-  /** Several nodes, for tests and benchmarks: a shorter lease time, smaller watch shards. */
-  /** Ownership timing for tests of several nodes: leases, shard size, and how long a node's claim on a notification delivery lasts. */
-  cluster?: { leaseMs?: number; shardSize?: number; deliveryClaimMs?: number };
+  /** Several nodes, for tests and benchmarks: a shorter lease time (for leases and delivery claims alike), smaller watch shards. */
+  cluster?: { leaseMs?: number; shardSize?: number };
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -180,8 +176,9 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ownListeners,
       network: { proxy: cfg.server.proxy, env },
       observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
-      // Several nodes: each claims the deliveries it sends (longer than any sink's timeout, 120 s at most).
-      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: options.cluster?.deliveryClaimMs ?? DELIVERY_CLAIM_MS } } : {}),
+      // Several nodes: each claims the deliveries it sends for the lease time and renews the claims
+      // while the sink works (dispatcher.ts), so a dead node's deliveries move as fast as its leases.
+      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: ownership.leaseMs } } : {}),
     });
   };
 
