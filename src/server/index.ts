@@ -27,7 +27,7 @@ import type { CredentialMonitor } from '../check/expiry.ts';
 import type { AdminApiOptions, registerAdminApi as registerAdminApiType } from '../api/index.ts';
 import { nodeIdentity, type NodeIdentity } from '../cluster/node.ts';
 import { Ownership } from '../cluster/ownership.ts';
-import { nodesView } from '../cluster/status.ts';
+import { nodesView, statusSources } from '../cluster/status.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -94,8 +94,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const ownership = new Ownership({ cluster: store.cluster, node, log, ...(options.cluster?.leaseMs ? { leaseMs: options.cluster.leaseMs } : {}) });
   metrics.sources.node = () => ({ id: node.id, name: node.name, version: node.version, role: node.role, owns: ownership.counts() });
   metrics.sources.clusterNodes = async () => {
-    const nodes = await nodesView(store.cluster, { now: Date.now(), leaseMs: ownership.leaseMs });
-    return { live: nodes.filter((n) => n.live).length, dead: nodes.filter((n) => !n.live).length };
+    const nodes = await nodesView(statusSources(store), { now: Date.now(), leaseMs: ownership.leaseMs });
+    return {
+      live: nodes.filter((n) => n.live).length,
+      dead: nodes.filter((n) => !n.live).length,
+      relayClaimed: nodes.flatMap((n) => (n.relayClaimed !== undefined ? [{ id: n.id, name: n.name, claimed: n.relayClaimed }] : [])),
+    };
   };
   // With TLS, Fastify runs on an https.Server; the routes and hooks are the same either way.
   const http = (https ? Fastify({ loggerInstance: log as FastifyBaseLogger, https }) : Fastify({ loggerInstance: log as FastifyBaseLogger })) as unknown as FastifyInstance;
@@ -138,7 +142,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
     const { startRelayService } = await import('../relay/transports/service.ts');
     const { relayStorage } = await import('../app/relay.ts');
-    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env, storage: relayStorage(store, cfg.relay) });
+    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env, storage: relayStorage(store, cfg.relay, { node: node.id }) });
     const router = r.transport.router;
     r.relay.queue.on('outcome', (outcome, rec, at) => {
       const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
