@@ -235,6 +235,8 @@ for (const d of drivers.list) {
       assert.deepEqual(await s.queue.claim('c1', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'claimed already');
       assert.deepEqual(await s.queue.claim('c3', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'held');
       await s.queue.claim('c2', { by: 'node-b', token: 'tc', now: 100, leaseUntil: 1_100 });
+      // What `mailbridge status` counts per node: active rows by holder.
+      assert.deepEqual(await s.queue.claimedPerNode(), { 'node-a': 1, 'node-b': 1 });
       // Renewal keeps only what the node still holds under those tokens.
       assert.deepEqual(await s.queue.renew('node-a', ['ta', 'tc'], 2_000), ['ta']);
       assert.equal((await s.queue.get('c1'))?.leaseUntil, 2_000);
