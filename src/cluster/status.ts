@@ -1,9 +1,12 @@
 /**
  * What `mailbridge status`, GET /api/v1/nodes and the metrics say about the nodes: each node's id,
  * name, version, role, uptime, whether it is live (heartbeat younger than the lease time) and what
- * it owns per pool, read from the node registry every node writes each round.
+ * it owns per pool, read from the node registry every node writes each round; on PostgreSQL also
+ * how many relay messages each holds claimed (active rows naming it), a dead node's until a
+ * survivor takes them over.
  */
 import type { ClusterRepository } from '../store/cluster.ts';
+import type { QueueRepository } from '../store/queue.ts';
 import { DEFAULT_LEASE_MS, FORGET_NODES_AFTER_MS } from './ownership.ts';
 
 export interface NodeView {
@@ -20,12 +23,24 @@ export interface NodeView {
   owns: Record<string, number>;
   /** The node answering (the gateway's own process). */
   self: boolean;
+  /** Relay messages this node holds claimed (being delivered); only with several nodes (PostgreSQL). */
+  relayClaimed?: number;
 }
 
 
-export async function nodesView(cluster: ClusterRepository, o: { now: number; self?: string | undefined; leaseMs?: number }): Promise<NodeView[]> {
+/** The store's repositories nodesView reads: the node registry, and on PostgreSQL the relay queue's claims. */
+export function statusSources(store: { driver: 'sqlite' | 'postgres'; cluster: ClusterRepository; queue: QueueRepository }): { cluster: ClusterRepository; queue?: Pick<QueueRepository, 'claimedPerNode'> } {
+  // On SQLite one process relays and claims without naming itself: there is nothing to count per node.
+  return store.driver === 'postgres' ? { cluster: store.cluster, queue: store.queue } : { cluster: store.cluster };
+}
+
+export async function nodesView(
+  from: { cluster: ClusterRepository; queue?: Pick<QueueRepository, 'claimedPerNode'> | undefined },
+  o: { now: number; self?: string | undefined; leaseMs?: number },
+): Promise<NodeView[]> {
   const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
-  return (await cluster.nodes())
+  const claimed = from.queue ? await from.queue.claimedPerNode() : undefined;
+  return (await from.cluster.nodes())
     // Stopped nodes are shown until the rounds forget them, so an admin sees which one died.
     .filter((n) => n.heartbeatAt > o.now - FORGET_NODES_AFTER_MS)
     .map((n) => ({
@@ -39,5 +54,6 @@ export async function nodesView(cluster: ClusterRepository, o: { now: number; se
       live: n.heartbeatAt > o.now - leaseMs,
       owns: n.owns,
       self: n.id === o.self,
+      ...(claimed ? { relayClaimed: claimed[n.id] ?? 0 } : {}),
     }));
 }

@@ -51,8 +51,8 @@ export interface Sources {
   smtpOpen?: () => Promise<Array<{ listener: string; open: number }>>;
   /** This node (src/cluster/node.ts) and the leases it holds per pool. */
   node?: () => { id: string; name: string; version: string; role: string; owns: Record<string, number> };
-  /** Nodes sharing the store, live and not (their heartbeat stopped). */
-  clusterNodes?: () => Promise<{ live: number; dead: number }>;
+  /** Nodes sharing the store, live and not (their heartbeat stopped); on PostgreSQL the relay messages each holds claimed. */
+  clusterNodes?: () => Promise<{ live: number; dead: number; relayClaimed?: Array<{ id: string; name: string; claimed: number }> }>;
 }
 
 export class Metrics implements Recorder {
@@ -163,6 +163,19 @@ export class Metrics implements Recorder {
         if (!c) return;
         this.set({ state: 'live' }, c.live);
         this.set({ state: 'dead' }, c.dead);
+      },
+    });
+    new Gauge({
+      name: 'mailbridge_cluster_relay_claimed',
+      help: 'Relay messages each node of the store holds claimed (being delivered), by node id and name; a stopped node\'s until a live node takes them over (PostgreSQL)',
+      labelNames: ['node', 'name'],
+      registers: r,
+      async collect() {
+        if (!sources.clusterNodes) return;
+        const c = await sources.clusterNodes().catch(() => undefined);
+        // Nodes come and go (a new id at every start): only those of now are shown.
+        this.reset();
+        for (const n of c?.relayClaimed ?? []) this.set({ node: n.id, name: n.name }, n.claimed);
       },
     });
     this.notifyEvents = new Counter({ name: 'mailbridge_notify_events_published_total', help: 'Events published to the dispatcher (duplicates not counted), by type', labelNames: ['type'], registers: r });

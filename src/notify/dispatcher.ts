@@ -15,13 +15,27 @@
  *   that the line moves on.
  * - `gone` retires the subscription and drops its pending deliveries.
  *
+ * - Several nodes (PostgreSQL, `claim`): each due head is claimed for this node for the lease time
+ *   (30 s), and the claims of the deliveries in flight are renewed every third of it, in one
+ *   statement, for as long as the sink takes. A node that dies (kill -9, power) stops renewing, so
+ *   a survivor takes its deliveries over within the lease time, in order (only a line's head is
+ *   ever claimed). Renewing from the delivery loop, rather than trusting the node registry's
+ *   heartbeat, ties the claim to the work itself: a node alive but stuck or cut off from the
+ *   database loses its claims the same way, and a survivor never needs to judge another node dead.
+ * - What can go out twice after a kill: the deliveries the dead node had in flight (at most one per
+ *   line, `concurrency` in all), when its sink call reached the receiver before the node could mark
+ *   it done — at-least-once, as after a restart of a single node. Two live nodes send one delivery
+ *   twice only if the holder could not renew for the whole lease time (the database unreachable
+ *   from it, or the process frozen) while its sink call was still running; the holder then logs
+ *   that its claim was taken over.
+ *
  * Limits: on SQLite one dispatcher per store (lines in flight are tracked in memory); on
  * PostgreSQL one per node, each claiming the heads it sends (`claim`). A line's head blocks only
  * that line, never other subscriptions or mailboxes.
  */
 import { MbError, toMbError } from '../errors/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
-import type { DeliveryClaim, DeliveryError, DueDelivery, NotifyRepository } from '../store/notify.ts';
+import type { DeliveryClaim, DeliveryError, DeliveryKey, DueDelivery, NotifyRepository } from '../store/notify.ts';
 import type { Fence } from '../store/cluster.ts';
 import type { RetryConfig } from './config.ts';
 import { forSubscription, parseEvent, type NotifyEvent } from './events.ts';
@@ -43,7 +57,8 @@ export interface DispatcherOptions {
   /**
    * Several nodes on one PostgreSQL database: each due head is claimed for this node (see
    * NotifyRepository.due), so the nodes' dispatchers share the work and never send one delivery
-   * twice, unless a node dies mid-delivery and another takes the head over after `forMs`.
+   * twice, unless a node dies mid-delivery and another takes the head over after `forMs`. Claims
+   * of deliveries in flight are renewed every `forMs / 3`.
    */
   claim?: DeliveryClaim;
 }
@@ -85,6 +100,48 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const concurrency = options.concurrency ?? 32;
   const sinks = new Map(options.sinks.map((s) => [s.kind, s]));
   const busy = new Set<string>();
+  // Re-check at least every minute: a clock jump or another writer must not stall the queue. With
+  // claims, every third of the claim time: a node that died holding claims is noticed within the
+  // claim time even by a node with nothing else to do (it did not publish what it holds).
+  const recheckMs = options.claim ? Math.max(1, Math.min(60_000, Math.floor(options.claim.forMs / 3))) : 60_000;
+  // The deliveries in flight by line, whose claims the renewal below keeps.
+  const holding = new Map<string, DeliveryKey>();
+  let renewer: ReturnType<typeof setInterval> | undefined;
+  let renewing = false;
+
+  /** Extends the claims of the deliveries in flight; one whose claim another node took is only logged (its sink call is already out). */
+  async function renewClaims(claim: DeliveryClaim): Promise<void> {
+    if (renewing || holding.size === 0) return;
+    renewing = true;
+    const mine = [...holding.values()];
+    try {
+      const kept = new Set((await repo.renewClaims(claim.by, mine, now() + claim.forMs)).map((k) => `${k.subscriptionId}\n${k.eventId}`));
+      for (const k of mine) {
+        // Finished meanwhile (the row is no longer pending) is not a loss.
+        if (kept.has(`${k.subscriptionId}\n${k.eventId}`) || ![...holding.values()].includes(k)) continue;
+        log.warn({ subscription: k.subscriptionId, event: k.eventId, node: claim.by }, 'notify: the claim of a delivery in flight was taken over by another node; the event may arrive twice');
+      }
+    } catch (err) {
+      log.warn({ err: toMbError(err).message }, 'notify: could not renew the claims of the deliveries in flight; trying again');
+    } finally {
+      renewing = false;
+    }
+  }
+
+  function hold(key: string, delivery: DeliveryKey): void {
+    holding.set(key, delivery);
+    const claim = options.claim;
+    if (!claim || renewer) return;
+    renewer = setInterval(() => void renewClaims(claim), Math.max(1, Math.floor(claim.forMs / 3)));
+    renewer.unref?.();
+  }
+
+  function release(key: string): void {
+    holding.delete(key);
+    if (holding.size > 0 || !renewer) return;
+    clearInterval(renewer);
+    renewer = undefined;
+  }
 
   let running = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -163,10 +220,12 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const item of batch) {
         const key = `${item.subscription.id}\n${item.delivery.mailbox}`;
         busy.add(key);
+        hold(key, { subscriptionId: item.subscription.id, eventId: item.delivery.eventId });
         const p: Promise<void> = deliverOne(item, stats)
           .catch((err: unknown) => log.error({ err: toMbError(err).message }, 'notify: delivery bookkeeping failed'))
           .finally(() => {
             busy.delete(key);
+            release(key);
             inFlight.delete(p);
           });
         inFlight.add(p);
@@ -179,8 +238,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   function schedule(ms: number): void {
     if (!running) return;
     if (timer) clearTimeout(timer);
-    // Re-check at least every minute: a clock jump or another writer must not stall the queue.
-    timer = setTimeout(kick, Math.max(0, Math.min(ms, 60_000)));
+    timer = setTimeout(kick, Math.max(0, Math.min(ms, recheckMs)));
     timer.unref?.();
   }
 

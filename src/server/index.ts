@@ -27,7 +27,7 @@ import type { CredentialMonitor } from '../check/expiry.ts';
 import type { AdminApiOptions, registerAdminApi as registerAdminApiType } from '../api/index.ts';
 import { nodeIdentity, type NodeIdentity } from '../cluster/node.ts';
 import { Ownership } from '../cluster/ownership.ts';
-import { nodesView } from '../cluster/status.ts';
+import { nodesView, statusSources } from '../cluster/status.ts';
 
 export interface Gateway {
   http: FastifyInstance;
@@ -59,9 +59,6 @@ export interface Gateway {
   close(reason?: string): Promise<void>;
 }
 
-/** A notification delivery claimed by a node stays its own this long (sinks give up after 120 s at most). */
-const DELIVERY_CLAIM_MS = 300_000;
-
 export interface GatewayOptions {
   /** The secrets key file resolved against the config file's folder (LoadedConfig.keyFile). */
   keyFile?: string;
@@ -72,9 +69,8 @@ export interface GatewayOptions {
   clock?: () => number;
   /** mailbridge.yaml as `serve` read it: setup runs and config apply write it, check runs read it anew. */
   configPath?: string;
-  /** Several nodes, for tests and benchmarks: a shorter lease time, smaller watch shards. */
-  /** Ownership timing for tests of several nodes: leases, shard size, and how long a node's claim on a notification delivery lasts. */
-  cluster?: { leaseMs?: number; shardSize?: number; deliveryClaimMs?: number };
+  /** Several nodes, for tests and benchmarks: a shorter lease time (for leases and delivery claims alike), smaller watch shards. */
+  cluster?: { leaseMs?: number; shardSize?: number };
 }
 
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
@@ -98,8 +94,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const ownership = new Ownership({ cluster: store.cluster, node, log, ...(options.cluster?.leaseMs ? { leaseMs: options.cluster.leaseMs } : {}) });
   metrics.sources.node = () => ({ id: node.id, name: node.name, version: node.version, role: node.role, owns: ownership.counts() });
   metrics.sources.clusterNodes = async () => {
-    const nodes = await nodesView(store.cluster, { now: Date.now(), leaseMs: ownership.leaseMs });
-    return { live: nodes.filter((n) => n.live).length, dead: nodes.filter((n) => !n.live).length };
+    const nodes = await nodesView(statusSources(store), { now: Date.now(), leaseMs: ownership.leaseMs });
+    return {
+      live: nodes.filter((n) => n.live).length,
+      dead: nodes.filter((n) => !n.live).length,
+      relayClaimed: nodes.flatMap((n) => (n.relayClaimed !== undefined ? [{ id: n.id, name: n.name, claimed: n.relayClaimed }] : [])),
+    };
   };
   // With TLS, Fastify runs on an https.Server; the routes and hooks are the same either way.
   const http = (https ? Fastify({ loggerInstance: log as FastifyBaseLogger, https }) : Fastify({ loggerInstance: log as FastifyBaseLogger })) as unknown as FastifyInstance;
@@ -142,7 +142,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const startRelay = async (cfg: Config & { relay: NonNullable<Config['relay']> }): Promise<RelayService> => {
     const { startRelayService } = await import('../relay/transports/service.ts');
     const { relayStorage } = await import('../app/relay.ts');
-    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env, storage: relayStorage(store, cfg.relay) });
+    const r = await startRelayService({ config: { ...cfg, relay: cfg.relay }, transports, store, log, tokens, env, storage: relayStorage(store, cfg.relay, { node: node.id }) });
     const router = r.transport.router;
     r.relay.queue.on('outcome', (outcome, rec, at) => {
       const route = router.resolve({ sender: rec.sender, mailbox: rec.mailbox, ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}) })?.name ?? 'none';
@@ -180,8 +180,9 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       ownListeners,
       network: { proxy: cfg.server.proxy, env },
       observe: { published: (type) => metrics.notifyPublished(type), delivery: (sink, outcome) => metrics.notifyDelivery(sink, outcome) },
-      // Several nodes: each claims the deliveries it sends (longer than any sink's timeout, 120 s at most).
-      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: options.cluster?.deliveryClaimMs ?? DELIVERY_CLAIM_MS } } : {}),
+      // Several nodes: each claims the deliveries it sends for the lease time and renews the claims
+      // while the sink works (dispatcher.ts), so a dead node's deliveries move as fast as its leases.
+      ...(store.driver === 'postgres' ? { claim: { by: node.id, forMs: ownership.leaseMs } } : {}),
     });
   };
 

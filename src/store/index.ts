@@ -11,6 +11,7 @@ import type { CheckpointRepository } from './checkpoints.ts';
 import type { NotifyRepository } from './notify.ts';
 import type { ClusterRepository } from './cluster.ts';
 import type { Signals } from './signals.ts';
+import type { Fence } from './cluster.ts';
 
 export type { CheckpointRepository } from './checkpoints.ts';
 export type { ClusterRepository, Fence, LeaseRecord, NodeRecord } from './cluster.ts';
@@ -28,10 +29,21 @@ export interface KeyValue {
   list(namespace: string): Promise<Array<{ key: string; value: string; updatedAt: string }>>;
 }
 
+/** The store's own key-value table, which can also write as the holder of a lease. */
+export interface StoreKeyValue extends KeyValue {
+  /**
+   * The same table, whose set and delete first check, in the write's transaction, that `fence`
+   * still holds (src/store/cluster.ts), and otherwise throw MB_CLUSTER_LEASE_LOST writing nothing:
+   * the cursors of a watch shard (delta links, EWS sync states and watermarks, IMAP positions)
+   * cannot be moved back by a node that lost the shard's lease. Reads are not fenced.
+   */
+  fenced(fence: Fence): KeyValue;
+}
+
 export interface Store {
   readonly driver: 'sqlite' | 'postgres';
-  /** Small named values: the identity token cache, sign-in state, checkpoints of later features. */
-  readonly kv: KeyValue;
+  /** Small named values: the identity token cache, sign-in state, watcher cursors. */
+  readonly kv: StoreKeyValue;
   /** Mailbox connector: what was delivered from which folder (src/store/checkpoints.ts). */
   readonly checkpoints: CheckpointRepository;
   /** The relay's queue of accepted messages (envelopes; bodies live in the relay's spool). */

@@ -152,6 +152,17 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       }
       return out;
     },
+    async renewClaims(by, deliveries, until) {
+      if (deliveries.length === 0) return [];
+      const { rows } = await pool.query<{ subscription_id: string; event_id: string }>(
+        `UPDATE notify_deliveries d SET claimed_until = $2
+         FROM unnest($3::text[], $4::text[]) AS k(subscription_id, event_id)
+         WHERE d.subscription_id = k.subscription_id AND d.event_id = k.event_id AND d.state = 'pending' AND d.claimed_by = $1
+         RETURNING d.subscription_id, d.event_id`,
+        [by, until, deliveries.map((k) => k.subscriptionId), deliveries.map((k) => k.eventId)],
+      );
+      return rows.map((r) => ({ subscriptionId: r.subscription_id, eventId: r.event_id }));
+    },
     async nextDue() {
       const { rows } = await pool.query<{ t: number | null }>(
         // A head another node has claimed is due (for this node) only when that claim runs out.

@@ -131,6 +131,10 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
       }
       return out;
     },
+    async renewClaims(_by, deliveries) {
+      // One node per SQLite file: nobody else could have taken a delivery over.
+      return [...deliveries];
+    },
     async nextDue() {
       const row = s.nextDue.get() as { t: number | null } | undefined;
       return row?.t ?? undefined;

@@ -86,8 +86,18 @@ export interface DueDelivery {
 export interface DeliveryClaim {
   /** The claiming node's id. */
   by: string;
-  /** How long the claim holds: longer than a sink's slowest delivery attempt. */
+  /**
+   * How long a claim holds without renewal: the cluster's lease time. The dispatcher renews the
+   * claims of its deliveries in flight every third of it, so a slow sink keeps its claim, and a
+   * node that died gives its claims up within this time.
+   */
   forMs: number;
+}
+
+/** One delivery row: a subscription's copy of an event. */
+export interface DeliveryKey {
+  subscriptionId: string;
+  eventId: string;
 }
 
 export interface PublishResult {
@@ -123,6 +133,12 @@ export interface NotifyRepository {
    * sends them. complete, defer and expire end the claim. SQLite (one node) ignores `claim`.
    */
   due(now: number, limit: number, busy?: ReadonlySet<string>, claim?: DeliveryClaim): Promise<DueDelivery[]>;
+  /**
+   * Extends to `until` the claims `by` still holds on these pending deliveries (its deliveries in
+   * flight), in one statement; returns those renewed. A delivery missing from the answer was
+   * finished or taken over by another node after this node's claim ran out. SQLite: all of them.
+   */
+  renewClaims(by: string, deliveries: readonly DeliveryKey[], until: number): Promise<DeliveryKey[]>;
   /** Earliest nextAttemptAt among line heads, or undefined when nothing is pending. */
   nextDue(): Promise<number | undefined>;
   /** pending → done. False if the row is no longer pending. */

@@ -16,12 +16,13 @@
  */
 import pg from 'pg';
 import { MbError } from '../errors/index.ts';
-import type { KeyValue, Store } from './index.ts';
+import type { KeyValue, Store, StoreKeyValue } from './index.ts';
+import type { Fence } from './cluster.ts';
 import { createPostgresCheckpoints } from './checkpoints-postgres.ts';
 import { migrations } from './migrations.ts';
 import { createPostgresNotifyRepository } from './notify-postgres.ts';
 import { createPostgresQueueRepository } from './queue-postgres.ts';
-import { createPostgresCluster } from './cluster-postgres.ts';
+import { createPostgresCluster, postgresFenceCheck } from './cluster-postgres.ts';
 import { postgresSignals } from './signals.ts';
 
 /** A connection or a pool: what a repository runs its statements on. */
@@ -97,7 +98,8 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     }
   };
 
-  const kv: KeyValue = {
+  /** `fence`: every write runs in a transaction that first checks the lease still holds (cluster.ts). */
+  const kvOf = (fence?: Fence): KeyValue => ({
     async get(namespace, key) {
       const { rows } = await pool.query<{ value: string }>('SELECT value FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
       return rows[0]?.value;
@@ -106,11 +108,24 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       const sql = `INSERT INTO kv (namespace, key, value, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
       const params = [namespace, key, value, new Date().toISOString()];
-      if (options?.relaxed) await transaction((c) => c.query(sql, params), { relaxed: true });
-      else await pool.query(sql, params);
+      if (options?.relaxed || fence) {
+        await transaction(
+          async (c) => {
+            await postgresFenceCheck(c, fence);
+            await c.query(sql, params);
+          },
+          { relaxed: options?.relaxed === true },
+        );
+      } else await pool.query(sql, params);
     },
     async delete(namespace, key) {
-      const r = await pool.query('DELETE FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
+      const sql = 'DELETE FROM kv WHERE namespace = $1 AND key = $2';
+      const r = fence
+        ? await transaction(async (c) => {
+            await postgresFenceCheck(c, fence);
+            return c.query(sql, [namespace, key]);
+          })
+        : await pool.query(sql, [namespace, key]);
       return (r.rowCount ?? 0) > 0;
     },
     async list(namespace) {
@@ -120,7 +135,8 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       );
       return rows.map((r) => ({ key: r.key, value: r.value, updatedAt: r.updated_at }));
     },
-  };
+  });
+  const kv: StoreKeyValue = { ...kvOf(), fenced: (fence) => kvOf(fence) };
 
   const signals = postgresSignals(pool, url, types);
   const store: PostgresStore = {

@@ -88,6 +88,12 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
     async counts() {
       return tally(QUEUE_STATES, (await pool.query<{ state: QueueState; n: number }>('SELECT state, COUNT(*) AS n FROM relay_queue GROUP BY state')).rows);
     },
+    async claimedPerNode() {
+      const { rows } = await pool.query<{ claimed_by: string; n: number }>(
+        "SELECT claimed_by, COUNT(*)::int AS n FROM relay_queue WHERE state = 'active' AND claimed_by IS NOT NULL GROUP BY claimed_by",
+      );
+      return Object.fromEntries(rows.map((r) => [r.claimed_by, Number(r.n)]));
+    },
     async ids(states) {
       if (states.length === 0) return [];
       const { rows } = await pool.query<{ id: string }>('SELECT id FROM relay_queue WHERE state = ANY($1)', [[...states]]);

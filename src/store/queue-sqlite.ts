@@ -76,6 +76,10 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
     async counts() {
       return tally(QUEUE_STATES, prepare('SELECT state, COUNT(*) AS n FROM relay_queue GROUP BY state').all() as Array<{ state: QueueState; n: number }>);
     },
+    async claimedPerNode() {
+      const rows = prepare("SELECT claimed_by, COUNT(*) AS n FROM relay_queue WHERE state = 'active' AND claimed_by IS NOT NULL GROUP BY claimed_by").all() as Array<{ claimed_by: string; n: number }>;
+      return Object.fromEntries(rows.map((r) => [r.claimed_by, Number(r.n)]));
+    },
     async ids(states) {
       if (states.length === 0) return [];
       const rows = prepare(`SELECT id FROM relay_queue WHERE state IN (${placeholders(states)})`).all(...states) as Array<{ id: string }>;

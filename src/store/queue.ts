@@ -124,6 +124,12 @@ export interface QueueRepository {
   get(id: string): Promise<QueueRecord | undefined>;
   list(query?: QueueListQuery): Promise<QueueRecord[]>;
   counts(): Promise<Record<QueueState, number>>;
+  /**
+   * Active messages per node that claimed them (several nodes: `mailbridge status`). A dead node's
+   * claims count until they are taken over. Rows claimed without a holder (one node on SQLite,
+   * which claims with a plain compare-and-set) are not counted.
+   */
+  claimedPerNode(): Promise<Record<string, number>>;
   /** Ids of all rows in the given states (recovery compares them with the spool). */
   ids(states: readonly QueueState[]): Promise<string[]>;
   /** Messages in incoming/deferred due at `now`, oldest first, skipping the given mailboxes. */

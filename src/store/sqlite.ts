@@ -9,12 +9,13 @@ import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { durable, relaxed, transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
-import type { KeyValue, Store } from './index.ts';
+import type { KeyValue, Store, StoreKeyValue } from './index.ts';
+import type { Fence } from './cluster.ts';
 import { createSqliteCheckpoints } from './checkpoints-sqlite.ts';
 import { migrations } from './migrations.ts';
 import { createSqliteQueueRepository } from './queue-sqlite.ts';
 import { createSqliteNotifyRepository } from './notify-sqlite.ts';
-import { createSqliteCluster } from './cluster-sqlite.ts';
+import { createSqliteCluster, sqliteFenceCheck } from './cluster-sqlite.ts';
 import { memorySignals } from './signals.ts';
 
 export function openSqliteStore(path: string): Store {
@@ -45,24 +46,33 @@ export function openSqliteStore(path: string): Store {
   // subscription and a cursor per mailbox at start (100,000 writes for 50,000 mailboxes), and an
   // fsync each inside SQLite's commit held the event loop for minutes — long enough for Graph's
   // 10-second validation of the notification URL to fail.
-  const kv: KeyValue = {
+  const fenceCheck = sqliteFenceCheck(db);
+  /** `fence`: every write first checks, in its transaction, that the lease still holds (cluster.ts). */
+  const kvOf = (fence?: Fence): KeyValue => ({
     async get(namespace, key) {
       const row = stmts.get.get(namespace, key) as { value: string } | undefined;
       return row?.value;
     },
     async set(namespace, key, value, options) {
-      const write = () => stmts.set.run(namespace, key, value, new Date().toISOString());
-      if (options?.relaxed) relaxed(db, write);
+      const write = () => {
+        fenceCheck(fence);
+        stmts.set.run(namespace, key, value, new Date().toISOString());
+      };
+      if (options?.relaxed) relaxed(db, fence ? () => transaction(db, write) : write);
       else await durable(db, syncWal, write);
     },
     async delete(namespace, key) {
-      return durable(db, syncWal, () => Number(stmts.del.run(namespace, key).changes) > 0);
+      return durable(db, syncWal, () => {
+        fenceCheck(fence);
+        return Number(stmts.del.run(namespace, key).changes) > 0;
+      });
     },
     async list(namespace) {
       const rows = stmts.list.all(namespace) as Array<{ key: string; value: string; updated_at: string }>;
       return rows.map((r) => ({ key: r.key, value: r.value, updatedAt: r.updated_at }));
     },
-  };
+  });
+  const kv: StoreKeyValue = { ...kvOf(), fenced: (fence) => kvOf(fence) };
 
   return {
     driver: 'sqlite',

@@ -1,7 +1,9 @@
 /**
  * Notification deliveries shared by several dispatchers on one PostgreSQL database: due heads are
  * claimed with FOR UPDATE SKIP LOCKED, each delivery goes out once, each (subscription, mailbox)
- * line in order, and a head claimed by a node that died is taken over when its claim runs out.
+ * line in order, and a head claimed by a node that died is taken over when its claim runs out. A
+ * claim lasts the lease time and is renewed while its delivery is in flight, so a slow sink keeps
+ * it and a dead node's claims move within the lease time.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +12,8 @@ import type { NotifyEvent } from '../../src/notify/events.ts';
 import type { Sink, SinkResult, Subscription } from '../../src/notify/sinks/types.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
-import { mail, noJitter, subscription } from './helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { Clock, mail, noJitter, subscription } from './helpers.ts';
 
 let server: PostgresServer | undefined;
 const stores: Array<{ close(): Promise<void> }> = [];
@@ -105,6 +108,97 @@ test('two dispatchers on one database deliver every event once, each line in ord
   assert.equal(counts.done, expected);
   assert.equal(counts.pending, 0);
   assert.ok(log.some((e) => e.node === 'a') && log.some((e) => e.node === 'b'), 'both nodes delivered');
+});
+
+test('renewClaims extends the claims a node still holds; once it stops renewing (it died), another node takes the head over', async () => {
+  const { a, b } = await twoNodes();
+  await a.notify.createSubscription(subscription('test', ['dora@contoso.com', 'emil@contoso.com']));
+  const t = 1_800_000_000_000;
+  await a.notify.publish(serialize(mail('dora@contoso.com', 'm1')), t);
+  await a.notify.publish(serialize(mail('emil@contoso.com', 'm1')), t);
+  const claimA = { by: 'node-a', forMs: 30_000 };
+  const heads = await a.notify.due(t, 10, undefined, claimA);
+  assert.equal(heads.length, 2);
+  const [dora] = heads.map((d) => ({ subscriptionId: d.delivery.subscriptionId, eventId: d.delivery.eventId, mailbox: d.delivery.mailbox })).sort((p, q) => p.mailbox.localeCompare(q.mailbox));
+
+  // A renews dora's claim only (emil's delivery is no longer in flight there): emil's runs out at t + 30 s.
+  assert.deepEqual(await a.notify.renewClaims('node-a', [{ subscriptionId: dora!.subscriptionId, eventId: dora!.eventId }], t + 50_000), [
+    { subscriptionId: dora!.subscriptionId, eventId: dora!.eventId },
+  ]);
+  // Another node cannot renew A's claim.
+  assert.deepEqual(await b.notify.renewClaims('node-b', [{ subscriptionId: dora!.subscriptionId, eventId: dora!.eventId }], t + 90_000), []);
+  const claimB = { by: 'node-b', forMs: 30_000 };
+  assert.deepEqual((await b.notify.due(t + 40_000, 10, undefined, claimB)).map((d) => d.delivery.mailbox), ['emil@contoso.com']);
+  assert.equal(await b.notify.nextDue(), t + 50_000, 'the renewed claim is due for others when it runs out');
+  // A died at t + 20 s: its last renewal runs out at t + 50 s, and B takes dora's head over.
+  assert.deepEqual((await b.notify.due(t + 50_001, 10, undefined, claimB)).map((d) => d.delivery.mailbox), ['dora@contoso.com']);
+  // Had A only been cut off, its next renewal says the claim is gone (it logs that the event may arrive twice).
+  assert.deepEqual(await a.notify.renewClaims('node-a', [{ subscriptionId: dora!.subscriptionId, eventId: dora!.eventId }], t + 80_000), []);
+});
+
+test('a dispatcher renews the claim of a slow delivery: another node does not send it again while the sink works past the claim time', async () => {
+  const { a, b } = await twoNodes();
+  await a.notify.createSubscription(subscription('test', ['finn@contoso.com']));
+  const clock = new Clock();
+  const forMs = 300;
+  const renewals: number[] = [];
+  // A's repository as is, noting the `until` of each renewal it makes.
+  const repoA = {
+    ...a.notify,
+    renewClaims: async (...args: Parameters<typeof a.notify.renewClaims>) => {
+      const kept = await a.notify.renewClaims(...args);
+      if (kept.length > 0) renewals.push(args[2]);
+      return kept;
+    },
+  };
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let started = 0;
+  const slow: Sink = {
+    kind: 'test',
+    async deliver() {
+      started++;
+      await released;
+      return { kind: 'ok' };
+    },
+    parseParams: (input) => input as Record<string, unknown>,
+    publicParams: (params) => params,
+  };
+  const dispatcher = createDispatcher({ repo: repoA, sinks: [slow], retry: noJitter, now: clock.now, claim: { by: 'node-a', forMs } });
+  await dispatcher.publish(mail('finn@contoso.com', 'slow'));
+  const run = dispatcher.runOnce();
+  await waitFor(() => started === 1, 10_000, 'the delivery to start');
+  // Three claim times pass on A's clock while the sink works; A renews after each step.
+  for (let i = 0; i < 3; i++) {
+    clock.advance(forMs - 50);
+    const until = clock.now() + forMs;
+    await waitFor(() => renewals.includes(until), 10_000, () => `a renewal until ${until} (renewals: ${renewals.join(', ')})`);
+    assert.deepEqual(await b.notify.due(clock.now(), 10, undefined, { by: 'node-b', forMs }), [], `step ${i + 1}: the head is still A's`);
+  }
+  release();
+  assert.equal((await run).delivered, 1);
+  assert.equal(started, 1);
+  assert.deepEqual(await b.notify.due(clock.now() + 10 * forMs, 10, undefined, { by: 'node-b', forMs }), [], 'done: nothing left for B');
+});
+
+test('an idle dispatcher notices the claims of a node that died and delivers them within the claim time, without a publish of its own', async () => {
+  const { a, b } = await twoNodes();
+  await a.notify.createSubscription(subscription('test', ['gina@contoso.com']));
+  const log: Array<{ node: string; line: string; seq: number }> = [];
+  const forMs = 1000;
+  const survivor = createDispatcher({ repo: b.notify, sinks: [new RecordingSink('b', log)], retry: noJitter, claim: { by: 'node-b', forMs } });
+  survivor.start();
+  try {
+    // Node A publishes and claims the head, then dies: it neither delivers nor renews.
+    await a.notify.publish(serialize(mail('gina@contoso.com', 'orphan')), Date.now());
+    const claimedAt = Date.now();
+    assert.equal((await a.notify.due(claimedAt, 10, undefined, { by: 'node-a', forMs })).length, 1);
+    // The survivor looks every third of the claim time even with nothing of its own to do (before: every minute).
+    await waitFor(() => log.length > 0, 10 * forMs, 'the survivor to deliver the dead node\'s head');
+    assert.deepEqual(log.map((e) => [e.node, e.seq]), [['b', 1]]);
+  } finally {
+    await survivor.stop();
+  }
 });
 
 function serialize(e: NotifyEvent) {

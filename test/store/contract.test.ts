@@ -4,6 +4,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { MbError } from '../../src/errors/index.ts';
 import type { QueueRecord } from '../../src/store/queue.ts';
 import { storeDrivers } from '../support/stores.ts';
 
@@ -53,6 +54,32 @@ for (const d of drivers.list) {
       assert.match(rows[0]!.updatedAt, /^\d{4}-\d\d-\d\dT/);
       await b.ping();
       assert.equal(b.driver, d.name);
+    });
+
+    test('kv.fenced: writes as a lease holder; once the lease moved on, the former holder\'s set and delete are refused and change nothing', async () => {
+      const s = await d.open();
+      let now = 1_800_000_000_000;
+      const clock = () => now;
+      const lease = 'watch:sales/sales/sandbox#0';
+      const a = await s.cluster.acquire(lease, 'n-a', 30_000, now);
+      assert.ok(a.ok);
+      const asA = s.kv.fenced({ lease, owner: 'n-a', epoch: a.epoch, now: clock });
+      await asA.set('notify.watch.graph', 'cursor:anna', 'delta-1');
+      await asA.set('notify.watch.graph', 'trace:anna', 'r1', { relaxed: true });
+      assert.equal(await asA.get('notify.watch.graph', 'cursor:anna'), 'delta-1');
+      now += 31_000;
+      const b = await s.cluster.acquire(lease, 'n-b', 30_000, now);
+      assert.ok(b.ok);
+      await s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch, now: clock }).set('notify.watch.graph', 'cursor:anna', 'delta-2');
+      const lost = (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST';
+      await assert.rejects(asA.set('notify.watch.graph', 'cursor:anna', 'delta-1'), lost);
+      await assert.rejects(asA.set('notify.watch.graph', 'cursor:anna', 'delta-1', { relaxed: true }), lost);
+      await assert.rejects(asA.delete('notify.watch.graph', 'cursor:anna'), lost);
+      assert.equal(await s.kv.get('notify.watch.graph', 'cursor:anna'), 'delta-2');
+      // Expired without a successor is lost as well: the holder may not write past its lease.
+      now += 31_000;
+      await assert.rejects(s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch, now: clock }).set('notify.watch.graph', 'cursor:anna', 'delta-3'), lost);
+      assert.equal(await s.kv.get('notify.watch.graph', 'cursor:anna'), 'delta-2');
     });
 
     test('queue: rows round-trip with every optional field; list pages by id; counts per state', async () => {
@@ -208,6 +235,8 @@ for (const d of drivers.list) {
       assert.deepEqual(await s.queue.claim('c1', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'claimed already');
       assert.deepEqual(await s.queue.claim('c3', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'held');
       await s.queue.claim('c2', { by: 'node-b', token: 'tc', now: 100, leaseUntil: 1_100 });
+      // What `mailbridge status` counts per node: active rows by holder.
+      assert.deepEqual(await s.queue.claimedPerNode(), { 'node-a': 1, 'node-b': 1 });
       // Renewal keeps only what the node still holds under those tokens.
       assert.deepEqual(await s.queue.renew('node-a', ['ta', 'tc'], 2_000), ['ta']);
       assert.equal((await s.queue.get('c1'))?.leaseUntil, 2_000);

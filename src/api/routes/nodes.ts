@@ -3,7 +3,7 @@
  * as `mailbridge status` prints them (src/cluster/status.ts).
  */
 import { z } from 'zod';
-import { nodesView } from '../../cluster/status.ts';
+import { nodesView, statusSources } from '../../cluster/status.ts';
 import type { ApiContext } from '../context.ts';
 import { route, type RouteSpec } from '../route.ts';
 
@@ -18,6 +18,7 @@ const nodeSchema = z.object({
   live: z.boolean().meta({ description: 'false: no heartbeat within the lease time; its work moves to the live nodes' }),
   owns: z.record(z.string(), z.int()).meta({ description: 'Leases held per pool (connector:<name>, watch:<group>)' }),
   self: z.boolean().meta({ description: 'The node that answered this request' }),
+  relayClaimed: z.int().optional().meta({ description: 'Relay messages this node holds claimed (being delivered); PostgreSQL only' }),
 });
 
 export function nodeRoutes(ctx: ApiContext): RouteSpec[] {
@@ -34,7 +35,7 @@ export function nodeRoutes(ctx: ApiContext): RouteSpec[] {
       status: 200,
       response: z.object({ store: z.enum(['sqlite', 'postgres']), nodes: z.array(nodeSchema) }),
       async handler() {
-        const nodes = await nodesView(ctx.store.cluster, { now: (ctx.now ?? Date.now)(), self: ctx.node?.id });
+        const nodes = await nodesView(statusSources(ctx.store), { now: (ctx.now ?? Date.now)(), self: ctx.node?.id });
         return { store: ctx.store.driver, nodes };
       },
     }),

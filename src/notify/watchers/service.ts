@@ -24,7 +24,7 @@ import { MbError, toMbError } from '../../errors/index.ts';
 import { silentLogger, type Logger } from '../../log/index.ts';
 import { registerSecret } from '../../log/redact.ts';
 import { cloudFor, type CloudName } from '../../identity/clouds.ts';
-import type { KeyValue } from '../../store/index.ts';
+import type { StoreKeyValue } from '../../store/index.ts';
 import type { ProxySettings } from '../../net/proxy.ts';
 import { createInbound, type Inbound } from '../../m365/subscriptions/inbound.ts';
 import { createRouteHub, type Handoff, type RouteHub } from '../../m365/subscriptions/hub.ts';
@@ -52,7 +52,8 @@ export interface WatchServiceOptions {
   serverProxy?: string | undefined;
   /** The environment (HTTPS_PROXY, NO_PROXY); default process.env. */
   env?: NodeJS.ProcessEnv;
-  kv: KeyValue;
+  /** The store's key-value table; with several nodes a shard's watchers write their cursors through `kv.fenced`. */
+  kv: StoreKeyValue;
   /** `fence`: with several nodes, the lease of the shard the event comes from (refused once it moved on). */
   publish: (event: Parameters<Publish>[0], fence?: Fence) => ReturnType<Publish>;
   /** An access token of a connection for a resource (Identity.getToken). */
@@ -211,7 +212,9 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     const publish: Publish = (e) => o.publish(g.privacy === 'minimal' && e.type === 'message.new' ? (({ sender: _s, subject: _j, ...rest }) => rest)(e) : e, fence);
     const ctx: WatcherContext = {
       publish,
-      kv: o.kv,
+      // Cursors too are written as the shard's lease holder: a node that lost the shard cannot move
+      // its successor's delta link or watermark back (MB_CLUSTER_LEASE_LOST, nothing written).
+      kv: fence ? o.kv.fenced(fence) : o.kv,
       log: log.child({ group: plan.name, listener: listener.id }),
       now,
       problem: report,

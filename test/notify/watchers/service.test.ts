@@ -204,3 +204,57 @@ test('config: a Graph listener must be a connection, not an on-premises account'
   const groups = { cloud: { kind: 'graph', listeners: [{ username: 'svc@contoso.test', password: 'x' }], mailboxes: ['alice@contoso.test'] } };
   await assert.rejects(config(groups), /Graph needs a connection/);
 });
+
+test('several nodes: a shard\'s watchers write their cursors as the lease holder; a node that lost the shard cannot overwrite its successor\'s cursor', async () => {
+  const { startWatchService } = await import('../../../src/notify/watchers/service.ts');
+  const { Ownership } = await import('../../../src/cluster/ownership.ts');
+  const { nodeIdentity } = await import('../../../src/cluster/node.ts');
+  const { startPostgres } = await import('../../support/postgres.ts');
+  const pg = await startPostgres();
+  const store = await openStore({ driver: 'postgres', url: await pg.database('fence') });
+  let now = 1_800_000_000_000;
+  const clock = () => now;
+  const ownership = new Ownership({ cluster: store.cluster, node: nodeIdentity({ name: 'stale', role: 'serve' }), now: clock, leaseMs: 30_000 });
+  // The IMAP watcher as the service builds it, with the context it would write its positions through.
+  const built: Array<Parameters<(typeof watchers)['imap']>[1]> = [];
+  const fake: typeof watchers = {
+    ...watchers,
+    imap: async (_group, build) => {
+      built.push(build);
+      return { kind: 'imap', listener: build.listener, start: async () => undefined, status: () => [], close: async () => undefined };
+    },
+  };
+  const watch = (await config({ legacy: { kind: 'imap', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.imap], imap: { host: '127.0.0.1', port: sandbox.imap.port, tls: 'implicit' } } })).notify!.watch!;
+  const svc = await startWatchService({
+    config: { ...watch, groups: watch.groups },
+    watchers: fake,
+    kv: store.kv,
+    publish: async () => ({ duplicate: false }),
+    token: async () => 'not-used',
+    reveal: (v) => v,
+    now: clock,
+    cluster: { ownership, signals: store.signals },
+  });
+  try {
+    await waitFor(() => built.length === 1, 10_000, 'the shard\'s watcher built on this node');
+    const kv = built[0]!.ctx.kv;
+    await kv.set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 7');
+    // This node is paused past its lease; another takes the shard over and moves the cursor on.
+    const [lease] = await store.cluster.leases('watch:legacy/');
+    assert.ok(lease);
+    now += 31_000;
+    const next = await store.cluster.acquire(lease.name, 'successor', 30_000, now);
+    assert.ok(next.ok);
+    await store.kv.fenced({ lease: lease.name, owner: 'successor', epoch: next.epoch, now: clock }).set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 9');
+    // The stale watcher wakes up and writes the position it had: refused, the successor's stays.
+    const lost = (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST';
+    await assert.rejects(kv.set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 7'), lost);
+    await assert.rejects(kv.delete('notify.watch.imap', `cursor:${WATCHED.imap}`), lost);
+    assert.equal(await store.kv.get('notify.watch.imap', `cursor:${WATCHED.imap}`), 'uid 9');
+  } finally {
+    await svc.close();
+    await ownership.close();
+    await store.close();
+    await pg.stop();
+  }
+});

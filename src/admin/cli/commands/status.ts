@@ -5,7 +5,7 @@
  * host that reaches the store, beside the gateway or not.
  */
 import { openApp } from '../../../app/open.ts';
-import { nodesView, type NodeView } from '../../../cluster/status.ts';
+import { nodesView, statusSources, type NodeView } from '../../../cluster/status.ts';
 import { noMoreArgs } from '../args.ts';
 import { defineCommand } from '../command.ts';
 
@@ -20,6 +20,7 @@ function duration(seconds: number): string {
 
 function owns(n: NodeView): string {
   const parts = Object.entries(n.owns).map(([pool, count]) => `${pool} ${count}`);
+  if (n.relayClaimed) parts.push(`relay ${n.relayClaimed}`);
   return parts.length > 0 ? parts.join(', ') : '–';
 }
 
@@ -32,8 +33,10 @@ export const command = defineCommand({
 Lists the nodes that use the store of mailbridge.yaml: every running \`mailbridge serve\` and
 \`mailbridge fetch\` (on SQLite the one machine, on PostgreSQL every node of the cluster), with its
 id (new at each start), name (node.name, else the host name), version, role, uptime, and the leases
-it holds: connector:<name> counts mailboxes, watch:<group> counts shards of watched mailboxes.
-A node without a heartbeat for 30 seconds is shown as stopped; its work moves to the live nodes.
+it holds: connector:<name> counts mailboxes, watch:<group> counts shards of watched mailboxes,
+relay (PostgreSQL) the relay messages it is delivering (claimed).
+A node without a heartbeat for 30 seconds is shown as stopped; its work moves to the live nodes,
+its relay messages once their claims run out.
 
 {options}`,
     de: `Aufruf: mailbridge status [--json]
@@ -42,8 +45,9 @@ Listet die Knoten, die den Speicher aus mailbridge.yaml nutzen: jedes laufende \
 und \`mailbridge fetch\` (bei SQLite die eine Maschine, bei PostgreSQL jeder Knoten des Clusters), mit
 seiner ID (neu bei jedem Start), seinem Namen (node.name, sonst der Rechnername), Version, Rolle,
 Laufzeit und den Leases, die er hält: connector:<Name> zählt Postfächer, watch:<Gruppe> zählt Teile
-der überwachten Postfächer. Ein Knoten ohne Lebenszeichen seit 30 Sekunden wird als gestoppt
-gezeigt; seine Arbeit geht an die aktiven Knoten.
+der überwachten Postfächer, relay (PostgreSQL) die Relay-Nachrichten, die er gerade zustellt
+(beansprucht). Ein Knoten ohne Lebenszeichen seit 30 Sekunden wird als gestoppt gezeigt; seine
+Arbeit geht an die aktiven Knoten, seine Relay-Nachrichten, sobald ihr Anspruch abläuft.
 
 {options}`,
   },
@@ -55,7 +59,7 @@ gezeigt; seine Arbeit geht an die aktiven Knoten.
     const app = await openApp({ configPath: ctx.configPath, env: ctx.env, lang: ctx.lang });
     try {
       const store = await app.store();
-      const nodes = await nodesView(store.cluster, { now: Date.now() });
+      const nodes = await nodesView(statusSources(store), { now: Date.now() });
       if (ctx.opts.json) {
         ctx.out.line(JSON.stringify({ store: store.driver, nodes }, null, 2));
         return 0;
