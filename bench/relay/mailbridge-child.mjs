@@ -50,8 +50,8 @@ const logFile = createWriteStream(join(o.dir, 'mailbridge.log'));
 const log = createLogger({ level: 'info', destination: logFile });
 const store = await openStore(config.store);
 const tokens = { getToken: async () => ({ accessToken: 'bench-token', expiresOn: new Date(Date.now() + 3_600_000), fromCache: true }) };
-// Only a cluster run asks for the storage choice: older checkouts that throughput.ts compares with have no app/relay.
-const storage = o.postgres ? (await load('app/relay')).relayStorage(store, config.relay, { node: `${o.name}:${process.pid}` }) : undefined;
+// Where bodies live, as serve chooses (src/app/relay.ts); older checkouts that throughput.ts compares with have no app/relay.
+const storage = (await load('app/relay').catch(() => undefined))?.relayStorage(store, config.relay, { node: `${o.name}:${process.pid}` });
 const service = await startRelayService({ config: { ...config, relay: config.relay }, transports, store, log, tokens, env: {}, ...(storage ? { storage } : {}) });
 process.stdout.write(`READY ${service.relay.listeners[0].port}\n`);
 process.on('SIGTERM', () => {

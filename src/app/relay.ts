@@ -1,7 +1,8 @@
 /**
  * Where the relay keeps message bodies and whether it shares its queue, chosen by the store driver:
- * - sqlite: the spool folder in relay.dataDir (fsync before 250, a lock file: one process), limits
- *   in memory — unchanged from a single-node install;
+ * - sqlite: bodies up to 128 KB in the store with their rows, larger ones in the spool folder in
+ *   relay.dataDir (inline-spool.ts; fsync before 250 either way, a lock file: one process), limits in
+ *   memory;
  * - postgres: bodies in the database with their rows (StoreSpool), claims with leases and per-mailbox
  *   limits in the database, so several nodes on one database relay together and any of them
  *   delivers any message.
@@ -12,11 +13,13 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { RelayOptions } from '../relay/index.ts';
 import type { RelayConfig } from '../relay/config.ts';
+import { join } from 'node:path';
+import { InlineSpool } from '../relay/queue/inline-spool.ts';
 import { StoreSpool } from '../relay/queue/store-spool.ts';
 import type { Store } from '../store/index.ts';
 
 export function relayStorage(store: Store, config: RelayConfig, options: { node?: string } = {}): Pick<RelayOptions, 'spool' | 'cluster'> {
-  if (store.driver === 'sqlite') return {};
+  if (store.driver === 'sqlite') return { spool: new InlineSpool(store.queue, join(config.dataDir, 'spool')) };
   return {
     spool: new StoreSpool(store.queue, 'PostgreSQL (relay_bodies)'),
     cluster: {
