@@ -2,20 +2,21 @@
  * Benchmark (not a test): watch N mailboxes while mail arrives at a steady rate, and measure the
  * latency from arrival to the webhook (p50, p99) and the memory per watched mailbox.
  *
- *   node_modules/.bin/node bench/notify/watch.ts --kind graph [--mailboxes 15000] [--rate 20] [--seconds 30] [--plain-node]
+ *   node_modules/.bin/node bench/notify/watch.ts --kind graph [--mailboxes 15000] [--rate 20] [--seconds 30] [--plain-node] [--from-src]
  *   node_modules/.bin/node bench/notify/watch.ts --kind ews   [--mailboxes 15000] …
  *   node_modules/.bin/node bench/notify/watch.ts --kind imap  [--mailboxes 1000]  …
  *
  * Setup: the sandbox tenant in this process (Graph and EWS over synthetic in-memory mailboxes; IMAP
  * over real Dovecot mailboxes behind the Exchange Online IMAP front, each with FullAccess for the
- * demo app), mailbridge's gateway in a child process (bench/notify/mailbridge-child.ts) with one
+ * demo app), mailbridge's gateway in a child process (bench/notify/mailbridge-child.mjs) with one
  * watch group of 1,250-mailbox listeners and a webhook subscription for every mailbox, and the
  * webhook receiver in a third process (receiver.mjs), so the sandbox's pauses do not delay its clock. Arrival is the moment the sandbox stored the message (synthetic deliver,
  * or Dovecot's LMTP 250); the figure ends when the signed webhook reached the receiver, so it holds
  * Microsoft's side as the sandbox emulates it, the watcher, the store and the dispatcher.
  *
- * The child starts with the V8 options and environment of `mailbridge serve` (package.json
- * mailbridge.serveFlags and serveEnv).
+ * The child runs src/ compiled as the packages ship it (--from-src: the TypeScript sources), with
+ * the V8 options and environment of `mailbridge serve` (package.json mailbridge.serveFlags and
+ * serveEnv; --plain-node: without them).
  *
  * Memory: the headline is the child's peak RSS as the kernel reports it (VmHWM: the whole run, the
  * setup burst included, no forced collection), over N. Beside it, per watched mailbox: the child's
@@ -45,6 +46,7 @@ import { parse, stringify } from 'yaml';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { addMailbox, grantFullAccess } from '../../src/sandbox/exchange/ops.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
+import { compiledSources, serveSettings } from '../support/build.ts';
 
 const { values } = parseArgs({
   options: {
@@ -54,6 +56,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     'setup-seconds': { type: 'string', default: '600' },
     'plain-node': { type: 'boolean', default: false },
+    'from-src': { type: 'boolean', default: false },
   },
 });
 const KIND = values.kind as 'graph' | 'ews' | 'imap';
@@ -64,6 +67,8 @@ const SECONDS = Number(values.seconds);
 /** Synthetic mailboxes beyond the watched ones, for the floor measurement. */
 const FLOOR_MAILBOXES = 200;
 const ROOT = join(import.meta.dirname, '..', '..');
+/** Removes the compiled sources at the end. */
+const builds: Array<() => Promise<void>> = [];
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 
 interface Mem {
@@ -196,10 +201,12 @@ try {
   const setupStarted = Date.now();
   // With the V8 options and environment `mailbridge serve` starts with (bin/mailbridge.mjs).
   // --plain-node: without them, to see what they change.
-  const serve = values['plain-node'] ? undefined : (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } }).mailbridge;
-  child = spawn(NODE, ['--expose-gc', ...(serve?.serveFlags ?? []), join(ROOT, 'bench', 'notify', 'mailbridge-child.ts'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']) })], {
+  const serve = values['plain-node'] ? { flags: [], env: {} } : serveSettings();
+  // As the packages run it (compiled); --from-src: the checkout's TypeScript, with Node's type stripper.
+  const code = values['from-src'] ? {} : { code: compiledSources(ROOT, builds) };
+  child = spawn(NODE, ['--expose-gc', ...serve.flags, join(ROOT, 'bench', 'notify', 'mailbridge-child.mjs'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']), ...code })], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...serve?.serveEnv, NODE_EXTRA_CA_CERTS: sandbox.caFile },
+    env: { ...process.env, ...serve.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
   });
   let peakRss = 0;
   let lastRss = 0;
@@ -361,5 +368,6 @@ try {
     await new Promise((r) => child!.once('exit', r));
   }
   await sandbox.close();
+  for (const remove of builds) await remove();
   rmSync(work, { recursive: true, force: true });
 }

@@ -39,14 +39,14 @@
  * Node's type stripper (about 12 MB more).
  *
  * `--baseline <checkout>` adds a third relay: mailbridge from another checkout of this repository
- * (its bench/relay/mailbridge-child.ts), so a change can be compared with the code before it in the
+ * (its serve, or its bench/relay/mailbridge-child with --service-only), so a change can be compared with the code before it in the
  * same run, on the same machine load; its column and ratio are printed beside the others.
  *
  * Run: bash bench/relay/setup.sh; node_modules/.bin/node bench/relay/throughput.ts [--messages 2000] [--size 10240] [--clients 4] [--rounds 2] [--keep] [--tools mailbridge,postfix] [--baseline DIR] [--from-src] [--service-only]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,7 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { parse, stringify } from 'yaml';
 import { alive, cpuSeconds, pss, startPostfix, type Postfix } from './postfix.ts';
 import { Arrivals } from '../support/arrivals.ts';
+import { compiledSources, serveSettings } from '../support/build.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -184,31 +185,6 @@ async function submit(port: number, total: number, sink: string, tag: string): P
   return latencies;
 }
 
-/**
- * src/ compiled as the packages ship it (npm run build's tsconfig.build.json), into the checkout's
- * tmp/ so that its node_modules resolve: an installed mailbridge runs JavaScript, and Node's type
- * stripper, which a checkout's .ts files load, is not part of it. Once per checkout and run.
- */
-const builds = new Map<string, string>();
-function compiled(checkout: string): string {
-  let out = builds.get(checkout);
-  if (!out) {
-    out = join(checkout, 'tmp', `bench-relay-${process.pid}`);
-    execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(checkout, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
-    // What npm run build copies beside the JavaScript (the console's stylesheet and script).
-    if (existsSync(join(checkout, 'src', 'console', 'assets'))) cpSync(join(checkout, 'src', 'console', 'assets'), join(out, 'console', 'assets'), { recursive: true });
-    builds.set(checkout, out);
-    cleanups.push(async () => rmSync(out!, { recursive: true, force: true }));
-  }
-  return out;
-}
-
-/** The V8 options and environment `mailbridge serve` starts with (package.json mailbridge.serveFlags and serveEnv, see bin/mailbridge.mjs). */
-function serveSettings(checkout: string): { flags: string[]; env: Record<string, string> } {
-  const pkg = JSON.parse(readFileSync(join(checkout, 'package.json'), 'utf8')) as { mailbridge?: { serveFlags?: string[]; serveEnv?: Record<string, string> } };
-  return { flags: pkg.mailbridge?.serveFlags ?? [], env: pkg.mailbridge?.serveEnv ?? {} };
-}
-
 interface Running {
   port: number;
   pids(): number[];
@@ -244,7 +220,7 @@ function serveConfig(dir: string, relayPort: number, upstreamPort: number): stri
 
 async function startMailbridge(dir: string, upstreamPort: number, checkout = ROOT): Promise<Running> {
   mkdirSync(dir, { recursive: true });
-  const code = FROM_SRC ? undefined : compiled(checkout);
+  const code = FROM_SRC ? undefined : compiledSources(checkout, cleanups);
   const serve = serveSettings(checkout);
   if (!SERVICE_ONLY) {
     const relayPort = await freePort();

@@ -8,18 +8,23 @@
  * count is what watching costs. Both measurements after ten seconds of settling with full GCs and a
  * last-resort collection (see measure()).
  *
- * argv[2]: JSON { configFile, withoutWatchFile, mailboxes }. Prints `READY <json>` once every
+ * Plain JavaScript that loads mailbridge from `code` (src/ compiled as the packages ship it, see
+ * bench/support/build.ts), so the process holds what an installed mailbridge holds; without `code`
+ * it loads the checkout's TypeScript (and Node's type stripper with it).
+ *
+ * argv[2]: JSON { configFile, withoutWatchFile, mailboxes, deadlineSeconds, code? }. Prints `READY <json>` once every
  * mailbox is watching (or `FAILED <json>` after the deadline), stops on SIGTERM.
  */
-import { loadConfig } from '../../src/app/config.ts';
-import { createLogger } from '../../src/log/index.ts';
-import { startGateway } from '../../src/server/index.ts';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 
-const o = JSON.parse(process.argv[2] ?? '{}') as { configFile: string; withoutWatchFile: string; mailboxes: number; deadlineSeconds: number; settleSeconds?: number };
-const gc = (globalThis as { gc?: (o?: object) => void }).gc ?? (() => undefined);
+const o = JSON.parse(process.argv[2] ?? '{}');
+const base = o.code ?? join(import.meta.dirname, '..', '..', 'src');
+const load = (path) => import(pathToFileURL(join(base, path + (o.code ? '.js' : '.ts'))).href);
+const [{ loadConfig }, { createLogger }, { startGateway }] = await Promise.all([load('app/config'), load('log/index'), load('server/index')]);
+const gc = globalThis.gc ?? (() => undefined);
 const measure = async () => {
   for (let i = 0; i < (o.settleSeconds ?? 10); i++) {
     await new Promise((r) => setTimeout(r, 1000));
@@ -33,7 +38,7 @@ const measure = async () => {
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   const m = process.memoryUsage();
   const status = readFileSync('/proc/self/status', 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { retainedRss, rss: m.rss, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') + kb('RssShmem'), heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external + m.arrayBuffers, fds: readdirSync('/proc/self/fd').length };
 };
 const logFile = createWriteStream(join(dirname(o.configFile), 'mailbridge-bench.log'));
@@ -48,7 +53,7 @@ const full = await loadConfig(o.configFile, process.env);
 const started = Date.now();
 gw = await startGateway(full.config, log, { keyFile: full.keyFile });
 const deadline = started + o.deadlineSeconds * 1000;
-let watching: number;
+let watching;
 for (;;) {
   const s = gw.watch?.status();
   watching = s?.groups.reduce((n, g) => n + (g.states.watching ?? 0), 0) ?? 0;
