@@ -179,11 +179,17 @@ const TICKS = 100;
  * divided among the processes sharing them, so summing it over Postfix's many daemons does not
  * count the shared libraries once per process (RSS would).
  */
-export function pss(pid: number): number {
+/**
+ * A process's proportional set size and its anonymous part (bytes): PSS splits shared pages among
+ * their sharers, so its file part moves with how many other processes map the same program (other
+ * Node processes on the machine for mailbridge); the anonymous part is the process's own memory.
+ */
+export function pss(pid: number): { total: number; anon: number } {
   try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { total: kb('Pss'), anon: kb('Pss_Anon') };
   } catch {
-    return 0;
+    return { total: 0, anon: 0 };
   }
 }

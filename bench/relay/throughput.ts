@@ -93,6 +93,7 @@ interface RunResult {
   acceptSeconds: number;
   latencies: number[];
   peakRss: number;
+  peakAnon: number;
   cpuSeconds: number;
 }
 
@@ -305,6 +306,7 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
       await delivered.reached(warm, WARMUP);
     }
     let peak = 0;
+    let peakAnon = 0;
     // Sampling reads /proc (smaps_rollup walks page tables): every 200 ms, process list every second,
     // so the bench process (which also runs the upstream) does not steal much CPU from the relays.
     let pids = relay.pids();
@@ -314,7 +316,9 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
         pids = relay.pids();
         listedAt = performance.now();
       }
-      peak = Math.max(peak, pids.reduce((sum, p) => sum + pss(p), 0));
+      const now = pids.map(pss);
+      peak = Math.max(peak, now.reduce((sum, p) => sum + p.total, 0));
+      peakAnon = Math.max(peakAnon, now.reduce((sum, p) => sum + p.anon, 0));
     };
     const sampler = setInterval(sample, 200);
     sample();
@@ -328,7 +332,7 @@ async function runOne(tool: Tool, round: number, upstreamPort: number): Promise<
     const cpu = relay.cpu() - cpu0;
     clearInterval(sampler);
     sample();
-    return { tool, seconds: (t1 - t0) / 1000, acceptSeconds: (tAccepted - t0) / 1000, latencies, peakRss: peak, cpuSeconds: cpu };
+    return { tool, seconds: (t1 - t0) / 1000, acceptSeconds: (tAccepted - t0) / 1000, latencies, peakRss: peak, peakAnon, cpuSeconds: cpu };
   } finally {
     await relay.stop();
     cleanups.splice(cleanups.indexOf(relay.stop), 1);
@@ -382,6 +386,7 @@ try {
       p50: pct(lat, 50),
       p99: pct(lat, 99),
       peak: Math.max(...rs.map((x) => x.peakRss)),
+      peakAnon: Math.max(...rs.map((x) => x.peakAnon)),
     };
   };
   const present = (['mailbridge', 'postfix', 'baseline'] as const).filter((t) => results.some((x) => x.tool === t));
@@ -400,6 +405,7 @@ try {
     ['acceptance latency p50 (ms)', (x) => x.p50, (x) => x.p50.toFixed(1)],
     ['acceptance latency p99 (ms)', (x) => x.p99, (x) => x.p99.toFixed(1)],
     ['peak memory (MB PSS, all processes)', (x) => x.peak, (x) => (x.peak / 1048576).toFixed(1)],
+    ['  of it anonymous (MB, the processes\' own)', (x) => x.peakAnon, (x) => (x.peakAnon / 1048576).toFixed(1)],
     ['CPU s per 1,000 messages', (x) => x.cpu.mean, (x) => range(x.cpu, 2)],
   ];
   console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s) (mean, min–max over rounds), warm-up ${WARMUP}`);
