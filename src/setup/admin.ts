@@ -120,6 +120,10 @@ export function memoryKv(): KeyValue {
       rows.set(k(ns, key), { value, updatedAt: new Date().toISOString() });
     },
     delete: async (ns, key) => rows.delete(k(ns, key)),
+    add: async (ns, key, value) => {
+      if (!rows.has(k(ns, key))) rows.set(k(ns, key), { value, updatedAt: new Date().toISOString() });
+      return rows.get(k(ns, key))!.value;
+    },
     list: async (ns) =>
       [...rows.entries()].filter(([key]) => key.startsWith(`${ns}\u0000`)).map(([key, v]) => ({ key: key.slice(ns.length + 1), value: v.value, updatedAt: v.updatedAt })),
   };

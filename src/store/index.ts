@@ -26,6 +26,8 @@ export interface KeyValue {
    */
   set(namespace: string, key: string, value: string, options?: { relaxed?: boolean }): Promise<void>;
   delete(namespace: string, key: string): Promise<boolean>;
+  /** Stores `value` unless the key has one already; returns the value stored (the first writer's, across nodes). */
+  add(namespace: string, key: string, value: string): Promise<string>;
   list(namespace: string): Promise<Array<{ key: string; value: string; updatedAt: string }>>;
 }
 

@@ -235,5 +235,18 @@ export function migrations(dialect: Dialect): Migration[] {
       sql: `ALTER TABLE notify_deliveries ADD COLUMN claimed_by TEXT;
        ALTER TABLE notify_deliveries ADD COLUMN claimed_until ${t.int64}`,
     },
+    {
+      // Parcels (src/store/signals.ts): hand-overs between nodes too large or too precious for a
+      // NOTIFY, read per key in the order posted.
+      id: 'signals-1',
+      sql: `CREATE TABLE signal_parcels (
+         id ${pg ? 'BIGSERIAL' : 'INTEGER'} PRIMARY KEY,
+         channel TEXT NOT NULL,
+         key ${t.sorted} NOT NULL,
+         payload TEXT NOT NULL,
+         posted_at ${t.int64} NOT NULL
+       ${t.end};
+       CREATE INDEX signal_parcels_key ON signal_parcels (channel, key, id);`,
+    },
   ];
 }

@@ -128,6 +128,19 @@ export async function openPostgresStore(url: string, options: { max?: number } =
         : await pool.query(sql, [namespace, key]);
       return (r.rowCount ?? 0) > 0;
     },
+    async add(namespace, key, value) {
+      // The insert that lost the race sees the winner's row: ON CONFLICT waits for it to commit.
+      const sql = 'INSERT INTO kv (namespace, key, value, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, key) DO NOTHING';
+      const params = [namespace, key, value, new Date().toISOString()];
+      if (fence) {
+        await transaction(async (c) => {
+          await postgresFenceCheck(c, fence);
+          await c.query(sql, params);
+        });
+      } else await pool.query(sql, params);
+      const { rows } = await pool.query<{ value: string }>('SELECT value FROM kv WHERE namespace = $1 AND key = $2', [namespace, key]);
+      return rows[0]!.value;
+    },
     async list(namespace) {
       const { rows } = await pool.query<{ key: string; value: string; updated_at: string }>(
         'SELECT key, value, updated_at FROM kv WHERE namespace = $1 ORDER BY key',

@@ -8,21 +8,87 @@
  * PostgreSQL: LISTEN/NOTIFY on one connection per process, opened at the first subscription and
  * opened again (listening again) after the server closed it. SQLite: one process, in memory.
  * Payloads stay below PostgreSQL's 8,000-byte limit (MAX_SIGNAL_BYTES); callers shorten theirs.
+ *
+ * Parcels: hand-overs that must not be lost, and may be larger than a signal (an EWS push request
+ * carries up to 50 events: SendNotification answered OK is gone from Exchange's queue). `post`
+ * resolves once the row is committed (table signal_parcels), and only then signals the channel
+ * with the parcel's key; the receiver reads every parcel of the key in the order posted and
+ * removes each once it is handled. A signal is only a nudge: whoever takes parcels also looks for
+ * them when it starts and every few seconds, so a signal sent while nobody listened, or lost with
+ * a connection, delays a parcel but never drops it.
  */
 import { EventEmitter } from 'node:events';
+import type { DatabaseSync } from 'node:sqlite';
 // Loaded by the PostgreSQL side only: an SQLite install (the default) never loads the pg driver.
 import type pg from 'pg';
+import { durable } from './sqlite-tools.ts';
 
 export const MAX_SIGNAL_BYTES = 7900;
 
-export interface Signals {
+export interface Parcel {
+  id: number;
+  key: string;
+  payload: string;
+  postedAt: number;
+}
+
+/** Durable hand-overs (see above); the table is the same in both dialects. */
+export interface Parcels {
+  /** Stores the parcel (committed when this resolves), then signals `channel` with `key`. */
+  post(channel: string, key: string, payload: string, now: number): Promise<void>;
+  /** The oldest `limit` parcels of a key, in the order posted. */
+  parcels(channel: string, key: string, limit: number): Promise<Parcel[]>;
+  /** The keys that have parcels waiting on a channel (for the sweep). */
+  waiting(channel: string): Promise<string[]>;
+  /** Removes handled parcels. */
+  remove(ids: readonly number[]): Promise<void>;
+}
+
+export interface Signals extends Parcels {
   publish(channel: string, payload: string): Promise<void>;
   /** Resolves once listening; returns the function that stops it. */
   subscribe(channel: string, fn: (payload: string) => void): Promise<() => void>;
   close(): Promise<void>;
 }
 
-export function memorySignals(): Signals {
+interface ParcelRow {
+  id: number | bigint;
+  key: string;
+  payload: string;
+  posted_at: number | bigint;
+}
+
+const row = (r: ParcelRow): Parcel => ({ id: Number(r.id), key: r.key, payload: r.payload, postedAt: Number(r.posted_at) });
+
+/** SQLite (one process): parcels in its database, signals in memory. */
+export function sqliteSignals(db: DatabaseSync, syncWal?: () => Promise<void>): Signals {
+  const signals = memoryBus();
+  const stmts = {
+    post: db.prepare('INSERT INTO signal_parcels (channel, key, payload, posted_at) VALUES (?, ?, ?, ?)'),
+    parcels: db.prepare('SELECT id, key, payload, posted_at FROM signal_parcels WHERE channel = ? AND key = ? ORDER BY id LIMIT ?'),
+    waiting: db.prepare('SELECT DISTINCT key FROM signal_parcels WHERE channel = ? ORDER BY key'),
+    remove: db.prepare('DELETE FROM signal_parcels WHERE id = ?'),
+  };
+  return {
+    ...signals,
+    async post(channel, key, payload, now) {
+      await durable(db, syncWal, () => stmts.post.run(channel, key, payload, now));
+      await signals.publish(channel, key);
+    },
+    async parcels(channel, key, limit) {
+      return (stmts.parcels.all(channel, key, limit) as unknown as ParcelRow[]).map(row);
+    },
+    async waiting(channel) {
+      return (stmts.waiting.all(channel) as Array<{ key: string }>).map((r) => r.key);
+    },
+    async remove(ids) {
+      if (ids.length) await durable(db, syncWal, () => ids.forEach((id) => stmts.remove.run(id)));
+    },
+  };
+}
+
+/** Signals within one process. */
+function memoryBus(): Pick<Signals, 'publish' | 'subscribe' | 'close'> {
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
   return {
@@ -81,6 +147,22 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
   return {
     async publish(channel, payload) {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async post(channel, key, payload, now) {
+      // Its own statement, committed before the NOTIFY: a node woken by the signal finds the row.
+      await pool.query('INSERT INTO signal_parcels (channel, key, payload, posted_at) VALUES ($1, $2, $3, $4)', [channel, key, payload, now]);
+      await pool.query('SELECT pg_notify($1, $2)', [channel, key]);
+    },
+    async parcels(channel, key, limit) {
+      const { rows } = await pool.query<ParcelRow>('SELECT id, key, payload, posted_at FROM signal_parcels WHERE channel = $1 AND key = $2 ORDER BY id LIMIT $3', [channel, key, limit]);
+      return rows.map(row);
+    },
+    async waiting(channel) {
+      const { rows } = await pool.query<{ key: string }>('SELECT DISTINCT key FROM signal_parcels WHERE channel = $1 ORDER BY key', [channel]);
+      return rows.map((r) => r.key);
+    },
+    async remove(ids) {
+      if (ids.length) await pool.query('DELETE FROM signal_parcels WHERE id = ANY($1::bigint[])', [ids]);
     },
     async subscribe(channel, fn) {
       const first = !handlers.has(channel);

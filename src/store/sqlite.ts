@@ -16,7 +16,7 @@ import { migrations } from './migrations.ts';
 import { createSqliteQueueRepository } from './queue-sqlite.ts';
 import { createSqliteNotifyRepository } from './notify-sqlite.ts';
 import { createSqliteCluster, sqliteFenceCheck } from './cluster-sqlite.ts';
-import { memorySignals } from './signals.ts';
+import { sqliteSignals } from './signals.ts';
 
 export function openSqliteStore(path: string): Store {
   let db: DatabaseSync;
@@ -36,12 +36,13 @@ export function openSqliteStore(path: string): Store {
        ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
     del: db.prepare('DELETE FROM kv WHERE namespace = ? AND key = ?'),
+    add: db.prepare('INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (namespace, key) DO NOTHING'),
     list: db.prepare('SELECT key, value, updated_at FROM kv WHERE namespace = ? ORDER BY key'),
   };
 
-  const signals = memorySignals();
   const wal = walSyncer(`${path}-wal`);
   const syncWal = path === ':memory:' ? undefined : wal.sync;
+  const signals = sqliteSignals(db, syncWal);
   // Writes not asked to be relaxed are as durable as before, but their fsync runs in the thread pool: watchers write a
   // subscription and a cursor per mailbox at start (100,000 writes for 50,000 mailboxes), and an
   // fsync each inside SQLite's commit held the event loop for minutes — long enough for Graph's
@@ -66,6 +67,13 @@ export function openSqliteStore(path: string): Store {
         fenceCheck(fence);
         return Number(stmts.del.run(namespace, key).changes) > 0;
       });
+    },
+    async add(namespace, key, value) {
+      await durable(db, syncWal, () => {
+        fenceCheck(fence);
+        stmts.add.run(namespace, key, value, new Date().toISOString());
+      });
+      return (stmts.get.get(namespace, key) as { value: string }).value;
     },
     async list(namespace) {
       const rows = stmts.list.all(namespace) as Array<{ key: string; value: string; updated_at: string }>;

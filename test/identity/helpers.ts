@@ -29,6 +29,10 @@ export function memoryKv(): KeyValue & { rows: Map<string, string> } {
     async delete(ns, key) {
       return rows.delete(k(ns, key));
     },
+    async add(ns, key, value) {
+      if (!rows.has(k(ns, key))) rows.set(k(ns, key), value);
+      return rows.get(k(ns, key))!;
+    },
     async list(ns) {
       return [...rows]
         .filter(([key]) => key.startsWith(`${ns}\u0000`))

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { MbError } from '../../src/errors/index.ts';
 import type { QueueRecord } from '../../src/store/queue.ts';
 import { storeDrivers } from '../support/stores.ts';
+import { waitFor } from '../support/wait.ts';
 
 const drivers = storeDrivers();
 after(() => drivers.close());
@@ -80,6 +81,46 @@ for (const d of drivers.list) {
       now += 31_000;
       await assert.rejects(s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch, now: clock }).set('notify.watch.graph', 'cursor:anna', 'delta-3'), lost);
       assert.equal(await s.kv.get('notify.watch.graph', 'cursor:anna'), 'delta-2');
+    });
+
+    test('kv add: the first value stays, whoever adds it after (two stores at once: one value for both)', async () => {
+      const a = await d.open();
+      const b = await d.reopen();
+      const [x, y] = await Promise.all([a.kv.add('watch-ews', 'push-token:g/l', 'from-a'), b.kv.add('watch-ews', 'push-token:g/l', 'from-b')]);
+      assert.equal(x, y);
+      assert.ok(['from-a', 'from-b'].includes(x));
+      assert.equal(await a.kv.add('watch-ews', 'push-token:g/l', 'later'), x);
+      assert.equal(await b.kv.get('watch-ews', 'push-token:g/l'), x);
+      await b.close();
+      await a.close();
+    });
+
+    test('parcels: posted durably, read per key in the order posted and in pages, a signal names the key, removed once handled', async () => {
+      const a = await d.open();
+      const heard: string[] = [];
+      const stop = await a.signals.subscribe('mb_test_parcels', (k) => heard.push(k));
+      const big = 'x'.repeat(20_000); // far beyond a NOTIFY's 8,000 bytes
+      for (let i = 1; i <= 5; i++) await a.signals.post('mb_test_parcels', 'g/l\nanna@contoso.test', `${i}:${big}`, 1000 + i);
+      await a.signals.post('mb_test_parcels', 'g/l\nben@contoso.test', 'b1', 2000);
+      await a.signals.post('mb_other', 'g/l\nanna@contoso.test', 'elsewhere', 3000);
+      await waitFor(() => heard.length >= 6, 10_000, () => `the six signals: ${heard.length}`);
+      stop();
+      assert.deepEqual(heard, [...Array(5).fill('g/l\nanna@contoso.test'), 'g/l\nben@contoso.test']);
+      assert.deepEqual(await a.signals.waiting('mb_test_parcels'), ['g/l\nanna@contoso.test', 'g/l\nben@contoso.test']);
+      await a.close();
+      // Committed before post() resolved: a new connection (a restart, another node) reads them.
+      const b = await d.reopen();
+      const first = await b.signals.parcels('mb_test_parcels', 'g/l\nanna@contoso.test', 3);
+      assert.deepEqual(first.map((p) => p.payload.split(':')[0]), ['1', '2', '3']);
+      assert.equal(first[0]!.payload.length, 2 + big.length);
+      assert.equal(first[0]!.postedAt, 1001);
+      await b.signals.remove(first.map((p) => p.id));
+      const rest = await b.signals.parcels('mb_test_parcels', 'g/l\nanna@contoso.test', 3);
+      assert.deepEqual(rest.map((p) => p.payload.split(':')[0]), ['4', '5']);
+      await b.signals.remove(rest.map((p) => p.id));
+      assert.deepEqual(await b.signals.waiting('mb_test_parcels'), ['g/l\nben@contoso.test']);
+      assert.deepEqual((await b.signals.parcels('mb_other', 'g/l\nanna@contoso.test', 10)).map((p) => p.payload), ['elsewhere']);
+      await b.close();
     });
 
     test('queue: rows round-trip with every optional field; list pages by id; counts per state', async () => {

@@ -230,6 +230,7 @@ test('crash between publishing and saving the checkpoint: the same event ids aga
     get: (n, k) => real.get(n, k),
     list: (n) => real.list(n),
     delete: (n, k) => real.delete(n, k),
+    add: (n, k, v) => real.add(n, k, v),
     async set(n, k, v) {
       if (failNext) {
         failNext = false;
