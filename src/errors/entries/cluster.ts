@@ -14,16 +14,4 @@ export const cluster = {
       de: 'Selten auftretend ist nichts zu tun. Wiederholt es sich, prüfen Sie die Last des Knotens, seine Verbindung zu PostgreSQL und ob die Uhren aller Knoten synchron laufen (timedatectl status: „System clock synchronized: yes“). mailbridge status zeigt, welcher Knoten was besitzt.',
     },
   },
-  MB_CLUSTER_EWS_PUSH_UNSUPPORTED: {
-    http: 500,
-    title: { en: 'EWS push cannot be shared between nodes', de: 'EWS-Push lässt sich nicht auf mehrere Knoten verteilen' },
-    cause: {
-      en: 'Watch group {group} uses EWS push (ews.mode: push), and this gateway runs on PostgreSQL with other nodes. Push subscriptions are called back on routes of the watcher that created them, which cannot move between nodes yet.',
-      de: 'Die Überwachungsgruppe {group} nutzt EWS-Push (ews.mode: push), und dieses Gateway läuft mit anderen Knoten auf PostgreSQL. Push-Abonnements werden an Routen des Watchers zurückgerufen, der sie angelegt hat; diese können noch nicht zwischen Knoten wandern.',
-    },
-    fix: {
-      en: 'Set notify.watch.groups.{group}.ews.mode: streaming (works through the same EWS URL and needs no inbound listener), or run this group on a single node with store.driver: sqlite.',
-      de: 'Setzen Sie notify.watch.groups.{group}.ews.mode: streaming (nutzt dieselbe EWS-URL und braucht keinen eingehenden Listener), oder betreiben Sie diese Gruppe auf einem einzelnen Knoten mit store.driver: sqlite.',
-    },
-  },
 } satisfies CatalogueSection;

@@ -17,7 +17,9 @@
  * stay the same whichever node holds it, and a new holder renews the stored subscriptions and reads
  * each folder with delta. Graph's notifications reach any node behind the load balancer; the shared
  * routes (m365/subscriptions/hub.ts) hand each to the node holding its subscription through the
- * store's signals. EWS push groups cannot be sharded yet (their routes are per watcher).
+ * store's signals. EWS push works the same way with durable hand-overs: every node answers
+ * Exchange's SendNotification for every mailbox of the group and stores it as a parcel for the
+ * shard's holder (ews/handoff.ts), answering OK only once it is committed.
  */
 import { readFileSync } from 'node:fs';
 import { MbError, toMbError } from '../../errors/index.ts';
@@ -35,6 +37,7 @@ import type { Fence } from '../../store/cluster.ts';
 import type { WatchConfig, WatchGroupConfig, WatchListenerConfig } from './config.ts';
 import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
+import { createEwsPushHub, type EwsPushHub } from './ews/handoff.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
 import { Semaphore } from '../../util/limits.ts';
 
@@ -116,6 +119,8 @@ export interface WatchStatus {
   stopped?: boolean;
   /** Several nodes: Graph notifications handed to the node holding their subscription, received from other nodes, and received for no shard held here. */
   handoff?: { forwarded: number; received: number; unclaimed: number };
+  /** Several nodes with EWS push: pushes this node stored for the owner (for a mailbox watched elsewhere: forwarded), answered Unsubscribe or refused; parcels handled here. */
+  ewsPush?: EwsPushHub['stats'];
 }
 
 export interface WatchService {
@@ -191,11 +196,13 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     if (o.cluster) for (const plan of plans) await o.cluster.ownership.leave(`watch:${plan.name}`);
     closed = true;
     stopSignals?.();
+    ewsHub?.close();
     await Promise.allSettled(built.map((b) => b.watcher.close()));
     await inbound?.close();
   };
   const cluster = o.cluster;
   let hub: RouteHub | undefined;
+  let ewsHub: EwsPushHub | undefined;
   type Plan = (typeof plans)[number];
   type Member = Plan['assignments'][number]['listener'];
   const build = async (plan: Plan, listener: Member, mailboxes: WatchedMailbox[], fence?: Fence): Promise<Built> => {
@@ -221,6 +228,8 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
       gates,
       ...(inbound ? { inbound: { http: inbound.http, publicUrl: inbound.publicUrl } } : {}),
       ...(hub ? { hub } : {}),
+      ...(ewsHub ? { ewsPush: ewsHub } : {}),
+      ...(fence ? { epoch: fence.epoch } : {}),
       ...(o.seal ? { seal: o.seal } : {}),
       ...(o.open ? { reveal: o.open } : {}),
     };
@@ -257,9 +266,14 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
     return { group: plan.name, kind: g.kind, watcher, capacity: listener.capacity };
   };
   try {
-    if (cluster) {
-      const ews = groups.find(([, g]) => g.kind === 'ews' && g.ews.mode === 'push');
-      if (ews) throw new MbError('MB_CLUSTER_EWS_PUSH_UNSUPPORTED', { group: ews[0] });
+    if (cluster && inbound && plans.some((p) => p.group.kind === 'ews' && p.group.ews.mode === 'push')) {
+      const into = inbound;
+      ewsHub = createEwsPushHub({ http: into.http, publicUrl: () => into.publicUrl, kv: o.kv, signals: cluster.signals, log, now, ...(o.seal ? { seal: o.seal } : {}), ...(o.open ? { reveal: o.open } : {}) });
+      for (const plan of plans) {
+        if (plan.group.kind !== 'ews' || plan.group.ews.mode !== 'push') continue;
+        for (const a of plan.assignments) await ewsHub.prepare(a.listener.id, a.mailboxes.map((m) => m.address));
+      }
+      await ewsHub.start();
     }
     if (cluster && inbound) {
       const signals = cluster.signals;
@@ -353,6 +367,7 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         attention,
         problems: [...problems],
         ...(hub ? { handoff: { ...hub.stats } } : {}),
+        ...(ewsHub ? { ewsPush: { ...ewsHub.stats } } : {}),
       };
     };
     const writeStatus = () => o.kv.set(STATUS_NAMESPACE, STATUS_KEY, JSON.stringify(status())).catch((err: unknown) => log.debug({ err: (err as Error).message }, 'watch: status not written'));

@@ -20,6 +20,7 @@ import type { Logger } from '../../log/index.ts';
 import type { KeyValue } from '../../store/index.ts';
 import type { Semaphore } from '../../util/limits.ts';
 import type { RouteHub } from '../../m365/subscriptions/hub.ts';
+import type { EwsPushHub } from './ews/handoff.ts';
 import type { NotifyEvent } from '../events.ts';
 
 export const WATCHER_KINDS = ['graph', 'ews', 'imap'] as const;
@@ -74,6 +75,13 @@ export interface WatcherContext {
    * the listener listens; a watcher built later (its shard's lease moved here) joins them.
    */
   hub?: RouteHub;
+  /**
+   * Several nodes: EWS push callbacks are answered by every node and handed to the owner of their
+   * mailbox as parcels (src/notify/watchers/ews/handoff.ts); routes prepared before listening.
+   */
+  ewsPush?: EwsPushHub;
+  /** Several nodes: the epoch of the lease this watcher's shard runs under (grows with every change of hands). */
+  epoch?: number;
   /** Seal and reveal small secrets kept in `kv` (clientState, push keys) with the SecretBox. */
   seal?: (plain: string) => string;
   reveal?: (sealed: string) => string;

@@ -65,6 +65,8 @@ export class Member {
   folderIds?: string[];
   inboxId?: string;
   subId?: string;
+  /** Several nodes: the generation of the push subscription `subId` (src/notify/watchers/ews/handoff.ts). */
+  gen?: string;
   /** Do not retry a failed subscription before this (epoch ms). */
   retryAt = 0;
   state: WatchState = 'starting';

@@ -27,6 +27,12 @@
  * Honesty: Exchange does not call right after Subscribe, so a mailbox is `subscribed` (not
  * `watching`) until the first notification of any kind arrives; silence past 2 × StatusFrequency
  * with no call at all is reported (MB_EWS_PUSH_SILENT): Exchange cannot reach the callback URL.
+ *
+ * Several nodes (`ctx.ewsPush`): the routes, the token and the answers are the hub's
+ * (handoff.ts), on every node; the callback URL names the mailbox and the subscription's
+ * generation. This watcher, on the node holding the shard, reads the parcels the hub stored for
+ * its mailboxes (on a signal, at start, on the hub's sweep) and handles them in order, each mailbox
+ * one piece at a time as above, removing a parcel once its events are published.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -34,8 +40,9 @@ import { MbError } from '../../../errors/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import type { EwsClient } from '../../../m365/ews/client.ts';
 import { catchUp, explainEws, handleEvents, KV_NAMESPACE, prepare, target, type Core, type Member } from './mailbox.ts';
-import { EwsError, parseSendNotification, parseSubscribe, sendNotificationResult, subscribePush } from '../../../m365/ews/soap.ts';
+import { EwsError, parseSendNotification, parseSubscribe, sendNotificationResult, subscribePush, type EwsNotification } from '../../../m365/ews/soap.ts';
 import type { Limiter } from './streaming.ts';
+import type { EwsPushHub, PushOwner } from './handoff.ts';
 
 export interface PushTiming {
   statusFrequencyMinutes: number;
@@ -44,7 +51,7 @@ export interface PushTiming {
   subscribeRetryMs: number;
 }
 
-export class PushWatch {
+export class PushWatch implements PushOwner {
   private readonly core: Core;
   private readonly members: Member[];
   private readonly timing: PushTiming;
@@ -58,6 +65,14 @@ export class PushWatch {
   readonly stats = { notifications: 0, unsubscribed: 0, resubscribed: 0 };
   /** Members Exchange has called back at least once: the callback URL is known to work for them. */
   private readonly heard = new WeakSet<Member>();
+  /** Several nodes: the hub that answers the pushes and keeps their parcels. */
+  private readonly hub?: EwsPushHub;
+  private readonly byAddress = new Map<string, Member>();
+  /** Members with a parcel run queued (not yet started). */
+  private readonly queued = new Set<Member>();
+  /** Subscriptions made under this watcher's lease epoch (the second part of a generation). */
+  private made = 0;
+  private detach?: () => void;
 
   constructor(core: Core, members: Member[], timing: PushTiming, limiter: Limiter, inbound: { http: FastifyInstance; publicUrl: string }) {
     this.core = core;
@@ -67,7 +82,8 @@ export class PushWatch {
     this.route = `/notify/ews/${routePath(core.listener)}`;
     // Read when subscribing, not now: the service may learn its public URL only once it listens.
     this.inbound = inbound;
-    this.register(inbound.http);
+    this.hub = core.ctx.ewsPush;
+    if (!this.hub) this.register(inbound.http);
   }
 
   private get client(): EwsClient {
@@ -106,6 +122,7 @@ export class PushWatch {
 
   /** The callback URL without its token (for messages). */
   publicRoute(): string {
+    if (this.hub) return this.hub.publicRoute(this.core.listener);
     return `${this.inbound.publicUrl.replace(/\/+$/, '')}${this.route}`;
   }
 
@@ -114,15 +131,77 @@ export class PushWatch {
   }
 
   async start(): Promise<void> {
-    await this.loadToken();
+    for (const m of this.members) this.byAddress.set(m.address, m);
+    if (this.hub) this.detach = this.hub.attach(this.core.listener, this);
+    else await this.loadToken();
     await Promise.all(this.members.map((m) => this.limiter.run(() => m.run(() => this.subscribe(m)))));
+    if (this.hub) {
+      // Taken over (or restarted): what was handed over for these mailboxes and not handled yet.
+      const waiting = await this.hub.waiting(this.core.listener).catch((err: unknown) => {
+        this.core.ctx.log.warn({ err: (err as Error).message }, 'ews push: waiting parcels not read at start; the sweep reads them');
+        return [];
+      });
+      for (const address of waiting) this.drain(address);
+    }
     this.watchdog = setInterval(() => this.checkSilence(), this.timing.watchdogMs);
     this.watchdog.unref();
   }
 
   async close(): Promise<void> {
+    this.detach?.();
     if (this.watchdog) clearInterval(this.watchdog);
     for (const m of this.members) m.set('stopped', this.now());
+  }
+
+  has(address: string): boolean {
+    return this.byAddress.has(address);
+  }
+
+  drain(address: string): void {
+    const m = this.byAddress.get(address);
+    if (!m || !this.hub || this.queued.has(m) || this.core.signal.aborted) return;
+    this.queued.add(m);
+    void m
+      .run(async () => {
+        // Cleared before reading: a parcel posted while this run reads queues the next run.
+        this.queued.delete(m);
+        await this.takeParcels(m, this.hub!);
+      })
+      .catch((err: unknown) => {
+        if (this.core.signal.aborted) return;
+        // The parcels stay; the next signal or sweep tries again.
+        this.core.report(m, explainEws(err, { operation: 'SendNotification', mailbox: m.address, url: m.url }));
+      });
+  }
+
+  /** Handles a mailbox's parcels in the order posted, each removed once its events are published. */
+  private async takeParcels(m: Member, hub: EwsPushHub): Promise<void> {
+    await prepare(this.core, m);
+    for (;;) {
+      if (this.core.signal.aborted) return;
+      const batch = await hub.parcels(this.core.listener, m.address, 10);
+      if (!batch.length) return;
+      for (const { id, push } of batch) {
+        for (const n of push.notes) await this.handle(m, n);
+        await hub.remove([id]);
+      }
+    }
+  }
+
+  /** One notification of the member's: events published, then the watermark of the current subscription saved. */
+  private async handle(m: Member, n: EwsNotification): Promise<void> {
+    const current = m.subId === n.subscriptionId;
+    if (current) {
+      m.lastHeard = this.now();
+      this.heard.add(m);
+    }
+    this.stats.notifications++;
+    await handleEvents(this.core, m, n.events);
+    const last = [...n.events].reverse().find((e) => e.watermark)?.watermark;
+    if (last && current) {
+      await this.core.ctx.kv.set(KV_NAMESPACE, `push:${m.address}`, JSON.stringify({ id: n.subscriptionId, watermark: last, ...(m.gen ? { gen: m.gen } : {}) }));
+    }
+    if (m.state !== 'catching-up' && this.heard.has(m)) m.set('watching', this.now());
   }
 
   /** Subscribes (from the saved watermark when there is one), then catches up. */
@@ -133,12 +212,15 @@ export class PushWatch {
       await prepare(this.core, m);
       const saved = await this.core.ctx.kv.get(KV_NAMESPACE, key);
       let watermark = saved ? (JSON.parse(saved) as { watermark?: string }).watermark : undefined;
+      // Several nodes: a generation above every earlier subscription's of this mailbox (handoff.ts).
+      const gen = this.hub ? `${this.core.ctx.epoch ?? 0}.${++this.made}` : undefined;
+      const url = this.hub && gen ? this.hub.callbackUrl(this.core.listener, m.address, gen) : this.callbackUrl();
       let res;
       for (;;) {
         try {
           res = await this.client.call(
             target(m),
-            subscribePush({ folders: m.folders, mailbox: this.core.impersonation ? undefined : m.address, url: this.callbackUrl(), statusFrequency: this.timing.statusFrequencyMinutes, watermark }),
+            subscribePush({ folders: m.folders, mailbox: this.core.impersonation ? undefined : m.address, url, statusFrequency: this.timing.statusFrequencyMinutes, watermark }),
           );
           break;
         } catch (err) {
@@ -152,9 +234,11 @@ export class PushWatch {
       const sub = parseSubscribe(res.body);
       if (m.subId) this.bySub.delete(m.subId);
       m.subId = sub.subscriptionId;
+      m.gen = gen;
       m.lastHeard = this.now();
       this.bySub.set(sub.subscriptionId, m);
-      await this.core.ctx.kv.set(KV_NAMESPACE, key, JSON.stringify({ id: sub.subscriptionId, watermark: sub.watermark ?? watermark }));
+      // With a generation: from now on every node answers the older subscriptions Unsubscribe.
+      await this.core.ctx.kv.set(KV_NAMESPACE, key, JSON.stringify({ id: sub.subscriptionId, watermark: sub.watermark ?? watermark, ...(gen ? { gen } : {}) }));
       m.set('catching-up', this.now());
       await catchUp(this.core, m);
       m.set(this.heard.has(m) ? 'watching' : 'subscribed', this.now());
@@ -205,18 +289,8 @@ export class PushWatch {
         unknown = true;
         continue;
       }
-      m.lastHeard = this.now();
-      this.heard.add(m);
-      this.stats.notifications++;
       try {
-        await m.run(async () => {
-          await handleEvents(this.core, m, n.events);
-          const last = [...n.events].reverse().find((e) => e.watermark)?.watermark;
-          if (last && m.subId === n.subscriptionId) {
-            await this.core.ctx.kv.set(KV_NAMESPACE, `push:${m.address}`, JSON.stringify({ id: n.subscriptionId, watermark: last }));
-          }
-        });
-        if (m.state !== 'catching-up') m.set('watching', this.now());
+        await m.run(() => this.handle(m, n));
       } catch (err) {
         // Not answered OK: Exchange sends the notification again (its retry schedule, facts §5.3).
         this.core.report(m, explainEws(err, { operation: 'SendNotification', mailbox: m.address, url: m.url }));
