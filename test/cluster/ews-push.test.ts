@@ -182,6 +182,20 @@ async function subscribeWebhook(url: string, id: string, mailboxes: string[]): P
   await store.close();
 }
 
+/** The watch leases and the nodes' heartbeats (for a failure message). */
+async function leases(url: string): Promise<unknown> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const at = Date.now();
+    const held = (await c.query<{ name: string; owner: string; epoch: number; expires_at: string }>('SELECT name, owner, epoch, expires_at FROM cluster_leases ORDER BY name')).rows;
+    const nodes = (await c.query<{ id: string; heartbeat_at: string; owns: string }>('SELECT id, heartbeat_at, owns FROM cluster_nodes')).rows;
+    return { held: held.map((l) => `${l.name} ${l.owner} #${l.epoch} ${Number(l.expires_at) - at} ms`), nodes: nodes.map((n) => `${n.id} ${at - Number(n.heartbeat_at)} ms ago ${n.owns}`) };
+  } finally {
+    await c.end();
+  }
+}
+
 async function waitingParcels(url: string): Promise<number> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -218,7 +232,12 @@ test('three gateways share an EWS push group behind a balancer: bursts of 30 mes
   }
   const held = (g: Gateway) => g.watch!.status().groups.reduce((n, x) => n + (x.states.watching ?? 0) + (x.states.subscribed ?? 0), 0);
   const describe = () => gateways.map((g) => `${g.node.name}: ${JSON.stringify(g.watch!.status().groups.map((x) => x.states))} ${JSON.stringify(g.watch!.status().ewsPush)} ${JSON.stringify(g.watch!.status().problems.slice(-3))}`).join('; ') + ` exchange ${JSON.stringify(sandbox.ews.stats.push)} lb ${JSON.stringify(lb.stats)} subs ${sandbox.ews.subscriptions()}`;
-  await waitFor(() => gateways.reduce((n, g) => n + held(g), 0) === MAILBOXES && gateways.filter((g) => held(g) > 0).length >= 2, 90_000, () => `every mailbox subscribed, spread: ${describe()}`);
+  await waitFor(() => gateways.reduce((n, g) => n + held(g), 0) === MAILBOXES && gateways.filter((g) => held(g) > 0).length >= 2, 90_000, () => `every mailbox subscribed, spread: ${describe()}`).catch(
+    async (err: Error) => {
+      // Seen once in about 25 runs: one node held every shard and the others none for 90 s. What the database says then.
+      throw new Error(`${err.message}; leases ${JSON.stringify(await leases(url))}`);
+    },
+  );
   const spread = gateways.map(held);
 
   const pushed = sandbox.ews.stats.push.sent;
