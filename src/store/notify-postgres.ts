@@ -142,13 +142,29 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       // RETURNING gives no order: earliest first, as without a claim.
       if (claim) rows.sort((p, q) => p.next_attempt_at - q.next_attempt_at || p.seq - q.seq);
       const out: DueDelivery[] = [];
+      const skipped: DeliveryRow[] = [];
       for (const r of rows) {
-        if (out.length >= limit) break;
-        if (busy?.has(`${r.subscription_id}\n${r.mailbox}`)) continue;
+        if (out.length >= limit || busy?.has(`${r.subscription_id}\n${r.mailbox}`)) {
+          skipped.push(r);
+          continue;
+        }
         const ev = (await pool.query<EventRow>('SELECT id, mailbox, seq, type, body, created_at FROM notify_events WHERE id = $1', [r.event_id])).rows[0];
         const sub = (await pool.query<SubRow>('SELECT * FROM notify_subscriptions WHERE id = $1', [r.subscription_id])).rows[0];
-        if (!ev || !sub) continue;
+        if (!ev || !sub) {
+          skipped.push(r);
+          continue;
+        }
         out.push({ delivery: toDelivery(r), event: toEvent(ev), subscription: subFields(sub) });
+      }
+      // Claimed above but not handed out (the line is busy here, the batch is full, its event is
+      // gone): released at once, or the line would wait for the claim to run out.
+      if (claim && skipped.length) {
+        await pool.query(
+          `UPDATE notify_deliveries d SET claimed_by = NULL, claimed_until = NULL
+           FROM unnest($3::text[], $4::text[]) AS k(subscription_id, event_id)
+           WHERE d.subscription_id = k.subscription_id AND d.event_id = k.event_id AND d.claimed_by = $1 AND d.claimed_until = $2`,
+          [claim.by, now + claim.forMs, skipped.map((r) => r.subscription_id), skipped.map((r) => r.event_id)],
+        );
       }
       return out;
     },

@@ -84,6 +84,20 @@ test('a head claimed by one node is not handed to another until its claim runs o
   assert.deepEqual((await a.notify.due(later, 10, undefined, claimA)).map((d) => [d.delivery.mailbox, d.delivery.seq]), [['ben@contoso.com', 2]]);
 });
 
+test('a head claimed but not handed out (its line still marked busy here, as right after the line\'s previous delivery completed) is released at once, not held until the claim runs out', async () => {
+  const { a, b } = await twoNodes();
+  const sub = subscription('test', ['ben@contoso.com', 'cara@contoso.com', 'dora@contoso.com']);
+  await a.notify.createSubscription(sub);
+  const t0 = 1_800_000_000_000;
+  for (const m of ['ben', 'cara', 'dora']) await a.notify.publish(serialize(mail(`${m}@contoso.com`, 'm1')), t0);
+  const t = t0 + 10;
+  // A's dispatcher still counts ben's line as busy: whatever the query claims of it, A must not keep.
+  const gotA = await a.notify.due(t, 3, new Set([`${sub.id}\nben@contoso.com`]), { by: 'node-a', forMs: 300_000 });
+  assert.deepEqual(gotA.map((d) => d.delivery.mailbox).sort(), ['cara@contoso.com', 'dora@contoso.com']);
+  const gotB = await b.notify.due(t + 1, 10, undefined, { by: 'node-b', forMs: 300_000 });
+  assert.deepEqual(gotB.map((d) => d.delivery.mailbox), ['ben@contoso.com'], 'B gets ben\'s head now, not after A\'s claim ran out');
+});
+
 test('two dispatchers on one database deliver every event once, each line in order, and share the work', async () => {
   const { a, b } = await twoNodes();
   const mailboxes = Array.from({ length: 8 }, (_, i) => `user${i}@contoso.com`);
