@@ -20,9 +20,12 @@
  *
  * On SQLite there is one node: it wins every unit, and holding them changes nothing for the work.
  *
- * Limits: one statement per unit and round (hundreds of units are fine, not hundreds of thousands:
- * watch groups are sharded, not leased per mailbox); nodes' clocks must agree to well within the
- * lease time (NTP).
+ * Cost: a round makes the same few statements whatever the number of units (heartbeat, prune,
+ * nodes, then at most one release, one renewal and one acquisition for all units together), so a
+ * node holding thousands of leases renews them in one round trip. The per-unit work is the
+ * rendezvous hash in memory and the units' own start and stop.
+ *
+ * Limits: nodes' clocks must agree to well within the lease time (NTP).
  */
 import { createHash } from 'node:crypto';
 import { toMbError } from '../errors/index.ts';
@@ -122,12 +125,7 @@ export class Ownership {
    */
   async leave(pool: string): Promise<void> {
     await this.round;
-    const t = this.now();
-    for (const [lease, h] of [...this.held]) {
-      if (h.pool !== pool) continue;
-      await this.stop(lease);
-      await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, t).catch(() => false);
-    }
+    await this.releaseHeld((h) => h.pool === pool);
     this.pools.delete(pool);
   }
 
@@ -169,16 +167,20 @@ export class Ownership {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.round;
-    const t = this.now();
-    for (const [lease, h] of [...this.held]) {
-      await this.stop(lease);
-      await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, t).catch(() => false);
-    }
+    await this.releaseHeld(() => true);
     await this.cluster.leave(this.node.id).catch(() => undefined);
   }
 
   private fence(lease: string, epoch: number): Fence {
     return { lease, owner: this.node.id, epoch, now: this.now };
+  }
+
+  /** Stops the work of the held units `which` picks, then releases their leases in one statement (a failure leaves them to expire). */
+  private async releaseHeld(which: (h: Held) => boolean): Promise<void> {
+    const gone = [...this.held].filter(([, h]) => which(h));
+    for (const [lease] of gone) await this.stop(lease);
+    if (gone.length === 0) return;
+    await this.cluster.releaseAll(this.node.id, gone.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.now()).catch(() => undefined);
   }
 
   private async stop(lease: string): Promise<void> {
@@ -215,36 +217,57 @@ export class Ownership {
       await this.cluster.pruneNodes(t - FORGET_NODES_AFTER_MS);
       const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > t - this.leaseMs);
       let budget = this.moveBatch ?? Math.max(1, Math.ceil(this.held.size / 4));
+      // Decide for every unit first, then one statement per kind of change, however many units:
+      // what is handed over, what is renewed, what is taken.
+      const handOver: [string, Held][] = [];
+      const keep: [string, Held][] = [];
+      const take = new Map<string, { pool: Pool; unit: string }>();
       for (const pool of this.pools.values()) {
         const members = live.filter((n) => pool.key in n.owns).map((n) => n.id);
         if (!members.includes(this.node.id)) members.push(this.node.id);
         for (const unit of pool.units) {
-          if (this.closed) return;
           const lease = leaseName(pool.key, unit);
           const mine = ownerOf(lease, members) === this.node.id;
           const h = this.held.get(lease);
           if (h && !mine && budget > 0) {
             budget--;
+            handOver.push([lease, h]);
+          } else if (h) keep.push([lease, h]);
+          else if (mine) take.set(lease, { pool, unit });
+        }
+      }
+      if (this.closed) return;
+      // Handed over: stopped here first, then released, so the new owner starts after this one stopped.
+      for (const [lease] of handOver) await this.stop(lease);
+      if (handOver.length > 0) {
+        await this.cluster.releaseAll(this.node.id, handOver.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.now());
+        for (const [lease] of handOver) this.log.info({ lease }, 'cluster: handed over to another node');
+      }
+      if (keep.length > 0) {
+        const renewed = await this.cluster.renewAll(this.node.id, keep.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.leaseMs, t);
+        for (const [lease, h] of keep) {
+          if (renewed.has(lease)) h.expiresAt = t + this.leaseMs;
+          else {
+            this.log.warn({ lease, epoch: h.epoch }, 'cluster: lease lost to another node; its work stops');
             await this.stop(lease);
-            await this.cluster.release({ lease, owner: this.node.id, epoch: h.epoch }, this.now());
-            this.log.info({ lease }, 'cluster: handed over to another node');
-          } else if (h) {
-            if (await this.cluster.renew({ lease, owner: this.node.id, epoch: h.epoch }, this.leaseMs, t)) h.expiresAt = t + this.leaseMs;
-            else {
-              this.log.warn({ lease, epoch: h.epoch }, 'cluster: lease lost to another node; its work stops');
-              await this.stop(lease);
-            }
-          } else if (mine) {
-            const r = await this.cluster.acquire(lease, this.node.id, this.leaseMs, t);
-            if (!r.ok) continue;
-            this.held.set(lease, { pool: pool.key, unit, epoch: r.epoch, expiresAt: r.expiresAt });
-            this.log.info({ lease, epoch: r.epoch }, 'cluster: took over');
-            try {
-              await pool.handlers.gained(unit, this.fence(lease, r.epoch));
-            } catch (err) {
-              this.log.error({ lease, err: toMbError(err).message }, 'cluster: starting a unit failed');
-            }
           }
+        }
+      }
+      if (this.closed || take.size === 0) return;
+      for (const l of await this.cluster.acquireAll([...take.keys()], this.node.id, this.leaseMs, t)) {
+        const { pool, unit } = take.get(l.name)!;
+        this.held.set(l.name, { pool: pool.key, unit, epoch: l.epoch, expiresAt: l.expiresAt });
+        this.log.info({ lease: l.name, epoch: l.epoch }, 'cluster: took over');
+      }
+      // Started after every lease is recorded as held, so that a slow start cannot keep a lease
+      // taken in this round from being known (and renewed) here.
+      for (const l of [...take.keys()]) {
+        const h = this.held.get(l);
+        if (!h || this.closed) continue;
+        try {
+          await take.get(l)!.pool.handlers.gained(h.unit, this.fence(l, h.epoch));
+        } catch (err) {
+          this.log.error({ lease: l, err: toMbError(err).message }, 'cluster: starting a unit failed');
         }
       }
     } catch (err) {

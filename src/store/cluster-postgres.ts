@@ -2,7 +2,7 @@
  * The node registry and leases on PostgreSQL (see cluster.ts): what several nodes share.
  */
 import type pg from 'pg';
-import type { Acquired, ClusterRepository, Fence } from './cluster.ts';
+import type { Acquired, ClusterRepository, Fence, HeldLease } from './cluster.ts';
 import { leaseLost } from './cluster.ts';
 import { toLease, toNode } from './cluster-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
@@ -24,6 +24,16 @@ export async function postgresFenceCheck(db: Queryable, fence: Fence | undefined
 }
 
 export function createPostgresCluster(pool: pg.Pool, transaction: Transaction): ClusterRepository {
+  /** Moves the expiry of the leases `owner` holds at exactly these epochs and that have not run out; returns their names. */
+  const setExpiry = async (owner: string, held: readonly HeldLease[], expiresAt: number, now: number): Promise<Set<string>> => {
+    if (held.length === 0) return new Set();
+    const { rows } = await pool.query<{ name: string }>(
+      `UPDATE cluster_leases l SET expires_at = $1 FROM unnest($2::text[], $3::bigint[]) AS h(name, epoch)
+       WHERE l.name = h.name AND l.epoch = h.epoch AND l.owner = $4 AND l.expires_at > $5 RETURNING l.name`,
+      [expiresAt, held.map((h) => h.lease), held.map((h) => h.epoch), owner, now],
+    );
+    return new Set(rows.map((r) => r.name));
+  };
   return {
     async heartbeat(n) {
       await pool.query(
@@ -58,13 +68,49 @@ export function createPostgresCluster(pool: pg.Pool, transaction: Transaction): 
         return { ok: true, epoch: l.epoch + 1, expiresAt };
       });
     },
+    async acquireAll(names, owner, ttlMs, now) {
+      if (names.length === 0) return [];
+      // One statement: existing leases that are free, expired or already ours are locked in name
+      // order and taken (a new holder gets the next epoch, ours keeps its epoch, as acquire()); the
+      // names without a row are inserted with epoch 1. SKIP LOCKED: a row another transaction holds
+      // (its owner renewing, or writing under its fence FOR SHARE) is not ours to take now, and
+      // waiting for it could deadlock with that owner's renewal of several rows in another order.
+      // Only names without a row are inserted (an insert over an existing row would wait for its
+      // renewal); one inserted concurrently by another node waits for that node's commit and is
+      // then left to it (ON CONFLICT DO NOTHING); sorted names keep two such inserts from deadlocking.
+      const { rows } = await pool.query(
+        `WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS name),
+         free AS (
+           SELECT l.name FROM cluster_leases l JOIN wanted w ON w.name = l.name
+           WHERE l.expires_at <= $3 OR l.owner = $2 ORDER BY l.name FOR UPDATE OF l SKIP LOCKED
+         ),
+         taken AS (
+           UPDATE cluster_leases l SET owner = $2, epoch = CASE WHEN l.owner = $2 AND l.expires_at > $3 THEN l.epoch ELSE l.epoch + 1 END, expires_at = $4
+           FROM free WHERE l.name = free.name
+           RETURNING l.name, l.owner, l.epoch, l.expires_at
+         ),
+         fresh AS (
+           INSERT INTO cluster_leases (name, owner, epoch, expires_at)
+           SELECT w.name, $2, 1, $4 FROM wanted w WHERE NOT EXISTS (SELECT 1 FROM cluster_leases l WHERE l.name = w.name) ORDER BY w.name
+           ON CONFLICT (name) DO NOTHING
+           RETURNING name, owner, epoch, expires_at
+         )
+         SELECT * FROM taken UNION ALL SELECT * FROM fresh`,
+        [[...names], owner, now, now + ttlMs],
+      );
+      return rows.map((r) => toLease(r as Record<string, unknown>));
+    },
     async renew(f, ttlMs, now) {
-      const r = await pool.query('UPDATE cluster_leases SET expires_at = $1 WHERE name = $2 AND owner = $3 AND epoch = $4 AND expires_at > $5', [now + ttlMs, f.lease, f.owner, f.epoch, now]);
-      return (r.rowCount ?? 0) > 0;
+      return (await setExpiry(f.owner, [f], now + ttlMs, now)).has(f.lease);
+    },
+    async renewAll(owner, held, ttlMs, now) {
+      return setExpiry(owner, held, now + ttlMs, now);
     },
     async release(f, now) {
-      const r = await pool.query('UPDATE cluster_leases SET expires_at = $1 WHERE name = $2 AND owner = $3 AND epoch = $4 AND expires_at > $5', [now, f.lease, f.owner, f.epoch, now]);
-      return (r.rowCount ?? 0) > 0;
+      return (await setExpiry(f.owner, [f], now, now)).has(f.lease);
+    },
+    async releaseAll(owner, held, now) {
+      return setExpiry(owner, held, now, now);
     },
     async leases(prefix) {
       const { rows } =

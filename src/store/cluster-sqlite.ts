@@ -4,7 +4,7 @@
  * status` and the fencing work the same way.
  */
 import type { DatabaseSync } from 'node:sqlite';
-import type { Acquired, ClusterRepository, Fence } from './cluster.ts';
+import type { Acquired, ClusterRepository, Fence, HeldLease } from './cluster.ts';
 import { leaseLost } from './cluster.ts';
 import { statementCache, transaction } from './sqlite-tools.ts';
 import { toLease, toNode, type Row } from './cluster-rows.ts';
@@ -21,6 +21,17 @@ export function sqliteFenceCheck(db: DatabaseSync): (fence: Fence | undefined) =
 
 export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
   const stmt = statementCache(db);
+  /** Moves the expiry of the leases `owner` holds at exactly these epochs and that have not run out; returns their names. */
+  const setExpiry = (owner: string, held: readonly HeldLease[], expiresAt: number, now: number): Set<string> => {
+    if (held.length === 0) return new Set();
+    const rows = stmt(
+      `UPDATE cluster_leases SET expires_at = ?
+       FROM (SELECT value ->> '$[0]' AS name, value ->> '$[1]' AS epoch FROM json_each(?)) AS h
+       WHERE cluster_leases.name = h.name AND cluster_leases.epoch = h.epoch AND owner = ? AND expires_at > ?
+       RETURNING cluster_leases.name AS name`,
+    ).all(expiresAt, JSON.stringify(held.map((h) => [h.lease, h.epoch])), owner, now) as Row[];
+    return new Set(rows.map((r) => String(r.name)));
+  };
   return {
     async heartbeat(n) {
       stmt(
@@ -57,13 +68,33 @@ export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
         return { ok: true, epoch: l.epoch + 1, expiresAt };
       });
     },
+    async acquireAll(names, owner, ttlMs, now) {
+      if (names.length === 0) return [];
+      // One statement, acquire()'s rules as an upsert: a new name gets epoch 1; an existing lease is
+      // taken only when expired (next epoch) or already ours (same epoch); RETURNING names only
+      // those taken. (`WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.)
+      const rows = stmt(
+        `INSERT INTO cluster_leases (name, owner, epoch, expires_at) SELECT DISTINCT value, ?, 1, ? FROM json_each(?) WHERE true
+         ON CONFLICT (name) DO UPDATE SET
+           owner = excluded.owner,
+           epoch = CASE WHEN cluster_leases.owner = excluded.owner AND cluster_leases.expires_at > ? THEN cluster_leases.epoch ELSE cluster_leases.epoch + 1 END,
+           expires_at = excluded.expires_at
+         WHERE cluster_leases.expires_at <= ? OR cluster_leases.owner = excluded.owner
+         RETURNING name, owner, epoch, expires_at`,
+      ).all(owner, now + ttlMs, JSON.stringify(names), now, now) as Row[];
+      return rows.map(toLease);
+    },
     async renew(f, ttlMs, now) {
-      const r = stmt('UPDATE cluster_leases SET expires_at = ? WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?').run(now + ttlMs, f.lease, f.owner, f.epoch, now);
-      return Number(r.changes) > 0;
+      return setExpiry(f.owner, [f], now + ttlMs, now).has(f.lease);
+    },
+    async renewAll(owner, held, ttlMs, now) {
+      return setExpiry(owner, held, now + ttlMs, now);
     },
     async release(f, now) {
-      const r = stmt('UPDATE cluster_leases SET expires_at = ? WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?').run(now, f.lease, f.owner, f.epoch, now);
-      return Number(r.changes) > 0;
+      return setExpiry(f.owner, [f], now, now).has(f.lease);
+    },
+    async releaseAll(owner, held, now) {
+      return setExpiry(owner, held, now, now);
     },
     async leases(prefix) {
       const rows = (prefix === undefined

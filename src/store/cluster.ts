@@ -51,6 +51,12 @@ export interface Fence {
   now: () => number;
 }
 
+/** A lease as its holder knows it (the fence without the owner, which a batch names once). */
+export interface HeldLease {
+  lease: string;
+  epoch: number;
+}
+
 export type Acquired = { ok: true; epoch: number; expiresAt: number } | { ok: false; owner: string; epoch: number; expiresAt: number };
 
 export interface ClusterRepository {
@@ -67,10 +73,22 @@ export interface ClusterRepository {
    * owner's (then it is renewed and keeps its epoch). A new holder gets the next epoch.
    */
   acquire(name: string, owner: string, ttlMs: number, now: number): Promise<Acquired>;
+  /**
+   * acquire() for many leases in one statement, whatever their number (an ownership round with
+   * thousands of units costs what one with ten costs): each of `names` that is free, expired or
+   * already `owner`'s is taken with the same epochs acquire() gives. Returns the leases taken; the
+   * others are another node's. On PostgreSQL a lease another transaction has locked (its holder's
+   * fenced write or renewal in progress) is skipped, not waited for: the next round tries it again.
+   */
+  acquireAll(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<LeaseRecord[]>;
   /** Extends a held lease; false when it expired or moved on (the holder must stop at once). */
   renew(fence: Omit<Fence, 'now'>, ttlMs: number, now: number): Promise<boolean>;
+  /** renew() for every lease `owner` holds, in one statement; returns the names renewed (the others expired or moved on). */
+  renewAll(owner: string, held: readonly HeldLease[], ttlMs: number, now: number): Promise<Set<string>>;
   /** Gives a lease up (expiring it now, keeping its epoch for the next holder to count on). */
   release(fence: Omit<Fence, 'now'>, now: number): Promise<boolean>;
+  /** release() for many leases of `owner` in one statement; returns the names released. */
+  releaseAll(owner: string, held: readonly HeldLease[], now: number): Promise<Set<string>>;
   /** Leases whose names start with `prefix` (all when omitted). */
   leases(prefix?: string): Promise<LeaseRecord[]>;
 }

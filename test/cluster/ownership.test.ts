@@ -10,9 +10,37 @@ import { nodeIdentity } from '../../src/cluster/node.ts';
 import { Ownership, ownerOf } from '../../src/cluster/ownership.ts';
 import type { Fence, Store } from '../../src/store/index.ts';
 import { storeDrivers } from '../support/stores.ts';
+import pg from 'pg';
+import { DatabaseSync, StatementSync } from 'node:sqlite';
 
 const drivers = storeDrivers();
 after(() => drivers.close());
+
+/**
+ * Counts the statements sent to the database while `fn` runs: every query of a PostgreSQL client
+ * (one round trip each; a pool's query goes through one) and every SQLite statement run or exec.
+ */
+async function statements(fn: () => Promise<void>): Promise<number> {
+  let n = 0;
+  const patched: [object, string, unknown][] = [];
+  const count = (proto: object, method: string) => {
+    const original = (proto as Record<string, (...a: unknown[]) => unknown>)[method]!;
+    patched.push([proto, method, original]);
+    (proto as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+      n++;
+      return original.apply(this, args);
+    };
+  };
+  count(pg.Client.prototype, 'query');
+  for (const m of ['run', 'get', 'all', 'iterate']) count(StatementSync.prototype, m);
+  count(DatabaseSync.prototype, 'exec');
+  try {
+    await fn();
+  } finally {
+    for (const [proto, method, original] of patched) (proto as Record<string, unknown>)[method] = original;
+  }
+  return n;
+}
 
 const LEASE = 30_000;
 const UNITS = Array.from({ length: 30 }, (_, i) => `mb${i}@contoso.test`);
@@ -47,6 +75,54 @@ for (const d of drivers.list) {
         const now = ownerOf(u, ['a', 'b']);
         if (before.get(u) !== 'c') assert.equal(now, before.get(u), `${u} moved although its owner stayed`);
       }
+    });
+
+    test('a round costs the same few statements for 3,000 units as for three: one renewal, one acquisition, one release for all', async () => {
+      const store = await d.open();
+      let now = 1_800_000_000_000;
+      const clock = () => now;
+      const units = Array.from({ length: 3000 }, (_, i) => `shard#${i}`);
+      const make = (name: string) => {
+        const active = new Set<string>();
+        const o = new Ownership({ cluster: store.cluster, node: nodeIdentity({ name, role: 'test' }), now: clock, leaseMs: LEASE });
+        o.join('watch:big', units, { gained: (u) => void active.add(u), lost: (u) => void active.delete(u) });
+        return { o, active };
+      };
+      // heartbeat, prune, nodes; then at most one release, one renewal and one acquisition.
+      const MAX = 6;
+      const round = async (...nodes: ReturnType<typeof make>[]) => {
+        now += LEASE / 3;
+        const counts: number[] = [];
+        for (const n of nodes) counts.push(await statements(() => n.o.tick()));
+        return counts;
+      };
+      const a = make('a');
+      const [first] = await round(a);
+      assert.equal(a.active.size, units.length, 'alone, a takes every unit in its first round');
+      assert.ok(first! >= 3 && first! <= MAX, `taking ${units.length} units took ${first} statements`);
+      const [renewing] = await round(a);
+      assert.ok(renewing! <= MAX, `renewing ${units.length} units took ${renewing} statements`);
+      assert.ok((await store.cluster.leases('watch:big/')).every((l) => l.expiresAt === now + LEASE && l.epoch === 1), 'every lease renewed, epoch kept');
+
+      // b joins: a hands a quarter over per round, b takes them; every round of both stays bounded.
+      const b = make('b');
+      const ids = [a.o.node.id, b.o.node.id];
+      const bShare = units.filter((u) => ownerOf(`watch:big/${u}`, ids) === b.o.node.id).length;
+      for (let i = 0; i < 8; i++) {
+        const counts = await round(a, b);
+        assert.ok(counts.every((c) => c <= MAX), `round ${i} with a handing over: ${counts.join(', ')} statements`);
+      }
+      assert.equal(b.active.size, bShare);
+      assert.equal(a.active.size, units.length - bShare);
+      // Every lease b took changed hands once: epoch 2; a's kept epoch 1.
+      const leases = await store.cluster.leases('watch:big/');
+      assert.ok(leases.every((l) => l.epoch === (l.owner === b.o.node.id ? 2 : 1)));
+      const held = a.active.size;
+      const closing = await statements(() => a.o.close());
+      assert.equal(a.active.size, 0);
+      // One release for all, one goodbye.
+      assert.ok(closing > 0 && closing <= 2, `closing with ${held} units took ${closing} statements`);
+      await b.o.close();
     });
 
     test('leave: a pool\'s units stop here and go to the other node at once, without waiting for the lease time', async () => {

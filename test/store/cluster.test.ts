@@ -48,6 +48,52 @@ for (const d of drivers.list) {
       assert.equal((await s.cluster.leases()).length, 2);
     });
 
+    test('leases in batches: acquireAll, renewAll and releaseAll give the epochs acquire, renew and release give, in one call each', async () => {
+      const s = await d.open();
+      const taken = (ls: { name: string; owner: string; epoch: number; expiresAt: number }[]) => ls.map((l) => [l.name, l.owner, l.epoch, l.expiresAt]).sort();
+      assert.deepEqual(taken(await s.cluster.acquireAll(['w/a', 'w/b', 'w/c', 'w/a'], 'n-a', 30_000, T0)), [
+        ['w/a', 'n-a', 1, T0 + 30_000],
+        ['w/b', 'n-a', 1, T0 + 30_000],
+        ['w/c', 'n-a', 1, T0 + 30_000],
+      ]);
+      // Another node gets only the new name; the holder asking again keeps its epoch.
+      assert.deepEqual(taken(await s.cluster.acquireAll(['w/b', 'w/c', 'w/d'], 'n-b', 30_000, T0 + 1000)), [['w/d', 'n-b', 1, T0 + 31_000]]);
+      assert.deepEqual(taken(await s.cluster.acquireAll(['w/a'], 'n-a', 30_000, T0 + 2000)), [['w/a', 'n-a', 1, T0 + 32_000]]);
+      // Renewed: only what n-a holds at exactly that epoch.
+      const renewed = await s.cluster.renewAll('n-a', [{ lease: 'w/a', epoch: 1 }, { lease: 'w/b', epoch: 1 }, { lease: 'w/c', epoch: 2 }, { lease: 'w/d', epoch: 1 }], 30_000, T0 + 3000);
+      assert.deepEqual([...renewed].sort(), ['w/a', 'w/b']);
+      assert.deepEqual([...(await s.cluster.releaseAll('n-a', [{ lease: 'w/b', epoch: 1 }, { lease: 'w/d', epoch: 1 }], T0 + 4000))], ['w/b']);
+      // Released: the next holder at once, with the next epoch; w/c is still n-a's until it expires.
+      assert.deepEqual(taken(await s.cluster.acquireAll(['w/b', 'w/c'], 'n-b', 30_000, T0 + 4000)), [['w/b', 'n-b', 2, T0 + 34_000]]);
+      // Expired (w/c at T0 + 30 000, w/a at T0 + 33 000): taken with the next epoch, the former holder's renewal refused.
+      assert.deepEqual(taken(await s.cluster.acquireAll(['w/a', 'w/c'], 'n-b', 30_000, T0 + 40_000)), [
+        ['w/a', 'n-b', 2, T0 + 70_000],
+        ['w/c', 'n-b', 2, T0 + 70_000],
+      ]);
+      assert.deepEqual([...(await s.cluster.renewAll('n-a', [{ lease: 'w/a', epoch: 1 }], 30_000, T0 + 40_001))], []);
+      assert.deepEqual(await s.cluster.acquireAll([], 'n-a', 30_000, T0), []);
+      assert.deepEqual([...(await s.cluster.renewAll('n-a', [], 30_000, T0))], []);
+    });
+
+    test('leases in batches: two nodes taking the same free leases at once get each lease once', async () => {
+      const a = await d.open();
+      // PostgreSQL: a second pool on the same database, as another node; SQLite: the same file.
+      const b = await d.reopen();
+      const names = Array.from({ length: 300 }, (_, i) => `watch:g/l#${i}`);
+      const mixed = [...names].reverse();
+      for (let round = 0; round < 3; round++) {
+        const at = T0 + round * 60_000;
+        const [x, y] = await Promise.all([a.cluster.acquireAll(names, 'n-a', 30_000, at), b.cluster.acquireAll(mixed, 'n-b', 30_000, at)]);
+        const won = [...x, ...y].map((l) => l.name).sort();
+        assert.deepEqual(won, [...names].sort(), `round ${round}: every lease taken exactly once`);
+        const leases = await a.cluster.leases('watch:g/');
+        // Each round starts after the last expired: every lease changes hands or is taken anew, one epoch more.
+        assert.ok(leases.every((l) => l.epoch === round + 1), `round ${round}: epochs ${[...new Set(leases.map((l) => l.epoch))].join(',')}`);
+        const owners = new Map([...x.map((l) => [l.name, 'n-a'] as const), ...y.map((l) => [l.name, 'n-b'] as const)]);
+        assert.ok(leases.every((l) => owners.get(l.name) === l.owner));
+      }
+    });
+
     test('fencing: a stale owner cannot write a checkpoint; its successor can, and nothing the stale one tried is kept', async () => {
       const s = await d.open();
       let now = T0;
