@@ -6,7 +6,8 @@
  * its changes with delta when it takes it over).
  *
  * PostgreSQL: LISTEN/NOTIFY on one connection per process, opened at the first subscription and
- * opened again (listening again) after the server closed it. SQLite: one process, in memory.
+ * opened again (listening again) after the server closed it, when subscribers learn of the gap
+ * (`onGap`). SQLite: one process, in memory, without gaps.
  * Payloads stay below PostgreSQL's 8,000-byte limit (MAX_SIGNAL_BYTES); callers shorten theirs.
  *
  * Parcels: hand-overs that must not be lost, and may be larger than a signal (an EWS push request
@@ -46,8 +47,14 @@ export interface Parcels {
 
 export interface Signals extends Parcels {
   publish(channel: string, payload: string): Promise<void>;
-  /** Resolves once listening; returns the function that stops it. */
-  subscribe(channel: string, fn: (payload: string) => void): Promise<() => void>;
+  /**
+   * Resolves once listening; returns the function that stops it. `onGap` is called whenever
+   * listening resumed on a new connection after the old one was lost (the server restarted or
+   * failed over): what was published meanwhile is gone, so the subscriber reads from the store
+   * what those signals would have told. It comes after the new connection listens, so nothing
+   * published after the store was read is missed.
+   */
+  subscribe(channel: string, fn: (payload: string) => void, onGap?: () => void): Promise<() => void>;
   close(): Promise<void>;
 }
 
@@ -110,9 +117,12 @@ const quote = (channel: string) => `"${channel.replace(/"/g, '""')}"`;
 
 export function postgresSignals(pool: pg.Pool, connectionString: string, types: pg.CustomTypesConfig): Signals {
   const handlers = new Map<string, Set<(payload: string) => void>>();
+  const gaps = new Set<() => void>();
   let client: Promise<pg.Client> | undefined;
   let closed = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
+  // A listening connection was lost: the next one to listen tells the subscribers of the gap.
+  let gap = false;
 
   const connect = (): Promise<pg.Client> =>
     (client ??= (async () => {
@@ -124,6 +134,7 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
       // The server went away (restart, failover): listen again on a new connection.
       const lost = () => {
         client = undefined;
+        gap = true;
         if (closed || retry) return;
         retry = setTimeout(() => {
           retry = undefined;
@@ -140,6 +151,16 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
         client = undefined;
         await c.end().catch(() => undefined);
         throw err;
+      }
+      if (gap) {
+        gap = false;
+        for (const fn of gaps) {
+          try {
+            fn();
+          } catch {
+            // One subscriber's failure must not keep the others from catching up.
+          }
+        }
       }
       return c;
     })());
@@ -164,14 +185,20 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
     async remove(ids) {
       if (ids.length) await pool.query('DELETE FROM signal_parcels WHERE id = ANY($1::bigint[])', [ids]);
     },
-    async subscribe(channel, fn) {
+    async subscribe(channel, fn, onGap) {
       const first = !handlers.has(channel);
       const set = handlers.get(channel) ?? new Set();
       set.add(fn);
       handlers.set(channel, set);
       const c = await connect();
       if (first) await c.query(`LISTEN ${quote(channel)}`);
-      return () => void set.delete(fn);
+      // A copy per subscription, so that the same function subscribed twice is removed once per stop.
+      const gapFn = onGap && (() => onGap());
+      if (gapFn) gaps.add(gapFn);
+      return () => {
+        set.delete(fn);
+        if (gapFn) gaps.delete(gapFn);
+      };
     },
     async close() {
       closed = true;

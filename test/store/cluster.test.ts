@@ -177,13 +177,20 @@ for (const d of drivers.list) {
   });
 }
 
-test('signals on PostgreSQL listen again after the server restarted', async () => {
+test('signals on PostgreSQL listen again after the server restarted, and tell their subscribers of the gap', async () => {
   const d = drivers.list.find((x) => x.name === 'postgres')!;
   const a = await d.open();
   const b = await d.reopen();
   const got: string[] = [];
-  await a.signals.subscribe('mailbridge_test', (p) => got.push(p));
+  let gaps = 0;
+  // The gap is told once listening resumed: what was published while the connection was gone is lost.
+  await a.signals.subscribe('mailbridge_test', (p) => got.push(p), () => gaps++);
+  const other = await a.signals.subscribe('mailbridge_other', () => undefined, () => gaps++);
+  other();
+  assert.equal(gaps, 0);
   await (await drivers.server()).restart();
+  await waitFor(() => gaps > 0, 30_000, 'the gap told to the subscriber after the restart');
+  assert.equal(gaps, 1, 'told once, and not to the subscription that was stopped');
   // Publishing fails while the pools reconnect; each attempt is a new publication until one arrives.
   await waitFor(
     async () => {

@@ -288,13 +288,23 @@ export async function startWatchService(o: WatchServiceOptions): Promise<WatchSe
         for (const a of plan.assignments) hub.prepare(`${plan.group.graph.path}/${a.listener.id}`);
       }
       const h = hub;
-      stopSignals = await signals.subscribe(PUSH_CHANNEL, (payload) => {
-        try {
-          h.receive(JSON.parse(payload) as Handoff);
-        } catch {
-          // Not ours to read: another version's or a foreign payload on the channel.
-        }
-      });
+      stopSignals = await signals.subscribe(
+        PUSH_CHANNEL,
+        (payload) => {
+          try {
+            h.receive(JSON.parse(payload) as Handoff);
+          } catch {
+            // Not ours to read: another version's or a foreign payload on the channel.
+          }
+        },
+        // Listening resumed after the database restarted: notifications handed over meanwhile are
+        // gone (a node that kept its shards would otherwise not read those folders until their next
+        // mail), so every watcher here reads its folders with delta.
+        () => {
+          log.info({ watchers: built.length }, 'watch: hand-overs from other nodes may have been lost while the database was away; reading every folder');
+          for (const b of built) b.watcher.resync?.();
+        },
+      );
     } else if (!cluster) {
       for (const plan of plans) for (const { listener, mailboxes } of plan.assignments) built.push(await build(plan, listener, mailboxes));
     }

@@ -108,6 +108,11 @@ export interface Watcher {
    * for 50,000 mailboxes made 50,000 objects each time). Optional: status() serves otherwise.
    */
   summary?(counts: Record<string, number>, max: number): MailboxStatus[];
+  /**
+   * Reads every folder now, as after a gap: notifications handed over from another node may have
+   * been lost (the store's signals were cut off). Optional: watchers without hand-overs need none.
+   */
+  resync?(): void;
   /** Stops every connection and timer; events already published stay published. */
   close(): Promise<void>;
 }

@@ -388,6 +388,10 @@ export function createGraphWatcher(deps: GraphWatcherDeps): GraphWatcher {
     async tick() {
       await Promise.all(due());
     },
+    resync() {
+      // A delta round per folder (coalesced with any running): what a lost notification told is found.
+      for (const f of feeds) void sync(f);
+    },
     async idle() {
       do {
         await subs.idle();

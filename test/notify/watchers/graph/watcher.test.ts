@@ -121,10 +121,16 @@ interface Running {
 }
 
 /** A watcher behind its own inbound HTTPS listener (routes must exist before it listens). */
-async function startWatcher(mailboxes: string[], options: { port?: number; listener?: string; renewBeforeMinutes?: number; gates?: WatcherContext['gates']; start?: boolean } = {}): Promise<Running> {
+async function startWatcher(
+  mailboxes: string[],
+  options: { port?: number; listener?: string; renewBeforeMinutes?: number; gates?: WatcherContext['gates']; start?: boolean; unreachable?: { now: boolean } } = {},
+): Promise<Running> {
   const port = options.port ?? (await freePort());
   const tls = rig.ca.issueServer(['127.0.0.1']);
   const http = Fastify({ https: { key: tls.keyPem, cert: tls.certPem }, logger: false, forceCloseConnections: true });
+  // While `unreachable.now`, Graph's posts fail (as a notification lost on its way to the owner).
+  const unreachable = options.unreachable;
+  if (unreachable) http.addHook('onRequest', async (_req, reply) => (unreachable.now ? reply.code(503).send() : undefined));
   const publicUrl = `https://127.0.0.1:${port}`;
   const ctx: WatcherContext = {
     publish: (e) => dispatcher.publish(e),
@@ -278,6 +284,33 @@ test('a `missed` lifecycle event (dropped notifications) ends with each change r
     assert.ok(w.watcher.stats.rounds > rounds);
     assert.equal(newMail(mailbox, 'Dropped 1').length, 1);
     assert.equal(newMail(mailbox, 'Dropped 2').length, 1);
+    assertNoDuplicateIds();
+  } finally {
+    await w.stop();
+  }
+});
+
+test('resync reads every folder: mail whose notification never reached the watcher is reported once', async () => {
+  const mailbox = USER.dave.upn;
+  const unreachable = { now: false };
+  const w = await startWatcher([mailbox], { listener: 'rs', unreachable });
+  try {
+    await settle(w.watcher);
+    unreachable.now = true;
+    const stats = rig.graph.notificationStats;
+    const posts = stats.posts;
+    await deliver(rig, mailbox, 'Unterwegs verloren');
+    // Graph's post failed; its retry waits on the manual timers, which this test never fires.
+    await waitFor(() => stats.posts > posts, 20_000, 'the notification posted (and refused)');
+    await rig.graph.notificationsSettled();
+    await w.watcher.idle();
+    assert.ok(stats.postsOk < stats.posts, 'the post was refused');
+    assert.equal(newMail(mailbox, 'Unterwegs verloren').length, 0, 'no event without the notification');
+    unreachable.now = false;
+    w.watcher.resync!();
+    await waitFor(() => newMail(mailbox, 'Unterwegs verloren').length > 0, 20_000, 'the event after resync');
+    await settle(w.watcher);
+    assert.equal(newMail(mailbox, 'Unterwegs verloren').length, 1);
     assertNoDuplicateIds();
   } finally {
     await w.stop();
