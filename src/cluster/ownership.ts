@@ -259,8 +259,8 @@ export class Ownership {
         this.held.set(l.name, { pool: pool.key, unit, epoch: l.epoch, expiresAt: l.expiresAt });
         this.log.info({ lease: l.name, epoch: l.epoch }, 'cluster: took over');
       }
-      // Started after every lease is recorded as held, so that a slow start cannot keep a lease
-      // taken in this round from being known (and renewed) here.
+      // Started once every lease taken is recorded as held: a node closing meanwhile (close()
+      // waits for this round) skips the starts it no longer needs and still releases all of them.
       for (const l of [...take.keys()]) {
         const h = this.held.get(l);
         if (!h || this.closed) continue;
