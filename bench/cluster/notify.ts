@@ -3,7 +3,7 @@
  * three nodes with PostgreSQL, side by side in one run; then the largest number of watched
  * mailboxes three nodes hold with p99 arrival → webhook under 1 s.
  *
- *   node_modules/.bin/node bench/cluster/notify.ts [--mailboxes 600] [--rate 20] [--seconds 30] [--steps 1200,2400,…] [--shard 50] [--setup-seconds 900]
+ *   node_modules/.bin/node bench/cluster/notify.ts [--mailboxes 600] [--rate 20] [--seconds 30] [--steps 1200,2400,…] [--shard 50] [--setup-seconds 900] [--steps-only]
  *
  * Setup (the machinery of bench/notify/watch.ts): the sandbox tenant in this process with
  * synthetic Graph mailboxes, a webhook receiver here, a private PostgreSQL server
@@ -44,6 +44,8 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '' },
     shard: { type: 'string', default: '50' },
     'setup-seconds': { type: 'string', default: '900' },
+    /** Only the search over the steps (not the side-by-side of one and three nodes first). */
+    'steps-only': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.mailboxes);
@@ -83,6 +85,9 @@ const children = new Set<ChildProcess>();
 // The webhook receiver: arrival → webhook per subject, duplicates by event id.
 const sentAt = new Map<string, number>();
 let latencies: number[] = [];
+/** Arrivals whose webhook took a second or more: when they were sent (s into the run) and how long they took. */
+let slow: Array<{ at: number; ms: number }> = [];
+let runStart = 0;
 let duplicates = 0;
 const seen = new Set<string>();
 const receiver = createServer(async (req, res) => {
@@ -94,7 +99,10 @@ const receiver = createServer(async (req, res) => {
   if (seen.has(msg.data.id)) duplicates++;
   seen.add(msg.data.id);
   const t0 = msg.data.subject ? sentAt.get(msg.data.subject) : undefined;
-  if (t0 !== undefined) latencies.push(at - t0);
+  if (t0 !== undefined) {
+    latencies.push(at - t0);
+    if (at - t0 >= 1000) slow.push({ at: (t0 - runStart) / 1000, ms: at - t0 });
+  }
 });
 await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
 const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
@@ -196,6 +204,8 @@ async function measure(setup: 'sqlite' | 'postgres', nodes: number, n: number): 
 
   const total = RATE * SECONDS;
   const t0 = performance.now();
+  runStart = t0;
+  slow = [];
   for (let i = 0; i < total; i++) {
     const wait = t0 + (i * 1000) / RATE - performance.now();
     if (wait > 0) await sleep(wait);
@@ -219,7 +229,7 @@ try {
   console.log(`# machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory; every process of the run shares it`);
   console.log(`# notify capacity, Graph, ${RATE} messages/s for ${SECONDS} s, shards of ${SHARD}; settle s ends with "!" when the nodes had not settled within ${values['setup-seconds']} s`);
   console.log(head);
-  for (const [setup, nodes] of [['sqlite', 1], ['postgres', 1], ['postgres', 3]] as const) console.log(fmt(await measure(setup, nodes, N)));
+  if (!values['steps-only']) for (const [setup, nodes] of [['sqlite', 1], ['postgres', 1], ['postgres', 3]] as const) console.log(fmt(await measure(setup, nodes, N)));
   console.log(`\n# three nodes on PostgreSQL: the largest mailbox count with p99 arrival → webhook under 1 s (steps ${STEPS.join(', ')})`);
   console.log(head);
   let best = 0;
@@ -227,6 +237,8 @@ try {
   for (const n of STEPS) {
     const r = await measure('postgres', 3, n);
     console.log(`${fmt(r)}   (load average ${loadavg()[0]!.toFixed(1)})`);
+    // Whether the slow ones come together (a pause somewhere) or spread over the run.
+    if (slow.length > 0) console.log(`  ${slow.length} of ${r.received} took 1 s or more: ${slow.map((x) => `${x.at.toFixed(1)} s → ${x.ms.toFixed(0)} ms`).join(', ')}`);
     if (r.settled && r.received === r.events && r.p99 < 1000) best = Math.max(best, n);
     else {
       stop = !r.settled ? `${n} did not settle within ${values['setup-seconds']} s` : r.received < r.events ? `${n}: ${r.events - r.received} webhooks missing` : `${n}: p99 ${r.p99.toFixed(0)} ms`;
