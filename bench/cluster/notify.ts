@@ -161,6 +161,7 @@ async function measure(setup: 'sqlite' | 'postgres', nodes: number, n: number): 
     await s.close();
   }
   const watching = new Array<number>(nodes).fill(0);
+  const ready = new Array<boolean>(nodes).fill(false);
   const started = Date.now();
   const procs = files.map((configFile, i) => {
     const child = spawn(NODE, [join(ROOT, 'bench', 'cluster', 'notify-child.ts'), JSON.stringify({ configFile, shardSize: SHARD, leaseMs: LEASE_MS })], {
@@ -176,23 +177,25 @@ async function measure(setup: 'sqlite' | 'postgres', nodes: number, n: number): 
         const line = buf.slice(0, k);
         buf = buf.slice(k + 1);
         if (line.startsWith('WATCHING ')) watching[i] = Number(line.slice(9));
+        else if (line === 'READY') ready[i] = true;
       }
     });
     return child;
   });
-  // Settled: every mailbox watched and the spread unchanged for three ownership rounds (nodes that
-  // start one after another first take everything, then hand shards over round by round).
+  // Settled: every node started, every mailbox watched and the spread unchanged for three ownership
+  // rounds (nodes that start one after another first take everything, then hand shards over round
+  // by round; a node still starting on a loaded machine would take its share during the measurement).
   const deadline = started + Number(values['setup-seconds']) * 1000;
   let stableSince = Date.now();
   let lastSpread = '';
   let settled = false;
   while (Date.now() < deadline) {
-    const now = watching.join('/');
+    const now = `${watching.join('/')} ${ready.join('/')}`;
     if (now !== lastSpread) {
       lastSpread = now;
       stableSince = Date.now();
     }
-    if (watching.reduce((a, b) => a + b, 0) >= n && Date.now() - stableSince >= 3 * ROUND_MS) {
+    if (ready.every(Boolean) && watching.reduce((a, b) => a + b, 0) >= n && Date.now() - stableSince >= 3 * ROUND_MS) {
       settled = true;
       break;
     }
