@@ -81,7 +81,7 @@ test('three connector nodes: the database restarted while mail arrives — lease
     });
     return n;
   });
-  const describe = () => nodes.map((n) => `${n.name}=${n.owns.length} (exit ${n.child.exitCode ?? n.child.signalCode ?? 'running'}) ${n.stderr.slice(-500)}`).join('; ');
+  const describe = () => nodes.map((n) => `${n.name}=${n.owns.length} (exit ${n.child.exitCode ?? n.child.signalCode ?? 'running'}) ${n.stderr.slice(-4000)}`).join('; ');
   const settled = () => {
     const ids = nodes.map((n) => n.id!);
     return nodes.every((n) => n.id) && nodes.every((n) => JSON.stringify(n.owns) === JSON.stringify(boxes.filter((b) => ownerOf(`connector:cluster/${b}`, ids) === n.id).sort()));
