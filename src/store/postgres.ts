@@ -175,7 +175,17 @@ export async function openPostgresStore(url: string, options: { max?: number } =
 async function migrate(pool: pg.Pool): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query('CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+    // Under the lock too: CREATE TABLE IF NOT EXISTS is not safe against itself, and two nodes
+    // starting on a new database at once made one fail with a duplicate key in pg_type.
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
     for (const m of MIGRATIONS_PG) {
       await client.query('BEGIN');
       try {

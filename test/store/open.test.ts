@@ -71,3 +71,21 @@ test('a PostgreSQL server that cannot be reached gives MB_STORE_POSTGRES_FAILED 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('several nodes opening one new PostgreSQL database at the same moment all start (the migrations table is created under the migration lock)', async () => {
+  const { startPostgres } = await import('../support/postgres.ts');
+  const server = await startPostgres();
+  try {
+    // Without the lock, CREATE TABLE IF NOT EXISTS raced itself: most rounds had a node fail with a duplicate key in pg_type.
+    for (let round = 0; round < 5; round++) {
+      const url = await server.database(`together${round}`);
+      const opened = await Promise.allSettled(Array.from({ length: 4 }, () => openStore({ driver: 'postgres', url })));
+      for (const o of opened) {
+        assert.equal(o.status, 'fulfilled', o.status === 'rejected' ? String(o.reason) : '');
+        if (o.status === 'fulfilled') await o.value.close();
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+});
