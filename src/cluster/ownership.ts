@@ -28,7 +28,7 @@
  * Limits: nodes' clocks must agree to well within the lease time (NTP).
  */
 import { createHash } from 'node:crypto';
-import { toMbError } from '../errors/index.ts';
+import { MbError, toMbError } from '../errors/index.ts';
 import { silentLogger, type Logger } from '../log/index.ts';
 import type { ClusterRepository, Fence } from '../store/cluster.ts';
 import type { NodeIdentity } from './node.ts';
@@ -194,6 +194,24 @@ export class Ownership {
     }
   }
 
+  /**
+   * Leases run out by the nodes' clocks, so a clock more than a quarter lease off the database
+   * server's is named (once when it goes off, once when it is back), not silently lived with.
+   */
+  private watchClock(): void {
+    const offset = this.cluster.clockOffset?.();
+    if (offset === undefined) return;
+    const off = Math.abs(offset) > this.leaseMs / 4;
+    if (off && !this.clockOff) {
+      const err = new MbError('MB_CLUSTER_CLOCK_SKEW', { node: this.node.id, offset, leaseMs: this.leaseMs });
+      this.log.warn({ mb: err.code, offset, leaseMs: this.leaseMs }, err.message);
+    } else if (!off && this.clockOff) {
+      this.log.info({ offset }, 'cluster: this node\'s clock agrees with the database server\'s again');
+    }
+    this.clockOff = off;
+  }
+  private clockOff = false;
+
   private async runRound(): Promise<void> {
     const t = this.now();
     // Leases that ran out without a renewal (the database was unreachable): stop before anyone may take over.
@@ -213,6 +231,7 @@ export class Ownership {
         heartbeatAt: t,
         owns: this.counts(),
       });
+      this.watchClock();
       // Every start is a new node id: rows of nodes long gone are removed, by whichever node comes first.
       await this.cluster.pruneNodes(t - FORGET_NODES_AFTER_MS);
       const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > t - this.leaseMs);

@@ -34,14 +34,22 @@ export function createPostgresCluster(pool: pg.Pool, transaction: Transaction): 
     );
     return new Set(rows.map((r) => r.name));
   };
+  let offset: number | undefined;
   return {
     async heartbeat(n) {
-      await pool.query(
+      // The server's clock comes back with the heartbeat: leases compare the nodes' clocks, so each
+      // node measures its own against the one clock they share (the real clock, not a test's).
+      const sent = Date.now();
+      const { rows } = await pool.query<{ db_now: number }>(
         `INSERT INTO cluster_nodes (id, name, version, role, started_at, heartbeat_at, owns) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, owns = excluded.owns`,
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, owns = excluded.owns
+         RETURNING (extract(epoch from clock_timestamp()) * 1000)::float8 AS db_now`,
         [n.id, n.name, n.version, n.role, n.startedAt, n.heartbeatAt, JSON.stringify(n.owns)],
       );
+      const dbNow = rows[0]?.db_now;
+      if (dbNow !== undefined) offset = Math.round((sent + Date.now()) / 2 - dbNow);
     },
+    clockOffset: () => offset,
     async nodes() {
       return (await pool.query('SELECT * FROM cluster_nodes ORDER BY started_at, id')).rows.map(toNode);
     },

@@ -62,6 +62,11 @@ export type Acquired = { ok: true; epoch: number; expiresAt: number } | { ok: fa
 export interface ClusterRepository {
   /** Inserts or updates the node's row (its heartbeat and what it owns). */
   heartbeat(node: NodeRecord): Promise<void>;
+  /**
+   * How far this process's clock was ahead of the database server's at the last heartbeat (ms;
+   * negative: behind). Undefined where the store is on this machine (SQLite) or before a heartbeat.
+   */
+  clockOffset?(): number | undefined;
   /** Every registered node, live or not, oldest start first. */
   nodes(): Promise<NodeRecord[]>;
   /** A node that stops cleanly says goodbye, so the others rebalance at once instead of after the lease time. */

@@ -10,6 +10,7 @@ import { nodeIdentity } from '../../src/cluster/node.ts';
 import { Ownership, ownerOf } from '../../src/cluster/ownership.ts';
 import type { Fence, Store } from '../../src/store/index.ts';
 import { storeDrivers } from '../support/stores.ts';
+import { createLogger } from '../../src/log/index.ts';
 import pg from 'pg';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
 
@@ -220,3 +221,31 @@ for (const d of drivers.list) {
     });
   });
 }
+
+test('a node whose clock is more than a quarter lease off the database server\'s says so once (MB_CLUSTER_CLOCK_SKEW), and once when it agrees again', async () => {
+  const store = await drivers.list.find((d) => d.name === 'sqlite')!.open();
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) } });
+  let offset: number | undefined = 90_000;
+  // The measurement itself is PostgreSQL's (test below); here the store reports what it measured.
+  const cluster = { ...store.cluster, clockOffset: () => offset };
+  const o = new Ownership({ cluster, node: nodeIdentity({ name: 'skewed', role: 'test' }), now: () => 1_800_000_000_000, leaseMs: LEASE, log });
+  for (let i = 0; i < 3; i++) await o.tick();
+  const skew = lines.filter((l) => l.mb === 'MB_CLUSTER_CLOCK_SKEW');
+  assert.equal(skew.length, 1, 'said once, not every round');
+  assert.equal(skew[0]!.offset, 90_000);
+  offset = 2_000;
+  await o.tick();
+  offset = undefined;
+  await o.tick();
+  assert.equal(lines.filter((l) => /agrees with the database server/.test(String(l.msg))).length, 1);
+  await o.close();
+});
+
+test('PostgreSQL: the heartbeat measures this process\'s clock against the server\'s', async () => {
+  const store = await drivers.list.find((d) => d.name === 'postgres')!.open();
+  assert.equal(store.cluster.clockOffset?.(), undefined, 'nothing measured before a heartbeat');
+  await store.cluster.heartbeat({ id: 'n1', name: 'n1', version: '0', role: 'test', startedAt: Date.now(), heartbeatAt: Date.now(), owns: {} });
+  const offset = store.cluster.clockOffset?.();
+  assert.ok(offset !== undefined && Math.abs(offset) < 1_000, `the server runs on this machine: offset ${offset} ms`);
+});

@@ -14,4 +14,16 @@ export const cluster = {
       de: 'Selten auftretend ist nichts zu tun. Wiederholt es sich, prüfen Sie die Last des Knotens, seine Verbindung zu PostgreSQL und ob die Uhren aller Knoten synchron laufen (timedatectl status: „System clock synchronized: yes“). mailbridge status zeigt, welcher Knoten was besitzt.',
     },
   },
+  MB_CLUSTER_CLOCK_SKEW: {
+    http: 500,
+    title: { en: 'This node\'s clock is off from the database server\'s', de: 'Die Uhr dieses Knotens weicht von der des Datenbankservers ab' },
+    cause: {
+      en: 'Node {node}\'s clock differs from the PostgreSQL server\'s by {offset} ms (positive: the node is ahead), more than a quarter of the lease time ({leaseMs} ms). Leases run out by the nodes\' clocks: a node whose clock runs ahead takes other nodes\' mailboxes over before their leases really ran out, and one that runs behind keeps its own too long after it stopped. Fencing still refuses every write of a node that lost its lease, so nothing is recorded twice, but work moves back and forth.',
+      de: 'Die Uhr des Knotens {node} weicht um {offset} ms von der des PostgreSQL-Servers ab (positiv: der Knoten geht vor), mehr als ein Viertel der Lease-Zeit ({leaseMs} ms). Leases laufen nach den Uhren der Knoten ab: Ein Knoten, dessen Uhr vorgeht, übernimmt Postfächer anderer Knoten, bevor deren Leases wirklich abgelaufen sind, und einer, dessen Uhr nachgeht, behält seine zu lange, nachdem er aufgehört hat. Das Fencing weist trotzdem jeden Schreibzugriff eines Knotens ab, der seine Lease verloren hat, sodass nichts doppelt gespeichert wird; die Arbeit wandert aber hin und her.',
+    },
+    fix: {
+      en: 'Synchronise the clocks of every node and of the database server with NTP: timedatectl set-ntp true, then timedatectl status must say "System clock synchronized: yes" (chronyc tracking shows the offset).',
+      de: 'Synchronisieren Sie die Uhren aller Knoten und des Datenbankservers per NTP: timedatectl set-ntp true; danach muss timedatectl status „System clock synchronized: yes“ melden (chronyc tracking zeigt die Abweichung).',
+    },
+  },
 } satisfies CatalogueSection;
