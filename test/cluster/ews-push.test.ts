@@ -9,8 +9,7 @@
  * behind are answered Unsubscribe, and every event arrives.
  */
 import { after, before, test } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
@@ -21,22 +20,19 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
-import { openSecretBox } from '../../src/config/secrets.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
-import { openStore } from '../../src/store/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnGateway, subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const BURST = 30;
-const NODE = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
 let dir: string;
 let sandbox: Sandbox;
 let pgServer: PostgresServer;
@@ -165,21 +161,8 @@ function nodeConfig(url: string, publicUrl: string, port: number, i: number, mai
   };
 }
 
-async function subscribeWebhook(url: string, id: string, mailboxes: string[]): Promise<void> {
-  const store = await openStore({ driver: 'postgres', url });
-  const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
-  await sealedNotifyRepository(store.notify, box).createSubscription({
-    id,
-    kind: 'webhook',
-    mailboxes,
-    events: ['message.new'],
-    params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, id.length).toString('base64')}` },
-    privacy: 'full',
-    state: 'active',
-    createdAt: Date.now(),
-    updatedAt: Date.now(),
-  });
-  await store.close();
+function webhook(url: string, id: string, mailboxes: string[]): Promise<void> {
+  return subscribeWebhook({ url, sandboxDir: sandbox.dir, id, mailboxes, events: ['message.new'], hook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secretByte: id.length });
 }
 
 /** The watch leases and the nodes' heartbeats (for a failure message). */
@@ -225,7 +208,7 @@ test('three gateways share an EWS push group behind a balancer: bursts of 30 mes
   const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => sandbox.synthetic!.address(i + 1));
   const ports = [await freePort(), await freePort(), await freePort()];
   const lb = await balancer(ports);
-  await subscribeWebhook(url, 'sub_burst', mailboxes);
+  await webhook(url, 'sub_burst', mailboxes);
   for (let i = 0; i < 3; i++) {
     const config: Config = configSchema.parse(nodeConfig(url, lb.url, ports[i]!, i, mailboxes));
     gateways.push(await startGateway(config, silentLogger, { cluster: { leaseMs: 3000, shardSize: 1 } }));
@@ -274,21 +257,13 @@ test('kill -9 of a node in the middle of a burst: its shards move, what Exchange
   const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => sandbox.synthetic!.address(MAILBOXES + i + 1));
   const ports = [await freePort(), await freePort(), await freePort()];
   const lb = await balancer(ports);
-  await subscribeWebhook(url, 'sub_kill', mailboxes);
+  await webhook(url, 'sub_kill', mailboxes);
   const held = [0, 0, 0];
   const nodes = ports.map((port, i) => {
     const configFile = join(dir, `kill-node${i + 1}.yaml`);
     writeFileSync(configFile, stringify({ ...nodeConfig(url, lb.url, port, i, mailboxes), log: { level: 'silent' } }));
     // The lease time is also the claim time of notification deliveries: the killed node's go out from a survivor after it.
-    const child = spawn(NODE, [join(import.meta.dirname, 'fixtures', 'gateway-child.ts'), JSON.stringify({ configFile, shardSize: 1, leaseMs: LEASE_MS })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
-    });
-    children.add(child);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith('WATCHING ')) held[i] = Number(line.slice(9));
-    });
-    return child;
+    return spawnGateway({ configFile, leaseMs: LEASE_MS, caFile: sandbox.caFile, children, onWatching: (n) => (held[i] = n) });
   });
   const total = () => held.reduce((a, b) => a + b, 0);
   await waitFor(() => total() === MAILBOXES && held.filter((n) => n > 0).length >= 2, 90_000, () => `every mailbox subscribed, spread: ${held.join('/')}`);

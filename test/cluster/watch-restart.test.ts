@@ -24,17 +24,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { openSecretBox } from '../../src/config/secrets.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
 import { shardsOf } from '../../src/notify/watchers/service.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
-import { openStore } from '../../src/store/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
+import { subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const LEASE_MS = 3000;
@@ -111,20 +109,7 @@ test('three gateways share a Graph watch group; PostgreSQL restarted twice while
     );
     return { name: `node${i + 1}`, configFile, logFile, watching: 0, owns: 0, lostAll: false, stderr: '', child: undefined as ChildProcess | undefined };
   });
-  const store = await openStore({ driver: 'postgres', url });
-  const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
-  await sealedNotifyRepository(store.notify, box).createSubscription({
-    id: 'sub_restart',
-    kind: 'webhook',
-    mailboxes,
-    events: [],
-    params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, 3).toString('base64')}` },
-    privacy: 'full',
-    state: 'active',
-    createdAt: Date.now(),
-    updatedAt: Date.now(),
-  });
-  await store.close();
+  await subscribeWebhook({ url, sandboxDir: sandbox.dir, id: 'sub_restart', mailboxes, hook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secretByte: 3 });
 
   for (const n of nodes) {
     // Deliveries claimed by a node whose outcome could not be recorded go out again once the claim (the lease time) ran out.

@@ -7,8 +7,7 @@
  * the others and new mail into its mailboxes still gives one event each.
  */
 import { after, before, test } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { type ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -19,18 +18,16 @@ import { join } from 'node:path';
 import pgDriver from 'pg';
 import { parse } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
-import { openSecretBox } from '../../src/config/secrets.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
-import { openStore } from '../../src/store/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnGateway, subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 let dir: string;
@@ -43,7 +40,6 @@ const holdSubjects = new Set<string>();
 const held: Array<() => void> = [];
 const gateways: Gateway[] = [];
 const children = new Set<ChildProcess>();
-const NODE = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mb-cluster-watch-'));
@@ -105,20 +101,7 @@ test('three gateways share a Graph watch group; notifications reach one node and
         },
       },
     });
-  const store = await openStore({ driver: 'postgres', url });
-  const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
-  await sealedNotifyRepository(store.notify, box).createSubscription({
-    id: 'sub_all',
-    kind: 'webhook',
-    mailboxes,
-    events: [],
-    params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}` },
-    privacy: 'full',
-    state: 'active',
-    createdAt: Date.now(),
-    updatedAt: Date.now(),
-  });
-  await store.close();
+  await subscribeWebhook({ url, sandboxDir: sandbox.dir, id: 'sub_all', mailboxes, hook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secretByte: 1 });
 
   for (let i = 0; i < 3; i++) gateways.push(await startGateway(config(i), silentLogger, { cluster: { leaseMs: 3000, shardSize: 1 } }));
   const watching = (g: Gateway) => g.watch!.status().groups.reduce((n, x) => n + (x.states.watching ?? 0), 0);
@@ -183,35 +166,12 @@ test('three gateway processes share a Graph watch group; kill -9 of one while ma
     );
     return file;
   });
-  const store = await openStore({ driver: 'postgres', url });
-  const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
-  await sealedNotifyRepository(store.notify, box).createSubscription({
-    id: 'sub_kill',
-    kind: 'webhook',
-    mailboxes,
-    events: [],
-    params: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: `whsec_${Buffer.alloc(32, 2).toString('base64')}` },
-    privacy: 'full',
-    state: 'active',
-    createdAt: Date.now(),
-    updatedAt: Date.now(),
-  });
-  await store.close();
+  await subscribeWebhook({ url, sandboxDir: sandbox.dir, id: 'sub_kill', mailboxes, hook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secretByte: 2 });
 
   // Notification deliveries are claimed for the lease time, as in production (30 s there, the test's
   // shorter lease here): no separate claim time.
   const watching = [0, 0, 0];
-  const nodes = files.map((configFile, i) => {
-    const child = spawn(NODE, [join(import.meta.dirname, 'fixtures', 'gateway-child.ts'), JSON.stringify({ configFile, shardSize: 1, leaseMs: LEASE_MS })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },
-    });
-    children.add(child);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith('WATCHING ')) watching[i] = Number(line.slice(9));
-    });
-    return child;
-  });
+  const nodes = files.map((configFile, i) => spawnGateway({ configFile, leaseMs: LEASE_MS, caFile: sandbox.caFile, children, onWatching: (n) => (watching[i] = n) }));
   const total = () => watching.reduce((a, b) => a + b, 0);
   await waitFor(() => total() === MAILBOXES && (watching[1]! > 0 || watching[2]! > 0), 90_000, () => `all mailboxes watched, spread over the nodes: ${watching.join('/')}`);
 
