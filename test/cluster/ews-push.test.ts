@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
+import { request, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,14 +22,13 @@ import { parse, stringify } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { spawnGateway, subscribeWebhook } from '../support/cluster.ts';
+import { sandboxServerCert, spawnGateway, startEventReceiver, subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const BURST = 30;
@@ -114,18 +113,9 @@ before(async () => {
   sandbox = await startSandbox({ dir: join(dir, 'sandbox'), synthetic: { mailboxes: 2 * MAILBOXES } });
   pgServer = await startPostgres();
   // The balancer's certificate, from the sandbox CA that the sandbox's Exchange trusts for push.
-  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
-  const cert = ca.issueServer(['127.0.0.1']);
+  const cert = sandboxServerCert(sandbox);
   tls = { cert: cert.certPem, key: cert.keyPem };
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiver = await startEventReceiver(events);
 });
 
 after(async () => {

@@ -16,7 +16,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,13 +26,12 @@ import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import type { NotifyEvent } from '../../src/notify/events.ts';
 import { shardsOf } from '../../src/notify/watchers/service.ts';
-import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { subscribeWebhook } from '../support/cluster.ts';
+import { sandboxServerCert, startEventReceiver, subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const LEASE_MS = 3000;
@@ -50,19 +49,10 @@ before(async () => {
   chmodSync(dir, 0o711);
   sandbox = await startSandbox({ dir: join(dir, 'sandbox'), synthetic: { mailboxes: MAILBOXES } });
   db = await startPostgres();
-  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
-  const cert = ca.issueServer(['127.0.0.1']);
+  const cert = sandboxServerCert(sandbox);
   writeFileSync(join(dir, 'inbound.pem'), cert.certPem);
   writeFileSync(join(dir, 'inbound.key'), cert.keyPem);
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiver = await startEventReceiver(events);
 });
 
 after(async () => {

@@ -20,14 +20,13 @@ import { parse } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { spawnGateway, subscribeWebhook } from '../support/cluster.ts';
+import { sandboxServerCert, spawnGateway, subscribeWebhook } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 let dir: string;
@@ -47,8 +46,7 @@ before(async () => {
   sandbox = await startSandbox({ dir: join(dir, 'sandbox'), synthetic: { mailboxes: MAILBOXES } });
   pg = await startPostgres();
   // The certificate of every node's inbound listener (all answer for 127.0.0.1).
-  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
-  const cert = ca.issueServer(['127.0.0.1']);
+  const cert = sandboxServerCert(sandbox);
   writeFileSync(join(dir, 'inbound.pem'), cert.certPem);
   writeFileSync(join(dir, 'inbound.key'), cert.keyPem);
   receiver = createServer((req, res) => {

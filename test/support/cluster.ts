@@ -1,13 +1,18 @@
 /**
- * Pieces the several-node tests share: a webhook subscription written straight into the shared
+ * Pieces the several-node and watch tests share: a certificate from the sandbox's CA, a webhook
+ * receiver that collects events, a webhook subscription written straight into the shared
  * PostgreSQL store (sealed with the sandbox's key, as the subscriptions API would), and a gateway
  * child process (test/cluster/fixtures/gateway-child.ts) that reports how many mailboxes it watches.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { openSecretBox } from '../../src/config/secrets.ts';
+import type { NotifyEvent } from '../../src/notify/events.ts';
 import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
+import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { openStore } from '../../src/store/index.ts';
 
 const NODE = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
@@ -44,4 +49,24 @@ export function spawnGateway(o: { configFile: string; leaseMs: number; caFile: s
     if (line.startsWith('WATCHING ')) o.onWatching(Number(line.slice(9)));
   });
   return child;
+}
+
+/** A server certificate for 127.0.0.1 from the sandbox's CA, which the sandbox's Graph and Exchange trust. */
+export function sandboxServerCert(sandbox: { dir: string; caFile: string }): { certPem: string; keyPem: string } {
+  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
+  return ca.issueServer(['127.0.0.1']);
+}
+
+/** A webhook receiver on loopback that pushes each event it is sent into `events` and answers 204. */
+export async function startEventReceiver(events: NotifyEvent[]): Promise<Server> {
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  return receiver;
 }

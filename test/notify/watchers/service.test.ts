@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,11 +20,11 @@ import { MbError } from '../../../src/errors/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import type { NotifyEvent } from '../../../src/notify/events.ts';
 import { sealedNotifyRepository } from '../../../src/notify/sealed.ts';
-import { createSandboxCa } from '../../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { loopbackEgressConfig } from '../../support/egress.ts';
+import { sandboxServerCert, startEventReceiver } from '../../support/cluster.ts';
 import { waitFor } from '../../support/wait.ts';
 import { freePort } from '../../support/ports.ts';
 import { watchers } from '../../../src/app/plugins.ts';
@@ -43,17 +43,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mb-watch-svc-'));
   chmodSync(dir, 0o711); // Dovecot's unprivileged processes traverse it
   sandbox = await startSandbox({ dir: join(dir, 'sandbox') });
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
-  const inbound = ca.issueServer(['127.0.0.1']);
+  receiver = await startEventReceiver(events);
+  const inbound = sandboxServerCert(sandbox);
   writeFileSync(join(dir, 'inbound.pem'), inbound.certPem);
   writeFileSync(join(dir, 'inbound.key'), inbound.keyPem);
   const port = await freePort();
