@@ -58,8 +58,10 @@ function serveSettings() {
   } catch {
     return { flags: [], env: {} };
   }
-  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((f) => f.split('=')[0].replace(/_/g, '-'));
-  const flags = (wanted.serveFlags ?? []).filter((f) => !given.includes(f.split('=')[0]));
+  // A flag's name as V8 reads it: `--no-optimize-for-size` is the admin's word on `--optimize-for-size`.
+  const name = (f) => f.split('=')[0].replace(/_/g, '-').replace(/^--no-/, '--');
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map(name);
+  const flags = (wanted.serveFlags ?? []).filter((f) => !given.includes(name(f)));
   const env = Object.fromEntries(Object.entries(wanted.serveEnv ?? {}).filter(([k]) => process.env[k] === undefined));
   return { flags, env };
 }
