@@ -5,7 +5,7 @@
  * share: a state badge (colour plus a word, never colour alone) and a problem with its MB code,
  * cause, fix, copy buttons for the fix's commands and the link to the error's documentation.
  */
-import type { Lang, Text } from '../i18n/index.ts';
+import { textsOf, type Lang, type Text } from '../i18n/index.ts';
 import { html, raw, type Html } from './html.ts';
 import type { ApiError } from './request.ts';
 
@@ -40,12 +40,30 @@ const T = {
   red: { en: 'Failing', de: 'Gestört' },
   signedIn: { en: 'Signed in as {user} ({role})', de: 'Angemeldet als {user} ({role})' },
   signOut: { en: 'Sign out', de: 'Abmelden' },
+  notConfigured: { en: 'Not configured in this gateway.', de: 'In diesem Gateway nicht eingerichtet.' },
 } satisfies Record<string, Text>;
 
 export type State = 'green' | 'amber' | 'red';
 
-export function t(key: keyof typeof T, lang: Lang, params: Record<string, string> = {}): string {
-  return T[key][lang].replace(/\{(\w+)\}/g, (w, k: string) => params[k] ?? w);
+export const t = textsOf(T);
+
+/**
+ * The texts a page's script shows, in the page's language: its own table's and those every script
+ * shares with the pages (copy buttons, a problem's cause, fix and documentation link).
+ */
+export function scriptTexts(table: Record<string, Text>, lang: Lang): Record<string, string> {
+  const shared = (['copy', 'copyWhat', 'cause', 'fix', 'more'] as const).map((k) => [k, T[k][lang]]);
+  return Object.fromEntries([...shared, ...Object.entries(table).map(([k, v]) => [k, v[lang]])]);
+}
+
+/** A time as the tables show it (UTC, short date, seconds), – for none. */
+export function when(iso: string | undefined, lang: Lang): string {
+  return iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) + ' UTC' : '–';
+}
+
+/** Why a page has no data: the capability is not configured in this gateway, or the API's problem. */
+export function refused(e: { error?: ApiError; notConfigured?: boolean }, lang: Lang, notConfigured = t('notConfigured', lang)): Html {
+  return e.notConfigured ? html`<p>${notConfigured}</p>` : problem(e.error!, lang, 3);
 }
 
 export function badge(state: State, lang: Lang): Html {

@@ -28,6 +28,11 @@ export function tr(text: Text, lang: Lang, params?: Record<string, unknown>): st
   return format(text[lang], params);
 }
 
+/** The lookup into one table of texts (a page's, a command's): the key's text in the language, placeholders filled. */
+export function textsOf<K extends string>(table: Record<K, Text>): (key: K, lang: Lang, params?: Record<string, unknown>) => string {
+  return (key, lang, params) => format(table[key][lang], params);
+}
+
 /** en or de from an Accept-Language header, honouring q-values; English when neither is asked for. */
 export function langFromHeader(header: string | undefined): Lang {
   let best: { lang: Lang; q: number } | undefined;

@@ -55,6 +55,9 @@ export interface Sources {
   clusterNodes?: () => Promise<{ live: number; dead: number; relayClaimed?: Array<{ id: string; name: string; claimed: number }> }>;
 }
 
+/** What a gauge shows: its label values and the number, one row a series. */
+type Rows<L extends string> = ReadonlyArray<readonly [Partial<Record<L, string>>, number]>;
+
 export class Metrics implements Recorder {
   readonly registry = new Registry();
   readonly sources: Sources = {};
@@ -88,96 +91,71 @@ export class Metrics implements Recorder {
       buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400],
       registers: r,
     });
-    new Gauge({
-      name: 'mailbridge_relay_queue_messages',
-      help: 'Relay queue depth by state (incoming, active, deferred, held, sent, bounced, …)',
-      labelNames: ['state'],
-      registers: r,
-      async collect() {
-        if (!sources.queueCounts) return;
-        this.reset();
-        for (const [state, n] of Object.entries(await sources.queueCounts())) this.set({ state }, n);
-      },
-    });
+    /**
+     * A gauge read from its owner at scrape time: the rows `read` returns replace the last ones;
+     * undefined (no owner in this process, or the owner could not answer) keeps what was shown.
+     */
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], read: () => Rows<L> | undefined | Promise<Rows<L> | undefined>) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: r,
+        async collect() {
+          const rows = await read();
+          if (!rows) return;
+          this.reset();
+          for (const [labels, n] of rows) this.set(labels, n);
+        },
+      });
+    gauge('mailbridge_relay_queue_messages', 'Relay queue depth by state (incoming, active, deferred, held, sent, bounced, …)', ['state'], async () =>
+      sources.queueCounts ? Object.entries(await sources.queueCounts()).map(([state, n]) => [{ state }, n]) : undefined,
+    );
     this.tokenRequests = new Counter({ name: 'mailbridge_token_requests_total', help: 'Token requests to Entra ID (not served from the cache) by connection', labelNames: ['connection'], registers: r });
     this.tokenFailures = new Counter({ name: 'mailbridge_token_failures_total', help: 'Failed token requests by connection and MB code', labelNames: ['connection', 'code'], registers: r });
-    new Gauge({
-      name: 'mailbridge_credential_expiry_timestamp_seconds',
-      help: 'When a connection\'s client secret (clientSecretExpires) or certificate (notAfter) expires, Unix time',
-      labelNames: ['connection', 'kind'],
-      registers: r,
-      async collect() {
-        if (!sources.credentials) return;
-        this.reset();
-        for (const c of await sources.credentials()) this.set({ connection: c.connection, kind: c.kind }, Math.floor(c.expires.getTime() / 1000));
-      },
-    });
+    gauge(
+      'mailbridge_credential_expiry_timestamp_seconds',
+      'When a connection\'s client secret (clientSecretExpires) or certificate (notAfter) expires, Unix time',
+      ['connection', 'kind'],
+      async () => sources.credentials && (await sources.credentials()).map((c) => [{ connection: c.connection, kind: c.kind }, Math.floor(c.expires.getTime() / 1000)]),
+    );
     this.connectorMessages = new Counter({
       name: 'mailbridge_connector_messages_total',
       help: 'Fetched messages by connector and outcome (delivered, redelivered, rejected = quarantined, duplicate)',
       labelNames: ['connector', 'outcome'],
       registers: r,
     });
-    new Gauge({
-      name: 'mailbridge_watch_mailboxes',
-      help: 'Watched mailboxes by group and state (watching, catching-up, reconnecting, failed, …)',
-      labelNames: ['group', 'kind', 'state'],
-      registers: r,
-      collect() {
-        if (!sources.watchStates) return;
-        this.reset();
-        for (const g of sources.watchStates()) for (const [state, n] of Object.entries(g.states)) this.set({ group: g.group, kind: g.kind, state }, n);
-      },
+    gauge('mailbridge_watch_mailboxes', 'Watched mailboxes by group and state (watching, catching-up, reconnecting, failed, …)', ['group', 'kind', 'state'], () =>
+      sources.watchStates?.().flatMap((g) => Object.entries(g.states).map(([state, n]) => [{ group: g.group, kind: g.kind, state }, n] as const)),
+    );
+    gauge('mailbridge_node_info', 'This node: always 1, its id (new at each start), name, version and role as labels', ['id', 'name', 'version', 'role'], () => {
+      const n = sources.node?.();
+      return n && [[{ id: n.id, name: n.name, version: n.version, role: n.role }, 1]];
     });
-    new Gauge({
-      name: 'mailbridge_node_info',
-      help: 'This node: always 1, its id (new at each start), name, version and role as labels',
-      labelNames: ['id', 'name', 'version', 'role'],
-      registers: r,
-      collect() {
-        if (!sources.node) return;
-        this.reset();
-        const n = sources.node();
-        this.set({ id: n.id, name: n.name, version: n.version, role: n.role }, 1);
-      },
+    gauge('mailbridge_node_owned', 'Leases this node holds by pool (connector:<name> per mailbox, watch:<group> per shard)', ['pool'], () => {
+      const n = sources.node?.();
+      return n && Object.entries(n.owns).map(([pool, count]) => [{ pool }, count]);
     });
-    new Gauge({
-      name: 'mailbridge_node_owned',
-      help: 'Leases this node holds by pool (connector:<name> per mailbox, watch:<group> per shard)',
-      labelNames: ['pool'],
-      registers: r,
-      collect() {
-        if (!sources.node) return;
-        this.reset();
-        for (const [pool, n] of Object.entries(sources.node().owns)) this.set({ pool }, n);
+    gauge(
+      'mailbridge_cluster_nodes',
+      'Nodes sharing the store by state (live: heartbeat within the lease time; dead: stopped within the last day)',
+      ['state'],
+      async () => {
+        const c = await sources.clusterNodes?.().catch(() => undefined);
+        return c && [[{ state: 'live' }, c.live], [{ state: 'dead' }, c.dead]];
       },
-    });
-    new Gauge({
-      name: 'mailbridge_cluster_nodes',
-      help: 'Nodes sharing the store by state (live: heartbeat within the lease time; dead: stopped within the last day)',
-      labelNames: ['state'],
-      registers: r,
-      async collect() {
-        if (!sources.clusterNodes) return;
+    );
+    gauge(
+      'mailbridge_cluster_relay_claimed',
+      'Relay messages each node of the store holds claimed (being delivered), by node id and name; a stopped node\'s until a live node takes them over (PostgreSQL)',
+      ['node', 'name'],
+      async () => {
+        if (!sources.clusterNodes) return undefined;
         const c = await sources.clusterNodes().catch(() => undefined);
-        if (!c) return;
-        this.set({ state: 'live' }, c.live);
-        this.set({ state: 'dead' }, c.dead);
+        // Nodes come and go (a new id at every start): only those of now are shown, none when the store does not answer.
+        return (c?.relayClaimed ?? []).map((n) => [{ node: n.id, name: n.name }, n.claimed]);
       },
-    });
-    new Gauge({
-      name: 'mailbridge_cluster_relay_claimed',
-      help: 'Relay messages each node of the store holds claimed (being delivered), by node id and name; a stopped node\'s until a live node takes them over (PostgreSQL)',
-      labelNames: ['node', 'name'],
-      registers: r,
-      async collect() {
-        if (!sources.clusterNodes) return;
-        const c = await sources.clusterNodes().catch(() => undefined);
-        // Nodes come and go (a new id at every start): only those of now are shown.
-        this.reset();
-        for (const n of c?.relayClaimed ?? []) this.set({ node: n.id, name: n.name }, n.claimed);
-      },
-    });
+    );
     this.notifyEvents = new Counter({ name: 'mailbridge_notify_events_published_total', help: 'Events published to the dispatcher (duplicates not counted), by type', labelNames: ['type'], registers: r });
     this.notifyDeliveries = new Counter({
       name: 'mailbridge_notify_deliveries_total',
@@ -186,17 +164,9 @@ export class Metrics implements Recorder {
       registers: r,
     });
     this.smtpSessions = new Counter({ name: 'mailbridge_smtp_sessions_total', help: 'SMTP connections accepted by a relay listener (host:port)', labelNames: ['listener'], registers: r });
-    new Gauge({
-      name: 'mailbridge_smtp_sessions_open',
-      help: 'SMTP connections open now per relay listener',
-      labelNames: ['listener'],
-      registers: r,
-      async collect() {
-        if (!sources.smtpOpen) return;
-        this.reset();
-        for (const l of await sources.smtpOpen()) this.set({ listener: l.listener }, l.open);
-      },
-    });
+    gauge('mailbridge_smtp_sessions_open', 'SMTP connections open now per relay listener', ['listener'], async () =>
+      sources.smtpOpen && (await sources.smtpOpen()).map((l) => [{ listener: l.listener }, l.open]),
+    );
     this.httpRequests = new Counter({ name: 'mailbridge_http_requests_total', help: 'HTTP requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers: r });
   }
 

@@ -65,6 +65,16 @@ const auditEntrySchema = z.object({
   code: z.string().optional().meta({ description: 'MB code when the change was refused or failed' }),
 });
 
+/** A whole mailbridge.yaml in a request body (validate, apply). */
+export const configFileText = z.string().max(1024 * 1024).meta({ description: 'The whole file' });
+/** Room for configFileText with JSON's escapes. */
+export const CONFIG_BODY_LIMIT = 2 * 1024 * 1024;
+
+/** The gateway's configuration tools; an API without them (tests, the CLI's) answers 404 MB_API_NOT_CONFIGURED. */
+export function configToolsOf(ctx: ApiContext, path: string): NonNullable<ApiContext['configTools']> {
+  return need(ctx.configTools, 'the configuration tools of the gateway', path);
+}
+
 export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
   return [
     route({
@@ -80,7 +90,7 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
       }),
       errors: [404],
       async handler({ req }) {
-        return need(ctx.configTools, 'the configuration tools of the gateway', req.url).masked();
+        return configToolsOf(ctx, req.url).masked();
       },
     }),
     route({
@@ -96,7 +106,7 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
       response: z.object({ path: z.string().meta({ description: 'Where the file is on the gateway host' }), text: z.string() }),
       errors: [404],
       async handler({ req }) {
-        return need(ctx.configTools, 'the configuration tools of the gateway', req.url).file();
+        return configToolsOf(ctx, req.url).file();
       },
     }),
     route({
@@ -108,15 +118,15 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
         en: 'Check a candidate mailbridge.yaml: every problem with path, line, MB code, cause and fix',
         de: 'Eine mögliche mailbridge.yaml prüfen: jedes Problem mit Pfad, Zeile, MB-Code, Ursache und Behebung',
       },
-      body: z.object({ yaml: z.string().max(1024 * 1024).meta({ description: 'The whole file' }) }).strict(),
-      bodyLimit: 2 * 1024 * 1024,
+      body: z.object({ yaml: configFileText }).strict(),
+      bodyLimit: CONFIG_BODY_LIMIT,
       // Nothing changes: the candidate is analysed, not applied.
       audit: false,
       status: 200,
       response: z.object({ valid: z.boolean(), errors: z.array(problemSchema), warnings: z.array(problemSchema) }),
       errors: [404],
       async handler({ body, lang, req }) {
-        const tools = need(ctx.configTools, 'the configuration tools of the gateway', req.url);
+        const tools = configToolsOf(ctx, req.url);
         // As apply will see it: each mask stands for the file's value (nothing is sealed here).
         const resolved = await tools.resolve(body.yaml, false);
         const report = tools.check(resolved.text, lang);

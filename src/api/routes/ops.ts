@@ -15,7 +15,9 @@ import type { ConfigProblem } from '../../config/problems.ts';
 import { MbError, toMbError } from '../../errors/index.ts';
 import type { Lang, Text } from '../../i18n/index.ts';
 import { need, type ApiContext, type ApplyResult, type CheckItem } from '../context.ts';
+import type { ApiScope } from '../config.ts';
 import { route, type RouteSpec } from '../route.ts';
+import { CONFIG_BODY_LIMIT, configFileText, configToolsOf } from './admin.ts';
 
 export const RUNS_KEPT = 20;
 
@@ -86,6 +88,14 @@ interface SetupRun {
 /** The runs of one kind, newest last, at most RUNS_KEPT (finished ones go first). */
 class Runs<R extends { id: string; state: string }> {
   private readonly runs = new Map<string, R>();
+  /** What MB_API_RUN_NOT_FOUND calls a run of this kind, and the route that lists them. */
+  readonly kind: Text;
+  readonly path: string;
+
+  constructor(kind: Text, path: string) {
+    this.kind = kind;
+    this.path = path;
+  }
 
   add(run: R): R {
     this.runs.set(run.id, run);
@@ -164,8 +174,25 @@ export function configRefused(errors: readonly ConfigProblem[]): MbError {
   return new MbError('MB_API_CONFIG_REFUSED', { count: errors.length, problems: { en: list('en'), de: list('de') } });
 }
 
-const CHECK_RUN: Text = { en: 'check run', de: 'Prüflauf' };
-const SETUP_RUN: Text = { en: 'setup run', de: 'Einrichtungslauf' };
+/** GET one run by its ID: what is known of it so far; 404 once it is gone (another node, a restart, or older than RUNS_KEPT). */
+function runRoute<R extends { id: string; state: string }>(runs: Runs<R>, o: { scope: ApiScope; summary: Text; response: z.ZodType; view: (run: R, lang: Lang) => unknown }): RouteSpec {
+  return route({
+    method: 'GET',
+    path: `${runs.path}/{id}`,
+    scope: o.scope,
+    tag: 'setup',
+    summary: o.summary,
+    params: runParams,
+    status: 200,
+    response: o.response,
+    errors: [404],
+    async handler({ params, lang }) {
+      const run = runs.get(params.id);
+      if (!run) throw new MbError('MB_API_RUN_NOT_FOUND', { kind: runs.kind, id: params.id, keep: RUNS_KEPT, list: runs.path });
+      return o.view(run, lang);
+    },
+  });
+}
 
 function knownConnection(ctx: ApiContext, name: string): void {
   const names = Object.keys(ctx.config.connections);
@@ -174,10 +201,9 @@ function knownConnection(ctx: ApiContext, name: string): void {
 
 export function opsRoutes(ctx: ApiContext): RouteSpec[] {
   const now = () => (ctx.now ?? Date.now)();
-  const checks = new Runs<CheckRun>();
-  const setups = new Runs<SetupRun>();
+  const checks = new Runs<CheckRun>({ en: 'check run', de: 'Prüflauf' }, '/api/v1/check/runs');
+  const setups = new Runs<SetupRun>({ en: 'setup run', de: 'Einrichtungslauf' }, '/api/v1/setup/runs');
   const newId = () => randomBytes(8).toString('hex');
-  const notFound = (kind: Text, id: string, list: string) => new MbError('MB_API_RUN_NOT_FOUND', { kind, id, keep: RUNS_KEPT, list });
 
   return [
     route({
@@ -226,22 +252,7 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
         return { runs: checks.list().map((r) => checkRunView(r, lang)) };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/check/runs/{id}',
-      scope: 'read',
-      tag: 'setup',
-      summary: { en: 'One check run: its results so far', de: 'Ein Prüflauf: seine bisherigen Ergebnisse' },
-      params: runParams,
-      status: 200,
-      response: checkRunSchema,
-      errors: [404],
-      async handler({ params, lang }) {
-        const run = checks.get(params.id);
-        if (!run) throw notFound(CHECK_RUN, params.id, '/api/v1/check/runs');
-        return checkRunView(run, lang);
-      },
-    }),
+    runRoute(checks, { scope: 'read', summary: { en: 'One check run: its results so far', de: 'Ein Prüflauf: seine bisherigen Ergebnisse' }, response: checkRunSchema, view: checkRunView }),
     route({
       method: 'POST',
       path: '/api/v1/setup/runs',
@@ -305,21 +316,11 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
         return { id: run.id };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/setup/runs/{id}',
+    runRoute(setups, {
       scope: 'admin',
-      tag: 'setup',
       summary: { en: 'One setup run: its step, the device code to enter, the app, the script, the checks', de: 'Ein Einrichtungslauf: sein Schritt, der einzugebende Gerätecode, die App, das Skript, die Prüfungen' },
-      params: runParams,
-      status: 200,
       response: setupRunSchema,
-      errors: [404],
-      async handler({ params, lang }) {
-        const run = setups.get(params.id);
-        if (!run) throw notFound(SETUP_RUN, params.id, '/api/v1/setup/runs');
-        return setupRunView(run, lang);
-      },
+      view: setupRunView,
     }),
     route({
       method: 'POST',
@@ -330,8 +331,8 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
         en: 'Write a new mailbridge.yaml (validated first; ******** keeps the stored value, a secret typed in clear is sealed) and restart what changed',
         de: 'Eine neue mailbridge.yaml schreiben (vorher geprüft; ******** behält den gespeicherten Wert, ein im Klartext eingegebenes Geheimnis wird versiegelt) und neu starten, was sich geändert hat',
       },
-      body: z.object({ text: z.string().max(1024 * 1024).meta({ description: 'The whole file' }) }).strict(),
-      bodyLimit: 2 * 1024 * 1024,
+      body: z.object({ text: configFileText }).strict(),
+      bodyLimit: CONFIG_BODY_LIMIT,
       status: 200,
       response: z.object({
         applied: z.boolean(),
@@ -341,7 +342,7 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
       errors: [404, 422],
       target: () => 'mailbridge.yaml',
       async handler({ body, lang, req }): Promise<ApplyResult> {
-        const tools = need(ctx.configTools, 'the configuration tools of the gateway', req.url);
+        const tools = configToolsOf(ctx, req.url);
         const ops = need(ctx.ops, 'config apply of the gateway', req.url);
         // The editor's masks stand for the file's values; secrets typed in clear are sealed here.
         const resolved = await tools.resolve(body.text, true);

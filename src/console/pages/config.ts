@@ -9,9 +9,9 @@
  * loads the file again, so a typed secret does not stay on the page.
  */
 import { stringify } from 'yaml';
-import type { Lang, Text } from '../../i18n/index.ts';
+import type { Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
-import { layout, problem, t } from '../layout.ts';
+import { layout, problem, scriptTexts } from '../layout.ts';
 import { need, type Ctx } from '../request.ts';
 
 const T = {
@@ -37,9 +37,6 @@ const SCRIPT = {
   line: { en: 'Line {line}', de: 'Zeile {line}' },
   whole: { en: 'The file as a whole', de: 'Die Datei als Ganzes' },
   goto: { en: 'Go to line {line}', de: 'Zu Zeile {line} springen' },
-  cause: { en: 'Cause', de: 'Ursache' },
-  fix: { en: 'Fix', de: 'Behebung' },
-  more: { en: 'About {code}', de: 'Mehr zu {code}' },
   errors: { en: '{n} errors', de: '{n} Fehler' },
   warnings: { en: '{n} warnings', de: '{n} Warnungen' },
   applied: { en: 'Configuration applied.', de: 'Konfiguration übernommen.' },
@@ -47,8 +44,6 @@ const SCRIPT = {
   needsRestart: { en: 'Takes effect after `systemctl restart mailbridge`: {list}.', de: 'Wirkt erst nach `systemctl restart mailbridge`: {list}.' },
   refused: { en: 'Not applied', de: 'Nicht übernommen' },
 } satisfies Record<string, Text>;
-
-const pick = (texts: Record<string, Text>, lang: Lang) => Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v[lang]]));
 
 export async function configPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
@@ -82,5 +77,5 @@ export async function configPage(ctx: Ctx): Promise<Html> {
 ${editor}
 </section>`;
   }
-  return layout({ lang, person: ctx.person, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang) }, lang } });
+  return layout({ lang, person: ctx.person, page: 'config', title: T.title[lang], path: ctx.path, body, data: { texts: scriptTexts(SCRIPT, lang), lang } });
 }

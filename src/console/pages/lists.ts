@@ -4,9 +4,9 @@
  * listener's capacity, notification subscriptions, and the audit log of changes. Each reads the
  * API route of the same name.
  */
-import type { Lang, Text } from '../../i18n/index.ts';
+import { textsOf, type Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
-import { layout, problem } from '../layout.ts';
+import { layout, problem, refused, when } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
 
 const T = {
@@ -52,15 +52,17 @@ const T = {
   filterWho: { en: 'Only changes by', de: 'Nur Änderungen von' },
   show: { en: 'Show', de: 'Anzeigen' },
   search: { en: 'Search in the list', de: 'In der Liste suchen' },
-  notConfigured: { en: 'Not configured in this gateway.', de: 'In diesem Gateway nicht eingerichtet.' },
 } satisfies Record<string, Text>;
 
-const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
-const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) + ' UTC' : '–');
+const tx = textsOf(T);
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
-function refused(e: { error?: ApiError; notConfigured?: boolean }, lang: Lang): Html {
-  return e.notConfigured ? html`<p>${tx('notConfigured', lang)}</p>` : problem(e.error!, lang, 3);
+/** Each page here: one API answer rendered, or why the API refused it, under the page's title. */
+async function listPage<D>(ctx: Ctx, page: 'connectors' | 'watchers' | 'subscriptions' | 'audit', url: string, topics: string[], render: (data: D) => Html | Promise<Html>): Promise<Html> {
+  const { lang } = ctx;
+  const a = need(await ctx.api<D>(url));
+  const body = a.body ? await render(a.body) : refused(a, lang);
+  return layout({ lang, person: ctx.person, page, title: tx(page, lang), path: ctx.path, body, topics });
 }
 
 type Connectors = { connectors: Array<{ name: string; connection: string; source: string; destination: string; folders: Array<{ mailbox: string; folder: string; delivered: number; rejected: number; inFlight: number; updatedAt: string }> }> };
@@ -68,13 +70,10 @@ type Quarantine = { messages: Array<{ mailbox: string; folder: string; item: str
 
 export async function connectorsPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
-  const c = need(await ctx.api<Connectors>('/api/v1/connectors'));
-  let body: Html;
-  if (!c.body) body = refused(c, lang);
-  else if (c.body.connectors.length === 0) body = html`<p>${tx('none', lang)}</p>`;
-  else {
+  return listPage<Connectors>(ctx, 'connectors', '/api/v1/connectors', ['connector', 'audit'], async (c) => {
+    if (c.connectors.length === 0) return html`<p>${tx('none', lang)}</p>`;
     const parts: Html[] = [];
-    for (const x of c.body.connectors) {
+    for (const x of c.connectors) {
       const rejected = x.folders.reduce((n, f) => n + f.rejected, 0);
       const q = rejected > 0 ? need(await ctx.api<Quarantine>(`/api/v1/connectors/${encodeURIComponent(x.name)}/quarantine`)) : undefined;
       parts.push(html`<section aria-labelledby="h-c-${slug(x.name)}" id="connector-${slug(x.name)}" data-live-region>
@@ -101,9 +100,8 @@ ${
 }
 </section>`);
     }
-    body = html`${parts}`;
-  }
-  return layout({ lang, person: ctx.person, page: 'connectors', title: tx('connectors', lang), path: ctx.path, body, topics: ['connector', 'audit'] });
+    return html`${parts}`;
+  });
 }
 
 type Watchers = {
@@ -121,12 +119,8 @@ const statesText = (s: Record<string, number>) =>
 
 export async function watchersPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
-  const w = need(await ctx.api<Watchers>('/api/v1/watchers'));
-  let body: Html;
-  if (!w.body) body = refused(w, lang);
-  else {
-    const x = w.body;
-    body = html`${!x.running ? html`<p>${tx('notRunning', lang)}</p>` : ''}
+  return listPage<Watchers>(ctx, 'watchers', '/api/v1/watchers', ['watcher'], (x) =>
+    html`${!x.running ? html`<p>${tx('notRunning', lang)}</p>` : ''}
 ${x.groups.map(
   (g) => html`<section aria-labelledby="h-g-${slug(g.group)}" id="group-${slug(g.group)}" data-live-region>
 <h2 id="h-g-${slug(g.group)}">${tx('group', lang, { group: g.group, kind: g.kind, mailboxes: g.mailboxes })}</h2>
@@ -153,29 +147,26 @@ ${x.unwatchedSubscriptions.map((s) => problem(s.error, lang, 3))}
 <section aria-labelledby="h-problems" id="watch-problems" data-live-region>
 <h2 id="h-problems">${tx('problems', lang)}</h2>
 ${x.problems.length === 0 ? html`<p>${tx('none', lang)}</p>` : html`<ul>${x.problems.slice(-20).map((p) => html`<li><time datetime="${p.at}">${when(p.at, lang)}</time> ${p.group}/${p.listener}${p.mailbox ? ` ${p.mailbox}` : ''}: <code>${p.code}</code> ${p.message}</li>`)}</ul>`}
-</section>`;
-  }
-  return layout({ lang, person: ctx.person, page: 'watchers', title: tx('watchers', lang), path: ctx.path, body, topics: ['watcher'] });
+</section>`,
+  );
 }
 
 type Subscriptions = { subscriptions: Array<{ id: string; mailboxes: string[]; events: string[]; sink: { kind: string }; state: string; createdAt: string; label?: string }> };
 
 export async function subscriptionsPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
-  const s = need(await ctx.api<Subscriptions>('/api/v1/subscriptions'));
-  let body: Html;
-  if (!s.body) body = refused(s, lang);
-  else if (s.body.subscriptions.length === 0) body = html`<p>${tx('none', lang)}</p>`;
-  else
-    body = html`<p><label for="sub-search">${tx('search', lang)}</label> <input id="sub-search" type="search" data-filter="sub-table"></p>
+  return listPage<Subscriptions>(ctx, 'subscriptions', '/api/v1/subscriptions', ['audit'], (s) =>
+    s.subscriptions.length === 0
+      ? html`<p>${tx('none', lang)}</p>`
+      : html`<p><label for="sub-search">${tx('search', lang)}</label> <input id="sub-search" type="search" data-filter="sub-table"></p>
 <div class="table-wrap" tabindex="0" id="subscriptions" data-live-region><table id="sub-table">
 <thead><tr><th scope="col">${tx('id', lang)}</th><th scope="col">${tx('label', lang)}</th><th scope="col">${tx('mailboxes', lang)}</th><th scope="col">${tx('sink', lang)}</th><th scope="col">${tx('events', lang)}</th><th scope="col">${tx('state', lang)}</th><th scope="col">${tx('created', lang)}</th></tr></thead>
-<tbody>${s.body.subscriptions.map(
+<tbody>${s.subscriptions.map(
       (x) =>
         html`<tr><th scope="row">${x.id}</th><td>${x.label ?? '–'}</td><td>${x.mailboxes.slice(0, 5).join(', ')}${x.mailboxes.length > 5 ? ` (+${x.mailboxes.length - 5})` : ''}</td><td>${x.sink.kind}</td><td>${x.events.length ? x.events.join(', ') : tx('all', lang)}</td><td>${x.state}</td><td>${when(x.createdAt, lang)}</td></tr>`,
     )}</tbody>
-</table></div>`;
-  return layout({ lang, person: ctx.person, page: 'subscriptions', title: tx('subscriptions', lang), path: ctx.path, body, topics: ['audit'] });
+</table></div>`,
+  );
 }
 
 type Audit = { entries: Array<{ at: string; who: string; action: string; target?: string; status: number; code?: string }> };
@@ -183,21 +174,18 @@ type Audit = { entries: Array<{ at: string; who: string; action: string; target?
 export async function auditPage(ctx: Ctx, query: { who?: string }): Promise<Html> {
   const { lang } = ctx;
   const who = query.who && /^[\w:.@-]{1,80}$/.test(query.who) ? query.who : undefined;
-  const a = need(await ctx.api<Audit>(`/api/v1/audit?limit=200${who ? `&who=${encodeURIComponent(who)}` : ''}`));
-  let body: Html;
-  if (!a.body) body = refused(a, lang);
-  else
-    body = html`<form class="filters" method="get" action="/console/audit"><label for="audit-who">${tx('filterWho', lang)}</label> <input id="audit-who" name="who" value="${who ?? ''}"> <button type="submit">${tx('show', lang)}</button></form>
+  return listPage<Audit>(ctx, 'audit', `/api/v1/audit?limit=200${who ? `&who=${encodeURIComponent(who)}` : ''}`, ['audit'], (a) =>
+    html`<form class="filters" method="get" action="/console/audit"><label for="audit-who">${tx('filterWho', lang)}</label> <input id="audit-who" name="who" value="${who ?? ''}"> <button type="submit">${tx('show', lang)}</button></form>
 <section aria-labelledby="h-entries" id="audit-entries" data-live-region>
 <h2 id="h-entries" class="visually-hidden">${tx('audit', lang)}</h2>
 ${
-  a.body.entries.length === 0
+  a.entries.length === 0
     ? html`<p>${tx('none', lang)}</p>`
     : html`<div class="table-wrap" tabindex="0"><table id="audit-table">
 <thead><tr><th scope="col">${tx('at', lang)}</th><th scope="col">${tx('who', lang)}</th><th scope="col">${tx('action', lang)}</th><th scope="col">${tx('target', lang)}</th><th scope="col">${tx('status', lang)}</th><th scope="col">${tx('code', lang)}</th></tr></thead>
-<tbody>${a.body.entries.map((e) => html`<tr data-action="${e.action}" data-target="${e.target ?? ''}"><th scope="row"><time datetime="${e.at}">${when(e.at, lang)}</time></th><td>${e.who}</td><td><code>${e.action}</code></td><td>${e.target ?? '–'}</td><td>${e.status}</td><td>${e.code ? html`<a href="/docs/${lang}/errors/${e.code}">${e.code}</a>` : '–'}</td></tr>`)}</tbody>
+<tbody>${a.entries.map((e) => html`<tr data-action="${e.action}" data-target="${e.target ?? ''}"><th scope="row"><time datetime="${e.at}">${when(e.at, lang)}</time></th><td>${e.who}</td><td><code>${e.action}</code></td><td>${e.target ?? '–'}</td><td>${e.status}</td><td>${e.code ? html`<a href="/docs/${lang}/errors/${e.code}">${e.code}</a>` : '–'}</td></tr>`)}</tbody>
 </table></div>`
 }
-</section>`;
-  return layout({ lang, person: ctx.person, page: 'audit', title: tx('audit', lang), path: ctx.path, body, topics: ['audit'] });
+</section>`,
+  );
 }

@@ -7,9 +7,9 @@
  * red, with mailboxes not watching amber; subscriptions no group serves are amber.
  */
 import { explain } from '../../errors/index.ts';
-import type { Lang, Text } from '../../i18n/index.ts';
+import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
-import { badge, layout, problem, type State } from '../layout.ts';
+import { badge, layout, problem, t, type State } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
 
 const T = {
@@ -19,7 +19,6 @@ const T = {
   connectors: { en: 'Connectors', de: 'Connectoren' },
   groups: { en: 'Watch groups', de: 'Überwachungsgruppen' },
   none: { en: 'None configured.', de: 'Keine eingerichtet.' },
-  notConfigured: { en: 'Not configured in this gateway.', de: 'In diesem Gateway nicht eingerichtet.' },
   tokenOk: { en: 'Last token {at}', de: 'Letztes Token {at}' },
   noToken: { en: 'No token requested yet', de: 'Noch kein Token angefordert' },
   expires: { en: 'credential expires {at}', de: 'Anmeldedaten laufen ab am {at}' },
@@ -35,7 +34,7 @@ const T = {
   inheritedAmber: { en: 'Its connection {connection} has a warning: see there.', de: 'Die Verbindung {connection} hat eine Warnung: siehe dort.' },
 } satisfies Record<string, Text>;
 
-const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
+const tx = textsOf(T);
 
 interface Item {
   name: string;
@@ -124,7 +123,7 @@ export async function overviewPage(ctx: Ctx): Promise<Html> {
       ...inherit(x.connection),
       detail: tx('via', lang, { transport: x.transport.toUpperCase(), upstream: x.upstream, connection: x.connection }),
     })),
-    ...(r.notConfigured ? { empty: tx('notConfigured', lang) } : r.error ? { error: r.error } : {}),
+    ...(r.notConfigured ? { empty: t('notConfigured', lang) } : r.error ? { error: r.error } : {}),
   });
 
   const k = need(connectors);

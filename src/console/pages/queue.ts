@@ -5,9 +5,9 @@
  * bounced or delivered) and the buttons retry, hold, release and delete, which call the API's own
  * routes (operate scope; the API refuses and audits what the caller may not do).
  */
-import type { Lang, Text } from '../../i18n/index.ts';
+import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
-import { layout, problem } from '../layout.ts';
+import { layout, problem, refused, when } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
 
 const STATES = ['incoming', 'active', 'deferred', 'held', 'corrupt', 'bounced', 'sent'] as const;
@@ -70,8 +70,7 @@ const STATE_TEXT: Record<(typeof STATES)[number], Text> = {
   sent: { en: 'sent', de: 'gesendet' },
 };
 
-const tx = (k: keyof typeof T, lang: Lang, p: Record<string, string | number> = {}) => T[k][lang].replace(/\{(\w+)\}/g, (w, n: string) => (n in p ? String(p[n]) : w));
-const when = (iso: string | undefined, lang: Lang) => (iso ? new Date(iso).toLocaleString(lang === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'short', timeStyle: 'medium', timeZone: 'UTC' }) + ' UTC' : '–');
+const tx = textsOf(T);
 
 interface Message {
   id: string;
@@ -111,7 +110,7 @@ export async function queuePage(ctx: Ctx, query: { state?: string }): Promise<Ht
   const q = need(await ctx.api<{ counts: Record<string, number>; messages: Message[] }>(`/api/v1/relay/queue${stateQuery}`));
   let body: Html;
   if (!q.body) {
-    body = q.notConfigured ? html`<p>${tx('notConfigured', lang)}</p>` : problem(q.error!, lang, 3);
+    body = refused(q, lang, tx('notConfigured', lang));
   } else {
     const { counts, messages } = q.body;
     body = html`<form class="filters" method="get" action="/console/queue">

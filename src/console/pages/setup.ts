@@ -5,9 +5,9 @@
  * button → the checks of `mailbridge check`, turning green one by one. The script drives the steps
  * from the run's answers; this module renders the frame and hands it the texts of both languages.
  */
-import type { Lang, Text } from '../../i18n/index.ts';
+import type { Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
-import { layout, problem, t } from '../layout.ts';
+import { layout, problem, scriptTexts } from '../layout.ts';
 import { need, type Ctx } from '../request.ts';
 
 const T = {
@@ -46,15 +46,10 @@ const SCRIPT = {
   ok: { en: 'OK', de: 'OK' },
   warn: { en: 'Warning', de: 'Warnung' },
   fail: { en: 'Failing', de: 'Gestört' },
-  cause: { en: 'Cause', de: 'Ursache' },
-  fix: { en: 'Fix', de: 'Behebung' },
-  more: { en: 'About {code}', de: 'Mehr zu {code}' },
   allGreen: { en: 'Setup finished: every check is green.', de: 'Einrichtung abgeschlossen: alle Prüfungen sind grün.' },
   finishedWith: { en: 'Setup finished with problems: see the red checks.', de: 'Einrichtung mit Problemen beendet: siehe die roten Prüfungen.' },
   step: { en: 'Step {n} of {total}: {title}', de: 'Schritt {n} von {total}: {title}' },
 } satisfies Record<string, Text>;
-
-const pick = (texts: Record<string, Text>, lang: Lang) => Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, v[lang]]));
 
 export async function setupPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
@@ -79,5 +74,5 @@ ${(Object.keys(STEPS) as Array<keyof typeof STEPS>).map(
 </ol>
 <p id="setup-outcome" role="status"></p>
 </section>`;
-  return layout({ lang, person: ctx.person, page: 'setup', title: T.title[lang], path: ctx.path, body, data: { texts: { ...pick(SCRIPT, lang), copy: t('copy', lang), copyWhat: t('copyWhat', lang) }, lang } });
+  return layout({ lang, person: ctx.person, page: 'setup', title: T.title[lang], path: ctx.path, body, data: { texts: scriptTexts(SCRIPT, lang), lang } });
 }

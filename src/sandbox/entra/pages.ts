@@ -4,8 +4,7 @@
  * and `EntraSandbox.signIn` drives the same forms in tests. A `<meta name="sandbox-page">` names
  * each page and `data-aadsts` carries the error code so tests do not scrape prose.
  */
-import type { Lang, Text } from '../../i18n/index.ts';
-import { format } from '../../i18n/index.ts';
+import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
 
 const T = {
   signInTitle: { en: 'Sign in', de: 'Anmelden' },
@@ -43,9 +42,7 @@ const T = {
 
 export type PageText = keyof typeof T;
 
-export function t(key: PageText, lang: Lang, params: Record<string, unknown> = {}): string {
-  return format(T[key][lang], params);
-}
+export const t = textsOf(T);
 
 /** ui_locales / mkt (de-DE) first, then Accept-Language; German when it starts with "de". */
 export function pageLang(explicit: string | undefined, acceptLanguage: string | undefined): Lang {

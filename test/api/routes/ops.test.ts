@@ -3,7 +3,7 @@
  * the test, so each moment of a run can be looked at: a check run shows each result as soon as it
  * is told, before the run ends; a second start for the same target while one runs names the running
  * one; a run that fails shows its MB code in the caller's language; a setup run shows the device
- * code only while it waits for the sign-in. The real work behind them is test/server/ops.test.ts's.
+ * code only while it waits for the sign-in; a run it does not have is a 404 naming its kind. The real work behind them is test/server/ops.test.ts's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,6 +107,15 @@ test('check and setup runs show what is known while they run, and how they ended
     const failed = await readUntil('the failed setup run', async () => (await call<SetupRun>('GET', `/api/v1/setup/runs/${setup.body.id}`, undefined, 'de')).body, (r) => r.state !== 'running');
     assert.deepEqual([failed.state, failed.step, failed.error?.code], ['failed', 'failed', 'MB_SETUP_ADMIN_DENIED']);
     assert.match(failed.error!.title, /Entra ID hat den angemeldeten Administrator abgewiesen/);
+
+    // A run this gateway does not have: 404, naming its kind and where the runs of that kind are listed.
+    type Problem = { error: { code: string; title: string; fix: string } };
+    const noCheck = await call<Problem>('GET', '/api/v1/check/runs/0123456789abcdef', undefined, 'de');
+    assert.deepEqual([noCheck.status, noCheck.body.error.code, noCheck.body.error.title], [404, 'MB_API_RUN_NOT_FOUND', 'Diesen Prüflauf gibt es nicht']);
+    assert.match(noCheck.body.error.fix, /GET \/api\/v1\/check\/runs auflisten/);
+    const noSetup = await call<Problem>('GET', '/api/v1/setup/runs/0123456789abcdef');
+    assert.deepEqual([noSetup.status, noSetup.body.error.code, noSetup.body.error.title], [404, 'MB_API_RUN_NOT_FOUND', 'No such setup run']);
+    assert.match(noSetup.body.error.fix, /GET \/api\/v1\/setup\/runs/);
   } finally {
     await http.close();
     await t.cleanup();

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { openApp } from '../../../app/open.ts';
 import { MbError, renderText, toMbError } from '../../../errors/index.ts';
-import type { Text } from '../../../i18n/index.ts';
+import { tr, type Text } from '../../../i18n/index.ts';
 import { registerSecret } from '../../../log/redact.ts';
 import { forSubscription, newMessage } from '../../../notify/events.ts';
 import { sealedNotifyRepository } from '../../../notify/sealed.ts';
@@ -113,7 +113,7 @@ const T = {
 } satisfies Record<string, Text>;
 
 async function test(ctx: CommandContext, target: string, opts: { params?: string; mailbox?: string }): Promise<number> {
-  const t = (text: Text, params: Record<string, unknown> = {}) => text[ctx.lang].replace(/\{(\w+)\}/g, (w, k: string) => (k in params ? String(params[k]) : w));
+  const t = (text: Text, params?: Record<string, unknown>) => tr(text, ctx.lang, params);
   let n = 0;
   const ok = (line: string) => ctx.out.line(`  ✓ ${++n} ${line}`);
   const fail = (err: unknown, line?: string, note?: string) => {
