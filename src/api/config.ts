@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { secretField } from '../config/secret-field.ts';
-import { parsePasswordHash } from '../util/password.ts';
+import { passwordHashField } from '../config/hash-field.ts';
 
 /**
  * read: every GET of the admin routes; operate: queue actions and connector retries (and read);
@@ -33,10 +33,7 @@ export const ROLE_SCOPES: Record<Role, readonly ApiScope[]> = { reader: ['read']
 
 export const apiUserSchema = z
   .object({
-    password: z
-      .string()
-      .refine((h) => parsePasswordHash(h) !== undefined, { message: 'not a scrypt hash ($scrypt$ln=…): set it with `mailbridge api user set <name> --role <role>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored' , hash: true }),
+    password: passwordHashField('mailbridge api user set <name> --role <role>', 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored'),
     role: z.enum(ROLES).meta({ description: 'reader (read), operator (read and queue/connector actions), admin (everything)' }),
   })
   .strict();

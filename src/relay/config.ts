@@ -3,7 +3,7 @@
  * by `mailbridge relay-user add|passwd`), which are not secrets; the listener's TLS key is a path.
  */
 import { z } from 'zod';
-import { parsePasswordHash } from '../util/password.ts';
+import { passwordHashField } from '../config/hash-field.ts';
 import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { routesSchema, senderPattern } from './routing.ts';
@@ -47,10 +47,7 @@ export const listenerSchema = z
 
 export const relayUserSchema = z
   .object({
-    passwordHash: z
-      .string()
-      .refine((s) => parsePasswordHash(s) !== undefined, { message: 'not a scrypt hash / kein scrypt-Hash: `mailbridge relay-user passwd <name>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`' , hash: true }),
+    passwordHash: passwordHashField('mailbridge relay-user passwd <name>', 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`'),
     allowedSenders: z.array(senderPattern).min(1).meta({ description: 'Sender addresses (MAIL FROM) this user may use: name@domain or @domain' }),
     allowedIps: z.array(cidr).optional().meta({ description: 'If set, this user may log in only from these addresses' }),
     disabled: z.boolean().default(false).meta({ description: 'Refuse logins of this user without deleting it' }),
