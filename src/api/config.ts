@@ -63,7 +63,7 @@ export const apiSchema = z
         maxHours: z.int().min(1).max(168).default(12).meta({ description: 'A console session ends this many hours after sign-in, however active' }),
       })
       .strict()
-      .default({ idleMinutes: 30, maxHours: 12 }),
+      .prefault({}),
     keys: z
       .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), apiKeySchema)
       .default({})

@@ -41,7 +41,7 @@ export const serverSchema = z
       .meta({ description: 'Serve plain HTTP on a non-loopback server.listen anyway: only when a reverse proxy in front terminates TLS (passwords, session cookies and API keys cross the network in clear otherwise)' }),
   })
   .strict()
-  .default({ listen: '127.0.0.1', port: 8080, insecure: false });
+  .prefault({});
 
 export const configSchema = z
   .object({
@@ -49,7 +49,7 @@ export const configSchema = z
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
-      .default({ level: 'info' }),
+      .prefault({}),
     secrets: secretsSchema,
     store: storeSchema,
     node: nodeSchema.meta({ description: 'This node among several on one PostgreSQL store (its name); the only setting that may differ between nodes' }),

@@ -165,7 +165,7 @@ export const connectorSchema = z
     connection: z.string().min(1).meta({ description: 'Name of the connection (connections.<name>) whose tokens open the mailboxes' }),
     source: z
       .discriminatedUnion('kind', [imapSourceSchema, graphSourceSchema])
-      .default({ kind: 'imap', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 }),
+      .prefault({ kind: 'imap' }),
     mailboxes: z
       .array(mailboxEntry)
       .min(1)
@@ -198,14 +198,14 @@ export const connectorSchema = z
           .meta({ description: 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)' }),
       })
       .strict()
-      .default({ window: 4, mailboxes: 32, logins: 4, sessionsPerMailbox: 4 }),
+      .prefault({}),
     retry: z
       .object({
         initialSeconds: z.number().min(0.01).max(3600).default(1),
         maxSeconds: z.number().min(0.01).max(86_400).default(300),
       })
       .strict()
-      .default({ initialSeconds: 1, maxSeconds: 300 })
+      .prefault({})
       .meta({ description: 'Pauses between attempts when a destination or mailbox is unavailable (doubling)' }),
     keepDays: z
       .int()

@@ -103,10 +103,10 @@ export const egressSchema = z
 
 export const notifySchema = z
   .object({
-    api: notifyApiSchema.default({ keys: {} }).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
-    retry: retrySchema.default(retrySchema.parse({})),
+    api: notifyApiSchema.prefault({}).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
+    retry: retrySchema.prefault({}),
     retentionHours: z.number().min(1).max(8760).default(168).meta({ description: 'Keep delivered events (and their ids, for deduplication) this long' }),
-    egress: egressSchema.default({ allow: [] }).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
+    egress: egressSchema.prefault({}).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
     webhook: webhookSinkSchema.optional(),
     webpush: webPushSinkSchema.optional(),
     apns: apnsSinkSchema.optional(),

@@ -105,7 +105,7 @@ export const relaySchema = z
         maxDelayMs: z.int().min(0).max(120_000).default(8_000).meta({ description: 'Longest such delay' }),
       })
       .strict()
-      .default({ maxFailures: 5, windowSeconds: 900, lockSeconds: 900, baseDelayMs: 500, maxDelayMs: 8_000 })
+      .prefault({})
       .meta({ description: 'Slowing down password guessing, per client address' }),
     queue: z
       .object({
@@ -150,18 +150,7 @@ export const relaySchema = z
           .meta({ description: 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this' }),
       })
       .strict()
-      .default({
-        retrySchedule: '1m, 5m*2, 15m*2, 1h*6, 4h*4',
-        concurrencyPerMailbox: 3,
-        ratePerMinute: 30,
-        recipientsPerDay: 10_000,
-        maxConcurrency: 20,
-        concurrencyWhileReceiving: 1,
-        sendTimeoutSeconds: 300,
-        pollSeconds: 10,
-        keepDays: 7,
-        leaseSeconds: 30,
-      })
+      .prefault({})
       .meta({ description: 'Delivery: retries and Microsoft 365 per-mailbox limits' }),
     bounces: z
       .object({
@@ -176,7 +165,7 @@ export const relaySchema = z
           .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
       })
       .strict()
-      .default({ notify: 'sender' })
+      .prefault({})
       .meta({ description: 'Bounce reports for messages that cannot be delivered' }),
   })
   .strict()

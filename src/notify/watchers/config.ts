@@ -64,9 +64,9 @@ const groupBase = {
 };
 
 export const watchGroupSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('graph'), graph: graphWatchSchema.default(graphWatchSchema.parse({})), ...groupBase }).strict(),
-  z.object({ kind: z.literal('ews'), ews: ewsWatchSchema.default(ewsWatchSchema.parse({})), ...groupBase }).strict(),
-  z.object({ kind: z.literal('imap'), imap: imapWatchSchema.default(imapWatchSchema.parse({})), ...groupBase }).strict(),
+  z.object({ kind: z.literal('graph'), graph: graphWatchSchema.prefault({}), ...groupBase }).strict(),
+  z.object({ kind: z.literal('ews'), ews: ewsWatchSchema.prefault({}), ...groupBase }).strict(),
+  z.object({ kind: z.literal('imap'), imap: imapWatchSchema.prefault({}), ...groupBase }).strict(),
 ]);
 
 export const watchSchema = z

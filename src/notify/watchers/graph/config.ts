@@ -63,7 +63,7 @@ export const graphWatchSchema = z
         maxSeconds: z.number().min(10).max(86400).default(1800).meta({ description: 'Longest wait between two attempts' }),
       })
       .strict()
-      .default({ initialSeconds: 30, maxSeconds: 1800 }),
+      .prefault({}),
     path: z
       .string()
       .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)
