@@ -10,6 +10,7 @@
  * nothing else.
  */
 import { z } from 'zod';
+import { intField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { secretsSchema } from '../config/secrets.ts';
 import { connectionSchema } from '../identity/config.ts';
@@ -23,7 +24,7 @@ import { nodeSchema } from '../cluster/config.ts';
 export const serverSchema = z
   .object({
     listen: z.string().default('127.0.0.1'),
-    port: z.int().min(0).max(65535).default(8080),
+    port: intField({ min: 0, max: 65535, default: 8080 }),
     publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
     proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
     metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
