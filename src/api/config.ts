@@ -5,6 +5,7 @@
  * subscriptions routes alone (scope `subscriptions`), as before the admin API existed.
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
 import { intField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { passwordHashField } from '../config/hash-field.ts';
@@ -58,13 +59,10 @@ export const apiSchema = z
       .strict()
       .default({})
       .meta({ description: 'How admins sign in to the console besides local users: Entra ID (OpenID Connect, auth code + PKCE)' }),
-    session: z
-      .object({
-        idleMinutes: intField({ min: 1, max: 1440, default: 30 }, 'A console session ends after this many minutes without a request'),
-        maxHours: intField({ min: 1, max: 168, default: 12 }, 'A console session ends this many hours after sign-in, however active'),
-      })
-      .strict()
-      .prefault({}),
+    session: settingsGroup({
+      idleMinutes: intField({ min: 1, max: 1440, default: 30 }, 'A console session ends after this many minutes without a request'),
+      maxHours: intField({ min: 1, max: 168, default: 12 }, 'A console session ends this many hours after sign-in, however active'),
+    }),
     keys: z
       .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), apiKeySchema)
       .default({})

@@ -18,6 +18,7 @@
  * ```
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
 import { intField, numberField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
@@ -171,22 +172,16 @@ export const connectorSchema = z
     after: afterSchema,
     pollSeconds: intField({ min: 5, max: 3600, default: 60 }, 'Look for new mail at least this often (also when IDLE or Graph change notifications are on)'),
     maxMessageBytes: intField({ min: 1, max: 157_286_400, default: 157_286_400 }, 'Larger messages stay in the mailbox and are reported (Exchange Online allows 150 MB)'),
-    concurrency: z
-      .object({
-        window: intField({ min: 1, max: 32, default: 4 }, 'Messages handed to the destination at once, per mailbox folder'),
-        mailboxes: intField({ min: 1, max: 10_000, default: 32 }, 'Mailboxes fetched at once per connection (idle mailboxes do not count)'),
-        logins: intField({ min: 1, max: 100, default: 4 }, 'Logins in progress at once per connection'),
-        sessionsPerMailbox: intField({ min: 1, max: 20, default: 4 }, 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)'),
-      })
-      .strict()
-      .prefault({}),
-    retry: z
-      .object({
-        initialSeconds: numberField({ min: 0.01, max: 3600, default: 1 }),
-        maxSeconds: numberField({ min: 0.01, max: 86_400, default: 300 }),
-      })
-      .strict()
-      .prefault({})
+    concurrency: settingsGroup({
+      window: intField({ min: 1, max: 32, default: 4 }, 'Messages handed to the destination at once, per mailbox folder'),
+      mailboxes: intField({ min: 1, max: 10_000, default: 32 }, 'Mailboxes fetched at once per connection (idle mailboxes do not count)'),
+      logins: intField({ min: 1, max: 100, default: 4 }, 'Logins in progress at once per connection'),
+      sessionsPerMailbox: intField({ min: 1, max: 20, default: 4 }, 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)'),
+    }),
+    retry: settingsGroup({
+      initialSeconds: numberField({ min: 0.01, max: 3600, default: 1 }),
+      maxSeconds: numberField({ min: 0.01, max: 86_400, default: 300 }),
+    })
       .meta({ description: 'Pauses between attempts when a destination or mailbox is unavailable (doubling)' }),
     keepDays: intField({ min: 1, max: 3650, default: 30 }, 'How long records of moved or deleted messages are kept'),
   })

@@ -3,6 +3,7 @@
  * by `mailbridge relay-user add|passwd`), which are not secrets; the listener's TLS key is a path.
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
 import { intField } from '../config/number-field.ts';
 import { passwordHashField } from '../config/hash-field.ts';
 import { parseCidr } from './policy.ts';
@@ -92,51 +93,42 @@ export const relaySchema = z
     networks: z.record(name, relayNetworkSchema).default({}).meta({ description: 'Networks whose clients may relay without logging in' }),
     routes: routesSchema,
     adminMail: adminMailSchema.optional(),
-    authBackoff: z
-      .object({
-        maxFailures: intField({ min: 1, max: 1000, default: 5 }, 'Failed logins from one address before its logins are refused'),
-        windowSeconds: z.int().min(1).default(900).meta({ description: 'Failures older than this are forgotten' }),
-        lockSeconds: z.int().min(1).default(900).meta({ description: 'How long logins from that address are refused (454 4.7.0)' }),
-        baseDelayMs: intField({ min: 0, max: 60_000, default: 500 }, 'Delay of the reply to a failed login; doubles with each failure'),
-        maxDelayMs: intField({ min: 0, max: 120_000, default: 8_000 }, 'Longest such delay'),
-      })
-      .strict()
-      .prefault({})
+    authBackoff: settingsGroup({
+      maxFailures: intField({ min: 1, max: 1000, default: 5 }, 'Failed logins from one address before its logins are refused'),
+      windowSeconds: z.int().min(1).default(900).meta({ description: 'Failures older than this are forgotten' }),
+      lockSeconds: z.int().min(1).default(900).meta({ description: 'How long logins from that address are refused (454 4.7.0)' }),
+      baseDelayMs: intField({ min: 0, max: 60_000, default: 500 }, 'Delay of the reply to a failed login; doubles with each failure'),
+      maxDelayMs: intField({ min: 0, max: 120_000, default: 8_000 }, 'Longest such delay'),
+    })
       .meta({ description: 'Slowing down password guessing, per client address' }),
-    queue: z
-      .object({
-        retrySchedule: z
-          .string()
-          .refine(validSchedule, { message: 'not a retry schedule / kein Wiederholungsplan ("1m, 5m*2, 1h*3")' })
-          .default('1m, 5m*2, 15m*2, 1h*6, 4h*4')
-          .meta({ description: 'Waits between attempts after temporary failures (Haraka notation); when used up, the message bounces' }),
-        concurrencyPerMailbox: intField({ min: 1, max: 16, default: 3 }, 'Deliveries at once per sending mailbox (Exchange Online allows 3 SMTP connections per mailbox)'),
-        ratePerMinute: intField({ min: 1, max: 100_000, default: 30 }, 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)'),
-        recipientsPerDay: intField({ min: 1, max: 1_000_000, default: 10_000 }, 'Recipients per sending mailbox in any 24 hours (Exchange Online: 10,000); more wait in the queue instead of getting the mailbox blocked'),
-        maxConcurrency: intField({ min: 1, max: 1000, default: 20 }, 'Deliveries at once over all mailboxes'),
-        concurrencyWhileReceiving: intField({ min: 1, max: 1000, default: 1 }, 'Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive'),
-        sendTimeoutSeconds: intField({ min: 1, max: 3600, default: 300 }, 'A delivery attempt that takes longer counts as a temporary failure'),
-        pollSeconds: intField({ min: 1, max: 3600, default: 10 }, 'How often the queue looks for changes made by `mailbridge queue` in another process'),
-        keepDays: intField({ min: 0, max: 3650, default: 7 }, 'Days that sent and bounced entries stay listed'),
-        leaseSeconds: intField({ min: 2, max: 3600, default: 30 }, 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this'),
-      })
-      .strict()
-      .prefault({})
+    queue: settingsGroup({
+      retrySchedule: z
+        .string()
+        .refine(validSchedule, { message: 'not a retry schedule / kein Wiederholungsplan ("1m, 5m*2, 1h*3")' })
+        .default('1m, 5m*2, 15m*2, 1h*6, 4h*4')
+        .meta({ description: 'Waits between attempts after temporary failures (Haraka notation); when used up, the message bounces' }),
+      concurrencyPerMailbox: intField({ min: 1, max: 16, default: 3 }, 'Deliveries at once per sending mailbox (Exchange Online allows 3 SMTP connections per mailbox)'),
+      ratePerMinute: intField({ min: 1, max: 100_000, default: 30 }, 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)'),
+      recipientsPerDay: intField({ min: 1, max: 1_000_000, default: 10_000 }, 'Recipients per sending mailbox in any 24 hours (Exchange Online: 10,000); more wait in the queue instead of getting the mailbox blocked'),
+      maxConcurrency: intField({ min: 1, max: 1000, default: 20 }, 'Deliveries at once over all mailboxes'),
+      concurrencyWhileReceiving: intField({ min: 1, max: 1000, default: 1 }, 'Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive'),
+      sendTimeoutSeconds: intField({ min: 1, max: 3600, default: 300 }, 'A delivery attempt that takes longer counts as a temporary failure'),
+      pollSeconds: intField({ min: 1, max: 3600, default: 10 }, 'How often the queue looks for changes made by `mailbridge queue` in another process'),
+      keepDays: intField({ min: 0, max: 3650, default: 7 }, 'Days that sent and bounced entries stay listed'),
+      leaseSeconds: intField({ min: 2, max: 3600, default: 30 }, 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this'),
+    })
       .meta({ description: 'Delivery: retries and Microsoft 365 per-mailbox limits' }),
-    bounces: z
-      .object({
-        notify: z
-          .enum(['sender', 'admin', 'both', 'none'])
-          .default('sender')
-          .meta({ description: 'Who gets the bounce report (RFC 3464) of a message that cannot be delivered' }),
-        adminAddress: z.email().optional().meta({ description: 'Admin address for bounce reports (notify: admin or both)' }),
-        from: z
-          .email()
-          .optional()
-          .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
-      })
-      .strict()
-      .prefault({})
+    bounces: settingsGroup({
+      notify: z
+        .enum(['sender', 'admin', 'both', 'none'])
+        .default('sender')
+        .meta({ description: 'Who gets the bounce report (RFC 3464) of a message that cannot be delivered' }),
+      adminAddress: z.email().optional().meta({ description: 'Admin address for bounce reports (notify: admin or both)' }),
+      from: z
+        .email()
+        .optional()
+        .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
+    })
       .meta({ description: 'Bounce reports for messages that cannot be delivered' }),
   })
   .strict()

@@ -5,6 +5,7 @@
  * heartbeat expectation (a stream silent for twice that is dead).
  */
 import { z } from 'zod';
+import { settingsGroup } from '../../../config/settings-group.ts';
 import { intField, numberField } from '../../../config/number-field.ts';
 
 export const EWS_VERSIONS = ['Exchange2010_SP1', 'Exchange2010_SP2', 'Exchange2013', 'Exchange2013_SP1', 'Exchange2016'] as const;
@@ -15,14 +16,11 @@ export const ewsWatchSchema = z
       .url({ protocol: /^https?$/ })
       .optional()
       .meta({ description: 'EWS URL, e.g. https://mail.contoso.com/EWS/Exchange.asmx; without it, autodiscover finds it per mailbox' }),
-    autodiscover: z
-      .object({
-        url: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'A fixed autodiscover endpoint (…/autodiscover.svc, …/autodiscover.xml or …/autodiscover.json/v1.0) instead of the usual candidates' }),
-        prefer: z.enum(['external', 'internal']).default('external').meta({ description: 'Which EWS URL to use when autodiscover names both' }),
-        cacheHours: numberField({ min: 0, max: 720, default: 24 }, 'How long autodiscover answers are kept'),
-      })
-      .strict()
-      .prefault({}),
+    autodiscover: settingsGroup({
+      url: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'A fixed autodiscover endpoint (…/autodiscover.svc, …/autodiscover.xml or …/autodiscover.json/v1.0) instead of the usual candidates' }),
+      prefer: z.enum(['external', 'internal']).default('external').meta({ description: 'Which EWS URL to use when autodiscover names both' }),
+      cacheHours: numberField({ min: 0, max: 720, default: 24 }, 'How long autodiscover answers are kept'),
+    }),
     servers: z
       .array(z.string().min(1))
       .optional()

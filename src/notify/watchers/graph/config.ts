@@ -8,6 +8,7 @@
  * 4 concurrent requests per app and mailbox (§4.8).
  */
 import { z } from 'zod';
+import { settingsGroup } from '../../../config/settings-group.ts';
 import { intField, numberField } from '../../../config/number-field.ts';
 import { graphUrlField } from '../../../m365/graph-url.ts';
 
@@ -43,13 +44,10 @@ export const graphWatchSchema = z
     requestsPerMailbox: intField({ min: 1, max: 4, default: 4 }, 'Graph requests at once per mailbox (Outlook allows 4 per app and mailbox)'),
     setupConcurrency: intField({ min: 1, max: 256, default: 16 }, 'Mailboxes set up (subscription created or renewed, catch-up run) at once, at start and on renewal'),
     syncConcurrency: intField({ min: 1, max: 1024, default: 128 }, 'Delta rounds running at once across all mailboxes of this listener'),
-    retry: z
-      .object({
-        initialSeconds: numberField({ min: 1, max: 3600, default: 30 }, 'Wait before the first retry of a failed subscription'),
-        maxSeconds: numberField({ min: 10, max: 86400, default: 1800 }, 'Longest wait between two attempts'),
-      })
-      .strict()
-      .prefault({}),
+    retry: settingsGroup({
+      initialSeconds: numberField({ min: 1, max: 3600, default: 30 }, 'Wait before the first retry of a failed subscription'),
+      maxSeconds: numberField({ min: 10, max: 86400, default: 1800 }, 'Longest wait between two attempts'),
+    }),
     path: z
       .string()
       .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)
