@@ -7,7 +7,9 @@
  * the secret box (config/secrets.ts), store to the store, connections to identity, relay, connectors
  * and notify to their capabilities. A capability's secret fields use `secretField`
  * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
- * nothing else.
+ * nothing else. The other kinds every section has are declared one way too, through config/:
+ * numbers with their range and default (intField, numberField), groups whose every setting has a
+ * default (settingsGroup) and password hashes (passwordHashField).
  */
 import { z } from 'zod';
 import { settingsGroup } from '../config/settings-group.ts';
