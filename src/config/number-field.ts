@@ -1,7 +1,9 @@
 /**
- * The one way mailbridge.yaml declares a numeric setting: its range, the value taken when it is
- * absent, and what it means (for the JSON Schema and docs/<lang>/reference/config.md). Limits,
- * timeouts, concurrencies and retry waits of every capability's section are declared with these.
+ * The one way mailbridge.yaml declares a numeric setting with a range and a default: the range, the
+ * value taken when it is absent, and what it means (for the JSON Schema and
+ * docs/<lang>/reference/config.md). Limits, timeouts, concurrencies and retry waits of every
+ * capability's section are declared with these; a number without an upper bound or a default (a
+ * listener's port) is a plain zod chain.
  */
 import { z } from 'zod';
 
