@@ -5,8 +5,10 @@
  * subscriptions routes alone (scope `subscriptions`), as before the admin API existed.
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
+import { intField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
-import { parsePasswordHash } from '../util/password.ts';
+import { passwordHashField } from '../config/hash-field.ts';
 
 /**
  * read: every GET of the admin routes; operate: queue actions and connector retries (and read);
@@ -33,10 +35,7 @@ export const ROLE_SCOPES: Record<Role, readonly ApiScope[]> = { reader: ['read']
 
 export const apiUserSchema = z
   .object({
-    password: z
-      .string()
-      .refine((h) => parsePasswordHash(h) !== undefined, { message: 'not a scrypt hash ($scrypt$ln=…): set it with `mailbridge api user set <name> --role <role>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored' , hash: true }),
+    password: passwordHashField('mailbridge api user set <name> --role <role>', 'scrypt hash of the password ($scrypt$ln=15,r=8,p=1$…), written by `mailbridge api user set <name>`; not a secret, the clear password is never stored'),
     role: z.enum(ROLES).meta({ description: 'reader (read), operator (read and queue/connector actions), admin (everything)' }),
   })
   .strict();
@@ -60,13 +59,10 @@ export const apiSchema = z
       .strict()
       .default({})
       .meta({ description: 'How admins sign in to the console besides local users: Entra ID (OpenID Connect, auth code + PKCE)' }),
-    session: z
-      .object({
-        idleMinutes: z.int().min(1).max(1440).default(30).meta({ description: 'A console session ends after this many minutes without a request' }),
-        maxHours: z.int().min(1).max(168).default(12).meta({ description: 'A console session ends this many hours after sign-in, however active' }),
-      })
-      .strict()
-      .default({ idleMinutes: 30, maxHours: 12 }),
+    session: settingsGroup({
+      idleMinutes: intField({ min: 1, max: 1440, default: 30 }, 'A console session ends after this many minutes without a request'),
+      maxHours: intField({ min: 1, max: 168, default: 12 }, 'A console session ends this many hours after sign-in, however active'),
+    }),
     keys: z
       .record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), apiKeySchema)
       .default({})

@@ -7,9 +7,13 @@
  * the secret box (config/secrets.ts), store to the store, connections to identity, relay, connectors
  * and notify to their capabilities. A capability's secret fields use `secretField`
  * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
- * nothing else.
+ * nothing else. The other kinds every section has are declared one way too, through config/:
+ * numbers with their range and default (intField, numberField), groups whose every setting has a
+ * default (settingsGroup) and password hashes (passwordHashField).
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
+import { intField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { secretsSchema } from '../config/secrets.ts';
 import { connectionSchema } from '../identity/config.ts';
@@ -20,36 +24,30 @@ import { notifySchema } from '../notify/config.ts';
 import { apiSchema } from '../api/config.ts';
 import { nodeSchema } from '../cluster/config.ts';
 
-export const serverSchema = z
-  .object({
-    listen: z.string().default('127.0.0.1'),
-    port: z.int().min(0).max(65535).default(8080),
-    publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
-    proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
-    metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
-    tls: z
-      .object({
-        cert: z.string().min(1).meta({ description: 'Path of the PEM certificate file (with its chain) the gateway serves HTTPS with' }),
-        key: z.string().min(1).meta({ description: 'Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)' }),
-      })
-      .strict()
-      .optional()
-      .meta({ description: 'Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set' }),
-    insecure: z
-      .boolean()
-      .default(false)
-      .meta({ description: 'Serve plain HTTP on a non-loopback server.listen anyway: only when a reverse proxy in front terminates TLS (passwords, session cookies and API keys cross the network in clear otherwise)' }),
-  })
-  .strict()
-  .default({ listen: '127.0.0.1', port: 8080, insecure: false });
+export const serverSchema = settingsGroup({
+  listen: z.string().default('127.0.0.1'),
+  port: intField({ min: 0, max: 65535, default: 8080 }),
+  publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
+  proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
+  metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
+  tls: z
+    .object({
+      cert: z.string().min(1).meta({ description: 'Path of the PEM certificate file (with its chain) the gateway serves HTTPS with' }),
+      key: z.string().min(1).meta({ description: 'Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)' }),
+    })
+    .strict()
+    .optional()
+    .meta({ description: 'Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set' }),
+  insecure: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Serve plain HTTP on a non-loopback server.listen anyway: only when a reverse proxy in front terminates TLS (passwords, session cookies and API keys cross the network in clear otherwise)' }),
+});
 
 export const configSchema = z
   .object({
     lang: z.enum(['en', 'de']).optional().meta({ description: 'Language of messages (default: from LANG)' }),
-    log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .strict()
-      .default({ level: 'info' }),
+    log: settingsGroup({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }),
     secrets: secretsSchema,
     store: storeSchema,
     node: nodeSchema.meta({ description: 'This node among several on one PostgreSQL store (its name); the only setting that may differ between nodes' }),

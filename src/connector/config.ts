@@ -18,6 +18,8 @@
  * ```
  */
 import { z } from 'zod';
+import { settingsGroup } from '../config/settings-group.ts';
+import { intField, numberField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
 import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../m365/subscriptions/listen.ts';
@@ -40,7 +42,7 @@ const imapSourceSchema = z
     kind: z.literal('imap'),
     ...imapServerFields,
     idle: z.boolean().default(true).meta({ description: 'Use IMAP IDLE to pick up new mail at once (the poll interval stays as a fallback)' }),
-    idleRestartSeconds: z.int().min(60).max(1740).default(600).meta({ description: 'Restart IDLE this often (Exchange ends IDLE after 29 minutes)' }),
+    idleRestartSeconds: intField({ min: 60, max: 1740, default: 600 }, 'Restart IDLE this often (Exchange ends IDLE after 29 minutes)'),
   })
   .strict();
 
@@ -64,13 +66,8 @@ const graphNotificationsSchema = z
       .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)
       .default('/notify/connector')
       .meta({ description: 'Path on the listener; the connector name is appended (notificationUrl = publicUrl + path + /<connector>)' }),
-    expirationMinutes: z
-      .int()
-      .min(45)
-      .max(MAX_SUBSCRIPTION_MINUTES)
-      .default(MAX_SUBSCRIPTION_MINUTES)
-      .meta({ description: 'Lifetime asked for each subscription (Graph: at most 4,230 minutes for messages)' }),
-    renewBeforeMinutes: z.int().min(5).max(1440).default(60).meta({ description: 'Renew a subscription this long before it expires' }),
+    expirationMinutes: intField({ min: 45, max: MAX_SUBSCRIPTION_MINUTES, default: MAX_SUBSCRIPTION_MINUTES }, 'Lifetime asked for each subscription (Graph: at most 4,230 minutes for messages)'),
+    renewBeforeMinutes: intField({ min: 5, max: 1440, default: 60 }, 'Renew a subscription this long before it expires'),
   })
   .strict();
 
@@ -78,7 +75,7 @@ const graphSourceSchema = z
   .object({
     kind: z.literal('graph'),
     baseUrl: graphUrlField('Graph for the mailbox source.'),
-    pageSize: z.int().min(1).max(1000).default(50).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
+    pageSize: intField({ min: 1, max: 1000, default: 50 }, 'Messages per delta page (Prefer: odata.maxpagesize)'),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust' }),
     notifications: graphNotificationsSchema
       .optional()
@@ -110,7 +107,7 @@ const smtpLike = {
     .default('return-path')
     .meta({ description: 'Envelope sender: return-path (from the message, else its From), empty (<>), or an address' }),
   name: z.string().optional().meta({ description: 'Name given in EHLO/LHLO (default: this host name)' }),
-  timeoutSeconds: z.int().min(1).max(3600).default(60),
+  timeoutSeconds: intField({ min: 1, max: 3600, default: 60 }),
   deliveryIdHeader: z
     .boolean()
     .default(false)
@@ -121,8 +118,8 @@ const smtpLike = {
 };
 
 const destinationSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('lmtp'), port: z.int().min(1).max(65535).default(24), ...smtpLike }).strict(),
-  z.object({ kind: z.literal('smtp'), port: z.int().min(1).max(65535).default(25), ...smtpLike }).strict(),
+  z.object({ kind: z.literal('lmtp'), port: intField({ min: 1, max: 65535, default: 24 }), ...smtpLike }).strict(),
+  z.object({ kind: z.literal('smtp'), port: intField({ min: 1, max: 65535, default: 25 }), ...smtpLike }).strict(),
   z
     .object({
       kind: z.literal('maildir'),
@@ -135,7 +132,7 @@ const destinationSchema = z.discriminatedUnion('kind', [
       kind: z.literal('http'),
       url: z.url().meta({ description: 'Receiver of one POST per message (JSON)' }),
       secret: secretField('HMAC-SHA256 key for the X-Mailbridge-Signature header'),
-      timeoutSeconds: z.int().min(1).max(3600).default(30),
+      timeoutSeconds: intField({ min: 1, max: 3600, default: 30 }),
       headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers' }),
       includeRaw: z.boolean().default(true).meta({ description: 'Include the raw message (base64) in the JSON' }),
     })
@@ -144,7 +141,7 @@ const destinationSchema = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('command'),
       command: z.array(z.string().min(1)).min(1).meta({ description: 'Program and arguments (no shell); gets the message on stdin. Exit 0 = delivered, 75 = retry later, other = refused' }),
-      timeoutSeconds: z.int().min(1).max(3600).default(300),
+      timeoutSeconds: intField({ min: 1, max: 3600, default: 300 }),
       env: z.record(z.string(), z.string()).optional().meta({ description: 'Extra environment variables' }),
     })
     .strict(),
@@ -165,7 +162,7 @@ export const connectorSchema = z
     connection: z.string().min(1).meta({ description: 'Name of the connection (connections.<name>) whose tokens open the mailboxes' }),
     source: z
       .discriminatedUnion('kind', [imapSourceSchema, graphSourceSchema])
-      .default({ kind: 'imap', port: 993, tls: 'implicit', idle: true, idleRestartSeconds: 600 }),
+      .prefault({ kind: 'imap' }),
     mailboxes: z
       .array(mailboxEntry)
       .min(1)
@@ -173,46 +170,20 @@ export const connectorSchema = z
     folders: z.array(folderName).min(1).default(['INBOX']).meta({ description: 'Folders of every mailbox that names none itself' }),
     destination: destinationSchema,
     after: afterSchema,
-    pollSeconds: z
-      .int()
-      .min(5)
-      .max(3600)
-      .default(60)
-      .meta({ description: 'Look for new mail at least this often (also when IDLE or Graph change notifications are on)' }),
-    maxMessageBytes: z
-      .int()
-      .min(1)
-      .max(157_286_400)
-      .default(157_286_400)
-      .meta({ description: 'Larger messages stay in the mailbox and are reported (Exchange Online allows 150 MB)' }),
-    concurrency: z
-      .object({
-        window: z.int().min(1).max(32).default(4).meta({ description: 'Messages handed to the destination at once, per mailbox folder' }),
-        mailboxes: z.int().min(1).max(10_000).default(32).meta({ description: 'Mailboxes fetched at once per connection (idle mailboxes do not count)' }),
-        logins: z.int().min(1).max(100).default(4).meta({ description: 'Logins in progress at once per connection' }),
-        sessionsPerMailbox: z
-          .int()
-          .min(1)
-          .max(20)
-          .default(4)
-          .meta({ description: 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)' }),
-      })
-      .strict()
-      .default({ window: 4, mailboxes: 32, logins: 4, sessionsPerMailbox: 4 }),
-    retry: z
-      .object({
-        initialSeconds: z.number().min(0.01).max(3600).default(1),
-        maxSeconds: z.number().min(0.01).max(86_400).default(300),
-      })
-      .strict()
-      .default({ initialSeconds: 1, maxSeconds: 300 })
+    pollSeconds: intField({ min: 5, max: 3600, default: 60 }, 'Look for new mail at least this often (also when IDLE or Graph change notifications are on)'),
+    maxMessageBytes: intField({ min: 1, max: 157_286_400, default: 157_286_400 }, 'Larger messages stay in the mailbox and are reported (Exchange Online allows 150 MB)'),
+    concurrency: settingsGroup({
+      window: intField({ min: 1, max: 32, default: 4 }, 'Messages handed to the destination at once, per mailbox folder'),
+      mailboxes: intField({ min: 1, max: 10_000, default: 32 }, 'Mailboxes fetched at once per connection (idle mailboxes do not count)'),
+      logins: intField({ min: 1, max: 100, default: 4 }, 'Logins in progress at once per connection'),
+      sessionsPerMailbox: intField({ min: 1, max: 20, default: 4 }, 'IMAP sessions per mailbox across all connectors of this instance (Exchange allows about 20)'),
+    }),
+    retry: settingsGroup({
+      initialSeconds: numberField({ min: 0.01, max: 3600, default: 1 }),
+      maxSeconds: numberField({ min: 0.01, max: 86_400, default: 300 }),
+    })
       .meta({ description: 'Pauses between attempts when a destination or mailbox is unavailable (doubling)' }),
-    keepDays: z
-      .int()
-      .min(1)
-      .max(3650)
-      .default(30)
-      .meta({ description: 'How long records of moved or deleted messages are kept' }),
+    keepDays: intField({ min: 1, max: 3650, default: 30 }, 'How long records of moved or deleted messages are kept'),
   })
   .strict();
 

@@ -4,6 +4,7 @@
  * puts it under `connections.<name>`.
  */
 import { z } from 'zod';
+import { intField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
@@ -55,7 +56,7 @@ export const connectionSchema = z
       .strict()
       .default({})
       .meta({ description: 'Override the scopes per resource (defaults follow the cloud)' }),
-    graceSeconds: z.int().min(0).max(3600).default(30).meta({ description: 'Renew a token this many seconds before it expires' }),
+    graceSeconds: intField({ min: 0, max: 3600, default: 30 }, 'Renew a token this many seconds before it expires'),
     proxy: z.url().optional().meta({ description: 'Outbound HTTP proxy for this connection (else server.proxy, else HTTPS_PROXY)' }),
     caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. the sandbox CA' }),
     exchangeAdminUrl: z

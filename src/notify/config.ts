@@ -5,6 +5,7 @@
  * the bearer keys of the subscriptions API (`api.keys.<name>`).
  */
 import { z } from 'zod';
+import { intField, numberField } from '../config/number-field.ts';
 import { secretField } from '../config/secret-field.ts';
 import { isAllowEntry } from '../net/allow-entry.ts';
 import { watchSchema } from './watchers/config.ts';
@@ -12,11 +13,11 @@ import { watchSchema } from './watchers/config.ts';
 
 export const retrySchema = z
   .object({
-    initialSeconds: z.number().min(0.1).max(3600).default(5).meta({ description: 'Wait before the first retry' }),
-    factor: z.number().min(1).max(10).default(2).meta({ description: 'Each wait is this many times the one before' }),
-    maxSeconds: z.number().min(1).max(86400).default(3600).meta({ description: 'Longest wait between two attempts' }),
-    giveUpAfterHours: z.number().min(0.01).max(720).default(24).meta({ description: 'Stop retrying an event this long after it was published' }),
-    jitter: z.number().min(0).max(1).default(0.2).meta({ description: 'Spread waits randomly by up to this fraction, so receivers are not hit in waves' }),
+    initialSeconds: numberField({ min: 0.1, max: 3600, default: 5 }, 'Wait before the first retry'),
+    factor: numberField({ min: 1, max: 10, default: 2 }, 'Each wait is this many times the one before'),
+    maxSeconds: numberField({ min: 1, max: 86400, default: 3600 }, 'Longest wait between two attempts'),
+    giveUpAfterHours: numberField({ min: 0.01, max: 720, default: 24 }, 'Stop retrying an event this long after it was published'),
+    jitter: numberField({ min: 0, max: 1, default: 0.2 }, 'Spread waits randomly by up to this fraction, so receivers are not hit in waves'),
   })
   .strict();
 
@@ -35,7 +36,7 @@ const sinkProxyFields = {
 export const webhookSinkSchema = z
   .object({
     ...sinkProxyFields,
-    timeoutSeconds: z.number().min(1).max(120).default(10).meta({ description: 'A receiver that has not answered by then is retried later' }),
+    timeoutSeconds: numberField({ min: 1, max: 120, default: 10 }, 'A receiver that has not answered by then is retried later'),
     requireHttps: z.boolean().default(true).meta({ description: 'Refuse http:// webhook URLs (signatures protect integrity, not confidentiality)' }),
   })
   .strict();
@@ -50,9 +51,9 @@ export const webPushSinkSchema = z
         privateKey: secretField('VAPID private key, 32 bytes in base64url'),
       })
       .strict(),
-    ttlSeconds: z.int().min(0).max(2419200).default(86400).meta({ description: 'How long a push service keeps a message for an offline browser' }),
+    ttlSeconds: intField({ min: 0, max: 2419200, default: 86400 }, 'How long a push service keeps a message for an offline browser'),
     urgency: z.enum(['very-low', 'low', 'normal', 'high']).default('normal'),
-    timeoutSeconds: z.number().min(1).max(120).default(10),
+    timeoutSeconds: numberField({ min: 1, max: 120, default: 10 }),
     requireHttps: z.boolean().default(true).meta({ description: 'Refuse http:// push endpoints (every real push service is HTTPS)' }),
   })
   .strict();
@@ -66,7 +67,7 @@ export const apnsSinkSchema = z
     topic: z.string().min(1).meta({ description: 'The app bundle ID, e.g. com.contoso.mail' }),
     environment: z.enum(['production', 'sandbox']).default('production'),
     url: z.url().optional().meta({ description: 'Override the APNs origin (tests, proxies); default from environment' }),
-    timeoutSeconds: z.number().min(1).max(120).default(10),
+    timeoutSeconds: numberField({ min: 1, max: 120, default: 10 }),
   })
   .strict();
 
@@ -76,7 +77,7 @@ export const fcmSinkSchema = z
     projectId: z.string().min(1).optional().meta({ description: 'Firebase project ID; default: project_id of the service account' }),
     serviceAccount: secretField('Service-account key JSON (client_email, private_key, token_uri; `mailbridge secret set … --file key.json`)'),
     url: z.url().default('https://fcm.googleapis.com').meta({ description: 'FCM origin (override for tests and proxies)' }),
-    timeoutSeconds: z.number().min(1).max(120).default(10),
+    timeoutSeconds: numberField({ min: 1, max: 120, default: 10 }),
   })
   .strict();
 
@@ -103,10 +104,10 @@ export const egressSchema = z
 
 export const notifySchema = z
   .object({
-    api: notifyApiSchema.default({ keys: {} }).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
-    retry: retrySchema.default(retrySchema.parse({})),
-    retentionHours: z.number().min(1).max(8760).default(168).meta({ description: 'Keep delivered events (and their ids, for deduplication) this long' }),
-    egress: egressSchema.default({ allow: [] }).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
+    api: notifyApiSchema.prefault({}).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
+    retry: retrySchema.prefault({}),
+    retentionHours: numberField({ min: 1, max: 8760, default: 168 }, 'Keep delivered events (and their ids, for deduplication) this long'),
+    egress: egressSchema.prefault({}).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
     webhook: webhookSinkSchema.optional(),
     webpush: webPushSinkSchema.optional(),
     apns: apnsSinkSchema.optional(),

@@ -3,7 +3,9 @@
  * by `mailbridge relay-user add|passwd`), which are not secrets; the listener's TLS key is a path.
  */
 import { z } from 'zod';
-import { parsePasswordHash } from '../util/password.ts';
+import { settingsGroup } from '../config/settings-group.ts';
+import { intField } from '../config/number-field.ts';
+import { passwordHashField } from '../config/hash-field.ts';
 import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { routesSchema, senderPattern } from './routing.ts';
@@ -23,7 +25,7 @@ export const adminMailSchema = z
       .min(1)
       .default(['start', 'stop', 'credentials'])
       .meta({ description: 'When to send one: start, stop, credentials (a client secret or certificate 30, 14, 7 and 1 days before it expires, and once expired); for bounce reports to an admin use relay.bounces.notify: admin or both' }),
-    stopWaitSeconds: z.int().min(0).max(60).default(10).meta({ description: 'How long a stopping relay waits for the stop mail to be sent' }),
+    stopWaitSeconds: intField({ min: 0, max: 60, default: 10 }, 'How long a stopping relay waits for the stop mail to be sent'),
   })
   .strict()
   .meta({ description: 'Mails to an admin when the relay starts and stops, and when a credential nears its expiry' });
@@ -47,10 +49,7 @@ export const listenerSchema = z
 
 export const relayUserSchema = z
   .object({
-    passwordHash: z
-      .string()
-      .refine((s) => parsePasswordHash(s) !== undefined, { message: 'not a scrypt hash / kein scrypt-Hash: `mailbridge relay-user passwd <name>`' })
-      .meta({ description: 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`' , hash: true }),
+    passwordHash: passwordHashField('mailbridge relay-user passwd <name>', 'scrypt hash of the password ($scrypt$…), printed by `mailbridge relay-user add|passwd`'),
     allowedSenders: z.array(senderPattern).min(1).meta({ description: 'Sender addresses (MAIL FROM) this user may use: name@domain or @domain' }),
     allowedIps: z.array(cidr).optional().meta({ description: 'If set, this user may log in only from these addresses' }),
     disabled: z.boolean().default(false).meta({ description: 'Refuse logins of this user without deleting it' }),
@@ -87,99 +86,49 @@ export const relaySchema = z
       .strict()
       .optional()
       .meta({ description: 'Listener certificate; without it mailbridge generates a self-signed one at first start and keeps it in dataDir/tls' }),
-    maxMessageSize: z
-      .int()
-      .min(1024)
-      .max(157_286_400)
-      .default(36_700_160)
-      .meta({ description: 'Largest message accepted, in bytes (advertised as SIZE; default 35 MiB, Exchange Online allows at most 150 MB)' }),
-    maxRecipients: z.int().min(1).max(1000).default(500).meta({ description: 'Recipients per message (Exchange Online: 500)' }),
-    maxClients: z.int().min(1).max(10_000).default(200).meta({ description: 'Concurrent client connections per listener' }),
+    maxMessageSize: intField({ min: 1024, max: 157_286_400, default: 36_700_160 }, 'Largest message accepted, in bytes (advertised as SIZE; default 35 MiB, Exchange Online allows at most 150 MB)'),
+    maxRecipients: intField({ min: 1, max: 1000, default: 500 }, 'Recipients per message (Exchange Online: 500)'),
+    maxClients: intField({ min: 1, max: 10_000, default: 200 }, 'Concurrent client connections per listener'),
     users: z.record(name, relayUserSchema).default({}).meta({ description: 'Relay users applications log in as (SMTP AUTH PLAIN/LOGIN)' }),
     networks: z.record(name, relayNetworkSchema).default({}).meta({ description: 'Networks whose clients may relay without logging in' }),
     routes: routesSchema,
     adminMail: adminMailSchema.optional(),
-    authBackoff: z
-      .object({
-        maxFailures: z.int().min(1).max(1000).default(5).meta({ description: 'Failed logins from one address before its logins are refused' }),
-        windowSeconds: z.int().min(1).default(900).meta({ description: 'Failures older than this are forgotten' }),
-        lockSeconds: z.int().min(1).default(900).meta({ description: 'How long logins from that address are refused (454 4.7.0)' }),
-        baseDelayMs: z.int().min(0).max(60_000).default(500).meta({ description: 'Delay of the reply to a failed login; doubles with each failure' }),
-        maxDelayMs: z.int().min(0).max(120_000).default(8_000).meta({ description: 'Longest such delay' }),
-      })
-      .strict()
-      .default({ maxFailures: 5, windowSeconds: 900, lockSeconds: 900, baseDelayMs: 500, maxDelayMs: 8_000 })
+    authBackoff: settingsGroup({
+      maxFailures: intField({ min: 1, max: 1000, default: 5 }, 'Failed logins from one address before its logins are refused'),
+      windowSeconds: z.int().min(1).default(900).meta({ description: 'Failures older than this are forgotten' }),
+      lockSeconds: z.int().min(1).default(900).meta({ description: 'How long logins from that address are refused (454 4.7.0)' }),
+      baseDelayMs: intField({ min: 0, max: 60_000, default: 500 }, 'Delay of the reply to a failed login; doubles with each failure'),
+      maxDelayMs: intField({ min: 0, max: 120_000, default: 8_000 }, 'Longest such delay'),
+    })
       .meta({ description: 'Slowing down password guessing, per client address' }),
-    queue: z
-      .object({
-        retrySchedule: z
-          .string()
-          .refine(validSchedule, { message: 'not a retry schedule / kein Wiederholungsplan ("1m, 5m*2, 1h*3")' })
-          .default('1m, 5m*2, 15m*2, 1h*6, 4h*4')
-          .meta({ description: 'Waits between attempts after temporary failures (Haraka notation); when used up, the message bounces' }),
-        concurrencyPerMailbox: z
-          .int()
-          .min(1)
-          .max(16)
-          .default(3)
-          .meta({ description: 'Deliveries at once per sending mailbox (Exchange Online allows 3 SMTP connections per mailbox)' }),
-        ratePerMinute: z
-          .int()
-          .min(1)
-          .max(100_000)
-          .default(30)
-          .meta({ description: 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)' }),
-        recipientsPerDay: z
-          .int()
-          .min(1)
-          .max(1_000_000)
-          .default(10_000)
-          .meta({ description: 'Recipients per sending mailbox in any 24 hours (Exchange Online: 10,000); more wait in the queue instead of getting the mailbox blocked' }),
-        maxConcurrency: z.int().min(1).max(1000).default(20).meta({ description: 'Deliveries at once over all mailboxes' }),
-        concurrencyWhileReceiving: z
-          .int()
-          .min(1)
-          .max(1000)
-          .default(1)
-          .meta({ description: 'Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive' }),
-        sendTimeoutSeconds: z.int().min(1).max(3600).default(300).meta({ description: 'A delivery attempt that takes longer counts as a temporary failure' }),
-        pollSeconds: z.int().min(1).max(3600).default(10).meta({ description: 'How often the queue looks for changes made by `mailbridge queue` in another process' }),
-        keepDays: z.int().min(0).max(3650).default(7).meta({ description: 'Days that sent and bounced entries stay listed' }),
-        leaseSeconds: z
-          .int()
-          .min(2)
-          .max(3600)
-          .default(30)
-          .meta({ description: 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this' }),
-      })
-      .strict()
-      .default({
-        retrySchedule: '1m, 5m*2, 15m*2, 1h*6, 4h*4',
-        concurrencyPerMailbox: 3,
-        ratePerMinute: 30,
-        recipientsPerDay: 10_000,
-        maxConcurrency: 20,
-        concurrencyWhileReceiving: 1,
-        sendTimeoutSeconds: 300,
-        pollSeconds: 10,
-        keepDays: 7,
-        leaseSeconds: 30,
-      })
+    queue: settingsGroup({
+      retrySchedule: z
+        .string()
+        .refine(validSchedule, { message: 'not a retry schedule / kein Wiederholungsplan ("1m, 5m*2, 1h*3")' })
+        .default('1m, 5m*2, 15m*2, 1h*6, 4h*4')
+        .meta({ description: 'Waits between attempts after temporary failures (Haraka notation); when used up, the message bounces' }),
+      concurrencyPerMailbox: intField({ min: 1, max: 16, default: 3 }, 'Deliveries at once per sending mailbox (Exchange Online allows 3 SMTP connections per mailbox)'),
+      ratePerMinute: intField({ min: 1, max: 100_000, default: 30 }, 'Deliveries started per minute per sending mailbox (Exchange Online: 30 messages per minute)'),
+      recipientsPerDay: intField({ min: 1, max: 1_000_000, default: 10_000 }, 'Recipients per sending mailbox in any 24 hours (Exchange Online: 10,000); more wait in the queue instead of getting the mailbox blocked'),
+      maxConcurrency: intField({ min: 1, max: 1000, default: 20 }, 'Deliveries at once over all mailboxes'),
+      concurrencyWhileReceiving: intField({ min: 1, max: 1000, default: 1 }, 'Deliveries at once while applications send a burst (10 messages or more within a quarter of a second: taking mail in goes first); maxConcurrency again once fewer arrive'),
+      sendTimeoutSeconds: intField({ min: 1, max: 3600, default: 300 }, 'A delivery attempt that takes longer counts as a temporary failure'),
+      pollSeconds: intField({ min: 1, max: 3600, default: 10 }, 'How often the queue looks for changes made by `mailbridge queue` in another process'),
+      keepDays: intField({ min: 0, max: 3650, default: 7 }, 'Days that sent and bounced entries stay listed'),
+      leaseSeconds: intField({ min: 2, max: 3600, default: 30 }, 'Several nodes (store.driver: postgres): how long a delivery claim holds without renewal; a node that dies leaves its deliveries to the others after this'),
+    })
       .meta({ description: 'Delivery: retries and Microsoft 365 per-mailbox limits' }),
-    bounces: z
-      .object({
-        notify: z
-          .enum(['sender', 'admin', 'both', 'none'])
-          .default('sender')
-          .meta({ description: 'Who gets the bounce report (RFC 3464) of a message that cannot be delivered' }),
-        adminAddress: z.email().optional().meta({ description: 'Admin address for bounce reports (notify: admin or both)' }),
-        from: z
-          .email()
-          .optional()
-          .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
-      })
-      .strict()
-      .default({ notify: 'sender' })
+    bounces: settingsGroup({
+      notify: z
+        .enum(['sender', 'admin', 'both', 'none'])
+        .default('sender')
+        .meta({ description: 'Who gets the bounce report (RFC 3464) of a message that cannot be delivered' }),
+      adminAddress: z.email().optional().meta({ description: 'Admin address for bounce reports (notify: admin or both)' }),
+      from: z
+        .email()
+        .optional()
+        .meta({ description: 'Mailbox that sends bounce reports (From, and the sending mailbox); default: the mailbox of the failed message' }),
+    })
       .meta({ description: 'Bounce reports for messages that cannot be delivered' }),
   })
   .strict()

@@ -21,6 +21,7 @@
  * as its fixed mailbox, else as if it were the sender; relay users do not apply to them.
  */
 import { z } from 'zod';
+import { intField } from '../config/number-field.ts';
 import type { ConnectionConfig } from '../identity/config.ts';
 import { isSenderPattern, normalizeAddress, SenderRules } from './policy.ts';
 import { graphUrlField } from '../m365/graph-url.ts';
@@ -34,25 +35,15 @@ export const senderPattern = z
 export const smtpRouteSchema = z
   .object({
     host: z.string().min(1).optional().meta({ description: "SMTP host; default: the connection's cloud (smtp.office365.com for global)" }),
-    port: z.int().min(1).max(65535).default(587).meta({ description: 'SMTP port (Exchange Online: 587 with STARTTLS)' }),
+    port: intField({ min: 1, max: 65535, default: 587 }, 'SMTP port (Exchange Online: 587 with STARTTLS)'),
     tls: z
       .enum(['starttls', 'implicit'])
       .default('starttls')
       .meta({ description: 'starttls: plain connection upgraded with STARTTLS (required); implicit: TLS from the first byte' }),
-    maxConnections: z
-      .int()
-      .min(1)
-      .max(3)
-      .default(3)
-      .meta({ description: 'Connections at once per sending mailbox (Exchange Online allows 3; a 4th gets 432 4.3.2)' }),
-    messagesPerConnection: z.int().min(1).max(10_000).default(100).meta({ description: 'Messages sent over one connection before it is replaced' }),
-    idleSeconds: z.int().min(1).max(600).default(30).meta({ description: 'An unused connection is closed after this long' }),
-    timeoutSeconds: z
-      .int()
-      .min(5)
-      .max(3600)
-      .default(120)
-      .meta({ description: 'Silence from the server that ends an attempt (Exchange holds the reply up to a minute when the 30 per minute limit is reached)' }),
+    maxConnections: intField({ min: 1, max: 3, default: 3 }, 'Connections at once per sending mailbox (Exchange Online allows 3; a 4th gets 432 4.3.2)'),
+    messagesPerConnection: intField({ min: 1, max: 10_000, default: 100 }, 'Messages sent over one connection before it is replaced'),
+    idleSeconds: intField({ min: 1, max: 600, default: 30 }, 'An unused connection is closed after this long'),
+    timeoutSeconds: intField({ min: 5, max: 3600, default: 120 }, 'Silence from the server that ends an attempt (Exchange holds the reply up to a minute when the 30 per minute limit is reached)'),
   })
   .strict();
 
@@ -73,7 +64,7 @@ export const graphRouteSchema = z
         description:
           'smtp: messages Graph cannot carry as they are (over the 4 MB request limit, or with To/Cc recipients that are not envelope recipients) go over SMTP AUTH XOAUTH2 with the same connection and mailbox; none: oversized messages bounce, such To/Cc addresses are removed',
       }),
-    timeoutSeconds: z.int().min(5).max(3600).default(120).meta({ description: 'How long one sendMail request may take' }),
+    timeoutSeconds: intField({ min: 5, max: 3600, default: 120 }, 'How long one sendMail request may take'),
   })
   .strict();
 

@@ -10,4 +10,4 @@ export const storeSchema = z
     z.object({ driver: z.literal('sqlite'), path: z.string().default('data/mailbridge.db') }).strict(),
     z.object({ driver: z.literal('postgres'), url: secretField('PostgreSQL connection URL, e.g. postgres://user:password@host/db') }).strict(),
   ])
-  .default({ driver: 'sqlite', path: 'data/mailbridge.db' });
+  .prefault({ driver: 'sqlite' });

@@ -22,6 +22,7 @@
  * Each kind's own options live beside its watcher (graph/config.ts, ews/config.ts, imap/config.ts).
  */
 import { z } from 'zod';
+import { intField } from '../../config/number-field.ts';
 import { secretField } from '../../config/secret-field.ts';
 import { DEFAULT_LISTEN, listenSchema, publicUrlField } from '../../m365/subscriptions/listen.ts';
 import { ewsWatchSchema } from './ews/config.ts';
@@ -47,7 +48,7 @@ export const watchListenerSchema = z
     connection: z.string().optional().meta({ description: 'Entra ID connection whose tokens this listener uses (connections.<name>)' }),
     username: z.string().optional().meta({ description: 'On-premises service account (EWS Basic auth or IMAP login) instead of a connection' }),
     password: secretField('Password of that account').optional(),
-    capacity: z.int().min(1).max(100_000).default(DEFAULT_CAPACITY).meta({ description: 'Mailboxes this listener watches at most (MaaS360 listener accounts: 1,250)' }),
+    capacity: intField({ min: 1, max: 100_000, default: DEFAULT_CAPACITY }, 'Mailboxes this listener watches at most (MaaS360 listener accounts: 1,250)'),
   })
   .strict()
   .refine((l) => (l.connection !== undefined) !== (l.username !== undefined), { message: 'give either connection or username / entweder connection oder username angeben' })
@@ -64,9 +65,9 @@ const groupBase = {
 };
 
 export const watchGroupSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('graph'), graph: graphWatchSchema.default(graphWatchSchema.parse({})), ...groupBase }).strict(),
-  z.object({ kind: z.literal('ews'), ews: ewsWatchSchema.default(ewsWatchSchema.parse({})), ...groupBase }).strict(),
-  z.object({ kind: z.literal('imap'), imap: imapWatchSchema.default(imapWatchSchema.parse({})), ...groupBase }).strict(),
+  z.object({ kind: z.literal('graph'), graph: graphWatchSchema.prefault({}), ...groupBase }).strict(),
+  z.object({ kind: z.literal('ews'), ews: ewsWatchSchema.prefault({}), ...groupBase }).strict(),
+  z.object({ kind: z.literal('imap'), imap: imapWatchSchema.prefault({}), ...groupBase }).strict(),
 ]);
 
 export const watchSchema = z

@@ -5,6 +5,8 @@
  * heartbeat expectation (a stream silent for twice that is dead).
  */
 import { z } from 'zod';
+import { settingsGroup } from '../../../config/settings-group.ts';
+import { intField, numberField } from '../../../config/number-field.ts';
 
 export const EWS_VERSIONS = ['Exchange2010_SP1', 'Exchange2010_SP2', 'Exchange2013', 'Exchange2013_SP1', 'Exchange2016'] as const;
 
@@ -14,23 +16,20 @@ export const ewsWatchSchema = z
       .url({ protocol: /^https?$/ })
       .optional()
       .meta({ description: 'EWS URL, e.g. https://mail.contoso.com/EWS/Exchange.asmx; without it, autodiscover finds it per mailbox' }),
-    autodiscover: z
-      .object({
-        url: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'A fixed autodiscover endpoint (…/autodiscover.svc, …/autodiscover.xml or …/autodiscover.json/v1.0) instead of the usual candidates' }),
-        prefer: z.enum(['external', 'internal']).default('external').meta({ description: 'Which EWS URL to use when autodiscover names both' }),
-        cacheHours: z.number().min(0).max(720).default(24).meta({ description: 'How long autodiscover answers are kept' }),
-      })
-      .strict()
-      .prefault({}),
+    autodiscover: settingsGroup({
+      url: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'A fixed autodiscover endpoint (…/autodiscover.svc, …/autodiscover.xml or …/autodiscover.json/v1.0) instead of the usual candidates' }),
+      prefer: z.enum(['external', 'internal']).default('external').meta({ description: 'Which EWS URL to use when autodiscover names both' }),
+      cacheHours: numberField({ min: 0, max: 720, default: 24 }, 'How long autodiscover answers are kept'),
+    }),
     servers: z
       .array(z.string().min(1))
       .optional()
       .meta({ description: 'Watch only mailboxes on these mailbox servers (autodiscover InternalMailboxServer; short or full names)' }),
     mode: z.enum(['streaming', 'push']).default('streaming').meta({ description: 'streaming: mailbridge holds the connection; push: Exchange calls the inbound listener' }),
-    connectionTimeoutMinutes: z.int().min(1).max(30).default(30).meta({ description: 'GetStreamingEvents ConnectionTimeout (1–30 minutes)' }),
-    heartbeatSeconds: z.number().min(1).max(600).default(45).meta({ description: 'Expected heartbeat; a stream silent for twice this long is reconnected' }),
-    statusFrequencyMinutes: z.int().min(1).max(1440).default(30).meta({ description: 'Push: StatusFrequency; silence over twice this resubscribes' }),
-    requestTimeoutSeconds: z.number().min(1).max(600).default(60),
+    connectionTimeoutMinutes: intField({ min: 1, max: 30, default: 30 }, 'GetStreamingEvents ConnectionTimeout (1–30 minutes)'),
+    heartbeatSeconds: numberField({ min: 1, max: 600, default: 45 }, 'Expected heartbeat; a stream silent for twice this long is reconnected'),
+    statusFrequencyMinutes: intField({ min: 1, max: 1440, default: 30 }, 'Push: StatusFrequency; silence over twice this resubscribes'),
+    requestTimeoutSeconds: numberField({ min: 1, max: 600, default: 60 }),
     authentication: z
       .enum(['basic', 'ntlm'])
       .default('basic')
@@ -41,8 +40,8 @@ export const ewsWatchSchema = z
     impersonation: z.boolean().default(true).meta({ description: 'Send ExchangeImpersonation (needed for app-only tokens and service accounts with ApplicationImpersonation)' }),
     version: z.enum(EWS_VERSIONS).default('Exchange2013').meta({ description: 'RequestServerVersion' }),
     caFile: z.string().min(1).optional().meta({ description: 'PEM file of the CA that issued the Exchange server certificate' }),
-    subscribeConcurrency: z.int().min(1).max(200).default(16).meta({ description: 'Subscribe and catch-up requests in flight at once' }),
-    maxBackOffSeconds: z.number().min(1).max(3600).default(600).meta({ description: 'Longest ErrorServerBusy back-off honoured in one wait' }),
+    subscribeConcurrency: intField({ min: 1, max: 200, default: 16 }, 'Subscribe and catch-up requests in flight at once'),
+    maxBackOffSeconds: numberField({ min: 1, max: 3600, default: 600 }, 'Longest ErrorServerBusy back-off honoured in one wait'),
   })
   .strict();
 

@@ -8,6 +8,8 @@
  * 4 concurrent requests per app and mailbox (§4.8).
  */
 import { z } from 'zod';
+import { settingsGroup } from '../../../config/settings-group.ts';
+import { intField, numberField } from '../../../config/number-field.ts';
 import { graphUrlField } from '../../../m365/graph-url.ts';
 
 /** Longest lifetime of a subscription on Outlook messages without resource data (facts §4.1). */
@@ -24,18 +26,8 @@ export const graphWatchSchema = z
       .min(1)
       .default(['created', 'updated', 'deleted'])
       .meta({ description: 'Changes to subscribe to: created (new mail), updated (read state), deleted' }),
-    expirationMinutes: z
-      .int()
-      .min(45)
-      .max(MAX_EXPIRATION_MINUTES)
-      .default(MAX_EXPIRATION_MINUTES)
-      .meta({ description: 'Lifetime asked for each subscription (Graph: at most 4,230 minutes for messages; with includeResourceData at most 1,440 are asked for)' }),
-    renewBeforeMinutes: z
-      .int()
-      .min(5)
-      .max(1440)
-      .default(60)
-      .meta({ description: 'Renew a subscription this long before it expires' }),
+    expirationMinutes: intField({ min: 45, max: MAX_EXPIRATION_MINUTES, default: MAX_EXPIRATION_MINUTES }, 'Lifetime asked for each subscription (Graph: at most 4,230 minutes for messages; with includeResourceData at most 1,440 are asked for)'),
+    renewBeforeMinutes: intField({ min: 5, max: 1440, default: 60 }, 'Renew a subscription this long before it expires'),
     immutableIds: z
       .boolean()
       .default(true)
@@ -48,22 +40,14 @@ export const graphWatchSchema = z
       .boolean()
       .default(false)
       .meta({ description: 'Rich notifications: Graph sends the message\'s sender, subject and date encrypted in the notification (subscriptions then live at most 1 day)' }),
-    pageSize: z.int().min(1).max(1000).default(200).meta({ description: 'Messages per delta page (Prefer: odata.maxpagesize)' }),
-    requestsPerMailbox: z.int().min(1).max(4).default(4).meta({ description: 'Graph requests at once per mailbox (Outlook allows 4 per app and mailbox)' }),
-    setupConcurrency: z
-      .int()
-      .min(1)
-      .max(256)
-      .default(16)
-      .meta({ description: 'Mailboxes set up (subscription created or renewed, catch-up run) at once, at start and on renewal' }),
-    syncConcurrency: z.int().min(1).max(1024).default(128).meta({ description: 'Delta rounds running at once across all mailboxes of this listener' }),
-    retry: z
-      .object({
-        initialSeconds: z.number().min(1).max(3600).default(30).meta({ description: 'Wait before the first retry of a failed subscription' }),
-        maxSeconds: z.number().min(10).max(86400).default(1800).meta({ description: 'Longest wait between two attempts' }),
-      })
-      .strict()
-      .default({ initialSeconds: 30, maxSeconds: 1800 }),
+    pageSize: intField({ min: 1, max: 1000, default: 200 }, 'Messages per delta page (Prefer: odata.maxpagesize)'),
+    requestsPerMailbox: intField({ min: 1, max: 4, default: 4 }, 'Graph requests at once per mailbox (Outlook allows 4 per app and mailbox)'),
+    setupConcurrency: intField({ min: 1, max: 256, default: 16 }, 'Mailboxes set up (subscription created or renewed, catch-up run) at once, at start and on renewal'),
+    syncConcurrency: intField({ min: 1, max: 1024, default: 128 }, 'Delta rounds running at once across all mailboxes of this listener'),
+    retry: settingsGroup({
+      initialSeconds: numberField({ min: 1, max: 3600, default: 30 }, 'Wait before the first retry of a failed subscription'),
+      maxSeconds: numberField({ min: 10, max: 86400, default: 1800 }, 'Longest wait between two attempts'),
+    }),
     path: z
       .string()
       .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)

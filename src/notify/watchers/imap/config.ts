@@ -3,6 +3,8 @@
  * configuration embeds this schema; defaults fit Exchange Online on 993 with XOAUTH2.
  */
 import { z } from 'zod';
+import { settingsGroup } from '../../../config/settings-group.ts';
+import { intField } from '../../../config/number-field.ts';
 import { secretField } from '../../../config/secret-field.ts';
 import { imapServerFields } from '../../../m365/imap-fields.ts';
 export const imapWatchSchema = z
@@ -24,33 +26,15 @@ export const imapWatchSchema = z
       ])
       .default('xoauth2')
       .meta({ description: "xoauth2: the connection's token, user = the mailbox (Exchange Online, IMAP.AccessAsApp); or { user, password } for on-premises servers" }),
-    idleRestartSeconds: z
-      .int()
-      .min(60)
-      .max(1740)
-      .default(600)
-      .meta({ description: 'Restart IDLE this often (Exchange ends IDLE after 29 minutes; 10 minutes is known to work well)' }),
-    resyncSeconds: z
-      .int()
-      .min(30)
-      .max(86_400)
-      .default(900)
-      .meta({ description: 'Look at each folder this often even without a word from the server (a safety net for servers that drop IDLE notifications; the only mechanism without IDLE)' }),
-    reconnect: z
-      .object({
-        initialSeconds: z.number().positive().max(3600).default(2),
-        maxSeconds: z.number().positive().max(3600).default(300),
-      })
-      .strict()
-      .prefault({})
+    idleRestartSeconds: intField({ min: 60, max: 1740, default: 600 }, 'Restart IDLE this often (Exchange ends IDLE after 29 minutes; 10 minutes is known to work well)'),
+    resyncSeconds: intField({ min: 30, max: 86_400, default: 900 }, 'Look at each folder this often even without a word from the server (a safety net for servers that drop IDLE notifications; the only mechanism without IDLE)'),
+    reconnect: settingsGroup({
+      initialSeconds: z.number().positive().max(3600).default(2),
+      maxSeconds: z.number().positive().max(3600).default(300),
+    })
       .meta({ description: 'Back-off between reconnect attempts of one folder: initial, doubled per failure, capped at max (with 20 % jitter)' }),
-    concurrentLogins: z
-      .int()
-      .min(1)
-      .max(200)
-      .default(10)
-      .meta({ description: 'Logins (and first catch-ups) in progress at once per listener, so that many mailboxes do not storm the server at start or after an outage' }),
-    connectTimeoutSeconds: z.int().min(1).max(300).default(30),
+    concurrentLogins: intField({ min: 1, max: 200, default: 10 }, 'Logins (and first catch-ups) in progress at once per listener, so that many mailboxes do not storm the server at start or after an outage'),
+    connectTimeoutSeconds: intField({ min: 1, max: 300, default: 30 }),
   })
   .strict();
 
