@@ -7,7 +7,8 @@
  * Strategy, one round every `roundMs` (a third of the lease time by default):
  * 1. Heartbeat: the node's row with what it holds per pool. A pool's key in that row says the node
  *    takes part in the pool (a `fetch erp` process takes connector:erp units, a `serve` does not).
- * 2. Live nodes: those whose heartbeat is younger than the lease time.
+ * 2. Live nodes: those whose heartbeat is younger than the lease time, by the store's clock (the
+ *    heartbeat returns the time it recorded).
  * 3. Rendezvous hashing: each unit belongs to the live member of its pool with the highest
  *    hash(node id, lease name). Adding or removing a node moves only the units it wins or held
  *    (about 1/N of them), and every node computes the same answer without talking to the others.
@@ -17,6 +18,9 @@
  *    taken by the survivors once its leases expire: within the lease time plus one round.
  * 5. A held lease this node could not renew in time (the database unreachable) is given up locally
  *    when it expires, without waiting for the database: its work stops before anyone else may start.
+ *    Locally a lease runs for the lease time from just before the statement that took or renewed
+ *    it, measured by this node's clock: it ends here no later than in the store, whatever the
+ *    offset between the two clocks (only their rates must agree, which they do to parts per million).
  *
  * On SQLite there is one node: it wins every unit, and holding them changes nothing for the work.
  *
@@ -25,7 +29,11 @@
  * node holding thousands of leases renews them in one round trip. The per-unit work is the
  * rendezvous hash in memory and the units' own start and stop.
  *
- * Limits: nodes' clocks must agree to well within the lease time (NTP).
+ * Clocks: every lease decision (free or expired, renewed, fenced write still allowed, node live
+ * or dead) is made by the store's clock, on PostgreSQL the database server's, so a node whose own
+ * clock is minutes off neither takes live leases nor keeps expired ones. Each node's offset from
+ * the server's clock is still measured and named (MB_CLUSTER_CLOCK_SKEW): the relay, tokens and TLS
+ * need a correct clock.
  */
 import { createHash } from 'node:crypto';
 import { MbError, toMbError } from '../errors/index.ts';
@@ -47,6 +55,7 @@ export interface UnitHandlers {
 export interface OwnershipOptions {
   cluster: ClusterRepository;
   node: NodeIdentity;
+  /** This node's clock: times the local end of held leases and the rounds (tests pass a manual one). */
   now?: () => number;
   leaseMs?: number;
   roundMs?: number;
@@ -59,6 +68,7 @@ interface Held {
   pool: string;
   unit: string;
   epoch: number;
+  /** When the lease ends by this node's clock (see 5. above), not the store's expiry. */
   expiresAt: number;
 }
 
@@ -172,7 +182,7 @@ export class Ownership {
   }
 
   private fence(lease: string, epoch: number): Fence {
-    return { lease, owner: this.node.id, epoch, now: this.now };
+    return { lease, owner: this.node.id, epoch };
   }
 
   /** Stops the work of the held units `which` picks, then releases their leases in one statement (a failure leaves them to expire). */
@@ -180,7 +190,7 @@ export class Ownership {
     const gone = [...this.held].filter(([, h]) => which(h));
     for (const [lease] of gone) await this.stop(lease);
     if (gone.length === 0) return;
-    await this.cluster.releaseAll(this.node.id, gone.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.now()).catch(() => undefined);
+    await this.cluster.releaseAll(this.node.id, gone.map(([lease, h]) => ({ lease, epoch: h.epoch }))).catch(() => undefined);
   }
 
   private async stop(lease: string): Promise<void> {
@@ -195,8 +205,9 @@ export class Ownership {
   }
 
   /**
-   * Leases run out by the nodes' clocks, so a clock more than a quarter lease off the database
-   * server's is named (once when it goes off, once when it is back), not silently lived with.
+   * Leases run out by the database server's clock, but the relay, tokens and TLS use this node's:
+   * a clock more than a quarter lease off the server's is named (once when it goes off, once when it
+   * is back), not silently lived with.
    */
   private watchClock(): void {
     const offset = this.cluster.clockOffset?.();
@@ -222,19 +233,20 @@ export class Ownership {
       }
     }
     try {
-      await this.cluster.heartbeat({
+      // The store stamps the heartbeat with its clock and returns that time: liveness is judged by it,
+      // as every other node judges it, not by this node's clock.
+      const at = await this.cluster.heartbeat({
         id: this.node.id,
         name: this.node.name,
         version: this.node.version,
         role: this.node.role,
         startedAt: this.node.started,
-        heartbeatAt: t,
         owns: this.counts(),
       });
       this.watchClock();
       // Every start is a new node id: rows of nodes long gone are removed, by whichever node comes first.
-      await this.cluster.pruneNodes(t - FORGET_NODES_AFTER_MS);
-      const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > t - this.leaseMs);
+      await this.cluster.pruneNodes(FORGET_NODES_AFTER_MS);
+      const live = (await this.cluster.nodes()).filter((n) => n.id === this.node.id || n.heartbeatAt > at - this.leaseMs);
       let budget = this.moveBatch ?? Math.max(1, Math.ceil(this.held.size / 4));
       // Decide for every unit first, then one statement per kind of change, however many units:
       // what is handed over, what is renewed, what is taken.
@@ -259,13 +271,15 @@ export class Ownership {
       // Handed over: stopped here first, then released, so the new owner starts after this one stopped.
       for (const [lease] of handOver) await this.stop(lease);
       if (handOver.length > 0) {
-        await this.cluster.releaseAll(this.node.id, handOver.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.now());
+        await this.cluster.releaseAll(this.node.id, handOver.map(([lease, h]) => ({ lease, epoch: h.epoch })));
         for (const [lease] of handOver) this.log.info({ lease }, 'cluster: handed over to another node');
       }
       if (keep.length > 0) {
-        const renewed = await this.cluster.renewAll(this.node.id, keep.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.leaseMs, t);
+        // Timed from before the statement: the store's expiry is at least as far away.
+        const sent = this.now();
+        const renewed = await this.cluster.renewAll(this.node.id, keep.map(([lease, h]) => ({ lease, epoch: h.epoch })), this.leaseMs);
         for (const [lease, h] of keep) {
-          if (renewed.has(lease)) h.expiresAt = t + this.leaseMs;
+          if (renewed.has(lease)) h.expiresAt = sent + this.leaseMs;
           else {
             this.log.warn({ lease, epoch: h.epoch }, 'cluster: lease lost to another node; its work stops');
             await this.stop(lease);
@@ -273,9 +287,11 @@ export class Ownership {
         }
       }
       if (this.closed || take.size === 0) return;
-      for (const l of await this.cluster.acquireAll([...take.keys()], this.node.id, this.leaseMs, t)) {
+      const sent = this.now();
+      for (const l of await this.cluster.acquireAll([...take.keys()], this.node.id, this.leaseMs)) {
         const { pool, unit } = take.get(l.name)!;
-        this.held.set(l.name, { pool: pool.key, unit, epoch: l.epoch, expiresAt: l.expiresAt });
+        // l.expiresAt is the store's time; this node counts the lease time on its own clock (see 5.).
+        this.held.set(l.name, { pool: pool.key, unit, epoch: l.epoch, expiresAt: sent + this.leaseMs });
         this.log.info({ lease: l.name, epoch: l.epoch }, 'cluster: took over');
       }
       // Started once every lease taken is recorded as held: a node closing meanwhile (close()

@@ -1,6 +1,7 @@
 /**
  * What `mailbridge status`, GET /api/v1/nodes and the metrics say about the nodes: each node's id,
- * name, version, role, uptime, whether it is live (heartbeat younger than the lease time) and what
+ * name, version, role, uptime, whether it is live (heartbeat younger than the lease time, by the
+ * store's clock, as the nodes judge it among themselves) and what
  * it owns per pool, read from the node registry every node writes each round; on PostgreSQL also
  * how many relay messages each holds claimed (active rows naming it), a dead node's until a
  * survivor takes them over.
@@ -36,13 +37,16 @@ export function statusSources(store: { driver: 'sqlite' | 'postgres'; cluster: C
 
 export async function nodesView(
   from: { cluster: ClusterRepository; queue?: Pick<QueueRepository, 'claimedPerNode'> | undefined },
-  o: { now: number; self?: string | undefined; leaseMs?: number },
+  o: { self?: string | undefined; leaseMs?: number } = {},
 ): Promise<NodeView[]> {
   const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+  // Heartbeats are stamped by the store's clock (the database server's on PostgreSQL): compared
+  // with this process's clock, a node would show as stopped whenever the two disagree.
+  const now = await from.cluster.now();
   const claimed = from.queue ? await from.queue.claimedPerNode() : undefined;
   return (await from.cluster.nodes())
     // Stopped nodes are shown until the rounds forget them, so an admin sees which one died.
-    .filter((n) => n.heartbeatAt > o.now - FORGET_NODES_AFTER_MS)
+    .filter((n) => n.heartbeatAt > now - FORGET_NODES_AFTER_MS)
     .map((n) => ({
       id: n.id,
       name: n.name,
@@ -51,7 +55,7 @@ export async function nodesView(
       startedAt: new Date(n.startedAt).toISOString(),
       heartbeatAt: new Date(n.heartbeatAt).toISOString(),
       uptimeSeconds: Math.max(0, Math.round((n.heartbeatAt - n.startedAt) / 1000)),
-      live: n.heartbeatAt > o.now - leaseMs,
+      live: n.heartbeatAt > now - leaseMs,
       owns: n.owns,
       self: n.id === o.self,
       ...(claimed ? { relayClaimed: claimed[n.id] ?? 0 } : {}),

@@ -94,7 +94,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const ownership = new Ownership({ cluster: store.cluster, node, log, ...(options.cluster?.leaseMs ? { leaseMs: options.cluster.leaseMs } : {}) });
   metrics.sources.node = () => ({ id: node.id, name: node.name, version: node.version, role: node.role, owns: ownership.counts() });
   metrics.sources.clusterNodes = async () => {
-    const nodes = await nodesView(statusSources(store), { now: Date.now(), leaseMs: ownership.leaseMs });
+    const nodes = await nodesView(statusSources(store), { leaseMs: ownership.leaseMs });
     return {
       live: nodes.filter((n) => n.live).length,
       dead: nodes.filter((n) => !n.live).length,

@@ -6,25 +6,26 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointRepository, CheckpointScope, LeaseResult, MessageRecord } from './checkpoints.ts';
 import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 import type { Transaction } from './postgres.ts';
-import type { Fence } from './cluster.ts';
-import { postgresFenceCheck } from './cluster-postgres.ts';
+import type { Fence, LeaseClock } from './cluster.ts';
+import { postgresFenceCheck, postgresNow } from './cluster-postgres.ts';
 
 const S = 'connector = $1 AND mailbox = $2 AND folder = $3';
 const sv = (s: CheckpointScope): unknown[] => [s.connector, s.mailbox, s.folder];
 const now = () => new Date().toISOString();
 
 /** `fence`: every write runs in a transaction that first checks the lease still holds (cluster.ts). */
-export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction, fence?: Fence): CheckpointRepository {
+export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transaction, clock: LeaseClock, fence?: Fence): CheckpointRepository {
+  const fenceCheck = postgresFenceCheck(clock);
   const write = <T>(fn: (db: pg.PoolClient | pg.Pool) => Promise<T>): Promise<T> =>
     fence
       ? transaction(async (db) => {
-          await postgresFenceCheck(db, fence);
+          await fenceCheck(db, fence);
           return fn(db);
         })
       : fn(pool);
   const tx = <T>(fn: (db: pg.PoolClient) => Promise<T>): Promise<T> =>
     transaction(async (db) => {
-      await postgresFenceCheck(db, fence);
+      await fenceCheck(db, fence);
       return fn(db);
     });
   const advanceIn = async (db: pg.PoolClient | pg.Pool, scope: CheckpointScope, to: { position?: number; cursor?: string | null }) => {
@@ -150,7 +151,8 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
 
     async claim(name, owner, ttlMs, steal): Promise<LeaseResult> {
       return transaction(async (db): Promise<LeaseResult> => {
-        const t = Date.now();
+        // The lease clock (the database server's): a node whose own clock runs ahead cannot take a live run lease.
+        const t = await postgresNow(db, clock);
         // Make sure a row exists, then lock it: two nodes claiming a new lease take turns here.
         await db.query('INSERT INTO connector_lease (name, owner, expires_at) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING', [name, owner]);
         const { rows } = await db.query<Row>('SELECT owner, expires_at FROM connector_lease WHERE name = $1 FOR UPDATE', [name]);
@@ -168,7 +170,7 @@ export function createPostgresCheckpoints(pool: pg.Pool, transaction: Transactio
     },
 
     fenced(f) {
-      return createPostgresCheckpoints(pool, transaction, f);
+      return createPostgresCheckpoints(pool, transaction, clock, f);
     },
   };
 }

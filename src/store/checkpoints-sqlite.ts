@@ -14,7 +14,7 @@ import type {
 } from './checkpoints.ts';
 import { toInFlight, toMessageRecord, toScopeSummary, type Row } from './checkpoint-rows.ts';
 import type { Fence } from './cluster.ts';
-import { sqliteFenceCheck } from './cluster-sqlite.ts';
+import type { SqliteFenceCheck } from './cluster-sqlite.ts';
 
 /** SQLite limits bound parameters; query long item/key lists in slices. */
 const SLICE = 500;
@@ -26,9 +26,8 @@ const SLICE = 500;
  * waiting behind other messages' fsyncs on the event loop; the promise still resolves only once the
  * row is on disk, before the message is marked, moved or deleted.
  */
-export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promise<void>): CheckpointRepository {
+export function createSqliteCheckpoints(db: DatabaseSync, fenceCheck: SqliteFenceCheck, syncWal?: () => Promise<void>): CheckpointRepository {
   const stmt = statementCache(db);
-  const fenceCheck = sqliteFenceCheck(db);
   return checkpoints(db, stmt, fenceCheck, syncWal, undefined);
 }
 
@@ -36,7 +35,7 @@ export function createSqliteCheckpoints(db: DatabaseSync, syncWal?: () => Promis
 function checkpoints(
   db: DatabaseSync,
   stmt: ReturnType<typeof statementCache>,
-  fenceCheck: ReturnType<typeof sqliteFenceCheck>,
+  fenceCheck: SqliteFenceCheck,
   syncWal: (() => Promise<void>) | undefined,
   fence: Fence | undefined,
 ): CheckpointRepository {

@@ -1,7 +1,8 @@
 /**
  * The node registry and leases on SQLite (see cluster.ts). One SQLite file serves one host, so in
  * practice one node owns everything; the rows are the same as on PostgreSQL so that `mailbridge
- * status` and the fencing work the same way.
+ * status` and the fencing work the same way. Times come from the clock the store was opened with
+ * (this process's; a test's manual one), read by the repository: callers pass none.
  */
 import type { DatabaseSync } from 'node:sqlite';
 import type { Acquired, ClusterRepository, Fence, HeldLease } from './cluster.ts';
@@ -9,21 +10,26 @@ import { leaseLost } from './cluster.ts';
 import { statementCache, transaction } from './sqlite-tools.ts';
 import { toLease, toNode, type Row } from './cluster-rows.ts';
 
-/** Throws MB_CLUSTER_LEASE_LOST unless the fence still holds; call inside the write's transaction. */
-export function sqliteFenceCheck(db: DatabaseSync): (fence: Fence | undefined) => void {
+/** Checks a fence inside the write's transaction (see sqliteFenceCheck). */
+export type SqliteFenceCheck = (fence: Fence | undefined) => void;
+
+/** Throws MB_CLUSTER_LEASE_LOST unless the fence still holds by `clock`; call inside the write's transaction. */
+export function sqliteFenceCheck(db: DatabaseSync, clock: () => number): SqliteFenceCheck {
   const stmt = statementCache(db);
   return (fence) => {
     if (!fence) return;
-    const ok = stmt('SELECT 1 FROM cluster_leases WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?').get(fence.lease, fence.owner, fence.epoch, fence.now());
+    const ok = stmt('SELECT 1 FROM cluster_leases WHERE name = ? AND owner = ? AND epoch = ? AND expires_at > ?').get(fence.lease, fence.owner, fence.epoch, clock());
     if (!ok) throw leaseLost(fence);
   };
 }
 
-export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
+export function createSqliteCluster(db: DatabaseSync, clock: () => number): ClusterRepository {
   const stmt = statementCache(db);
-  /** Moves the expiry of the leases `owner` holds at exactly these epochs and that have not run out; returns their names. */
-  const setExpiry = (owner: string, held: readonly HeldLease[], expiresAt: number, now: number): Set<string> => {
+  /** Moves the expiry of the leases `owner` holds at exactly these epochs and that have not run out to now + ttlMs (0: a release); returns their names. */
+  const setExpiry = (owner: string, held: readonly HeldLease[], ttlMs: number): Set<string> => {
     if (held.length === 0) return new Set();
+    const now = clock();
+    const expiresAt = now + ttlMs;
     const rows = stmt(
       `UPDATE cluster_leases SET expires_at = ?
        FROM (SELECT value ->> '$[0]' AS name, value ->> '$[1]' AS epoch FROM json_each(?)) AS h
@@ -34,10 +40,15 @@ export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
   };
   return {
     async heartbeat(n) {
+      const at = clock();
       stmt(
         `INSERT INTO cluster_nodes (id, name, version, role, started_at, heartbeat_at, owns) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, owns = excluded.owns`,
-      ).run(n.id, n.name, n.version, n.role, n.startedAt, n.heartbeatAt, JSON.stringify(n.owns));
+      ).run(n.id, n.name, n.version, n.role, n.startedAt, at, JSON.stringify(n.owns));
+      return at;
+    },
+    async now() {
+      return clock();
     },
     async nodes() {
       return (stmt('SELECT * FROM cluster_nodes ORDER BY started_at, id').all() as Row[]).map(toNode);
@@ -45,10 +56,11 @@ export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
     async leave(id) {
       stmt('DELETE FROM cluster_nodes WHERE id = ?').run(id);
     },
-    async pruneNodes(before) {
-      return Number(stmt('DELETE FROM cluster_nodes WHERE heartbeat_at < ?').run(before).changes);
+    async pruneNodes(ageMs) {
+      return Number(stmt('DELETE FROM cluster_nodes WHERE heartbeat_at < ?').run(clock() - ageMs).changes);
     },
-    async acquire(name, owner, ttlMs, now): Promise<Acquired> {
+    async acquire(name, owner, ttlMs): Promise<Acquired> {
+      const now = clock();
       return transaction(db, (): Acquired => {
         const cur = stmt('SELECT * FROM cluster_leases WHERE name = ?').get(name) as Row | undefined;
         const expiresAt = now + ttlMs;
@@ -68,8 +80,9 @@ export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
         return { ok: true, epoch: l.epoch + 1, expiresAt };
       });
     },
-    async acquireAll(names, owner, ttlMs, now) {
+    async acquireAll(names, owner, ttlMs) {
       if (names.length === 0) return [];
+      const now = clock();
       // One statement, acquire()'s rules as an upsert: a new name gets epoch 1; an existing lease is
       // taken only when expired (next epoch) or already ours (same epoch); RETURNING names only
       // those taken. (`WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.)
@@ -84,17 +97,17 @@ export function createSqliteCluster(db: DatabaseSync): ClusterRepository {
       ).all(owner, now + ttlMs, JSON.stringify(names), now, now) as Row[];
       return rows.map(toLease);
     },
-    async renew(f, ttlMs, now) {
-      return setExpiry(f.owner, [f], now + ttlMs, now).has(f.lease);
+    async renew(f, ttlMs) {
+      return setExpiry(f.owner, [f], ttlMs).has(f.lease);
     },
-    async renewAll(owner, held, ttlMs, now) {
-      return setExpiry(owner, held, now + ttlMs, now);
+    async renewAll(owner, held, ttlMs) {
+      return setExpiry(owner, held, ttlMs);
     },
-    async release(f, now) {
-      return setExpiry(f.owner, [f], now, now).has(f.lease);
+    async release(f) {
+      return setExpiry(f.owner, [f], 0).has(f.lease);
     },
-    async releaseAll(owner, held, now) {
-      return setExpiry(owner, held, now, now);
+    async releaseAll(owner, held) {
+      return setExpiry(owner, held, 0);
     },
     async leases(prefix) {
       const rows = (prefix === undefined

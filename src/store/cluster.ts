@@ -16,8 +16,12 @@
  * a node taking the lease over (an UPDATE of that row) waits until the fenced write has committed,
  * and a fenced write that comes after the takeover sees the new epoch.
  *
- * Times are epoch milliseconds of the caller's clock (tests pass a manual one); nodes are expected
- * to keep their clocks in sync (NTP) to well within the lease time.
+ * Times are epoch milliseconds of the store's lease clock, chosen when the store is opened
+ * (LeaseClock): on PostgreSQL the database server's clock, read inside each statement, so every
+ * node decides by the same clock and a node whose own clock is minutes off can neither take a live
+ * lease nor write under one that ran out; on SQLite (one machine) the process's clock. Tests that
+ * drive leases with a manual clock open the store with it. Callers never pass a time: the
+ * repository stamps heartbeats and expiries itself.
  */
 import { MbError } from '../errors/index.ts';
 
@@ -42,13 +46,18 @@ export interface LeaseRecord {
   expiresAt: number;
 }
 
-/** What every write made as an owner carries; refused when the lease moved on. */
+/**
+ * What times leases and heartbeats: 'database' (PostgreSQL only, its default) is the server's
+ * clock_timestamp(); a function is a clock of this process (SQLite's default is Date.now; tests
+ * pass a manual one).
+ */
+export type LeaseClock = 'database' | (() => number);
+
+/** What every write made as an owner carries; refused when the lease moved on or ran out (by the store's clock). */
 export interface Fence {
   lease: string;
   owner: string;
   epoch: number;
-  /** The holder's clock (the expiry is compared with it). */
-  now: () => number;
 }
 
 /** A lease as its holder knows it (the fence without the owner, which a batch names once). */
@@ -60,8 +69,13 @@ export interface HeldLease {
 export type Acquired = { ok: true; epoch: number; expiresAt: number } | { ok: false; owner: string; epoch: number; expiresAt: number };
 
 export interface ClusterRepository {
-  /** Inserts or updates the node's row (its heartbeat and what it owns). */
-  heartbeat(node: NodeRecord): Promise<void>;
+  /**
+   * Inserts or updates the node's row (what it owns), stamping the heartbeat with the store's
+   * clock; returns that time, against which the caller tells live nodes from dead ones.
+   */
+  heartbeat(node: Omit<NodeRecord, 'heartbeatAt'>): Promise<number>;
+  /** The store's clock now (the time leases and heartbeats are compared with). */
+  now(): Promise<number>;
   /**
    * How far this process's clock was ahead of the database server's at the last heartbeat (ms;
    * negative: behind). Undefined where the store is on this machine (SQLite) or before a heartbeat.
@@ -71,13 +85,13 @@ export interface ClusterRepository {
   nodes(): Promise<NodeRecord[]>;
   /** A node that stops cleanly says goodbye, so the others rebalance at once instead of after the lease time. */
   leave(id: string): Promise<void>;
-  /** Forgets nodes whose heartbeat is older than `before`; returns how many. */
-  pruneNodes(before: number): Promise<number>;
+  /** Forgets nodes whose heartbeat is more than `ageMs` old; returns how many. */
+  pruneNodes(ageMs: number): Promise<number>;
   /**
    * Takes the lease `name` for `owner` until now + ttlMs when it is free, expired or already this
    * owner's (then it is renewed and keeps its epoch). A new holder gets the next epoch.
    */
-  acquire(name: string, owner: string, ttlMs: number, now: number): Promise<Acquired>;
+  acquire(name: string, owner: string, ttlMs: number): Promise<Acquired>;
   /**
    * acquire() for many leases in one statement, whatever their number (an ownership round with
    * thousands of units costs what one with ten costs): each of `names` that is free, expired or
@@ -85,20 +99,20 @@ export interface ClusterRepository {
    * others are another node's. On PostgreSQL a lease another transaction has locked (its holder's
    * fenced write or renewal in progress) is skipped, not waited for: the next round tries it again.
    */
-  acquireAll(names: readonly string[], owner: string, ttlMs: number, now: number): Promise<LeaseRecord[]>;
-  /** Extends a held lease; false when it expired or moved on (the holder must stop at once). */
-  renew(fence: Omit<Fence, 'now'>, ttlMs: number, now: number): Promise<boolean>;
+  acquireAll(names: readonly string[], owner: string, ttlMs: number): Promise<LeaseRecord[]>;
+  /** Extends a held lease to now + ttlMs; false when it expired or moved on (the holder must stop at once). */
+  renew(fence: Fence, ttlMs: number): Promise<boolean>;
   /** renew() for every lease `owner` holds, in one statement; returns the names renewed (the others expired or moved on). */
-  renewAll(owner: string, held: readonly HeldLease[], ttlMs: number, now: number): Promise<Set<string>>;
+  renewAll(owner: string, held: readonly HeldLease[], ttlMs: number): Promise<Set<string>>;
   /** Gives a lease up (expiring it now, keeping its epoch for the next holder to count on). */
-  release(fence: Omit<Fence, 'now'>, now: number): Promise<boolean>;
+  release(fence: Fence): Promise<boolean>;
   /** release() for many leases of `owner` in one statement; returns the names released. */
-  releaseAll(owner: string, held: readonly HeldLease[], now: number): Promise<Set<string>>;
+  releaseAll(owner: string, held: readonly HeldLease[]): Promise<Set<string>>;
   /** Leases whose names start with `prefix` (all when omitted). */
   leases(prefix?: string): Promise<LeaseRecord[]>;
 }
 
 /** What a refused fenced write throws. */
-export function leaseLost(fence: Omit<Fence, 'now'>): MbError {
+export function leaseLost(fence: Fence): MbError {
   return new MbError('MB_CLUSTER_LEASE_LOST', { lease: fence.lease, owner: fence.owner, epoch: fence.epoch });
 }

@@ -63,11 +63,16 @@ export interface Store {
 
 export type StoreConfig = { driver: 'sqlite'; path: string } | { driver: 'postgres'; url: string };
 
-export async function openStore(config: StoreConfig): Promise<Store> {
+/**
+ * `clock`: what times leases, node heartbeats and the fenced writes' checks (src/store/cluster.ts).
+ * Left out, PostgreSQL uses the database server's clock (one clock for every node) and SQLite this
+ * process's; tests that drive leases by hand pass a manual clock.
+ */
+export async function openStore(config: StoreConfig, options: { clock?: () => number } = {}): Promise<Store> {
   if (config.driver === 'sqlite') {
     const { openSqliteStore } = await import('./sqlite.ts');
-    return openSqliteStore(config.path);
+    return openSqliteStore(config.path, options);
   }
   const { openPostgresStore } = await import('./postgres.ts');
-  return openPostgresStore(config.url);
+  return openPostgresStore(config.url, options);
 }

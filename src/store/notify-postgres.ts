@@ -18,7 +18,7 @@ import {
 } from './notify.ts';
 import { HEAD, subFields, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
-import { postgresFenceCheck } from './cluster-postgres.ts';
+import type { PostgresFenceCheck } from './cluster-postgres.ts';
 import { tally } from './rows.ts';
 
 /** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
@@ -31,7 +31,7 @@ interface SubRowWithMailboxes extends SubRow {
 
 const toSubscription = (r: SubRowWithMailboxes) => toSub(r, r.mailboxes ?? []);
 
-export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction): NotifyRepository {
+export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction, fenceCheck: PostgresFenceCheck): NotifyRepository {
   const getSub = async (db: Queryable, id: string) => (await db.query<SubRowWithMailboxes>(`${SUB} WHERE s.id = $1`, [id])).rows[0];
 
   return {
@@ -86,7 +86,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
     async publish(event, now, fence) {
       const mailbox = event.mailbox.toLowerCase();
       return transaction(async (db) => {
-        await postgresFenceCheck(db, fence);
+        await fenceCheck(db, fence);
         // Lock the mailbox's sequence row first: publishers of one mailbox take turns, so the
         // duplicate check below sees an event another node committed a moment ago.
         await db.query('INSERT INTO notify_mailboxes (mailbox, last_seq) VALUES ($1, 0) ON CONFLICT (mailbox) DO NOTHING', [mailbox]);

@@ -13,9 +13,9 @@ import {
 } from './notify.ts';
 import { HEAD, subFields, toDelivery, toEvent, toSub as toRecord, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import { tally } from './rows.ts';
-import { sqliteFenceCheck } from './cluster-sqlite.ts';
+import type { SqliteFenceCheck } from './cluster-sqlite.ts';
 
-export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository {
+export function createSqliteNotifyRepository(db: DatabaseSync, fenceCheck: SqliteFenceCheck): NotifyRepository {
   const s = {
     insertSub: db.prepare(
       `INSERT INTO notify_subscriptions (id, kind, events, params, privacy, label, state, gone_reason, created_at, updated_at)
@@ -73,7 +73,6 @@ export function createSqliteNotifyRepository(db: DatabaseSync): NotifyRepository
   };
 
   const tx = <T>(fn: () => T): T => transaction(db, fn);
-  const fenceCheck = sqliteFenceCheck(db);
 
   const toSub = (r: SubRow) => toRecord(r, (s.subMailboxes.all(r.id) as Array<{ mailbox: string }>).map((m) => m.mailbox));
 

@@ -17,7 +17,7 @@
 import pg from 'pg';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store, StoreKeyValue } from './index.ts';
-import type { Fence } from './cluster.ts';
+import type { Fence, LeaseClock } from './cluster.ts';
 import { createPostgresCheckpoints } from './checkpoints-postgres.ts';
 import { migrations } from './migrations.ts';
 import { createPostgresNotifyRepository } from './notify-postgres.ts';
@@ -60,7 +60,18 @@ function describe(url: string): string {
   }
 }
 
-export async function openPostgresStore(url: string, options: { max?: number } = {}): Promise<PostgresStore> {
+export interface PostgresStoreOptions {
+  max?: number;
+  /**
+   * What times leases, heartbeats and the fenced writes' checks: the database server's clock by
+   * default, so that the nodes decide by one clock; tests driving leases by hand pass theirs.
+   */
+  clock?: LeaseClock;
+}
+
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const clock = options.clock ?? 'database';
+  const fenceCheck = postgresFenceCheck(clock);
   // A server that does not answer (host down, network cut) fails a connection attempt after 5 s
   // instead of never: the relay then answers 451 rather than leaving the client hanging.
   const pool = new pg.Pool({ connectionString: url, types, max: options.max ?? 10, connectionTimeoutMillis: 5_000 });
@@ -111,7 +122,7 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       if (options?.relaxed || fence) {
         await transaction(
           async (c) => {
-            await postgresFenceCheck(c, fence);
+            await fenceCheck(c, fence);
             await c.query(sql, params);
           },
           { relaxed: options?.relaxed === true },
@@ -122,7 +133,7 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       const sql = 'DELETE FROM kv WHERE namespace = $1 AND key = $2';
       const r = fence
         ? await transaction(async (c) => {
-            await postgresFenceCheck(c, fence);
+            await fenceCheck(c, fence);
             return c.query(sql, [namespace, key]);
           })
         : await pool.query(sql, [namespace, key]);
@@ -134,7 +145,7 @@ export async function openPostgresStore(url: string, options: { max?: number } =
       const params = [namespace, key, value, new Date().toISOString()];
       if (fence) {
         await transaction(async (c) => {
-          await postgresFenceCheck(c, fence);
+          await fenceCheck(c, fence);
           await c.query(sql, params);
         });
       } else await pool.query(sql, params);
@@ -156,9 +167,9 @@ export async function openPostgresStore(url: string, options: { max?: number } =
     driver: 'postgres',
     kv,
     queue: createPostgresQueueRepository(pool, transaction),
-    checkpoints: createPostgresCheckpoints(pool, transaction),
-    notify: createPostgresNotifyRepository(pool, transaction),
-    cluster: createPostgresCluster(pool, transaction),
+    checkpoints: createPostgresCheckpoints(pool, transaction, clock),
+    notify: createPostgresNotifyRepository(pool, transaction, fenceCheck),
+    cluster: createPostgresCluster(pool, transaction, clock),
     signals,
     transaction,
     async ping() {

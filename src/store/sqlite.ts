@@ -18,7 +18,12 @@ import { createSqliteNotifyRepository } from './notify-sqlite.ts';
 import { createSqliteCluster, sqliteFenceCheck } from './cluster-sqlite.ts';
 import { sqliteSignals } from './signals.ts';
 
-export function openSqliteStore(path: string): Store {
+/**
+ * `clock` times leases, heartbeats and the fenced writes' checks: this process's clock (one
+ * machine), or a test's manual one.
+ */
+export function openSqliteStore(path: string, options: { clock?: () => number } = {}): Store {
+  const clock = options.clock ?? Date.now;
   let db: DatabaseSync;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -47,7 +52,7 @@ export function openSqliteStore(path: string): Store {
   // subscription and a cursor per mailbox at start (100,000 writes for 50,000 mailboxes), and an
   // fsync each inside SQLite's commit held the event loop for minutes — long enough for Graph's
   // 10-second validation of the notification URL to fail.
-  const fenceCheck = sqliteFenceCheck(db);
+  const fenceCheck = sqliteFenceCheck(db, clock);
   /** `fence`: every write first checks, in its transaction, that the lease still holds (cluster.ts). */
   const kvOf = (fence?: Fence): KeyValue => ({
     async get(namespace, key) {
@@ -85,10 +90,10 @@ export function openSqliteStore(path: string): Store {
   return {
     driver: 'sqlite',
     kv,
-    checkpoints: createSqliteCheckpoints(db, syncWal),
+    checkpoints: createSqliteCheckpoints(db, fenceCheck, syncWal),
     queue: createSqliteQueueRepository(db, syncWal),
-    notify: createSqliteNotifyRepository(db),
-    cluster: createSqliteCluster(db),
+    notify: createSqliteNotifyRepository(db, fenceCheck),
+    cluster: createSqliteCluster(db, clock),
     signals,
     async ping() {
       db.prepare('SELECT 1').get();

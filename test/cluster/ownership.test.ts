@@ -79,9 +79,10 @@ for (const d of drivers.list) {
     });
 
     test('a round costs the same few statements for 3,000 units as for three: one renewal, one acquisition, one release for all', async () => {
-      const store = await d.open();
       let now = 1_800_000_000_000;
       const clock = () => now;
+      // The manual clock is the nodes' and the store's (leases and heartbeats): rounds are steps of it.
+      const store = await d.open({ clock });
       const units = Array.from({ length: 3000 }, (_, i) => `shard#${i}`);
       const make = (name: string) => {
         const active = new Set<string>();
@@ -127,9 +128,10 @@ for (const d of drivers.list) {
     });
 
     test('leave: a pool\'s units stop here and go to the other node at once, without waiting for the lease time', async () => {
-      const store = await d.open();
       let now = 1_800_000_000_000;
       const clock = () => now;
+      // The manual clock is the nodes' and the store's (leases and heartbeats): rounds are steps of it.
+      const store = await d.open({ clock });
       const running = new Map<string, string>();
       const a = node(store, 'a', clock, running);
       const b = node(store, 'b', clock, running);
@@ -151,12 +153,17 @@ for (const d of drivers.list) {
     });
 
     test('three nodes share the units, a killed node\'s units move to the survivors within the lease time, its late write is refused', async () => {
-      const store = await d.open();
       let now = 1_800_000_000_000;
       const clock = () => now;
+      // The manual clock is the nodes' and the store's (leases and heartbeats): rounds are steps of it.
+      const store = await d.open({ clock });
       // A node that stopped a day and a second ago is forgotten by the first round; one that stopped an hour ago is not.
-      await store.cluster.heartbeat({ id: 'gone-long', name: 'old', version: '0.0.1', role: 'serve', startedAt: now - 90_000_000, heartbeatAt: now - 86_401_000, owns: {} });
-      await store.cluster.heartbeat({ id: 'gone-recently', name: 'old', version: '0.0.1', role: 'serve', startedAt: now - 7_200_000, heartbeatAt: now - 3_600_000, owns: {} });
+      const start = now;
+      now = start - 86_401_000;
+      await store.cluster.heartbeat({ id: 'gone-long', name: 'old', version: '0.0.1', role: 'serve', startedAt: start - 90_000_000, owns: {} });
+      now = start - 3_600_000;
+      await store.cluster.heartbeat({ id: 'gone-recently', name: 'old', version: '0.0.1', role: 'serve', startedAt: start - 7_200_000, owns: {} });
+      now = start;
       const running = new Map<string, string>();
       const a = node(store, 'a', clock, running);
       await a.o.tick();
@@ -245,7 +252,7 @@ test('a node whose clock is more than a quarter lease off the database server\'s
 test('PostgreSQL: the heartbeat measures this process\'s clock against the server\'s', async () => {
   const store = await drivers.list.find((d) => d.name === 'postgres')!.open();
   assert.equal(store.cluster.clockOffset?.(), undefined, 'nothing measured before a heartbeat');
-  await store.cluster.heartbeat({ id: 'n1', name: 'n1', version: '0', role: 'test', startedAt: Date.now(), heartbeatAt: Date.now(), owns: {} });
+  await store.cluster.heartbeat({ id: 'n1', name: 'n1', version: '0', role: 'test', startedAt: Date.now(), owns: {} });
   const offset = store.cluster.clockOffset?.();
   assert.ok(offset !== undefined && Math.abs(offset) < 1_000, `the server runs on this machine: offset ${offset} ms`);
 });

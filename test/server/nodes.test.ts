@@ -115,7 +115,10 @@ test('relay claims name the gateway\'s node; GET /api/v1/nodes, /metrics and mai
     assert.ok(await one.relay!.relay.queue.claim('m2'));
     assert.equal((await store.queue.get('m1'))?.claimedBy, one.node.id);
     // A node that died holding a claim: listed as stopped, with its claim until a survivor takes it over.
-    await store.cluster.heartbeat({ id: 'mb3-0d0e0a0d', name: 'mb3', version: '0.1.0', role: 'serve', startedAt: now - 600_000, heartbeatAt: now - 60_000, owns: {} });
+    // Its last heartbeat a minute ago: stamped by a store whose clock runs a minute behind.
+    const late = await openStore({ driver: 'postgres', url }, { clock: () => Date.now() - 60_000 });
+    await late.cluster.heartbeat({ id: 'mb3-0d0e0a0d', name: 'mb3', version: '0.1.0', role: 'serve', startedAt: now - 600_000, owns: {} });
+    await late.close();
     assert.ok((await store.queue.claim('m3', { by: 'mb3-0d0e0a0d', token: 't3', now, leaseUntil: now + 3_600_000 })).record);
 
     const listed = await waitFor(

@@ -58,20 +58,19 @@ for (const d of drivers.list) {
     });
 
     test('kv.fenced: writes as a lease holder; once the lease moved on, the former holder\'s set and delete are refused and change nothing', async () => {
-      const s = await d.open();
       let now = 1_800_000_000_000;
-      const clock = () => now;
+      const s = await d.open({ clock: () => now });
       const lease = 'watch:sales/sales/sandbox#0';
-      const a = await s.cluster.acquire(lease, 'n-a', 30_000, now);
+      const a = await s.cluster.acquire(lease, 'n-a', 30_000);
       assert.ok(a.ok);
-      const asA = s.kv.fenced({ lease, owner: 'n-a', epoch: a.epoch, now: clock });
+      const asA = s.kv.fenced({ lease, owner: 'n-a', epoch: a.epoch });
       await asA.set('notify.watch.graph', 'cursor:anna', 'delta-1');
       await asA.set('notify.watch.graph', 'trace:anna', 'r1', { relaxed: true });
       assert.equal(await asA.get('notify.watch.graph', 'cursor:anna'), 'delta-1');
       now += 31_000;
-      const b = await s.cluster.acquire(lease, 'n-b', 30_000, now);
+      const b = await s.cluster.acquire(lease, 'n-b', 30_000);
       assert.ok(b.ok);
-      await s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch, now: clock }).set('notify.watch.graph', 'cursor:anna', 'delta-2');
+      await s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch }).set('notify.watch.graph', 'cursor:anna', 'delta-2');
       const lost = (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST';
       await assert.rejects(asA.set('notify.watch.graph', 'cursor:anna', 'delta-1'), lost);
       await assert.rejects(asA.set('notify.watch.graph', 'cursor:anna', 'delta-1', { relaxed: true }), lost);
@@ -79,7 +78,7 @@ for (const d of drivers.list) {
       assert.equal(await s.kv.get('notify.watch.graph', 'cursor:anna'), 'delta-2');
       // Expired without a successor is lost as well: the holder may not write past its lease.
       now += 31_000;
-      await assert.rejects(s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch, now: clock }).set('notify.watch.graph', 'cursor:anna', 'delta-3'), lost);
+      await assert.rejects(s.kv.fenced({ lease, owner: 'n-b', epoch: b.epoch }).set('notify.watch.graph', 'cursor:anna', 'delta-3'), lost);
       assert.equal(await s.kv.get('notify.watch.graph', 'cursor:anna'), 'delta-2');
     });
 

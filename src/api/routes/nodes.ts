@@ -35,7 +35,7 @@ export function nodeRoutes(ctx: ApiContext): RouteSpec[] {
       status: 200,
       response: z.object({ store: z.enum(['sqlite', 'postgres']), nodes: z.array(nodeSchema) }),
       async handler() {
-        const nodes = await nodesView(statusSources(ctx.store), { now: (ctx.now ?? Date.now)(), self: ctx.node?.id });
+        const nodes = await nodesView(statusSources(ctx.store), { self: ctx.node?.id });
         return { store: ctx.store.driver, nodes };
       },
     }),

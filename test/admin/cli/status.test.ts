@@ -13,10 +13,12 @@ import { runCli } from './harness.ts';
 const dir = mkdtempSync(join(tmpdir(), 'mb-status-cli-'));
 const cfg = join(dir, 'mailbridge.yaml');
 let store: Store;
+/** When set, the time the store stamps heartbeats with (a node whose heartbeat stopped is one stamped in the past). */
+let at: number | undefined;
 
 before(async () => {
   writeFileSync(cfg, JSON.stringify({ store: { driver: 'sqlite', path: join(dir, 'mb.db') } }));
-  store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
+  store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') }, { clock: () => at ?? Date.now() });
 });
 
 after(async () => {
@@ -33,8 +35,11 @@ test('no node yet: says so', async () => {
 
 test('nodes with version, role, uptime, state and what they own (English, German, JSON)', async () => {
   const now = Date.now();
-  await store.cluster.heartbeat({ id: 'mb1-0a0b0c0d', name: 'mb1', version: '0.1.0', role: 'serve', startedAt: now - 3_725_000, heartbeatAt: now, owns: { 'watch:sales': 4 } });
-  await store.cluster.heartbeat({ id: 'mb2-01020304', name: 'mb2', version: '0.1.0', role: 'fetch erp', startedAt: now - 600_000, heartbeatAt: now - 120_000, owns: { 'connector:erp': 0 } });
+  at = now;
+  await store.cluster.heartbeat({ id: 'mb1-0a0b0c0d', name: 'mb1', version: '0.1.0', role: 'serve', startedAt: now - 3_725_000, owns: { 'watch:sales': 4 } });
+  at = now - 120_000;
+  await store.cluster.heartbeat({ id: 'mb2-01020304', name: 'mb2', version: '0.1.0', role: 'fetch erp', startedAt: now - 600_000, owns: { 'connector:erp': 0 } });
+  at = undefined;
   const en = await runCli(['--config', cfg, 'status']);
   assert.equal(en.code, 0, en.stderr);
   assert.match(en.stdout, /Store: sqlite; 1 node\(s\) live, 1 stopped/);

@@ -202,9 +202,10 @@ test('several nodes: a shard\'s watchers write their cursors as the lease holder
   const { nodeIdentity } = await import('../../../src/cluster/node.ts');
   const { startPostgres } = await import('../../support/postgres.ts');
   const pg = await startPostgres();
-  const store = await openStore({ driver: 'postgres', url: await pg.database('fence') });
   let now = 1_800_000_000_000;
   const clock = () => now;
+  // The manual clock times the leases too (the store's lease clock), so the pause below is one step.
+  const store = await openStore({ driver: 'postgres', url: await pg.database('fence') }, { clock });
   const ownership = new Ownership({ cluster: store.cluster, node: nodeIdentity({ name: 'stale', role: 'serve' }), now: clock, leaseMs: 30_000 });
   // The IMAP watcher as the service builds it, with the context it would write its positions through.
   const built: Array<Parameters<(typeof watchers)['imap']>[1]> = [];
@@ -234,9 +235,9 @@ test('several nodes: a shard\'s watchers write their cursors as the lease holder
     const [lease] = await store.cluster.leases('watch:legacy/');
     assert.ok(lease);
     now += 31_000;
-    const next = await store.cluster.acquire(lease.name, 'successor', 30_000, now);
+    const next = await store.cluster.acquire(lease.name, 'successor', 30_000);
     assert.ok(next.ok);
-    await store.kv.fenced({ lease: lease.name, owner: 'successor', epoch: next.epoch, now: clock }).set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 9');
+    await store.kv.fenced({ lease: lease.name, owner: 'successor', epoch: next.epoch }).set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 9');
     // The stale watcher wakes up and writes the position it had: refused, the successor's stays.
     const lost = (err: unknown) => err instanceof MbError && err.code === 'MB_CLUSTER_LEASE_LOST';
     await assert.rejects(kv.set('notify.watch.imap', `cursor:${WATCHED.imap}`, 'uid 7'), lost);

@@ -59,7 +59,7 @@ Arbeit geht an die aktiven Knoten, seine Relay-Nachrichten, sobald ihr Anspruch 
     const app = await openApp({ configPath: ctx.configPath, env: ctx.env, lang: ctx.lang });
     try {
       const store = await app.store();
-      const nodes = await nodesView(statusSources(store), { now: Date.now() });
+      const nodes = await nodesView(statusSources(store));
       if (ctx.opts.json) {
         ctx.out.line(JSON.stringify({ store: store.driver, nodes }, null, 2));
         return 0;
