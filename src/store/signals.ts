@@ -16,7 +16,8 @@
  * with the parcel's key; the receiver reads every parcel of the key in the order posted and
  * removes each once it is handled. A signal is only a nudge: whoever takes parcels also looks for
  * them when it starts and every few seconds, so a signal sent while nobody listened, or lost with
- * a connection, delays a parcel but never drops it.
+ * a connection, delays a parcel but never drops it. Parcels nobody will take (their receiver is
+ * gone from the configuration, or none took them for days) are removed by their user with `prune`.
  */
 import { EventEmitter } from 'node:events';
 import type { DatabaseSync } from 'node:sqlite';
@@ -43,6 +44,11 @@ export interface Parcels {
   waiting(channel: string): Promise<string[]>;
   /** Removes handled parcels. */
   remove(ids: readonly number[]): Promise<void>;
+  /**
+   * Removes the parcels of `channel` posted before `before` (the posting node's clock), only those
+   * of `keys` when given; returns how many.
+   */
+  prune(channel: string, before: number, keys?: readonly string[]): Promise<number>;
 }
 
 export interface Signals extends Parcels {
@@ -75,6 +81,8 @@ export function sqliteSignals(db: DatabaseSync, syncWal?: () => Promise<void>): 
     parcels: db.prepare('SELECT id, key, payload, posted_at FROM signal_parcels WHERE channel = ? AND key = ? ORDER BY id LIMIT ?'),
     waiting: db.prepare('SELECT DISTINCT key FROM signal_parcels WHERE channel = ? ORDER BY key'),
     remove: db.prepare('DELETE FROM signal_parcels WHERE id = ?'),
+    prune: db.prepare('DELETE FROM signal_parcels WHERE channel = ? AND posted_at < ?'),
+    pruneKeys: db.prepare('DELETE FROM signal_parcels WHERE channel = ? AND posted_at < ? AND key IN (SELECT value FROM json_each(?))'),
   };
   return {
     ...signals,
@@ -90,6 +98,12 @@ export function sqliteSignals(db: DatabaseSync, syncWal?: () => Promise<void>): 
     },
     async remove(ids) {
       if (ids.length) await durable(db, syncWal, () => ids.forEach((id) => stmts.remove.run(id)));
+    },
+    async prune(channel, before, keys) {
+      if (keys?.length === 0) return 0;
+      return durable(db, syncWal, () =>
+        Number((keys ? stmts.pruneKeys.run(channel, before, JSON.stringify(keys)) : stmts.prune.run(channel, before)).changes),
+      );
     },
   };
 }
@@ -184,6 +198,13 @@ export function postgresSignals(pool: pg.Pool, connectionString: string, types: 
     },
     async remove(ids) {
       if (ids.length) await pool.query('DELETE FROM signal_parcels WHERE id = ANY($1::bigint[])', [ids]);
+    },
+    async prune(channel, before, keys) {
+      if (keys?.length === 0) return 0;
+      const r = keys
+        ? await pool.query('DELETE FROM signal_parcels WHERE channel = $1 AND posted_at < $2 AND key = ANY($3::text[])', [channel, before, [...keys]])
+        : await pool.query('DELETE FROM signal_parcels WHERE channel = $1 AND posted_at < $2', [channel, before]);
+      return r.rowCount ?? 0;
     },
     async subscribe(channel, fn, onGap) {
       const first = !handlers.has(channel);

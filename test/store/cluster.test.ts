@@ -179,6 +179,22 @@ for (const d of drivers.list) {
       assert.equal((await s.notify.publish(event('evt_2'), now, { lease, owner: 'n-b', epoch: b.epoch })).event.seq, 2);
     });
 
+    test('parcels: prune removes those of a channel posted before a time, of the keys given or of all', async () => {
+      const s = await d.open();
+      await s.signals.post('ch', 'a', 'a1', T0 - 10);
+      await s.signals.post('ch', 'a', 'a2', T0);
+      await s.signals.post('ch', 'b', 'b1', T0 - 10);
+      await s.signals.post('ch', 'c', 'c1', T0 - 10);
+      await s.signals.post('other', 'a', 'o1', T0 - 10);
+      assert.equal(await s.signals.prune('ch', T0, []), 0);
+      assert.equal(await s.signals.prune('ch', T0, ['b', 'x']), 1);
+      assert.deepEqual(await s.signals.waiting('ch'), ['a', 'c']);
+      assert.equal(await s.signals.prune('ch', T0), 2);
+      assert.deepEqual((await s.signals.parcels('ch', 'a', 10)).map((p) => p.payload), ['a2']);
+      assert.deepEqual(await s.signals.waiting('ch'), ['a']);
+      assert.deepEqual((await s.signals.parcels('other', 'a', 10)).map((p) => p.payload), ['o1'], 'another channel\'s parcel stays');
+    });
+
     test('signals: a subscriber gets what another store of the same database publishes', async () => {
       const a = await d.open();
       // PostgreSQL: a second pool on the same database, as another node; SQLite: the same process.

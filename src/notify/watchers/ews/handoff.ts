@@ -30,6 +30,15 @@
  * removing it, two holders for a moment during a takeover): events carry stable ids and the store
  * keeps each once. A parcel of an older generation is handled too (its events are the mailbox's),
  * but only the current generation's watermark is saved.
+ *
+ * Parcels nobody will take are pruned by the sweep (every 10 minutes by the hub's clock; every node
+ * does it, deleting twice costs nothing): a parcel of a mailbox no listener has any more (it left
+ * the configuration) once it is an hour old, which leaves a configuration change time to reach
+ * every node; and any parcel nobody took for 3 days (PARCEL_MAX_AGE_MS). A parcel is normally
+ * taken within seconds, and Exchange gives up on a push after 31 minutes of retries (facts §5.3):
+ * one still waiting after days belongs to a mailbox no node manages to watch, and keeping it would
+ * only grow the table. Its events are dropped with a warning. Ages compare the posting node's
+ * clock with this node's: minutes of skew do not matter against hours and days.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -45,6 +54,11 @@ import { routePath } from './push.ts';
 /** The signal channel and parcel channel of EWS pushes handed to the owner of their mailbox. */
 export const EWS_PUSH_CHANNEL = 'mailbridge_ews_push';
 const SWEEP_MS = 5_000;
+/** A parcel nobody took for this long is removed, whatever its mailbox (see above). */
+export const PARCEL_MAX_AGE_MS = 3 * 86_400_000;
+/** A parcel of a mailbox no listener has is removed once this old (see above). */
+export const ORPHAN_PARCEL_AFTER_MS = 3_600_000;
+const PRUNE_EVERY_MS = 600_000;
 
 /** What a parcel holds: one push request's notifications and the generation its URL named. */
 export interface HandedPush {
@@ -73,14 +87,20 @@ export interface EwsPushHub {
   remove(ids: readonly number[]): Promise<void>;
   /** The mailboxes of a listener with parcels waiting. */
   waiting(listener: string): Promise<string[]>;
+  /**
+   * Removes the parcels nobody will take (see above): `orphaned` those of a mailbox no listener
+   * has, `expired` those nobody took for PARCEL_MAX_AGE_MS. The sweep calls it every 10 minutes.
+   */
+  prune(): Promise<{ orphaned: number; expired: number }>;
   /** Listens on the channel and starts the sweep. */
   start(): Promise<void>;
   close(): void;
   /**
    * Pushes answered here: stored as parcels (`posted`), of those for a mailbox no watcher here held
-   * (`forwarded`), answered Unsubscribe, refused (HTTP 500); parcels handled by owners here.
+   * (`forwarded`), answered Unsubscribe, refused (HTTP 500); parcels handled by owners here, and
+   * pruned here (nobody would take them).
    */
-  readonly stats: { posted: number; forwarded: number; unsubscribed: number; failed: number; handled: number };
+  readonly stats: { posted: number; forwarded: number; unsubscribed: number; failed: number; handled: number; pruned: number };
 }
 
 export interface EwsPushHubOptions {
@@ -122,10 +142,11 @@ export function createEwsPushHub(o: EwsPushHubOptions): EwsPushHub {
     owners: Set<PushOwner>;
   }
   const listeners = new Map<string, Listener>();
-  const stats = { posted: 0, forwarded: 0, unsubscribed: 0, failed: 0, handled: 0 };
+  const stats = { posted: 0, forwarded: 0, unsubscribed: 0, failed: 0, handled: 0, pruned: 0 };
   let stop: (() => void) | undefined;
   let sweep: ReturnType<typeof setInterval> | undefined;
   let sweeping = false;
+  let prunedAt: number | undefined;
 
   const ownerOf = (listener: string, address: string): PushOwner | undefined => {
     for (const owner of listeners.get(listener)?.owners ?? []) if (owner.has(address)) return owner;
@@ -136,6 +157,30 @@ export function createEwsPushHub(o: EwsPushHubOptions): EwsPushHub {
     if (at > 0) ownerOf(key.slice(0, at), key.slice(at + 1))?.drain(key.slice(at + 1));
   };
   const xml = (status: 'OK' | 'Unsubscribe') => ({ status: 200, body: sendNotificationResult(status) });
+
+  /** Parcel keys of mailboxes no listener of this configuration has (a listener removed, or the mailbox left it). */
+  const orphans = (keys: readonly string[]) => {
+    const addresses = new Map<string, Set<string>>();
+    return keys.filter((k) => {
+      const at = k.indexOf('\n');
+      const listener = k.slice(0, at);
+      const entry = listeners.get(listener);
+      if (!entry) return true;
+      let set = addresses.get(listener);
+      if (!set) addresses.set(listener, (set = new Set(entry.boxes.values())));
+      return !set.has(k.slice(at + 1));
+    });
+  };
+
+  async function prune(): Promise<{ orphaned: number; expired: number }> {
+    const now = o.now();
+    const expired = await o.signals.prune(EWS_PUSH_CHANNEL, now - PARCEL_MAX_AGE_MS);
+    const orphaned = await o.signals.prune(EWS_PUSH_CHANNEL, now - ORPHAN_PARCEL_AFTER_MS, orphans(await o.signals.waiting(EWS_PUSH_CHANNEL)));
+    stats.pruned += expired + orphaned;
+    if (expired > 0) o.log.warn({ parcels: expired, days: PARCEL_MAX_AGE_MS / 86_400_000 }, 'ews push: removed notifications nobody took for days; their events are lost');
+    if (orphaned > 0) o.log.info({ parcels: orphaned }, 'ews push: removed notifications of mailboxes no listener watches any more');
+    return { orphaned, expired };
+  }
 
   /** `to`: the mailbox and generation of the URL; none for a URL of a single node's or of a mailbox gone from the listener. */
   async function onPush(listener: string, to: { address: string; gen: string } | undefined, body: string): Promise<{ status: number; body: string }> {
@@ -221,13 +266,17 @@ export function createEwsPushHub(o: EwsPushHubOptions): EwsPushHub {
       const keys = await o.signals.waiting(EWS_PUSH_CHANNEL);
       return keys.filter((k) => k.startsWith(`${listener}\n`)).map((k) => k.slice(listener.length + 1));
     },
+    prune,
     async start() {
       stop = await o.signals.subscribe(EWS_PUSH_CHANNEL, nudge);
       sweep = setInterval(() => {
         if (sweeping) return;
         sweeping = true;
-        o.signals
-          .waiting(EWS_PUSH_CHANNEL)
+        const now = o.now();
+        const pruning = prunedAt === undefined || now - prunedAt >= PRUNE_EVERY_MS;
+        if (pruning) prunedAt = now;
+        (pruning ? prune() : Promise.resolve())
+          .then(() => o.signals.waiting(EWS_PUSH_CHANNEL))
           .then((keys) => keys.forEach(nudge))
           .catch((err: unknown) => o.log.debug({ err: toMbError(err).message }, 'ews push: sweep failed; next round'))
           .finally(() => (sweeping = false));

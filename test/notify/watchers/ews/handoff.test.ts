@@ -9,7 +9,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { silentLogger } from '../../../../src/log/index.ts';
-import { createEwsPushHub, EWS_PUSH_CHANNEL, mailboxKey, olderGeneration, type EwsPushHub } from '../../../../src/notify/watchers/ews/handoff.ts';
+import {
+  createEwsPushHub,
+  EWS_PUSH_CHANNEL,
+  mailboxKey,
+  olderGeneration,
+  ORPHAN_PARCEL_AFTER_MS,
+  PARCEL_MAX_AGE_MS,
+  type EwsPushHub,
+} from '../../../../src/notify/watchers/ews/handoff.ts';
 import { notificationEl, sendNotificationEnvelope } from '../../../../src/sandbox/ews/soap.ts';
 import { openStore, type Store } from '../../../../src/store/index.ts';
 import type { Signals } from '../../../../src/store/signals.ts';
@@ -33,9 +41,9 @@ after(async () => {
 });
 
 /** A hub on its own Fastify instance; `signals` may be wrapped to lose or fail things. */
-async function hubWith(signals: Signals, sweepMs = 3_600_000): Promise<{ http: FastifyInstance; hub: EwsPushHub }> {
+async function hubWith(signals: Signals, sweepMs = 3_600_000, now: () => number = Date.now): Promise<{ http: FastifyInstance; hub: EwsPushHub }> {
   const http = Fastify({ logger: false });
-  const hub = createEwsPushHub({ http, publicUrl: () => 'https://mb.contoso.test:8443/', kv: store.kv, signals, log: silentLogger, now: Date.now, sweepMs });
+  const hub = createEwsPushHub({ http, publicUrl: () => 'https://mb.contoso.test:8443/', kv: store.kv, signals, log: silentLogger, now, sweepMs });
   await hub.prepare(LISTENER, [ANNA, 'Ben@Contoso.test']);
   await hub.start();
   await http.ready();
@@ -124,4 +132,32 @@ test('a parcel whose signal is lost reaches its owner through the sweep, and so 
   await waitFor(() => drained.includes(ANNA), 10_000, 'the sweep finds the parcel for its owner');
   assert.deepEqual((await hub.parcels(LISTENER, ANNA, 10)).map((p) => p.push.notes[0]!.subscriptionId), ['sub-e']);
   assert.deepEqual(await hub.waiting(LISTENER), [ANNA]);
+});
+
+test('parcels nobody will take are pruned: a mailbox no listener has after an hour, any parcel after 3 days; the sweep prunes as the clock moves', async () => {
+  await clear();
+  const T = 1_800_000_000_000;
+  let now = T;
+  const key = (listener: string, address: string) => `${listener}\n${address}`;
+  const parcel = JSON.stringify({ gen: '1.1', notes: [] });
+  const at = async (listener: string, address: string, postedAt: number) => store.signals.post(EWS_PUSH_CHANNEL, key(listener, address), parcel, postedAt);
+  // Parcels waiting for a mailbox of the listener: a recent one, and one nobody took for longer than the age limit.
+  await at(LISTENER, ANNA, T - 60_000);
+  await at(LISTENER, 'ben@contoso.test', T - PARCEL_MAX_AGE_MS - 1);
+  // A mailbox that left the listener, and a listener that left the configuration: kept for the
+  // first hour (a configuration change reaching the nodes), removed after it.
+  await at(LISTENER, 'gone@contoso.test', T - ORPHAN_PARCEL_AFTER_MS + 60_000);
+  await at(LISTENER, 'left@contoso.test', T - ORPHAN_PARCEL_AFTER_MS - 1);
+  await at('old/svc', ANNA, T - ORPHAN_PARCEL_AFTER_MS - 1);
+  const { hub } = await hubWith(store.signals, 3_600_000, () => now);
+
+  assert.deepEqual(await hub.prune(), { orphaned: 2, expired: 1 });
+  assert.deepEqual(await store.signals.waiting(EWS_PUSH_CHANNEL), [key(LISTENER, ANNA), key(LISTENER, 'gone@contoso.test')]);
+  assert.equal(hub.stats.pruned, 3);
+
+  // The sweep prunes by the hub's clock: once it has moved past the first hour and the age limit, neither is left.
+  const swept = await hubWith(store.signals, 20, () => now);
+  now = T + PARCEL_MAX_AGE_MS;
+  await waitFor(() => swept.hub.stats.pruned === 2, 10_000, () => `the sweep to prune the remaining parcels (pruned ${swept.hub.stats.pruned})`);
+  assert.deepEqual(await store.signals.waiting(EWS_PUSH_CHANNEL), []);
 });
