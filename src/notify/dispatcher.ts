@@ -115,7 +115,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     renewing = true;
     const mine = [...holding.values()];
     try {
-      const kept = new Set((await repo.renewClaims(claim.by, mine, now() + claim.forMs)).map((k) => `${k.subscriptionId}\n${k.eventId}`));
+      const kept = new Set((await repo.renewClaims(claim.by, mine, claim.forMs)).map((k) => `${k.subscriptionId}\n${k.eventId}`));
       for (const k of mine) {
         // Finished meanwhile (the row is no longer pending) is not a loss.
         if (kept.has(`${k.subscriptionId}\n${k.eventId}`) || ![...holding.values()].includes(k)) continue;
@@ -257,7 +257,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
           log.error({ err: toMbError(err).message }, 'notify: dispatcher run failed');
         }
       } while (again && running);
-      const next = await repo.nextDue().catch(() => undefined);
+      const next = await repo.nextDue(now()).catch(() => undefined);
       schedule(next === undefined ? 60_000 : next - now());
     })().finally(() => {
       loop = undefined;

@@ -14,8 +14,8 @@ import type { Queryable, Transaction } from './postgres.ts';
  * Statements that use it more than once read it once in a CTE: PostgreSQL evaluates a CTE with a
  * volatile function once, so an expiry set and the expiry compared in one statement agree.
  */
-const nowSql = (param: string) => `COALESCE(${param}::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)`;
-const clockParam = (clock: LeaseClock): number | null => (clock === 'database' ? null : clock());
+export const nowSql = (param: string) => `COALESCE(${param}::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)`;
+export const clockParam = (clock: LeaseClock): number | null => (clock === 'database' ? null : clock());
 
 /** The lease clock's time now, epoch ms (one round trip for the database clock). */
 export async function postgresNow(db: Queryable, clock: LeaseClock): Promise<number> {

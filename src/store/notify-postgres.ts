@@ -18,7 +18,8 @@ import {
 } from './notify.ts';
 import { HEAD, subFields, toDelivery, toEvent, toSub, type DeliveryRow, type EventRow, type SubRow } from './notify-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
-import type { PostgresFenceCheck } from './cluster-postgres.ts';
+import { clockParam, nowSql, type PostgresFenceCheck } from './cluster-postgres.ts';
+import type { LeaseClock } from './cluster.ts';
 import { tally } from './rows.ts';
 
 /** A subscription row with its mailboxes, sorted as the SQLite version lists them. */
@@ -31,7 +32,14 @@ interface SubRowWithMailboxes extends SubRow {
 
 const toSubscription = (r: SubRowWithMailboxes) => toSub(r, r.mailboxes ?? []);
 
-export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction, fenceCheck: PostgresFenceCheck): NotifyRepository {
+/** A delivery row with its claim's expiry (lease-clock ms), which a claim's release names. */
+type ClaimedRow = DeliveryRow & { claimed_until: number | null };
+
+/**
+ * `clock` times the delivery claims (claimed_until), as it times leases: the database server's
+ * clock unless a test passes its own; nextAttemptAt stays on the dispatcher's clock.
+ */
+export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Transaction, fenceCheck: PostgresFenceCheck, clock: LeaseClock): NotifyRepository {
   const getSub = async (db: Queryable, id: string) => (await db.query<SubRowWithMailboxes>(`${SUB} WHERE s.id = $1`, [id])).rows[0];
 
   return {
@@ -117,22 +125,24 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       // Claimed rows must all be handed out (a claimed row left behind would wait for its claim to
       // run out), and this node's busy lines are claimed already, so a claim asks for `limit` only.
       const extra = claim ? 0 : (busy?.size ?? 0);
-      const unclaimed = '(d.claimed_until IS NULL OR d.claimed_until <= $1)';
       const { rows } = claim
-        ? // One statement: the heads are locked (skipping rows another node is claiming right now), then marked as claimed.
-          await pool.query<DeliveryRow>(
-            `WITH heads AS (
+        ? // One statement: the heads are locked (skipping rows another node is claiming right now), then
+          // marked as claimed; claims are judged and set by the lease clock (t), due times by `now`.
+          await pool.query<ClaimedRow>(
+            `WITH t AS (SELECT ${nowSql('$5')} AS now),
+             heads AS (
                SELECT d.subscription_id, d.event_id FROM notify_deliveries d
                JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
-               WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${unclaimed} AND ${HEAD}
+               CROSS JOIN t
+               WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND (d.claimed_until IS NULL OR d.claimed_until <= t.now) AND ${HEAD}
                ORDER BY d.next_attempt_at, d.seq LIMIT $2
                FOR UPDATE OF d SKIP LOCKED)
-             UPDATE notify_deliveries x SET claimed_by = $3, claimed_until = $4
-             FROM heads WHERE x.subscription_id = heads.subscription_id AND x.event_id = heads.event_id
+             UPDATE notify_deliveries x SET claimed_by = $3, claimed_until = t.now + $4
+             FROM heads, t WHERE x.subscription_id = heads.subscription_id AND x.event_id = heads.event_id
              RETURNING x.*`,
-            [now, limit + extra, claim.by, now + claim.forMs],
+            [now, limit + extra, claim.by, claim.forMs, clockParam(clock)],
           )
-        : await pool.query<DeliveryRow>(
+        : await pool.query<ClaimedRow>(
             `SELECT d.* FROM notify_deliveries d
              JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND ${HEAD}
@@ -142,7 +152,7 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       // RETURNING gives no order: earliest first, as without a claim.
       if (claim) rows.sort((p, q) => p.next_attempt_at - q.next_attempt_at || p.seq - q.seq);
       const out: DueDelivery[] = [];
-      const skipped: DeliveryRow[] = [];
+      const skipped: ClaimedRow[] = [];
       for (const r of rows) {
         if (out.length >= limit || busy?.has(`${r.subscription_id}\n${r.mailbox}`)) {
           skipped.push(r);
@@ -161,30 +171,35 @@ export function createPostgresNotifyRepository(pool: pg.Pool, transaction: Trans
       if (claim && skipped.length) {
         await pool.query(
           `UPDATE notify_deliveries d SET claimed_by = NULL, claimed_until = NULL
-           FROM unnest($3::text[], $4::text[]) AS k(subscription_id, event_id)
-           WHERE d.subscription_id = k.subscription_id AND d.event_id = k.event_id AND d.claimed_by = $1 AND d.claimed_until = $2`,
-          [claim.by, now + claim.forMs, skipped.map((r) => r.subscription_id), skipped.map((r) => r.event_id)],
+           FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(subscription_id, event_id, claimed_until)
+           WHERE d.subscription_id = k.subscription_id AND d.event_id = k.event_id AND d.claimed_by = $1 AND d.claimed_until = k.claimed_until`,
+          [claim.by, skipped.map((r) => r.subscription_id), skipped.map((r) => r.event_id), skipped.map((r) => r.claimed_until)],
         );
       }
       return out;
     },
-    async renewClaims(by, deliveries, until) {
+    async renewClaims(by, deliveries, forMs) {
       if (deliveries.length === 0) return [];
       const { rows } = await pool.query<{ subscription_id: string; event_id: string }>(
-        `UPDATE notify_deliveries d SET claimed_until = $2
-         FROM unnest($3::text[], $4::text[]) AS k(subscription_id, event_id)
+        `WITH t AS (SELECT ${nowSql('$5')} AS now)
+         UPDATE notify_deliveries d SET claimed_until = t.now + $2
+         FROM t, unnest($3::text[], $4::text[]) AS k(subscription_id, event_id)
          WHERE d.subscription_id = k.subscription_id AND d.event_id = k.event_id AND d.state = 'pending' AND d.claimed_by = $1
          RETURNING d.subscription_id, d.event_id`,
-        [by, until, deliveries.map((k) => k.subscriptionId), deliveries.map((k) => k.eventId)],
+        [by, forMs, deliveries.map((k) => k.subscriptionId), deliveries.map((k) => k.eventId), clockParam(clock)],
       );
       return rows.map((r) => ({ subscriptionId: r.subscription_id, eventId: r.event_id }));
     },
-    async nextDue() {
+    async nextDue(now) {
       const { rows } = await pool.query<{ t: number | null }>(
-        // A head another node has claimed is due (for this node) only when that claim runs out.
-        `SELECT MIN(GREATEST(d.next_attempt_at, COALESCE(d.claimed_until, 0))) AS t FROM notify_deliveries d
+        // A head another node has claimed is due (for this node) only when that claim runs out: its
+        // time left on the lease clock, counted on the caller's (the two may be minutes apart).
+        `WITH t AS (SELECT ${nowSql('$2')} AS now)
+         SELECT MIN(GREATEST(d.next_attempt_at, COALESCE($1 + (d.claimed_until - t.now), 0))) AS t FROM notify_deliveries d
          JOIN notify_subscriptions s ON s.id = d.subscription_id AND s.state = 'active'
+         CROSS JOIN t
          WHERE d.state = 'pending' AND ${HEAD}`,
+        [now, clockParam(clock)],
       );
       return rows[0]?.t ?? undefined;
     },

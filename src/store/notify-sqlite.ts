@@ -134,7 +134,7 @@ export function createSqliteNotifyRepository(db: DatabaseSync, fenceCheck: Sqlit
       // One node per SQLite file: nobody else could have taken a delivery over.
       return [...deliveries];
     },
-    async nextDue() {
+    async nextDue(_now) {
       const row = s.nextDue.get() as { t: number | null } | undefined;
       return row?.t ?? undefined;
     },

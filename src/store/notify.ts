@@ -131,16 +131,24 @@ export interface NotifyRepository {
    * head claimed by another node is not due until its claim runs out (that node died mid-delivery).
    * Since only a line's head is ever handed out, a line's events go out in order whichever node
    * sends them. complete, defer and expire end the claim. SQLite (one node) ignores `claim`.
+   * `now` (the caller's clock) says which deliveries are due by their nextAttemptAt; the claims
+   * are timed by the store's lease clock (src/store/cluster.ts: on PostgreSQL the database
+   * server's), so a node whose clock runs ahead cannot take the heads another node is sending.
    */
   due(now: number, limit: number, busy?: ReadonlySet<string>, claim?: DeliveryClaim): Promise<DueDelivery[]>;
   /**
-   * Extends to `until` the claims `by` still holds on these pending deliveries (its deliveries in
-   * flight), in one statement; returns those renewed. A delivery missing from the answer was
-   * finished or taken over by another node after this node's claim ran out. SQLite: all of them.
+   * Extends by `forMs` from now (the store's lease clock) the claims `by` still holds on these
+   * pending deliveries (its deliveries in flight), in one statement; returns those renewed. A
+   * delivery missing from the answer was finished or taken over by another node after this
+   * node's claim ran out. SQLite: all of them.
    */
-  renewClaims(by: string, deliveries: readonly DeliveryKey[], until: number): Promise<DeliveryKey[]>;
-  /** Earliest nextAttemptAt among line heads, or undefined when nothing is pending. */
-  nextDue(): Promise<number | undefined>;
+  renewClaims(by: string, deliveries: readonly DeliveryKey[], forMs: number): Promise<DeliveryKey[]>;
+  /**
+   * When the earliest line head is due, on the caller's clock (`now`): its nextAttemptAt, or for a
+   * head another node holds, when that claim runs out (its time left on the store's lease clock,
+   * counted from `now`); undefined when nothing is pending. SQLite has no claims.
+   */
+  nextDue(now: number): Promise<number | undefined>;
   /** pending → done. False if the row is no longer pending. */
   complete(subscriptionId: string, eventId: string, now: number): Promise<boolean>;
   /** Records a failed attempt; the row stays pending until `nextAttemptAt`. */

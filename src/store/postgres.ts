@@ -168,7 +168,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     kv,
     queue: createPostgresQueueRepository(pool, transaction),
     checkpoints: createPostgresCheckpoints(pool, transaction, clock),
-    notify: createPostgresNotifyRepository(pool, transaction, fenceCheck),
+    notify: createPostgresNotifyRepository(pool, transaction, fenceCheck, clock),
     cluster: createPostgresCluster(pool, transaction, clock),
     signals,
     transaction,

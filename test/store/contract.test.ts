@@ -433,7 +433,7 @@ for (const d of drivers.list) {
       assert.ok(due.every((x) => !('mailboxes' in x.subscription)));
       due = await n.due(200, 10, new Set(['sub_1\nbob@contoso.test']));
       assert.deepEqual(due.map((x) => `${x.subscription.id}:${x.event.id}`).sort(), ['sub_1:ev1', 'sub_2:ev2']);
-      assert.equal(await n.nextDue(), 100);
+      assert.equal(await n.nextDue(200), 100);
       assert.equal(await n.complete('sub_1', 'ev1', 300), true);
       assert.equal(await n.complete('sub_1', 'ev1', 301), false);
       assert.equal(await n.defer('sub_1', 'ev2', { attempts: 1, nextAttemptAt: 5000, lastError: { code: 'MB_NOTIFY_X', detail: 'HTTP 500' } }, 310), true);
@@ -456,7 +456,7 @@ for (const d of drivers.list) {
       assert.equal((await n.getSubscription('sub_1'))?.goneReason, 'MB_NOTIFY_GONE: 410');
       assert.equal((await n.counts()).dropped, 2);
       assert.deepEqual(await n.due(10_000, 10), []);
-      assert.equal(await n.nextDue(), undefined);
+      assert.equal(await n.nextDue(10_000), undefined);
       // Every delivery is finished now (done, expired, dropped): an early purge keeps them, a later one takes them and their events.
       assert.equal(await n.purge(200), 0);
       assert.equal((await n.listDeliveries()).length, 4);

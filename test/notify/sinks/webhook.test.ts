@@ -111,7 +111,7 @@ test('5xx, 429 with Retry-After and timeouts are retried with back-off on the in
       const stats = await d.runOnce();
       if (stats.delivered === 1) break;
       assert.equal(stats.retried, 1);
-      const next = await t.store.notify.nextDue();
+      const next = await t.store.notify.nextDue(clock.t);
       waits.push(next! - before);
       clock.t = next!;
     }
