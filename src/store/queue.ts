@@ -68,6 +68,23 @@ export interface QueueRecord {
   updatedAt: number;
 }
 
+/** A message as it was accepted: its envelope, who sent it from where, its size and body type. */
+export type QueueEnvelope = Pick<QueueRecord, 'sender' | 'recipients' | 'mailbox' | 'relayUser' | 'clientIp' | 'size' | 'bodyType' | 'smtpUtf8'>;
+
+/** The envelope of a record, for what is built from it (the message sent upstream, the API's view). */
+export function envelopeOf(r: QueueRecord): QueueEnvelope {
+  return {
+    sender: r.sender,
+    recipients: r.recipients,
+    mailbox: r.mailbox,
+    ...(r.relayUser !== undefined ? { relayUser: r.relayUser } : {}),
+    ...(r.clientIp !== undefined ? { clientIp: r.clientIp } : {}),
+    size: r.size,
+    bodyType: r.bodyType,
+    smtpUtf8: r.smtpUtf8,
+  };
+}
+
 /** Per-mailbox limits a claim checks in the store when several nodes share them. */
 export interface SharedLimits {
   concurrency: number;

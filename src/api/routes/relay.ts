@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { MbError, explain } from '../../errors/index.ts';
 import type { Lang } from '../../i18n/index.ts';
 import type { QueueError, QueueRecord } from '../../store/queue.ts';
-import { QUEUE_STATES } from '../../store/queue.ts';
+import { QUEUE_STATES, envelopeOf } from '../../store/queue.ts';
 import type { TraceStep } from '../../relay/queue/trace.ts';
 import { need, type ApiContext } from '../context.ts';
 import { route, type RouteSpec } from '../route.ts';
@@ -98,14 +98,7 @@ export function queueMessageView(r: QueueRecord, lang: Lang): z.infer<typeof que
     id: r.id,
     state: r.state,
     kind: r.kind,
-    sender: r.sender,
-    recipients: r.recipients,
-    mailbox: r.mailbox,
-    ...(r.relayUser !== undefined ? { relayUser: r.relayUser } : {}),
-    ...(r.clientIp !== undefined ? { clientIp: r.clientIp } : {}),
-    size: r.size,
-    bodyType: r.bodyType,
-    smtpUtf8: r.smtpUtf8,
+    ...envelopeOf(r),
     receivedAt: time(r.receivedAt)!,
     attempts: r.attempts,
     ...(waiting ? { nextAttemptAt: time(r.nextAttemptAt)! } : {}),

@@ -31,7 +31,7 @@
  */
 import { MbError } from '../../errors/index.ts';
 import type { Logger } from '../../log/index.ts';
-import type { QueueRecord } from '../../store/queue.ts';
+import { envelopeOf, type QueueRecord } from '../../store/queue.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { OutboundMessage, SendResult, Transport } from '../transport.ts';
 import type { AttemptFailure, ClusterOptions, Queue } from './index.ts';
@@ -284,14 +284,7 @@ export class QueueManager {
       });
       const message: OutboundMessage = {
         id: rec.id,
-        sender: rec.sender,
-        recipients: rec.recipients,
-        mailbox: rec.mailbox,
-        ...(rec.relayUser !== undefined ? { relayUser: rec.relayUser } : {}),
-        ...(rec.clientIp !== undefined ? { clientIp: rec.clientIp } : {}),
-        size: rec.size,
-        bodyType: rec.bodyType,
-        smtpUtf8: rec.smtpUtf8,
+        ...envelopeOf(rec),
         receivedAt: new Date(rec.receivedAt),
         attempt: rec.attempts + 1,
         isBounce: rec.kind === 'dsn',
