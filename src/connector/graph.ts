@@ -22,19 +22,29 @@
  * fallback whenever notifications may have been lost (a new subscription, `missed`, each retry of
  * a failed subscription mark the folder too). Without the URL, or with --once, nothing of this runs.
  *
+ * Several nodes (`startShared`, `hold`, `release`; the runner calls them as mailbox leases move):
+ * every node listens, but subscribes, renews and recovers only the folders of the mailboxes it
+ * holds, one subscription manager per held mailbox writing through the lease's fenced kv. A
+ * released mailbox's subscriptions stay stored (same keys); the next holder's manager takes them
+ * over as it would after a restart (renews them; a new one if they are gone). The routes are the
+ * shared hub's (src/m365/subscriptions/hub.ts): a notification for a mailbox held elsewhere is
+ * handed over on CONNECTOR_PUSH_CHANNEL, and the holder checks its clientState as always. When
+ * listening to the channel resumes after the database was away, every held mailbox is read.
+ *
  * Limits. Folders are well-known names (inbox, archive, …; "INBOX" is taken as inbox) or folder
  * ids. The epoch is always "graph"; message ids change when a message moves to another folder,
  * which is why a folder's checkpoint only ever concerns messages in that folder. Subscriptions are
  * kept (and reused by the next start) when the connector stops; Graph ends them at their expiry.
  */
-import type { MbError } from '../errors/index.ts';
+import { toMbError, type MbError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import { GraphClient, GraphUnreachable, type GraphReply } from '../m365/graph.ts';
-import { createInbound, createSubscriptionManager, type Inbound, type SubscriptionCodes, type SubscriptionManager } from '../m365/subscriptions/index.ts';
+import { createInbound, createRouteHub, createSubscriptionManager, type Handoff, type Inbound, type RouteHub, type SubscriptionCodes, type SubscriptionManager } from '../m365/subscriptions/index.ts';
 import type { ProxySettings } from '../net/proxy.ts';
 import type { KeyValue } from '../store/index.ts';
-import { sleep } from '../util/limits.ts';
+import { MAX_SIGNAL_BYTES } from '../store/signals.ts';
+import { Semaphore, sleep } from '../util/limits.ts';
 import { waitForWake } from '../util/wake.ts';
 import type { GraphNotificationsConfig } from './config.ts';
 import type { SourceConfig } from './types.ts';
@@ -109,6 +119,15 @@ export const CONNECTOR_SUBSCRIPTION_CODES: SubscriptionCodes = {
 export const SUBSCRIPTION_NAMESPACE = 'connector.graph';
 
 /**
+ * Several nodes: the signal channel on which a node hands a change notification to the node holding
+ * its mailbox, shared by every connector (the payload names the connector's route path).
+ */
+export const CONNECTOR_PUSH_CHANNEL = 'mailbridge_connector_push';
+
+/** What of a notification item is handed over: what the holder checks (subscription, clientState) and acts on. */
+const HANDED_FIELDS = ['subscriptionId', 'clientState', 'changeType', 'lifecycleEvent', 'resource'] as const;
+
+/**
  * Retries of a failed subscription, as the watcher's defaults: each retry also reads the folder, so
  * this is how often a connector without working notifications looks for mail between polls.
  */
@@ -179,81 +198,177 @@ export function graphSource(o: GraphSourceOptions): GraphSourceFactory {
   const n = o.notifications;
   let wakes: Wakes | undefined;
   let inbound: Inbound | undefined;
-  let subs: SubscriptionManager<{ mailbox: string; folder: string }> | undefined;
+  let hub: RouteHub | undefined;
+  let log = silentLogger;
+  /** The subscription managers: one for all mailboxes on one node; one per held mailbox on several. */
+  const managers = new Map<string, SubscriptionManager<{ mailbox: string; folder: string }>>();
+  /** Several nodes: the mailboxes this node holds. */
+  const held = new Map<string, { address: string; folders: string[] }>();
+  // Subscription work at once over all managers (several nodes: one per held mailbox).
+  const setupGate = new Semaphore(16);
   let timer: ReturnType<typeof setInterval> | undefined;
+  let stopSignals: (() => void) | undefined;
+  const routePath = n ? `${n.config.path}/${o.connector}` : '';
+  const allDue = () => [...managers.values()].flatMap((m) => m.due());
+  const close = async () => {
+    if (timer) clearInterval(timer);
+    stopSignals?.();
+    const stopping = Promise.all([...managers.values()].map((m) => m.close()));
+    managers.clear();
+    held.clear();
+    await inbound?.close();
+    await client?.close();
+    await stopping;
+  };
+
+  /** Opens the listener with the connector's routes (all managers join them through the hub). */
+  const listen = async (forward?: (h: Handoff) => void): Promise<void> => {
+    const c = n!.config;
+    // The runner's log already names the connector.
+    log = (n!.log ?? silentLogger).child({ source: 'graph' });
+    const into = createInbound({ listen: c.listen, publicUrl: c.publicUrl, setting: `connectors.${o.connector}.source.notifications.listen`, log, readFile: n!.readFile });
+    const h = createRouteHub(into.http, forward);
+    h.prepare(routePath);
+    try {
+      // Graph validates the URL while subscribing: the listener must answer first.
+      await into.listen();
+    } catch (err) {
+      await into.close().catch(() => undefined);
+      throw err;
+    }
+    inbound = into;
+    hub = h;
+    wakes = new Wakes();
+    timer = setInterval(() => void Promise.all(allDue()).catch(() => undefined), n!.tickMs ?? 60_000);
+    timer.unref();
+  };
+
+  /** Subscribes these mailboxes' folders (reusing stored subscriptions) through one manager; in the background. */
+  const manage = (key: string, mailboxes: Array<{ address: string; folders: string[] }>, kv: KeyValue): number => {
+    const c = n!.config;
+    const w = wakes!;
+    const subs = createSubscriptionManager<{ mailbox: string; folder: string }>({
+      client: shared(),
+      kv,
+      namespace: SUBSCRIPTION_NAMESPACE,
+      prefix: `s\t${o.connector}\t`,
+      inbound: inbound!,
+      hub: hub!,
+      path: routePath,
+      // Only new mail matters to a connector.
+      changeTypes: ['created'],
+      expirationMinutes: c.expirationMinutes,
+      renewBeforeMinutes: c.renewBeforeMinutes,
+      lifecycleNotifications: true,
+      retry: SUBSCRIPTION_RETRY,
+      setupConcurrency: 16,
+      sharedGate: setupGate,
+      codes: CONNECTOR_SUBSCRIPTION_CODES,
+      params: { connector: o.connector },
+      now: n!.now ?? Date.now,
+      log,
+      ...(n!.seal ? { seal: n!.seal } : {}),
+      ...(n!.reveal ? { reveal: n!.reveal } : {}),
+      onNotification: (t) => {
+        // Debug: one line per new message; says why a mailbox was read when mail comes late.
+        log.debug({ mailbox: t.mailbox, folder: t.folder }, 'graph source: change notification');
+        w.mark(t.mailbox, t.folder);
+      },
+      onGap: (t) => w.mark(t.mailbox, t.folder),
+      problem: (mailbox, err) => {
+        log.warn({ code: err.code, mailbox }, err.message);
+        o.notice?.(mailbox, err);
+      },
+    });
+    managers.set(key, subs);
+    const targets = mailboxes.flatMap((m) => m.folders.map((folder) => subs.add(m.address, folder, { mailbox: m.address, folder })));
+    // The workers fetch meanwhile, and every new (or taken over) subscription marks its folder.
+    for (const t of targets) void subs.setup(t);
+    return targets.length;
+  };
+
   return {
     kind: 'graph',
     description: `graph ${shared().base}`,
     get notificationUrl() {
-      return subs?.notificationUrl;
+      return inbound ? `${inbound.publicUrl}${routePath}` : undefined;
     },
     async start(mailboxes) {
-      if (!n || subs) return;
-      // The runner's log already names the connector.
-      const log = (n.log ?? silentLogger).child({ source: 'graph' });
-      const c = n.config;
-      const w = new Wakes();
-      inbound = createInbound({ listen: c.listen, publicUrl: c.publicUrl, setting: `connectors.${o.connector}.source.notifications.listen`, log, readFile: n.readFile });
-      subs = createSubscriptionManager({
-        client: shared(),
-        kv: n.kv,
-        namespace: SUBSCRIPTION_NAMESPACE,
-        prefix: `s\t${o.connector}\t`,
-        inbound,
-        path: `${c.path}/${o.connector}`,
-        // Only new mail matters to a connector.
-        changeTypes: ['created'],
-        expirationMinutes: c.expirationMinutes,
-        renewBeforeMinutes: c.renewBeforeMinutes,
-        lifecycleNotifications: true,
-        retry: SUBSCRIPTION_RETRY,
-        setupConcurrency: 16,
-        codes: CONNECTOR_SUBSCRIPTION_CODES,
-        params: { connector: o.connector },
-        now: n.now ?? Date.now,
-        log,
-        ...(n.seal ? { seal: n.seal } : {}),
-        ...(n.reveal ? { reveal: n.reveal } : {}),
-        onNotification: (t) => w.mark(t.mailbox, t.folder),
-        onGap: (t) => w.mark(t.mailbox, t.folder),
-        problem: (mailbox, err) => {
-          log.warn({ code: err.code, mailbox }, err.message);
-          o.notice?.(mailbox, err);
-        },
-      });
-      const targets = mailboxes.flatMap((m) => m.folders.map((folder) => subs!.add(m.address, folder, { mailbox: m.address, folder })));
+      if (!n || inbound) return;
+      await listen();
+      const folders = manage('', mailboxes, n.kv);
+      log.info({ notificationUrl: `${inbound!.publicUrl}${routePath}`, folders }, 'graph source: subscribing to new mail');
+    },
+    async startShared(signals) {
+      if (!n || inbound) return;
+      let forward: ((h: Handoff) => void) | undefined;
+      if (signals) {
+        forward = (h) => {
+          // Only what the holder's checks need: a connector reads the message itself with delta.
+          const item = Object.fromEntries(HANDED_FIELDS.filter((k) => typeof h.item[k] === 'string').map((k) => [k, h.item[k]]));
+          const text = JSON.stringify({ path: h.path, route: h.route, item } satisfies Handoff);
+          // Longer only when forged (real items are short): not worth a signal.
+          if (Buffer.byteLength(text) > MAX_SIGNAL_BYTES) return;
+          log.debug({ subscription: item.subscriptionId }, 'graph source: a notification for a mailbox another node holds; handing it over');
+          signals.publish(CONNECTOR_PUSH_CHANNEL, text).catch((err: unknown) => log.warn({ err: toMbError(err).message }, 'graph source: handing a notification to the node holding its mailbox failed; that mail waits for the holder\'s next read of the folder'));
+        };
+      }
+      await listen(forward);
+      if (!signals) return;
+      const h = hub!;
       try {
-        // Graph validates the URL while subscribing: the listener must answer first.
-        await inbound.listen();
+        stopSignals = await signals.subscribe(
+          CONNECTOR_PUSH_CHANNEL,
+          (payload) => {
+            let handed: Handoff;
+            try {
+              handed = JSON.parse(payload) as Handoff;
+            } catch {
+              // Not ours to read: another version's or a foreign payload on the channel.
+              return;
+            }
+            // The channel is shared by every connector's nodes.
+            if (handed?.path !== routePath || !handed.item) return;
+            if (h.receive(handed)) log.debug({ subscription: handed.item.subscriptionId }, 'graph source: a notification another node received, handed over to this node');
+          },
+          // Listening resumed after the database was away: hand-overs sent meanwhile are gone, so
+          // every mailbox held here reads its folders (a node that kept its mailboxes would
+          // otherwise not see that mail before the next poll).
+          () => {
+            log.info({ mailboxes: held.size }, 'graph source: notifications handed over by other nodes may have been lost while the database was away; reading every folder');
+            for (const m of held.values()) for (const f of m.folders) wakes?.mark(m.address, f);
+          },
+        );
       } catch (err) {
-        await inbound.close().catch(() => undefined);
-        inbound = undefined;
-        subs = undefined;
+        await close();
         throw err;
       }
-      wakes = w;
-      log.info({ notificationUrl: subs.notificationUrl, folders: targets.length }, 'graph source: subscribing to new mail');
-      // In the background: the workers fetch meanwhile, and every new subscription marks its folder.
-      for (const t of targets) void subs.setup(t);
-      timer = setInterval(() => void Promise.all(subs?.due() ?? []).catch(() => undefined), n.tickMs ?? 60_000);
-      timer.unref();
+    },
+    hold(mailbox, kv) {
+      if (!n || !inbound) return;
+      const key = mailbox.address.toLowerCase();
+      if (managers.has(key)) return;
+      held.set(key, mailbox);
+      manage(key, [mailbox], kv);
+    },
+    async release(mailbox) {
+      const key = mailbox.toLowerCase();
+      held.delete(key);
+      const subs = managers.get(key);
+      managers.delete(key);
+      // Leaves the routes and waits for running work; the subscriptions stay for the next holder.
+      await subs?.close();
     },
     async open(mailbox, _signal, options) {
       return new GraphSession(mailbox, o, shared(), options?.freshToken, wakes);
     },
     async tick() {
-      await Promise.all(subs?.due() ?? []);
+      await Promise.all(allDue());
     },
     async idle() {
-      await subs?.idle();
+      await Promise.all([...managers.values()].map((m) => m.idle()));
     },
-    async close() {
-      if (timer) clearInterval(timer);
-      const stopping = subs?.close();
-      await inbound?.close();
-      await client?.close();
-      await stopping;
-    },
+    close,
   };
 }
 

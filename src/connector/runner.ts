@@ -17,8 +17,16 @@
  * mailbox is a unit of the pool `connector:<name>` (src/cluster/ownership.ts). A node runs the
  * workers of the mailboxes it holds, every checkpoint write of a worker carries its lease's fence
  * (a node that lost a mailbox cannot commit for it), and a mailbox whose lease moves is stopped
- * here before the next node starts it. Graph change notifications are not set up in this mode (a
- * node would subscribe mailboxes it does not hold): Graph sources poll every pollSeconds.
+ * here before the next node starts it. Graph change notifications work on several nodes too: every
+ * node listens on the connector's notification listener (behind the load balancer, one public URL),
+ * and a node subscribes, renews and recovers the subscriptions of the mailboxes it holds only,
+ * through the lease's fenced kv (a node that lost a mailbox cannot overwrite its successor's
+ * subscription records). When a mailbox moves, the old node stops looking after its subscriptions
+ * without deleting them; the new holder takes the stored ones over and reads the folders with
+ * delta. A notification that reaches a node not holding its mailbox is handed to the holder through
+ * the store's signals (src/connector/graph.ts); one lost on the way (no holder at that moment, or
+ * the holder's listening connection to the database reconnecting) is covered by the holder reading
+ * its folders, never left to the poll.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -27,7 +35,7 @@ import { MbError, toMbError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import type { CheckpointRepository } from '../store/checkpoints.ts';
-import type { KeyValue } from '../store/index.ts';
+import type { Signals, StoreKeyValue } from '../store/index.ts';
 import { mailboxesOf, type ConnectorConfig } from './config.ts';
 import { createDestination } from './destinations/index.ts';
 import { Backoff, KeyedLimits, sleep } from '../util/limits.ts';
@@ -71,7 +79,7 @@ export interface ConnectorDeps {
    * Where a Graph source with change notifications keeps its subscriptions, and the SecretBox's
    * seal/open for their clientState. Without `kv` such a source polls.
    */
-  kv?: KeyValue;
+  kv?: StoreKeyValue;
   seal?: (plain: string) => string;
   open?: (sealed: string) => string;
   limits?: SharedLimits;
@@ -83,6 +91,8 @@ export interface ConnectorDeps {
   retryRequests?: RetryRequests;
   /** Several nodes: the mailboxes are shared with the other nodes through per-mailbox leases (not with --once). */
   ownership?: Ownership;
+  /** Several nodes: how a node hands what reached it for a mailbox another node holds (Graph notifications) to that node. */
+  signals?: Signals;
 }
 
 /**
@@ -220,6 +230,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
             if (toSync.length === mb.folders.length) lastFull = Date.now();
             if (opts.once) return;
             emit({ type: 'waiting', connector: deps.name, mailbox: mb.address, folder: mb.folders[0]! });
+            log.debug({ mailbox: mb.address }, 'connector: waiting for new mail');
             const why = await session!.wait(mb.folders[0]!, Math.max(1000, lastFull + pollMs - Date.now()), signal);
             if (signal.aborted) return;
             if (why === 'closed') throw new ConnectorError('MB_CONNECTOR_SESSION_LOST', { mailbox: mb.address, detail: 'the server closed the connection' });
@@ -262,6 +273,8 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
         const stop = () => controller.abort();
         signal.addEventListener('abort', stop, { once: true });
         log.info({ mailbox: mb.address, epoch: fence.epoch }, 'connector: this node runs the mailbox now');
+        // Its subscriptions (Graph notifications) as the lease's holder: stored ones are taken over.
+        if (deps.kv) source.hold?.(mb, deps.kv.fenced(fence));
         const done = worker(mb, controller.signal, deps.repo.fenced(fence)).finally(() => signal.removeEventListener('abort', stop));
         running.set(unit, { controller, done });
       },
@@ -270,6 +283,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
         running.delete(unit);
         r?.controller.abort();
         await r?.done;
+        await source.release?.(unit).catch((err: unknown) => log.warn({ mailbox: unit, err: toMbError(err).message }, 'connector: stopping the mailbox\'s subscriptions failed'));
       },
     });
     // The next round takes this pool's mailboxes; not waiting for the timer.
@@ -283,7 +297,10 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
   const boxes = mailboxesOf(c);
   summary.mailboxes = boxes.length;
   try {
-    if (ownership) await runOwned(ownership, boxes);
+    if (ownership) {
+      await source.startShared?.(deps.signals);
+      await runOwned(ownership, boxes);
+    }
     else {
       if (!opts.once) await source.start?.(boxes);
       await Promise.all(boxes.map((mb) => worker(mb, signal, deps.repo)));

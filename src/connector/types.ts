@@ -6,7 +6,7 @@
 import { MbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { ProxySettings } from '../net/proxy.ts';
-import type { KeyValue } from '../store/index.ts';
+import type { KeyValue, Signals } from '../store/index.ts';
 import type { ConnectorConfig, DestinationConfig } from './config.ts';
 
 /**
@@ -114,6 +114,16 @@ export interface SourceFactory {
    * port is taken) fails the run.
    */
   start?(mailboxes: Array<{ address: string; folders: string[] }>): Promise<void>;
+  /**
+   * Several nodes: instead of `start`, once before the first `hold`. Sets up what reaches this node
+   * for every mailbox (the notification listener), but nothing per mailbox; what reaches it for a
+   * mailbox another node holds goes to that node through `signals`.
+   */
+  startShared?(signals: Signals | undefined): Promise<void>;
+  /** Several nodes: this node holds the mailbox now; what outlives the run is written through `kv` (the lease's fenced one). */
+  hold?(mailbox: { address: string; folders: string[] }, kv: KeyValue): void;
+  /** Several nodes: the mailbox moved on; stop looking after it, leaving what is stored for the next holder. */
+  release?(mailbox: string): Promise<void>;
   /** `freshToken`: the previous attempt was refused for authorization; do not reuse a cached token. */
   open(mailbox: string, signal: AbortSignal, options?: { freshToken?: boolean }): Promise<SourceSession>;
   /** Frees what the factory holds across sessions (HTTP connection pools). */

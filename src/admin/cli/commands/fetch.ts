@@ -375,7 +375,8 @@ export async function runFetch(ctx: CommandContext<typeof options>, open: (ctx: 
         onEvent: (e) => progress.on(e),
         // Retries of the quarantine asked for through the admin API while this runs (or before).
         retryRequests: new RetryRequests(env.store.kv),
-        ...(ownership ? { ownership } : {}),
+        // A Graph notification that reaches this node for a mailbox another node holds goes to it through the store's signals.
+        ...(ownership ? { ownership, signals: env.store.signals } : {}),
       },
       { once, retryRejected, signal: controller.signal },
     ).finally(() => ownership?.close());
