@@ -4,8 +4,9 @@
  * the test came from the subscription machinery, not the poll. Every subscription names node A's
  * listener (the public URL of a load balancer that always picks A), so a notification for a
  * mailbox node B holds reaches A, which hands it to B through the store's signals; B reads the
- * mailbox and delivers the message, once. Then B is killed with SIGKILL: once its leases run out A
- * takes the mailbox over with its stored subscription (renewed, not a new one), and a new message
+ * mailbox and delivers the message, once. Then B is killed with SIGKILL and a message arrives whose
+ * notification A hands to nobody: once B's leases run out A takes the mailbox over with its stored
+ * subscription (renewed, not a new one), reads it (the message of the gap, once), and a new message
  * is delivered by A after its change notification.
  *
  * What happened in which order is read from each node's JSON log (MAILBRIDGE_LOG_LEVEL=debug on
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
+import { ownerOf } from '../../src/cluster/ownership.ts';
 import { SUBSCRIPTION_NAMESPACE } from '../../src/connector/graph.ts';
 import { subscriptionKey } from '../../src/m365/subscriptions/index.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
@@ -29,8 +31,8 @@ import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 const CONNECTOR = 'invoices';
-// Enough that node B holds at least one of them (all on A: 1 in 1,024 starts).
-const MAILBOXES = 10;
+// Enough that node B wins at least one of them (all on A: 1 in 65,536 starts).
+const MAILBOXES = 16;
 // The fetch command's lease time (src/cluster/ownership.ts) and a round, with room for a loaded machine.
 const TAKEOVER_MS = 30_000 + 10_000 + 30_000;
 
@@ -152,14 +154,18 @@ test('two fetch nodes of a Graph connector with notifications: a notification re
   const onNode = (owner: string | undefined, name: string) => owner?.startsWith(`node${name}-`) === true;
   const subscriptionsOf = (mb: string) => sandbox.graph.subscriptions().filter((s) => s.mailbox.toLowerCase() === mb.toLowerCase());
 
-  // Every mailbox held, some by B; B's mailbox M subscribed (by B, or by A before it moved) and B
-  // waiting twice: after its first round and after the round its subscription's setup asked for.
+  // A mailbox M that B holds and keeps (B wins it among both nodes: it does not move to A meanwhile),
+  // subscribed, and B waiting on it twice: after its first round and after the round its
+  // subscription's setup asked for.
   let m = '';
   await waitFor(
     async () => {
+      const nodes = await store!.cluster.nodes();
+      const ids = ['A', 'B'].map((name) => nodes.find((x) => x.name === `node${name}`)?.id);
+      if (ids.some((id) => id === undefined)) return false;
       const holders = await leaseHolders();
-      if (holders.size !== MAILBOXES) return false;
-      m = mailboxes.find((mb) => onNode(holders.get(mb.toLowerCase()), 'B') && subscriptionsOf(mb).length === 1 && count(b, 'connector: waiting for new mail', mb) >= 2) ?? '';
+      const keeps = (mb: string) => ownerOf(`connector:${CONNECTOR}/${mb.toLowerCase()}`, ids as string[]) === ids[1];
+      m = mailboxes.find((mb) => keeps(mb) && onNode(holders.get(mb.toLowerCase()), 'B') && subscriptionsOf(mb).length === 1 && count(b, 'connector: waiting for new mail', mb) >= 2) ?? '';
       return m !== '';
     },
     120_000,
@@ -188,10 +194,17 @@ test('two fetch nodes of a Graph connector with notifications: a notification re
   // Each node subscribed only what it holds: one subscription per mailbox, not one per node.
   for (const mb of mailboxes) assert.equal(subscriptionsOf(mb).length, 1, `${mb}: one subscription`);
 
-  // 2. kill -9 of B: A takes M over once B's leases ran out, with M's stored subscription.
+  // 2. kill -9 of B: A takes M over once B's leases ran out, with M's stored subscription. Mail
+  // that comes meanwhile is handed to nobody (no node holds M) and is read when A takes M over.
   const fromA = a.log.length;
+  const onB = [...(await leaseHolders()).values()].filter((o) => onNode(o, 'B')).length;
+  const killedAt = Date.now();
   b.child.kill('SIGKILL');
+  sandbox.synthetic!.deliver(m, { from: 'bob@fabrikam.test', subject: 'Zwischendurch' });
+  await waitFor(() => find(a, 'graph source: a notification for a mailbox another node holds; handing it over', { subscription: sub.id, from: fromA }) >= 0, 30_000, () => `node A handing the notification to nobody:\n${describe()}`);
   await waitFor(async () => onNode((await leaseHolders()).get(m.toLowerCase()), 'A'), TAKEOVER_MS, () => `M on node A:\n${describe()}`, 200);
+  const takeoverMs = Date.now() - killedAt;
+  await waitFor(() => find(a, 'delivered', { mailbox: m, from: fromA }) >= 0, 60_000, () => `node A delivering the mail of the gap:\n${describe()}`);
   // The subscription was taken over: the same one, renewed by A (a later expiry), still the stored one.
   await waitFor(() => subscriptionsOf(m).length === 1 && subscriptionsOf(m)[0]!.expirationDateTime > sub.expirationDateTime, 60_000, () => `M's subscription renewed by A:\n${describe()}`);
   assert.equal(subscriptionsOf(m)[0]!.id, sub.id, 'the same subscription, not a new one');
@@ -211,7 +224,9 @@ test('two fetch nodes of a Graph connector with notifications: a notification re
   sandbox.synthetic!.deliver(m, { from: 'bob@fabrikam.test', subject: 'Marker 2' });
   await waitFor(() => copies(md, 'Marker 2') > 0, 60_000, () => `Marker 2 delivered:\n${describe()}`);
   assert.equal(copies(md, 'Rechnung 2'), 1, 'Rechnung 2 delivered exactly once');
+  assert.equal(copies(md, 'Zwischendurch'), 1, 'the mail of the gap delivered exactly once');
 
+  console.log(`# connector notifications on two nodes: ${MAILBOXES} mailboxes, ${onB} on node B; after kill -9 of B node A held its mailbox ${takeoverMs} ms later (lease 30 s), with its subscription renewed, not recreated`);
   a.child.kill('SIGTERM');
   const [code] = await new Promise<[number | null]>((resolve) => (a.child.exitCode !== null ? resolve([a.child.exitCode]) : a.child.once('exit', (c) => resolve([c]))));
   assert.equal(code, 0, describe());
