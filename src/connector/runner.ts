@@ -300,8 +300,7 @@ export async function runConnector(deps: ConnectorDeps, opts: RunOptions = {}): 
     if (ownership) {
       await source.startShared?.(deps.signals);
       await runOwned(ownership, boxes);
-    }
-    else {
+    } else {
       if (!opts.once) await source.start?.(boxes);
       await Promise.all(boxes.map((mb) => worker(mb, signal, deps.repo)));
     }
