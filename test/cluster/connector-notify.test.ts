@@ -191,7 +191,9 @@ test('two fetch nodes of a Graph connector with notifications: a notification re
   sandbox.synthetic!.deliver(m, { from: 'bob@fabrikam.test', subject: 'Marker 1' });
   await waitFor(() => copies(md, 'Marker 1') > 0, 60_000, () => `Marker 1 delivered:\n${describe()}`);
   assert.equal(copies(md, 'Rechnung 1'), 1, 'Rechnung 1 delivered exactly once');
-  // Each node subscribed only what it holds: one subscription per mailbox, not one per node.
+  // Each node subscribed only what it holds: one subscription per mailbox, not one per node (once
+  // every mailbox's first holder has subscribed it; the spread may still be settling).
+  await waitFor(() => mailboxes.every((mb) => subscriptionsOf(mb).length > 0), 60_000, () => `every mailbox subscribed:\n${describe()}`);
   for (const mb of mailboxes) assert.equal(subscriptionsOf(mb).length, 1, `${mb}: one subscription`);
 
   // 2. kill -9 of B: A takes M over once B's leases ran out, with M's stored subscription. Mail
