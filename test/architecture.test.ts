@@ -154,6 +154,12 @@ test('the relay and the gateway\'s plug-in registries load no connector, IMAP or
   assert.ok(loaded.includes('smtp-server') || loaded.includes('nodemailer'), 'the probe sees the relay\'s own libraries');
 });
 
+test('the admin API (api/index.ts, registered at every serve start) loads no watcher, probe, PostgreSQL or certificate library: its status route reads the watch status, not the watch service', () => {
+  const loaded = packagesLoadedBy('api/index.ts');
+  for (const pkg of ['imapflow', 'fast-xml-parser', '@ewsjs/ntlm-client', 'pg', 'node-forge', 'fastify']) assert.ok(!loaded.includes(pkg), `${pkg} in ${loaded.join(', ')}`);
+  assert.ok(loaded.includes('zod'), 'the probe sees the API\'s own schemas');
+});
+
 test('the gateway (server/index.ts) loads no probe, setup, PostgreSQL or certificate library until a check run, a setup run, a PostgreSQL store or a .pfx asks for it', () => {
   const loaded = packagesLoadedBy('server/index.ts');
   for (const pkg of ['imapflow', 'fast-xml-parser', '@ewsjs/ntlm-client', 'pg', 'node-forge']) assert.ok(!loaded.includes(pkg), `${pkg} in ${loaded.join(', ')}`);

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { RetryRequests } from '../../connector/retry-requests.ts';
 import { MbError } from '../../errors/index.ts';
 import type { Lang } from '../../i18n/index.ts';
-import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../notify/watchers/service.ts';
+import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../notify/watchers/status.ts';
 import { subscriptionsNotWatched } from '../../notify/check.ts';
 import { parseEvent } from '../../notify/events.ts';
 import { need, type ApiContext } from '../context.ts';

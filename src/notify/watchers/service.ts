@@ -39,6 +39,7 @@ import { assignMailboxes, type PoolListener } from './pools.ts';
 import type { Resource, WatcherBuild, WatcherRegistry } from './plugin.ts';
 import { createEwsPushHub, type EwsPushHub } from './ews/handoff.ts';
 import type { MailboxStatus, Publish, Watcher, WatcherContext, WatchedMailbox } from './types.ts';
+import { STATUS_KEY, STATUS_NAMESPACE, type GroupStatus, type WatchProblem, type WatchStatus } from './status.ts';
 import { Semaphore } from '../../util/limits.ts';
 
 export type { Resource } from './plugin.ts';
@@ -88,41 +89,6 @@ export function shardsOf(mailboxes: readonly WatchedMailbox[], size: number): Wa
   return out;
 }
 
-export interface WatchProblem {
-  at: string;
-  group: string;
-  listener: string;
-  mailbox?: string;
-  code: string;
-  message: string;
-}
-
-export interface GroupStatus {
-  group: string;
-  kind: string;
-  listeners: number;
-  mailboxes: number;
-  /** Mailboxes per state (watching, catching-up, reconnecting, failed, …). */
-  states: Record<string, number>;
-  /** Per listener (pool member): its capacity and its mailboxes per state, how full it is and how they fare. */
-  byListener?: Record<string, { capacity: number; states: Record<string, number> }>;
-}
-
-export interface WatchStatus {
-  updatedAt: string;
-  /** https URL Microsoft calls, when the inbound listener runs. */
-  publicUrl?: string;
-  groups: GroupStatus[];
-  /** Mailboxes not in the `watching` state (at most 200), for the admin's attention. */
-  attention: Array<MailboxStatus & { group: string }>;
-  problems: WatchProblem[];
-  stopped?: boolean;
-  /** Several nodes: Graph notifications handed to the node holding their subscription, received from other nodes, and received for no shard held here. */
-  handoff?: { forwarded: number; received: number; unclaimed: number };
-  /** Several nodes with EWS push: pushes this node stored for the owner (for a mailbox watched elsewhere: forwarded), answered Unsubscribe or refused; parcels handled here. */
-  ewsPush?: EwsPushHub['stats'];
-}
-
 export interface WatchService {
   watchers: readonly Watcher[];
   /** The inbound listener's bound address, when one runs. */
@@ -135,8 +101,6 @@ export interface WatchService {
   close(): Promise<void>;
 }
 
-export const STATUS_NAMESPACE = 'notify.watch';
-export const STATUS_KEY = 'status';
 const MAX_PROBLEMS = 100;
 const MAX_ATTENTION = 200;
 /** Subscriptions set up (or renewed, caught up) at once in the whole process, over all listeners. */

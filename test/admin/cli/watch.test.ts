@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newMessage, readStateChanged } from '../../../src/notify/events.ts';
-import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../src/notify/watchers/service.ts';
+import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../src/notify/watchers/status.ts';
 import { openStore, type Store } from '../../../src/store/index.ts';
 import { MAIN, NODE, runCli } from './harness.ts';
 import { waitFor } from '../../support/wait.ts';

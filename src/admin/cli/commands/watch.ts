@@ -11,7 +11,7 @@ import { openApp } from '../../../app/open.ts';
 import { subscriptionsNotWatched } from '../../../notify/check.ts';
 import { parseEvent, type NotifyEvent } from '../../../notify/events.ts';
 import { webhookPayload } from '../../../notify/sinks/webhook.ts';
-import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/service.ts';
+import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../../notify/watchers/status.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { noMoreArgs } from '../args.ts';
 
