@@ -64,7 +64,8 @@ export interface Store {
 export type StoreConfig = { driver: 'sqlite'; path: string } | { driver: 'postgres'; url: string };
 
 /**
- * `clock`: what times leases, node heartbeats and the fenced writes' checks (src/store/cluster.ts).
+ * `clock`: what times leases, node heartbeats, the fenced writes' checks and the delivery claims of
+ * the relay and the notifications (src/store/cluster.ts).
  * Left out, PostgreSQL uses the database server's clock (one clock for every node) and SQLite this
  * process's; tests that drive leases by hand pass a manual clock.
  */

@@ -63,8 +63,9 @@ function describe(url: string): string {
 export interface PostgresStoreOptions {
   max?: number;
   /**
-   * What times leases, heartbeats and the fenced writes' checks: the database server's clock by
-   * default, so that the nodes decide by one clock; tests driving leases by hand pass theirs.
+   * What times leases, heartbeats, the fenced writes' checks and the delivery claims (relay and
+   * notifications): the database server's clock by default, so that the nodes decide by one clock;
+   * tests driving leases by hand pass theirs.
    */
   clock?: LeaseClock;
 }
@@ -166,7 +167,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const store: PostgresStore = {
     driver: 'postgres',
     kv,
-    queue: createPostgresQueueRepository(pool, transaction),
+    queue: createPostgresQueueRepository(pool, transaction, clock),
     checkpoints: createPostgresCheckpoints(pool, transaction, clock),
     notify: createPostgresNotifyRepository(pool, transaction, fenceCheck, clock),
     cluster: createPostgresCluster(pool, transaction, clock),

@@ -14,9 +14,15 @@ import type pg from 'pg';
 import { QUEUE_STATES, type Bodies, type QueueListQuery, type QueueRecord, type QueueRepository, type QueueState, type QueueUpdate } from './queue.ts';
 import { COLUMNS, DAY_MS, MINUTE_MS, RELAXED_STATES, limitedUntil, recordValues, toRecord, updateColumns, type Row } from './queue-rows.ts';
 import type { Queryable, Transaction } from './postgres.ts';
+import { clockParam, nowSql } from './cluster-postgres.ts';
+import type { LeaseClock } from './cluster.ts';
 import { tally } from './rows.ts';
 
-export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transaction): QueueRepository {
+/**
+ * `clock` times the claims' leases (lease_until), as it times the cluster's leases: the database
+ * server's clock unless a test passes its own, read in the statement that sets or compares them.
+ */
+export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transaction, clock: LeaseClock): QueueRepository {
   async function insertRows(db: Queryable, records: QueueRecord[]): Promise<void> {
     // One multi-row INSERT: a group commit of many accepted messages is one round trip.
     const values: unknown[] = [];
@@ -148,11 +154,12 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
             const row = head.rows[0];
             if (!row) return {};
             recipients = row.n;
+            // Running: leases that have not run out by the lease clock; the rate's starts go by the claimers' clocks.
             const use = await c.query<{ running: number; minute: number[] | null; day: number }>(
-              `SELECT (SELECT COUNT(*) FROM relay_queue WHERE mailbox = $1 AND state = 'active' AND lease_until > $2) AS running,
+              `SELECT (SELECT COUNT(*) FROM relay_queue WHERE mailbox = $1 AND state = 'active' AND lease_until > ${nowSql('$2')}) AS running,
                       (SELECT array_agg(at ORDER BY at) FROM relay_starts WHERE mailbox = $1 AND at > $3) AS minute,
                       (SELECT COALESCE(SUM(recipients), 0) FROM relay_starts WHERE mailbox = $1 AND at > $4) AS day`,
-              [row.mailbox, claim.now, claim.now - MINUTE_MS, Number.isFinite(limits.recipientsPerDay) ? claim.now - DAY_MS : claim.now],
+              [row.mailbox, clockParam(clock), claim.now - MINUTE_MS, Number.isFinite(limits.recipientsPerDay) ? claim.now - DAY_MS : claim.now],
             );
             const u = use.rows[0]!;
             const limited = await limitedUntil(limits, claim.now, recipients, {
@@ -166,35 +173,39 @@ export function createPostgresQueueRepository(pool: pg.Pool, transaction: Transa
             });
             if (limited) return { limited };
           }
-          const claimed = `UPDATE relay_queue SET state = 'active', claimed_by = $2, claim_token = $3, lease_until = $4, updated_at = $5
+          const claimed = `UPDATE relay_queue SET state = 'active', claimed_by = $2, claim_token = $3, lease_until = ${nowSql('$6')} + $4, updated_at = $5
              WHERE id = (SELECT id FROM relay_queue WHERE id = $1 AND state IN ('incoming', 'deferred') FOR UPDATE SKIP LOCKED)
              RETURNING *`;
+          const values = [id, claim.by, claim.token, claim.leaseMs, claim.now, clockParam(clock)];
           const { rows } = limits
             ? await c.query<Row>(
-                `WITH claimed AS (${claimed}), counted AS (INSERT INTO relay_starts (mailbox, at, recipients) SELECT mailbox, $5, $6 FROM claimed)
+                `WITH claimed AS (${claimed}), counted AS (INSERT INTO relay_starts (mailbox, at, recipients) SELECT mailbox, $5, $7 FROM claimed)
                  SELECT * FROM claimed`,
-                [id, claim.by, claim.token, claim.leaseUntil, claim.now, recipients],
+                [...values, recipients],
               )
-            : await c.query<Row>(claimed, [id, claim.by, claim.token, claim.leaseUntil, claim.now]);
+            : await c.query<Row>(claimed, values);
           return rows[0] ? { record: toRecord(rows[0]) } : {};
         },
         { relaxed: true },
       );
     },
-    async renew(by, tokens, leaseUntil) {
+    async renew(by, tokens, leaseMs) {
       if (tokens.length === 0) return [];
       const { rows } = await pool.query<{ claim_token: string }>(
-        `UPDATE relay_queue SET lease_until = $1 WHERE state = 'active' AND claimed_by = $2 AND claim_token = ANY($3) RETURNING claim_token`,
-        [leaseUntil, by, [...tokens]],
+        `WITH t AS (SELECT ${nowSql('$4')} AS now)
+         UPDATE relay_queue SET lease_until = t.now + $1 FROM t WHERE state = 'active' AND claimed_by = $2 AND claim_token = ANY($3) RETURNING claim_token`,
+        [leaseMs, by, [...tokens], clockParam(clock)],
       );
       return rows.map((r) => r.claim_token);
     },
-    async takeOver(now) {
+    async takeOver() {
+      // next_attempt_at stays (see queue.ts): the lease clock says which claims ran out, not when the message is due.
       const { rows } = await pool.query<{ id: string; claimed_by: string | null }>(
-        `UPDATE relay_queue SET state = 'deferred', next_attempt_at = $1, updated_at = $1
-         WHERE id IN (SELECT id FROM relay_queue WHERE state = 'active' AND lease_until < $1 FOR UPDATE SKIP LOCKED)
+        `WITH t AS (SELECT ${nowSql('$1')} AS now)
+         UPDATE relay_queue SET state = 'deferred', updated_at = t.now FROM t
+         WHERE id IN (SELECT id FROM relay_queue, t WHERE state = 'active' AND lease_until < t.now FOR UPDATE OF relay_queue SKIP LOCKED)
          RETURNING id, claimed_by`,
-        [now],
+        [clockParam(clock)],
       );
       return rows.map((r) => ({ id: r.id, claimedBy: r.claimed_by ?? undefined }));
     },

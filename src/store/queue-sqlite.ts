@@ -10,11 +10,12 @@ import { COLUMNS, DAY_MS, MINUTE_MS, RELAXED_STATES, limitedUntil, recordValues,
 import { tally } from './rows.ts';
 
 /**
+ * `clock`: the store's lease clock (openSqliteStore's), which times the claims' leases.
  * `syncWal`, when given: an insert commits without SQLite's own fsync and then awaits this flush of
  * the write-ahead log (see sqlite.ts), so the event loop keeps accepting and delivering while the
  * disk works; the promise still resolves only once the rows are on disk.
  */
-export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Promise<void>): QueueRepository {
+export function createSqliteQueueRepository(db: DatabaseSync, clock: () => number, syncWal?: () => Promise<void>): QueueRepository {
   // Statements by their text: the manager's few shapes (ready, nextDue, transition) run after every
   // delivery, and compiling them each time cost more than running them.
   const prepare = statementCache(db);
@@ -120,7 +121,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
           prepare(
             `UPDATE relay_queue SET state = 'active', claimed_by = ?, claim_token = ?, lease_until = ?, updated_at = ?
              WHERE id = ? AND state IN ('incoming', 'deferred') RETURNING *`,
-          ).get(claim.by, claim.token, claim.leaseUntil, claim.now, id) as Row | undefined,
+          ).get(claim.by, claim.token, clock() + claim.leaseMs, claim.now, id) as Row | undefined,
         );
       const { limits } = claim;
       if (!limits) {
@@ -131,7 +132,7 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
         | { mailbox: string; n: number }
         | undefined;
       if (!head) return {};
-      const running = prepare(`SELECT COUNT(*) AS n FROM relay_queue WHERE mailbox = ? AND state = 'active' AND lease_until > ?`).get(head.mailbox, claim.now) as { n: number };
+      const running = prepare(`SELECT COUNT(*) AS n FROM relay_queue WHERE mailbox = ? AND state = 'active' AND lease_until > ?`).get(head.mailbox, clock()) as { n: number };
       const minute = prepare('SELECT at FROM relay_starts WHERE mailbox = ? AND at > ? ORDER BY at').all(head.mailbox, claim.now - MINUTE_MS) as Array<{ at: number }>;
       const day = prepare('SELECT COALESCE(SUM(recipients), 0) AS n FROM relay_starts WHERE mailbox = ? AND at > ?').get(head.mailbox, claim.now - DAY_MS) as { n: number };
       const dayRows = prepare('SELECT at, recipients FROM relay_starts WHERE mailbox = ? AND at > ? ORDER BY at').all(head.mailbox, claim.now - DAY_MS) as Array<{ at: number; recipients: number }>;
@@ -147,16 +148,18 @@ export function createSqliteQueueRepository(db: DatabaseSync, syncWal?: () => Pr
       relaxed(() => prepare('INSERT INTO relay_starts (mailbox, at, recipients) VALUES (?, ?, ?)').run(head.mailbox, claim.now, head.n));
       return { record: toRecord(row) };
     },
-    async renew(by, tokens, leaseUntil) {
+    async renew(by, tokens, leaseMs) {
       if (tokens.length === 0) return [];
       const rows = prepare(`UPDATE relay_queue SET lease_until = ? WHERE state = 'active' AND claimed_by = ? AND claim_token IN (${placeholders(tokens)}) RETURNING claim_token`)
-        .all(leaseUntil, by, ...tokens) as Array<{ claim_token: string }>;
+        .all(clock() + leaseMs, by, ...tokens) as Array<{ claim_token: string }>;
       return rows.map((r) => r.claim_token);
     },
-    async takeOver(now) {
+    async takeOver() {
+      // next_attempt_at stays (see queue.ts): the lease clock says which claims ran out, not when the message is due.
+      const now = clock();
       const rows = prepare(
-        `UPDATE relay_queue SET state = 'deferred', next_attempt_at = ?, updated_at = ? WHERE state = 'active' AND lease_until < ? RETURNING id, claimed_by`,
-      ).all(now, now, now) as Array<{ id: string; claimed_by: string | null }>;
+        `UPDATE relay_queue SET state = 'deferred', updated_at = ? WHERE state = 'active' AND lease_until < ? RETURNING id, claimed_by`,
+      ).all(now, now) as Array<{ id: string; claimed_by: string | null }>;
       return rows.map((r) => ({ id: r.id, claimedBy: r.claimed_by ?? undefined }));
     },
     async readBody(id) {

@@ -8,6 +8,12 @@
  * a `mailbridge queue` command in another process, another node on PostgreSQL) can never both move
  * the same message. A claim (→ active) also writes who holds it, a token and a lease: the moves out
  * of active name the token, so a node whose lease ran out and was taken over cannot record a result.
+ *
+ * Leases are timed by the store's lease clock (src/store/cluster.ts), like the cluster's leases: on
+ * PostgreSQL the database server's, so a node whose clock runs ahead cannot take over a message
+ * another node is still sending, and one behind cannot keep a claim past its end. Callers pass a
+ * lease time, never an end; due times (nextAttemptAt), updatedAt and the per-mailbox rate's starts
+ * stay on the callers' clocks.
  */
 import type { ErrorParams } from '../errors/index.ts';
 
@@ -63,7 +69,10 @@ export interface QueueRecord {
   claimedBy?: string;
   /** The token of the current claim; moves out of active must name it (fencing). */
   claimToken?: string;
-  /** Epoch milliseconds; an active message whose lease has passed may be taken over by another node. */
+  /**
+   * Epoch milliseconds of the store's lease clock (src/store/cluster.ts: on PostgreSQL the database
+   * server's); an active message whose lease has passed by that clock may be taken over by another node.
+   */
   leaseUntil?: number;
   updatedAt: number;
 }
@@ -96,9 +105,21 @@ export interface SharedLimits {
 export interface Claim {
   by: string;
   token: string;
+  /**
+   * The claimer's clock: the row's updatedAt, and with `limits` the start counted and the minute and
+   * day windows it is checked against (the per-mailbox rate goes by the nodes' clocks).
+   */
   now: number;
-  leaseUntil: number;
-  /** Checked and counted in the same transaction as the claim (PostgreSQL: across nodes). */
+  /**
+   * How long the claim holds without renewal: the lease ends this long after the store's lease
+   * clock's now, whatever the claimer's clock says (a node minutes ahead or behind sets no lease
+   * that the others read as already run out or as lasting minutes longer).
+   */
+  leaseMs: number;
+  /**
+   * Checked and counted in the same transaction as the claim (PostgreSQL: across nodes). The
+   * running deliveries are the active rows whose lease has not run out by the store's lease clock.
+   */
   limits?: SharedLimits;
 }
 
@@ -173,10 +194,18 @@ export interface QueueRepository {
    * start counted in the same transaction, under a per-mailbox lock.
    */
   claim(id: string, claim: Claim): Promise<ClaimResult>;
-  /** Extends the lease of the claims `by` still holds; returns their tokens (the others were taken over). */
-  renew(by: string, tokens: readonly string[], leaseUntil: number): Promise<string[]>;
-  /** Active messages whose lease ran out before `now` → deferred, due now; their ids and former holders. */
-  takeOver(now: number): Promise<Array<{ id: string; claimedBy: string | undefined }>>;
+  /**
+   * Extends the claims `by` still holds to `leaseMs` after the store's lease clock's now; returns
+   * their tokens (the others were taken over).
+   */
+  renew(by: string, tokens: readonly string[], leaseMs: number): Promise<string[]>;
+  /**
+   * Active messages whose lease ran out by the store's lease clock → deferred; their ids and former
+   * holders. Each keeps the nextAttemptAt it was claimed at, which had passed on its claimer's
+   * clock: due at once for every node, in its place in the queue (a due time from a node whose
+   * clock runs ahead would hold it back on the others). updatedAt is the store's now.
+   */
+  takeOver(): Promise<Array<{ id: string; claimedBy: string | undefined }>>;
   readBody(id: string): Promise<Buffer | undefined>;
   hasBody(id: string): Promise<boolean>;
   deleteBody(id: string): Promise<void>;

@@ -19,8 +19,8 @@ import { createSqliteCluster, sqliteFenceCheck } from './cluster-sqlite.ts';
 import { sqliteSignals } from './signals.ts';
 
 /**
- * `clock` times leases, heartbeats and the fenced writes' checks: this process's clock (one
- * machine), or a test's manual one.
+ * `clock` times leases, heartbeats, the fenced writes' checks and the relay's claims: this
+ * process's clock (one machine), or a test's manual one.
  */
 export function openSqliteStore(path: string, options: { clock?: () => number } = {}): Store {
   const clock = options.clock ?? Date.now;
@@ -91,7 +91,7 @@ export function openSqliteStore(path: string, options: { clock?: () => number } 
     driver: 'sqlite',
     kv,
     checkpoints: createSqliteCheckpoints(db, fenceCheck, syncWal),
-    queue: createSqliteQueueRepository(db, syncWal),
+    queue: createSqliteQueueRepository(db, clock, syncWal),
     notify: createSqliteNotifyRepository(db, fenceCheck),
     cluster: createSqliteCluster(db, clock),
     signals,

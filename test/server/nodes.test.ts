@@ -119,7 +119,7 @@ test('relay claims name the gateway\'s node; GET /api/v1/nodes, /metrics and mai
     const late = await openStore({ driver: 'postgres', url }, { clock: () => Date.now() - 60_000 });
     await late.cluster.heartbeat({ id: 'mb3-0d0e0a0d', name: 'mb3', version: '0.1.0', role: 'serve', startedAt: now - 600_000, owns: {} });
     await late.close();
-    assert.ok((await store.queue.claim('m3', { by: 'mb3-0d0e0a0d', token: 't3', now, leaseUntil: now + 3_600_000 })).record);
+    assert.ok((await store.queue.claim('m3', { by: 'mb3-0d0e0a0d', token: 't3', now, leaseMs: 3_600_000 })).record);
 
     const listed = await waitFor(
       async () => {

@@ -267,24 +267,35 @@ for (const d of drivers.list) {
       assert.deepEqual((await s.queue.bodyIds()).sort(), ['b2', 'dsn', 'f2']);
     });
 
-    test('queue: a claim writes holder, token and lease; results are fenced by the token; expired leases are taken over', async () => {
-      const s = await d.open();
+    test('queue: a claim writes holder, token and a lease on the store\'s clock; results are fenced by the token; expired leases are taken over', async () => {
+      // The store's lease clock, and the claimers' clocks ten minutes ahead and behind it: leases
+      // go by the store's, updatedAt by the claimer's.
+      let now = 100;
+      const s = await d.open({ clock: () => now });
+      const [ahead, behind] = [now + 600_000, now - 600_000];
       await s.queue.insert([rec('c1'), rec('c2'), rec('c3', { state: 'held' })]);
-      const a = await s.queue.claim('c1', { by: 'node-a', token: 'ta', now: 100, leaseUntil: 1_100 });
-      assert.deepEqual([a.record?.state, a.record?.claimedBy, a.record?.claimToken, a.record?.leaseUntil], ['active', 'node-a', 'ta', 1_100]);
-      assert.deepEqual(await s.queue.claim('c1', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'claimed already');
-      assert.deepEqual(await s.queue.claim('c3', { by: 'node-b', token: 'tb', now: 100, leaseUntil: 1_100 }), {}, 'held');
-      await s.queue.claim('c2', { by: 'node-b', token: 'tc', now: 100, leaseUntil: 1_100 });
+      const a = await s.queue.claim('c1', { by: 'node-a', token: 'ta', now: ahead, leaseMs: 1_000 });
+      assert.deepEqual(
+        [a.record?.state, a.record?.claimedBy, a.record?.claimToken, a.record?.leaseUntil, a.record?.updatedAt],
+        ['active', 'node-a', 'ta', 1_100, ahead],
+      );
+      assert.deepEqual(await s.queue.claim('c1', { by: 'node-b', token: 'tb', now: behind, leaseMs: 1_000 }), {}, 'claimed already');
+      assert.deepEqual(await s.queue.claim('c3', { by: 'node-b', token: 'tb', now: behind, leaseMs: 1_000 }), {}, 'held');
+      assert.equal((await s.queue.claim('c2', { by: 'node-b', token: 'tc', now: behind, leaseMs: 1_000 })).record?.leaseUntil, 1_100);
       // What `mailbridge status` counts per node: active rows by holder.
       assert.deepEqual(await s.queue.claimedPerNode(), { 'node-a': 1, 'node-b': 1 });
-      // Renewal keeps only what the node still holds under those tokens.
-      assert.deepEqual(await s.queue.renew('node-a', ['ta', 'tc'], 2_000), ['ta']);
+      // Renewal keeps only what the node still holds under those tokens, for the lease time from the store's now.
+      now = 1_000;
+      assert.deepEqual(await s.queue.takeOver(), [], 'no lease ran out');
+      assert.deepEqual(await s.queue.renew('node-a', ['ta', 'tc'], 1_000), ['ta']);
       assert.equal((await s.queue.get('c1'))?.leaseUntil, 2_000);
-      // node-b dies: its lease (1_100) runs out, node-a's (2_000) does not.
-      assert.deepEqual(await s.queue.takeOver(1_500), [{ id: 'c2', claimedBy: 'node-b' }]);
+      // node-b dies: its lease (1_100) runs out, node-a's (2_000) does not. The message keeps its due
+      // time (passed for every node) and goes back to deferred.
+      now = 1_500;
+      assert.deepEqual(await s.queue.takeOver(), [{ id: 'c2', claimedBy: 'node-b' }]);
       const back = await s.queue.get('c2');
-      assert.deepEqual([back?.state, back?.nextAttemptAt], ['deferred', 1_500]);
-      const again = await s.queue.claim('c2', { by: 'node-a', token: 'td', now: 1_600, leaseUntil: 2_600 });
+      assert.deepEqual([back?.state, back?.nextAttemptAt, back?.updatedAt], ['deferred', rec('c2').nextAttemptAt, 1_500]);
+      const again = await s.queue.claim('c2', { by: 'node-a', token: 'td', now: 1_600, leaseMs: 1_000 });
       assert.equal(again.record?.claimToken, 'td');
       // node-b comes back and reports its old attempt: refused; node-a's result is recorded.
       assert.equal(await s.queue.transition('c2', ['active'], { state: 'sent', updatedAt: 1_700 }, 'tc'), undefined);
@@ -294,15 +305,21 @@ for (const d of drivers.list) {
         undefined,
       );
       assert.equal(await s.queue.get('r1'), undefined);
-      assert.deepEqual(await s.queue.renew('node-b', ['tc'], 3_000), []);
+      assert.deepEqual(await s.queue.renew('node-b', ['tc'], 1_000), []);
     });
 
     test('queue: claims with shared limits count connections, starts per minute and recipients per day across claimers', async () => {
-      const s = await d.open();
+      // The store's lease clock follows the claimers' here; running deliveries are the leases that
+      // have not run out by it.
+      let storeNow = 0;
+      const s = await d.open({ clock: () => storeNow });
       const limits = { concurrency: 2, perMinute: 3, recipientsPerDay: 9 };
       const mb = { mailbox: 'shared@contoso.test' };
       await s.queue.insert(['l1', 'l2', 'l3', 'l4', 'l5'].map((id) => rec(id, mb)));
-      const claim = (id: string, by: string, now: number) => s.queue.claim(id, { by, token: `${id}-${now}`, now, leaseUntil: now + 10_000, limits });
+      const claim = (id: string, by: string, now: number, leaseMs = 10_000) => {
+        storeNow = now;
+        return s.queue.claim(id, { by, token: `${id}-${now}`, now, leaseMs, limits });
+      };
       assert.ok((await claim('l1', 'a', 1_000)).record);
       assert.ok((await claim('l2', 'b', 1_000)).record);
       assert.deepEqual(await claim('l3', 'c', 1_000), { limited: { until: undefined } }, 'two connections in use on other nodes');
@@ -319,7 +336,7 @@ for (const d of drivers.list) {
       assert.deepEqual(day, { limited: { until: 1_000 + 86_400_000 } }, 'the daily budget frees up when the first start leaves the 24 hours');
       // Leases that ran out (their node died) do not hold connections.
       await s.queue.insert(['l6', 'l7'].map((id) => rec(id, { ...mb, recipients: ['x@example.com'] })));
-      for (const id of ['l6', 'l7']) assert.ok((await s.queue.claim(id, { by: 'dead', token: id, now: 90_000_000, leaseUntil: 90_000_001, limits })).record);
+      for (const id of ['l6', 'l7']) assert.ok((await claim(id, 'dead', 90_000_000, 1)).record);
       assert.deepEqual(await claim('l5', 'b', 90_000_000), { limited: { until: undefined } });
       assert.ok((await claim('l5', 'b', 90_000_010)).record, 'the leases of l6 and l7 ran out: their connections are not counted');
     });

@@ -18,9 +18,11 @@
  *
  * Claims with `cluster` (several nodes): a claim writes the node, a fresh token and a lease
  * (`cluster.leaseMs`); every move out of active names the token, so the result of a node whose claim
- * was taken over is refused. The manager renews the leases of its deliveries and takes over claims
- * whose lease ran out (a node that died), and recovery at start does only that: the active rows of
- * other nodes are theirs. Without it (SQLite, one process holding the spool lock) a claim is the
+ * was taken over is refused. Leases are timed by the store's lease clock (on PostgreSQL the
+ * database server's), not by this node's: a node whose clock runs ahead cannot take over a message
+ * another node is still sending. The manager renews the leases of its deliveries and takes over
+ * claims whose lease ran out (a node that died), and recovery at start does only that: the active
+ * rows of other nodes are theirs. Without it (SQLite, one process holding the spool lock) a claim is the
  * plain compare-and-set, and every active row at start is a leftover that goes back to deferred.
  *
  * Recovery at start, for whatever a crash left behind:
@@ -253,28 +255,22 @@ export class Queue extends EventEmitter<{ ready: [accepted?: QueueRecord]; outco
       const record = await this.move(id, 'claim', {});
       return record ? { record } : {};
     }
-    return this.repo.claim(id, {
-      by: this.node,
-      token: randomUUID(),
-      now,
-      leaseUntil: now + this.cluster.leaseMs,
-      ...(limits ? { limits } : {}),
-    });
+    return this.repo.claim(id, { by: this.node, token: randomUUID(), now, leaseMs: this.cluster.leaseMs, ...(limits ? { limits } : {}) });
   }
 
   /** Extends the leases of this node's claims; the tokens it still holds (the others were taken over). */
   async renew(tokens: readonly string[]): Promise<Set<string>> {
     if (!this.cluster) return new Set(tokens);
-    return new Set(await this.repo.renew(this.node, tokens, this.clock.now() + this.cluster.leaseMs));
+    return new Set(await this.repo.renew(this.node, tokens, this.cluster.leaseMs));
   }
 
   /**
-   * Claims whose lease ran out (their node died or lost the database) → deferred, due now. With
+   * Claims whose lease ran out (their node died or lost the database) → deferred, due at once. With
    * `sweep` (or when something was taken over), also the bodies a dead node left of messages it had
    * recorded as sent just before it died.
    */
   async takeOver(sweep = false): Promise<number> {
-    const taken = await this.repo.takeOver(this.clock.now());
+    const taken = await this.repo.takeOver();
     for (const t of taken) this.log.warn({ id: t.id, from: t.claimedBy, node: this.node }, 'relay: took over a delivery whose lease ran out');
     if (taken.length > 0 || sweep) await this.repo.dropFinishedBodies();
     return taken.length;

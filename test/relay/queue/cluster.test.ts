@@ -1,10 +1,12 @@
 /**
  * Two relay nodes on one store, with bodies in the store (StoreSpool) and claims with leases, on a
- * manual clock: a node's claim is taken over once its lease has run out, the other node delivers
- * the message from the body the first one accepted, and the first node's late result is refused
- * (fenced by the claim token). A running delivery whose claim was taken over is aborted at the
- * next lease renewal. The contract test holds both drivers to the store side; the three-node kill
- * -9 test (test/relay/crash/cluster.test.ts) does the same with real processes on PostgreSQL.
+ * manual clock (the nodes' and the store's, which times the leases): a node's claim is taken over
+ * once its lease has run out, the other node delivers the message from the body the first one
+ * accepted, and the first node's late result is refused (fenced by the claim token). A running
+ * delivery whose claim was taken over is aborted at the next lease renewal. The contract test holds
+ * both drivers to the store side; the three-node kill -9 test (test/relay/crash/cluster.test.ts)
+ * does the same with real processes on PostgreSQL, and clocks.test.ts with node clocks ten minutes
+ * off the database server's.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,9 @@ import { waitFor } from '../../support/wait.ts';
 
 const LEASE_MS = 3_000;
 
+/** The store's lease clock is the nodes' manual clock: a claim's lease runs out as the test advances it. */
+const storeOn = (dir: string, clock: ManualClock) => openStore({ driver: 'sqlite', path: join(dir, 'mb.db') }, { clock: () => clock.now() });
+
 function node(store: Store, clock: ManualClock, name: string): { queue: Queue; lines: LogLine[] } {
   const { log, lines } = collectingLogger();
   const queue = new Queue({
@@ -40,9 +45,9 @@ function node(store: Store, clock: ManualClock, name: string): { queue: Queue; l
 
 test('a claim whose lease ran out is taken over; the other node delivers from the stored body; the late result is refused', async () => {
   const dir = tempDir('mb-cluster-q-');
-  const store = await openStore({ driver: 'sqlite', path: join(dir.path, 'mb.db') });
+  const clock = new ManualClock();
+  const store = await storeOn(dir.path, clock);
   try {
-    const clock = new ManualClock();
     const a = node(store, clock, 'node-a');
     const b = node(store, clock, 'node-b');
     const body = Buffer.from('Message-ID: <x@contoso.com>\r\nSubject: Grüße\r\n\r\nhello\r\n');
@@ -76,8 +81,8 @@ test('a claim whose lease ran out is taken over; the other node delivers from th
 
 test('a running delivery whose claim another node took over is aborted at the next lease renewal, and its result refused', async () => {
   const dir = tempDir('mb-cluster-q-');
-  const store = await openStore({ driver: 'sqlite', path: join(dir.path, 'mb.db') });
   const clock = new ManualClock();
+  const store = await storeOn(dir.path, clock);
   const a = node(store, clock, 'node-a');
   const transport = new RecordingTransport();
   let aborted = false;
@@ -110,7 +115,7 @@ test('a running delivery whose claim another node took over is aborted at the ne
     await waitFor(async () => ((await store.queue.get(msg.id))?.leaseUntil ?? 0) > clock.now() + LEASE_MS - LEASE_MS / 3 - 1, 5_000, 'the lease to be renewed');
     // node-b takes it over (as if node-a had been unreachable for longer than the lease).
     await store.queue.transition(msg.id, ['active'], { state: 'deferred', nextAttemptAt: clock.now(), updatedAt: clock.now() });
-    assert.ok((await store.queue.claim(msg.id, { by: 'node-b', token: 'b-token', now: clock.now(), leaseUntil: clock.now() + LEASE_MS })).record);
+    assert.ok((await store.queue.claim(msg.id, { by: 'node-b', token: 'b-token', now: clock.now(), leaseMs: LEASE_MS })).record);
     clock.advance(LEASE_MS / 3);
     await waitFor(() => aborted, 5_000, 'node-a to abort the attempt');
     await manager.whenIdle();
@@ -125,8 +130,8 @@ test('a running delivery whose claim another node took over is aborted at the ne
 
 test('per-mailbox limits hold across nodes: 3 deliveries at once and the per-minute rate, whichever node starts them', async () => {
   const dir = tempDir('mb-cluster-q-');
-  const store = await openStore({ driver: 'sqlite', path: join(dir.path, 'mb.db') });
   const clock = new ManualClock();
+  const store = await storeOn(dir.path, clock);
   const held: Array<() => void> = [];
   const managers = ['node-a', 'node-b'].map((name) => {
     const n = node(store, clock, name);
