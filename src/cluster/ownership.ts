@@ -32,8 +32,8 @@
  * Clocks: every lease decision (free or expired, renewed, fenced write still allowed, node live
  * or dead) is made by the store's clock, on PostgreSQL the database server's, so a node whose own
  * clock is minutes off neither takes live leases nor keeps expired ones. Each node's offset from
- * the server's clock is still measured and named (MB_CLUSTER_CLOCK_SKEW): the relay, tokens and TLS
- * need a correct clock.
+ * the server's clock is still measured and named (MB_CLUSTER_CLOCK_SKEW): the relay's retry schedule
+ * and rate limits, tokens and TLS need a correct clock.
  */
 import { createHash } from 'node:crypto';
 import { MbError, toMbError } from '../errors/index.ts';

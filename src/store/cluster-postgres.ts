@@ -61,9 +61,10 @@ export function createPostgresCluster(pool: pg.Pool, transaction: Transaction, c
   let offset: number | undefined;
   return {
     async heartbeat(n) {
-      // The server's clock comes back with the heartbeat: leases no longer depend on this
-      // process's clock, but the relay, tokens and TLS do, so each node measures its own against
-      // the server's (the real clock, not a test's) and says when it is off.
+      // The server's clock comes back with the heartbeat: leases and claims no longer depend on
+      // this process's clock, but the relay's retry schedule and rate limits, tokens and TLS do, so
+      // each node measures its own against the server's (the real clock, not a test's) and says
+      // when it is off.
       const sent = Date.now();
       const { rows } = await pool.query<{ heartbeat_at: number; db_now: number }>(
         `INSERT INTO cluster_nodes (id, name, version, role, started_at, heartbeat_at, owns) VALUES ($1, $2, $3, $4, $5, ${nowSql('$6')}, $7)
