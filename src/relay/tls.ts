@@ -37,9 +37,9 @@ export async function loadTls(options: { certPath?: string; keyPath?: string; da
       throw new MbError('MB_RELAY_TLS_UNREADABLE', { path: dir, detail: (err as Error).message }, { cause: err });
     }
   }
-  // node-forge loads only for a relay that must make its own certificate.
-  const { selfSignedCertificate } = await import('../util/certificates.ts');
-  const { keyPem: key, certPem: cert } = selfSignedCertificate({
+  // Made apart, in a worker thread: node-forge never enters the relay's own heap.
+  const { selfSignedCertificateApart } = await import('../util/certificate-worker.ts');
+  const { keyPem: key, certPem: cert } = await selfSignedCertificateApart({
     commonName: options.hostname,
     organization: 'mailbridge relay',
     dnsNames: ['localhost'],
