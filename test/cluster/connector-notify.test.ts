@@ -25,7 +25,7 @@ import { SUBSCRIPTION_NAMESPACE } from '../../src/connector/graph.ts';
 import { subscriptionKey } from '../../src/m365/subscriptions/index.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
-import { maildirFiles, NODE, ROOT } from '../connector/helpers.ts';
+import { graphNotifyConnector, maildirFiles, NODE, ROOT } from '../connector/helpers.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
@@ -122,25 +122,8 @@ test('two fetch nodes of a Graph connector with notifications: a notification re
         node: { name: i === 0 ? 'nodeA' : 'nodeB' },
         connections: example.connections,
         connectors: {
-          [CONNECTOR]: {
-            connection: 'sandbox',
-            source: {
-              kind: 'graph',
-              baseUrl: sandbox.graph.url,
-              caFile: sandbox.caFile,
-              notifications: {
-                // Every node's subscriptions name node A: the balancer that always picks it.
-                publicUrl,
-                // The sandbox's inbound certificate (127.0.0.1, from its CA) on each node's own port.
-                listen: { host: '127.0.0.1', port, certFile: join(sandbox.dir, 'notify-inbound.pem'), keyFile: join(sandbox.dir, 'notify-inbound.key') },
-              },
-            },
-            mailboxes,
-            destination: { kind: 'maildir', path: md },
-            after: { action: 'none' },
-            pollSeconds: 3600,
-            retry: { initialSeconds: 0.1, maxSeconds: 1 },
-          },
+          // Every node's subscriptions name node A (the balancer that always picks it); each node listens on its own port.
+          [CONNECTOR]: { ...graphNotifyConnector(sandbox, { port, publicUrl, mailboxes, maildir: md }), retry: { initialSeconds: 0.1, maxSeconds: 1 } },
         },
       }),
     );

@@ -19,7 +19,7 @@ import { openStore } from '../../src/store/index.ts';
 import { freePort } from '../support/ports.ts';
 import { tempDir } from '../support/temp.ts';
 import { waitFor } from '../support/wait.ts';
-import { makeMessage, maildirFiles, NODE, ROOT } from './helpers.ts';
+import { graphNotifyConnector, makeMessage, maildirFiles, NODE, ROOT } from './helpers.ts';
 
 test('mailbridge fetch (no --once) with source.notifications: subscribes through its own listener, delivers new mail, stops on SIGTERM', { timeout: 120_000 }, async () => {
   const dir = tempDir('mb-fetch-notify-');
@@ -32,26 +32,7 @@ test('mailbridge fetch (no --once) with source.notifications: subscribes through
     const doc = parse(readFileSync(sandbox.configFile, 'utf8')) as Record<string, unknown> & { store: { path: string } };
     const md = join(dir.path, 'maildir');
     const port = await freePort();
-    const sandboxDir = join(dir.path, 'sandbox');
-    doc.connectors = {
-      invoices: {
-        connection: 'sandbox',
-        source: {
-          kind: 'graph',
-          baseUrl: sandbox.graph.url,
-          caFile: sandbox.caFile,
-          notifications: {
-            publicUrl: `https://127.0.0.1:${port}`,
-            // The sandbox's own inbound certificate (127.0.0.1, from its CA), on another port.
-            listen: { host: '127.0.0.1', port, certFile: join(sandboxDir, 'notify-inbound.pem'), keyFile: join(sandboxDir, 'notify-inbound.key') },
-          },
-        },
-        mailboxes: [mailbox],
-        destination: { kind: 'maildir', path: md },
-        after: { action: 'none' },
-        pollSeconds: 3600,
-      },
-    };
+    doc.connectors = { invoices: graphNotifyConnector(sandbox, { port, publicUrl: `https://127.0.0.1:${port}`, mailboxes: [mailbox], maildir: md }) };
     writeFileSync(sandbox.configFile, stringify(doc));
     child = spawn(NODE, [join(ROOT, 'src/admin/cli/main.ts'), '--config', sandbox.configFile, 'fetch', 'invoices'], { cwd: dir.path, env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

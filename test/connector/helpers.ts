@@ -16,6 +16,7 @@ import { startDovecot, type Dovecot } from '../../src/sandbox/dovecot.ts';
 import { SandboxDirectory } from '../../src/sandbox/directory.ts';
 import { startImapFront, type ImapFront, type ImapLimits } from '../../src/sandbox/exchange/imap.ts';
 import type { SandboxMailbox, SandboxUser } from '../../src/sandbox/model.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { tempDir } from '../support/temp.ts';
 import { dovecotImap } from '../support/imap.ts';
@@ -339,5 +340,29 @@ export function manualSleep(): { sleep: (ms: number, signal: AbortSignal) => Pro
     elapse: () => {
       for (const done of waiting.splice(0)) done();
     },
+  };
+}
+
+/**
+ * A Graph connector of the sandbox's connection woken by change notifications: delivered to a
+ * maildir, listening on `port` with the sandbox's inbound certificate (127.0.0.1, from its CA), and
+ * polling only hourly, so that a delivery within a test's time came from a notification.
+ */
+export function graphNotifyConnector(sandbox: Sandbox, o: { port: number; publicUrl: string; mailboxes: string[]; maildir: string }): Record<string, unknown> {
+  return {
+    connection: 'sandbox',
+    source: {
+      kind: 'graph',
+      baseUrl: sandbox.graph.url,
+      caFile: sandbox.caFile,
+      notifications: {
+        publicUrl: o.publicUrl,
+        listen: { host: '127.0.0.1', port: o.port, certFile: join(sandbox.dir, 'notify-inbound.pem'), keyFile: join(sandbox.dir, 'notify-inbound.key') },
+      },
+    },
+    mailboxes: o.mailboxes,
+    destination: { kind: 'maildir', path: o.maildir },
+    after: { action: 'none' },
+    pollSeconds: 3600,
   };
 }
