@@ -69,3 +69,31 @@ export function where(filters: ReadonlyArray<Filter | false | undefined>): { sql
 export function inList(column: string, list: readonly SQLInputValue[] | undefined): Filter | undefined {
   return list && list.length > 0 ? [`${column} IN (${placeholders(list)})`, list] : undefined;
 }
+
+/**
+ * One flush at a time, shared by its callers: a caller that comes while a flush runs cannot count
+ * on it (it may have begun before the caller's commit), so it waits for the next one, which starts
+ * when the running one ends and serves every caller that came meanwhile. A failed flush fails only
+ * its own callers.
+ */
+export function sharedFlush(flush: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = flush();
+    running = p;
+    const done = () => {
+      if (running === p) running = undefined;
+    };
+    p.then(done, done);
+    return p;
+  };
+  return () => {
+    if (!running) return start();
+    next ??= running.then(
+      () => ((next = undefined), start()),
+      () => ((next = undefined), start()),
+    );
+    return next;
+  };
+}

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { durable, relaxed, transaction } from './sqlite-tools.ts';
+import { durable, relaxed, sharedFlush, transaction } from './sqlite-tools.ts';
 import { MbError } from '../errors/index.ts';
 import type { KeyValue, Store, StoreKeyValue } from './index.ts';
 import type { Fence } from './cluster.ts';
@@ -112,21 +112,26 @@ export function openSqliteStore(path: string, options: { clock?: () => number } 
  * descriptor, and a commit has written all its frames to the log when it returns, so a commit made
  * with synchronous = NORMAL followed by this flush is as durable as one made with FULL. SQLite
  * creates the log on the first write, so its directory is flushed once too.
+ *
+ * Flushes are shared (sharedFlush): a connector's 4 deliveries in flight, or the relay's commits
+ * beside the watchers' cursors, cost one fdatasync at a time instead of one each, and the thread
+ * pool stays free for the spool's writes.
  */
 function walSyncer(walPath: string): { sync: () => Promise<void>; close: () => Promise<void> } {
   let handle: Promise<FileHandle> | undefined;
+  const flush = async () => {
+    handle ??= (async () => {
+      const fh = await open(walPath, 'r');
+      const dir = await open(dirname(walPath), 'r');
+      await dir.sync().finally(() => dir.close());
+      return fh;
+    })();
+    // fdatasync, as SQLite's own commit on Linux: it flushes the frames and, when the log grew,
+    // its size, but not the modification time, which would cost a journal commit every time.
+    await (await handle).datasync();
+  };
   return {
-    async sync() {
-      handle ??= (async () => {
-        const fh = await open(walPath, 'r');
-        const dir = await open(dirname(walPath), 'r');
-        await dir.sync().finally(() => dir.close());
-        return fh;
-      })();
-      // fdatasync, as SQLite's own commit on Linux: it flushes the frames and, when the log grew,
-      // its size, but not the modification time, which would cost a journal commit every time.
-      await (await handle).datasync();
-    },
+    sync: sharedFlush(flush),
     async close() {
       const h = handle;
       handle = undefined;
