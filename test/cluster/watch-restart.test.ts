@@ -31,7 +31,7 @@ import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxServerCert, startEventReceiver, subscribeWebhook } from '../support/cluster.ts';
+import { sandboxInbound, startEventReceiver, subscribeWebhook, type InboundListen } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const LEASE_MS = 3000;
@@ -41,6 +41,7 @@ let dir: string;
 let sandbox: Sandbox;
 let db: PostgresServer;
 let receiver: Server;
+let inbound: InboundListen;
 const events: NotifyEvent[] = [];
 const children = new Set<ChildProcess>();
 
@@ -49,9 +50,7 @@ before(async () => {
   chmodSync(dir, 0o711);
   sandbox = await startSandbox({ dir: join(dir, 'sandbox'), synthetic: { mailboxes: MAILBOXES } });
   db = await startPostgres();
-  const cert = sandboxServerCert(sandbox);
-  writeFileSync(join(dir, 'inbound.pem'), cert.certPem);
-  writeFileSync(join(dir, 'inbound.key'), cert.keyPem);
+  inbound = sandboxInbound(sandbox, dir);
   receiver = await startEventReceiver(events);
 });
 
@@ -91,7 +90,7 @@ test('three gateways share a Graph watch group; PostgreSQL restarted twice while
           watch: {
             // Every subscription names the first node: the load balancer that always picks it.
             publicUrl: `https://127.0.0.1:${ports[0]}`,
-            listen: { host: '127.0.0.1', port, certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+            listen: inbound(port),
             groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
           },
         },

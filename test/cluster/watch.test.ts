@@ -26,13 +26,14 @@ import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxServerCert, spawnGateway, subscribeWebhook } from '../support/cluster.ts';
+import { sandboxInbound, spawnGateway, subscribeWebhook, type InboundListen } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 let dir: string;
 let sandbox: Sandbox;
 let pg: PostgresServer;
 let receiver: Server;
+let inbound: InboundListen;
 const events: NotifyEvent[] = [];
 /** Webhook calls for these subjects get their answer only when released (deliveries kept in flight). */
 const holdSubjects = new Set<string>();
@@ -46,9 +47,7 @@ before(async () => {
   sandbox = await startSandbox({ dir: join(dir, 'sandbox'), synthetic: { mailboxes: MAILBOXES } });
   pg = await startPostgres();
   // The certificate of every node's inbound listener (all answer for 127.0.0.1).
-  const cert = sandboxServerCert(sandbox);
-  writeFileSync(join(dir, 'inbound.pem'), cert.certPem);
-  writeFileSync(join(dir, 'inbound.key'), cert.keyPem);
+  inbound = sandboxInbound(sandbox, dir);
   receiver = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -94,7 +93,7 @@ test('three gateways share a Graph watch group; notifications reach one node and
         watch: {
           // Every subscription names the first node: the load balancer that always picks it.
           publicUrl: `https://127.0.0.1:${ports[0]}`,
-          listen: { host: '127.0.0.1', port: ports[i], certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+          listen: inbound(ports[i]!),
           groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
         },
       },
@@ -156,7 +155,7 @@ test('three gateway processes share a Graph watch group; kill -9 of one while ma
           retry: { initialSeconds: 0.2, jitter: 0 },
           watch: {
             publicUrl: `https://127.0.0.1:${ports[0]}`,
-            listen: { host: '127.0.0.1', port, certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+            listen: inbound(port),
             groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
           },
         },

@@ -11,7 +11,7 @@ import { createECDH, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createH2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -24,7 +24,6 @@ import type { NotifyEvent } from '../../src/notify/events.ts';
 import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
 import { buildSinks } from '../../src/notify/service.ts';
 import { RoutedTransport } from '../../src/relay/transports/index.ts';
-import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway } from '../../src/server/index.ts';
 import { openStore } from '../../src/store/index.ts';
@@ -33,6 +32,7 @@ import { message, outbound } from '../relay/transports/rig.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { waitFor } from '../support/wait.ts';
 import { freePort } from '../support/ports.ts';
+import { sandboxInbound } from '../support/cluster.ts';
 import { connectorPlugins } from '../../src/app/connectors.ts';
 import { sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
 
@@ -171,10 +171,7 @@ test('watch: Graph, EWS and IMAP watchers under serve, and the webhook sink, go 
     });
   });
   const hook = await listen(receiver);
-  const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
-  const inbound = ca.issueServer(['127.0.0.1']);
-  writeFileSync(join(dir, 'inbound.pem'), inbound.certPem);
-  writeFileSync(join(dir, 'inbound.key'), inbound.keyPem);
+  const inbound = sandboxInbound(sandbox, dir);
   const port = await freePort();
   const watched = { graph: ALICE, imap: BOB, ews: INFO };
   const config = baseConfig({
@@ -185,7 +182,7 @@ test('watch: Graph, EWS and IMAP watchers under serve, and the webhook sink, go 
       retry: { initialSeconds: 0.2, jitter: 0 },
       watch: {
         publicUrl: `https://127.0.0.1:${port}`,
-        listen: { host: '127.0.0.1', port, certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+        listen: inbound(port),
         groups: {
           cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes: [watched.graph], graph: { baseUrl: `${sandbox.graph.url}/v1.0` } },
           legacy: { kind: 'imap', listeners: [{ connection: 'sandbox' }], mailboxes: [watched.imap], imap: { host: '127.0.0.1', port: sandbox.imap.port, tls: 'implicit', servername: 'outlook.office365.com' } },

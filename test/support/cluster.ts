@@ -5,7 +5,7 @@
  * child process (test/cluster/fixtures/gateway-child.ts) that reports how many mailboxes it watches.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -55,6 +55,19 @@ export function spawnGateway(o: { configFile: string; leaseMs: number; caFile: s
 export function sandboxServerCert(sandbox: { dir: string; caFile: string }): { certPem: string; keyPem: string } {
   const ca = createSandboxCa({ keyPem: readFileSync(join(sandbox.dir, 'ca.key'), 'utf8'), certPem: readFileSync(sandbox.caFile, 'utf8') });
   return ca.issueServer(['127.0.0.1']);
+}
+
+/** The `listen` section of an inbound listener for Graph and EWS callbacks on `port`. */
+export type InboundListen = (port: number) => { host: string; port: number; certFile: string; keyFile: string };
+
+/** Writes a certificate for 127.0.0.1 from the sandbox's CA into `dir` and returns the listener sections that use it. */
+export function sandboxInbound(sandbox: { dir: string; caFile: string }, dir: string): InboundListen {
+  const cert = sandboxServerCert(sandbox);
+  const certFile = join(dir, 'inbound.pem');
+  const keyFile = join(dir, 'inbound.key');
+  writeFileSync(certFile, cert.certPem);
+  writeFileSync(keyFile, cert.keyPem);
+  return (port) => ({ host: '127.0.0.1', port, certFile, keyFile });
 }
 
 /** A webhook receiver on loopback that pushes each event it is sent into `events` and answers 204. */

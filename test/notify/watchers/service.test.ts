@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -24,7 +24,7 @@ import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
 import { loopbackEgressConfig } from '../../support/egress.ts';
-import { sandboxServerCert, startEventReceiver } from '../../support/cluster.ts';
+import { sandboxInbound, startEventReceiver } from '../../support/cluster.ts';
 import { waitFor } from '../../support/wait.ts';
 import { freePort } from '../../support/ports.ts';
 import { watchers } from '../../../src/app/plugins.ts';
@@ -44,9 +44,7 @@ before(async () => {
   chmodSync(dir, 0o711); // Dovecot's unprivileged processes traverse it
   sandbox = await startSandbox({ dir: join(dir, 'sandbox') });
   receiver = await startEventReceiver(events);
-  const inbound = sandboxServerCert(sandbox);
-  writeFileSync(join(dir, 'inbound.pem'), inbound.certPem);
-  writeFileSync(join(dir, 'inbound.key'), inbound.keyPem);
+  const inbound = sandboxInbound(sandbox, dir);
   const port = await freePort();
   const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   config = async (groups) =>
@@ -61,7 +59,7 @@ before(async () => {
         retry: { initialSeconds: 0.2, jitter: 0 },
         watch: {
           publicUrl: `https://127.0.0.1:${port}`,
-          listen: { host: '127.0.0.1', port, certFile: join(dir, 'inbound.pem'), keyFile: join(dir, 'inbound.key') },
+          listen: inbound(port),
           groups: groups ?? {
             cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.graph], graph: { baseUrl: `${sandbox.graph.url}/v1.0` } },
             legacy: { kind: 'imap', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.imap], imap: { host: '127.0.0.1', port: sandbox.imap.port, tls: 'implicit', servername: 'outlook.office365.com' } },
