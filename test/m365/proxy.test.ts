@@ -32,7 +32,7 @@ import { message, outbound } from '../relay/transports/rig.ts';
 import { loopbackEgressConfig } from '../support/egress.ts';
 import { waitFor } from '../support/wait.ts';
 import { freePort } from '../support/ports.ts';
-import { sandboxInbound } from '../support/cluster.ts';
+import { sandboxInbound, startEventReceiver } from '../support/cluster.ts';
 import { connectorPlugins } from '../../src/app/connectors.ts';
 import { sinks as sinkPlugins, transports } from '../../src/app/plugins.ts';
 
@@ -162,15 +162,9 @@ test('fetch: the IMAP and the Graph source go through the proxy', async () => {
 
 test('watch: Graph, EWS and IMAP watchers under serve, and the webhook sink, go through the proxy', async () => {
   const events: NotifyEvent[] = [];
-  const receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      events.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: NotifyEvent }).data);
-      res.writeHead(204).end();
-    });
-  });
-  const hook = await listen(receiver);
+  const receiver = await startEventReceiver(events);
+  servers.push(receiver);
+  const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   const inbound = sandboxInbound(sandbox, dir);
   const port = await freePort();
   const watched = { graph: ALICE, imap: BOB, ews: INFO };
