@@ -14,21 +14,20 @@ import assert from 'node:assert/strict';
 import { request, type Server } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
-import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxServerCert, spawnGateway, startEventReceiver, subscribeWebhook } from '../support/cluster.ts';
+import { sandboxServerCert, spawnGateway, startEventReceiver, subscribeWebhook, watchGatewayConfig } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const BURST = 30;
@@ -130,25 +129,16 @@ after(async () => {
 });
 
 function nodeConfig(url: string, publicUrl: string, port: number, i: number, mailboxes: string[]) {
-  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
-  return {
-    secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
+  return watchGatewayConfig(sandbox, {
     store: { driver: 'postgres', url },
-    node: { name: `node${i + 1}` },
-    server: { port: 0 },
-    connections: example.connections,
-    notify: {
-      webhook: { requireHttps: false },
-      egress: loopbackEgressConfig,
-      retry: { initialSeconds: 0.2, jitter: 0 },
-      watch: {
-        // Every subscription names the balancer; the nodes listen in plain HTTP behind it.
-        publicUrl,
-        listen: { host: '127.0.0.1', port },
-        groups: { plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes, ews: { url: sandbox.ews.url, mode: 'push' } } },
-      },
+    node: `node${i + 1}`,
+    watch: {
+      // Every subscription names the balancer; the nodes listen in plain HTTP behind it.
+      publicUrl,
+      listen: { host: '127.0.0.1', port },
+      groups: { plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes, ews: { url: sandbox.ews.url, mode: 'push' } } },
     },
-  };
+  });
 }
 
 function webhook(url: string, id: string, mailboxes: string[]): Promise<void> {

@@ -23,15 +23,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import type { NotifyEvent } from '../../src/notify/events.ts';
 import { shardsOf } from '../../src/notify/watchers/service.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
-import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxInbound, startEventReceiver, subscribeWebhook, type InboundListen } from '../support/cluster.ts';
+import { sandboxInbound, startEventReceiver, subscribeWebhook, watchGatewayConfig, type InboundListen } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const LEASE_MS = 3000;
@@ -70,31 +69,25 @@ test('three gateways share a Graph watch group; PostgreSQL restarted twice while
   const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => sandbox.synthetic!.address(i + 1));
   // Shards of one mailbox are cut by hash: some hold none (no lease), some several.
   const SHARDS = shardsOf(mailboxes.map((address) => ({ address, folders: [] })), 1).filter((s) => s.length > 0).length;
-  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   const ports = [await freePort(), await freePort(), await freePort()];
   const nodes = ports.map((port, i) => {
     const configFile = join(dir, `node${i + 1}.yaml`);
     const logFile = join(dir, `node${i + 1}.log`);
     writeFileSync(
       configFile,
-      stringify({
-        secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
-        store: { driver: 'postgres', url },
-        node: { name: `node${i + 1}` },
-        server: { port: 0 },
-        connections: example.connections,
-        notify: {
-          webhook: { requireHttps: false },
-          egress: loopbackEgressConfig,
-          retry: { initialSeconds: 0.2, maxSeconds: 2, jitter: 0 },
+      stringify(
+        watchGatewayConfig(sandbox, {
+          store: { driver: 'postgres', url },
+          node: `node${i + 1}`,
+          retry: { maxSeconds: 2 },
           watch: {
             // Every subscription names the first node: the load balancer that always picks it.
             publicUrl: `https://127.0.0.1:${ports[0]}`,
             listen: inbound(port),
             groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
           },
-        },
-      }),
+        }),
+      ),
     );
     return { name: `node${i + 1}`, configFile, logFile, watching: 0, owns: 0, lostAll: false, stderr: '', child: undefined as ChildProcess | undefined };
   });

@@ -12,21 +12,19 @@ import { stringify } from 'yaml';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pgDriver from 'pg';
-import { parse } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
-import { loopbackEgressConfig } from '../support/egress.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxInbound, spawnGateway, subscribeWebhook, type InboundListen } from '../support/cluster.ts';
+import { sandboxInbound, spawnGateway, subscribeWebhook, watchGatewayConfig, type InboundListen } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 let dir: string;
@@ -77,27 +75,20 @@ after(async () => {
 test('three gateways share a Graph watch group; notifications reach one node and are handed to the owners; a stopped node\'s shards move', { timeout: 180_000 }, async () => {
   const url = await pg.database('watch');
   const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => sandbox.synthetic!.address(i + 1));
-  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   const ports = [await freePort(), await freePort(), await freePort()];
   const config = (i: number): Config =>
-    configSchema.parse({
-      secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
-      store: { driver: 'postgres', url },
-      node: { name: `node${i + 1}` },
-      server: { port: 0 },
-      connections: example.connections,
-      notify: {
-        webhook: { requireHttps: false },
-        egress: loopbackEgressConfig,
-        retry: { initialSeconds: 0.2, jitter: 0 },
+    configSchema.parse(
+      watchGatewayConfig(sandbox, {
+        store: { driver: 'postgres', url },
+        node: `node${i + 1}`,
         watch: {
           // Every subscription names the first node: the load balancer that always picks it.
           publicUrl: `https://127.0.0.1:${ports[0]}`,
           listen: inbound(ports[i]!),
           groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
         },
-      },
-    });
+      }),
+    );
   await subscribeWebhook({ url, sandboxDir: sandbox.dir, id: 'sub_all', mailboxes, hook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secretByte: 1 });
 
   for (let i = 0; i < 3; i++) gateways.push(await startGateway(config(i), silentLogger, { cluster: { leaseMs: 3000, shardSize: 1 } }));
@@ -136,29 +127,22 @@ test('three gateway processes share a Graph watch group; kill -9 of one while ma
   const LEASE_MS = 3000;
   const url = await pg.database('watchkill');
   const mailboxes = Array.from({ length: MAILBOXES }, (_, i) => sandbox.synthetic!.address(i + 1));
-  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   const ports = [await freePort(), await freePort(), await freePort()];
   const files = ports.map((port, i) => {
     const file = join(dir, `kill-node${i + 1}.yaml`);
     writeFileSync(
       file,
       stringify({
-        secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
-        store: { driver: 'postgres', url },
-        node: { name: `node${i + 1}` },
-        server: { port: 0 },
-        log: { level: 'silent' },
-        connections: example.connections,
-        notify: {
-          webhook: { requireHttps: false },
-          egress: loopbackEgressConfig,
-          retry: { initialSeconds: 0.2, jitter: 0 },
+        ...watchGatewayConfig(sandbox, {
+          store: { driver: 'postgres', url },
+          node: `node${i + 1}`,
           watch: {
             publicUrl: `https://127.0.0.1:${ports[0]}`,
             listen: inbound(port),
             groups: { cloud: { kind: 'graph', listeners: [{ connection: 'sandbox' }], mailboxes, graph: { baseUrl: `${sandbox.graph.url}/v1.0` } } },
           },
-        },
+        }),
+        log: { level: 'silent' },
       }),
     );
     return file;

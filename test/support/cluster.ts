@@ -13,6 +13,8 @@ import { openSecretBox } from '../../src/config/secrets.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
 import { sealedNotifyRepository } from '../../src/notify/sealed.ts';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
+import { parse } from 'yaml';
+import { loopbackEgressConfig } from './egress.ts';
 import { openStore } from '../../src/store/index.ts';
 
 const NODE = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
@@ -68,6 +70,26 @@ export function sandboxInbound(sandbox: { dir: string; caFile: string }, dir: st
   writeFileSync(certFile, cert.certPem);
   writeFileSync(keyFile, cert.keyPem);
   return (port) => ({ host: '127.0.0.1', port, certFile, keyFile });
+}
+
+/**
+ * A gateway's config for the watch tests: the sandbox's connections and key, the HTTP server on a
+ * free port, webhooks to loopback receivers with quick retries, and `watch` as the test gives it.
+ * `node` names a node of a several-node store.
+ */
+export function watchGatewayConfig(
+  sandbox: { dir: string; configFile: string },
+  o: { store: Record<string, unknown>; node?: string; retry?: Record<string, number>; watch: Record<string, unknown> },
+): Record<string, unknown> {
+  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
+  return {
+    secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
+    store: o.store,
+    ...(o.node ? { node: { name: o.node } } : {}),
+    server: { port: 0 },
+    connections: example.connections,
+    notify: { webhook: { requireHttps: false }, egress: loopbackEgressConfig, retry: { initialSeconds: 0.2, jitter: 0, ...o.retry }, watch: o.watch },
+  };
 }
 
 /** A webhook receiver on loopback that pushes each event it is sent into `events` and answers 204. */

@@ -9,11 +9,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { parse } from 'yaml';
 import { configSchema, type Config } from '../../../src/app/schema.ts';
 import { openSecretBox } from '../../../src/config/secrets.ts';
 import { MbError } from '../../../src/errors/index.ts';
@@ -23,8 +22,7 @@ import { sealedNotifyRepository } from '../../../src/notify/sealed.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../../src/server/index.ts';
 import { openStore } from '../../../src/store/index.ts';
-import { loopbackEgressConfig } from '../../support/egress.ts';
-import { sandboxInbound, startEventReceiver } from '../../support/cluster.ts';
+import { sandboxInbound, startEventReceiver, watchGatewayConfig } from '../../support/cluster.ts';
 import { waitFor } from '../../support/wait.ts';
 import { freePort } from '../../support/ports.ts';
 import { watchers } from '../../../src/app/plugins.ts';
@@ -46,17 +44,10 @@ before(async () => {
   receiver = await startEventReceiver(events);
   const inbound = sandboxInbound(sandbox, dir);
   const port = await freePort();
-  const example = parse(readFileSync(sandbox.configFile, 'utf8')) as { connections: Record<string, unknown> };
   config = async (groups) =>
-    configSchema.parse({
-      secrets: { keyFile: join(sandbox.dir, 'mailbridge.key') },
-      store: { driver: 'sqlite', path: join(dir, 'mb.db') },
-      server: { port: 0 },
-      connections: example.connections,
-      notify: {
-        webhook: { requireHttps: false },
-        egress: loopbackEgressConfig,
-        retry: { initialSeconds: 0.2, jitter: 0 },
+    configSchema.parse(
+      watchGatewayConfig(sandbox, {
+        store: { driver: 'sqlite', path: join(dir, 'mb.db') },
         watch: {
           publicUrl: `https://127.0.0.1:${port}`,
           listen: inbound(port),
@@ -66,8 +57,8 @@ before(async () => {
             plant: { kind: 'ews', listeners: [{ connection: 'sandbox' }], mailboxes: [WATCHED.ews], ews: { url: sandbox.ews.url } },
           },
         },
-      },
-    });
+      }),
+    );
   // One webhook subscription for the three mailboxes, stored sealed as the API would.
   const store = await openStore({ driver: 'sqlite', path: join(dir, 'mb.db') });
   const box = await openSecretBox({ keyFile: join(sandbox.dir, 'mailbridge.key'), env: {} });
