@@ -23,10 +23,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const NEEDED = 24;
 const root = fileURLToPath(new URL('..', import.meta.url));
-// A checkout runs the TypeScript sources; the packages ship them compiled to dist/ (Node does not
-// strip types from files under node_modules, where `npm install -g` puts mailbridge).
+// A checkout runs the TypeScript sources; the packages ship them bundled into dist/ (scripts/build.ts;
+// Node does not strip types from files under node_modules, where `npm install -g` puts mailbridge).
 const sources = join(root, 'src', 'admin', 'cli', 'main.ts');
-const entry = existsSync(sources) ? sources : join(root, 'dist', 'admin', 'cli', 'main.js');
+const entry = existsSync(sources) ? sources : join(root, 'dist', 'main.js');
 const args = process.argv.slice(2);
 const serve = args.includes('serve') ? serveSettings() : { flags: [], env: {} };
 

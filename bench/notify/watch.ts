@@ -46,7 +46,7 @@ import { parse, stringify } from 'yaml';
 import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { addMailbox, grantFullAccess } from '../../src/sandbox/exchange/ops.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
-import { compiledSources, serveSettings } from '../support/build.ts';
+import { compiledSources, moduleFiles, serveSettings } from '../support/build.ts';
 
 const { values } = parseArgs({
   options: {
@@ -84,6 +84,8 @@ interface Mem {
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+/** What bench/notify/mailbridge-child.mjs loads of mailbridge. */
+const CHILD_MODULES = ['app/config', 'log/index', 'server/index'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -203,7 +205,8 @@ try {
   // --plain-node: without them, to see what they change.
   const serve = values['plain-node'] ? { flags: [], env: {} } : serveSettings();
   // As the packages run it (compiled); --from-src: the checkout's TypeScript, with Node's type stripper.
-  const code = values['from-src'] ? {} : { code: compiledSources(ROOT, builds) };
+  const build = values['from-src'] ? undefined : compiledSources(ROOT, builds, CHILD_MODULES);
+  const code = build ? { code: build.dir, modules: moduleFiles(build, CHILD_MODULES) } : {};
   child = spawn(NODE, ['--expose-gc', ...serve.flags, join(ROOT, 'bench', 'notify', 'mailbridge-child.mjs'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']), ...code })], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...serve.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },

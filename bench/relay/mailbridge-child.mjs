@@ -25,7 +25,8 @@ import { pathToFileURL } from 'node:url';
 
 const o = JSON.parse(process.argv[2] ?? '{}');
 const base = o.code ?? join(import.meta.dirname, '..', '..', 'src');
-const load = (path) => import(pathToFileURL(join(base, path + (o.code ? '.js' : '.ts'))).href);
+// o.modules: each module's file in the bundle the benchmark built (bench/support/build.ts).
+const load = (path) => import(pathToFileURL(o.modules?.[path] ?? join(base, path + (o.code ? '.js' : '.ts'))).href);
 const [{ configSchema }, { createLogger }, { startRelayService }, { openStore }, { transports }] = await Promise.all([
   load('app/schema'),
   load('log/index'),

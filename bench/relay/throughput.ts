@@ -33,7 +33,7 @@
  * per tool opens the connections first. Rounds alternate which tool goes first. Every message is
  * checked in its sink mailbox in Dovecot before figures are printed.
  *
- * What runs is what the packages install: src/ compiled to JavaScript (tsconfig.build.json), started
+ * What runs is what the packages install: src/ and its dependencies bundled (scripts/build.ts), started
  * with the V8 options and environment of `mailbridge serve` (package.json mailbridge.serveFlags and
  * serveEnv, which bin/mailbridge.mjs applies). `--from-src` runs the checkout's TypeScript instead, which also loads
  * Node's type stripper (about 12 MB more).
@@ -60,7 +60,7 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { parse, stringify } from 'yaml';
 import { alive, cpuSeconds, pss, startPostfix, type Postfix } from './postfix.ts';
 import { Arrivals } from '../support/arrivals.ts';
-import { compiledSources, serveSettings } from '../support/build.ts';
+import { compiledSources, moduleFiles, serveSettings } from '../support/build.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -78,6 +78,8 @@ const { values } = parseArgs({
   },
 });
 const FROM_SRC = values['from-src'];
+/** What bench/relay/mailbridge-child.mjs (--service-only) loads of mailbridge. */
+const SERVICE_MODULES = ['app/schema', 'log/index', 'relay/transports/service', 'store/index', 'app/plugins', 'app/relay'];
 const SERVICE_ONLY = values['service-only'];
 const N = Number(values.messages);
 const SIZE = Number(values.size);
@@ -221,11 +223,11 @@ function serveConfig(dir: string, relayPort: number, upstreamPort: number): stri
 
 async function startMailbridge(dir: string, upstreamPort: number, checkout = ROOT): Promise<Running> {
   mkdirSync(dir, { recursive: true });
-  const code = FROM_SRC ? undefined : compiledSources(checkout, cleanups);
+  const code = FROM_SRC ? undefined : compiledSources(checkout, cleanups, SERVICE_ONLY ? SERVICE_MODULES : []);
   const serve = serveSettings(checkout);
   if (!SERVICE_ONLY) {
     const relayPort = await freePort();
-    const main = code ? join(code, 'admin', 'cli', 'main.js') : join(checkout, 'src', 'admin', 'cli', 'main.ts');
+    const main = code ? code.main : join(checkout, 'src', 'admin', 'cli', 'main.ts');
     const child: ChildProcess = spawn(
       join(ROOT, 'node_modules', '.bin', 'node'),
       [...serve.flags, ...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []), main, '--config', serveConfig(dir, relayPort, upstreamPort), 'serve'],
@@ -252,7 +254,7 @@ async function startMailbridge(dir: string, upstreamPort: number, checkout = ROO
       ...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []),
       ...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []),
       childFile,
-      JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(code ? { code } : {}) }),
+      JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(code ? { code: code.dir, modules: moduleFiles(code, SERVICE_MODULES) } : {}) }),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...serve.env } },
   );

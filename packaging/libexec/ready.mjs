@@ -4,7 +4,7 @@
 //    systemd's TimeoutStartSec bounds the wait.
 //  - `--once`: the container image's HEALTHCHECK, one request.
 import { Agent, fetch } from 'undici';
-import { loadConfig } from '../dist/app/config.js';
+import { loadConfig } from '../dist/config.js';
 
 const once = process.argv.includes('--once');
 const { config } = await loadConfig(process.env.MAILBRIDGE_CONFIG ?? '/etc/mailbridge/mailbridge.yaml', process.env);

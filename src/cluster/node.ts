@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
+import { PACKAGE_DIR } from '../util/paths.ts';
 
 export interface NodeIdentity {
   /** `<name>-<8 hex>`: unique per process start. */
@@ -20,11 +22,11 @@ export interface NodeIdentity {
 
 let version: string | undefined;
 
-/** mailbridge's version from its package.json (src/ in a checkout and dist/ in the packages sit one level below it). */
+/** mailbridge's version from its package.json. */
 export function mailbridgeVersion(): string {
   if (version === undefined) {
     try {
-      version = String((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? 'unknown');
+      version = String((JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version?: unknown }).version ?? 'unknown');
     } catch {
       version = 'unknown';
     }

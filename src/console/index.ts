@@ -11,6 +11,7 @@
  * Policy (no inline script, nothing from other origins) and is never cached.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Lang } from '../i18n/index.ts';
 import { html, type Html } from './html.ts';
@@ -21,6 +22,7 @@ import { overviewPage } from './pages/overview.ts';
 import { messagePage, queuePage } from './pages/queue.ts';
 import { setupPage } from './pages/setup.ts';
 import { ctxOf, LANG_COOKIE, langOf, SignInNeeded, type Ctx } from './request.ts';
+import { CODE_DIR } from '../util/paths.ts';
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -28,7 +30,7 @@ const ASSETS: Record<string, { type: string; body: Buffer }> = Object.fromEntrie
   [
     ['console.js', 'text/javascript; charset=utf-8'],
     ['console.css', 'text/css; charset=utf-8'],
-  ].map(([name, type]) => [name, { type: type!, body: readFileSync(new URL(`./assets/${name}`, import.meta.url)) }]),
+  ].map(([name, type]) => [name, { type: type!, body: readFileSync(join(CODE_DIR, 'console', 'assets', name!)) }]),
 );
 
 const SIGNIN = {

@@ -11,12 +11,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { Marked, type Tokens } from 'marked';
 import { LANGS, langFromHeader, type Lang } from '../i18n/index.ts';
+import { PACKAGE_DIR } from '../util/paths.ts';
 
-export const DOCS_ROOT = fileURLToPath(new URL('../../docs/', import.meta.url));
+export const DOCS_ROOT = join(PACKAGE_DIR, 'docs');
 
 const T = {
   en: { home: 'Documentation', errors: 'MB codes', other: 'Deutsch', skip: 'Skip to the content', notFound: 'No such page', notFoundText: 'There is no documentation page at this address.', missing: 'The documentation is not installed with this copy of mailbridge.' },

@@ -11,6 +11,7 @@
 import { once } from 'node:events';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { SelfSignedOptions } from './certificates.ts';
+import { entryFile } from './paths.ts';
 
 const JOB = 'mailbridge.self-signed-certificate';
 
@@ -27,7 +28,7 @@ if (!isMainThread && (workerData as Job | undefined)?.job === JOB) {
 /** certificates.ts's selfSignedCertificate, run in a worker thread that ends when it is done. */
 export async function selfSignedCertificateApart(options: SelfSignedOptions): Promise<{ keyPem: string; certPem: string }> {
   // No options of the parent's command line (V8's apply to the whole process anyway; --input-type and the like would refuse this file).
-  const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { job: JOB, options } satisfies Job });
+  const worker = new Worker(entryFile('certificate-worker'), { execArgv: [], workerData: { job: JOB, options } satisfies Job });
   const failed = once(worker, 'error').then(([err]) => Promise.reject(err as Error));
   const [made] = (await Promise.race([once(worker, 'message'), failed])) as [{ keyPem: string; certPem: string }];
   await worker.terminate();

@@ -5,6 +5,7 @@
  * byte printed passes the secret scrubber (see output.ts).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { detectLang, tr, type Lang } from '../../i18n/index.ts';
 import { MbError, renderText, toMbError } from '../../errors/index.ts';
@@ -13,6 +14,7 @@ import { createLogger, silentLogger } from '../../log/index.ts';
 import { commands } from './commands/index.ts';
 import { commandHelp, type Command, type CommandContext } from './command.ts';
 import { parseCommandLine, usageError } from './args.ts';
+import { PACKAGE_DIR } from '../../util/paths.ts';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { rest, lang: langFlag, config, logFormat, missing } = takeGlobals(argv);
@@ -86,9 +88,8 @@ function takeGlobals(argv: string[]): { rest: string[]; lang?: string; config?: 
   return { rest, lang, config, logFormat };
 }
 
-/** The version of package.json, which sits three folders up from both src/admin/cli and dist/admin/cli. */
 function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 async function overview(lang: Lang): Promise<string> {
