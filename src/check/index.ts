@@ -48,7 +48,7 @@ import type { ConnectionConfig } from '../identity/config.ts';
 import { MbError, toMbError, type ErrorParams, type MbCode } from '../errors/index.ts';
 import { cloudFor, type Identity, type Resource } from '../identity/index.ts';
 import type { AccessToken } from '../identity/index.ts';
-import { ExchangeAdmin, ExchangeAdminError } from '../m365/exchange-admin.ts';
+import { ExchangeAdmin } from '../m365/exchange-admin.ts';
 import { GraphClient, graphError, GraphUnreachable } from '../m365/graph.ts';
 import { connectWithin, imapClient } from '../m365/imap.ts';
 import { smtpConnection, xoauth2 } from '../m365/smtp.ts';
@@ -645,13 +645,14 @@ class ConnectionCheck {
 
     const reader = facts.roles.includes('Exchange.ManageAsApp') ? await this.exchangeReader(token) : undefined;
     const readNote = `roles: ${facts.roles.join(', ') || '-'}`;
-    type Read = { rows: Array<Record<string, unknown>> } | { error: string };
+    type Read = { rows: Array<Record<string, unknown>> } | { error: string | Text };
     const read = async (cmdlet: string, params: Record<string, unknown> = {}): Promise<Read> => {
       if (!reader) return { error: readNote };
       try {
         return { rows: await reader.run(cmdlet, params) };
       } catch (err) {
-        return { error: err instanceof ExchangeAdminError ? `${err.status}: ${err.message}` : (err as Error).message };
+        // Exchange's refusal (status and its own words) in the admin's language; a network failure as it came.
+        return { error: err instanceof MbError ? { en: err.explain('en').cause, de: err.explain('de').cause } : (err as Error).message };
       }
     };
     try {

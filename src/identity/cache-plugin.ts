@@ -20,41 +20,34 @@ import { registerSecret } from '../log/redact.ts';
 
 export const CACHE_NAMESPACE = 'identity.msal';
 
-export class SealedCachePlugin implements ICachePlugin {
-  private lastSealed: string | undefined;
-  private lastClear: string | undefined;
-  private readonly kv: KeyValue;
-  private readonly box: SecretBox;
-  private readonly key: string;
+/** The cache plugin of one connection: its row is `key` in `kv`, sealed with `box`. */
+export function sealedCachePlugin(kv: KeyValue, box: SecretBox, key: string): ICachePlugin {
+  let lastSealed: string | undefined;
+  let lastClear: string | undefined;
+  return {
+    async beforeCacheAccess(ctx: TokenCacheContext): Promise<void> {
+      const sealed = await kv.get(CACHE_NAMESPACE, key);
+      if (sealed === undefined) return;
+      // Always hand MSAL the stored state (its overwriteCache() clears memory first); unseal only
+      // when the row changed.
+      if (sealed !== lastSealed) {
+        lastClear = box.open(sealed);
+        lastSealed = sealed;
+        registerCacheSecrets(key, lastClear);
+      }
+      ctx.tokenCache.deserialize(lastClear!);
+    },
 
-  constructor(kv: KeyValue, box: SecretBox, key: string) {
-    this.kv = kv;
-    this.box = box;
-    this.key = key;
-  }
-
-  async beforeCacheAccess(ctx: TokenCacheContext): Promise<void> {
-    const sealed = await this.kv.get(CACHE_NAMESPACE, this.key);
-    if (sealed === undefined) return;
-    // Always hand MSAL the stored state (its overwriteCache() clears memory first); unseal only
-    // when the row changed.
-    if (sealed !== this.lastSealed) {
-      this.lastClear = this.box.open(sealed);
-      this.lastSealed = sealed;
-      registerCacheSecrets(this.key, this.lastClear);
-    }
-    ctx.tokenCache.deserialize(this.lastClear!);
-  }
-
-  async afterCacheAccess(ctx: TokenCacheContext): Promise<void> {
-    if (!ctx.cacheHasChanged) return;
-    const clear = ctx.tokenCache.serialize();
-    const sealed = this.box.seal(clear);
-    await this.kv.set(CACHE_NAMESPACE, this.key, sealed);
-    this.lastSealed = sealed;
-    this.lastClear = clear;
-    registerCacheSecrets(this.key, clear);
-  }
+    async afterCacheAccess(ctx: TokenCacheContext): Promise<void> {
+      if (!ctx.cacheHasChanged) return;
+      const clear = ctx.tokenCache.serialize();
+      const sealed = box.seal(clear);
+      await kv.set(CACHE_NAMESPACE, key, sealed);
+      lastSealed = sealed;
+      lastClear = clear;
+      registerCacheSecrets(key, clear);
+    },
+  };
 }
 
 /** MSAL's serialized cache: { RefreshToken: { <key>: { secret, … } }, AccessToken: …, IdToken: … }. */

@@ -24,7 +24,7 @@ import type { Lang } from '../i18n/index.ts';
 import type { Logger } from '../log/index.ts';
 import { silentLogger } from '../log/index.ts';
 import type { KeyValue } from '../store/index.ts';
-import { SealedCachePlugin } from './cache-plugin.ts';
+import { sealedCachePlugin } from './cache-plugin.ts';
 import { cloudFor, defaultScopes, type Cloud, type Resource } from './clouds.ts';
 import { assertUsable, credentialWarnings, loadCredential, type Credential } from './credentials.ts';
 import { resolveEndpoints, type Endpoints } from './endpoints.ts';
@@ -758,7 +758,7 @@ export class Identity {
         loggerCallback: (_level, message) => this.log.debug({ connection: name, msal: true }, message),
       },
     };
-    const cache = delegated ? { cachePlugin: new SealedCachePlugin(this.opts.kv, this.opts.secretBox, `${CACHE_PREFIX}${name}`) } : undefined;
+    const cache = delegated ? { cachePlugin: sealedCachePlugin(this.opts.kv, this.opts.secretBox, `${CACHE_PREFIX}${name}`) } : undefined;
     let app: ConfidentialClientApplication | PublicClientApplication;
     if (credential.kind === 'secret') {
       app = new ConfidentialClientApplication({ auth: { ...auth, clientSecret: credential.clientSecret }, system, cache });

@@ -10,6 +10,7 @@
  * Network: the connection's proxy and extra CA through src/net/proxy.ts, like every other call.
  */
 import { request, type Dispatcher } from 'undici';
+import { MbError } from '../errors/index.ts';
 import { registerSecret } from '../log/redact.ts';
 import { httpDispatcher, type ProxySettings } from '../net/proxy.ts';
 
@@ -28,16 +29,6 @@ export interface ExchangeAdminOptions {
   timeoutMs?: number;
 }
 
-/** A cmdlet Exchange refused or could not run: HTTP status and Exchange's message. */
-export class ExchangeAdminError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = 'ExchangeAdminError';
-    this.status = status;
-  }
-}
-
 export class ExchangeAdmin {
   private readonly o: ExchangeAdminOptions;
   private readonly dispatcher: Dispatcher;
@@ -47,7 +38,7 @@ export class ExchangeAdmin {
     this.dispatcher = httpDispatcher({ ...o.proxy, ca: o.ca });
   }
 
-  /** Runs one cmdlet; its output objects. */
+  /** Runs one cmdlet; its output objects. A cmdlet Exchange refuses or cannot run: MB_EXO_ADMIN_REFUSED. */
   async run(cmdlet: string, parameters: Record<string, unknown> = {}): Promise<Array<Record<string, unknown>>> {
     const token = await this.o.token();
     registerSecret(token);
@@ -73,8 +64,8 @@ export class ExchangeAdmin {
       json = undefined;
     }
     if (res.statusCode >= 300) {
-      const message = typeof json?.error?.message === 'string' ? json.error.message : text.slice(0, 300);
-      throw new ExchangeAdminError(res.statusCode, message);
+      const reply = typeof json?.error?.message === 'string' ? json.error.message : text.slice(0, 300);
+      throw new MbError('MB_EXO_ADMIN_REFUSED', { cmdlet, status: res.statusCode, reply });
     }
     return Array.isArray(json?.value) ? (json.value as Array<Record<string, unknown>>) : [];
   }

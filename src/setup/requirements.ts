@@ -147,10 +147,8 @@ class Builder {
   readonly out: ConnectionRequirements;
   private readonly conn: ConnectionConfig;
   private readonly cloud: Cloud;
-  private readonly config: Config;
 
   constructor(config: Config, name: string, conn: ConnectionConfig) {
-    this.config = config;
     this.conn = conn;
     this.cloud = cloudFor(conn.cloud);
     const delegated = conn.flow !== 'client-credentials';

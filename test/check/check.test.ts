@@ -296,6 +296,17 @@ test('without Exchange.ManageAsApp: a wrong object ID shows as a refused login n
   }
 });
 
+test("a cmdlet Exchange refuses leaves the line unverified with Exchange's status and words, in the admin's language", { timeout: 120_000 }, async () => {
+  // A fetched mailbox the tenant does not have: Get-MailboxPermission answers 400 ManagementObjectNotFound.
+  const ghost = variant('ghost', (d) => {
+    (d.connectors!['sandbox-scans'] as { mailboxes: string[] }).mailboxes = ['ghost@contoso.test'];
+  });
+  const { rows } = await check('de', 'sandbox-scans', ghost);
+  const line = rows.find((r) => r.check === 'full-access' && r.subject === 'ghost@contoso.test');
+  assert.equal(`${line?.status} ${line?.code}`, 'unverified MB_CHECK_EXO_UNVERIFIED', JSON.stringify(rows));
+  assert.match(line!.cause!, /Die Admin-API von Exchange Online hat Get-MailboxPermission mit HTTP 400 beantwortet: .*'ghost@contoso\.test' couldn't be found/);
+});
+
 /** Words of the English labels that requirements and check name things with; none may reach a German admin. */
 const ENGLISH_LABELS = /relay route|\bconnector\b|watch group|\bmailbox\b|\bpermission\b|needed by|\bcertificate\b|\bsecret\b|public client|\blistener\b/i;
 

@@ -161,6 +161,18 @@ export const check = {
       de: `Selbst in der Exchange Online PowerShell prüfen: {cmdlet}. Oder check lesen lassen: ${appPath.de} › API-Berechtigungen › Office 365 Exchange Online › Anwendungsberechtigungen › Exchange.ManageAsApp › Administratorzustimmung erteilen, und Entra Admin Center › Rollen und Administratoren › Globaler Leser › Zuweisungen hinzufügen › die App.`,
     },
   },
+  MB_EXO_ADMIN_REFUSED: {
+    http: 502,
+    title: { en: 'Exchange Online refused {cmdlet}', de: 'Exchange Online hat {cmdlet} abgelehnt' },
+    cause: {
+      en: "Exchange Online's admin API answered {cmdlet} with HTTP {status}: {reply}",
+      de: 'Die Admin-API von Exchange Online hat {cmdlet} mit HTTP {status} beantwortet: {reply}',
+    },
+    fix: {
+      en: 'With 401 or 403 the app may not read Exchange: Entra admin center › App registrations › the app › API permissions › Office 365 Exchange Online › Application permissions › Exchange.ManageAsApp › Grant admin consent, and Entra admin center › Roles & admins › Global Reader › Add assignments › the app. Otherwise run {cmdlet} yourself in Exchange Online PowerShell and read its error.',
+      de: 'Bei 401 oder 403 darf die App Exchange nicht lesen: Entra Admin Center › App-Registrierungen › die App › API-Berechtigungen › Office 365 Exchange Online › Anwendungsberechtigungen › Exchange.ManageAsApp › Administratorzustimmung erteilen, und Entra Admin Center › Rollen und Administratoren › Globaler Leser › Zuweisungen hinzufügen › die App. Sonst {cmdlet} selbst in der Exchange Online PowerShell ausführen und seinen Fehler lesen.',
+    },
+  },
   MB_CHECK_HOST_UNREACHABLE: {
     http: 502,
     title: { en: '{host}:{port} not reachable', de: '{host}:{port} nicht erreichbar' },

@@ -62,7 +62,7 @@ import { AadstsError } from './aadsts.ts';
 import { createSigningKey } from './keys.ts';
 import { SandboxOpError } from './op-errors.ts';
 import { pageLang } from './pages.ts';
-import { buildCloudServer, ENDPOINTS, type EntraShared } from './server.ts';
+import { buildCloudServer, type EndpointName, type EntraShared } from './server.ts';
 import { EntraState } from './state.ts';
 import { v1Issuer } from './tokens.ts';
 import { checkUserSignIn } from './users.ts';
@@ -78,8 +78,8 @@ export interface EntraSandbox {
   jwks(): { keys: JsonWebKey[] };
   /** Issuer string for access tokens of a tenant (v1 style https://sts.windows.net/{tid}/ as Exchange/Graph tokens carry). */
   issuer(tenantId: string): string;
-  /** Counters for tests: number of POSTs per endpoint ('token', 'devicecode', 'authorize', 'discovery', 'openid', 'jwks'), and the list of received token requests (form fields, secrets masked) plus decoded client_assertion header+claims. */
-  stats: { calls: Record<string, number>; tokenRequests: Array<Record<string, unknown>> };
+  /** Counters for tests: number of requests per endpoint (none yet: no entry), and the list of received token requests (form fields, secrets masked) plus decoded client_assertion header+claims. */
+  stats: { calls: Partial<Record<EndpointName, number>>; tokenRequests: Array<Record<string, unknown>> };
   /** Complete a pending device-code sign-in as this user (what the user does in the browser). */
   approveDeviceCode(userCode: string, upn: string): void;
   /** User codes of the device-code sign-ins of a tenant still waiting for their user (for `sandbox-admin approve-device`). */
@@ -109,7 +109,7 @@ export async function startEntraSandbox(options: {
     key: await createSigningKey(options.signingKey),
     state: new EntraState(options.grantsFile),
     now,
-    stats: { calls: Object.fromEntries(ENDPOINTS.map((e) => [e, 0])), tokenRequests: [] },
+    stats: { calls: {}, tokenRequests: [] },
     urls: {} as Record<CloudName, string>,
   };
   const servers = new Map<CloudName, ReturnType<typeof buildCloudServer>>();

@@ -40,15 +40,14 @@ import {
 import { appOnlyToken, clientInfo, userTokens, type AppIdAcr, type Minter, type UserTokenRequest } from './tokens.ts';
 import { checkAssignment, checkUserSignIn, findUser, sameSecret } from './users.ts';
 
-export const ENDPOINTS = ['token', 'devicecode', 'authorize', 'discovery', 'openid', 'jwks', 'devicelogin'] as const;
-export type EndpointName = (typeof ENDPOINTS)[number];
+export type EndpointName = 'token' | 'devicecode' | 'authorize' | 'discovery' | 'openid' | 'jwks' | 'devicelogin';
 
 export interface EntraShared {
   directory: SandboxDirectory;
   key: SigningKey;
   state: EntraState;
   now: () => number;
-  stats: { calls: Record<string, number>; tokenRequests: Array<Record<string, unknown>> };
+  stats: { calls: Partial<Record<EndpointName, number>>; tokenRequests: Array<Record<string, unknown>> };
   /** Base URL per cloud, filled in once every listener is bound. */
   urls: Record<CloudName, string>;
 }

@@ -149,9 +149,8 @@ export async function handleDirectory(ctx: DirectoryApiContext, req: DirectoryRe
 async function dispatch(ctx: DirectoryApiContext, req: DirectoryRequest): Promise<DirectoryResult> {
   const segs = split(req.url.pathname).slice(1);
   const first = rootSegment(segs[0] ?? '');
-  const tenant = req.principal.tenant;
   const method = req.method.toUpperCase();
-  const op = new Ops(ctx, tenant, req.principal);
+  const op = new Ops(ctx, req.principal);
   // applications(appId='…') and servicePrincipals(appId='…') name the object in the root segment; else it is the next one.
   const key = first.appId !== undefined ? { appId: first.appId } : segs[1] !== undefined ? { id: segs[1] } : undefined;
   const rest = first.appId !== undefined ? segs.slice(1) : segs.slice(2);
@@ -235,12 +234,10 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 class Ops {
   private readonly ctx: DirectoryApiContext;
-  private readonly tenant: SandboxTenant;
   private readonly p: Principal;
 
-  constructor(ctx: DirectoryApiContext, tenant: SandboxTenant, principal: Principal) {
+  constructor(ctx: DirectoryApiContext, principal: Principal) {
     this.ctx = ctx;
-    this.tenant = tenant;
     this.p = principal;
   }
 
@@ -255,7 +252,7 @@ class Ops {
   private userRoles(): string[] {
     if (this.p.kind !== 'user') return [];
     const oid = this.p.objectId;
-    return this.tenant.users.find((u) => same(u.objectId, oid))?.roles ?? [];
+    return this.p.tenant.users.find((u) => same(u.objectId, oid))?.roles ?? [];
   }
 
   private userHasRole(roles: string[]): boolean {
@@ -314,20 +311,20 @@ class Ops {
   // --- lookups -------------------------------------------------------------------------------------
 
   private findApp(key: { id?: string; appId?: string }): SandboxApp {
-    const app = this.tenant.apps.find((a) => (key.id !== undefined ? same(a.objectId, key.id) : same(a.appId, key.appId ?? '')));
+    const app = this.p.tenant.apps.find((a) => (key.id !== undefined ? same(a.objectId, key.id) : same(a.appId, key.appId ?? '')));
     if (!app) throw directoryErrors.notFound(key.id ?? key.appId ?? '');
     return app;
   }
 
   private resources(): Resource[] {
-    return Object.values(CLOUD_PROFILES[this.tenant.cloud].resources).map((r) => ({ ...r, objectId: resourceObjectId(this.tenant, r) }));
+    return Object.values(CLOUD_PROFILES[this.p.tenant.cloud].resources).map((r) => ({ ...r, objectId: resourceObjectId(this.p.tenant, r) }));
   }
 
   private findServicePrincipal(key: { id?: string; appId?: string }): { resource: Resource } | { app: SandboxApp } {
     const match = (objectId: string, appId: string) => (key.id !== undefined ? same(objectId, key.id) : same(appId, key.appId ?? ''));
     const resource = this.resources().find((r) => match(r.objectId, r.appId));
     if (resource) return { resource };
-    const app = this.tenant.apps.find((a) => hasServicePrincipal(a) && match(a.servicePrincipalId, a.appId));
+    const app = this.p.tenant.apps.find((a) => hasServicePrincipal(a) && match(a.servicePrincipalId, a.appId));
     if (!app) throw directoryErrors.notFound(key.id ?? key.appId ?? '');
     return { app };
   }
@@ -347,7 +344,7 @@ class Ops {
   listApplications(url: URL): DirectoryResult {
     this.requireRead();
     const f = eqFilter(url, ['appId', 'displayName']);
-    let apps = this.tenant.apps;
+    let apps = this.p.tenant.apps;
     if (f) apps = apps.filter((a) => same(f.property === 'appId' ? a.appId : a.displayName, f.value));
     // OwnedBy callers see only their own apps.
     if (this.p.kind === 'app' && !this.hasRole('Application.Read.All', 'Application.ReadWrite.All', 'Directory.Read.All')) apps = apps.filter((a) => this.ownsApp(a));
@@ -364,14 +361,14 @@ class Ops {
     this.requireWrite(undefined);
     const displayName = body.displayName;
     if (typeof displayName !== 'string' || displayName.trim() === '') throw directoryErrors.badValue('displayName', 'Application');
-    const app = entraOps.addApp(this.ctx.directory, this.tenant.id, { displayName });
+    const app = entraOps.addApp(this.ctx.directory, this.p.tenant.id, { displayName });
     app.registration = appRegistrationSchema.parse({ createdDateTime: iso(this.ctx.now()), servicePrincipal: false });
     // Application.ReadWrite.OwnedBy: the calling app becomes the owner of what it creates.
     if (this.p.kind === 'app') app.owners = [this.callerId()];
     try {
       this.applyPatch(app, body);
     } catch (err) {
-      this.tenant.apps.splice(this.tenant.apps.indexOf(app), 1);
+      this.p.tenant.apps.splice(this.p.tenant.apps.indexOf(app), 1);
       throw err;
     }
     return { status: 201, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#applications/$entity', ...this.applicationView(app) } };
@@ -463,7 +460,7 @@ class Ops {
     }
     let added;
     try {
-      added = entraOps.addSecret(this.ctx.directory, this.tenant.id, app.appId, {
+      added = entraOps.addSecret(this.ctx.directory, this.p.tenant.id, app.appId, {
         displayName: typeof pc.displayName === 'string' ? pc.displayName : '',
         ...(end !== undefined ? { endDateTime: new Date(end).toISOString() } : {}),
         now: start,
@@ -494,7 +491,7 @@ class Ops {
     this.requireWrite(app);
     const keyId = typeof body.keyId === 'string' ? body.keyId : '';
     if (!app.secrets.some((s) => same(s.keyId, keyId))) throw directoryErrors.noKey(keyId);
-    entraOps.removeSecret(this.ctx.directory, this.tenant.id, app.appId, keyId);
+    entraOps.removeSecret(this.ctx.directory, this.p.tenant.id, app.appId, keyId);
     const reg = this.registration(app);
     reg.passwordCredentials = reg.passwordCredentials.filter((m) => !same(m.keyId, keyId));
     return { status: 204 };
@@ -571,7 +568,7 @@ class Ops {
   listServicePrincipals(url: URL): DirectoryResult {
     this.requireRead();
     const f = eqFilter(url, ['appId', 'displayName']);
-    const all = [...this.resources().map((r) => resourceView(this.tenant, r)), ...this.tenant.apps.filter(hasServicePrincipal).map((a) => appSpView(this.tenant, a))];
+    const all = [...this.resources().map((r) => resourceView(this.p.tenant, r)), ...this.p.tenant.apps.filter(hasServicePrincipal).map((a) => appSpView(this.p.tenant, a))];
     const value = f ? all.filter((s) => same(String(s[f.property]), f.value)) : all;
     return { status: 200, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals', value } };
   }
@@ -579,14 +576,14 @@ class Ops {
   getServicePrincipal(key: { id?: string; appId?: string }): DirectoryResult {
     this.requireRead();
     const found = this.findServicePrincipal(key);
-    const view = 'resource' in found ? resourceView(this.tenant, found.resource) : appSpView(this.tenant, found.app);
+    const view = 'resource' in found ? resourceView(this.p.tenant, found.resource) : appSpView(this.p.tenant, found.app);
     return { status: 200, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity', ...view } };
   }
 
   createServicePrincipal(body: Record<string, unknown>): DirectoryResult {
     const appId = typeof body.appId === 'string' ? body.appId : '';
     if (!appId) throw directoryErrors.badValue('appId', 'ServicePrincipal');
-    const app = this.tenant.apps.find((a) => same(a.appId, appId));
+    const app = this.p.tenant.apps.find((a) => same(a.appId, appId));
     if (this.resources().some((r) => same(r.appId, appId))) throw directoryErrors.duplicateServicePrincipal(appId);
     if (!app) {
       this.requireWrite(undefined);
@@ -596,7 +593,7 @@ class Ops {
     if (hasServicePrincipal(app)) throw directoryErrors.duplicateServicePrincipal(app.appId);
     this.registration(app).servicePrincipal = true;
     if (this.p.kind === 'app' && !this.ownsApp(app)) app.owners = [...(app.owners ?? []), this.callerId()];
-    return { status: 201, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity', ...appSpView(this.tenant, app) } };
+    return { status: 201, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity', ...appSpView(this.p.tenant, app) } };
   }
 
   // --- app role assignments ----------------------------------------------------------------------------
@@ -604,7 +601,7 @@ class Ops {
   listAssignments(key: { id?: string; appId?: string }, side: 'resource' | 'client'): DirectoryResult {
     this.requireRead();
     const found = this.findServicePrincipal(key);
-    const all = this.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.assignmentsOf(a));
+    const all = this.p.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.assignmentsOf(a));
     let value: Record<string, unknown>[];
     if ('resource' in found) value = side === 'resource' ? all.filter((x) => same(String(x.resourceId), found.resource.objectId)) : [];
     else value = side === 'client' ? this.assignmentsOf(found.app) : [];
@@ -640,7 +637,7 @@ class Ops {
     const resource = this.resources().find((r) => same(r.objectId, resourceId));
     if (!resource) throw directoryErrors.notFound(resourceId);
     this.requireConsent('appRole', resource);
-    const app = this.tenant.apps.find((a) => hasServicePrincipal(a) && same(a.servicePrincipalId, principalId));
+    const app = this.p.tenant.apps.find((a) => hasServicePrincipal(a) && same(a.servicePrincipalId, principalId));
     if (!app) throw directoryErrors.notFound(principalId);
     const role = Object.entries(PERMISSION_IDS[resource.kind].roles).find(([name, id]) => same(id, appRoleId) && resource.appRoles.includes(name))?.[0];
     if (!role) throw directoryErrors.roleNotOnResource(appRoleId);
@@ -664,7 +661,7 @@ class Ops {
   listGrants(url: URL): DirectoryResult {
     this.requireRead();
     const f = eqFilter(url, ['clientId', 'resourceId']);
-    const value = this.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.grantsOf(a));
+    const value = this.p.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.grantsOf(a));
     return { status: 200, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants', value: f ? value.filter((g) => same(String(g[f.property]), f.value)) : value } };
   }
 
@@ -693,19 +690,19 @@ class Ops {
     const resource = this.resources().find((r) => same(r.objectId, resourceId));
     if (!resource) throw directoryErrors.notFound(resourceId);
     this.requireConsent('delegated', resource);
-    const app = this.tenant.apps.find((a) => hasServicePrincipal(a) && same(a.servicePrincipalId, clientId));
+    const app = this.p.tenant.apps.find((a) => hasServicePrincipal(a) && same(a.servicePrincipalId, clientId));
     if (!app) throw directoryErrors.notFound(clientId);
     const names = scope.split(/\s+/).filter(Boolean);
     if (names.length === 0) throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
     const full = names.map((n) => this.fullScope(resource, n));
-    entraOps.grantDelegatedConsent(this.ctx.directory, this.tenant.id, app.appId, full);
+    entraOps.grantDelegatedConsent(this.ctx.directory, this.p.tenant.id, app.appId, full);
     const grant = this.grantsOf(app).find((g) => same(String(g.resourceId), resource.objectId));
     return { status: 201, json: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants/$entity', ...grant } };
   }
 
   /** PATCH of a grant's `scope` (learn.microsoft.com/graph/api/oauth2permissiongrant-update): the resource's consented scopes become exactly these. */
   updateGrant(id: string, body: Record<string, unknown>): DirectoryResult {
-    const found = this.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.grantsOf(a).map((g) => ({ app: a, g }))).find((x) => same(String(x.g.id), id));
+    const found = this.p.tenant.apps.filter(hasServicePrincipal).flatMap((a) => this.grantsOf(a).map((g) => ({ app: a, g }))).find((x) => same(String(x.g.id), id));
     if (!found) throw directoryErrors.notFound(id);
     const resource = this.resources().find((r) => same(r.objectId, String(found.g.resourceId))) as Resource;
     this.requireConsent('delegated', resource);
@@ -713,7 +710,7 @@ class Ops {
     if (names.length === 0 || Object.keys(body).some((k) => k !== 'scope')) throw directoryErrors.badValue('scope', 'OAuth2PermissionGrant');
     const full = names.map((n) => this.fullScope(resource, n));
     const others = found.app.delegatedConsent.filter((c) => consentResource(c, resource) === undefined);
-    entraOps.setDelegatedConsent(this.ctx.directory, this.tenant.id, found.app.appId, [...others, ...full]);
+    entraOps.setDelegatedConsent(this.ctx.directory, this.p.tenant.id, found.app.appId, [...others, ...full]);
     return { status: 204 };
   }
 
