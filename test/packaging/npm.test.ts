@@ -64,9 +64,11 @@ test('on Node 24, npm install -g --ignore-scripts: no warnings, runtime dependen
   const v = run('mailbridge', ['--version'], { env: { ...process.env, PATH: path24 } });
   assert.deepEqual(v, { stdout: `mailbridge ${pkg.version}\n`, stderr: '' });
 
-  // The compiled code runs the gateway (dynamic imports, the store), not only --version.
+  // The bundled code runs the gateway (dynamic imports, the store, the relay's certificate made by
+  // its worker entry), not only --version.
   const config = join(work, 'mailbridge.yaml');
-  writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, 'mb.db')} }\n`);
+  const relayDir = join(work, 'relay');
+  writeFileSync(config, `server: { port: 0 }\nstore: { driver: sqlite, path: ${join(work, 'mb.db')} }\nrelay: { dataDir: ${relayDir}, listeners: [{ host: 127.0.0.1, port: 0, tls: starttls }] }\n`);
   const w = watch('mailbridge', ['--config', config, 'serve'], { env: { ...process.env, PATH: path24, LANG: 'C.UTF-8' } });
   try {
     const [, url] = await w.waitFor(/mailbridge is running: (\S+\/health)/);
@@ -75,6 +77,12 @@ test('on Node 24, npm install -g --ignore-scripts: no warnings, runtime dependen
     const page = await fetch(url!.replace(/\/health$/, '/docs/de/errors/MB_NODE_TOO_OLD'));
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<h1 id="[^"]*">MB_NODE_TOO_OLD: /);
+    // …and the console's assets beside the bundle.
+    const css = await fetch(url!.replace(/\/health$/, '/console/assets/console.css'));
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get('content-type') ?? '', /^text\/css/);
+    await w.waitFor(/relay: listening/);
+    assert.match(readFileSync(join(relayDir, 'tls', 'relay-cert.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
   } finally {
     w.child.kill('SIGTERM');
   }
