@@ -14,7 +14,7 @@
  * or Dovecot's LMTP 250); the figure ends when the signed webhook reached the receiver, so it holds
  * Microsoft's side as the sandbox emulates it, the watcher, the store and the dispatcher.
  *
- * The child runs src/ compiled as the packages ship it (--from-src: the TypeScript sources), with
+ * The child runs src/ bundled as the packages ship it (bench/support/build.ts) (--from-src: the TypeScript sources), with
  * the V8 options and environment of `mailbridge serve` (package.json mailbridge.serveFlags and
  * serveEnv; --plain-node: without them).
  *
@@ -204,7 +204,7 @@ try {
   // With the V8 options and environment `mailbridge serve` starts with (bin/mailbridge.mjs).
   // --plain-node: without them, to see what they change.
   const serve = values['plain-node'] ? { flags: [], env: {} } : serveSettings();
-  // As the packages run it (compiled); --from-src: the checkout's TypeScript, with Node's type stripper.
+  // As the packages run it (bundled); --from-src: the checkout's TypeScript, with Node's type stripper.
   const build = values['from-src'] ? undefined : compiledSources(ROOT, builds, CHILD_MODULES);
   const code = build ? { code: build.dir, modules: moduleFiles(build, CHILD_MODULES) } : {};
   child = spawn(NODE, ['--expose-gc', ...serve.flags, join(ROOT, 'bench', 'notify', 'mailbridge-child.mjs'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']), ...code })], {

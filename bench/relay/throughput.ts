@@ -412,7 +412,7 @@ try {
   ];
   console.log(`\nRelay throughput: ${N} messages × ${(SIZE / 1024).toFixed(0)} KB, ${CLIENTS} concurrent clients, ${ROUNDS} round(s) (mean, min–max over rounds), warm-up ${WARMUP}`);
   console.log(`Upstream for all: STARTTLS SMTP (bench process) → sandbox Dovecot over LMTP; fsync before 250 in every relay${BASELINE ? `; baseline: mailbridge from ${BASELINE}` : ''}`);
-  console.log(`mailbridge runs as ${SERVICE_ONLY ? 'the relay service alone (stub tokens, no HTTP server)' : '`mailbridge serve` (relay, HTTP server, admin API, MSAL tokens from the sandbox)'}, ${FROM_SRC ? 'from the TypeScript sources' : 'compiled as the packages ship it'}\n`);
+  console.log(`mailbridge runs as ${SERVICE_ONLY ? 'the relay service alone (stub tokens, no HTTP server)' : '`mailbridge serve` (relay, HTTP server, admin API, MSAL tokens from the sandbox)'}, ${FROM_SRC ? 'from the TypeScript sources' : 'bundled as the packages ship it'}\n`);
   row('', [...present.map((t) => names[t]), ...ratios.map(([, b]) => `ratio to ${b}`)]);
   for (const [label, value, text] of figures) {
     row(label, [...present.map((t) => text(s[t])), ...ratios.map(([a, b]) => `${(value(s[a]) / value(s[b])).toFixed(2)}×`)]);
