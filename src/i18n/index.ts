@@ -2,8 +2,11 @@
  * i18n: every text an admin reads exists in English and German.
  *
  * Texts are plain objects `{ en, de }` kept next to the code that uses them (commands, error entries),
- * so a missing translation is a type error, not a runtime surprise. `{name}` placeholders are filled
- * by `format`.
+ * so a missing translation is a type error, not a runtime surprise. A module whose texts are whole
+ * tables of prose (console pages, sign-in pages, a command's option texts) keeps them as data in
+ * `<module>.texts.json` beside it, imported `with { type: 'json' }` and read through `textsOf`, which
+ * still rejects an entry without `de` (test/i18n/texts.test.ts checks every leaf of every such file).
+ * `{name}` placeholders are filled by `format`.
  */
 export const LANGS = ['en', 'de'] as const;
 export type Lang = (typeof LANGS)[number];

@@ -2,47 +2,15 @@
  * The sandbox's sign-in pages (authorize, devicelogin, error), in English and German. They are
  * deliberately plain: an admin trying mailbridge without a tenant signs in here as a sandbox user,
  * and `EntraSandbox.signIn` drives the same forms in tests. A `<meta name="sandbox-page">` names
- * each page and `data-aadsts` carries the error code so tests do not scrape prose.
+ * each page and `data-aadsts` carries the error code so tests do not scrape prose. Their texts are
+ * in pages.texts.json beside this file.
  */
-import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
+import { textsOf, type Lang } from '../../i18n/index.ts';
+import texts from './pages.texts.json' with { type: 'json' };
 
-const T = {
-  signInTitle: { en: 'Sign in', de: 'Anmelden' },
-  signInTo: { en: 'to continue to {app}', de: 'um mit {app} fortzufahren' },
-  upn: { en: 'Email, phone, or Skype', de: 'E-Mail, Telefon oder Skype' },
-  password: { en: 'Password', de: 'Kennwort' },
-  signInButton: { en: 'Sign in', de: 'Anmelden' },
-  cancel: { en: 'Cancel', de: 'Abbrechen' },
-  sandboxNote: {
-    en: 'mailbridge sandbox: this is an emulated Microsoft Entra ID tenant ({tenant}), not Microsoft.',
-    de: 'mailbridge-Sandbox: Dies ist ein emulierter Microsoft Entra ID-Mandant ({tenant}), nicht Microsoft.',
-  },
-  errorTitle: { en: 'Sorry, but we’re having trouble signing you in.', de: 'Bei der Anmeldung ist leider ein Problem aufgetreten.' },
-  deviceTitle: { en: 'Enter code', de: 'Code eingeben' },
-  deviceIntro: { en: 'Enter the code displayed on your app or device.', de: 'Geben Sie den Code ein, der in Ihrer App oder auf Ihrem Gerät angezeigt wird.' },
-  next: { en: 'Next', de: 'Weiter' },
-  deviceUnknown: {
-    en: 'That code didn’t work. Check the code and try again.',
-    de: 'Dieser Code hat nicht funktioniert. Überprüfen Sie den Code, und versuchen Sie es erneut.',
-  },
-  deviceConfirm: {
-    en: 'Are you trying to sign in to {app}? Only continue if you downloaded the app from a store or website that you trust.',
-    de: 'Versuchen Sie, sich bei {app} anzumelden? Fahren Sie nur fort, wenn Sie die App aus einem vertrauenswürdigen Store oder von einer vertrauenswürdigen Website heruntergeladen haben.',
-  },
-  deviceDone: {
-    en: 'You have signed in to the {app} application on your device. You may now close this window.',
-    de: 'Sie haben sich auf Ihrem Gerät bei der Anwendung {app} angemeldet. Sie können dieses Fenster jetzt schließen.',
-  },
-  deviceDeclined: {
-    en: 'You have declined to sign in to {app} on your device. You may now close this window.',
-    de: 'Sie haben die Anmeldung bei {app} auf Ihrem Gerät abgelehnt. Sie können dieses Fenster jetzt schließen.',
-  },
-  formPost: { en: 'Continue', de: 'Weiter' },
-} satisfies Record<string, Text>;
+export type PageText = keyof typeof texts;
 
-export type PageText = keyof typeof T;
-
-export const t = textsOf(T);
+export const t = textsOf(texts);
 
 /** ui_locales / mkt (de-DE) first, then Accept-Language; German when it starts with "de". */
 export function pageLang(explicit: string | undefined, acceptLanguage: string | undefined): Lang {
