@@ -4,55 +4,38 @@
  * an update arrives, and a polite status line that screen readers announce. Also the pieces pages
  * share: a state badge (colour plus a word, never colour alone) and a problem with its MB code,
  * cause, fix, copy buttons for the fix's commands and the link to the error's documentation.
+ * The console's texts are data: this frame's in layout.texts.json, each page's in
+ * pages/<module>.texts.json, beside the code that shows them.
  */
 import { textsOf, type Lang, type Text } from '../i18n/index.ts';
 import { html, raw, type Html } from './html.ts';
 import type { ApiError } from './request.ts';
+import texts from './layout.texts.json' with { type: 'json' };
 
 export const PAGES = [
-  { id: 'overview', path: '/console/', label: { en: 'Overview', de: 'Übersicht' } },
-  { id: 'queue', path: '/console/queue', label: { en: 'Relay queue', de: 'Relay-Warteschlange' } },
-  { id: 'connectors', path: '/console/connectors', label: { en: 'Connectors', de: 'Connectoren' } },
-  { id: 'watchers', path: '/console/watchers', label: { en: 'Watchers', de: 'Watcher' } },
-  { id: 'subscriptions', path: '/console/subscriptions', label: { en: 'Subscriptions', de: 'Abonnements' } },
-  { id: 'config', path: '/console/config', label: { en: 'Configuration', de: 'Konfiguration' } },
-  { id: 'audit', path: '/console/audit', label: { en: 'Audit log', de: 'Audit-Protokoll' } },
-  { id: 'setup', path: '/console/setup', label: { en: 'Setup', de: 'Einrichtung' } },
+  { id: 'overview', path: '/console/' },
+  { id: 'queue', path: '/console/queue' },
+  { id: 'connectors', path: '/console/connectors' },
+  { id: 'watchers', path: '/console/watchers' },
+  { id: 'subscriptions', path: '/console/subscriptions' },
+  { id: 'config', path: '/console/config' },
+  { id: 'audit', path: '/console/audit' },
+  { id: 'setup', path: '/console/setup' },
 ] as const;
 
 export type PageId = (typeof PAGES)[number]['id'];
 
-const T = {
-  skip: { en: 'Skip to content', de: 'Zum Inhalt springen' },
-  nav: { en: 'Console pages', de: 'Seiten der Konsole' },
-  other: { en: 'Deutsch', de: 'English' },
-  otherLang: { en: 'Auf Deutsch anzeigen', de: 'Show in English' },
-  api: { en: 'API reference', de: 'API-Referenz' },
-  docs: { en: 'Documentation', de: 'Dokumentation' },
-  code: { en: 'Code', de: 'Code' },
-  cause: { en: 'Cause', de: 'Ursache' },
-  fix: { en: 'Fix', de: 'Behebung' },
-  copy: { en: 'Copy', de: 'Kopieren' },
-  copyWhat: { en: 'Copy command', de: 'Befehl kopieren' },
-  more: { en: 'About {code}', de: 'Mehr zu {code}' },
-  green: { en: 'OK', de: 'OK' },
-  amber: { en: 'Warning', de: 'Warnung' },
-  red: { en: 'Failing', de: 'Gestört' },
-  signedIn: { en: 'Signed in as {user} ({role})', de: 'Angemeldet als {user} ({role})' },
-  signOut: { en: 'Sign out', de: 'Abmelden' },
-  notConfigured: { en: 'Not configured in this gateway.', de: 'In diesem Gateway nicht eingerichtet.' },
-} satisfies Record<string, Text>;
-
 export type State = 'green' | 'amber' | 'red';
 
-export const t = textsOf(T);
+export const t = textsOf(texts.frame);
+const pageLabel = textsOf(texts.pages);
 
 /**
  * The texts a page's script shows, in the page's language: its own table's and those every script
  * shares with the pages (copy buttons, a problem's cause, fix and documentation link).
  */
 export function scriptTexts(table: Record<string, Text>, lang: Lang): Record<string, string> {
-  const shared = (['copy', 'copyWhat', 'cause', 'fix', 'more'] as const).map((k) => [k, T[k][lang]]);
+  const shared = (['copy', 'copyWhat', 'cause', 'fix', 'more'] as const).map((k) => [k, t(k, lang)]);
   return Object.fromEntries([...shared, ...Object.entries(table).map(([k, v]) => [k, v[lang]])]);
 }
 
@@ -126,7 +109,7 @@ export function layout(o: PageOptions): Html {
 <header class="top">
   <p class="brand"><a href="/console/">mailbridge</a></p>
   <nav aria-label="${t('nav', o.lang)}">
-    <ul>${PAGES.map((p) => html`<li><a href="${p.path}"${p.id === o.page ? html` aria-current="page"` : ''}>${p.label[o.lang]}</a></li>`)}</ul>
+    <ul>${PAGES.map((p) => html`<li><a href="${p.path}"${p.id === o.page ? html` aria-current="page"` : ''}>${pageLabel(p.id, o.lang)}</a></li>`)}</ul>
   </nav>
   ${o.person ? html`<p class="who">${t('signedIn', o.lang, { user: o.person.user, role: o.person.roles.join(', ') })} <button type="button" data-signout>${t('signOut', o.lang)}</button></p>` : ''}
   <p class="lang"><a href="/console/lang?to=${other}&amp;back=${back}" hreflang="${other}" lang="${other}" title="${t('otherLang', o.lang)}">${t('other', o.lang)}</a></p>

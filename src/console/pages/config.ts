@@ -13,37 +13,12 @@ import type { Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
 import { layout, problem, scriptTexts } from '../layout.ts';
 import { need, type Ctx } from '../request.ts';
+import texts from './config.texts.json' with { type: 'json' };
 
-const T = {
-  title: { en: 'Configuration', de: 'Konfiguration' },
-  effective: { en: 'Effective configuration (secrets masked)', de: 'Wirksame Konfiguration (Geheimnisse maskiert)' },
-  secrets: { en: 'Secrets', de: 'Geheimnisse' },
-  encrypted: { en: 'encrypted', de: 'verschlüsselt' },
-  plain: { en: 'in clear text in the file', de: 'im Klartext in der Datei' },
-  edit: { en: 'Edit', de: 'Bearbeiten' },
-  editor: { en: 'mailbridge.yaml', de: 'mailbridge.yaml' },
-  editorHint: {
-    en: 'Checked as you type, with the same analysis as `mailbridge config check`. Problems are listed below with their line. Secrets and password hashes show as ********: leave the mask to keep the stored value, or type a new value over it, which is stored encrypted.',
-    de: 'Wird beim Tippen geprüft, mit derselben Analyse wie `mailbridge config check`. Probleme stehen darunter mit ihrer Zeile. Geheimnisse und Passwort-Hashes erscheinen als ********: Lassen Sie die Maske stehen, um den gespeicherten Wert zu behalten, oder überschreiben Sie sie mit einem neuen Wert, der verschlüsselt gespeichert wird.',
-  },
-  apply: { en: 'Apply', de: 'Übernehmen' },
-  problems: { en: 'Problems', de: 'Probleme' },
-} satisfies Record<string, Text>;
+const T = texts.page satisfies Record<string, Text>;
 
 /** Texts the editor's script shows (it builds the problem list itself). */
-const SCRIPT = {
-  valid: { en: 'No problem found.', de: 'Kein Problem gefunden.' },
-  checking: { en: 'Checking…', de: 'Wird geprüft…' },
-  line: { en: 'Line {line}', de: 'Zeile {line}' },
-  whole: { en: 'The file as a whole', de: 'Die Datei als Ganzes' },
-  goto: { en: 'Go to line {line}', de: 'Zu Zeile {line} springen' },
-  errors: { en: '{n} errors', de: '{n} Fehler' },
-  warnings: { en: '{n} warnings', de: '{n} Warnungen' },
-  applied: { en: 'Configuration applied.', de: 'Konfiguration übernommen.' },
-  restarted: { en: 'Restarted: {list}.', de: 'Neu gestartet: {list}.' },
-  needsRestart: { en: 'Takes effect after `systemctl restart mailbridge`: {list}.', de: 'Wirkt erst nach `systemctl restart mailbridge`: {list}.' },
-  refused: { en: 'Not applied', de: 'Nicht übernommen' },
-} satisfies Record<string, Text>;
+const SCRIPT = texts.script;
 
 export async function configPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;

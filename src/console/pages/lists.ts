@@ -4,57 +4,14 @@
  * listener's capacity, notification subscriptions, and the audit log of changes. Each reads the
  * API route of the same name.
  */
-import { textsOf, type Text } from '../../i18n/index.ts';
+import { textsOf } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
 import { layout, problem, refused, when } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
+import texts from './lists.texts.json' with { type: 'json' };
 
-const T = {
-  connectors: { en: 'Connectors', de: 'Connectoren' },
-  watchers: { en: 'Watchers', de: 'Watcher' },
-  subscriptions: { en: 'Subscriptions', de: 'Abonnements' },
-  audit: { en: 'Audit log', de: 'Audit-Protokoll' },
-  none: { en: 'None.', de: 'Keine.' },
-  mailbox: { en: 'Mailbox', de: 'Postfach' },
-  folder: { en: 'Folder', de: 'Ordner' },
-  delivered: { en: 'Delivered', de: 'Zugestellt' },
-  quarantined: { en: 'Quarantined', de: 'Zurückgehalten' },
-  inFlight: { en: 'In flight', de: 'In Arbeit' },
-  updated: { en: 'Last change', de: 'Letzte Änderung' },
-  connectorHead: { en: '{name}: {source} → {destination} (connection {connection})', de: '{name}: {source} → {destination} (Verbindung {connection})' },
-  quarantine: { en: 'Quarantine of {name}', de: 'Zurückgehaltene Nachrichten von {name}' },
-  retryRejected: { en: 'Deliver quarantined messages again', de: 'Zurückgehaltene Nachrichten erneut zustellen' },
-  item: { en: 'Item', de: 'Element' },
-  key: { en: 'Message-ID', de: 'Message-ID' },
-  at: { en: 'When', de: 'Wann' },
-  error: { en: 'Error', de: 'Fehler' },
-  notRunning: { en: 'No running gateway reports watchers.', de: 'Kein laufendes Gateway meldet Watcher.' },
-  group: { en: 'Group {group} ({kind}): {mailboxes} mailboxes', de: 'Gruppe {group} ({kind}): {mailboxes} Postfächer' },
-  listener: { en: 'Listener', de: 'Listener' },
-  load: { en: 'Mailboxes / capacity', de: 'Postfächer / Kapazität' },
-  states: { en: 'States', de: 'Zustände' },
-  attention: { en: 'Mailboxes not watching', de: 'Nicht überwachte Postfächer' },
-  state: { en: 'State', de: 'Zustand' },
-  since: { en: 'Since', de: 'Seit' },
-  problems: { en: 'Recent problems', de: 'Letzte Probleme' },
-  id: { en: 'ID', de: 'ID' },
-  mailboxes: { en: 'Mailboxes', de: 'Postfächer' },
-  sink: { en: 'Sink', de: 'Ziel' },
-  events: { en: 'Events', de: 'Ereignisse' },
-  created: { en: 'Created', de: 'Angelegt' },
-  label: { en: 'Label', de: 'Bezeichnung' },
-  all: { en: 'all', de: 'alle' },
-  who: { en: 'Who', de: 'Wer' },
-  action: { en: 'Action', de: 'Aktion' },
-  target: { en: 'Target', de: 'Ziel' },
-  status: { en: 'Answer', de: 'Antwort' },
-  code: { en: 'MB code', de: 'MB-Code' },
-  filterWho: { en: 'Only changes by', de: 'Nur Änderungen von' },
-  show: { en: 'Show', de: 'Anzeigen' },
-  search: { en: 'Search in the list', de: 'In der Liste suchen' },
-} satisfies Record<string, Text>;
 
-const tx = textsOf(T);
+const tx = textsOf(texts);
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
 /** Each page here: one API answer rendered, or why the API refused it, under the page's title. */

@@ -7,34 +7,14 @@
  * red, with mailboxes not watching amber; subscriptions no group serves are amber.
  */
 import { explain } from '../../errors/index.ts';
-import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
+import { textsOf, type Lang } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
 import { badge, layout, problem, t, type State } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
+import texts from './overview.texts.json' with { type: 'json' };
 
-const T = {
-  title: { en: 'Overview', de: 'Übersicht' },
-  connections: { en: 'Connections', de: 'Verbindungen' },
-  routes: { en: 'Relay routes', de: 'Relay-Routen' },
-  connectors: { en: 'Connectors', de: 'Connectoren' },
-  groups: { en: 'Watch groups', de: 'Überwachungsgruppen' },
-  none: { en: 'None configured.', de: 'Keine eingerichtet.' },
-  tokenOk: { en: 'Last token {at}', de: 'Letztes Token {at}' },
-  noToken: { en: 'No token requested yet', de: 'Noch kein Token angefordert' },
-  expires: { en: 'credential expires {at}', de: 'Anmeldedaten laufen ab am {at}' },
-  via: { en: '{transport} to {upstream} with connection {connection}', de: '{transport} an {upstream} über Verbindung {connection}' },
-  connectorDetail: { en: '{source} → {destination}, {mailboxes} mailboxes, {rejected} quarantined', de: '{source} → {destination}, {mailboxes} Postfächer, {rejected} zurückgehalten' },
-  groupDetail: { en: '{kind}, {watching} of {mailboxes} mailboxes watching', de: '{kind}, {watching} von {mailboxes} Postfächern überwacht' },
-  summary: { en: '{red} failing, {amber} with warnings, {green} OK', de: '{red} gestört, {amber} mit Warnungen, {green} OK' },
-  name: { en: 'Name', de: 'Name' },
-  state: { en: 'State', de: 'Zustand' },
-  detail: { en: 'Details', de: 'Einzelheiten' },
-  problems: { en: 'What is wrong and the fix', de: 'Was nicht stimmt und die Behebung' },
-  inherited: { en: 'Fails with its connection {connection}: the cause and the fix are there.', de: 'Gestört, weil die Verbindung {connection} gestört ist: Ursache und Behebung stehen dort.' },
-  inheritedAmber: { en: 'Its connection {connection} has a warning: see there.', de: 'Die Verbindung {connection} hat eine Warnung: siehe dort.' },
-} satisfies Record<string, Text>;
 
-const tx = textsOf(T);
+const tx = textsOf(texts);
 
 interface Item {
   name: string;

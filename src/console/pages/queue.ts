@@ -9,68 +9,15 @@ import { textsOf, type Lang, type Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
 import { layout, problem, refused, when } from '../layout.ts';
 import { need, type ApiError, type Ctx } from '../request.ts';
+import texts from './queue.texts.json' with { type: 'json' };
 
 const STATES = ['incoming', 'active', 'deferred', 'held', 'corrupt', 'bounced', 'sent'] as const;
 
-const T = {
-  title: { en: 'Relay queue', de: 'Relay-Warteschlange' },
-  filter: { en: 'Filter', de: 'Filter' },
-  states: { en: 'States', de: 'Zustände' },
-  apply: { en: 'Show', de: 'Anzeigen' },
-  text: { en: 'Search in the list', de: 'In der Liste suchen' },
-  textHint: { en: 'Sender, recipient, mailbox or ID', de: 'Absender, Empfänger, Postfach oder ID' },
-  counts: { en: 'Messages per state', de: 'Nachrichten je Zustand' },
-  messages: { en: 'Messages', de: 'Nachrichten' },
-  id: { en: 'ID', de: 'ID' },
-  state: { en: 'State', de: 'Zustand' },
-  sender: { en: 'Sender', de: 'Absender' },
-  recipients: { en: 'Recipients', de: 'Empfänger' },
-  mailbox: { en: 'Mailbox', de: 'Postfach' },
-  attempts: { en: 'Attempts', de: 'Versuche' },
-  received: { en: 'Received', de: 'Angenommen' },
-  next: { en: 'Next attempt', de: 'Nächster Versuch' },
-  error: { en: 'Last error', de: 'Letzter Fehler' },
-  none: { en: 'No message in these states.', de: 'Keine Nachricht in diesen Zuständen.' },
-  notConfigured: { en: 'This gateway runs no relay (no relay: section in mailbridge.yaml).', de: 'Dieses Gateway betreibt kein Relay (kein Abschnitt relay: in mailbridge.yaml).' },
-  retry: { en: 'Retry', de: 'Erneut versuchen' },
-  hold: { en: 'Hold', de: 'Anhalten' },
-  release: { en: 'Release', de: 'Freigeben' },
-  delete: { en: 'Delete', de: 'Löschen' },
-  confirmDelete: { en: 'Delete message {id} and its content for good?', de: 'Nachricht {id} samt Inhalt endgültig löschen?' },
-  actions: { en: 'Actions', de: 'Aktionen' },
-  trace: { en: 'Trace', de: 'Verlauf' },
-  back: { en: 'Back to the queue', de: 'Zurück zur Warteschlange' },
-  message: { en: 'Message {id}', de: 'Nachricht {id}' },
-  accepted: { en: 'Accepted from {ip} (user {user}): {sender} → {recipients}, {size} bytes', de: 'Angenommen von {ip} (Benutzer {user}): {sender} → {recipients}, {size} Byte' },
-  attempt: { en: 'Attempt {n}: {outcome}', de: 'Versuch {n}: {outcome}' },
-  admin: { en: 'Admin: {action}', de: 'Admin: {action}' },
-  corrupt: { en: 'Held as corrupt', de: 'Als beschädigt angehalten' },
-  reply: { en: 'Reply', de: 'Antwort' },
-  outcome: { en: 'Outcome so far: {outcome}', de: 'Ergebnis bisher: {outcome}' },
-} satisfies Record<string, Text>;
+const OUTCOME: Record<string, Text> = texts.outcomes;
 
-const OUTCOME: Record<string, Text> = {
-  delivered: { en: 'delivered', de: 'zugestellt' },
-  deferred: { en: 'deferred', de: 'verzögert' },
-  bounced: { en: 'bounced', de: 'unzustellbar' },
-  pending: { en: 'pending', de: 'ausstehend' },
-  held: { en: 'held', de: 'angehalten' },
-  hold: { en: 'held', de: 'angehalten' },
-  release: { en: 'released', de: 'freigegeben' },
-  retry: { en: 'retry now', de: 'jetzt erneut versuchen' },
-};
+const STATE_TEXT: Record<(typeof STATES)[number], Text> = texts.states;
 
-const STATE_TEXT: Record<(typeof STATES)[number], Text> = {
-  incoming: { en: 'incoming', de: 'eingehend' },
-  active: { en: 'active', de: 'aktiv' },
-  deferred: { en: 'deferred', de: 'verzögert' },
-  held: { en: 'held', de: 'angehalten' },
-  corrupt: { en: 'corrupt', de: 'beschädigt' },
-  bounced: { en: 'bounced', de: 'unzustellbar' },
-  sent: { en: 'sent', de: 'gesendet' },
-};
-
-const tx = textsOf(T);
+const tx = textsOf(texts.page);
 
 interface Message {
   id: string;

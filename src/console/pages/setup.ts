@@ -9,47 +9,14 @@ import type { Text } from '../../i18n/index.ts';
 import { html, type Html } from '../html.ts';
 import { layout, problem, scriptTexts } from '../layout.ts';
 import { need, type Ctx } from '../request.ts';
+import texts from './setup.texts.json' with { type: 'json' };
 
-const T = {
-  title: { en: 'Setup', de: 'Einrichtung' },
-  intro: {
-    en: 'Creates the app registration of a connection in Entra ID, gives it the permissions mailbridge needs, writes the Exchange script to run and then checks everything.',
-    de: 'Legt die App-Registrierung einer Verbindung in Entra ID an, gibt ihr die Berechtigungen, die mailbridge braucht, erstellt das auszuführende Exchange-Skript und prüft danach alles.',
-  },
-  connection: { en: 'Connection', de: 'Verbindung' },
-  start: { en: 'Start setup', de: 'Einrichtung starten' },
-  check: { en: 'Run the checks only', de: 'Nur die Prüfungen ausführen' },
-  none: { en: 'No connection is configured: add one under connections: first.', de: 'Es ist keine Verbindung eingerichtet: legen Sie zuerst eine unter connections: an.' },
-  steps: { en: 'Steps', de: 'Schritte' },
-} satisfies Record<string, Text>;
+const T = texts.page satisfies Record<string, Text>;
 
-const STEPS = {
-  signin: { en: 'Sign in as an Entra ID admin', de: 'Als Entra-ID-Administrator anmelden' },
-  creating: { en: 'App registration created', de: 'App-Registrierung angelegt' },
-  script: { en: 'Run the Exchange script', de: 'Das Exchange-Skript ausführen' },
-  checking: { en: 'Checks', de: 'Prüfungen' },
-} satisfies Record<string, Text>;
+const STEPS = texts.steps satisfies Record<string, Text>;
 
 /** Texts the wizard's script shows. */
-const SCRIPT = {
-  open: { en: 'Open {uri} and enter the code', de: 'Öffnen Sie {uri} und geben Sie den Code ein' },
-  waiting: { en: 'Waiting…', de: 'Warten…' },
-  done: { en: 'Done', de: 'Erledigt' },
-  current: { en: 'In progress', de: 'Läuft' },
-  pending: { en: 'Not yet', de: 'Noch nicht' },
-  failed: { en: 'Failed', de: 'Fehlgeschlagen' },
-  appId: { en: 'Application (client) ID: {appId}', de: 'Anwendungs-ID (Client): {appId}' },
-  scriptHint: {
-    en: 'Run it in PowerShell as an Exchange admin (Connect-ExchangeOnline first). The checks go on by themselves.',
-    de: 'Führen Sie es in PowerShell als Exchange-Administrator aus (zuvor Connect-ExchangeOnline). Die Prüfungen laufen danach von selbst weiter.',
-  },
-  ok: { en: 'OK', de: 'OK' },
-  warn: { en: 'Warning', de: 'Warnung' },
-  fail: { en: 'Failing', de: 'Gestört' },
-  allGreen: { en: 'Setup finished: every check is green.', de: 'Einrichtung abgeschlossen: alle Prüfungen sind grün.' },
-  finishedWith: { en: 'Setup finished with problems: see the red checks.', de: 'Einrichtung mit Problemen beendet: siehe die roten Prüfungen.' },
-  step: { en: 'Step {n} of {total}: {title}', de: 'Schritt {n} von {total}: {title}' },
-} satisfies Record<string, Text>;
+const SCRIPT = texts.script satisfies Record<string, Text>;
 
 export async function setupPage(ctx: Ctx): Promise<Html> {
   const { lang } = ctx;
