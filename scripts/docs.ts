@@ -128,7 +128,8 @@ function raisersByCode(): Map<string, Text[]> {
 async function sections(): Promise<Array<{ area: string; entries: Array<[string, CatalogueEntry]> }>> {
   const dir = join(ROOT, 'src/errors/entries');
   const out = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()) {
+  // details.ts holds the labels of an error's details (trace IDs and the like), not MB codes.
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'details.ts').sort()) {
     const mod = (await import(join(dir, file))) as Record<string, CatalogueSection>;
     const entries = Object.values(mod).flatMap((section) => Object.entries(section) as Array<[string, CatalogueEntry]>);
     out.push({ area: file.replace(/\.ts$/, ''), entries: entries.sort(([a], [b]) => a.localeCompare(b)) });

@@ -8,6 +8,7 @@
 import { format, type Lang, type Text } from '../i18n/index.ts';
 import { scrub } from '../log/redact.ts';
 import { catalogue, entryFor, type MbCode } from './catalogue.ts';
+import { detailLabels } from './entries/details.ts';
 
 export { catalogue, type MbCode } from './catalogue.ts';
 
@@ -77,20 +78,9 @@ export function renderText(e: Explanation, lang: Lang): string {
   return lines.join('\n');
 }
 
-/** Labels of the facts in `details`, as Microsoft's own pages name them in each language. */
-const DETAIL_LABELS: Record<string, Record<Lang, string>> = {
-  aadsts: { en: 'Error code', de: 'Fehlercode' },
-  error: { en: 'Error', de: 'Fehler' },
-  suberror: { en: 'Suberror', de: 'Unterfehler' },
-  traceId: { en: 'Trace ID', de: 'Trace-ID' },
-  correlationId: { en: 'Correlation ID', de: 'Korrelations-ID' },
-  timestamp: { en: 'Timestamp', de: 'Zeitstempel' },
-  description: { en: 'Description', de: 'Beschreibung' },
-};
-
 /** The label a detail is shown under; unknown keys (header names such as request-id) as they are. */
 export function detailLabel(key: string, lang: Lang): string {
-  return DETAIL_LABELS[key]?.[lang] ?? key;
+  return detailLabels[key]?.[lang] ?? key;
 }
 
 function scrubParams(params: ErrorParams): ErrorParams {

@@ -3,7 +3,8 @@
  * mail through the route relay.routes picks for the sender — the same transport, token and mailbox
  * the relay would use, but directly (not through the queue), so each step shows as it happens:
  * route, token, connect, auth, send, accept. A failing step prints its MB code with cause and fix
- * (the PowerShell line). Exit code 0 when Microsoft accepted the message, 1 otherwise.
+ * (the PowerShell line). Exit code 0 when Microsoft accepted the message, 1 otherwise. Its option
+ * and step texts are in send.texts.json.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { MbError, explain, renderText } from '../../../errors/index.ts';
-import type { Lang } from '../../../i18n/index.ts';
+import type { Lang, Text } from '../../../i18n/index.ts';
 import { relaySchema } from '../../../relay/config.ts';
 import { RoutedTransport, type StepEvent, type StepName } from '../../../relay/transports/index.ts';
 import type { OutboundMessage } from '../../../relay/transport.ts';
@@ -20,15 +21,9 @@ import { defineCommand } from '../command.ts';
 import { noMoreArgs, usageError } from '../args.ts';
 import { openIdentity } from './token.ts';
 import { transports } from '../../../app/plugins.ts';
+import texts from './send.texts.json' with { type: 'json' };
 
-const STEP: Record<StepName, Record<Lang, string>> = {
-  route: { en: 'route', de: 'Route' },
-  token: { en: 'token', de: 'Token' },
-  connect: { en: 'connect', de: 'Verbindung' },
-  auth: { en: 'auth', de: 'Anmeldung' },
-  send: { en: 'send', de: 'Senden' },
-  accept: { en: 'accept', de: 'Annahme' },
-};
+const STEP: Record<StepName, Text> = texts.steps;
 
 export const command = defineCommand({
   name: 'send',
@@ -52,30 +47,16 @@ zeigt seinen MB-Code mit Ursache und Behebung. Die Nachricht geht nicht über di
 {options}`,
   },
   options: {
-    from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'envelope sender and From (required)', de: 'Umschlag-Absender und From (erforderlich)' } },
-    to: {
-      type: 'string',
-      value: { en: 'ADDRESS', de: 'ADRESSE' },
-      multiple: true,
-      help: { en: 'recipient; repeat or separate with commas (required)', de: 'Empfänger; wiederholen oder mit Kommas trennen (erforderlich)' },
-    },
-    cc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'copy recipient (in the Cc header)', de: 'Kopie-Empfänger (im Cc-Kopf)' } },
-    bcc: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, multiple: true, help: { en: 'blind copy recipient (envelope only)', de: 'Blindkopie-Empfänger (nur im Umschlag)' } },
-    subject: { type: 'string', value: 'TEXT', help: { en: 'subject (default: "mailbridge test message")', de: 'Betreff (Standard: "mailbridge test message")' } },
-    body: {
-      type: 'string',
-      value: 'TEXT',
-      help: { en: 'text of the message (default: a short note with host and time)', de: 'Text der Nachricht (Standard: ein kurzer Hinweis mit Rechner und Uhrzeit)' },
-    },
-    attach: { type: 'string', value: { en: 'FILE', de: 'DATEI' }, multiple: true, help: { en: 'attach a file; repeat for more', de: 'eine Datei anhängen; für weitere wiederholen' } },
-    via: {
-      type: 'string',
-      value: 'smtp|graph',
-      choices: ['smtp', 'graph'],
-      help: { en: "use this transport instead of the route's", de: 'diesen Transport statt dem der Route verwenden' },
-    },
-    user: { type: 'string', value: 'NAME', help: { en: 'route as if relay user NAME had sent it', de: 'so routen, als hätte der Relay-Benutzer NAME gesendet' } },
-    json: { type: 'boolean', help: { en: 'print the steps and the result as JSON', de: 'Schritte und Ergebnis als JSON ausgeben' } },
+    from: { type: 'string', value: texts.values.address, help: texts.options.from },
+    to: { type: 'string', value: texts.values.address, multiple: true, help: texts.options.to },
+    cc: { type: 'string', value: texts.values.address, multiple: true, help: texts.options.cc },
+    bcc: { type: 'string', value: texts.values.address, multiple: true, help: texts.options.bcc },
+    subject: { type: 'string', value: 'TEXT', help: texts.options.subject },
+    body: { type: 'string', value: 'TEXT', help: texts.options.body },
+    attach: { type: 'string', value: texts.values.file, multiple: true, help: texts.options.attach },
+    via: { type: 'string', value: 'smtp|graph', choices: ['smtp', 'graph'], help: texts.options.via },
+    user: { type: 'string', value: 'NAME', help: texts.options.user },
+    json: { type: 'boolean', help: texts.options.json },
   },
   async run(ctx) {
     const o = ctx.opts;
