@@ -8,6 +8,8 @@
  * one subscription (or ad-hoc target) named, is not retried, and a running gateway does not send
  * it a second time. It is a `message.new` event with a fresh id (so receivers that deduplicate
  * still show it) and a subject that says it is a test; the subscription's privacy applies.
+ *
+ * Its option texts and report lines are in notify.texts.json.
  */
 import { randomUUID } from 'node:crypto';
 import { openApp } from '../../../app/open.ts';
@@ -22,6 +24,7 @@ import type { NotifySubscriptionRecord } from '../../../store/notify.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
 import { noMoreArgs, subcommand, usageError } from '../args.ts';
 import { sinks } from '../../../app/plugins.ts';
+import texts from './notify.texts.json' with { type: 'json' };
 
 const usage = (detail: string) => new MbError('MB_CLI_USAGE', { command: 'notify', detail });
 
@@ -72,19 +75,8 @@ Zustellung mit der Antwort des Empfängers. Das Ereignis geht nur an dieses eine
 Wiederholung. Rückgabewert 0, wenn der Empfänger es angenommen hat, sonst 1.`,
   },
   options: {
-    params: {
-      type: 'string',
-      value: 'JSON',
-      help: { en: 'test <kind>: the parameters of the target (see above)', de: 'test <art>: die Parameter des Ziels (siehe oben)' },
-    },
-    mailbox: {
-      type: 'string',
-      value: { en: 'ADDRESS', de: 'ADRESSE' },
-      help: {
-        en: "The mailbox the test event names (default: the subscription's first mailbox, or\ntest@mailbridge.invalid).",
-        de: 'Das Postfach, das das Test-Ereignis nennt (Standard: das erste Postfach des\nAbonnements oder test@mailbridge.invalid).',
-      },
-    },
+    params: { type: 'string', value: 'JSON', help: texts.options.params },
+    mailbox: { type: 'string', value: texts.values.address, help: texts.options.mailbox },
   },
   async run(ctx) {
     const [sub, target, ...rest] = ctx.args;
@@ -95,22 +87,8 @@ Wiederholung. Rückgabewert 0, wenn der Empfänger es angenommen hat, sonst 1.`,
   },
 });
 
-const T = {
-  head: { en: 'mailbridge notify test: {what}', de: 'mailbridge notify test: {what}' },
-  config: { en: 'Configuration: notify.{kind} is set up', de: 'Konfiguration: notify.{kind} ist eingerichtet' },
-  subscription: { en: 'Subscription {id}: {kind}, {n} mailbox(es), {state}', de: 'Abonnement {id}: {kind}, {n} Postfach/Postfächer, {state}' },
-  adhoc: { en: 'Target given on the command line: {kind} (no stored subscription)', de: 'Ziel von der Befehlszeile: {kind} (kein gespeichertes Abonnement)' },
-  params: { en: 'Target: {target}', de: 'Ziel: {target}' },
-  prepared: { en: 'Credentials: access token obtained from the provider', de: 'Anmeldedaten: Zugriffstoken vom Anbieter erhalten' },
-  local: { en: 'Credentials: signed locally per request, nothing to fetch', de: 'Anmeldedaten: werden je Anfrage lokal signiert, nichts abzurufen' },
-  delivered: { en: 'Delivery: test event {id} for {mailbox} taken by the receiver in {ms} ms', de: 'Zustellung: Test-Ereignis {id} für {mailbox} vom Empfänger in {ms} ms angenommen' },
-  failed: { en: 'Delivery: test event {id} for {mailbox} not taken ({ms} ms)', de: 'Zustellung: Test-Ereignis {id} für {mailbox} nicht angenommen ({ms} ms)' },
-  gone: { en: 'The receiver says this target no longer exists; the gateway would retire the subscription.', de: 'Der Empfänger meldet dieses Ziel als nicht mehr vorhanden; das Gateway würde das Abonnement beenden.' },
-  stepFailed: { en: 'failed', de: 'fehlgeschlagen' },
-  ok: { en: 'The test notification arrived.', de: 'Die Testbenachrichtigung ist angekommen.' },
-  notOk: { en: 'The test notification did not arrive.', de: 'Die Testbenachrichtigung ist nicht angekommen.' },
-  subject: { en: 'mailbridge test notification', de: 'mailbridge-Testbenachrichtigung' },
-} satisfies Record<string, Text>;
+/** The lines of the step report. */
+const T = texts.report satisfies Record<string, Text>;
 
 async function test(ctx: CommandContext, target: string, opts: { params?: string; mailbox?: string }): Promise<number> {
   const t = (text: Text, params?: Record<string, unknown>) => tr(text, ctx.lang, params);

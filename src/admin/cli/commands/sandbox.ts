@@ -5,6 +5,7 @@ import { sandboxPointerFile, startSandbox } from '../../../sandbox/index.ts';
 import { parsePortArg, PORT_NAMES, type PortMap } from '../../../sandbox/ports.ts';
 import { defineCommand } from '../command.ts';
 import { noMoreArgs, usageError } from '../args.ts';
+import texts from './sandbox.texts.json' with { type: 'json' };
 
 export const command = defineCommand({
   name: 'sandbox',
@@ -46,51 +47,26 @@ jedem Ordner (die zuletzt gestartete).
 Benötigt Dovecot (Debian: scripts/dovecot/install.sh, als root).`,
   },
   options: {
-    dir: {
-      type: 'string',
-      value: { en: 'DIR', de: 'VERZ' },
-      help: { en: 'state folder (default .sandbox): CA, sandbox.yaml, mail, example config', de: 'Zustandsordner (Standard .sandbox): CA, sandbox.yaml, Mails, Beispielkonfiguration' },
-    },
-    file: {
-      type: 'string',
-      value: { en: 'FILE', de: 'DATEI' },
-      help: {
-        en: 'tenants, apps and mailboxes to use instead of the demo tenant (first start only)',
-        de: 'Mandanten, Apps und Postfächer statt des Demo-Mandanten (nur beim ersten Start)',
-      },
-    },
-    synthetic: {
-      type: 'integer',
-      value: 'N',
-      min: 1,
-      max: 999_999,
-      help: {
-        en: 'also N in-memory mailboxes (user00001@synthetic.test …) in the first tenant, served\nby Graph and EWS, for watching thousands of mailboxes (scale tests)',
-        de: 'zusätzlich N Postfächer im Speicher (user00001@synthetic.test …) im ersten Mandanten,\nbedient von Graph und EWS, um Tausende Postfächer zu überwachen (Lasttests)',
-      },
-    },
+    dir: { type: 'string', value: texts.values.dir, help: texts.options.dir },
+    file: { type: 'string', value: texts.values.file, help: texts.options.file },
+    synthetic: { type: 'integer', value: 'N', min: 1, max: 999_999, help: texts.options.synthetic },
     port: {
       type: 'string',
       value: 'NAME=N',
       multiple: true,
+      // The only option help not in sandbox.texts.json: it lists the port names the code knows.
       help: {
         en: `pin one port (0: any free one); repeatable. Names: ${PORT_NAMES.join(', ')}`,
         de: `einen Port festlegen (0: irgendein freier); mehrfach möglich. Namen: ${PORT_NAMES.join(', ')}`,
       },
     },
-    proxy: {
-      type: 'boolean',
-      help: {
-        en: 'also an HTTP CONNECT proxy that counts tunnels per destination, to try server.proxy',
-        de: 'zusätzlich ein HTTP-CONNECT-Proxy, der Tunnel je Ziel zählt, um server.proxy zu erproben',
-      },
-    },
-    'smtp-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port smtp=N', de: 'dasselbe wie --port smtp=N' } },
-    'imap-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port imap=N', de: 'dasselbe wie --port imap=N' } },
-    'admin-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port admin=N', de: 'dasselbe wie --port admin=N' } },
-    'graph-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port graph=N', de: 'dasselbe wie --port graph=N' } },
-    'ews-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port ews=N', de: 'dasselbe wie --port ews=N' } },
-    'entra-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: { en: 'the same as --port entra=N', de: 'dasselbe wie --port entra=N' } },
+    proxy: { type: 'boolean', help: texts.options.proxy },
+    'smtp-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['smtp-port'] },
+    'imap-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['imap-port'] },
+    'admin-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['admin-port'] },
+    'graph-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['graph-port'] },
+    'ews-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['ews-port'] },
+    'entra-port': { type: 'integer', value: 'N', min: 0, max: 65535, help: texts.options['entra-port'] },
   },
   async run(ctx) {
     const o = ctx.opts;
