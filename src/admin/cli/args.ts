@@ -151,8 +151,18 @@ export function optionsHelp(defs: OptionDefs, lang: Lang): string {
     return [`${short}--${name}${value}`, d.help[lang]] as const;
   });
   if (rows.length === 0) return '';
-  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return [T.options[lang], ...helpColumns(rows, Math.max(...rows.map(([left]) => left.length)) + 2)].join('\n');
+}
+
+/**
+ * Two columns of a help text, indented by two: the left one padded to `width`, the right one beside
+ * it with its further lines under it. A left one that leaves less than two spaces puts its right one
+ * on the next line, so the right column stays straight however long the left one is.
+ */
+export function helpColumns(rows: ReadonlyArray<readonly [left: string, right: string]>, width: number): string[] {
   const indent = ' '.repeat(2 + width);
-  const lines = rows.map(([left, help]) => `  ${left.padEnd(width)}${help.split('\n').join(`\n${indent}`)}`);
-  return [T.options[lang], ...lines].join('\n');
+  return rows.map(([left, right]) => {
+    const text = right.split('\n').join(`\n${indent}`);
+    return left.length <= width - 2 ? `  ${left.padEnd(width)}${text}` : `  ${left}\n${indent}${text}`;
+  });
 }

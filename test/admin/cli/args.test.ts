@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noMoreArgs, parseCommandLine, subcommand, type OptionDefs } from '../../../src/admin/cli/args.ts';
+import { helpColumns, noMoreArgs, parseCommandLine, subcommand, type OptionDefs } from '../../../src/admin/cli/args.ts';
 import { commandHelp } from '../../../src/admin/cli/command.ts';
 import { commands } from '../../../src/admin/cli/commands/index.ts';
 import { MbError } from '../../../src/errors/index.ts';
@@ -63,6 +63,14 @@ test('subcommand and noMoreArgs: the shared usage errors of commands with subcom
   assert.match(usageDetail(() => subcommand('secret', 'de', 'frob', ['set', 'list'])), /^Unbekannter Unterbefehl: frob \(erwartet: set oder list\)$/);
   assert.doesNotThrow(() => noMoreArgs('serve', 'en', []));
   assert.match(usageDetail(() => noMoreArgs('serve', 'de', ['x', 'y'])), /^unerwartetes Argument x$/);
+});
+
+test('helpColumns: the right column straight, beside a left one that leaves two spaces, else on the next line', () => {
+  assert.deepEqual(helpColumns([['state', 'what there is'], ['grant <mailbox>', 'Add-MailboxPermission\nand more'], ['register <appId> <objectId>', 'New-ServicePrincipal']], 18), [
+    '  state             what there is',
+    '  grant <mailbox>   Add-MailboxPermission\n                    and more',
+    '  register <appId> <objectId>\n                    New-ServicePrincipal',
+  ]);
 });
 
 test('the CLI: a usage error exits 2 with MB_CLI_USAGE and then the command help (en, de)', async () => {

@@ -4,16 +4,18 @@
  * <folder>/admin-url of --dir (or MAILBRIDGE_SANDBOX_DIR), else ./.sandbox/admin-url, else the
  * well-known file naming the last sandbox started on this machine (sandboxPointerFile), so an
  * admin finds the sandbox from any folder. Each Exchange operation prints the
- * PowerShell line it stands for, so the admin learns the real fix while testing.
+ * PowerShell line it stands for, so the admin learns the real fix while testing. The operations its
+ * help lists are one table for both languages in sandbox-admin.texts.json, with the option texts.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { MbError } from '../../../errors/index.ts';
-import type { Lang } from '../../../i18n/index.ts';
+import type { Lang, Text } from '../../../i18n/index.ts';
 import { sandboxPointerFile, type SandboxPointer } from '../../../sandbox/index.ts';
 import { defineCommand, type CommandContext } from '../command.ts';
-import type { OptionDefs, OptionValues } from '../args.ts';
+import { helpColumns, type OptionDefs, type OptionValues } from '../args.ts';
 import { processAlive } from '../../../util/process.ts';
+import texts from './sandbox-admin.texts.json' with { type: 'json' };
 
 interface Call {
   method: 'GET' | 'POST';
@@ -31,25 +33,27 @@ interface Parsed {
 }
 
 const options = {
-  dir: {
-    type: 'string',
-    value: { en: 'DIR', de: 'VERZ' },
-    help: { en: "the sandbox's folder (as given to mailbridge sandbox --dir)", de: 'der Ordner der Sandbox (wie bei mailbridge sandbox --dir angegeben)' },
-  },
-  url: { type: 'string', value: 'URL', help: { en: "the sandbox admin API's address", de: 'die Adresse der Admin-API der Sandbox' } },
-  json: { type: 'boolean', help: { en: "print the API's JSON answer", de: 'die JSON-Antwort der API ausgeben' } },
-  name: { type: 'string', value: 'N', help: { en: 'register-sp, add-mailbox: display name', de: 'register-sp, add-mailbox: Anzeigename' } },
-  tenant: { type: 'string', value: 'T', help: { en: 'register-sp, grant-role, revoke-role: the tenant', de: 'register-sp, grant-role, revoke-role: der Mandant' } },
-  resource: {
-    type: 'string',
-    value: 'exchange|graph',
-    help: { en: 'grant-role, revoke-role: the API of the role (default exchange)', de: 'grant-role, revoke-role: die API der Rolle (Standard exchange)' },
-  },
-  from: { type: 'string', value: { en: 'ADDRESS', de: 'ADRESSE' }, help: { en: 'deliver: the envelope sender', de: 'deliver: der Umschlag-Absender' } },
-  folder: { type: 'string', value: 'F', help: { en: 'list, show-message: the folder (default INBOX)', de: 'list, show-message: der Ordner (Standard INBOX)' } },
-  code: { type: 'string', value: 'CODE', help: { en: 'approve-device: the code to approve (default: the one waiting)', de: 'approve-device: der zu bestätigende Code (Standard: der eine wartende)' } },
-  shared: { type: 'boolean', help: { en: 'add-mailbox: a shared mailbox', de: 'add-mailbox: ein freigegebenes Postfach' } },
+  dir: { type: 'string', value: texts.values.dir, help: texts.options.dir },
+  url: { type: 'string', value: 'URL', help: texts.options.url },
+  json: { type: 'boolean', help: texts.options.json },
+  name: { type: 'string', value: 'N', help: texts.options.name },
+  tenant: { type: 'string', value: 'T', help: texts.options.tenant },
+  resource: { type: 'string', value: 'exchange|graph', help: texts.options.resource },
+  from: { type: 'string', value: texts.values.address, help: texts.options.from },
+  folder: { type: 'string', value: 'F', help: texts.options.folder },
+  code: { type: 'string', value: 'CODE', help: texts.options.code },
+  shared: { type: 'boolean', help: texts.options.shared },
 } satisfies OptionDefs;
+
+/** The operations as the help lists them: arguments and what each does (mostly the cmdlet it stands for). */
+const OPERATIONS: Record<string, { args?: Text; does: Text }> = texts.operations;
+
+function operationsHelp(lang: Lang): string {
+  return helpColumns(
+    Object.entries(OPERATIONS).map(([op, o]) => [o.args ? `${op} ${o.args[lang]}` : op, o.does[lang]] as const),
+    40,
+  ).join('\n');
+}
 
 export const command = defineCommand({
   name: 'sandbox-admin',
@@ -65,37 +69,7 @@ else by DIR/admin-url (--dir, or MAILBRIDGE_SANDBOX_DIR); else by ./.sandbox/adm
 the last sandbox started on this machine (~/.local/state/mailbridge/sandbox.json).
 
 Operations:
-  state                                   tenants, apps, service principals and mailboxes
-  grant-full-access <mailbox> <trustee>   Add-MailboxPermission … -AccessRights FullAccess
-  revoke-full-access <mailbox> <trustee>  Remove-MailboxPermission … -AccessRights FullAccess
-  grant-send-as <mailbox> <trustee>       Add-RecipientPermission … -AccessRights SendAs
-  revoke-send-as <mailbox> <trustee>      Remove-RecipientPermission … -AccessRights SendAs
-  register-sp <appId> <objectId> [--name N] [--tenant T]
-                                          New-ServicePrincipal (objectId: the enterprise application's)
-  remove-sp <appId|objectId>              Remove-ServicePrincipal
-  smtp-auth-tenant <tenant> on|off        Set-TransportConfig -SmtpClientAuthenticationDisabled
-  smtp-auth-mailbox <mailbox> on|off|default
-                                          Set-CASMailbox -SmtpClientAuthenticationDisabled
-  imap-mailbox <mailbox> on|off           Set-CASMailbox -ImapEnabled
-  add-mailbox <address> [--shared] [--name N]
-                                          New-Mailbox (a user or shared mailbox)
-  grant-role <appId> <role> [--resource exchange|graph] [--tenant T]
-                                          application permission with admin consent
-  revoke-role <appId> <role> [--resource exchange|graph] [--tenant T]
-  add-cert <appId> <cert.pem> [--tenant T]
-                                          upload a public certificate to the app (keyCredentials)
-  approve-device <upn> [--code CODE]      sign in at the device-code page as this user: approves the
-                                          sign-in waiting in the user's tenant (waits up to 60 s for one)
-  subscriptions                           Graph change-notification subscriptions
-  lifecycle <subscriptionId|mailbox> missed|subscriptionRemoved|reauthorizationRequired
-                                          send a Graph lifecycle event (to the lifecycleNotificationUrl)
-  deliver <mailbox> <file|-> [--from ADDRESS]
-                                          put a message (RFC 5322 file, or stdin) into the mailbox
-  list <mailbox> [--folder F]             UIDs, flags and subjects of a folder (default INBOX)
-  show-message <mailbox> <uid> [--folder F]
-                                          print a message's source
-  powershell <file|-> [--tenant T]        run Exchange PowerShell lines (the script \`mailbridge setup\`
-                                          prints) against the sandbox; exit status 1 if a line failed
+${operationsHelp('en')}
 
 {options}`,
     de: `Aufruf: mailbridge sandbox-admin <vorgang> [argumente] [--dir VERZ | --url URL] [--json]
@@ -106,37 +80,7 @@ Spricht mit der Admin-API einer laufenden Sandbox (\`mailbridge sandbox\`). Sie 
 (~/.local/state/mailbridge/sandbox.json).
 
 Vorgänge:
-  state                                   Mandanten, Apps, Dienstprinzipale und Postfächer
-  grant-full-access <postfach> <berechtigter>   Add-MailboxPermission … -AccessRights FullAccess
-  revoke-full-access <postfach> <berechtigter>  Remove-MailboxPermission … -AccessRights FullAccess
-  grant-send-as <postfach> <berechtigter>       Add-RecipientPermission … -AccessRights SendAs
-  revoke-send-as <postfach> <berechtigter>      Remove-RecipientPermission … -AccessRights SendAs
-  register-sp <appId> <objectId> [--name N] [--tenant T]
-                                          New-ServicePrincipal (objectId: die der Unternehmensanwendung)
-  remove-sp <appId|objectId>              Remove-ServicePrincipal
-  smtp-auth-tenant <mandant> on|off       Set-TransportConfig -SmtpClientAuthenticationDisabled
-  smtp-auth-mailbox <postfach> on|off|default
-                                          Set-CASMailbox -SmtpClientAuthenticationDisabled
-  imap-mailbox <postfach> on|off          Set-CASMailbox -ImapEnabled
-  add-mailbox <adresse> [--shared] [--name N]
-                                          New-Mailbox (Benutzer- oder freigegebenes Postfach)
-  grant-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
-                                          Anwendungsberechtigung mit Administratorzustimmung
-  revoke-role <appId> <rolle> [--resource exchange|graph] [--tenant T]
-  add-cert <appId> <zert.pem> [--tenant T]
-                                          ein öffentliches Zertifikat zur App hochladen (keyCredentials)
-  approve-device <upn> [--code CODE]      als dieser Benutzer auf der Gerätecode-Seite anmelden: bestätigt
-                                          die im Mandanten wartende Anmeldung (wartet bis zu 60 s darauf)
-  subscriptions                           Graph-Abonnements für Änderungsbenachrichtigungen
-  lifecycle <abonnement-ID|postfach> missed|subscriptionRemoved|reauthorizationRequired
-                                          ein Graph-Lebenszyklusereignis senden (an die lifecycleNotificationUrl)
-  deliver <postfach> <datei|-> [--from ADRESSE]
-                                          eine Nachricht (RFC-5322-Datei oder stdin) ins Postfach legen
-  list <postfach> [--folder F]            UIDs, Flags und Betreffzeilen eines Ordners (Standard INBOX)
-  show-message <postfach> <uid> [--folder F]
-                                          Quelltext einer Nachricht ausgeben
-  powershell <datei|-> [--tenant T]       Exchange-PowerShell-Zeilen (das Skript von \`mailbridge setup\`)
-                                          in der Sandbox ausführen; Exit-Status 1, wenn eine Zeile scheitert
+${operationsHelp('de')}
 
 {options}`,
   },
@@ -459,13 +403,7 @@ function printResult(ctx: CommandContext, op: string, call: Call, body: Record<s
 
 /** One line per cmdlet run: line number, outcome, cmdlet, and Exchange's own warning or error text. */
 function printPowerShell(ctx: CommandContext, body: Record<string, unknown>): number {
-  const words: Record<string, { en: string; de: string }> = {
-    ok: { en: 'done', de: 'erledigt' },
-    exists: { en: 'exists', de: 'vorhanden' },
-    unchanged: { en: 'unchanged', de: 'unverändert' },
-    ignored: { en: 'skipped', de: 'übersprungen' },
-    error: { en: 'FAILED', de: 'FEHLER' },
-  };
+  const words: Record<string, Text> = texts.lineStatus;
   const results = (body.results ?? []) as { line: number; cmdlet: string; status: string; message?: string }[];
   for (const r of results) {
     const word = words[r.status]?.[ctx.lang] ?? r.status;
