@@ -33,7 +33,7 @@ import { parsePasswordHash, verifyNothing, verifyPassword, type ParsedHash } fro
 import type { AuditLog } from './audit.ts';
 import { consoleRedirectUri, ROLES, type ApiConfig, type Role } from './config.ts';
 import { foreignOrigin } from './csrf.ts';
-import { route, type RouteSpec } from './route.ts';
+import { routeGroup, type RouteSpec } from './route.ts';
 import { cookieValue, SESSION_COOKIE, sessionCaller, setCookie, type Session, type Sessions } from './session.ts';
 
 export const LOGIN_PATH = '/login';
@@ -54,6 +54,9 @@ export interface SignInOptions {
   /** The Identity that redeems Entra sign-ins, opened at the first one. */
   identity?: () => Promise<Identity>;
 }
+
+/** Any signed-in caller may see and end its own session. */
+const sessionRoute = routeGroup({ tag: 'session', scope: 'read' });
 
 const sessionView = z.object({
   user: z.string().meta({ description: 'Who is signed in: the local user, the Entra ID account, or the API key’s name' }),
@@ -159,23 +162,15 @@ export class SignIn {
     const { sessions, audit } = this.o;
     const view = (user: string, roles: Role[], scopes: Iterable<string>, csrfToken: string | null) => ({ user, roles, scopes: [...scopes].sort(), csrfToken });
     return [
-      route({
-        method: 'GET',
-        path: '/api/v1/session',
-        scope: 'read',
-        tag: 'session',
+      sessionRoute.get('/api/v1/session', {
         summary: { en: 'Who is signed in, the role, scopes and the CSRF token of the session', de: 'Wer angemeldet ist, Rolle, Berechtigungen und CSRF-Token der Sitzung' },
         status: 200,
         response: sessionView,
         handler: async ({ caller, session }) =>
           session ? view(session.data.user, [session.data.role], caller.scopes, session.data.csrf) : view(caller.key, [], caller.scopes, null),
       }),
-      route<undefined, undefined, { user: string; password: string; next?: string | undefined; lang?: string | undefined }>({
-        method: 'POST',
-        path: '/api/v1/session',
-        scope: 'read',
+      sessionRoute.post<undefined, undefined, { user: string; password: string; next?: string | undefined; lang?: string | undefined }>('/api/v1/session', {
         public: true,
-        tag: 'session',
         summary: { en: 'Sign in with a local user (JSON, or the form of /login); sets the cookie mb_session', de: 'Anmelden mit einem lokalen Benutzer (JSON oder das Formular von /login); setzt das Cookie mb_session' },
         body: z.object({
           user: z.string().max(200).default(''),
@@ -218,11 +213,7 @@ export class SignIn {
           }
         },
       }),
-      route({
-        method: 'DELETE',
-        path: '/api/v1/session',
-        scope: 'read',
-        tag: 'session',
+      sessionRoute.delete('/api/v1/session', {
         summary: { en: 'Sign out: ends the session and deletes the cookie', de: 'Abmelden: beendet die Sitzung und löscht das Cookie' },
         status: 204,
         audit: false,

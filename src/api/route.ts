@@ -2,7 +2,9 @@
  * One admin API route as data: method, path, the scope it needs, and the zod schemas of its path
  * parameters, query, body and answers. The same object is what Fastify serves (register.ts: the
  * request is checked with these schemas before the handler sees it) and what the OpenAPI document
- * describes (openapi.ts: zod's own JSON Schema output), so the two cannot drift apart.
+ * describes (openapi.ts: zod's own JSON Schema output), so the two cannot drift apart. The routes
+ * of one tag are declared through their group (routeGroup), which adds the tag, the usual scope
+ * and the errors they share.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
@@ -58,9 +60,38 @@ export interface RouteSpec<P = unknown, Q = unknown, B = unknown> {
   handler(input: RouteInput<P, Q, B>): Promise<unknown>;
 }
 
-/** Keeps the parameter types of a route's schemas for its handler. */
+/** A route alone in its tag (GET /api/v1/nodes); keeps the parameter types of its schemas for its handler. */
 export function route<P = undefined, Q = undefined, B = undefined>(spec: RouteSpec<P, Q, B>): RouteSpec {
   return spec as unknown as RouteSpec;
+}
+
+/** What the routes of one tag share: the tag, the scope most of them need, and the errors all may answer. */
+export interface RouteGroup {
+  tag: string;
+  scope: ApiScope;
+  /** E.g. 404 for every route of a capability this gateway may not have configured (MB_API_NOT_CONFIGURED). */
+  errors?: number[];
+}
+
+/** A route as its group declares it: what is its own, with a scope only where it needs another than the group's. */
+export type GroupedRoute<P, Q, B> = Omit<RouteSpec<P, Q, B>, 'method' | 'path' | 'tag' | 'scope'> & { scope?: ApiScope };
+
+/** Declares one route of a group at a path; keeps the parameter types of its schemas for its handler. */
+export type DeclareRoute = <P = undefined, Q = undefined, B = undefined>(path: string, spec: GroupedRoute<P, Q, B>) => RouteSpec;
+
+/**
+ * The routes of one tag (relay, subscriptions, connectors, …), declared as `group.get(path, spec)`:
+ * the tag, the usual scope and the errors they all may answer are said once, where a routes file
+ * declares the group, and each route says only what is its own.
+ */
+export function routeGroup(group: RouteGroup): Record<'get' | 'post' | 'put' | 'delete', DeclareRoute> {
+  const declare =
+    (method: Method): DeclareRoute =>
+    <P, Q, B>(path: string, spec: GroupedRoute<P, Q, B>) => {
+      const errors = [...new Set([...(group.errors ?? []), ...(spec.errors ?? [])])];
+      return route<P, Q, B>({ method, path, tag: group.tag, scope: group.scope, ...spec, ...(errors.length ? { errors } : {}) });
+    };
+  return { get: declare('GET'), post: declare('POST'), put: declare('PUT'), delete: declare('DELETE') };
 }
 
 /** Fastify's form of an OpenAPI path: /a/{id} → /a/:id. */

@@ -12,7 +12,7 @@ import type { ResolvedCandidate } from '../../config/secret-file.ts';
 import type { Lang } from '../../i18n/index.ts';
 import type { AuditLog } from '../audit.ts';
 import { need, type ApiContext } from '../context.ts';
-import { route, type RouteSpec } from '../route.ts';
+import { route, routeGroup, type RouteSpec } from '../route.ts';
 
 const problemSchema = z.object({
   severity: z.enum(['error', 'warning']),
@@ -75,45 +75,35 @@ export function configToolsOf(ctx: ApiContext, path: string): NonNullable<ApiCon
   return need(ctx.configTools, 'the configuration tools of the gateway', path);
 }
 
+/** Configuration is an admin's (reading the effective one aside); without the tools every route answers 404. */
+export const configRoute = routeGroup({ tag: 'config', scope: 'admin', errors: [404] });
+
 export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
   return [
-    route({
-      method: 'GET',
-      path: '/api/v1/config',
+    configRoute.get('/api/v1/config', {
       scope: 'read',
-      tag: 'config',
       summary: { en: 'The effective configuration, secrets masked', de: 'Die wirksame Konfiguration, Geheimnisse maskiert' },
       status: 200,
       response: z.object({
         config: z.record(z.string(), z.unknown()),
         secrets: z.array(z.object({ path: z.string(), encrypted: z.boolean(), unreadable: z.string().optional() })),
       }),
-      errors: [404],
       async handler({ req }) {
         return configToolsOf(ctx, req.url).masked();
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/config/file',
-      scope: 'admin',
-      tag: 'config',
+    configRoute.get('/api/v1/config/file', {
       summary: {
         en: 'mailbridge.yaml as written (comments and order kept), every secret and password hash shown as ******** (sent back unchanged, it keeps the stored value)',
         de: 'mailbridge.yaml wie geschrieben (Kommentare und Reihenfolge bleiben), jedes Geheimnis und jeder Passwort-Hash als ******** (unverändert zurückgeschickt, bleibt der gespeicherte Wert)',
       },
       status: 200,
       response: z.object({ path: z.string().meta({ description: 'Where the file is on the gateway host' }), text: z.string() }),
-      errors: [404],
       async handler({ req }) {
         return configToolsOf(ctx, req.url).file();
       },
     }),
-    route({
-      method: 'POST',
-      path: '/api/v1/config/validate',
-      scope: 'admin',
-      tag: 'config',
+    configRoute.post('/api/v1/config/validate', {
       summary: {
         en: 'Check a candidate mailbridge.yaml: every problem with path, line, MB code, cause and fix',
         de: 'Eine mögliche mailbridge.yaml prüfen: jedes Problem mit Pfad, Zeile, MB-Code, Ursache und Behebung',
@@ -124,7 +114,6 @@ export function adminRoutes(ctx: ApiContext, audit: AuditLog): RouteSpec[] {
       audit: false,
       status: 200,
       response: z.object({ valid: z.boolean(), errors: z.array(problemSchema), warnings: z.array(problemSchema) }),
-      errors: [404],
       async handler({ body, lang, req }) {
         const tools = configToolsOf(ctx, req.url);
         // As apply will see it: each mask stands for the file's value (nothing is sealed here).

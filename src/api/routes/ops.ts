@@ -16,8 +16,8 @@ import { MbError, toMbError } from '../../errors/index.ts';
 import type { Lang, Text } from '../../i18n/index.ts';
 import { need, type ApiContext, type ApplyResult, type CheckItem } from '../context.ts';
 import type { ApiScope } from '../config.ts';
-import { route, type RouteSpec } from '../route.ts';
-import { CONFIG_BODY_LIMIT, configFileText, configToolsOf } from './admin.ts';
+import { routeGroup, type RouteSpec } from '../route.ts';
+import { CONFIG_BODY_LIMIT, configFileText, configRoute, configToolsOf } from './admin.ts';
 
 export const RUNS_KEPT = 20;
 
@@ -174,13 +174,13 @@ export function configRefused(errors: readonly ConfigProblem[]): MbError {
   return new MbError('MB_API_CONFIG_REFUSED', { count: errors.length, problems: { en: list('en'), de: list('de') } });
 }
 
+/** Setting up is an admin's; a check run names the scope it needs (operators start them, readers read them). */
+const setupRoute = routeGroup({ tag: 'setup', scope: 'admin' });
+
 /** GET one run by its ID: what is known of it so far; 404 once it is gone (another node, a restart, or older than RUNS_KEPT). */
 function runRoute<R extends { id: string; state: string }>(runs: Runs<R>, o: { scope: ApiScope; summary: Text; response: z.ZodType; view: (run: R, lang: Lang) => unknown }): RouteSpec {
-  return route({
-    method: 'GET',
-    path: `${runs.path}/{id}`,
+  return setupRoute.get(`${runs.path}/{id}`, {
     scope: o.scope,
-    tag: 'setup',
     summary: o.summary,
     params: runParams,
     status: 200,
@@ -206,11 +206,8 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
   const newId = () => randomBytes(8).toString('hex');
 
   return [
-    route({
-      method: 'POST',
-      path: '/api/v1/check/runs',
+    setupRoute.post('/api/v1/check/runs', {
       scope: 'operate',
-      tag: 'setup',
       summary: { en: 'Start the checks of `mailbridge check` (one connection, or all) in the background', de: 'Die Prüfungen von `mailbridge check` (eine Verbindung oder alle) im Hintergrund starten' },
       body: z.object({ connection: connectionName.optional().meta({ description: 'Absent: every connection' }) }).strict().default({}),
       status: 202,
@@ -240,11 +237,8 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
         return { id: run.id };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/check/runs',
+    setupRoute.get('/api/v1/check/runs', {
       scope: 'read',
-      tag: 'setup',
       summary: { en: 'Recent check runs of this gateway, newest first', de: 'Die letzten Prüfläufe dieses Gateways, neueste zuerst' },
       status: 200,
       response: z.object({ runs: z.array(checkRunSchema) }),
@@ -253,11 +247,7 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
       },
     }),
     runRoute(checks, { scope: 'read', summary: { en: 'One check run: its results so far', de: 'Ein Prüflauf: seine bisherigen Ergebnisse' }, response: checkRunSchema, view: checkRunView }),
-    route({
-      method: 'POST',
-      path: '/api/v1/setup/runs',
-      scope: 'admin',
-      tag: 'setup',
+    setupRoute.post('/api/v1/setup/runs', {
       summary: {
         en: 'Start `mailbridge setup` for a connection: admin sign-in by device code, the app registration, the Exchange script, then the checks',
         de: '`mailbridge setup` für eine Verbindung starten: Anmeldung des Administrators per Gerätecode, App-Registrierung, Exchange-Skript, danach die Prüfungen',
@@ -322,11 +312,7 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
       response: setupRunSchema,
       view: setupRunView,
     }),
-    route({
-      method: 'POST',
-      path: '/api/v1/config/apply',
-      scope: 'admin',
-      tag: 'config',
+    configRoute.post('/api/v1/config/apply', {
       summary: {
         en: 'Write a new mailbridge.yaml (validated first; ******** keeps the stored value, a secret typed in clear is sealed) and restart what changed',
         de: 'Eine neue mailbridge.yaml schreiben (vorher geprüft; ******** behält den gespeicherten Wert, ein im Klartext eingegebenes Geheimnis wird versiegelt) und neu starten, was sich geändert hat',
@@ -339,7 +325,7 @@ export function opsRoutes(ctx: ApiContext): RouteSpec[] {
         restarted: z.array(z.string()).meta({ description: 'What was stopped and started again with the new settings (relay, notify, notify.watch, api.keys, log.level)' }),
         needsRestart: z.array(z.string()).meta({ description: 'Changed sections this gateway cannot restart by itself: systemctl restart mailbridge' }),
       }),
-      errors: [404, 422],
+      errors: [422],
       target: () => 'mailbridge.yaml',
       async handler({ body, lang, req }): Promise<ApplyResult> {
         const tools = configToolsOf(ctx, req.url);

@@ -10,7 +10,7 @@ import type { QueueError, QueueRecord } from '../../store/queue.ts';
 import { QUEUE_STATES, envelopeOf } from '../../store/queue.ts';
 import type { TraceStep } from '../../relay/queue/trace.ts';
 import { need, type ApiContext } from '../context.ts';
-import { route, type RouteSpec } from '../route.ts';
+import { routeGroup, type RouteSpec } from '../route.ts';
 
 const iso = z.iso.datetime();
 
@@ -139,7 +139,8 @@ const listQuery = z.object({
   after: z.string().regex(/^[0-9A-Z]{18}$/).optional().meta({ description: 'Paging: only messages whose ID sorts after this one' }),
 });
 
-const TAG = 'relay';
+/** Reading needs read, moving messages operate; every route answers 404 where this gateway runs no relay. */
+const relayRoute = routeGroup({ tag: 'relay', scope: 'read', errors: [404] });
 
 export function relayRoutes(ctx: ApiContext): RouteSpec[] {
   const queue = (path: string) => need(ctx.relay, 'relay', path).relay.queue;
@@ -149,32 +150,24 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
     return rec;
   };
   const action = (name: 'retry' | 'hold' | 'release', summary: { en: string; de: string }) =>
-    route({
-      method: 'POST',
-      path: `/api/v1/relay/queue/{id}/${name}`,
+    relayRoute.post(`/api/v1/relay/queue/{id}/${name}`, {
       scope: 'operate',
-      tag: TAG,
       summary,
       params: idParams,
       status: 200,
       response: queueMessageSchema,
-      errors: [404, 409],
+      errors: [409],
       async handler({ params, lang, req }) {
         const rec = await queue(req.url)[name](params.id);
         return queueMessageView(rec, lang);
       },
     });
   return [
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/queue',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/queue', {
       summary: { en: 'List queued messages with state, attempts, next attempt and last error', de: 'Nachrichten der Warteschlange mit Zustand, Versuchen, nächstem Versuch und letztem Fehler' },
       query: listQuery,
       status: 200,
       response: z.object({ counts: countsSchema, messages: z.array(queueMessageSchema) }),
-      errors: [404],
       async handler({ query, lang, req }) {
         const q = queue(req.url);
         const states = query.state ? (query.state.split(',') as QueueRecord['state'][]) : QUEUE_STATES.filter((s) => s !== 'sent');
@@ -182,39 +175,26 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
         return { counts: await q.counts(), messages: rows.map((r) => queueMessageView(r, lang)) };
       },
     }),
-    route({
-      method: 'POST',
-      path: '/api/v1/relay/queue/retry',
+    relayRoute.post('/api/v1/relay/queue/retry', {
       scope: 'operate',
-      tag: TAG,
       summary: { en: 'Try every incoming and deferred message now', de: 'Alle eingehenden und verzögerten Nachrichten jetzt versuchen' },
       status: 200,
       response: z.object({ retried: z.int() }),
-      errors: [404],
       target: () => 'all',
       async handler({ req }) {
         return { retried: await queue(req.url).retryAll() };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/queue/{id}',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/queue/{id}', {
       summary: { en: 'One message: envelope, attempts, last error with cause and fix', de: 'Eine Nachricht: Umschlag, Versuche, letzter Fehler mit Ursache und Behebung' },
       params: idParams,
       status: 200,
       response: queueMessageSchema,
-      errors: [404],
       async handler({ params, lang, req }) {
         return queueMessageView(await found(req.url, params.id), lang);
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/queue/{id}/trace',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/queue/{id}/trace', {
       summary: {
         en: "Message trace: accepted, each attempt with Exchange's reply, bounced or delivered",
         de: 'Nachrichtenverlauf: angenommen, jeder Versuch mit der Antwort von Exchange, unzustellbar oder zugestellt',
@@ -222,7 +202,6 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
       params: idParams,
       status: 200,
       response: traceSchema,
-      errors: [404],
       async handler({ params, lang, req }) {
         const rec = await found(req.url, params.id);
         const steps = (await queue(req.url).trace?.get(rec.id)) ?? [];
@@ -249,28 +228,20 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
     action('retry', { en: 'Try a message now (also lifts its mailbox’s pause after a failure)', de: 'Eine Nachricht jetzt versuchen (hebt auch die Pause ihres Postfachs nach einem Fehler auf)' }),
     action('hold', { en: 'Stop delivering a message until it is released', de: 'Eine Nachricht anhalten, bis sie freigegeben wird' }),
     action('release', { en: 'Deliver a held message again', de: 'Eine angehaltene Nachricht wieder zustellen' }),
-    route({
-      method: 'DELETE',
-      path: '/api/v1/relay/queue/{id}',
+    relayRoute.delete('/api/v1/relay/queue/{id}', {
       scope: 'operate',
-      tag: TAG,
       summary: { en: 'Remove a message and its content for good (not while it is being delivered)', de: 'Eine Nachricht samt Inhalt endgültig entfernen (nicht während der Zustellung)' },
       params: idParams,
       status: 204,
-      errors: [404, 409],
+      errors: [409],
       async handler({ params, req }) {
         await queue(req.url).delete(params.id);
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/users',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/users', {
       summary: { en: 'Relay users (never their password hashes)', de: 'Relay-Benutzer (nie ihre Kennwort-Hashes)' },
       status: 200,
       response: z.object({ users: z.array(z.object({ name: z.string(), allowedSenders: z.array(z.string()), allowedIps: z.array(z.string()).optional(), disabled: z.boolean() })) }),
-      errors: [404],
       async handler({ req }) {
         const relay = need(ctx.config.relay, 'relay', req.url);
         return {
@@ -278,11 +249,7 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
         };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/routes',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/routes', {
       summary: { en: 'Relay routes in the order they are matched', de: 'Relay-Routen in der Reihenfolge, in der sie geprüft werden' },
       status: 200,
       response: z.object({
@@ -298,7 +265,6 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
           }),
         ),
       }),
-      errors: [404],
       async handler({ req }) {
         const relay = need(ctx.config.relay, 'relay', req.url);
         return {
@@ -315,11 +281,7 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
         };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/relay/pacing',
-      scope: 'read',
-      tag: TAG,
+    relayRoute.get('/api/v1/relay/pacing', {
       summary: {
         en: 'Per-mailbox pacing: deliveries running, starts this minute, recipients today, pauses',
         de: 'Takt je Postfach: laufende Zustellungen, Starts in dieser Minute, Empfänger heute, Pausen',
@@ -338,7 +300,6 @@ export function relayRoutes(ctx: ApiContext): RouteSpec[] {
           }),
         ),
       }),
-      errors: [404],
       async handler({ req }) {
         const manager = need(ctx.relay, 'relay', req.url).relay.manager;
         return {

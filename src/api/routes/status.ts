@@ -13,7 +13,7 @@ import { STATUS_KEY, STATUS_NAMESPACE, type WatchStatus } from '../../notify/wat
 import { subscriptionsNotWatched } from '../../notify/check.ts';
 import { parseEvent } from '../../notify/events.ts';
 import { need, type ApiContext } from '../context.ts';
-import { route, type RouteSpec } from '../route.ts';
+import { route, routeGroup, type RouteSpec } from '../route.ts';
 
 const iso = z.iso.datetime();
 const explained = z.object({ code: z.string(), title: z.string(), cause: z.string(), fix: z.string() });
@@ -130,6 +130,11 @@ const eventSchema = z.object({
   event: z.record(z.string(), z.unknown()).meta({ description: 'The event as sinks receive it' }),
 });
 
+// What the gateway watches over is open to every key that may read.
+const connectionsRoute = routeGroup({ tag: 'connections', scope: 'read' });
+const connectorsRoute = routeGroup({ tag: 'connectors', scope: 'read' });
+const watchersRoute = routeGroup({ tag: 'watchers', scope: 'read' });
+
 export function statusRoutes(ctx: ApiContext): RouteSpec[] {
   const connectionNames = () => Object.keys(ctx.config.connections);
   const connector = (name: string) => {
@@ -138,11 +143,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
     return c;
   };
   return [
-    route({
-      method: 'GET',
-      path: '/api/v1/connections',
-      scope: 'read',
-      tag: 'connections',
+    connectionsRoute.get('/api/v1/connections', {
       summary: { en: 'Connections: token state, credential expiry and notices', de: 'Verbindungen: Token-Zustand, Ablauf der Anmeldedaten und Hinweise' },
       status: 200,
       response: z.object({ connections: z.array(connectionSchema) }),
@@ -170,11 +171,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         return { connections: out };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/connections/{name}/token',
-      scope: 'read',
-      tag: 'connections',
+    connectionsRoute.get('/api/v1/connections/{name}/token', {
       summary: {
         en: 'Check a connection: get its token (from the cache when valid) and show roles or scopes, expiry and problems',
         de: 'Eine Verbindung prüfen: ihr Token holen (aus dem Cache, solange gültig) und Rollen oder Berechtigungen, Ablauf und Probleme zeigen',
@@ -206,11 +203,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/connectors',
-      scope: 'read',
-      tag: 'connectors',
+    connectorsRoute.get('/api/v1/connectors', {
       summary: { en: 'Connectors: checkpoints per mailbox and folder, counts, last activity', de: 'Connectoren: Prüfpunkte je Postfach und Ordner, Zähler, letzte Aktivität' },
       status: 200,
       response: z.object({ connectors: z.array(connectorSchema) }),
@@ -242,11 +235,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         return { connectors: out };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/connectors/{name}/quarantine',
-      scope: 'read',
-      tag: 'connectors',
+    connectorsRoute.get('/api/v1/connectors/{name}/quarantine', {
       summary: {
         en: 'Messages the destination refused for good (they stay in the mailbox until retried)',
         de: 'Vom Ziel endgültig abgewiesene Nachrichten (sie bleiben bis zum erneuten Versuch im Postfach)',
@@ -276,11 +265,8 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         return { messages: out };
       },
     }),
-    route({
-      method: 'POST',
-      path: '/api/v1/connectors/{name}/retry-rejected',
+    connectorsRoute.post('/api/v1/connectors/{name}/retry-rejected', {
       scope: 'operate',
-      tag: 'connectors',
       summary: {
         en: 'Deliver the quarantined messages again: every folder of the connector retries them at its next pass (mailbridge fetch, running or next started)',
         de: 'Die zurückgehaltenen Nachrichten erneut zustellen: jeder Ordner des Connectors versucht sie bei seinem nächsten Durchlauf (mailbridge fetch, laufend oder beim nächsten Start)',
@@ -297,11 +283,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         return { connector: params.name, requestedAt, quarantined };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/watchers',
-      scope: 'read',
-      tag: 'watchers',
+    watchersRoute.get('/api/v1/watchers', {
       summary: { en: 'Watchers per group and listener, mailboxes not watching, recent problems', de: 'Watcher je Gruppe und Listener, nicht überwachte Postfächer, letzte Probleme' },
       status: 200,
       response: watchersSchema,
@@ -335,11 +317,7 @@ export function statusRoutes(ctx: ApiContext): RouteSpec[] {
         };
       },
     }),
-    route({
-      method: 'GET',
-      path: '/api/v1/watchers/{name}/mailboxes',
-      scope: 'read',
-      tag: 'watchers',
+    watchersRoute.get('/api/v1/watchers/{name}/mailboxes', {
       summary: { en: 'Every mailbox of a watch group: listener, state since when, last problem', de: 'Jedes Postfach einer Überwachungsgruppe: Listener, Zustand seit wann, letztes Problem' },
       params: nameParams,
       status: 200,

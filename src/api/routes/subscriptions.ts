@@ -20,7 +20,7 @@ import { unwatched } from '../../notify/check.ts';
 import { EVENT_TYPES } from '../../notify/events.ts';
 import type { NotifySubscriptionRecord } from '../../store/notify.ts';
 import { need, type ApiContext, type SubscriptionsContext } from '../context.ts';
-import { route, type RouteSpec } from '../route.ts';
+import { routeGroup, type RouteSpec } from '../route.ts';
 
 export const SUBSCRIPTIONS_PATH = '/api/v1/subscriptions';
 
@@ -57,7 +57,8 @@ const subscriptionSchema = z.object({
 
 const idParams = z.object({ id: z.string().regex(/^sub_[A-Za-z0-9_-]{1,64}$/, 'expected a subscription ID (sub_…)') });
 
-const TAG = 'subscriptions';
+/** Every route needs the scope the keys of notify.api.keys carry, and answers 404 where notify is not configured. */
+const subscriptionsRoute = routeGroup({ tag: 'subscriptions', scope: 'subscriptions', errors: [404] });
 
 function view(s: SubscriptionsContext, rec: NotifySubscriptionRecord): z.infer<typeof subscriptionSchema> {
   const sink = s.sinks.get(rec.kind);
@@ -84,17 +85,12 @@ export function subscriptionRoutes(ctx: ApiContext): RouteSpec[] {
     return rec;
   };
   return [
-    route({
-      method: 'POST',
-      path: SUBSCRIPTIONS_PATH,
-      scope: 'subscriptions',
-      tag: TAG,
+    subscriptionsRoute.post(SUBSCRIPTIONS_PATH, {
       summary: { en: 'Subscribe to new-mail events of mailboxes', de: 'Neue-Mail-Ereignisse von Postfächern abonnieren' },
       body: createSchema,
       bodyLimit: 1024 * 1024,
       status: 201,
       response: subscriptionSchema,
-      errors: [404],
       target: ({ body }) => `${body.sink.kind}: ${body.mailboxes.length} mailbox(es)`,
       async handler({ body, lang, req, reply }) {
         const s = subs(req.url);
@@ -132,46 +128,31 @@ export function subscriptionRoutes(ctx: ApiContext): RouteSpec[] {
         return out;
       },
     }),
-    route({
-      method: 'GET',
-      path: SUBSCRIPTIONS_PATH,
-      scope: 'subscriptions',
-      tag: TAG,
+    subscriptionsRoute.get(SUBSCRIPTIONS_PATH, {
       summary: { en: 'List subscriptions', de: 'Abonnements auflisten' },
       query: z.object({ mailbox: z.string().min(1).max(320).optional().meta({ description: 'Only subscriptions of this mailbox' }) }),
       status: 200,
       response: z.object({ subscriptions: z.array(subscriptionSchema) }),
-      errors: [404],
       async handler({ query, req }) {
         const s = subs(req.url);
         const rows = await s.repo.listSubscriptions(query.mailbox ? { mailbox: query.mailbox } : {});
         return { subscriptions: rows.map((r) => view(s, r)) };
       },
     }),
-    route({
-      method: 'GET',
-      path: `${SUBSCRIPTIONS_PATH}/{id}`,
-      scope: 'subscriptions',
-      tag: TAG,
+    subscriptionsRoute.get(`${SUBSCRIPTIONS_PATH}/{id}`, {
       summary: { en: 'One subscription', de: 'Ein Abonnement' },
       params: idParams,
       status: 200,
       response: subscriptionSchema,
-      errors: [404],
       async handler({ params, req }) {
         const s = subs(req.url);
         return view(s, await find(s, params.id));
       },
     }),
-    route({
-      method: 'DELETE',
-      path: `${SUBSCRIPTIONS_PATH}/{id}`,
-      scope: 'subscriptions',
-      tag: TAG,
+    subscriptionsRoute.delete(`${SUBSCRIPTIONS_PATH}/{id}`, {
       summary: { en: 'End a subscription', de: 'Ein Abonnement beenden' },
       params: idParams,
       status: 204,
-      errors: [404],
       async handler({ params, req }) {
         const s = subs(req.url);
         const rec = await find(s, params.id);
