@@ -11,7 +11,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LANGS, type Lang, type Text } from '../src/i18n/index.ts';
 import type { CatalogueEntry, CatalogueSection } from '../src/errors/types.ts';
-import { commands } from '../src/admin/cli/commands/index.ts';
+import { commandGroups } from '../src/admin/cli/commands/index.ts';
 import { commandHelp } from '../src/admin/cli/command.ts';
 import { ANSWERS_DE } from '../src/api/reference.ts';
 import { renderReference } from './config-reference.ts';
@@ -223,9 +223,12 @@ function configPage(lang: Lang): string {
 async function cliPage(lang: Lang): Promise<string> {
   const t = T[lang];
   const lines = [MARK, `# ${t.cliTitle}`, '', t.cliIntro, ''];
-  for (const [name, load] of Object.entries(commands)) {
-    const command = await load();
-    lines.push(`## mailbridge ${name}`, '', command.summary[lang], '', '```text', commandHelp(command, lang).trimEnd(), '```', '');
+  for (const group of commandGroups) {
+    lines.push(`## ${group.title[lang]}`, '');
+    for (const [name, load] of Object.entries(group.commands)) {
+      const command = await load();
+      lines.push(`### mailbridge ${name}`, '', command.summary[lang], '', '```text', commandHelp(command, lang).trimEnd(), '```', '');
+    }
   }
   return lines.join('\n');
 }

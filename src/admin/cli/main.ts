@@ -11,7 +11,7 @@ import { detectLang, tr, type Lang } from '../../i18n/index.ts';
 import { MbError, renderText, toMbError } from '../../errors/index.ts';
 import { createOutput } from './output.ts';
 import { createLogger, silentLogger } from '../../log/index.ts';
-import { commands } from './commands/index.ts';
+import { commandGroups, commands } from './commands/index.ts';
 import { commandHelp, type Command, type CommandContext } from './command.ts';
 import { parseCommandLine, usageError } from './args.ts';
 import { PACKAGE_DIR } from '../../util/paths.ts';
@@ -95,16 +95,21 @@ function version(): string {
 async function overview(lang: Lang): Promise<string> {
   const head =
     lang === 'de'
-      ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] [--log-format json] <befehl> [optionen]\n\nBefehle:'
-      : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] [--log-format json] <command> [options]\n\nCommands:';
-  const loaded = await Promise.all(Object.entries(commands).map(async ([name, load]) => [name, await load()] as const));
-  const width = Math.max(...loaded.map(([name]) => name.length)) + 2;
-  const rows = loaded.map(([name, c]) => `  ${name.padEnd(width)}${tr(c.summary, lang)}`);
+      ? 'mailbridge – Microsoft 365 und Exchange mit moderner Authentifizierung für jede Anwendung\n\nAufruf: mailbridge [--lang en|de] [--config DATEI] [--log-format json] <befehl> [optionen]'
+      : 'mailbridge – Microsoft 365 and Exchange mail with modern authentication, for any application\n\nUsage: mailbridge [--lang en|de] [--config FILE] [--log-format json] <command> [options]';
+  // One column for the summaries of every group.
+  const width = Math.max(...Object.keys(commands).map((name) => name.length)) + 2;
+  const groups = await Promise.all(
+    commandGroups.map(async (g) => {
+      const rows = await Promise.all(Object.entries(g.commands).map(async ([name, load]) => `  ${name.padEnd(width)}${tr((await load()).summary, lang)}`));
+      return `\n${tr(g.title, lang)}:\n${rows.join('\n')}`;
+    }),
+  );
   const tail =
     lang === 'de'
       ? '\n`mailbridge <befehl> --help` zeigt die Optionen eines Befehls. Befehle melden sich in Sätzen; JSON-Protokollzeilen\nauf stderr nur mit --log-format json oder MAILBRIDGE_LOG_LEVEL (serve protokolliert immer).'
       : '\n`mailbridge <command> --help` shows the options of a command. Commands report in sentences; JSON log lines\non stderr only with --log-format json or MAILBRIDGE_LOG_LEVEL (serve always logs).';
-  return [head, ...rows, tail].join('\n');
+  return [head, ...groups, tail].join('\n');
 }
 
 async function prompt(question: string, options: { secret?: boolean } = {}): Promise<string> {

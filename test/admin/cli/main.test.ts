@@ -29,6 +29,33 @@ test('--help lists the commands in English, and in German from LANG or --lang', 
   assert.match(de2.stdout, /Startet das dauerhaft laufende Gateway/);
 });
 
+test('--help shows every command once, under the heading of its task, in English and German', async () => {
+  const { commandGroups, commands } = await import('../../../src/admin/cli/commands/index.ts');
+  for (const [lang, headings] of [
+    ['en', ['Run', 'Set up and check', 'Send', 'Fetch', 'Notify', 'Sandbox']],
+    ['de', ['Betrieb', 'Einrichten und prüfen', 'Senden', 'Abrufen', 'Benachrichtigen', 'Sandbox']],
+  ] as const) {
+    const r = await run(['--lang', lang, '--help']).done;
+    assert.equal(r.code, 0);
+    // The overview as heading → command names, read from the printed text.
+    const shown = new Map<string, string[]>();
+    let current: string[] | undefined;
+    for (const line of r.stdout.split('\n')) {
+      const heading = /^(\S.*):$/.exec(line)?.[1];
+      if (heading) shown.set(heading, (current = []));
+      else if (current && /^ {2}\S/.test(line)) current.push(line.trim().split(/\s+/)[0]!);
+      else if (line === '') current = undefined;
+    }
+    assert.deepEqual([...shown.keys()], headings);
+    assert.deepEqual(
+      [...shown.values()],
+      commandGroups.map((g) => Object.keys(g.commands)),
+    );
+    assert.deepEqual([...shown.values()].flat().sort(), Object.keys(commands).sort());
+  }
+  assert.equal(Object.keys(commands).length, commandGroups.reduce((n, g) => n + Object.keys(g.commands).length, 0), 'a command in two groups');
+});
+
 test('an unknown command exits 2 with its MB code, cause and fix', async () => {
   const r = await run(['frobnicate']).done;
   assert.equal(r.code, 2);
