@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { settingsGroup } from '../config/settings-group.ts';
 import { intField } from '../config/number-field.ts';
+import { pemFilePair } from '../config/pem-files.ts';
 import { secretField } from '../config/secret-field.ts';
 import { secretsSchema } from '../config/secrets.ts';
 import { connectionSchema } from '../identity/config.ts';
@@ -30,12 +31,13 @@ export const serverSchema = settingsGroup({
   publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
   proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),
   metricsToken: secretField('Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen').optional(),
-  tls: z
-    .object({
-      cert: z.string().min(1).meta({ description: 'Path of the PEM certificate file (with its chain) the gateway serves HTTPS with' }),
-      key: z.string().min(1).meta({ description: 'Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)' }),
-    })
-    .strict()
+  tls: pemFilePair(
+    { cert: 'cert', key: 'key' },
+    {
+      cert: 'Path of the PEM certificate file (with its chain) the gateway serves HTTPS with',
+      key: 'Path of the PEM private key file of the certificate (unencrypted, readable by the mailbridge user)',
+    },
+  )
     .optional()
     .meta({ description: 'Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set' }),
   insecure: z

@@ -6,6 +6,8 @@
  * also offers these functions bound to mailbridge's model). Validation collects every error, not
  * just the first; each names the path in the file, where it is (line and column, or the
  * environment variable), what is wrong and the fix, in English and German (problems.ts).
+ * `checkConfig` (what `mailbridge config check` runs) also opens the key file and every file the
+ * configuration names (TLS certificates and keys), so neither fails only when serve starts.
  * Warnings (plain-text secrets found here; the model's checks add theirs, such as expiring client
  * secrets) do not stop loading.
  *
@@ -13,7 +15,7 @@
  * clear opens the SecretBox (secrets.ts) with `keyFile` and reveals it for a moment. Plain-text
  * secrets are registered with the log scrubber here, as soon as they are read.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, type Node } from 'yaml';
 import { MbError } from '../errors/index.ts';
@@ -23,7 +25,7 @@ import { registerSecret } from '../log/redact.ts';
 import type { z } from 'zod';
 import { applyEnvOverrides } from './env.ts';
 import { describeLocation, makeProblem, plainTextWarnings, problemsFromIssues, type CheckContext, type ConfigCheck, type ConfigProblem, type Locate, type ProblemLocation } from './problems.ts';
-import { secretSlots, type AnySchema } from './schema-walk.ts';
+import { fileSlots, secretSlots, type AnySchema } from './schema-walk.ts';
 import { isEncrypted, openSecretBox } from './secrets.ts';
 import { parseForEdit } from './yaml-edit.ts';
 
@@ -69,6 +71,11 @@ export interface CheckOptions extends LoadOptions {
    * or missing key shows up in `config check` and not at the first sign-in. Never creates a key.
    */
   verifySecrets?: boolean;
+  /**
+   * Also open every file the configuration names for mailbridge to read (default true: TLS
+   * certificates and keys), so a missing one shows up in `config check` and not when serve starts.
+   */
+  verifyFiles?: boolean;
 }
 
 export interface ConfigReport<C> {
@@ -98,6 +105,7 @@ export async function loadConfig<C>(model: ConfigModel<C>, path: string, env: No
 export async function checkConfig<C>(model: ConfigModel<C>, path: string, env: NodeJS.ProcessEnv = process.env, options: CheckOptions = {}): Promise<ConfigReport<C>> {
   const report = await analyzeConfig(model, path, env, options);
   if (options.verifySecrets !== false && report.errors.length === 0) report.errors.push(...(await verifySecrets(model.schema, report, env)));
+  if (options.verifyFiles !== false && report.config) report.errors.push(...(await unreadableFiles(model.schema, report)));
   return report;
 }
 
@@ -246,6 +254,25 @@ async function verifySecrets(root: AnySchema, report: ConfigReport<unknown>, env
     } catch (err) {
       if (!(err instanceof MbError)) throw err;
       out.push(makeProblem('error', err.code, slot.path, err.params, where(slot.segments)));
+    }
+  }
+  return out;
+}
+
+/** Files the gateway will read that it cannot: missing, a folder, or not readable by this user. */
+async function unreadableFiles(root: AnySchema, report: ConfigReport<unknown>): Promise<ConfigProblem[]> {
+  const out: ConfigProblem[] = [];
+  for (const slot of fileSlots(root, report.config)) {
+    const path = slot.value as string;
+    try {
+      // Opened, not only looked at: the permission that counts is this process's read access.
+      const handle = await open(path, 'r');
+      const isFile = (await handle.stat()).isFile();
+      await handle.close();
+      if (!isFile) throw new Error('not a file');
+    } catch (err) {
+      const at = report.fromEnv.get(slot.path);
+      out.push(makeProblem('error', 'MB_CONFIG_FILE_UNREADABLE', slot.path, { field: slot.path, path: resolve(path), detail: (err as Error).message }, at ? { env: at } : {}));
     }
   }
   return out;

@@ -279,6 +279,11 @@ export function hiddenSlots(root: AnySchema, raw: unknown): SecretSlot[] {
   return slotsWhere(root, raw, isHiddenSchema);
 }
 
+/** The paths of files mailbridge reads (`file: true`, config/pem-files.ts) that a configuration sets. */
+export function fileSlots(root: AnySchema, raw: unknown): SecretSlot[] {
+  return slotsWhere(root, raw, (schema) => unwrap(schema).meta.file === true).filter((slot) => typeof slot.value === 'string');
+}
+
 function slotsWhere(root: AnySchema, raw: unknown, isSlot: (schema: AnySchema) => boolean): SecretSlot[] {
   const out: SecretSlot[] = [];
   const walk = (schema: AnySchema, value: unknown, path: string[]): void => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { settingsGroup } from '../config/settings-group.ts';
 import { intField } from '../config/number-field.ts';
 import { passwordHashField } from '../config/hash-field.ts';
+import { pemFilePair } from '../config/pem-files.ts';
 import { parseCidr } from './policy.ts';
 import { parseSchedule } from './queue/schedule.ts';
 import { routesSchema, senderPattern } from './routing.ts';
@@ -78,12 +79,10 @@ export const relaySchema = z
       .min(1)
       .default([{ host: '127.0.0.1', port: 2525, tls: 'starttls', allowPlainAuth: false }])
       .meta({ description: 'SMTP ports the applications connect to' }),
-    tls: z
-      .object({
-        certPath: z.string().min(1).meta({ description: 'PEM certificate (chain) for the listeners' }),
-        keyPath: z.string().min(1).meta({ description: 'PEM private key of that certificate (a path; the key never goes into this file)' }),
-      })
-      .strict()
+    tls: pemFilePair(
+      { cert: 'certPath', key: 'keyPath' },
+      { cert: 'PEM certificate (chain) for the listeners', key: 'PEM private key of that certificate (a path; the key never goes into this file)' },
+    )
       .optional()
       .meta({ description: 'Listener certificate; without it mailbridge generates a self-signed one at first start and keeps it in dataDir/tls' }),
     maxMessageSize: intField({ min: 1024, max: 157_286_400, default: 36_700_160 }, 'Largest message accepted, in bytes (advertised as SIZE; default 35 MiB, Exchange Online allows at most 150 MB)'),

@@ -287,6 +287,38 @@ test('checkConfig verifies encrypted secrets against the key without creating on
   await assert.rejects(import('node:fs/promises').then((fs) => fs.stat(join(dir, 'mailbridge.key'))), { code: 'ENOENT' });
 });
 
+test('checkConfig opens the TLS certificate and key files of server.tls and relay.tls: a missing one or a folder is an error there, not only when serve starts', async (t) => {
+  const dir = tempDir('mb-config-', t).path;
+  const file = join(dir, 'mailbridge.yaml');
+  writeFileSync(join(dir, 'gw.pem'), 'certificate');
+  writeFileSync(join(dir, 'relay.pem'), 'certificate');
+  writeFileSync(join(dir, 'relay.key'), 'key');
+  writeFileSync(
+    file,
+    `server:\n  tls:\n    cert: ${join(dir, 'gw.pem')}\n    key: ${join(dir, 'missing.key')}\nrelay:\n  tls:\n    certPath: ${join(dir, 'relay.pem')}\n    keyPath: ${join(dir, 'relay.key')}\n`,
+  );
+  const r = await checkConfig(file, {});
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.path]),
+    [['MB_CONFIG_FILE_UNREADABLE', 'server.tls.key']],
+  );
+  assert.match(r.errors[0]!.message.en, /server\.tls\.key names the file \/.*\/missing\.key, which mailbridge cannot read \(.*ENOENT/);
+  assert.match(r.errors[0]!.fix.de, /`ls -l \/.*\/missing\.key`/);
+  // A folder is not a key file either; a path set from the environment is located there.
+  const env = { MAILBRIDGE__RELAY__TLS__KEYPATH: dir };
+  const fromEnv = await checkConfig(file, env);
+  assert.deepEqual(
+    fromEnv.errors.map((e) => [e.code, e.path, e.env]),
+    [
+      ['MB_CONFIG_FILE_UNREADABLE', 'server.tls.key', undefined],
+      ['MB_CONFIG_FILE_UNREADABLE', 'relay.tls.keyPath', 'MAILBRIDGE__RELAY__TLS__KEYPATH'],
+    ],
+  );
+  // Loading (every command) does not open them: serve says so itself when it starts.
+  assert.equal((await loadConfig(file, env)).config.relay?.tls?.keyPath, dir);
+  assert.deepEqual((await checkConfig(file, {}, { verifyFiles: false })).errors, []);
+});
+
 test('a file that is not a section of settings is one clear error', () => {
   const r = analyzeText('- a\n- b\n', '/x/mailbridge.yaml', { MAILBRIDGE__SERVER__PORT: '1' });
   assert.deepEqual(

@@ -216,6 +216,18 @@ export const config = {
       de: 'Entfernen Sie {key}; zulässig sind hier: {allowed}.',
     },
   },
+  MB_CONFIG_FILE_UNREADABLE: {
+    http: 500,
+    title: { en: 'File not readable', de: 'Datei nicht lesbar' },
+    cause: {
+      en: '{field} names the file {path}, which mailbridge cannot read ({detail}); the gateway would not start with it.',
+      de: '{field} nennt die Datei {path}, die mailbridge nicht lesen kann ({detail}); das Gateway würde damit nicht starten.',
+    },
+    fix: {
+      en: 'Put the file there or correct {field}, and let the user mailbridge runs as read it: `ls -l {path}`',
+      de: 'Legen Sie die Datei dort ab oder korrigieren Sie {field}, und geben Sie dem Benutzer, unter dem mailbridge läuft, Leserechte: `ls -l {path}`',
+    },
+  },
   MB_CONFIG_VALUE_INVALID: {
     http: 500,
     title: { en: 'Value invalid', de: 'Wert ungültig' },
