@@ -9,7 +9,8 @@
  * (config/secret-field.ts), whose mark config/schema-walk.ts reads, so a new secret field needs
  * nothing else. The other kinds every section has are declared one way too, through config/:
  * numbers with their range and default (intField, numberField), groups whose every setting has a
- * default (settingsGroup) and password hashes (passwordHashField).
+ * default (settingsGroup), password hashes (passwordHashField) and a certificate with its key as
+ * PEM files (pemFilePair).
  */
 import { z } from 'zod';
 import { settingsGroup } from '../config/settings-group.ts';
