@@ -302,6 +302,18 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Pausen zwischen Versuchen, wenn ein Ziel oder Postfach nicht verfügbar ist (verdoppelnd)",
   "How long records of moved or deleted messages are kept":
     "Wie lange Einträge zu verschobenen oder gelöschten Nachrichten aufbewahrt werden",
+  "Notifications: new-mail events to the apps and devices that subscribe through /api/v1/subscriptions, by webhook, Web Push, APNs or FCM":
+    "Benachrichtigungen: Neue-Mail-Ereignisse an die Apps und Geräte, die sie über /api/v1/subscriptions abonnieren, per Webhook, Web Push, APNs oder FCM",
+  "Retries of an event a sink could not deliver: the wait grows by factor from initialSeconds up to maxSeconds, until giveUpAfterHours":
+    "Wiederholungen eines Ereignisses, das ein Ziel nicht zustellen konnte: die Wartezeit wächst um factor von initialSeconds bis maxSeconds, bis giveUpAfterHours",
+  "Webhook sink: signed HTTP POSTs (Standard Webhooks) to the URL a subscription names; without it, webhook subscriptions are refused":
+    "Webhook-Ziel: signierte HTTP-POSTs (Standard Webhooks) an die URL, die ein Abonnement nennt; ohne diesen Abschnitt werden Webhook-Abonnements abgelehnt",
+  "Web Push sink: encrypted pushes (RFC 8030, VAPID) to browsers and installed web apps; without it, webpush subscriptions are refused":
+    "Web-Push-Ziel: verschlüsselte Push-Nachrichten (RFC 8030, VAPID) an Browser und installierte Web-Apps; ohne diesen Abschnitt werden Web-Push-Abonnements abgelehnt",
+  "APNs sink: pushes to iOS and macOS apps through Apple's provider API with a .p8 token key; without it, apns subscriptions are refused":
+    "APNs-Ziel: Push-Nachrichten an iOS- und macOS-Apps über die Provider-API von Apple mit einem .p8-Tokenschlüssel; ohne diesen Abschnitt werden APNs-Abonnements abgelehnt",
+  "FCM sink: pushes to Android apps (and Firebase apps on iOS and the web) through the FCM HTTP v1 API with a service account; without it, fcm subscriptions are refused":
+    "FCM-Ziel: Push-Nachrichten an Android-Apps (und Firebase-Apps unter iOS und im Web) über die FCM-HTTP-v1-API mit einem Dienstkonto; ohne diesen Abschnitt werden FCM-Abonnements abgelehnt",
   "The subscriptions REST API: without a key every call is refused":
     "Die REST-API für Abonnements: ohne Schlüssel wird jeder Aufruf abgelehnt",
   "Named API keys for /api/v1/subscriptions, e.g. keys.mdm; set each with `mailbridge secret set notify.api.keys.<name>`":

@@ -105,16 +105,17 @@ export const egressSchema = z
 export const notifySchema = z
   .object({
     api: notifyApiSchema.prefault({}).meta({ description: 'The subscriptions REST API: without a key every call is refused' }),
-    retry: retrySchema.prefault({}),
+    retry: retrySchema.prefault({}).meta({ description: 'Retries of an event a sink could not deliver: the wait grows by factor from initialSeconds up to maxSeconds, until giveUpAfterHours' }),
     retentionHours: numberField({ min: 1, max: 8760, default: 168 }, 'Keep delivered events (and their ids, for deduplication) this long'),
     egress: egressSchema.prefault({}).meta({ description: 'Where subscribers may point webhooks and push endpoints: nothing internal unless listed here' }),
-    webhook: webhookSinkSchema.optional(),
-    webpush: webPushSinkSchema.optional(),
-    apns: apnsSinkSchema.optional(),
-    fcm: fcmSinkSchema.optional(),
+    webhook: webhookSinkSchema.optional().meta({ description: 'Webhook sink: signed HTTP POSTs (Standard Webhooks) to the URL a subscription names; without it, webhook subscriptions are refused' }),
+    webpush: webPushSinkSchema.optional().meta({ description: 'Web Push sink: encrypted pushes (RFC 8030, VAPID) to browsers and installed web apps; without it, webpush subscriptions are refused' }),
+    apns: apnsSinkSchema.optional().meta({ description: "APNs sink: pushes to iOS and macOS apps through Apple's provider API with a .p8 token key; without it, apns subscriptions are refused" }),
+    fcm: fcmSinkSchema.optional().meta({ description: 'FCM sink: pushes to Android apps (and Firebase apps on iOS and the web) through the FCM HTTP v1 API with a service account; without it, fcm subscriptions are refused' }),
     watch: watchSchema.optional().meta({ description: 'Watched mailboxes: Graph change notifications, EWS streaming/push, IMAP IDLE' }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'Notifications: new-mail events to the apps and devices that subscribe through /api/v1/subscriptions, by webhook, Web Push, APNs or FCM' });
 
 export type NotifyConfig = z.infer<typeof notifySchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
