@@ -22,6 +22,8 @@ export const CONFIG_DESCRIPTIONS_DE: Record<string, string> = {
     "Standard-Proxy (HTTP) für ausgehende Verbindungen",
   "Bearer token GET /metrics requires (set it when server.listen is reachable from other hosts); without it /metrics is open to whoever reaches server.listen":
     "Bearer-Token, das GET /metrics verlangt (setzen, wenn server.listen von anderen Rechnern erreichbar ist); ohne es ist /metrics für jeden offen, der server.listen erreicht",
+  "Address the HTTP server (console, API, /health, /metrics) listens on: an IP address or host name, without the port (server.port)":
+    "Adresse, auf der der HTTP-Server (Konsole, API, /health, /metrics) lauscht: eine IP-Adresse oder ein Hostname, ohne den Port (server.port)",
   "Serve HTTPS instead of HTTP. Needed when server.listen is reachable from other hosts (not loopback), unless server.insecure is set":
     "HTTPS statt HTTP ausliefern. Nötig, wenn server.listen von anderen Rechnern erreichbar ist (nicht Loopback), außer server.insecure ist gesetzt",
   "Path of the PEM certificate file (with its chain) the gateway serves HTTPS with":

@@ -27,7 +27,12 @@ import { apiSchema } from '../api/config.ts';
 import { nodeSchema } from '../cluster/config.ts';
 
 export const serverSchema = settingsGroup({
-  listen: z.string().default('127.0.0.1'),
+  listen: z
+    .string()
+    .default('127.0.0.1')
+    // "127.0.0.1:8080" is what admins write from habit; it fails later as a host name nobody resolves.
+    .refine((v) => !/^(\[[^\]]*\]|[^:]*):\d+$/.test(v), { message: 'the address only; the port goes in server.port / nur die Adresse; der Port gehört in server.port' })
+    .meta({ description: 'Address the HTTP server (console, API, /health, /metrics) listens on: an IP address or host name, without the port (server.port)' }),
   port: intField({ min: 0, max: 65535, default: 8080 }),
   publicUrl: z.url().optional().meta({ description: 'URL under which admins and Microsoft reach this server (sign-in redirects, notifications)' }),
   proxy: z.url().optional().meta({ description: 'Default outbound HTTP proxy' }),

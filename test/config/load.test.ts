@@ -342,3 +342,19 @@ test('a non-secret value is quoted back, a secret one is masked; URL passwords a
   assert.equal(url.code, 'MB_CONFIG_EXPECTED_TEXT');
   assert.ok(!url.message.en.includes('12345678'));
 });
+
+test('server.listen with a port ("127.0.0.1:8080", "[::1]:8080") is an error that names server.port; addresses and host names pass', () => {
+  for (const listen of ['127.0.0.1:8080', '[::1]:8080', 'localhost:80']) {
+    const r = analyzeText(`server:\n  listen: "${listen}"\n`, '/etc/mailbridge/mailbridge.yaml', {});
+    assert.deepEqual(
+      r.errors.map((e) => [e.path, e.code]),
+      [['server.listen', 'MB_CONFIG_VALUE_INVALID']],
+      listen,
+    );
+    assert.match(r.errors[0]!.message.en, /the port goes in server\.port/);
+    assert.match(r.errors[0]!.message.de, /der Port gehört in server\.port/);
+  }
+  for (const listen of ['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']) {
+    assert.deepEqual(analyzeText(`server:\n  listen: "${listen}"\n`, '/etc/mailbridge/mailbridge.yaml', {}).errors, [], listen);
+  }
+});
