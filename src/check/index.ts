@@ -42,7 +42,7 @@ import type { Duplex } from 'node:stream';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../net/undici.ts';
 import type { Config } from '../app/schema.ts';
 import type { ConnectionConfig } from '../identity/config.ts';
 import { MbError, toMbError, type ErrorParams, type MbCode } from '../errors/index.ts';

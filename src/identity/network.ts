@@ -21,7 +21,7 @@
  *
  * Limits: request bodies are small form posts and answers small JSON documents; no streaming.
  */
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../net/undici.ts';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { MbError } from '../errors/index.ts';
 import { configuredProxy, httpDispatcher, proxyRoute, showProxy, type ProxyRoute, type ProxySettings } from '../net/proxy.ts';

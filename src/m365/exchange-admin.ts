@@ -9,7 +9,7 @@
  *
  * Network: the connection's proxy and extra CA through src/net/proxy.ts, like every other call.
  */
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../net/undici.ts';
 import { MbError } from '../errors/index.ts';
 import { registerSecret } from '../log/redact.ts';
 import { httpDispatcher, type ProxySettings } from '../net/proxy.ts';

@@ -22,7 +22,7 @@
  * Limits: bodies are read whole (Graph's MIME downloads are at most the 150 MB message limit).
  */
 import { randomUUID } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../net/undici.ts';
 import { registerSecret } from '../log/redact.ts';
 import { httpDispatcher, type ProxySettings } from '../net/proxy.ts';
 import { KeyedLimits, parseRetryAfter, sleep } from '../util/limits.ts';

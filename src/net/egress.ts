@@ -31,7 +31,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Agent, buildConnector, fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from 'undici';
+import { Agent, buildConnector, fetch as undiciFetch, type Connector, type ConnectorOptions, type Dispatcher, type RequestInit, type Response } from './undici.ts';
 import { MbError } from '../errors/index.ts';
 import { CIDR_RE } from './allow-entry.ts';
 
@@ -200,13 +200,13 @@ export class EgressPolicy {
    * own-listener check knows the port), so a rebound name is refused at connect time.
    */
   agent(): Agent {
-    const connectors = new Map<number, buildConnector.connector>();
+    const connectors = new Map<number, Connector>();
     this.agentInstance ??= new Agent({
       connect: (opts, callback) => {
         const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
         let connector = connectors.get(port);
         if (!connector) {
-          connector = buildConnector({ lookup: this.lookupFor(port) } as buildConnector.BuildOptions);
+          connector = buildConnector({ lookup: this.lookupFor(port) } as ConnectorOptions);
           connectors.set(port, connector);
         }
         connector(opts, callback);

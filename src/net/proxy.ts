@@ -22,7 +22,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { createSecureContext, rootCertificates } from 'node:tls';
-import { Client, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { Client, EnvHttpProxyAgent, type Dispatcher } from './undici.ts';
 import { registerSecret } from '../log/redact.ts';
 
 export interface ProxySettings {

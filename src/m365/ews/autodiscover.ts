@@ -20,7 +20,7 @@
  * NTLM/Kerberos (the authorization header is whatever the caller supplies).
  */
 import { resolveSrv as dnsResolveSrv } from 'node:dns/promises';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../../net/undici.ts';
 import { MbError } from '../../errors/index.ts';
 import type { KeyValue } from '../../store/index.ts';
 import { buildXml, child, el, find, kids, NS, parseXml, textAt, tx, type XNode } from './xml.ts';

@@ -16,7 +16,7 @@
  * (capped, default 30 s when Exchange names none), a few times, before the error goes up.
  */
 import ntlmClient from '@ewsjs/ntlm-client';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../../net/undici.ts';
 import { registerSecret } from '../../log/redact.ts';
 import { httpDispatcher, type ProxySettings } from '../../net/proxy.ts';
 import { sleep } from '../../util/limits.ts';

@@ -19,7 +19,7 @@
  */
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { fetch } from 'undici';
+import { fetch } from '../../net/undici.ts';
 import { z } from 'zod';
 import { MbError } from '../../errors/index.ts';
 import { registerSecret } from '../../log/redact.ts';

@@ -9,7 +9,7 @@
  * signed in; for machines without a browser and without a reachable redirect URI.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../../../net/undici.ts';
 import { MbError, renderText } from '../../../errors/index.ts';
 import type { SignInResult } from '../../../identity/index.ts';
 import { signinRoutes } from '../../../server/signin.ts';
