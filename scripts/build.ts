@@ -14,9 +14,10 @@
  * (MODULE under src/, without .ts) for the modules their child processes load one by one.
  */
 import { cpSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { BUNDLE_ENTRIES } from '../src/util/paths.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -27,6 +28,28 @@ for (const e of values.entry) {
   const [name, module] = e.split('=');
   entries[name!] = `${module}.ts`;
 }
+
+/**
+ * `import … from 'node:http'` in an ES module makes Node build the module's ES facade, which reads
+ * every export of node:http, including the getters of http.WebSocket, CloseEvent and MessageEvent
+ * that load Node's own copy of undici: 8 MB more in every process, for classes mailbridge never
+ * uses (nodejs/node#59686; a require() does not read them). Imports of node:http in the bundle get
+ * its exports through require() instead, all but those three (esbuild fails the build should a
+ * module use one of them).
+ */
+const httpWithoutUndici: Plugin = {
+  name: 'node-http-without-undici',
+  setup(b) {
+    const http = createRequire(import.meta.url)('node:http') as object;
+    const lazy = new Set(['WebSocket', 'CloseEvent', 'MessageEvent']);
+    const names = Object.keys(http).filter((k) => !lazy.has(k));
+    b.onResolve({ filter: /^(node:)?http$/ }, (args) => (args.kind === 'import-statement' || args.kind === 'dynamic-import' ? { path: 'node:http', namespace: 'http-without-undici' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'http-without-undici' }, () => ({
+      contents: `const http = require('node:http');\nexport default http;\n${names.map((n) => `export const ${n} = http.${n};`).join('\n')}\n`,
+      loader: 'js',
+    }));
+  },
+};
 
 rmSync(out, { recursive: true, force: true });
 await build({
@@ -45,6 +68,7 @@ await build({
   banner: { js: "import { createRequire as __mbRequire } from 'node:module'; const require = __mbRequire(import.meta.url);" },
   // pg's optional native binding, which mailbridge does not use.
   external: ['pg-native'],
+  plugins: [httpWithoutUndici],
   logLevel: 'warning',
 });
 cpSync(join(ROOT, 'src', 'console', 'assets'), join(out, 'console', 'assets'), { recursive: true });

@@ -45,7 +45,7 @@ export async function configPage(ctx: Ctx): Promise<Html> {
 <h2 id="h-effective">${T.effective[lang]}</h2>
 <pre class="config" tabindex="0" aria-labelledby="h-effective">${text}</pre>
 <h3>${T.secrets[lang]}</h3>
-<ul>${c.body.secrets.map((s) => html`<li><code>${s.path}</code>: ${s.encrypted ? T.encrypted[lang] : T.plain[lang]}${s.unreadable ? html` – ${s.unreadable}` : ''}</li>`)}</ul>
+<ul>${c.body.secrets.map((s) => html`<li><code>${s.path}</code>: ${s.encrypted ? T.encrypted[lang] : T.plain[lang]}${s.unreadable ? html` &ndash; ${s.unreadable}` : ''}</li>`)}</ul>
 </section>
 <section aria-labelledby="h-edit">
 <h2 id="h-edit">${T.edit[lang]}</h2>

@@ -132,7 +132,7 @@ function stepView(s: Step, lang: Lang): Html {
     case 'accepted':
       return html`<li>${at}: ${tx('accepted', lang, { ip: s.clientIp ?? '–', user: s.relayUser ?? '–', sender: s.sender || '<>', recipients: s.recipients.join(', '), size: s.size })}</li>`;
     case 'attempt':
-      return html`<li>${at}: ${tx('attempt', lang, { n: s.attempt, outcome: OUTCOME[s.outcome]?.[lang] ?? s.outcome })}${s.reply ? html` – ${tx('reply', lang)}: <code>${s.reply}</code>` : ''}${s.error ? problem(s.error, lang) : ''}</li>`;
+      return html`<li>${at}: ${tx('attempt', lang, { n: s.attempt, outcome: OUTCOME[s.outcome]?.[lang] ?? s.outcome })}${s.reply ? html` &ndash; ${tx('reply', lang)}: <code>${s.reply}</code>` : ''}${s.error ? problem(s.error, lang) : ''}</li>`;
     case 'admin':
       return html`<li>${at}: ${tx('admin', lang, { action: OUTCOME[s.action]?.[lang] ?? s.action })}</li>`;
     case 'corrupt':
