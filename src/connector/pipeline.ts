@@ -241,6 +241,13 @@ async function deliverGroup(
   let failure: unknown;
   const runs = keyed.map(async ({ m, key }) => {
     await window.acquire();
+    // The window bounds what the destination holds at once: a slot frees when the destination has
+    // answered, so the next message goes out while this one's checkpoint is still being written.
+    let held = true;
+    const release = () => {
+      if (held) window.release();
+      held = false;
+    };
     try {
       if (failure || o.signal.aborted) return;
       if (m.raw.length > o.maxMessageBytes) {
@@ -264,13 +271,13 @@ async function deliverGroup(
         if (o.after.action !== 'none') acked.push(m.item);
         return;
       }
-      const outcome = await deliverOne(o, scope, epoch, m, key, crashed.get(m.item), mark, result, log);
+      const outcome = await deliverOne(o, scope, epoch, m, key, crashed.get(m.item), mark, result, log, release);
       crashed.delete(m.item);
       if (outcome === 'delivered' && o.after.action !== 'none') acked.push(m.item);
     } catch (err) {
       failure ??= err;
     } finally {
-      window.release();
+      release();
     }
   });
   await Promise.all(runs);
@@ -291,6 +298,7 @@ async function deliverOne(
   mark: Watermark,
   result: SyncResult,
   log: Logger,
+  answered: () => void,
 ): Promise<'delivered' | 'rejected'> {
   const deliveryId = deliveryIdOf(scope, epoch, m.item);
   const redelivery = crashed !== undefined;
@@ -316,6 +324,7 @@ async function deliverOne(
         internalDate: m.internalDate,
         redelivery,
       });
+      answered();
       break;
     } catch (err) {
       const e = err instanceof ConnectorError ? err : new ConnectorError(toMbError(err).code, toMbError(err).params, { cause: err });
