@@ -8,11 +8,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+mkdirSync(join(ROOT, 'tmp'), { recursive: true });
 const out = mkdtempSync(join(ROOT, 'tmp', 'bundle-test-'));
 after(() => rmSync(out, { recursive: true, force: true }));
 execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.ts'), out, '--entry', 'server-index=server/index'], { stdio: 'inherit' });
