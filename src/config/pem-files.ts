@@ -1,14 +1,15 @@
 /**
- * A certificate and its private key as two PEM files on the gateway host (server.tls, relay.tls).
- * Each section keeps the key names its admins write ({cert, key}, {certPath, keyPath}) and says
- * what the files are for; both paths carry the mark `file: true` (a file mailbridge reads at
- * start), so `mailbridge config check` reports a missing or unreadable one (config/index.ts)
- * instead of serve or the relay failing only when they start.
+ * Files on the gateway host that mailbridge reads, named in the configuration: readFileField for
+ * one (a connection's certificate, its key, extra CAs), pemFilePair for a certificate and its
+ * private key as two PEM files (server.tls, relay.tls; each section keeps the key names its admins
+ * write, {cert, key} and {certPath, keyPath}). Every such path carries the mark `file: true`, so
+ * `mailbridge config check` reports a missing or unreadable one (config/index.ts) instead of the
+ * gateway failing only when it first needs the file.
  */
 import { z } from 'zod';
 
 /** The path of a file mailbridge reads; `description` for the JSON Schema and docs/<lang>/reference/config.md. */
-function readFileField(description: string) {
+export function readFileField(description: string) {
   return z.string().min(1).meta({ description, file: true });
 }
 

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { intField } from '../config/number-field.ts';
+import { readFileField } from '../config/pem-files.ts';
 import { secretField } from '../config/secret-field.ts';
 
 export const CLOUDS = ['global', 'gcc', 'gcc-high', 'dod', 'china'] as const;
@@ -14,9 +15,9 @@ const scopes = z.array(z.string().min(1)).min(1);
 
 export const certificateSchema = z
   .object({
-    path: z.string().min(1).meta({ description: 'PEM (certificate + private key) or PFX/PKCS#12 file' }),
+    path: readFileField('PEM (certificate + private key) or PFX/PKCS#12 file'),
     password: secretField('Password of the PFX file or of an encrypted PEM key').optional(),
-    privateKeyPath: z.string().min(1).optional().meta({ description: 'Private key in its own PEM file, if not in `path`' }),
+    privateKeyPath: readFileField('Private key in its own PEM file, if not in `path`').optional(),
     algorithm: z
       .enum(['PS256', 'RS256'])
       .default('PS256')
@@ -58,7 +59,7 @@ export const connectionSchema = z
       .meta({ description: 'Override the scopes per resource (defaults follow the cloud)' }),
     graceSeconds: intField({ min: 0, max: 3600, default: 30 }, 'Renew a token this many seconds before it expires'),
     proxy: z.url().optional().meta({ description: 'Outbound HTTP proxy for this connection (else server.proxy, else HTTPS_PROXY)' }),
-    caFile: z.string().optional().meta({ description: 'Extra CA certificates (PEM) to trust, e.g. the sandbox CA' }),
+    caFile: readFileField('Extra CA certificates (PEM) to trust, e.g. the sandbox CA').optional(),
     exchangeAdminUrl: z
       .url()
       .optional()

@@ -319,6 +319,26 @@ test('checkConfig opens the TLS certificate and key files of server.tls and rela
   assert.deepEqual((await checkConfig(file, {}, { verifyFiles: false })).errors, []);
 });
 
+test("checkConfig opens a connection's certificate, its separate key and its extra CA file too", async (t) => {
+  const dir = tempDir('mb-config-', t).path;
+  const file = join(dir, 'mailbridge.yaml');
+  writeFileSync(join(dir, 'app.pem'), 'certificate');
+  writeFileSync(join(dir, 'ca.pem'), 'ca');
+  const connection = (extra: string) =>
+    `connections:\n  contoso:\n    tenantId: 0b7c3f3e-6d2a-4e1b-9c8f-3a5d7e9b1c24\n    clientId: 5d1e2a44-8b3c-4f7d-a2e6-9c1b4d8f0e35\n${extra}`;
+  writeFileSync(file, connection(`    certificate:\n      path: ${join(dir, 'app.pem')}\n    caFile: ${join(dir, 'ca.pem')}\n`));
+  assert.deepEqual((await checkConfig(file, {})).errors, []);
+  writeFileSync(file, connection(`    certificate:\n      path: ${join(dir, 'gone.pfx')}\n      privateKeyPath: ${join(dir, 'gone.key')}\n    caFile: ${dir}\n`));
+  assert.deepEqual(
+    (await checkConfig(file, {})).errors.map((e) => [e.code, e.path]),
+    [
+      ['MB_CONFIG_FILE_UNREADABLE', 'connections.contoso.certificate.path'],
+      ['MB_CONFIG_FILE_UNREADABLE', 'connections.contoso.certificate.privateKeyPath'],
+      ['MB_CONFIG_FILE_UNREADABLE', 'connections.contoso.caFile'],
+    ],
+  );
+});
+
 test('a file that is not a section of settings is one clear error', () => {
   const r = analyzeText('- a\n- b\n', '/x/mailbridge.yaml', { MAILBRIDGE__SERVER__PORT: '1' });
   assert.deepEqual(

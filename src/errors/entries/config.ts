@@ -220,8 +220,8 @@ export const config = {
     http: 500,
     title: { en: 'File not readable', de: 'Datei nicht lesbar' },
     cause: {
-      en: '{field} names the file {path}, which mailbridge cannot read ({detail}); the gateway would not start with it.',
-      de: '{field} nennt die Datei {path}, die mailbridge nicht lesen kann ({detail}); das Gateway würde damit nicht starten.',
+      en: '{field} names the file {path}, which mailbridge cannot read ({detail}); whatever needs it would fail: the gateway at its start, a connection at its first token.',
+      de: '{field} nennt die Datei {path}, die mailbridge nicht lesen kann ({detail}); was sie braucht, würde scheitern: das Gateway beim Start, eine Verbindung beim ersten Token.',
     },
     fix: {
       en: 'Put the file there or correct {field}, and let the user mailbridge runs as read it: `ls -l {path}`',
