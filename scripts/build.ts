@@ -5,8 +5,8 @@
  *
  * Why a bundle rather than tsc's file-for-file output: V8 keeps the source text of every module it
  * loads, and `serve` loads about 1,000 of them (6.4 MB of files, comments included). Bundled with
- * the white space taken out, the gateway holds 8 to 9 MB less memory for its whole life, measured
- * with bench/relay. Names are kept, so stack traces in a log still read.
+ * the white space taken out, an idle gateway holds 9 to 10 MB less memory for its whole life
+ * (docs/en/benchmarks.md). Names are kept, so stack traces in a log still read.
  *
  * Type checking is `npm run typecheck`'s job; esbuild only strips the types.
  *

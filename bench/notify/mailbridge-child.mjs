@@ -8,11 +8,12 @@
  * count is what watching costs. Both measurements after ten seconds of settling with full GCs and a
  * last-resort collection (see measure()).
  *
- * Plain JavaScript that loads mailbridge from `code` (src/ compiled as the packages ship it, see
- * bench/support/build.ts), so the process holds what an installed mailbridge holds; without `code`
- * it loads the checkout's TypeScript (and Node's type stripper with it).
+ * Plain JavaScript that loads mailbridge from `modules` (the bundle the packages ship, with these
+ * modules as entries, see bench/support/build.ts), so the process holds what an installed
+ * mailbridge holds; without `modules` it loads the checkout's TypeScript (and Node's type stripper
+ * with it).
  *
- * argv[2]: JSON { configFile, withoutWatchFile, mailboxes, deadlineSeconds, code? }. Prints `READY <json>` once every
+ * argv[2]: JSON { configFile, withoutWatchFile, mailboxes, deadlineSeconds, modules? }. Prints `READY <json>` once every
  * mailbox is watching (or `FAILED <json>` after the deadline), stops on SIGTERM.
  */
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
@@ -21,9 +22,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
 const o = JSON.parse(process.argv[2] ?? '{}');
-const base = o.code ?? join(import.meta.dirname, '..', '..', 'src');
-// o.modules: each module's file in the bundle the benchmark built (bench/support/build.ts).
-const load = (path) => import(pathToFileURL(o.modules?.[path] ?? join(base, path + (o.code ? '.js' : '.ts'))).href);
+// o.modules: each module's file in the bundle the benchmark built (bench/support/build.ts); else the sources.
+const load = (path) => import(pathToFileURL(o.modules?.[path] ?? join(import.meta.dirname, '..', '..', 'src', `${path}.ts`)).href);
 const [{ loadConfig }, { createLogger }, { startGateway }] = await Promise.all([load('app/config'), load('log/index'), load('server/index')]);
 const gc = globalThis.gc ?? (() => undefined);
 const measure = async () => {

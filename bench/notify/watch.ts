@@ -206,7 +206,7 @@ try {
   const serve = values['plain-node'] ? { flags: [], env: {} } : serveSettings();
   // As the packages run it (bundled); --from-src: the checkout's TypeScript, with Node's type stripper.
   const build = values['from-src'] ? undefined : compiledSources(ROOT, builds, CHILD_MODULES);
-  const code = build ? { code: build.dir, modules: moduleFiles(build, CHILD_MODULES) } : {};
+  const code = build ? { modules: moduleFiles(build, CHILD_MODULES) } : {};
   child = spawn(NODE, ['--expose-gc', ...serve.flags, join(ROOT, 'bench', 'notify', 'mailbridge-child.mjs'), JSON.stringify({ configFile, withoutWatchFile, mailboxes: N, deadlineSeconds: Number(values['setup-seconds']), ...code })], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...serve.env, NODE_EXTRA_CA_CERTS: sandbox.caFile },

@@ -7,16 +7,16 @@
  * connection anyway. Per-mailbox limits: Exchange's 3 connections per mailbox; the 30 messages per
  * minute pacing is lifted because the upstream is not Exchange.
  *
- * Plain JavaScript, and the relay's modules from `code` (src/ compiled as the packages ship it, see
- * throughput.ts), so the process holds what an installed mailbridge holds: a TypeScript file would
- * load Node's type stripper (about 12 MB) that the packages never load. Without `code` it runs the
- * checkout's TypeScript sources.
+ * Plain JavaScript, and the relay's modules from `modules` (their files in the bundle the packages
+ * ship, see bench/support/build.ts), so the process holds what an installed mailbridge holds: a
+ * TypeScript file would load Node's type stripper (about 12 MB) that the packages never load.
+ * Without `modules` it runs the checkout's TypeScript sources.
  *
  * bench/cluster/relay.ts runs it as one of several nodes: with `postgres` (a URL) the store is
  * PostgreSQL, and bodies, claims and per-mailbox limits live there, as src/app/relay.ts chooses them
  * for `serve`; `name` names the node's claims.
  *
- * argv[2]: JSON { dir, upstream: { host, port }, caFile, maxConcurrency, code?, postgres?, name? }.
+ * argv[2]: JSON { dir, upstream: { host, port }, caFile, maxConcurrency, modules?, postgres?, name? }.
  * Prints `READY <port>`, stops on SIGTERM.
  */
 import { createWriteStream } from 'node:fs';
@@ -24,9 +24,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const o = JSON.parse(process.argv[2] ?? '{}');
-const base = o.code ?? join(import.meta.dirname, '..', '..', 'src');
-// o.modules: each module's file in the bundle the benchmark built (bench/support/build.ts).
-const load = (path) => import(pathToFileURL(o.modules?.[path] ?? join(base, path + (o.code ? '.js' : '.ts'))).href);
+// o.modules: each module's file in the bundle the benchmark built (bench/support/build.ts); else the sources.
+const load = (path) => import(pathToFileURL(o.modules?.[path] ?? join(import.meta.dirname, '..', '..', 'src', `${path}.ts`)).href);
 const [{ configSchema }, { createLogger }, { startRelayService }, { openStore }, { transports }] = await Promise.all([
   load('app/schema'),
   load('log/index'),

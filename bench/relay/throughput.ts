@@ -254,7 +254,7 @@ async function startMailbridge(dir: string, upstreamPort: number, checkout = ROO
       ...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []),
       ...(process.env.MB_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_CPU_PROF] : []),
       childFile,
-      JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(code ? { code: code.dir, modules: moduleFiles(code, SERVICE_MODULES) } : {}) }),
+      JSON.stringify({ dir, upstream: { host: '127.0.0.1', port: upstreamPort }, caFile, maxConcurrency: 20, ...(code ? { modules: moduleFiles(code, SERVICE_MODULES), code: code.dir /* a --baseline's older child */ } : {}) }),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...serve.env } },
   );
