@@ -20,8 +20,8 @@ let shortPattern: RegExp | undefined;
  * secret shorter than this (Entra ID's minimum password length; client secrets have 40 characters,
  * tokens hundreds) is masked only where it stands as a word of its own, not inside a longer word:
  * `password=mail` and `"mail"` are masked, `mailbridge` is left alone. The places that show a secret
- * field print `mask()`/`MASK` whatever its length (config show and check, secret list, the pino
- * `redact` paths in log/index.ts).
+ * field print `mask()`/`MASK` whatever its length (config show and check, secret list), and a log line
+ * masks the value of every secret-named field (SECRET_FIELD below).
  */
 export const MIN_SCRUB_LENGTH = 8;
 
@@ -94,12 +94,18 @@ export function scrub(text: string): string {
 const SECRET_QUERY = /([?&](?:code|state|session_state|id_token|access_token|refresh_token|token|client_secret|client_assertion|code_verifier|password)=)[^&\s"'#]+/gi;
 
 /**
+ * The string value of a secret-named field, at any depth of a JSON log line (`{ connection: {
+ * clientSecret } }`, `{ token }`). Only for logs: an API answer may carry a token on purpose.
+ */
+const SECRET_FIELD = /("(?:client_?secret|refresh_?token|access_?token|token|password|secret|private_?key)"\s*:\s*")(?:[^"\\]|\\.)+/gi;
+
+/**
  * For lines written to a log: `scrub` plus the values of secret-looking query parameters (request
- * logs carry full URLs). Not for CLI output, where the sign-in link the admin must open carries its
- * state on purpose.
+ * logs carry full URLs) and of secret-named fields. Not for CLI output, where the sign-in link the
+ * admin must open carries its state on purpose.
  */
 export function scrubLogLine(text: string): string {
-  return scrub(text).replace(SECRET_QUERY, `$1${MASK}`);
+  return scrub(text).replace(SECRET_QUERY, `$1${MASK}`).replace(SECRET_FIELD, `$1${MASK}`);
 }
 
 /** Entra ID shows the first three characters of a secret as its "hint"; mailbridge does the same. */

@@ -85,3 +85,18 @@ test('log lines mask the code, state and tokens in URLs; CLI scrubbing keeps a s
   const link = 'https://login.microsoftonline.com/t/oauth2/v2.0/authorize?client_id=a&state=abc123';
   assert.equal(scrub(link), link);
 });
+
+test('log lines mask the value of a secret-named field at any depth, also one never registered', () => {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const log = createLogger({ level: 'info', destination: sink });
+  log.info({ token: 'top-level-tok', connection: { clientSecret: 'cs-"quoted"-1', auth: { refreshToken: 'rt-deep-2', accessToken: 'at-3' } } }, 'fields');
+  log.info({ tls: { privateKey: 'pk-4', password: 'pw-5' }, claimToken: 'claim-visible', tokenCount: 3 }, 'more fields');
+  const all = lines.join('');
+  for (const value of ['top-level-tok', 'quoted', 'rt-deep-2', 'at-3', 'pk-4', 'pw-5']) assert.ok(!all.includes(value), `${value} in ${all}`);
+  assert.match(all, /"clientSecret":"\*{8}"/);
+  // Fields that only contain a secret's name in theirs are not secrets.
+  assert.match(all, /"claimToken":"claim-visible"/);
+  assert.match(all, /"tokenCount":3/);
+  for (const line of lines) JSON.parse(line);
+});
