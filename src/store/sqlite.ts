@@ -28,7 +28,12 @@ export function openSqliteStore(path: string, options: { clock?: () => number } 
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     db = new DatabaseSync(path);
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    // cache_size: at most 512 KB of pages instead of SQLite's 2 MB. The hot pages (the queue's
+    // indexes, the rows in flight) fit; message bodies, written once and read once, filled the rest
+    // and pushed them out. A page not cached is read from the operating system's page cache: in the
+    // relay benchmark CPU per message and throughput stayed the same and the peak was 0.6 MB lower
+    // (3 rounds beside the same code without it, within the spread from run to run).
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -512;');
     migrate(db);
   } catch (err) {
     throw new MbError('MB_STORE_OPEN_FAILED', { path, detail: err instanceof Error ? err.message : String(err) }, { cause: err });
