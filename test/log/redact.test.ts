@@ -5,6 +5,13 @@ import { registerSecret, scrub, mask, MASK } from '../../src/log/redact.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { MbError } from '../../src/errors/index.ts';
 
+/** A logger as the gateway builds it, whose lines (scrubbed, as written) land in `lines`. */
+function collectingLogger() {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  return { log: createLogger({ level: 'info', destination: sink }), lines };
+}
+
 test('registered secrets are masked in any text, also URL-encoded', () => {
   const secret = 'Zq8~kP3.x/longSecretValue+1';
   registerSecret(secret);
@@ -32,9 +39,7 @@ test('mask keeps the three-character hint of long secrets only', () => {
 test('log lines and MbError texts never carry a registered secret', () => {
   const secret = 'another-Secret-Value-4711-xyz';
   registerSecret(secret);
-  const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
-  const log = createLogger({ level: 'info', destination: sink });
+  const { log, lines } = collectingLogger();
   log.info({ connection: { clientSecret: secret } }, `message with ${secret}`);
   log.info({ nested: { something: secret } }, 'object value');
   const err = new MbError('MB_INTERNAL', { detail: `failed with ${secret}` });
@@ -71,9 +76,7 @@ test('a short secret is not scrubbed out of ordinary text: with the password "ma
 });
 
 test('log lines mask the code, state and tokens in URLs; CLI scrubbing keeps a sign-in link usable', () => {
-  const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
-  const log = createLogger({ level: 'info', destination: sink });
+  const { log, lines } = collectingLogger();
   log.info({ req: { url: '/oauth/callback?code=0.AXoA-authcode-123&state=st4te-xyz&session_state=ss-999' } }, 'incoming request');
   log.info('GET https://example.test/cb?foo=1&access_token=tok-abc&client_secret=cs-def#frag');
   log.info('process exited with code=1 and state=ready');
@@ -87,9 +90,7 @@ test('log lines mask the code, state and tokens in URLs; CLI scrubbing keeps a s
 });
 
 test('log lines mask the value of a secret-named field at any depth, also one never registered', () => {
-  const lines: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
-  const log = createLogger({ level: 'info', destination: sink });
+  const { log, lines } = collectingLogger();
   log.info({ token: 'top-level-tok', connection: { clientSecret: 'cs-"quoted"-1', auth: { refreshToken: 'rt-deep-2', accessToken: 'at-3' } } }, 'fields');
   log.info({ tls: { privateKey: 'pk-4', password: 'pw-5' }, claimToken: 'claim-visible', tokenCount: 3 }, 'more fields');
   const all = lines.join('');
