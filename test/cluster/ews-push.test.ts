@@ -22,14 +22,12 @@ import { stringify } from 'yaml';
 import { configSchema, type Config } from '../../src/app/schema.ts';
 import { silentLogger } from '../../src/log/index.ts';
 import type { NotifyEvent } from '../../src/notify/events.ts';
-import { shardsOf } from '../../src/notify/watchers/service.ts';
-import { ownerOf } from '../../src/cluster/ownership.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { startGateway, type Gateway } from '../../src/server/index.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxServerCert, spawnGateway, startEventReceiver, subscribeWebhook, watchGatewayConfig } from '../support/cluster.ts';
+import { atRendezvousOwners, sandboxServerCert, spawnGateway, startEventReceiver, subscribeWebhook, watchGatewayConfig } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const BURST = 30;
@@ -164,36 +162,6 @@ async function leases(url: string): Promise<unknown> {
   }
 }
 
-/**
- * Whether every shard of `mailboxes` is held, unexpired, by the node rendezvous hashing gives it
- * among the live nodes, as every node computes it: the settled spread. Node ids are random per
- * start, so how many nodes get shards varies from run to run; with these 9 mailboxes in 6 shards,
- * about one run in 250 puts every shard on one node. The pushes still reach every node through the
- * balancer and are handed over (asserted below), so the tests wait for this, not for a spread.
- */
-async function atRendezvousOwners(url: string, mailboxes: string[]): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const at = Date.now();
-    const nodes = (await c.query<{ id: string; heartbeat_at: string; owns: string }>('SELECT id, heartbeat_at, owns FROM cluster_nodes')).rows;
-    const members = nodes.filter((n) => Number(n.heartbeat_at) > at - LEASE_MS && `watch:${GROUP}` in (JSON.parse(n.owns) as Record<string, number>)).map((n) => n.id);
-    const held = new Map(
-      (await c.query<{ name: string; owner: string; expires_at: string }>('SELECT name, owner, expires_at FROM cluster_leases')).rows
-        .filter((l) => Number(l.expires_at) > at)
-        .map((l) => [l.name, l.owner]),
-    );
-    const shards = shardsOf(mailboxes.map((address) => ({ address: address.toLowerCase(), folders: [] })), 1);
-    return shards.every((shard, k) => {
-      if (shard.length === 0) return true;
-      const lease = `watch:${GROUP}/${GROUP}/sandbox#${k}`;
-      return held.get(lease) === ownerOf(lease, members);
-    });
-  } finally {
-    await c.end();
-  }
-}
-
 async function waitingParcels(url: string): Promise<number> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -230,7 +198,9 @@ test('three gateways share an EWS push group behind a balancer: bursts of 30 mes
   }
   const held = (g: Gateway) => g.watch!.status().groups.reduce((n, x) => n + (x.states.watching ?? 0) + (x.states.subscribed ?? 0), 0);
   const describe = () => gateways.map((g) => `${g.node.name}: ${JSON.stringify(g.watch!.status().groups.map((x) => x.states))} ${JSON.stringify(g.watch!.status().ewsPush)} ${JSON.stringify(g.watch!.status().problems.slice(-3))}`).join('; ') + ` exchange ${JSON.stringify(sandbox.ews.stats.push)} lb ${JSON.stringify(lb.stats)} subs ${sandbox.ews.subscriptions()}`;
-  await waitFor(async () => gateways.reduce((n, g) => n + held(g), 0) === MAILBOXES && (await atRendezvousOwners(url, mailboxes)), 90_000, () => `every mailbox subscribed, each shard at its node: ${describe()}`, 100).catch(
+  // Settled where rendezvous hashing puts each shard, which may be one node (see atRendezvousOwners):
+  // the pushes reach every node through the balancer and are handed over either way (asserted below).
+  await waitFor(async () => gateways.reduce((n, g) => n + held(g), 0) === MAILBOXES && (await atRendezvousOwners(url, GROUP, mailboxes, LEASE_MS)), 90_000, () => `every mailbox subscribed, each shard at its node: ${describe()}`, 100).catch(
     async (err: Error) => {
       throw new Error(`${err.message}; leases ${JSON.stringify(await leases(url))}`);
     },
@@ -279,7 +249,7 @@ test('kill -9 of a node in the middle of a burst: its shards move, what Exchange
     return spawnGateway({ configFile, leaseMs: LEASE_MS, caFile: sandbox.caFile, children, onWatching: (n) => (held[i] = n) });
   });
   const total = () => held.reduce((a, b) => a + b, 0);
-  await waitFor(async () => total() === MAILBOXES && (await atRendezvousOwners(url, mailboxes)), 90_000, () => `every mailbox subscribed, each shard at its node: ${held.join('/')}`, 100);
+  await waitFor(async () => total() === MAILBOXES && (await atRendezvousOwners(url, GROUP, mailboxes, LEASE_MS)), 90_000, () => `every mailbox subscribed, each shard at its node: ${held.join('/')}`, 100);
 
   burst(mailboxes, 'k1', 0, BURST);
   await waitFor(() => missing(mailboxes, 'k1', 0, BURST).length === 0, 120_000, () => `the first burst: missing ${missing(mailboxes, 'k1', 0, BURST).length} (${held.join('/')})`);

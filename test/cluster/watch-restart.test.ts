@@ -30,7 +30,7 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type PostgresServer } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
-import { sandboxInbound, startEventReceiver, subscribeWebhook, watchGatewayConfig, type InboundListen } from '../support/cluster.ts';
+import { atRendezvousOwners, sandboxInbound, startEventReceiver, subscribeWebhook, watchGatewayConfig, type InboundListen } from '../support/cluster.ts';
 
 const MAILBOXES = 9;
 const LEASE_MS = 3000;
@@ -181,7 +181,7 @@ test('three gateways share a Graph watch group; PostgreSQL restarted twice while
     }
   };
 
-  await waitFor(() => total() === MAILBOXES && owned() === SHARDS && nodes.filter((n) => n.watching > 0).length >= 2, 90_000, report('every mailbox watched, over at least two nodes'));
+  await waitFor(async () => total() === MAILBOXES && owned() === SHARDS && (await atRendezvousOwners(url, 'cloud', mailboxes, LEASE_MS)), 90_000, report('every mailbox watched, each shard at its node'), 100);
   for (const n of nodes) n.lostAll = false;
   send();
   await everyEvent('the first events');

@@ -16,6 +16,9 @@ import { createSandboxCa } from '../../src/sandbox/ca.ts';
 import { parse } from 'yaml';
 import { loopbackEgressConfig } from './egress.ts';
 import { openStore } from '../../src/store/index.ts';
+import { ownerOf } from '../../src/cluster/ownership.ts';
+import { shardsOf } from '../../src/notify/watchers/service.ts';
+import pg from 'pg';
 
 const NODE = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'node');
 
@@ -104,4 +107,30 @@ export async function startEventReceiver(events: NotifyEvent[]): Promise<Server>
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   return receiver;
+}
+
+/**
+ * Whether every shard of a watch group (listener `<group>/sandbox`, shards of one mailbox as the
+ * tests cut them) is held, unexpired, by the node rendezvous hashing gives it among the live nodes
+ * of the pool, as every node computes it: the spread has settled. Node ids are random per start,
+ * so how many nodes get shards varies from run to run: 9 mailboxes fall into 6 shards, and about
+ * one run in 250 puts all of them on one node. A test that waits for shards on two nodes then
+ * waits in vain; one that waits for this does not.
+ */
+export async function atRendezvousOwners(url: string, group: string, mailboxes: readonly string[], leaseMs: number): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const at = Date.now();
+    const nodes = (await c.query<{ id: string; heartbeat_at: string; owns: string }>('SELECT id, heartbeat_at, owns FROM cluster_nodes')).rows;
+    const members = nodes.filter((n) => Number(n.heartbeat_at) > at - leaseMs && `watch:${group}` in (JSON.parse(n.owns) as Record<string, number>)).map((n) => n.id);
+    const leases = (await c.query<{ name: string; owner: string; expires_at: string }>('SELECT name, owner, expires_at FROM cluster_leases')).rows;
+    const held = new Map(leases.filter((l) => Number(l.expires_at) > at).map((l) => [l.name, l.owner]));
+    return shardsOf(mailboxes.map((address) => ({ address: address.toLowerCase(), folders: [] })), 1).every((shard, k) => {
+      const lease = `watch:${group}/${group}/sandbox#${k}`;
+      return shard.length === 0 || held.get(lease) === ownerOf(lease, members);
+    });
+  } finally {
+    await c.end();
+  }
 }
